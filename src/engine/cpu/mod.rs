@@ -1,0 +1,328 @@
+//! The CPU engine: ndarray storage, multithreaded GEMM ([`gemm`]), rayon for elementwise work.
+
+pub(crate) mod gemm;
+
+use ndarray::parallel::prelude::*;
+use ndarray::{Array2, ArrayView2, Axis, CowArray, Ix2, Zip};
+
+use self::gemm::{gemm_into, Accum};
+use super::{Engine, MuDenominator, Side};
+use crate::error::Result;
+use crate::params::{Loss, Regularization};
+
+/// Target number of f32 entries in one block of `V` processed at once by blocked kernels
+/// (KL ratios, exact losses): about 1 MiB, so a block of `WH` stays in cache.
+const BLOCK_ENTRIES: usize = 1 << 18;
+
+/// The CPU engine over a borrowed (or, when not contiguous, copied) data matrix.
+pub(crate) struct CpuEngine<'a> {
+    v: CowArray<'a, f32, Ix2>,
+    /// Scratch for `W G` (m x r) and `K H` (r x n), reused across iterations.
+    scratch_left: Option<Array2<f32>>,
+    scratch_right: Option<Array2<f32>>,
+}
+
+impl<'a> CpuEngine<'a> {
+    /// Wrap `v`; it is copied only when it is neither row- nor column-contiguous.
+    pub(crate) fn new(v: ArrayView2<'a, f32>) -> Self {
+        let v = if v.is_standard_layout() || v.t().is_standard_layout() {
+            CowArray::from(v)
+        } else {
+            CowArray::from(v.as_standard_layout().into_owned())
+        };
+        CpuEngine {
+            v,
+            scratch_left: None,
+            scratch_right: None,
+        }
+    }
+
+    fn block_rows(&self, cols: usize) -> usize {
+        (BLOCK_ENTRIES / cols.max(1)).clamp(4, 4096)
+    }
+}
+
+/// Take (or create) a scratch matrix of the given shape.
+fn take_scratch(slot: &mut Option<Array2<f32>>, shape: (usize, usize)) -> Array2<f32> {
+    match slot.take() {
+        Some(a) if a.dim() == shape => a,
+        _ => Array2::zeros(shape),
+    }
+}
+
+impl Engine for CpuEngine<'_> {
+    type Mat = Array2<f32>;
+
+    fn name(&self) -> String {
+        format!("cpu ({} threads)", rayon::current_num_threads())
+    }
+
+    fn dims(&self) -> (usize, usize) {
+        self.v.dim()
+    }
+
+    fn upload(&mut self, a: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
+        Ok(a.as_standard_layout().into_owned())
+    }
+
+    fn zeros(&mut self, rows: usize, cols: usize) -> Result<Array2<f32>> {
+        Ok(Array2::zeros((rows, cols)))
+    }
+
+    fn download(&mut self, a: &Array2<f32>) -> Result<Array2<f32>> {
+        Ok(a.clone())
+    }
+
+    fn v_ht(&mut self, h: &Array2<f32>, out: &mut Array2<f32>) -> Result<()> {
+        gemm_into(out.view_mut(), self.v.view(), h.t(), Accum::Replace);
+        Ok(())
+    }
+
+    fn wt_v(&mut self, w: &Array2<f32>, out: &mut Array2<f32>) -> Result<()> {
+        gemm_into(out.view_mut(), w.t(), self.v.view(), Accum::Replace);
+        Ok(())
+    }
+
+    fn gram(&mut self, x: &Array2<f32>, side: Side, out: &mut Array2<f32>) -> Result<()> {
+        match side {
+            Side::Left => gemm_into(out.view_mut(), x.t(), x.view(), Accum::Replace),
+            Side::Right => gemm_into(out.view_mut(), x.view(), x.t(), Accum::Replace),
+        }
+        Ok(())
+    }
+
+    fn kl_numerator(
+        &mut self,
+        w: &Array2<f32>,
+        h: &Array2<f32>,
+        side: Side,
+        out: &mut Array2<f32>,
+    ) -> Result<()> {
+        let (m, n) = self.v.dim();
+        match side {
+            Side::Left => {
+                // out[rows] = (V[rows] ⊘ W[rows] H) Hᵀ, independently per row block.
+                let bs = self.block_rows(n);
+                self.v
+                    .axis_chunks_iter(Axis(0), bs)
+                    .into_par_iter()
+                    .zip(w.axis_chunks_iter(Axis(0), bs))
+                    .zip(out.axis_chunks_iter_mut(Axis(0), bs))
+                    .for_each(|((vb, wb), ob)| {
+                        let mut z = Array2::<f32>::zeros((vb.nrows(), n));
+                        gemm_into(z.view_mut(), wb, h.view(), Accum::Replace);
+                        ratio_in_place(&mut z, vb);
+                        gemm_into(ob, z.view(), h.t(), Accum::Replace);
+                    });
+            }
+            Side::Right => {
+                // out[:, cols] = Wᵀ (V[:, cols] ⊘ W H[:, cols]), independently per column block.
+                let bs = self.block_rows(m);
+                self.v
+                    .axis_chunks_iter(Axis(1), bs)
+                    .into_par_iter()
+                    .zip(h.axis_chunks_iter(Axis(1), bs))
+                    .zip(out.axis_chunks_iter_mut(Axis(1), bs))
+                    .for_each(|((vb, hb), ob)| {
+                        let mut z = Array2::<f32>::zeros((m, vb.ncols()));
+                        gemm_into(z.view_mut(), w.view(), hb, Accum::Replace);
+                        ratio_in_place(&mut z, vb);
+                        gemm_into(ob, w.t(), z.view(), Accum::Replace);
+                    });
+            }
+        }
+        Ok(())
+    }
+
+    fn factor_sums(&mut self, x: &Array2<f32>, side: Side, out: &mut Array2<f32>) -> Result<()> {
+        match side {
+            Side::Left => {
+                for (o, row) in out.iter_mut().zip(x.rows()) {
+                    *o = row.iter().map(|&v| v as f64).sum::<f64>() as f32;
+                }
+            }
+            Side::Right => {
+                for (o, col) in out.iter_mut().zip(x.columns()) {
+                    let s = col.iter().map(|&v| v as f64).sum::<f64>() as f32;
+                    *o = if s == 0.0 { 1.0 } else { s };
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn mu_step(
+        &mut self,
+        x: &mut Array2<f32>,
+        num: &Array2<f32>,
+        den: MuDenominator<'_, Array2<f32>>,
+        side: Side,
+        reg: Regularization,
+        eps: f32,
+    ) -> Result<()> {
+        let Regularization { l1, l2 } = reg;
+        let update = move |x: &mut f32, n: f32, d: f32| {
+            let mut d = d + l1 + l2 * *x;
+            if d == 0.0 {
+                d = eps;
+            }
+            *x *= n / d;
+        };
+        match den {
+            MuDenominator::Gram(g) => {
+                let slot = match side {
+                    Side::Left => &mut self.scratch_left,
+                    Side::Right => &mut self.scratch_right,
+                };
+                let mut d = take_scratch(slot, x.dim());
+                match side {
+                    Side::Left => gemm_into(d.view_mut(), x.view(), g.view(), Accum::Replace),
+                    Side::Right => gemm_into(d.view_mut(), g.view(), x.view(), Accum::Replace),
+                }
+                Zip::from(&mut *x)
+                    .and(num)
+                    .and(&d)
+                    .par_for_each(|x, &n, &d| update(x, n, d));
+                *slot = Some(d);
+            }
+            MuDenominator::Sums(s) => match side {
+                Side::Left => {
+                    let s = s.column(0);
+                    Zip::from(x.rows_mut())
+                        .and(num.rows())
+                        .par_for_each(|mut xr, nr| {
+                            Zip::from(&mut xr)
+                                .and(&nr)
+                                .and(&s)
+                                .for_each(|x, &n, &d| update(x, n, d));
+                        });
+                }
+                Side::Right => {
+                    Zip::from(x.rows_mut())
+                        .and(num.rows())
+                        .and(s.rows())
+                        .par_for_each(|mut xr, nr, sr| {
+                            let d = sr[0];
+                            Zip::from(&mut xr).and(&nr).for_each(|x, &n| update(x, n, d));
+                        });
+                }
+            },
+        }
+        Ok(())
+    }
+
+    fn hals_step(
+        &mut self,
+        x: &mut Array2<f32>,
+        num: &Array2<f32>,
+        gram: &Array2<f32>,
+        side: Side,
+        reg: Regularization,
+    ) -> Result<()> {
+        let r = gram.nrows();
+        let Regularization { l1, l2 } = reg;
+        match side {
+            Side::Left => {
+                // Rows of W are independent: sweep t = 0..r on each row.
+                Zip::from(x.rows_mut())
+                    .and(num.rows())
+                    .par_for_each(|mut wr, pr| {
+                        for t in 0..r {
+                            let hess = gram[[t, t]] + l2;
+                            if hess == 0.0 {
+                                continue;
+                            }
+                            let mut grad = l1 - pr[t] + l2 * wr[t];
+                            for (gk, wk) in gram.row(t).iter().zip(wr.iter()) {
+                                grad += gk * wk;
+                            }
+                            wr[t] = (wr[t] - grad / hess).max(0.0);
+                        }
+                    });
+            }
+            Side::Right => {
+                // Columns of H are independent: sweep t = 0..r on a block of columns at a time.
+                const COLS: usize = 64;
+                x.axis_chunks_iter_mut(Axis(1), COLS)
+                    .into_par_iter()
+                    .zip(num.axis_chunks_iter(Axis(1), COLS))
+                    .for_each(|(mut hb, qb)| {
+                        let b = hb.ncols();
+                        let mut grad = vec![0.0f32; b];
+                        for t in 0..r {
+                            let hess = gram[[t, t]] + l2;
+                            if hess == 0.0 {
+                                continue;
+                            }
+                            for (j, g) in grad.iter_mut().enumerate() {
+                                *g = l1 - qb[[t, j]] + l2 * hb[[t, j]];
+                            }
+                            for k in 0..r {
+                                let gk = gram[[t, k]];
+                                let hrow = hb.row(k);
+                                for (g, &h) in grad.iter_mut().zip(hrow.iter()) {
+                                    *g += gk * h;
+                                }
+                            }
+                            let mut ht = hb.row_mut(t);
+                            for (h, g) in ht.iter_mut().zip(grad.iter()) {
+                                *h = (*h - g / hess).max(0.0);
+                            }
+                        }
+                    });
+            }
+        }
+        Ok(())
+    }
+
+    fn loss(&mut self, w: &Array2<f32>, h: &Array2<f32>, loss: Loss, eps: f32) -> Result<f64> {
+        let n = self.v.ncols();
+        let bs = self.block_rows(n);
+        let total = self
+            .v
+            .axis_chunks_iter(Axis(0), bs)
+            .into_par_iter()
+            .zip(w.axis_chunks_iter(Axis(0), bs))
+            .map(|(vb, wb)| {
+                let mut wh = Array2::<f32>::zeros((vb.nrows(), n));
+                gemm_into(wh.view_mut(), wb, h.view(), Accum::Replace);
+                block_divergence(vb, wh.view(), loss, eps)
+            })
+            .sum::<f64>();
+        Ok(total)
+    }
+}
+
+/// `z ← V ⊘ max(z, ε)` with `ε = f32::EPSILON` (the KL ratio, scikit-learn's guard).
+fn ratio_in_place(z: &mut Array2<f32>, v: ArrayView2<'_, f32>) {
+    let eps = f32::EPSILON;
+    Zip::from(z).and(v).for_each(|z, &v| {
+        *z = v / if *z < eps { eps } else { *z };
+    });
+}
+
+/// The divergence of one block: `½ Σ (v − wh)²` or `Σ v log(v / wh) − v + wh`.
+fn block_divergence(v: ArrayView2<'_, f32>, wh: ArrayView2<'_, f32>, loss: Loss, eps: f32) -> f64 {
+    let mut acc = 0.0f64;
+    match loss {
+        Loss::Frobenius => {
+            Zip::from(v).and(wh).for_each(|&v, &p| {
+                let d = (v - p) as f64;
+                acc += d * d;
+            });
+            0.5 * acc
+        }
+        Loss::KullbackLeibler => {
+            // scikit-learn: the log term only where v > ε, with wh clamped below at ε.
+            Zip::from(v).and(wh).for_each(|&v, &p| {
+                let (v, p) = (v as f64, p as f64);
+                if v > eps as f64 {
+                    let q = if p < eps as f64 { eps as f64 } else { p };
+                    acc += v * (v / q).ln() - v;
+                }
+                acc += p;
+            });
+            acc
+        }
+    }
+}

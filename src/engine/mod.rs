@@ -1,0 +1,108 @@
+//! Engines: *how* the solvers' operations run (CPU now; the same trait serves a GPU engine).
+//!
+//! A solver is written once as a sequence of [`Engine`] calls on engine-owned matrices
+//! ([`Engine::Mat`]); the engine owns the data matrix `V` (m x n) so that it may keep it in
+//! device memory, split it into panels, or store it sparsely.
+
+pub(crate) mod cpu;
+
+use ndarray::{Array2, ArrayView2};
+
+use crate::error::Result;
+use crate::params::{Loss, Regularization};
+
+/// Where a factorization runs.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub enum Backend {
+    /// The multithreaded CPU engine (ndarray storage, AVX-512/AVX2 GEMM).
+    #[default]
+    Cpu,
+    /// The best engine available: a GPU when one is usable, otherwise the CPU (the choice is logged).
+    Auto,
+}
+
+/// Which factor an operation updates, which fixes the orientation of the small products.
+///
+/// - `Left`: the factor is `W` (m x r); its Gram matrix partner is `G = H Hᵀ` and products are `W G`.
+/// - `Right`: the factor is `H` (r x n); its partner is `K = Wᵀ W` and products are `K H`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    Left,
+    Right,
+}
+
+/// The denominator of a multiplicative update.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum MuDenominator<'a, M> {
+    /// Frobenius: `W G` (Left) or `K H` (Right), with the r x r Gram matrix given.
+    Gram(&'a M),
+    /// Kullback–Leibler: a length-r vector `s` (stored r x 1) broadcast as `1 sᵀ` (Left) or `s 1ᵀ` (Right).
+    Sums(&'a M),
+}
+
+/// The operations every solver is built from.
+pub(crate) trait Engine {
+    /// A dense matrix living wherever the engine computes.
+    type Mat;
+
+    /// Human-readable name (e.g. "cpu (2 threads)"), stored in the result.
+    fn name(&self) -> String;
+    /// Shape of the data matrix V.
+    fn dims(&self) -> (usize, usize);
+    /// Copy a host matrix into the engine.
+    fn upload(&mut self, a: ArrayView2<'_, f32>) -> Result<Self::Mat>;
+    /// A zero matrix of the given shape.
+    fn zeros(&mut self, rows: usize, cols: usize) -> Result<Self::Mat>;
+    /// Copy an engine matrix back to the host.
+    fn download(&mut self, a: &Self::Mat) -> Result<Array2<f32>>;
+
+    /// `out = V Hᵀ` (m x r).
+    fn v_ht(&mut self, h: &Self::Mat, out: &mut Self::Mat) -> Result<()>;
+    /// `out = Wᵀ V` (r x n).
+    fn wt_v(&mut self, w: &Self::Mat, out: &mut Self::Mat) -> Result<()>;
+    /// Gram matrix of a factor (r x r): `Wᵀ W` for `Side::Left`, `H Hᵀ` for `Side::Right`.
+    fn gram(&mut self, x: &Self::Mat, side: Side, out: &mut Self::Mat) -> Result<()>;
+    /// KL numerators, with `Z = V ⊘ max(WH, ε)` formed block by block (never whole):
+    /// `Z Hᵀ` (m x r) for `Side::Left`, `Wᵀ Z` (r x n) for `Side::Right`.
+    fn kl_numerator(
+        &mut self,
+        w: &Self::Mat,
+        h: &Self::Mat,
+        side: Side,
+        out: &mut Self::Mat,
+    ) -> Result<()>;
+    /// Per-component sums (r x 1): row sums of H (`Side::Left`, for the W update) or column
+    /// sums of W (`Side::Right`, for the H update; zero sums become 1 as in scikit-learn).
+    fn factor_sums(&mut self, x: &Self::Mat, side: Side, out: &mut Self::Mat) -> Result<()>;
+
+    /// Multiplicative update in place:
+    /// `X ← X ⊙ N ⊘ d`, `d = D + l1 + l2·X`, with `d = 0` replaced by `ε`,
+    /// where `D` is given by `den` (see [`MuDenominator`]) and `X` is W (Left) or H (Right).
+    fn mu_step(
+        &mut self,
+        x: &mut Self::Mat,
+        num: &Self::Mat,
+        den: MuDenominator<'_, Self::Mat>,
+        side: Side,
+        reg: Regularization,
+        eps: f32,
+    ) -> Result<()>;
+
+    /// HALS sweep in place over the r components t = 0..r, in order:
+    /// Left (x = W, num = V Hᵀ, gram = H Hᵀ):
+    /// `W[:,t] ← max(0, W[:,t] − ((W G)[:,t] − P[:,t] + l1 + l2 W[:,t]) / (G[t,t] + l2))`;
+    /// Right (x = H, num = Wᵀ V, gram = Wᵀ W) likewise on the rows of H.
+    /// Components whose Gram diagonal is zero are left unchanged.
+    fn hals_step(
+        &mut self,
+        x: &mut Self::Mat,
+        num: &Self::Mat,
+        gram: &Self::Mat,
+        side: Side,
+        reg: Regularization,
+    ) -> Result<()>;
+
+    /// The divergence `D(V ‖ WH)` (without penalty terms), accumulated in f64.
+    fn loss(&mut self, w: &Self::Mat, h: &Self::Mat, loss: Loss, eps: f32) -> Result<f64>;
+}

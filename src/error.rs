@@ -1,0 +1,166 @@
+//! The one error type of the crate: one variant per thing a user can fix.
+
+use thiserror::Error;
+
+/// Which factor of `V ≈ W H` an error is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Factor {
+    /// The basis matrix `W` (m x r).
+    W,
+    /// The encoding matrix `H` (r x n).
+    H,
+}
+
+impl std::fmt::Display for Factor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Factor::W => "W",
+            Factor::H => "H",
+        })
+    }
+}
+
+/// Everything that can go wrong in `nmf_gpu`. Messages say what was wrong and how to fix it.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum NmfError {
+    /// The input matrix has no rows or no columns.
+    #[error("the input matrix is empty ({rows} x {cols}); V needs at least one row (feature) and one column (sample)")]
+    EmptyInput {
+        /// Number of rows of the input.
+        rows: usize,
+        /// Number of columns of the input.
+        cols: usize,
+    },
+
+    /// The input matrix has a negative entry.
+    #[error("the input matrix has a negative entry {value} at row {row}, column {col}; NMF needs V >= 0 everywhere (clip, shift or take absolute values first)")]
+    NegativeInput {
+        /// Row of the first negative entry found (row-major scan).
+        row: usize,
+        /// Column of that entry.
+        col: usize,
+        /// The entry.
+        value: f32,
+    },
+
+    /// The input matrix has a NaN or infinite entry.
+    #[error("the input matrix has a non-finite entry ({value}) at row {row}, column {col}; remove or impute NaN/Inf values first")]
+    NonFiniteInput {
+        /// Row of the first non-finite entry found.
+        row: usize,
+        /// Column of that entry.
+        col: usize,
+        /// The entry.
+        value: f32,
+    },
+
+    /// The input's shape does not match what a fitted model expects.
+    #[error("shape mismatch for {what}: expected {expected}, got {found}")]
+    ShapeMismatch {
+        /// What was being checked.
+        what: &'static str,
+        /// The expected shape, in words.
+        expected: String,
+        /// The shape found.
+        found: String,
+    },
+
+    /// The rank is zero.
+    #[error("the rank (number of components) must be at least 1")]
+    ZeroRank,
+
+    /// The rank is too large for the chosen initialisation.
+    #[error("rank {rank} exceeds min(m, n) = {limit}, which the {init} initialisation needs (it uses a rank-{rank} SVD of V); lower the rank or use Init::Random")]
+    RankTooLarge {
+        /// The requested rank.
+        rank: usize,
+        /// min(m, n).
+        limit: usize,
+        /// The initialisation that cannot provide that rank.
+        init: &'static str,
+    },
+
+    /// A custom initial factor has the wrong shape.
+    #[error("custom initial {factor} has shape {found_rows} x {found_cols}, expected {expected_rows} x {expected_cols} (W is m x r, H is r x n)")]
+    InitShape {
+        /// Which factor.
+        factor: Factor,
+        /// Expected rows.
+        expected_rows: usize,
+        /// Expected columns.
+        expected_cols: usize,
+        /// Rows found.
+        found_rows: usize,
+        /// Columns found.
+        found_cols: usize,
+    },
+
+    /// A custom initial factor has a negative or non-finite entry.
+    #[error("custom initial {factor} has an invalid entry {value} at row {row}, column {col}; initial factors must be finite and >= 0")]
+    InitInvalidEntry {
+        /// Which factor.
+        factor: Factor,
+        /// Row of the entry.
+        row: usize,
+        /// Column of the entry.
+        col: usize,
+        /// The entry.
+        value: f32,
+    },
+
+    /// A custom initial factor is identically zero, which multiplicative updates can never leave.
+    #[error("custom initial {factor} is all zeros; multiplicative updates cannot move away from zero (use a positive initialisation)")]
+    InitAllZero {
+        /// Which factor.
+        factor: Factor,
+    },
+
+    /// The tolerance is negative or not finite.
+    #[error("tol must be finite and >= 0 (got {0}); use 0 to run exactly max_iter iterations")]
+    InvalidTol(f32),
+
+    /// `max_iter` is zero.
+    #[error("max_iter must be at least 1")]
+    ZeroMaxIter,
+
+    /// `check_every` is zero.
+    #[error("check_every must be at least 1 (the loss is computed every check_every iterations)")]
+    ZeroCheckEvery,
+
+    /// A regularisation strength is negative or not finite.
+    #[error("{name} must be finite and >= 0 (got {value})")]
+    InvalidRegularization {
+        /// `alpha_w` or `alpha_h`.
+        name: &'static str,
+        /// The value given.
+        value: f32,
+    },
+
+    /// `l1_ratio` is outside [0, 1].
+    #[error("l1_ratio must lie in [0, 1] (got {0}); 0 is a pure L2 penalty, 1 a pure L1 penalty")]
+    InvalidL1Ratio(f32),
+
+    /// `epsilon` is not a small positive number.
+    #[error("epsilon must be finite and > 0 (got {0})")]
+    InvalidEpsilon(f32),
+
+    /// The solver does not support the requested loss.
+    #[error("{solver} does not support {loss}; use Solver::MultiplicativeUpdate for that loss")]
+    UnsupportedLoss {
+        /// The solver, in words.
+        solver: &'static str,
+        /// The loss, in words.
+        loss: &'static str,
+    },
+
+    /// The iterations produced a non-finite loss (numerical breakdown).
+    #[error("the loss became non-finite at iteration {iteration}; the data may be badly scaled (try rescaling V to [0, 1])")]
+    NumericalBreakdown {
+        /// Iteration at which it was detected.
+        iteration: usize,
+    },
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = NmfError> = std::result::Result<T, E>;

@@ -1,0 +1,83 @@
+//! `fit`: validate, initialise, pick the engine, run the solver, package the result.
+
+use std::time::Instant;
+
+use ndarray::{Array2, ArrayView2};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use crate::engine::cpu::CpuEngine;
+use crate::engine::{Backend, Engine};
+use crate::error::{NmfError, Result};
+use crate::init::initialize;
+use crate::model::Factorization;
+use crate::params::{NmfParams, ValidParams};
+use crate::solver::{run, RunOutput, Update};
+
+/// Check that every entry of `v` is finite and nonnegative; the error names the first bad one
+/// in row-major order.
+pub(crate) fn check_data(v: ArrayView2<'_, f32>) -> Result<()> {
+    let (m, n) = v.dim();
+    if m == 0 || n == 0 {
+        return Err(NmfError::EmptyInput { rows: m, cols: n });
+    }
+    // Fast path: one pass that only asks "is everything fine?".
+    let all_ok = v.iter().all(|&x| x >= 0.0 && x.is_finite());
+    if all_ok {
+        return Ok(());
+    }
+    for ((row, col), &value) in v.indexed_iter() {
+        if !value.is_finite() {
+            return Err(NmfError::NonFiniteInput { row, col, value });
+        }
+        if value < 0.0 {
+            return Err(NmfError::NegativeInput { row, col, value });
+        }
+    }
+    Ok(())
+}
+
+/// Build the engine for `backend` over `v` and run the solver.
+pub(crate) fn make_engine_and_run(
+    v: ArrayView2<'_, f32>,
+    backend: &Backend,
+    params: &ValidParams,
+    w0: &Array2<f32>,
+    h0: &Array2<f32>,
+    update: Update,
+) -> Result<(RunOutput, String)> {
+    match backend {
+        Backend::Cpu => {}
+        Backend::Auto => {
+            log::info!("backend auto: no GPU engine in this build, using the CPU");
+        }
+    }
+    let mut engine = CpuEngine::new(v);
+    let name = engine.name();
+    let out = run(&mut engine, params, w0, h0, update)?;
+    Ok((out, name))
+}
+
+/// Factorize `v` with `params`; see [`NmfParams::fit`].
+pub(crate) fn fit(params: &NmfParams, v: ArrayView2<'_, f32>) -> Result<Factorization> {
+    let start = Instant::now();
+    let (m, n) = v.dim();
+    let valid = params.check(m, n)?;
+    check_data(v)?;
+    let mut rng = StdRng::seed_from_u64(valid.seed);
+    let (w0, h0) = initialize(v, &valid, &mut rng);
+    let (out, engine_name) =
+        make_engine_and_run(v, &params.backend, &valid, &w0, &h0, Update::Both)?;
+    Ok(Factorization {
+        w: out.w,
+        h: out.h,
+        n_iter: out.n_iter,
+        converged: out.converged,
+        losses: out.losses,
+        loss_iters: out.loss_iters,
+        params: valid,
+        backend: params.backend.clone(),
+        engine_name,
+        elapsed: start.elapsed(),
+    })
+}

@@ -1,0 +1,119 @@
+//! Initial factors: random, the NNDSVD family (Boutsidis & Gallopoulos 2008), or custom.
+//!
+//! NNDSVD takes the rank-r truncated SVD `V ≈ Σ_j s_j u_j v_jᵀ`. The leading pair is
+//! nonnegative up to sign, so `W[:,0] = √s₀ |u₀|`, `H[0,:] = √s₀ |v₀|`. For j ≥ 1 split
+//! `u_j = u⁺ − u⁻`, `v_j = v⁺ − v⁻`, keep the part pair with the larger `‖u^±‖·‖v^±‖ = σ`, and set
+//! `W[:,j] = √(s_j σ) u^±/‖u^±‖`, `H[j,:] = √(s_j σ) v^±/‖v^±‖`. Entries below 1e-6 become 0;
+//! NNDSVDa fills zeros with `mean(V)`, NNDSVDar with `mean(V)·|N(0,1)|/100`.
+
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
+use rand::Rng;
+use rand_distr::StandardNormal;
+
+use crate::linalg::{auto_power_iters, randomized_svd};
+use crate::params::{Init, ValidParams};
+
+/// Entries of NNDSVD factors below this are set to zero (scikit-learn's `eps`).
+const NNDSVD_ZERO: f32 = 1e-6;
+/// Oversampling of the randomized SVD (scikit-learn's default).
+const SVD_OVERSAMPLES: usize = 10;
+
+/// Mean of all entries of `v`, accumulated in f64.
+pub(crate) fn mean(v: ArrayView2<'_, f32>) -> f64 {
+    let n = v.len().max(1) as f64;
+    v.iter().map(|&x| x as f64).sum::<f64>() / n
+}
+
+/// `scale · |N(0,1)|` entries.
+fn abs_normal(rows: usize, cols: usize, scale: f32, rng: &mut impl Rng) -> Array2<f32> {
+    Array2::from_shape_simple_fn((rows, cols), || {
+        let z: f32 = rng.sample(StandardNormal);
+        scale * z.abs()
+    })
+}
+
+/// The initial `(W, H)` for validated parameters. Shapes are `(m x r, r x n)`.
+pub(crate) fn initialize(
+    v: ArrayView2<'_, f32>,
+    p: &ValidParams,
+    rng: &mut impl Rng,
+) -> (Array2<f32>, Array2<f32>) {
+    let (m, n) = v.dim();
+    let r = p.rank;
+    match &p.init {
+        Init::Custom { w, h } => (w.clone(), h.clone()),
+        Init::Random => {
+            let scale = (mean(v) / r as f64).sqrt() as f32;
+            let h = abs_normal(r, n, scale, rng);
+            let w = abs_normal(m, r, scale, rng);
+            (w, h)
+        }
+        Init::Nndsvd | Init::Nndsvda | Init::Nndsvdar => {
+            let (mut w, mut h) = nndsvd(v, r, rng);
+            let avg = mean(v) as f32;
+            match p.init {
+                Init::Nndsvda => {
+                    w.mapv_inplace(|x| if x == 0.0 { avg } else { x });
+                    h.mapv_inplace(|x| if x == 0.0 { avg } else { x });
+                }
+                Init::Nndsvdar => {
+                    for x in w.iter_mut().chain(h.iter_mut()) {
+                        if *x == 0.0 {
+                            let z: f32 = rng.sample(StandardNormal);
+                            *x = (avg * z / 100.0).abs();
+                        }
+                    }
+                }
+                _ => {}
+            }
+            (w, h)
+        }
+    }
+}
+
+fn norm(x: &Array1<f32>) -> f32 {
+    x.iter().map(|&a| (a as f64) * (a as f64)).sum::<f64>().sqrt() as f32
+}
+
+/// Plain NNDSVD (zeros kept). Requires `r ≤ min(m, n)` (checked by the caller).
+pub(crate) fn nndsvd(
+    v: ArrayView2<'_, f32>,
+    r: usize,
+    rng: &mut impl Rng,
+) -> (Array2<f32>, Array2<f32>) {
+    let (m, n) = v.dim();
+    let iters = auto_power_iters(r, m, n);
+    let svd = randomized_svd(v, r, SVD_OVERSAMPLES, iters, rng);
+    let mut w = Array2::<f32>::zeros((m, r));
+    let mut h = Array2::<f32>::zeros((r, n));
+    let k = svd.s.len().min(r);
+    for j in 0..k {
+        let s = svd.s[j].max(0.0);
+        let x: ArrayView1<f32> = svd.u.column(j);
+        let y: ArrayView1<f32> = svd.vt.row(j);
+        if j == 0 {
+            let c = s.sqrt();
+            w.column_mut(0).assign(&x.mapv(|a| c * a.abs()));
+            h.row_mut(0).assign(&y.mapv(|a| c * a.abs()));
+            continue;
+        }
+        let (xp, xn) = (x.mapv(|a| a.max(0.0)), x.mapv(|a| (-a).max(0.0)));
+        let (yp, yn) = (y.mapv(|a| a.max(0.0)), y.mapv(|a| (-a).max(0.0)));
+        let (xpn, ypn, xnn, ynn) = (norm(&xp), norm(&yp), norm(&xn), norm(&yn));
+        let (mp, mn) = (xpn * ypn, xnn * ynn);
+        let (u, uv, vv, vn, sigma) = if mp > mn {
+            (xp, xpn, yp, ypn, mp)
+        } else {
+            (xn, xnn, yn, ynn, mn)
+        };
+        if sigma <= 0.0 || uv <= 0.0 || vn <= 0.0 {
+            continue;
+        }
+        let lbd = (s * sigma).sqrt();
+        w.column_mut(j).assign(&u.mapv(|a| lbd * a / uv));
+        h.row_mut(j).assign(&vv.mapv(|a| lbd * a / vn));
+    }
+    w.mapv_inplace(|a| if a < NNDSVD_ZERO { 0.0 } else { a });
+    h.mapv_inplace(|a| if a < NNDSVD_ZERO { 0.0 } else { a });
+    (w, h)
+}

@@ -1,0 +1,55 @@
+//! # nmf-gpu: Nonnegative Matrix Factorization on the GPU and a fast CPU
+//!
+//! Given a nonnegative data matrix `V` (m x n), find nonnegative `W` (m x r) and `H` (r x n),
+//! `r < min(m, n)`, minimising a divergence `D(V ‖ WH)` plus optional penalties:
+//!
+//! ```text
+//!   min_{W ≥ 0, H ≥ 0}  D(V ‖ WH) + n·α_W·(ρ‖W‖₁ + ½(1−ρ)‖W‖²_F) + m·α_H·(ρ‖H‖₁ + ½(1−ρ)‖H‖²_F)
+//!   D = ½‖V − WH‖²_F  (Loss::Frobenius)   or   Σ V log(V/WH) − V + WH  (Loss::KullbackLeibler)
+//! ```
+//!
+//! **Conventions.** Columns of `V` are samples (an image, a document), rows are features
+//! (pixels, terms). `W`'s columns are the r basis vectors ("parts"); `H`'s columns are the
+//! encodings of the samples. This is the transpose of scikit-learn's `X` (samples x features).
+//!
+//! ```
+//! use nmf_gpu::ndarray::Array2;
+//! use nmf_gpu::{Backend, Init, Loss, Nmf, Solver};
+//!
+//! // A small nonnegative matrix of rank 3.
+//! let w0 = Array2::from_shape_fn((30, 3), |(i, j)| ((i * 7 + j * 3) % 5) as f32);
+//! let h0 = Array2::from_shape_fn((3, 40), |(i, j)| ((i * 5 + j * 2) % 7) as f32);
+//! let v = w0.dot(&h0);
+//!
+//! let fit = Nmf::params(3)
+//!     .solver(Solver::Hals)
+//!     .loss(Loss::Frobenius)
+//!     .init(Init::Nndsvda)
+//!     .max_iter(500)
+//!     .tol(1e-6)
+//!     .backend(Backend::Cpu)
+//!     .fit(v.view())?;
+//! assert_eq!(fit.w().dim(), (30, 3));
+//! assert!(fit.relative_error(v.view())? < 1e-2);
+//! let h_new = fit.transform(v.view())?; // encodings of (here: the same) samples
+//! assert_eq!(h_new.dim(), (3, 40));
+//! # Ok::<(), nmf_gpu::NmfError>(())
+//! ```
+
+#![warn(missing_docs)]
+
+pub use ndarray;
+
+mod engine;
+mod error;
+mod fit;
+mod init;
+pub(crate) mod linalg;
+mod model;
+mod params;
+mod solver;
+
+pub use engine::Backend;
+pub use error::{Factor, NmfError, Result};
+pub use model::{relative_error, Factorization};
+pub use params::{Init, Loss, Nmf, NmfParams, Progress, ProgressFn, Solver, ValidParams, DEFAULT_EPSILON};

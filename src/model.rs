@@ -1,0 +1,181 @@
+//! The fitted result: factors, history, and the scikit-learn-like `transform` workflow.
+
+use std::time::Duration;
+
+use ndarray::{Array2, ArrayView2};
+
+use crate::engine::cpu::gemm::matmul;
+use crate::engine::{cpu::CpuEngine, Backend, Engine};
+use crate::error::{NmfError, Result};
+use crate::fit::{check_data, make_engine_and_run};
+use crate::params::{Loss, Solver, ValidParams};
+use crate::solver::Update;
+
+/// A fitted factorization `V ≈ W H`: W (m x r) holds the basis vectors ("parts") in its
+/// columns, H (r x n) the encoding of each sample in its columns.
+#[derive(Debug, Clone)]
+pub struct Factorization {
+    pub(crate) w: Array2<f32>,
+    pub(crate) h: Array2<f32>,
+    pub(crate) n_iter: usize,
+    pub(crate) converged: bool,
+    pub(crate) losses: Vec<f64>,
+    pub(crate) loss_iters: Vec<usize>,
+    pub(crate) params: ValidParams,
+    pub(crate) backend: Backend,
+    pub(crate) engine_name: String,
+    pub(crate) elapsed: Duration,
+}
+
+impl Factorization {
+    /// The basis matrix W (m x r).
+    pub fn w(&self) -> ArrayView2<'_, f32> {
+        self.w.view()
+    }
+    /// The encoding matrix H (r x n).
+    pub fn h(&self) -> ArrayView2<'_, f32> {
+        self.h.view()
+    }
+    /// Take ownership of `(W, H)`.
+    pub fn into_parts(self) -> (Array2<f32>, Array2<f32>) {
+        (self.w, self.h)
+    }
+    /// The rank r.
+    pub fn rank(&self) -> usize {
+        self.w.ncols()
+    }
+    /// Iterations run.
+    pub fn n_iter(&self) -> usize {
+        self.n_iter
+    }
+    /// Whether the tolerance test stopped the run before `max_iter`.
+    pub fn converged(&self) -> bool {
+        self.converged
+    }
+    /// The divergence `D(V‖WH)` at each check, starting with the initial point.
+    pub fn losses(&self) -> &[f64] {
+        &self.losses
+    }
+    /// The iteration number of each entry of [`losses`](Self::losses) (0 = initial point).
+    pub fn loss_iterations(&self) -> &[usize] {
+        &self.loss_iters
+    }
+    /// The final divergence `D(V‖WH)`.
+    pub fn final_loss(&self) -> f64 {
+        self.losses.last().copied().unwrap_or(f64::NAN)
+    }
+    /// `sqrt(2·D)`: `‖V − WH‖_F` for Frobenius (scikit-learn's `reconstruction_err_`).
+    pub fn reconstruction_err(&self) -> f64 {
+        (2.0 * self.final_loss()).sqrt()
+    }
+    /// The solver used.
+    pub fn solver(&self) -> Solver {
+        self.params.solver
+    }
+    /// The loss minimised.
+    pub fn loss(&self) -> Loss {
+        self.params.loss
+    }
+    /// The engine that ran the fit, e.g. `"cpu (2 threads)"`.
+    pub fn engine(&self) -> &str {
+        &self.engine_name
+    }
+    /// Wall time of the fit (initialisation included).
+    pub fn elapsed(&self) -> Duration {
+        self.elapsed
+    }
+
+    /// `‖V − WH‖_F / ‖V‖_F` for data `v` (m x n) of the fitted shape.
+    pub fn relative_error(&self, v: ArrayView2<'_, f32>) -> Result<f64> {
+        self.check_rows(v, "V in relative_error")?;
+        if v.ncols() != self.h.ncols() {
+            return Err(NmfError::ShapeMismatch {
+                what: "V in relative_error",
+                expected: format!("{} columns", self.h.ncols()),
+                found: format!("{} columns", v.ncols()),
+            });
+        }
+        relative_error(v, self.w.view(), self.h.view())
+    }
+
+    /// Encode new samples: H (r x n') for `v_new` (m x n') with W fixed, by the fitted solver
+    /// (same loss, penalties, `max_iter` and `tol`). MU starts from `sqrt(mean(V')/r)`, HALS from 0.
+    pub fn transform(&self, v_new: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
+        self.check_rows(v_new, "V in transform")?;
+        check_data(v_new)?;
+        let r = self.rank();
+        let n = v_new.ncols();
+        let h0 = match self.params.solver {
+            Solver::MultiplicativeUpdate => {
+                let c = (crate::init::mean(v_new) / r as f64).sqrt() as f32;
+                Array2::from_elem((r, n), c)
+            }
+            Solver::Hals => Array2::zeros((r, n)),
+        };
+        let mut params = self.params.clone();
+        params.progress = None;
+        // The H penalty is scaled by m, which new samples do not change.
+        let out = make_engine_and_run(
+            v_new,
+            &self.backend,
+            &params,
+            &self.w,
+            &h0,
+            Update::HOnly,
+        )?;
+        Ok(out.0.h)
+    }
+
+    /// The reconstruction `W H` (m x n') of encodings `h` (r x n').
+    pub fn inverse_transform(&self, h: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
+        if h.nrows() != self.rank() {
+            return Err(NmfError::ShapeMismatch {
+                what: "H in inverse_transform",
+                expected: format!("{} rows (the rank)", self.rank()),
+                found: format!("{} x {}", h.nrows(), h.ncols()),
+            });
+        }
+        Ok(matmul(self.w.view(), h))
+    }
+
+    fn check_rows(&self, v: ArrayView2<'_, f32>, what: &'static str) -> Result<()> {
+        if v.nrows() != self.w.nrows() {
+            return Err(NmfError::ShapeMismatch {
+                what,
+                expected: format!("{} rows (features)", self.w.nrows()),
+                found: format!("{} x {}", v.nrows(), v.ncols()),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// `‖V − WH‖_F / ‖V‖_F`, computed block by block in f64 (never forming WH whole).
+/// Returns 0 when V and WH are both zero.
+pub fn relative_error(
+    v: ArrayView2<'_, f32>,
+    w: ArrayView2<'_, f32>,
+    h: ArrayView2<'_, f32>,
+) -> Result<f64> {
+    if w.nrows() != v.nrows() || h.ncols() != v.ncols() || w.ncols() != h.nrows() {
+        return Err(NmfError::ShapeMismatch {
+            what: "W, H in relative_error",
+            expected: format!("W {} x r, H r x {}", v.nrows(), v.ncols()),
+            found: format!("W {:?}, H {:?}", w.dim(), h.dim()),
+        });
+    }
+    let mut e = CpuEngine::new(v);
+    let (w, h) = (w.to_owned(), h.to_owned());
+    let d = e.loss(&w, &h, Loss::Frobenius, f32::EPSILON)?;
+    let vn = v.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>().sqrt();
+    let num = (2.0 * d).sqrt();
+    Ok(if vn == 0.0 {
+        if num == 0.0 {
+            0.0
+        } else {
+            f64::INFINITY
+        }
+    } else {
+        num / vn
+    })
+}

@@ -1,0 +1,428 @@
+//! The builder (`NmfParams`), its options, and every validation rule in one place (`check`).
+
+use std::fmt;
+use std::sync::Arc;
+
+use ndarray::{Array2, ArrayView2};
+
+use crate::engine::Backend;
+use crate::error::{Factor, NmfError, Result};
+use crate::model::Factorization;
+
+/// The algorithm that updates W and H.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Solver {
+    /// Lee & Seung multiplicative updates (Frobenius or Kullback–Leibler).
+    ///
+    /// Frobenius: `W ← W ⊙ (V Hᵀ) ⊘ (W H Hᵀ)`, then `H ← H ⊙ (Wᵀ V) ⊘ (Wᵀ W H)`.
+    /// KL: `W ← W ⊙ ((V ⊘ WH) Hᵀ) ⊘ (1 Hᵀ)`, then `H ← H ⊙ (Wᵀ (V ⊘ WH)) ⊘ (Wᵀ 1)`.
+    #[default]
+    MultiplicativeUpdate,
+    /// Hierarchical alternating least squares (Cichocki & Phan 2009), the coordinate descent of
+    /// scikit-learn's `solver='cd'`: each column of W, then each row of H, is set to its exact
+    /// nonnegative least-squares minimiser with the others fixed. Frobenius loss only.
+    Hals,
+}
+
+impl Solver {
+    /// Short name, as used in logs and files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Solver::MultiplicativeUpdate => "mu",
+            Solver::Hals => "hals",
+        }
+    }
+}
+
+/// The divergence `D(V ‖ WH)` that is minimised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Loss {
+    /// `D = ½ ‖V − WH‖²_F`.
+    #[default]
+    Frobenius,
+    /// Generalised Kullback–Leibler divergence `D = Σ V log(V / WH) − V + WH` (with 0 log 0 = 0).
+    KullbackLeibler,
+}
+
+impl Loss {
+    /// Short name, as used in logs and files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Loss::Frobenius => "frobenius",
+            Loss::KullbackLeibler => "kl",
+        }
+    }
+}
+
+/// How W and H are initialised.
+#[derive(Clone, PartialEq, Default)]
+pub enum Init {
+    /// Entries `sqrt(mean(V) / r) · |N(0, 1)|`, seeded (scikit-learn's `init='random'`).
+    Random,
+    /// Nonnegative double SVD (Boutsidis & Gallopoulos 2008); zeros stay zeros. Best for HALS on sparse data.
+    Nndsvd,
+    /// NNDSVD with zeros replaced by `mean(V)`: the default, good for multiplicative updates.
+    #[default]
+    Nndsvda,
+    /// NNDSVD with zeros replaced by small random values `mean(V) · |N(0,1)| / 100`.
+    Nndsvdar,
+    /// Your own starting point: `w` is m x r, `h` is r x n, both finite and nonnegative.
+    Custom {
+        /// Initial W (m x r).
+        w: Array2<f32>,
+        /// Initial H (r x n).
+        h: Array2<f32>,
+    },
+}
+
+impl Init {
+    /// Short name, as used in logs and files.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Init::Random => "random",
+            Init::Nndsvd => "nndsvd",
+            Init::Nndsvda => "nndsvda",
+            Init::Nndsvdar => "nndsvdar",
+            Init::Custom { .. } => "custom",
+        }
+    }
+}
+
+impl fmt::Debug for Init {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Init::Custom { w, h } => write!(f, "Custom {{ w: {:?}, h: {:?} }}", w.dim(), h.dim()),
+            other => f.write_str(other.name()),
+        }
+    }
+}
+
+/// What a progress callback sees at each convergence check.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Progress {
+    /// Iterations done so far (0 for the initial point).
+    pub iteration: usize,
+    /// The iteration budget.
+    pub max_iter: usize,
+    /// The divergence `D(V ‖ WH)` at this point.
+    pub loss: f64,
+}
+
+/// A progress callback, called at every convergence check.
+pub type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
+
+/// Entry point: `Nmf::params(rank)` starts a builder.
+#[derive(Debug, Clone, Copy)]
+pub struct Nmf;
+
+impl Nmf {
+    /// Parameters for a rank-`rank` factorization with default settings
+    /// (MU, Frobenius, NNDSVDa, 200 iterations, tol 1e-4, seed 0, no regularisation, CPU).
+    pub fn params(rank: usize) -> NmfParams {
+        NmfParams::new(rank)
+    }
+}
+
+/// Builder for a factorization. Every setter takes and returns `self`; `fit` validates
+/// everything (see [`NmfParams::check`]) and runs.
+///
+/// Regularisation follows scikit-learn: with `m x n` data, the objective is
+/// `D(V‖WH) + n·α_W·ρ·‖W‖₁ + ½·n·α_W·(1−ρ)·‖W‖²_F + m·α_H·ρ·‖H‖₁ + ½·m·α_H·(1−ρ)·‖H‖²_F`
+/// where `ρ = l1_ratio`. `l1_ratio = 1` gives the sparse-coding penalty `λ Σ ‖h_j‖₁` on H's
+/// columns; `l1_ratio = 0` gives the ridge penalty `λ ‖W‖²_F` (= `λ Σ ‖w_i‖²₂`).
+#[derive(Clone)]
+pub struct NmfParams {
+    pub(crate) rank: usize,
+    pub(crate) solver: Solver,
+    pub(crate) loss: Loss,
+    pub(crate) init: Init,
+    pub(crate) max_iter: usize,
+    pub(crate) tol: f32,
+    pub(crate) check_every: usize,
+    pub(crate) seed: u64,
+    pub(crate) alpha_w: f32,
+    pub(crate) alpha_h: Option<f32>,
+    pub(crate) l1_ratio: f32,
+    pub(crate) epsilon: f32,
+    pub(crate) backend: Backend,
+    pub(crate) progress: Option<ProgressFn>,
+}
+
+impl fmt::Debug for NmfParams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NmfParams")
+            .field("rank", &self.rank)
+            .field("solver", &self.solver)
+            .field("loss", &self.loss)
+            .field("init", &self.init)
+            .field("max_iter", &self.max_iter)
+            .field("tol", &self.tol)
+            .field("check_every", &self.check_every)
+            .field("seed", &self.seed)
+            .field("alpha_w", &self.alpha_w)
+            .field("alpha_h", &self.alpha_h)
+            .field("l1_ratio", &self.l1_ratio)
+            .field("epsilon", &self.epsilon)
+            .field("backend", &self.backend)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
+}
+
+/// Default threshold below which a denominator is replaced (float32 machine epsilon, as scikit-learn).
+pub const DEFAULT_EPSILON: f32 = f32::EPSILON;
+
+impl NmfParams {
+    /// Defaults for rank `rank`; see [`Nmf::params`].
+    pub fn new(rank: usize) -> Self {
+        NmfParams {
+            rank,
+            solver: Solver::default(),
+            loss: Loss::default(),
+            init: Init::default(),
+            max_iter: 200,
+            tol: 1e-4,
+            check_every: 10,
+            seed: 0,
+            alpha_w: 0.0,
+            alpha_h: None,
+            l1_ratio: 0.0,
+            epsilon: DEFAULT_EPSILON,
+            backend: Backend::Cpu,
+            progress: None,
+        }
+    }
+
+    /// The update algorithm.
+    pub fn solver(mut self, solver: Solver) -> Self {
+        self.solver = solver;
+        self
+    }
+    /// The divergence to minimise.
+    pub fn loss(mut self, loss: Loss) -> Self {
+        self.loss = loss;
+        self
+    }
+    /// The initialisation.
+    pub fn init(mut self, init: Init) -> Self {
+        self.init = init;
+        self
+    }
+    /// Maximum number of iterations (one iteration updates W, then H).
+    pub fn max_iter(mut self, max_iter: usize) -> Self {
+        self.max_iter = max_iter;
+        self
+    }
+    /// Stop when `(e_prev − e) / e_0 < tol` at a check, where `e = sqrt(2·D)` is the error
+    /// (scikit-learn's criterion). `0` runs exactly `max_iter` iterations.
+    pub fn tol(mut self, tol: f32) -> Self {
+        self.tol = tol;
+        self
+    }
+    /// Compute the loss (and test convergence) every this many iterations (default 10).
+    pub fn check_every(mut self, check_every: usize) -> Self {
+        self.check_every = check_every;
+        self
+    }
+    /// Seed for every random choice (random init, randomized SVD, NNDSVDar). Default 0.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+    /// Regularisation strength on W (scaled by n, see the type's docs). Default 0.
+    pub fn alpha_w(mut self, alpha: f32) -> Self {
+        self.alpha_w = alpha;
+        self
+    }
+    /// Regularisation strength on H (scaled by m). Default: the same as `alpha_w`.
+    pub fn alpha_h(mut self, alpha: f32) -> Self {
+        self.alpha_h = Some(alpha);
+        self
+    }
+    /// Share of L1 in the penalty: 0 = pure L2 (ridge), 1 = pure L1 (lasso). Default 0.
+    pub fn l1_ratio(mut self, l1_ratio: f32) -> Self {
+        self.l1_ratio = l1_ratio;
+        self
+    }
+    /// Denominators below this are replaced by it. Default `f32::EPSILON`.
+    pub fn epsilon(mut self, epsilon: f32) -> Self {
+        self.epsilon = epsilon;
+        self
+    }
+    /// Where the iterations run.
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = backend;
+        self
+    }
+    /// Called at every convergence check with the iteration and the loss.
+    pub fn on_progress(mut self, f: impl Fn(&Progress) + Send + Sync + 'static) -> Self {
+        self.progress = Some(Arc::new(f));
+        self
+    }
+
+    /// Validate the options against the data shape `m x n`: every rule lives here.
+    pub fn check(&self, m: usize, n: usize) -> Result<ValidParams> {
+        if m == 0 || n == 0 {
+            return Err(NmfError::EmptyInput { rows: m, cols: n });
+        }
+        if self.rank == 0 {
+            return Err(NmfError::ZeroRank);
+        }
+        if self.max_iter == 0 {
+            return Err(NmfError::ZeroMaxIter);
+        }
+        if self.check_every == 0 {
+            return Err(NmfError::ZeroCheckEvery);
+        }
+        if !self.tol.is_finite() || self.tol < 0.0 {
+            return Err(NmfError::InvalidTol(self.tol));
+        }
+        let alpha_h = self.alpha_h.unwrap_or(self.alpha_w);
+        for (name, value) in [("alpha_w", self.alpha_w), ("alpha_h", alpha_h)] {
+            if !value.is_finite() || value < 0.0 {
+                return Err(NmfError::InvalidRegularization { name, value });
+            }
+        }
+        if !(0.0..=1.0).contains(&self.l1_ratio) {
+            return Err(NmfError::InvalidL1Ratio(self.l1_ratio));
+        }
+        if !self.epsilon.is_finite() || self.epsilon <= 0.0 {
+            return Err(NmfError::InvalidEpsilon(self.epsilon));
+        }
+        if self.solver == Solver::Hals && self.loss != Loss::Frobenius {
+            return Err(NmfError::UnsupportedLoss {
+                solver: "Solver::Hals",
+                loss: "Loss::KullbackLeibler",
+            });
+        }
+        let r = self.rank;
+        match &self.init {
+            Init::Nndsvd | Init::Nndsvda | Init::Nndsvdar if r > m.min(n) => {
+                return Err(NmfError::RankTooLarge {
+                    rank: r,
+                    limit: m.min(n),
+                    init: self.init.name(),
+                });
+            }
+            Init::Custom { w, h } => {
+                check_factor(Factor::W, w.view(), m, r)?;
+                check_factor(Factor::H, h.view(), r, n)?;
+            }
+            _ => {}
+        }
+        let (m_f, n_f) = (m as f32, n as f32);
+        let rho = self.l1_ratio;
+        Ok(ValidParams {
+            rank: r,
+            solver: self.solver,
+            loss: self.loss,
+            init: self.init.clone(),
+            max_iter: self.max_iter,
+            tol: self.tol,
+            check_every: self.check_every,
+            seed: self.seed,
+            reg_w: Regularization {
+                l1: n_f * self.alpha_w * rho,
+                l2: n_f * self.alpha_w * (1.0 - rho),
+            },
+            reg_h: Regularization {
+                l1: m_f * alpha_h * rho,
+                l2: m_f * alpha_h * (1.0 - rho),
+            },
+            epsilon: self.epsilon,
+            progress: self.progress.clone(),
+        })
+    }
+
+    /// Factorize `v` (m x n, features x samples, all entries finite and >= 0): `V ≈ W H`.
+    pub fn fit(&self, v: ArrayView2<'_, f32>) -> Result<Factorization> {
+        crate::fit::fit(self, v)
+    }
+}
+
+fn check_factor(
+    factor: Factor,
+    a: ArrayView2<'_, f32>,
+    rows: usize,
+    cols: usize,
+) -> Result<()> {
+    if a.dim() != (rows, cols) {
+        return Err(NmfError::InitShape {
+            factor,
+            expected_rows: rows,
+            expected_cols: cols,
+            found_rows: a.nrows(),
+            found_cols: a.ncols(),
+        });
+    }
+    if let Some(((row, col), &value)) = a
+        .indexed_iter()
+        .find(|(_, &x)| !x.is_finite() || x < 0.0)
+    {
+        return Err(NmfError::InitInvalidEntry {
+            factor,
+            row,
+            col,
+            value,
+        });
+    }
+    if a.iter().all(|&x| x == 0.0) {
+        return Err(NmfError::InitAllZero { factor });
+    }
+    Ok(())
+}
+
+/// Penalty weights on one factor, already scaled: `l1·‖X‖₁ + ½·l2·‖X‖²_F`.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub(crate) struct Regularization {
+    pub l1: f32,
+    pub l2: f32,
+}
+
+/// Parameters that passed [`NmfParams::check`] for a given data shape.
+#[derive(Clone)]
+pub struct ValidParams {
+    pub(crate) rank: usize,
+    pub(crate) solver: Solver,
+    pub(crate) loss: Loss,
+    pub(crate) init: Init,
+    pub(crate) max_iter: usize,
+    pub(crate) tol: f32,
+    pub(crate) check_every: usize,
+    pub(crate) seed: u64,
+    pub(crate) reg_w: Regularization,
+    pub(crate) reg_h: Regularization,
+    pub(crate) epsilon: f32,
+    pub(crate) progress: Option<ProgressFn>,
+}
+
+impl fmt::Debug for ValidParams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ValidParams")
+            .field("rank", &self.rank)
+            .field("solver", &self.solver)
+            .field("loss", &self.loss)
+            .field("init", &self.init)
+            .field("max_iter", &self.max_iter)
+            .field("tol", &self.tol)
+            .field("check_every", &self.check_every)
+            .field("reg_w", &self.reg_w)
+            .field("reg_h", &self.reg_h)
+            .finish()
+    }
+}
+
+impl ValidParams {
+    /// The rank r.
+    pub fn rank(&self) -> usize {
+        self.rank
+    }
+    /// The solver.
+    pub fn solver(&self) -> Solver {
+        self.solver
+    }
+    /// The loss.
+    pub fn loss(&self) -> Loss {
+        self.loss
+    }
+}

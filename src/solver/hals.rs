@@ -1,0 +1,28 @@
+//! Hierarchical alternating least squares (Cichocki & Phan 2009; scikit-learn's `cd` solver).
+//!
+//! With `P = V Hᵀ`, `G = H Hᵀ`, each column of W in turn is set to its exact nonnegative
+//! minimiser with the others fixed:
+//! `W[:,t] ← max(0, W[:,t] − ((W G)[:,t] − P[:,t] + l1_W + l2_W W[:,t]) / (G[t,t] + l2_W))`;
+//! then the rows of H likewise with `Q = Wᵀ V`, `K = Wᵀ W`. Each sweep never increases the
+//! penalised objective.
+
+use super::{State, Step, Update};
+use crate::engine::{Engine, Side};
+use crate::error::Result;
+use crate::params::ValidParams;
+
+pub(super) struct Hals;
+
+impl<E: Engine> Step<E> for Hals {
+    fn step(&self, e: &mut E, s: &mut State<E::Mat>, p: &ValidParams, update: Update) -> Result<()> {
+        if update == Update::Both {
+            e.v_ht(&s.h, &mut s.p)?;
+            e.gram(&s.h, Side::Right, &mut s.g)?;
+            e.hals_step(&mut s.w, &s.p, &s.g, Side::Left, p.reg_w)?;
+        }
+        e.gram(&s.w, Side::Left, &mut s.k)?;
+        e.wt_v(&s.w, &mut s.q)?;
+        e.hals_step(&mut s.h, &s.q, &s.k, Side::Right, p.reg_h)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,130 @@
+//! Solvers: *what* is computed each iteration, written once against [`Engine`].
+//!
+//! One iteration updates W, then H (scikit-learn's order). The loss is computed at the start and
+//! every `check_every` iterations (and after the last one); the run stops when
+//! `(e_prev − e) / e_0 < tol` with `e = sqrt(2·D)`, the criterion scikit-learn uses.
+
+mod hals;
+mod mu;
+
+use ndarray::Array2;
+
+use crate::engine::Engine;
+use crate::error::{NmfError, Result};
+use crate::params::{Loss, Progress, Solver, ValidParams};
+
+/// Which factors a run updates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Update {
+    /// Fit: W and H.
+    Both,
+    /// Transform: H only, with W fixed.
+    HOnly,
+}
+
+/// What a solver run produces.
+#[derive(Debug, Clone)]
+pub(crate) struct RunOutput {
+    pub w: Array2<f32>,
+    pub h: Array2<f32>,
+    pub n_iter: usize,
+    pub converged: bool,
+    pub losses: Vec<f64>,
+    pub loss_iters: Vec<usize>,
+}
+
+/// Workspace of one run: the factors and every intermediate product, allocated once.
+pub(crate) struct State<M> {
+    pub w: M,
+    pub h: M,
+    /// `V Hᵀ` or the KL numerator for W (m x r).
+    pub p: M,
+    /// `Wᵀ V` or the KL numerator for H (r x n).
+    pub q: M,
+    /// `H Hᵀ` or row sums of H (r x r or r x 1).
+    pub g: M,
+    /// `Wᵀ W` or column sums of W.
+    pub k: M,
+}
+
+/// One solver iteration on an engine.
+trait Step<E: Engine> {
+    fn step(&self, e: &mut E, s: &mut State<E::Mat>, p: &ValidParams, update: Update) -> Result<()>;
+}
+
+/// Run the configured solver from `(w0, h0)`.
+pub(crate) fn run<E: Engine>(
+    e: &mut E,
+    params: &ValidParams,
+    w0: &Array2<f32>,
+    h0: &Array2<f32>,
+    update: Update,
+) -> Result<RunOutput> {
+    let (m, n) = e.dims();
+    let r = params.rank;
+    let sums = params.loss == Loss::KullbackLeibler;
+    let small = if sums { 1 } else { r };
+    let mut s = State {
+        w: e.upload(w0.view())?,
+        h: e.upload(h0.view())?,
+        p: e.zeros(m, r)?,
+        q: e.zeros(r, n)?,
+        g: e.zeros(r, small)?,
+        k: e.zeros(r, small)?,
+    };
+    let step: &dyn Step<E> = match params.solver {
+        Solver::MultiplicativeUpdate => &mu::Mu,
+        Solver::Hals => &hals::Hals,
+    };
+
+    let mut losses = Vec::new();
+    let mut loss_iters = Vec::new();
+    let record = |it: usize, l: f64, losses: &mut Vec<f64>, iters: &mut Vec<usize>| {
+        losses.push(l);
+        iters.push(it);
+        if let Some(cb) = &params.progress {
+            cb(&Progress {
+                iteration: it,
+                max_iter: params.max_iter,
+                loss: l,
+            });
+        }
+    };
+    let loss0 = e.loss(&s.w, &s.h, params.loss, params.epsilon)?;
+    if !loss0.is_finite() {
+        return Err(NmfError::NumericalBreakdown { iteration: 0 });
+    }
+    record(0, loss0, &mut losses, &mut loss_iters);
+    let err0 = (2.0 * loss0).sqrt();
+    let mut prev_err = err0;
+    let mut converged = false;
+    let mut n_iter = 0;
+    for it in 1..=params.max_iter {
+        step.step(e, &mut s, params, update)?;
+        n_iter = it;
+        let at_check = it % params.check_every == 0;
+        if at_check || it == params.max_iter {
+            let l = e.loss(&s.w, &s.h, params.loss, params.epsilon)?;
+            if !l.is_finite() {
+                return Err(NmfError::NumericalBreakdown { iteration: it });
+            }
+            record(it, l, &mut losses, &mut loss_iters);
+            let err = (2.0 * l).sqrt();
+            if params.tol > 0.0 && at_check {
+                if err0 == 0.0 || (prev_err - err) / err0 < params.tol as f64 {
+                    converged = true;
+                    break;
+                }
+                prev_err = err;
+            }
+        }
+    }
+    Ok(RunOutput {
+        w: e.download(&s.w)?,
+        h: e.download(&s.h)?,
+        n_iter,
+        converged,
+        losses,
+        loss_iters,
+    })
+}

@@ -1,0 +1,44 @@
+//! Lee–Seung multiplicative updates.
+//!
+//! Frobenius (`D = ½‖V − WH‖²`), with penalties `l1`, `l2` on each factor:
+//! `W ← W ⊙ (V Hᵀ) ⊘ (W H Hᵀ + l1_W + l2_W W)`, then `H ← H ⊙ (Wᵀ V) ⊘ (Wᵀ W H + l1_H + l2_H H)`.
+//! Kullback–Leibler (`D = Σ V log(V/WH) − V + WH`), with `Z = V ⊘ WH`:
+//! `W ← W ⊙ (Z Hᵀ) ⊘ (1 (H 1)ᵀ + …)`, then `H ← H ⊙ (Wᵀ Z) ⊘ ((Wᵀ 1) 1ᵀ + …)`.
+//! Zero denominators become ε. Without penalties each update never increases `D`
+//! (Lee & Seung 2001), which the tests check.
+
+use super::{State, Step, Update};
+use crate::engine::{Engine, MuDenominator, Side};
+use crate::error::Result;
+use crate::params::{Loss, ValidParams};
+
+pub(super) struct Mu;
+
+impl<E: Engine> Step<E> for Mu {
+    fn step(&self, e: &mut E, s: &mut State<E::Mat>, p: &ValidParams, update: Update) -> Result<()> {
+        let eps = p.epsilon;
+        match p.loss {
+            Loss::Frobenius => {
+                if update == Update::Both {
+                    e.v_ht(&s.h, &mut s.p)?;
+                    e.gram(&s.h, Side::Right, &mut s.g)?;
+                    e.mu_step(&mut s.w, &s.p, MuDenominator::Gram(&s.g), Side::Left, p.reg_w, eps)?;
+                }
+                e.gram(&s.w, Side::Left, &mut s.k)?;
+                e.wt_v(&s.w, &mut s.q)?;
+                e.mu_step(&mut s.h, &s.q, MuDenominator::Gram(&s.k), Side::Right, p.reg_h, eps)?;
+            }
+            Loss::KullbackLeibler => {
+                if update == Update::Both {
+                    e.kl_numerator(&s.w, &s.h, Side::Left, &mut s.p)?;
+                    e.factor_sums(&s.h, Side::Left, &mut s.g)?;
+                    e.mu_step(&mut s.w, &s.p, MuDenominator::Sums(&s.g), Side::Left, p.reg_w, eps)?;
+                }
+                e.factor_sums(&s.w, Side::Right, &mut s.k)?;
+                e.kl_numerator(&s.w, &s.h, Side::Right, &mut s.q)?;
+                e.mu_step(&mut s.h, &s.q, MuDenominator::Sums(&s.k), Side::Right, p.reg_h, eps)?;
+            }
+        }
+        Ok(())
+    }
+}
