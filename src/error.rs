@@ -160,6 +160,72 @@ pub enum NmfError {
         /// Iteration at which it was detected.
         iteration: usize,
     },
+
+    /// No GPU adapter with compute shaders was found.
+    #[error("no usable GPU adapter: {reason}. Install a Vulkan driver for your GPU; on a machine without one, `apt-get install mesa-vulkan-drivers libvulkan1` provides lavapipe (Vulkan on the CPU). Check WGPU_BACKEND / WGPU_ADAPTER_NAME if set, or use Backend::Cpu (Backend::Auto falls back to it)")]
+    GpuNoAdapter {
+        /// Why no adapter was usable.
+        reason: String,
+    },
+
+    /// The adapter was found but the device could not be opened.
+    #[error("could not open the GPU device on adapter {adapter}: {reason}; update the GPU driver, pick another adapter with WGPU_ADAPTER_NAME, or use Backend::Cpu")]
+    GpuDevice {
+        /// The adapter's name.
+        adapter: String,
+        /// What the driver reported.
+        reason: String,
+    },
+
+    /// A kernel failed to compile or its pipeline could not be created.
+    #[error("GPU kernel `{kernel}` could not be built on this adapter: {message}; please report this with the adapter name (GpuContext::adapter_info), and use Backend::Cpu meanwhile")]
+    GpuShader {
+        /// The kernel's entry point.
+        kernel: &'static str,
+        /// The compiler's or driver's message.
+        message: String,
+    },
+
+    /// The device ran out of memory.
+    #[error("the GPU ran out of memory allocating {bytes} bytes for {what}; lower the rank, factorize a smaller matrix, free GPU memory used by other programs, or use Backend::Cpu")]
+    GpuOutOfMemory {
+        /// What was being allocated.
+        what: String,
+        /// Bytes requested (0 when the driver did not say).
+        bytes: u64,
+    },
+
+    /// A matrix is larger than the device can bind at once.
+    #[error("{what} needs {bytes} bytes on the GPU but this adapter binds at most {limit} bytes at once; lower the rank or the number of samples per fit, or use Backend::Cpu")]
+    GpuBufferTooLarge {
+        /// What was being allocated.
+        what: String,
+        /// Bytes needed.
+        bytes: u64,
+        /// The adapter's limit.
+        limit: u64,
+    },
+
+    /// Reading results back from the device failed.
+    #[error("reading results back from the GPU failed: {message}; retry with a new GpuContext, or use Backend::Cpu")]
+    GpuMapFailed {
+        /// What went wrong.
+        message: String,
+    },
+
+    /// The device was lost (driver reset, timeout, GPU removed).
+    #[error("the GPU device was lost ({message}), e.g. by a driver reset or a watchdog timeout; create a new GpuContext and fit again, or use Backend::Cpu")]
+    GpuDeviceLost {
+        /// The driver's message.
+        message: String,
+    },
+
+    /// The device reported an error nmf-gpu did not expect.
+    #[error("the GPU reported an unexpected error: {message}; please report this with the adapter name (GpuContext::adapter_info), and use Backend::Cpu meanwhile")]
+    GpuInternal {
+        /// The device's message.
+        message: String,
+    },
 }
 
 /// Shorthand for results of this crate.

@@ -7,6 +7,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use crate::engine::cpu::CpuEngine;
+use crate::engine::gpu::{auto_context, GpuEngine};
 use crate::engine::{Backend, Engine};
 use crate::error::{NmfError, Result};
 use crate::init::initialize;
@@ -46,11 +47,16 @@ pub(crate) fn make_engine_and_run(
     h0: &Array2<f32>,
     update: Update,
 ) -> Result<(RunOutput, String)> {
-    match backend {
-        Backend::Cpu => {}
-        Backend::Auto => {
-            log::info!("backend auto: no GPU engine in this build, using the CPU");
-        }
+    let gpu = match backend {
+        Backend::Cpu => None,
+        Backend::Gpu(ctx) => Some(ctx.clone()),
+        Backend::Auto => auto_context(),
+    };
+    if let Some(ctx) = gpu {
+        let mut engine = GpuEngine::new(&ctx, v)?;
+        let name = engine.name();
+        let out = run(&mut engine, params, w0, h0, update)?;
+        return Ok((out, name));
     }
     let mut engine = CpuEngine::new(v);
     let name = engine.name();
@@ -75,6 +81,7 @@ pub(crate) fn fit(params: &NmfParams, v: ArrayView2<'_, f32>) -> Result<Factoriz
         converged: out.converged,
         losses: out.losses,
         loss_iters: out.loss_iters,
+        gpu_stats: out.gpu_stats,
         params: valid,
         backend: params.backend.clone(),
         engine_name,

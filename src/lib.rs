@@ -39,6 +39,7 @@
 #![warn(missing_docs)]
 
 pub use ndarray;
+pub use wgpu;
 
 mod engine;
 mod error;
@@ -49,7 +50,9 @@ mod model;
 mod params;
 mod solver;
 
-pub use engine::Backend;
+pub use engine::{Backend, GpuContext, GpuStats};
 pub use error::{Factor, NmfError, Result};
 pub use model::{relative_error, Factorization};
-pub use params::{Init, Loss, Nmf, NmfParams, Progress, ProgressFn, Solver, ValidParams, DEFAULT_EPSILON};
+pub use params::{
+    Init, Loss, Nmf, NmfParams, Progress, ProgressFn, Solver, ValidParams, DEFAULT_EPSILON,
+};

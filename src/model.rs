@@ -5,7 +5,7 @@ use std::time::Duration;
 use ndarray::{Array2, ArrayView2};
 
 use crate::engine::cpu::gemm::matmul;
-use crate::engine::{cpu::CpuEngine, Backend, Engine};
+use crate::engine::{cpu::CpuEngine, Backend, Engine, GpuStats};
 use crate::error::{NmfError, Result};
 use crate::fit::{check_data, make_engine_and_run};
 use crate::params::{Loss, Solver, ValidParams};
@@ -21,6 +21,7 @@ pub struct Factorization {
     pub(crate) converged: bool,
     pub(crate) losses: Vec<f64>,
     pub(crate) loss_iters: Vec<usize>,
+    pub(crate) gpu_stats: Option<GpuStats>,
     pub(crate) params: ValidParams,
     pub(crate) backend: Backend,
     pub(crate) engine_name: String,
@@ -80,6 +81,10 @@ impl Factorization {
     pub fn engine(&self) -> &str {
         &self.engine_name
     }
+    /// What the fit asked of the GPU (dispatches, submissions, bytes moved); `None` on the CPU.
+    pub fn gpu_stats(&self) -> Option<GpuStats> {
+        self.gpu_stats
+    }
     /// Wall time of the fit (initialisation included).
     pub fn elapsed(&self) -> Duration {
         self.elapsed
@@ -115,14 +120,7 @@ impl Factorization {
         let mut params = self.params.clone();
         params.progress = None;
         // The H penalty is scaled by m, which new samples do not change.
-        let out = make_engine_and_run(
-            v_new,
-            &self.backend,
-            &params,
-            &self.w,
-            &h0,
-            Update::HOnly,
-        )?;
+        let out = make_engine_and_run(v_new, &self.backend, &params, &self.w, &h0, Update::HOnly)?;
         Ok(out.0.h)
     }
 
@@ -167,7 +165,11 @@ pub fn relative_error(
     let mut e = CpuEngine::new(v);
     let (w, h) = (w.to_owned(), h.to_owned());
     let d = e.loss(&w, &h, Loss::Frobenius, f32::EPSILON)?;
-    let vn = v.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>().sqrt();
+    let vn = v
+        .iter()
+        .map(|&x| (x as f64) * (x as f64))
+        .sum::<f64>()
+        .sqrt();
     let num = (2.0 * d).sqrt();
     Ok(if vn == 0.0 {
         if num == 0.0 {

@@ -1,13 +1,15 @@
-//! Engines: *how* the solvers' operations run (CPU now; the same trait serves a GPU engine).
+//! Engines: *how* the solvers' operations run, on the CPU or on a GPU, behind one trait.
 //!
 //! A solver is written once as a sequence of [`Engine`] calls on engine-owned matrices
 //! ([`Engine::Mat`]); the engine owns the data matrix `V` (m x n) so that it may keep it in
 //! device memory, split it into panels, or store it sparsely.
 
 pub(crate) mod cpu;
+pub(crate) mod gpu;
 
 use ndarray::{Array2, ArrayView2};
 
+pub use self::gpu::{GpuContext, GpuStats};
 use crate::error::Result;
 use crate::params::{Loss, Regularization};
 
@@ -18,6 +20,8 @@ pub enum Backend {
     /// The multithreaded CPU engine (ndarray storage, AVX-512/AVX2 GEMM).
     #[default]
     Cpu,
+    /// The GPU engine on this device context (wgpu compute shaders; V, W and H stay on the device).
+    Gpu(GpuContext),
     /// The best engine available: a GPU when one is usable, otherwise the CPU (the choice is logged).
     Auto,
 }
@@ -105,4 +109,9 @@ pub(crate) trait Engine {
 
     /// The divergence `D(V ‖ WH)` (without penalty terms), accumulated in f64.
     fn loss(&mut self, w: &Self::Mat, h: &Self::Mat, loss: Loss, eps: f32) -> Result<f64>;
+
+    /// Device work counters, for engines that run on a GPU.
+    fn stats(&self) -> Option<GpuStats> {
+        None
+    }
 }

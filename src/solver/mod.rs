@@ -9,7 +9,7 @@ mod mu;
 
 use ndarray::Array2;
 
-use crate::engine::Engine;
+use crate::engine::{Engine, GpuStats};
 use crate::error::{NmfError, Result};
 use crate::params::{Loss, Progress, Solver, ValidParams};
 
@@ -31,6 +31,7 @@ pub(crate) struct RunOutput {
     pub converged: bool,
     pub losses: Vec<f64>,
     pub loss_iters: Vec<usize>,
+    pub gpu_stats: Option<GpuStats>,
 }
 
 /// Workspace of one run: the factors and every intermediate product, allocated once.
@@ -49,7 +50,8 @@ pub(crate) struct State<M> {
 
 /// One solver iteration on an engine.
 trait Step<E: Engine> {
-    fn step(&self, e: &mut E, s: &mut State<E::Mat>, p: &ValidParams, update: Update) -> Result<()>;
+    fn step(&self, e: &mut E, s: &mut State<E::Mat>, p: &ValidParams, update: Update)
+        -> Result<()>;
 }
 
 /// Run the configured solver from `(w0, h0)`.
@@ -119,12 +121,15 @@ pub(crate) fn run<E: Engine>(
             }
         }
     }
+    let w = e.download(&s.w)?;
+    let h = e.download(&s.h)?;
     Ok(RunOutput {
-        w: e.download(&s.w)?,
-        h: e.download(&s.h)?,
+        w,
+        h,
         n_iter,
         converged,
         losses,
         loss_iters,
+        gpu_stats: e.stats(),
     })
 }

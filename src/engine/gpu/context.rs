@@ -1,0 +1,335 @@
+//! The device context: adapter choice, the device and queue, tuning from the adapter's limits,
+//! the pipeline cache, and the record of asynchronous device faults.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use super::pipelines::PipelineCache;
+use crate::error::{NmfError, Result};
+
+/// Default ceiling of the KL ratio block `V ⊘ WH` formed at once: 64 MiB.
+const DEFAULT_KL_BLOCK_BYTES: u64 = 64 << 20;
+
+/// A GPU device ready to run factorizations, cheap to clone and reusable across fits
+/// (compiled kernels are cached inside).
+///
+/// ```no_run
+/// use nmf_gpu::{Backend, GpuContext, Nmf};
+/// # let v = nmf_gpu::ndarray::Array2::<f32>::ones((100, 80));
+/// let gpu = GpuContext::new()?;
+/// println!("running on {}", gpu.adapter_info().name);
+/// let fit = Nmf::params(8).backend(Backend::Gpu(gpu)).fit(v.view())?;
+/// # Ok::<(), nmf_gpu::NmfError>(())
+/// ```
+#[derive(Clone)]
+pub struct GpuContext {
+    pub(crate) inner: Arc<ContextInner>,
+    pub(crate) budget: Budget,
+}
+
+/// Size ceilings for the data a fit keeps on the device.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Budget {
+    /// Largest column panel of V, in bytes (at most one storage binding).
+    pub panel_bytes: u64,
+    /// Largest block of the KL ratio `V ⊘ WH` formed at once, in bytes.
+    pub kl_block_bytes: u64,
+}
+
+/// Workgroup shapes chosen from the adapter's limits.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Tuning {
+    /// Matmul workgroup `(x, y)`; each invocation owns a 4 x 4 register block.
+    pub tile_wg: (u32, u32),
+    /// Workgroup size of the one-dimensional kernels.
+    pub linear_wg: u32,
+    /// Most workgroups in one dispatch dimension.
+    pub max_groups: u32,
+}
+
+/// Register block of each matmul invocation (the `TM`, `TN` constants of `matmul.wgsl`).
+pub(crate) const REGISTER_BLOCK: u32 = 4;
+
+pub(crate) struct ContextInner {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    pub tuning: Tuning,
+    pub pipelines: PipelineCache,
+    pub faults: Arc<Faults>,
+}
+
+/// Errors the device reports asynchronously (outside any error scope) and device loss.
+#[derive(Debug, Default)]
+pub(crate) struct Faults {
+    lost: Mutex<Option<String>>,
+    error: Mutex<Option<Fault>>,
+}
+
+#[derive(Debug)]
+enum Fault {
+    OutOfMemory,
+    Other(String),
+}
+
+impl Faults {
+    fn record_error(&self, e: wgpu::Error) {
+        let fault = match e {
+            wgpu::Error::OutOfMemory { .. } => Fault::OutOfMemory,
+            other => Fault::Other(other.to_string()),
+        };
+        if let Ok(mut slot) = self.error.lock() {
+            slot.get_or_insert(fault);
+        }
+    }
+
+    fn record_lost(&self, reason: wgpu::DeviceLostReason, message: String) {
+        if reason == wgpu::DeviceLostReason::Destroyed {
+            return;
+        }
+        if let Ok(mut slot) = self.lost.lock() {
+            slot.get_or_insert(message);
+        }
+    }
+
+    /// The first fault recorded since the last call, as an error.
+    pub(crate) fn take(&self) -> Result<()> {
+        if let Some(message) = self.lost.lock().ok().and_then(|s| s.clone()) {
+            return Err(NmfError::GpuDeviceLost { message });
+        }
+        match self.error.lock().ok().and_then(|mut s| s.take()) {
+            None => Ok(()),
+            Some(Fault::OutOfMemory) => Err(NmfError::GpuOutOfMemory {
+                what: "a GPU operation".into(),
+                bytes: 0,
+            }),
+            Some(Fault::Other(message)) => Err(NmfError::GpuInternal { message }),
+        }
+    }
+}
+
+impl fmt::Debug for GpuContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GpuContext")
+            .field("adapter", &self.inner.info.name)
+            .field("backend", &self.inner.info.backend)
+            .field("device_type", &self.inner.info.device_type)
+            .field("max_panel_bytes", &self.budget.panel_bytes)
+            .finish()
+    }
+}
+
+impl GpuContext {
+    /// Open the high-performance GPU adapter (blocking).
+    ///
+    /// wgpu's environment variables are honoured: `WGPU_BACKEND` (e.g. `vulkan`, `metal`,
+    /// `dx12`; default: the primary backends), `WGPU_ADAPTER_NAME` (a substring of the adapter
+    /// name) and `WGPU_POWER_PREF` (`high`, `low`, `none`; default `high`).
+    ///
+    /// Fails with [`NmfError::GpuNoAdapter`] when no adapter with compute shaders exists and
+    /// [`NmfError::GpuDevice`] when the device cannot be opened.
+    pub fn new() -> Result<GpuContext> {
+        pollster::block_on(open())
+    }
+
+    /// Name, vendor, backend and driver of the adapter in use.
+    pub fn adapter_info(&self) -> wgpu::AdapterInfo {
+        self.inner.info.clone()
+    }
+
+    /// This context with V split into column panels of at most `bytes` bytes, so that the
+    /// panel path can be exercised on small matrices.
+    #[doc(hidden)]
+    pub fn with_max_panel_bytes(mut self, bytes: u64) -> GpuContext {
+        self.budget.panel_bytes = bytes.clamp(4, self.default_panel_bytes());
+        self
+    }
+
+    /// This context with the KL ratio formed in blocks of at most `bytes` bytes.
+    #[doc(hidden)]
+    pub fn with_kl_block_bytes(mut self, bytes: u64) -> GpuContext {
+        self.budget.kl_block_bytes = bytes.max(4);
+        self
+    }
+
+    /// Rows (and columns) of C covered by one matmul workgroup.
+    #[doc(hidden)]
+    pub fn matmul_tile(&self) -> (usize, usize) {
+        let (x, y) = self.inner.tuning.tile_wg;
+        ((y * REGISTER_BLOCK) as usize, (x * REGISTER_BLOCK) as usize)
+    }
+
+    fn default_panel_bytes(&self) -> u64 {
+        binding_ceiling(&self.inner.limits)
+    }
+
+    pub(crate) fn device(&self) -> &wgpu::Device {
+        &self.inner.device
+    }
+
+    pub(crate) fn queue(&self) -> &wgpu::Queue {
+        &self.inner.queue
+    }
+
+    pub(crate) fn tuning(&self) -> Tuning {
+        self.inner.tuning
+    }
+
+    /// Largest buffer that can be bound as one storage binding.
+    pub(crate) fn max_binding_bytes(&self) -> u64 {
+        binding_ceiling(&self.inner.limits)
+    }
+
+    /// Fail with the first asynchronous fault (device lost, uncaptured error), if any.
+    pub(crate) fn check_faults(&self) -> Result<()> {
+        self.inner.faults.take()
+    }
+}
+
+fn binding_ceiling(limits: &wgpu::Limits) -> u64 {
+    limits
+        .max_storage_buffer_binding_size
+        .min(limits.max_buffer_size)
+}
+
+fn backends() -> wgpu::Backends {
+    wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY)
+}
+
+async fn choose_adapter(instance: &wgpu::Instance) -> Result<wgpu::Adapter> {
+    if let Ok(wanted) = std::env::var("WGPU_ADAPTER_NAME") {
+        let wanted = wanted.to_lowercase();
+        let adapters = instance.enumerate_adapters(backends()).await;
+        let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
+        return adapters
+            .into_iter()
+            .find(|a| a.get_info().name.to_lowercase().contains(&wanted))
+            .ok_or_else(|| NmfError::GpuNoAdapter {
+                reason: format!(
+                    "WGPU_ADAPTER_NAME={wanted:?} matches none of the adapters found ({})",
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                ),
+            });
+    }
+    let options = wgpu::RequestAdapterOptions {
+        power_preference: wgpu::PowerPreference::from_env()
+            .unwrap_or(wgpu::PowerPreference::HighPerformance),
+        force_fallback_adapter: false,
+        compatible_surface: None,
+        apply_limit_buckets: false,
+    };
+    instance
+        .request_adapter(&options)
+        .await
+        .map_err(|e| NmfError::GpuNoAdapter {
+            reason: e.to_string(),
+        })
+}
+
+fn tuning_for(limits: &wgpu::Limits) -> Tuning {
+    let invocations = limits.max_compute_invocations_per_workgroup;
+    let fits = |x: u32, y: u32| {
+        x * y <= invocations
+            && x <= limits.max_compute_workgroup_size_x
+            && y <= limits.max_compute_workgroup_size_y
+    };
+    let tile_wg = [(16, 16), (16, 8), (8, 8), (4, 4), (1, 1)]
+        .into_iter()
+        .find(|&(x, y)| fits(x, y))
+        .unwrap_or((1, 1));
+    let linear_wg = [256, 128, 64, 32, 1]
+        .into_iter()
+        .find(|&w| w <= invocations && w <= limits.max_compute_workgroup_size_x)
+        .unwrap_or(1);
+    Tuning {
+        tile_wg,
+        linear_wg,
+        max_groups: limits.max_compute_workgroups_per_dimension.max(1),
+    }
+}
+
+async fn open() -> Result<GpuContext> {
+    let desc = wgpu::InstanceDescriptor {
+        backends: backends(),
+        ..wgpu::InstanceDescriptor::new_without_display_handle()
+    }
+    .with_env();
+    let instance = wgpu::Instance::new(desc);
+    let adapter = choose_adapter(&instance).await?;
+    let info = adapter.get_info();
+    let caps = adapter.get_downlevel_capabilities();
+    if !caps.flags.contains(wgpu::DownlevelFlags::COMPUTE_SHADERS) {
+        return Err(NmfError::GpuNoAdapter {
+            reason: format!(
+                "adapter {} ({:?}) has no compute shaders",
+                info.name, info.backend
+            ),
+        });
+    }
+    let limits = adapter.limits();
+    let (device, queue) = adapter
+        .request_device(&wgpu::DeviceDescriptor {
+            label: Some("nmf-gpu"),
+            required_features: wgpu::Features::empty(),
+            required_limits: limits.clone(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| NmfError::GpuDevice {
+            adapter: info.name.clone(),
+            reason: e.to_string(),
+        })?;
+    let limits = device.limits();
+    let faults = Arc::new(Faults::default());
+    let sink = Arc::clone(&faults);
+    device.on_uncaptured_error(Arc::new(move |e| sink.record_error(e)));
+    let sink = Arc::clone(&faults);
+    device.set_device_lost_callback(move |reason, message| sink.record_lost(reason, message));
+    let tuning = tuning_for(&limits);
+    log::info!(
+        "GPU adapter {} ({:?}, {:?}); matmul workgroup {:?}",
+        info.name,
+        info.backend,
+        info.device_type,
+        tuning.tile_wg
+    );
+    let budget = Budget {
+        panel_bytes: binding_ceiling(&limits),
+        kl_block_bytes: DEFAULT_KL_BLOCK_BYTES.min(binding_ceiling(&limits)),
+    };
+    Ok(GpuContext {
+        inner: Arc::new(ContextInner {
+            device,
+            queue,
+            info,
+            limits,
+            tuning,
+            pipelines: PipelineCache::default(),
+            faults,
+        }),
+        budget,
+    })
+}
+
+/// The context `Backend::Auto` uses: opened once per process, `None` when no adapter works
+/// (the reason is logged once).
+pub(crate) fn auto_context() -> Option<GpuContext> {
+    static AUTO: OnceLock<std::result::Result<GpuContext, String>> = OnceLock::new();
+    let chosen = AUTO.get_or_init(|| GpuContext::new().map_err(|e| e.to_string()));
+    match chosen {
+        Ok(ctx) => {
+            log::info!("backend auto: using the GPU ({})", ctx.inner.info.name);
+            Some(ctx.clone())
+        }
+        Err(reason) => {
+            log::warn!("backend auto: no usable GPU ({reason}); using the CPU");
+            None
+        }
+    }
+}

@@ -1,0 +1,572 @@
+//! The GPU engine: wgpu compute shaders running every solver operation on the device.
+//!
+//! V is uploaded once, split into column panels of at most one storage binding each
+//! (`V = [V_1 … V_P]`, `H = [H_1 … H_P]`), so the products run per panel:
+//! `V Hᵀ = Σ_p V_p H_pᵀ`, `(Wᵀ V)_p = Wᵀ V_p`, `(WH)_p = W H_p`. W, H and every intermediate
+//! stay on the device; each engine call only encodes dispatches into one open command encoder,
+//! which is submitted when the loss is read back at a check (a few bytes of partial sums) or
+//! when W and H are downloaded at the end.
+
+mod buffers;
+mod context;
+mod pipelines;
+mod scheduler;
+mod shaders;
+mod stats;
+#[cfg(test)]
+mod tests;
+mod uniforms;
+
+use ndarray::{s, Array2, ArrayView2};
+
+use self::buffers::{storage_buffer, GpuMat};
+use self::pipelines::Kernel;
+use self::scheduler::{Groups, Scheduler};
+use super::cpu::gemm::Accum;
+use super::{Engine, MuDenominator, Side};
+use crate::error::{NmfError, Result};
+use crate::params::{Loss, Regularization};
+
+pub(crate) use self::context::auto_context;
+pub use self::context::GpuContext;
+pub use self::stats::GpuStats;
+
+/// One column panel `V[:, c0 .. c0 + cols]`, stored row-major (m x cols).
+#[derive(Clone)]
+struct Panel {
+    buf: wgpu::Buffer,
+    c0: usize,
+    cols: usize,
+}
+
+/// A strided view of a device matrix: entry `(i, j)` is `buf[off + i·rs + j·cs]`.
+#[derive(Clone, Copy)]
+struct Operand<'a> {
+    buf: &'a wgpu::Buffer,
+    off: usize,
+    rs: usize,
+    cs: usize,
+}
+
+impl<'a> Operand<'a> {
+    /// Row-major with `cols` columns, starting at entry `off`.
+    fn rows(buf: &'a wgpu::Buffer, off: usize, cols: usize) -> Self {
+        Operand {
+            buf,
+            off,
+            rs: cols,
+            cs: 1,
+        }
+    }
+    /// The transpose of a row-major matrix with `cols` columns, starting at entry `off`.
+    fn transposed(buf: &'a wgpu::Buffer, off: usize, cols: usize) -> Self {
+        Operand {
+            buf,
+            off,
+            rs: 1,
+            cs: cols,
+        }
+    }
+    /// The sub-view starting at row `i`, column `j`.
+    fn at(self, i: usize, j: usize) -> Self {
+        Operand {
+            off: self.off + i * self.rs + j * self.cs,
+            ..self
+        }
+    }
+}
+
+/// The engine over one data matrix V on one device.
+pub(crate) struct GpuEngine {
+    ctx: GpuContext,
+    m: usize,
+    n: usize,
+    panels: Vec<Panel>,
+    sched: Scheduler,
+    /// Buffers the multiplicative update writes into before swapping them with the factor.
+    spares: Vec<GpuMat>,
+    kl_block: Option<(wgpu::Buffer, usize)>,
+    partials: Option<(wgpu::Buffer, usize)>,
+}
+
+fn index(x: usize) -> Result<u32> {
+    u32::try_from(x).map_err(|_| NmfError::GpuBufferTooLarge {
+        what: "a matrix index".into(),
+        bytes: (x as u64).saturating_mul(4),
+        limit: u64::from(u32::MAX) * 4,
+    })
+}
+
+impl GpuEngine {
+    /// Upload `v` (m x n) to the device in column panels of at most the context's panel size.
+    pub(crate) fn new(ctx: &GpuContext, v: ArrayView2<'_, f32>) -> Result<Self> {
+        ctx.check_faults()?;
+        let (m, n) = v.dim();
+        let mut sched = Scheduler::new(ctx)?;
+        let per_col = (m.max(1) as u64) * 4;
+        let panel_cols = ((ctx.budget.panel_bytes / per_col).max(1) as usize).min(n.max(1));
+        let mut panels = Vec::new();
+        let mut c0 = 0;
+        while c0 < n {
+            let cols = panel_cols.min(n - c0);
+            let block = v.slice(s![.., c0..c0 + cols]);
+            let block = block.as_standard_layout();
+            let buf = storage_buffer(ctx, m * cols, "a column panel of V")?;
+            match block.as_slice() {
+                Some(data) => sched.upload(ctx, &buf, data),
+                None => sched.upload(ctx, &buf, &block.iter().copied().collect::<Vec<_>>()),
+            }
+            panels.push(Panel { buf, c0, cols });
+            c0 += cols;
+        }
+        log::debug!("gpu engine: V {m} x {n} in {} panel(s)", panels.len());
+        Ok(GpuEngine {
+            ctx: ctx.clone(),
+            m,
+            n,
+            panels,
+            sched,
+            spares: Vec::new(),
+            kl_block: None,
+            partials: None,
+        })
+    }
+
+    /// Number of column panels V is stored in.
+    #[cfg(test)]
+    pub(crate) fn panel_count(&self) -> usize {
+        self.panels.len()
+    }
+
+    fn tile(&self) -> (usize, usize) {
+        self.ctx.matmul_tile()
+    }
+
+    /// Workgroups of one matmul dispatch chunk, and the chunk sizes (rows, cols) that keep each
+    /// grid dimension within the adapter's limit.
+    fn chunks(&self) -> (usize, usize) {
+        let (tr, tc) = self.tile();
+        let g = self.ctx.tuning().max_groups as usize;
+        (g * tr, g * tc)
+    }
+
+    /// Workgroups (= loss partials) a product over a `rows x cols` output takes.
+    fn product_groups(&self, rows: usize, cols: usize) -> usize {
+        let (tr, tc) = self.tile();
+        let (cr, cc) = self.chunks();
+        let mut total = 0;
+        for r0 in (0..rows).step_by(cr) {
+            let rr = cr.min(rows - r0);
+            for c0 in (0..cols).step_by(cc) {
+                let ccols = cc.min(cols - c0);
+                total += rr.div_ceil(tr) * ccols.div_ceil(tc);
+            }
+        }
+        total
+    }
+
+    /// Encode `kernel` on the product `A B` (`rows x cols`, inner dimension `k`), with C the
+    /// output (or the loss partials) and D the data block of the fused epilogues. Returns the
+    /// number of workgroups (one loss partial each).
+    #[allow(clippy::too_many_arguments)]
+    fn product(
+        &mut self,
+        kernel: Kernel,
+        (rows, cols, k): (usize, usize, usize),
+        a: Operand<'_>,
+        b: Operand<'_>,
+        c: Operand<'_>,
+        d: Operand<'_>,
+        accum: Accum,
+        eps: f32,
+    ) -> Result<usize> {
+        let reduces = matches!(kernel, Kernel::MatmulLossFrobenius | Kernel::MatmulLossKl);
+        let (tr, tc) = self.tile();
+        let (cr, cc) = self.chunks();
+        let mut groups = 0usize;
+        for r0 in (0..rows).step_by(cr) {
+            let rr = cr.min(rows - r0);
+            for c0 in (0..cols).step_by(cc) {
+                let ccols = cc.min(cols - c0);
+                let (ai, bi, di) = (a.at(r0, 0), b.at(0, c0), d.at(r0, c0));
+                let ci = if reduces {
+                    Operand {
+                        off: c.off + groups,
+                        ..c
+                    }
+                } else {
+                    c.at(r0, c0)
+                };
+                let params = uniforms::Gemm {
+                    m: index(rr)?,
+                    n: index(ccols)?,
+                    k: index(k)?,
+                    accumulate: u32::from(accum == Accum::Add),
+                    a_off: index(ai.off)?,
+                    a_rs: index(ai.rs)?,
+                    a_cs: index(ai.cs)?,
+                    eps,
+                    b_off: index(bi.off)?,
+                    b_rs: index(bi.rs)?,
+                    b_cs: index(bi.cs)?,
+                    c_off: index(ci.off)?,
+                    c_rs: index(ci.rs)?,
+                    c_cs: index(ci.cs)?,
+                    d_off: index(di.off)?,
+                    d_rs: index(di.rs)?,
+                    d_cs: index(di.cs)?,
+                    ..Default::default()
+                };
+                let g = Groups(index(ccols.div_ceil(tc))?, index(rr.div_ceil(tr))?);
+                self.sched.dispatch(
+                    &self.ctx,
+                    kernel,
+                    &[a.buf, b.buf, c.buf, d.buf],
+                    &params,
+                    g,
+                )?;
+                groups += rr.div_ceil(tr) * ccols.div_ceil(tc);
+            }
+        }
+        Ok(groups)
+    }
+
+    /// Workgroups for a one-dimensional kernel over `count` items (split over two grid
+    /// dimensions when one is not enough).
+    fn linear(&self, count: usize) -> Result<Groups> {
+        let t = self.ctx.tuning();
+        let groups = count.div_ceil(t.linear_wg as usize);
+        let max = t.max_groups as usize;
+        Ok(if groups <= max {
+            Groups(index(groups)?, 1)
+        } else {
+            Groups(t.max_groups, index(groups.div_ceil(max))?)
+        })
+    }
+
+    /// A buffer of at least `len` entries, kept across calls under `slot`.
+    fn scratch(
+        ctx: &GpuContext,
+        slot: &mut Option<(wgpu::Buffer, usize)>,
+        len: usize,
+        what: &str,
+    ) -> Result<wgpu::Buffer> {
+        match slot {
+            Some((buf, cap)) if *cap >= len => Ok(buf.clone()),
+            _ => {
+                let buf = storage_buffer(ctx, len, what)?;
+                *slot = Some((buf.clone(), len));
+                Ok(buf)
+            }
+        }
+    }
+
+    /// Rows of V ⊘ WH formed at once for a panel of `cols` columns.
+    fn kl_rows(&self, cols: usize) -> usize {
+        let entries = (self.ctx.budget.kl_block_bytes / 4) as usize;
+        (entries / cols.max(1)).clamp(1, self.m.max(1))
+    }
+
+    fn take_spare(&mut self, rows: usize, cols: usize) -> Result<GpuMat> {
+        match self
+            .spares
+            .iter()
+            .position(|s| s.rows == rows && s.cols == cols)
+        {
+            Some(i) => Ok(self.spares.swap_remove(i)),
+            None => Ok(GpuMat {
+                buf: storage_buffer(&self.ctx, rows * cols, "an updated factor")?,
+                rows,
+                cols,
+            }),
+        }
+    }
+}
+
+impl Engine for GpuEngine {
+    type Mat = GpuMat;
+
+    fn name(&self) -> String {
+        let info = &self.ctx.inner.info;
+        format!("gpu ({}, {:?})", info.name, info.backend)
+    }
+
+    fn dims(&self) -> (usize, usize) {
+        (self.m, self.n)
+    }
+
+    fn upload(&mut self, a: ArrayView2<'_, f32>) -> Result<GpuMat> {
+        let (rows, cols) = a.dim();
+        let buf = storage_buffer(&self.ctx, rows * cols, "a factor")?;
+        let a = a.as_standard_layout();
+        match a.as_slice() {
+            Some(data) => self.sched.upload(&self.ctx, &buf, data),
+            None => self
+                .sched
+                .upload(&self.ctx, &buf, &a.iter().copied().collect::<Vec<_>>()),
+        }
+        Ok(GpuMat { buf, rows, cols })
+    }
+
+    fn zeros(&mut self, rows: usize, cols: usize) -> Result<GpuMat> {
+        Ok(GpuMat {
+            buf: storage_buffer(&self.ctx, rows * cols, "a work matrix")?,
+            rows,
+            cols,
+        })
+    }
+
+    fn download(&mut self, a: &GpuMat) -> Result<Array2<f32>> {
+        let data = self.sched.read_back(&self.ctx, &a.buf, a.len())?;
+        Array2::from_shape_vec((a.rows, a.cols), data).map_err(|e| NmfError::GpuInternal {
+            message: format!("read back a matrix of the wrong size: {e}"),
+        })
+    }
+
+    fn v_ht(&mut self, h: &GpuMat, out: &mut GpuMat) -> Result<()> {
+        let (m, n, r) = (self.m, self.n, h.rows);
+        for (p, panel) in self.panels.clone().iter().enumerate() {
+            let a = Operand::rows(&panel.buf, 0, panel.cols);
+            let accum = if p == 0 { Accum::Replace } else { Accum::Add };
+            self.product(
+                Kernel::Matmul,
+                (m, r, panel.cols),
+                a,
+                Operand::transposed(&h.buf, panel.c0, n),
+                Operand::rows(&out.buf, 0, r),
+                a,
+                accum,
+                0.0,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn wt_v(&mut self, w: &GpuMat, out: &mut GpuMat) -> Result<()> {
+        let (m, n, r) = (self.m, self.n, w.cols);
+        for panel in self.panels.clone().iter() {
+            let a = Operand::transposed(&w.buf, 0, r);
+            self.product(
+                Kernel::Matmul,
+                (r, panel.cols, m),
+                a,
+                Operand::rows(&panel.buf, 0, panel.cols),
+                Operand::rows(&out.buf, panel.c0, n),
+                a,
+                Accum::Replace,
+                0.0,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn gram(&mut self, x: &GpuMat, side: Side, out: &mut GpuMat) -> Result<()> {
+        let (a, b, shape) = match side {
+            // Wᵀ W: (r x m)(m x r)
+            Side::Left => (
+                Operand::transposed(&x.buf, 0, x.cols),
+                Operand::rows(&x.buf, 0, x.cols),
+                (x.cols, x.cols, x.rows),
+            ),
+            // H Hᵀ: (r x n)(n x r)
+            Side::Right => (
+                Operand::rows(&x.buf, 0, x.cols),
+                Operand::transposed(&x.buf, 0, x.cols),
+                (x.rows, x.rows, x.cols),
+            ),
+        };
+        let c = Operand::rows(&out.buf, 0, shape.1);
+        self.product(Kernel::Matmul, shape, a, b, c, a, Accum::Replace, 0.0)?;
+        Ok(())
+    }
+
+    fn kl_numerator(&mut self, w: &GpuMat, h: &GpuMat, side: Side, out: &mut GpuMat) -> Result<()> {
+        let (m, n, r) = (self.m, self.n, w.cols);
+        for (p, panel) in self.panels.clone().iter().enumerate() {
+            let nc = panel.cols;
+            let bm = self.kl_rows(nc);
+            let z = Self::scratch(&self.ctx, &mut self.kl_block, bm * nc, "a block of V ⊘ WH")?;
+            for (blk, i0) in (0..m).step_by(bm).enumerate() {
+                let rows = bm.min(m - i0);
+                // Z = V_p[i0.., :] ⊘ max(W[i0.., :] H_p, ε)
+                self.product(
+                    Kernel::MatmulKlRatio,
+                    (rows, nc, r),
+                    Operand::rows(&w.buf, i0 * r, r),
+                    Operand::rows(&h.buf, panel.c0, n),
+                    Operand::rows(&z, 0, nc),
+                    Operand::rows(&panel.buf, i0 * nc, nc),
+                    Accum::Replace,
+                    0.0,
+                )?;
+                let zr = Operand::rows(&z, 0, nc);
+                match side {
+                    // out[i0.., :] (+)= Z H_pᵀ
+                    Side::Left => self.product(
+                        Kernel::Matmul,
+                        (rows, r, nc),
+                        zr,
+                        Operand::transposed(&h.buf, panel.c0, n),
+                        Operand::rows(&out.buf, i0 * r, r),
+                        zr,
+                        if p == 0 { Accum::Replace } else { Accum::Add },
+                        0.0,
+                    )?,
+                    // out[:, panel] (+)= W[i0.., :]ᵀ Z
+                    Side::Right => self.product(
+                        Kernel::Matmul,
+                        (r, nc, rows),
+                        Operand::transposed(&w.buf, i0 * r, r),
+                        zr,
+                        Operand::rows(&out.buf, panel.c0, n),
+                        zr,
+                        if blk == 0 { Accum::Replace } else { Accum::Add },
+                        0.0,
+                    )?,
+                };
+            }
+        }
+        Ok(())
+    }
+
+    fn factor_sums(&mut self, x: &GpuMat, side: Side, out: &mut GpuMat) -> Result<()> {
+        let params = match side {
+            // Row sums of H (r x n).
+            Side::Left => uniforms::Sums {
+                count: index(x.rows)?,
+                len: index(x.cols)?,
+                outer: index(x.cols)?,
+                inner: 1,
+                zero_to_one: 0,
+                ..Default::default()
+            },
+            // Column sums of W (m x r), zero sums replaced by 1.
+            Side::Right => uniforms::Sums {
+                count: index(x.cols)?,
+                len: index(x.rows)?,
+                outer: 1,
+                inner: index(x.cols)?,
+                zero_to_one: 1,
+                ..Default::default()
+            },
+        };
+        let groups = Groups(params.count, 1);
+        self.sched.dispatch(
+            &self.ctx,
+            Kernel::AxisSums,
+            &[&x.buf, &out.buf],
+            &params,
+            groups,
+        )
+    }
+
+    fn mu_step(
+        &mut self,
+        x: &mut GpuMat,
+        num: &GpuMat,
+        den: MuDenominator<'_, GpuMat>,
+        side: Side,
+        reg: Regularization,
+        eps: f32,
+    ) -> Result<()> {
+        let (rows, cols) = (x.rows, x.cols);
+        let r = match side {
+            Side::Left => cols,
+            Side::Right => rows,
+        };
+        let (kind, small) = match den {
+            MuDenominator::Gram(g) => (0, &g.buf),
+            MuDenominator::Sums(s) => (1, &s.buf),
+        };
+        let params = uniforms::Mu {
+            rows: index(rows)?,
+            cols: index(cols)?,
+            r: index(r)?,
+            side: match side {
+                Side::Left => 0,
+                Side::Right => 1,
+            },
+            den: kind,
+            l1: reg.l1,
+            l2: reg.l2,
+            eps,
+        };
+        let mut spare = self.take_spare(rows, cols)?;
+        let groups = self.linear(rows * cols)?;
+        self.sched.dispatch(
+            &self.ctx,
+            Kernel::MuUpdate,
+            &[&x.buf, &num.buf, small, &spare.buf],
+            &params,
+            groups,
+        )?;
+        std::mem::swap(&mut x.buf, &mut spare.buf);
+        self.spares.push(spare);
+        Ok(())
+    }
+
+    fn hals_step(
+        &mut self,
+        x: &mut GpuMat,
+        num: &GpuMat,
+        gram: &GpuMat,
+        side: Side,
+        reg: Regularization,
+    ) -> Result<()> {
+        let (kernel, count, r) = match side {
+            Side::Left => (Kernel::HalsRows, x.rows, x.cols),
+            Side::Right => (Kernel::HalsCols, x.cols, x.rows),
+        };
+        let params = uniforms::Hals {
+            rows: index(x.rows)?,
+            cols: index(x.cols)?,
+            r: index(r)?,
+            l1: reg.l1,
+            l2: reg.l2,
+            ..Default::default()
+        };
+        let groups = self.linear(count)?;
+        self.sched.dispatch(
+            &self.ctx,
+            kernel,
+            &[&x.buf, &num.buf, &gram.buf],
+            &params,
+            groups,
+        )
+    }
+
+    fn loss(&mut self, w: &GpuMat, h: &GpuMat, loss: Loss, eps: f32) -> Result<f64> {
+        let (m, n, r) = (self.m, self.n, w.cols);
+        let kernel = match loss {
+            Loss::Frobenius => Kernel::MatmulLossFrobenius,
+            Loss::KullbackLeibler => Kernel::MatmulLossKl,
+        };
+        let panels = self.panels.clone();
+        let count: usize = panels.iter().map(|p| self.product_groups(m, p.cols)).sum();
+        let partials = Self::scratch(&self.ctx, &mut self.partials, count, "loss partial sums")?;
+        let mut base = 0;
+        for panel in &panels {
+            let wa = Operand::rows(&w.buf, 0, r);
+            base += self.product(
+                kernel,
+                (m, panel.cols, r),
+                wa,
+                Operand::rows(&h.buf, panel.c0, n),
+                Operand::rows(&partials, base, 0),
+                Operand::rows(&panel.buf, 0, panel.cols),
+                Accum::Replace,
+                eps,
+            )?;
+        }
+        let sums = self.sched.read_back(&self.ctx, &partials, base)?;
+        let total: f64 = sums.iter().map(|&s| f64::from(s)).sum();
+        Ok(match loss {
+            Loss::Frobenius => 0.5 * total,
+            Loss::KullbackLeibler => total,
+        })
+    }
+
+    fn stats(&self) -> Option<GpuStats> {
+        Some(self.sched.stats)
+    }
+}

@@ -1,0 +1,237 @@
+//! Each GPU kernel against the CPU engine, at shapes around the matmul tile edges.
+
+use ndarray::Array2;
+
+use super::{GpuContext, GpuEngine};
+use crate::engine::cpu::CpuEngine;
+use crate::engine::{Engine, MuDenominator, Side};
+use crate::params::{Loss, Regularization};
+
+include!("../../../tests/common/gpu_available.rs");
+
+/// One kernel against the CPU: `max |gpu − cpu| ≤ KERNEL_REL_TOL · max |cpu|`.
+const KERNEL_REL_TOL: f32 = 1e-4;
+/// A loss against the CPU's (both accumulate in f64; the products differ in rounding).
+const LOSS_REL_TOL: f64 = 1e-4;
+
+fn pseudo(rows: usize, cols: usize, seed: u32, offset: f32) -> Array2<f32> {
+    let mut s = seed.wrapping_mul(2654435761).wrapping_add(7);
+    Array2::from_shape_fn((rows, cols), |_| {
+        s ^= s << 13;
+        s ^= s >> 17;
+        s ^= s << 5;
+        offset + (s % 10_000) as f32 / 10_000.0
+    })
+}
+
+fn assert_close(what: &str, gpu: &Array2<f32>, cpu: &Array2<f32>) {
+    assert_eq!(gpu.dim(), cpu.dim(), "{what}: shape");
+    let scale = cpu
+        .iter()
+        .fold(0.0f32, |m, x| m.max(x.abs()))
+        .max(f32::MIN_POSITIVE);
+    let err = gpu
+        .iter()
+        .zip(cpu.iter())
+        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(
+        err <= KERNEL_REL_TOL * scale,
+        "{what}: max abs error {err} vs scale {scale} (shape {:?})",
+        cpu.dim()
+    );
+}
+
+/// Shapes `(m, n, r)` around the tile edges of `ctx`'s matmul (tile − 1, tile, tile + 1,
+/// odd sizes, r = 1).
+fn edge_shapes(ctx: &GpuContext) -> Vec<(usize, usize, usize)> {
+    let (t, _) = ctx.matmul_tile();
+    vec![
+        (t - 1, t + 1, 1),
+        (t, t, 7),
+        (t + 1, t - 1, 3),
+        (2 * t + 3, 37, 5),
+        (1, 9, 1),
+        (13, 1, 2),
+    ]
+}
+
+/// Run every engine operation on both engines from the same inputs and compare.
+fn compare_all_ops(ctx: &GpuContext, m: usize, n: usize, r: usize) {
+    let v = pseudo(m, n, 1 + (m * 31 + n) as u32, 0.0);
+    let w0 = pseudo(m, r, 2, 0.05);
+    let h0 = pseudo(r, n, 3, 0.05);
+    let mut cpu = CpuEngine::new(v.view());
+    let mut gpu = GpuEngine::new(ctx, v.view()).expect("gpu engine");
+    let tag = format!("{m}x{n} r{r}");
+
+    let (cw, ch) = (
+        cpu.upload(w0.view()).unwrap(),
+        cpu.upload(h0.view()).unwrap(),
+    );
+    let (gw, gh) = (
+        gpu.upload(w0.view()).unwrap(),
+        gpu.upload(h0.view()).unwrap(),
+    );
+
+    // Products with V.
+    let (mut cp, mut gp) = (cpu.zeros(m, r).unwrap(), gpu.zeros(m, r).unwrap());
+    cpu.v_ht(&ch, &mut cp).unwrap();
+    gpu.v_ht(&gh, &mut gp).unwrap();
+    assert_close(&format!("v_ht {tag}"), &gpu.download(&gp).unwrap(), &cp);
+    let (mut cq, mut gq) = (cpu.zeros(r, n).unwrap(), gpu.zeros(r, n).unwrap());
+    cpu.wt_v(&cw, &mut cq).unwrap();
+    gpu.wt_v(&gw, &mut gq).unwrap();
+    assert_close(&format!("wt_v {tag}"), &gpu.download(&gq).unwrap(), &cq);
+
+    // Gram matrices.
+    let (mut cg, mut gg) = (cpu.zeros(r, r).unwrap(), gpu.zeros(r, r).unwrap());
+    let (mut ck, mut gk) = (cpu.zeros(r, r).unwrap(), gpu.zeros(r, r).unwrap());
+    cpu.gram(&ch, Side::Right, &mut cg).unwrap();
+    gpu.gram(&gh, Side::Right, &mut gg).unwrap();
+    assert_close(&format!("gram HHt {tag}"), &gpu.download(&gg).unwrap(), &cg);
+    cpu.gram(&cw, Side::Left, &mut ck).unwrap();
+    gpu.gram(&gw, Side::Left, &mut gk).unwrap();
+    assert_close(&format!("gram WtW {tag}"), &gpu.download(&gk).unwrap(), &ck);
+
+    // KL numerators and sums.
+    let (mut ckp, mut gkp) = (cpu.zeros(m, r).unwrap(), gpu.zeros(m, r).unwrap());
+    cpu.kl_numerator(&cw, &ch, Side::Left, &mut ckp).unwrap();
+    gpu.kl_numerator(&gw, &gh, Side::Left, &mut gkp).unwrap();
+    assert_close(
+        &format!("kl num W {tag}"),
+        &gpu.download(&gkp).unwrap(),
+        &ckp,
+    );
+    let (mut ckq, mut gkq) = (cpu.zeros(r, n).unwrap(), gpu.zeros(r, n).unwrap());
+    cpu.kl_numerator(&cw, &ch, Side::Right, &mut ckq).unwrap();
+    gpu.kl_numerator(&gw, &gh, Side::Right, &mut gkq).unwrap();
+    assert_close(
+        &format!("kl num H {tag}"),
+        &gpu.download(&gkq).unwrap(),
+        &ckq,
+    );
+    let (mut cs_l, mut gs_l) = (cpu.zeros(r, 1).unwrap(), gpu.zeros(r, 1).unwrap());
+    cpu.factor_sums(&ch, Side::Left, &mut cs_l).unwrap();
+    gpu.factor_sums(&gh, Side::Left, &mut gs_l).unwrap();
+    assert_close(
+        &format!("sums H {tag}"),
+        &gpu.download(&gs_l).unwrap(),
+        &cs_l,
+    );
+    let (mut cs_r, mut gs_r) = (cpu.zeros(r, 1).unwrap(), gpu.zeros(r, 1).unwrap());
+    cpu.factor_sums(&cw, Side::Right, &mut cs_r).unwrap();
+    gpu.factor_sums(&gw, Side::Right, &mut gs_r).unwrap();
+    assert_close(
+        &format!("sums W {tag}"),
+        &gpu.download(&gs_r).unwrap(),
+        &cs_r,
+    );
+
+    // Multiplicative updates (Gram and Sums denominators, with penalties).
+    let reg = Regularization { l1: 0.01, l2: 0.02 };
+    let eps = f32::EPSILON;
+    let cases: [(&str, Side, bool); 4] = [
+        ("mu W gram", Side::Left, true),
+        ("mu H gram", Side::Right, true),
+        ("mu W sums", Side::Left, false),
+        ("mu H sums", Side::Right, false),
+    ];
+    for (name, side, gram) in cases {
+        let x0 = match side {
+            Side::Left => &w0,
+            Side::Right => &h0,
+        };
+        let (mut cx, mut gx) = (
+            cpu.upload(x0.view()).unwrap(),
+            gpu.upload(x0.view()).unwrap(),
+        );
+        let pick = || match (side, gram) {
+            (Side::Left, true) => (&cp, &gp, MuDenominator::Gram(&cg), MuDenominator::Gram(&gg)),
+            (Side::Right, true) => (&cq, &gq, MuDenominator::Gram(&ck), MuDenominator::Gram(&gk)),
+            (Side::Left, false) => (
+                &ckp,
+                &gkp,
+                MuDenominator::Sums(&cs_l),
+                MuDenominator::Sums(&gs_l),
+            ),
+            (Side::Right, false) => (
+                &ckq,
+                &gkq,
+                MuDenominator::Sums(&cs_r),
+                MuDenominator::Sums(&gs_r),
+            ),
+        };
+        // Twice, so the swapped buffers are exercised too.
+        for _ in 0..2 {
+            let (cnum, gnum, cden, gden) = pick();
+            cpu.mu_step(&mut cx, cnum, cden, side, reg, eps).unwrap();
+            gpu.mu_step(&mut gx, gnum, gden, side, reg, eps).unwrap();
+        }
+        assert_close(&format!("{name} {tag}"), &gpu.download(&gx).unwrap(), &cx);
+    }
+
+    // HALS sweeps.
+    for (name, side) in [("hals W", Side::Left), ("hals H", Side::Right)] {
+        let (x0, cnum, gnum, cgram, ggram) = match side {
+            Side::Left => (&w0, &cp, &gp, &cg, &gg),
+            Side::Right => (&h0, &cq, &gq, &ck, &gk),
+        };
+        let (mut cx, mut gx) = (
+            cpu.upload(x0.view()).unwrap(),
+            gpu.upload(x0.view()).unwrap(),
+        );
+        cpu.hals_step(&mut cx, cnum, cgram, side, reg).unwrap();
+        gpu.hals_step(&mut gx, gnum, ggram, side, reg).unwrap();
+        assert_close(&format!("{name} {tag}"), &gpu.download(&gx).unwrap(), &cx);
+    }
+
+    // Exact divergences.
+    for loss in [Loss::Frobenius, Loss::KullbackLeibler] {
+        let c = cpu.loss(&cw, &ch, loss, eps).unwrap();
+        let g = gpu.loss(&gw, &gh, loss, eps).unwrap();
+        assert!(
+            (g - c).abs() <= LOSS_REL_TOL * c.abs(),
+            "loss {loss:?} {tag}: gpu {g} cpu {c}"
+        );
+    }
+}
+
+#[test]
+fn every_kernel_matches_cpu_at_tile_edges() {
+    let Some(ctx) = gpu_or_skip() else { return };
+    for (m, n, r) in edge_shapes(&ctx) {
+        compare_all_ops(&ctx, m, n, r);
+    }
+}
+
+#[test]
+fn every_kernel_matches_cpu_with_panels_and_kl_blocks() {
+    let Some(ctx) = gpu_or_skip() else { return };
+    // Panels of a few columns and KL blocks of a few rows.
+    let (m, n, r) = (70, 53, 4);
+    let small = ctx
+        .with_max_panel_bytes((m * 4 * 6) as u64)
+        .with_kl_block_bytes(6 * 4 * 9);
+    let v = pseudo(m, n, 5, 0.0);
+    let e = GpuEngine::new(&small, v.view()).unwrap();
+    assert_eq!(e.panel_count(), n.div_ceil(6));
+    compare_all_ops(&small, m, n, r);
+}
+
+#[test]
+fn kl_loss_handles_zeros_in_v_and_wh() {
+    let Some(ctx) = gpu_or_skip() else { return };
+    let (m, n, r) = (20, 30, 2);
+    let mut v = pseudo(m, n, 9, 0.0);
+    v.slice_mut(ndarray::s![..5, ..]).fill(0.0);
+    let mut w = pseudo(m, r, 10, 0.0);
+    w.slice_mut(ndarray::s![15.., ..]).fill(0.0);
+    let h = pseudo(r, n, 11, 0.1);
+    let mut cpu = CpuEngine::new(v.view());
+    let mut gpu = GpuEngine::new(&ctx, v.view()).unwrap();
+    let (cw, ch) = (cpu.upload(w.view()).unwrap(), cpu.upload(h.view()).unwrap());
+    let (gw, gh) = (gpu.upload(w.view()).unwrap(), gpu.upload(h.view()).unwrap());
+    let c = cpu.loss(&cw, &ch, Loss::KullbackLeibler, 1e-6).unwrap();
+    let g = gpu.loss(&gw, &gh, Loss::KullbackLeibler, 1e-6).unwrap();
+    assert!((g - c).abs() <= LOSS_REL_TOL * c.abs(), "gpu {g} cpu {c}");
+}
