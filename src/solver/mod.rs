@@ -50,8 +50,7 @@ pub(crate) struct State<M> {
 
 /// One solver iteration on an engine.
 trait Step<E: Engine> {
-    fn step(&self, e: &mut E, s: &mut State<E::Mat>, p: &ValidParams, update: Update)
-        -> Result<()>;
+    fn step(&self, e: &mut E, s: &mut State<E::Mat>, p: &ValidParams, update: Update) -> Result<()>;
 }
 
 /// Run the configured solver from `(w0, h0)`.
@@ -121,11 +120,9 @@ pub(crate) fn run<E: Engine>(
             }
         }
     }
-    let w = e.download(&s.w)?;
-    let h = e.download(&s.h)?;
     Ok(RunOutput {
-        w,
-        h,
+        w: e.download(&s.w)?,
+        h: e.download(&s.h)?,
         n_iter,
         converged,
         losses,
