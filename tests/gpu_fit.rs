@@ -1,0 +1,264 @@
+//! Whole fits on the GPU engine against the CPU engine, from the same custom initialisation.
+
+mod common;
+
+use std::time::Instant;
+
+use common::{gpu_or_skip, low_rank_plus_noise, pseudo};
+use nmf_gpu::ndarray::Array2;
+use nmf_gpu::{Backend, Factorization, GpuContext, Init, Loss, Nmf, Solver};
+
+/// Loss curves of a GPU and a CPU fit agree pointwise to this relative tolerance.
+const CURVE_REL_TOL: f64 = 1e-3;
+/// Final relative errors `‖V − WH‖/‖V‖` agree to this relative tolerance.
+const FINAL_REL_TOL: f64 = 1e-3;
+/// The panel path and the single-panel path differ only in summation order.
+const PANEL_REL_TOL: f64 = 1e-4;
+/// Bytes read back at one convergence check (the loss partial sums) stay below this.
+const CHECK_BYTES: u64 = 4096;
+
+struct Problem {
+    v: Array2<f32>,
+    w0: Array2<f32>,
+    h0: Array2<f32>,
+}
+
+fn problem(m: usize, n: usize, r: usize, seed: u32) -> Problem {
+    let v = low_rank_plus_noise(m, n, r, 0.1, seed);
+    let w0 = pseudo(m, r, seed + 10) + 0.1;
+    let h0 = pseudo(r, n, seed + 11) + 0.1;
+    Problem { v, w0, h0 }
+}
+
+fn fit(p: &Problem, solver: Solver, loss: Loss, iters: usize, backend: Backend) -> Factorization {
+    Nmf::params(p.w0.ncols())
+        .solver(solver)
+        .loss(loss)
+        .init(Init::Custom {
+            w: p.w0.clone(),
+            h: p.h0.clone(),
+        })
+        .max_iter(iters)
+        .tol(0.0)
+        .check_every(10)
+        .backend(backend)
+        .fit(p.v.view())
+        .expect("fit")
+}
+
+fn assert_fits_agree(p: &Problem, gpu: &Factorization, cpu: &Factorization, what: &str) {
+    assert!(
+        gpu.engine().starts_with("gpu"),
+        "{what}: ran on {}",
+        gpu.engine()
+    );
+    assert_eq!(gpu.loss_iterations(), cpu.loss_iterations(), "{what}");
+    for (i, (g, c)) in gpu.losses().iter().zip(cpu.losses()).enumerate() {
+        assert!(
+            (g - c).abs() <= CURVE_REL_TOL * c.abs(),
+            "{what}: loss at check {i}: gpu {g} cpu {c}"
+        );
+    }
+    let (eg, ec) = (
+        gpu.relative_error(p.v.view()).unwrap(),
+        cpu.relative_error(p.v.view()).unwrap(),
+    );
+    assert!(
+        (eg - ec).abs() <= FINAL_REL_TOL * ec,
+        "{what}: final relative error gpu {eg} cpu {ec}"
+    );
+    assert!(gpu
+        .w()
+        .iter()
+        .chain(gpu.h().iter())
+        .all(|&x| x >= 0.0 && x.is_finite()));
+}
+
+fn compare(solver: Solver, loss: Loss, ctx: GpuContext) {
+    let p = problem(90, 70, 5, 1);
+    let cpu = fit(&p, solver, loss, 60, Backend::Cpu);
+    let gpu = fit(&p, solver, loss, 60, Backend::Gpu(ctx));
+    assert_fits_agree(&p, &gpu, &cpu, &format!("{solver:?} {loss:?}"));
+}
+
+#[test]
+fn mu_frobenius_gpu_matches_cpu() {
+    let Some(ctx) = gpu_or_skip() else { return };
+    compare(Solver::MultiplicativeUpdate, Loss::Frobenius, ctx);
+}
+
+#[test]
+fn mu_kl_gpu_matches_cpu() {
+    let Some(ctx) = gpu_or_skip() else { return };
+    compare(Solver::MultiplicativeUpdate, Loss::KullbackLeibler, ctx);
+}
+
+#[test]
+fn hals_gpu_matches_cpu() {
+    let Some(ctx) = gpu_or_skip() else { return };
+    compare(Solver::Hals, Loss::Frobenius, ctx);
+}
+
+#[test]
+fn regularised_fits_gpu_match_cpu() {
+    let Some(ctx) = gpu_or_skip() else { return };
+    let p = problem(50, 80, 4, 2);
+    for solver in [Solver::MultiplicativeUpdate, Solver::Hals] {
+        let params = |backend| {
+            Nmf::params(4)
+                .solver(solver)
+                .init(Init::Custom {
+                    w: p.w0.clone(),
+                    h: p.h0.clone(),
+                })
+                .max_iter(30)
+                .tol(0.0)
+                .alpha_w(0.01)
+                .l1_ratio(0.5)
+                .backend(backend)
+        };
+        let cpu = params(Backend::Cpu).fit(p.v.view()).unwrap();
+        let gpu = params(Backend::Gpu(ctx.clone())).fit(p.v.view()).unwrap();
+        assert_fits_agree(&p, &gpu, &cpu, &format!("{solver:?} regularised"));
+    }
+}
+
+#[test]
+fn panel_path_equals_single_panel_path() {
+    let Some(ctx) = gpu_or_skip() else { return };
+    let p = problem(60, 75, 3, 3);
+    // Panels of 7 columns, KL blocks of 9 rows.
+    let panels = ctx
+        .clone()
+        .with_max_panel_bytes(60 * 4 * 7)
+        .with_kl_block_bytes(7 * 4 * 9);
+    for (solver, loss) in [
+        (Solver::MultiplicativeUpdate, Loss::Frobenius),
+        (Solver::MultiplicativeUpdate, Loss::KullbackLeibler),
+        (Solver::Hals, Loss::Frobenius),
+    ] {
+        let one = fit(&p, solver, loss, 20, Backend::Gpu(ctx.clone()));
+        let many = fit(&p, solver, loss, 20, Backend::Gpu(panels.clone()));
+        for (a, b) in one.losses().iter().zip(many.losses()) {
+            assert!(
+                (a - b).abs() <= PANEL_REL_TOL * a.abs(),
+                "{solver:?} {loss:?}: one panel {a}, panels {b}"
+            );
+        }
+        let scale = one.w().iter().fold(0.0f32, |m, &x| m.max(x));
+        for (a, b) in one.w().iter().zip(many.w().iter()) {
+            assert!(
+                (a - b).abs() <= 1e-3 * scale,
+                "{solver:?} {loss:?}: W {a} vs {b}"
+            );
+        }
+        // Every panel is uploaded once, so the bytes uploaded are the same.
+        assert_eq!(
+            one.gpu_stats().unwrap().bytes_uploaded,
+            many.gpu_stats().unwrap().bytes_uploaded
+        );
+    }
+}
+
+#[test]
+fn counters_show_v_uploaded_once_and_little_read_back() {
+    let Some(ctx) = gpu_or_skip() else { return };
+    let (m, n, r) = (80, 64, 6);
+    let p = problem(m, n, r, 4);
+    for (solver, loss) in [
+        (Solver::MultiplicativeUpdate, Loss::Frobenius),
+        (Solver::MultiplicativeUpdate, Loss::KullbackLeibler),
+        (Solver::Hals, Loss::Frobenius),
+    ] {
+        let f = fit(&p, solver, loss, 40, Backend::Gpu(ctx.clone()));
+        let s = f.gpu_stats().expect("a GPU fit has counters");
+        let checks = f.losses().len() as u64;
+        assert_eq!(checks, 5, "checks at 0, 10, 20, 30, 40");
+        let (v_bytes, w_bytes, h_bytes) =
+            ((m * n * 4) as u64, (m * r * 4) as u64, (r * n * 4) as u64);
+        assert_eq!(s.bytes_uploaded, v_bytes + w_bytes + h_bytes, "{s:?}");
+        assert!(
+            s.bytes_read_back <= checks * CHECK_BYTES + w_bytes + h_bytes,
+            "{solver:?} {loss:?}: {s:?}"
+        );
+        // One submission per check and one per downloaded factor.
+        assert_eq!(s.submissions, checks + 2, "{s:?}");
+        assert!(s.dispatches >= 40 * 4, "{s:?}");
+    }
+    let cpu = fit(&p, Solver::Hals, Loss::Frobenius, 10, Backend::Cpu);
+    assert!(cpu.gpu_stats().is_none());
+}
+
+#[test]
+fn auto_backend_uses_the_gpu_when_there_is_one() {
+    let gpu = gpu_or_skip();
+    let p = problem(40, 30, 3, 5);
+    let f = fit(
+        &p,
+        Solver::MultiplicativeUpdate,
+        Loss::Frobenius,
+        10,
+        Backend::Auto,
+    );
+    match gpu {
+        Some(_) => {
+            assert!(f.engine().starts_with("gpu"), "{}", f.engine());
+            assert!(f.gpu_stats().is_some());
+        }
+        None => {
+            assert!(f.engine().starts_with("cpu"), "{}", f.engine());
+            assert!(f.gpu_stats().is_none());
+        }
+    }
+}
+
+#[test]
+fn transform_on_the_gpu_matches_the_cpu() {
+    let Some(ctx) = gpu_or_skip() else { return };
+    let p = problem(50, 60, 4, 6);
+    let v_new = low_rank_plus_noise(50, 25, 4, 0.1, 7);
+    for solver in [Solver::MultiplicativeUpdate, Solver::Hals] {
+        let cpu = fit(&p, solver, Loss::Frobenius, 30, Backend::Cpu);
+        let gpu = fit(&p, solver, Loss::Frobenius, 30, Backend::Gpu(ctx.clone()));
+        let (hc, hg) = (
+            cpu.transform(v_new.view()).unwrap(),
+            gpu.transform(v_new.view()).unwrap(),
+        );
+        let scale = hc.iter().fold(0.0f32, |m, &x| m.max(x));
+        for (a, b) in hc.iter().zip(hg.iter()) {
+            assert!((a - b).abs() <= 1e-2 * scale, "{solver:?}: H {a} vs {b}");
+        }
+    }
+}
+
+#[test]
+fn context_reports_its_adapter() {
+    let Some(ctx) = gpu_or_skip() else { return };
+    let info = ctx.adapter_info();
+    assert!(!info.name.is_empty());
+    assert!(format!("{ctx:?}").contains(&info.name));
+}
+
+/// The 361 x 2429, r = 49 problem (the size of the CBCL faces) for the three solvers.
+#[test]
+fn faces_sized_problem_agrees_for_all_solvers() {
+    let Some(ctx) = gpu_or_skip() else { return };
+    let p = problem(361, 2429, 49, 8);
+    for (solver, loss, iters) in [
+        (Solver::MultiplicativeUpdate, Loss::Frobenius, 20),
+        (Solver::MultiplicativeUpdate, Loss::KullbackLeibler, 10),
+        (Solver::Hals, Loss::Frobenius, 20),
+    ] {
+        let t = Instant::now();
+        let gpu = fit(&p, solver, loss, iters, Backend::Gpu(ctx.clone()));
+        let gpu_time = t.elapsed();
+        let t = Instant::now();
+        let cpu = fit(&p, solver, loss, iters, Backend::Cpu);
+        eprintln!(
+            "361x2429 r49 {solver:?} {loss:?}, {iters} iterations: gpu {:?}, cpu {:?}",
+            gpu_time,
+            t.elapsed()
+        );
+        assert_fits_agree(&p, &gpu, &cpu, &format!("faces-sized {solver:?} {loss:?}"));
+    }
+}
