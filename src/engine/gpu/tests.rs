@@ -235,3 +235,42 @@ fn kl_loss_handles_zeros_in_v_and_wh() {
     let g = gpu.loss(&gw, &gh, Loss::KullbackLeibler, 1e-6).unwrap();
     assert!((g - c).abs() <= LOSS_REL_TOL * c.abs(), "gpu {g} cpu {c}");
 }
+
+/// Throughput of the matmul kernel on `V Hᵀ` and `Wᵀ V` (run with `--ignored --nocapture`).
+#[test]
+#[ignore = "a measurement, not a check"]
+fn matmul_throughput() {
+    let Some(ctx) = gpu_or_skip() else { return };
+    for (m, n, r) in [(361, 2429, 49), (1024, 1024, 64), (2048, 2048, 64)] {
+        let v = pseudo(m, n, 1, 0.0);
+        let mut gpu = GpuEngine::new(&ctx, v.view()).unwrap();
+        let h = gpu.upload(pseudo(r, n, 2, 0.0).view()).unwrap();
+        let w = gpu.upload(pseudo(m, r, 3, 0.0).view()).unwrap();
+        let mut p = gpu.zeros(m, r).unwrap();
+        let mut q = gpu.zeros(r, n).unwrap();
+        gpu.v_ht(&h, &mut p).unwrap();
+        gpu.download(&p).unwrap();
+        let reps = 5;
+        let t = std::time::Instant::now();
+        for _ in 0..reps {
+            gpu.v_ht(&h, &mut p).unwrap();
+        }
+        gpu.download(&p).unwrap();
+        let a = t.elapsed().as_secs_f64() / reps as f64;
+        let t = std::time::Instant::now();
+        for _ in 0..reps {
+            gpu.wt_v(&w, &mut q).unwrap();
+        }
+        gpu.download(&q).unwrap();
+        let b = t.elapsed().as_secs_f64() / reps as f64;
+        let flops = 2.0 * (m * n * r) as f64;
+        eprintln!(
+            "{}: {m}x{n} r{r}: V Hᵀ {:.1} ms ({:.2} GFLOP/s), Wᵀ V {:.1} ms ({:.2} GFLOP/s)",
+            ctx.adapter_info().name,
+            a * 1e3,
+            flops / a / 1e9,
+            b * 1e3,
+            flops / b / 1e9
+        );
+    }
+}
