@@ -9,6 +9,11 @@
 // neighbouring invocations read neighbouring columns of B). Edge tiles clamp their loads to the
 // last row/column and skip out-of-range stores.
 //
+// Split over the inner dimension (for outputs too small to fill the device, e.g. Wᵀ W): the
+// workgroup with z index s sums only l in [s·k_chunk, min(k, (s + 1)·k_chunk)) and writes its
+// slice at c_off + s·c_slice; a second pass (slices.wgsl) adds the slices up. Without a split,
+// k_chunk = k and there is one slice.
+//
 // Entry points:
 //   matmul                 C = AB, or C += AB when `accumulate` is set;
 //   matmul_kl_ratio        C = D ⊘ max(AB, ε_f32)      (the KL ratio V ⊘ WH of one block);
@@ -29,11 +34,11 @@ struct Gemm {
     b_off: u32,
     b_rs: u32,
     b_cs: u32,
-    pad0: u32,
+    k_chunk: u32,
     c_off: u32,
     c_rs: u32,
     c_cs: u32,
-    pad1: u32,
+    c_slice: u32,
     d_off: u32,
     d_rs: u32,
     d_cs: u32,
@@ -77,7 +82,8 @@ fn product(wg: vec3<u32>, lid: vec3<u32>) -> array<f32, 16> {
         let col = min(tile_col(wg, lid, j), p.n - 1u);
         b_base[j] = p.b_off + col * p.b_cs;
     }
-    for (var l = 0u; l < p.k; l++) {
+    let l_end = min(p.k, (wg.z + 1u) * p.k_chunk);
+    for (var l = wg.z * p.k_chunk; l < l_end; l++) {
         let la = l * p.a_cs;
         let lb = l * p.b_rs;
         var av: array<f32, 4>;
@@ -105,7 +111,7 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
         for (var j = 0u; j < TN; j++) {
             let col = tile_col(wg, lid, j);
             if (row < p.m && col < p.n) {
-                let ci = p.c_off + row * p.c_rs + col * p.c_cs;
+                let ci = p.c_off + wg.z * p.c_slice + row * p.c_rs + col * p.c_cs;
                 var value = acc[i * TN + j];
                 if (p.accumulate != 0u) {
                     value += c[ci];

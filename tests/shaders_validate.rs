@@ -29,7 +29,7 @@ fn every_shader_validates_with_naga() {
             count += 1;
         }
     }
-    assert!(count >= 4, "found {count} shaders in {}", dir.display());
+    assert!(count >= 5, "found {count} shaders in {}", dir.display());
     for wanted in [
         "matmul",
         "matmul_kl_ratio",
@@ -39,6 +39,7 @@ fn every_shader_validates_with_naga() {
         "hals_rows",
         "hals_cols",
         "axis_sums",
+        "sum_slices",
     ] {
         assert!(
             entries.iter().any(|e| e == wanted),

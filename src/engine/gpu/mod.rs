@@ -31,6 +31,16 @@ pub(crate) use self::context::auto_context;
 pub use self::context::GpuContext;
 pub use self::stats::GpuStats;
 
+/// Products whose output spans fewer workgroups than this are split over the inner dimension
+/// (e.g. the r x r Gram matrices), so that the whole device works on them.
+const TARGET_GROUPS: usize = 256;
+/// Shortest inner-dimension chunk of a split product.
+const MIN_K_CHUNK: usize = 256;
+/// Most slices of a split product.
+const MAX_SLICES: usize = 64;
+/// Most entries of the slices of a split product, all together (64 MiB).
+const MAX_SLICE_ENTRIES: usize = 1 << 24;
+
 /// One column panel `V[:, c0 .. c0 + cols]`, stored row-major (m x cols).
 #[derive(Clone)]
 struct Panel {
@@ -87,6 +97,7 @@ pub(crate) struct GpuEngine {
     spares: Vec<GpuMat>,
     kl_block: Option<(wgpu::Buffer, usize)>,
     partials: Option<(wgpu::Buffer, usize)>,
+    slices: Option<(wgpu::Buffer, usize)>,
 }
 
 fn index(x: usize) -> Result<u32> {
@@ -129,6 +140,7 @@ impl GpuEngine {
             spares: Vec::new(),
             kl_block: None,
             partials: None,
+            slices: None,
         })
     }
 
@@ -180,6 +192,13 @@ impl GpuEngine {
         accum: Accum,
         eps: f32,
     ) -> Result<usize> {
+        if kernel == Kernel::Matmul {
+            let slices = self.k_slices(rows, cols, k);
+            if slices > 1 {
+                self.split_product((rows, cols, k), slices, a, b, c, accum)?;
+                return Ok(0);
+            }
+        }
         let reduces = matches!(kernel, Kernel::MatmulLossFrobenius | Kernel::MatmulLossKl);
         let (tr, tc) = self.tile();
         let (cr, cc) = self.chunks();
@@ -209,6 +228,7 @@ impl GpuEngine {
                     b_off: index(bi.off)?,
                     b_rs: index(bi.rs)?,
                     b_cs: index(bi.cs)?,
+                    k_chunk: index(k)?,
                     c_off: index(ci.off)?,
                     c_rs: index(ci.rs)?,
                     c_cs: index(ci.cs)?,
@@ -217,7 +237,7 @@ impl GpuEngine {
                     d_cs: index(di.cs)?,
                     ..Default::default()
                 };
-                let g = Groups(index(ccols.div_ceil(tc))?, index(rr.div_ceil(tr))?);
+                let g = Groups(index(ccols.div_ceil(tc))?, index(rr.div_ceil(tr))?, 1);
                 self.sched.dispatch(
                     &self.ctx,
                     kernel,
@@ -238,10 +258,84 @@ impl GpuEngine {
         let groups = count.div_ceil(t.linear_wg as usize);
         let max = t.max_groups as usize;
         Ok(if groups <= max {
-            Groups(index(groups)?, 1)
+            Groups(index(groups)?, 1, 1)
         } else {
-            Groups(t.max_groups, index(groups.div_ceil(max))?)
+            Groups(t.max_groups, index(groups.div_ceil(max))?, 1)
         })
+    }
+
+    /// Slices of the inner dimension for `C = A B` (`rows x cols`, inner `k`): enough to give
+    /// the device about [`TARGET_GROUPS`] workgroups, each summing at least [`MIN_K_CHUNK`] terms.
+    fn k_slices(&self, rows: usize, cols: usize, k: usize) -> usize {
+        let groups = self.product_groups(rows, cols).max(1);
+        if groups >= TARGET_GROUPS {
+            return 1;
+        }
+        (TARGET_GROUPS / groups)
+            .min(k / MIN_K_CHUNK)
+            .min(MAX_SLICES)
+            .min(MAX_SLICE_ENTRIES / (rows * cols).max(1))
+            .max(1)
+    }
+
+    /// `C (+)= A B` in two passes: `slices` partial products over chunks of the inner
+    /// dimension (one dispatch, the chunk in the z grid dimension), then their sum into C.
+    fn split_product(
+        &mut self,
+        (rows, cols, k): (usize, usize, usize),
+        slices: usize,
+        a: Operand<'_>,
+        b: Operand<'_>,
+        c: Operand<'_>,
+        accum: Accum,
+    ) -> Result<()> {
+        let k_chunk = k.div_ceil(slices);
+        let slices = k.div_ceil(k_chunk);
+        let len = rows * cols;
+        let parts = Self::scratch(&self.ctx, &mut self.slices, slices * len, "product slices")?;
+        let (tr, tc) = self.tile();
+        let params = uniforms::Gemm {
+            m: index(rows)?,
+            n: index(cols)?,
+            k: index(k)?,
+            accumulate: 0,
+            a_off: index(a.off)?,
+            a_rs: index(a.rs)?,
+            a_cs: index(a.cs)?,
+            b_off: index(b.off)?,
+            b_rs: index(b.rs)?,
+            b_cs: index(b.cs)?,
+            k_chunk: index(k_chunk)?,
+            c_rs: index(cols)?,
+            c_cs: 1,
+            c_slice: index(len)?,
+            ..Default::default()
+        };
+        let groups = Groups(
+            index(cols.div_ceil(tc))?,
+            index(rows.div_ceil(tr))?,
+            index(slices)?,
+        );
+        self.sched.dispatch(
+            &self.ctx,
+            Kernel::Matmul,
+            &[a.buf, b.buf, &parts, a.buf],
+            &params,
+            groups,
+        )?;
+        let sum = uniforms::Slices {
+            rows: index(rows)?,
+            cols: index(cols)?,
+            slices: index(slices)?,
+            slice_len: index(len)?,
+            c_off: index(c.off)?,
+            c_rs: index(c.rs)?,
+            c_cs: index(c.cs)?,
+            accumulate: u32::from(accum == Accum::Add),
+        };
+        let groups = self.linear(len)?;
+        self.sched
+            .dispatch(&self.ctx, Kernel::SumSlices, &[&parts, c.buf], &sum, groups)
     }
 
     /// A buffer of at least `len` entries, kept across calls under `slot`.
@@ -450,7 +544,7 @@ impl Engine for GpuEngine {
                 ..Default::default()
             },
         };
-        let groups = Groups(params.count, 1);
+        let groups = Groups(params.count, 1, 1);
         self.sched.dispatch(
             &self.ctx,
             Kernel::AxisSums,

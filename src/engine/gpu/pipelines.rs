@@ -44,6 +44,8 @@ pub(crate) enum Kernel {
     HalsCols,
     /// Strided sums (row sums of H, column sums of W).
     AxisSums,
+    /// Sum of the slices of a product split over its inner dimension.
+    SumSlices,
 }
 
 const MATMUL_BINDINGS: &[Access] = &[
@@ -64,6 +66,7 @@ impl Kernel {
             Kernel::MuUpdate => "mu_update",
             Kernel::HalsRows | Kernel::HalsCols => "hals",
             Kernel::AxisSums => "sums",
+            Kernel::SumSlices => "slices",
         }
     }
 
@@ -77,6 +80,7 @@ impl Kernel {
             Kernel::HalsRows => "hals_rows",
             Kernel::HalsCols => "hals_cols",
             Kernel::AxisSums => "axis_sums",
+            Kernel::SumSlices => "sum_slices",
         }
     }
 
@@ -100,7 +104,9 @@ impl Kernel {
                 Access::Read,
                 Access::Uniform,
             ],
-            Kernel::AxisSums => &[Access::Read, Access::ReadWrite, Access::Uniform],
+            Kernel::AxisSums | Kernel::SumSlices => {
+                &[Access::Read, Access::ReadWrite, Access::Uniform]
+            }
         }
     }
 
@@ -110,9 +116,11 @@ impl Kernel {
             | Kernel::MatmulKlRatio
             | Kernel::MatmulLossFrobenius
             | Kernel::MatmulLossKl => Shape::Tile,
-            Kernel::MuUpdate | Kernel::HalsRows | Kernel::HalsCols | Kernel::AxisSums => {
-                Shape::Linear
-            }
+            Kernel::MuUpdate
+            | Kernel::HalsRows
+            | Kernel::HalsCols
+            | Kernel::AxisSums
+            | Kernel::SumSlices => Shape::Linear,
         }
     }
 }

@@ -25,9 +25,9 @@ pub(crate) struct Scheduler {
     pub stats: GpuStats,
 }
 
-/// Workgroup counts of one dispatch.
+/// Workgroup counts `(x, y, z)` of one dispatch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Groups(pub u32, pub u32);
+pub(crate) struct Groups(pub u32, pub u32, pub u32);
 
 impl Scheduler {
     pub fn new(ctx: &GpuContext) -> Result<Self> {
@@ -67,7 +67,7 @@ impl Scheduler {
         params: &P,
         groups: Groups,
     ) -> Result<()> {
-        if groups.0 == 0 || groups.1 == 0 {
+        if groups.0 == 0 || groups.1 == 0 || groups.2 == 0 {
             return Ok(());
         }
         if self.pending == ARENA_SLOTS {
@@ -111,7 +111,7 @@ impl Scheduler {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
             pass.set_pipeline(&compiled.pipeline);
             pass.set_bind_group(0, &bind_group, &[]);
-            pass.dispatch_workgroups(groups.0, groups.1, 1);
+            pass.dispatch_workgroups(groups.0, groups.1, groups.2);
         }
         self.pending += 1;
         self.stats.dispatches += 1;

@@ -6,6 +6,7 @@ pub(crate) const SHADERS: &[(&str, &str)] = &[
     ("mu_update", include_str!("../../../shaders/mu_update.wgsl")),
     ("hals", include_str!("../../../shaders/hals.wgsl")),
     ("sums", include_str!("../../../shaders/sums.wgsl")),
+    ("slices", include_str!("../../../shaders/slices.wgsl")),
 ];
 
 /// The source of the shader module `name`, if it exists.
@@ -42,5 +43,15 @@ mod tests {
             SHADERS.iter().map(|(n, _)| format!("{n}.wgsl")).collect();
         registered.sort();
         assert_eq!(files, registered);
+    }
+
+    /// The host's idea of the matmul register block is the shader's.
+    #[test]
+    fn register_block_matches_the_matmul_shader() {
+        let src = super::source("matmul").expect("matmul registered");
+        let b = crate::engine::gpu::context::REGISTER_BLOCK;
+        assert!(src.contains(&format!("const TM: u32 = {b}u;")));
+        assert!(src.contains(&format!("const TN: u32 = {b}u;")));
+        assert!(src.contains(&format!("array<f32, {}>", b * b)));
     }
 }

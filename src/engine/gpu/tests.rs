@@ -52,6 +52,9 @@ fn edge_shapes(ctx: &GpuContext) -> Vec<(usize, usize, usize)> {
         (2 * t + 3, 37, 5),
         (1, 9, 1),
         (13, 1, 2),
+        // Long inner dimensions: products split into slices.
+        (600, 20, 3),
+        (20, 600, 2),
     ]
 }
 
@@ -273,4 +276,27 @@ fn matmul_throughput() {
             flops / b / 1e9
         );
     }
+}
+
+#[test]
+fn small_outputs_with_long_inner_dimension_are_split() {
+    let Some(ctx) = gpu_or_skip() else { return };
+    let (m, n, r) = (1500, 8, 3);
+    let v = pseudo(m, n, 12, 0.0);
+    let w0 = pseudo(m, r, 13, 0.0);
+    let mut gpu = GpuEngine::new(&ctx, v.view()).unwrap();
+    let mut cpu = CpuEngine::new(v.view());
+    let w = gpu.upload(w0.view()).unwrap();
+    let cw = cpu.upload(w0.view()).unwrap();
+    let mut k = gpu.zeros(r, r).unwrap();
+    let mut ck = cpu.zeros(r, r).unwrap();
+    let before = gpu.sched.stats.dispatches;
+    gpu.gram(&w, Side::Left, &mut k).unwrap();
+    assert_eq!(
+        gpu.sched.stats.dispatches - before,
+        2,
+        "partial products, then their sum"
+    );
+    cpu.gram(&cw, Side::Left, &mut ck).unwrap();
+    assert_close("split gram", &gpu.download(&k).unwrap(), &ck);
 }

@@ -17,11 +17,11 @@ pub(crate) struct Gemm {
     pub b_off: u32,
     pub b_rs: u32,
     pub b_cs: u32,
-    pub pad0: u32,
+    pub k_chunk: u32,
     pub c_off: u32,
     pub c_rs: u32,
     pub c_cs: u32,
-    pub pad1: u32,
+    pub c_slice: u32,
     pub d_off: u32,
     pub d_rs: u32,
     pub d_cs: u32,
@@ -68,4 +68,18 @@ pub(crate) struct Sums {
     pub pad0: u32,
     pub pad1: u32,
     pub pad2: u32,
+}
+
+/// `struct Slices` of `slices.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
+pub(crate) struct Slices {
+    pub rows: u32,
+    pub cols: u32,
+    pub slices: u32,
+    pub slice_len: u32,
+    pub c_off: u32,
+    pub c_rs: u32,
+    pub c_cs: u32,
+    pub accumulate: u32,
 }
