@@ -1,4 +1,5 @@
-// Strided sums: out[o] = Σ_{k < len} x[o·outer + k·inner] for o < count, one workgroup per o.
+// Strided sums: out[o] = Σ_{k < len} x[o·outer + k·inner] for o < count, one workgroup per o,
+// counting only indices below `bound` (so the last chunk of a vector may be short).
 // Row sums of H (r x n): outer = n, inner = 1. Column sums of W (m x r): outer = 1, inner = r.
 // With `zero_to_one` set, a zero sum becomes 1 (scikit-learn's guard on the KL denominators).
 
@@ -8,7 +9,7 @@ struct Sums {
     outer: u32,
     inner: u32,
     zero_to_one: u32,
-    pad0: u32,
+    bound: u32,
     pad1: u32,
     pad2: u32,
 }
@@ -27,7 +28,10 @@ fn axis_sums(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id)
     let o = wg.x;
     var s = 0.0;
     for (var k = lid.x; k < p.len; k += WG) {
-        s += x[o * p.outer + k * p.inner];
+        let i = o * p.outer + k * p.inner;
+        if (i < p.bound) {
+            s += x[i];
+        }
     }
     partial[lid.x] = s;
     workgroupBarrier();

@@ -15,7 +15,7 @@ const FINAL_REL_TOL: f64 = 1e-3;
 /// The panel path and the single-panel path differ only in summation order.
 const PANEL_REL_TOL: f64 = 1e-4;
 /// Bytes read back at one convergence check (the loss partial sums) stay below this.
-const CHECK_BYTES: u64 = 4096;
+const CHECK_BYTES: u64 = 16;
 
 struct Problem {
     v: Array2<f32>,

@@ -13,6 +13,12 @@ const DEFAULT_KL_BLOCK_BYTES: u64 = 64 << 20;
 /// A GPU device ready to run factorizations, cheap to clone and reusable across fits
 /// (compiled kernels are cached inside).
 ///
+/// Any adapter wgpu can drive works: Vulkan, Metal or DX12. A machine without a GPU can still
+/// run the GPU engine on lavapipe, Mesa's Vulkan driver on the CPU (slow, but exact enough for
+/// tests): on Debian/Ubuntu, `apt-get install mesa-vulkan-drivers libvulkan1`. With
+/// [`Backend::Auto`](crate::Backend::Auto) a fit uses the context opened once per process and
+/// falls back to the CPU engine (with a logged warning) when no adapter is usable.
+///
 /// ```no_run
 /// use nmf_gpu::{Backend, GpuContext, Nmf};
 /// # let v = nmf_gpu::ndarray::Array2::<f32>::ones((100, 80));

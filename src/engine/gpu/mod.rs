@@ -41,6 +41,9 @@ const MAX_SLICES: usize = 64;
 /// Most entries of the slices of a split product, all together (64 MiB).
 const MAX_SLICE_ENTRIES: usize = 1 << 24;
 
+/// Loss partials (one per matmul workgroup) folded into one value on the device, per chunk.
+const LOSS_CHUNK: usize = 1024;
+
 /// One column panel `V[:, c0 .. c0 + cols]`, stored row-major (m x cols).
 #[derive(Clone)]
 struct Panel {
@@ -98,6 +101,7 @@ pub(crate) struct GpuEngine {
     kl_block: Option<(wgpu::Buffer, usize)>,
     partials: Option<(wgpu::Buffer, usize)>,
     slices: Option<(wgpu::Buffer, usize)>,
+    loss_sums: Option<(wgpu::Buffer, usize)>,
 }
 
 fn index(x: usize) -> Result<u32> {
@@ -141,6 +145,7 @@ impl GpuEngine {
             kl_block: None,
             partials: None,
             slices: None,
+            loss_sums: None,
         })
     }
 
@@ -532,6 +537,7 @@ impl Engine for GpuEngine {
                 outer: index(x.cols)?,
                 inner: 1,
                 zero_to_one: 0,
+                bound: index(x.len())?,
                 ..Default::default()
             },
             // Column sums of W (m x r), zero sums replaced by 1.
@@ -541,6 +547,7 @@ impl Engine for GpuEngine {
                 outer: 1,
                 inner: index(x.cols)?,
                 zero_to_one: 1,
+                bound: index(x.len())?,
                 ..Default::default()
             },
         };
@@ -652,7 +659,27 @@ impl Engine for GpuEngine {
                 eps,
             )?;
         }
-        let sums = self.sched.read_back(&self.ctx, &partials, base)?;
+        // Fold the per-workgroup partials in chunks on the device, so a check reads back only
+        // a few values; the host adds those in f64.
+        let chunks = base.div_ceil(LOSS_CHUNK);
+        let folded = Self::scratch(&self.ctx, &mut self.loss_sums, chunks, "loss sums")?;
+        let params = uniforms::Sums {
+            count: index(chunks)?,
+            len: index(LOSS_CHUNK)?,
+            outer: index(LOSS_CHUNK)?,
+            inner: 1,
+            zero_to_one: 0,
+            bound: index(base)?,
+            ..Default::default()
+        };
+        self.sched.dispatch(
+            &self.ctx,
+            Kernel::AxisSums,
+            &[&partials, &folded],
+            &params,
+            Groups(params.count, 1, 1),
+        )?;
+        let sums = self.sched.read_back(&self.ctx, &folded, chunks)?;
         let total: f64 = sums.iter().map(|&s| f64::from(s)).sum();
         Ok(match loss {
             Loss::Frobenius => 0.5 * total,

@@ -300,3 +300,37 @@ fn small_outputs_with_long_inner_dimension_are_split() {
     cpu.gram(&cw, Side::Left, &mut ck).unwrap();
     assert_close("split gram", &gpu.download(&k).unwrap(), &ck);
 }
+
+#[test]
+fn loss_folds_more_partials_than_one_chunk() {
+    let Some(ctx) = gpu_or_skip() else { return };
+    let (t, _) = ctx.matmul_tile();
+    // More than 1024 matmul workgroups, so the device folds several chunks of partials.
+    let (m, n, r) = (33 * t - 5, 33 * t - 7, 2);
+    let v = pseudo(m, n, 14, 0.0);
+    let (w0, h0) = (pseudo(m, r, 15, 0.1), pseudo(r, n, 16, 0.1));
+    let mut cpu = CpuEngine::new(v.view());
+    let mut gpu = GpuEngine::new(&ctx, v.view()).unwrap();
+    let (cw, ch) = (
+        cpu.upload(w0.view()).unwrap(),
+        cpu.upload(h0.view()).unwrap(),
+    );
+    let (gw, gh) = (
+        gpu.upload(w0.view()).unwrap(),
+        gpu.upload(h0.view()).unwrap(),
+    );
+    for loss in [Loss::Frobenius, Loss::KullbackLeibler] {
+        let c = cpu.loss(&cw, &ch, loss, f32::EPSILON).unwrap();
+        let before = gpu.sched.stats.bytes_read_back;
+        let g = gpu.loss(&gw, &gh, loss, f32::EPSILON).unwrap();
+        assert_eq!(
+            gpu.sched.stats.bytes_read_back - before,
+            8,
+            "two folded chunks"
+        );
+        assert!(
+            (g - c).abs() <= LOSS_REL_TOL * c.abs(),
+            "{loss:?}: gpu {g} cpu {c}"
+        );
+    }
+}

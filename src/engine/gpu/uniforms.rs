@@ -65,7 +65,7 @@ pub(crate) struct Sums {
     pub outer: u32,
     pub inner: u32,
     pub zero_to_one: u32,
-    pub pad0: u32,
+    pub bound: u32,
     pub pad1: u32,
     pub pad2: u32,
 }
