@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use super::pipelines::PipelineCache;
+use super::pipelines::{PipelineCache, TileWg};
 use crate::error::{NmfError, Result};
 
 /// Default ceiling of the KL ratio block `V ⊘ WH` formed at once: 64 MiB.
@@ -51,6 +51,37 @@ pub(crate) struct Tuning {
     pub linear_wg: u32,
     /// Most workgroups in one dispatch dimension.
     pub max_groups: u32,
+    /// Workgroup size limits: x, y, and invocations in all.
+    pub max_wg: (u32, u32, u32),
+}
+
+impl Tuning {
+    fn fits(&self, x: u32, y: u32) -> bool {
+        x <= self.max_wg.0 && y <= self.max_wg.1 && x * y <= self.max_wg.2
+    }
+
+    /// The matmul workgroup for an output of `rows x cols`: outputs with few columns (e.g.
+    /// `V Hᵀ` at a small rank) get tall tiles and outputs with few rows wide ones, so that few
+    /// of the entries a workgroup computes fall outside the matrix.
+    pub fn tile_for(&self, rows: usize, cols: usize) -> TileWg {
+        let (x0, y0) = self.tile_wg;
+        let invocations = x0 * y0;
+        let side = |len: usize| if len <= 16 { 4 } else { 8 };
+        let (x, y) = if cols <= 32 && cols < rows {
+            let x = side(cols);
+            (x, invocations / x)
+        } else if rows <= 32 && rows < cols {
+            let y = side(rows);
+            (invocations / y, y)
+        } else {
+            (x0, y0)
+        };
+        if x * y == invocations && self.fits(x, y) {
+            TileWg { x, y }
+        } else {
+            TileWg { x: x0, y: y0 }
+        }
+    }
 }
 
 /// Register block of each matmul invocation (the `TM`, `TN` constants of `matmul.wgsl`).
@@ -159,7 +190,7 @@ impl GpuContext {
         self
     }
 
-    /// Rows (and columns) of C covered by one matmul workgroup.
+    /// Rows and columns of C covered by one matmul workgroup on large square outputs.
     #[doc(hidden)]
     pub fn matmul_tile(&self) -> (usize, usize) {
         let (x, y) = self.inner.tuning.tile_wg;
@@ -256,6 +287,11 @@ fn tuning_for(limits: &wgpu::Limits) -> Tuning {
         tile_wg,
         linear_wg,
         max_groups: limits.max_compute_workgroups_per_dimension.max(1),
+        max_wg: (
+            limits.max_compute_workgroup_size_x,
+            limits.max_compute_workgroup_size_y,
+            invocations,
+        ),
     }
 }
 

@@ -20,7 +20,7 @@ mod uniforms;
 use ndarray::{s, Array2, ArrayView2};
 
 use self::buffers::{storage_buffer, GpuMat};
-use self::pipelines::Kernel;
+use self::pipelines::{Epilogue, Kernel, TileWg};
 use self::scheduler::{Groups, Scheduler};
 use super::cpu::gemm::Accum;
 use super::{Engine, MuDenominator, Side};
@@ -155,22 +155,20 @@ impl GpuEngine {
         self.panels.len()
     }
 
-    fn tile(&self) -> (usize, usize) {
-        self.ctx.matmul_tile()
-    }
-
-    /// Workgroups of one matmul dispatch chunk, and the chunk sizes (rows, cols) that keep each
-    /// grid dimension within the adapter's limit.
-    fn chunks(&self) -> (usize, usize) {
-        let (tr, tc) = self.tile();
-        let g = self.ctx.tuning().max_groups as usize;
-        (g * tr, g * tc)
+    /// The matmul workgroup for a `rows x cols` output, the rows and columns one workgroup
+    /// covers, and the largest chunk (rows, cols) one dispatch covers within the grid limit.
+    fn tile(&self, rows: usize, cols: usize) -> (TileWg, (usize, usize), (usize, usize)) {
+        let t = self.ctx.tuning();
+        let wg = t.tile_for(rows, cols);
+        let b = context::REGISTER_BLOCK as usize;
+        let (tr, tc) = (wg.y as usize * b, wg.x as usize * b);
+        let g = t.max_groups as usize;
+        (wg, (tr, tc), (g * tr, g * tc))
     }
 
     /// Workgroups (= loss partials) a product over a `rows x cols` output takes.
     fn product_groups(&self, rows: usize, cols: usize) -> usize {
-        let (tr, tc) = self.tile();
-        let (cr, cc) = self.chunks();
+        let (_, (tr, tc), (cr, cc)) = self.tile(rows, cols);
         let mut total = 0;
         for r0 in (0..rows).step_by(cr) {
             let rr = cr.min(rows - r0);
@@ -182,13 +180,13 @@ impl GpuEngine {
         total
     }
 
-    /// Encode `kernel` on the product `A B` (`rows x cols`, inner dimension `k`), with C the
+    /// Encode the matmul with `epilogue` on the product `A B` (`rows x cols`, inner dimension `k`), with C the
     /// output (or the loss partials) and D the data block of the fused epilogues. Returns the
     /// number of workgroups (one loss partial each).
     #[allow(clippy::too_many_arguments)]
     fn product(
         &mut self,
-        kernel: Kernel,
+        epilogue: Epilogue,
         (rows, cols, k): (usize, usize, usize),
         a: Operand<'_>,
         b: Operand<'_>,
@@ -197,16 +195,16 @@ impl GpuEngine {
         accum: Accum,
         eps: f32,
     ) -> Result<usize> {
-        if kernel == Kernel::Matmul {
+        if epilogue == Epilogue::Store {
             let slices = self.k_slices(rows, cols, k);
             if slices > 1 {
                 self.split_product((rows, cols, k), slices, a, b, c, accum)?;
                 return Ok(0);
             }
         }
-        let reduces = matches!(kernel, Kernel::MatmulLossFrobenius | Kernel::MatmulLossKl);
-        let (tr, tc) = self.tile();
-        let (cr, cc) = self.chunks();
+        let reduces = matches!(epilogue, Epilogue::LossFrobenius | Epilogue::LossKl);
+        let (wg, (tr, tc), (cr, cc)) = self.tile(rows, cols);
+        let kernel = Kernel::Matmul(epilogue, wg);
         let mut groups = 0usize;
         for r0 in (0..rows).step_by(cr) {
             let rr = cr.min(rows - r0);
@@ -298,7 +296,7 @@ impl GpuEngine {
         let slices = k.div_ceil(k_chunk);
         let len = rows * cols;
         let parts = Self::scratch(&self.ctx, &mut self.slices, slices * len, "product slices")?;
-        let (tr, tc) = self.tile();
+        let (wg, (tr, tc), _) = self.tile(rows, cols);
         let params = uniforms::Gemm {
             m: index(rows)?,
             n: index(cols)?,
@@ -323,7 +321,7 @@ impl GpuEngine {
         );
         self.sched.dispatch(
             &self.ctx,
-            Kernel::Matmul,
+            Kernel::Matmul(Epilogue::Store, wg),
             &[a.buf, b.buf, &parts, a.buf],
             &params,
             groups,
@@ -428,7 +426,7 @@ impl Engine for GpuEngine {
             let a = Operand::rows(&panel.buf, 0, panel.cols);
             let accum = if p == 0 { Accum::Replace } else { Accum::Add };
             self.product(
-                Kernel::Matmul,
+                Epilogue::Store,
                 (m, r, panel.cols),
                 a,
                 Operand::transposed(&h.buf, panel.c0, n),
@@ -446,7 +444,7 @@ impl Engine for GpuEngine {
         for panel in self.panels.clone().iter() {
             let a = Operand::transposed(&w.buf, 0, r);
             self.product(
-                Kernel::Matmul,
+                Epilogue::Store,
                 (r, panel.cols, m),
                 a,
                 Operand::rows(&panel.buf, 0, panel.cols),
@@ -475,7 +473,7 @@ impl Engine for GpuEngine {
             ),
         };
         let c = Operand::rows(&out.buf, 0, shape.1);
-        self.product(Kernel::Matmul, shape, a, b, c, a, Accum::Replace, 0.0)?;
+        self.product(Epilogue::Store, shape, a, b, c, a, Accum::Replace, 0.0)?;
         Ok(())
     }
 
@@ -489,7 +487,7 @@ impl Engine for GpuEngine {
                 let rows = bm.min(m - i0);
                 // Z = V_p[i0.., :] ⊘ max(W[i0.., :] H_p, ε)
                 self.product(
-                    Kernel::MatmulKlRatio,
+                    Epilogue::KlRatio,
                     (rows, nc, r),
                     Operand::rows(&w.buf, i0 * r, r),
                     Operand::rows(&h.buf, panel.c0, n),
@@ -502,7 +500,7 @@ impl Engine for GpuEngine {
                 match side {
                     // out[i0.., :] (+)= Z H_pᵀ
                     Side::Left => self.product(
-                        Kernel::Matmul,
+                        Epilogue::Store,
                         (rows, r, nc),
                         zr,
                         Operand::transposed(&h.buf, panel.c0, n),
@@ -513,7 +511,7 @@ impl Engine for GpuEngine {
                     )?,
                     // out[:, panel] (+)= W[i0.., :]ᵀ Z
                     Side::Right => self.product(
-                        Kernel::Matmul,
+                        Epilogue::Store,
                         (r, nc, rows),
                         Operand::transposed(&w.buf, i0 * r, r),
                         zr,
@@ -639,8 +637,8 @@ impl Engine for GpuEngine {
     fn loss(&mut self, w: &GpuMat, h: &GpuMat, loss: Loss, eps: f32) -> Result<f64> {
         let (m, n, r) = (self.m, self.n, w.cols);
         let kernel = match loss {
-            Loss::Frobenius => Kernel::MatmulLossFrobenius,
-            Loss::KullbackLeibler => Kernel::MatmulLossKl,
+            Loss::Frobenius => Epilogue::LossFrobenius,
+            Loss::KullbackLeibler => Epilogue::LossKl,
         };
         let panels = self.panels.clone();
         let count: usize = panels.iter().map(|p| self.product_groups(m, p.cols)).sum();

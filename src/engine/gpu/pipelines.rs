@@ -16,26 +16,32 @@ pub(crate) enum Access {
     Uniform,
 }
 
-/// How a kernel's workgroup is shaped (which override constants it takes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Shape {
-    /// `WG_X x WG_Y` invocations, each with a register block.
-    Tile,
-    /// `WG` invocations in a row.
-    Linear,
+/// What the matmul kernel does with the product `AB` it forms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Epilogue {
+    /// `C = AB` or `C += AB`.
+    Store,
+    /// `C = D ⊘ max(AB, ε)`.
+    KlRatio,
+    /// Per-workgroup `Σ (D − AB)²`.
+    LossFrobenius,
+    /// Per-workgroup generalised KL divergence of `D` from `AB`.
+    LossKl,
 }
 
-/// Every compute entry point of the engine.
+/// The matmul workgroup: `x · y` invocations, each owning a register block of C, so a
+/// workgroup covers `4y` rows and `4x` columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct TileWg {
+    pub x: u32,
+    pub y: u32,
+}
+
+/// Every compute pipeline of the engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Kernel {
-    /// `C = AB` or `C += AB`.
-    Matmul,
-    /// `C = D ⊘ max(AB, ε)`.
-    MatmulKlRatio,
-    /// Per-workgroup `Σ (D − AB)²`.
-    MatmulLossFrobenius,
-    /// Per-workgroup generalised KL divergence of `D` from `AB`.
-    MatmulLossKl,
+    /// The register-blocked matmul with an epilogue and a workgroup shape.
+    Matmul(Epilogue, TileWg),
     /// Multiplicative update of W or H.
     MuUpdate,
     /// HALS sweep over the rows of W.
@@ -59,10 +65,7 @@ const MATMUL_BINDINGS: &[Access] = &[
 impl Kernel {
     fn shader(self) -> &'static str {
         match self {
-            Kernel::Matmul
-            | Kernel::MatmulKlRatio
-            | Kernel::MatmulLossFrobenius
-            | Kernel::MatmulLossKl => "matmul",
+            Kernel::Matmul(..) => "matmul",
             Kernel::MuUpdate => "mu_update",
             Kernel::HalsRows | Kernel::HalsCols => "hals",
             Kernel::AxisSums => "sums",
@@ -72,10 +75,10 @@ impl Kernel {
 
     fn entry(self) -> &'static str {
         match self {
-            Kernel::Matmul => "matmul",
-            Kernel::MatmulKlRatio => "matmul_kl_ratio",
-            Kernel::MatmulLossFrobenius => "matmul_loss_frobenius",
-            Kernel::MatmulLossKl => "matmul_loss_kl",
+            Kernel::Matmul(Epilogue::Store, _) => "matmul",
+            Kernel::Matmul(Epilogue::KlRatio, _) => "matmul_kl_ratio",
+            Kernel::Matmul(Epilogue::LossFrobenius, _) => "matmul_loss_frobenius",
+            Kernel::Matmul(Epilogue::LossKl, _) => "matmul_loss_kl",
             Kernel::MuUpdate => "mu_update",
             Kernel::HalsRows => "hals_rows",
             Kernel::HalsCols => "hals_cols",
@@ -87,10 +90,7 @@ impl Kernel {
     /// The bindings of group 0, in binding order.
     pub(crate) fn bindings(self) -> &'static [Access] {
         match self {
-            Kernel::Matmul
-            | Kernel::MatmulKlRatio
-            | Kernel::MatmulLossFrobenius
-            | Kernel::MatmulLossKl => MATMUL_BINDINGS,
+            Kernel::Matmul(..) => MATMUL_BINDINGS,
             Kernel::MuUpdate => &[
                 Access::Read,
                 Access::Read,
@@ -107,20 +107,6 @@ impl Kernel {
             Kernel::AxisSums | Kernel::SumSlices => {
                 &[Access::Read, Access::ReadWrite, Access::Uniform]
             }
-        }
-    }
-
-    fn shape(self) -> Shape {
-        match self {
-            Kernel::Matmul
-            | Kernel::MatmulKlRatio
-            | Kernel::MatmulLossFrobenius
-            | Kernel::MatmulLossKl => Shape::Tile,
-            Kernel::MuUpdate
-            | Kernel::HalsRows
-            | Kernel::HalsCols
-            | Kernel::AxisSums
-            | Kernel::SumSlices => Shape::Linear,
         }
     }
 }
@@ -194,12 +180,9 @@ impl GpuContext {
             immediate_size: 0,
         });
         let tuning = self.tuning();
-        let constants: Vec<(&str, f64)> = match kernel.shape() {
-            Shape::Tile => vec![
-                ("WG_X", tuning.tile_wg.0 as f64),
-                ("WG_Y", tuning.tile_wg.1 as f64),
-            ],
-            Shape::Linear => vec![("WG", tuning.linear_wg as f64)],
+        let constants: Vec<(&str, f64)> = match kernel {
+            Kernel::Matmul(_, wg) => vec![("WG_X", f64::from(wg.x)), ("WG_Y", f64::from(wg.y))],
+            _ => vec![("WG", f64::from(tuning.linear_wg))],
         };
         let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(kernel.entry()),

@@ -52,6 +52,11 @@ fn edge_shapes(ctx: &GpuContext) -> Vec<(usize, usize, usize)> {
         (2 * t + 3, 37, 5),
         (1, 9, 1),
         (13, 1, 2),
+        // Edges of the tall tiles of narrow outputs (V Hᵀ, Z Hᵀ) and the wide ones of flat
+        // outputs (Wᵀ V).
+        (255, 40, 17),
+        (257, 33, 16),
+        (31, 255, 9),
         // Long inner dimensions: products split into slices.
         (600, 20, 3),
         (20, 600, 2),
@@ -333,4 +338,54 @@ fn loss_folds_more_partials_than_one_chunk() {
             "{loss:?}: gpu {g} cpu {c}"
         );
     }
+}
+
+/// Time of each engine operation at one size (run with `--ignored --nocapture`).
+#[test]
+#[ignore = "a measurement, not a check"]
+fn operation_times() {
+    let Some(ctx) = gpu_or_skip() else { return };
+    let (m, n, r) = (1024, 1024, 32);
+    let v = pseudo(m, n, 1, 0.0);
+    let mut e = GpuEngine::new(&ctx, v.view()).unwrap();
+    let w = e.upload(pseudo(m, r, 2, 0.1).view()).unwrap();
+    let h = e.upload(pseudo(r, n, 3, 0.1).view()).unwrap();
+    let mut p = e.zeros(m, r).unwrap();
+    let mut q = e.zeros(r, n).unwrap();
+    let mut g = e.zeros(r, r).unwrap();
+    let mut x = e.upload(pseudo(m, r, 2, 0.1).view()).unwrap();
+    let time = |name: &str, e: &mut GpuEngine, f: &mut dyn FnMut(&mut GpuEngine)| {
+        f(e);
+        e.download(&g).unwrap();
+        let t = std::time::Instant::now();
+        for _ in 0..5 {
+            f(e);
+        }
+        e.download(&g).unwrap();
+        eprintln!("{name}: {:.1} ms", t.elapsed().as_secs_f64() * 200.0);
+    };
+    time("v_ht", &mut e, &mut |e| e.v_ht(&h, &mut p).unwrap());
+    time("wt_v", &mut e, &mut |e| e.wt_v(&w, &mut q).unwrap());
+    let mut g2 = e.zeros(r, r).unwrap();
+    time("gram W", &mut e, &mut |e| {
+        e.gram(&w, Side::Left, &mut g2).unwrap()
+    });
+    time("gram H", &mut e, &mut |e| {
+        e.gram(&h, Side::Right, &mut g2).unwrap()
+    });
+    time("mu W", &mut e, &mut |e| {
+        e.mu_step(
+            &mut x,
+            &p,
+            MuDenominator::Gram(&g2),
+            Side::Left,
+            Regularization::default(),
+            1e-7,
+        )
+        .unwrap()
+    });
+    time("loss", &mut e, &mut |e| {
+        e.loss(&w, &h, Loss::Frobenius, 1e-7).unwrap();
+    });
+    let _ = &mut g;
 }
