@@ -389,3 +389,72 @@ fn operation_times() {
     });
     let _ = &mut g;
 }
+
+#[test]
+fn zero_gram_diagonals_and_zero_denominators_match_cpu() {
+    let Some(ctx) = gpu_or_skip() else { return };
+    let (m, n, r) = (40, 30, 3);
+    let v = pseudo(m, n, 17, 0.0);
+    let mut w0 = pseudo(m, r, 18, 0.1);
+    w0.column_mut(1).fill(0.0);
+    w0.row_mut(0).fill(0.0);
+    let h0 = pseudo(r, n, 19, 0.1);
+    let mut cpu = CpuEngine::new(v.view());
+    let mut gpu = GpuEngine::new(&ctx, v.view()).unwrap();
+    let none = Regularization::default();
+    let (cw, ch) = (
+        cpu.upload(w0.view()).unwrap(),
+        cpu.upload(h0.view()).unwrap(),
+    );
+    let (gw, gh) = (
+        gpu.upload(w0.view()).unwrap(),
+        gpu.upload(h0.view()).unwrap(),
+    );
+    // K = Wᵀ W has a zero diagonal entry: HALS leaves row 1 of H alone.
+    let (mut ck, mut gk) = (cpu.zeros(r, r).unwrap(), gpu.zeros(r, r).unwrap());
+    cpu.gram(&cw, Side::Left, &mut ck).unwrap();
+    gpu.gram(&gw, Side::Left, &mut gk).unwrap();
+    let (mut cq, mut gq) = (cpu.zeros(r, n).unwrap(), gpu.zeros(r, n).unwrap());
+    cpu.wt_v(&cw, &mut cq).unwrap();
+    gpu.wt_v(&gw, &mut gq).unwrap();
+    let (mut cx, mut gx) = (
+        cpu.upload(h0.view()).unwrap(),
+        gpu.upload(h0.view()).unwrap(),
+    );
+    cpu.hals_step(&mut cx, &cq, &ck, Side::Right, none).unwrap();
+    gpu.hals_step(&mut gx, &gq, &gk, Side::Right, none).unwrap();
+    assert_close("hals H, zero diagonal", &gpu.download(&gx).unwrap(), &cx);
+    // Row 0 of W G is zero: the MU denominator becomes ε and the row stays zero.
+    let (mut cg, mut gg) = (cpu.zeros(r, r).unwrap(), gpu.zeros(r, r).unwrap());
+    cpu.gram(&ch, Side::Right, &mut cg).unwrap();
+    gpu.gram(&gh, Side::Right, &mut gg).unwrap();
+    let (mut cp, mut gp) = (cpu.zeros(m, r).unwrap(), gpu.zeros(m, r).unwrap());
+    cpu.v_ht(&ch, &mut cp).unwrap();
+    gpu.v_ht(&gh, &mut gp).unwrap();
+    let (mut cx, mut gx) = (
+        cpu.upload(w0.view()).unwrap(),
+        gpu.upload(w0.view()).unwrap(),
+    );
+    let eps = f32::EPSILON;
+    cpu.mu_step(
+        &mut cx,
+        &cp,
+        MuDenominator::Gram(&cg),
+        Side::Left,
+        none,
+        eps,
+    )
+    .unwrap();
+    gpu.mu_step(
+        &mut gx,
+        &gp,
+        MuDenominator::Gram(&gg),
+        Side::Left,
+        none,
+        eps,
+    )
+    .unwrap();
+    let gx = gpu.download(&gx).unwrap();
+    assert_close("mu W, zero denominators", &gx, &cx);
+    assert!(gx.iter().all(|x| x.is_finite()));
+}
