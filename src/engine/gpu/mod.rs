@@ -180,9 +180,9 @@ impl GpuEngine {
         total
     }
 
-    /// Encode the matmul with `epilogue` on the product `A B` (`rows x cols`, inner dimension `k`), with C the
-    /// output (or the loss partials) and D the data block of the fused epilogues. Returns the
-    /// number of workgroups (one loss partial each).
+    /// Encode the matmul with `epilogue` on the product `A B` (`rows x cols`, inner dimension
+    /// `k`), with C the output (or the loss partials) and D the data block of the fused
+    /// epilogues. Returns the number of workgroups (one loss partial each).
     #[allow(clippy::too_many_arguments)]
     fn product(
         &mut self,
