@@ -340,12 +340,7 @@ impl NmfParams {
     }
 }
 
-fn check_factor(
-    factor: Factor,
-    a: ArrayView2<'_, f32>,
-    rows: usize,
-    cols: usize,
-) -> Result<()> {
+fn check_factor(factor: Factor, a: ArrayView2<'_, f32>, rows: usize, cols: usize) -> Result<()> {
     if a.dim() != (rows, cols) {
         return Err(NmfError::InitShape {
             factor,
@@ -355,10 +350,7 @@ fn check_factor(
             found_cols: a.ncols(),
         });
     }
-    if let Some(((row, col), &value)) = a
-        .indexed_iter()
-        .find(|(_, &x)| !x.is_finite() || x < 0.0)
-    {
+    if let Some(((row, col), &value)) = a.indexed_iter().find(|(_, &x)| !x.is_finite() || x < 0.0) {
         return Err(NmfError::InitInvalidEntry {
             factor,
             row,

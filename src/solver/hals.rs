@@ -14,7 +14,13 @@ use crate::params::ValidParams;
 pub(super) struct Hals;
 
 impl<E: Engine> Step<E> for Hals {
-    fn step(&self, e: &mut E, s: &mut State<E::Mat>, p: &ValidParams, update: Update) -> Result<()> {
+    fn step(
+        &self,
+        e: &mut E,
+        s: &mut State<E::Mat>,
+        p: &ValidParams,
+        update: Update,
+    ) -> Result<()> {
         if update == Update::Both {
             e.v_ht(&s.h, &mut s.p)?;
             e.gram(&s.h, Side::Right, &mut s.g)?;

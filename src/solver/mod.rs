@@ -49,7 +49,8 @@ pub(crate) struct State<M> {
 
 /// One solver iteration on an engine.
 trait Step<E: Engine> {
-    fn step(&self, e: &mut E, s: &mut State<E::Mat>, p: &ValidParams, update: Update) -> Result<()>;
+    fn step(&self, e: &mut E, s: &mut State<E::Mat>, p: &ValidParams, update: Update)
+        -> Result<()>;
 }
 
 /// Run the configured solver from `(w0, h0)`.

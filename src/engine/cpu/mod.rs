@@ -203,7 +203,9 @@ impl Engine for CpuEngine<'_> {
                         .and(s.rows())
                         .par_for_each(|mut xr, nr, sr| {
                             let d = sr[0];
-                            Zip::from(&mut xr).and(&nr).for_each(|x, &n| update(x, n, d));
+                            Zip::from(&mut xr)
+                                .and(&nr)
+                                .for_each(|x, &n| update(x, n, d));
                         });
                 }
             },
