@@ -134,7 +134,10 @@ mod tests {
     }
 
     fn init_of(v: &Array2<f32>, r: usize, init: Init) -> (Array2<f32>, Array2<f32>) {
-        let p = Nmf::params(r).init(init).check(v.nrows(), v.ncols()).unwrap();
+        let p = Nmf::params(r)
+            .init(init)
+            .check(v.nrows(), v.ncols())
+            .unwrap();
         initialize(v.view(), &p, &mut StdRng::seed_from_u64(0))
     }
 
@@ -154,7 +157,9 @@ mod tests {
         v.slice_mut(ndarray::s![0..3, 0..4]).fill(2.0);
         v.slice_mut(ndarray::s![3..6, 4..8]).fill(1.0);
         let (w, h) = init_of(&v, 2, Init::Nndsvd);
-        let err = (&w.dot(&h) - &v).mapv(|x| x.abs()).fold(0.0f32, |a, &b| a.max(b));
+        let err = (&w.dot(&h) - &v)
+            .mapv(|x| x.abs())
+            .fold(0.0f32, |a, &b| a.max(b));
         assert!(err < 1e-4, "max error {err}");
     }
 
@@ -167,7 +172,12 @@ mod tests {
         assert!(zeros > 0, "NNDSVD of a rank > 1 matrix has zeros");
         let (wa, ha) = init_of(&v, 4, Init::Nndsvda);
         let (wr, hr) = init_of(&v, 4, Init::Nndsvdar);
-        for ((x, a), r) in w.iter().chain(h.iter()).zip(wa.iter().chain(ha.iter())).zip(wr.iter().chain(hr.iter())) {
+        for ((x, a), r) in w
+            .iter()
+            .chain(h.iter())
+            .zip(wa.iter().chain(ha.iter()))
+            .zip(wr.iter().chain(hr.iter()))
+        {
             if *x == 0.0 {
                 assert_eq!(*a, avg);
                 assert!(*r >= 0.0 && *r < avg * 0.1);
@@ -183,7 +193,8 @@ mod tests {
         let v = Array2::from_elem((50, 60), 4.0f32);
         let (w, h) = init_of(&v, 4, Init::Random);
         // E|N(0,1)| = sqrt(2/π): mean entry ≈ sqrt(4/4)·0.798.
-        let m = w.iter().chain(h.iter()).map(|&x| x as f64).sum::<f64>() / (w.len() + h.len()) as f64;
+        let m =
+            w.iter().chain(h.iter()).map(|&x| x as f64).sum::<f64>() / (w.len() + h.len()) as f64;
         assert!((m - 0.798).abs() < 0.05, "mean {m}");
         assert!(w.iter().all(|&x| x >= 0.0));
         assert_eq!(init_of(&v, 4, Init::Random), (w, h));
