@@ -131,8 +131,9 @@ fn objective_never_increases() {
                 .check_every(1)
                 .fit(v.view())
                 .unwrap();
+            // Reported losses carry f32 rounding of about 1e-6 relative.
             for pair in fit.losses().windows(2) {
-                assert!(pair[1] <= pair[0] * (1.0 + 1e-6), "{m}x{n} r{r}: {pair:?}");
+                assert!(pair[1] <= pair[0] * (1.0 + 1e-5), "{m}x{n} r{r}: {pair:?}");
             }
         }
     }

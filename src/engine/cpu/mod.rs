@@ -1,12 +1,13 @@
 //! The CPU engine: ndarray storage, multithreaded GEMM ([`gemm`]), rayon for elementwise work.
 
 pub(crate) mod gemm;
+mod skinny;
 
 use ndarray::parallel::prelude::*;
 use ndarray::{Array2, ArrayView2, Axis, CowArray, Ix2, Zip};
 
 use self::gemm::{gemm_into, Accum};
-use super::{Engine, MuDenominator, Side};
+use super::{Engine, MuDenominator, Side, TraceLoss};
 use crate::error::Result;
 use crate::params::{Loss, Regularization};
 
@@ -20,6 +21,12 @@ pub(crate) struct CpuEngine<'a> {
     /// Scratch for `W G` (m x r) and `K H` (r x n), reused across iterations.
     scratch_left: Option<Array2<f32>>,
     scratch_right: Option<Array2<f32>>,
+    /// Scratch for the packed `Hᵀ` of the skinny `V Hᵀ` kernel.
+    scratch_ht: Vec<f32>,
+    /// Scratch for `H Hᵀ` in the trace form of the loss.
+    scratch_gram: Option<Array2<f32>>,
+    /// `‖V‖²_F`, computed on first use.
+    v_sq_norm: Option<f64>,
 }
 
 impl<'a> CpuEngine<'a> {
@@ -34,6 +41,9 @@ impl<'a> CpuEngine<'a> {
             v,
             scratch_left: None,
             scratch_right: None,
+            scratch_ht: Vec::new(),
+            scratch_gram: None,
+            v_sq_norm: None,
         }
     }
 
@@ -74,21 +84,69 @@ impl Engine for CpuEngine<'_> {
     }
 
     fn v_ht(&mut self, h: &Array2<f32>, out: &mut Array2<f32>) -> Result<()> {
-        gemm_into(out.view_mut(), self.v.view(), h.t(), Accum::Replace);
+        if !skinny::a_bt(
+            self.v.view(),
+            h.view(),
+            out.view_mut(),
+            &mut self.scratch_ht,
+        ) {
+            gemm_into(out.view_mut(), self.v.view(), h.t(), Accum::Replace);
+        }
         Ok(())
     }
 
     fn wt_v(&mut self, w: &Array2<f32>, out: &mut Array2<f32>) -> Result<()> {
-        gemm_into(out.view_mut(), w.t(), self.v.view(), Accum::Replace);
+        if !skinny::at_b(w.view(), self.v.view(), out.view_mut()) {
+            gemm_into(out.view_mut(), w.t(), self.v.view(), Accum::Replace);
+        }
         Ok(())
     }
 
     fn gram(&mut self, x: &Array2<f32>, side: Side, out: &mut Array2<f32>) -> Result<()> {
         match side {
-            Side::Left => gemm_into(out.view_mut(), x.t(), x.view(), Accum::Replace),
-            Side::Right => gemm_into(out.view_mut(), x.view(), x.t(), Accum::Replace),
+            Side::Left => {
+                if !skinny::at_b(x.view(), x.view(), out.view_mut()) {
+                    gemm_into(out.view_mut(), x.t(), x.view(), Accum::Replace);
+                }
+            }
+            Side::Right => {
+                if !skinny::a_bt(x.view(), x.view(), out.view_mut(), &mut self.scratch_ht) {
+                    gemm_into(out.view_mut(), x.view(), x.t(), Accum::Replace);
+                }
+            }
         }
         Ok(())
+    }
+
+    fn loss_from_products(
+        &mut self,
+        wtv: &Array2<f32>,
+        wtw: &Array2<f32>,
+        h: &Array2<f32>,
+    ) -> Result<Option<f64>> {
+        let v_sq = *self.v_sq_norm.get_or_insert_with(|| {
+            self.v
+                .axis_chunks_iter(Axis(0), 64)
+                .into_par_iter()
+                .map(|b| b.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>())
+                .sum::<f64>()
+        });
+        let mut hht = take_scratch(&mut self.scratch_gram, wtw.dim());
+        self.gram(h, Side::Right, &mut hht)?;
+        let cross = Zip::from(wtv).and(h).par_fold(
+            || 0.0f64,
+            |acc, &q, &h| acc + q as f64 * h as f64,
+            |a, b| a + b,
+        );
+        let quad = Zip::from(wtw)
+            .and(&hht)
+            .fold(0.0f64, |acc, &k, &g| acc + k as f64 * g as f64);
+        self.scratch_gram = Some(hht);
+        Ok(TraceLoss {
+            loss: 0.5 * (v_sq - 2.0 * cross + quad),
+            v_sq_norm: v_sq,
+        }
+        .checked())
     }
 
     fn kl_numerator(
@@ -175,9 +233,18 @@ impl Engine for CpuEngine<'_> {
                     Side::Right => &mut self.scratch_right,
                 };
                 let mut d = take_scratch(slot, x.dim());
+                // g is a Gram matrix (symmetric), so K H = Kᵀ H, which suits the skinny kernel.
                 match side {
-                    Side::Left => gemm_into(d.view_mut(), x.view(), g.view(), Accum::Replace),
-                    Side::Right => gemm_into(d.view_mut(), g.view(), x.view(), Accum::Replace),
+                    Side::Left => {
+                        if !skinny::a_bt(x.view(), g.t(), d.view_mut(), &mut self.scratch_ht) {
+                            gemm_into(d.view_mut(), x.view(), g.view(), Accum::Replace);
+                        }
+                    }
+                    Side::Right => {
+                        if !skinny::at_b(g.view(), x.view(), d.view_mut()) {
+                            gemm_into(d.view_mut(), g.view(), x.view(), Accum::Replace);
+                        }
+                    }
                 }
                 Zip::from(&mut *x)
                     .and(num)
