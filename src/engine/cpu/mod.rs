@@ -1,6 +1,7 @@
 //! The CPU engine: ndarray storage, multithreaded GEMM ([`gemm`]), rayon for elementwise work.
 
 pub(crate) mod gemm;
+mod hals;
 mod skinny;
 
 use ndarray::parallel::prelude::*;
@@ -49,6 +50,72 @@ impl<'a> CpuEngine<'a> {
 
     fn block_rows(&self, cols: usize) -> usize {
         (BLOCK_ENTRIES / cols.max(1)).clamp(4, 4096)
+    }
+}
+
+impl CpuEngine<'_> {
+    /// [`Engine::kl_numerator`] with the AVX-512 kernels: every block product is skinny.
+    fn kl_numerator_skinny(
+        &mut self,
+        w: &Array2<f32>,
+        h: &Array2<f32>,
+        side: Side,
+        out: &mut Array2<f32>,
+    ) {
+        let (m, n) = self.v.dim();
+        let r = w.ncols();
+        match side {
+            Side::Left => {
+                // out[rows] = (V[rows] ⊘ W[rows] H) Hᵀ per row block; Hᵀ packed once.
+                let mut ht = std::mem::take(&mut self.scratch_ht);
+                ht.clear();
+                ht.resize(n * r, 0.0);
+                skinny::transpose_into(h.view(), &mut ht);
+                let bs = self.block_rows(n);
+                self.v
+                    .axis_chunks_iter(Axis(0), bs)
+                    .into_par_iter()
+                    .zip(w.axis_chunks_iter(Axis(0), bs))
+                    .zip(out.axis_chunks_iter_mut(Axis(0), bs))
+                    .for_each(|((vb, wb), mut ob)| {
+                        let rows = vb.nrows();
+                        let wbt = wb.t().as_standard_layout().into_owned();
+                        let mut z = Array2::<f32>::zeros((rows, n));
+                        if !skinny::at_b(wbt.view(), h.view(), z.view_mut()) {
+                            gemm_into(z.view_mut(), wb, h.view(), Accum::Replace);
+                        }
+                        ratio_in_place(&mut z, vb);
+                        if !skinny::a_bt_packed(z.view(), &ht, ob.view_mut()) {
+                            gemm_into(ob, z.view(), h.t(), Accum::Replace);
+                        }
+                    });
+                self.scratch_ht = ht;
+            }
+            Side::Right => {
+                // out[:, cols] = Wᵀ (V[:, cols] ⊘ W H[:, cols]) per column block.
+                let wt = w.t().as_standard_layout().into_owned();
+                let bs = self.block_rows(m);
+                self.v
+                    .axis_chunks_iter(Axis(1), bs)
+                    .into_par_iter()
+                    .zip(h.axis_chunks_iter(Axis(1), bs))
+                    .zip(out.axis_chunks_iter_mut(Axis(1), bs))
+                    .for_each(|((vb, hb), mut ob)| {
+                        let cols = vb.ncols();
+                        let hb = hb.as_standard_layout();
+                        let mut z = Array2::<f32>::zeros((m, cols));
+                        if !skinny::at_b(wt.view(), hb.view(), z.view_mut()) {
+                            gemm_into(z.view_mut(), w.view(), hb.view(), Accum::Replace);
+                        }
+                        ratio_in_place(&mut z, vb);
+                        let mut q = Array2::<f32>::zeros((r, cols));
+                        if !skinny::at_b(w.view(), z.view(), q.view_mut()) {
+                            gemm_into(q.view_mut(), w.t(), z.view(), Accum::Replace);
+                        }
+                        ob.assign(&q);
+                    });
+            }
+        }
     }
 }
 
@@ -156,6 +223,10 @@ impl Engine for CpuEngine<'_> {
         side: Side,
         out: &mut Array2<f32>,
     ) -> Result<()> {
+        if skinny::available() {
+            self.kl_numerator_skinny(w, h, side, out);
+            return Ok(());
+        }
         let (m, n) = self.v.dim();
         match side {
             Side::Left => {
@@ -288,58 +359,9 @@ impl Engine for CpuEngine<'_> {
         side: Side,
         reg: Regularization,
     ) -> Result<()> {
-        let r = gram.nrows();
-        let Regularization { l1, l2 } = reg;
         match side {
-            Side::Left => {
-                // Rows of W are independent: sweep t = 0..r on each row.
-                Zip::from(x.rows_mut())
-                    .and(num.rows())
-                    .par_for_each(|mut wr, pr| {
-                        for t in 0..r {
-                            let hess = gram[[t, t]] + l2;
-                            if hess == 0.0 {
-                                continue;
-                            }
-                            let mut grad = l1 - pr[t] + l2 * wr[t];
-                            for (gk, wk) in gram.row(t).iter().zip(wr.iter()) {
-                                grad += gk * wk;
-                            }
-                            wr[t] = (wr[t] - grad / hess).max(0.0);
-                        }
-                    });
-            }
-            Side::Right => {
-                // Columns of H are independent: sweep t = 0..r on a block of columns at a time.
-                const COLS: usize = 64;
-                x.axis_chunks_iter_mut(Axis(1), COLS)
-                    .into_par_iter()
-                    .zip(num.axis_chunks_iter(Axis(1), COLS))
-                    .for_each(|(mut hb, qb)| {
-                        let b = hb.ncols();
-                        let mut grad = vec![0.0f32; b];
-                        for t in 0..r {
-                            let hess = gram[[t, t]] + l2;
-                            if hess == 0.0 {
-                                continue;
-                            }
-                            for (j, g) in grad.iter_mut().enumerate() {
-                                *g = l1 - qb[[t, j]] + l2 * hb[[t, j]];
-                            }
-                            for k in 0..r {
-                                let gk = gram[[t, k]];
-                                let hrow = hb.row(k);
-                                for (g, &h) in grad.iter_mut().zip(hrow.iter()) {
-                                    *g += gk * h;
-                                }
-                            }
-                            let mut ht = hb.row_mut(t);
-                            for (h, g) in ht.iter_mut().zip(grad.iter()) {
-                                *h = (*h - g / hess).max(0.0);
-                            }
-                        }
-                    });
-            }
+            Side::Left => hals::sweep_rows(x.view_mut(), num.view(), gram.view(), reg),
+            Side::Right => hals::sweep_cols(x.view_mut(), num.view(), gram.view(), reg),
         }
         Ok(())
     }
@@ -354,7 +376,10 @@ impl Engine for CpuEngine<'_> {
             .zip(w.axis_chunks_iter(Axis(0), bs))
             .map(|(vb, wb)| {
                 let mut wh = Array2::<f32>::zeros((vb.nrows(), n));
-                gemm_into(wh.view_mut(), wb, h.view(), Accum::Replace);
+                let wbt = wb.t().as_standard_layout().into_owned();
+                if !skinny::at_b(wbt.view(), h.view(), wh.view_mut()) {
+                    gemm_into(wh.view_mut(), wb, h.view(), Accum::Replace);
+                }
                 block_divergence(vb, wh.view(), loss, eps)
             })
             .sum::<f64>();

@@ -47,8 +47,27 @@ pub(crate) fn a_bt(
     false
 }
 
+/// `p = a btᵀ…`: `p[i, t] = Σ_k a[i, k] · bt[k·r + t]` with `bt` an already packed `bᵀ`
+/// (k x r row-major, as [`transpose_into`] makes). Returns false when the kernels cannot run.
+pub(crate) fn a_bt_packed(a: ArrayView2<'_, f32>, bt: &[f32], p: ArrayViewMut2<'_, f32>) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if available()
+            && a.is_standard_layout()
+            && p.is_standard_layout()
+            && bt.len() == a.ncols() * p.ncols()
+        {
+            // SAFETY: AVX-512F was detected; shapes and layouts were checked above.
+            unsafe { avx512::a_bt(a, bt, p) };
+            return true;
+        }
+    }
+    let _ = (a, bt, p);
+    false
+}
+
 /// `out = bᵀ` (k x r, row-major) for `b` (r x k), in tiles so reads and writes stay in cache.
-fn transpose_into(b: ArrayView2<'_, f32>, out: &mut [f32]) {
+pub(crate) fn transpose_into(b: ArrayView2<'_, f32>, out: &mut [f32]) {
     const T: usize = 16;
     let (r, k) = b.dim();
     for t0 in (0..r).step_by(T) {
