@@ -390,7 +390,7 @@ mod avx512 {
         let panels = panels(n);
         // Rows of b whose stride is a multiple of 1 KiB fall into a handful of L1 sets: copy
         // each block of the panel to contiguous memory first. Other strides are read in place.
-        let packed = (n * std::mem::size_of::<f32>()) % 1024 == 0;
+        let packed = (n * std::mem::size_of::<f32>()).is_multiple_of(1024);
         let run = |&(j0, cols): &(usize, usize)| {
             let mr = rows_for(cols);
             let mut pack = if packed {
