@@ -63,6 +63,11 @@ pub(crate) trait Engine {
     fn wt_v(&mut self, w: &Self::Mat, out: &mut Self::Mat) -> Result<()>;
     /// Gram matrix of a factor (r x r): `Wᵀ W` for `Side::Left`, `H Hᵀ` for `Side::Right`.
     fn gram(&mut self, x: &Self::Mat, side: Side, out: &mut Self::Mat) -> Result<()>;
+    /// Both products the W update needs: `p = V Hᵀ` and `g = H Hᵀ` (an engine may share work).
+    fn v_ht_and_gram(&mut self, h: &Self::Mat, p: &mut Self::Mat, g: &mut Self::Mat) -> Result<()> {
+        self.v_ht(h, p)?;
+        self.gram(h, Side::Right, g)
+    }
     /// KL numerators, with `Z = V ⊘ max(WH, ε)` formed block by block (never whole):
     /// `Z Hᵀ` (m x r) for `Side::Left`, `Wᵀ Z` (r x n) for `Side::Right`.
     fn kl_numerator(

@@ -26,8 +26,7 @@ impl<E: Engine> Step<E> for Mu {
         match p.loss {
             Loss::Frobenius => {
                 if update == Update::Both {
-                    e.v_ht(&s.h, &mut s.p)?;
-                    e.gram(&s.h, Side::Right, &mut s.g)?;
+                    e.v_ht_and_gram(&s.h, &mut s.p, &mut s.g)?;
                     e.mu_step(
                         &mut s.w,
                         &s.p,

@@ -30,16 +30,21 @@ pub(crate) fn sweep_rows(
             let b = wb.nrows();
             let mut x = vec![0.0f32; r * b];
             let mut n = vec![0.0f32; r * b];
-            for (i, (wr, pr)) in wb.rows().into_iter().zip(pb.rows()).enumerate() {
-                for t in 0..r {
-                    x[t * b + i] = wr[t];
-                    n[t * b + i] = pr[t];
-                }
-            }
+            transpose_block(wb.view(), &mut x);
+            transpose_block(pb, &mut n);
             sweep_block(&mut x, &n, b, g, reg);
-            for (i, mut wr) in wb.rows_mut().into_iter().enumerate() {
-                for t in 0..r {
-                    wr[t] = x[t * b + i];
+            match wb.as_slice_mut() {
+                Some(ws) => {
+                    for (i, wr) in ws.chunks_exact_mut(r).enumerate() {
+                        for (t, w) in wr.iter_mut().enumerate() {
+                            *w = x[t * b + i];
+                        }
+                    }
+                }
+                None => {
+                    for ((i, t), w) in wb.indexed_iter_mut() {
+                        *w = x[t * b + i];
+                    }
                 }
             }
         });
@@ -76,6 +81,25 @@ pub(crate) fn sweep_cols(
                 }
             }
         });
+}
+
+/// `out = aᵀ` (r x b, row-major) for a block `a` (b x r).
+fn transpose_block(a: ArrayView2<'_, f32>, out: &mut [f32]) {
+    let (b, r) = a.dim();
+    match a.as_slice() {
+        Some(s) => {
+            for (i, row) in s.chunks_exact(r).enumerate() {
+                for (t, &v) in row.iter().enumerate() {
+                    out[t * b + i] = v;
+                }
+            }
+        }
+        None => {
+            for ((i, t), &v) in a.indexed_iter() {
+                out[t * b + i] = v;
+            }
+        }
+    }
 }
 
 /// One sweep over the r components of a component-major block `x` (r x b), numerators `n`.

@@ -185,6 +185,38 @@ impl Engine for CpuEngine<'_> {
         Ok(())
     }
 
+    fn v_ht_and_gram(
+        &mut self,
+        h: &Array2<f32>,
+        p: &mut Array2<f32>,
+        g: &mut Array2<f32>,
+    ) -> Result<()> {
+        // Pack Hᵀ once: V Hᵀ reads it as the skinny operand, and H Hᵀ = (Hᵀ)ᵀ Hᵀ.
+        let (r, n) = h.dim();
+        if !skinny::available() || !self.v.is_standard_layout() {
+            self.v_ht(h, p)?;
+            return self.gram(h, Side::Right, g);
+        }
+        let mut ht = std::mem::take(&mut self.scratch_ht);
+        ht.clear();
+        ht.resize(n * r, 0.0);
+        skinny::transpose_into(h.view(), &mut ht);
+        let ok = skinny::a_bt_packed(self.v.view(), &ht, p.view_mut());
+        let htv = ndarray::ArrayView2::from_shape((n, r), &ht[..]);
+        let ok2 = match htv {
+            Ok(htv) => skinny::at_b(htv, htv, g.view_mut()),
+            Err(_) => false,
+        };
+        self.scratch_ht = ht;
+        if !ok {
+            self.v_ht(h, p)?;
+        }
+        if !ok2 {
+            self.gram(h, Side::Right, g)?;
+        }
+        Ok(())
+    }
+
     fn loss_from_products(
         &mut self,
         wtv: &Array2<f32>,
