@@ -296,6 +296,15 @@ impl NmfParams {
             });
         }
         let r = self.rank;
+        if r > m.max(n) {
+            // Any factorization of rank min(m, n) is already exact; far larger ranks only
+            // allocate (m + n)·r floats for nothing.
+            return Err(NmfError::RankTooLarge {
+                rank: r,
+                limit: m.max(n),
+                init: "any",
+            });
+        }
         match &self.init {
             Init::Nndsvd | Init::Nndsvda | Init::Nndsvdar if r > m.min(n) => {
                 return Err(NmfError::RankTooLarge {

@@ -90,6 +90,18 @@ fn rank_above_min_dim_with_nndsvd_family() {
 }
 
 #[test]
+fn absurd_rank_is_refused_before_allocating() {
+    let err = Nmf::params(usize::MAX / 8)
+        .init(Init::Random)
+        .fit(v().view())
+        .unwrap_err();
+    assert!(
+        matches!(err, NmfError::RankTooLarge { limit: 12, .. }),
+        "{err}"
+    );
+}
+
+#[test]
 fn custom_init_wrong_shape() {
     let init = Init::Custom {
         w: Array2::ones((12, 3)),
