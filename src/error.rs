@@ -71,7 +71,7 @@ pub enum NmfError {
     ZeroRank,
 
     /// The rank is too large for the chosen initialisation.
-    #[error("rank {rank} exceeds min(m, n) = {limit}, which the {init} initialisation needs (it uses a rank-{rank} SVD of V); lower the rank or use Init::Random")]
+    #[error("rank {rank} is too large: the {init} initialisation allows at most {limit} (NNDSVD variants need rank <= min(m, n) for their SVD; no fit needs more than max(m, n)); lower the rank")]
     RankTooLarge {
         /// The requested rank.
         rank: usize,

@@ -72,7 +72,10 @@ pub(crate) fn initialize(
 }
 
 fn norm(x: &Array1<f32>) -> f32 {
-    x.iter().map(|&a| (a as f64) * (a as f64)).sum::<f64>().sqrt() as f32
+    x.iter()
+        .map(|&a| (a as f64) * (a as f64))
+        .sum::<f64>()
+        .sqrt() as f32
 }
 
 /// Plain NNDSVD (zeros kept). Requires `r ≤ min(m, n)` (checked by the caller).
@@ -116,4 +119,84 @@ pub(crate) fn nndsvd(
     w.mapv_inplace(|a| if a < NNDSVD_ZERO { 0.0 } else { a });
     h.mapv_inplace(|a| if a < NNDSVD_ZERO { 0.0 } else { a });
     (w, h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::Nmf;
+    use ndarray::Array2;
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    fn outer(u: &[f32], v: &[f32]) -> Array2<f32> {
+        Array2::from_shape_fn((u.len(), v.len()), |(i, j)| u[i] * v[j])
+    }
+
+    fn init_of(v: &Array2<f32>, r: usize, init: Init) -> (Array2<f32>, Array2<f32>) {
+        let p = Nmf::params(r)
+            .init(init)
+            .check(v.nrows(), v.ncols())
+            .unwrap();
+        initialize(v.view(), &p, &mut StdRng::seed_from_u64(0))
+    }
+
+    #[test]
+    fn nndsvd_is_exact_on_a_rank_one_matrix() {
+        let v = outer(&[1.0, 2.0, 0.5, 3.0], &[0.2, 1.0, 4.0, 0.0, 2.0]);
+        let (w, h) = init_of(&v, 1, Init::Nndsvd);
+        let wh = w.dot(&h);
+        let err = (&wh - &v).mapv(|x| x.abs()).fold(0.0f32, |a, &b| a.max(b));
+        assert!(err < 1e-5, "max error {err}");
+    }
+
+    #[test]
+    fn nndsvd_on_two_disjoint_blocks_finds_both() {
+        // Block-diagonal rank 2: NNDSVD's second pair must pick the second block.
+        let mut v = Array2::<f32>::zeros((6, 8));
+        v.slice_mut(ndarray::s![0..3, 0..4]).fill(2.0);
+        v.slice_mut(ndarray::s![3..6, 4..8]).fill(1.0);
+        let (w, h) = init_of(&v, 2, Init::Nndsvd);
+        let err = (&w.dot(&h) - &v)
+            .mapv(|x| x.abs())
+            .fold(0.0f32, |a, &b| a.max(b));
+        assert!(err < 1e-4, "max error {err}");
+    }
+
+    #[test]
+    fn variants_fill_zeros_as_documented() {
+        let v = Array2::from_shape_fn((20, 15), |(i, j)| ((i * 3 + j * 7) % 11) as f32);
+        let avg = mean(v.view()) as f32;
+        let (w, h) = init_of(&v, 4, Init::Nndsvd);
+        let zeros = w.iter().chain(h.iter()).filter(|&&x| x == 0.0).count();
+        assert!(zeros > 0, "NNDSVD of a rank > 1 matrix has zeros");
+        let (wa, ha) = init_of(&v, 4, Init::Nndsvda);
+        let (wr, hr) = init_of(&v, 4, Init::Nndsvdar);
+        for ((x, a), r) in w
+            .iter()
+            .chain(h.iter())
+            .zip(wa.iter().chain(ha.iter()))
+            .zip(wr.iter().chain(hr.iter()))
+        {
+            if *x == 0.0 {
+                assert_eq!(*a, avg);
+                assert!(*r >= 0.0 && *r < avg * 0.1);
+            } else {
+                assert_eq!(x, a);
+                assert_eq!(x, r);
+            }
+        }
+    }
+
+    #[test]
+    fn random_init_scale_and_seed() {
+        let v = Array2::from_elem((50, 60), 4.0f32);
+        let (w, h) = init_of(&v, 4, Init::Random);
+        // E|N(0,1)| = sqrt(2/π): mean entry ≈ sqrt(4/4)·0.798.
+        let m =
+            w.iter().chain(h.iter()).map(|&x| x as f64).sum::<f64>() / (w.len() + h.len()) as f64;
+        assert!((m - 0.798).abs() < 0.05, "mean {m}");
+        assert!(w.iter().all(|&x| x >= 0.0));
+        assert_eq!(init_of(&v, 4, Init::Random), (w, h));
+    }
 }

@@ -53,4 +53,6 @@ mod solver;
 pub use engine::{Backend, GpuContext, GpuStats};
 pub use error::{Factor, NmfError, Result};
 pub use model::{relative_error, Factorization};
-pub use params::{Init, Loss, Nmf, NmfParams, Progress, ProgressFn, Solver, ValidParams, DEFAULT_EPSILON};
+pub use params::{
+    Init, Loss, Nmf, NmfParams, Progress, ProgressFn, Solver, ValidParams, DEFAULT_EPSILON,
+};

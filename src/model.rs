@@ -120,14 +120,7 @@ impl Factorization {
         let mut params = self.params.clone();
         params.progress = None;
         // The H penalty is scaled by m, which new samples do not change.
-        let out = make_engine_and_run(
-            v_new,
-            &self.backend,
-            &params,
-            &self.w,
-            &h0,
-            Update::HOnly,
-        )?;
+        let out = make_engine_and_run(v_new, &self.backend, &params, &self.w, &h0, Update::HOnly)?;
         Ok(out.0.h)
     }
 
@@ -172,7 +165,11 @@ pub fn relative_error(
     let mut e = CpuEngine::new(v);
     let (w, h) = (w.to_owned(), h.to_owned());
     let d = e.loss(&w, &h, Loss::Frobenius, f32::EPSILON)?;
-    let vn = v.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>().sqrt();
+    let vn = v
+        .iter()
+        .map(|&x| (x as f64) * (x as f64))
+        .sum::<f64>()
+        .sqrt();
     let num = (2.0 * d).sqrt();
     Ok(if vn == 0.0 {
         if num == 0.0 {

@@ -296,6 +296,15 @@ impl NmfParams {
             });
         }
         let r = self.rank;
+        if r > m.max(n) {
+            // Any factorization of rank min(m, n) is already exact; far larger ranks only
+            // allocate (m + n)·r floats for nothing.
+            return Err(NmfError::RankTooLarge {
+                rank: r,
+                limit: m.max(n),
+                init: "any",
+            });
+        }
         match &self.init {
             Init::Nndsvd | Init::Nndsvda | Init::Nndsvdar if r > m.min(n) => {
                 return Err(NmfError::RankTooLarge {
@@ -340,12 +349,7 @@ impl NmfParams {
     }
 }
 
-fn check_factor(
-    factor: Factor,
-    a: ArrayView2<'_, f32>,
-    rows: usize,
-    cols: usize,
-) -> Result<()> {
+fn check_factor(factor: Factor, a: ArrayView2<'_, f32>, rows: usize, cols: usize) -> Result<()> {
     if a.dim() != (rows, cols) {
         return Err(NmfError::InitShape {
             factor,
@@ -355,10 +359,7 @@ fn check_factor(
             found_cols: a.ncols(),
         });
     }
-    if let Some(((row, col), &value)) = a
-        .indexed_iter()
-        .find(|(_, &x)| !x.is_finite() || x < 0.0)
-    {
+    if let Some(((row, col), &value)) = a.indexed_iter().find(|(_, &x)| !x.is_finite() || x < 0.0) {
         return Err(NmfError::InitInvalidEntry {
             factor,
             row,

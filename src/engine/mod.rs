@@ -67,6 +67,11 @@ pub(crate) trait Engine {
     fn wt_v(&mut self, w: &Self::Mat, out: &mut Self::Mat) -> Result<()>;
     /// Gram matrix of a factor (r x r): `Wᵀ W` for `Side::Left`, `H Hᵀ` for `Side::Right`.
     fn gram(&mut self, x: &Self::Mat, side: Side, out: &mut Self::Mat) -> Result<()>;
+    /// Both products the W update needs: `p = V Hᵀ` and `g = H Hᵀ` (an engine may share work).
+    fn v_ht_and_gram(&mut self, h: &Self::Mat, p: &mut Self::Mat, g: &mut Self::Mat) -> Result<()> {
+        self.v_ht(h, p)?;
+        self.gram(h, Side::Right, g)
+    }
     /// KL numerators, with `Z = V ⊘ max(WH, ε)` formed block by block (never whole):
     /// `Z Hᵀ` (m x r) for `Side::Left`, `Wᵀ Z` (r x n) for `Side::Right`.
     fn kl_numerator(
@@ -113,5 +118,40 @@ pub(crate) trait Engine {
     /// Device work counters, for engines that run on a GPU.
     fn stats(&self) -> Option<GpuStats> {
         None
+    }
+
+    /// The Frobenius loss from products the iteration already has, without touching V:
+    /// `½ (‖V‖² − 2⟨WᵀV, H⟩ + ⟨WᵀW, HHᵀ⟩)`. `None` when the engine does not offer it or when the
+    /// value is too small to trust in f32 (see [`TraceLoss::checked`]); the solver then calls
+    /// [`Engine::loss`].
+    fn loss_from_products(
+        &mut self,
+        _wtv: &Self::Mat,
+        _wtw: &Self::Mat,
+        _h: &Self::Mat,
+    ) -> Result<Option<f64>> {
+        Ok(None)
+    }
+}
+
+/// The trace form of the Frobenius loss and what it cancels against.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TraceLoss {
+    pub loss: f64,
+    pub v_sq_norm: f64,
+}
+
+/// Below this squared relative error `2D/‖V‖²` the trace form is recomputed exactly: its terms
+/// cancel, and products accumulated in f32 carry an absolute error near `1e-6·‖V‖²`.
+pub(crate) const TRACE_LOSS_MIN_REL_SQ: f64 = 1e-2;
+
+impl TraceLoss {
+    /// The loss when it is large enough relative to `‖V‖²` to be accurate, else `None`.
+    pub fn checked(self) -> Option<f64> {
+        if self.loss.is_finite() && 2.0 * self.loss >= TRACE_LOSS_MIN_REL_SQ * self.v_sq_norm {
+            Some(self.loss)
+        } else {
+            None
+        }
     }
 }

@@ -14,10 +14,15 @@ use crate::params::ValidParams;
 pub(super) struct Hals;
 
 impl<E: Engine> Step<E> for Hals {
-    fn step(&self, e: &mut E, s: &mut State<E::Mat>, p: &ValidParams, update: Update) -> Result<()> {
+    fn step(
+        &self,
+        e: &mut E,
+        s: &mut State<E::Mat>,
+        p: &ValidParams,
+        update: Update,
+    ) -> Result<()> {
         if update == Update::Both {
-            e.v_ht(&s.h, &mut s.p)?;
-            e.gram(&s.h, Side::Right, &mut s.g)?;
+            e.v_ht_and_gram(&s.h, &mut s.p, &mut s.g)?;
             e.hals_step(&mut s.w, &s.p, &s.g, Side::Left, p.reg_w)?;
         }
         e.gram(&s.w, Side::Left, &mut s.k)?;

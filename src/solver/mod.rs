@@ -50,7 +50,8 @@ pub(crate) struct State<M> {
 
 /// One solver iteration on an engine.
 trait Step<E: Engine> {
-    fn step(&self, e: &mut E, s: &mut State<E::Mat>, p: &ValidParams, update: Update) -> Result<()>;
+    fn step(&self, e: &mut E, s: &mut State<E::Mat>, p: &ValidParams, update: Update)
+        -> Result<()>;
 }
 
 /// Run the configured solver from `(w0, h0)`.
@@ -105,7 +106,16 @@ pub(crate) fn run<E: Engine>(
         n_iter = it;
         let at_check = it % params.check_every == 0;
         if at_check || it == params.max_iter {
-            let l = e.loss(&s.w, &s.h, params.loss, params.epsilon)?;
+            // After a Frobenius step, q = WᵀV and k = WᵀW hold the current W: the loss
+            // follows from them without another pass over V when it is accurate enough.
+            let from_products = match params.loss {
+                Loss::Frobenius => e.loss_from_products(&s.q, &s.k, &s.h)?,
+                Loss::KullbackLeibler => None,
+            };
+            let l = match from_products {
+                Some(l) => l,
+                None => e.loss(&s.w, &s.h, params.loss, params.epsilon)?,
+            };
             if !l.is_finite() {
                 return Err(NmfError::NumericalBreakdown { iteration: it });
             }

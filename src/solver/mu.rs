@@ -15,28 +15,61 @@ use crate::params::{Loss, ValidParams};
 pub(super) struct Mu;
 
 impl<E: Engine> Step<E> for Mu {
-    fn step(&self, e: &mut E, s: &mut State<E::Mat>, p: &ValidParams, update: Update) -> Result<()> {
+    fn step(
+        &self,
+        e: &mut E,
+        s: &mut State<E::Mat>,
+        p: &ValidParams,
+        update: Update,
+    ) -> Result<()> {
         let eps = p.epsilon;
         match p.loss {
             Loss::Frobenius => {
                 if update == Update::Both {
-                    e.v_ht(&s.h, &mut s.p)?;
-                    e.gram(&s.h, Side::Right, &mut s.g)?;
-                    e.mu_step(&mut s.w, &s.p, MuDenominator::Gram(&s.g), Side::Left, p.reg_w, eps)?;
+                    e.v_ht_and_gram(&s.h, &mut s.p, &mut s.g)?;
+                    e.mu_step(
+                        &mut s.w,
+                        &s.p,
+                        MuDenominator::Gram(&s.g),
+                        Side::Left,
+                        p.reg_w,
+                        eps,
+                    )?;
                 }
                 e.gram(&s.w, Side::Left, &mut s.k)?;
                 e.wt_v(&s.w, &mut s.q)?;
-                e.mu_step(&mut s.h, &s.q, MuDenominator::Gram(&s.k), Side::Right, p.reg_h, eps)?;
+                e.mu_step(
+                    &mut s.h,
+                    &s.q,
+                    MuDenominator::Gram(&s.k),
+                    Side::Right,
+                    p.reg_h,
+                    eps,
+                )?;
             }
             Loss::KullbackLeibler => {
                 if update == Update::Both {
                     e.kl_numerator(&s.w, &s.h, Side::Left, &mut s.p)?;
                     e.factor_sums(&s.h, Side::Left, &mut s.g)?;
-                    e.mu_step(&mut s.w, &s.p, MuDenominator::Sums(&s.g), Side::Left, p.reg_w, eps)?;
+                    e.mu_step(
+                        &mut s.w,
+                        &s.p,
+                        MuDenominator::Sums(&s.g),
+                        Side::Left,
+                        p.reg_w,
+                        eps,
+                    )?;
                 }
                 e.factor_sums(&s.w, Side::Right, &mut s.k)?;
                 e.kl_numerator(&s.w, &s.h, Side::Right, &mut s.q)?;
-                e.mu_step(&mut s.h, &s.q, MuDenominator::Sums(&s.k), Side::Right, p.reg_h, eps)?;
+                e.mu_step(
+                    &mut s.h,
+                    &s.q,
+                    MuDenominator::Sums(&s.k),
+                    Side::Right,
+                    p.reg_h,
+                    eps,
+                )?;
             }
         }
         Ok(())

@@ -127,7 +127,13 @@ mod tests {
 
     #[test]
     fn all_transposes_at_odd_shapes() {
-        for &(m, k, n) in &[(1, 1, 1), (7, 3, 5), (33, 17, 65), (129, 1, 63), (200, 49, 31)] {
+        for &(m, k, n) in &[
+            (1, 1, 1),
+            (7, 3, 5),
+            (33, 17, 65),
+            (129, 1, 63),
+            (200, 49, 31),
+        ] {
             let a = pseudo(m, k, 1);
             let b = pseudo(k, n, 2);
             let r = naive(a.view(), b.view());
@@ -139,7 +145,12 @@ mod tests {
             assert_close(&matmul(a.view(), bt.t()), &r);
             // column-major output, accumulate twice
             let mut c = Array2::<f32>::zeros((n, m));
-            gemm_into(c.view_mut().reversed_axes(), a.view(), b.view(), Accum::Replace);
+            gemm_into(
+                c.view_mut().reversed_axes(),
+                a.view(),
+                b.view(),
+                Accum::Replace,
+            );
             gemm_into(c.view_mut().reversed_axes(), a.view(), b.view(), Accum::Add);
             let c2 = c.t().mapv(|x| x / 2.0);
             assert_close(&c2, &r);

@@ -1,12 +1,14 @@
 //! The CPU engine: ndarray storage, multithreaded GEMM ([`gemm`]), rayon for elementwise work.
 
 pub(crate) mod gemm;
+mod hals;
+mod skinny;
 
 use ndarray::parallel::prelude::*;
 use ndarray::{Array2, ArrayView2, Axis, CowArray, Ix2, Zip};
 
 use self::gemm::{gemm_into, Accum};
-use super::{Engine, MuDenominator, Side};
+use super::{Engine, MuDenominator, Side, TraceLoss};
 use crate::error::Result;
 use crate::params::{Loss, Regularization};
 
@@ -20,6 +22,12 @@ pub(crate) struct CpuEngine<'a> {
     /// Scratch for `W G` (m x r) and `K H` (r x n), reused across iterations.
     scratch_left: Option<Array2<f32>>,
     scratch_right: Option<Array2<f32>>,
+    /// Scratch for the packed `Hᵀ` of the skinny `V Hᵀ` kernel.
+    scratch_ht: Vec<f32>,
+    /// Scratch for `H Hᵀ` in the trace form of the loss.
+    scratch_gram: Option<Array2<f32>>,
+    /// `‖V‖²_F`, computed on first use.
+    v_sq_norm: Option<f64>,
 }
 
 impl<'a> CpuEngine<'a> {
@@ -34,11 +42,80 @@ impl<'a> CpuEngine<'a> {
             v,
             scratch_left: None,
             scratch_right: None,
+            scratch_ht: Vec::new(),
+            scratch_gram: None,
+            v_sq_norm: None,
         }
     }
 
     fn block_rows(&self, cols: usize) -> usize {
         (BLOCK_ENTRIES / cols.max(1)).clamp(4, 4096)
+    }
+}
+
+impl CpuEngine<'_> {
+    /// [`Engine::kl_numerator`] with the AVX-512 kernels: every block product is skinny.
+    fn kl_numerator_skinny(
+        &mut self,
+        w: &Array2<f32>,
+        h: &Array2<f32>,
+        side: Side,
+        out: &mut Array2<f32>,
+    ) {
+        let (m, n) = self.v.dim();
+        let r = w.ncols();
+        match side {
+            Side::Left => {
+                // out[rows] = (V[rows] ⊘ W[rows] H) Hᵀ per row block; Hᵀ packed once.
+                let mut ht = std::mem::take(&mut self.scratch_ht);
+                ht.clear();
+                ht.resize(n * r, 0.0);
+                skinny::transpose_into(h.view(), &mut ht);
+                let bs = self.block_rows(n);
+                self.v
+                    .axis_chunks_iter(Axis(0), bs)
+                    .into_par_iter()
+                    .zip(w.axis_chunks_iter(Axis(0), bs))
+                    .zip(out.axis_chunks_iter_mut(Axis(0), bs))
+                    .for_each(|((vb, wb), mut ob)| {
+                        let rows = vb.nrows();
+                        let wbt = wb.t().as_standard_layout().into_owned();
+                        let mut z = Array2::<f32>::zeros((rows, n));
+                        if !skinny::at_b(wbt.view(), h.view(), z.view_mut()) {
+                            gemm_into(z.view_mut(), wb, h.view(), Accum::Replace);
+                        }
+                        ratio_in_place(&mut z, vb);
+                        if !skinny::a_bt_packed(z.view(), &ht, ob.view_mut()) {
+                            gemm_into(ob, z.view(), h.t(), Accum::Replace);
+                        }
+                    });
+                self.scratch_ht = ht;
+            }
+            Side::Right => {
+                // out[:, cols] = Wᵀ (V[:, cols] ⊘ W H[:, cols]) per column block.
+                let wt = w.t().as_standard_layout().into_owned();
+                let bs = self.block_rows(m);
+                self.v
+                    .axis_chunks_iter(Axis(1), bs)
+                    .into_par_iter()
+                    .zip(h.axis_chunks_iter(Axis(1), bs))
+                    .zip(out.axis_chunks_iter_mut(Axis(1), bs))
+                    .for_each(|((vb, hb), mut ob)| {
+                        let cols = vb.ncols();
+                        let hb = hb.as_standard_layout();
+                        let mut z = Array2::<f32>::zeros((m, cols));
+                        if !skinny::at_b(wt.view(), hb.view(), z.view_mut()) {
+                            gemm_into(z.view_mut(), w.view(), hb.view(), Accum::Replace);
+                        }
+                        ratio_in_place(&mut z, vb);
+                        let mut q = Array2::<f32>::zeros((r, cols));
+                        if !skinny::at_b(w.view(), z.view(), q.view_mut()) {
+                            gemm_into(q.view_mut(), w.t(), z.view(), Accum::Replace);
+                        }
+                        ob.assign(&q);
+                    });
+            }
+        }
     }
 }
 
@@ -74,21 +151,101 @@ impl Engine for CpuEngine<'_> {
     }
 
     fn v_ht(&mut self, h: &Array2<f32>, out: &mut Array2<f32>) -> Result<()> {
-        gemm_into(out.view_mut(), self.v.view(), h.t(), Accum::Replace);
+        if !skinny::a_bt(
+            self.v.view(),
+            h.view(),
+            out.view_mut(),
+            &mut self.scratch_ht,
+        ) {
+            gemm_into(out.view_mut(), self.v.view(), h.t(), Accum::Replace);
+        }
         Ok(())
     }
 
     fn wt_v(&mut self, w: &Array2<f32>, out: &mut Array2<f32>) -> Result<()> {
-        gemm_into(out.view_mut(), w.t(), self.v.view(), Accum::Replace);
+        if !skinny::at_b(w.view(), self.v.view(), out.view_mut()) {
+            gemm_into(out.view_mut(), w.t(), self.v.view(), Accum::Replace);
+        }
         Ok(())
     }
 
     fn gram(&mut self, x: &Array2<f32>, side: Side, out: &mut Array2<f32>) -> Result<()> {
         match side {
-            Side::Left => gemm_into(out.view_mut(), x.t(), x.view(), Accum::Replace),
-            Side::Right => gemm_into(out.view_mut(), x.view(), x.t(), Accum::Replace),
+            Side::Left => {
+                if !skinny::at_b(x.view(), x.view(), out.view_mut()) {
+                    gemm_into(out.view_mut(), x.t(), x.view(), Accum::Replace);
+                }
+            }
+            Side::Right => {
+                if !skinny::a_bt(x.view(), x.view(), out.view_mut(), &mut self.scratch_ht) {
+                    gemm_into(out.view_mut(), x.view(), x.t(), Accum::Replace);
+                }
+            }
         }
         Ok(())
+    }
+
+    fn v_ht_and_gram(
+        &mut self,
+        h: &Array2<f32>,
+        p: &mut Array2<f32>,
+        g: &mut Array2<f32>,
+    ) -> Result<()> {
+        // Pack Hᵀ once: V Hᵀ reads it as the skinny operand, and H Hᵀ = (Hᵀ)ᵀ Hᵀ.
+        let (r, n) = h.dim();
+        if !skinny::available() || !self.v.is_standard_layout() {
+            self.v_ht(h, p)?;
+            return self.gram(h, Side::Right, g);
+        }
+        let mut ht = std::mem::take(&mut self.scratch_ht);
+        ht.clear();
+        ht.resize(n * r, 0.0);
+        skinny::transpose_into(h.view(), &mut ht);
+        let ok = skinny::a_bt_packed(self.v.view(), &ht, p.view_mut());
+        let htv = ndarray::ArrayView2::from_shape((n, r), &ht[..]);
+        let ok2 = match htv {
+            Ok(htv) => skinny::at_b(htv, htv, g.view_mut()),
+            Err(_) => false,
+        };
+        self.scratch_ht = ht;
+        if !ok {
+            self.v_ht(h, p)?;
+        }
+        if !ok2 {
+            self.gram(h, Side::Right, g)?;
+        }
+        Ok(())
+    }
+
+    fn loss_from_products(
+        &mut self,
+        wtv: &Array2<f32>,
+        wtw: &Array2<f32>,
+        h: &Array2<f32>,
+    ) -> Result<Option<f64>> {
+        let v_sq = *self.v_sq_norm.get_or_insert_with(|| {
+            self.v
+                .axis_chunks_iter(Axis(0), 64)
+                .into_par_iter()
+                .map(|b| b.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>())
+                .sum::<f64>()
+        });
+        let mut hht = take_scratch(&mut self.scratch_gram, wtw.dim());
+        self.gram(h, Side::Right, &mut hht)?;
+        let cross = Zip::from(wtv).and(h).par_fold(
+            || 0.0f64,
+            |acc, &q, &h| acc + q as f64 * h as f64,
+            |a, b| a + b,
+        );
+        let quad = Zip::from(wtw)
+            .and(&hht)
+            .fold(0.0f64, |acc, &k, &g| acc + k as f64 * g as f64);
+        self.scratch_gram = Some(hht);
+        Ok(TraceLoss {
+            loss: 0.5 * (v_sq - 2.0 * cross + quad),
+            v_sq_norm: v_sq,
+        }
+        .checked())
     }
 
     fn kl_numerator(
@@ -98,6 +255,10 @@ impl Engine for CpuEngine<'_> {
         side: Side,
         out: &mut Array2<f32>,
     ) -> Result<()> {
+        if skinny::available() {
+            self.kl_numerator_skinny(w, h, side, out);
+            return Ok(());
+        }
         let (m, n) = self.v.dim();
         match side {
             Side::Left => {
@@ -175,9 +336,18 @@ impl Engine for CpuEngine<'_> {
                     Side::Right => &mut self.scratch_right,
                 };
                 let mut d = take_scratch(slot, x.dim());
+                // g is a Gram matrix (symmetric), so K H = Kᵀ H, which suits the skinny kernel.
                 match side {
-                    Side::Left => gemm_into(d.view_mut(), x.view(), g.view(), Accum::Replace),
-                    Side::Right => gemm_into(d.view_mut(), g.view(), x.view(), Accum::Replace),
+                    Side::Left => {
+                        if !skinny::a_bt(x.view(), g.t(), d.view_mut(), &mut self.scratch_ht) {
+                            gemm_into(d.view_mut(), x.view(), g.view(), Accum::Replace);
+                        }
+                    }
+                    Side::Right => {
+                        if !skinny::at_b(g.view(), x.view(), d.view_mut()) {
+                            gemm_into(d.view_mut(), g.view(), x.view(), Accum::Replace);
+                        }
+                    }
                 }
                 Zip::from(&mut *x)
                     .and(num)
@@ -203,7 +373,9 @@ impl Engine for CpuEngine<'_> {
                         .and(s.rows())
                         .par_for_each(|mut xr, nr, sr| {
                             let d = sr[0];
-                            Zip::from(&mut xr).and(&nr).for_each(|x, &n| update(x, n, d));
+                            Zip::from(&mut xr)
+                                .and(&nr)
+                                .for_each(|x, &n| update(x, n, d));
                         });
                 }
             },
@@ -219,58 +391,9 @@ impl Engine for CpuEngine<'_> {
         side: Side,
         reg: Regularization,
     ) -> Result<()> {
-        let r = gram.nrows();
-        let Regularization { l1, l2 } = reg;
         match side {
-            Side::Left => {
-                // Rows of W are independent: sweep t = 0..r on each row.
-                Zip::from(x.rows_mut())
-                    .and(num.rows())
-                    .par_for_each(|mut wr, pr| {
-                        for t in 0..r {
-                            let hess = gram[[t, t]] + l2;
-                            if hess == 0.0 {
-                                continue;
-                            }
-                            let mut grad = l1 - pr[t] + l2 * wr[t];
-                            for (gk, wk) in gram.row(t).iter().zip(wr.iter()) {
-                                grad += gk * wk;
-                            }
-                            wr[t] = (wr[t] - grad / hess).max(0.0);
-                        }
-                    });
-            }
-            Side::Right => {
-                // Columns of H are independent: sweep t = 0..r on a block of columns at a time.
-                const COLS: usize = 64;
-                x.axis_chunks_iter_mut(Axis(1), COLS)
-                    .into_par_iter()
-                    .zip(num.axis_chunks_iter(Axis(1), COLS))
-                    .for_each(|(mut hb, qb)| {
-                        let b = hb.ncols();
-                        let mut grad = vec![0.0f32; b];
-                        for t in 0..r {
-                            let hess = gram[[t, t]] + l2;
-                            if hess == 0.0 {
-                                continue;
-                            }
-                            for (j, g) in grad.iter_mut().enumerate() {
-                                *g = l1 - qb[[t, j]] + l2 * hb[[t, j]];
-                            }
-                            for k in 0..r {
-                                let gk = gram[[t, k]];
-                                let hrow = hb.row(k);
-                                for (g, &h) in grad.iter_mut().zip(hrow.iter()) {
-                                    *g += gk * h;
-                                }
-                            }
-                            let mut ht = hb.row_mut(t);
-                            for (h, g) in ht.iter_mut().zip(grad.iter()) {
-                                *h = (*h - g / hess).max(0.0);
-                            }
-                        }
-                    });
-            }
+            Side::Left => hals::sweep_rows(x.view_mut(), num.view(), gram.view(), reg),
+            Side::Right => hals::sweep_cols(x.view_mut(), num.view(), gram.view(), reg),
         }
         Ok(())
     }
@@ -285,7 +408,10 @@ impl Engine for CpuEngine<'_> {
             .zip(w.axis_chunks_iter(Axis(0), bs))
             .map(|(vb, wb)| {
                 let mut wh = Array2::<f32>::zeros((vb.nrows(), n));
-                gemm_into(wh.view_mut(), wb, h.view(), Accum::Replace);
+                let wbt = wb.t().as_standard_layout().into_owned();
+                if !skinny::at_b(wbt.view(), h.view(), wh.view_mut()) {
+                    gemm_into(wh.view_mut(), wb, h.view(), Accum::Replace);
+                }
                 block_divergence(vb, wh.view(), loss, eps)
             })
             .sum::<f64>();

@@ -1,0 +1,19 @@
+//! Dense linear algebra used by initialisation and diagnostics: thin Householder QR,
+//! symmetric Jacobi eigendecomposition, and randomized truncated SVD.
+//!
+//! - [`orthonormalize`]: `A = Q R` (m×k, m ≥ k), returns `Q` with `QᵀQ = I`.
+//! - [`symmetric_eigen`]: `A = V diag(λ) Vᵀ` for small symmetric `A` (f64).
+//! - [`randomized_svd`]: `A ≈ U diag(S) Vᵀ`, the leading `k` singular triplets by a
+//!   Gaussian sketch with power iterations (Halko, Martinsson & Tropp 2011).
+
+mod eigen;
+mod qr;
+mod svd;
+
+// The module's interface; not every item is used by every build of the crate.
+#[allow(unused_imports)]
+pub(crate) use eigen::symmetric_eigen;
+#[allow(unused_imports)]
+pub(crate) use qr::orthonormalize;
+#[allow(unused_imports)]
+pub(crate) use svd::{auto_power_iters, randomized_svd, Svd};
