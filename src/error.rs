@@ -71,7 +71,7 @@ pub enum NmfError {
     ZeroRank,
 
     /// The rank is too large for the chosen initialisation.
-    #[error("rank {rank} is too large: the {init} initialisation allows at most {limit} (NNDSVD variants need rank <= min(m, n) for their SVD; no fit needs more than max(m, n)); lower the rank")]
+    #[error("rank {rank} is too large: at most {limit} with the {init} initialisation (NNDSVD variants need rank <= min(m, n) for their SVD, and no factorization needs more than max(m, n)); lower the rank")]
     RankTooLarge {
         /// The requested rank.
         rank: usize,

@@ -302,7 +302,7 @@ impl NmfParams {
             return Err(NmfError::RankTooLarge {
                 rank: r,
                 limit: m.max(n),
-                init: "any",
+                init: self.init.name(),
             });
         }
         match &self.init {
