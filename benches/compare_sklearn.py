@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Run scikit-learn's NMF and nmf-gpu on the same matrix from the same start and compare.
 
-Usage (in a throwaway virtualenv with numpy and scikit-learn):
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benches/compare_sklearn.py \
+Usage (in a throwaway virtualenv with numpy and scikit-learn; the script drops
+OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE for itself):
+    python benches/compare_sklearn.py \
         [--shape 361,2429,49] [--iterations 200] [--threads 2]
 
 For each solver (MU Frobenius, MU KL, HALS vs scikit-learn's CD) it prints the final relative
@@ -28,9 +29,11 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
-        if var in os.environ:
-            sys.exit(f"unset {var} for this command (it forces slow OpenBLAS kernels)")
+    # OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE may force slow OpenBLAS kernels on these machines:
+    # restart once without them, before numpy loads OpenBLAS.
+    if any(v in os.environ for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")):
+        env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+        os.execve(sys.executable, [sys.executable] + sys.argv, env)
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
     os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)
     os.environ["RAYON_NUM_THREADS"] = str(args.threads)
