@@ -45,6 +45,8 @@ mod engine;
 mod error;
 mod fit;
 mod init;
+#[doc(hidden)]
+pub mod kernels;
 pub(crate) mod linalg;
 mod model;
 mod params;
