@@ -1,5 +1,7 @@
 //! The one error type of the crate: one variant per thing a user can fix.
 
+use std::path::{Path, PathBuf};
+
 use thiserror::Error;
 
 /// Which factor of `V ≈ W H` an error is about.
@@ -226,6 +228,89 @@ pub enum NmfError {
         /// The device's message.
         message: String,
     },
+    /// A factor handed to the library (e.g. a saved W) has a negative or non-finite entry.
+    #[error("{factor} has an invalid entry {value} at row {row}, column {col}; a factor must be finite and >= 0")]
+    InvalidFactorEntry {
+        /// Which factor.
+        factor: Factor,
+        /// Row of the entry.
+        row: usize,
+        /// Column of the entry.
+        col: usize,
+        /// The entry.
+        value: f32,
+    },
+
+    /// A file could not be opened, read, created or written.
+    #[error("{}: could not {action}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What was attempted, in words ("open the file", "create the output directory", ...).
+        action: &'static str,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+
+    /// A file's contents do not follow its format (bad header, truncated data, a cell that is not a number).
+    #[error("{}: {message}", file_location(path, *line, *column))]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of a text file, when the problem is on one line.
+        line: Option<usize>,
+        /// 1-based column (field) on that line, when known.
+        column: Option<usize>,
+        /// What is wrong, and how to fix it.
+        message: String,
+    },
+
+    /// A file declares (or holds) a matrix too large to load; refused before allocating it.
+    #[error("{}: {what} needs {} as float32, more than the input limit of {} (set from the memory available); factorize a smaller matrix or use a machine with more memory", path.display(), human_bytes(*bytes), human_bytes(u128::from(*limit)))]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The matrix, in words (e.g. "the declared 100000 x 100000 matrix").
+        what: String,
+        /// Bytes the matrix would take as float32.
+        bytes: u128,
+        /// The limit in bytes.
+        limit: u64,
+    },
+
+    /// A file (or directory) is of a kind this build cannot read.
+    #[error("{}: {reason}", path.display())]
+    UnsupportedInput {
+        /// The file or directory.
+        path: PathBuf,
+        /// Why, and what would work instead.
+        reason: String,
+    },
+}
+
+/// `path`, `path, line L` or `path, line L, column C`.
+fn file_location(path: &Path, line: Option<usize>, column: Option<usize>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!("{}, line {l}, column {c}", path.display()),
+        (Some(l), None) => format!("{}, line {l}", path.display()),
+        _ => path.display().to_string(),
+    }
+}
+
+/// A byte count in B, KiB, MiB, GiB, TiB or PiB, three significant digits.
+fn human_bytes(bytes: u128) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.3} {}", UNITS[unit])
+    }
 }
 
 /// Shorthand for results of this crate.

@@ -45,6 +45,7 @@ mod engine;
 mod error;
 mod fit;
 mod init;
+pub mod io;
 #[doc(hidden)]
 pub mod kernels;
 pub(crate) mod linalg;

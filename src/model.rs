@@ -146,6 +146,60 @@ impl Factorization {
         }
         Ok(())
     }
+
+    /// A model made from a given basis `w` (m x r), e.g. one saved by an earlier fit, for
+    /// [`transform`](Self::transform) and [`inverse_transform`](Self::inverse_transform).
+    ///
+    /// `params` supplies what `transform` uses: solver, loss, the penalty on H, `max_iter`,
+    /// `tol`, `epsilon` and backend. Its rank must equal `w.ncols()`; its initialisation is
+    /// ignored (W is given). The parameters are validated as for a fit on data of `m` rows and
+    /// `r` columns: `m`, W's row count, scales the H penalty exactly as in the original fit;
+    /// the column count only enters the W penalty, which `transform` never uses (W stays fixed),
+    /// so `r` stands in for the unknown number of training samples, a value every rank-r model
+    /// passes.
+    ///
+    /// W must be finite and nonnegative. The model has an empty H (r x 0), no iterations and
+    /// no loss history; its [`engine`](Self::engine) is `"none (from W)"`.
+    pub fn from_w(w: Array2<f32>, params: &crate::params::NmfParams) -> Result<Factorization> {
+        let (m, r) = w.dim();
+        if r == 0 {
+            return Err(NmfError::ZeroRank);
+        }
+        if m == 0 || params.rank != r {
+            return Err(NmfError::ShapeMismatch {
+                what: "W in Factorization::from_w",
+                expected: format!("at least 1 row and {} columns (the rank)", params.rank),
+                found: format!("{m} x {r}"),
+            });
+        }
+        if let Some(((row, col), &value)) =
+            w.indexed_iter().find(|(_, &x)| !x.is_finite() || x < 0.0)
+        {
+            return Err(NmfError::InvalidFactorEntry {
+                factor: crate::error::Factor::W,
+                row,
+                col,
+                value,
+            });
+        }
+        let valid = params
+            .clone()
+            .init(crate::params::Init::Random)
+            .check(m, r)?;
+        Ok(Factorization {
+            w,
+            h: Array2::zeros((r, 0)),
+            n_iter: 0,
+            converged: false,
+            losses: Vec::new(),
+            loss_iters: Vec::new(),
+            gpu_stats: None,
+            params: valid,
+            backend: params.backend.clone(),
+            engine_name: "none (from W)".to_string(),
+            elapsed: Duration::ZERO,
+        })
+    }
 }
 
 /// `‖V − WH‖_F / ‖V‖_F`, computed block by block in f64 (never forming WH whole).

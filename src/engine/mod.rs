@@ -22,7 +22,8 @@ pub enum Backend {
     Cpu,
     /// The GPU engine on this device context (wgpu compute shaders; V, W and H stay on the device).
     Gpu(GpuContext),
-    /// The best engine available: a GPU when one is usable, otherwise the CPU (the choice is logged).
+    /// The best engine available: a hardware GPU when one is usable, otherwise the CPU (software
+    /// adapters such as lavapipe only when named by `WGPU_ADAPTER_NAME`; the choice is logged).
     Auto,
 }
 

@@ -359,12 +359,24 @@ async fn open() -> Result<GpuContext> {
     })
 }
 
-/// The context `Backend::Auto` uses: opened once per process, `None` when no adapter works
-/// (the reason is logged once).
+/// The context `Backend::Auto` uses: opened once per process; `None` (the CPU engine) when no
+/// adapter works or the only one is a software rasteriser not named by `WGPU_ADAPTER_NAME`.
 pub(crate) fn auto_context() -> Option<GpuContext> {
     static AUTO: OnceLock<std::result::Result<GpuContext, String>> = OnceLock::new();
     let chosen = AUTO.get_or_init(|| GpuContext::new().map_err(|e| e.to_string()));
     match chosen {
+        // A software rasteriser (lavapipe, SwiftShader) is far slower than the CPU engine: Auto
+        // takes it only when the user named it with WGPU_ADAPTER_NAME.
+        Ok(ctx)
+            if ctx.inner.info.device_type == wgpu::DeviceType::Cpu
+                && std::env::var_os("WGPU_ADAPTER_NAME").is_none() =>
+        {
+            log::info!(
+                "backend auto: the only GPU adapter is a software one ({}); using the CPU engine (Backend::Gpu uses it anyway)",
+                ctx.inner.info.name
+            );
+            None
+        }
         Ok(ctx) => {
             log::info!("backend auto: using the GPU ({})", ctx.inner.info.name);
             Some(ctx.clone())

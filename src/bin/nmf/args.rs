@@ -1,0 +1,241 @@
+//! The command line: commands, options and their help text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use nmf_gpu::io::HeaderMode;
+use nmf_gpu::{Init, Loss, Solver};
+
+/// Nonnegative matrix factorization V ≈ W H of a matrix stored in a file.
+///
+/// V (m x n) holds one sample per column and one feature per row; W (m x r) holds the r basis
+/// vectors ("parts") in its columns and H (r x n) the encoding of each sample. Files in
+/// scikit-learn's orientation (one sample per row) need --samples-as-rows.
+#[derive(Debug, Parser)]
+#[command(name = "nmf", version, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Factorize a matrix: write W.npy, H.npy and summary.json to an output directory.
+    Fit(FitArgs),
+    /// Encode new samples with a fitted W kept fixed: write their H to a .npy file.
+    Transform(TransformArgs),
+    /// Show the version, the CPU threads and every GPU adapter found.
+    Info,
+}
+
+/// Where the data comes from.
+#[derive(Debug, Args)]
+pub struct InputArgs {
+    /// The data matrix: .npy (float32/float64, C or Fortran order), .csv, .tsv or .mtx
+    /// (MatrixMarket coordinate or array).
+    #[arg(long, short = 'i', value_name = "FILE")]
+    pub input: PathBuf,
+
+    /// Whether the first line of a .csv/.tsv file is a header. `auto` treats a first line
+    /// with no number in it as a header; `--header` alone means `yes`.
+    #[arg(long, value_enum, value_name = "WHEN", default_value = "auto", num_args = 0..=1, default_missing_value = "yes")]
+    pub header: HeaderArg,
+}
+
+/// `nmf fit`.
+#[derive(Debug, Args)]
+pub struct FitArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+
+    /// The rank r: the number of basis vectors (components).
+    #[arg(long, short = 'r')]
+    pub rank: usize,
+
+    /// Directory for W.npy (m x r), H.npy (r x n) and summary.json; created if missing.
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub output_dir: PathBuf,
+
+    /// The update algorithm: multiplicative updates or HALS coordinate descent.
+    #[arg(long, value_enum, default_value = "mu")]
+    pub solver: SolverArg,
+
+    /// The divergence minimised (kl needs --solver mu).
+    #[arg(long, value_enum, default_value = "frobenius")]
+    pub loss: LossArg,
+
+    /// The initialisation of W and H.
+    #[arg(long, value_enum, default_value = "nndsvda")]
+    pub init: InitArg,
+
+    /// Maximum number of iterations.
+    #[arg(long, default_value_t = 200)]
+    pub max_iter: usize,
+
+    /// Stop when the error improves by less than this fraction of the initial error between
+    /// checks (every 10 iterations); 0 runs exactly --max-iter iterations.
+    #[arg(long, default_value_t = 1e-4)]
+    pub tol: f32,
+
+    /// Seed for every random choice.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+
+    /// Regularisation strength on W (scaled by n, as in scikit-learn).
+    #[arg(long, default_value_t = 0.0)]
+    pub alpha_w: f32,
+
+    /// Regularisation strength on H (scaled by m); defaults to --alpha-w.
+    #[arg(long)]
+    pub alpha_h: Option<f32>,
+
+    /// Share of L1 in the penalty: 0 = ridge (L2), 1 = lasso (L1).
+    #[arg(long, default_value_t = 0.0)]
+    pub l1_ratio: f32,
+
+    /// Where the iterations run.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub backend: BackendArg,
+
+    /// The file holds one sample per row (scikit-learn's X, samples x features); it is
+    /// transposed so that W is features x r and H is r x samples.
+    #[arg(long)]
+    pub samples_as_rows: bool,
+
+    /// Print nothing but errors (and the summary with --json).
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+
+    /// Print the summary as JSON on standard output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `nmf transform`.
+#[derive(Debug, Args)]
+pub struct TransformArgs {
+    /// A directory written by `nmf fit` (W.npy and summary.json). The new data must be laid
+    /// out like the data of that fit (the same --samples-as-rows choice is applied).
+    #[arg(long, short = 'm', value_name = "DIR")]
+    pub model: PathBuf,
+
+    #[command(flatten)]
+    pub input: InputArgs,
+
+    /// Where to write H (r x samples) as a float32 .npy file.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: PathBuf,
+
+    /// Where the iterations run.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub backend: BackendArg,
+
+    /// Print nothing but errors.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+/// `--header`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HeaderArg {
+    /// Detect: a first line with no number in it is a header.
+    Auto,
+    /// The first line is a header.
+    Yes,
+    /// Every line is data.
+    No,
+}
+
+impl From<HeaderArg> for HeaderMode {
+    fn from(h: HeaderArg) -> HeaderMode {
+        match h {
+            HeaderArg::Auto => HeaderMode::Auto,
+            HeaderArg::Yes => HeaderMode::Present,
+            HeaderArg::No => HeaderMode::Absent,
+        }
+    }
+}
+
+/// `--solver`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SolverArg {
+    /// Lee–Seung multiplicative updates (Frobenius or KL).
+    Mu,
+    /// Hierarchical alternating least squares (Frobenius only).
+    Hals,
+}
+
+impl From<SolverArg> for Solver {
+    fn from(s: SolverArg) -> Solver {
+        match s {
+            SolverArg::Mu => Solver::MultiplicativeUpdate,
+            SolverArg::Hals => Solver::Hals,
+        }
+    }
+}
+
+/// `--loss`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LossArg {
+    /// ½‖V − WH‖²_F.
+    Frobenius,
+    /// Generalised Kullback–Leibler divergence.
+    Kl,
+}
+
+impl From<LossArg> for Loss {
+    fn from(l: LossArg) -> Loss {
+        match l {
+            LossArg::Frobenius => Loss::Frobenius,
+            LossArg::Kl => Loss::KullbackLeibler,
+        }
+    }
+}
+
+/// `--init`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InitArg {
+    /// Scaled absolute Gaussian entries.
+    Random,
+    /// Nonnegative double SVD (zeros kept; good for HALS on sparse data).
+    Nndsvd,
+    /// NNDSVD with zeros filled by the mean.
+    Nndsvda,
+    /// NNDSVD with zeros filled by small random values.
+    Nndsvdar,
+}
+
+impl From<InitArg> for Init {
+    fn from(i: InitArg) -> Init {
+        match i {
+            InitArg::Random => Init::Random,
+            InitArg::Nndsvd => Init::Nndsvd,
+            InitArg::Nndsvda => Init::Nndsvda,
+            InitArg::Nndsvdar => Init::Nndsvdar,
+        }
+    }
+}
+
+/// `--backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    /// The multithreaded CPU engine.
+    Cpu,
+    /// The GPU engine (wgpu).
+    Gpu,
+    /// A GPU when one is usable, otherwise the CPU.
+    Auto,
+}
+
+impl BackendArg {
+    /// The name used on the command line and in summary.json.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendArg::Cpu => "cpu",
+            BackendArg::Gpu => "gpu",
+            BackendArg::Auto => "auto",
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! The command's error: one message for the user; the process exits with code 1.
+
+use std::fmt;
+use std::path::Path;
+
+use nmf_gpu::io::LoadedMatrix;
+use nmf_gpu::NmfError;
+
+use crate::Orientation;
+
+/// An error to print as `error: <message>`.
+#[derive(Debug)]
+pub struct CliError {
+    message: String,
+}
+
+impl CliError {
+    /// An error with this message.
+    pub fn new(message: impl Into<String>) -> Self {
+        CliError {
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<NmfError> for CliError {
+    /// Library errors about files already name the file.
+    fn from(e: NmfError) -> Self {
+        CliError::new(e.to_string())
+    }
+}
+
+/// An error from fitting (or transforming) the data of `input`, in the file's terms: a bad
+/// entry is located where it is stored in the file (line and column of a text table, element
+/// index of a .npy, 1-based entry of a .mtx), whatever the orientation used for the fit; any
+/// other error is prefixed with the file and the matrix shape.
+pub fn data_error(e: NmfError, input: &LoadedMatrix, orientation: Orientation) -> CliError {
+    let to_file = |row: usize, col: usize| match orientation {
+        Orientation::SamplesAsColumns => (row, col),
+        Orientation::SamplesAsRows => (col, row),
+    };
+    let path = input.path.display();
+    match e {
+        NmfError::NegativeInput { row, col, value } => {
+            let (row, col) = to_file(row, col);
+            CliError::new(format!(
+                "{path} ({}): negative entry {value}; NMF needs every entry >= 0 (clip, shift or take absolute values first)",
+                input.locate(row, col)
+            ))
+        }
+        NmfError::NonFiniteInput { row, col, value } => {
+            let (row, col) = to_file(row, col);
+            CliError::new(format!(
+                "{path} ({}): non-finite entry {value}; remove or impute NaN/Inf values first",
+                input.locate(row, col)
+            ))
+        }
+        other => {
+            let (rows, cols) = input.data.dim();
+            CliError::new(format!("{path} ({rows} x {cols}): {other}"))
+        }
+    }
+}
+
+/// `path: message`.
+pub fn at(path: &Path, message: impl fmt::Display) -> CliError {
+    CliError::new(format!("{}: {message}", path.display()))
+}

@@ -1,0 +1,153 @@
+//! `nmf fit`: read, factorize, write W.npy, H.npy and summary.json.
+
+use std::time::Instant;
+
+use nmf_gpu::io::{read_located, ReadOptions, StagedFile};
+use nmf_gpu::{Init, Loss, Nmf, Solver};
+use serde_json::json;
+
+use crate::args::{FitArgs, LossArg, SolverArg};
+use crate::backend::backend;
+use crate::error::{data_error, CliError};
+use crate::output::prepare_dir;
+use crate::progress::{Display, Reporter};
+use crate::summary::{f32_json, shape_json, H_FILE, SUMMARY_FILE, W_FILE};
+use crate::{print_stdout, Orientation};
+
+/// Run `nmf fit`.
+pub fn run(args: &FitArgs) -> Result<(), CliError> {
+    let orientation = Orientation::from_flag(args.samples_as_rows);
+    if args.solver == SolverArg::Hals && args.loss == LossArg::Kl {
+        return Err(CliError::new(
+            "--loss kl needs --solver mu (HALS minimises the Frobenius loss only)",
+        ));
+    }
+    let backend = backend(args.backend)?;
+    let chatty = !args.quiet && !args.json;
+
+    let read_start = Instant::now();
+    let options = ReadOptions::new().header(args.input.header.into());
+    let loaded = read_located(&args.input.input, &options)?;
+    let read_seconds = read_start.elapsed().as_secs_f64();
+    // Checked before the fit, so that a long run never ends in "cannot write".
+    prepare_dir(&args.output_dir)?;
+    let file_shape = loaded.data.dim();
+    let v = match orientation {
+        Orientation::SamplesAsColumns => loaded.data.view(),
+        Orientation::SamplesAsRows => loaded.data.view().reversed_axes(),
+    };
+    let (m, n) = v.dim();
+    let r = args.rank;
+    if orientation == Orientation::SamplesAsRows && !args.quiet {
+        eprintln!(
+            "note: --samples-as-rows: {} is {} samples x {} features (scikit-learn's X); factorizing its transpose V ({m} features x {n} samples), so W.npy is {m} x {r} (basis vectors) and H.npy is {r} x {n} (one column per sample); scikit-learn's components_ is W.T and its transform(X) is H.T",
+            loaded.path.display(),
+            file_shape.0,
+            file_shape.1,
+        );
+    }
+
+    let solver: Solver = args.solver.into();
+    let loss: Loss = args.loss.into();
+    let init: Init = args.init.into();
+    let alpha_h = args.alpha_h.unwrap_or(args.alpha_w);
+    let mut params = Nmf::params(r)
+        .solver(solver)
+        .loss(loss)
+        .init(init.clone())
+        .max_iter(args.max_iter)
+        .tol(args.tol)
+        .seed(args.seed)
+        .alpha_w(args.alpha_w)
+        .alpha_h(alpha_h)
+        .l1_ratio(args.l1_ratio)
+        .backend(backend);
+    let reporter = Reporter::new(Display::choose(args.quiet), args.max_iter);
+    if let Some(callback) = reporter.callback() {
+        params = params.on_progress(callback);
+    }
+    let fit = params
+        .fit(v)
+        .map_err(|e| data_error(e, &loaded, orientation))?;
+    drop(reporter);
+    let relative_error = fit
+        .relative_error(v)
+        .map_err(|e| data_error(e, &loaded, orientation))?;
+
+    let summary = json!({
+        "nmf_version": env!("CARGO_PKG_VERSION"),
+        "input": loaded.path.display().to_string(),
+        "format": loaded.format.name(),
+        "file_shape": shape_json(file_shape),
+        "samples_as_rows": orientation == Orientation::SamplesAsRows,
+        "shape": shape_json((m, n)),
+        "rank": r,
+        "solver": solver.name(),
+        "loss": loss.name(),
+        "init": init.name(),
+        "max_iter": args.max_iter,
+        "tol": f32_json(args.tol),
+        "seed": args.seed,
+        "alpha_w": f32_json(args.alpha_w),
+        "alpha_h": f32_json(alpha_h),
+        "l1_ratio": f32_json(args.l1_ratio),
+        "backend": args.backend.name(),
+        "engine": fit.engine(),
+        "iterations": fit.n_iter(),
+        "converged": fit.converged(),
+        "final_loss": fit.final_loss(),
+        "relative_error": relative_error,
+        "losses": fit.losses(),
+        "loss_iterations": fit.loss_iterations(),
+        "seconds": fit.elapsed().as_secs_f64(),
+        "read_seconds": read_seconds,
+        "W": { "file": W_FILE, "shape": shape_json(fit.w().dim()) },
+        "H": { "file": H_FILE, "shape": shape_json(fit.h().dim()) },
+    });
+    let mut text = serde_json::to_string_pretty(&summary)
+        .map_err(|e| CliError::new(format!("could not format the summary: {e}")))?;
+    text.push('\n');
+
+    // Everything is written under temporary names first, then renamed into place.
+    let dir = &args.output_dir;
+    let staged = [
+        StagedFile::npy(dir.join(W_FILE), &fit.w())?,
+        StagedFile::npy(dir.join(H_FILE), &fit.h())?,
+        StagedFile::write_with(dir.join(SUMMARY_FILE), |w| w.write_all(text.as_bytes()))?,
+    ];
+    for file in staged {
+        file.commit()?;
+    }
+
+    if args.json {
+        print_stdout(&text);
+    } else if chatty {
+        let status = if fit.converged() {
+            "converged".to_string()
+        } else if args.tol == 0.0 {
+            "tol 0: ran every iteration".to_string()
+        } else {
+            "not converged: raise --max-iter or --tol".to_string()
+        };
+        print_stdout(&format!(
+            "read {} ({} x {}, {}) in {read_seconds:.2} s\n\
+             fit V ({m} x {n}) with rank {r}: {}, {} loss, {} init, {} iterations ({status}) in {:.2} s on {}\n\
+             relative error ‖V − WH‖/‖V‖ = {relative_error:.4e}\n\
+             wrote {} ({m} x {r}), {} ({r} x {n}), {}\n",
+            loaded.path.display(),
+            file_shape.0,
+            file_shape.1,
+            loaded.format.name(),
+            solver.name(),
+            loss.name(),
+            init.name(),
+            fit.n_iter(),
+            fit.elapsed().as_secs_f64(),
+            fit.engine(),
+            dir.join(W_FILE).display(),
+            dir.join(H_FILE).display(),
+            dir.join(SUMMARY_FILE).display(),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,67 @@
+//! `nmf`: factorize matrices stored in files from the shell.
+//!
+//! `nmf fit`, `nmf transform` and `nmf info`; `nmf <command> --help` documents each. Errors
+//! are printed as `error: <file>: <problem>` and exit with code 1 (usage errors: 2).
+
+mod args;
+mod backend;
+mod error;
+mod fit;
+mod info;
+mod output;
+mod progress;
+mod summary;
+mod transform;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::args::{Cli, Command};
+
+/// How samples are laid out in an input file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Orientation {
+    /// One sample per column (the library's V: features x samples).
+    SamplesAsColumns,
+    /// One sample per row (scikit-learn's X: samples x features); transposed before fitting.
+    SamplesAsRows,
+}
+
+impl Orientation {
+    /// From `--samples-as-rows`.
+    pub fn from_flag(samples_as_rows: bool) -> Orientation {
+        if samples_as_rows {
+            Orientation::SamplesAsRows
+        } else {
+            Orientation::SamplesAsColumns
+        }
+    }
+}
+
+/// Print to standard output; a closed pipe (`nmf ... | head`) is not an error.
+pub fn print_stdout(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+}
+
+fn main() -> ExitCode {
+    env_logger::init();
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Fit(args) => fit::run(args),
+        Command::Transform(args) => transform::run(args),
+        Command::Info => {
+            info::run();
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

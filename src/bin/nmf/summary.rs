@@ -1,0 +1,106 @@
+//! summary.json: what a fit did (written by `fit`) and the settings `transform` needs (read back).
+
+use std::path::Path;
+
+use nmf_gpu::{Loss, Solver};
+use serde_json::{json, Value};
+
+use crate::error::{at, CliError};
+use crate::Orientation;
+
+/// Name of the summary file in an output directory.
+pub const SUMMARY_FILE: &str = "summary.json";
+/// Name of the W file in an output directory.
+pub const W_FILE: &str = "W.npy";
+/// Name of the H file in an output directory.
+pub const H_FILE: &str = "H.npy";
+
+/// An f32 as the JSON number it prints as (`1e-4`, not `9.999999747378752e-5`).
+pub fn f32_json(x: f32) -> Value {
+    x.to_string()
+        .parse::<f64>()
+        .ok()
+        .map(Value::from)
+        .unwrap_or(Value::Null)
+}
+
+/// The settings of a fitted model that `transform` reuses.
+#[derive(Debug, Clone)]
+pub struct ModelSettings {
+    pub rank: usize,
+    pub solver: Solver,
+    pub loss: Loss,
+    pub max_iter: usize,
+    pub tol: f32,
+    pub alpha_h: f32,
+    pub l1_ratio: f32,
+    pub orientation: Orientation,
+}
+
+/// Read the settings from `dir/summary.json`.
+pub fn read_settings(dir: &Path) -> Result<ModelSettings, CliError> {
+    let path = dir.join(SUMMARY_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        at(
+            &path,
+            format!("could not read the model's summary: {e} (is the --model directory one written by `nmf fit`?)"),
+        )
+    })?;
+    let value: Value =
+        serde_json::from_str(&text).map_err(|e| at(&path, format!("not valid JSON: {e}")))?;
+    let bad = |key: &str, what: &str| {
+        at(
+            &path,
+            format!("malformed summary: '{key}' is missing or not {what}"),
+        )
+    };
+    let str_of = |key: &str| {
+        value
+            .get(key)
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad(key, "a string"))
+    };
+    let num_of = |key: &str| {
+        value
+            .get(key)
+            .and_then(Value::as_f64)
+            .ok_or_else(|| bad(key, "a number"))
+    };
+    let uint_of = |key: &str| {
+        value
+            .get(key)
+            .and_then(Value::as_u64)
+            .and_then(|v| usize::try_from(v).ok())
+            .ok_or_else(|| bad(key, "a nonnegative integer"))
+    };
+    let solver = match str_of("solver")? {
+        "mu" => Solver::MultiplicativeUpdate,
+        "hals" => Solver::Hals,
+        _ => return Err(bad("solver", "\"mu\" or \"hals\"")),
+    };
+    let loss = match str_of("loss")? {
+        "frobenius" => Loss::Frobenius,
+        "kl" => Loss::KullbackLeibler,
+        _ => return Err(bad("loss", "\"frobenius\" or \"kl\"")),
+    };
+    let orientation = match value.get("samples_as_rows").and_then(Value::as_bool) {
+        Some(true) => Orientation::SamplesAsRows,
+        Some(false) => Orientation::SamplesAsColumns,
+        None => return Err(bad("samples_as_rows", "true or false")),
+    };
+    Ok(ModelSettings {
+        rank: uint_of("rank")?,
+        solver,
+        loss,
+        max_iter: uint_of("max_iter")?,
+        tol: num_of("tol")? as f32,
+        alpha_h: num_of("alpha_h")? as f32,
+        l1_ratio: num_of("l1_ratio")? as f32,
+        orientation,
+    })
+}
+
+/// `[rows, cols]`.
+pub fn shape_json((rows, cols): (usize, usize)) -> Value {
+    json!([rows, cols])
+}

@@ -1,0 +1,90 @@
+//! `nmf transform`: encode new samples with the W of a fitted model.
+
+use nmf_gpu::io::{read_located, read_matrix, write_npy_atomic, ReadOptions};
+use nmf_gpu::{Factorization, Nmf};
+
+use crate::args::TransformArgs;
+use crate::backend::backend;
+use crate::error::{at, data_error, CliError};
+use crate::output::check_parent;
+use crate::summary::{read_settings, W_FILE};
+use crate::{print_stdout, Orientation};
+
+/// Run `nmf transform`.
+pub fn run(args: &TransformArgs) -> Result<(), CliError> {
+    let backend = backend(args.backend)?;
+    let is_npy = args
+        .output
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("npy"));
+    if !is_npy {
+        return Err(at(
+            &args.output,
+            "the output must be a .npy file (H is written as float32 .npy)",
+        ));
+    }
+    check_parent(&args.output)?;
+
+    let settings = read_settings(&args.model)?;
+    let w_path = args.model.join(W_FILE);
+    let w = read_matrix(&w_path, &ReadOptions::new())?;
+    if w.ncols() != settings.rank {
+        return Err(at(
+            &w_path,
+            format!(
+                "W is {} x {} but the model's summary says rank {}; the model directory is inconsistent (fit again)",
+                w.nrows(),
+                w.ncols(),
+                settings.rank
+            ),
+        ));
+    }
+    let params = Nmf::params(settings.rank)
+        .solver(settings.solver)
+        .loss(settings.loss)
+        .max_iter(settings.max_iter)
+        .tol(settings.tol)
+        .alpha_h(settings.alpha_h)
+        .l1_ratio(settings.l1_ratio)
+        .backend(backend);
+    let m = w.nrows();
+    let model = Factorization::from_w(w, &params).map_err(|e| at(&w_path, e))?;
+
+    let options = ReadOptions::new().header(args.input.header.into());
+    let loaded = read_located(&args.input.input, &options)?;
+    let v = match settings.orientation {
+        Orientation::SamplesAsColumns => loaded.data.view(),
+        Orientation::SamplesAsRows => loaded.data.view().reversed_axes(),
+    };
+    if v.nrows() != m {
+        let (fr, fc) = loaded.data.dim();
+        return Err(at(
+            &loaded.path,
+            match settings.orientation {
+                Orientation::SamplesAsColumns => format!(
+                    "is {fr} x {fc} but the model's W has {m} rows (features): the file needs {m} rows, one column per sample"
+                ),
+                Orientation::SamplesAsRows => format!(
+                    "is {fr} x {fc} but the model was fitted with --samples-as-rows on {m} features: the file needs {m} columns, one row per sample"
+                ),
+            },
+        ));
+    }
+    let h = model
+        .transform(v)
+        .map_err(|e| data_error(e, &loaded, settings.orientation))?;
+    write_npy_atomic(&args.output, &h)?;
+    if !args.quiet {
+        print_stdout(&format!(
+            "wrote {} ({} x {}): the encodings of the {} samples of {} with the W of {}\n",
+            args.output.display(),
+            h.nrows(),
+            h.ncols(),
+            h.ncols(),
+            loaded.path.display(),
+            args.model.display()
+        ));
+    }
+    Ok(())
+}

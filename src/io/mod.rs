@@ -1,0 +1,283 @@
+//! Reading data matrices from files and writing factors to them.
+//!
+//! [`read_matrix`] picks a reader from the file name:
+//!
+//! | input | reader |
+//! |---|---|
+//! | `.npy` | NumPy array: float16/32/64, integer or bool, either byte order, C or Fortran order, 2-D |
+//! | `.csv`, `.tsv` | numbers separated by `,` or a tab, an optional header line ([`HeaderMode`]) |
+//! | `.mtx` | MatrixMarket: `coordinate` (real, integer, pattern; general, symmetric, skew-symmetric) or `array` |
+//! | a directory | images (not supported yet: [`FileFormat::ImageDir`]) |
+//!
+//! Every reader refuses a matrix larger than [`ReadOptions::max_bytes`] *before* allocating it,
+//! and reports malformed input as an [`NmfError`] naming the file (and the line and column for
+//! text files); none panics. Readers do not check the values: negative, NaN and infinite
+//! entries are reported by the fit, and [`LoadedMatrix::locate`] turns the row and column of
+//! such an error back into a place in the file.
+//!
+//! [`write_npy_atomic`] writes a float32 `.npy` file under a temporary name, flushes it to
+//! disk and renames it, so a file with the final name is always complete.
+
+mod csv;
+mod limits;
+mod mtx;
+mod npy;
+mod write;
+
+use std::path::{Path, PathBuf};
+
+use ndarray::Array2;
+
+use crate::error::{NmfError, Result};
+
+pub use limits::{default_max_bytes, FIXED_CAP_BYTES};
+pub use write::{write_bytes_atomic, write_npy_atomic, StagedFile};
+
+/// The kinds of input [`read_matrix`] understands, chosen by [`FileFormat::from_path`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileFormat {
+    /// A NumPy `.npy` file.
+    Npy,
+    /// Comma-separated values (`.csv`).
+    Csv,
+    /// Tab-separated values (`.tsv`).
+    Tsv,
+    /// A MatrixMarket `.mtx` file.
+    MatrixMarket,
+    /// A directory of images, one sample per image.
+    ImageDir,
+}
+
+impl FileFormat {
+    /// The format of `path`: a directory is [`FileFormat::ImageDir`]; otherwise the extension
+    /// (case-insensitive) decides. An unknown or missing extension is an error that lists the
+    /// supported ones.
+    pub fn from_path(path: &Path) -> Result<FileFormat> {
+        if path.is_dir() {
+            return Ok(FileFormat::ImageDir);
+        }
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        match ext.as_deref() {
+            Some("npy") => Ok(FileFormat::Npy),
+            Some("csv") => Ok(FileFormat::Csv),
+            Some("tsv") | Some("tab") => Ok(FileFormat::Tsv),
+            Some("mtx") => Ok(FileFormat::MatrixMarket),
+            other => Err(NmfError::UnsupportedInput {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "{}; supported inputs are .npy, .csv, .tsv and .mtx files (rename the file if its extension is wrong)",
+                    match other {
+                        Some(e) => format!("unknown file extension \".{e}\""),
+                        None => "the file name has no extension".to_string(),
+                    }
+                ),
+            }),
+        }
+    }
+
+    /// Short name, as used in messages and summaries.
+    pub fn name(self) -> &'static str {
+        match self {
+            FileFormat::Npy => "npy",
+            FileFormat::Csv => "csv",
+            FileFormat::Tsv => "tsv",
+            FileFormat::MatrixMarket => "mtx",
+            FileFormat::ImageDir => "image directory",
+        }
+    }
+}
+
+/// Whether the first line of a `.csv` / `.tsv` file is a header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HeaderMode {
+    /// A first line none of whose fields is a number is a header; otherwise it is data.
+    #[default]
+    Auto,
+    /// The first non-blank line is a header, whatever it holds.
+    Present,
+    /// There is no header: every line is data.
+    Absent,
+}
+
+/// Options for [`read_matrix`].
+#[derive(Debug, Clone)]
+pub struct ReadOptions {
+    header: HeaderMode,
+    max_bytes: u64,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            header: HeaderMode::Auto,
+            max_bytes: default_max_bytes(),
+        }
+    }
+}
+
+impl ReadOptions {
+    /// Defaults: header detection, and a size limit of [`default_max_bytes`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// How to treat the first line of a text file.
+    pub fn header(mut self, header: HeaderMode) -> Self {
+        self.header = header;
+        self
+    }
+    /// The largest matrix (in bytes, as float32) a reader will allocate.
+    pub fn max_bytes(mut self, max_bytes: u64) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
+    /// The header mode.
+    pub fn header_mode(&self) -> HeaderMode {
+        self.header
+    }
+    /// The size limit in bytes.
+    pub fn limit_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+}
+
+/// Where the entries of a loaded matrix came from, to report a bad entry in the file's terms.
+#[derive(Debug, Clone)]
+enum SourceMap {
+    /// `.npy`: element `[row, col]`.
+    Npy,
+    /// Text table: the 1-based line of each data row; columns are fields.
+    Table { row_lines: Vec<usize> },
+    /// MatrixMarket: 1-based indices; `mirrored` when the file stores one triangle.
+    MatrixMarket { mirrored: bool },
+}
+
+/// A matrix read from a file, with what is needed to point back into the file.
+#[derive(Debug, Clone)]
+pub struct LoadedMatrix {
+    /// The data, rows x columns as stored in the file.
+    pub data: Array2<f32>,
+    /// The format it was read from.
+    pub format: FileFormat,
+    /// The file.
+    pub path: PathBuf,
+    source: SourceMap,
+}
+
+impl LoadedMatrix {
+    /// Where entry `(row, col)` (0-based, in the file's orientation) is in the file, in words:
+    /// `"line 5, column 3"` for text tables, `"element [4, 2]"` for `.npy`, 1-based indices for
+    /// MatrixMarket.
+    pub fn locate(&self, row: usize, col: usize) -> String {
+        match &self.source {
+            SourceMap::Npy => format!("element [{row}, {col}]"),
+            SourceMap::Table { row_lines } => match row_lines.get(row) {
+                Some(line) => format!("line {line}, column {}", col + 1),
+                None => format!("row {row}, column {col}"),
+            },
+            SourceMap::MatrixMarket { mirrored } => {
+                let (i, j) = (row + 1, col + 1);
+                if *mirrored && i != j {
+                    format!("entry ({i}, {j}) or its mirror ({j}, {i}), 1-based")
+                } else {
+                    format!("entry ({i}, {j}), 1-based")
+                }
+            }
+        }
+    }
+}
+
+/// Read the matrix in `path` (rows x columns as stored), choosing the reader by
+/// [`FileFormat::from_path`].
+pub fn read_matrix(path: impl AsRef<Path>, options: &ReadOptions) -> Result<Array2<f32>> {
+    read_located(path, options).map(|m| m.data)
+}
+
+/// Like [`read_matrix`], keeping what [`LoadedMatrix::locate`] needs.
+pub fn read_located(path: impl AsRef<Path>, options: &ReadOptions) -> Result<LoadedMatrix> {
+    let path = path.as_ref();
+    // The operating system's own words: "No such file or directory", "Permission denied".
+    std::fs::metadata(path).map_err(|source| NmfError::Io {
+        path: path.to_path_buf(),
+        action: "open the input",
+        source,
+    })?;
+    let format = FileFormat::from_path(path)?;
+    let (data, source) = match format {
+        FileFormat::Npy => (npy::read(path, options)?, SourceMap::Npy),
+        FileFormat::Csv | FileFormat::Tsv => {
+            let delimiter = if format == FileFormat::Csv {
+                b','
+            } else {
+                b'\t'
+            };
+            let table = csv::read(path, delimiter, options)?;
+            (
+                table.data,
+                SourceMap::Table {
+                    row_lines: table.row_lines,
+                },
+            )
+        }
+        FileFormat::MatrixMarket => {
+            let m = mtx::read(path, options)?;
+            (
+                m.data,
+                SourceMap::MatrixMarket {
+                    mirrored: m.mirrored,
+                },
+            )
+        }
+        FileFormat::ImageDir => (read_image_dir(path, options)?, SourceMap::Npy),
+    };
+    Ok(LoadedMatrix {
+        data,
+        format,
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The image-directory loader: one flattened grayscale image per column (pixels x images).
+/// Not available yet: the hook where the image loader plugs in.
+fn read_image_dir(path: &Path, _options: &ReadOptions) -> Result<Array2<f32>> {
+    Err(NmfError::UnsupportedInput {
+        path: path.to_path_buf(),
+        reason: "is a directory, and image directories are not supported yet; pass a .npy, .csv, .tsv or .mtx file".to_string(),
+    })
+}
+
+/// The error for a line or field of a text file.
+pub(crate) fn format_error(
+    path: &Path,
+    line: Option<usize>,
+    column: Option<usize>,
+    message: impl Into<String>,
+) -> NmfError {
+    NmfError::Format {
+        path: path.to_path_buf(),
+        line,
+        column,
+        message: message.into(),
+    }
+}
+
+/// The error for a failed read of an opened file.
+pub(crate) fn read_error(path: &Path, source: std::io::Error) -> NmfError {
+    NmfError::Io {
+        path: path.to_path_buf(),
+        action: "read the file",
+        source,
+    }
+}
+
+/// Open `path` for reading, with an error that names it.
+pub(crate) fn open(path: &Path) -> Result<std::fs::File> {
+    std::fs::File::open(path).map_err(|source| NmfError::Io {
+        path: path.to_path_buf(),
+        action: "open the input",
+        source,
+    })
+}

@@ -1,0 +1,417 @@
+//! MatrixMarket (`.mtx`) files, read into a dense matrix.
+//!
+//! Supported: `%%MatrixMarket matrix coordinate|array real|double|integer|pattern
+//! general|symmetric|skew-symmetric`. Coordinate entries are 1-based `i j [value]` lines;
+//! repeated entries are summed (as scipy does); symmetric files store one triangle, which is
+//! mirrored. Array files list values column by column (one triangle, column by column, when
+//! symmetric). Comment lines start with `%`.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+
+use ndarray::Array2;
+
+use super::limits::check_dims;
+use super::{format_error, open, read_error, ReadOptions};
+use crate::error::{NmfError, Result};
+
+/// A matrix read from a `.mtx` file.
+pub(crate) struct MtxMatrix {
+    pub data: Array2<f32>,
+    /// Whether the file stores one triangle that was mirrored.
+    pub mirrored: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    Coordinate,
+    Array,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Real,
+    Integer,
+    Pattern,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Symmetry {
+    General,
+    Symmetric,
+    SkewSymmetric,
+}
+
+/// Lines of a text file, numbered from 1, as UTF-8 strings without their line end.
+struct Lines<'p, R> {
+    reader: R,
+    path: &'p Path,
+    buf: Vec<u8>,
+    line_no: usize,
+}
+
+impl<'p, R: BufRead> Lines<'p, R> {
+    /// The next line, or `None` at the end of the file.
+    fn next_line(&mut self) -> Result<Option<(usize, String)>> {
+        self.buf.clear();
+        let n = self
+            .reader
+            .read_until(b'\n', &mut self.buf)
+            .map_err(|e| read_error(self.path, e))?;
+        if n == 0 {
+            return Ok(None);
+        }
+        self.line_no += 1;
+        let text = std::str::from_utf8(&self.buf).map_err(|_| {
+            format_error(
+                self.path,
+                Some(self.line_no),
+                None,
+                "the line is not valid UTF-8 text; is this really a MatrixMarket file?",
+            )
+        })?;
+        Ok(Some((
+            self.line_no,
+            text.trim_end_matches(['\n', '\r']).to_string(),
+        )))
+    }
+
+    /// The next line that is neither blank nor a `%` comment.
+    fn next_content(&mut self) -> Result<Option<(usize, String)>> {
+        while let Some((no, line)) = self.next_line()? {
+            let t = line.trim();
+            if !t.is_empty() && !t.starts_with('%') {
+                return Ok(Some((no, line)));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Read a MatrixMarket file as a dense float32 matrix.
+pub(crate) fn read(path: &Path, options: &ReadOptions) -> Result<MtxMatrix> {
+    let file = open(path)?;
+    let file_len = file
+        .metadata()
+        .ok()
+        .filter(|m| m.is_file())
+        .map(|m| m.len());
+    let mut lines = Lines {
+        reader: BufReader::new(file),
+        path,
+        buf: Vec::new(),
+        line_no: 0,
+    };
+    let err =
+        |line: usize, col: Option<usize>, msg: String| format_error(path, Some(line), col, msg);
+
+    // The banner.
+    let Some((_, banner)) = lines.next_line()? else {
+        return Err(format_error(path, None, None, "the file is empty"));
+    };
+    let (layout, field, symmetry) = parse_banner(&banner).map_err(|m| match m {
+        BannerProblem::Malformed(m) => err(1, None, format!("malformed header: {m}")),
+        BannerProblem::Unsupported(reason) => NmfError::UnsupportedInput {
+            path: path.to_path_buf(),
+            reason,
+        },
+    })?;
+
+    // The size line.
+    let Some((size_line, size_text)) = lines.next_content()? else {
+        return Err(format_error(
+            path,
+            None,
+            None,
+            "truncated: the size line after the header is missing",
+        ));
+    };
+    let want = if layout == Layout::Coordinate { 3 } else { 2 };
+    let sizes = size_text.split_whitespace().collect::<Vec<_>>();
+    if sizes.len() != want {
+        return Err(err(
+            size_line,
+            None,
+            format!(
+                "malformed size line {:?}: expected {} (rows columns{})",
+                size_text.trim(),
+                if want == 3 {
+                    "three integers"
+                } else {
+                    "two integers"
+                },
+                if want == 3 { " entries" } else { "" }
+            ),
+        ));
+    }
+    let mut dims = [0u64; 3];
+    for (k, s) in sizes.iter().enumerate() {
+        dims[k] = s.parse().map_err(|_| {
+            err(
+                size_line,
+                Some(k + 1),
+                format!("malformed size line: {s:?} is not a nonnegative integer"),
+            )
+        })?;
+    }
+    let (rows, cols, nnz) = (dims[0], dims[1], dims[2]);
+    if symmetry != Symmetry::General && rows != cols {
+        return Err(err(
+            size_line,
+            None,
+            format!("malformed header: a {} matrix must be square, but the size line says {rows} x {cols}", symmetry_name(symmetry)),
+        ));
+    }
+    let elements = check_dims(path, rows, cols, options.limit_bytes())?;
+    let (r, c) = (rows as usize, cols as usize);
+
+    // How many values the file must hold, checked against its length before allocating.
+    let expected: u128 = match (layout, symmetry) {
+        (Layout::Coordinate, _) => u128::from(nnz),
+        (Layout::Array, Symmetry::General) => elements as u128,
+        (Layout::Array, Symmetry::Symmetric) => (r as u128) * (r as u128 + 1) / 2,
+        (Layout::Array, Symmetry::SkewSymmetric) => (r as u128) * (r as u128).saturating_sub(1) / 2,
+    };
+    if layout == Layout::Coordinate && u128::from(nnz) > elements as u128 {
+        return Err(err(
+            size_line,
+            Some(3),
+            format!("malformed size line: {nnz} entries cannot fit in a {rows} x {cols} matrix"),
+        ));
+    }
+    // Each coordinate entry takes at least 4 bytes ("1 1\n"), each array value 2 ("0\n").
+    let min_bytes = if layout == Layout::Coordinate { 4 } else { 2 };
+    if let Some(len) = file_len {
+        if expected.saturating_mul(min_bytes) > u128::from(len) {
+            return Err(format_error(
+                path,
+                None,
+                None,
+                format!("truncated: the size line declares {expected} values but the file is only {len} bytes long"),
+            ));
+        }
+    }
+
+    let mut data = Array2::<f32>::zeros((r, c));
+    let mut found: u128 = 0;
+    match layout {
+        Layout::Coordinate => {
+            let fields = if field == Field::Pattern { 2 } else { 3 };
+            while let Some((no, line)) = lines.next_content()? {
+                if found == expected {
+                    return Err(err(
+                        no,
+                        None,
+                        format!(
+                            "more entries than the {nnz} the size line (line {size_line}) declares"
+                        ),
+                    ));
+                }
+                let parts: Vec<&str> = line.split_whitespace().collect();
+                if parts.len() != fields {
+                    return Err(err(
+                        no,
+                        None,
+                        format!(
+                            "expected {fields} fields (row column{}), found {}",
+                            if fields == 3 { " value" } else { "" },
+                            parts.len()
+                        ),
+                    ));
+                }
+                let i = parse_index(parts[0], rows).map_err(|m| err(no, Some(1), m))?;
+                let j = parse_index(parts[1], cols).map_err(|m| err(no, Some(2), m))?;
+                let v = if field == Field::Pattern {
+                    1.0
+                } else {
+                    parse_value(parts[2], field).map_err(|m| err(no, Some(3), m))?
+                };
+                match symmetry {
+                    Symmetry::General => data[[i, j]] += v,
+                    Symmetry::Symmetric => {
+                        data[[i, j]] += v;
+                        if i != j {
+                            data[[j, i]] += v;
+                        }
+                    }
+                    Symmetry::SkewSymmetric => {
+                        if i == j {
+                            return Err(err(
+                                no,
+                                None,
+                                "a skew-symmetric matrix stores no diagonal entries".to_string(),
+                            ));
+                        }
+                        data[[i, j]] += v;
+                        data[[j, i]] -= v;
+                    }
+                }
+                found += 1;
+            }
+        }
+        Layout::Array => {
+            // Position k of the stored sequence, column by column.
+            let mut col = 0usize;
+            let mut row = match symmetry {
+                Symmetry::General | Symmetry::Symmetric => 0,
+                Symmetry::SkewSymmetric => 1,
+            };
+            while let Some((no, line)) = lines.next_content()? {
+                for (t, token) in line.split_whitespace().enumerate() {
+                    if found == expected {
+                        return Err(err(
+                            no,
+                            Some(t + 1),
+                            format!("more values than the {expected} the size line (line {size_line}) declares"),
+                        ));
+                    }
+                    let v = parse_value(token, field).map_err(|m| err(no, Some(t + 1), m))?;
+                    data[[row, col]] = v;
+                    match symmetry {
+                        Symmetry::General => {}
+                        Symmetry::Symmetric => data[[col, row]] = v,
+                        Symmetry::SkewSymmetric => data[[col, row]] = -v,
+                    }
+                    found += 1;
+                    row += 1;
+                    if row == r {
+                        col += 1;
+                        row = match symmetry {
+                            Symmetry::General => 0,
+                            Symmetry::Symmetric => col,
+                            Symmetry::SkewSymmetric => col + 1,
+                        };
+                        // A skew-symmetric column may hold nothing (the last one).
+                        while row >= r && col < c {
+                            col += 1;
+                            row = col + 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if found < expected {
+        return Err(format_error(
+            path,
+            None,
+            None,
+            format!(
+                "truncated: the size line (line {size_line}) declares {expected} {} but the file holds {found}",
+                if layout == Layout::Coordinate { "entries" } else { "values" }
+            ),
+        ));
+    }
+    Ok(MtxMatrix {
+        data,
+        mirrored: symmetry != Symmetry::General,
+    })
+}
+
+/// Why a banner cannot be used.
+enum BannerProblem {
+    Malformed(String),
+    Unsupported(String),
+}
+
+/// Parse `%%MatrixMarket matrix <layout> <field> <symmetry>` (case-insensitive).
+fn parse_banner(line: &str) -> std::result::Result<(Layout, Field, Symmetry), BannerProblem> {
+    use BannerProblem::{Malformed, Unsupported};
+    let words: Vec<String> = line
+        .split_whitespace()
+        .map(|w| w.to_ascii_lowercase())
+        .collect();
+    if words.first().map(String::as_str) != Some("%%matrixmarket") {
+        return Err(Malformed(
+            "the first line must start with %%MatrixMarket (is this a MatrixMarket file?)".into(),
+        ));
+    }
+    if words.len() != 5 {
+        return Err(Malformed(format!(
+            "expected \"%%MatrixMarket matrix <coordinate|array> <real|integer|pattern> <general|symmetric>\", found {:?}",
+            line.trim()
+        )));
+    }
+    if words[1] != "matrix" {
+        return Err(Unsupported(format!(
+            "holds a MatrixMarket '{}' object; only 'matrix' is supported",
+            words[1]
+        )));
+    }
+    let layout = match words[2].as_str() {
+        "coordinate" => Layout::Coordinate,
+        "array" => Layout::Array,
+        other => {
+            return Err(Malformed(format!(
+                "unknown format '{other}' (expected coordinate or array)"
+            )))
+        }
+    };
+    let field = match words[3].as_str() {
+        "real" | "double" => Field::Real,
+        "integer" => Field::Integer,
+        "pattern" if layout == Layout::Coordinate => Field::Pattern,
+        "pattern" => {
+            return Err(Malformed(
+                "the pattern field is only valid with the coordinate format".into(),
+            ))
+        }
+        "complex" => {
+            return Err(Unsupported(
+                "holds a complex matrix; NMF needs real nonnegative values".into(),
+            ))
+        }
+        other => {
+            return Err(Malformed(format!(
+                "unknown field '{other}' (expected real, integer or pattern)"
+            )))
+        }
+    };
+    let symmetry = match words[4].as_str() {
+        "general" => Symmetry::General,
+        "symmetric" => Symmetry::Symmetric,
+        "skew-symmetric" => Symmetry::SkewSymmetric,
+        "hermitian" => {
+            return Err(Unsupported(
+                "holds a hermitian (complex) matrix; NMF needs real nonnegative values".into(),
+            ))
+        }
+        other => {
+            return Err(Malformed(format!(
+                "unknown symmetry '{other}' (expected general or symmetric)"
+            )))
+        }
+    };
+    Ok((layout, field, symmetry))
+}
+
+fn symmetry_name(s: Symmetry) -> &'static str {
+    match s {
+        Symmetry::General => "general",
+        Symmetry::Symmetric => "symmetric",
+        Symmetry::SkewSymmetric => "skew-symmetric",
+    }
+}
+
+/// A 1-based index in `1..=n`, returned 0-based.
+fn parse_index(s: &str, n: u64) -> std::result::Result<usize, String> {
+    match s.parse::<u64>() {
+        Ok(i) if (1..=n).contains(&i) => Ok((i - 1) as usize),
+        Ok(i) => Err(format!("index {i} is out of range 1..={n}")),
+        Err(_) => Err(format!("{s:?} is not a valid 1-based index")),
+    }
+}
+
+/// A value of the declared field.
+fn parse_value(s: &str, field: Field) -> std::result::Result<f32, String> {
+    match field {
+        Field::Integer => s
+            .parse::<i64>()
+            .map(|v| v as f32)
+            .map_err(|_| format!("cannot parse {s:?} as an integer (the header says integer)")),
+        _ => s
+            .parse::<f64>()
+            .map(|v| v as f32)
+            .map_err(|_| format!("cannot parse {s:?} as a number")),
+    }
+}

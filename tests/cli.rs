@@ -1,0 +1,819 @@
+//! The `nmf` binary end to end: every input format round-trips a planted rank-5 matrix through
+//! `nmf fit` to W.npy and H.npy, `transform` reproduces H, and every bad input exits with code 1
+//! and a message naming the file and the problem, leaving no W.npy behind.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{naive_matmul, planted, sparse_uniform};
+use nmf_gpu::io::{read_matrix, write_npy_atomic, ReadOptions};
+use nmf_gpu::ndarray::Array2;
+
+const RANK: usize = 5;
+
+fn nmf(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nmf"))
+        .args(args)
+        .output()
+        .expect("run nmf")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn read(p: &Path) -> Array2<f32> {
+    read_matrix(p, &ReadOptions::new()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The planted 40 x 30 rank-5 matrix with sparse nonnegative factors.
+fn v() -> Array2<f32> {
+    planted(40, 30, RANK, 11).0
+}
+
+/// ‖A − B‖_F / ‖B‖_F.
+fn rel(a: &Array2<f32>, b: &Array2<f32>) -> f64 {
+    assert_eq!(a.dim(), b.dim());
+    let num: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| ((x - y) as f64).powi(2))
+        .sum();
+    let den: f64 = b.iter().map(|&y| (y as f64).powi(2)).sum();
+    (num / den).sqrt()
+}
+
+/// `nmf fit` with HALS, 2000 iterations, tol 0; returns (W, H, output dir).
+fn fit_ok(input: &Path, out: &Path, extra: &[&str]) -> (Array2<f32>, Array2<f32>) {
+    let rank = RANK.to_string();
+    let mut args = vec![
+        "fit",
+        "--input",
+        s(input),
+        "--rank",
+        &rank,
+        "--output-dir",
+        s(out),
+        "--solver",
+        "hals",
+        "--max-iter",
+        "2000",
+        "--tol",
+        "0",
+        "--backend",
+        "cpu",
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    let o = nmf(&args);
+    assert!(o.status.success(), "{input:?}: {}", stderr(&o));
+    (read(&out.join("W.npy")), read(&out.join("H.npy")))
+}
+
+/// Fit `file` and check that W H reconstructs `expected` (as factorized) to < 1e-3.
+fn round_trip(file: &Path, expected: &Array2<f32>, extra: &[&str]) {
+    let out = file.with_extension("out");
+    let (w, h) = fit_ok(file, &out, extra);
+    assert_eq!(w.dim(), (expected.nrows(), RANK), "{file:?}");
+    assert_eq!(h.dim(), (RANK, expected.ncols()), "{file:?}");
+    assert!(w.iter().chain(h.iter()).all(|&x| x >= 0.0 && x.is_finite()));
+    let err = rel(&naive_matmul(&w, &h), expected);
+    assert!(err < 1e-3, "{file:?}: relative error {err}");
+}
+
+// ---------- hand-written files ----------
+
+fn npy(a: &Array2<f32>, descr: &str, fortran: bool) -> Vec<u8> {
+    let dict = format!(
+        "{{'descr': '{descr}', 'fortran_order': {}, 'shape': ({}, {}), }}",
+        if fortran { "True" } else { "False" },
+        a.nrows(),
+        a.ncols()
+    );
+    let mut header = dict.into_bytes();
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(b' ');
+    }
+    header.push(b'\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(&header);
+    let order: Vec<f32> = if fortran {
+        a.t().iter().copied().collect()
+    } else {
+        a.iter().copied().collect()
+    };
+    for x in order {
+        match descr {
+            "<f8" => out.extend_from_slice(&(x as f64).to_le_bytes()),
+            ">f8" => out.extend_from_slice(&(x as f64).to_be_bytes()),
+            _ => out.extend_from_slice(&x.to_le_bytes()),
+        }
+    }
+    out
+}
+
+fn table(a: &Array2<f32>, sep: &str, header: Option<&str>) -> String {
+    let mut t = String::new();
+    if let Some(h) = header {
+        t.push_str(h);
+        t.push('\n');
+    }
+    for row in a.rows() {
+        let cells: Vec<String> = row.iter().map(|x| format!("{x:e}")).collect();
+        t.push_str(&cells.join(sep));
+        t.push('\n');
+    }
+    t
+}
+
+/// MatrixMarket coordinate: the nonzeros of `a` (only i >= j when `symmetric`).
+fn mtx_coord(a: &Array2<f32>, field: &str, symmetric: bool) -> String {
+    let mut entries = Vec::new();
+    for ((i, j), &x) in a.indexed_iter() {
+        if x != 0.0 && (!symmetric || i >= j) {
+            entries.push(match field {
+                "pattern" => format!("{} {}", i + 1, j + 1),
+                "integer" => format!("{} {} {}", i + 1, j + 1, x as i64),
+                _ => format!("{} {} {x:e}", i + 1, j + 1),
+            });
+        }
+    }
+    let sym = if symmetric { "symmetric" } else { "general" };
+    format!(
+        "%%MatrixMarket matrix coordinate {field} {sym}\n% planted rank 5\n{} {} {}\n{}\n",
+        a.nrows(),
+        a.ncols(),
+        entries.len(),
+        entries.join("\n")
+    )
+}
+
+/// MatrixMarket array: column by column (the lower triangle when `symmetric`).
+fn mtx_array(a: &Array2<f32>, symmetric: bool) -> String {
+    let mut t = format!(
+        "%%MatrixMarket matrix array real {}\n{} {}\n",
+        if symmetric { "symmetric" } else { "general" },
+        a.nrows(),
+        a.ncols()
+    );
+    for j in 0..a.ncols() {
+        for i in (if symmetric { j } else { 0 })..a.nrows() {
+            t.push_str(&format!("{:e}\n", a[[i, j]]));
+        }
+    }
+    t
+}
+
+/// `bytes` with the first `from` replaced by `to` (same length, so a .npy header stays valid).
+fn replace(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    assert_eq!(from.len(), to.len());
+    let k = bytes
+        .windows(from.len())
+        .position(|w| w == from)
+        .expect("pattern");
+    let mut out = bytes.to_vec();
+    out[k..k + to.len()].copy_from_slice(to);
+    out
+}
+
+fn put(dir: &Path, name: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+// ---------- formats ----------
+
+#[test]
+fn npy_formats_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = v();
+    let lib = dir.path().join("lib.npy");
+    write_npy_atomic(&lib, &v).unwrap();
+    round_trip(&lib, &v, &[]);
+    for (name, descr, fortran) in [
+        ("f32c.npy", "<f4", false),
+        ("f32f.npy", "<f4", true),
+        ("f64c.npy", "<f8", false),
+        ("f64f.npy", "<f8", true),
+        ("f64be.npy", ">f8", false),
+    ] {
+        let p = put(dir.path(), name, npy(&v, descr, fortran));
+        round_trip(&p, &v, &[]);
+    }
+}
+
+#[test]
+fn text_formats_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = v();
+    let names: Vec<String> = (0..v.ncols()).map(|j| format!("sample{j}")).collect();
+    let numbers: Vec<String> = (0..v.ncols()).map(|j| j.to_string()).collect();
+    let plain = put(dir.path(), "plain.csv", table(&v, ",", None));
+    let named = put(
+        dir.path(),
+        "named.csv",
+        table(&v, ",", Some(&names.join(","))),
+    );
+    let numeric = put(
+        dir.path(),
+        "numeric.csv",
+        table(&v, ",", Some(&numbers.join(","))),
+    );
+    let tsv = put(
+        dir.path(),
+        "data.tsv",
+        table(&v, "\t", Some(&names.join("\t"))),
+    );
+    round_trip(&plain, &v, &[]);
+    round_trip(&named, &v, &[]);
+    round_trip(&numeric, &v, &["--header"]);
+    round_trip(&tsv, &v, &["--header", "auto"]);
+}
+
+#[test]
+fn matrix_market_formats_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = v();
+    // Integer data: a planted product of small integer factors.
+    let wi = sparse_uniform(40, RANK, 0.5, 21).mapv(|x| (x * 4.0).floor());
+    let hi = sparse_uniform(RANK, 30, 0.5, 22).mapv(|x| (x * 4.0).floor());
+    let vi = naive_matmul(&wi, &hi);
+    // Pattern data: five disjoint all-ones blocks (a 0/1 matrix of nonnegative rank 5).
+    let vp = Array2::from_shape_fn((40, 30), |(i, j)| f32::from(u8::from(i % RANK == j % RANK)));
+    // Symmetric data: W₀ W₀ᵀ.
+    let w0 = sparse_uniform(36, RANK, 0.5, 23);
+    let vs = naive_matmul(&w0, &w0.t().to_owned());
+    let cases: Vec<(&str, String, &Array2<f32>)> = vec![
+        ("real.mtx", mtx_coord(&v, "real", false), &v),
+        ("int.mtx", mtx_coord(&vi, "integer", false), &vi),
+        ("pattern.mtx", mtx_coord(&vp, "pattern", false), &vp),
+        ("sym.mtx", mtx_coord(&vs, "real", true), &vs),
+        ("array.mtx", mtx_array(&v, false), &v),
+        ("arraysym.mtx", mtx_array(&vs, true), &vs),
+    ];
+    for (name, text, expected) in cases {
+        let p = put(dir.path(), name, text);
+        round_trip(&p, expected, &[]);
+    }
+}
+
+#[test]
+fn samples_as_rows_transposes() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = v();
+    let p = put(dir.path(), "x.csv", table(&v, ",", None));
+    let out = dir.path().join("out");
+    let o = nmf(&[
+        "fit",
+        "--input",
+        s(&p),
+        "--rank",
+        "5",
+        "--output-dir",
+        s(&out),
+        "--solver",
+        "hals",
+        "--max-iter",
+        "2000",
+        "--tol",
+        "0",
+        "--samples-as-rows",
+        "--backend",
+        "cpu",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--samples-as-rows"), "{}", stderr(&o));
+    let (w, h) = (read(&out.join("W.npy")), read(&out.join("H.npy")));
+    assert_eq!((w.dim(), h.dim()), ((30, RANK), (RANK, 40)));
+    let vt = v.t().to_owned();
+    assert!(rel(&naive_matmul(&w, &h), &vt) < 1e-3);
+    let summary = std::fs::read_to_string(out.join("summary.json")).unwrap();
+    assert!(summary.contains("\"samples_as_rows\": true"), "{summary}");
+    // transform applies the same orientation: one row per sample in, r x samples out.
+    let hout = dir.path().join("h.npy");
+    let o = nmf(&[
+        "transform",
+        "--model",
+        s(&out),
+        "--input",
+        s(&p),
+        "--output",
+        s(&hout),
+        "--backend",
+        "cpu",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let h2 = read(&hout);
+    assert_eq!(h2.dim(), (RANK, 40));
+    assert!(rel(&naive_matmul(&w, &h2), &vt) < 1e-3);
+}
+
+#[test]
+fn transform_reproduces_h_and_encodes_new_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    let (v, w0, _) = planted(40, 30, RANK, 11);
+    let p = dir.path().join("v.npy");
+    write_npy_atomic(&p, &v).unwrap();
+    let out = dir.path().join("model");
+    let (w, h) = fit_ok(&p, &out, &[]);
+
+    let hout = dir.path().join("h.npy");
+    let o = nmf(&[
+        "transform",
+        "--model",
+        s(&out),
+        "--input",
+        s(&p),
+        "--output",
+        s(&hout),
+        "--backend",
+        "cpu",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("h.npy"), "{}", stdout(&o));
+    let h2 = read(&hout);
+    let d = rel(&h2, &h);
+    assert!(d < 1e-2, "transform differs from the fitted H by {d}");
+
+    // New samples with the same parts.
+    let h_new = sparse_uniform(RANK, 12, 0.5, 99);
+    let v_new = naive_matmul(&w0, &h_new);
+    let pn = put(dir.path(), "new.csv", table(&v_new, ",", None));
+    let hn = dir.path().join("hn.npy");
+    let o = nmf(&[
+        "transform",
+        "-m",
+        s(&out),
+        "-i",
+        s(&pn),
+        "-o",
+        s(&hn),
+        "--quiet",
+        "--backend",
+        "cpu",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).is_empty());
+    let e = rel(&naive_matmul(&w, &read(&hn)), &v_new);
+    assert!(e < 1e-3, "new samples reconstructed to {e}");
+}
+
+#[test]
+fn summary_json_and_output_modes() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("v.npy");
+    write_npy_atomic(&p, &v()).unwrap();
+    let out = dir.path().join("o");
+    let o = nmf(&[
+        "fit",
+        "-i",
+        s(&p),
+        "-r",
+        "5",
+        "-o",
+        s(&out),
+        "--max-iter",
+        "50",
+        "--json",
+        "--backend",
+        "cpu",
+        "--loss",
+        "kl",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    let json: serde_json::Value = serde_json::from_str(&text).expect("stdout is JSON");
+    let on_disk: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(json, on_disk);
+    for key in [
+        "input",
+        "shape",
+        "rank",
+        "solver",
+        "loss",
+        "init",
+        "backend",
+        "engine",
+        "iterations",
+        "converged",
+        "relative_error",
+        "losses",
+        "loss_iterations",
+        "seconds",
+    ] {
+        assert!(json.get(key).is_some(), "summary lacks {key}: {text}");
+    }
+    assert_eq!(json["shape"], serde_json::json!([40, 30]));
+    assert_eq!(json["loss"], "kl");
+    assert_eq!(json["tol"], serde_json::json!(0.0001));
+    assert!(json["engine"].as_str().unwrap().contains("cpu"));
+    let losses = json["losses"].as_array().unwrap();
+    assert_eq!(
+        losses.len(),
+        json["loss_iterations"].as_array().unwrap().len()
+    );
+    assert!(losses.len() >= 2);
+    // Progress: plain lines on a non-terminal, nothing with --quiet.
+    assert!(stderr(&o).contains("iteration 0/50"), "{}", stderr(&o));
+    let o = nmf(&[
+        "fit",
+        "-i",
+        s(&p),
+        "-r",
+        "5",
+        "-o",
+        s(&out),
+        "--max-iter",
+        "50",
+        "-q",
+        "--backend",
+        "cpu",
+    ]);
+    assert!(o.status.success());
+    assert!(
+        stdout(&o).is_empty() && stderr(&o).is_empty(),
+        "{}",
+        stderr(&o)
+    );
+    // Default: a human summary.
+    let o = nmf(&[
+        "fit",
+        "-i",
+        s(&p),
+        "-r",
+        "5",
+        "-o",
+        s(&out),
+        "--max-iter",
+        "50",
+        "--backend",
+        "cpu",
+    ]);
+    assert!(stdout(&o).contains("relative error"), "{}", stdout(&o));
+    // No temporary files are left in the output directory.
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["H.npy", "W.npy", "summary.json"]);
+}
+
+#[test]
+fn info_and_help() {
+    let o = nmf(&["info"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains(env!("CARGO_PKG_VERSION")) && text.contains("CPU threads"),
+        "{text}"
+    );
+    assert!(text.contains("--backend auto uses"), "{text}");
+    for cmd in ["fit", "transform", "info"] {
+        let o = nmf(&[cmd, "--help"]);
+        assert!(o.status.success());
+        assert!(stdout(&o).contains("Usage: nmf"), "{}", stdout(&o));
+    }
+}
+
+// ---------- bad input ----------
+
+/// Run a fit expected to fail: exit code 1, a message naming `names`, no W.npy left behind.
+fn fit_fails(input: &str, out: &Path, extra: &[&str], needles: &[&str]) -> String {
+    let mut args = vec![
+        "fit",
+        "--input",
+        input,
+        "--rank",
+        "5",
+        "--output-dir",
+        s(out),
+        "--backend",
+        "cpu",
+    ];
+    args.extend_from_slice(extra);
+    let o = nmf(&args);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{input}: {err}");
+    assert!(
+        err.lines().last().unwrap_or("").starts_with("error: "),
+        "{err}"
+    );
+    for n in needles {
+        assert!(err.contains(n), "{input}: expected {n:?} in: {err}");
+    }
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!out.join("W.npy").exists(), "{input}: W.npy left behind");
+    if out.is_dir() {
+        let left: Vec<_> = std::fs::read_dir(out).unwrap().collect();
+        assert!(
+            left.is_empty(),
+            "{input}: files left in the output directory: {left:?}"
+        );
+    }
+    err
+}
+
+#[test]
+fn bad_files_exit_1_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = d.join("out");
+    let v = v();
+    let good = npy(&v, "<f4", false);
+
+    // Missing file, unknown extension.
+    fit_fails(
+        s(&d.join("missing.npy")),
+        &out,
+        &[],
+        &["missing.npy", "No such file"],
+    );
+    let p = put(d, "data.xlsx", "1,2\n");
+    fit_fails(s(&p), &out, &[], &["data.xlsx", "unknown file extension"]);
+    // Malformed headers.
+    let mut bad = good.clone();
+    bad[0] = b'P';
+    let p = put(d, "badmagic.npy", bad);
+    fit_fails(s(&p), &out, &[], &["badmagic.npy", "not a .npy file"]);
+    let p = put(d, "baddict.npy", replace(&good, b"'shape'", b"'shap' "));
+    fit_fails(s(&p), &out, &[], &["baddict.npy", "malformed header"]);
+    let p = put(
+        d,
+        "badbanner.mtx",
+        "%%MatrixMarket matrix coordinate\n2 2 1\n1 1 1\n",
+    );
+    fit_fails(
+        s(&p),
+        &out,
+        &[],
+        &["badbanner.mtx", "line 1", "malformed header"],
+    );
+    // Truncated data.
+    let p = put(d, "trunc.npy", &good[..good.len() - 10]);
+    fit_fails(s(&p), &out, &[], &["trunc.npy", "truncated"]);
+    let text = mtx_coord(&v, "real", false);
+    let p = put(d, "trunc.mtx", &text[..text.len() / 2]);
+    fit_fails(s(&p), &out, &[], &["trunc.mtx"]);
+    // A declared shape too large to allocate, refused from the header alone.
+    let huge = replace(
+        &good,
+        b"(40, 30), }             ",
+        b"(4000000000, 3000000), }",
+    );
+    let p = put(d, "huge.npy", huge);
+    fit_fails(
+        s(&p),
+        &out,
+        &[],
+        &["huge.npy", "4000000000 x 3000000", "input limit"],
+    );
+    let p = put(
+        d,
+        "huge.mtx",
+        "%%MatrixMarket matrix coordinate real general\n9000000000 9000000000 1\n1 1 1\n",
+    );
+    fit_fails(s(&p), &out, &[], &["huge.mtx", "9000000000 x 9000000000"]);
+    // A cell that is not a number: line and column.
+    let mut lines: Vec<String> = table(&v, ",", None).lines().map(String::from).collect();
+    let mut cells: Vec<&str> = lines[2].split(',').collect();
+    cells[2] = "oops";
+    lines[2] = cells.join(",");
+    let p = put(d, "cell.csv", lines.join("\n"));
+    fit_fails(
+        s(&p),
+        &out,
+        &[],
+        &["cell.csv", "line 3", "column 3", "\"oops\""],
+    );
+}
+
+#[test]
+fn bad_values_exit_1_with_their_location() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = d.join("out");
+    let mut v = v();
+    v[[2, 7]] = -0.5;
+    let p = put(d, "neg.csv", table(&v, ",", None));
+    fit_fails(
+        s(&p),
+        &out,
+        &[],
+        &["neg.csv", "negative", "-0.5", "line 3, column 8"],
+    );
+    // With --samples-as-rows the location is still given in the file's terms.
+    fit_fails(
+        s(&p),
+        &out,
+        &["--samples-as-rows"],
+        &["neg.csv", "negative", "line 3, column 8"],
+    );
+    v[[2, 7]] = f32::NAN;
+    let p = d.join("nan.npy");
+    write_npy_atomic(&p, &v).unwrap();
+    fit_fails(s(&p), &out, &[], &["nan.npy", "NaN", "element [2, 7]"]);
+    v[[2, 7]] = f32::INFINITY;
+    let p = put(d, "inf.mtx", mtx_array(&v, false));
+    fit_fails(s(&p), &out, &[], &["inf.mtx", "inf", "entry (3, 8)"]);
+}
+
+#[test]
+fn bad_options_exit_1_or_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = d.join("out");
+    let p = d.join("v.npy");
+    write_npy_atomic(&p, &v()).unwrap();
+    // Rank out of range.
+    let mut args = vec![
+        "fit",
+        "-i",
+        s(&p),
+        "-o",
+        s(&out),
+        "--backend",
+        "cpu",
+        "--rank",
+        "0",
+    ];
+    let o = nmf(&args);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("v.npy") && stderr(&o).contains("rank"),
+        "{}",
+        stderr(&o)
+    );
+    args[8] = "41";
+    let o = nmf(&args);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("rank 41 is too large"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.join("W.npy").exists());
+    // Other invalid settings.
+    fit_fails(s(&p), &out, &["--tol=-1"], &["v.npy", "tol"]);
+    fit_fails(
+        s(&p),
+        &out,
+        &["--solver", "hals", "--loss", "kl"],
+        &["--loss kl needs --solver mu"],
+    );
+    // Output directory not writable: it is a file, or under a file.
+    let file = put(d, "afile", "x");
+    fit_fails(s(&p), &file, &[], &["afile", "not a directory"]);
+    fit_fails(
+        s(&p),
+        &file.join("sub"),
+        &[],
+        &["afile", "could not create the output directory"],
+    );
+    // Usage errors: exit code 2.
+    let o = nmf(&["fit", "-i", s(&p), "-o", s(&out)]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = nmf(&[
+        "fit",
+        "-i",
+        s(&p),
+        "-o",
+        s(&out),
+        "-r",
+        "5",
+        "--solver",
+        "als",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn bad_transform_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let p = d.join("v.npy");
+    write_npy_atomic(&p, &v()).unwrap();
+    let h = d.join("h.npy");
+    let run = |model: &Path, input: &Path, output: &Path| {
+        let o = nmf(&[
+            "transform",
+            "--model",
+            s(model),
+            "--input",
+            s(input),
+            "--output",
+            s(output),
+            "--backend",
+            "cpu",
+        ]);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        assert!(!output.exists());
+        stderr(&o)
+    };
+    // Not a model directory.
+    let err = run(&d.join("nomodel"), &p, &h);
+    assert!(
+        err.contains("summary.json") && err.contains("nmf fit"),
+        "{err}"
+    );
+    let model = d.join("model");
+    let o = nmf(&[
+        "fit",
+        "-i",
+        s(&p),
+        "-r",
+        "5",
+        "-o",
+        s(&model),
+        "-q",
+        "--max-iter",
+        "20",
+        "--backend",
+        "cpu",
+    ]);
+    assert!(o.status.success());
+    // Data with the wrong number of features.
+    let q = d.join("narrow.npy");
+    write_npy_atomic(&q, &Array2::<f32>::ones((7, 3))).unwrap();
+    let err = run(&model, &q, &h);
+    assert!(
+        err.contains("narrow.npy") && err.contains("40 rows"),
+        "{err}"
+    );
+    // Negative new data.
+    let mut bad = v();
+    bad[[1, 1]] = -2.0;
+    let q = d.join("negnew.npy");
+    write_npy_atomic(&q, &bad).unwrap();
+    let err = run(&model, &q, &h);
+    assert!(
+        err.contains("negnew.npy") && err.contains("negative"),
+        "{err}"
+    );
+    // Output that is not .npy, or in a missing directory.
+    let err = run(&model, &p, &d.join("h.csv"));
+    assert!(err.contains("h.csv") && err.contains(".npy"), "{err}");
+    let err = run(&model, &p, &d.join("nodir/h.npy"));
+    assert!(err.contains("nodir"), "{err}");
+    // A damaged summary.
+    std::fs::write(model.join("summary.json"), "{\"solver\": \"mu\"}").unwrap();
+    let err = run(&model, &p, &h);
+    assert!(
+        err.contains("summary.json") && err.contains("malformed summary"),
+        "{err}"
+    );
+}
+
+/// `--backend gpu` either runs on the GPU (reconstructing the planted matrix) or, where no
+/// usable adapter exists, exits with code 1 saying so; it never panics.
+#[test]
+fn gpu_backend_runs_or_explains() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = planted(24, 18, 3, 4).0;
+    let p = dir.path().join("v.npy");
+    write_npy_atomic(&p, &v).unwrap();
+    let out = dir.path().join("out");
+    let o = nmf(&[
+        "fit",
+        "-i",
+        s(&p),
+        "-r",
+        "3",
+        "-o",
+        s(&out),
+        "--solver",
+        "hals",
+        "--max-iter",
+        "300",
+        "--tol",
+        "0",
+        "--backend",
+        "gpu",
+        "--json",
+    ]);
+    let err = stderr(&o);
+    assert!(!err.contains("panicked"), "{err}");
+    if o.status.success() {
+        let json: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert!(json["engine"].as_str().unwrap().contains("gpu"), "{json}");
+        let (w, h) = (read(&out.join("W.npy")), read(&out.join("H.npy")));
+        assert!(rel(&naive_matmul(&w, &h), &v) < 1e-3);
+    } else {
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(err.contains("--backend gpu"), "{err}");
+        assert!(!out.join("W.npy").exists());
+    }
+}
