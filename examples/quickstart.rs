@@ -10,10 +10,20 @@ use rand::{Rng, SeedableRng};
 fn main() -> Result<(), NmfError> {
     let (m, n, r) = (200, 300, 10);
     let mut rng = StdRng::seed_from_u64(7);
-    let w0 = Array2::from_shape_simple_fn((m, r), || rng.random::<f32>());
-    let h0 = Array2::from_shape_simple_fn((r, n), || rng.random::<f32>());
+    // Sparse nonnegative parts and encodings (about half the entries zero).
+    let mut sparse = |rows, cols| {
+        Array2::from_shape_simple_fn((rows, cols), || {
+            if rng.random::<f32>() < 0.5 {
+                0.0
+            } else {
+                rng.random::<f32>()
+            }
+        })
+    };
+    let w0 = sparse(m, r);
+    let h0 = sparse(r, n);
     let v = w0.dot(&h0);
-    println!("V = W0 H0: {m} x {n}, rank {r}");
+    println!("V = W0 H0: {m} x {n}, rank {r} (sparse planted factors)");
     for (solver, loss) in [
         (Solver::MultiplicativeUpdate, Loss::Frobenius),
         (Solver::MultiplicativeUpdate, Loss::KullbackLeibler),
