@@ -22,8 +22,19 @@ pub(crate) fn check_data(v: ArrayView2<'_, f32>) -> Result<()> {
     if m == 0 || n == 0 {
         return Err(NmfError::EmptyInput { rows: m, cols: n });
     }
-    // Fast path: one pass that only asks "is everything fine?".
-    let all_ok = v.iter().all(|&x| x >= 0.0 && x.is_finite());
+    // Fast path: one branch-free pass that only asks "is everything fine?" (x ≥ 0 and finite
+    // ⇔ 0 ≤ x ≤ f32::MAX, which NaN fails too).
+    let fine = |s: &[f32]| {
+        s.iter()
+            .fold(true, |ok, &x| ok & (0.0..=f32::MAX).contains(&x))
+    };
+    let all_ok = match v.as_slice_memory_order() {
+        Some(s) => fine(s),
+        None => v.rows().into_iter().all(|r| match r.as_slice() {
+            Some(s) => fine(s),
+            None => r.iter().all(|&x| (0.0..=f32::MAX).contains(&x)),
+        }),
+    };
     if all_ok {
         return Ok(());
     }
