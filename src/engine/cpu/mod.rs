@@ -54,14 +54,9 @@ impl<'a> CpuEngine<'a> {
 }
 
 impl CpuEngine<'_> {
-    /// [`Engine::kl_numerator`] with the AVX-512 kernels: every block product is skinny.
-    fn kl_numerator_skinny(
-        &mut self,
-        w: &Array2<f32>,
-        h: &Array2<f32>,
-        side: Side,
-        out: &mut Array2<f32>,
-    ) {
+    /// [`Engine::kl_numerator`] block by block; every block product is skinny, so each uses the
+    /// AVX-512 kernels when it can and the general GEMM otherwise.
+    fn kl_blocks(&mut self, w: &Array2<f32>, h: &Array2<f32>, side: Side, out: &mut Array2<f32>) {
         let (m, n) = self.v.dim();
         let r = w.ncols();
         match side {
@@ -263,43 +258,7 @@ impl Engine for CpuEngine<'_> {
         side: Side,
         out: &mut Array2<f32>,
     ) -> Result<()> {
-        if skinny::available() {
-            self.kl_numerator_skinny(w, h, side, out);
-            return Ok(());
-        }
-        let (m, n) = self.v.dim();
-        match side {
-            Side::Left => {
-                // out[rows] = (V[rows] ⊘ W[rows] H) Hᵀ, independently per row block.
-                let bs = self.block_rows(n);
-                self.v
-                    .axis_chunks_iter(Axis(0), bs)
-                    .into_par_iter()
-                    .zip(w.axis_chunks_iter(Axis(0), bs))
-                    .zip(out.axis_chunks_iter_mut(Axis(0), bs))
-                    .for_each(|((vb, wb), ob)| {
-                        let mut z = Array2::<f32>::zeros((vb.nrows(), n));
-                        gemm_into(z.view_mut(), wb, h.view(), Accum::Replace);
-                        ratio_in_place(&mut z, vb);
-                        gemm_into(ob, z.view(), h.t(), Accum::Replace);
-                    });
-            }
-            Side::Right => {
-                // out[:, cols] = Wᵀ (V[:, cols] ⊘ W H[:, cols]), independently per column block.
-                let bs = self.block_rows(m);
-                self.v
-                    .axis_chunks_iter(Axis(1), bs)
-                    .into_par_iter()
-                    .zip(h.axis_chunks_iter(Axis(1), bs))
-                    .zip(out.axis_chunks_iter_mut(Axis(1), bs))
-                    .for_each(|((vb, hb), ob)| {
-                        let mut z = Array2::<f32>::zeros((m, vb.ncols()));
-                        gemm_into(z.view_mut(), w.view(), hb, Accum::Replace);
-                        ratio_in_place(&mut z, vb);
-                        gemm_into(ob, w.t(), z.view(), Accum::Replace);
-                    });
-            }
-        }
+        self.kl_blocks(w, h, side, out);
         Ok(())
     }
 
