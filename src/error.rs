@@ -286,6 +286,63 @@ pub enum NmfError {
         /// Why, and what would work instead.
         reason: String,
     },
+
+    /// A directory (searched recursively) holds no image file of a readable kind.
+    #[error("{}: no image files found (searched recursively for .pgm, .pnm, .ppm, .pbm, .png, .jpg and .jpeg files); give the directory that holds the images", dir.display())]
+    NoImages {
+        /// The directory searched.
+        dir: PathBuf,
+    },
+
+    /// The images of a set differ in size and neither resizing nor cropping was asked for.
+    #[error("the images differ in size: {} is {first_width}x{first_height} but {} is {other_width}x{other_height}; resize or crop them to one size (images::SizePolicy::Resize or SizePolicy::CenterCrop; --resize WxH or --crop WxH in the faces example)", first.display(), other.display())]
+    MixedImageSizes {
+        /// The first image in file order.
+        first: PathBuf,
+        /// Its width in pixels.
+        first_width: u32,
+        /// Its height in pixels.
+        first_height: u32,
+        /// The first image whose size differs from it.
+        other: PathBuf,
+        /// Its width in pixels.
+        other_width: u32,
+        /// Its height in pixels.
+        other_height: u32,
+    },
+
+    /// An image file could not be decoded.
+    #[error("{}: cannot decode the image ({reason}); replace the file with a complete PGM (P2/P5), PNG or JPEG image, or remove it from the directory", path.display())]
+    UndecodableImage {
+        /// The file.
+        path: PathBuf,
+        /// The decoder's message.
+        reason: String,
+    },
+
+    /// An image is smaller than the window it is to be cropped to.
+    #[error("{}: the image is {width}x{height}, smaller than the {crop_width}x{crop_height} crop; crop to at most the smallest image's size, or resize instead", path.display())]
+    ImageTooSmall {
+        /// The file.
+        path: PathBuf,
+        /// Its width in pixels.
+        width: u32,
+        /// Its height in pixels.
+        height: u32,
+        /// The width of the crop.
+        crop_width: u32,
+        /// The height of the crop.
+        crop_height: u32,
+    },
+
+    /// A picture could not be encoded.
+    #[error("{}: cannot encode the picture ({reason})", path.display())]
+    ImageEncode {
+        /// The file it was meant for.
+        path: PathBuf,
+        /// The encoder's message.
+        reason: String,
+    },
 }
 
 /// `path`, `path, line L` or `path, line L, column C`.

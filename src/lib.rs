@@ -44,6 +44,7 @@ pub use wgpu;
 mod engine;
 mod error;
 mod fit;
+pub mod images;
 mod init;
 pub mod io;
 #[doc(hidden)]
