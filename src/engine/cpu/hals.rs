@@ -157,7 +157,7 @@ fn sweep_block_body(
         }
         let inv = 1.0 / hess;
         for (xv, &g) in x[t * b..(t + 1) * b].iter_mut().zip(&grad) {
-            *xv = (*xv - g * inv).max(0.0);
+            *xv = super::flush_subnormal(*xv - g * inv);
         }
     }
 }
