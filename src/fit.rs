@@ -49,6 +49,35 @@ pub(crate) fn check_data(v: ArrayView2<'_, f32>) -> Result<()> {
     Ok(())
 }
 
+/// Work that runs on whichever engine a [`Backend`] selects (see [`with_engine`]).
+pub(crate) trait EngineTask {
+    /// What the task returns.
+    type Output;
+    /// Run on the engine `e`, whose data matrix is the `v` given to [`with_engine`].
+    fn run<E: Engine>(self, e: &mut E) -> Result<Self::Output>;
+}
+
+/// Build the engine for `backend` over `v` and run `task` on it; returns the engine's name too.
+pub(crate) fn with_engine<T: EngineTask>(
+    v: ArrayView2<'_, f32>,
+    backend: &Backend,
+    task: T,
+) -> Result<(T::Output, String)> {
+    let gpu = match backend {
+        Backend::Cpu => None,
+        Backend::Gpu(ctx) => Some(ctx.clone()),
+        Backend::Auto => auto_context(),
+    };
+    if let Some(ctx) = gpu {
+        let mut engine = GpuEngine::new(&ctx, v)?;
+        let name = engine.name();
+        return Ok((task.run(&mut engine)?, name));
+    }
+    let mut engine = CpuEngine::new(v);
+    let name = engine.name();
+    Ok((task.run(&mut engine)?, name))
+}
+
 /// Build the engine for `backend` over `v` and run the solver.
 pub(crate) fn make_engine_and_run(
     v: ArrayView2<'_, f32>,
@@ -58,21 +87,28 @@ pub(crate) fn make_engine_and_run(
     h0: &Array2<f32>,
     update: Update,
 ) -> Result<(RunOutput, String)> {
-    let gpu = match backend {
-        Backend::Cpu => None,
-        Backend::Gpu(ctx) => Some(ctx.clone()),
-        Backend::Auto => auto_context(),
-    };
-    if let Some(ctx) = gpu {
-        let mut engine = GpuEngine::new(&ctx, v)?;
-        let name = engine.name();
-        let out = run(&mut engine, params, w0, h0, update)?;
-        return Ok((out, name));
+    struct Solve<'p> {
+        params: &'p ValidParams,
+        w0: &'p Array2<f32>,
+        h0: &'p Array2<f32>,
+        update: Update,
     }
-    let mut engine = CpuEngine::new(v);
-    let name = engine.name();
-    let out = run(&mut engine, params, w0, h0, update)?;
-    Ok((out, name))
+    impl EngineTask for Solve<'_> {
+        type Output = RunOutput;
+        fn run<E: Engine>(self, e: &mut E) -> Result<RunOutput> {
+            run(e, self.params, self.w0, self.h0, self.update)
+        }
+    }
+    with_engine(
+        v,
+        backend,
+        Solve {
+            params,
+            w0,
+            h0,
+            update,
+        },
+    )
 }
 
 /// Factorize `v` with `params`; see [`NmfParams::fit`].

@@ -41,11 +41,14 @@
 pub use ndarray;
 pub use wgpu;
 
+pub mod cluster;
 mod engine;
 mod error;
 mod fit;
+pub mod graph;
 pub mod images;
 mod init;
+pub mod masked;
 pub mod io;
 #[doc(hidden)]
 pub mod kernels;
@@ -53,6 +56,8 @@ pub(crate) mod linalg;
 mod model;
 mod params;
 mod solver;
+pub mod symmetric;
+pub mod text;
 
 pub use engine::{Backend, GpuContext, GpuStats};
 pub use error::{Factor, NmfError, Result};

@@ -44,6 +44,33 @@ pub(crate) enum MuDenominator<'a, M> {
     Gram(&'a M),
     /// Kullback–Leibler: a length-r vector `s` (stored r x 1) broadcast as `1 sᵀ` (Left) or `s 1ᵀ` (Right).
     Sums(&'a M),
+    /// A general r x r matrix `P` (not necessarily symmetric): `D = X P` (Left) or `D = P X` (Right).
+    Product(&'a M),
+    /// The denominator itself, the shape of `X`.
+    Elementwise(&'a M),
+}
+
+/// How the ratio `ρ = N ⊘ d` of a multiplicative update is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MuRule {
+    /// `X ← X ⊙ ρ` (Lee–Seung).
+    Plain,
+    /// `X ← X ⊙ √ρ` (the orthogonal rules of Ding et al. 2006).
+    Sqrt,
+    /// `X ← X ⊙ (½ + ½ ρ)` (symmetric NMF, Ding, He & Simon 2005).
+    Damped,
+}
+
+impl MuRule {
+    /// The factor that multiplies `X` for a ratio `ρ ≥ 0`.
+    #[inline(always)]
+    pub(crate) fn apply(self, rho: f32) -> f32 {
+        match self {
+            MuRule::Plain => rho,
+            MuRule::Sqrt => rho.sqrt(),
+            MuRule::Damped => 0.5 + 0.5 * rho,
+        }
+    }
 }
 
 /// The operations every solver is built from.
@@ -87,8 +114,10 @@ pub(crate) trait Engine {
     fn factor_sums(&mut self, x: &Self::Mat, side: Side, out: &mut Self::Mat) -> Result<()>;
 
     /// Multiplicative update in place:
-    /// `X ← X ⊙ N ⊘ d`, `d = D + l1 + l2·X`, with `d = 0` replaced by `ε`,
-    /// where `D` is given by `den` (see [`MuDenominator`]) and `X` is W (Left) or H (Right).
+    /// `X ← X ⊙ f(N ⊘ d)`, `d = D + l1 + l2·X`, with `d = 0` replaced by `ε`,
+    /// where `D` is given by `den` (see [`MuDenominator`]), `f` by `rule` (see [`MuRule`]) and
+    /// `X` is W (Left) or H (Right). Results below the smallest normal f32 become 0.
+    #[allow(clippy::too_many_arguments)]
     fn mu_step(
         &mut self,
         x: &mut Self::Mat,
@@ -97,7 +126,33 @@ pub(crate) trait Engine {
         side: Side,
         reg: Regularization,
         eps: f32,
+        rule: MuRule,
     ) -> Result<()>;
+
+    /// Small product of two factors of the same orientation (r x r):
+    /// `xᵀ y` for `Side::Left` (x, y are m x r), `x yᵀ` for `Side::Right` (x, y are r x n).
+    fn cross(&mut self, x: &Self::Mat, y: &Self::Mat, side: Side, out: &mut Self::Mat)
+        -> Result<()>;
+    /// Product with a small square matrix `s` (r x r): `out = x s` for `Side::Left` (x is m x r),
+    /// `out = s x` for `Side::Right` (x is r x n).
+    fn mul_small(&mut self, x: &Self::Mat, s: &Self::Mat, side: Side, out: &mut Self::Mat)
+        -> Result<()>;
+    /// `out = xᵀ`.
+    fn transpose(&mut self, x: &Self::Mat, out: &mut Self::Mat) -> Result<()>;
+    /// `y ← a x + b y` (same shapes).
+    fn axpby(&mut self, a: f32, x: &Self::Mat, b: f32, y: &mut Self::Mat) -> Result<()>;
+    /// Masked products with `Z = M ⊙ (W H)` formed block by block (never whole), `M` an m x n
+    /// 0/1 mask: `Z Hᵀ` (m x r) for `Side::Left`, `Wᵀ Z` (r x n) for `Side::Right`.
+    fn masked_product(
+        &mut self,
+        mask: &Self::Mat,
+        w: &Self::Mat,
+        h: &Self::Mat,
+        side: Side,
+        out: &mut Self::Mat,
+    ) -> Result<()>;
+    /// `½ ‖M ⊙ (V − W H)‖²_F`, accumulated in f64.
+    fn masked_loss(&mut self, mask: &Self::Mat, w: &Self::Mat, h: &Self::Mat) -> Result<f64>;
 
     /// HALS sweep in place over the r components t = 0..r, in order:
     /// Left (x = W, num = V Hᵀ, gram = H Hᵀ):

@@ -8,7 +8,7 @@
 //! (Lee & Seung 2001), which the tests check.
 
 use super::{State, Step, Update};
-use crate::engine::{Engine, MuDenominator, Side};
+use crate::engine::{Engine, MuDenominator, MuRule, Side};
 use crate::error::Result;
 use crate::params::{Loss, ValidParams};
 
@@ -34,6 +34,7 @@ impl<E: Engine> Step<E> for Mu {
                         Side::Left,
                         p.reg_w,
                         eps,
+                        MuRule::Plain,
                     )?;
                 }
                 e.gram(&s.w, Side::Left, &mut s.k)?;
@@ -45,6 +46,7 @@ impl<E: Engine> Step<E> for Mu {
                     Side::Right,
                     p.reg_h,
                     eps,
+                    MuRule::Plain,
                 )?;
             }
             Loss::KullbackLeibler => {
@@ -58,6 +60,7 @@ impl<E: Engine> Step<E> for Mu {
                         Side::Left,
                         p.reg_w,
                         eps,
+                        MuRule::Plain,
                     )?;
                 }
                 e.factor_sums(&s.w, Side::Right, &mut s.k)?;
@@ -69,6 +72,7 @@ impl<E: Engine> Step<E> for Mu {
                     Side::Right,
                     p.reg_h,
                     eps,
+                    MuRule::Plain,
                 )?;
             }
         }

@@ -8,7 +8,7 @@ use ndarray::parallel::prelude::*;
 use ndarray::{Array2, ArrayView2, Axis, CowArray, Ix2, Zip};
 
 use self::gemm::{gemm_into, Accum};
-use super::{Engine, MuDenominator, Side, TraceLoss};
+use super::{Engine, MuDenominator, MuRule, Side, TraceLoss};
 use crate::error::Result;
 use crate::params::{Loss, Regularization};
 
@@ -287,6 +287,7 @@ impl Engine for CpuEngine<'_> {
         side: Side,
         reg: Regularization,
         eps: f32,
+        rule: MuRule,
     ) -> Result<()> {
         let Regularization { l1, l2 } = reg;
         let update = move |x: &mut f32, n: f32, d: f32| {
@@ -294,24 +295,29 @@ impl Engine for CpuEngine<'_> {
             if d == 0.0 {
                 d = eps;
             }
-            *x = flush_subnormal(*x * (n / d));
+            *x = flush_subnormal(*x * rule.apply(n / d));
         };
         match den {
-            MuDenominator::Gram(g) => {
+            MuDenominator::Gram(g) | MuDenominator::Product(g) => {
                 let slot = match side {
                     Side::Left => &mut self.scratch_left,
                     Side::Right => &mut self.scratch_right,
                 };
                 let mut d = take_scratch(slot, x.dim());
-                // g is a Gram matrix (symmetric), so K H = Kᵀ H, which suits the skinny kernel.
                 match side {
+                    // X P = X (Pᵀ)ᵀ, the skinny A Bᵀ kernel with B = Pᵀ.
                     Side::Left => {
                         if !skinny::a_bt(x.view(), g.t(), d.view_mut(), &mut self.scratch_ht) {
                             gemm_into(d.view_mut(), x.view(), g.view(), Accum::Replace);
                         }
                     }
+                    // P X = (Pᵀ)ᵀ X; a Gram matrix is its own transpose.
                     Side::Right => {
-                        if !skinny::at_b(g.view(), x.view(), d.view_mut()) {
+                        let pt = match den {
+                            MuDenominator::Gram(_) => CowArray::from(g.view()),
+                            _ => CowArray::from(g.t().as_standard_layout().into_owned()),
+                        };
+                        if !skinny::at_b(pt.view(), x.view(), d.view_mut()) {
                             gemm_into(d.view_mut(), g.view(), x.view(), Accum::Replace);
                         }
                     }
@@ -321,6 +327,12 @@ impl Engine for CpuEngine<'_> {
                     .and(&d)
                     .par_for_each(|x, &n, &d| update(x, n, d));
                 *slot = Some(d);
+            }
+            MuDenominator::Elementwise(d) => {
+                Zip::from(&mut *x)
+                    .and(num)
+                    .and(d)
+                    .par_for_each(|x, &n, &d| update(x, n, d));
             }
             MuDenominator::Sums(s) => match side {
                 Side::Left => {
@@ -348,6 +360,125 @@ impl Engine for CpuEngine<'_> {
             },
         }
         Ok(())
+    }
+
+    fn cross(
+        &mut self,
+        x: &Array2<f32>,
+        y: &Array2<f32>,
+        side: Side,
+        out: &mut Array2<f32>,
+    ) -> Result<()> {
+        match side {
+            Side::Left => {
+                if !skinny::at_b(x.view(), y.view(), out.view_mut()) {
+                    gemm_into(out.view_mut(), x.t(), y.view(), Accum::Replace);
+                }
+            }
+            Side::Right => {
+                if !skinny::a_bt(x.view(), y.view(), out.view_mut(), &mut self.scratch_ht) {
+                    gemm_into(out.view_mut(), x.view(), y.t(), Accum::Replace);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn mul_small(
+        &mut self,
+        x: &Array2<f32>,
+        s: &Array2<f32>,
+        side: Side,
+        out: &mut Array2<f32>,
+    ) -> Result<()> {
+        match side {
+            Side::Left => {
+                if !skinny::a_bt(x.view(), s.t(), out.view_mut(), &mut self.scratch_ht) {
+                    gemm_into(out.view_mut(), x.view(), s.view(), Accum::Replace);
+                }
+            }
+            Side::Right => {
+                let st = s.t().as_standard_layout().into_owned();
+                if !skinny::at_b(st.view(), x.view(), out.view_mut()) {
+                    gemm_into(out.view_mut(), s.view(), x.view(), Accum::Replace);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn transpose(&mut self, x: &Array2<f32>, out: &mut Array2<f32>) -> Result<()> {
+        out.assign(&x.t());
+        Ok(())
+    }
+
+    fn axpby(&mut self, a: f32, x: &Array2<f32>, b: f32, y: &mut Array2<f32>) -> Result<()> {
+        Zip::from(y).and(x).par_for_each(|y, &x| *y = a * x + b * *y);
+        Ok(())
+    }
+
+    fn masked_product(
+        &mut self,
+        mask: &Array2<f32>,
+        w: &Array2<f32>,
+        h: &Array2<f32>,
+        side: Side,
+        out: &mut Array2<f32>,
+    ) -> Result<()> {
+        let (m, n) = self.v.dim();
+        match side {
+            Side::Left => {
+                let bs = self.block_rows(n);
+                mask.axis_chunks_iter(Axis(0), bs)
+                    .into_par_iter()
+                    .zip(w.axis_chunks_iter(Axis(0), bs))
+                    .zip(out.axis_chunks_iter_mut(Axis(0), bs))
+                    .for_each(|((mb, wb), mut ob)| {
+                        let mut z = Array2::<f32>::zeros((mb.nrows(), n));
+                        gemm_into(z.view_mut(), wb, h.view(), Accum::Replace);
+                        z *= &mb;
+                        gemm_into(ob.view_mut(), z.view(), h.t(), Accum::Replace);
+                    });
+            }
+            Side::Right => {
+                let bs = self.block_rows(m);
+                mask.axis_chunks_iter(Axis(1), bs)
+                    .into_par_iter()
+                    .zip(h.axis_chunks_iter(Axis(1), bs))
+                    .zip(out.axis_chunks_iter_mut(Axis(1), bs))
+                    .for_each(|((mb, hb), mut ob)| {
+                        let mut z = Array2::<f32>::zeros((m, mb.ncols()));
+                        gemm_into(z.view_mut(), w.view(), hb, Accum::Replace);
+                        z *= &mb;
+                        gemm_into(ob.view_mut(), w.t(), z.view(), Accum::Replace);
+                    });
+            }
+        }
+        Ok(())
+    }
+
+    fn masked_loss(&mut self, mask: &Array2<f32>, w: &Array2<f32>, h: &Array2<f32>) -> Result<f64> {
+        let n = self.v.ncols();
+        let bs = self.block_rows(n);
+        let total = self
+            .v
+            .axis_chunks_iter(Axis(0), bs)
+            .into_par_iter()
+            .zip(mask.axis_chunks_iter(Axis(0), bs))
+            .zip(w.axis_chunks_iter(Axis(0), bs))
+            .map(|((vb, mb), wb)| {
+                let mut wh = Array2::<f32>::zeros((vb.nrows(), n));
+                gemm_into(wh.view_mut(), wb, h.view(), Accum::Replace);
+                Zip::from(&vb)
+                    .and(&mb)
+                    .and(&wh)
+                    .fold(0.0f64, |acc, &v, &mk, &p| {
+                        let d = (mk * (v - p)) as f64;
+                        acc + d * d
+                    })
+            })
+            .sum::<f64>();
+        Ok(0.5 * total)
     }
 
     fn hals_step(

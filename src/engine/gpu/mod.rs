@@ -23,7 +23,7 @@ use self::buffers::{storage_buffer, GpuMat};
 use self::pipelines::{Epilogue, Kernel, TileWg};
 use self::scheduler::{Groups, Scheduler};
 use super::cpu::gemm::Accum;
-use super::{Engine, MuDenominator, Side};
+use super::{Engine, MuDenominator, MuRule, Side};
 use crate::error::{NmfError, Result};
 use crate::params::{Loss, Regularization};
 
@@ -559,6 +559,37 @@ impl Engine for GpuEngine {
         )
     }
 
+    fn cross(&mut self, _x: &GpuMat, _y: &GpuMat, _side: Side, _out: &mut GpuMat) -> Result<()> {
+        Err(pending("cross"))
+    }
+
+    fn mul_small(&mut self, _x: &GpuMat, _s: &GpuMat, _side: Side, _out: &mut GpuMat) -> Result<()> {
+        Err(pending("mul_small"))
+    }
+
+    fn transpose(&mut self, _x: &GpuMat, _out: &mut GpuMat) -> Result<()> {
+        Err(pending("transpose"))
+    }
+
+    fn axpby(&mut self, _a: f32, _x: &GpuMat, _b: f32, _y: &mut GpuMat) -> Result<()> {
+        Err(pending("axpby"))
+    }
+
+    fn masked_product(
+        &mut self,
+        _mask: &GpuMat,
+        _w: &GpuMat,
+        _h: &GpuMat,
+        _side: Side,
+        _out: &mut GpuMat,
+    ) -> Result<()> {
+        Err(pending("masked_product"))
+    }
+
+    fn masked_loss(&mut self, _mask: &GpuMat, _w: &GpuMat, _h: &GpuMat) -> Result<f64> {
+        Err(pending("masked_loss"))
+    }
+
     fn mu_step(
         &mut self,
         x: &mut GpuMat,
@@ -567,7 +598,11 @@ impl Engine for GpuEngine {
         side: Side,
         reg: Regularization,
         eps: f32,
+        rule: MuRule,
     ) -> Result<()> {
+        if rule != MuRule::Plain {
+            return Err(pending("mu_step rule"));
+        }
         let (rows, cols) = (x.rows, x.cols);
         let r = match side {
             Side::Left => cols,
@@ -576,6 +611,7 @@ impl Engine for GpuEngine {
         let (kind, small) = match den {
             MuDenominator::Gram(g) => (0, &g.buf),
             MuDenominator::Sums(s) => (1, &s.buf),
+            _ => return Err(pending("mu_step denominator")),
         };
         let params = uniforms::Mu {
             rows: index(rows)?,
@@ -687,5 +723,11 @@ impl Engine for GpuEngine {
 
     fn stats(&self) -> Option<GpuStats> {
         Some(self.sched.stats)
+    }
+}
+
+fn pending(what: &str) -> NmfError {
+    NmfError::GpuInternal {
+        message: format!("{what} is not available on the GPU engine"),
     }
 }

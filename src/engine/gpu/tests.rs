@@ -4,7 +4,7 @@ use ndarray::Array2;
 
 use super::{GpuContext, GpuEngine};
 use crate::engine::cpu::CpuEngine;
-use crate::engine::{Engine, MuDenominator, Side};
+use crate::engine::{Engine, MuDenominator, MuRule, Side};
 use crate::params::{Loss, Regularization};
 
 include!("../../../tests/common/gpu_available.rs");
@@ -172,8 +172,8 @@ fn compare_all_ops(ctx: &GpuContext, m: usize, n: usize, r: usize) {
         // Twice, so the swapped buffers are exercised too.
         for _ in 0..2 {
             let (cnum, gnum, cden, gden) = pick();
-            cpu.mu_step(&mut cx, cnum, cden, side, reg, eps).unwrap();
-            gpu.mu_step(&mut gx, gnum, gden, side, reg, eps).unwrap();
+            cpu.mu_step(&mut cx, cnum, cden, side, reg, eps, MuRule::Plain).unwrap();
+            gpu.mu_step(&mut gx, gnum, gden, side, reg, eps, MuRule::Plain).unwrap();
         }
         assert_close(&format!("{name} {tag}"), &gpu.download(&gx).unwrap(), &cx);
     }
@@ -381,6 +381,7 @@ fn operation_times() {
             Side::Left,
             Regularization::default(),
             1e-7,
+            MuRule::Plain,
         )
         .unwrap()
     });
@@ -443,6 +444,7 @@ fn zero_gram_diagonals_and_zero_denominators_match_cpu() {
         Side::Left,
         none,
         eps,
+        MuRule::Plain,
     )
     .unwrap();
     gpu.mu_step(
@@ -452,6 +454,7 @@ fn zero_gram_diagonals_and_zero_denominators_match_cpu() {
         Side::Left,
         none,
         eps,
+        MuRule::Plain,
     )
     .unwrap();
     let gx = gpu.download(&gx).unwrap();

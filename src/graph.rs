@@ -1,0 +1,1 @@
+//! Graphs for symmetric NMF: edge-list and GML readers, adjacency matrices, planted-partition generators.
