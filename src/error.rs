@@ -343,6 +343,14 @@ pub enum NmfError {
         /// The encoder's message.
         reason: String,
     },
+    /// An option that only works together with another setting.
+    #[error("{option} requires {requires}")]
+    UnsupportedOption {
+        /// The option, in words.
+        option: &'static str,
+        /// What it needs instead.
+        requires: &'static str,
+    },
 }
 
 /// `path`, `path, line L` or `path, line L, column C`.
