@@ -351,6 +351,56 @@ pub enum NmfError {
         /// What it needs instead.
         requires: &'static str,
     },
+
+    /// Two label vectors that should describe the same samples differ in length.
+    #[error("the predicted labels have {pred} entries but the true labels have {truth}; both must label the same samples, in the same order")]
+    LabelLengthMismatch {
+        /// Number of predicted labels.
+        pred: usize,
+        /// Number of true labels.
+        truth: usize,
+    },
+
+    /// No labels were given to a clustering score.
+    #[error("no labels given; a clustering score needs at least one labelled sample")]
+    EmptyLabels,
+
+    /// A matrix that must be square (a graph's adjacency, a similarity matrix) is not.
+    #[error("{what} must be square (n x n) but is {rows} x {cols}; give the full n x n similarity or adjacency matrix")]
+    NotSquare {
+        /// The matrix, in words.
+        what: &'static str,
+        /// Its number of rows.
+        rows: usize,
+        /// Its number of columns.
+        cols: usize,
+    },
+
+    /// A matrix that must be symmetric is not, beyond the tolerance.
+    #[error("the matrix is not symmetric: A[{row}, {col}] = {value} but A[{col}, {row}] = {mirror} (the largest difference, more than the tolerance {tol}); symmetrize it first, e.g. (A + Aᵀ)/2, or raise symmetry_tol")]
+    NotSymmetric {
+        /// Row of the most asymmetric pair.
+        row: usize,
+        /// Column of that pair.
+        col: usize,
+        /// `A[row, col]`.
+        value: f32,
+        /// `A[col, row]`.
+        mirror: f32,
+        /// The absolute tolerance that was exceeded.
+        tol: f32,
+    },
+
+    /// An option or argument is outside its valid range.
+    #[error("{name} = {value} is invalid: {expected}")]
+    InvalidParameter {
+        /// The option or argument.
+        name: &'static str,
+        /// The value given.
+        value: String,
+        /// What is allowed, and how to fix it.
+        expected: String,
+    },
 }
 
 /// `path`, `path, line L` or `path, line L, column C`.
