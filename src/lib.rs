@@ -63,5 +63,6 @@ pub use engine::{Backend, GpuContext, GpuStats};
 pub use error::{Factor, NmfError, Result};
 pub use model::{relative_error, Factorization};
 pub use params::{
-    Init, Loss, Nmf, NmfParams, Progress, ProgressFn, Solver, ValidParams, DEFAULT_EPSILON,
+    Init, Loss, Nmf, NmfParams, Orthogonality, Progress, ProgressFn, Solver, ValidParams,
+    DEFAULT_EPSILON,
 };

@@ -8,7 +8,7 @@ use crate::engine::cpu::gemm::matmul;
 use crate::engine::{cpu::CpuEngine, Backend, Engine, GpuStats};
 use crate::error::{NmfError, Result};
 use crate::fit::{check_data, make_engine_and_run};
-use crate::params::{Loss, Solver, ValidParams};
+use crate::params::{Loss, Orthogonality, Solver, ValidParams};
 use crate::solver::Update;
 
 /// A fitted factorization `V ≈ W H`: W (m x r) holds the basis vectors ("parts") in its
@@ -28,7 +28,38 @@ pub struct Factorization {
     pub(crate) elapsed: Duration,
 }
 
+/// `‖X Xᵀ − I‖_F` (`rows = true`) or `‖Xᵀ X − I‖_F`, accumulated in f64.
+pub(crate) fn orthogonality_residual(x: ArrayView2<'_, f32>, rows: bool) -> f64 {
+    let x = if rows { x } else { x.reversed_axes() };
+    let r = x.nrows();
+    let mut sq = 0.0f64;
+    for i in 0..r {
+        for j in i..r {
+            let dot: f64 = x
+                .row(i)
+                .iter()
+                .zip(x.row(j))
+                .map(|(&a, &b)| a as f64 * b as f64)
+                .sum();
+            let d = if i == j { dot - 1.0 } else { dot };
+            sq += if i == j { d * d } else { 2.0 * d * d };
+        }
+    }
+    sq.sqrt()
+}
+
 impl Factorization {
+    /// For orthogonal NMF, how far the constraint is from holding: `‖H Hᵀ − I‖_F`
+    /// ([`Orthogonality::H`](crate::Orthogonality::H)) or `‖Wᵀ W − I‖_F`
+    /// ([`Orthogonality::W`](crate::Orthogonality::W)); `None` for plain NMF.
+    pub fn orthogonality_residual(&self) -> Option<f64> {
+        match self.params.orthogonality {
+            Orthogonality::None => None,
+            Orthogonality::H => Some(orthogonality_residual(self.h.view(), true)),
+            Orthogonality::W => Some(orthogonality_residual(self.w.view(), false)),
+        }
+    }
+
     /// The basis matrix W (m x r).
     pub fn w(&self) -> ArrayView2<'_, f32> {
         self.w.view()

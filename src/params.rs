@@ -54,6 +54,36 @@ impl Loss {
     }
 }
 
+/// An orthogonality constraint on one factor (orthogonal NMF, Ding, Li, Peng & Park, KDD 2006).
+///
+/// Multiplicative updates with the Frobenius loss only. The constrained factor follows the
+/// square-root rule derived from the Lagrangian of `½‖V − WH‖²` with the constraint, the other
+/// factor the Lee–Seung rule; [`Factorization::orthogonality_residual`] reports how far the
+/// constraint is from holding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Orthogonality {
+    /// No constraint (plain NMF).
+    #[default]
+    None,
+    /// ONMF-H, `H Hᵀ = I`: each sample is encoded by essentially one component, so H is a soft
+    /// clustering of the samples. `H ← H ⊙ √((Wᵀ V) ⊘ (Wᵀ V Hᵀ H))`.
+    H,
+    /// ONMF-W, `Wᵀ W = I`: the parts do not overlap, so W is a soft clustering of the features.
+    /// `W ← W ⊙ √((V Hᵀ) ⊘ (W Wᵀ V Hᵀ))`.
+    W,
+}
+
+impl Orthogonality {
+    /// Short name, as used in logs and files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Orthogonality::None => "none",
+            Orthogonality::H => "h",
+            Orthogonality::W => "w",
+        }
+    }
+}
+
 /// How W and H are initialised.
 #[derive(Clone, PartialEq, Default)]
 pub enum Init {
@@ -128,8 +158,19 @@ impl Nmf {
 ///
 /// Regularisation follows scikit-learn: with `m x n` data, the objective is
 /// `D(V‖WH) + n·α_W·ρ·‖W‖₁ + ½·n·α_W·(1−ρ)·‖W‖²_F + m·α_H·ρ·‖H‖₁ + ½·m·α_H·(1−ρ)·‖H‖²_F`
-/// where `ρ = l1_ratio`. `l1_ratio = 1` gives the sparse-coding penalty `λ Σ ‖h_j‖₁` on H's
-/// columns; `l1_ratio = 0` gives the ridge penalty `λ ‖W‖²_F` (= `λ Σ ‖w_i‖²₂`).
+/// where `ρ = l1_ratio` (`alpha_h` defaults to `alpha_w`). The sparse-NMF objectives map to it so:
+///
+/// | objective | setting |
+/// |---|---|
+/// | `λ Σ_j ‖h_j‖₁` (sparse encodings: L1 on H's columns) | `alpha_w(0).alpha_h(λ/m).l1_ratio(1)` |
+/// | `λ Σ_i ‖w_i‖²₂` on W's columns, i.e. `λ ‖W‖²_F` (small, spread parts) | `alpha_w(2λ/n).alpha_h(0).l1_ratio(0)` |
+/// | `λ ‖W‖₁` (sparse parts) | `alpha_w(λ/n).alpha_h(0).l1_ratio(1)` |
+///
+/// Both solvers minimise the penalised objective: HALS exactly per coordinate, MU by adding
+/// the penalty's gradient to the denominator (`W ← W ⊙ (V Hᵀ) ⊘ (W H Hᵀ + l1 + l2 W)`),
+/// which keeps the penalised objective non-increasing.
+///
+/// [`orthogonal`](NmfParams::orthogonal) selects orthogonal NMF (see [`Orthogonality`]).
 #[derive(Clone)]
 pub struct NmfParams {
     pub(crate) rank: usize,
@@ -144,6 +185,7 @@ pub struct NmfParams {
     pub(crate) alpha_h: Option<f32>,
     pub(crate) l1_ratio: f32,
     pub(crate) epsilon: f32,
+    pub(crate) orthogonality: Orthogonality,
     pub(crate) backend: Backend,
     pub(crate) progress: Option<ProgressFn>,
 }
@@ -163,6 +205,7 @@ impl fmt::Debug for NmfParams {
             .field("alpha_h", &self.alpha_h)
             .field("l1_ratio", &self.l1_ratio)
             .field("epsilon", &self.epsilon)
+            .field("orthogonality", &self.orthogonality)
             .field("backend", &self.backend)
             .field("progress", &self.progress.is_some())
             .finish()
@@ -188,9 +231,16 @@ impl NmfParams {
             alpha_h: None,
             l1_ratio: 0.0,
             epsilon: DEFAULT_EPSILON,
+            orthogonality: Orthogonality::None,
             backend: Backend::Cpu,
             progress: None,
         }
+    }
+
+    /// Orthogonal NMF: constrain `H Hᵀ = I` or `Wᵀ W = I` (MU with the Frobenius loss only).
+    pub fn orthogonal(mut self, orthogonality: Orthogonality) -> Self {
+        self.orthogonality = orthogonality;
+        self
     }
 
     /// The update algorithm.
@@ -295,6 +345,20 @@ impl NmfParams {
                 loss: "Loss::KullbackLeibler",
             });
         }
+        if self.orthogonality != Orthogonality::None {
+            if self.solver != Solver::MultiplicativeUpdate {
+                return Err(NmfError::UnsupportedOption {
+                    option: "orthogonal NMF",
+                    requires: "Solver::MultiplicativeUpdate",
+                });
+            }
+            if self.loss != Loss::Frobenius {
+                return Err(NmfError::UnsupportedOption {
+                    option: "orthogonal NMF",
+                    requires: "Loss::Frobenius",
+                });
+            }
+        }
         let r = self.rank;
         if r > m.max(n) {
             // Any factorization of rank min(m, n) is already exact; far larger ranks only
@@ -339,6 +403,7 @@ impl NmfParams {
                 l2: m_f * alpha_h * (1.0 - rho),
             },
             epsilon: self.epsilon,
+            orthogonality: self.orthogonality,
             progress: self.progress.clone(),
         })
     }
@@ -394,6 +459,7 @@ pub struct ValidParams {
     pub(crate) reg_w: Regularization,
     pub(crate) reg_h: Regularization,
     pub(crate) epsilon: f32,
+    pub(crate) orthogonality: Orthogonality,
     pub(crate) progress: Option<ProgressFn>,
 }
 
@@ -409,6 +475,7 @@ impl fmt::Debug for ValidParams {
             .field("check_every", &self.check_every)
             .field("reg_w", &self.reg_w)
             .field("reg_h", &self.reg_h)
+            .field("orthogonality", &self.orthogonality)
             .finish()
     }
 }
@@ -425,5 +492,9 @@ impl ValidParams {
     /// The loss.
     pub fn loss(&self) -> Loss {
         self.loss
+    }
+    /// The orthogonality constraint.
+    pub fn orthogonality(&self) -> Orthogonality {
+        self.orthogonality
     }
 }

@@ -708,18 +708,35 @@ fn format_from_path() {
         let e = err_of(&p, &opts());
         assert!(e.to_string().contains(".npy, .csv, .tsv and .mtx"), "{e}");
     }
+    // A directory is read as images; this one holds none.
     let e = err_of(dir.path(), &opts());
-    assert!(
-        e.to_string()
-            .contains("image directories are not supported yet"),
-        "{e}"
-    );
+    assert!(matches!(e, NmfError::NoImages { .. }), "{e}");
     let missing = dir.path().join("missing.csv");
     let e = read_matrix(&missing, &opts()).unwrap_err();
     assert!(
         matches!(e, NmfError::Io { .. }) && e.to_string().contains("missing.csv"),
         "{e}"
     );
+}
+
+#[test]
+fn image_directory_is_one_image_per_column() {
+    let dir = tempfile::tempdir().unwrap();
+    // Three 3x2 plain PGM images, named so that natural order differs from byte order.
+    for (name, base) in [("img10.pgm", 20u32), ("img2.pgm", 10), ("img1.pgm", 0)] {
+        let levels: Vec<String> = (0..6).map(|k| (base + k).to_string()).collect();
+        let text = format!("P2\n3 2\n255\n{}\n", levels.join(" "));
+        write(dir.path(), name, text.as_bytes());
+    }
+    let loaded = read_matrix(dir.path(), &opts()).unwrap();
+    assert_eq!(loaded.format, FileFormat::ImageDir);
+    let v = loaded.data;
+    assert_eq!(v.dim(), (6, 3));
+    for (j, base) in [0.0f32, 10.0, 20.0].into_iter().enumerate() {
+        for i in 0..6 {
+            assert_eq!(v[[i, j]], base + i as f32, "pixel {i} of image {j}");
+        }
+    }
 }
 
 // ---------- writing ----------

@@ -7,9 +7,10 @@
 //! | `.npy` | NumPy array: float16/32/64, integer or bool, either byte order, C or Fortran order, 2-D |
 //! | `.csv`, `.tsv` | numbers separated by `,` or a tab, an optional header line ([`HeaderMode`]) |
 //! | `.mtx` | MatrixMarket: `coordinate` (real, integer, pattern; general, symmetric, skew-symmetric) or `array` |
-//! | a directory | images (not supported yet: [`FileFormat::ImageDir`]) |
+//! | a directory | images, one per column: grey levels `0..=255`, all the same size ([`crate::images::load_dir`]) |
 //!
-//! Every reader refuses a matrix larger than [`ReadOptions::max_bytes`] *before* allocating it,
+//! Every file reader refuses a matrix larger than [`ReadOptions::max_bytes`] *before* allocating it
+//! (an image directory is checked once decoded, in two passes whose memory is about that of `V`),
 //! and reports malformed input as an [`NmfError`] naming the file (and the line and column for
 //! text files); none panics. Readers do not check the values: negative, NaN and infinite
 //! entries are reported by the fit, and [`LoadedMatrix::locate`] turns the row and column of
@@ -240,13 +241,14 @@ pub fn read_located(path: impl AsRef<Path>, options: &ReadOptions) -> Result<Loa
     })
 }
 
-/// The image-directory loader: one flattened grayscale image per column (pixels x images).
-/// Not available yet: the hook where the image loader plugs in.
-fn read_image_dir(path: &Path, _options: &ReadOptions) -> Result<Array2<f32>> {
-    Err(NmfError::UnsupportedInput {
-        path: path.to_path_buf(),
-        reason: "is a directory, and image directories are not supported yet; pass a .npy, .csv, .tsv or .mtx file".to_string(),
-    })
+/// The image-directory loader: one flattened grayscale image per column (pixels x images),
+/// grey levels `0..=255`; every image must have the size of the first (see
+/// [`crate::images::load_dir`] for formats, order and resizing).
+fn read_image_dir(path: &Path, options: &ReadOptions) -> Result<Array2<f32>> {
+    let set = crate::images::load_dir(path, crate::images::SizePolicy::Exact)?;
+    let (rows, cols) = set.matrix().dim();
+    limits::check_dims(path, rows as u64, cols as u64, options.max_bytes)?;
+    Ok(set.into_matrix())
 }
 
 /// The error for a line or field of a text file.

@@ -6,11 +6,15 @@
 //! `W ← W ⊙ (Z Hᵀ) ⊘ (1 (H 1)ᵀ + …)`, then `H ← H ⊙ (Wᵀ Z) ⊘ ((Wᵀ 1) 1ᵀ + …)`.
 //! Zero denominators become ε. Without penalties each update never increases `D`
 //! (Lee & Seung 2001), which the tests check.
+//!
+//! Orthogonal NMF (Ding, Li, Peng & Park 2006) replaces the constrained factor's rule by
+//! `H ← H ⊙ √((Wᵀ V) ⊘ ((Wᵀ V Hᵀ) H))` (`H Hᵀ = I`) or `W ← W ⊙ √((V Hᵀ) ⊘ (W (Wᵀ V Hᵀ)))`
+//! (`Wᵀ W = I`); `transform` (H only, W fixed) uses the plain rule.
 
 use super::{State, Step, Update};
 use crate::engine::{Engine, MuDenominator, MuRule, Side};
 use crate::error::Result;
-use crate::params::{Loss, ValidParams};
+use crate::params::{Loss, Orthogonality, ValidParams};
 
 pub(super) struct Mu;
 
@@ -25,29 +29,60 @@ impl<E: Engine> Step<E> for Mu {
         let eps = p.epsilon;
         match p.loss {
             Loss::Frobenius => {
+                let ortho = p.orthogonality;
                 if update == Update::Both {
-                    e.v_ht_and_gram(&s.h, &mut s.p, &mut s.g)?;
+                    if ortho == Orthogonality::W {
+                        // W ← W ⊙ √(P ⊘ (W (Wᵀ P))), P = V Hᵀ; g holds the r x r Wᵀ P.
+                        e.v_ht(&s.h, &mut s.p)?;
+                        e.cross(&s.w, &s.p, Side::Left, &mut s.g)?;
+                        e.mu_step(
+                            &mut s.w,
+                            &s.p,
+                            MuDenominator::Product(&s.g),
+                            Side::Left,
+                            p.reg_w,
+                            eps,
+                            MuRule::Sqrt,
+                        )?;
+                    } else {
+                        e.v_ht_and_gram(&s.h, &mut s.p, &mut s.g)?;
+                        e.mu_step(
+                            &mut s.w,
+                            &s.p,
+                            MuDenominator::Gram(&s.g),
+                            Side::Left,
+                            p.reg_w,
+                            eps,
+                            MuRule::Plain,
+                        )?;
+                    }
+                }
+                e.gram(&s.w, Side::Left, &mut s.k)?;
+                e.wt_v(&s.w, &mut s.q)?;
+                if ortho == Orthogonality::H && update == Update::Both {
+                    // H ← H ⊙ √(Q ⊘ ((Q Hᵀ) H)), Q = Wᵀ V; g (free after the W update)
+                    // holds the r x r Q Hᵀ.
+                    e.cross(&s.q, &s.h, Side::Right, &mut s.g)?;
                     e.mu_step(
-                        &mut s.w,
-                        &s.p,
-                        MuDenominator::Gram(&s.g),
-                        Side::Left,
-                        p.reg_w,
+                        &mut s.h,
+                        &s.q,
+                        MuDenominator::Product(&s.g),
+                        Side::Right,
+                        p.reg_h,
+                        eps,
+                        MuRule::Sqrt,
+                    )?;
+                } else {
+                    e.mu_step(
+                        &mut s.h,
+                        &s.q,
+                        MuDenominator::Gram(&s.k),
+                        Side::Right,
+                        p.reg_h,
                         eps,
                         MuRule::Plain,
                     )?;
                 }
-                e.gram(&s.w, Side::Left, &mut s.k)?;
-                e.wt_v(&s.w, &mut s.q)?;
-                e.mu_step(
-                    &mut s.h,
-                    &s.q,
-                    MuDenominator::Gram(&s.k),
-                    Side::Right,
-                    p.reg_h,
-                    eps,
-                    MuRule::Plain,
-                )?;
             }
             Loss::KullbackLeibler => {
                 if update == Update::Both {
