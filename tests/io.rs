@@ -728,9 +728,10 @@ fn image_directory_is_one_image_per_column() {
         let text = format!("P2\n3 2\n255\n{}\n", levels.join(" "));
         write(dir.path(), name, text.as_bytes());
     }
-    let loaded = read_matrix(dir.path(), &opts()).unwrap();
+    let loaded = read_located(dir.path(), &opts()).unwrap();
     assert_eq!(loaded.format, FileFormat::ImageDir);
-    let v = loaded.data;
+    let v = read_matrix(dir.path(), &opts()).unwrap();
+    assert_eq!(v, loaded.data);
     assert_eq!(v.dim(), (6, 3));
     for (j, base) in [0.0f32, 10.0, 20.0].into_iter().enumerate() {
         for i in 0..6 {

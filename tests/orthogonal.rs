@@ -84,8 +84,8 @@ fn onmf_h_residual_falls_and_clusters() {
 
 #[test]
 fn onmf_w_residual_falls() {
-    let (v, _) = clustered(60, 4, 30, 2);
-    // Orthogonal W clusters the features: factor Vᵀ's transpose, i.e. V with roles kept.
+    // Orthogonal W clusters the features: transpose the clustered data so its rows come in groups.
+    let v = clustered(60, 4, 30, 2).0.t().to_owned();
     let fit = |iters: usize| {
         Nmf::params(4)
             .orthogonal(Orthogonality::W)
