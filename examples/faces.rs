@@ -24,7 +24,7 @@ use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use nmf_gpu::images::{self, ImageSet, MontageLayout, Preprocess, SizePolicy, TileScale};
 use nmf_gpu::ndarray::{concatenate, Array2, ArrayView2, Axis};
-use nmf_gpu::{Backend, Factorization, GpuContext, Nmf, NmfError, Solver};
+use nmf_gpu::{Backend, Factorization, GpuContext, Init, Nmf, NmfError, Solver};
 
 /// Factorize face images with NMF and draw the parts beside PCA's eigenfaces.
 #[derive(Debug, Parser)]
@@ -40,6 +40,10 @@ struct Args {
     /// Update algorithm.
     #[arg(long, value_enum, default_value_t = SolverArg::Mu)]
     solver: SolverArg,
+    /// Initialisation: nndsvda (zeros of NNDSVD filled with the mean), nndsvd (zeros kept:
+    /// sparser parts, the usual choice for HALS), nndsvdar or random.
+    #[arg(long, value_enum, default_value_t = InitArg::Nndsvda)]
+    init: InitArg,
     /// Iteration budget.
     #[arg(long, default_value_t = 500)]
     max_iter: usize,
@@ -75,6 +79,14 @@ struct Args {
 enum SolverArg {
     Mu,
     Hals,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum InitArg {
+    Nndsvda,
+    Nndsvd,
+    Nndsvdar,
+    Random,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -260,6 +272,12 @@ fn fit_with_progress(
     let progress = bar.clone();
     let fit = Nmf::params(args.rank)
         .solver(solver)
+        .init(match args.init {
+            InitArg::Nndsvda => Init::Nndsvda,
+            InitArg::Nndsvd => Init::Nndsvd,
+            InitArg::Nndsvdar => Init::Nndsvdar,
+            InitArg::Random => Init::Random,
+        })
         .max_iter(args.max_iter)
         .tol(args.tol)
         .seed(args.seed)
