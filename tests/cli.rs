@@ -817,3 +817,61 @@ fn gpu_backend_runs_or_explains() {
         assert!(!out.join("W.npy").exists());
     }
 }
+
+#[test]
+fn orthogonal_fits_and_image_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A directory of 8 tiny PGM images is a 12 x 8 matrix, one image per column.
+    let images = d.join("faces");
+    std::fs::create_dir(&images).unwrap();
+    for k in 0..8u32 {
+        let levels: Vec<String> = (0..12u32)
+            .map(|i| ((i * 7 + k * 13) % 200 + (i % 3) * 20).to_string())
+            .collect();
+        let text = format!("P2\n4 3\n255\n{}\n", levels.join(" "));
+        std::fs::write(images.join(format!("f{k}.pgm")), text).unwrap();
+    }
+    let out = d.join("o");
+    let o = nmf(&[
+        "fit",
+        "-i",
+        s(&images),
+        "-r",
+        "2",
+        "-o",
+        s(&out),
+        "--backend",
+        "cpu",
+        "--json",
+        "--orthogonal",
+        "h",
+        "--max-iter",
+        "100",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("stdout is JSON");
+    assert_eq!(json["shape"], serde_json::json!([12, 8]));
+    assert_eq!(json["format"], "image directory");
+    assert_eq!(json["orthogonal"], "h");
+    let residual = json["orthogonality_residual"].as_f64().expect("a residual");
+    assert!(residual.is_finite() && residual >= 0.0, "{residual}");
+    // The orthogonal rules are multiplicative: HALS is refused with a usable message.
+    let o = nmf(&[
+        "fit",
+        "-i",
+        s(&images),
+        "-r",
+        "2",
+        "-o",
+        s(&out),
+        "--backend",
+        "cpu",
+        "--orthogonal",
+        "w",
+        "--solver",
+        "hals",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--solver mu"), "{}", stderr(&o));
+}

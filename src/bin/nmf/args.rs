@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use nmf_gpu::io::HeaderMode;
-use nmf_gpu::{Init, Loss, Solver};
+use nmf_gpu::{Init, Loss, Orthogonality, Solver};
 
 /// Nonnegative matrix factorization V ≈ W H of a matrix stored in a file.
 ///
@@ -95,6 +95,11 @@ pub struct FitArgs {
     #[arg(long, default_value_t = 0.0)]
     pub l1_ratio: f32,
 
+    /// Orthogonal NMF: h constrains H Hᵀ = I (clusters the samples), w constrains Wᵀ W = I
+    /// (clusters the features); needs --solver mu and --loss frobenius.
+    #[arg(long, value_enum, default_value = "none")]
+    pub orthogonal: OrthogonalArg,
+
     /// Where the iterations run.
     #[arg(long, value_enum, default_value = "auto")]
     pub backend: BackendArg,
@@ -172,6 +177,27 @@ impl From<SolverArg> for Solver {
         match s {
             SolverArg::Mu => Solver::MultiplicativeUpdate,
             SolverArg::Hals => Solver::Hals,
+        }
+    }
+}
+
+/// `--orthogonal`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OrthogonalArg {
+    /// Plain NMF.
+    None,
+    /// H Hᵀ = I.
+    H,
+    /// Wᵀ W = I.
+    W,
+}
+
+impl From<OrthogonalArg> for Orthogonality {
+    fn from(o: OrthogonalArg) -> Orthogonality {
+        match o {
+            OrthogonalArg::None => Orthogonality::None,
+            OrthogonalArg::H => Orthogonality::H,
+            OrthogonalArg::W => Orthogonality::W,
         }
     }
 }

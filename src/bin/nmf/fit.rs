@@ -3,10 +3,10 @@
 use std::time::Instant;
 
 use nmf_gpu::io::{read_located, ReadOptions, StagedFile};
-use nmf_gpu::{Init, Loss, Nmf, Solver};
+use nmf_gpu::{Init, Loss, Nmf, Orthogonality, Solver};
 use serde_json::json;
 
-use crate::args::{FitArgs, LossArg, SolverArg};
+use crate::args::{FitArgs, LossArg, OrthogonalArg, SolverArg};
 use crate::backend::backend;
 use crate::error::{data_error, CliError};
 use crate::output::prepare_dir;
@@ -20,6 +20,13 @@ pub fn run(args: &FitArgs) -> Result<(), CliError> {
     if args.solver == SolverArg::Hals && args.loss == LossArg::Kl {
         return Err(CliError::new(
             "--loss kl needs --solver mu (HALS minimises the Frobenius loss only)",
+        ));
+    }
+    if args.orthogonal != OrthogonalArg::None
+        && (args.solver != SolverArg::Mu || args.loss != LossArg::Frobenius)
+    {
+        return Err(CliError::new(
+            "--orthogonal needs --solver mu and --loss frobenius (the orthogonal rules are multiplicative)",
         ));
     }
     let backend = backend(args.backend)?;
@@ -61,6 +68,7 @@ pub fn run(args: &FitArgs) -> Result<(), CliError> {
         .alpha_w(args.alpha_w)
         .alpha_h(alpha_h)
         .l1_ratio(args.l1_ratio)
+        .orthogonal(args.orthogonal.into())
         .backend(backend);
     let reporter = Reporter::new(Display::choose(args.quiet), args.max_iter);
     if let Some(callback) = reporter.callback() {
@@ -91,6 +99,8 @@ pub fn run(args: &FitArgs) -> Result<(), CliError> {
         "alpha_w": f32_json(args.alpha_w),
         "alpha_h": f32_json(alpha_h),
         "l1_ratio": f32_json(args.l1_ratio),
+        "orthogonal": Orthogonality::from(args.orthogonal).name(),
+        "orthogonality_residual": fit.orthogonality_residual(),
         "backend": args.backend.name(),
         "engine": fit.engine(),
         "iterations": fit.n_iter(),
