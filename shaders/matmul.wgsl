@@ -3,7 +3,8 @@
 // Every operand is addressed through an offset and a row and a column stride (in f32 elements),
 // so AB, AᵀB and ABᵀ (and sub-blocks such as a column panel of H) are the same kernel:
 //   A[i, l] = a[a_off + i·a_rs + l·a_cs],  B[l, j] = b[b_off + l·b_rs + j·b_cs],
-//   C[i, j] = c[c_off + i·c_rs + j·c_cs],  D[i, j] = d[d_off + i·d_rs + j·d_cs].
+//   C[i, j] = c[c_off + i·c_rs + j·c_cs],  D[i, j] = d[d_off + i·d_rs + j·d_cs],
+//   M[i, j] = mask[mask_off + i·mask_rs + j·mask_cs]  (only matmul_loss_masked reads M).
 // A workgroup of WG_X x WG_Y invocations owns a (WG_Y·TM) x (WG_X·TN) tile of C; each invocation
 // accumulates TM x TN entries in registers (rows lid.y + p·WG_Y, columns lid.x + q·WG_X, so that
 // neighbouring invocations read neighbouring columns of B). Edge tiles clamp their loads to the
@@ -17,9 +18,11 @@
 // Entry points:
 //   matmul                 C = AB, or C += AB when `accumulate` is set;
 //   matmul_kl_ratio        C = D ⊘ max(AB, ε_f32)      (the KL ratio V ⊘ WH of one block);
+//   matmul_masked          C = D ⊙ AB                  (the masked product M ⊙ WH of one block);
 //   matmul_loss_frobenius  partial[wg] = Σ (D − AB)²   over the tile (the host halves the sum);
 //   matmul_loss_kl         partial[wg] = Σ D log(D / max(AB, eps)) − D + AB over the tile,
 //                          with only AB counted where D ≤ eps;
+//   matmul_loss_masked     partial[wg] = Σ (M ⊙ (D − AB))² over the tile (the host halves the sum);
 // the loss partials are written to c[c_off + workgroup index] and summed in f64 on the host.
 
 struct Gemm {
@@ -42,7 +45,11 @@ struct Gemm {
     d_off: u32,
     d_rs: u32,
     d_cs: u32,
-    pad2: u32,
+    mask_off: u32,
+    mask_rs: u32,
+    mask_cs: u32,
+    pad0: u32,
+    pad1: u32,
 }
 
 @group(0) @binding(0) var<storage, read> a: array<f32>;
@@ -50,6 +57,8 @@ struct Gemm {
 @group(0) @binding(2) var<storage, read_write> c: array<f32>;
 @group(0) @binding(3) var<storage, read> d: array<f32>;
 @group(0) @binding(4) var<uniform> p: Gemm;
+// Bound only for matmul_loss_masked.
+@group(0) @binding(5) var<storage, read> mask: array<f32>;
 
 override WG_X: u32 = 16u;
 override WG_Y: u32 = 16u;
@@ -132,6 +141,21 @@ fn matmul_kl_ratio(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocati
             if (row < p.m && col < p.n) {
                 let v = d[p.d_off + row * p.d_rs + col * p.d_cs];
                 c[p.c_off + row * p.c_rs + col * p.c_cs] = v / max(acc[i * TN + j], KL_GUARD);
+            }
+        }
+    }
+}
+
+@compute @workgroup_size(WG_X, WG_Y, 1)
+fn matmul_masked(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let acc = product(wg, lid);
+    for (var i = 0u; i < TM; i++) {
+        let row = tile_row(wg, lid, i);
+        for (var j = 0u; j < TN; j++) {
+            let col = tile_col(wg, lid, j);
+            if (row < p.m && col < p.n) {
+                let mk = d[p.d_off + row * p.d_rs + col * p.d_cs];
+                c[p.c_off + row * p.c_rs + col * p.c_cs] = acc[i * TN + j] * mk;
             }
         }
     }
@@ -220,6 +244,29 @@ fn matmul_loss_kl(
             if (row < p.m && col < p.n) {
                 let v = d[p.d_off + row * p.d_rs + col * p.d_cs];
                 sum += kl_entry(v, acc[i * TN + j], p.eps);
+            }
+        }
+    }
+    reduce_and_store(wg, nwg, lid, sum);
+}
+
+@compute @workgroup_size(WG_X, WG_Y, 1)
+fn matmul_loss_masked(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+    let acc = product(wg, lid);
+    var sum = 0.0;
+    for (var i = 0u; i < TM; i++) {
+        let row = tile_row(wg, lid, i);
+        for (var j = 0u; j < TN; j++) {
+            let col = tile_col(wg, lid, j);
+            if (row < p.m && col < p.n) {
+                let v = d[p.d_off + row * p.d_rs + col * p.d_cs];
+                let mk = mask[p.mask_off + row * p.mask_rs + col * p.mask_cs];
+                let r = mk * (v - acc[i * TN + j]);
+                sum = fma(r, r, sum);
             }
         }
     }

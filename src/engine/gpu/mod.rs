@@ -98,7 +98,8 @@ pub(crate) struct GpuEngine {
     sched: Scheduler,
     /// Buffers the multiplicative update writes into before swapping them with the factor.
     spares: Vec<GpuMat>,
-    kl_block: Option<(wgpu::Buffer, usize)>,
+    /// A block of `V ⊘ WH` (KL numerators) or `M ⊙ WH` (masked products).
+    block: Option<(wgpu::Buffer, usize)>,
     partials: Option<(wgpu::Buffer, usize)>,
     slices: Option<(wgpu::Buffer, usize)>,
     loss_sums: Option<(wgpu::Buffer, usize)>,
@@ -142,7 +143,7 @@ impl GpuEngine {
             panels,
             sched,
             spares: Vec::new(),
-            kl_block: None,
+            block: None,
             partials: None,
             slices: None,
             loss_sums: None,
@@ -181,8 +182,9 @@ impl GpuEngine {
     }
 
     /// Encode the matmul with `epilogue` on the product `A B` (`rows x cols`, inner dimension
-    /// `k`), with C the output (or the loss partials) and D the data block of the fused
-    /// epilogues. Returns the number of workgroups (one loss partial each).
+    /// `k`), with C the output (or the loss partials), D the data block of the fused epilogues
+    /// and `mask` the mask of [`Epilogue::LossMasked`] (aligned with D). Returns the number of
+    /// workgroups (one loss partial each).
     #[allow(clippy::too_many_arguments)]
     fn product(
         &mut self,
@@ -192,6 +194,7 @@ impl GpuEngine {
         b: Operand<'_>,
         c: Operand<'_>,
         d: Operand<'_>,
+        mask: Option<Operand<'_>>,
         accum: Accum,
         eps: f32,
     ) -> Result<usize> {
@@ -202,7 +205,15 @@ impl GpuEngine {
                 return Ok(0);
             }
         }
-        let reduces = matches!(epilogue, Epilogue::LossFrobenius | Epilogue::LossKl);
+        let reduces = matches!(
+            epilogue,
+            Epilogue::LossFrobenius | Epilogue::LossKl | Epilogue::LossMasked
+        );
+        if (epilogue == Epilogue::LossMasked) != mask.is_some() {
+            return Err(NmfError::GpuInternal {
+                message: format!("the {epilogue:?} product was encoded with the wrong operands"),
+            });
+        }
         let (wg, (tr, tc), (cr, cc)) = self.tile(rows, cols);
         let kernel = Kernel::Matmul(epilogue, wg);
         let mut groups = 0usize;
@@ -211,6 +222,7 @@ impl GpuEngine {
             for c0 in (0..cols).step_by(cc) {
                 let ccols = cc.min(cols - c0);
                 let (ai, bi, di) = (a.at(r0, 0), b.at(0, c0), d.at(r0, c0));
+                let mi = mask.map_or(di, |mk| mk.at(r0, c0));
                 let ci = if reduces {
                     Operand {
                         off: c.off + groups,
@@ -238,13 +250,16 @@ impl GpuEngine {
                     d_off: index(di.off)?,
                     d_rs: index(di.rs)?,
                     d_cs: index(di.cs)?,
+                    mask_off: index(mi.off)?,
+                    mask_rs: index(mi.rs)?,
+                    mask_cs: index(mi.cs)?,
                     ..Default::default()
                 };
                 let g = Groups(index(ccols.div_ceil(tc))?, index(rr.div_ceil(tr))?, 1);
                 self.sched.dispatch(
                     &self.ctx,
                     kernel,
-                    &[a.buf, b.buf, c.buf, d.buf],
+                    &[a.buf, b.buf, c.buf, d.buf, mi.buf],
                     &params,
                     g,
                 )?;
@@ -358,7 +373,7 @@ impl GpuEngine {
         }
     }
 
-    /// Rows of V ⊘ WH formed at once for a panel of `cols` columns.
+    /// Rows of V ⊘ WH (or M ⊙ WH) formed at once for a panel of `cols` columns.
     fn kl_rows(&self, cols: usize) -> usize {
         let entries = (self.ctx.budget.kl_block_bytes / 4) as usize;
         (entries / cols.max(1)).clamp(1, self.m.max(1))
@@ -378,6 +393,147 @@ impl GpuEngine {
             }),
         }
     }
+
+    /// Products with a block matrix `Z` formed block by block (never whole) from `W H`:
+    /// `Z = V ⊘ max(WH, ε)` without a mask, `Z = M ⊙ WH` with one (M m x n, row-major);
+    /// `out = Z Hᵀ` (m x r) for `Side::Left`, `out = Wᵀ Z` (r x n) for `Side::Right`.
+    /// Z is formed per V panel and per block of rows by the matmul with a fused epilogue, then
+    /// multiplied into `out` by the plain matmul.
+    fn blockwise(
+        &mut self,
+        mask: Option<&wgpu::Buffer>,
+        w: &GpuMat,
+        h: &GpuMat,
+        side: Side,
+        out: &mut GpuMat,
+    ) -> Result<()> {
+        let (m, n, r) = (self.m, self.n, w.cols);
+        let epilogue = match mask {
+            None => Epilogue::KlRatio,
+            Some(_) => Epilogue::Masked,
+        };
+        for (p, panel) in self.panels.clone().iter().enumerate() {
+            let nc = panel.cols;
+            let bm = self.kl_rows(nc);
+            let z = Self::scratch(
+                &self.ctx,
+                &mut self.block,
+                bm * nc,
+                "a block of V ⊘ WH or M ⊙ WH",
+            )?;
+            for (blk, i0) in (0..m).step_by(bm).enumerate() {
+                let rows = bm.min(m - i0);
+                // Z = V_p[i0.., :] ⊘ max(W[i0.., :] H_p, ε)  or  M[i0.., panel] ⊙ W[i0.., :] H_p
+                let d = match mask {
+                    None => Operand::rows(&panel.buf, i0 * nc, nc),
+                    Some(mk) => Operand::rows(mk, i0 * n + panel.c0, n),
+                };
+                self.product(
+                    epilogue,
+                    (rows, nc, r),
+                    Operand::rows(&w.buf, i0 * r, r),
+                    Operand::rows(&h.buf, panel.c0, n),
+                    Operand::rows(&z, 0, nc),
+                    d,
+                    None,
+                    Accum::Replace,
+                    0.0,
+                )?;
+                let zr = Operand::rows(&z, 0, nc);
+                match side {
+                    // out[i0.., :] (+)= Z H_pᵀ
+                    Side::Left => self.product(
+                        Epilogue::Store,
+                        (rows, r, nc),
+                        zr,
+                        Operand::transposed(&h.buf, panel.c0, n),
+                        Operand::rows(&out.buf, i0 * r, r),
+                        zr,
+                        None,
+                        if p == 0 { Accum::Replace } else { Accum::Add },
+                        0.0,
+                    )?,
+                    // out[:, panel] (+)= W[i0.., :]ᵀ Z
+                    Side::Right => self.product(
+                        Epilogue::Store,
+                        (r, nc, rows),
+                        Operand::transposed(&w.buf, i0 * r, r),
+                        zr,
+                        Operand::rows(&out.buf, panel.c0, n),
+                        zr,
+                        None,
+                        if blk == 0 { Accum::Replace } else { Accum::Add },
+                        0.0,
+                    )?,
+                };
+            }
+        }
+        Ok(())
+    }
+
+    /// The sum of the first `count` per-workgroup loss partials in `partials`: folded in chunks
+    /// on the device, so only a few values are read back; the host adds those in f64.
+    fn fold_partials(&mut self, partials: &wgpu::Buffer, count: usize) -> Result<f64> {
+        let chunks = count.div_ceil(LOSS_CHUNK);
+        let folded = Self::scratch(&self.ctx, &mut self.loss_sums, chunks, "loss sums")?;
+        let params = uniforms::Sums {
+            count: index(chunks)?,
+            len: index(LOSS_CHUNK)?,
+            outer: index(LOSS_CHUNK)?,
+            inner: 1,
+            zero_to_one: 0,
+            bound: index(count)?,
+            ..Default::default()
+        };
+        self.sched.dispatch(
+            &self.ctx,
+            Kernel::AxisSums,
+            &[partials, &folded],
+            &params,
+            Groups(params.count, 1, 1),
+        )?;
+        let sums = self.sched.read_back(&self.ctx, &folded, chunks)?;
+        Ok(sums.iter().map(|&s| f64::from(s)).sum())
+    }
+
+    /// Encode an elementwise kernel over the `rows x cols` entries of its output.
+    fn elementwise(
+        &mut self,
+        kernel: Kernel,
+        x: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+        params: uniforms::Ew,
+    ) -> Result<()> {
+        let groups = self.linear(params.rows as usize * params.cols as usize)?;
+        self.sched
+            .dispatch(&self.ctx, kernel, &[x, y], &params, groups)
+    }
+
+    /// `V`'s shape as `(m, n)`, checked against `what` (an m x n matrix).
+    fn check_data_shaped(&self, what: &'static str, a: &GpuMat) -> Result<()> {
+        check_shape(what, a, self.m, self.n)
+    }
+}
+
+/// `Ok` when `a` is `rows x cols`, else [`NmfError::ShapeMismatch`] naming `what`.
+fn check_shape(what: &'static str, a: &GpuMat, rows: usize, cols: usize) -> Result<()> {
+    if a.rows == rows && a.cols == cols {
+        Ok(())
+    } else {
+        Err(NmfError::ShapeMismatch {
+            what,
+            expected: format!("{rows} x {cols}"),
+            found: format!("{} x {}", a.rows, a.cols),
+        })
+    }
+}
+
+/// `Ok` when the factors `w` (m x r) and `h` (r x n) fit V (m x n) and each other.
+fn check_factors(m: usize, n: usize, w: &GpuMat, h: &GpuMat) -> Result<usize> {
+    let r = w.cols;
+    check_shape("W (m x r) on the GPU engine", w, m, r)?;
+    check_shape("H (r x n) on the GPU engine", h, r, n)?;
+    Ok(r)
 }
 
 impl Engine for GpuEngine {
@@ -422,6 +578,8 @@ impl Engine for GpuEngine {
 
     fn v_ht(&mut self, h: &GpuMat, out: &mut GpuMat) -> Result<()> {
         let (m, n, r) = (self.m, self.n, h.rows);
+        check_shape("H (r x n) in V Hᵀ", h, r, n)?;
+        check_shape("the output of V Hᵀ", out, m, r)?;
         for (p, panel) in self.panels.clone().iter().enumerate() {
             let a = Operand::rows(&panel.buf, 0, panel.cols);
             let accum = if p == 0 { Accum::Replace } else { Accum::Add };
@@ -432,6 +590,7 @@ impl Engine for GpuEngine {
                 Operand::transposed(&h.buf, panel.c0, n),
                 Operand::rows(&out.buf, 0, r),
                 a,
+                None,
                 accum,
                 0.0,
             )?;
@@ -441,6 +600,8 @@ impl Engine for GpuEngine {
 
     fn wt_v(&mut self, w: &GpuMat, out: &mut GpuMat) -> Result<()> {
         let (m, n, r) = (self.m, self.n, w.cols);
+        check_shape("W (m x r) in Wᵀ V", w, m, r)?;
+        check_shape("the output of Wᵀ V", out, r, n)?;
         for panel in self.panels.clone().iter() {
             let a = Operand::transposed(&w.buf, 0, r);
             self.product(
@@ -450,6 +611,7 @@ impl Engine for GpuEngine {
                 Operand::rows(&panel.buf, 0, panel.cols),
                 Operand::rows(&out.buf, panel.c0, n),
                 a,
+                None,
                 Accum::Replace,
                 0.0,
             )?;
@@ -458,96 +620,46 @@ impl Engine for GpuEngine {
     }
 
     fn gram(&mut self, x: &GpuMat, side: Side, out: &mut GpuMat) -> Result<()> {
-        let (a, b, shape) = match side {
-            // Wᵀ W: (r x m)(m x r)
-            Side::Left => (
-                Operand::transposed(&x.buf, 0, x.cols),
-                Operand::rows(&x.buf, 0, x.cols),
-                (x.cols, x.cols, x.rows),
-            ),
-            // H Hᵀ: (r x n)(n x r)
-            Side::Right => (
-                Operand::rows(&x.buf, 0, x.cols),
-                Operand::transposed(&x.buf, 0, x.cols),
-                (x.rows, x.rows, x.cols),
-            ),
-        };
-        let c = Operand::rows(&out.buf, 0, shape.1);
-        self.product(Epilogue::Store, shape, a, b, c, a, Accum::Replace, 0.0)?;
-        Ok(())
+        self.cross(x, x, side, out)
     }
 
     fn kl_numerator(&mut self, w: &GpuMat, h: &GpuMat, side: Side, out: &mut GpuMat) -> Result<()> {
-        let (m, n, r) = (self.m, self.n, w.cols);
-        for (p, panel) in self.panels.clone().iter().enumerate() {
-            let nc = panel.cols;
-            let bm = self.kl_rows(nc);
-            let z = Self::scratch(&self.ctx, &mut self.kl_block, bm * nc, "a block of V ⊘ WH")?;
-            for (blk, i0) in (0..m).step_by(bm).enumerate() {
-                let rows = bm.min(m - i0);
-                // Z = V_p[i0.., :] ⊘ max(W[i0.., :] H_p, ε)
-                self.product(
-                    Epilogue::KlRatio,
-                    (rows, nc, r),
-                    Operand::rows(&w.buf, i0 * r, r),
-                    Operand::rows(&h.buf, panel.c0, n),
-                    Operand::rows(&z, 0, nc),
-                    Operand::rows(&panel.buf, i0 * nc, nc),
-                    Accum::Replace,
-                    0.0,
-                )?;
-                let zr = Operand::rows(&z, 0, nc);
-                match side {
-                    // out[i0.., :] (+)= Z H_pᵀ
-                    Side::Left => self.product(
-                        Epilogue::Store,
-                        (rows, r, nc),
-                        zr,
-                        Operand::transposed(&h.buf, panel.c0, n),
-                        Operand::rows(&out.buf, i0 * r, r),
-                        zr,
-                        if p == 0 { Accum::Replace } else { Accum::Add },
-                        0.0,
-                    )?,
-                    // out[:, panel] (+)= W[i0.., :]ᵀ Z
-                    Side::Right => self.product(
-                        Epilogue::Store,
-                        (r, nc, rows),
-                        Operand::transposed(&w.buf, i0 * r, r),
-                        zr,
-                        Operand::rows(&out.buf, panel.c0, n),
-                        zr,
-                        if blk == 0 { Accum::Replace } else { Accum::Add },
-                        0.0,
-                    )?,
-                };
-            }
+        let r = check_factors(self.m, self.n, w, h)?;
+        match side {
+            Side::Left => check_shape("the KL numerator of W", out, self.m, r)?,
+            Side::Right => check_shape("the KL numerator of H", out, r, self.n)?,
         }
-        Ok(())
+        self.blockwise(None, w, h, side, out)
     }
 
     fn factor_sums(&mut self, x: &GpuMat, side: Side, out: &mut GpuMat) -> Result<()> {
         let params = match side {
             // Row sums of H (r x n).
-            Side::Left => uniforms::Sums {
-                count: index(x.rows)?,
-                len: index(x.cols)?,
-                outer: index(x.cols)?,
-                inner: 1,
-                zero_to_one: 0,
-                bound: index(x.len())?,
-                ..Default::default()
-            },
+            Side::Left => {
+                check_shape("the row sums of H", out, x.rows, 1)?;
+                uniforms::Sums {
+                    count: index(x.rows)?,
+                    len: index(x.cols)?,
+                    outer: index(x.cols)?,
+                    inner: 1,
+                    zero_to_one: 0,
+                    bound: index(x.len())?,
+                    ..Default::default()
+                }
+            }
             // Column sums of W (m x r), zero sums replaced by 1.
-            Side::Right => uniforms::Sums {
-                count: index(x.cols)?,
-                len: index(x.rows)?,
-                outer: 1,
-                inner: index(x.cols)?,
-                zero_to_one: 1,
-                bound: index(x.len())?,
-                ..Default::default()
-            },
+            Side::Right => {
+                check_shape("the column sums of W", out, x.cols, 1)?;
+                uniforms::Sums {
+                    count: index(x.cols)?,
+                    len: index(x.rows)?,
+                    outer: 1,
+                    inner: index(x.cols)?,
+                    zero_to_one: 1,
+                    bound: index(x.len())?,
+                    ..Default::default()
+                }
+            }
         };
         let groups = Groups(params.count, 1, 1);
         self.sched.dispatch(
@@ -559,35 +671,145 @@ impl Engine for GpuEngine {
         )
     }
 
-    fn cross(&mut self, _x: &GpuMat, _y: &GpuMat, _side: Side, _out: &mut GpuMat) -> Result<()> {
-        Err(pending("cross"))
+    fn cross(&mut self, x: &GpuMat, y: &GpuMat, side: Side, out: &mut GpuMat) -> Result<()> {
+        let (a, b, shape) = match side {
+            // xᵀ y: (r x m)(m x r')
+            Side::Left => {
+                check_shape("the second factor of xᵀ y", y, x.rows, y.cols)?;
+                (
+                    Operand::transposed(&x.buf, 0, x.cols),
+                    Operand::rows(&y.buf, 0, y.cols),
+                    (x.cols, y.cols, x.rows),
+                )
+            }
+            // x yᵀ: (r x n)(n x r')
+            Side::Right => {
+                check_shape("the second factor of x yᵀ", y, y.rows, x.cols)?;
+                (
+                    Operand::rows(&x.buf, 0, x.cols),
+                    Operand::transposed(&y.buf, 0, y.cols),
+                    (x.rows, y.rows, x.cols),
+                )
+            }
+        };
+        check_shape("the output of a small product", out, shape.0, shape.1)?;
+        let c = Operand::rows(&out.buf, 0, shape.1);
+        self.product(
+            Epilogue::Store,
+            shape,
+            a,
+            b,
+            c,
+            a,
+            None,
+            Accum::Replace,
+            0.0,
+        )?;
+        Ok(())
     }
 
-    fn mul_small(&mut self, _x: &GpuMat, _s: &GpuMat, _side: Side, _out: &mut GpuMat) -> Result<()> {
-        Err(pending("mul_small"))
+    fn mul_small(&mut self, x: &GpuMat, s: &GpuMat, side: Side, out: &mut GpuMat) -> Result<()> {
+        let (a, b, shape) = match side {
+            // x s: (m x r)(r x r)
+            Side::Left => {
+                check_shape("the small factor of x s", s, x.cols, x.cols)?;
+                (
+                    Operand::rows(&x.buf, 0, x.cols),
+                    Operand::rows(&s.buf, 0, s.cols),
+                    (x.rows, s.cols, x.cols),
+                )
+            }
+            // s x: (r x r)(r x n)
+            Side::Right => {
+                check_shape("the small factor of s x", s, x.rows, x.rows)?;
+                (
+                    Operand::rows(&s.buf, 0, s.cols),
+                    Operand::rows(&x.buf, 0, x.cols),
+                    (s.rows, x.cols, s.cols),
+                )
+            }
+        };
+        check_shape(
+            "the output of a product with a small matrix",
+            out,
+            x.rows,
+            x.cols,
+        )?;
+        let c = Operand::rows(&out.buf, 0, shape.1);
+        self.product(
+            Epilogue::Store,
+            shape,
+            a,
+            b,
+            c,
+            a,
+            None,
+            Accum::Replace,
+            0.0,
+        )?;
+        Ok(())
     }
 
-    fn transpose(&mut self, _x: &GpuMat, _out: &mut GpuMat) -> Result<()> {
-        Err(pending("transpose"))
+    fn transpose(&mut self, x: &GpuMat, out: &mut GpuMat) -> Result<()> {
+        check_shape("the output of a transpose", out, x.cols, x.rows)?;
+        let params = uniforms::Ew {
+            rows: index(x.rows)?,
+            cols: index(x.cols)?,
+            ..Default::default()
+        };
+        self.elementwise(Kernel::Transpose, &x.buf, &out.buf, params)
     }
 
-    fn axpby(&mut self, _a: f32, _x: &GpuMat, _b: f32, _y: &mut GpuMat) -> Result<()> {
-        Err(pending("axpby"))
+    fn axpby(&mut self, a: f32, x: &GpuMat, b: f32, y: &mut GpuMat) -> Result<()> {
+        check_shape("y in a x + b y", y, x.rows, x.cols)?;
+        let params = uniforms::Ew {
+            rows: index(x.rows)?,
+            cols: index(x.cols)?,
+            a,
+            b,
+        };
+        self.elementwise(Kernel::Axpby, &x.buf, &y.buf, params)
     }
 
     fn masked_product(
         &mut self,
-        _mask: &GpuMat,
-        _w: &GpuMat,
-        _h: &GpuMat,
-        _side: Side,
-        _out: &mut GpuMat,
+        mask: &GpuMat,
+        w: &GpuMat,
+        h: &GpuMat,
+        side: Side,
+        out: &mut GpuMat,
     ) -> Result<()> {
-        Err(pending("masked_product"))
+        self.check_data_shaped("the mask (m x n)", mask)?;
+        let r = check_factors(self.m, self.n, w, h)?;
+        match side {
+            Side::Left => check_shape("the masked product (M ⊙ WH) Hᵀ", out, self.m, r)?,
+            Side::Right => check_shape("the masked product Wᵀ (M ⊙ WH)", out, r, self.n)?,
+        }
+        self.blockwise(Some(&mask.buf), w, h, side, out)
     }
 
-    fn masked_loss(&mut self, _mask: &GpuMat, _w: &GpuMat, _h: &GpuMat) -> Result<f64> {
-        Err(pending("masked_loss"))
+    fn masked_loss(&mut self, mask: &GpuMat, w: &GpuMat, h: &GpuMat) -> Result<f64> {
+        self.check_data_shaped("the mask (m x n)", mask)?;
+        let r = check_factors(self.m, self.n, w, h)?;
+        let (m, n) = (self.m, self.n);
+        let panels = self.panels.clone();
+        let count: usize = panels.iter().map(|p| self.product_groups(m, p.cols)).sum();
+        let partials = Self::scratch(&self.ctx, &mut self.partials, count, "loss partial sums")?;
+        let mut base = 0;
+        for panel in &panels {
+            base += self.product(
+                Epilogue::LossMasked,
+                (m, panel.cols, r),
+                Operand::rows(&w.buf, 0, r),
+                Operand::rows(&h.buf, panel.c0, n),
+                Operand::rows(&partials, base, 0),
+                Operand::rows(&panel.buf, 0, panel.cols),
+                Some(Operand::rows(&mask.buf, panel.c0, n)),
+                Accum::Replace,
+                0.0,
+            )?;
+        }
+        Ok(0.5 * self.fold_partials(&partials, base)?)
     }
 
     fn mu_step(
@@ -600,18 +822,27 @@ impl Engine for GpuEngine {
         eps: f32,
         rule: MuRule,
     ) -> Result<()> {
-        if rule != MuRule::Plain {
-            return Err(pending("mu_step rule"));
-        }
         let (rows, cols) = (x.rows, x.cols);
         let r = match side {
             Side::Left => cols,
             Side::Right => rows,
         };
+        check_shape("the numerator of a multiplicative update", num, rows, cols)?;
+        // The kernel forms D = X P (Left) or P X (Right) itself from any r x r matrix, so a
+        // Gram matrix is only the symmetric case of a general product.
         let (kind, small) = match den {
-            MuDenominator::Gram(g) => (0, &g.buf),
-            MuDenominator::Sums(s) => (1, &s.buf),
-            _ => return Err(pending("mu_step denominator")),
+            MuDenominator::Gram(g) | MuDenominator::Product(g) => {
+                check_shape("the r x r matrix of a multiplicative update", g, r, r)?;
+                (0, &g.buf)
+            }
+            MuDenominator::Sums(s) => {
+                check_shape("the sums (r x 1) of a multiplicative update", s, r, 1)?;
+                (1, &s.buf)
+            }
+            MuDenominator::Elementwise(d) => {
+                check_shape("the denominator of a multiplicative update", d, rows, cols)?;
+                (2, &d.buf)
+            }
         };
         let params = uniforms::Mu {
             rows: index(rows)?,
@@ -625,6 +856,12 @@ impl Engine for GpuEngine {
             l1: reg.l1,
             l2: reg.l2,
             eps,
+            rule: match rule {
+                MuRule::Plain => 0,
+                MuRule::Sqrt => 1,
+                MuRule::Damped => 2,
+            },
+            ..Default::default()
         };
         let mut spare = self.take_spare(rows, cols)?;
         let groups = self.linear(rows * cols)?;
@@ -652,6 +889,8 @@ impl Engine for GpuEngine {
             Side::Left => (Kernel::HalsRows, x.rows, x.cols),
             Side::Right => (Kernel::HalsCols, x.cols, x.rows),
         };
+        check_shape("the numerator of a HALS sweep", num, x.rows, x.cols)?;
+        check_shape("the Gram matrix of a HALS sweep", gram, r, r)?;
         let params = uniforms::Hals {
             rows: index(x.rows)?,
             cols: index(x.cols)?,
@@ -671,7 +910,8 @@ impl Engine for GpuEngine {
     }
 
     fn loss(&mut self, w: &GpuMat, h: &GpuMat, loss: Loss, eps: f32) -> Result<f64> {
-        let (m, n, r) = (self.m, self.n, w.cols);
+        let r = check_factors(self.m, self.n, w, h)?;
+        let (m, n) = (self.m, self.n);
         let kernel = match loss {
             Loss::Frobenius => Epilogue::LossFrobenius,
             Loss::KullbackLeibler => Epilogue::LossKl,
@@ -689,32 +929,12 @@ impl Engine for GpuEngine {
                 Operand::rows(&h.buf, panel.c0, n),
                 Operand::rows(&partials, base, 0),
                 Operand::rows(&panel.buf, 0, panel.cols),
+                None,
                 Accum::Replace,
                 eps,
             )?;
         }
-        // Fold the per-workgroup partials in chunks on the device, so a check reads back only
-        // a few values; the host adds those in f64.
-        let chunks = base.div_ceil(LOSS_CHUNK);
-        let folded = Self::scratch(&self.ctx, &mut self.loss_sums, chunks, "loss sums")?;
-        let params = uniforms::Sums {
-            count: index(chunks)?,
-            len: index(LOSS_CHUNK)?,
-            outer: index(LOSS_CHUNK)?,
-            inner: 1,
-            zero_to_one: 0,
-            bound: index(base)?,
-            ..Default::default()
-        };
-        self.sched.dispatch(
-            &self.ctx,
-            Kernel::AxisSums,
-            &[&partials, &folded],
-            &params,
-            Groups(params.count, 1, 1),
-        )?;
-        let sums = self.sched.read_back(&self.ctx, &folded, chunks)?;
-        let total: f64 = sums.iter().map(|&s| f64::from(s)).sum();
+        let total = self.fold_partials(&partials, base)?;
         Ok(match loss {
             Loss::Frobenius => 0.5 * total,
             Loss::KullbackLeibler => total,
@@ -723,11 +943,5 @@ impl Engine for GpuEngine {
 
     fn stats(&self) -> Option<GpuStats> {
         Some(self.sched.stats)
-    }
-}
-
-fn pending(what: &str) -> NmfError {
-    NmfError::GpuInternal {
-        message: format!("{what} is not available on the GPU engine"),
     }
 }

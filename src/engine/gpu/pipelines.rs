@@ -23,10 +23,14 @@ pub(crate) enum Epilogue {
     Store,
     /// `C = D ⊘ max(AB, ε)`.
     KlRatio,
+    /// `C = D ⊙ AB` (D a 0/1 mask).
+    Masked,
     /// Per-workgroup `Σ (D − AB)²`.
     LossFrobenius,
     /// Per-workgroup generalised KL divergence of `D` from `AB`.
     LossKl,
+    /// Per-workgroup `Σ (M ⊙ (D − AB))²`, with the mask M in a sixth binding.
+    LossMasked,
 }
 
 /// The matmul workgroup: `x · y` invocations, each owning a register block of C, so a
@@ -52,6 +56,10 @@ pub(crate) enum Kernel {
     AxisSums,
     /// Sum of the slices of a product split over its inner dimension.
     SumSlices,
+    /// `out = xᵀ`.
+    Transpose,
+    /// `y ← a x + b y`.
+    Axpby,
 }
 
 const MATMUL_BINDINGS: &[Access] = &[
@@ -62,6 +70,16 @@ const MATMUL_BINDINGS: &[Access] = &[
     Access::Uniform,
 ];
 
+/// The matmul bindings plus the mask of [`Epilogue::LossMasked`].
+const MATMUL_MASKED_BINDINGS: &[Access] = &[
+    Access::Read,
+    Access::Read,
+    Access::ReadWrite,
+    Access::Read,
+    Access::Uniform,
+    Access::Read,
+];
+
 impl Kernel {
     fn shader(self) -> &'static str {
         match self {
@@ -70,6 +88,7 @@ impl Kernel {
             Kernel::HalsRows | Kernel::HalsCols => "hals",
             Kernel::AxisSums => "sums",
             Kernel::SumSlices => "slices",
+            Kernel::Transpose | Kernel::Axpby => "elementwise",
         }
     }
 
@@ -79,17 +98,22 @@ impl Kernel {
             Kernel::Matmul(Epilogue::KlRatio, _) => "matmul_kl_ratio",
             Kernel::Matmul(Epilogue::LossFrobenius, _) => "matmul_loss_frobenius",
             Kernel::Matmul(Epilogue::LossKl, _) => "matmul_loss_kl",
+            Kernel::Matmul(Epilogue::Masked, _) => "matmul_masked",
+            Kernel::Matmul(Epilogue::LossMasked, _) => "matmul_loss_masked",
             Kernel::MuUpdate => "mu_update",
             Kernel::HalsRows => "hals_rows",
             Kernel::HalsCols => "hals_cols",
             Kernel::AxisSums => "axis_sums",
             Kernel::SumSlices => "sum_slices",
+            Kernel::Transpose => "transpose",
+            Kernel::Axpby => "axpby",
         }
     }
 
     /// The bindings of group 0, in binding order.
     pub(crate) fn bindings(self) -> &'static [Access] {
         match self {
+            Kernel::Matmul(Epilogue::LossMasked, _) => MATMUL_MASKED_BINDINGS,
             Kernel::Matmul(..) => MATMUL_BINDINGS,
             Kernel::MuUpdate => &[
                 Access::Read,
@@ -104,7 +128,7 @@ impl Kernel {
                 Access::Read,
                 Access::Uniform,
             ],
-            Kernel::AxisSums | Kernel::SumSlices => {
+            Kernel::AxisSums | Kernel::SumSlices | Kernel::Transpose | Kernel::Axpby => {
                 &[Access::Read, Access::ReadWrite, Access::Uniform]
             }
         }

@@ -7,6 +7,10 @@ pub(crate) const SHADERS: &[(&str, &str)] = &[
     ("hals", include_str!("../../../shaders/hals.wgsl")),
     ("sums", include_str!("../../../shaders/sums.wgsl")),
     ("slices", include_str!("../../../shaders/slices.wgsl")),
+    (
+        "elementwise",
+        include_str!("../../../shaders/elementwise.wgsl"),
+    ),
 ];
 
 /// The source of the shader module `name`, if it exists.

@@ -172,8 +172,10 @@ fn compare_all_ops(ctx: &GpuContext, m: usize, n: usize, r: usize) {
         // Twice, so the swapped buffers are exercised too.
         for _ in 0..2 {
             let (cnum, gnum, cden, gden) = pick();
-            cpu.mu_step(&mut cx, cnum, cden, side, reg, eps, MuRule::Plain).unwrap();
-            gpu.mu_step(&mut gx, gnum, gden, side, reg, eps, MuRule::Plain).unwrap();
+            cpu.mu_step(&mut cx, cnum, cden, side, reg, eps, MuRule::Plain)
+                .unwrap();
+            gpu.mu_step(&mut gx, gnum, gden, side, reg, eps, MuRule::Plain)
+                .unwrap();
         }
         assert_close(&format!("{name} {tag}"), &gpu.download(&gx).unwrap(), &cx);
     }
@@ -460,4 +462,358 @@ fn zero_gram_diagonals_and_zero_denominators_match_cpu() {
     let gx = gpu.download(&gx).unwrap();
     assert_close("mu W, zero denominators", &gx, &cx);
     assert!(gx.iter().all(|x| x.is_finite()));
+}
+
+/// An elementwise result against the CPU: `max |gpu − cpu| ≤ ELEMENTWISE_REL_TOL · max |cpu|`.
+const ELEMENTWISE_REL_TOL: f32 = 1e-5;
+
+fn assert_close_tol(what: &str, gpu: &Array2<f32>, cpu: &Array2<f32>, tol: f32) {
+    assert_eq!(gpu.dim(), cpu.dim(), "{what}: shape");
+    let scale = cpu
+        .iter()
+        .fold(0.0f32, |m, x| m.max(x.abs()))
+        .max(f32::MIN_POSITIVE);
+    let err = gpu
+        .iter()
+        .zip(cpu.iter())
+        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(
+        err <= tol * scale,
+        "{what}: max abs error {err} vs scale {scale} (shape {:?})",
+        cpu.dim()
+    );
+}
+
+/// A 0/1 mask with about 30% zeros.
+fn mask(rows: usize, cols: usize, seed: u32) -> Array2<f32> {
+    pseudo(rows, cols, seed, 0.0).mapv(|x| if x < 0.3 { 0.0 } else { 1.0 })
+}
+
+/// Which denominator a multiplicative update test uses.
+#[derive(Debug, Clone, Copy)]
+enum Den {
+    Gram,
+    Sums,
+    Product,
+    Elementwise,
+}
+
+impl Den {
+    fn of<M>(self, d: &M) -> MuDenominator<'_, M> {
+        match self {
+            Den::Gram => MuDenominator::Gram(d),
+            Den::Sums => MuDenominator::Sums(d),
+            Den::Product => MuDenominator::Product(d),
+            Den::Elementwise => MuDenominator::Elementwise(d),
+        }
+    }
+}
+
+/// Every (rule × denominator × side) of `mu_step` on both engines from the same inputs, twice in
+/// a row (so the swapped buffers are exercised), with penalties.
+fn compare_mu_steps(ctx: &GpuContext, m: usize, n: usize, r: usize) {
+    let v = pseudo(m, n, 21 + (m * 7 + n) as u32, 0.0);
+    let mut cpu = CpuEngine::new(v.view());
+    let mut gpu = GpuEngine::new(ctx, v.view()).expect("gpu engine");
+    let tag = format!("{m}x{n} r{r}");
+    let reg = Regularization { l1: 0.01, l2: 0.02 };
+    let eps = f32::EPSILON;
+    for side in [Side::Left, Side::Right] {
+        let shape = match side {
+            Side::Left => (m, r),
+            Side::Right => (r, n),
+        };
+        let x0 = pseudo(shape.0, shape.1, 22, 0.05);
+        let num = pseudo(shape.0, shape.1, 23, 0.0);
+        // A symmetric Gram matrix, a general (non-symmetric) one, sums and a full denominator.
+        let f = pseudo(r + 3, r, 24, 0.1);
+        let gram = f.t().dot(&f);
+        let product = pseudo(r, r, 25, 0.1);
+        let sums = pseudo(r, 1, 26, 0.5);
+        let full = pseudo(shape.0, shape.1, 27, 0.2);
+        let (cnum, gnum) = (
+            cpu.upload(num.view()).unwrap(),
+            gpu.upload(num.view()).unwrap(),
+        );
+        for den in [Den::Gram, Den::Sums, Den::Product, Den::Elementwise] {
+            let d = match den {
+                Den::Gram => &gram,
+                Den::Sums => &sums,
+                Den::Product => &product,
+                Den::Elementwise => &full,
+            };
+            let (cd, gd) = (cpu.upload(d.view()).unwrap(), gpu.upload(d.view()).unwrap());
+            let tol = match den {
+                Den::Gram | Den::Product => KERNEL_REL_TOL,
+                Den::Sums | Den::Elementwise => ELEMENTWISE_REL_TOL,
+            };
+            for rule in [MuRule::Plain, MuRule::Sqrt, MuRule::Damped] {
+                let (mut cx, mut gx) = (
+                    cpu.upload(x0.view()).unwrap(),
+                    gpu.upload(x0.view()).unwrap(),
+                );
+                for _ in 0..2 {
+                    cpu.mu_step(&mut cx, &cnum, den.of(&cd), side, reg, eps, rule)
+                        .unwrap();
+                    gpu.mu_step(&mut gx, &gnum, den.of(&gd), side, reg, eps, rule)
+                        .unwrap();
+                }
+                assert_close_tol(
+                    &format!("mu {side:?} {den:?} {rule:?} {tag}"),
+                    &gpu.download(&gx).unwrap(),
+                    &cx,
+                    tol,
+                );
+            }
+        }
+    }
+}
+
+/// `cross`, `mul_small`, `transpose`, `axpby`, `masked_product` and `masked_loss` on both
+/// engines from the same inputs.
+fn compare_new_ops(ctx: &GpuContext, m: usize, n: usize, r: usize) {
+    let v = pseudo(m, n, 31 + (m * 13 + n) as u32, 0.0);
+    let mut cpu = CpuEngine::new(v.view());
+    let mut gpu = GpuEngine::new(ctx, v.view()).expect("gpu engine");
+    let tag = format!("{m}x{n} r{r}");
+    let (w0, w1) = (pseudo(m, r, 32, 0.05), pseudo(m, r, 33, 0.0));
+    let (h0, h1) = (pseudo(r, n, 34, 0.05), pseudo(r, n, 35, 0.0));
+    let s0 = pseudo(r, r, 36, 0.0);
+    let mk = mask(m, n, 37);
+    let up = |cpu: &mut CpuEngine, gpu: &mut GpuEngine, a: &Array2<f32>| {
+        (cpu.upload(a.view()).unwrap(), gpu.upload(a.view()).unwrap())
+    };
+    let (cw0, gw0) = up(&mut cpu, &mut gpu, &w0);
+    let (cw1, gw1) = up(&mut cpu, &mut gpu, &w1);
+    let (ch0, gh0) = up(&mut cpu, &mut gpu, &h0);
+    let (ch1, gh1) = up(&mut cpu, &mut gpu, &h1);
+    let (cs, gs) = up(&mut cpu, &mut gpu, &s0);
+    let (cm, gm) = up(&mut cpu, &mut gpu, &mk);
+
+    // Small products of two different factors.
+    for (side, (cx, gx), (cy, gy)) in [
+        (Side::Left, (&cw0, &gw0), (&cw1, &gw1)),
+        (Side::Right, (&ch0, &gh0), (&ch1, &gh1)),
+    ] {
+        let (mut co, mut go) = (cpu.zeros(r, r).unwrap(), gpu.zeros(r, r).unwrap());
+        cpu.cross(cx, cy, side, &mut co).unwrap();
+        gpu.cross(gx, gy, side, &mut go).unwrap();
+        assert_close(
+            &format!("cross {side:?} {tag}"),
+            &gpu.download(&go).unwrap(),
+            &co,
+        );
+    }
+
+    // Products with a small (non-symmetric) matrix.
+    for (side, (cx, gx)) in [(Side::Left, (&cw0, &gw0)), (Side::Right, (&ch0, &gh0))] {
+        let (rows, cols) = (cx.nrows(), cx.ncols());
+        let (mut co, mut go) = (
+            cpu.zeros(rows, cols).unwrap(),
+            gpu.zeros(rows, cols).unwrap(),
+        );
+        cpu.mul_small(cx, &cs, side, &mut co).unwrap();
+        gpu.mul_small(gx, &gs, side, &mut go).unwrap();
+        assert_close(
+            &format!("mul_small {side:?} {tag}"),
+            &gpu.download(&go).unwrap(),
+            &co,
+        );
+    }
+
+    // Transposes of both factor shapes.
+    for (cx, gx) in [(&cw0, &gw0), (&ch0, &gh0)] {
+        let (rows, cols) = (cx.nrows(), cx.ncols());
+        let (mut co, mut go) = (
+            cpu.zeros(cols, rows).unwrap(),
+            gpu.zeros(cols, rows).unwrap(),
+        );
+        cpu.transpose(cx, &mut co).unwrap();
+        gpu.transpose(gx, &mut go).unwrap();
+        assert_eq!(
+            gpu.download(&go).unwrap(),
+            co,
+            "transpose {rows}x{cols} {tag}"
+        );
+    }
+
+    // y ← a x + b y, twice (b = 0 included).
+    let (mut cy, mut gy) = up(&mut cpu, &mut gpu, &h1);
+    for (a, b) in [(0.7, -1.3), (2.0, 0.0)] {
+        cpu.axpby(a, &ch0, b, &mut cy).unwrap();
+        gpu.axpby(a, &gh0, b, &mut gy).unwrap();
+    }
+    assert_close_tol(
+        &format!("axpby {tag}"),
+        &gpu.download(&gy).unwrap(),
+        &cy,
+        ELEMENTWISE_REL_TOL,
+    );
+
+    // Masked products and the masked loss.
+    let (mut cp, mut gp) = (cpu.zeros(m, r).unwrap(), gpu.zeros(m, r).unwrap());
+    cpu.masked_product(&cm, &cw0, &ch0, Side::Left, &mut cp)
+        .unwrap();
+    gpu.masked_product(&gm, &gw0, &gh0, Side::Left, &mut gp)
+        .unwrap();
+    assert_close(
+        &format!("masked product W {tag}"),
+        &gpu.download(&gp).unwrap(),
+        &cp,
+    );
+    let (mut cq, mut gq) = (cpu.zeros(r, n).unwrap(), gpu.zeros(r, n).unwrap());
+    cpu.masked_product(&cm, &cw0, &ch0, Side::Right, &mut cq)
+        .unwrap();
+    gpu.masked_product(&gm, &gw0, &gh0, Side::Right, &mut gq)
+        .unwrap();
+    assert_close(
+        &format!("masked product H {tag}"),
+        &gpu.download(&gq).unwrap(),
+        &cq,
+    );
+    let c = cpu.masked_loss(&cm, &cw0, &ch0).unwrap();
+    let g = gpu.masked_loss(&gm, &gw0, &gh0).unwrap();
+    assert!(
+        (g - c).abs() <= LOSS_REL_TOL * c.abs(),
+        "masked loss {tag}: gpu {g} cpu {c}"
+    );
+}
+
+/// Odd sizes (tile edges) and sizes around the matmul tile.
+fn new_op_shapes(ctx: &GpuContext) -> Vec<(usize, usize, usize)> {
+    let (t, _) = ctx.matmul_tile();
+    vec![
+        (37, 53, 5),
+        (t + 1, t - 1, 3),
+        (1, 9, 1),
+        (13, 1, 2),
+        // Long inner dimensions: the small products split into slices.
+        (600, 20, 3),
+        (20, 600, 2),
+    ]
+}
+
+#[test]
+fn mu_rules_and_denominators_match_cpu() {
+    let Some(ctx) = gpu_or_skip() else { return };
+    for (m, n, r) in [(37, 53, 5), (13, 1, 2), (1, 9, 1)] {
+        compare_mu_steps(&ctx, m, n, r);
+    }
+}
+
+#[test]
+fn small_products_and_masked_ops_match_cpu() {
+    let Some(ctx) = gpu_or_skip() else { return };
+    for (m, n, r) in new_op_shapes(&ctx) {
+        compare_new_ops(&ctx, m, n, r);
+    }
+}
+
+#[test]
+fn masked_ops_match_cpu_with_panels_and_blocks() {
+    let Some(ctx) = gpu_or_skip() else { return };
+    let (m, n, r) = (37, 53, 5);
+    let small = ctx
+        .with_max_panel_bytes((m * 4 * 6) as u64)
+        .with_kl_block_bytes(6 * 4 * 9);
+    let v = pseudo(m, n, 5, 0.0);
+    let e = GpuEngine::new(&small, v.view()).unwrap();
+    assert_eq!(e.panel_count(), n.div_ceil(6));
+    compare_new_ops(&small, m, n, r);
+}
+
+#[test]
+fn mu_step_flushes_subnormal_results() {
+    let Some(ctx) = gpu_or_skip() else { return };
+    let (m, n, r) = (4, 6, 3);
+    let v = pseudo(m, n, 41, 0.0);
+    let mut cpu = CpuEngine::new(v.view());
+    let mut gpu = GpuEngine::new(&ctx, v.view()).unwrap();
+    // Row 0 of X would become 1e-37 · 1e-3 = 1e-40, a subnormal: it must become 0.
+    let mut x0 = Array2::<f32>::ones((m, r));
+    x0.row_mut(0).fill(1e-37);
+    let num = Array2::<f32>::from_elem((m, r), 1e-3);
+    let den = Array2::<f32>::ones((m, r));
+    let (mut cx, cn, cd) = (
+        cpu.upload(x0.view()).unwrap(),
+        cpu.upload(num.view()).unwrap(),
+        cpu.upload(den.view()).unwrap(),
+    );
+    let (mut gx, gn, gd) = (
+        gpu.upload(x0.view()).unwrap(),
+        gpu.upload(num.view()).unwrap(),
+        gpu.upload(den.view()).unwrap(),
+    );
+    let none = Regularization::default();
+    cpu.mu_step(
+        &mut cx,
+        &cn,
+        MuDenominator::Elementwise(&cd),
+        Side::Left,
+        none,
+        f32::EPSILON,
+        MuRule::Plain,
+    )
+    .unwrap();
+    gpu.mu_step(
+        &mut gx,
+        &gn,
+        MuDenominator::Elementwise(&gd),
+        Side::Left,
+        none,
+        f32::EPSILON,
+        MuRule::Plain,
+    )
+    .unwrap();
+    let gx = gpu.download(&gx).unwrap();
+    assert!(gx.row(0).iter().all(|&x| x == 0.0), "{gx:?}");
+    assert!(cx.row(0).iter().all(|&x| x == 0.0));
+    assert_close("mu flush", &gx, &cx);
+}
+
+#[test]
+fn new_ops_reject_mismatched_shapes() {
+    let Some(ctx) = gpu_or_skip() else { return };
+    let (m, n, r) = (8, 6, 2);
+    let v = pseudo(m, n, 42, 0.0);
+    let mut gpu = GpuEngine::new(&ctx, v.view()).unwrap();
+    let w = gpu.zeros(m, r).unwrap();
+    let h = gpu.zeros(r, n).unwrap();
+    let mut rr = gpu.zeros(r, r).unwrap();
+    let mut wrong = gpu.zeros(r + 1, r).unwrap();
+    let mut x = gpu.zeros(m, r).unwrap();
+    let shape_err = |res: crate::error::Result<()>| {
+        assert!(
+            matches!(res, Err(crate::error::NmfError::ShapeMismatch { .. })),
+            "{res:?}"
+        );
+    };
+    shape_err(gpu.cross(&w, &h, Side::Left, &mut rr));
+    shape_err(gpu.cross(&w, &w, Side::Left, &mut wrong));
+    shape_err(gpu.mul_small(&w, &wrong, Side::Left, &mut x));
+    shape_err(gpu.transpose(&w, &mut x));
+    shape_err(gpu.axpby(1.0, &h, 1.0, &mut x));
+    shape_err(gpu.masked_product(&w, &w, &h, Side::Left, &mut x));
+    shape_err(gpu.masked_loss(&w, &w, &h).map(|_| ()));
+    shape_err(gpu.mu_step(
+        &mut x,
+        &w,
+        MuDenominator::Product(&wrong),
+        Side::Left,
+        Regularization::default(),
+        f32::EPSILON,
+        MuRule::Sqrt,
+    ));
+    shape_err(gpu.mu_step(
+        &mut x,
+        &w,
+        MuDenominator::Elementwise(&h),
+        Side::Left,
+        Regularization::default(),
+        f32::EPSILON,
+        MuRule::Plain,
+    ));
+    // The right shapes pass.
+    gpu.cross(&w, &w, Side::Left, &mut rr).unwrap();
+    gpu.download(&rr).unwrap();
 }

@@ -2,7 +2,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-/// `struct Gemm` of `matmul.wgsl`: shapes, offsets and strides of A, B, C and D.
+/// `struct Gemm` of `matmul.wgsl`: shapes, offsets and strides of A, B, C, D and the mask.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
 pub(crate) struct Gemm {
@@ -25,7 +25,11 @@ pub(crate) struct Gemm {
     pub d_off: u32,
     pub d_rs: u32,
     pub d_cs: u32,
-    pub pad2: u32,
+    pub mask_off: u32,
+    pub mask_rs: u32,
+    pub mask_cs: u32,
+    pub pad0: u32,
+    pub pad1: u32,
 }
 
 /// `struct Mu` of `mu_update.wgsl`.
@@ -40,6 +44,10 @@ pub(crate) struct Mu {
     pub l1: f32,
     pub l2: f32,
     pub eps: f32,
+    pub rule: u32,
+    pub pad0: u32,
+    pub pad1: u32,
+    pub pad2: u32,
 }
 
 /// `struct Hals` of `hals.wgsl`.
@@ -82,4 +90,14 @@ pub(crate) struct Slices {
     pub c_rs: u32,
     pub c_cs: u32,
     pub accumulate: u32,
+}
+
+/// `struct Ew` of `elementwise.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
+pub(crate) struct Ew {
+    pub rows: u32,
+    pub cols: u32,
+    pub a: f32,
+    pub b: f32,
 }
