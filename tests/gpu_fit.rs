@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use common::{gpu_or_skip, low_rank_plus_noise, pseudo};
 use nmf_gpu::ndarray::Array2;
-use nmf_gpu::{Backend, Factorization, GpuContext, Init, Loss, Nmf, Solver};
+use nmf_gpu::{Backend, Factorization, GpuContext, Init, Loss, Nmf, Orthogonality, Solver};
 
 /// Loss curves of a GPU and a CPU fit agree pointwise to this relative tolerance.
 const CURVE_REL_TOL: f64 = 1e-3;
@@ -120,6 +120,36 @@ fn regularised_fits_gpu_match_cpu() {
         let cpu = params(Backend::Cpu).fit(p.v.view()).unwrap();
         let gpu = params(Backend::Gpu(ctx.clone())).fit(p.v.view()).unwrap();
         assert_fits_agree(&p, &gpu, &cpu, &format!("{solver:?} regularised"));
+    }
+}
+
+#[test]
+fn orthogonal_fits_gpu_match_cpu() {
+    let Some(ctx) = gpu_or_skip() else { return };
+    let p = problem(60, 50, 4, 4);
+    for ortho in [Orthogonality::H, Orthogonality::W] {
+        let params = |backend| {
+            Nmf::params(4)
+                .orthogonal(ortho)
+                .init(Init::Custom {
+                    w: p.w0.clone(),
+                    h: p.h0.clone(),
+                })
+                .max_iter(40)
+                .tol(0.0)
+                .backend(backend)
+        };
+        let cpu = params(Backend::Cpu).fit(p.v.view()).unwrap();
+        let gpu = params(Backend::Gpu(ctx.clone())).fit(p.v.view()).unwrap();
+        assert_fits_agree(&p, &gpu, &cpu, &format!("orthogonal {ortho:?}"));
+        let (rg, rc) = (
+            gpu.orthogonality_residual().unwrap(),
+            cpu.orthogonality_residual().unwrap(),
+        );
+        assert!(
+            (rg - rc).abs() <= 1e-3 * rc.max(1e-3),
+            "orthogonal {ortho:?}: residual gpu {rg} cpu {rc}"
+        );
     }
 }
 
