@@ -401,6 +401,26 @@ pub enum NmfError {
         /// What is allowed, and how to fix it.
         expected: String,
     },
+
+    /// An observed entry of a matrix with missing entries is negative or not finite.
+    #[error("the observed entry at row {row}, column {col} is {value}; observed entries must be finite and >= 0 (mark the entry as unobserved if it is missing, or fix its value)")]
+    InvalidObservedEntry {
+        /// Row of the first bad entry found (row-major scan).
+        row: usize,
+        /// Column of that entry.
+        col: usize,
+        /// The entry.
+        value: f32,
+    },
+
+    /// A matrix with missing entries has no observed entry at all.
+    #[error("none of the {rows} x {cols} entries is observed; masked NMF needs at least one observed entry (check that the mask marks observed entries as true)")]
+    NoObservedEntries {
+        /// Rows of the matrix.
+        rows: usize,
+        /// Columns of the matrix.
+        cols: usize,
+    },
 }
 
 /// `path`, `path, line L` or `path, line L, column C`.

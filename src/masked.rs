@@ -1,1 +1,0 @@
-//! Masked NMF for matrices with missing entries (recommendation): minimise ‖M ⊙ (V − WH)‖².

@@ -1,0 +1,601 @@
+//! Masked NMF for matrices with missing entries (recommendation, matrix completion).
+//!
+//! Given `V` (m x n) of which only the entries where the 0/1 mask `M` is 1 are observed, find
+//! nonnegative `W` (m x r) and `H` (r x n) minimising
+//!
+//! ```text
+//!   F(W, H) = ½‖M ⊙ (V − WH)‖²_F + λ₁(‖W‖₁ + ‖H‖₁) + ½λ₂ (Σ_i c_i ‖W[i,:]‖² + Σ_j d_j ‖H[:,j]‖²)
+//! ```
+//!
+//! with `c_i = d_j = 1` ([`PenaltyScale::Uniform`], the plain `½λ₂(‖W‖² + ‖H‖²)`) or `c_i`, `d_j`
+//! the numbers of observed entries in row `i` and column `j` ([`PenaltyScale::PerObservation`],
+//! the default: the weighted-λ regularisation of ALS-WR, Zhou et al. 2008, which shrinks a row
+//! with few observations as much *per observation* as a row with many).
+//!
+//! **Algorithm.** The masked (weighted) Lee–Seung multiplicative updates, alternately
+//!
+//! ```text
+//!   W ← W ⊙ ((M⊙V) Hᵀ) ⊘ ((M⊙WH) Hᵀ + λ₁ + λ₂ C W)
+//!   H ← H ⊙ (Wᵀ (M⊙V)) ⊘ (Wᵀ (M⊙WH) + λ₁ + λ₂ H D)
+//! ```
+//!
+//! (`C = diag(c)`, `D = diag(d)`; a zero denominator becomes ε). Each update never increases
+//! `F` (the auxiliary-function argument of Lee & Seung 2001 carries over to the mask and to the
+//! quadratic and L1 penalties), which the tests check. The updates run on the crate's engines,
+//! the CPU or a GPU ([`Backend`]), with `M ⊙ V` as the engine's data matrix and `M` uploaded
+//! beside it: unobserved entries of `V` never reach the solver (they may hold anything, NaN
+//! included). Progress and convergence are measured on `F`: the run stops when
+//! `(e_prev − e) / e_0 < tol` at a check, with `e = sqrt(2F)`.
+//!
+//! **Initialisation** ([`MaskedInit::Filled`], the default): the missing entries are filled
+//! with the bias estimate `μ + b_i + b_j` (global mean of the observed entries plus damped row
+//! and column offsets, clipped at 0), and the filled matrix is given NNDSVDa factors (a
+//! nonnegative rank-r truncated SVD). This starts the updates near the low-rank structure, and
+//! rows or columns with few observations start at their bias estimate rather than at noise.
+//!
+//! **Rows and columns without observations.** They are allowed: a row of `V` with no observed
+//! entry gets a zero row of `W` (its numerator is 0), so its predictions are 0; likewise for
+//! columns and `H`. [`MaskedFactorization::observed_in_row`] and
+//! [`observed_in_column`](MaskedFactorization::observed_in_column) tell such rows apart, so a
+//! caller can fall back to another predictor for them (the `recommend` example uses the
+//! column mean).
+//!
+//! ```
+//! use nmf_gpu::masked::MaskedNmf;
+//! use nmf_gpu::ndarray::Array2;
+//!
+//! // A rank-2 nonnegative matrix with every third entry missing (NaN there is ignored).
+//! let v = Array2::from_shape_fn((20, 30), |(i, j)| (1 + i % 4) as f32 + (1 + j % 3) as f32);
+//! let observed = Array2::from_shape_fn((20, 30), |(i, j)| (i + j) % 3 != 0);
+//! let v_with_holes = Array2::from_shape_fn((20, 30), |(i, j)| {
+//!     if observed[[i, j]] { v[[i, j]] } else { f32::NAN }
+//! });
+//! let fit = MaskedNmf::params(2)
+//!     .l2(0.0)
+//!     .max_iter(2000)
+//!     .tol(1e-7)
+//!     .fit(v_with_holes.view(), observed.view())?;
+//! // A held-out entry is recovered from the others.
+//! assert!((fit.predict(0, 0)? - v[[0, 0]]).abs() < 0.1);
+//! # Ok::<(), nmf_gpu::NmfError>(())
+//! ```
+
+mod ratings;
+mod solve;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ndarray::{Array2, ArrayView2};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use crate::engine::cpu::gemm::matmul;
+use crate::engine::Backend;
+use crate::error::{Factor, NmfError, Result};
+use crate::params::{Progress, ProgressFn, Regularization, DEFAULT_EPSILON};
+
+pub use self::ratings::{dense_from_triplets, IdMap, Rating, Ratings};
+
+/// How the L2 penalty weighs the rows of `W` and the columns of `H` (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PenaltyScale {
+    /// `½λ₂ (‖W‖²_F + ‖H‖²_F)`: every row of W and column of H weighs the same.
+    Uniform,
+    /// `½λ₂ (Σ_i c_i ‖W[i,:]‖² + Σ_j d_j ‖H[:,j]‖²)` with `c_i`, `d_j` the observed counts of
+    /// row `i` and column `j` (weighted-λ, as in ALS-WR): `λ₂` is a penalty per observation,
+    /// so one value suits data of any density.
+    #[default]
+    PerObservation,
+}
+
+/// How `W` and `H` are initialised.
+#[derive(Clone, PartialEq, Default)]
+pub enum MaskedInit {
+    /// NNDSVDa factors of `V` with the missing entries filled by the bias estimate
+    /// `max(0, μ + b_i + b_j)` (see the module docs). Needs `r ≤ min(m, n)`.
+    #[default]
+    Filled,
+    /// Entries `sqrt(μ / r) · |N(0, 1)|`, `μ` the mean of the observed entries (seeded).
+    Random,
+    /// Your own starting point: `w` is m x r, `h` is r x n, both finite and nonnegative.
+    Custom {
+        /// Initial W (m x r).
+        w: Array2<f32>,
+        /// Initial H (r x n).
+        h: Array2<f32>,
+    },
+}
+
+impl MaskedInit {
+    /// Short name, as used in logs and errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            MaskedInit::Filled => "filled",
+            MaskedInit::Random => "random",
+            MaskedInit::Custom { .. } => "custom",
+        }
+    }
+}
+
+impl fmt::Debug for MaskedInit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MaskedInit::Custom { w, h } => {
+                write!(f, "Custom {{ w: {:?}, h: {:?} }}", w.dim(), h.dim())
+            }
+            other => f.write_str(other.name()),
+        }
+    }
+}
+
+/// Entry point: `MaskedNmf::params(rank)` starts a builder.
+#[derive(Debug, Clone, Copy)]
+pub struct MaskedNmf;
+
+impl MaskedNmf {
+    /// Parameters for a rank-`rank` masked factorization with the defaults of
+    /// [`MaskedParams::new`].
+    pub fn params(rank: usize) -> MaskedParams {
+        MaskedParams::new(rank)
+    }
+}
+
+/// Builder for a masked factorization. Every setter takes and returns `self`; `fit` validates
+/// everything and runs.
+#[derive(Clone)]
+pub struct MaskedParams {
+    rank: usize,
+    max_iter: usize,
+    tol: f32,
+    check_every: usize,
+    l1: f32,
+    l2: f32,
+    penalty_scale: PenaltyScale,
+    init: MaskedInit,
+    seed: u64,
+    epsilon: f32,
+    backend: Backend,
+    progress: Option<ProgressFn>,
+}
+
+impl fmt::Debug for MaskedParams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MaskedParams")
+            .field("rank", &self.rank)
+            .field("max_iter", &self.max_iter)
+            .field("tol", &self.tol)
+            .field("check_every", &self.check_every)
+            .field("l1", &self.l1)
+            .field("l2", &self.l2)
+            .field("penalty_scale", &self.penalty_scale)
+            .field("init", &self.init)
+            .field("seed", &self.seed)
+            .field("epsilon", &self.epsilon)
+            .field("backend", &self.backend)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
+}
+
+/// Default L2 penalty per observation, [`MaskedParams::l2`].
+pub const DEFAULT_L2: f32 = 0.1;
+/// Default iteration budget, [`MaskedParams::max_iter`].
+pub const DEFAULT_MAX_ITER: usize = 500;
+/// Default tolerance, [`MaskedParams::tol`].
+pub const DEFAULT_TOL: f32 = 1e-5;
+
+impl MaskedParams {
+    /// Defaults for rank `rank`: `l2` = [`DEFAULT_L2`] per observation
+    /// ([`PenaltyScale::PerObservation`]), no L1, [`MaskedInit::Filled`],
+    /// `max_iter` = [`DEFAULT_MAX_ITER`], `tol` = [`DEFAULT_TOL`], checks every 10 iterations,
+    /// seed 0, CPU.
+    pub fn new(rank: usize) -> Self {
+        MaskedParams {
+            rank,
+            max_iter: DEFAULT_MAX_ITER,
+            tol: DEFAULT_TOL,
+            check_every: 10,
+            l1: 0.0,
+            l2: DEFAULT_L2,
+            penalty_scale: PenaltyScale::default(),
+            init: MaskedInit::default(),
+            seed: 0,
+            epsilon: DEFAULT_EPSILON,
+            backend: Backend::Cpu,
+            progress: None,
+        }
+    }
+
+    /// Maximum number of iterations (one iteration updates W, then H).
+    pub fn max_iter(mut self, max_iter: usize) -> Self {
+        self.max_iter = max_iter;
+        self
+    }
+    /// Stop when `(e_prev − e) / e_0 < tol` at a check, `e = sqrt(2F)`. `0` runs `max_iter`.
+    pub fn tol(mut self, tol: f32) -> Self {
+        self.tol = tol;
+        self
+    }
+    /// Compute the objective (and test convergence) every this many iterations (default 10).
+    pub fn check_every(mut self, check_every: usize) -> Self {
+        self.check_every = check_every;
+        self
+    }
+    /// The L2 (ridge) penalty `λ₂`, weighted as set by [`penalty_scale`](Self::penalty_scale).
+    pub fn l2(mut self, l2: f32) -> Self {
+        self.l2 = l2;
+        self
+    }
+    /// The L1 (sparsity) penalty `λ₁` on every entry of W and H. Default 0.
+    pub fn l1(mut self, l1: f32) -> Self {
+        self.l1 = l1;
+        self
+    }
+    /// How the L2 penalty weighs rows of W and columns of H. Default per observation.
+    pub fn penalty_scale(mut self, scale: PenaltyScale) -> Self {
+        self.penalty_scale = scale;
+        self
+    }
+    /// The initialisation.
+    pub fn init(mut self, init: MaskedInit) -> Self {
+        self.init = init;
+        self
+    }
+    /// Seed for every random choice (randomized SVD, random init). Default 0.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+    /// Denominators equal to zero are replaced by this. Default `f32::EPSILON`.
+    pub fn epsilon(mut self, epsilon: f32) -> Self {
+        self.epsilon = epsilon;
+        self
+    }
+    /// Where the iterations run.
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = backend;
+        self
+    }
+    /// Called at every convergence check with the iteration and the objective `F`.
+    pub fn on_progress(mut self, f: impl Fn(&Progress) + Send + Sync + 'static) -> Self {
+        self.progress = Some(Arc::new(f));
+        self
+    }
+
+    /// Factorize `v` (m x n) where `observed[[i, j]]` says whether `v[[i, j]]` is known.
+    ///
+    /// Observed entries must be finite and `>= 0`; unobserved ones are ignored (they may be
+    /// anything, NaN included). At least one entry must be observed.
+    pub fn fit(
+        &self,
+        v: ArrayView2<'_, f32>,
+        observed: ArrayView2<'_, bool>,
+    ) -> Result<MaskedFactorization> {
+        if v.dim() != observed.dim() {
+            return Err(NmfError::ShapeMismatch {
+                what: "the mask of observed entries",
+                expected: format!("{} x {} (the shape of V)", v.nrows(), v.ncols()),
+                found: format!("{} x {}", observed.nrows(), observed.ncols()),
+            });
+        }
+        let data = MaskedData::new(v, |i, j| observed[[i, j]])?;
+        self.fit_data(data)
+    }
+
+    /// Factorize `v` (m x n) whose NaN entries are the missing ones; every other entry must be
+    /// finite and `>= 0`.
+    pub fn fit_nan(&self, v: ArrayView2<'_, f32>) -> Result<MaskedFactorization> {
+        let data = MaskedData::new(v, |i, j| !v[[i, j]].is_nan())?;
+        self.fit_data(data)
+    }
+
+    /// Factorize the users x items matrix of `ratings` (rows are users, columns items; a pair
+    /// rated twice keeps its last rating).
+    pub fn fit_ratings(&self, ratings: &Ratings) -> Result<MaskedFactorization> {
+        let (v, observed) = ratings.to_dense()?;
+        self.fit(v.view(), observed.view())
+    }
+
+    fn fit_data(&self, data: MaskedData) -> Result<MaskedFactorization> {
+        let start = Instant::now();
+        let valid = self.check(&data)?;
+        let (w0, h0) = match &self.init {
+            MaskedInit::Custom { w, h } => (w.clone(), h.clone()),
+            init => {
+                let mut rng = StdRng::seed_from_u64(self.seed);
+                solve::initialize(&data, self.rank, init, &mut rng)
+            }
+        };
+        let (out, engine_name) = solve::run(&data, &valid, w0, h0, &self.backend)?;
+        Ok(MaskedFactorization {
+            w: out.w,
+            h: out.h,
+            n_iter: out.n_iter,
+            converged: out.converged,
+            losses: out.losses,
+            loss_iters: out.loss_iters,
+            row_counts: data.row_counts,
+            col_counts: data.col_counts,
+            engine_name,
+            elapsed: start.elapsed(),
+        })
+    }
+
+    /// Validate the options against the data.
+    fn check(&self, data: &MaskedData) -> Result<solve::Config> {
+        let (m, n) = data.v.dim();
+        if self.rank == 0 {
+            return Err(NmfError::ZeroRank);
+        }
+        if self.max_iter == 0 {
+            return Err(NmfError::ZeroMaxIter);
+        }
+        if self.check_every == 0 {
+            return Err(NmfError::ZeroCheckEvery);
+        }
+        if !self.tol.is_finite() || self.tol < 0.0 {
+            return Err(NmfError::InvalidTol(self.tol));
+        }
+        for (name, value) in [("l1", self.l1), ("l2", self.l2)] {
+            if !value.is_finite() || value < 0.0 {
+                return Err(NmfError::InvalidRegularization { name, value });
+            }
+        }
+        if !self.epsilon.is_finite() || self.epsilon <= 0.0 {
+            return Err(NmfError::InvalidEpsilon(self.epsilon));
+        }
+        let limit = match self.init {
+            MaskedInit::Filled => m.min(n),
+            _ => m.max(n),
+        };
+        if self.rank > limit {
+            return Err(NmfError::RankTooLarge {
+                rank: self.rank,
+                limit,
+                init: self.init.name(),
+            });
+        }
+        if let MaskedInit::Custom { w, h } = &self.init {
+            check_factor(Factor::W, w.view(), m, self.rank)?;
+            check_factor(Factor::H, h.view(), self.rank, n)?;
+        }
+        Ok(solve::Config {
+            rank: self.rank,
+            max_iter: self.max_iter,
+            tol: self.tol,
+            check_every: self.check_every,
+            reg: Regularization {
+                l1: self.l1,
+                l2: self.l2,
+            },
+            penalty_scale: self.penalty_scale,
+            epsilon: self.epsilon,
+            progress: self.progress.clone(),
+        })
+    }
+}
+
+fn check_factor(factor: Factor, a: ArrayView2<'_, f32>, rows: usize, cols: usize) -> Result<()> {
+    if a.dim() != (rows, cols) {
+        return Err(NmfError::InitShape {
+            factor,
+            expected_rows: rows,
+            expected_cols: cols,
+            found_rows: a.nrows(),
+            found_cols: a.ncols(),
+        });
+    }
+    if let Some(((row, col), &value)) = a.indexed_iter().find(|(_, &x)| !x.is_finite() || x < 0.0) {
+        return Err(NmfError::InitInvalidEntry {
+            factor,
+            row,
+            col,
+            value,
+        });
+    }
+    if a.iter().all(|&x| x == 0.0) {
+        return Err(NmfError::InitAllZero { factor });
+    }
+    Ok(())
+}
+
+/// Validated data: `M ⊙ V` (zeros where missing), the 0/1 mask, and the observed counts.
+pub(crate) struct MaskedData {
+    /// `M ⊙ V`: the observed entries, 0 elsewhere.
+    pub v: Array2<f32>,
+    /// `M`: 1 where observed, 0 elsewhere.
+    pub mask: Array2<f32>,
+    /// Observed entries per row.
+    pub row_counts: Vec<usize>,
+    /// Observed entries per column.
+    pub col_counts: Vec<usize>,
+    /// Observed entries in all.
+    pub count: usize,
+}
+
+impl MaskedData {
+    /// Check `v` where `observed(i, j)`, and build `M ⊙ V`, `M` and the counts.
+    fn new(v: ArrayView2<'_, f32>, observed: impl Fn(usize, usize) -> bool) -> Result<Self> {
+        let (m, n) = v.dim();
+        if m == 0 || n == 0 {
+            return Err(NmfError::EmptyInput { rows: m, cols: n });
+        }
+        let mut vm = Array2::<f32>::zeros((m, n));
+        let mut mask = Array2::<f32>::zeros((m, n));
+        let mut row_counts = vec![0usize; m];
+        let mut col_counts = vec![0usize; n];
+        for ((i, j), &x) in v.indexed_iter() {
+            if !observed(i, j) {
+                continue;
+            }
+            if !(0.0..=f32::MAX).contains(&x) {
+                return Err(NmfError::InvalidObservedEntry {
+                    row: i,
+                    col: j,
+                    value: x,
+                });
+            }
+            vm[[i, j]] = x;
+            mask[[i, j]] = 1.0;
+            row_counts[i] += 1;
+            col_counts[j] += 1;
+        }
+        let count = row_counts.iter().sum();
+        if count == 0 {
+            return Err(NmfError::NoObservedEntries { rows: m, cols: n });
+        }
+        Ok(MaskedData {
+            v: vm,
+            mask,
+            row_counts,
+            col_counts,
+            count,
+        })
+    }
+}
+
+/// A fitted masked factorization `V ≈ W H` (on the observed entries).
+#[derive(Debug, Clone)]
+pub struct MaskedFactorization {
+    w: Array2<f32>,
+    h: Array2<f32>,
+    n_iter: usize,
+    converged: bool,
+    losses: Vec<f64>,
+    loss_iters: Vec<usize>,
+    row_counts: Vec<usize>,
+    col_counts: Vec<usize>,
+    engine_name: String,
+    elapsed: Duration,
+}
+
+impl MaskedFactorization {
+    /// The row factor W (m x r).
+    pub fn w(&self) -> ArrayView2<'_, f32> {
+        self.w.view()
+    }
+    /// The column factor H (r x n).
+    pub fn h(&self) -> ArrayView2<'_, f32> {
+        self.h.view()
+    }
+    /// Take ownership of `(W, H)`.
+    pub fn into_parts(self) -> (Array2<f32>, Array2<f32>) {
+        (self.w, self.h)
+    }
+    /// The rank r.
+    pub fn rank(&self) -> usize {
+        self.w.ncols()
+    }
+    /// The shape `(m, n)` of the completed matrix.
+    pub fn dim(&self) -> (usize, usize) {
+        (self.w.nrows(), self.h.ncols())
+    }
+    /// Iterations run.
+    pub fn n_iter(&self) -> usize {
+        self.n_iter
+    }
+    /// Whether the tolerance test stopped the run before `max_iter`.
+    pub fn converged(&self) -> bool {
+        self.converged
+    }
+    /// The objective `F` (masked loss plus penalties) at each check, from the initial point on.
+    pub fn losses(&self) -> &[f64] {
+        &self.losses
+    }
+    /// The iteration number of each entry of [`losses`](Self::losses) (0 = initial point).
+    pub fn loss_iterations(&self) -> &[usize] {
+        &self.loss_iters
+    }
+    /// The final objective `F`.
+    pub fn final_loss(&self) -> f64 {
+        self.losses.last().copied().unwrap_or(f64::NAN)
+    }
+    /// Observed entries in row `i` of the training data (0 when `i` is out of range).
+    pub fn observed_in_row(&self, i: usize) -> usize {
+        self.row_counts.get(i).copied().unwrap_or(0)
+    }
+    /// Observed entries in column `j` of the training data (0 when `j` is out of range).
+    pub fn observed_in_column(&self, j: usize) -> usize {
+        self.col_counts.get(j).copied().unwrap_or(0)
+    }
+    /// The engine that ran the fit, e.g. `"cpu (2 threads)"`.
+    pub fn engine(&self) -> &str {
+        &self.engine_name
+    }
+    /// Wall time of the fit (initialisation included).
+    pub fn elapsed(&self) -> Duration {
+        self.elapsed
+    }
+
+    /// The prediction `(WH)[i, j] = W[i,:] · H[:,j]` for one entry.
+    pub fn predict(&self, i: usize, j: usize) -> Result<f32> {
+        let (m, n) = self.dim();
+        if i >= m || j >= n {
+            return Err(NmfError::ShapeMismatch {
+                what: "the entry asked of predict",
+                expected: format!("row < {m} and column < {n}"),
+                found: format!("row {i}, column {j}"),
+            });
+        }
+        Ok(self
+            .w
+            .row(i)
+            .iter()
+            .zip(self.h.column(j))
+            .map(|(&a, &b)| a as f64 * b as f64)
+            .sum::<f64>() as f32)
+    }
+
+    /// The completed matrix `WH` (m x n): a prediction for every entry, observed or not.
+    pub fn complete(&self) -> Array2<f32> {
+        matmul(self.w.view(), self.h.view())
+    }
+
+    /// The objective's masked loss `½‖M ⊙ (V − WH)‖²` on other data of the fitted shape, e.g.
+    /// held-out entries, with the root-mean-square error over them: `(loss, rmse)`. Entries
+    /// where `observed` is false are ignored; observed ones must be finite.
+    pub fn masked_error(
+        &self,
+        v: ArrayView2<'_, f32>,
+        observed: ArrayView2<'_, bool>,
+    ) -> Result<(f64, f64)> {
+        let (m, n) = self.dim();
+        for (what, dim) in [
+            ("V in masked_error", v.dim()),
+            ("the mask in masked_error", observed.dim()),
+        ] {
+            if dim != (m, n) {
+                return Err(NmfError::ShapeMismatch {
+                    what,
+                    expected: format!("{m} x {n}"),
+                    found: format!("{} x {}", dim.0, dim.1),
+                });
+            }
+        }
+        let mut sum = 0.0f64;
+        let mut count = 0usize;
+        for ((i, j), &x) in v.indexed_iter() {
+            if !observed[[i, j]] {
+                continue;
+            }
+            if !x.is_finite() {
+                return Err(NmfError::InvalidObservedEntry {
+                    row: i,
+                    col: j,
+                    value: x,
+                });
+            }
+            let d = x as f64 - self.predict(i, j)? as f64;
+            sum += d * d;
+            count += 1;
+        }
+        let rmse = if count == 0 {
+            0.0
+        } else {
+            (sum / count as f64).sqrt()
+        };
+        Ok((0.5 * sum, rmse))
+    }
+}

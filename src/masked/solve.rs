@@ -1,0 +1,379 @@
+//! The masked multiplicative updates on an [`Engine`], and the initial factors.
+//!
+//! With `C = diag(c)` (m x m) and `D = diag(d)` (n x n) the L2 weights of the rows of W and the
+//! columns of H (all 1, or the observed counts), one iteration is
+//!
+//! ```text
+//!   W ← W ⊙ ((M⊙V) Hᵀ) ⊘ ((M⊙WH) Hᵀ + λ₁ + λ₂ C W)
+//!   H ← H ⊙ (Wᵀ (M⊙V)) ⊘ (Wᵀ (M⊙WH) + λ₁ + λ₂ H D)
+//! ```
+//!
+//! where the engine's data matrix is `M ⊙ V`, so `(M⊙V) Hᵀ` and `Wᵀ (M⊙V)` are its plain
+//! products. Uniform weights go through `mu_step`'s own `l2·X` term; per-observation weights
+//! are added to the denominator as `λ₂ C ⊙ W` (C broadcast to m x r), the elementwise product
+//! being a `mu_step` with numerator `C` and denominator 1.
+//!
+//! The objective, at each check: `F = ½‖M ⊙ (V − WH)‖² + λ₁(‖W‖₁ + ‖H‖₁) + ½λ₂(⟨CW, W⟩ + ⟨HD, H⟩)`,
+//! from `masked_loss`, the traces of r x r products, and the component sums.
+
+use ndarray::{Array1, Array2, Axis};
+use rand::Rng;
+use rand_distr::StandardNormal;
+
+use super::{MaskedData, MaskedInit, PenaltyScale};
+use crate::engine::{Backend, Engine, MuDenominator, MuRule, Side};
+use crate::error::{NmfError, Result};
+use crate::fit::{with_engine, EngineTask};
+use crate::init::nndsvd;
+use crate::params::{Progress, ProgressFn, Regularization};
+
+/// Damping of the row and column offsets of the fill: an offset is the sum of residuals over
+/// (count + this), so rows with few observations stay near the global mean.
+const FILL_DAMPING: f64 = 5.0;
+
+/// Validated options of one run.
+#[derive(Clone)]
+pub(crate) struct Config {
+    pub rank: usize,
+    pub max_iter: usize,
+    pub tol: f32,
+    pub check_every: usize,
+    /// `λ₁` and `λ₂`, unscaled.
+    pub reg: Regularization,
+    pub penalty_scale: PenaltyScale,
+    pub epsilon: f32,
+    pub progress: Option<ProgressFn>,
+}
+
+/// What a run produces.
+pub(crate) struct Output {
+    pub w: Array2<f32>,
+    pub h: Array2<f32>,
+    pub n_iter: usize,
+    pub converged: bool,
+    pub losses: Vec<f64>,
+    pub loss_iters: Vec<usize>,
+}
+
+/// The bias estimate of every entry: `μ + b_i + b_j` with damped offsets
+/// `b_i = Σ_j∈Ω_i (v_ij − μ) / (|Ω_i| + k)`, `b_j = Σ_i∈Ω_j (v_ij − μ − b_i) / (|Ω_j| + k)`.
+fn bias_fill(data: &MaskedData) -> Array2<f32> {
+    let (m, n) = data.v.dim();
+    let mu = data.v.iter().map(|&x| x as f64).sum::<f64>() / data.count as f64;
+    let mut bi = Array1::<f64>::zeros(m);
+    for (i, (vr, mr)) in data
+        .v
+        .axis_iter(Axis(0))
+        .zip(data.mask.axis_iter(Axis(0)))
+        .enumerate()
+    {
+        let s: f64 = vr
+            .iter()
+            .zip(mr)
+            .filter(|(_, &k)| k != 0.0)
+            .map(|(&x, _)| x as f64 - mu)
+            .sum();
+        bi[i] = s / (data.row_counts[i] as f64 + FILL_DAMPING);
+    }
+    let mut bj = Array1::<f64>::zeros(n);
+    for ((i, j), &k) in data.mask.indexed_iter() {
+        if k != 0.0 {
+            bj[j] += data.v[[i, j]] as f64 - mu - bi[i];
+        }
+    }
+    for (j, b) in bj.iter_mut().enumerate() {
+        *b /= data.col_counts[j] as f64 + FILL_DAMPING;
+    }
+    Array2::from_shape_fn((m, n), |(i, j)| {
+        if data.mask[[i, j]] != 0.0 {
+            data.v[[i, j]]
+        } else {
+            (mu + bi[i] + bj[j]).max(0.0) as f32
+        }
+    })
+}
+
+/// The initial `(W, H)` for [`MaskedInit::Filled`] or [`MaskedInit::Random`].
+pub(crate) fn initialize(
+    data: &MaskedData,
+    r: usize,
+    init: &MaskedInit,
+    rng: &mut impl Rng,
+) -> (Array2<f32>, Array2<f32>) {
+    let (m, n) = data.v.dim();
+    let mu = (data.v.iter().map(|&x| x as f64).sum::<f64>() / data.count as f64) as f32;
+    match init {
+        MaskedInit::Filled => {
+            let filled = bias_fill(data);
+            let (mut w, mut h) = nndsvd(filled.view(), r, rng);
+            let avg = crate::init::mean(filled.view()) as f32;
+            // NNDSVDa: zeros (which multiplicative updates cannot leave) become the mean.
+            w.mapv_inplace(|x| if x == 0.0 { avg } else { x });
+            h.mapv_inplace(|x| if x == 0.0 { avg } else { x });
+            (w, h)
+        }
+        MaskedInit::Random | MaskedInit::Custom { .. } => {
+            let scale = (mu / r as f32).sqrt();
+            let mut draw = |rows, cols| {
+                Array2::from_shape_simple_fn((rows, cols), || {
+                    let z: f32 = rng.sample(StandardNormal);
+                    scale * z.abs()
+                })
+            };
+            let h = draw(r, n);
+            let w = draw(m, r);
+            (w, h)
+        }
+    }
+}
+
+/// Fit from `(w0, h0)` on the engine `backend` selects; returns the engine's name too.
+pub(crate) fn run(
+    data: &MaskedData,
+    cfg: &Config,
+    w0: Array2<f32>,
+    h0: Array2<f32>,
+    backend: &Backend,
+) -> Result<(Output, String)> {
+    let task = Task { data, cfg, w0, h0 };
+    with_engine(data.v.view(), backend, task)
+}
+
+struct Task<'a> {
+    data: &'a MaskedData,
+    cfg: &'a Config,
+    w0: Array2<f32>,
+    h0: Array2<f32>,
+}
+
+/// Per-observation L2 weights on the engine: `λ₂ c` broadcast to m x r and `λ₂ d` to r x n,
+/// with ones matrices of both shapes and scratch for the products.
+struct Weights<M> {
+    cw: M,
+    ch: M,
+    ones_w: M,
+    ones_h: M,
+    tmp_w: M,
+    tmp_h: M,
+}
+
+impl EngineTask for Task<'_> {
+    type Output = Output;
+
+    fn run<E: Engine>(self, e: &mut E) -> Result<Output> {
+        let Task { data, cfg, w0, h0 } = self;
+        let (m, n) = e.dims();
+        let r = cfg.rank;
+        let Regularization { l1, l2 } = cfg.reg;
+        let mask = e.upload(data.mask.view())?;
+        let mut w = e.upload(w0.view())?;
+        let mut h = e.upload(h0.view())?;
+        let mut num_w = e.zeros(m, r)?;
+        let mut den_w = e.zeros(m, r)?;
+        let mut num_h = e.zeros(r, n)?;
+        let mut den_h = e.zeros(r, n)?;
+        let mut small = e.zeros(r, r)?;
+        let mut sums = e.zeros(r, 1)?;
+
+        // The uniform L2 term rides in mu_step; per-observation weights go in the denominator.
+        let weighted = cfg.penalty_scale == PenaltyScale::PerObservation && l2 > 0.0;
+        let step_reg = Regularization {
+            l1,
+            l2: if weighted { 0.0 } else { l2 },
+        };
+        let weights = if weighted {
+            let cw = Array2::from_shape_fn((m, r), |(i, _)| l2 * data.row_counts[i] as f32);
+            let ch = Array2::from_shape_fn((r, n), |(_, j)| l2 * data.col_counts[j] as f32);
+            Some(Weights {
+                cw: e.upload(cw.view())?,
+                ch: e.upload(ch.view())?,
+                ones_w: e.upload(Array2::from_elem((m, r), 1.0f32).view())?,
+                ones_h: e.upload(Array2::from_elem((r, n), 1.0f32).view())?,
+                tmp_w: e.zeros(m, r)?,
+                tmp_h: e.zeros(r, n)?,
+            })
+        } else {
+            None
+        };
+
+        let mut losses = Vec::new();
+        let mut loss_iters = Vec::new();
+        let mut objective = |e: &mut E,
+                             w: &E::Mat,
+                             h: &E::Mat,
+                             weights: &mut Option<Weights<E::Mat>>,
+                             it: usize|
+         -> Result<f64> {
+            let mut f = e.masked_loss(&mask, w, h)?;
+            if l2 > 0.0 || l1 > 0.0 {
+                e.gram(w, Side::Left, &mut small)?;
+                let k = e.download(&small)?;
+                e.gram(h, Side::Right, &mut small)?;
+                let g = e.download(&small)?;
+                if l1 > 0.0 {
+                    // ‖H‖₁ from H's row sums; ‖W‖₁ from W's column sums, where the engine
+                    // reports 1 for a zero column (which has a zero Gram diagonal).
+                    e.factor_sums(h, Side::Left, &mut sums)?;
+                    let sh: f64 = e.download(&sums)?.iter().map(|&x| x as f64).sum();
+                    e.factor_sums(w, Side::Right, &mut sums)?;
+                    let sw: f64 = e
+                        .download(&sums)?
+                        .iter()
+                        .enumerate()
+                        .filter(|&(t, _)| k[[t, t]] != 0.0)
+                        .map(|(_, &x)| x as f64)
+                        .sum();
+                    f += l1 as f64 * (sw + sh);
+                }
+                match weights {
+                    Some(wt) if l2 > 0.0 => {
+                        // ⟨λ₂C ⊙ W, W⟩ = tr((λ₂C ⊙ W)ᵀ W), likewise for H.
+                        weighted_product(
+                            e,
+                            w,
+                            &wt.cw,
+                            &wt.ones_w,
+                            &mut wt.tmp_w,
+                            Side::Left,
+                            cfg.epsilon,
+                        )?;
+                        e.cross(&wt.tmp_w, w, Side::Left, &mut small)?;
+                        let pw = trace(&e.download(&small)?);
+                        weighted_product(
+                            e,
+                            h,
+                            &wt.ch,
+                            &wt.ones_h,
+                            &mut wt.tmp_h,
+                            Side::Right,
+                            cfg.epsilon,
+                        )?;
+                        e.cross(&wt.tmp_h, h, Side::Right, &mut small)?;
+                        let ph = trace(&e.download(&small)?);
+                        f += 0.5 * (pw + ph);
+                    }
+                    _ if l2 > 0.0 => f += 0.5 * l2 as f64 * (trace(&k) + trace(&g)),
+                    _ => {}
+                }
+            }
+            if !f.is_finite() {
+                return Err(NmfError::NumericalBreakdown { iteration: it });
+            }
+            losses.push(f);
+            loss_iters.push(it);
+            if let Some(cb) = &cfg.progress {
+                cb(&Progress {
+                    iteration: it,
+                    max_iter: cfg.max_iter,
+                    loss: f,
+                });
+            }
+            Ok(f)
+        };
+
+        let mut weights = weights;
+        let f0 = objective(e, &w, &h, &mut weights, 0)?;
+        let err0 = (2.0 * f0).sqrt();
+        let mut prev_err = err0;
+        let mut converged = false;
+        let mut n_iter = 0;
+        for it in 1..=cfg.max_iter {
+            // W ← W ⊙ ((M⊙V) Hᵀ) ⊘ ((M⊙WH) Hᵀ + λ₁ + λ₂ C W)
+            e.v_ht(&h, &mut num_w)?;
+            e.masked_product(&mask, &w, &h, Side::Left, &mut den_w)?;
+            if let Some(wt) = weights.as_mut() {
+                weighted_product(
+                    e,
+                    &w,
+                    &wt.cw,
+                    &wt.ones_w,
+                    &mut wt.tmp_w,
+                    Side::Left,
+                    cfg.epsilon,
+                )?;
+                e.axpby(1.0, &wt.tmp_w, 1.0, &mut den_w)?;
+            }
+            e.mu_step(
+                &mut w,
+                &num_w,
+                MuDenominator::Elementwise(&den_w),
+                Side::Left,
+                step_reg,
+                cfg.epsilon,
+                MuRule::Plain,
+            )?;
+            // H ← H ⊙ (Wᵀ (M⊙V)) ⊘ (Wᵀ (M⊙WH) + λ₁ + λ₂ H D)
+            e.wt_v(&w, &mut num_h)?;
+            e.masked_product(&mask, &w, &h, Side::Right, &mut den_h)?;
+            if let Some(wt) = weights.as_mut() {
+                weighted_product(
+                    e,
+                    &h,
+                    &wt.ch,
+                    &wt.ones_h,
+                    &mut wt.tmp_h,
+                    Side::Right,
+                    cfg.epsilon,
+                )?;
+                e.axpby(1.0, &wt.tmp_h, 1.0, &mut den_h)?;
+            }
+            e.mu_step(
+                &mut h,
+                &num_h,
+                MuDenominator::Elementwise(&den_h),
+                Side::Right,
+                step_reg,
+                cfg.epsilon,
+                MuRule::Plain,
+            )?;
+            n_iter = it;
+            let at_check = it % cfg.check_every == 0;
+            if at_check || it == cfg.max_iter {
+                let f = objective(e, &w, &h, &mut weights, it)?;
+                let err = (2.0 * f).sqrt();
+                if cfg.tol > 0.0 && at_check {
+                    if err0 == 0.0 || (prev_err - err) / err0 < cfg.tol as f64 {
+                        converged = true;
+                        break;
+                    }
+                    prev_err = err;
+                }
+            }
+        }
+        Ok(Output {
+            w: e.download(&w)?,
+            h: e.download(&h)?,
+            n_iter,
+            converged,
+            losses,
+            loss_iters,
+        })
+    }
+}
+
+/// `out ← x ⊙ c`, as the multiplicative step `out ← out ⊙ c ⊘ 1` from `out = x`
+/// (`side` says whether x is shaped like W or like H).
+fn weighted_product<E: Engine>(
+    e: &mut E,
+    x: &E::Mat,
+    c: &E::Mat,
+    ones: &E::Mat,
+    out: &mut E::Mat,
+    side: Side,
+    eps: f32,
+) -> Result<()> {
+    e.axpby(1.0, x, 0.0, out)?;
+    e.mu_step(
+        out,
+        c,
+        MuDenominator::Elementwise(ones),
+        side,
+        Regularization::default(),
+        eps,
+        MuRule::Plain,
+    )
+}
+
+fn trace(a: &Array2<f32>) -> f64 {
+    a.diag().iter().map(|&x| x as f64).sum()
+}
