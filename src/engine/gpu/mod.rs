@@ -2,10 +2,11 @@
 //!
 //! V is uploaded once, split into column panels of at most one storage binding each
 //! (`V = [V_1 … V_P]`, `H = [H_1 … H_P]`), so the products run per panel:
-//! `V Hᵀ = Σ_p V_p H_pᵀ`, `(Wᵀ V)_p = Wᵀ V_p`, `(WH)_p = W H_p`. W, H and every intermediate
-//! stay on the device; each engine call only encodes dispatches into one open command encoder,
-//! which is submitted when the loss is read back at a check (a few bytes of partial sums) or
-//! when W and H are downloaded at the end.
+//! `V Hᵀ = Σ_p V_p H_pᵀ`, `(Wᵀ V)_p = Wᵀ V_p`, `(WH)_p = W H_p`. W, H, masks and every
+//! intermediate stay on the device (the m x n ratios `V ⊘ WH` and masked products `M ⊙ WH` are
+//! only ever formed a block at a time, inside the matmul's epilogue); each engine call only
+//! encodes dispatches into one open command encoder, which is submitted when a loss is read back
+//! (a few bytes of partial sums) or when a matrix is downloaded.
 
 mod buffers;
 mod context;
@@ -509,7 +510,7 @@ impl GpuEngine {
             .dispatch(&self.ctx, kernel, &[x, y], &params, groups)
     }
 
-    /// `V`'s shape as `(m, n)`, checked against `what` (an m x n matrix).
+    /// `Ok` when `a` (named `what`) has V's shape m x n, as a mask must.
     fn check_data_shaped(&self, what: &'static str, a: &GpuMat) -> Result<()> {
         check_shape(what, a, self.m, self.n)
     }
