@@ -402,6 +402,55 @@ pub enum NmfError {
         expected: String,
     },
 
+    /// A directory holds no `.txt` file to read as documents.
+    #[error("{}: no .txt files found ({}); give the directory that holds the documents, one UTF-8 .txt file each", dir.display(), if *recursive { "searched recursively" } else { "searched the top level only; read subdirectories too with Recursion::Recursive" })]
+    NoTextFiles {
+        /// The directory searched.
+        dir: PathBuf,
+        /// Whether subdirectories were searched.
+        recursive: bool,
+    },
+
+    /// Documents give no term to count: no tokens, only stop words, or none within the
+    /// document-frequency bounds.
+    #[error("{what} give no terms to count: {reason}")]
+    NoTerms {
+        /// The documents, in words (e.g. "the 3 .txt files in corpus/").
+        what: String,
+        /// Why, and what to change.
+        reason: String,
+    },
+
+    /// A term x document count matrix would not fit in memory.
+    #[error("the term x document count matrix ({terms} terms x {documents} documents) needs {} as float32, more than the limit of {} (half the available memory); keep fewer terms (max_features, a higher min_df) or count fewer documents", human_bytes(*bytes), human_bytes(u128::from(*limit)))]
+    CountMatrixTooLarge {
+        /// Number of terms (rows).
+        terms: usize,
+        /// Number of documents (columns).
+        documents: usize,
+        /// Bytes needed.
+        bytes: u128,
+        /// The limit in bytes.
+        limit: u64,
+    },
+
+    /// A count matrix does not have one row per line of its terms file.
+    #[error("{}: the count matrix has {rows} term rows ({cols} document columns{}) but {} lists {terms} terms; row i of the matrix must count the term on line i of the terms file{}", matrix.display(), if *transposed { ", after transposing" } else { "" }, terms_file.display(), if *cols == *terms && *rows != *terms { if *transposed { " (the matrix has one column per term: it is stored terms x documents, so do not transpose it)" } else { " (the matrix has one column per term: it is stored documents x terms, so transpose it: Orientation::DocumentsByTerms, --transpose in the topics example)" } } else { "" })]
+    TermCountMismatch {
+        /// The matrix file.
+        matrix: PathBuf,
+        /// Rows of the matrix (terms), after any transposition.
+        rows: usize,
+        /// Columns of the matrix (documents), after any transposition.
+        cols: usize,
+        /// The terms file.
+        terms_file: PathBuf,
+        /// Number of terms in the terms file.
+        terms: usize,
+        /// Whether the matrix was transposed after reading (documents x terms on file).
+        transposed: bool,
+    },
+
     /// An observed entry of a matrix with missing entries is negative or not finite.
     #[error("the observed entry at row {row}, column {col} is {value}; observed entries must be finite and >= 0 (mark the entry as unobserved if it is missing, or fix its value)")]
     InvalidObservedEntry {
