@@ -7,6 +7,9 @@ use nmf_gpu::cluster::{
 use nmf_gpu::ndarray::array;
 use nmf_gpu::NmfError;
 
+/// Predicted labels, true labels, purity, NMI, ARI.
+type Case<'a> = (&'a [usize], &'a [usize], f64, f64, f64);
+
 fn close(a: f64, b: f64) -> bool {
     (a - b).abs() < 1e-12
 }
@@ -38,7 +41,7 @@ fn identical_and_renamed_partitions_score_one() {
 #[test]
 fn small_cases_match_scikit_learn() {
     // (pred, truth, purity by hand, NMI and ARI from scikit-learn)
-    let cases: [(&[usize], &[usize], f64, f64, f64); 4] = [
+    let cases: [Case; 4] = [
         (
             &[0, 0, 0, 1, 1, 1],
             &[0, 0, 1, 1, 2, 2],

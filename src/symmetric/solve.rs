@@ -1,0 +1,272 @@
+//! The symmetric solvers, written once against [`Engine`] (whose data matrix is `Ã`).
+
+use ndarray::Array2;
+
+use super::SymMethod;
+use crate::engine::{Engine, MuDenominator, MuRule, Side};
+use crate::error::{NmfError, Result};
+use crate::fit::EngineTask;
+use crate::params::{Loss, Regularization};
+
+/// Every initialisation of one fit, run on one engine.
+pub(super) struct SymTask {
+    pub method: SymMethod,
+    pub k: usize,
+    pub max_iter: usize,
+    pub tol: f32,
+    pub check_every: usize,
+    pub alpha: f32,
+    pub epsilon: f32,
+    /// The initial H (n x k) of each run.
+    pub inits: Vec<Array2<f32>>,
+}
+
+/// The kept run.
+pub(super) struct SymOutput {
+    pub h: Array2<f32>,
+    pub s: Option<Array2<f32>>,
+    pub n_iter: usize,
+    pub converged: bool,
+    pub losses: Vec<f64>,
+    pub loss_iters: Vec<usize>,
+    pub residual: f64,
+    pub best_init: usize,
+}
+
+/// Work space of one run: the factors and every intermediate product, allocated once.
+struct Work<M> {
+    /// H (n x k) and its transpose (k x n), kept in step.
+    h: M,
+    ht: M,
+    /// ANLS: W (n x k) and its transpose. Tri-factor: `H S` and its transpose.
+    w: M,
+    wt: M,
+    /// `Ã X` for the current X (n x k).
+    p: M,
+    /// Gram matrix (k x k).
+    g: M,
+    /// Tri-factor: S, its numerator `HᵀÃH` and two k x k products.
+    s: M,
+    sn: M,
+    t1: M,
+    t2: M,
+}
+
+impl EngineTask for SymTask {
+    type Output = SymOutput;
+
+    fn run<E: Engine>(self, e: &mut E) -> Result<SymOutput> {
+        let (n, _) = e.dims();
+        let k = self.k;
+        let mut best: Option<SymOutput> = None;
+        let mut work = Work {
+            h: e.zeros(n, k)?,
+            ht: e.zeros(k, n)?,
+            w: e.zeros(n, k)?,
+            wt: e.zeros(k, n)?,
+            p: e.zeros(n, k)?,
+            g: e.zeros(k, k)?,
+            s: e.zeros(k, k)?,
+            sn: e.zeros(k, k)?,
+            t1: e.zeros(k, k)?,
+            t2: e.zeros(k, k)?,
+        };
+        for (i, h0) in self.inits.iter().enumerate() {
+            let run = self.run_one(e, &mut work, h0)?;
+            let better = match &best {
+                None => true,
+                Some(b) => run.residual < b.residual,
+            };
+            if better {
+                best = Some(SymOutput {
+                    best_init: i,
+                    ..run
+                });
+            }
+        }
+        best.ok_or(NmfError::InvalidParameter {
+            name: "n_init",
+            value: "0".into(),
+            expected: "at least 1 initialisation".into(),
+        })
+    }
+}
+
+impl SymTask {
+    /// One run from `h0`.
+    fn run_one<E: Engine>(
+        &self,
+        e: &mut E,
+        s: &mut Work<E::Mat>,
+        h0: &Array2<f32>,
+    ) -> Result<SymOutput> {
+        let k = self.k;
+        s.h = e.upload(h0.view())?;
+        e.transpose(&s.h, &mut s.ht)?;
+        match self.method {
+            SymMethod::Anls => {
+                // W₀ = H₀.
+                e.axpby(1.0, &s.h, 0.0, &mut s.w)?;
+            }
+            SymMethod::TriFactor => {
+                s.s = e.upload(Array2::<f32>::eye(k).view())?;
+            }
+            SymMethod::Multiplicative => {}
+        }
+
+        let mut losses = Vec::new();
+        let mut loss_iters = Vec::new();
+        let f0 = self.objective(e, s)?;
+        if !f0.is_finite() {
+            return Err(NmfError::NumericalBreakdown { iteration: 0 });
+        }
+        losses.push(f0);
+        loss_iters.push(0);
+        let err0 = (2.0 * f0).sqrt();
+        let mut prev_err = err0;
+        let mut converged = false;
+        let mut n_iter = 0;
+        for it in 1..=self.max_iter {
+            match self.method {
+                SymMethod::Anls => self.anls_step(e, s)?,
+                SymMethod::Multiplicative => self.mu_step(e, s)?,
+                SymMethod::TriFactor => self.tri_step(e, s)?,
+            }
+            n_iter = it;
+            let at_check = it % self.check_every == 0;
+            if at_check || it == self.max_iter {
+                let f = self.objective(e, s)?;
+                if !f.is_finite() {
+                    return Err(NmfError::NumericalBreakdown { iteration: it });
+                }
+                losses.push(f);
+                loss_iters.push(it);
+                let err = (2.0 * f).sqrt();
+                if self.tol > 0.0 && at_check {
+                    if err0 == 0.0 || (prev_err - err) / err0 < f64::from(self.tol) {
+                        converged = true;
+                        break;
+                    }
+                    prev_err = err;
+                }
+            }
+        }
+        let residual = self.residual(e, s)?;
+        Ok(SymOutput {
+            h: e.download(&s.h)?,
+            s: match self.method {
+                SymMethod::TriFactor => Some(e.download(&s.s)?),
+                _ => None,
+            },
+            n_iter,
+            converged,
+            losses,
+            loss_iters,
+            residual,
+            best_init: 0,
+        })
+    }
+
+    /// One ANLS iteration: a HALS sweep on W, then one on H, each the exact minimiser of
+    /// `½‖Ã − W Hᵀ‖² + (α/2)‖W − H‖²` column by column.
+    fn anls_step<E: Engine>(&self, e: &mut E, s: &mut Work<E::Mat>) -> Result<()> {
+        let reg = Regularization {
+            l1: 0.0,
+            l2: self.alpha,
+        };
+        // W: P = Ã H + α H, G = HᵀH.
+        e.v_ht(&s.ht, &mut s.p)?;
+        e.axpby(self.alpha, &s.h, 1.0, &mut s.p)?;
+        e.gram(&s.h, Side::Left, &mut s.g)?;
+        e.hals_step(&mut s.w, &s.p, &s.g, Side::Left, reg)?;
+        e.transpose(&s.w, &mut s.wt)?;
+        // H: P = Ã W + α W, G = WᵀW (Ã is symmetric, so ‖Ã − W Hᵀ‖ = ‖Ã − H Wᵀ‖).
+        e.v_ht(&s.wt, &mut s.p)?;
+        e.axpby(self.alpha, &s.w, 1.0, &mut s.p)?;
+        e.gram(&s.w, Side::Left, &mut s.g)?;
+        e.hals_step(&mut s.h, &s.p, &s.g, Side::Left, reg)?;
+        e.transpose(&s.h, &mut s.ht)
+    }
+
+    /// One multiplicative step `H ← H ⊙ (½ + ½ (Ã H) ⊘ (H HᵀH))`.
+    fn mu_step<E: Engine>(&self, e: &mut E, s: &mut Work<E::Mat>) -> Result<()> {
+        e.v_ht(&s.ht, &mut s.p)?;
+        e.gram(&s.h, Side::Left, &mut s.g)?;
+        e.mu_step(
+            &mut s.h,
+            &s.p,
+            MuDenominator::Gram(&s.g),
+            Side::Left,
+            Regularization::default(),
+            self.epsilon,
+            MuRule::Damped,
+        )?;
+        e.transpose(&s.h, &mut s.ht)
+    }
+
+    /// One tri-factor step: `S ← S ⊙ (HᵀÃH) ⊘ (G S G)`, then
+    /// `H ← H ⊙ √((Ã H S) ⊘ (H S G S))`, with `G = HᵀH`.
+    fn tri_step<E: Engine>(&self, e: &mut E, s: &mut Work<E::Mat>) -> Result<()> {
+        let none = Regularization::default();
+        // S update.
+        e.v_ht(&s.ht, &mut s.p)?; // Ã H
+        e.cross(&s.h, &s.p, Side::Left, &mut s.sn)?; // Hᵀ Ã H
+        e.gram(&s.h, Side::Left, &mut s.g)?; // G = HᵀH
+        e.mul_small(&s.g, &s.s, Side::Left, &mut s.t1)?; // G S
+        e.mul_small(&s.t1, &s.g, Side::Left, &mut s.t2)?; // G S G
+        e.mu_step(
+            &mut s.s,
+            &s.sn,
+            MuDenominator::Elementwise(&s.t2),
+            Side::Left,
+            none,
+            self.epsilon,
+            MuRule::Plain,
+        )?;
+        // H update with the new S (G is still HᵀH).
+        e.mul_small(&s.h, &s.s, Side::Left, &mut s.w)?; // H S
+        e.transpose(&s.w, &mut s.wt)?;
+        e.v_ht(&s.wt, &mut s.p)?; // Ã H S
+        e.mul_small(&s.s, &s.g, Side::Left, &mut s.t1)?; // S G
+        e.mul_small(&s.t1, &s.s, Side::Left, &mut s.t2)?; // S G S
+        e.mu_step(
+            &mut s.h,
+            &s.p,
+            MuDenominator::Product(&s.t2),
+            Side::Left,
+            none,
+            self.epsilon,
+            MuRule::Sqrt,
+        )?;
+        e.transpose(&s.h, &mut s.ht)
+    }
+
+    /// The method's objective at the current point (see `SymFactorization::losses`).
+    fn objective<E: Engine>(&self, e: &mut E, s: &mut Work<E::Mat>) -> Result<f64> {
+        match self.method {
+            SymMethod::Anls => {
+                let fit = e.loss(&s.w, &s.ht, Loss::Frobenius, self.epsilon)?;
+                // ‖W − H‖² = trace((W − H)ᵀ(W − H)), with the difference in P.
+                e.axpby(1.0, &s.w, 0.0, &mut s.p)?;
+                e.axpby(-1.0, &s.h, 1.0, &mut s.p)?;
+                e.gram(&s.p, Side::Left, &mut s.g)?;
+                let g = e.download(&s.g)?;
+                let trace: f64 = g.diag().iter().map(|&x| f64::from(x)).sum();
+                Ok(fit + 0.5 * f64::from(self.alpha) * trace)
+            }
+            SymMethod::Multiplicative => e.loss(&s.h, &s.ht, Loss::Frobenius, self.epsilon),
+            SymMethod::TriFactor => self.residual(e, s),
+        }
+    }
+
+    /// `½‖Ã − H Hᵀ‖²`, or `½‖Ã − H S Hᵀ‖²` for the tri-factorization.
+    fn residual<E: Engine>(&self, e: &mut E, s: &mut Work<E::Mat>) -> Result<f64> {
+        match self.method {
+            SymMethod::TriFactor => {
+                e.mul_small(&s.h, &s.s, Side::Left, &mut s.w)?;
+                e.loss(&s.w, &s.ht, Loss::Frobenius, self.epsilon)
+            }
+            _ => e.loss(&s.h, &s.ht, Loss::Frobenius, self.epsilon),
+        }
+    }
+}
