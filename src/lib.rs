@@ -48,11 +48,11 @@ mod fit;
 pub mod graph;
 pub mod images;
 mod init;
-pub mod masked;
 pub mod io;
 #[doc(hidden)]
 pub mod kernels;
 pub(crate) mod linalg;
+pub mod masked;
 mod model;
 mod params;
 mod solver;

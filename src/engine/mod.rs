@@ -131,12 +131,22 @@ pub(crate) trait Engine {
 
     /// Small product of two factors of the same orientation (r x r):
     /// `xᵀ y` for `Side::Left` (x, y are m x r), `x yᵀ` for `Side::Right` (x, y are r x n).
-    fn cross(&mut self, x: &Self::Mat, y: &Self::Mat, side: Side, out: &mut Self::Mat)
-        -> Result<()>;
+    fn cross(
+        &mut self,
+        x: &Self::Mat,
+        y: &Self::Mat,
+        side: Side,
+        out: &mut Self::Mat,
+    ) -> Result<()>;
     /// Product with a small square matrix `s` (r x r): `out = x s` for `Side::Left` (x is m x r),
     /// `out = s x` for `Side::Right` (x is r x n).
-    fn mul_small(&mut self, x: &Self::Mat, s: &Self::Mat, side: Side, out: &mut Self::Mat)
-        -> Result<()>;
+    fn mul_small(
+        &mut self,
+        x: &Self::Mat,
+        s: &Self::Mat,
+        side: Side,
+        out: &mut Self::Mat,
+    ) -> Result<()>;
     /// `out = xᵀ`.
     fn transpose(&mut self, x: &Self::Mat, out: &mut Self::Mat) -> Result<()>;
     /// `y ← a x + b y` (same shapes).

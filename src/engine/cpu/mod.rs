@@ -413,7 +413,9 @@ impl Engine for CpuEngine<'_> {
     }
 
     fn axpby(&mut self, a: f32, x: &Array2<f32>, b: f32, y: &mut Array2<f32>) -> Result<()> {
-        Zip::from(y).and(x).par_for_each(|y, &x| *y = a * x + b * *y);
+        Zip::from(y)
+            .and(x)
+            .par_for_each(|y, &x| *y = a * x + b * *y);
         Ok(())
     }
 
