@@ -33,7 +33,7 @@ use nmf_gpu::{cluster, Backend, GpuContext, Init, Nmf, NmfError, Solver};
 
 /// Extract topics from a corpus with NMF and print the top terms of each.
 #[derive(Debug, Parser)]
-#[command(about)]
+#[command(name = "topics")]
 struct Args {
     /// Directory of UTF-8 .txt files, one document each (searched recursively).
     #[arg(long, conflicts_with_all = ["mtx", "terms"])]
