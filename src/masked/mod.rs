@@ -44,19 +44,22 @@
 //! use nmf_gpu::masked::MaskedNmf;
 //! use nmf_gpu::ndarray::Array2;
 //!
-//! // A rank-2 nonnegative matrix with every third entry missing (NaN there is ignored).
+//! // A rank-2 nonnegative matrix with about 30% of its entries missing (NaN there is ignored).
 //! let v = Array2::from_shape_fn((20, 30), |(i, j)| (1 + i % 4) as f32 + (1 + j % 3) as f32);
-//! let observed = Array2::from_shape_fn((20, 30), |(i, j)| (i + j) % 3 != 0);
+//! let observed = Array2::from_shape_fn((20, 30), |(i, j)| (i * 7 + j * 13) % 10 < 7);
 //! let v_with_holes = Array2::from_shape_fn((20, 30), |(i, j)| {
 //!     if observed[[i, j]] { v[[i, j]] } else { f32::NAN }
 //! });
 //! let fit = MaskedNmf::params(2)
 //!     .l2(0.0)
-//!     .max_iter(2000)
+//!     .max_iter(1000)
 //!     .tol(1e-7)
 //!     .fit(v_with_holes.view(), observed.view())?;
 //! // A held-out entry is recovered from the others.
-//! assert!((fit.predict(0, 0)? - v[[0, 0]]).abs() < 0.1);
+//! assert!(!observed[[1, 0]]);
+//! assert!((fit.predict(1, 0)? - v[[1, 0]]).abs() < 0.01);
+//! let completed = fit.complete(); // W H, m x n
+//! assert_eq!(completed.dim(), (20, 30));
 //! # Ok::<(), nmf_gpu::NmfError>(())
 //! ```
 

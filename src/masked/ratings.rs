@@ -5,9 +5,11 @@
 //! ```text
 //!   # comments start with '#', anywhere on a line
 //!   196   242   3   881250949      <- user, item, rating; further columns are ignored
-//!   alice,The Matrix,4.5           <- fields split at spaces, tabs, commas or "::"
+//!   alice,The Matrix,4.5           <- commas (or tabs, or "::") may separate ids with spaces
 //! ```
 //!
+//! A line is split at tabs when it has one, else at `::`, else at commas, else at runs of
+//! spaces; fields are trimmed.
 //! Users and items are arbitrary ids (compared as text: `7` and `07` are different users) and
 //! get dense indices in order of first appearance. Ratings must be finite and `>= 0`. A first
 //! line none of whose first three fields is a number is a header and is skipped. Blank lines
@@ -154,15 +156,19 @@ impl Ratings {
                     "the line is not valid UTF-8 text; is this really a ratings file?".to_string(),
                 )
             })?;
-            let text = text.split('#').next().unwrap_or("");
-            let text = text.replace("::", " ");
-            let fields: Vec<&str> = text
-                .split([' ', '\t', ',', '\r', '\n'])
-                .filter(|f| !f.is_empty())
-                .collect();
-            if fields.is_empty() {
+            let text = text.split('#').next().unwrap_or("").trim();
+            if text.is_empty() {
                 continue;
             }
+            let fields: Vec<&str> = if text.contains('\t') {
+                text.split('\t').map(str::trim).collect()
+            } else if text.contains("::") {
+                text.split("::").map(str::trim).collect()
+            } else if text.contains(',') {
+                text.split(',').map(str::trim).collect()
+            } else {
+                text.split_whitespace().collect()
+            };
             let is_header = first_content
                 && fields.len() >= 3
                 && fields[..3].iter().all(|f| f.parse::<f64>().is_err());
@@ -175,10 +181,20 @@ impl Ratings {
                     line_no,
                     None,
                     format!(
-                        "expected `user item rating` (separated by spaces, tabs, commas or \"::\"), found {} field{}: {:?}",
+                        "expected `user item rating` (separated by tabs, \"::\", commas or spaces), found {} field{}: {:?}",
                         fields.len(),
                         if fields.len() == 1 { "" } else { "s" },
-                        text.trim()
+                        text
+                    ),
+                ));
+            }
+            if let Some(k) = fields[..3].iter().position(|f| f.is_empty()) {
+                return Err(format(
+                    line_no,
+                    Some(k + 1),
+                    format!(
+                        "the {} is empty; expected `user item rating`",
+                        ["user id", "item id", "rating"][k]
                     ),
                 ));
             }
