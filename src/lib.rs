@@ -66,3 +66,4 @@ pub use params::{
     Init, Loss, Nmf, NmfParams, Orthogonality, Progress, ProgressFn, Solver, ValidParams,
     DEFAULT_EPSILON,
 };
+pub use symmetric::{SymFactorization, SymMethod, SymNmf, SymNmfParams};
