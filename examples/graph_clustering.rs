@@ -16,7 +16,8 @@
 //!
 //! Options: `--k K` (required with a file; default `--groups`), `--method symnmf|mu|tri`
 //! (symnmf: ANLS of Kuang et al.; mu: the multiplicative rule of Ding et al.; tri: `H S Hᵀ`),
-//! `--preprocess normalized|none` (normalized: `D^{-1/2} A D^{-1/2}`), `--n-init N` (1),
+//! `--preprocess normalized|none` (normalized: `D^{-1/2} A D^{-1/2}`), `--n-init N` (1; a few
+//! restarts, e.g. 5, steady the result on graphs with many communities),
 //! `--max-iter N` (500), `--seed S` (0), `--backend cpu|gpu|auto` (cpu).
 //!
 //! Output: the graph's size, the fit (iterations, relative error, time), then each community's
