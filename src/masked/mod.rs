@@ -33,6 +33,15 @@
 //! nonnegative rank-r truncated SVD). This starts the updates near the low-rank structure, and
 //! rows or columns with few observations start at their bias estimate rather than at noise.
 //!
+//! **Defaults, and why.** `λ₂ = 0.1` per observation, no L1, `max_iter` 500, `tol` 1e-5. On a
+//! random 80/20 split of MovieLens-100k (943 users x 1682 items, 1–5 stars), rank 10 with
+//! these settings converges in 190 iterations (about 1 s on two CPU cores) to a test RMSE of
+//! 0.912 (predictions clipped to 1..5), against 0.936 for damped user + item biases and 1.022
+//! for item means. Ranks 5 to 20 at `λ₂` 0.1 or 0.15 stay within 0.01 of it; a smaller `λ₂`
+//! overfits as the rank grows (0.944 at `λ₂` 0.05, rank 20). A uniform penalty did no better
+//! than 0.949 (`λ₂` = 1, 3, 10), and a random start needed about 3000 iterations to reach what
+//! the filled start reaches in 190.
+//!
 //! **Rows and columns without observations.** They are allowed: a row of `V` with no observed
 //! entry gets a zero row of `W` (its numerator is 0), so its predictions are 0; likewise for
 //! columns and `H`. [`MaskedFactorization::observed_in_row`] and
