@@ -51,10 +51,12 @@ pub(crate) fn orthogonality_residual(x: ArrayView2<'_, f32>, rows: bool) -> f64 
 impl Factorization {
     /// For orthogonal NMF, how far the constraint is from holding: `‖H Hᵀ − I‖_F`
     /// ([`Orthogonality::H`](crate::Orthogonality::H)) or `‖Wᵀ W − I‖_F`
-    /// ([`Orthogonality::W`](crate::Orthogonality::W)); `None` for plain NMF.
+    /// ([`Orthogonality::W`](crate::Orthogonality::W)); `None` for plain NMF and for a model
+    /// without encodings ([`Factorization::from_w`]) constrained on H.
     pub fn orthogonality_residual(&self) -> Option<f64> {
         match self.params.orthogonality {
             Orthogonality::None => None,
+            Orthogonality::H if self.h.ncols() == 0 => None,
             Orthogonality::H => Some(orthogonality_residual(self.h.view(), true)),
             Orthogonality::W => Some(orthogonality_residual(self.w.view(), false)),
         }

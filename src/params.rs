@@ -212,7 +212,8 @@ impl fmt::Debug for NmfParams {
     }
 }
 
-/// Default threshold below which a denominator is replaced (float32 machine epsilon, as scikit-learn).
+/// Default value that replaces zero denominators of the multiplicative updates, and the floor
+/// of `WH` in the KL loss (float32 machine epsilon, as scikit-learn).
 pub const DEFAULT_EPSILON: f32 = f32::EPSILON;
 
 impl NmfParams {
@@ -294,7 +295,8 @@ impl NmfParams {
         self.l1_ratio = l1_ratio;
         self
     }
-    /// Denominators below this are replaced by it. Default `f32::EPSILON`.
+    /// Zero denominators of the multiplicative updates are replaced by this, and the KL loss
+    /// reads `max(WH, ε)`; HALS does not use it. Default `f32::EPSILON`.
     pub fn epsilon(mut self, epsilon: f32) -> Self {
         self.epsilon = epsilon;
         self
