@@ -35,6 +35,18 @@
 //! assert_eq!(h_new.dim(), (3, 40));
 //! # Ok::<(), nmf_gpu::NmfError>(())
 //! ```
+//!
+//! **The family.** The same engines (CPU and GPU) run the variants:
+//!
+//! | model | where |
+//! |---|---|
+//! | sparse NMF (L1/L2 penalties on either factor) | [`NmfParams::alpha_w`], [`NmfParams::alpha_h`], [`NmfParams::l1_ratio`] |
+//! | orthogonal NMF (`HHᵀ = I` or `WᵀW = I`) | [`NmfParams::orthogonal`], [`Orthogonality`] |
+//! | symmetric NMF `A ≈ HHᵀ` and tri-factor `A ≈ HSHᵀ` | [`symmetric`], with [`graph`] for reading graphs |
+//! | masked NMF `‖M ⊙ (V − WH)‖²` (missing entries, recommendation) | [`masked`] |
+//! | clustering scores (purity, NMI, ARI) | [`cluster`] |
+//! | topics (tokenising, tf-idf, top terms) | [`text`] |
+//! | image datasets (faces), montages, PCA | [`images`] |
 
 #![warn(missing_docs)]
 
