@@ -470,6 +470,13 @@ pub enum NmfError {
         /// Columns of the matrix.
         cols: usize,
     },
+
+    /// The parts of a sparse (CSR) matrix do not describe a valid matrix.
+    #[error("invalid sparse matrix: {reason}")]
+    InvalidSparse {
+        /// What is wrong, and how to fix it.
+        reason: String,
+    },
 }
 
 /// `path`, `path, line L` or `path, line L, column C`.
