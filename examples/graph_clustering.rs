@@ -237,7 +237,7 @@ fn summary(out: &Out, graph: &Graph, fit: &SymFactorization, n_init: usize) {
         } else {
             String::new()
         },
-        fit.relative_error(),
+        fit.relative_residual(),
         fit.elapsed().as_secs_f64() * 1e3,
         fit.engine()
     ));

@@ -460,7 +460,10 @@ impl GmlGraph {
         &self.attribute
     }
     /// The attribute as class labels `0..c`: distinct values numbered in ascending order
-    /// (integers `0..c` therefore keep their values). Every node must have the attribute.
+    /// (integers `0..c` therefore keep their values), integers before reals before strings.
+    /// Among reals `0.0` and `-0.0` are one value and NaNs sort last (a NaN read as `-nan`
+    /// first), so the labels always cover `0..c` with no gap. Every node must have the
+    /// attribute.
     pub fn attribute_labels(&self) -> Result<Vec<usize>> {
         let name = self.attribute_name.clone().unwrap_or_default();
         let mut values = Vec::with_capacity(self.attribute.len());
@@ -483,21 +486,26 @@ impl GmlGraph {
                 }
             }
         }
-        let mut distinct: Vec<&GmlValue> = values.clone();
-        distinct.sort_by(|a, b| gml_order(a, b));
-        distinct.dedup();
-        Ok(values
-            .iter()
-            .map(|v| {
-                distinct
-                    .binary_search_by(|d| gml_order(d, v))
-                    .unwrap_or_default()
-            })
-            .collect())
+        // Number the classes along one sort by `gml_order`: a value starts a new class exactly
+        // when it differs from its predecessor under that same order, so no lookup can miss.
+        let mut order: Vec<usize> = (0..values.len()).collect();
+        order.sort_by(|&a, &b| gml_order(values[a], values[b]));
+        let mut labels = vec![0usize; values.len()];
+        let mut class = 0usize;
+        for (pos, &i) in order.iter().enumerate() {
+            if pos > 0 && gml_order(values[order[pos - 1]], values[i]) != std::cmp::Ordering::Equal
+            {
+                class += 1;
+            }
+            labels[i] = class;
+        }
+        Ok(labels)
     }
 }
 
-/// A total order: integers, then reals, then strings.
+/// A total order: integers, then reals, then strings. Reals compare by value with `0.0` and
+/// `-0.0` equal; NaNs come after every number (before them when negative) and equal each other
+/// when their bits are equal.
 fn gml_order(a: &GmlValue, b: &GmlValue) -> std::cmp::Ordering {
     use GmlValue::*;
     let rank = |v: &GmlValue| match v {
@@ -507,6 +515,7 @@ fn gml_order(a: &GmlValue, b: &GmlValue) -> std::cmp::Ordering {
     };
     match (a, b) {
         (Int(x), Int(y)) => x.cmp(y),
+        (Real(x), Real(y)) if x == y => std::cmp::Ordering::Equal,
         (Real(x), Real(y)) => x.total_cmp(y),
         (Str(x), Str(y)) => x.cmp(y),
         _ => rank(a).cmp(&rank(b)),

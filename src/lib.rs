@@ -73,7 +73,7 @@ pub mod text;
 
 pub use engine::{Backend, GpuContext, GpuStats};
 pub use error::{Factor, NmfError, Result};
-pub use masked::{MaskedFactorization, MaskedNmf, MaskedParams};
+pub use masked::{MaskedFactorization, MaskedInit, MaskedNmf, MaskedParams, PenaltyScale};
 pub use model::{relative_error, Factorization};
 pub use params::{
     Init, Loss, Nmf, NmfParams, Orthogonality, Progress, ProgressFn, Solver, ValidParams,

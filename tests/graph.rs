@@ -154,6 +154,24 @@ fn gml_nodes_attribute_and_edges() {
 }
 
 #[test]
+fn gml_real_labels_treat_signed_zeros_as_one_class_and_nan_as_its_own() {
+    let text = "graph [\n\
+        node [ id 0 c 0.5 ]\n\
+        node [ id 1 c -0.0 ]\n\
+        node [ id 2 c 0.0 ]\n\
+        node [ id 3 c +NaN ]\n\
+        node [ id 4 c 2 ]\n\
+        node [ id 5 c +nan ]\n\
+        node [ id 6 c -1.5 ]\n\
+        edge [ source 0 target 1 ]\n\
+        ]\n";
+    let g = parse_gml(text, "t.gml", Some("c"), &EdgeOptions::default()).unwrap();
+    assert!(matches!(g.attribute()[3], Some(GmlValue::Real(x)) if x.is_nan()));
+    // Integers first (2), then the reals in ascending order: -1.5, ±0, 0.5, NaN.
+    assert_eq!(g.attribute_labels().unwrap(), vec![3, 2, 2, 4, 0, 4, 1]);
+}
+
+#[test]
 fn malformed_gml_is_an_error_with_a_line() {
     let cases = [
         (

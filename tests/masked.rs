@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use common::{gpu_or_skip, pseudo};
 use nmf_gpu::masked::{
     dense_from_triplets, IdMap, MaskedFactorization, MaskedInit, MaskedNmf, PenaltyScale, Rating,
-    Ratings,
+    Ratings, DENSE_FIT_BYTES,
 };
 use nmf_gpu::ndarray::Array2;
 use nmf_gpu::{Backend, NmfError};
@@ -214,6 +214,7 @@ fn progress_reports_every_check() {
     assert_eq!(f.loss_iterations(), &iters[..]);
     assert_eq!(f.n_iter(), 25);
     assert!(!f.converged());
+    assert!(f.gpu_stats().is_none(), "a CPU fit has no GPU counters");
     for (s, &l) in seen.iter().zip(f.losses()) {
         assert_eq!(s.1, l);
     }
@@ -464,6 +465,23 @@ fn dense_from_triplets_checks_positions_and_values() {
     ));
 }
 
+#[test]
+fn dense_size_check_counts_what_a_fit_allocates() {
+    assert_eq!(DENSE_FIT_BYTES, 17);
+    // A shape whose dense pair alone (5 bytes an entry) is under the limit, but whose fit is
+    // not: refused before anything is allocated.
+    let limit = nmf_gpu::io::default_max_bytes();
+    let cols = 1usize << 16;
+    let rows = usize::try_from(limit / 10 / cols as u64).unwrap().max(1);
+    assert!((rows * cols) as u128 * 5 <= u128::from(limit));
+    match dense_from_triplets(rows, cols, [(0, 0, 1.0)]) {
+        Err(NmfError::TooLarge { bytes, .. }) => {
+            assert_eq!(bytes, (rows * cols) as u128 * u128::from(DENSE_FIT_BYTES))
+        }
+        other => panic!("expected TooLarge, got {:?}", other.map(|(v, _)| v.dim())),
+    }
+}
+
 /// The same fit on the GPU engine and the CPU engine (skipped without a GPU adapter).
 #[test]
 fn gpu_fit_matches_cpu() {
@@ -481,6 +499,12 @@ fn gpu_fit_matches_cpu() {
     let gpu = run(Backend::Gpu(ctx));
     let cpu = run(Backend::Cpu);
     assert!(gpu.engine().starts_with("gpu"), "ran on {}", gpu.engine());
+    let stats = gpu.gpu_stats().expect("a GPU fit reports its counters");
+    assert!(
+        stats.dispatches > 0 && stats.bytes_read_back > 0,
+        "{stats:?}"
+    );
+    assert!(cpu.gpu_stats().is_none());
     assert_eq!(gpu.loss_iterations(), cpu.loss_iterations());
     for (k, (g, c)) in gpu.losses().iter().zip(cpu.losses()).enumerate() {
         assert!(

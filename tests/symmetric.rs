@@ -4,13 +4,14 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use common::gpu_or_skip;
 use nmf_gpu::cluster::normalized_mutual_info;
 use nmf_gpu::graph::{planted_partition, read_edge_list, read_gml, PlantedPartition};
 use nmf_gpu::ndarray::{array, Array2};
 use nmf_gpu::symmetric::{Preprocess, SymMethod, SymNmf};
-use nmf_gpu::{Backend, NmfError};
+use nmf_gpu::{Backend, NmfError, Progress};
 
 const METHODS: [SymMethod; 3] = [
     SymMethod::Anls,
@@ -73,7 +74,7 @@ fn planted_partition_is_recovered_by_every_method() {
         let nmi = normalized_mutual_info(&fit.labels(), p.labels()).unwrap();
         assert!(nmi > 0.9, "{method:?}: NMI {nmi}");
         assert!(fit.converged(), "{method:?}: {} iterations", fit.n_iter());
-        assert!(fit.relative_error() < 1.0);
+        assert!(fit.relative_residual() < 1.0);
         match method {
             SymMethod::TriFactor => {
                 let s = fit.s().expect("S of the tri-factorization");
@@ -105,6 +106,91 @@ fn restarts_keep_the_lowest_residual() {
     if three.best_init() == 0 {
         assert_eq!(three.h(), one.h());
     }
+}
+
+#[test]
+fn progress_reports_every_check_of_every_restart() {
+    let p = planted();
+    let seen: Arc<Mutex<Vec<Progress>>> = Arc::default();
+    let sink = Arc::clone(&seen);
+    let params = SymNmf::params(4)
+        .seed(9)
+        .max_iter(30)
+        .tol(0.0)
+        .check_every(5);
+    let one = params.clone().fit(p.graph().adjacency()).unwrap();
+    let three = params
+        .n_init(3)
+        .on_progress(move |pr| sink.lock().unwrap().push(*pr))
+        .fit(p.graph().adjacency())
+        .unwrap();
+    assert!(three.gpu_stats().is_none(), "a CPU fit has no GPU counters");
+    let seen = seen.lock().unwrap();
+    // Each restart reports its initial point and the 6 checks, iterations from 0 again.
+    let runs: Vec<&[Progress]> = seen.chunks(7).collect();
+    assert_eq!(seen.len(), 21);
+    for run in &runs {
+        let iters: Vec<usize> = run.iter().map(|pr| pr.iteration).collect();
+        assert_eq!(iters, [0, 5, 10, 15, 20, 25, 30]);
+        assert!(run.iter().all(|pr| pr.max_iter == 30));
+    }
+    // The starts are drawn one after the other from one seeded generator, so the first
+    // restart is the single run, and the kept one reports the losses the result records.
+    let losses = |run: &[Progress]| run.iter().map(|pr| pr.loss).collect::<Vec<_>>();
+    assert_eq!(losses(runs[0]), one.losses());
+    assert_eq!(losses(runs[three.best_init()]), three.losses());
+}
+
+#[test]
+fn an_overflowing_anls_penalty_is_refused_with_advice() {
+    // max(A)² overflows f32 (and α·sqrt(max) would even for a somewhat smaller max).
+    for big in [1e20f32, 1e16] {
+        let a = array![[0.0f32, big, 0.0], [big, 0.0, 1.0], [0.0, 1.0, 0.0]];
+        let e = SymNmf::params(2)
+            .preprocess(Preprocess::None)
+            .fit(a.view())
+            .unwrap_err();
+        assert!(
+            matches!(e, NmfError::InvalidParameter { name: "alpha", .. }),
+            "{big}: {e}"
+        );
+        let msg = e.to_string();
+        assert!(
+            msg.contains("rescale A") && msg.contains("Preprocess::NormalizedAdjacency"),
+            "{msg}"
+        );
+        // The normalized adjacency has entries at most 1, and the other methods ignore α.
+        for (method, preprocess) in [
+            (SymMethod::Anls, Preprocess::NormalizedAdjacency),
+            (SymMethod::Multiplicative, Preprocess::NormalizedAdjacency),
+        ] {
+            let fit = SymNmf::params(2)
+                .method(method)
+                .preprocess(preprocess)
+                .fit(a.view())
+                .unwrap();
+            assert!(fit.h().iter().all(|x| x.is_finite()));
+        }
+    }
+    // A huge α set by hand is refused too, on ordinary data.
+    let a = array![[0.0f32, 2.0, 0.0], [2.0, 0.0, 1.0], [0.0, 1.0, 0.0]];
+    let e = SymNmf::params(2)
+        .preprocess(Preprocess::None)
+        .alpha(f32::MAX)
+        .fit(a.view())
+        .unwrap_err();
+    assert!(
+        matches!(e, NmfError::InvalidParameter { name: "alpha", .. }),
+        "{e}"
+    );
+    // ... but not by the methods that do not use it.
+    let fit = SymNmf::params(2)
+        .method(SymMethod::TriFactor)
+        .preprocess(Preprocess::None)
+        .alpha(f32::MAX)
+        .fit(a.view())
+        .unwrap();
+    assert!(fit.h().iter().all(|x| x.is_finite()));
 }
 
 #[test]
@@ -328,6 +414,12 @@ fn gpu_fits_match_cpu() {
             .fit(p.graph().adjacency())
             .unwrap();
         assert!(gpu.engine().starts_with("gpu"), "ran on {}", gpu.engine());
+        let stats = gpu.gpu_stats().expect("a GPU fit reports its counters");
+        assert!(
+            stats.dispatches > 0 && stats.bytes_read_back > 0,
+            "{stats:?}"
+        );
+        assert!(cpu.gpu_stats().is_none());
         assert_eq!(gpu.loss_iterations(), cpu.loss_iterations());
         for (g, c) in gpu.losses().iter().zip(cpu.losses()) {
             assert!(

@@ -67,6 +67,14 @@ fn tokenizer_splits_on_punctuation_and_symbols() {
 }
 
 #[test]
+fn tokenizer_keeps_underscores_in_words_like_python_w() {
+    assert_eq!(
+        tokenize("snake_case vs camelCase, __dunder__ and _x"),
+        ["snake_case", "vs", "camelcase", "__dunder__", "and", "_x"]
+    );
+}
+
+#[test]
 fn tokenizer_drops_numbers_and_short_tokens() {
     assert_eq!(
         tokenize("In 2024, 3.14 and 1,000 people bought 2 mp3 players; ٣٤ 3D x"),

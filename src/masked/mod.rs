@@ -84,11 +84,11 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use crate::engine::cpu::gemm::matmul;
-use crate::engine::Backend;
+use crate::engine::{Backend, GpuStats};
 use crate::error::{Factor, NmfError, Result};
 use crate::params::{Progress, ProgressFn, Regularization, DEFAULT_EPSILON};
 
-pub use self::ratings::{dense_from_triplets, IdMap, Rating, Ratings};
+pub use self::ratings::{dense_from_triplets, IdMap, Rating, Ratings, DENSE_FIT_BYTES};
 
 /// How the L2 penalty weighs the rows of `W` and the columns of `H` (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -280,6 +280,11 @@ impl MaskedParams {
     ///
     /// Observed entries must be finite and `>= 0`; unobserved ones are ignored (they may be
     /// anything, NaN included). At least one entry must be observed.
+    ///
+    /// Memory: besides the inputs, the fit holds `M ⊙ V` and `M` as f32 and, with the default
+    /// [`MaskedInit::Filled`], a filled f32 copy of `V` while it initialises: 12 bytes per
+    /// entry of `V` ([`DENSE_FIT_BYTES`] counts the inputs too), plus the factors. A GPU fit
+    /// also holds `M ⊙ V` and `M` on the device.
     pub fn fit(
         &self,
         v: ArrayView2<'_, f32>,
@@ -331,6 +336,7 @@ impl MaskedParams {
             row_counts: data.row_counts,
             col_counts: data.col_counts,
             engine_name,
+            gpu_stats: out.gpu_stats,
             elapsed: start.elapsed(),
         })
     }
@@ -480,6 +486,7 @@ pub struct MaskedFactorization {
     row_counts: Vec<usize>,
     col_counts: Vec<usize>,
     engine_name: String,
+    gpu_stats: Option<GpuStats>,
     elapsed: Duration,
 }
 
@@ -535,6 +542,10 @@ impl MaskedFactorization {
     /// The engine that ran the fit, e.g. `"cpu (2 threads)"`.
     pub fn engine(&self) -> &str {
         &self.engine_name
+    }
+    /// What the fit asked of the GPU (dispatches, submissions, bytes moved); `None` on the CPU.
+    pub fn gpu_stats(&self) -> Option<GpuStats> {
+        self.gpu_stats
     }
     /// Wall time of the fit (initialisation included).
     pub fn elapsed(&self) -> Duration {

@@ -305,6 +305,10 @@ impl Ratings {
 
     /// The users x items matrix `V` (zero where unrated) and the mask of rated entries; a pair
     /// rated more than once keeps its last rating.
+    ///
+    /// Refused with [`NmfError::TooLarge`] when a masked fit of it would not fit in the input
+    /// limit of [`crate::io::default_max_bytes`]: the fit takes about [`DENSE_FIT_BYTES`] bytes
+    /// per user x item entry, not just the 5 of this pair.
     pub fn to_dense(&self) -> Result<(Array2<f32>, Array2<bool>)> {
         let (m, n) = self.dim();
         check_dense_size(self.source.as_deref(), m, n)?;
@@ -320,7 +324,8 @@ impl Ratings {
 
 /// The dense `rows x cols` matrix `V` (zero elsewhere) and the mask of given entries from
 /// `(row, column, value)` triplets; an entry given twice keeps its last value. Indices must be
-/// in range and values finite and `>= 0`.
+/// in range and values finite and `>= 0`. Refused like [`Ratings::to_dense`] when a masked fit
+/// of a `rows x cols` matrix would exceed the input limit.
 pub fn dense_from_triplets(
     rows: usize,
     cols: usize,
@@ -350,15 +355,24 @@ pub fn dense_from_triplets(
     Ok((v, mask))
 }
 
-/// Refuse a dense `m x n` pair (4 bytes of value and 1 of mask per entry) above the input
-/// limit of [`crate::io::default_max_bytes`].
+/// Host memory a masked fit of a dense pair takes per entry of the `m x n` matrix: the pair
+/// itself (an f32 value and a bool mask, 5 bytes), the fit's `M ⊙ V` and `M` as f32 (8 bytes)
+/// and the filled copy of `V` that the default [`MaskedInit::Filled`](super::MaskedInit::Filled)
+/// factorizes (4 bytes). The factors and the engine's work space, `O((m + n) r)`, come on top.
+pub const DENSE_FIT_BYTES: u64 = 17;
+
+/// Refuse a dense `m x n` pair whose masked fit ([`DENSE_FIT_BYTES`] per entry) would exceed
+/// the input limit of [`crate::io::default_max_bytes`].
 fn check_dense_size(source: Option<&Path>, m: usize, n: usize) -> Result<()> {
     let limit = crate::io::default_max_bytes();
-    let bytes = (m as u128) * (n as u128) * 5;
+    let bytes = (m as u128) * (n as u128) * u128::from(DENSE_FIT_BYTES);
     if bytes > u128::from(limit) {
         return Err(NmfError::TooLarge {
             path: source.map_or_else(|| PathBuf::from("<triplets>"), Path::to_path_buf),
-            what: format!("the dense {m} x {n} ratings matrix with its mask"),
+            what: format!(
+                "a masked fit of the dense {m} x {n} ratings matrix (with its mask and the fit's \
+                 copies, {DENSE_FIT_BYTES} bytes per entry)"
+            ),
             bytes,
             limit,
         });

@@ -21,7 +21,7 @@ use rand::Rng;
 use rand_distr::StandardNormal;
 
 use super::{MaskedData, MaskedInit, PenaltyScale};
-use crate::engine::{Backend, Engine, MuDenominator, MuRule, Side};
+use crate::engine::{Backend, Engine, GpuStats, MuDenominator, MuRule, Side};
 use crate::error::{NmfError, Result};
 use crate::fit::{with_engine, EngineTask};
 use crate::init::nndsvd;
@@ -53,6 +53,8 @@ pub(crate) struct Output {
     pub converged: bool,
     pub losses: Vec<f64>,
     pub loss_iters: Vec<usize>,
+    /// The engine's counters at the end of the run.
+    pub gpu_stats: Option<GpuStats>,
 }
 
 /// The bias estimate of every entry: `μ + b_i + b_j` with damped offsets
@@ -347,6 +349,7 @@ impl EngineTask for Task<'_> {
             converged,
             losses,
             loss_iters,
+            gpu_stats: e.stats(),
         })
     }
 }

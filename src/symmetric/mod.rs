@@ -64,16 +64,19 @@
 
 mod solve;
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ndarray::{Array2, ArrayView2};
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 
 use crate::cluster::labels_from_rows;
-use crate::engine::Backend;
+use crate::engine::{Backend, GpuStats};
 use crate::error::{NmfError, Result};
 use crate::fit::{check_data, with_engine};
+use crate::params::{Progress, ProgressFn};
 
 /// The algorithm of a symmetric factorization; see the [module docs](self).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -99,7 +102,11 @@ impl SymMethod {
     }
 }
 
-/// How `A` is transformed into the matrix `Ã` that is factorized.
+/// How `A` is transformed into the matrix `Ã` that is factorized, set with
+/// [`SymNmfParams::preprocess`].
+///
+/// Not re-exported at the crate root, where [`images::Preprocess`](crate::images::Preprocess)
+/// (a different step, for image sets) would clash with it: use `nmf_gpu::symmetric::Preprocess`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Preprocess {
     /// `Ã = D^{-1/2} A D^{-1/2}`, `D = diag(Σ_j A[i,j])` (rows and columns of nodes with degree 0
@@ -134,7 +141,7 @@ impl SymNmf {
 
 /// Builder for a symmetric factorization. Every setter takes and returns `self`; `fit`
 /// validates everything and runs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SymNmfParams {
     k: usize,
     method: SymMethod,
@@ -148,6 +155,27 @@ pub struct SymNmfParams {
     symmetry_tol: f32,
     epsilon: f32,
     backend: Backend,
+    progress: Option<ProgressFn>,
+}
+
+impl fmt::Debug for SymNmfParams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SymNmfParams")
+            .field("k", &self.k)
+            .field("method", &self.method)
+            .field("preprocess", &self.preprocess)
+            .field("max_iter", &self.max_iter)
+            .field("tol", &self.tol)
+            .field("check_every", &self.check_every)
+            .field("seed", &self.seed)
+            .field("n_init", &self.n_init)
+            .field("alpha", &self.alpha)
+            .field("symmetry_tol", &self.symmetry_tol)
+            .field("epsilon", &self.epsilon)
+            .field("backend", &self.backend)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
 }
 
 impl SymNmfParams {
@@ -168,6 +196,7 @@ impl SymNmfParams {
             symmetry_tol: 1e-5,
             epsilon: crate::params::DEFAULT_EPSILON,
             backend: Backend::Cpu,
+            progress: None,
         }
     }
     /// The algorithm.
@@ -208,7 +237,8 @@ impl SymNmfParams {
         self
     }
     /// The ANLS penalty weight `α` on `‖W − H‖²` (default `max(Ã)²`). Larger values tie W
-    /// and H sooner; ignored by the other methods.
+    /// and H sooner; ignored by the other methods. `fit` refuses a weight (given or default)
+    /// so large that the ANLS terms `α H` would overflow f32.
     pub fn alpha(mut self, alpha: f32) -> Self {
         self.alpha = Some(alpha);
         self
@@ -219,7 +249,8 @@ impl SymNmfParams {
         self.symmetry_tol = symmetry_tol;
         self
     }
-    /// Denominators of multiplicative updates below this are replaced by it
+    /// Zero denominators of the multiplicative rules ([`SymMethod::Multiplicative`],
+    /// [`SymMethod::TriFactor`]) are replaced by this; unused by [`SymMethod::Anls`]
     /// (default `f32::EPSILON`).
     pub fn epsilon(mut self, epsilon: f32) -> Self {
         self.epsilon = epsilon;
@@ -228,6 +259,14 @@ impl SymNmfParams {
     /// Where the iterations run.
     pub fn backend(mut self, backend: Backend) -> Self {
         self.backend = backend;
+        self
+    }
+    /// Called at every convergence check with the iteration and the method's objective (the
+    /// value recorded in [`SymFactorization::losses`], not a divergence to `A`). With
+    /// [`n_init`](Self::n_init) > 1 every initialisation reports in turn, its iterations
+    /// counting from 0 again.
+    pub fn on_progress(mut self, f: impl Fn(&Progress) + Send + Sync + 'static) -> Self {
+        self.progress = Some(Arc::new(f));
         self
     }
 
@@ -311,13 +350,9 @@ impl SymNmfParams {
                 expected: "a matrix with at least one positive entry (a graph with at least one edge with a weight > 0)".into(),
             });
         }
-        let alpha = self.alpha.unwrap_or(max * max);
+        let alpha = self.penalty(max)?;
         let mean = crate::init::mean(a_t.view());
         let scale = (2.0 * (mean / self.k as f64).sqrt()) as f32;
-        let mut rng = StdRng::seed_from_u64(self.seed);
-        let inits: Vec<Array2<f32>> = (0..self.n_init)
-            .map(|_| Array2::from_shape_simple_fn((n, self.k), || scale * rng.random::<f32>()))
-            .collect();
         let task = solve::SymTask {
             method: self.method,
             k: self.k,
@@ -326,7 +361,10 @@ impl SymNmfParams {
             check_every: self.check_every,
             alpha,
             epsilon: self.epsilon,
-            inits,
+            n_init: self.n_init,
+            init_scale: scale,
+            rng: StdRng::seed_from_u64(self.seed),
+            progress: self.progress.clone(),
         };
         let (out, engine_name) = with_engine(a_t.view(), &self.backend, task)?;
         let a_sq: f64 = a_t.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
@@ -344,7 +382,36 @@ impl SymNmfParams {
             preprocess: self.preprocess,
             alpha,
             engine_name,
+            gpu_stats: out.gpu_stats,
             elapsed: start.elapsed(),
+        })
+    }
+
+    /// The ANLS penalty weight: the one set, or `max(Ã)²` (computed in f64). For ANLS it must
+    /// leave room in f32 for `α H`, whose entries are about `α sqrt(max(Ã))` (the scale of H
+    /// when `H Hᵀ ≈ Ã`), with a margin of 16; the other methods ignore it.
+    fn penalty(&self, max: f32) -> Result<f32> {
+        let max = f64::from(max);
+        let alpha = self.alpha.map_or(max * max, f64::from);
+        if self.method != SymMethod::Anls {
+            return Ok(alpha as f32);
+        }
+        let representable = |x: f64| x.is_finite() && x <= f64::from(f32::MAX);
+        if representable(alpha) && representable(16.0 * alpha * max.sqrt()) {
+            return Ok(alpha as f32);
+        }
+        let origin = if self.alpha.is_some() {
+            "the alpha set"
+        } else {
+            "the default max(Ã)²"
+        };
+        Err(NmfError::InvalidParameter {
+            name: "alpha",
+            value: format!("{alpha:e} ({origin}, with max(Ã) = {max:e})"),
+            expected: format!(
+                "an ANLS penalty with α·sqrt(max(Ã)) well inside the f32 range (up to about {:e}), so that the updates do not overflow; rescale A (e.g. divide it by its largest entry), use Preprocess::NormalizedAdjacency, or set a smaller alpha",
+                f64::from(f32::MAX) / 16.0
+            ),
         })
     }
 }
@@ -428,6 +495,7 @@ pub struct SymFactorization {
     preprocess: Preprocess,
     alpha: f32,
     engine_name: String,
+    gpu_stats: Option<GpuStats>,
     elapsed: Duration,
 }
 
@@ -480,8 +548,12 @@ impl SymFactorization {
     pub fn residual(&self) -> f64 {
         self.residual
     }
-    /// `‖Ã − H Hᵀ‖_F / ‖Ã‖_F` (with `H S Hᵀ` for the tri-factorization).
-    pub fn relative_error(&self) -> f64 {
+    /// `‖Ã − H Hᵀ‖_F / ‖Ã‖_F` (with `H S Hᵀ` for the tri-factorization), computed from
+    /// [`residual`](Self::residual): the residual of the matrix that was factorized, i.e. of
+    /// `Ã` after the [`Preprocess`] step (the normalized adjacency by default), not of the `A`
+    /// given to `fit`. (Unlike [`Factorization::relative_error`](crate::Factorization::relative_error),
+    /// it takes no data: `Ã` is fixed by the fit.)
+    pub fn relative_residual(&self) -> f64 {
         if self.a_sq_norm > 0.0 {
             (2.0 * self.residual / self.a_sq_norm).sqrt()
         } else {
@@ -500,13 +572,19 @@ impl SymFactorization {
     pub fn preprocess(&self) -> Preprocess {
         self.preprocess
     }
-    /// The ANLS penalty weight α used (computed as `max(Ã)²` unless set).
+    /// The ANLS penalty weight α used (computed as `max(Ã)²` unless set); the other methods
+    /// do not use it.
     pub fn alpha(&self) -> f32 {
         self.alpha
     }
     /// The engine that ran the fit, e.g. `"cpu (2 threads)"`.
     pub fn engine(&self) -> &str {
         &self.engine_name
+    }
+    /// What the fit asked of the GPU (dispatches, submissions, bytes moved), summed over every
+    /// initialisation; `None` on the CPU.
+    pub fn gpu_stats(&self) -> Option<GpuStats> {
+        self.gpu_stats
     }
     /// Wall time of the fit (validation, preprocessing and every initialisation).
     pub fn elapsed(&self) -> Duration {

@@ -1,12 +1,14 @@
 //! The symmetric solvers, written once against [`Engine`] (whose data matrix is `Ã`).
 
 use ndarray::Array2;
+use rand::rngs::StdRng;
+use rand::Rng;
 
 use super::SymMethod;
-use crate::engine::{Engine, MuDenominator, MuRule, Side};
+use crate::engine::{Engine, GpuStats, MuDenominator, MuRule, Side};
 use crate::error::{NmfError, Result};
 use crate::fit::EngineTask;
-use crate::params::{Loss, Regularization};
+use crate::params::{Loss, Progress, ProgressFn, Regularization};
 
 /// Every initialisation of one fit, run on one engine.
 pub(super) struct SymTask {
@@ -17,8 +19,13 @@ pub(super) struct SymTask {
     pub check_every: usize,
     pub alpha: f32,
     pub epsilon: f32,
-    /// The initial H (n x k) of each run.
-    pub inits: Vec<Array2<f32>>,
+    /// Number of runs.
+    pub n_init: usize,
+    /// Each run starts from `H₀ = init_scale · U(0,1)` entrywise, drawn from `rng` just before
+    /// the run (so only one H₀ is held at a time; the draws do not depend on when they happen).
+    pub init_scale: f32,
+    pub rng: StdRng,
+    pub progress: Option<ProgressFn>,
 }
 
 /// The kept run.
@@ -31,6 +38,8 @@ pub(super) struct SymOutput {
     pub loss_iters: Vec<usize>,
     pub residual: f64,
     pub best_init: usize,
+    /// The engine's counters after the last run (every run counted).
+    pub gpu_stats: Option<GpuStats>,
 }
 
 /// Work space of one run: the factors and every intermediate product, allocated once.
@@ -55,7 +64,7 @@ struct Work<M> {
 impl EngineTask for SymTask {
     type Output = SymOutput;
 
-    fn run<E: Engine>(self, e: &mut E) -> Result<SymOutput> {
+    fn run<E: Engine>(mut self, e: &mut E) -> Result<SymOutput> {
         let (n, _) = e.dims();
         let k = self.k;
         let mut best: Option<SymOutput> = None;
@@ -71,8 +80,10 @@ impl EngineTask for SymTask {
             t1: e.zeros(k, k)?,
             t2: e.zeros(k, k)?,
         };
-        for (i, h0) in self.inits.iter().enumerate() {
-            let run = self.run_one(e, &mut work, h0)?;
+        for i in 0..self.n_init {
+            let scale = self.init_scale;
+            let h0 = Array2::from_shape_simple_fn((n, k), || scale * self.rng.random::<f32>());
+            let run = self.run_one(e, &mut work, &h0)?;
             let better = match &best {
                 None => true,
                 Some(b) => run.residual < b.residual,
@@ -84,11 +95,13 @@ impl EngineTask for SymTask {
                 });
             }
         }
-        best.ok_or(NmfError::InvalidParameter {
+        let mut best = best.ok_or(NmfError::InvalidParameter {
             name: "n_init",
             value: "0".into(),
             expected: "at least 1 initialisation".into(),
-        })
+        })?;
+        best.gpu_stats = e.stats();
+        Ok(best)
     }
 }
 
@@ -122,6 +135,7 @@ impl SymTask {
         }
         losses.push(f0);
         loss_iters.push(0);
+        self.report(0, f0);
         let err0 = (2.0 * f0).sqrt();
         let mut prev_err = err0;
         let mut converged = false;
@@ -141,6 +155,7 @@ impl SymTask {
                 }
                 losses.push(f);
                 loss_iters.push(it);
+                self.report(it, f);
                 let err = (2.0 * f).sqrt();
                 if self.tol > 0.0 && at_check {
                     if err0 == 0.0 || (prev_err - err) / err0 < f64::from(self.tol) {
@@ -164,7 +179,19 @@ impl SymTask {
             loss_iters,
             residual,
             best_init: 0,
+            gpu_stats: None,
         })
+    }
+
+    /// Call the progress callback, if any.
+    fn report(&self, iteration: usize, loss: f64) {
+        if let Some(cb) = &self.progress {
+            cb(&Progress {
+                iteration,
+                max_iter: self.max_iter,
+                loss,
+            });
+        }
     }
 
     /// One ANLS iteration: a HALS sweep on W, then one on H, each the exact minimiser of

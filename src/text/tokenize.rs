@@ -6,7 +6,8 @@ pub const MIN_TOKEN_CHARS: usize = 2;
 /// Split `text` into lowercase word tokens.
 ///
 /// 1. A token is a maximal run of *word characters*: letters and digits of any script
-///    (`char::is_alphanumeric`), combining marks that are not letters themselves (accents of
+///    (`char::is_alphanumeric`), the underscore `_` (so `snake_case` is one token), combining
+///    marks that are not letters themselves (accents of
 ///    decomposed text such as `e` + U+0301, Indic viramas and nuktas, Hebrew points; the
 ///    non-alphabetic characters of the Unicode general category `M`), and the zero-width
 ///    (non-)joiners U+200C and U+200D. Everything else (spaces, punctuation, apostrophes,
@@ -16,9 +17,12 @@ pub const MIN_TOKEN_CHARS: usize = 2;
 /// 3. Tokens shorter than [`MIN_TOKEN_CHARS`] characters, and tokens made only of numeric
 ///    characters (`2024`, `٣`, `Ⅻ`), are dropped; mixed tokens such as `3d` or `mp3` are kept.
 ///
-/// This is scikit-learn's `CountVectorizer` token pattern `(?u)\b\w\w+\b` with lowercasing,
-/// plus the removal of numbers. Scripts written without spaces between words (Chinese,
-/// Japanese, Thai) are not segmented: a run of such characters is one token.
+/// This follows scikit-learn's `CountVectorizer` token pattern `(?u)\b\w\w+\b` with
+/// lowercasing, plus the removal of numbers. One difference remains: combining marks join
+/// words here, while Python's `\w` (letters, digits and `_`) does not match them, so
+/// scikit-learn splits decomposed `cafe` + U+0301 into `cafe` alone and Hindi `हिन्दी` into
+/// pieces where this keeps each word whole. Scripts written without spaces between words
+/// (Chinese, Japanese, Thai) are not segmented: a run of such characters is one token.
 ///
 /// ```
 /// use nmf_gpu::text::tokenize;
@@ -61,7 +65,7 @@ fn emit(word: &str, f: &mut impl FnMut(String)) {
 
 /// Whether `c` belongs to a word (see [`tokenize`]).
 fn is_word_char(c: char) -> bool {
-    if c.is_alphanumeric() {
+    if c.is_alphanumeric() || c == '_' {
         return true;
     }
     let cp = u32::from(c);
@@ -138,5 +142,14 @@ mod tests {
     fn decomposed_accents_and_viramas_stay_in_the_word() {
         assert_eq!(tokenize("cafe\u{301} noir"), ["cafe\u{301}", "noir"]);
         assert_eq!(tokenize("हिन्दी भाषा"), ["हिन्दी", "भाषा"]);
+    }
+
+    #[test]
+    fn underscore_is_a_word_character() {
+        assert_eq!(
+            tokenize("snake_case and __init__"),
+            ["snake_case", "and", "__init__"]
+        );
+        assert_eq!(tokenize("a_ _b x_1"), ["a_", "_b", "x_1"]);
     }
 }
