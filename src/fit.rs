@@ -10,10 +10,11 @@ use crate::engine::cpu::CpuEngine;
 use crate::engine::gpu::{auto_context, GpuEngine};
 use crate::engine::{Backend, Engine};
 use crate::error::{NmfError, Result};
-use crate::init::initialize;
+use crate::init::{initialize, initialize_sparse};
 use crate::model::Factorization;
 use crate::params::{NmfParams, ValidParams};
 use crate::solver::{run, RunOutput, Update};
+use crate::sparse::CsrMatrix;
 
 /// Check that every entry of `v` is finite and nonnegative; the error names the first bad one
 /// in row-major order.
@@ -121,6 +122,58 @@ pub(crate) fn fit(params: &NmfParams, v: ArrayView2<'_, f32>) -> Result<Factoriz
     let (w0, h0) = initialize(v, &valid, &mut rng);
     let (out, engine_name) =
         make_engine_and_run(v, &params.backend, &valid, &w0, &h0, Update::Both)?;
+    Ok(Factorization {
+        w: out.w,
+        h: out.h,
+        n_iter: out.n_iter,
+        converged: out.converged,
+        losses: out.losses,
+        loss_iters: out.loss_iters,
+        gpu_stats: out.gpu_stats,
+        params: valid,
+        backend: params.backend.clone(),
+        engine_name,
+        elapsed: start.elapsed(),
+    })
+}
+
+/// Sparse `V` runs on the CPU engine only: [`Backend::Gpu`] is an error, [`Backend::Auto`]
+/// picks the CPU.
+pub(crate) fn check_sparse_backend(backend: &Backend) -> Result<()> {
+    match backend {
+        Backend::Gpu(_) => Err(NmfError::UnsupportedOption {
+            option: "sparse V",
+            requires: "Backend::Cpu (or Backend::Auto, which runs sparse data on the CPU)",
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Run the solver on the CPU engine over a sparse `v` and its transpose `vt`.
+pub(crate) fn run_sparse(
+    v: &CsrMatrix,
+    vt: &CsrMatrix,
+    params: &ValidParams,
+    w0: &Array2<f32>,
+    h0: &Array2<f32>,
+    update: Update,
+) -> Result<(RunOutput, String)> {
+    let mut engine = CpuEngine::new_sparse(v, vt);
+    let name = engine.name();
+    Ok((run(&mut engine, params, w0, h0, update)?, name))
+}
+
+/// Factorize a sparse `v` with `params`; see [`NmfParams::fit_sparse`].
+pub(crate) fn fit_sparse(params: &NmfParams, v: &CsrMatrix) -> Result<Factorization> {
+    let start = Instant::now();
+    let (m, n) = v.dim();
+    let valid = params.check(m, n)?;
+    check_sparse_backend(&params.backend)?;
+    // The values were checked (finite, >= 0) when the CsrMatrix was built.
+    let vt = v.transpose();
+    let mut rng = StdRng::seed_from_u64(valid.seed);
+    let (w0, h0) = initialize_sparse(v, &vt, &valid, &mut rng);
+    let (out, engine_name) = run_sparse(v, &vt, &valid, &w0, &h0, Update::Both)?;
     Ok(Factorization {
         w: out.w,
         h: out.h,

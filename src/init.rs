@@ -10,8 +10,10 @@ use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 use rand::Rng;
 use rand_distr::StandardNormal;
 
-use crate::linalg::{auto_power_iters, randomized_svd};
+use crate::engine::cpu::sparse::SparseOp;
+use crate::linalg::{auto_power_iters, randomized_svd, LinearOperator};
 use crate::params::{Init, ValidParams};
+use crate::sparse::CsrMatrix;
 
 /// Entries of NNDSVD factors below this are set to zero (scikit-learn's `eps`).
 const NNDSVD_ZERO: f32 = 1e-6;
@@ -38,19 +40,42 @@ pub(crate) fn initialize(
     p: &ValidParams,
     rng: &mut impl Rng,
 ) -> (Array2<f32>, Array2<f32>) {
+    initialize_op(v, || mean(v), p, rng)
+}
+
+/// [`initialize`] for a sparse `v` with its transpose `vt`: the same factors as for the dense
+/// matrix (the SVD of NNDSVD runs on sparse products), never forming `v` densely.
+pub(crate) fn initialize_sparse(
+    v: &CsrMatrix,
+    vt: &CsrMatrix,
+    p: &ValidParams,
+    rng: &mut impl Rng,
+) -> (Array2<f32>, Array2<f32>) {
+    let (m, n) = v.dim();
+    let mean = || v.sum() / ((m as f64) * (n as f64)).max(1.0);
+    initialize_op(SparseOp { a: v, at: vt }, mean, p, rng)
+}
+
+/// [`initialize`] over any operator, given how to compute the mean entry.
+fn initialize_op<A: LinearOperator>(
+    v: A,
+    mean: impl Fn() -> f64,
+    p: &ValidParams,
+    rng: &mut impl Rng,
+) -> (Array2<f32>, Array2<f32>) {
     let (m, n) = v.dim();
     let r = p.rank;
     match &p.init {
         Init::Custom { w, h } => (w.clone(), h.clone()),
         Init::Random => {
-            let scale = (mean(v) / r as f64).sqrt() as f32;
+            let scale = (mean() / r as f64).sqrt() as f32;
             let h = abs_normal(r, n, scale, rng);
             let w = abs_normal(m, r, scale, rng);
             (w, h)
         }
         Init::Nndsvd | Init::Nndsvda | Init::Nndsvdar => {
             let (mut w, mut h) = nndsvd(v, r, rng);
-            let avg = mean(v) as f32;
+            let avg = mean() as f32;
             match p.init {
                 Init::Nndsvda => {
                     w.mapv_inplace(|x| if x == 0.0 { avg } else { x });
@@ -79,8 +104,8 @@ fn norm(x: &Array1<f32>) -> f32 {
 }
 
 /// Plain NNDSVD (zeros kept). Requires `r ≤ min(m, n)` (checked by the caller).
-pub(crate) fn nndsvd(
-    v: ArrayView2<'_, f32>,
+pub(crate) fn nndsvd<A: LinearOperator>(
+    v: A,
     r: usize,
     rng: &mut impl Rng,
 ) -> (Array2<f32>, Array2<f32>) {

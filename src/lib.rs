@@ -68,6 +68,7 @@ pub mod masked;
 mod model;
 mod params;
 mod solver;
+pub mod sparse;
 pub mod symmetric;
 pub mod text;
 
@@ -79,4 +80,5 @@ pub use params::{
     Init, Loss, Nmf, NmfParams, Orthogonality, Progress, ProgressFn, Solver, ValidParams,
     DEFAULT_EPSILON,
 };
+pub use sparse::CsrMatrix;
 pub use symmetric::{SymFactorization, SymMethod, SymNmf, SymNmfParams};

@@ -268,3 +268,63 @@ pub fn relative_error(
         num / vn
     })
 }
+
+impl Factorization {
+    /// [`transform`](Self::transform) for sparse samples `v_new` (m x n'), on the CPU engine
+    /// (see [`NmfParams::fit_sparse`](crate::NmfParams::fit_sparse)): H (r x n') with W fixed,
+    /// the same encodings as `transform` of the dense matrix up to float rounding.
+    /// A model whose backend is [`Backend::Gpu`] gives [`NmfError::UnsupportedOption`].
+    pub fn transform_sparse(&self, v_new: &crate::sparse::CsrMatrix) -> Result<Array2<f32>> {
+        let (m, n) = v_new.dim();
+        if m != self.w.nrows() {
+            return Err(NmfError::ShapeMismatch {
+                what: "V in transform_sparse",
+                expected: format!("{} rows (features)", self.w.nrows()),
+                found: format!("{m} x {n}"),
+            });
+        }
+        if n == 0 {
+            return Err(NmfError::EmptyInput { rows: m, cols: n });
+        }
+        crate::fit::check_sparse_backend(&self.backend)?;
+        let r = self.rank();
+        let h0 = match self.params.solver {
+            Solver::MultiplicativeUpdate => {
+                let mean = v_new.sum() / (m as f64 * n as f64);
+                Array2::from_elem((r, n), (mean / r as f64).sqrt() as f32)
+            }
+            Solver::Hals => Array2::zeros((r, n)),
+        };
+        let mut params = self.params.clone();
+        params.progress = None;
+        let vt = v_new.transpose();
+        let out = crate::fit::run_sparse(v_new, &vt, &params, &self.w, &h0, Update::HOnly)?;
+        Ok(out.0.h)
+    }
+
+    /// [`relative_error`](Self::relative_error) for sparse data `v` (m x n) of the fitted shape:
+    /// `‖V − WH‖_F / ‖V‖_F`, computed over the stored entries and the factors' Gram matrices.
+    pub fn relative_error_sparse(&self, v: &crate::sparse::CsrMatrix) -> Result<f64> {
+        if v.dim() != (self.w.nrows(), self.h.ncols()) {
+            return Err(NmfError::ShapeMismatch {
+                what: "V in relative_error_sparse",
+                expected: format!("{} x {}", self.w.nrows(), self.h.ncols()),
+                found: format!("{} x {}", v.rows(), v.cols()),
+            });
+        }
+        let vt = v.transpose();
+        let mut e = CpuEngine::new_sparse(v, &vt);
+        let d = e.loss(&self.w, &self.h, Loss::Frobenius, f32::EPSILON)?;
+        let vn = v.sq_norm().sqrt();
+        let num = (2.0 * d).sqrt();
+        Ok(if vn == 0.0 {
+            if num == 0.0 {
+                0.0
+            } else {
+                f64::INFINITY
+            }
+        } else {
+            num / vn
+        })
+    }
+}

@@ -500,3 +500,18 @@ impl ValidParams {
         self.orthogonality
     }
 }
+
+impl NmfParams {
+    /// Factorize a sparse `v` (m x n, features x samples): `V ≈ W H`, on the CPU engine, in time
+    /// and memory proportional to the stored entries (plus `(m + n)·r` for the factors); V is
+    /// never formed densely. The result is the same as [`fit`](Self::fit) on the dense matrix
+    /// up to float rounding, for every solver, loss and initialisation (NNDSVD's SVD runs on
+    /// sparse products).
+    ///
+    /// The engine keeps a transposed copy of V (as much memory again as `v`), so that `Wᵀ V`
+    /// runs column by column in parallel. [`Backend::Gpu`] gives
+    /// [`NmfError::UnsupportedOption`]; [`Backend::Auto`] runs on the CPU.
+    pub fn fit_sparse(&self, v: &crate::sparse::CsrMatrix) -> Result<Factorization> {
+        crate::fit::fit_sparse(self, v)
+    }
+}

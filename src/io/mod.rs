@@ -103,6 +103,19 @@ pub enum HeaderMode {
     Absent,
 }
 
+/// Read a MatrixMarket (`.mtx`) file into a sparse [`CsrMatrix`](crate::sparse::CsrMatrix),
+/// for [`NmfParams::fit_sparse`](crate::NmfParams::fit_sparse). Coordinate files go straight
+/// to CSR (repeated entries summed, symmetric ones mirrored) without a dense intermediate, and
+/// [`ReadOptions::max_bytes`] bounds the entries (16 bytes each while building) instead of
+/// `rows x cols`; array files are read densely and converted. Unlike [`read_matrix`], the
+/// values are checked: a negative or non-finite one is an error.
+pub fn read_mtx_sparse(
+    path: impl AsRef<Path>,
+    options: &ReadOptions,
+) -> Result<crate::sparse::CsrMatrix> {
+    mtx::read_sparse(path.as_ref(), options)
+}
+
 /// Options for [`read_matrix`].
 #[derive(Debug, Clone)]
 pub struct ReadOptions {

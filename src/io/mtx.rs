@@ -14,6 +14,7 @@ use ndarray::Array2;
 use super::limits::check_dims;
 use super::{format_error, open, read_error, ReadOptions};
 use crate::error::{NmfError, Result};
+use crate::sparse::CsrMatrix;
 
 /// A matrix read from a `.mtx` file.
 pub(crate) struct MtxMatrix {
@@ -88,8 +89,20 @@ impl<'p, R: BufRead> Lines<'p, R> {
     }
 }
 
-/// Read a MatrixMarket file as a dense float32 matrix.
-pub(crate) fn read(path: &Path, options: &ReadOptions) -> Result<MtxMatrix> {
+/// What the banner and the size line of a file declare.
+struct Header {
+    layout: Layout,
+    field: Field,
+    symmetry: Symmetry,
+    rows: u64,
+    cols: u64,
+    nnz: u64,
+    size_line: usize,
+}
+
+/// Open `path`, read its banner and size line; returns the lines that follow and the file's
+/// length (when it is a regular file).
+fn open_header(path: &Path) -> Result<(Lines<'_, BufReader<std::fs::File>>, Header, Option<u64>)> {
     let file = open(path)?;
     let file_len = file
         .metadata()
@@ -162,6 +175,32 @@ pub(crate) fn read(path: &Path, options: &ReadOptions) -> Result<MtxMatrix> {
             format!("malformed header: a {} matrix must be square, but the size line says {rows} x {cols}", symmetry_name(symmetry)),
         ));
     }
+    let header = Header {
+        layout,
+        field,
+        symmetry,
+        rows,
+        cols,
+        nnz,
+        size_line,
+    };
+    Ok((lines, header, file_len))
+}
+
+/// Read a MatrixMarket file as a dense float32 matrix.
+pub(crate) fn read(path: &Path, options: &ReadOptions) -> Result<MtxMatrix> {
+    let (mut lines, header, file_len) = open_header(path)?;
+    let Header {
+        layout,
+        field,
+        symmetry,
+        rows,
+        cols,
+        nnz,
+        size_line,
+    } = header;
+    let err =
+        |line: usize, col: Option<usize>, msg: String| format_error(path, Some(line), col, msg);
     let elements = check_dims(path, rows, cols, options.limit_bytes())?;
     let (r, c) = (rows as usize, cols as usize);
 
@@ -306,6 +345,124 @@ pub(crate) fn read(path: &Path, options: &ReadOptions) -> Result<MtxMatrix> {
         data,
         mirrored: symmetry != Symmetry::General,
     })
+}
+
+/// Read a MatrixMarket file straight into a [`CsrMatrix`]: coordinate files entry by entry
+/// (repeated entries summed, symmetric files mirrored), never forming the dense matrix; array
+/// files are dense on disk and are read densely first. The limit of `options` applies to the
+/// entries held while building (16 bytes each) rather than to `rows x cols`.
+pub(crate) fn read_sparse(path: &Path, options: &ReadOptions) -> Result<CsrMatrix> {
+    let (mut lines, header, file_len) = open_header(path)?;
+    if header.layout == Layout::Array {
+        drop(lines);
+        return CsrMatrix::from_dense(read(path, options)?.data.view());
+    }
+    let Header {
+        field,
+        symmetry,
+        rows,
+        cols,
+        nnz,
+        size_line,
+        ..
+    } = header;
+    let err =
+        |line: usize, col: Option<usize>, msg: String| format_error(path, Some(line), col, msg);
+    if u128::from(nnz) > u128::from(rows) * u128::from(cols) {
+        return Err(err(
+            size_line,
+            Some(3),
+            format!("malformed size line: {nnz} entries cannot fit in a {rows} x {cols} matrix"),
+        ));
+    }
+    let stored = if symmetry == Symmetry::General {
+        u128::from(nnz)
+    } else {
+        2 * u128::from(nnz)
+    };
+    let bytes = stored * 16;
+    if bytes > u128::from(options.limit_bytes())
+        || usize::try_from(rows).is_err()
+        || u32::try_from(cols).is_err()
+    {
+        return Err(NmfError::TooLarge {
+            path: path.to_path_buf(),
+            what: format!("the {nnz} declared entries of the {rows} x {cols} sparse matrix"),
+            bytes,
+            limit: options.limit_bytes(),
+        });
+    }
+    if let Some(len) = file_len {
+        if u128::from(nnz) * 4 > u128::from(len) {
+            return Err(format_error(
+                path,
+                None,
+                None,
+                format!("truncated: the size line declares {nnz} values but the file is only {len} bytes long"),
+            ));
+        }
+    }
+    let fields = if field == Field::Pattern { 2 } else { 3 };
+    let mut triplets: Vec<(usize, usize, f32)> = Vec::with_capacity(stored as usize);
+    let mut found: u64 = 0;
+    while let Some((no, line)) = lines.next_content()? {
+        if found == nnz {
+            return Err(err(
+                no,
+                None,
+                format!("more entries than the {nnz} the size line (line {size_line}) declares"),
+            ));
+        }
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        if parts.len() != fields {
+            return Err(err(
+                no,
+                None,
+                format!(
+                    "expected {fields} fields (row column{}), found {}",
+                    if fields == 3 { " value" } else { "" },
+                    parts.len()
+                ),
+            ));
+        }
+        let i = parse_index(parts[0], rows).map_err(|m| err(no, Some(1), m))?;
+        let j = parse_index(parts[1], cols).map_err(|m| err(no, Some(2), m))?;
+        let v = if field == Field::Pattern {
+            1.0
+        } else {
+            parse_value(parts[2], field).map_err(|m| err(no, Some(3), m))?
+        };
+        match symmetry {
+            Symmetry::General => triplets.push((i, j, v)),
+            Symmetry::Symmetric => {
+                triplets.push((i, j, v));
+                if i != j {
+                    triplets.push((j, i, v));
+                }
+            }
+            Symmetry::SkewSymmetric => {
+                if i == j {
+                    return Err(err(
+                        no,
+                        None,
+                        "a skew-symmetric matrix stores no diagonal entries".to_string(),
+                    ));
+                }
+                triplets.push((i, j, v));
+                triplets.push((j, i, -v));
+            }
+        }
+        found += 1;
+    }
+    if found < nnz {
+        return Err(format_error(
+            path,
+            None,
+            None,
+            format!("truncated: the size line (line {size_line}) declares {nnz} entries but the file holds {found}"),
+        ));
+    }
+    CsrMatrix::from_triplets(rows as usize, cols as usize, triplets)
 }
 
 /// Why a banner cannot be used.

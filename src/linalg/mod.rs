@@ -16,4 +16,4 @@ pub(crate) use eigen::symmetric_eigen;
 #[allow(unused_imports)]
 pub(crate) use qr::orthonormalize;
 #[allow(unused_imports)]
-pub(crate) use svd::{auto_power_iters, randomized_svd, Svd};
+pub(crate) use svd::{auto_power_iters, randomized_svd, LinearOperator, Svd};

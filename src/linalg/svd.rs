@@ -41,6 +41,34 @@ pub(crate) struct Svd {
     pub vt: Array2<f32>,
 }
 
+/// A matrix `A` (m×n) as the randomized SVD uses it: only through products with skinny dense
+/// matrices, so that a sparse `A` never has to be formed densely.
+pub(crate) trait LinearOperator: Sized {
+    /// `(m, n)`.
+    fn dim(&self) -> (usize, usize);
+    /// `A X` (m×l) for `X` (n×l).
+    fn mul(&self, x: ArrayView2<'_, f32>) -> Array2<f32>;
+    /// `Xᵀ A` (l×n) for `X` (m×l).
+    fn t_mul(&self, x: ArrayView2<'_, f32>) -> Array2<f32>;
+    /// `Aᵀ` as an operator.
+    fn transposed(&self) -> Self;
+}
+
+impl LinearOperator for ArrayView2<'_, f32> {
+    fn dim(&self) -> (usize, usize) {
+        ArrayView2::dim(self)
+    }
+    fn mul(&self, x: ArrayView2<'_, f32>) -> Array2<f32> {
+        matmul(*self, x)
+    }
+    fn t_mul(&self, x: ArrayView2<'_, f32>) -> Array2<f32> {
+        matmul(x.t(), *self)
+    }
+    fn transposed(&self) -> Self {
+        self.reborrow().reversed_axes()
+    }
+}
+
 /// scikit-learn's `'auto'` number of power iterations for `randomized_svd`:
 /// `7` when `k < 0.1 · min(m, n)` (few components, so a slowly decaying tail must be
 /// suppressed harder), `4` otherwise. Evaluated exactly as `10 k < min(m, n)`.
@@ -68,8 +96,8 @@ pub(crate) fn auto_power_iters(k: usize, m: usize, n: usize) -> usize {
 /// The result always has exactly `k` components; when `k > min(m, n)` the trailing
 /// components are zero (`S_j = 0`, zero `u_j` and `v_j`). `k = 0` gives empty factors.
 /// All large products (`A Ω`, `Aᵀ Q`, `A Z`, `Qᵀ A`) are multithreaded GEMMs.
-pub(crate) fn randomized_svd(
-    a: ArrayView2<'_, f32>,
+pub(crate) fn randomized_svd<A: LinearOperator>(
+    a: A,
     k: usize,
     n_oversamples: usize,
     n_power_iter: usize,
@@ -78,7 +106,7 @@ pub(crate) fn randomized_svd(
     let (m, n) = a.dim();
     let (mut u, mut s, mut vt) = if m < n {
         // A = (Aᵀ)ᵀ = (U' S V'ᵀ)ᵀ = V' S U'ᵀ.
-        let (u2, s2, vt2) = sketch_svd(a.t(), k, n_oversamples, n_power_iter, rng);
+        let (u2, s2, vt2) = sketch_svd(a.transposed(), k, n_oversamples, n_power_iter, rng);
         (
             vt2.reversed_axes().as_standard_layout().into_owned(),
             s2,
@@ -122,8 +150,8 @@ pub(crate) fn randomized_svd(
 
 /// Core of [`randomized_svd`] for `m ≥ n`: returns `(U, S, Vt)` with
 /// `min(k, n)` components sorted by descending `S`, before the sign convention is applied.
-fn sketch_svd(
-    a: ArrayView2<'_, f32>,
+fn sketch_svd<A: LinearOperator>(
+    a: A,
     k: usize,
     n_oversamples: usize,
     n_power_iter: usize,
@@ -143,16 +171,21 @@ fn sketch_svd(
 
     // Range finder: Q = orth(A Ω), then Q ← orth(A orth(Aᵀ Q)).
     let omega = Array2::<f32>::from_shape_simple_fn((n, l), || rng.sample(StandardNormal));
-    let mut q = orthonormalize(matmul(a, omega.view()));
+    let mut q = orthonormalize(a.mul(omega.view()));
     for _ in 0..n_power_iter {
         // Aᵀ Q computed as (Qᵀ A)ᵀ: GEMM is faster with A streamed row-major, and the
         // QR works on the transposed storage anyway.
-        let z = orthonormalize(matmul(q.t(), a).reversed_axes());
-        q = orthonormalize(matmul(a, z.view()));
+        let z = orthonormalize(a.t_mul(q.view()).reversed_axes());
+        q = orthonormalize(a.mul(z.view()));
     }
 
     // B = Qᵀ A (l×n), Gram G = B Bᵀ in f64.
-    let b = matmul(q.t(), a);
+    let b = a.t_mul(q.view());
+    let b = if b.is_standard_layout() {
+        b
+    } else {
+        b.as_standard_layout().into_owned()
+    };
     let rows: Vec<&[f32]> = b.outer_iter().filter_map(|row| row.to_slice()).collect();
     let mut gram = Array2::<f64>::zeros((l, l));
     if rows.len() == l {

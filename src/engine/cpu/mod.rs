@@ -3,6 +3,7 @@
 pub(crate) mod gemm;
 mod hals;
 mod skinny;
+pub(crate) mod sparse;
 
 use ndarray::parallel::prelude::*;
 use ndarray::{Array2, ArrayView2, Axis, CowArray, Ix2, Zip};
@@ -11,14 +12,27 @@ use self::gemm::{gemm_into, Accum};
 use super::{Engine, MuDenominator, MuRule, Side, TraceLoss};
 use crate::error::Result;
 use crate::params::{Loss, Regularization};
+use crate::sparse::CsrMatrix;
 
 /// Target number of f32 entries in one block of `V` processed at once by blocked kernels
 /// (KL ratios, exact losses): about 1 MiB, so a block of `WH` stays in cache.
 const BLOCK_ENTRIES: usize = 1 << 18;
 
+/// The data matrix as the CPU engine holds it.
+enum Data<'a> {
+    /// Dense, row- or column-contiguous.
+    Dense(CowArray<'a, f32, Ix2>),
+    /// Sparse: the CSR matrix and its transpose (the CSC form), so that both `V Hᵀ` and
+    /// `Wᵀ V = (Vᵀ W)ᵀ` run row by row of a CSR matrix, each output row independent.
+    Sparse {
+        csr: &'a CsrMatrix,
+        csc: &'a CsrMatrix,
+    },
+}
+
 /// The CPU engine over a borrowed (or, when not contiguous, copied) data matrix.
 pub(crate) struct CpuEngine<'a> {
-    v: CowArray<'a, f32, Ix2>,
+    v: Data<'a>,
     /// Scratch for `W G` (m x r) and `K H` (r x n), reused across iterations.
     scratch_left: Option<Array2<f32>>,
     scratch_right: Option<Array2<f32>>,
@@ -28,6 +42,36 @@ pub(crate) struct CpuEngine<'a> {
     scratch_gram: Option<Array2<f32>>,
     /// `‖V‖²_F`, computed on first use.
     v_sq_norm: Option<f64>,
+    /// Sparse V and Vᵀ split into column panels for the rank in use, made on first use.
+    panels: Option<SparsePanels>,
+}
+
+/// The panels of a sparse V (for `V Hᵀ`) and of Vᵀ (for `Wᵀ V`), for one panel width.
+struct SparsePanels {
+    width: usize,
+    v: sparse::Panels,
+    vt: sparse::Panels,
+}
+
+/// The panels for rank `r`, rebuilt when the rank (hence the width) changes.
+fn panels_for<'p>(
+    slot: &'p mut Option<SparsePanels>,
+    csr: &CsrMatrix,
+    csc: &CsrMatrix,
+    r: usize,
+) -> &'p SparsePanels {
+    let width = sparse::Panels::width_for(r);
+    if slot.as_ref().is_some_and(|p| p.width == width) {
+        if let Some(p) = slot {
+            return p;
+        }
+    }
+    let (v, vt) = rayon::join(
+        || sparse::Panels::new(csr, width),
+        || sparse::Panels::new(csc, width),
+    );
+    debug_assert!(v.width() == width && vt.width() == width);
+    slot.insert(SparsePanels { width, v, vt })
 }
 
 impl<'a> CpuEngine<'a> {
@@ -38,6 +82,15 @@ impl<'a> CpuEngine<'a> {
         } else {
             CowArray::from(v.as_standard_layout().into_owned())
         };
+        Self::with_data(Data::Dense(v))
+    }
+
+    /// Wrap a sparse `v` and its transpose `vt` (`v.transpose()`, the CSC form of `v`).
+    pub(crate) fn new_sparse(v: &'a CsrMatrix, vt: &'a CsrMatrix) -> Self {
+        Self::with_data(Data::Sparse { csr: v, csc: vt })
+    }
+
+    fn with_data(v: Data<'a>) -> Self {
         CpuEngine {
             v,
             scratch_left: None,
@@ -45,6 +98,15 @@ impl<'a> CpuEngine<'a> {
             scratch_ht: Vec::new(),
             scratch_gram: None,
             v_sq_norm: None,
+            panels: None,
+        }
+    }
+
+    /// `(m, n)` of V.
+    fn shape(&self) -> (usize, usize) {
+        match &self.v {
+            Data::Dense(v) => v.dim(),
+            Data::Sparse { csr, .. } => csr.dim(),
         }
     }
 
@@ -53,22 +115,42 @@ impl<'a> CpuEngine<'a> {
     }
 }
 
+/// Pack `Hᵀ` (n x r, row-major) of `h` (r x n) into `scratch`.
+fn pack_ht(h: &Array2<f32>, scratch: &mut Vec<f32>) {
+    let (r, n) = h.dim();
+    scratch.clear();
+    scratch.resize(n * r, 0.0);
+    skinny::transpose_into(h.view(), scratch);
+}
+
+/// `W` (m x r) as a row-major slice, borrowed when it is one already.
+fn row_major(w: &Array2<f32>) -> CowArray<'_, f32, Ix2> {
+    w.as_standard_layout()
+}
+
 impl CpuEngine<'_> {
     /// [`Engine::kl_numerator`] block by block; every block product is skinny, so each uses the
     /// AVX-512 kernels when it can and the general GEMM otherwise.
-    fn kl_blocks(&mut self, w: &Array2<f32>, h: &Array2<f32>, side: Side, out: &mut Array2<f32>) {
-        let (m, n) = self.v.dim();
+    fn kl_blocks(
+        v: ArrayView2<'_, f32>,
+        scratch_ht: &mut Vec<f32>,
+        w: &Array2<f32>,
+        h: &Array2<f32>,
+        side: Side,
+        out: &mut Array2<f32>,
+    ) {
+        let (m, n) = v.dim();
         let r = w.ncols();
+        let block_rows = |cols: usize| (BLOCK_ENTRIES / cols.max(1)).clamp(4, 4096);
         match side {
             Side::Left => {
                 // out[rows] = (V[rows] ⊘ W[rows] H) Hᵀ per row block; Hᵀ packed once.
-                let mut ht = std::mem::take(&mut self.scratch_ht);
+                let mut ht = std::mem::take(scratch_ht);
                 ht.clear();
                 ht.resize(n * r, 0.0);
                 skinny::transpose_into(h.view(), &mut ht);
-                let bs = self.block_rows(n);
-                self.v
-                    .axis_chunks_iter(Axis(0), bs)
+                let bs = block_rows(n);
+                v.axis_chunks_iter(Axis(0), bs)
                     .into_par_iter()
                     .zip(w.axis_chunks_iter(Axis(0), bs))
                     .zip(out.axis_chunks_iter_mut(Axis(0), bs))
@@ -84,14 +166,13 @@ impl CpuEngine<'_> {
                             gemm_into(ob, z.view(), h.t(), Accum::Replace);
                         }
                     });
-                self.scratch_ht = ht;
+                *scratch_ht = ht;
             }
             Side::Right => {
                 // out[:, cols] = Wᵀ (V[:, cols] ⊘ W H[:, cols]) per column block.
                 let wt = w.t().as_standard_layout().into_owned();
-                let bs = self.block_rows(m);
-                self.v
-                    .axis_chunks_iter(Axis(1), bs)
+                let bs = block_rows(m);
+                v.axis_chunks_iter(Axis(1), bs)
                     .into_par_iter()
                     .zip(h.axis_chunks_iter(Axis(1), bs))
                     .zip(out.axis_chunks_iter_mut(Axis(1), bs))
@@ -130,7 +211,7 @@ impl Engine for CpuEngine<'_> {
     }
 
     fn dims(&self) -> (usize, usize) {
-        self.v.dim()
+        self.shape()
     }
 
     fn upload(&mut self, a: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
@@ -146,20 +227,43 @@ impl Engine for CpuEngine<'_> {
     }
 
     fn v_ht(&mut self, h: &Array2<f32>, out: &mut Array2<f32>) -> Result<()> {
-        if !skinny::a_bt(
-            self.v.view(),
-            h.view(),
-            out.view_mut(),
-            &mut self.scratch_ht,
-        ) {
-            gemm_into(out.view_mut(), self.v.view(), h.t(), Accum::Replace);
+        let v = match &self.v {
+            Data::Dense(v) => v,
+            Data::Sparse { csr, csc } => {
+                let r = h.nrows();
+                pack_ht(h, &mut self.scratch_ht);
+                let panels = &panels_for(&mut self.panels, csr, csc, r).v;
+                match out.as_slice_mut() {
+                    Some(o) => sparse::spmm_panels(panels, &self.scratch_ht, r, o),
+                    None => {
+                        let mut o = Array2::zeros(out.dim());
+                        sparse::spmm_panels(panels, &self.scratch_ht, r, as_slice_mut(&mut o));
+                        out.assign(&o);
+                    }
+                }
+                return Ok(());
+            }
+        };
+        if !skinny::a_bt(v.view(), h.view(), out.view_mut(), &mut self.scratch_ht) {
+            gemm_into(out.view_mut(), v.view(), h.t(), Accum::Replace);
         }
         Ok(())
     }
 
     fn wt_v(&mut self, w: &Array2<f32>, out: &mut Array2<f32>) -> Result<()> {
-        if !skinny::at_b(w.view(), self.v.view(), out.view_mut()) {
-            gemm_into(out.view_mut(), w.t(), self.v.view(), Accum::Replace);
+        let v = match &self.v {
+            Data::Dense(v) => v,
+            Data::Sparse { csr, csc } => {
+                // Wᵀ V = (Vᵀ W)ᵀ: row j of Vᵀ W needs only column j of V.
+                let w = row_major(w);
+                let r = w.ncols();
+                let panels = &panels_for(&mut self.panels, csr, csc, r).vt;
+                sparse::spmm_t_panels(panels, as_slice(&w), r, out.view_mut());
+                return Ok(());
+            }
+        };
+        if !skinny::at_b(w.view(), v.view(), out.view_mut()) {
+            gemm_into(out.view_mut(), w.t(), v.view(), Accum::Replace);
         }
         Ok(())
     }
@@ -188,15 +292,25 @@ impl Engine for CpuEngine<'_> {
     ) -> Result<()> {
         // Pack Hᵀ once: V Hᵀ reads it as the skinny operand, and H Hᵀ = (Hᵀ)ᵀ Hᵀ.
         let (r, n) = h.dim();
-        if !skinny::available() || !self.v.is_standard_layout() {
+        let dense_ok = match &self.v {
+            Data::Dense(v) => v.is_standard_layout(),
+            Data::Sparse { .. } => true,
+        };
+        if !skinny::available() || !dense_ok {
             self.v_ht(h, p)?;
             return self.gram(h, Side::Right, g);
         }
         let mut ht = std::mem::take(&mut self.scratch_ht);
-        ht.clear();
-        ht.resize(n * r, 0.0);
-        skinny::transpose_into(h.view(), &mut ht);
-        let ok = skinny::a_bt_packed(self.v.view(), &ht, p.view_mut());
+        pack_ht(h, &mut ht);
+        let ok = match (&self.v, p.as_slice_mut()) {
+            (Data::Dense(v), _) => skinny::a_bt_packed(v.view(), &ht, p.view_mut()),
+            (Data::Sparse { csr, csc }, Some(ps)) => {
+                let panels = &panels_for(&mut self.panels, csr, csc, r).v;
+                sparse::spmm_panels(panels, &ht, r, ps);
+                true
+            }
+            (Data::Sparse { .. }, None) => false,
+        };
         let htv = ndarray::ArrayView2::from_shape((n, r), &ht[..]);
         let ok2 = match htv {
             Ok(htv) => skinny::at_b(htv, htv, g.view_mut()),
@@ -218,8 +332,9 @@ impl Engine for CpuEngine<'_> {
         wtw: &Array2<f32>,
         h: &Array2<f32>,
     ) -> Result<Option<f64>> {
-        let v_sq = *self.v_sq_norm.get_or_insert_with(|| {
-            self.v
+        let v_sq = *self.v_sq_norm.get_or_insert_with(|| match &self.v {
+            Data::Sparse { csr, .. } => csr.sq_norm(),
+            Data::Dense(v) => v
                 .axis_chunks_iter(Axis(0), 64)
                 .into_par_iter()
                 .map(|b| {
@@ -231,7 +346,7 @@ impl Engine for CpuEngine<'_> {
                         })
                         .sum::<f64>()
                 })
-                .sum::<f64>()
+                .sum::<f64>(),
         });
         let mut hht = take_scratch(&mut self.scratch_gram, wtw.dim());
         self.gram(h, Side::Right, &mut hht)?;
@@ -258,7 +373,26 @@ impl Engine for CpuEngine<'_> {
         side: Side,
         out: &mut Array2<f32>,
     ) -> Result<()> {
-        self.kl_blocks(w, h, side, out);
+        match &self.v {
+            Data::Dense(v) => Self::kl_blocks(v.view(), &mut self.scratch_ht, w, h, side, out),
+            Data::Sparse { csr, csc } => {
+                let r = w.ncols();
+                let wr = row_major(w);
+                pack_ht(h, &mut self.scratch_ht);
+                let ht = &self.scratch_ht;
+                match side {
+                    Side::Left => match out.as_slice_mut() {
+                        Some(o) => sparse::kl_spmm(csr, as_slice(&wr), ht, r, o),
+                        None => {
+                            let mut o = Array2::zeros(out.dim());
+                            sparse::kl_spmm(csr, as_slice(&wr), ht, r, as_slice_mut(&mut o));
+                            out.assign(&o);
+                        }
+                    },
+                    Side::Right => sparse::kl_spmm_t(csc, ht, as_slice(&wr), r, out.view_mut()),
+                }
+            }
+        }
         Ok(())
     }
 
@@ -427,7 +561,7 @@ impl Engine for CpuEngine<'_> {
         side: Side,
         out: &mut Array2<f32>,
     ) -> Result<()> {
-        let (m, n) = self.v.dim();
+        let (m, n) = self.shape();
         match side {
             Side::Left => {
                 let bs = self.block_rows(n);
@@ -460,15 +594,24 @@ impl Engine for CpuEngine<'_> {
     }
 
     fn masked_loss(&mut self, mask: &Array2<f32>, w: &Array2<f32>, h: &Array2<f32>) -> Result<f64> {
-        let n = self.v.ncols();
+        let n = self.shape().1;
         let bs = self.block_rows(n);
-        let total = self
-            .v
+        let v = &self.v;
+        let total = mask
             .axis_chunks_iter(Axis(0), bs)
             .into_par_iter()
-            .zip(mask.axis_chunks_iter(Axis(0), bs))
+            .enumerate()
             .zip(w.axis_chunks_iter(Axis(0), bs))
-            .map(|((vb, mb), wb)| {
+            .map(|((t, mb), wb)| {
+                let rows = t * bs..t * bs + mb.nrows();
+                let vb = match v {
+                    Data::Dense(v) => CowArray::from(v.slice(ndarray::s![rows, ..])),
+                    Data::Sparse { csr, .. } => {
+                        let mut d = Array2::<f32>::zeros((mb.nrows(), n));
+                        sparse::densify_rows(csr, rows.start, d.view_mut());
+                        CowArray::from(d)
+                    }
+                };
                 let mut wh = Array2::<f32>::zeros((vb.nrows(), n));
                 gemm_into(wh.view_mut(), wb, h.view(), Accum::Replace);
                 Zip::from(&vb)
@@ -499,10 +642,47 @@ impl Engine for CpuEngine<'_> {
     }
 
     fn loss(&mut self, w: &Array2<f32>, h: &Array2<f32>, loss: Loss, eps: f32) -> Result<f64> {
-        let n = self.v.ncols();
+        let v = match &self.v {
+            Data::Dense(v) => v,
+            Data::Sparse { csr, .. } => {
+                let (r, n) = h.dim();
+                let wr = row_major(w);
+                pack_ht(h, &mut self.scratch_ht);
+                let ht = &self.scratch_ht;
+                return Ok(match loss {
+                    // ½ Σ_all (v − wh)² = ½ [Σ_nz (v − wh)² + Σ_zero wh²], with
+                    // Σ_zero wh² = ⟨WᵀW, HHᵀ⟩ − Σ_nz wh², all in f64.
+                    Loss::Frobenius => {
+                        let (res, sq) = sparse::frobenius_terms(csr, as_slice(&wr), ht, r);
+                        let htv = ArrayView2::from_shape((n, r), &ht[..]).map_err(|_| {
+                            crate::error::NmfError::InvalidSparse {
+                                reason: "internal: packed H has the wrong length".into(),
+                            }
+                        })?;
+                        let quad = sparse::gram_inner_f64(wr.view(), htv);
+                        0.5 * (res + (quad - sq).max(0.0))
+                    }
+                    // Σ_nz [v log(v/wh) − v] + Σ_all wh, Σ_all WH = (1ᵀW)(H1).
+                    Loss::KullbackLeibler => {
+                        let kl = sparse::kl_term(csr, as_slice(&wr), ht, r, eps);
+                        let total: f64 = w
+                            .columns()
+                            .into_iter()
+                            .zip(h.rows())
+                            .map(|(wc, hr)| {
+                                let a: f64 = wc.iter().map(|&x| x as f64).sum();
+                                let b: f64 = hr.iter().map(|&x| x as f64).sum();
+                                a * b
+                            })
+                            .sum();
+                        kl + total
+                    }
+                });
+            }
+        };
+        let n = v.ncols();
         let bs = self.block_rows(n);
-        let total = self
-            .v
+        let total = v
             .axis_chunks_iter(Axis(0), bs)
             .into_par_iter()
             .zip(w.axis_chunks_iter(Axis(0), bs))
@@ -517,6 +697,18 @@ impl Engine for CpuEngine<'_> {
             .sum::<f64>();
         Ok(total)
     }
+}
+
+/// The elements of a row-major (standard layout) matrix.
+fn as_slice<'b>(a: &'b CowArray<'_, f32, Ix2>) -> &'b [f32] {
+    debug_assert!(a.is_standard_layout());
+    a.as_slice().unwrap_or(&[])
+}
+
+/// The elements of a freshly allocated (standard layout) matrix.
+fn as_slice_mut(a: &mut Array2<f32>) -> &mut [f32] {
+    debug_assert!(a.is_standard_layout());
+    a.as_slice_mut().unwrap_or(&mut [])
 }
 
 /// `z ← V ⊘ max(z, ε)` with `ε = f32::EPSILON` (the KL ratio, scikit-learn's guard).

@@ -1,0 +1,430 @@
+//! Sparse data (CSR): construction and validation, fits that agree with the dense engine,
+//! empty rows and columns, monotone objectives, and the MatrixMarket reader.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{sparse_uniform, uniform};
+use nmf_gpu::io::{read_matrix, read_mtx_sparse, ReadOptions};
+use nmf_gpu::ndarray::Array2;
+use nmf_gpu::sparse::CsrMatrix;
+use nmf_gpu::{Backend, Factorization, Init, Loss, Nmf, NmfError, NmfParams, Solver};
+
+/// Loss curves of the sparse and the dense engine, from the same start: the products are
+/// summed in different orders in f32, so the curves agree to rounding, amplified a little by
+/// the iterations.
+const CURVE_REL_TOL: f64 = 1e-4;
+/// Slack for "never increases" when the objective is measured in f64 from the f32 factors.
+const MONOTONE_REL_SLACK: f64 = 1e-6;
+
+/// The 120 x 90 test matrix, 90% zeros.
+fn data() -> Array2<f32> {
+    sparse_uniform(120, 90, 0.9, 7)
+}
+
+fn custom(m: usize, n: usize, r: usize) -> Init {
+    Init::Custom {
+        w: uniform(m, r, 11).mapv(|x| x + 0.1),
+        h: uniform(r, n, 12).mapv(|x| x + 0.1),
+    }
+}
+
+fn max_rel(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs() / y.abs().max(1e-30))
+        .fold(0.0, f64::max)
+}
+
+/// Fit the dense and the sparse form of `v` with `params`; both results.
+fn both(params: &NmfParams, v: &Array2<f32>) -> (Factorization, Factorization) {
+    let dense = params.fit(v.view()).unwrap();
+    let csr = CsrMatrix::from_dense(v.view()).unwrap();
+    let sparse = params.fit_sparse(&csr).unwrap();
+    (dense, sparse)
+}
+
+fn assert_agree(params: &NmfParams, v: &Array2<f32>, what: &str) {
+    let (d, s) = both(params, v);
+    assert_eq!(d.loss_iterations(), s.loss_iterations(), "{what}");
+    let rel = max_rel(s.losses(), d.losses());
+    assert!(
+        rel < CURVE_REL_TOL,
+        "{what}: loss curves differ by {rel:e}\nsparse {:?}\ndense  {:?}",
+        s.losses(),
+        d.losses()
+    );
+    assert!(s
+        .w()
+        .iter()
+        .chain(s.h().iter())
+        .all(|x| x.is_finite() && *x >= 0.0));
+    assert!(s.engine().starts_with("cpu"), "{}", s.engine());
+}
+
+// ---------- construction and validation ----------
+
+#[test]
+fn triplets_sum_duplicates_and_sort() {
+    let a = CsrMatrix::from_triplets(
+        3,
+        4,
+        [
+            (2, 1, 1.0),
+            (0, 3, 2.0),
+            (0, 1, 0.5),
+            (2, 1, 2.5),
+            (0, 3, 1.0),
+        ],
+    )
+    .unwrap();
+    assert_eq!(a.dim(), (3, 4));
+    assert_eq!(a.nnz(), 3);
+    assert_eq!(a.indptr(), &[0, 2, 2, 3]);
+    assert_eq!(a.indices(), &[1, 3, 1]);
+    assert_eq!(a.values(), &[0.5, 3.0, 3.5]);
+    assert_eq!(a.get(0, 3), Some(3.0));
+    assert_eq!(a.get(1, 0), Some(0.0));
+    assert_eq!(a.get(3, 0), None);
+    let mut dense = Array2::<f32>::zeros((3, 4));
+    dense[[0, 1]] = 0.5;
+    dense[[0, 3]] = 3.0;
+    dense[[2, 1]] = 3.5;
+    assert_eq!(a.to_dense(), dense);
+    assert_eq!(CsrMatrix::from_dense(dense.view()).unwrap(), a);
+    let t = a.transpose();
+    assert_eq!(t.to_dense(), dense.t());
+    assert!((a.density() - 0.25).abs() < 1e-12);
+}
+
+#[test]
+fn construction_errors_are_typed() {
+    let sparse = |e: NmfError, needle: &str| match e {
+        NmfError::InvalidSparse { reason } => {
+            assert!(reason.contains(needle), "{reason:?} lacks {needle:?}")
+        }
+        other => panic!("expected InvalidSparse, got {other:?}"),
+    };
+    // indptr of the wrong length, not starting at 0, decreasing.
+    sparse(
+        CsrMatrix::from_parts(2, 2, vec![0, 1], vec![0], vec![1.0]).unwrap_err(),
+        "indptr",
+    );
+    sparse(
+        CsrMatrix::from_parts(2, 2, vec![1, 1, 1], vec![0], vec![1.0]).unwrap_err(),
+        "indptr",
+    );
+    sparse(
+        CsrMatrix::from_parts(2, 2, vec![0, 2, 1], vec![0], vec![1.0]).unwrap_err(),
+        "indptr",
+    );
+    // Index and value counts differ; index out of range; unsorted; repeated.
+    sparse(
+        CsrMatrix::from_parts(1, 2, vec![0, 1], vec![0, 1], vec![1.0]).unwrap_err(),
+        "values",
+    );
+    sparse(
+        CsrMatrix::from_parts(1, 2, vec![0, 1], vec![2], vec![1.0]).unwrap_err(),
+        "out of range",
+    );
+    sparse(
+        CsrMatrix::from_parts(1, 3, vec![0, 2], vec![2, 0], vec![1.0, 1.0]).unwrap_err(),
+        "strictly increasing",
+    );
+    sparse(
+        CsrMatrix::from_parts(1, 3, vec![0, 2], vec![1, 1], vec![1.0, 1.0]).unwrap_err(),
+        "strictly increasing",
+    );
+    sparse(
+        CsrMatrix::from_triplets(2, 2, [(0, 0, 1.0), (2, 0, 1.0)]).unwrap_err(),
+        "outside",
+    );
+    // Bad values name their position.
+    match CsrMatrix::from_parts(2, 3, vec![0, 0, 2], vec![0, 2], vec![1.0, -2.0]) {
+        Err(NmfError::NegativeInput { row, col, value }) => {
+            assert_eq!((row, col, value), (1, 2, -2.0))
+        }
+        other => panic!("{other:?}"),
+    }
+    match CsrMatrix::from_triplets(2, 3, [(0, 1, f32::NAN)]) {
+        Err(NmfError::NonFiniteInput { row: 0, col: 1, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    match CsrMatrix::from_triplets(1, 1, [(0, 0, f32::MAX), (0, 0, f32::MAX)]) {
+        Err(NmfError::NonFiniteInput { row: 0, col: 0, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    let mut d = Array2::<f32>::ones((2, 2));
+    d[[1, 0]] = f32::INFINITY;
+    assert!(matches!(
+        CsrMatrix::from_dense(d.view()),
+        Err(NmfError::NonFiniteInput { row: 1, col: 0, .. })
+    ));
+    // A valid matrix passes, and the fit checks the shape.
+    let a = CsrMatrix::from_parts(2, 3, vec![0, 1, 1], vec![2], vec![1.0]).unwrap();
+    assert_eq!(a.to_dense()[[0, 2]], 1.0);
+    let empty = CsrMatrix::from_parts(0, 3, vec![0], vec![], vec![]).unwrap();
+    assert!(matches!(
+        Nmf::params(1).fit_sparse(&empty),
+        Err(NmfError::EmptyInput { .. })
+    ));
+}
+
+// ---------- sparse fits agree with dense fits ----------
+
+#[test]
+fn mu_frobenius_agrees_with_dense() {
+    let v = data();
+    let p = Nmf::params(5)
+        .init(custom(120, 90, 5))
+        .max_iter(60)
+        .tol(0.0)
+        .check_every(5);
+    assert_agree(&p, &v, "MU Frobenius");
+    // With penalties too.
+    let p = p.alpha_w(0.01).alpha_h(0.02).l1_ratio(0.5);
+    assert_agree(&p, &v, "MU Frobenius, penalised");
+}
+
+#[test]
+fn mu_kl_agrees_with_dense() {
+    let v = data();
+    let p = Nmf::params(5)
+        .loss(Loss::KullbackLeibler)
+        .init(custom(120, 90, 5))
+        .max_iter(60)
+        .tol(0.0)
+        .check_every(5);
+    assert_agree(&p, &v, "MU KL");
+}
+
+#[test]
+fn hals_agrees_with_dense() {
+    let v = data();
+    let p = Nmf::params(5)
+        .solver(Solver::Hals)
+        .init(custom(120, 90, 5))
+        .max_iter(60)
+        .tol(0.0)
+        .check_every(5);
+    assert_agree(&p, &v, "HALS");
+}
+
+#[test]
+fn orthogonal_mu_agrees_with_dense() {
+    let v = data();
+    let p = Nmf::params(4)
+        .orthogonal(nmf_gpu::Orthogonality::H)
+        .init(custom(120, 90, 4))
+        .max_iter(30)
+        .tol(0.0)
+        .check_every(5);
+    assert_agree(&p, &v, "ONMF-H");
+}
+
+#[test]
+fn random_and_nndsvd_inits_agree_with_dense() {
+    let v = data();
+    for init in [Init::Random, Init::Nndsvd, Init::Nndsvda, Init::Nndsvdar] {
+        let p = Nmf::params(4)
+            .init(init.clone())
+            .seed(3)
+            .max_iter(20)
+            .tol(0.0)
+            .check_every(5);
+        let (d, s) = both(&p, &v);
+        let rel = max_rel(s.losses(), d.losses());
+        // The randomized SVD runs its products in another order: its vectors agree to
+        // rounding, which NNDSVD's thresholds can move by a little more.
+        assert!(
+            rel < 1e-3,
+            "{init:?}: {rel:e}\n{:?}\n{:?}",
+            s.losses(),
+            d.losses()
+        );
+    }
+}
+
+#[test]
+fn empty_rows_and_columns() {
+    let mut v = data();
+    v.row_mut(17).fill(0.0);
+    v.column_mut(40).fill(0.0);
+    v.column_mut(89).fill(0.0);
+    v.row_mut(0).fill(0.0);
+    for (solver, loss) in [
+        (Solver::MultiplicativeUpdate, Loss::Frobenius),
+        (Solver::MultiplicativeUpdate, Loss::KullbackLeibler),
+        (Solver::Hals, Loss::Frobenius),
+    ] {
+        let p = Nmf::params(4)
+            .solver(solver)
+            .loss(loss)
+            .init(custom(120, 90, 4))
+            .max_iter(40)
+            .tol(0.0)
+            .check_every(10);
+        assert_agree(
+            &p,
+            &v,
+            &format!("{solver:?} {loss:?} with empty rows/columns"),
+        );
+        let csr = CsrMatrix::from_dense(v.view()).unwrap();
+        assert_eq!(csr.row(17).0.len(), 0);
+        let s = p.fit_sparse(&csr).unwrap();
+        assert!(s.final_loss().is_finite());
+    }
+}
+
+#[test]
+fn mu_objective_never_increases() {
+    let v = data();
+    let csr = CsrMatrix::from_dense(v.view()).unwrap();
+    for loss in [Loss::Frobenius, Loss::KullbackLeibler] {
+        let fit = Nmf::params(6)
+            .loss(loss)
+            .init(Init::Random)
+            .max_iter(80)
+            .tol(0.0)
+            .check_every(1)
+            .fit_sparse(&csr)
+            .unwrap();
+        for w in fit.losses().windows(2) {
+            assert!(
+                w[1] <= w[0] * (1.0 + MONOTONE_REL_SLACK),
+                "{loss:?}: {} then {}",
+                w[0],
+                w[1]
+            );
+        }
+        assert!(fit.final_loss() < fit.losses()[0]);
+    }
+}
+
+#[test]
+fn transform_and_relative_error_agree_with_dense() {
+    let v = data();
+    let csr = CsrMatrix::from_dense(v.view()).unwrap();
+    for solver in [Solver::MultiplicativeUpdate, Solver::Hals] {
+        let fit = Nmf::params(5)
+            .solver(solver)
+            .init(custom(120, 90, 5))
+            .max_iter(50)
+            .fit_sparse(&csr)
+            .unwrap();
+        let e_dense = fit.relative_error(v.view()).unwrap();
+        let e_sparse = fit.relative_error_sparse(&csr).unwrap();
+        assert!(
+            (e_dense - e_sparse).abs() < 1e-5 * e_dense,
+            "{e_dense} {e_sparse}"
+        );
+        let h_dense = fit.transform(v.view()).unwrap();
+        let h_sparse = fit.transform_sparse(&csr).unwrap();
+        let scale = h_dense.iter().fold(0.0f32, |m, &x| m.max(x));
+        let diff = (&h_dense - &h_sparse)
+            .iter()
+            .fold(0.0f32, |m, &x| m.max(x.abs()));
+        assert!(diff <= 1e-3 * scale, "{solver:?}: {diff} vs {scale}");
+        let wrong = CsrMatrix::from_triplets(119, 3, []).unwrap();
+        assert!(matches!(
+            fit.transform_sparse(&wrong),
+            Err(NmfError::ShapeMismatch { .. })
+        ));
+    }
+}
+
+#[test]
+fn auto_backend_runs_sparse_on_the_cpu() {
+    let csr = CsrMatrix::from_dense(data().view()).unwrap();
+    let fit = Nmf::params(3)
+        .backend(Backend::Auto)
+        .init(Init::Random)
+        .max_iter(5)
+        .fit_sparse(&csr)
+        .unwrap();
+    assert!(fit.engine().starts_with("cpu"), "{}", fit.engine());
+}
+
+// ---------- MatrixMarket to CSR ----------
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn mtx_to_csr_equals_the_dense_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = [
+        (
+            "general",
+            "%%MatrixMarket matrix coordinate real general\n% a comment\n4 5 6\n1 1 1.5\n4 5 2\n2 3 0.25\n1 1 1\n3 2 7e-1\n4 1 3\n",
+        ),
+        (
+            "symmetric",
+            "%%MatrixMarket matrix coordinate integer symmetric\n3 3 4\n1 1 2\n2 1 3\n3 2 1\n3 3 5\n",
+        ),
+        (
+            "pattern",
+            "%%MatrixMarket matrix coordinate pattern general\n2 3 3\n1 2\n2 1\n2 3\n",
+        ),
+        (
+            "array",
+            "%%MatrixMarket matrix array real general\n2 2\n1\n0\n0\n4\n",
+        ),
+        (
+            "empty",
+            "%%MatrixMarket matrix coordinate real general\n3 2 0\n",
+        ),
+    ];
+    let opts = ReadOptions::default();
+    for (name, text) in files {
+        let p = write(dir.path(), &format!("{name}.mtx"), text);
+        let dense = read_matrix(&p, &opts).unwrap();
+        let csr = read_mtx_sparse(&p, &opts).unwrap();
+        assert_eq!(csr.to_dense(), dense, "{name}");
+        assert_eq!(csr, CsrMatrix::from_dense(dense.view()).unwrap(), "{name}");
+    }
+    // Errors: truncated, out of range, negative values, too many entries for the limit.
+    let bad = [
+        (
+            "short",
+            "%%MatrixMarket matrix coordinate real general\n2 2 3\n1 1 1\n2 2 1\n",
+            "truncated",
+        ),
+        (
+            "range",
+            "%%MatrixMarket matrix coordinate real general\n2 2 1\n3 1 1\n",
+            "out of range",
+        ),
+    ];
+    for (name, text, needle) in bad {
+        let p = write(dir.path(), &format!("{name}.mtx"), text);
+        let e = read_mtx_sparse(&p, &opts).unwrap_err();
+        assert!(e.to_string().contains(needle), "{name}: {e}");
+    }
+    let p = write(
+        dir.path(),
+        "neg.mtx",
+        "%%MatrixMarket matrix coordinate real general\n2 2 1\n2 1 -1\n",
+    );
+    assert!(matches!(
+        read_mtx_sparse(&p, &opts),
+        Err(NmfError::NegativeInput { row: 1, col: 0, .. })
+    ));
+    let p = write(
+        dir.path(),
+        "big.mtx",
+        "%%MatrixMarket matrix coordinate real general\n100000 100000 2\n1 1 1\n2 2 1\n",
+    );
+    // 10^10 dense entries would not fit in 1 KiB, but two sparse ones do.
+    let small = ReadOptions::default().max_bytes(1024);
+    assert_eq!(read_mtx_sparse(&p, &small).unwrap().nnz(), 2);
+    assert!(matches!(
+        read_mtx_sparse(&p, &ReadOptions::default().max_bytes(16)),
+        Err(NmfError::TooLarge { .. })
+    ));
+}
