@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use nmf_gpu::ndarray::{Array2, ArrayView2};
+use nmf_gpu::sparse::CsrMatrix;
 use nmf_gpu::{Backend, Init, Loss, Nmf, NmfError, Solver};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -23,6 +24,9 @@ USAGE:
 
 OPTIONS:
     --shape M,N,R       a case: V is M x N, rank R (repeatable; replaces the default cases)
+    --sparse M,N,D,R    a sparse case (repeatable): V is M x N with about D·M·N stored entries
+                        at random positions, values uniform in [0, 1), rank R; CPU only
+                        (fit_sparse). Given without --shape or --quick, no dense case runs
     --quick             two small cases (361x2429 r49, 1024x1024 r32), about 10 s on 2 cores
     --backend LIST      comma-separated: cpu, gpu             [default: cpu,gpu]
     --solver LIST       comma-separated: mu, hals             [default: mu,hals]
@@ -47,6 +51,12 @@ COLUMNS:
     gap        GPU rel error − CPU rel error
     peak MiB   host resident peak (VmHWM) during the row's fits, the case's data included;
                where the peak cannot be reset it is the process peak so far
+
+SPARSE CASES:
+    ms/iter    (fit of N iterations − fit of 1 iteration) / (N − 1): the time of one iteration,
+               convergence checks included, without the set-up (transposed copy, panels,
+               initial loss); median, min and max over the timed fits
+    set-up ms  the fit of 1 iteration less one iteration
 
 EXIT STATUS:
     0 all measurements ran (GPU rows may be unavailable), 1 a fit or output failed,
@@ -102,10 +112,26 @@ impl Device {
     }
 }
 
+/// A sparse case: V is m x n with about `density·m·n` stored entries, the rank is r.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct SparseCase {
+    m: usize,
+    n: usize,
+    density: f64,
+    r: usize,
+}
+
+impl SparseCase {
+    fn name(&self) -> String {
+        format!("{}x{}r{} d{}", self.m, self.n, self.r, self.density)
+    }
+}
+
 /// The command line, parsed.
 #[derive(Debug, Clone, PartialEq)]
 struct Options {
     shapes: Vec<Shape>,
+    sparse: Vec<SparseCase>,
     quick: bool,
     devices: Vec<Device>,
     solvers: Vec<Solver>,
@@ -120,6 +146,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             shapes: Vec::new(),
+            sparse: Vec::new(),
             quick: false,
             devices: Vec::new(),
             solvers: Vec::new(),
@@ -138,6 +165,8 @@ impl Options {
             self.shapes.clone()
         } else if self.quick {
             QUICK_CASES.to_vec()
+        } else if !self.sparse.is_empty() {
+            Vec::new()
         } else {
             DEFAULT_CASES.to_vec()
         }
@@ -219,6 +248,24 @@ fn parse_shape(value: &str) -> Result<Shape, String> {
 }
 
 /// Parse a comma-separated list with `item`, appending to `out` without duplicates.
+fn parse_sparse(value: &str) -> Result<SparseCase, String> {
+    let bad = || {
+        format!(
+            "--sparse expects M,N,D,R (positive integers M, N, R and a density 0 < D <= 1, e.g. 20000,50000,0.005,20), got `{value}`"
+        )
+    };
+    let parts: Vec<&str> = value.split(',').map(str::trim).collect();
+    let [m, n, d, r] = parts[..] else {
+        return Err(bad());
+    };
+    let count = |s: &str| s.parse::<usize>().ok().filter(|&k| k > 0);
+    let density = d.parse::<f64>().ok().filter(|d| *d > 0.0 && *d <= 1.0);
+    match (count(m), count(n), density, count(r)) {
+        (Some(m), Some(n), Some(density), Some(r)) => Ok(SparseCase { m, n, density, r }),
+        _ => Err(bad()),
+    }
+}
+
 fn parse_list<T: PartialEq>(
     flag: &str,
     value: &str,
@@ -247,6 +294,7 @@ fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String
         let takes_value = matches!(
             flag.as_str(),
             "--shape"
+                | "--sparse"
                 | "--backend"
                 | "--solver"
                 | "--loss"
@@ -270,6 +318,7 @@ fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String
             "-h" | "--help" => return Ok(Command::Help),
             "--quick" => opts.quick = true,
             "--shape" => opts.shapes.push(parse_shape(&value)?),
+            "--sparse" => opts.sparse.push(parse_sparse(&value)?),
             "--backend" => parse_list(
                 "--backend",
                 &value,
@@ -390,6 +439,149 @@ fn case_data(shape: Shape) -> CaseData {
     let w0 = start(m, r);
     let h0 = start(r, n);
     CaseData { v, w0, h0 }
+}
+
+/// A sparse case's data: V with `density·m·n` entries drawn at random positions (repeats
+/// summed), values uniform in [0, 1) (StdRng seed 0); W0, H0 as for the dense cases.
+fn sparse_case_data(c: SparseCase) -> Result<(CsrMatrix, Array2<f32>, Array2<f32>), NmfError> {
+    let SparseCase { m, n, density, r } = c;
+    let mut rng = StdRng::seed_from_u64(0);
+    let count = (density * m as f64 * n as f64).round() as usize;
+    let triplets: Vec<(usize, usize, f32)> = (0..count)
+        .map(|_| {
+            (
+                rng.random_range(0..m),
+                rng.random_range(0..n),
+                rng.random::<f32>(),
+            )
+        })
+        .collect();
+    let v = CsrMatrix::from_triplets(m, n, triplets)?;
+    let mean = v.values().iter().map(|&x| x as f64).sum::<f64>() / (m as f64 * n as f64);
+    let scale = (mean / r as f64).sqrt() as f32;
+    let mut rng = StdRng::seed_from_u64(1);
+    let mut start = |rows, cols| {
+        Array2::from_shape_simple_fn((rows, cols), || {
+            scale * rng.sample::<f32, _>(StandardNormal).abs()
+        })
+    };
+    let w0 = start(m, r);
+    let h0 = start(r, n);
+    Ok((v, w0, h0))
+}
+
+/// A sparse case's timings: per iteration (median, min, max), set-up, final rel error.
+struct SparseTiming {
+    ms: [f64; 3],
+    setup_ms: f64,
+    rel_error: f64,
+    engine: String,
+}
+
+/// One fit of 1 iteration (set-up + one iteration, best of two), then `repeats` fits of
+/// `iterations`: per iteration = (T − T₁) / (iterations − 1).
+fn measure_sparse(
+    v: &CsrMatrix,
+    w0: &Array2<f32>,
+    h0: &Array2<f32>,
+    solver: Solver,
+    loss: Loss,
+    iterations: usize,
+    repeats: usize,
+) -> Result<SparseTiming, NmfError> {
+    let params = |iters: usize| {
+        Nmf::params(w0.ncols())
+            .solver(solver)
+            .loss(loss)
+            .init(Init::Custom {
+                w: w0.clone(),
+                h: h0.clone(),
+            })
+            .max_iter(iters)
+            .tol(0.0)
+    };
+    let mut t1 = f64::INFINITY;
+    for _ in 0..2 {
+        let start = Instant::now();
+        drop(params(1).fit_sparse(v)?);
+        t1 = t1.min(start.elapsed().as_secs_f64() * 1e3);
+    }
+    let mut ms = Vec::with_capacity(repeats);
+    let mut last = None;
+    for _ in 0..repeats {
+        drop(last.take());
+        let start = Instant::now();
+        let fit = params(iterations).fit_sparse(v)?;
+        let total = start.elapsed().as_secs_f64() * 1e3;
+        ms.push(if iterations > 1 {
+            (total - t1) / (iterations - 1) as f64
+        } else {
+            total
+        });
+        last = Some(fit);
+    }
+    ms.sort_by(f64::total_cmp);
+    let per_iter = median(&ms);
+    let (rel_error, engine) = match &last {
+        Some(fit) => (fit.relative_error_sparse(v)?, fit.engine().to_string()),
+        None => (f64::NAN, String::new()),
+    };
+    Ok(SparseTiming {
+        ms: [
+            per_iter,
+            ms.first().copied().unwrap_or(f64::NAN),
+            ms.last().copied().unwrap_or(f64::NAN),
+        ],
+        setup_ms: t1 - if iterations > 1 { per_iter } else { 0.0 },
+        rel_error,
+        engine,
+    })
+}
+
+/// Run and print the sparse cases; whether every fit ran.
+fn run_sparse_cases(opts: &Options) -> bool {
+    let iterations = opts.iterations();
+    let mut ok = true;
+    for &case in &opts.sparse {
+        eprintln!("nmf-bench: generating sparse {}", case.name());
+        let (v, w0, h0) = match sparse_case_data(case) {
+            Ok(d) => d,
+            Err(e) => {
+                println!("sparse {}: cannot build: {e}", case.name());
+                ok = false;
+                continue;
+            }
+        };
+        println!(
+            "sparse {}x{} r{}: {} stored entries ({:.3}%), {iterations} iterations, {} timed fits",
+            case.m,
+            case.n,
+            case.r,
+            v.nnz(),
+            100.0 * v.density(),
+            opts.repeats
+        );
+        for &(solver, loss) in &opts.combos() {
+            match measure_sparse(&v, &w0, &h0, solver, loss, iterations, opts.repeats) {
+                Ok(t) => println!(
+                    "  {:<4} {:<9} {}: {} ms/iter (min {}, max {}), set-up {} ms, rel error {:.6}",
+                    solver.name(),
+                    loss.name(),
+                    t.engine,
+                    fmt_ms(t.ms[0]),
+                    fmt_ms(t.ms[1]),
+                    fmt_ms(t.ms[2]),
+                    fmt_ms(t.setup_ms),
+                    t.rel_error
+                ),
+                Err(e) => {
+                    ok = false;
+                    println!("  {:<4} {:<9} failed: {e}", solver.name(), loss.name());
+                }
+            }
+        }
+    }
+    ok
 }
 
 /// The timings of one row.
@@ -819,7 +1011,12 @@ fn run(opts: &Options) -> ExitCode {
         }
     }
 
-    print!("{}", render_table(&rows));
+    if !rows.is_empty() {
+        print!("{}", render_table(&rows));
+    }
+    if !opts.sparse.is_empty() && !run_sparse_cases(opts) {
+        failed = true;
+    }
     if let Some((path, file)) = json_file.as_mut() {
         let text = render_json(&rows, threads, repeats, peak_scope);
         if let Err(e) = file.write_all(text.as_bytes()).and_then(|()| file.flush()) {
@@ -904,6 +1101,28 @@ mod tests {
         assert_eq!(parse(&["--quick"]).unwrap().cases(), QUICK_CASES.to_vec());
         assert_eq!(parse(&["--quick"]).unwrap().iterations(), QUICK_ITERATIONS);
         assert_eq!(parse(&["--help"]), Err("help".to_string()));
+        let o = parse(&["--sparse", "200,300,0.01,5", "--sparse=10, 20, 1, 2"]).unwrap();
+        assert_eq!(o.cases(), Vec::new());
+        assert_eq!(
+            o.sparse,
+            vec![
+                SparseCase {
+                    m: 200,
+                    n: 300,
+                    density: 0.01,
+                    r: 5
+                },
+                SparseCase {
+                    m: 10,
+                    n: 20,
+                    density: 1.0,
+                    r: 2
+                }
+            ]
+        );
+        for bad in ["1,2,3", "0,2,0.1,1", "5,5,0,1", "5,5,1.5,1", "5,5,x,1"] {
+            assert!(parse(&["--sparse", bad]).is_err(), "{bad}");
+        }
     }
 
     #[test]
