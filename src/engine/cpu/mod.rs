@@ -380,16 +380,22 @@ impl Engine for CpuEngine<'_> {
                 let wr = row_major(w);
                 pack_ht(h, &mut self.scratch_ht);
                 let ht = &self.scratch_ht;
+                let panels = panels_for(&mut self.panels, csr, csc, r);
                 match side {
+                    // Z Hᵀ: row i weighs Hᵀ[j] by v_ij / (W[i]·Hᵀ[j]).
                     Side::Left => match out.as_slice_mut() {
-                        Some(o) => sparse::kl_spmm(csr, as_slice(&wr), ht, r, o),
+                        Some(o) => sparse::kl_spmm_panels(&panels.v, as_slice(&wr), ht, r, o),
                         None => {
                             let mut o = Array2::zeros(out.dim());
-                            sparse::kl_spmm(csr, as_slice(&wr), ht, r, as_slice_mut(&mut o));
+                            let os = as_slice_mut(&mut o);
+                            sparse::kl_spmm_panels(&panels.v, as_slice(&wr), ht, r, os);
                             out.assign(&o);
                         }
                     },
-                    Side::Right => sparse::kl_spmm_t(csc, ht, as_slice(&wr), r, out.view_mut()),
+                    // Wᵀ Z = (Zᵀ W)ᵀ: column j weighs W[i] by v_ij / (Hᵀ[j]·W[i]).
+                    Side::Right => {
+                        sparse::kl_spmm_t_panels(&panels.vt, ht, as_slice(&wr), r, out.view_mut())
+                    }
                 }
             }
         }

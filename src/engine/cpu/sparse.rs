@@ -125,16 +125,24 @@ impl Panels {
 const BLOCK_ROWS: usize = 1024;
 
 /// Rows `row0..row0 + out.len()/r` of `A X` (all panels) into `out`.
-fn panel_rows(a: &Panels, row0: usize, x: &[f32], r: usize, out: &mut [f32]) {
+///
+/// With `y` (A.rows x r) given, the rows are those of the KL numerator `Z X` instead, with
+/// `z_ij = a_ij / max(y[i,:]·x[j,:], ε)` at the stored entries (`ε = f32::EPSILON`, as in the
+/// dense engine).
+fn panel_rows(a: &Panels, row0: usize, x: &[f32], y: Option<&[f32]>, r: usize, out: &mut [f32]) {
     if a.panels.is_empty() {
         out.fill(0.0);
     }
     let rows = out.len() / r;
+    let yb = y.map(|y| &y[row0 * r..(row0 + rows) * r]);
     for (p, panel) in a.panels.iter().enumerate() {
         let xp = &x[panel.col0 * r..(panel.col0 + panel.cols) * r];
         let start = if p == 0 { Start::Zero } else { Start::Out };
         let ptr = &panel.indptr[row0..row0 + rows + 1];
-        rows_kernel(ptr, &panel.indices, &panel.values, xp, r, start, out);
+        match yb {
+            None => rows_kernel(ptr, &panel.indices, &panel.values, xp, r, start, out),
+            Some(yb) => kl_rows_kernel(ptr, &panel.indices, &panel.values, xp, yb, r, start, out),
+        }
     }
 }
 
@@ -148,7 +156,7 @@ pub(crate) fn spmm_panels(a: &Panels, x: &[f32], r: usize, out: &mut [f32]) {
     let br = BLOCK_ROWS;
     out.par_chunks_mut(br * r)
         .enumerate()
-        .for_each(|(t, ob)| panel_rows(a, t * br, x, r, ob));
+        .for_each(|(t, ob)| panel_rows(a, t * br, x, None, r, ob));
 }
 
 /// `out = (A X)ᵀ` (r x A.rows, any layout) with `x` (A.cols x r) row-major: each block of rows
@@ -163,7 +171,41 @@ pub(crate) fn spmm_t_panels(a: &Panels, x: &[f32], r: usize, mut out: ArrayViewM
         .enumerate()
         .for_each(|(t, mut ob)| {
             let mut buf = vec![0.0f32; ob.ncols() * r];
-            panel_rows(a, t * br, x, r, &mut buf);
+            panel_rows(a, t * br, x, None, r, &mut buf);
+            write_transposed(&buf, r, &mut ob);
+        });
+}
+
+/// The KL numerator `out = Z X` (A.rows x r, row-major), `z_ij = a_ij / max(y[i,:]·x[j,:], ε)`
+/// at the stored entries; `y` is A.rows x r, `x` A.cols x r.
+pub(crate) fn kl_spmm_panels(a: &Panels, y: &[f32], x: &[f32], r: usize, out: &mut [f32]) {
+    if r == 0 {
+        return;
+    }
+    let br = BLOCK_ROWS;
+    out.par_chunks_mut(br * r)
+        .enumerate()
+        .for_each(|(t, ob)| panel_rows(a, t * br, x, Some(y), r, ob));
+}
+
+/// `out = (Z X)ᵀ` (r x A.rows), `Z` as in [`kl_spmm_panels`].
+pub(crate) fn kl_spmm_t_panels(
+    a: &Panels,
+    y: &[f32],
+    x: &[f32],
+    r: usize,
+    mut out: ArrayViewMut2<'_, f32>,
+) {
+    if r == 0 {
+        return;
+    }
+    let br = BLOCK_ROWS;
+    out.axis_chunks_iter_mut(Axis(1), br)
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(t, mut ob)| {
+            let mut buf = vec![0.0f32; ob.ncols() * r];
+            panel_rows(a, t * br, x, Some(y), r, &mut buf);
             write_transposed(&buf, r, &mut ob);
         });
 }
@@ -251,6 +293,54 @@ fn rows_kernel<I: Index>(
             let v = val[k];
             for (o, &xv) in orow.iter_mut().zip(&x[j * r..(j + 1) * r]) {
                 *o += v * xv;
+            }
+        }
+    }
+}
+
+/// Rows of the KL numerator: `out[i, :] = start[i, :] + Σ_k z_k · x[idx[k], :]` with
+/// `z_k = val[k] / max(y[i, :]·x[idx[k], :], ε)`, `ε = f32::EPSILON`; `y` holds the rows of
+/// this block (as long as `out`). Indices as in [`rows_kernel`].
+#[allow(clippy::too_many_arguments)]
+fn kl_rows_kernel<I: Index>(
+    ptr: &[usize],
+    idx: &[I],
+    val: &[f32],
+    x: &[f32],
+    y: &[f32],
+    r: usize,
+    start: Start,
+    out: &mut [f32],
+) {
+    debug_assert_eq!(ptr.len(), out.len() / r + 1);
+    debug_assert_eq!(y.len(), out.len());
+    #[cfg(target_arch = "x86_64")]
+    {
+        if r <= 64 && super::skinny::available() {
+            // SAFETY: as in rows_kernel; y is as long as out.
+            unsafe {
+                match r.div_ceil(16) {
+                    1 => avx512::kl_rows::<1, I>(ptr, idx, val, x, y, r, start, out),
+                    2 => avx512::kl_rows::<2, I>(ptr, idx, val, x, y, r, start, out),
+                    3 => avx512::kl_rows::<3, I>(ptr, idx, val, x, y, r, start, out),
+                    _ => avx512::kl_rows::<4, I>(ptr, idx, val, x, y, r, start, out),
+                }
+            }
+            return;
+        }
+    }
+    let eps = f32::EPSILON;
+    for (i, orow) in out.chunks_exact_mut(r).enumerate() {
+        if let Start::Zero = start {
+            orow.fill(0.0);
+        }
+        let yr = &y[i * r..(i + 1) * r];
+        for k in ptr[i]..ptr[i + 1] {
+            let xr = &x[idx[k].at() * r..(idx[k].at() + 1) * r];
+            let p = dot_f32(yr, xr);
+            let z = val[k] / if p < eps { eps } else { p };
+            for (o, &xv) in orow.iter_mut().zip(xr) {
+                *o += z * xv;
             }
         }
     }
@@ -355,6 +445,94 @@ mod avx512 {
             }
         }
     }
+
+    /// [`super::kl_rows_kernel`] with `NV` zmm registers per row of r ≤ 16·NV floats: the row
+    /// of `y` held in registers, two entries at a time.
+    ///
+    /// # Safety
+    /// As for [`rows`], and `y.len() = out.len()`.
+    #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn kl_rows<const NV: usize, I: Index>(
+        ptr: &[usize],
+        idx: &[I],
+        val: &[f32],
+        x: &[f32],
+        y: &[f32],
+        r: usize,
+        start: Start,
+        out: &mut [f32],
+    ) {
+        let last = r - 16 * (NV - 1);
+        let mask: __mmask16 = if last == 16 {
+            0xFFFF
+        } else {
+            (1u16 << last) - 1
+        };
+        let eps = f32::EPSILON;
+        let xp = x.as_ptr();
+        let load = |p: *const f32, q: usize| -> __m512 {
+            if q + 1 == NV {
+                _mm512_maskz_loadu_ps(mask, p.add(16 * q))
+            } else {
+                _mm512_loadu_ps(p.add(16 * q))
+            }
+        };
+        let dot = |yv: &[__m512; NV], p: *const f32| -> f32 {
+            let mut d = _mm512_mul_ps(yv[0], load(p, 0));
+            for q in 1..NV {
+                d = _mm512_fmadd_ps(yv[q], load(p, q), d);
+            }
+            _mm512_reduce_add_ps(d)
+        };
+        for (i, orow) in out.chunks_exact_mut(r).enumerate() {
+            let (s, e) = (ptr[i], ptr[i + 1]);
+            let op = orow.as_mut_ptr();
+            let yp = y.as_ptr().add(i * r);
+            let mut yv = [_mm512_setzero_ps(); NV];
+            for q in 0..NV {
+                yv[q] = load(yp, q);
+            }
+            let mut a0 = [_mm512_setzero_ps(); NV];
+            if let Start::Out = start {
+                for q in 0..NV {
+                    a0[q] = load(op, q);
+                }
+            }
+            let mut a1 = [_mm512_setzero_ps(); NV];
+            let mut k = s;
+            while k + 2 <= e {
+                let x0 = xp.add(idx.get_unchecked(k).at() * r);
+                let x1 = xp.add(idx.get_unchecked(k + 1).at() * r);
+                let (p0, p1) = (dot(&yv, x0), dot(&yv, x1));
+                let z0 = *val.get_unchecked(k) / if p0 < eps { eps } else { p0 };
+                let z1 = *val.get_unchecked(k + 1) / if p1 < eps { eps } else { p1 };
+                let (z0, z1) = (_mm512_set1_ps(z0), _mm512_set1_ps(z1));
+                for q in 0..NV {
+                    a0[q] = _mm512_fmadd_ps(z0, load(x0, q), a0[q]);
+                    a1[q] = _mm512_fmadd_ps(z1, load(x1, q), a1[q]);
+                }
+                k += 2;
+            }
+            if k < e {
+                let x0 = xp.add(idx.get_unchecked(k).at() * r);
+                let p0 = dot(&yv, x0);
+                let z0 = *val.get_unchecked(k) / if p0 < eps { eps } else { p0 };
+                let z0 = _mm512_set1_ps(z0);
+                for q in 0..NV {
+                    a0[q] = _mm512_fmadd_ps(z0, load(x0, q), a0[q]);
+                }
+            }
+            for q in 0..NV {
+                let s = _mm512_add_ps(a0[q], a1[q]);
+                if q + 1 == NV {
+                    _mm512_mask_storeu_ps(op.add(16 * q), mask, s);
+                } else {
+                    _mm512_storeu_ps(op.add(16 * q), s);
+                }
+            }
+        }
+    }
 }
 
 /// `Σ_t a[t]·b[t]` in f64.
@@ -431,59 +609,6 @@ pub(crate) fn kl_term(a: &CsrMatrix, w: &[f32], x: &[f32], r: usize, eps: f32) -
             acc
         })
         .sum()
-}
-
-/// Rows `row0..` of the KL numerator `Z X` with `z_ij = a_ij / max(w[i,:]·x[j,:], ε)` at the
-/// stored entries (zero elsewhere), `ε = f32::EPSILON` as in the dense engine.
-fn kl_rows(a: &CsrMatrix, row0: usize, w: &[f32], x: &[f32], r: usize, out: &mut [f32]) {
-    let eps = f32::EPSILON;
-    let ptr = a.indptr();
-    let (idx, val) = (a.indices(), a.values());
-    for (ii, orow) in out.chunks_exact_mut(r).enumerate() {
-        let i = row0 + ii;
-        let wr = &w[i * r..(i + 1) * r];
-        orow.fill(0.0);
-        for k in ptr[i]..ptr[i + 1] {
-            let j = idx[k] as usize;
-            let xr = &x[j * r..(j + 1) * r];
-            let p = dot_f32(wr, xr);
-            let z = val[k] / if p < eps { eps } else { p };
-            for (o, &xv) in orow.iter_mut().zip(xr) {
-                *o += z * xv;
-            }
-        }
-    }
-}
-
-/// `out = Z X` (A.rows x r, row-major), `Z` as in [`kl_rows`]; `w` is A.rows x r, `x` A.cols x r.
-pub(crate) fn kl_spmm(a: &CsrMatrix, w: &[f32], x: &[f32], r: usize, out: &mut [f32]) {
-    if r == 0 {
-        return;
-    }
-    out.par_chunks_mut(TASK_ROWS * r)
-        .enumerate()
-        .for_each(|(t, ob)| kl_rows(a, t * TASK_ROWS, w, x, r, ob));
-}
-
-/// `out = (Z X)ᵀ` (r x A.rows), `Z` as in [`kl_rows`].
-pub(crate) fn kl_spmm_t(
-    a: &CsrMatrix,
-    w: &[f32],
-    x: &[f32],
-    r: usize,
-    mut out: ArrayViewMut2<'_, f32>,
-) {
-    if r == 0 {
-        return;
-    }
-    out.axis_chunks_iter_mut(Axis(1), TASK_ROWS)
-        .into_par_iter()
-        .enumerate()
-        .for_each(|(t, mut ob)| {
-            let mut buf = vec![0.0f32; ob.ncols() * r];
-            kl_rows(a, t * TASK_ROWS, w, x, r, &mut buf);
-            write_transposed(&buf, r, &mut ob);
-        });
 }
 
 /// Rows `row0..row0 + out.nrows()` of `A`, written densely into `out` (zeroed first).
@@ -666,30 +791,39 @@ mod tests {
 
     #[test]
     fn kl_numerators_match_the_definition() {
-        let a = random(300, 40, 0.2, 5);
+        let a = random(1100, 40, 0.2, 5);
         let at = a.transpose();
-        let r = 6;
-        let w: Vec<f32> = dense_x(300, r, 6).iter().map(|x| x + 0.3).collect();
-        let ht: Vec<f32> = dense_x(40, r, 7).iter().map(|x| x + 0.3).collect();
-        // Z = A ⊘ max(W H, ε) at the stored entries.
-        let mut z = Vec::new();
-        for i in 0..300 {
-            let (idx, val) = a.row(i);
-            for (&j, &v) in idx.iter().zip(val) {
-                let p: f32 = (0..r).map(|t| w[i * r + t] * ht[j as usize * r + t]).sum();
-                z.push((i, j as usize, v / p.max(f32::EPSILON)));
+        for r in [1, 6, 16, 20, 40, 70] {
+            let w: Vec<f32> = dense_x(1100, r, 6).iter().map(|x| x + 0.3).collect();
+            let ht: Vec<f32> = dense_x(40, r, 7).iter().map(|x| x + 0.3).collect();
+            // Z = A ⊘ max(W H, ε) at the stored entries.
+            let mut z = Vec::new();
+            for i in 0..1100 {
+                let (idx, val) = a.row(i);
+                for (&j, &v) in idx.iter().zip(val) {
+                    let p: f64 = (0..r)
+                        .map(|t| w[i * r + t] as f64 * ht[j as usize * r + t] as f64)
+                        .sum();
+                    z.push((i, j as usize, v / (p as f32).max(f32::EPSILON)));
+                }
+            }
+            let zm = CsrMatrix::from_triplets(1100, 40, z).unwrap();
+            for width in [3, 40] {
+                let mut left = vec![f32::NAN; 1100 * r];
+                kl_spmm_panels(&Panels::new(&a, width), &w, &ht, r, &mut left);
+                close(
+                    left.iter().copied(),
+                    &reference(&zm, &ht, r),
+                    &format!("Z Hᵀ r={r} w={width}"),
+                );
+                let mut right = Array2::<f32>::from_elem((r, 40), f32::NAN);
+                kl_spmm_t_panels(&Panels::new(&at, width), &ht, &w, r, right.view_mut());
+                close(
+                    right.t().iter().copied(),
+                    &reference(&zm.transpose(), &w, r),
+                    &format!("Wᵀ Z r={r} w={width}"),
+                );
             }
         }
-        let zm = CsrMatrix::from_triplets(300, 40, z).unwrap();
-        let mut left = vec![0.0f32; 300 * r];
-        kl_spmm(&a, &w, &ht, r, &mut left);
-        close(left.iter().copied(), &reference(&zm, &ht, r), "Z Hᵀ");
-        let mut right = Array2::<f32>::zeros((r, 40));
-        kl_spmm_t(&at, &ht, &w, r, right.view_mut());
-        close(
-            right.t().iter().copied(),
-            &reference(&zm.transpose(), &w, r),
-            "Wᵀ Z",
-        );
     }
 }
