@@ -347,6 +347,32 @@ fn auto_backend_runs_sparse_on_the_cpu() {
     assert!(fit.engine().starts_with("cpu"), "{}", fit.engine());
 }
 
+#[test]
+fn gpu_backend_is_a_typed_error() {
+    let Some(ctx) = common::gpu_or_skip() else {
+        return;
+    };
+    let csr = CsrMatrix::from_dense(data().view()).unwrap();
+    let p = Nmf::params(3).init(Init::Random).max_iter(5);
+    match p
+        .clone()
+        .backend(Backend::Gpu(ctx.clone()))
+        .fit_sparse(&csr)
+    {
+        Err(NmfError::UnsupportedOption { option, requires }) => {
+            assert_eq!(option, "sparse V");
+            assert!(requires.contains("Backend::Cpu"), "{requires}");
+        }
+        other => panic!("expected UnsupportedOption, got {other:?}"),
+    }
+    // A model fitted on the GPU encodes dense samples there, sparse ones nowhere.
+    let fit = p.backend(Backend::Gpu(ctx)).fit(data().view()).unwrap();
+    assert!(matches!(
+        fit.transform_sparse(&csr),
+        Err(NmfError::UnsupportedOption { .. })
+    ));
+}
+
 // ---------- MatrixMarket to CSR ----------
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
