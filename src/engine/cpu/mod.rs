@@ -462,10 +462,15 @@ impl Engine for CpuEngine<'_> {
                         }
                     }
                 }
-                Zip::from(&mut *x)
-                    .and(num)
-                    .and(&d)
-                    .par_for_each(|x, &n, &d| update(x, n, d));
+                let slices = (x.as_slice_mut(), num.as_slice(), d.as_slice());
+                if let (Some(xs), Some(ns), Some(ds)) = slices {
+                    mu_update_slices(xs, ns, ds, reg, eps, rule);
+                } else {
+                    Zip::from(&mut *x)
+                        .and(num)
+                        .and(&d)
+                        .par_for_each(|x, &n, &d| update(x, n, d));
+                }
                 *slot = Some(d);
             }
             MuDenominator::Elementwise(d) => {
@@ -702,6 +707,49 @@ impl Engine for CpuEngine<'_> {
             })
             .sum::<f64>();
         Ok(total)
+    }
+}
+
+/// [`Engine::mu_step`]'s elementwise update over contiguous storage, `x ← x ⊙ f(n ⊘ d')` with
+/// `d' = d + l1 + l2·x` (zero replaced by `eps`), the same operations as the elementwise path in
+/// the same order; the rule is resolved outside the loop so that it vectorises.
+fn mu_update_slices(
+    x: &mut [f32],
+    num: &[f32],
+    den: &[f32],
+    reg: Regularization,
+    eps: f32,
+    rule: MuRule,
+) {
+    #[inline(always)]
+    fn run(
+        x: &mut [f32],
+        num: &[f32],
+        den: &[f32],
+        reg: Regularization,
+        eps: f32,
+        f: impl Fn(f32) -> f32 + Sync + Send,
+    ) {
+        use rayon::slice::{ParallelSlice, ParallelSliceMut};
+        let Regularization { l1, l2 } = reg;
+        const CHUNK: usize = 1 << 14;
+        x.par_chunks_mut(CHUNK)
+            .zip(num.par_chunks(CHUNK))
+            .zip(den.par_chunks(CHUNK))
+            .for_each(move |((xc, nc), dc)| {
+                for ((x, &n), &d) in xc.iter_mut().zip(nc).zip(dc) {
+                    let mut d = d + l1 + l2 * *x;
+                    if d == 0.0 {
+                        d = eps;
+                    }
+                    *x = flush_subnormal(*x * f(n / d));
+                }
+            });
+    }
+    match rule {
+        MuRule::Plain => run(x, num, den, reg, eps, |r| r),
+        MuRule::Sqrt => run(x, num, den, reg, eps, |r| r.sqrt()),
+        MuRule::Damped => run(x, num, den, reg, eps, |r| 0.5 + 0.5 * r),
     }
 }
 

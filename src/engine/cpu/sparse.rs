@@ -601,7 +601,8 @@ pub(crate) fn kl_term(a: &CsrMatrix, w: &[f32], x: &[f32], r: usize, eps: f32) -
                 let v = val[k] as f64;
                 if v > eps {
                     let j = idx[k] as usize;
-                    let p = dot_f64(wr, &x[j * r..(j + 1) * r]);
+                    // WH in f32, as the dense engine forms it.
+                    let p = dot_f32(wr, &x[j * r..(j + 1) * r]) as f64;
                     let q = if p < eps { eps } else { p };
                     acc += v * (v / q).ln() - v;
                 }
