@@ -33,7 +33,7 @@ use crate::error::{NmfError, Result};
 /// A float32 matrix in compressed sparse row (CSR) form, the layout of scipy's `csr_matrix`.
 ///
 /// Row `i` holds the entries `values[k]` at columns `indices[k]` for
-/// `k in indptr[i]..indptr[i + 1]`. Column indices are `u32` (at most `u32::MAX` columns).
+/// `k in indptr[i]..indptr[i + 1]`. Indices are `u32`: at most `u32::MAX` rows and columns.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CsrMatrix {
     rows: usize,
@@ -58,12 +58,15 @@ fn check_value(row: usize, col: usize, value: f32) -> Result<()> {
     Ok(())
 }
 
-fn check_cols(cols: usize) -> Result<()> {
-    if u32::try_from(cols).is_err() {
-        return Err(invalid(format!(
-            "{cols} columns is more than the {} a CsrMatrix indexes (u32 column indices)",
-            u32::MAX
-        )));
+/// Both dimensions must fit the `u32` indices (the transpose indexes rows).
+fn check_dims(rows: usize, cols: usize) -> Result<()> {
+    for (n, what) in [(rows, "rows"), (cols, "columns")] {
+        if u32::try_from(n).is_err() {
+            return Err(invalid(format!(
+                "{n} {what} is more than the {} a CsrMatrix indexes (u32 indices)",
+                u32::MAX
+            )));
+        }
     }
     Ok(())
 }
@@ -80,7 +83,7 @@ impl CsrMatrix {
         indices: Vec<u32>,
         values: Vec<f32>,
     ) -> Result<CsrMatrix> {
-        check_cols(cols)?;
+        check_dims(rows, cols)?;
         if indptr.len() != rows + 1 {
             return Err(invalid(format!(
                 "indptr has {} entries; a matrix of {rows} rows needs rows + 1 = {}",
@@ -150,7 +153,7 @@ impl CsrMatrix {
         cols: usize,
         triplets: impl IntoIterator<Item = (usize, usize, f32)>,
     ) -> Result<CsrMatrix> {
-        check_cols(cols)?;
+        check_dims(rows, cols)?;
         let mut entries: Vec<(usize, u32, f32)> = Vec::new();
         for (i, j, v) in triplets {
             if i >= rows || j >= cols {
@@ -196,7 +199,7 @@ impl CsrMatrix {
     /// entry gives [`NmfError::NegativeInput`] or [`NmfError::NonFiniteInput`].
     pub fn from_dense(v: ArrayView2<'_, f32>) -> Result<CsrMatrix> {
         let (rows, cols) = v.dim();
-        check_cols(cols)?;
+        check_dims(rows, cols)?;
         let mut indptr = Vec::with_capacity(rows + 1);
         indptr.push(0);
         let mut indices = Vec::new();

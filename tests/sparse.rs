@@ -141,6 +141,7 @@ fn construction_errors_are_typed() {
         CsrMatrix::from_triplets(2, 2, [(0, 0, 1.0), (2, 0, 1.0)]).unwrap_err(),
         "outside",
     );
+    sparse(CsrMatrix::from_triplets(1 << 33, 2, []).unwrap_err(), "u32");
     // Bad values name their position.
     match CsrMatrix::from_parts(2, 3, vec![0, 0, 2], vec![0, 2], vec![1.0, -2.0]) {
         Err(NmfError::NegativeInput { row, col, value }) => {
