@@ -573,31 +573,52 @@ impl Engine for CpuEngine<'_> {
         out: &mut Array2<f32>,
     ) -> Result<()> {
         let (m, n) = self.shape();
+        let r = w.ncols();
         match side {
             Side::Left => {
+                // out[rows] = (M[rows] ⊙ W[rows] H) Hᵀ per row block; Hᵀ packed once.
+                let mut ht = std::mem::take(&mut self.scratch_ht);
+                ht.clear();
+                ht.resize(n * r, 0.0);
+                skinny::transpose_into(h.view(), &mut ht);
                 let bs = self.block_rows(n);
                 mask.axis_chunks_iter(Axis(0), bs)
                     .into_par_iter()
                     .zip(w.axis_chunks_iter(Axis(0), bs))
                     .zip(out.axis_chunks_iter_mut(Axis(0), bs))
                     .for_each(|((mb, wb), mut ob)| {
+                        let wbt = wb.t().as_standard_layout().into_owned();
                         let mut z = Array2::<f32>::zeros((mb.nrows(), n));
-                        gemm_into(z.view_mut(), wb, h.view(), Accum::Replace);
+                        if !skinny::at_b(wbt.view(), h.view(), z.view_mut()) {
+                            gemm_into(z.view_mut(), wb, h.view(), Accum::Replace);
+                        }
                         z *= &mb;
-                        gemm_into(ob.view_mut(), z.view(), h.t(), Accum::Replace);
+                        if !skinny::a_bt_packed(z.view(), &ht, ob.view_mut()) {
+                            gemm_into(ob, z.view(), h.t(), Accum::Replace);
+                        }
                     });
+                self.scratch_ht = ht;
             }
             Side::Right => {
+                // out[:, cols] = Wᵀ (M[:, cols] ⊙ W H[:, cols]) per column block.
+                let wt = w.t().as_standard_layout().into_owned();
                 let bs = self.block_rows(m);
                 mask.axis_chunks_iter(Axis(1), bs)
                     .into_par_iter()
                     .zip(h.axis_chunks_iter(Axis(1), bs))
                     .zip(out.axis_chunks_iter_mut(Axis(1), bs))
                     .for_each(|((mb, hb), mut ob)| {
+                        let hb = hb.as_standard_layout();
                         let mut z = Array2::<f32>::zeros((m, mb.ncols()));
-                        gemm_into(z.view_mut(), w.view(), hb, Accum::Replace);
+                        if !skinny::at_b(wt.view(), hb.view(), z.view_mut()) {
+                            gemm_into(z.view_mut(), w.view(), hb.view(), Accum::Replace);
+                        }
                         z *= &mb;
-                        gemm_into(ob.view_mut(), w.t(), z.view(), Accum::Replace);
+                        let mut q = Array2::<f32>::zeros((r, mb.ncols()));
+                        if !skinny::at_b(w.view(), z.view(), q.view_mut()) {
+                            gemm_into(q.view_mut(), w.t(), z.view(), Accum::Replace);
+                        }
+                        ob.assign(&q);
                     });
             }
         }
