@@ -22,10 +22,11 @@ use rand_distr::StandardNormal;
 
 use super::{MaskedData, MaskedInit, PenaltyScale};
 use crate::engine::{Backend, Engine, GpuStats, MuDenominator, MuRule, Side};
-use crate::error::{NmfError, Result};
+use crate::error::Result;
 use crate::fit::{with_engine, EngineTask};
 use crate::init::nndsvd;
-use crate::params::{Progress, ProgressFn, Regularization};
+use crate::params::{ProgressFn, Regularization};
+use crate::solver::history::History;
 
 /// Damping of the row and column offsets of the fill: an offset is the sum of residuals over
 /// (count + this), so rows with few observations stay near the global mean.
@@ -198,13 +199,10 @@ impl EngineTask for Task<'_> {
             None
         };
 
-        let mut losses = Vec::new();
-        let mut loss_iters = Vec::new();
         let mut objective = |e: &mut E,
                              w: &E::Mat,
                              h: &E::Mat,
-                             weights: &mut Option<Weights<E::Mat>>,
-                             it: usize|
+                             weights: &mut Option<Weights<E::Mat>>|
          -> Result<f64> {
             let mut f = e.masked_loss(&mask, w, h)?;
             if l2 > 0.0 || l1 > 0.0 {
@@ -258,25 +256,18 @@ impl EngineTask for Task<'_> {
                     _ => {}
                 }
             }
-            if !f.is_finite() {
-                return Err(NmfError::NumericalBreakdown { iteration: it });
-            }
-            losses.push(f);
-            loss_iters.push(it);
-            if let Some(cb) = &cfg.progress {
-                cb(&Progress {
-                    iteration: it,
-                    max_iter: cfg.max_iter,
-                    loss: f,
-                });
-            }
             Ok(f)
         };
 
         let mut weights = weights;
-        let f0 = objective(e, &w, &h, &mut weights, 0)?;
-        let err0 = (2.0 * f0).sqrt();
-        let mut prev_err = err0;
+        let f0 = objective(e, &w, &h, &mut weights)?;
+        let mut history = History::start(
+            f0,
+            cfg.tol,
+            cfg.check_every,
+            cfg.max_iter,
+            cfg.progress.clone(),
+        )?;
         let mut converged = false;
         let mut n_iter = 0;
         for it in 1..=cfg.max_iter {
@@ -329,19 +320,12 @@ impl EngineTask for Task<'_> {
                 MuRule::Plain,
             )?;
             n_iter = it;
-            let at_check = it % cfg.check_every == 0;
-            if at_check || it == cfg.max_iter {
-                let f = objective(e, &w, &h, &mut weights, it)?;
-                let err = (2.0 * f).sqrt();
-                if cfg.tol > 0.0 && at_check {
-                    if err0 == 0.0 || (prev_err - err) / err0 < cfg.tol as f64 {
-                        converged = true;
-                        break;
-                    }
-                    prev_err = err;
-                }
+            if history.due(it) && history.record(it, objective(e, &w, &h, &mut weights)?)? {
+                converged = true;
+                break;
             }
         }
+        let (losses, loss_iters) = history.into_parts();
         Ok(Output {
             w: e.download(&w)?,
             h: e.download(&h)?,

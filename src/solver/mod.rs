@@ -5,13 +5,15 @@
 //! `(e_prev − e) / e_0 < tol` with `e = sqrt(2·D)`, the criterion scikit-learn uses.
 
 mod hals;
+pub(crate) mod history;
 mod mu;
 
 use ndarray::Array2;
 
+use self::history::History;
 use crate::engine::{Engine, GpuStats};
-use crate::error::{NmfError, Result};
-use crate::params::{Loss, Progress, Solver, ValidParams};
+use crate::error::Result;
+use crate::params::{Loss, Solver, ValidParams};
 
 /// Which factors a run updates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,33 +81,20 @@ pub(crate) fn run<E: Engine>(
         Solver::Hals => &hals::Hals,
     };
 
-    let mut losses = Vec::new();
-    let mut loss_iters = Vec::new();
-    let record = |it: usize, l: f64, losses: &mut Vec<f64>, iters: &mut Vec<usize>| {
-        losses.push(l);
-        iters.push(it);
-        if let Some(cb) = &params.progress {
-            cb(&Progress {
-                iteration: it,
-                max_iter: params.max_iter,
-                loss: l,
-            });
-        }
-    };
     let loss0 = e.loss(&s.w, &s.h, params.loss, params.epsilon)?;
-    if !loss0.is_finite() {
-        return Err(NmfError::NumericalBreakdown { iteration: 0 });
-    }
-    record(0, loss0, &mut losses, &mut loss_iters);
-    let err0 = (2.0 * loss0).sqrt();
-    let mut prev_err = err0;
+    let mut history = History::start(
+        loss0,
+        params.tol,
+        params.check_every,
+        params.max_iter,
+        params.progress.clone(),
+    )?;
     let mut converged = false;
     let mut n_iter = 0;
     for it in 1..=params.max_iter {
         step.step(e, &mut s, params, update)?;
         n_iter = it;
-        let at_check = it % params.check_every == 0;
-        if at_check || it == params.max_iter {
+        if history.due(it) {
             // After a Frobenius step, q = WᵀV and k = WᵀW hold the current W: the loss
             // follows from them without another pass over V when it is accurate enough.
             let from_products = match params.loss {
@@ -116,20 +105,13 @@ pub(crate) fn run<E: Engine>(
                 Some(l) => l,
                 None => e.loss(&s.w, &s.h, params.loss, params.epsilon)?,
             };
-            if !l.is_finite() {
-                return Err(NmfError::NumericalBreakdown { iteration: it });
-            }
-            record(it, l, &mut losses, &mut loss_iters);
-            let err = (2.0 * l).sqrt();
-            if params.tol > 0.0 && at_check {
-                if err0 == 0.0 || (prev_err - err) / err0 < params.tol as f64 {
-                    converged = true;
-                    break;
-                }
-                prev_err = err;
+            if history.record(it, l)? {
+                converged = true;
+                break;
             }
         }
     }
+    let (losses, loss_iters) = history.into_parts();
     Ok(RunOutput {
         w: e.download(&s.w)?,
         h: e.download(&s.h)?,

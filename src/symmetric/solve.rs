@@ -8,7 +8,8 @@ use super::SymMethod;
 use crate::engine::{Engine, GpuStats, MuDenominator, MuRule, Side};
 use crate::error::{NmfError, Result};
 use crate::fit::EngineTask;
-use crate::params::{Loss, Progress, ProgressFn, Regularization};
+use crate::params::{Loss, ProgressFn, Regularization};
+use crate::solver::history::History;
 
 /// Every initialisation of one fit, run on one engine.
 pub(super) struct SymTask {
@@ -127,17 +128,14 @@ impl SymTask {
             SymMethod::Multiplicative => {}
         }
 
-        let mut losses = Vec::new();
-        let mut loss_iters = Vec::new();
         let f0 = self.objective(e, s)?;
-        if !f0.is_finite() {
-            return Err(NmfError::NumericalBreakdown { iteration: 0 });
-        }
-        losses.push(f0);
-        loss_iters.push(0);
-        self.report(0, f0);
-        let err0 = (2.0 * f0).sqrt();
-        let mut prev_err = err0;
+        let mut history = History::start(
+            f0,
+            self.tol,
+            self.check_every,
+            self.max_iter,
+            self.progress.clone(),
+        )?;
         let mut converged = false;
         let mut n_iter = 0;
         for it in 1..=self.max_iter {
@@ -147,25 +145,12 @@ impl SymTask {
                 SymMethod::TriFactor => self.tri_step(e, s)?,
             }
             n_iter = it;
-            let at_check = it % self.check_every == 0;
-            if at_check || it == self.max_iter {
-                let f = self.objective(e, s)?;
-                if !f.is_finite() {
-                    return Err(NmfError::NumericalBreakdown { iteration: it });
-                }
-                losses.push(f);
-                loss_iters.push(it);
-                self.report(it, f);
-                let err = (2.0 * f).sqrt();
-                if self.tol > 0.0 && at_check {
-                    if err0 == 0.0 || (prev_err - err) / err0 < f64::from(self.tol) {
-                        converged = true;
-                        break;
-                    }
-                    prev_err = err;
-                }
+            if history.due(it) && history.record(it, self.objective(e, s)?)? {
+                converged = true;
+                break;
             }
         }
+        let (losses, loss_iters) = history.into_parts();
         let residual = self.residual(e, s)?;
         Ok(SymOutput {
             h: e.download(&s.h)?,
@@ -181,17 +166,6 @@ impl SymTask {
             best_init: 0,
             gpu_stats: None,
         })
-    }
-
-    /// Call the progress callback, if any.
-    fn report(&self, iteration: usize, loss: f64) {
-        if let Some(cb) = &self.progress {
-            cb(&Progress {
-                iteration,
-                max_iter: self.max_iter,
-                loss,
-            });
-        }
     }
 
     /// One ANLS iteration: a HALS sweep on W, then one on H, each the exact minimiser of
