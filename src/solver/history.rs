@@ -47,13 +47,13 @@ impl History {
 
     /// Whether the loss is due after iteration `it`.
     pub fn due(&self, it: usize) -> bool {
-        it % self.check_every == 0 || it == self.max_iter
+        it.is_multiple_of(self.check_every) || it == self.max_iter
     }
 
     /// Record the loss after iteration `it`; true when the run has converged.
     pub fn record(&mut self, it: usize, loss: f64) -> Result<bool> {
         self.push(it, loss)?;
-        if self.tol > 0.0 && it % self.check_every == 0 {
+        if self.tol > 0.0 && it.is_multiple_of(self.check_every) {
             let err = (2.0 * loss).sqrt();
             if self.err0 == 0.0 || (self.prev_err - err) / self.err0 < self.tol {
                 return Ok(true);
