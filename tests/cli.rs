@@ -875,3 +875,213 @@ fn orthogonal_fits_and_image_directories() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("--solver mu"), "{}", stderr(&o));
 }
+
+// ---------- --storage ----------
+
+/// A 40 x 30 matrix with about 5% nonzeros (below the 10% of `--storage auto`).
+fn sparse_v() -> Array2<f32> {
+    sparse_uniform(40, 30, 0.95, 21)
+}
+
+/// `nmf fit` with MU, a random init from seed 1, 100 iterations; returns (W, H, summary).
+fn fit_storage(
+    input: &Path,
+    out: &Path,
+    extra: &[&str],
+) -> (Array2<f32>, Array2<f32>, serde_json::Value) {
+    let mut args = vec![
+        "fit",
+        "-i",
+        s(input),
+        "-r",
+        "3",
+        "-o",
+        s(out),
+        "--init",
+        "random",
+        "--seed",
+        "1",
+        "--max-iter",
+        "100",
+        "--tol",
+        "0",
+        "--backend",
+        "cpu",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let o = nmf(&args);
+    assert!(o.status.success(), "{extra:?}: {}", stderr(&o));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("stdout is JSON");
+    (read(&out.join("W.npy")), read(&out.join("H.npy")), json)
+}
+
+#[test]
+fn sparse_storage_matches_dense() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let v = sparse_v();
+    let nnz = v.iter().filter(|&&x| x != 0.0).count();
+    assert!(nnz > 0 && (nnz as f64) < 0.1 * (40.0 * 30.0), "{nnz}");
+    let p = put(d, "v.mtx", mtx_coord(&v, "real", false));
+    for rows in [false, true] {
+        let extra: &[&str] = if rows { &["--samples-as-rows"] } else { &[] };
+        let (wd, hd, jd) = fit_storage(
+            &p,
+            &d.join("dense"),
+            &[extra, &["--storage", "dense"]].concat(),
+        );
+        let (ws, hs, js) = fit_storage(
+            &p,
+            &d.join("sparse"),
+            &[extra, &["--storage", "sparse"]].concat(),
+        );
+        let (wa, ha, ja) = fit_storage(&p, &d.join("auto"), extra);
+        assert_eq!(jd["storage"], "dense");
+        assert_eq!(js["storage"], "sparse");
+        assert_eq!(
+            ja["storage"], "sparse",
+            "auto: a coordinate file at 5% density is sparse"
+        );
+        for j in [&jd, &js, &ja] {
+            assert_eq!(j["format"], "mtx");
+            assert_eq!(j["file_shape"], serde_json::json!([40, 30]));
+            assert_eq!(j["samples_as_rows"], rows);
+            let shape = if rows { [30, 40] } else { [40, 30] };
+            assert_eq!(j["shape"], serde_json::json!(shape));
+        }
+        let expected_w = if rows { 30 } else { 40 };
+        assert_eq!(wd.dim(), (expected_w, 3));
+        for (w, h) in [(&ws, &hs), (&wa, &ha)] {
+            assert!(rel(w, &wd) < 1e-4, "W: {}", rel(w, &wd));
+            assert!(rel(h, &hd) < 1e-4, "H: {}", rel(h, &hd));
+        }
+        let (ed, es) = (
+            jd["relative_error"].as_f64().unwrap(),
+            js["relative_error"].as_f64().unwrap(),
+        );
+        assert!((ed - es).abs() <= 1e-4 * ed.max(1e-12), "{ed} vs {es}");
+        // transform: the same encodings from either storage.
+        let model = d.join("dense");
+        let mut hs_t = Vec::new();
+        for storage in ["dense", "sparse"] {
+            let h_out = d.join(format!("h_{storage}.npy"));
+            let o = nmf(&[
+                "transform",
+                "-m",
+                s(&model),
+                "-i",
+                s(&p),
+                "-o",
+                s(&h_out),
+                "--backend",
+                "cpu",
+                "--storage",
+                storage,
+                "-q",
+            ]);
+            assert!(o.status.success(), "{storage}: {}", stderr(&o));
+            hs_t.push(read(&h_out));
+        }
+        assert_eq!(hs_t[0].ncols(), if rows { 40 } else { 30 });
+        assert!(
+            rel(&hs_t[1], &hs_t[0]) < 1e-4,
+            "{}",
+            rel(&hs_t[1], &hs_t[0])
+        );
+    }
+    // A dense-format file or a dense .mtx stays dense under auto.
+    let q = d.join("v.npy");
+    write_npy_atomic(&q, &v).unwrap();
+    let (_, _, j) = fit_storage(&q, &d.join("npy"), &[]);
+    assert_eq!(j["storage"], "dense");
+    let dense_mtx = put(d, "planted.mtx", mtx_coord(&self::v(), "real", false));
+    let (_, _, j) = fit_storage(&dense_mtx, &d.join("planted"), &[]);
+    assert_eq!(j["storage"], "dense");
+    let array = put(d, "array.mtx", mtx_array(&v, false));
+    let (_, _, j) = fit_storage(&array, &d.join("array"), &[]);
+    assert_eq!(j["storage"], "dense");
+}
+
+#[test]
+fn sparse_storage_refusals_and_bad_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = d.join("out");
+    let v = sparse_v();
+    let q = d.join("v.npy");
+    write_npy_atomic(&q, &v).unwrap();
+    fit_fails(
+        s(&q),
+        &out,
+        &["--storage", "sparse"],
+        &["v.npy", "--storage sparse", ".mtx"],
+    );
+    let p = put(d, "v.mtx", mtx_coord(&v, "real", false));
+    let o = nmf(&[
+        "fit",
+        "-i",
+        s(&p),
+        "-r",
+        "3",
+        "-o",
+        s(&out),
+        "--storage",
+        "sparse",
+        "--backend",
+        "gpu",
+    ]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--storage sparse") && err.contains("--backend"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!out.join("W.npy").exists());
+    // transform refuses the same way.
+    let o = nmf(&[
+        "transform",
+        "-m",
+        s(d),
+        "-i",
+        s(&q),
+        "-o",
+        s(&d.join("h.npy")),
+        "--storage",
+        "sparse",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains(".mtx"), "{}", stderr(&o));
+
+    // A bad value in a sparse file: the file and the 1-based entry, in either orientation.
+    let mut bad = v.clone();
+    bad[[2, 7]] = -0.5;
+    let p = put(d, "neg.mtx", mtx_coord(&bad, "real", false));
+    for extra in [&["--storage", "sparse"][..], &[], &["--samples-as-rows"]] {
+        fit_fails(
+            s(&p),
+            &out,
+            extra,
+            &["neg.mtx", "negative", "-0.5", "entry (3, 8)"],
+        );
+    }
+    // Repeated entries that sum past f32::MAX are non-finite.
+    let text = "%%MatrixMarket matrix coordinate real general\n3 4 2\n2 3 3e38\n2 3 3e38\n";
+    let p = put(d, "inf.mtx", text);
+    fit_fails(
+        s(&p),
+        &out,
+        &["--storage", "sparse"],
+        &["inf.mtx", "non-finite", "entry (2, 3)"],
+    );
+    // A symmetric file names the stored entry or its mirror.
+    let text = "%%MatrixMarket matrix coordinate real symmetric\n30 30 2\n1 1 1\n9 4 nan\n";
+    let p = put(d, "sym.mtx", text);
+    fit_fails(
+        s(&p),
+        &out,
+        &["--storage", "sparse"],
+        &["sym.mtx", "non-finite", "entry (9, 4) or its mirror (4, 9)"],
+    );
+}

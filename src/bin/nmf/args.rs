@@ -42,6 +42,26 @@ pub struct InputArgs {
     /// with no number in it as a header; `--header` alone means `yes`.
     #[arg(long, value_enum, value_name = "WHEN", default_value = "auto", num_args = 0..=1, default_missing_value = "yes")]
     pub header: HeaderArg,
+
+    /// How V is held in memory. `sparse` reads a MatrixMarket (.mtx) file into compressed
+    /// sparse rows and runs on the CPU engine in time and memory proportional to its stored
+    /// entries (not with --backend gpu). `auto` is sparse for a MatrixMarket coordinate file
+    /// whose density (entries on its size line, doubled for a symmetric file, over
+    /// rows x cols) is below 10% when --backend is cpu or auto, and dense otherwise. `dense`
+    /// reads every input as a dense matrix.
+    #[arg(long, value_enum, value_name = "HOW", default_value = "auto")]
+    pub storage: StorageArg,
+}
+
+/// `--storage`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StorageArg {
+    /// Sparse for a MatrixMarket coordinate file below 10% density on the CPU, else dense.
+    Auto,
+    /// Every input as a dense matrix.
+    Dense,
+    /// A MatrixMarket file as compressed sparse rows (CPU engine only).
+    Sparse,
 }
 
 /// `nmf fit`.

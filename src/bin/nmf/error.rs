@@ -41,28 +41,42 @@ impl From<NmfError> for CliError {
 /// index of a .npy, 1-based entry of a .mtx), whatever the orientation used for the fit; any
 /// other error is prefixed with the file and the matrix shape.
 pub fn data_error(e: NmfError, input: &LoadedMatrix, orientation: Orientation) -> CliError {
+    located_error(e, &input.path, input.data.dim(), orientation, |row, col| {
+        input.locate(row, col)
+    })
+}
+
+/// [`data_error`] for any input: `file_shape` is rows x columns as stored in `path`, and
+/// `locate` names the place of entry `(row, col)` (0-based, the file's orientation).
+pub fn located_error(
+    e: NmfError,
+    path: &Path,
+    file_shape: (usize, usize),
+    orientation: Orientation,
+    locate: impl Fn(usize, usize) -> String,
+) -> CliError {
     let to_file = |row: usize, col: usize| match orientation {
         Orientation::SamplesAsColumns => (row, col),
         Orientation::SamplesAsRows => (col, row),
     };
-    let path = input.path.display();
+    let path = path.display();
     match e {
         NmfError::NegativeInput { row, col, value } => {
             let (row, col) = to_file(row, col);
             CliError::new(format!(
                 "{path} ({}): negative entry {value}; NMF needs every entry >= 0 (clip, shift or take absolute values first)",
-                input.locate(row, col)
+                locate(row, col)
             ))
         }
         NmfError::NonFiniteInput { row, col, value } => {
             let (row, col) = to_file(row, col);
             CliError::new(format!(
                 "{path} ({}): non-finite entry {value}; remove or impute NaN/Inf values first",
-                input.locate(row, col)
+                locate(row, col)
             ))
         }
         other => {
-            let (rows, cols) = input.data.dim();
+            let (rows, cols) = file_shape;
             CliError::new(format!("{path} ({rows} x {cols}): {other}"))
         }
     }

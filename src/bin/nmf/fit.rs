@@ -2,15 +2,16 @@
 
 use std::time::Instant;
 
-use nmf_gpu::io::{read_located, ReadOptions, StagedFile};
+use nmf_gpu::io::StagedFile;
 use nmf_gpu::{Init, Loss, Nmf, Orthogonality, Solver};
 use serde_json::json;
 
 use crate::args::{FitArgs, LossArg, OrthogonalArg, SolverArg};
 use crate::backend::backend;
-use crate::error::{data_error, CliError};
+use crate::error::CliError;
 use crate::output::prepare_dir;
 use crate::progress::{Display, Reporter};
+use crate::storage::{choose, Input};
 use crate::summary::{f32_json, shape_json, H_FILE, SUMMARY_FILE, W_FILE};
 use crate::{print_stdout, Orientation};
 
@@ -29,26 +30,23 @@ pub fn run(args: &FitArgs) -> Result<(), CliError> {
             "--orthogonal needs --solver mu and --loss frobenius (the orthogonal rules are multiplicative)",
         ));
     }
+    // Before the GPU is opened: `--storage sparse --backend gpu` is refused first.
+    let storage = choose(args.input.storage, &args.input.input, args.backend)?;
     let backend = backend(args.backend)?;
     let chatty = !args.quiet && !args.json;
 
     let read_start = Instant::now();
-    let options = ReadOptions::new().header(args.input.header.into());
-    let loaded = read_located(&args.input.input, &options)?;
+    let input = Input::read(&args.input, storage, orientation)?;
     let read_seconds = read_start.elapsed().as_secs_f64();
     // Checked before the fit, so that a long run never ends in "cannot write".
     prepare_dir(&args.output_dir)?;
-    let file_shape = loaded.data.dim();
-    let v = match orientation {
-        Orientation::SamplesAsColumns => loaded.data.view(),
-        Orientation::SamplesAsRows => loaded.data.view().reversed_axes(),
-    };
-    let (m, n) = v.dim();
+    let file_shape = input.file_shape();
+    let (m, n) = input.shape(orientation);
     let r = args.rank;
     if orientation == Orientation::SamplesAsRows && !args.quiet {
         eprintln!(
             "note: --samples-as-rows: {} is {} samples x {} features (scikit-learn's X); factorizing its transpose V ({m} features x {n} samples), so W.npy is {m} x {r} (basis vectors) and H.npy is {r} x {n} (one column per sample); scikit-learn's components_ is W.T and its transform(X) is H.T",
-            loaded.path.display(),
+            input.path().display(),
             file_shape.0,
             file_shape.1,
         );
@@ -74,18 +72,15 @@ pub fn run(args: &FitArgs) -> Result<(), CliError> {
     if let Some(callback) = reporter.callback() {
         params = params.on_progress(callback);
     }
-    let fit = params
-        .fit(v)
-        .map_err(|e| data_error(e, &loaded, orientation))?;
+    let fit = input.fit(&params, orientation)?;
     drop(reporter);
-    let relative_error = fit
-        .relative_error(v)
-        .map_err(|e| data_error(e, &loaded, orientation))?;
+    let relative_error = input.relative_error(&fit, orientation)?;
 
     let summary = json!({
         "nmf_version": env!("CARGO_PKG_VERSION"),
-        "input": loaded.path.display().to_string(),
-        "format": loaded.format.name(),
+        "input": input.path().display().to_string(),
+        "format": input.format_name(),
+        "storage": input.storage_name(),
         "file_shape": shape_json(file_shape),
         "samples_as_rows": orientation == Orientation::SamplesAsRows,
         "shape": shape_json((m, n)),
@@ -139,15 +134,22 @@ pub fn run(args: &FitArgs) -> Result<(), CliError> {
         } else {
             "not converged: raise --max-iter or --tol".to_string()
         };
+        let held = match input.sparsity() {
+            Some((nnz, density)) => format!(
+                ", sparse: {nnz} stored entries, density {:.3}%",
+                100.0 * density
+            ),
+            None => String::new(),
+        };
         print_stdout(&format!(
-            "read {} ({} x {}, {}) in {read_seconds:.2} s\n\
+            "read {} ({} x {}, {}{held}) in {read_seconds:.2} s\n\
              fit V ({m} x {n}) with rank {r}: {}, {} loss, {} init, {} iterations ({status}) in {:.2} s on {}\n\
              relative error ‖V − WH‖/‖V‖ = {relative_error:.4e}\n\
              wrote {} ({m} x {r}), {} ({r} x {n}), {}\n",
-            loaded.path.display(),
+            input.path().display(),
             file_shape.0,
             file_shape.1,
-            loaded.format.name(),
+            input.format_name(),
             solver.name(),
             loss.name(),
             init.name(),

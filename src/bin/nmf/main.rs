@@ -10,6 +10,7 @@ mod fit;
 mod info;
 mod output;
 mod progress;
+mod storage;
 mod summary;
 mod transform;
 

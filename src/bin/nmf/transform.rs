@@ -1,17 +1,20 @@
 //! `nmf transform`: encode new samples with the W of a fitted model.
 
-use nmf_gpu::io::{read_located, read_matrix, write_npy_atomic, ReadOptions};
+use nmf_gpu::io::{read_matrix, write_npy_atomic, ReadOptions};
 use nmf_gpu::{Factorization, Nmf};
 
 use crate::args::TransformArgs;
 use crate::backend::backend;
-use crate::error::{at, data_error, CliError};
+use crate::error::{at, CliError};
 use crate::output::check_parent;
+use crate::storage::{choose, Input};
 use crate::summary::{read_settings, W_FILE};
 use crate::{print_stdout, Orientation};
 
 /// Run `nmf transform`.
 pub fn run(args: &TransformArgs) -> Result<(), CliError> {
+    // Before the GPU is opened: `--storage sparse --backend gpu` is refused first.
+    let storage = choose(args.input.storage, &args.input.input, args.backend)?;
     let backend = backend(args.backend)?;
     let is_npy = args
         .output
@@ -51,16 +54,11 @@ pub fn run(args: &TransformArgs) -> Result<(), CliError> {
     let m = w.nrows();
     let model = Factorization::from_w(w, &params).map_err(|e| at(&w_path, e))?;
 
-    let options = ReadOptions::new().header(args.input.header.into());
-    let loaded = read_located(&args.input.input, &options)?;
-    let v = match settings.orientation {
-        Orientation::SamplesAsColumns => loaded.data.view(),
-        Orientation::SamplesAsRows => loaded.data.view().reversed_axes(),
-    };
-    if v.nrows() != m {
-        let (fr, fc) = loaded.data.dim();
+    let input = Input::read(&args.input, storage, settings.orientation)?;
+    if input.shape(settings.orientation).0 != m {
+        let (fr, fc) = input.file_shape();
         return Err(at(
-            &loaded.path,
+            input.path(),
             match settings.orientation {
                 Orientation::SamplesAsColumns => format!(
                     "is {fr} x {fc} but the model's W has {m} rows (features): the file needs {m} rows, one column per sample"
@@ -71,9 +69,7 @@ pub fn run(args: &TransformArgs) -> Result<(), CliError> {
             },
         ));
     }
-    let h = model
-        .transform(v)
-        .map_err(|e| data_error(e, &loaded, settings.orientation))?;
+    let h = input.transform(&model, settings.orientation)?;
     write_npy_atomic(&args.output, &h)?;
     if !args.quiet {
         print_stdout(&format!(
@@ -82,7 +78,7 @@ pub fn run(args: &TransformArgs) -> Result<(), CliError> {
             h.nrows(),
             h.ncols(),
             h.ncols(),
-            loaded.path.display(),
+            input.path().display(),
             args.model.display()
         ));
     }
