@@ -362,28 +362,23 @@ impl NmfParams {
             }
         }
         let r = self.rank;
-        if r > m.max(n) {
-            // Any factorization of rank min(m, n) is already exact; far larger ranks only
-            // allocate (m + n)·r floats for nothing.
+        // NNDSVD takes r singular vectors, so r ≤ min(m, n); otherwise any factorization of
+        // rank min(m, n) is already exact, and far larger ranks only allocate (m + n)·r floats
+        // for nothing, so r ≤ max(m, n).
+        let limit = match &self.init {
+            Init::Nndsvd | Init::Nndsvda | Init::Nndsvdar => m.min(n),
+            _ => m.max(n),
+        };
+        if r > limit {
             return Err(NmfError::RankTooLarge {
                 rank: r,
-                limit: m.max(n),
+                limit,
                 init: self.init.name(),
             });
         }
-        match &self.init {
-            Init::Nndsvd | Init::Nndsvda | Init::Nndsvdar if r > m.min(n) => {
-                return Err(NmfError::RankTooLarge {
-                    rank: r,
-                    limit: m.min(n),
-                    init: self.init.name(),
-                });
-            }
-            Init::Custom { w, h } => {
-                check_factor(Factor::W, w.view(), m, r)?;
-                check_factor(Factor::H, h.view(), r, n)?;
-            }
-            _ => {}
+        if let Init::Custom { w, h } = &self.init {
+            check_factor(Factor::W, w.view(), m, r)?;
+            check_factor(Factor::H, h.view(), r, n)?;
         }
         let (m_f, n_f) = (m as f32, n as f32);
         let rho = self.l1_ratio;

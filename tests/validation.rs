@@ -66,19 +66,15 @@ fn zero_rank() {
 
 #[test]
 fn rank_above_min_dim_with_nndsvd_family() {
-    for init in [Init::Nndsvd, Init::Nndsvda, Init::Nndsvdar] {
-        let err = Nmf::params(10).init(init).fit(v().view()).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                NmfError::RankTooLarge {
-                    rank: 10,
-                    limit: 9,
-                    ..
-                }
-            ),
-            "{err}"
-        );
+    // Just above min(m, n) = 9, and above max(m, n) = 12 too: the limit named is min(m, n).
+    for rank in [10, 30] {
+        for init in [Init::Nndsvd, Init::Nndsvda, Init::Nndsvdar] {
+            let err = Nmf::params(rank).init(init).fit(v().view()).unwrap_err();
+            assert!(
+                matches!(err, NmfError::RankTooLarge { rank: r, limit: 9, .. } if r == rank),
+                "{err}"
+            );
+        }
     }
     // Random init accepts it.
     let fit = Nmf::params(10)
