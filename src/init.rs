@@ -44,7 +44,8 @@ pub(crate) fn initialize(
 }
 
 /// [`initialize`] for a sparse `v` with its transpose `vt`: the same factors as for the dense
-/// matrix (the SVD of NNDSVD runs on sparse products), never forming `v` densely.
+/// matrix up to float rounding (the sums run in a different order; the SVD of NNDSVD runs on
+/// sparse products), never forming `v` densely.
 pub(crate) fn initialize_sparse(
     v: &CsrMatrix,
     vt: &CsrMatrix,

@@ -154,7 +154,7 @@ impl CsrMatrix {
         triplets: impl IntoIterator<Item = (usize, usize, f32)>,
     ) -> Result<CsrMatrix> {
         check_dims(rows, cols)?;
-        let mut entries: Vec<(usize, u32, f32)> = Vec::new();
+        let mut entries: Vec<(u32, u32, f32)> = Vec::new();
         for (i, j, v) in triplets {
             if i >= rows || j >= cols {
                 return Err(invalid(format!(
@@ -162,24 +162,38 @@ impl CsrMatrix {
                 )));
             }
             check_value(i, j, v)?;
-            entries.push((i, j as u32, v));
+            // Both fit: i < rows and j < cols, each at most u32::MAX (check_dims).
+            entries.push((i as u32, j as u32, v));
         }
+        Self::from_checked_triplets(rows, cols, entries)
+    }
+
+    /// [`from_triplets`](Self::from_triplets) for entries already checked: dimensions within
+    /// `u32`, every position in range, every value finite and nonnegative. Only the sums of
+    /// repeated positions are checked (they may overflow to infinity). Holds the 12-byte
+    /// triplets, the stable sort's scratch (at most half as many) and then the CSR arrays.
+    pub(crate) fn from_checked_triplets(
+        rows: usize,
+        cols: usize,
+        mut entries: Vec<(u32, u32, f32)>,
+    ) -> Result<CsrMatrix> {
+        debug_assert!(check_dims(rows, cols).is_ok());
         // A stable sort keeps repeated entries in input order, so their sum is reproducible.
         entries.sort_by_key(|&(i, j, _)| (i, j));
         let mut indptr = vec![0usize; rows + 1];
         let mut indices = Vec::with_capacity(entries.len());
         let mut values: Vec<f32> = Vec::with_capacity(entries.len());
-        let mut last: Option<(usize, u32)> = None;
+        let mut last: Option<(u32, u32)> = None;
         for (i, j, v) in entries {
             if last == Some((i, j)) {
                 if let Some(x) = values.last_mut() {
                     *x += v;
-                    check_value(i, j as usize, *x)?;
+                    check_value(i as usize, j as usize, *x)?;
                 }
                 continue;
             }
             last = Some((i, j));
-            indptr[i + 1] += 1;
+            indptr[i as usize + 1] += 1;
             indices.push(j);
             values.push(v);
         }

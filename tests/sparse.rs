@@ -435,23 +435,210 @@ fn mtx_to_csr_equals_the_dense_reader() {
     }
     let p = write(
         dir.path(),
-        "neg.mtx",
-        "%%MatrixMarket matrix coordinate real general\n2 2 1\n2 1 -1\n",
-    );
-    assert!(matches!(
-        read_mtx_sparse(&p, &opts),
-        Err(NmfError::NegativeInput { row: 1, col: 0, .. })
-    ));
-    let p = write(
-        dir.path(),
         "big.mtx",
         "%%MatrixMarket matrix coordinate real general\n100000 100000 2\n1 1 1\n2 2 1\n",
     );
-    // 10^10 dense entries would not fit in 1 KiB, but two sparse ones do.
-    let small = ReadOptions::default().max_bytes(1024);
-    assert_eq!(read_mtx_sparse(&p, &small).unwrap().nnz(), 2);
+    // 10^10 dense entries (40 GB) would not fit in 2 MiB, but two sparse ones do: 28 bytes
+    // each, plus 8 bytes per row and per column for the offsets of V and its transpose.
+    let need = 2 * 28 + 8 * 100_001 * 2;
+    let fits = ReadOptions::default().max_bytes(need);
+    assert_eq!(read_mtx_sparse(&p, &fits).unwrap().nnz(), 2);
     assert!(matches!(
-        read_mtx_sparse(&p, &ReadOptions::default().max_bytes(16)),
-        Err(NmfError::TooLarge { .. })
+        read_mtx_sparse(&p, &ReadOptions::default().max_bytes(need - 1)),
+        Err(NmfError::TooLarge { bytes, .. }) if bytes == u128::from(need)
     ));
+}
+
+/// The `Format` error of `e`: its line, column and message.
+fn format_parts(e: NmfError) -> (Option<usize>, Option<usize>, String) {
+    match e {
+        NmfError::Format {
+            line,
+            column,
+            message,
+            ..
+        } => (line, column, message),
+        other => panic!("expected a format error, got {other:?}"),
+    }
+}
+
+#[test]
+fn mtx_sparse_bad_values_name_the_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = ReadOptions::default();
+    // A negative value: its line (1-based, comments counted), the value column and the
+    // 1-based entry.
+    let p = write(
+        dir.path(),
+        "neg.mtx",
+        "%%MatrixMarket matrix coordinate real general\n% a comment\n3 2 2\n1 1 1\n3 1 -0.5\n",
+    );
+    let e = read_mtx_sparse(&p, &opts).unwrap_err();
+    assert!(e.to_string().contains("neg.mtx"), "{e}");
+    let (line, column, msg) = format_parts(e);
+    assert_eq!((line, column), (Some(5), Some(3)));
+    assert!(
+        msg.contains("negative") && msg.contains("-0.5") && msg.contains("entry (3, 1)"),
+        "{msg}"
+    );
+    // Non-finite values, in a symmetric file with the mirror named.
+    let p = write(
+        dir.path(),
+        "nan.mtx",
+        "%%MatrixMarket matrix coordinate real symmetric\n30 30 2\n1 1 1\n9 4 nan\n",
+    );
+    let (line, _, msg) = format_parts(read_mtx_sparse(&p, &opts).unwrap_err());
+    assert_eq!(line, Some(4));
+    assert!(
+        msg.contains("non-finite") && msg.contains("entry (9, 4) or its mirror (4, 9)"),
+        "{msg}"
+    );
+    let p = write(
+        dir.path(),
+        "inf.mtx",
+        "%%MatrixMarket matrix coordinate real general\n2 2 1\n2 2 1e39\n",
+    );
+    let (line, _, msg) = format_parts(read_mtx_sparse(&p, &opts).unwrap_err());
+    assert_eq!(line, Some(3));
+    assert!(msg.contains("non-finite"), "{msg}");
+    // Repeated entries are summed after reading: a negative entry whose sum is not negative
+    // is still refused on its line, and finite entries that sum past f32::MAX are reported at
+    // their (0-based) position.
+    let p = write(
+        dir.path(),
+        "negsum.mtx",
+        "%%MatrixMarket matrix coordinate real general\n2 2 2\n1 1 2\n1 1 -1\n",
+    );
+    let (line, _, msg) = format_parts(read_mtx_sparse(&p, &opts).unwrap_err());
+    assert_eq!(line, Some(4));
+    assert!(msg.contains("negative"), "{msg}");
+    let p = write(
+        dir.path(),
+        "sum.mtx",
+        "%%MatrixMarket matrix coordinate real general\n3 4 2\n2 3 3e38\n2 3 3e38\n",
+    );
+    assert!(matches!(
+        read_mtx_sparse(&p, &opts),
+        Err(NmfError::NonFiniteInput { row: 1, col: 2, .. })
+    ));
+    // Skew-symmetric files are refused from the header (line 1), with or without entries.
+    for (name, text) in [
+        (
+            "skew.mtx",
+            "%%MatrixMarket matrix coordinate real skew-symmetric\n2 2 1\n2 1 3\n",
+        ),
+        (
+            "skew0.mtx",
+            "%%MatrixMarket matrix coordinate real skew-symmetric\n2 2 0\n",
+        ),
+        (
+            "skewa.mtx",
+            "%%MatrixMarket matrix array real skew-symmetric\n2 2\n3\n",
+        ),
+    ] {
+        let p = write(dir.path(), name, text);
+        let e = read_mtx_sparse(&p, &opts).unwrap_err();
+        assert!(e.to_string().contains(name), "{e}");
+        let (line, _, msg) = format_parts(e);
+        assert_eq!(line, Some(1), "{name}");
+        assert!(msg.contains("skew-symmetric"), "{name}: {msg}");
+    }
+}
+
+#[test]
+fn mtx_sparse_huge_declared_dimensions_are_refused_before_allocating() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = ReadOptions::default().max_bytes(1 << 30);
+    // 4·10^9 rows fit the u32 indices, but their offsets alone take 32 GB: over the limit,
+    // refused from the size line (the file holds no entry at all).
+    for size in [
+        "4000000000 1 0",
+        "1 4000000000 0",
+        "4000000000 4000000000 1",
+    ] {
+        let p = write(
+            dir.path(),
+            "tall.mtx",
+            &format!("%%MatrixMarket matrix coordinate real general\n{size}\n"),
+        );
+        match read_mtx_sparse(&p, &opts) {
+            Err(NmfError::TooLarge { bytes, limit, .. }) => {
+                assert!(bytes >= 32_000_000_000, "{size}: {bytes}");
+                assert_eq!(limit, 1 << 30);
+            }
+            other => panic!("{size}: expected TooLarge, got {other:?}"),
+        }
+    }
+    // More rows or columns than u32 indices reach: a format error at the size line, whatever
+    // the limit.
+    for (size, column) in [("5000000000 1 0", 1), ("1 5000000000 0", 2)] {
+        let p = write(
+            dir.path(),
+            "huge.mtx",
+            &format!("%%MatrixMarket matrix coordinate real general\n{size}\n"),
+        );
+        let e = read_mtx_sparse(&p, &ReadOptions::default().max_bytes(u64::MAX)).unwrap_err();
+        let (line, col, msg) = format_parts(e);
+        assert_eq!((line, col), (Some(2), Some(column)), "{size}");
+        assert!(msg.contains("u32"), "{size}: {msg}");
+    }
+}
+
+// ---------- very wide, very sparse data ----------
+
+/// A `rows x cols` matrix with `k` entries spread over it (distinct positions).
+fn scattered(rows: usize, cols: usize, k: usize) -> CsrMatrix {
+    let t = (0..k).map(|e| {
+        let i = (e * 7 + 1) % rows;
+        let j = (e * (cols / k.max(1)) + e * 13) % cols;
+        (i, j, 1.0 + (e % 5) as f32)
+    });
+    CsrMatrix::from_triplets(rows, cols, t).unwrap()
+}
+
+#[test]
+fn wide_hypersparse_fits_agree_with_dense() {
+    // 3 x 200_000 with 12 entries: far too few for column panels (200_001 offsets per panel
+    // of Vᵀ), so both products read the CSR matrices; small enough to fit densely too.
+    let (m, n, r) = (3, 200_000, 2);
+    let v = scattered(m, n, 12).to_dense();
+    for loss in [Loss::Frobenius, Loss::KullbackLeibler] {
+        let p = |m, n| {
+            Nmf::params(r)
+                .loss(loss)
+                .init(custom(m, n, r))
+                .max_iter(20)
+                .tol(0.0)
+                .check_every(5)
+        };
+        assert_agree(&p(m, n), &v, &format!("{loss:?}, 3 x 200000"));
+        let vt = v.t().as_standard_layout().into_owned();
+        assert_agree(&p(n, m), &vt, &format!("{loss:?}, 200000 x 3"));
+    }
+}
+
+#[test]
+fn wide_and_huge_hypersparse_matrices_fit() {
+    // Panels of 65536 columns would store rows + 1 offsets each: for 1M x 1M, 16 panels per
+    // side, 256 MB in all against 40 entries. Unsplit, the fit needs little beyond the
+    // factors.
+    for (m, n) in [(3, 2_000_000), (2_000_000, 3), (1_000_000, 1_000_000)] {
+        let v = scattered(m, n, 40);
+        for loss in [Loss::Frobenius, Loss::KullbackLeibler] {
+            let fit = Nmf::params(2)
+                .loss(loss)
+                .init(Init::Random)
+                .seed(3)
+                .max_iter(5)
+                .fit_sparse(&v)
+                .unwrap();
+            assert_eq!((fit.w().dim(), fit.h().dim()), ((m, 2), (2, n)));
+            assert!(fit.losses().iter().all(|l| l.is_finite()), "{m} x {n}");
+            assert!(fit
+                .w()
+                .iter()
+                .chain(fit.h().iter())
+                .all(|x| x.is_finite() && *x >= 0.0));
+        }
+    }
 }

@@ -105,10 +105,21 @@ pub enum HeaderMode {
 
 /// Read a MatrixMarket (`.mtx`) file into a sparse [`CsrMatrix`](crate::sparse::CsrMatrix),
 /// for [`NmfParams::fit_sparse`](crate::NmfParams::fit_sparse). Coordinate files go straight
-/// to CSR (repeated entries summed, symmetric ones mirrored) without a dense intermediate, and
-/// [`ReadOptions::max_bytes`] bounds the entries (16 bytes each while building) instead of
-/// `rows x cols`; array files are read densely and converted. Unlike [`read_matrix`], the
-/// values are checked: a negative or non-finite one is an error.
+/// to CSR (repeated entries summed, symmetric ones mirrored) without a dense intermediate;
+/// array files are read densely and converted.
+///
+/// For a coordinate file, [`ReadOptions::max_bytes`] bounds, instead of `rows x cols`, 28 bytes
+/// per stored entry (12 for the triplet held while reading, 8 in the CSR matrix, 8 in the
+/// transposed copy [`fit_sparse`](crate::NmfParams::fit_sparse) makes; twice the declared
+/// count for a symmetric file) plus `8·(rows + 1) + 8·(cols + 1)` for the two offset arrays.
+/// It is checked from the size line, before any entry is read ([`NmfError::TooLarge`]), as are
+/// the dimensions: more than `u32::MAX` rows or columns is a format error.
+///
+/// Unlike [`read_matrix`], the values are checked: a negative or non-finite value is a format
+/// error naming the file, its 1-based line and the entry. Repeated entries are summed after
+/// reading; a sum that overflows float32 gives [`NmfError::NonFiniteInput`] (0-based row and
+/// column). Skew-symmetric files are refused from their header (a nonzero skew-symmetric
+/// matrix has negative entries).
 pub fn read_mtx_sparse(
     path: impl AsRef<Path>,
     options: &ReadOptions,

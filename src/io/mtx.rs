@@ -347,12 +347,37 @@ pub(crate) fn read(path: &Path, options: &ReadOptions) -> Result<MtxMatrix> {
     })
 }
 
+/// Bytes a sparse read of `stored` entries into a `rows x cols` [`CsrMatrix`] is counted
+/// against the limit: the triplets held while reading (12 bytes each, `(u32, u32, f32)`), the
+/// CSR arrays (8 bytes per entry and per row, plus one) and the transposed copy that
+/// `fit_sparse` makes (8 bytes per entry and per column, plus one). The read itself peaks
+/// lower (the triplets are freed before the transpose is made).
+fn sparse_bytes(stored: u128, rows: u64, cols: u64) -> u128 {
+    stored * (12 + 8 + 8) + 8 * (u128::from(rows) + 1) + 8 * (u128::from(cols) + 1)
+}
+
 /// Read a MatrixMarket file straight into a [`CsrMatrix`]: coordinate files entry by entry
 /// (repeated entries summed, symmetric files mirrored), never forming the dense matrix; array
-/// files are dense on disk and are read densely first. The limit of `options` applies to the
-/// entries held while building (16 bytes each) rather than to `rows x cols`.
+/// files are dense on disk and are read densely first. The limit of `options` applies to
+/// [`sparse_bytes`] (about 28 bytes per stored entry plus 8 per row and per column) rather
+/// than to `rows x cols`, and is checked, as are the dimensions (at most `u32::MAX` each),
+/// before any entry is read.
+///
+/// Each value is checked on its line: a negative or non-finite one is a format error naming
+/// the file, the line and the entry. Repeated entries are summed after reading, so a sum that
+/// overflows to infinity gives [`NmfError::NonFiniteInput`] with its (0-based) row and column.
+/// Skew-symmetric files are refused from their header: a nonzero skew-symmetric matrix always
+/// has negative entries.
 pub(crate) fn read_sparse(path: &Path, options: &ReadOptions) -> Result<CsrMatrix> {
     let (mut lines, header, file_len) = open_header(path)?;
+    if header.symmetry == Symmetry::SkewSymmetric {
+        return Err(format_error(
+            path,
+            Some(1),
+            None,
+            "the header declares a skew-symmetric matrix, whose mirrored entries are the negated stored ones (a_ji = -a_ij); NMF needs every entry >= 0",
+        ));
+    }
     if header.layout == Layout::Array {
         drop(lines);
         return CsrMatrix::from_dense(read(path, options)?.data.view());
@@ -368,6 +393,18 @@ pub(crate) fn read_sparse(path: &Path, options: &ReadOptions) -> Result<CsrMatri
     } = header;
     let err =
         |line: usize, col: Option<usize>, msg: String| format_error(path, Some(line), col, msg);
+    for (k, (n, what)) in [(rows, "rows"), (cols, "columns")].into_iter().enumerate() {
+        if u32::try_from(n).is_err() {
+            return Err(err(
+                size_line,
+                Some(k + 1),
+                format!(
+                    "{n} {what} is more than the {} a sparse matrix indexes (u32 indices)",
+                    u32::MAX
+                ),
+            ));
+        }
+    }
     if u128::from(nnz) > u128::from(rows) * u128::from(cols) {
         return Err(err(
             size_line,
@@ -380,14 +417,13 @@ pub(crate) fn read_sparse(path: &Path, options: &ReadOptions) -> Result<CsrMatri
     } else {
         2 * u128::from(nnz)
     };
-    let bytes = stored * 16;
-    if bytes > u128::from(options.limit_bytes())
-        || usize::try_from(rows).is_err()
-        || u32::try_from(cols).is_err()
-    {
+    let bytes = sparse_bytes(stored, rows, cols);
+    if bytes > u128::from(options.limit_bytes()) || usize::try_from(bytes).is_err() {
         return Err(NmfError::TooLarge {
             path: path.to_path_buf(),
-            what: format!("the {nnz} declared entries of the {rows} x {cols} sparse matrix"),
+            what: format!(
+                "the {nnz} declared entries of the {rows} x {cols} sparse matrix (with its offsets and transposed copy)"
+            ),
             bytes,
             limit: options.limit_bytes(),
         });
@@ -403,7 +439,8 @@ pub(crate) fn read_sparse(path: &Path, options: &ReadOptions) -> Result<CsrMatri
         }
     }
     let fields = if field == Field::Pattern { 2 } else { 3 };
-    let mut triplets: Vec<(usize, usize, f32)> = Vec::with_capacity(stored as usize);
+    // `stored` fits in usize: its bytes do (checked above).
+    let mut triplets: Vec<(u32, u32, f32)> = Vec::with_capacity(stored as usize);
     let mut found: u64 = 0;
     while let Some((no, line)) = lines.next_content()? {
         if found == nnz {
@@ -432,25 +469,30 @@ pub(crate) fn read_sparse(path: &Path, options: &ReadOptions) -> Result<CsrMatri
         } else {
             parse_value(parts[2], field).map_err(|m| err(no, Some(3), m))?
         };
-        match symmetry {
-            Symmetry::General => triplets.push((i, j, v)),
-            Symmetry::Symmetric => {
-                triplets.push((i, j, v));
-                if i != j {
-                    triplets.push((j, i, v));
-                }
-            }
-            Symmetry::SkewSymmetric => {
-                if i == j {
-                    return Err(err(
-                        no,
-                        None,
-                        "a skew-symmetric matrix stores no diagonal entries".to_string(),
-                    ));
-                }
-                triplets.push((i, j, v));
-                triplets.push((j, i, -v));
-            }
+        if !v.is_finite() || v < 0.0 {
+            let at = if symmetry == Symmetry::Symmetric && i != j {
+                format!(
+                    "entry ({}, {}) or its mirror ({}, {})",
+                    i + 1,
+                    j + 1,
+                    j + 1,
+                    i + 1
+                )
+            } else {
+                format!("entry ({}, {})", i + 1, j + 1)
+            };
+            let msg = if v.is_finite() {
+                format!("negative value {v} at {at}; NMF needs every entry >= 0 (clip, shift or take absolute values first)")
+            } else {
+                format!("non-finite value {v} at {at} (NaN, infinite, or beyond float32); remove or impute it first")
+            };
+            return Err(err(no, Some(3), msg));
+        }
+        // Both fit in u32 (the dimensions were checked above).
+        let (i, j) = (i as u32, j as u32);
+        triplets.push((i, j, v));
+        if symmetry == Symmetry::Symmetric && i != j {
+            triplets.push((j, i, v));
         }
         found += 1;
     }
@@ -462,7 +504,8 @@ pub(crate) fn read_sparse(path: &Path, options: &ReadOptions) -> Result<CsrMatri
             format!("truncated: the size line (line {size_line}) declares {nnz} entries but the file holds {found}"),
         ));
     }
-    CsrMatrix::from_triplets(rows as usize, cols as usize, triplets)
+    // The dimensions fit in u32 and every index is in range (checked above).
+    CsrMatrix::from_checked_triplets(rows as usize, cols as usize, triplets)
 }
 
 /// Why a banner cannot be used.

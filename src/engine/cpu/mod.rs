@@ -42,15 +42,29 @@ pub(crate) struct CpuEngine<'a> {
     scratch_gram: Option<Array2<f32>>,
     /// `‖V‖²_F`, computed on first use.
     v_sq_norm: Option<f64>,
-    /// Sparse V and Vᵀ split into column panels for the rank in use, made on first use.
+    /// Sparse V and Vᵀ split into column panels for the rank in use (where that pays), made on
+    /// first use.
     panels: Option<SparsePanels>,
 }
 
-/// The panels of a sparse V (for `V Hᵀ`) and of Vᵀ (for `Wᵀ V`), for one panel width.
+/// The panels of a sparse V (for `V Hᵀ`) and of Vᵀ (for `Wᵀ V`), for one panel width; `None`
+/// for a side whose panels would not pay ([`sparse::Panels::pays`]), which the products then
+/// read straight from CSR.
 struct SparsePanels {
     width: usize,
-    v: sparse::Panels,
-    vt: sparse::Panels,
+    v: Option<sparse::Panels>,
+    vt: Option<sparse::Panels>,
+}
+
+impl SparsePanels {
+    /// V as the products read it.
+    fn v<'s>(&'s self, csr: &'s CsrMatrix) -> sparse::Operand<'s> {
+        sparse::Operand::of(csr, self.v.as_ref())
+    }
+    /// Vᵀ as the products read it.
+    fn vt<'s>(&'s self, csc: &'s CsrMatrix) -> sparse::Operand<'s> {
+        sparse::Operand::of(csc, self.vt.as_ref())
+    }
 }
 
 /// The panels for rank `r`, rebuilt when the rank (hence the width) changes.
@@ -67,10 +81,10 @@ fn panels_for<'p>(
         }
     }
     let (v, vt) = rayon::join(
-        || sparse::Panels::new(csr, width),
-        || sparse::Panels::new(csc, width),
+        || sparse::Panels::build(csr, width),
+        || sparse::Panels::build(csc, width),
     );
-    debug_assert!(v.width() == width && vt.width() == width);
+    debug_assert!(v.iter().chain(&vt).all(|p| p.width() == width));
     slot.insert(SparsePanels { width, v, vt })
 }
 
@@ -232,12 +246,12 @@ impl Engine for CpuEngine<'_> {
             Data::Sparse { csr, csc } => {
                 let r = h.nrows();
                 pack_ht(h, &mut self.scratch_ht);
-                let panels = &panels_for(&mut self.panels, csr, csc, r).v;
+                let a = panels_for(&mut self.panels, csr, csc, r).v(csr);
                 match out.as_slice_mut() {
-                    Some(o) => sparse::spmm_panels(panels, &self.scratch_ht, r, o),
+                    Some(o) => sparse::spmm(a, &self.scratch_ht, r, o),
                     None => {
                         let mut o = Array2::zeros(out.dim());
-                        sparse::spmm_panels(panels, &self.scratch_ht, r, as_slice_mut(&mut o));
+                        sparse::spmm(a, &self.scratch_ht, r, as_slice_mut(&mut o));
                         out.assign(&o);
                     }
                 }
@@ -257,8 +271,8 @@ impl Engine for CpuEngine<'_> {
                 // Wᵀ V = (Vᵀ W)ᵀ: row j of Vᵀ W needs only column j of V.
                 let w = row_major(w);
                 let r = w.ncols();
-                let panels = &panels_for(&mut self.panels, csr, csc, r).vt;
-                sparse::spmm_t_panels(panels, as_slice(&w), r, out.view_mut());
+                let at = panels_for(&mut self.panels, csr, csc, r).vt(csc);
+                sparse::spmm_t(at, as_slice(&w), r, out.view_mut());
                 return Ok(());
             }
         };
@@ -305,8 +319,8 @@ impl Engine for CpuEngine<'_> {
         let ok = match (&self.v, p.as_slice_mut()) {
             (Data::Dense(v), _) => skinny::a_bt_packed(v.view(), &ht, p.view_mut()),
             (Data::Sparse { csr, csc }, Some(ps)) => {
-                let panels = &panels_for(&mut self.panels, csr, csc, r).v;
-                sparse::spmm_panels(panels, &ht, r, ps);
+                let a = panels_for(&mut self.panels, csr, csc, r).v(csr);
+                sparse::spmm(a, &ht, r, ps);
                 true
             }
             (Data::Sparse { .. }, None) => false,
@@ -384,17 +398,17 @@ impl Engine for CpuEngine<'_> {
                 match side {
                     // Z Hᵀ: row i weighs Hᵀ[j] by v_ij / (W[i]·Hᵀ[j]).
                     Side::Left => match out.as_slice_mut() {
-                        Some(o) => sparse::kl_spmm_panels(&panels.v, as_slice(&wr), ht, r, o),
+                        Some(o) => sparse::kl_spmm(panels.v(csr), as_slice(&wr), ht, r, o),
                         None => {
                             let mut o = Array2::zeros(out.dim());
                             let os = as_slice_mut(&mut o);
-                            sparse::kl_spmm_panels(&panels.v, as_slice(&wr), ht, r, os);
+                            sparse::kl_spmm(panels.v(csr), as_slice(&wr), ht, r, os);
                             out.assign(&o);
                         }
                     },
                     // Wᵀ Z = (Zᵀ W)ᵀ: column j weighs W[i] by v_ij / (Hᵀ[j]·W[i]).
                     Side::Right => {
-                        sparse::kl_spmm_t_panels(&panels.vt, ht, as_slice(&wr), r, out.view_mut())
+                        sparse::kl_spmm_t(panels.vt(csc), ht, as_slice(&wr), r, out.view_mut())
                     }
                 }
             }

@@ -11,8 +11,11 @@
 //! split into column panels whose slice of `X` (`PANEL_BYTES`) stays in cache, with 16-bit
 //! column indices local to the panel (6 bytes per entry to stream instead of 8). Each task
 //! takes a block of `BLOCK_ROWS` rows through every panel, so its rows of the result stay in
-//! L2 too. On CPUs with AVX-512F the axpys run on zmm registers (up to 64 components held in
-//! registers, four stored entries in flight, the rows of `X` prefetched 16 entries ahead).
+//! L2 too. Each panel stores `rows + 1` row offsets, so a very wide and very sparse matrix
+//! (many panels, few entries per row and panel) is not split ([`Panels::build`]): the
+//! products then read the CSR matrix itself (an [`Operand`]). On CPUs with AVX-512F the axpys
+//! run on zmm registers (up to 64 components held in registers, four stored entries in
+//! flight, the rows of `X` prefetched 16 entries ahead).
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
@@ -67,6 +70,7 @@ struct Panel {
 /// A sparse matrix split into column panels of equal width (the last may be narrower).
 pub(crate) struct Panels {
     rows: usize,
+    cols: usize,
     width: usize,
     panels: Vec<Panel>,
 }
@@ -77,7 +81,24 @@ impl Panels {
         (PANEL_BYTES / (4 * r.max(1))).clamp(1, 1 << 16)
     }
 
-    /// `a` split into panels of `width` columns (1 ≤ width ≤ 65536).
+    /// Whether `a` is worth splitting into panels of `width` columns: every panel stores
+    /// `rows + 1` offsets (8 bytes each), so `a` is split only when they add at most 2 bytes
+    /// per stored entry, `panels·(rows + 1) ≤ nnz / 4`. The panels then take at most 8 bytes
+    /// per stored entry (6 for the entries, 2 for the offsets), and building them costs at
+    /// most `nnz / 4` binary searches.
+    pub(crate) fn pays(a: &CsrMatrix, width: usize) -> bool {
+        let width = width.clamp(1, 1 << 16);
+        let panels = a.cols().div_ceil(width) as u128;
+        panels * (a.rows() as u128 + 1) * 4 <= a.nnz() as u128
+    }
+
+    /// `a` split into panels of `width` columns when that [pays](Self::pays), else `None`
+    /// (the products then read `a` itself).
+    pub(crate) fn build(a: &CsrMatrix, width: usize) -> Option<Panels> {
+        Self::pays(a, width).then(|| Self::new(a, width))
+    }
+
+    /// `a` split into panels of `width` columns (1 ≤ width ≤ 65536), whatever it costs.
     pub(crate) fn new(a: &CsrMatrix, width: usize) -> Panels {
         let width = width.clamp(1, 1 << 16);
         let (rows, cols) = a.dim();
@@ -109,6 +130,7 @@ impl Panels {
             .collect();
         Panels {
             rows,
+            cols,
             width,
             panels,
         }
@@ -120,129 +142,173 @@ impl Panels {
     }
 }
 
-/// Rows of the result one task computes across all panels: its block of the result (80 KiB
-/// at r = 20) stays in L2 while the panels' slices of `X` pass through.
-const BLOCK_ROWS: usize = 1024;
+/// A sparse matrix as the products read it: split into column panels, or the CSR matrix
+/// itself (when panels do not pay, and for the randomized SVD).
+#[derive(Clone, Copy)]
+pub(crate) enum Operand<'a> {
+    Panels(&'a Panels),
+    Csr(&'a CsrMatrix),
+}
 
-/// Rows `row0..row0 + out.len()/r` of `A X` (all panels) into `out`.
-///
-/// With `y` (A.rows x r) given, the rows are those of the KL numerator `Z X` instead, with
-/// `z_ij = a_ij / max(y[i,:]·x[j,:], ε)` at the stored entries (`ε = f32::EPSILON`, as in the
-/// dense engine).
-fn panel_rows(a: &Panels, row0: usize, x: &[f32], y: Option<&[f32]>, r: usize, out: &mut [f32]) {
-    if a.panels.is_empty() {
-        out.fill(0.0);
+impl<'a> Operand<'a> {
+    /// The panels when there are some, else `a` itself.
+    pub(crate) fn of(a: &'a CsrMatrix, panels: Option<&'a Panels>) -> Operand<'a> {
+        match panels {
+            Some(p) => Operand::Panels(p),
+            None => Operand::Csr(a),
+        }
     }
-    let rows = out.len() / r;
-    let yb = y.map(|y| &y[row0 * r..(row0 + rows) * r]);
-    for (p, panel) in a.panels.iter().enumerate() {
-        let xp = &x[panel.col0 * r..(panel.col0 + panel.cols) * r];
-        let start = if p == 0 { Start::Zero } else { Start::Out };
-        let ptr = &panel.indptr[row0..row0 + rows + 1];
-        match yb {
-            None => rows_kernel(ptr, &panel.indices, &panel.values, xp, r, start, out),
-            Some(yb) => kl_rows_kernel(ptr, &panel.indices, &panel.values, xp, yb, r, start, out),
+
+    fn dim(self) -> (usize, usize) {
+        match self {
+            Operand::Panels(p) => (p.rows, p.cols),
+            Operand::Csr(a) => a.dim(),
+        }
+    }
+
+    /// Rows of the result one task computes: for panels, a block whose rows of the result
+    /// (80 KiB at r = 20) stay in L2 while the panels' slices of `X` pass through; straight
+    /// from CSR, fewer, to balance uneven rows.
+    fn block_rows(self) -> usize {
+        match self {
+            Operand::Panels(_) => BLOCK_ROWS,
+            Operand::Csr(_) => TASK_ROWS,
+        }
+    }
+
+    /// The lengths every product checks before its kernels read `x` (and `y`) unchecked:
+    /// `x` is A.cols x r, `y` A.rows x r, and the result has `out_len` = A.rows·r entries.
+    fn check(self, x: &[f32], y: Option<&[f32]>, r: usize, out_len: usize) {
+        let (rows, cols) = self.dim();
+        assert_eq!(x.len(), cols * r, "x must be A.cols x r");
+        assert_eq!(out_len, rows * r, "the result must be A.rows x r");
+        if let Some(y) = y {
+            assert_eq!(y.len(), rows * r, "y must be A.rows x r");
         }
     }
 }
 
-/// `out = A X` with `x` (A.cols x r) and `out` (A.rows x r) row-major: blocks of rows in
-/// parallel, each across every panel.
-pub(crate) fn spmm_panels(a: &Panels, x: &[f32], r: usize, out: &mut [f32]) {
-    debug_assert_eq!(out.len(), a.rows * r);
-    if r == 0 {
-        return;
+/// Rows of the result one task computes across all panels.
+const BLOCK_ROWS: usize = 1024;
+
+/// Rows `row0..row0 + out.len()/r` of `A X` into `out`.
+///
+/// With `y` (A.rows x r) given, the rows are those of the KL numerator `Z X` instead, with
+/// `z_ij = a_ij / max(y[i,:]·x[j,:], ε)` at the stored entries (`ε = f32::EPSILON`, as in the
+/// dense engine). The caller has checked the lengths ([`Operand::check`]).
+fn block_rows(
+    a: Operand<'_>,
+    row0: usize,
+    x: &[f32],
+    y: Option<&[f32]>,
+    r: usize,
+    out: &mut [f32],
+) {
+    let rows = out.len() / r;
+    let yb = y.map(|y| &y[row0 * r..(row0 + rows) * r]);
+    match a {
+        Operand::Csr(a) => {
+            let ptr = &a.indptr()[row0..row0 + rows + 1];
+            let (idx, val) = (a.indices(), a.values());
+            match yb {
+                None => rows_kernel(ptr, idx, val, x, r, Start::Zero, out),
+                Some(yb) => kl_rows_kernel(ptr, idx, val, x, yb, r, Start::Zero, out),
+            }
+        }
+        Operand::Panels(a) => {
+            if a.panels.is_empty() {
+                out.fill(0.0);
+            }
+            for (p, panel) in a.panels.iter().enumerate() {
+                let xp = &x[panel.col0 * r..(panel.col0 + panel.cols) * r];
+                let start = if p == 0 { Start::Zero } else { Start::Out };
+                let ptr = &panel.indptr[row0..row0 + rows + 1];
+                let (idx, val) = (&panel.indices[..], &panel.values[..]);
+                match yb {
+                    None => rows_kernel(ptr, idx, val, xp, r, start, out),
+                    Some(yb) => kl_rows_kernel(ptr, idx, val, xp, yb, r, start, out),
+                }
+            }
+        }
     }
-    let br = BLOCK_ROWS;
-    out.par_chunks_mut(br * r)
-        .enumerate()
-        .for_each(|(t, ob)| panel_rows(a, t * br, x, None, r, ob));
 }
 
-/// `out = (A X)ᵀ` (r x A.rows, any layout) with `x` (A.cols x r) row-major: each block of rows
-/// of `A X` is computed across every panel into a local buffer and written transposed.
-pub(crate) fn spmm_t_panels(a: &Panels, x: &[f32], r: usize, mut out: ArrayViewMut2<'_, f32>) {
+/// `out = A X` (or the KL numerator `Z X`, with `y`) with `x` (A.cols x r) and `out`
+/// (A.rows x r) row-major: blocks of rows in parallel.
+fn products(a: Operand<'_>, x: &[f32], y: Option<&[f32]>, r: usize, out: &mut [f32]) {
+    a.check(x, y, r, out.len());
     if r == 0 {
         return;
     }
-    let br = BLOCK_ROWS;
+    let br = a.block_rows();
+    out.par_chunks_mut(br * r)
+        .enumerate()
+        .for_each(|(t, ob)| block_rows(a, t * br, x, y, r, ob));
+}
+
+/// `out = (A X)ᵀ` (or `(Z X)ᵀ`, with `y`), r x A.rows in any layout, with `x` (A.cols x r)
+/// row-major: each block of rows of `A X` is computed into a local buffer and written
+/// transposed.
+fn products_t(
+    a: Operand<'_>,
+    x: &[f32],
+    y: Option<&[f32]>,
+    r: usize,
+    mut out: ArrayViewMut2<'_, f32>,
+) {
+    assert_eq!(out.nrows(), r, "the result must be r x A.rows");
+    a.check(x, y, r, out.len());
+    if r == 0 {
+        return;
+    }
+    let br = a.block_rows();
     out.axis_chunks_iter_mut(Axis(1), br)
         .into_par_iter()
         .enumerate()
         .for_each(|(t, mut ob)| {
             let mut buf = vec![0.0f32; ob.ncols() * r];
-            panel_rows(a, t * br, x, None, r, &mut buf);
+            block_rows(a, t * br, x, y, r, &mut buf);
             write_transposed(&buf, r, &mut ob);
         });
+}
+
+/// `out = A X` with `x` (A.cols x r) and `out` (A.rows x r) row-major.
+///
+/// # Panics
+/// When the lengths of `x` or `out` do not match.
+pub(crate) fn spmm(a: Operand<'_>, x: &[f32], r: usize, out: &mut [f32]) {
+    products(a, x, None, r, out);
+}
+
+/// `out = (A X)ᵀ` (r x A.rows, any layout) with `x` (A.cols x r) row-major.
+///
+/// # Panics
+/// When the shape of `out` or the length of `x` does not match.
+pub(crate) fn spmm_t(a: Operand<'_>, x: &[f32], r: usize, out: ArrayViewMut2<'_, f32>) {
+    products_t(a, x, None, r, out);
 }
 
 /// The KL numerator `out = Z X` (A.rows x r, row-major), `z_ij = a_ij / max(y[i,:]·x[j,:], ε)`
 /// at the stored entries; `y` is A.rows x r, `x` A.cols x r.
-pub(crate) fn kl_spmm_panels(a: &Panels, y: &[f32], x: &[f32], r: usize, out: &mut [f32]) {
-    if r == 0 {
-        return;
-    }
-    let br = BLOCK_ROWS;
-    out.par_chunks_mut(br * r)
-        .enumerate()
-        .for_each(|(t, ob)| panel_rows(a, t * br, x, Some(y), r, ob));
+///
+/// # Panics
+/// When the lengths of `y`, `x` or `out` do not match.
+pub(crate) fn kl_spmm(a: Operand<'_>, y: &[f32], x: &[f32], r: usize, out: &mut [f32]) {
+    products(a, x, Some(y), r, out);
 }
 
-/// `out = (Z X)ᵀ` (r x A.rows), `Z` as in [`kl_spmm_panels`].
-pub(crate) fn kl_spmm_t_panels(
-    a: &Panels,
+/// `out = (Z X)ᵀ` (r x A.rows), `Z` as in [`kl_spmm`].
+///
+/// # Panics
+/// As [`kl_spmm`], and when `out` is not r x A.rows.
+pub(crate) fn kl_spmm_t(
+    a: Operand<'_>,
     y: &[f32],
     x: &[f32],
     r: usize,
-    mut out: ArrayViewMut2<'_, f32>,
+    out: ArrayViewMut2<'_, f32>,
 ) {
-    if r == 0 {
-        return;
-    }
-    let br = BLOCK_ROWS;
-    out.axis_chunks_iter_mut(Axis(1), br)
-        .into_par_iter()
-        .enumerate()
-        .for_each(|(t, mut ob)| {
-            let mut buf = vec![0.0f32; ob.ncols() * r];
-            panel_rows(a, t * br, x, Some(y), r, &mut buf);
-            write_transposed(&buf, r, &mut ob);
-        });
-}
-
-/// `out = A X` with `x` (A.cols x r) and `out` (A.rows x r) row-major, straight from CSR.
-pub(crate) fn spmm(a: &CsrMatrix, x: &[f32], r: usize, out: &mut [f32]) {
-    debug_assert_eq!(x.len(), a.cols() * r);
-    debug_assert_eq!(out.len(), a.rows() * r);
-    if r == 0 {
-        return;
-    }
-    out.par_chunks_mut(TASK_ROWS * r)
-        .enumerate()
-        .for_each(|(t, ob)| {
-            let row0 = t * TASK_ROWS;
-            let ptr = &a.indptr()[row0..row0 + ob.len() / r + 1];
-            rows_kernel(ptr, a.indices(), a.values(), x, r, Start::Zero, ob);
-        });
-}
-
-/// `out = (A X)ᵀ` (r x A.rows, any layout) with `x` (A.cols x r) row-major, straight from CSR.
-pub(crate) fn spmm_t(a: &CsrMatrix, x: &[f32], r: usize, mut out: ArrayViewMut2<'_, f32>) {
-    debug_assert_eq!(x.len(), a.cols() * r);
-    if r == 0 {
-        return;
-    }
-    out.axis_chunks_iter_mut(Axis(1), TASK_ROWS)
-        .into_par_iter()
-        .enumerate()
-        .for_each(|(t, mut ob)| {
-            let row0 = t * TASK_ROWS;
-            let rows = ob.ncols();
-            let mut buf = vec![0.0f32; rows * r];
-            let ptr = &a.indptr()[row0..row0 + rows + 1];
-            rows_kernel(ptr, a.indices(), a.values(), x, r, Start::Zero, &mut buf);
-            write_transposed(&buf, r, &mut ob);
-        });
+    products_t(a, x, Some(y), r, out);
 }
 
 /// `ob[t, i] = buf[i·r + t]`.
@@ -266,12 +332,16 @@ fn rows_kernel<I: Index>(
     start: Start,
     out: &mut [f32],
 ) {
-    debug_assert_eq!(ptr.len(), out.len() / r + 1);
+    assert_eq!(ptr.len(), out.len() / r + 1);
     #[cfg(target_arch = "x86_64")]
     {
         if r <= 64 && super::skinny::available() {
-            // SAFETY: AVX-512F was detected; the indices are in range for x (above) and ptr
-            // holds out.len()/r + 1 offsets into idx and val.
+            // SAFETY: AVX-512F was detected. Every idx[k] indexes a row of x: the public
+            // products assert x.len() = A.cols·r (Operand::check), and the column indices of a
+            // CsrMatrix are below A.cols (an invariant of its constructors), as are those of a
+            // panel relative to its slice of x (Panels::new). ptr holds out.len()/r + 1
+            // offsets (asserted above), each at most idx.len() = val.len() (the same
+            // invariants).
             unsafe {
                 match r.div_ceil(16) {
                     1 => avx512::rows::<1, I>(ptr, idx, val, x, r, start, out),
@@ -312,12 +382,12 @@ fn kl_rows_kernel<I: Index>(
     start: Start,
     out: &mut [f32],
 ) {
-    debug_assert_eq!(ptr.len(), out.len() / r + 1);
-    debug_assert_eq!(y.len(), out.len());
+    assert_eq!(ptr.len(), out.len() / r + 1);
+    assert_eq!(y.len(), out.len());
     #[cfg(target_arch = "x86_64")]
     {
         if r <= 64 && super::skinny::available() {
-            // SAFETY: as in rows_kernel; y is as long as out.
+            // SAFETY: as in rows_kernel; y is as long as out (asserted above).
             unsafe {
                 match r.div_ceil(16) {
                     1 => avx512::kl_rows::<1, I>(ptr, idx, val, x, y, r, start, out),
@@ -697,7 +767,7 @@ impl LinearOperator for SparseOp<'_> {
         let x = x.as_standard_layout();
         let mut out = Array2::<f32>::zeros((self.a.rows(), l));
         if let (Some(xs), Some(os)) = (x.as_slice(), out.as_slice_mut()) {
-            spmm(self.a, xs, l, os);
+            spmm(Operand::Csr(self.a), xs, l, os);
         }
         out
     }
@@ -707,7 +777,7 @@ impl LinearOperator for SparseOp<'_> {
         let x = x.as_standard_layout();
         let mut out = Array2::<f32>::zeros((l, self.a.cols()));
         if let Some(xs) = x.as_slice() {
-            spmm_t(self.at, xs, l, out.view_mut());
+            spmm_t(Operand::Csr(self.at), xs, l, out.view_mut());
         }
         out
     }
@@ -780,13 +850,14 @@ mod tests {
                 let x = dense_x(45, r, 2);
                 let want = reference(&a, &x, r);
                 let mut out = vec![f32::NAN; 1100 * r];
-                spmm_panels(&Panels::new(&a, width), &x, r, &mut out);
+                spmm(Operand::Panels(&Panels::new(&a, width)), &x, r, &mut out);
                 close(out.iter().copied(), &want, &format!("V X r={r} w={width}"));
                 // (Aᵀ Y)ᵀ written as r x 45.
                 let y = dense_x(1100, r, 3);
                 let want_t = reference(&at, &y, r);
                 let mut q = Array2::<f32>::from_elem((r, 45), f32::NAN);
-                spmm_t_panels(&Panels::new(&at, width), &y, r, q.view_mut());
+                let p = Panels::new(&at, width);
+                spmm_t(Operand::Panels(&p), &y, r, q.view_mut());
                 close(
                     q.t().iter().copied(),
                     &want_t,
@@ -795,8 +866,12 @@ mod tests {
             }
             let x = dense_x(45, r, 4);
             let mut out = vec![f32::NAN; 1100 * r];
-            spmm(&a, &x, r, &mut out);
+            spmm(Operand::Csr(&a), &x, r, &mut out);
             close(out.iter().copied(), &reference(&a, &x, r), "spmm");
+            let y = dense_x(1100, r, 5);
+            let mut q = Array2::<f32>::from_elem((r, 45), f32::NAN);
+            spmm_t(Operand::Csr(&at), &y, r, q.view_mut());
+            close(q.t().iter().copied(), &reference(&at, &y, r), "spmm_t");
         }
     }
 
@@ -819,16 +894,23 @@ mod tests {
                 }
             }
             let zm = CsrMatrix::from_triplets(1100, 40, z).unwrap();
-            for width in [3, 40] {
+            // Panels of 3 and 40 columns, and the CSR matrix itself (width 0).
+            for width in [3, 40, 0] {
+                let (pa, pat) = (Panels::new(&a, width), Panels::new(&at, width));
+                let (oa, oat) = if width == 0 {
+                    (Operand::Csr(&a), Operand::Csr(&at))
+                } else {
+                    (Operand::Panels(&pa), Operand::Panels(&pat))
+                };
                 let mut left = vec![f32::NAN; 1100 * r];
-                kl_spmm_panels(&Panels::new(&a, width), &w, &ht, r, &mut left);
+                kl_spmm(oa, &w, &ht, r, &mut left);
                 close(
                     left.iter().copied(),
                     &reference(&zm, &ht, r),
                     &format!("Z Hᵀ r={r} w={width}"),
                 );
                 let mut right = Array2::<f32>::from_elem((r, 40), f32::NAN);
-                kl_spmm_t_panels(&Panels::new(&at, width), &ht, &w, r, right.view_mut());
+                kl_spmm_t(oat, &ht, &w, r, right.view_mut());
                 close(
                     right.t().iter().copied(),
                     &reference(&zm.transpose(), &w, r),
@@ -836,5 +918,45 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn wide_hypersparse_matrices_are_not_split() {
+        // 3 x 2_000_000 with four entries: 31 panels of 65536 columns would store 4 offsets
+        // each for V, and 2_000_001 each for Vᵀ, against 4 entries.
+        let a = CsrMatrix::from_triplets(
+            3,
+            2_000_000,
+            [
+                (0, 0, 1.0),
+                (1, 70_000, 2.0),
+                (2, 1_999_999, 3.0),
+                (0, 5, 1.0),
+            ],
+        )
+        .unwrap();
+        let w = Panels::width_for(2);
+        assert!(Panels::build(&a, w).is_none());
+        assert!(Panels::build(&a.transpose(), w).is_none());
+        // 1100 x 45 at 30% has about 14500 entries: one panel (1101 offsets) pays, six do not.
+        let b = random(1100, 45, 0.3, 1);
+        assert!(Panels::build(&b, 64).is_some());
+        assert!(Panels::build(&b, 8).is_none());
+    }
+
+    #[test]
+    #[should_panic(expected = "x must be A.cols x r")]
+    fn short_x_is_refused() {
+        let a = random(10, 8, 0.5, 1);
+        let mut out = vec![0.0f32; 10 * 2];
+        spmm(Operand::Csr(&a), &[1.0; 15], 2, &mut out);
+    }
+
+    #[test]
+    #[should_panic(expected = "the result must be A.rows x r")]
+    fn short_result_is_refused() {
+        let a = random(10, 8, 0.5, 1);
+        let mut out = Array2::<f32>::zeros((2, 9));
+        spmm_t(Operand::Csr(&a), &[1.0; 16], 2, out.view_mut());
     }
 }
