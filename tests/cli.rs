@@ -586,7 +586,15 @@ fn bad_files_exit_1_naming_the_file() {
         "huge.mtx",
         "%%MatrixMarket matrix coordinate real general\n9000000000 9000000000 1\n1 1 1\n",
     );
-    fit_fails(s(&p), &out, &[], &["huge.mtx", "9000000000 x 9000000000"]);
+    // Read densely, the declared shape is too large for memory; read sparsely (the default
+    // for a coordinate file this sparse), the row count is beyond the sparse index range.
+    fit_fails(
+        s(&p),
+        &out,
+        &["--storage", "dense"],
+        &["huge.mtx", "9000000000 x 9000000000"],
+    );
+    fit_fails(s(&p), &out, &[], &["huge.mtx", "9000000000 rows"]);
     // A cell that is not a number: line and column.
     let mut lines: Vec<String> = table(&v, ",", None).lines().map(String::from).collect();
     let mut cells: Vec<&str> = lines[2].split(',').collect();
