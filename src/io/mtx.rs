@@ -232,39 +232,9 @@ pub(crate) fn read(path: &Path, options: &ReadOptions) -> Result<MtxMatrix> {
     }
 
     let mut data = Array2::<f32>::zeros((r, c));
-    let mut found: u128 = 0;
     match layout {
         Layout::Coordinate => {
-            let fields = if field == Field::Pattern { 2 } else { 3 };
-            while let Some((no, line)) = lines.next_content()? {
-                if found == expected {
-                    return Err(err(
-                        no,
-                        None,
-                        format!(
-                            "more entries than the {nnz} the size line (line {size_line}) declares"
-                        ),
-                    ));
-                }
-                let parts: Vec<&str> = line.split_whitespace().collect();
-                if parts.len() != fields {
-                    return Err(err(
-                        no,
-                        None,
-                        format!(
-                            "expected {fields} fields (row column{}), found {}",
-                            if fields == 3 { " value" } else { "" },
-                            parts.len()
-                        ),
-                    ));
-                }
-                let i = parse_index(parts[0], rows).map_err(|m| err(no, Some(1), m))?;
-                let j = parse_index(parts[1], cols).map_err(|m| err(no, Some(2), m))?;
-                let v = if field == Field::Pattern {
-                    1.0
-                } else {
-                    parse_value(parts[2], field).map_err(|m| err(no, Some(3), m))?
-                };
+            read_entries(&mut lines, &header, path, |no, i, j, v| {
                 match symmetry {
                     Symmetry::General => data[[i, j]] += v,
                     Symmetry::Symmetric => {
@@ -285,10 +255,11 @@ pub(crate) fn read(path: &Path, options: &ReadOptions) -> Result<MtxMatrix> {
                         data[[j, i]] -= v;
                     }
                 }
-                found += 1;
-            }
+                Ok(())
+            })?;
         }
         Layout::Array => {
+            let mut found: u128 = 0;
             // Position k of the stored sequence, column by column.
             let mut col = 0usize;
             let mut row = match symmetry {
@@ -328,18 +299,17 @@ pub(crate) fn read(path: &Path, options: &ReadOptions) -> Result<MtxMatrix> {
                     }
                 }
             }
+            if found < expected {
+                return Err(format_error(
+                    path,
+                    None,
+                    None,
+                    format!(
+                        "truncated: the size line (line {size_line}) declares {expected} values but the file holds {found}"
+                    ),
+                ));
+            }
         }
-    }
-    if found < expected {
-        return Err(format_error(
-            path,
-            None,
-            None,
-            format!(
-                "truncated: the size line (line {size_line}) declares {expected} {} but the file holds {found}",
-                if layout == Layout::Coordinate { "entries" } else { "values" }
-            ),
-        ));
     }
     Ok(MtxMatrix {
         data,
@@ -383,7 +353,6 @@ pub(crate) fn read_sparse(path: &Path, options: &ReadOptions) -> Result<CsrMatri
         return CsrMatrix::from_dense(read(path, options)?.data.view());
     }
     let Header {
-        field,
         symmetry,
         rows,
         cols,
@@ -438,9 +407,60 @@ pub(crate) fn read_sparse(path: &Path, options: &ReadOptions) -> Result<CsrMatri
             ));
         }
     }
-    let fields = if field == Field::Pattern { 2 } else { 3 };
     // `stored` fits in usize: its bytes do (checked above).
     let mut triplets: Vec<(u32, u32, f32)> = Vec::with_capacity(stored as usize);
+    read_entries(&mut lines, &header, path, |no, i, j, v| {
+        if !v.is_finite() || v < 0.0 {
+            let at = if symmetry == Symmetry::Symmetric && i != j {
+                format!(
+                    "entry ({}, {}) or its mirror ({}, {})",
+                    i + 1,
+                    j + 1,
+                    j + 1,
+                    i + 1
+                )
+            } else {
+                format!("entry ({}, {})", i + 1, j + 1)
+            };
+            let msg = if v.is_finite() {
+                format!("negative value {v} at {at}; NMF needs every entry >= 0 (clip, shift or take absolute values first)")
+            } else {
+                format!("non-finite value {v} at {at} (NaN, infinite, or beyond float32); remove or impute it first")
+            };
+            return Err(err(no, Some(3), msg));
+        }
+        // Both fit in u32 (the dimensions were checked above).
+        let (i, j) = (i as u32, j as u32);
+        triplets.push((i, j, v));
+        if symmetry == Symmetry::Symmetric && i != j {
+            triplets.push((j, i, v));
+        }
+        Ok(())
+    })?;
+    // The dimensions fit in u32 and every index is in range (checked above).
+    CsrMatrix::from_checked_triplets(rows as usize, cols as usize, triplets)
+}
+
+/// Read the entries of a coordinate file after its size line, calling
+/// `visit(line, row, col, value)` (0-based indices, checked against the size line; pattern
+/// files give 1.0) for each; more or fewer entries than declared are format errors.
+fn read_entries<R: BufRead>(
+    lines: &mut Lines<'_, R>,
+    header: &Header,
+    path: &Path,
+    mut visit: impl FnMut(usize, usize, usize, f32) -> Result<()>,
+) -> Result<()> {
+    let Header {
+        field,
+        rows,
+        cols,
+        nnz,
+        size_line,
+        ..
+    } = *header;
+    let err =
+        |line: usize, col: Option<usize>, msg: String| format_error(path, Some(line), col, msg);
+    let fields = if field == Field::Pattern { 2 } else { 3 };
     let mut found: u64 = 0;
     while let Some((no, line)) = lines.next_content()? {
         if found == nnz {
@@ -469,31 +489,7 @@ pub(crate) fn read_sparse(path: &Path, options: &ReadOptions) -> Result<CsrMatri
         } else {
             parse_value(parts[2], field).map_err(|m| err(no, Some(3), m))?
         };
-        if !v.is_finite() || v < 0.0 {
-            let at = if symmetry == Symmetry::Symmetric && i != j {
-                format!(
-                    "entry ({}, {}) or its mirror ({}, {})",
-                    i + 1,
-                    j + 1,
-                    j + 1,
-                    i + 1
-                )
-            } else {
-                format!("entry ({}, {})", i + 1, j + 1)
-            };
-            let msg = if v.is_finite() {
-                format!("negative value {v} at {at}; NMF needs every entry >= 0 (clip, shift or take absolute values first)")
-            } else {
-                format!("non-finite value {v} at {at} (NaN, infinite, or beyond float32); remove or impute it first")
-            };
-            return Err(err(no, Some(3), msg));
-        }
-        // Both fit in u32 (the dimensions were checked above).
-        let (i, j) = (i as u32, j as u32);
-        triplets.push((i, j, v));
-        if symmetry == Symmetry::Symmetric && i != j {
-            triplets.push((j, i, v));
-        }
+        visit(no, i, j, v)?;
         found += 1;
     }
     if found < nnz {
@@ -504,8 +500,7 @@ pub(crate) fn read_sparse(path: &Path, options: &ReadOptions) -> Result<CsrMatri
             format!("truncated: the size line (line {size_line}) declares {nnz} entries but the file holds {found}"),
         ));
     }
-    // The dimensions fit in u32 and every index is in range (checked above).
-    CsrMatrix::from_checked_triplets(rows as usize, cols as usize, triplets)
+    Ok(())
 }
 
 /// Why a banner cannot be used.
