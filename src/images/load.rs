@@ -17,6 +17,7 @@ use rayon::prelude::*;
 
 use super::set::ImageSet;
 use crate::error::{NmfError, Result};
+use crate::io::walk::{list_files, Descend};
 
 /// File extensions read as images (compared without regard to case).
 pub const IMAGE_EXTENSIONS: [&str; 7] = ["pgm", "pnm", "ppm", "pbm", "png", "jpg", "jpeg"];
@@ -91,20 +92,13 @@ pub fn load_dir(dir: impl AsRef<Path>, size: SizePolicy) -> Result<ImageSet> {
             });
         }
     }
-    let meta = std::fs::metadata(dir).map_err(|source| NmfError::Io {
-        path: dir.to_path_buf(),
-        action: "open the image directory",
-        source,
-    })?;
-    if !meta.is_dir() {
-        return Err(NmfError::UnsupportedInput {
-            path: dir.to_path_buf(),
-            reason: "is a file, not a directory; give the directory that holds the images"
-                .to_string(),
-        });
-    }
-    let mut names = Vec::new();
-    collect_images(dir, Path::new(""), &mut names)?;
+    let mut names = list_files(
+        dir,
+        "open the image directory",
+        "the images",
+        Descend::Recursive,
+        &has_image_extension,
+    )?;
     if names.is_empty() {
         return Err(NmfError::NoImages {
             dir: dir.to_path_buf(),
@@ -113,33 +107,6 @@ pub fn load_dir(dir: impl AsRef<Path>, size: SizePolicy) -> Result<ImageSet> {
     names.sort_by(|a, b| natural_path_cmp(a, b));
     let paths: Vec<PathBuf> = names.iter().map(|name| dir.join(name)).collect();
     load_paths(&paths, names, size)
-}
-
-/// Append to `out` the image files under `root/rel`, as paths relative to `root`.
-fn collect_images(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    let here = root.join(rel);
-    let read_err = |source| NmfError::Io {
-        path: here.clone(),
-        action: "list the directory",
-        source,
-    };
-    for entry in std::fs::read_dir(&here).map_err(read_err)? {
-        let entry = entry.map_err(read_err)?;
-        let name = PathBuf::from(entry.file_name());
-        if name.to_string_lossy().starts_with('.') {
-            continue;
-        }
-        let file_type = entry.file_type().map_err(read_err)?;
-        let rel_name = rel.join(&name);
-        if file_type.is_dir() {
-            collect_images(root, &rel_name, out)?;
-        } else if has_image_extension(&name)
-            && (file_type.is_file() || std::fs::metadata(entry.path()).is_ok_and(|m| m.is_file()))
-        {
-            out.push(rel_name);
-        }
-    }
-    Ok(())
 }
 
 fn has_image_extension(name: &Path) -> bool {

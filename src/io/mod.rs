@@ -23,6 +23,7 @@ mod csv;
 mod limits;
 mod mtx;
 mod npy;
+pub(crate) mod walk;
 mod write;
 
 use std::path::{Path, PathBuf};

@@ -7,6 +7,7 @@ use ndarray::Array2;
 
 use super::vocabulary::{count_terms_described, Vocabulary, VocabularyOptions};
 use crate::error::{NmfError, Result};
+use crate::io::walk::{list_files, Descend};
 use crate::io::{read_matrix, ReadOptions};
 
 /// Whether [`read_text_files`] looks into subdirectories.
@@ -90,20 +91,17 @@ pub struct TextFile {
 /// ([`NmfError::Format`], with the line).
 pub fn read_text_files(dir: impl AsRef<Path>, options: &TextDirOptions) -> Result<Vec<TextFile>> {
     let dir = dir.as_ref();
-    let meta = std::fs::metadata(dir).map_err(|source| NmfError::Io {
-        path: dir.to_path_buf(),
-        action: "open the text directory",
-        source,
-    })?;
-    if !meta.is_dir() {
-        return Err(NmfError::UnsupportedInput {
-            path: dir.to_path_buf(),
-            reason: "is a file, not a directory; give the directory that holds the .txt files"
-                .to_string(),
-        });
-    }
-    let mut names = Vec::new();
-    collect(dir, Path::new(""), options.recursion, &mut names)?;
+    let descend = match options.recursion {
+        Recursion::Recursive => Descend::Recursive,
+        Recursion::TopLevel => Descend::TopLevel,
+    };
+    let mut names = list_files(
+        dir,
+        "open the text directory",
+        "the .txt files",
+        descend,
+        &is_txt,
+    )?;
     if names.is_empty() {
         return Err(NmfError::NoTextFiles {
             dir: dir.to_path_buf(),
@@ -127,35 +125,6 @@ pub fn read_text_files(dir: impl AsRef<Path>, options: &TextDirOptions) -> Resul
             Ok(TextFile { name, path, text })
         })
         .collect()
-}
-
-/// Append to `out` the `.txt` files under `root/rel`, as paths relative to `root`.
-fn collect(root: &Path, rel: &Path, recursion: Recursion, out: &mut Vec<PathBuf>) -> Result<()> {
-    let here = root.join(rel);
-    let list_err = |source| NmfError::Io {
-        path: here.clone(),
-        action: "list the directory",
-        source,
-    };
-    for entry in std::fs::read_dir(&here).map_err(list_err)? {
-        let entry = entry.map_err(list_err)?;
-        let name = PathBuf::from(entry.file_name());
-        if name.to_string_lossy().starts_with('.') {
-            continue;
-        }
-        let file_type = entry.file_type().map_err(list_err)?;
-        let rel_name = rel.join(&name);
-        if file_type.is_dir() {
-            if recursion == Recursion::Recursive {
-                collect(root, &rel_name, recursion, out)?;
-            }
-        } else if is_txt(&name)
-            && (file_type.is_file() || std::fs::metadata(entry.path()).is_ok_and(|m| m.is_file()))
-        {
-            out.push(rel_name);
-        }
-    }
-    Ok(())
 }
 
 fn is_txt(name: &Path) -> bool {
