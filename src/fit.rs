@@ -112,17 +112,15 @@ pub(crate) fn make_engine_and_run(
     )
 }
 
-/// Factorize `v` with `params`; see [`NmfParams::fit`].
-pub(crate) fn fit(params: &NmfParams, v: ArrayView2<'_, f32>) -> Result<Factorization> {
-    let start = Instant::now();
-    let (m, n) = v.dim();
-    let valid = params.check(m, n)?;
-    check_data(v)?;
-    let mut rng = StdRng::seed_from_u64(valid.seed);
-    let (w0, h0) = initialize(v, &valid, &mut rng);
-    let (out, engine_name) =
-        make_engine_and_run(v, &params.backend, &valid, &w0, &h0, Update::Both)?;
-    Ok(Factorization {
+/// Package a finished run.
+fn factorization(
+    out: RunOutput,
+    valid: ValidParams,
+    params: &NmfParams,
+    engine_name: String,
+    start: Instant,
+) -> Factorization {
+    Factorization {
         w: out.w,
         h: out.h,
         n_iter: out.n_iter,
@@ -134,7 +132,20 @@ pub(crate) fn fit(params: &NmfParams, v: ArrayView2<'_, f32>) -> Result<Factoriz
         backend: params.backend.clone(),
         engine_name,
         elapsed: start.elapsed(),
-    })
+    }
+}
+
+/// Factorize `v` with `params`; see [`NmfParams::fit`].
+pub(crate) fn fit(params: &NmfParams, v: ArrayView2<'_, f32>) -> Result<Factorization> {
+    let start = Instant::now();
+    let (m, n) = v.dim();
+    let valid = params.check(m, n)?;
+    check_data(v)?;
+    let mut rng = StdRng::seed_from_u64(valid.seed);
+    let (w0, h0) = initialize(v, &valid, &mut rng);
+    let (out, engine_name) =
+        make_engine_and_run(v, &params.backend, &valid, &w0, &h0, Update::Both)?;
+    Ok(factorization(out, valid, params, engine_name, start))
 }
 
 /// Sparse `V` runs on the CPU engine only: [`Backend::Gpu`] is an error, [`Backend::Auto`]
@@ -174,17 +185,5 @@ pub(crate) fn fit_sparse(params: &NmfParams, v: &CsrMatrix) -> Result<Factorizat
     let mut rng = StdRng::seed_from_u64(valid.seed);
     let (w0, h0) = initialize_sparse(v, &vt, &valid, &mut rng);
     let (out, engine_name) = run_sparse(v, &vt, &valid, &w0, &h0, Update::Both)?;
-    Ok(Factorization {
-        w: out.w,
-        h: out.h,
-        n_iter: out.n_iter,
-        converged: out.converged,
-        losses: out.losses,
-        loss_iters: out.loss_iters,
-        gpu_stats: out.gpu_stats,
-        params: valid,
-        backend: params.backend.clone(),
-        engine_name,
-        elapsed: start.elapsed(),
-    })
+    Ok(factorization(out, valid, params, engine_name, start))
 }

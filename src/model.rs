@@ -141,20 +141,30 @@ impl Factorization {
     pub fn transform(&self, v_new: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
         self.check_rows(v_new, "V in transform")?;
         check_data(v_new)?;
-        let r = self.rank();
-        let n = v_new.ncols();
-        let h0 = match self.params.solver {
-            Solver::MultiplicativeUpdate => {
-                let c = (crate::init::mean(v_new) / r as f64).sqrt() as f32;
-                Array2::from_elem((r, n), c)
-            }
-            Solver::Hals => Array2::zeros((r, n)),
-        };
-        let mut params = self.params.clone();
-        params.progress = None;
-        // The H penalty is scaled by m, which new samples do not change.
+        let h0 = self.transform_start(v_new.ncols(), crate::init::mean(v_new));
+        let params = self.transform_params();
         let out = make_engine_and_run(v_new, &self.backend, &params, &self.w, &h0, Update::HOnly)?;
         Ok(out.0.h)
+    }
+
+    /// The starting H (r x n) of `transform`: scikit-learn's `sqrt(mean(V) / r)` everywhere for
+    /// MU, zeros for HALS.
+    fn transform_start(&self, n: usize, mean: f64) -> Array2<f32> {
+        let r = self.rank();
+        match self.params.solver {
+            Solver::MultiplicativeUpdate => {
+                Array2::from_elem((r, n), (mean / r as f64).sqrt() as f32)
+            }
+            Solver::Hals => Array2::zeros((r, n)),
+        }
+    }
+
+    /// The fit's parameters without its progress callback. The H penalty is scaled by m, which
+    /// new samples do not change.
+    fn transform_params(&self) -> ValidParams {
+        let mut params = self.params.clone();
+        params.progress = None;
+        params
     }
 
     /// The reconstruction `W H` (m x n') of encodings `h` (r x n').
@@ -257,16 +267,20 @@ pub fn relative_error(
         .map(|&x| (x as f64) * (x as f64))
         .sum::<f64>()
         .sqrt();
-    let num = (2.0 * d).sqrt();
-    Ok(if vn == 0.0 {
-        if num == 0.0 {
+    Ok(error_ratio((2.0 * d).sqrt(), vn))
+}
+
+/// `‖V − WH‖ / ‖V‖` from both norms: 0 for an exact fit of V = 0, ∞ for any other fit of it.
+fn error_ratio(residual: f64, v_norm: f64) -> f64 {
+    if v_norm == 0.0 {
+        if residual == 0.0 {
             0.0
         } else {
             f64::INFINITY
         }
     } else {
-        num / vn
-    })
+        residual / v_norm
+    }
 }
 
 impl Factorization {
@@ -287,16 +301,8 @@ impl Factorization {
             return Err(NmfError::EmptyInput { rows: m, cols: n });
         }
         crate::fit::check_sparse_backend(&self.backend)?;
-        let r = self.rank();
-        let h0 = match self.params.solver {
-            Solver::MultiplicativeUpdate => {
-                let mean = v_new.sum() / (m as f64 * n as f64);
-                Array2::from_elem((r, n), (mean / r as f64).sqrt() as f32)
-            }
-            Solver::Hals => Array2::zeros((r, n)),
-        };
-        let mut params = self.params.clone();
-        params.progress = None;
+        let h0 = self.transform_start(n, v_new.sum() / (m as f64 * n as f64));
+        let params = self.transform_params();
         let vt = v_new.transpose();
         let out = crate::fit::run_sparse(v_new, &vt, &params, &self.w, &h0, Update::HOnly)?;
         Ok(out.0.h)
@@ -315,16 +321,6 @@ impl Factorization {
         let vt = v.transpose();
         let mut e = CpuEngine::new_sparse(v, &vt);
         let d = e.loss(&self.w, &self.h, Loss::Frobenius, f32::EPSILON)?;
-        let vn = v.sq_norm().sqrt();
-        let num = (2.0 * d).sqrt();
-        Ok(if vn == 0.0 {
-            if num == 0.0 {
-                0.0
-            } else {
-                f64::INFINITY
-            }
-        } else {
-            num / vn
-        })
+        Ok(error_ratio((2.0 * d).sqrt(), v.sq_norm().sqrt()))
     }
 }
