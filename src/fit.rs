@@ -12,7 +12,8 @@ use crate::engine::{Backend, Engine};
 use crate::error::{NmfError, Result};
 use crate::init::{initialize, initialize_sparse};
 use crate::model::Factorization;
-use crate::params::{NmfParams, ValidParams};
+use crate::options::ValidParams;
+use crate::params::NmfParams;
 use crate::solver::{run, RunOutput, Update};
 use crate::sparse::CsrMatrix;
 
@@ -120,18 +121,15 @@ fn factorization(
     engine_name: String,
     start: Instant,
 ) -> Factorization {
+    let mut report = out.report;
+    report.engine = engine_name;
+    report.elapsed = start.elapsed();
     Factorization {
         w: out.w,
         h: out.h,
-        n_iter: out.n_iter,
-        converged: out.converged,
-        losses: out.losses,
-        loss_iters: out.loss_iters,
-        gpu_stats: out.gpu_stats,
+        report,
         params: valid,
         backend: params.backend.clone(),
-        engine_name,
-        elapsed: start.elapsed(),
     }
 }
 
@@ -141,7 +139,7 @@ pub(crate) fn fit(params: &NmfParams, v: ArrayView2<'_, f32>) -> Result<Factoriz
     let (m, n) = v.dim();
     let valid = params.check(m, n)?;
     check_data(v)?;
-    let mut rng = StdRng::seed_from_u64(valid.seed);
+    let mut rng = StdRng::seed_from_u64(valid.iter.seed);
     let (w0, h0) = initialize(v, &valid, &mut rng);
     let (out, engine_name) =
         make_engine_and_run(v, &params.backend, &valid, &w0, &h0, Update::Both)?;
@@ -182,7 +180,7 @@ pub(crate) fn fit_sparse(params: &NmfParams, v: &CsrMatrix) -> Result<Factorizat
     check_sparse_backend(&params.backend)?;
     // The values were checked (finite, >= 0) when the CsrMatrix was built.
     let vt = v.transpose();
-    let mut rng = StdRng::seed_from_u64(valid.seed);
+    let mut rng = StdRng::seed_from_u64(valid.iter.seed);
     let (w0, h0) = initialize_sparse(v, &vt, &valid, &mut rng);
     let (out, engine_name) = run_sparse(v, &vt, &valid, &w0, &h0, Update::Both)?;
     Ok(factorization(out, valid, params, engine_name, start))

@@ -12,7 +12,7 @@ use rand_distr::StandardNormal;
 
 use crate::engine::cpu::sparse::SparseOp;
 use crate::linalg::{auto_power_iters, randomized_svd, LinearOperator};
-use crate::params::{Init, ValidParams};
+use crate::options::{Init, ValidParams};
 use crate::sparse::CsrMatrix;
 
 /// Entries of NNDSVD factors below this are set to zero (scikit-learn's `eps`).

@@ -67,7 +67,9 @@ pub mod kernels;
 pub(crate) mod linalg;
 pub mod masked;
 mod model;
+pub mod options;
 mod params;
+mod report;
 mod solver;
 pub mod sparse;
 pub mod symmetric;
@@ -77,9 +79,11 @@ pub use engine::{Backend, GpuContext, GpuStats};
 pub use error::{Factor, NmfError, Result};
 pub use masked::{MaskedFactorization, MaskedInit, MaskedNmf, MaskedParams, PenaltyScale};
 pub use model::{relative_error, Factorization};
-pub use params::{
-    Init, Loss, Nmf, NmfParams, Orthogonality, Progress, ProgressFn, Solver, ValidParams,
-    DEFAULT_EPSILON,
+pub use options::{
+    Checkpoint, CheckpointFn, Init, IterOptions, Loss, Orthogonality, Progress, ProgressFn, Resume,
+    Solver, ValidParams, DEFAULT_EPSILON,
 };
+pub use params::{Nmf, NmfParams};
+pub use report::FitReport;
 pub use sparse::CsrMatrix;
 pub use symmetric::{SymFactorization, SymMethod, SymNmf, SymNmfParams};

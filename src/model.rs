@@ -1,14 +1,13 @@
 //! The fitted result: factors, history, and the scikit-learn-like `transform` workflow.
 
-use std::time::Duration;
-
 use ndarray::{Array2, ArrayView2};
 
 use crate::engine::cpu::gemm::matmul;
-use crate::engine::{cpu::CpuEngine, Backend, Engine, GpuStats};
+use crate::engine::{cpu::CpuEngine, Backend, Engine};
 use crate::error::{NmfError, Result};
 use crate::fit::{check_data, make_engine_and_run};
-use crate::params::{Loss, Orthogonality, Solver, ValidParams};
+use crate::options::{Loss, Orthogonality, Solver, ValidParams};
+use crate::report::{report_accessors, FitReport};
 use crate::solver::Update;
 
 /// A fitted factorization `V ≈ W H`: W (m x r) holds the basis vectors ("parts") in its
@@ -17,15 +16,9 @@ use crate::solver::Update;
 pub struct Factorization {
     pub(crate) w: Array2<f32>,
     pub(crate) h: Array2<f32>,
-    pub(crate) n_iter: usize,
-    pub(crate) converged: bool,
-    pub(crate) losses: Vec<f64>,
-    pub(crate) loss_iters: Vec<usize>,
-    pub(crate) gpu_stats: Option<GpuStats>,
+    pub(crate) report: FitReport,
     pub(crate) params: ValidParams,
     pub(crate) backend: Backend,
-    pub(crate) engine_name: String,
-    pub(crate) elapsed: Duration,
 }
 
 /// `‖X Xᵀ − I‖_F` (`rows = true`) or `‖Xᵀ X − I‖_F`, accumulated in f64.
@@ -78,26 +71,7 @@ impl Factorization {
     pub fn rank(&self) -> usize {
         self.w.ncols()
     }
-    /// Iterations run.
-    pub fn n_iter(&self) -> usize {
-        self.n_iter
-    }
-    /// Whether the tolerance test stopped the run before `max_iter`.
-    pub fn converged(&self) -> bool {
-        self.converged
-    }
-    /// The divergence `D(V‖WH)` at each check, starting with the initial point.
-    pub fn losses(&self) -> &[f64] {
-        &self.losses
-    }
-    /// The iteration number of each entry of [`losses`](Self::losses) (0 = initial point).
-    pub fn loss_iterations(&self) -> &[usize] {
-        &self.loss_iters
-    }
-    /// The final divergence `D(V‖WH)`.
-    pub fn final_loss(&self) -> f64 {
-        self.losses.last().copied().unwrap_or(f64::NAN)
-    }
+    report_accessors!();
     /// `sqrt(2·D)`: `‖V − WH‖_F` for Frobenius (scikit-learn's `reconstruction_err_`).
     pub fn reconstruction_err(&self) -> f64 {
         (2.0 * self.final_loss()).sqrt()
@@ -110,19 +84,6 @@ impl Factorization {
     pub fn loss(&self) -> Loss {
         self.params.loss
     }
-    /// The engine that ran the fit, e.g. `"cpu (2 threads)"`.
-    pub fn engine(&self) -> &str {
-        &self.engine_name
-    }
-    /// What the fit asked of the GPU (dispatches, submissions, bytes moved); `None` on the CPU.
-    pub fn gpu_stats(&self) -> Option<GpuStats> {
-        self.gpu_stats
-    }
-    /// Wall time of the fit (initialisation included).
-    pub fn elapsed(&self) -> Duration {
-        self.elapsed
-    }
-
     /// `‖V − WH‖_F / ‖V‖_F` for data `v` (m x n) of the fitted shape.
     pub fn relative_error(&self, v: ArrayView2<'_, f32>) -> Result<f64> {
         self.check_rows(v, "V in relative_error")?;
@@ -159,11 +120,12 @@ impl Factorization {
         }
     }
 
-    /// The fit's parameters without its progress callback. The H penalty is scaled by m, which
+    /// The fit's parameters without its hooks (progress, stop flag, resumption, checkpoints).
+    /// The H penalty is scaled by m, which
     /// new samples do not change.
     fn transform_params(&self) -> ValidParams {
         let mut params = self.params.clone();
-        params.progress = None;
+        params.iter = params.iter.without_hooks();
         params
     }
 
@@ -227,20 +189,14 @@ impl Factorization {
         }
         let valid = params
             .clone()
-            .init(crate::params::Init::Random)
+            .init(crate::options::Init::Random)
             .check(m, r)?;
         Ok(Factorization {
             w,
             h: Array2::zeros((r, 0)),
-            n_iter: 0,
-            converged: false,
-            losses: Vec::new(),
-            loss_iters: Vec::new(),
-            gpu_stats: None,
+            report: FitReport::empty("none (from W)"),
             params: valid,
             backend: params.backend.clone(),
-            engine_name: "none (from W)".to_string(),
-            elapsed: Duration::ZERO,
         })
     }
 }

@@ -1,145 +1,16 @@
-//! The builder (`NmfParams`), its options, and every validation rule in one place (`check`).
+//! The builder (`NmfParams`) and every validation rule of an NMF fit in one place (`check`).
+//! The option types it takes live in [`crate::options`] (re-exported here and at the crate
+//! root).
 
-use std::fmt;
-use std::sync::Arc;
-
-use ndarray::{Array2, ArrayView2};
+use ndarray::ArrayView2;
 
 use crate::engine::Backend;
 use crate::error::{Factor, NmfError, Result};
 use crate::model::Factorization;
-
-/// The algorithm that updates W and H.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Solver {
-    /// Lee & Seung multiplicative updates (Frobenius or Kullback–Leibler).
-    ///
-    /// Frobenius: `W ← W ⊙ (V Hᵀ) ⊘ (W H Hᵀ)`, then `H ← H ⊙ (Wᵀ V) ⊘ (Wᵀ W H)`.
-    /// KL: `W ← W ⊙ ((V ⊘ WH) Hᵀ) ⊘ (1 Hᵀ)`, then `H ← H ⊙ (Wᵀ (V ⊘ WH)) ⊘ (Wᵀ 1)`.
-    #[default]
-    MultiplicativeUpdate,
-    /// Hierarchical alternating least squares (Cichocki & Phan 2009), the coordinate descent of
-    /// scikit-learn's `solver='cd'`: each column of W, then each row of H, is set to its exact
-    /// nonnegative least-squares minimiser with the others fixed. Frobenius loss only.
-    Hals,
-}
-
-impl Solver {
-    /// Short name, as used in logs and files.
-    pub fn name(self) -> &'static str {
-        match self {
-            Solver::MultiplicativeUpdate => "mu",
-            Solver::Hals => "hals",
-        }
-    }
-}
-
-/// The divergence `D(V ‖ WH)` that is minimised.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Loss {
-    /// `D = ½ ‖V − WH‖²_F`.
-    #[default]
-    Frobenius,
-    /// Generalised Kullback–Leibler divergence `D = Σ V log(V / WH) − V + WH` (with 0 log 0 = 0).
-    KullbackLeibler,
-}
-
-impl Loss {
-    /// Short name, as used in logs and files.
-    pub fn name(self) -> &'static str {
-        match self {
-            Loss::Frobenius => "frobenius",
-            Loss::KullbackLeibler => "kl",
-        }
-    }
-}
-
-/// An orthogonality constraint on one factor (orthogonal NMF, Ding, Li, Peng & Park, KDD 2006).
-///
-/// Multiplicative updates with the Frobenius loss only. The constrained factor follows the
-/// square-root rule derived from the Lagrangian of `½‖V − WH‖²` with the constraint, the other
-/// factor the Lee–Seung rule; [`Factorization::orthogonality_residual`] reports how far the
-/// constraint is from holding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Orthogonality {
-    /// No constraint (plain NMF).
-    #[default]
-    None,
-    /// ONMF-H, `H Hᵀ = I`: each sample is encoded by essentially one component, so H is a soft
-    /// clustering of the samples. `H ← H ⊙ √((Wᵀ V) ⊘ (Wᵀ V Hᵀ H))`.
-    H,
-    /// ONMF-W, `Wᵀ W = I`: the parts do not overlap, so W is a soft clustering of the features.
-    /// `W ← W ⊙ √((V Hᵀ) ⊘ (W Wᵀ V Hᵀ))`.
-    W,
-}
-
-impl Orthogonality {
-    /// Short name, as used in logs and files.
-    pub fn name(self) -> &'static str {
-        match self {
-            Orthogonality::None => "none",
-            Orthogonality::H => "h",
-            Orthogonality::W => "w",
-        }
-    }
-}
-
-/// How W and H are initialised.
-#[derive(Clone, PartialEq, Default)]
-pub enum Init {
-    /// Entries `sqrt(mean(V) / r) · |N(0, 1)|`, seeded (scikit-learn's `init='random'`).
-    Random,
-    /// Nonnegative double SVD (Boutsidis & Gallopoulos 2008); zeros stay zeros. Best for HALS on sparse data.
-    Nndsvd,
-    /// NNDSVD with zeros replaced by `mean(V)`: the default, good for multiplicative updates.
-    #[default]
-    Nndsvda,
-    /// NNDSVD with zeros replaced by small random values `mean(V) · |N(0,1)| / 100`.
-    Nndsvdar,
-    /// Your own starting point: `w` is m x r, `h` is r x n, both finite and nonnegative.
-    Custom {
-        /// Initial W (m x r).
-        w: Array2<f32>,
-        /// Initial H (r x n).
-        h: Array2<f32>,
-    },
-}
-
-impl Init {
-    /// Short name, as used in logs and files.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Init::Random => "random",
-            Init::Nndsvd => "nndsvd",
-            Init::Nndsvda => "nndsvda",
-            Init::Nndsvdar => "nndsvdar",
-            Init::Custom { .. } => "custom",
-        }
-    }
-}
-
-impl fmt::Debug for Init {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Init::Custom { w, h } => write!(f, "Custom {{ w: {:?}, h: {:?} }}", w.dim(), h.dim()),
-            other => f.write_str(other.name()),
-        }
-    }
-}
-
-/// What a progress callback sees at each convergence check.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Progress {
-    /// Iterations done so far (0 for the initial point).
-    pub iteration: usize,
-    /// The iteration budget.
-    pub max_iter: usize,
-    /// The divergence `D(V ‖ WH)` at this point.
-    pub loss: f64,
-}
-
-/// A progress callback, called at every convergence check.
-pub type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
+use crate::options::{
+    check_factor, iter_option_setters, Init, IterOptions, Loss, Orthogonality, Regularization,
+    Solver, ValidParams,
+};
 
 /// Entry point: `Nmf::params(rank)` starts a builder.
 #[derive(Debug, Clone, Copy)]
@@ -171,50 +42,19 @@ impl Nmf {
 /// which keeps the penalised objective non-increasing.
 ///
 /// [`orthogonal`](NmfParams::orthogonal) selects orthogonal NMF (see [`Orthogonality`]).
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct NmfParams {
     pub(crate) rank: usize,
     pub(crate) solver: Solver,
     pub(crate) loss: Loss,
     pub(crate) init: Init,
-    pub(crate) max_iter: usize,
-    pub(crate) tol: f32,
-    pub(crate) check_every: usize,
-    pub(crate) seed: u64,
     pub(crate) alpha_w: f32,
     pub(crate) alpha_h: Option<f32>,
     pub(crate) l1_ratio: f32,
-    pub(crate) epsilon: f32,
     pub(crate) orthogonality: Orthogonality,
     pub(crate) backend: Backend,
-    pub(crate) progress: Option<ProgressFn>,
+    pub(crate) iter: IterOptions,
 }
-
-impl fmt::Debug for NmfParams {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NmfParams")
-            .field("rank", &self.rank)
-            .field("solver", &self.solver)
-            .field("loss", &self.loss)
-            .field("init", &self.init)
-            .field("max_iter", &self.max_iter)
-            .field("tol", &self.tol)
-            .field("check_every", &self.check_every)
-            .field("seed", &self.seed)
-            .field("alpha_w", &self.alpha_w)
-            .field("alpha_h", &self.alpha_h)
-            .field("l1_ratio", &self.l1_ratio)
-            .field("epsilon", &self.epsilon)
-            .field("orthogonality", &self.orthogonality)
-            .field("backend", &self.backend)
-            .field("progress", &self.progress.is_some())
-            .finish()
-    }
-}
-
-/// Default value that replaces zero denominators of the multiplicative updates, and the floor
-/// of `WH` in the KL loss (float32 machine epsilon, as scikit-learn).
-pub const DEFAULT_EPSILON: f32 = f32::EPSILON;
 
 impl NmfParams {
     /// Defaults for rank `rank`; see [`Nmf::params`].
@@ -224,17 +64,12 @@ impl NmfParams {
             solver: Solver::default(),
             loss: Loss::default(),
             init: Init::default(),
-            max_iter: 200,
-            tol: 1e-4,
-            check_every: 10,
-            seed: 0,
             alpha_w: 0.0,
             alpha_h: None,
             l1_ratio: 0.0,
-            epsilon: DEFAULT_EPSILON,
             orthogonality: Orthogonality::None,
             backend: Backend::Cpu,
-            progress: None,
+            iter: IterOptions::new(200, 1e-4),
         }
     }
 
@@ -259,27 +94,6 @@ impl NmfParams {
         self.init = init;
         self
     }
-    /// Maximum number of iterations (one iteration updates W, then H).
-    pub fn max_iter(mut self, max_iter: usize) -> Self {
-        self.max_iter = max_iter;
-        self
-    }
-    /// Stop when `(e_prev − e) / e_0 < tol` at a check, where `e = sqrt(2·D)` is the error
-    /// (scikit-learn's criterion). `0` runs exactly `max_iter` iterations.
-    pub fn tol(mut self, tol: f32) -> Self {
-        self.tol = tol;
-        self
-    }
-    /// Compute the loss (and test convergence) every this many iterations (default 10).
-    pub fn check_every(mut self, check_every: usize) -> Self {
-        self.check_every = check_every;
-        self
-    }
-    /// Seed for every random choice (random init, randomized SVD, NNDSVDar). Default 0.
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
-        self
-    }
     /// Regularisation strength on W (scaled by n, see the type's docs). Default 0.
     pub fn alpha_w(mut self, alpha: f32) -> Self {
         self.alpha_w = alpha;
@@ -295,22 +109,13 @@ impl NmfParams {
         self.l1_ratio = l1_ratio;
         self
     }
-    /// Zero denominators of the multiplicative updates are replaced by this, and the KL loss
-    /// reads `max(WH, ε)`; HALS does not use it. Default `f32::EPSILON`.
-    pub fn epsilon(mut self, epsilon: f32) -> Self {
-        self.epsilon = epsilon;
-        self
-    }
     /// Where the iterations run.
     pub fn backend(mut self, backend: Backend) -> Self {
         self.backend = backend;
         self
     }
-    /// Called at every convergence check with the iteration and the loss.
-    pub fn on_progress(mut self, f: impl Fn(&Progress) + Send + Sync + 'static) -> Self {
-        self.progress = Some(Arc::new(f));
-        self
-    }
+
+    iter_option_setters!();
 
     /// Validate the options against the data shape `m x n`: every rule lives here.
     pub fn check(&self, m: usize, n: usize) -> Result<ValidParams> {
@@ -320,15 +125,7 @@ impl NmfParams {
         if self.rank == 0 {
             return Err(NmfError::ZeroRank);
         }
-        if self.max_iter == 0 {
-            return Err(NmfError::ZeroMaxIter);
-        }
-        if self.check_every == 0 {
-            return Err(NmfError::ZeroCheckEvery);
-        }
-        if !self.tol.is_finite() || self.tol < 0.0 {
-            return Err(NmfError::InvalidTol(self.tol));
-        }
+        self.iter.check()?;
         let alpha_h = self.alpha_h.unwrap_or(self.alpha_w);
         for (name, value) in [("alpha_w", self.alpha_w), ("alpha_h", alpha_h)] {
             if !value.is_finite() || value < 0.0 {
@@ -337,9 +134,6 @@ impl NmfParams {
         }
         if !(0.0..=1.0).contains(&self.l1_ratio) {
             return Err(NmfError::InvalidL1Ratio(self.l1_ratio));
-        }
-        if !self.epsilon.is_finite() || self.epsilon <= 0.0 {
-            return Err(NmfError::InvalidEpsilon(self.epsilon));
         }
         if self.solver == Solver::Hals && self.loss != Loss::Frobenius {
             return Err(NmfError::UnsupportedLoss {
@@ -379,6 +173,11 @@ impl NmfParams {
         if let Init::Custom { w, h } = &self.init {
             check_factor(Factor::W, w.view(), m, r)?;
             check_factor(Factor::H, h.view(), r, n)?;
+        } else if self.iter.resume.is_some() {
+            return Err(NmfError::UnsupportedOption {
+                option: "resume",
+                requires: "Init::Custom with the saved W and H",
+            });
         }
         let (m_f, n_f) = (m as f32, n as f32);
         let rho = self.l1_ratio;
@@ -387,10 +186,6 @@ impl NmfParams {
             solver: self.solver,
             loss: self.loss,
             init: self.init.clone(),
-            max_iter: self.max_iter,
-            tol: self.tol,
-            check_every: self.check_every,
-            seed: self.seed,
             reg_w: Regularization {
                 l1: n_f * self.alpha_w * rho,
                 l2: n_f * self.alpha_w * (1.0 - rho),
@@ -399,100 +194,14 @@ impl NmfParams {
                 l1: m_f * alpha_h * rho,
                 l2: m_f * alpha_h * (1.0 - rho),
             },
-            epsilon: self.epsilon,
             orthogonality: self.orthogonality,
-            progress: self.progress.clone(),
+            iter: self.iter.clone(),
         })
     }
 
     /// Factorize `v` (m x n, features x samples, all entries finite and >= 0): `V ≈ W H`.
     pub fn fit(&self, v: ArrayView2<'_, f32>) -> Result<Factorization> {
         crate::fit::fit(self, v)
-    }
-}
-
-fn check_factor(factor: Factor, a: ArrayView2<'_, f32>, rows: usize, cols: usize) -> Result<()> {
-    if a.dim() != (rows, cols) {
-        return Err(NmfError::InitShape {
-            factor,
-            expected_rows: rows,
-            expected_cols: cols,
-            found_rows: a.nrows(),
-            found_cols: a.ncols(),
-        });
-    }
-    if let Some(((row, col), &value)) = a.indexed_iter().find(|(_, &x)| !x.is_finite() || x < 0.0) {
-        return Err(NmfError::InitInvalidEntry {
-            factor,
-            row,
-            col,
-            value,
-        });
-    }
-    if a.iter().all(|&x| x == 0.0) {
-        return Err(NmfError::InitAllZero { factor });
-    }
-    Ok(())
-}
-
-/// Penalty weights on one factor, already scaled: `l1·‖X‖₁ + ½·l2·‖X‖²_F`.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub(crate) struct Regularization {
-    pub l1: f32,
-    pub l2: f32,
-}
-
-/// Parameters that passed [`NmfParams::check`] for a given data shape.
-#[derive(Clone)]
-pub struct ValidParams {
-    pub(crate) rank: usize,
-    pub(crate) solver: Solver,
-    pub(crate) loss: Loss,
-    pub(crate) init: Init,
-    pub(crate) max_iter: usize,
-    pub(crate) tol: f32,
-    pub(crate) check_every: usize,
-    pub(crate) seed: u64,
-    pub(crate) reg_w: Regularization,
-    pub(crate) reg_h: Regularization,
-    pub(crate) epsilon: f32,
-    pub(crate) orthogonality: Orthogonality,
-    pub(crate) progress: Option<ProgressFn>,
-}
-
-impl fmt::Debug for ValidParams {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ValidParams")
-            .field("rank", &self.rank)
-            .field("solver", &self.solver)
-            .field("loss", &self.loss)
-            .field("init", &self.init)
-            .field("max_iter", &self.max_iter)
-            .field("tol", &self.tol)
-            .field("check_every", &self.check_every)
-            .field("reg_w", &self.reg_w)
-            .field("reg_h", &self.reg_h)
-            .field("orthogonality", &self.orthogonality)
-            .finish()
-    }
-}
-
-impl ValidParams {
-    /// The rank r.
-    pub fn rank(&self) -> usize {
-        self.rank
-    }
-    /// The solver.
-    pub fn solver(&self) -> Solver {
-        self.solver
-    }
-    /// The loss.
-    pub fn loss(&self) -> Loss {
-        self.loss
-    }
-    /// The orthogonality constraint.
-    pub fn orthogonality(&self) -> Orthogonality {
-        self.orthogonality
     }
 }
 

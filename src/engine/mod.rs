@@ -11,7 +11,7 @@ use ndarray::{Array2, ArrayView2};
 
 pub use self::gpu::{GpuContext, GpuStats};
 use crate::error::Result;
-use crate::params::{Loss, Regularization};
+use crate::options::{Loss, Regularization};
 
 /// Where a factorization runs.
 #[derive(Debug, Clone, Default)]

@@ -76,17 +76,17 @@ mod ratings;
 mod solve;
 
 use std::fmt;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ndarray::{Array2, ArrayView2};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use crate::engine::cpu::gemm::matmul;
-use crate::engine::{Backend, GpuStats};
+use crate::engine::Backend;
 use crate::error::{Factor, NmfError, Result};
-use crate::params::{Progress, ProgressFn, Regularization, DEFAULT_EPSILON};
+use crate::options::{check_factor, iter_option_setters, IterOptions, Regularization};
+use crate::report::{report_accessors, FitReport};
 
 pub use self::ratings::{dense_from_triplets, IdMap, Rating, Ratings, DENSE_FIT_BYTES};
 
@@ -156,39 +156,15 @@ impl MaskedNmf {
 
 /// Builder for a masked factorization. Every setter takes and returns `self`; `fit` validates
 /// everything and runs.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct MaskedParams {
     rank: usize,
-    max_iter: usize,
-    tol: f32,
-    check_every: usize,
     l1: f32,
     l2: f32,
     penalty_scale: PenaltyScale,
     init: MaskedInit,
-    seed: u64,
-    epsilon: f32,
     backend: Backend,
-    progress: Option<ProgressFn>,
-}
-
-impl fmt::Debug for MaskedParams {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MaskedParams")
-            .field("rank", &self.rank)
-            .field("max_iter", &self.max_iter)
-            .field("tol", &self.tol)
-            .field("check_every", &self.check_every)
-            .field("l1", &self.l1)
-            .field("l2", &self.l2)
-            .field("penalty_scale", &self.penalty_scale)
-            .field("init", &self.init)
-            .field("seed", &self.seed)
-            .field("epsilon", &self.epsilon)
-            .field("backend", &self.backend)
-            .field("progress", &self.progress.is_some())
-            .finish()
-    }
+    iter: IterOptions,
 }
 
 /// Default L2 penalty per observation, [`MaskedParams::l2`].
@@ -206,34 +182,13 @@ impl MaskedParams {
     pub fn new(rank: usize) -> Self {
         MaskedParams {
             rank,
-            max_iter: DEFAULT_MAX_ITER,
-            tol: DEFAULT_TOL,
-            check_every: 10,
             l1: 0.0,
             l2: DEFAULT_L2,
             penalty_scale: PenaltyScale::default(),
             init: MaskedInit::default(),
-            seed: 0,
-            epsilon: DEFAULT_EPSILON,
             backend: Backend::Cpu,
-            progress: None,
+            iter: IterOptions::new(DEFAULT_MAX_ITER, DEFAULT_TOL),
         }
-    }
-
-    /// Maximum number of iterations (one iteration updates W, then H).
-    pub fn max_iter(mut self, max_iter: usize) -> Self {
-        self.max_iter = max_iter;
-        self
-    }
-    /// Stop when `(e_prev − e) / e_0 < tol` at a check, `e = sqrt(2F)`. `0` runs `max_iter`.
-    pub fn tol(mut self, tol: f32) -> Self {
-        self.tol = tol;
-        self
-    }
-    /// Compute the objective (and test convergence) every this many iterations (default 10).
-    pub fn check_every(mut self, check_every: usize) -> Self {
-        self.check_every = check_every;
-        self
     }
     /// The L2 (ridge) penalty `λ₂`, weighted as set by [`penalty_scale`](Self::penalty_scale).
     pub fn l2(mut self, l2: f32) -> Self {
@@ -255,26 +210,13 @@ impl MaskedParams {
         self.init = init;
         self
     }
-    /// Seed for every random choice (randomized SVD, random init). Default 0.
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
-        self
-    }
-    /// Denominators equal to zero are replaced by this. Default `f32::EPSILON`.
-    pub fn epsilon(mut self, epsilon: f32) -> Self {
-        self.epsilon = epsilon;
-        self
-    }
     /// Where the iterations run.
     pub fn backend(mut self, backend: Backend) -> Self {
         self.backend = backend;
         self
     }
-    /// Called at every convergence check with the iteration and the objective `F`.
-    pub fn on_progress(mut self, f: impl Fn(&Progress) + Send + Sync + 'static) -> Self {
-        self.progress = Some(Arc::new(f));
-        self
-    }
+
+    iter_option_setters!();
 
     /// Factorize `v` (m x n) where `observed[[i, j]]` says whether `v[[i, j]]` is known.
     ///
@@ -321,23 +263,20 @@ impl MaskedParams {
         let (w0, h0) = match &self.init {
             MaskedInit::Custom { w, h } => (w.clone(), h.clone()),
             init => {
-                let mut rng = StdRng::seed_from_u64(self.seed);
+                let mut rng = StdRng::seed_from_u64(self.iter.seed);
                 solve::initialize(&data, self.rank, init, &mut rng)
             }
         };
         let (out, engine_name) = solve::run(&data, &valid, w0, h0, &self.backend)?;
+        let mut report = out.report;
+        report.engine = engine_name;
+        report.elapsed = start.elapsed();
         Ok(MaskedFactorization {
             w: out.w,
             h: out.h,
-            n_iter: out.n_iter,
-            converged: out.converged,
-            losses: out.losses,
-            loss_iters: out.loss_iters,
             row_counts: data.row_counts,
             col_counts: data.col_counts,
-            engine_name,
-            gpu_stats: out.gpu_stats,
-            elapsed: start.elapsed(),
+            report,
         })
     }
 
@@ -347,22 +286,11 @@ impl MaskedParams {
         if self.rank == 0 {
             return Err(NmfError::ZeroRank);
         }
-        if self.max_iter == 0 {
-            return Err(NmfError::ZeroMaxIter);
-        }
-        if self.check_every == 0 {
-            return Err(NmfError::ZeroCheckEvery);
-        }
-        if !self.tol.is_finite() || self.tol < 0.0 {
-            return Err(NmfError::InvalidTol(self.tol));
-        }
+        self.iter.check()?;
         for (name, value) in [("l1", self.l1), ("l2", self.l2)] {
             if !value.is_finite() || value < 0.0 {
                 return Err(NmfError::InvalidRegularization { name, value });
             }
-        }
-        if !self.epsilon.is_finite() || self.epsilon <= 0.0 {
-            return Err(NmfError::InvalidEpsilon(self.epsilon));
         }
         let limit = match self.init {
             MaskedInit::Filled => m.min(n),
@@ -378,45 +306,22 @@ impl MaskedParams {
         if let MaskedInit::Custom { w, h } = &self.init {
             check_factor(Factor::W, w.view(), m, self.rank)?;
             check_factor(Factor::H, h.view(), self.rank, n)?;
+        } else if self.iter.resume.is_some() {
+            return Err(NmfError::UnsupportedOption {
+                option: "resume",
+                requires: "MaskedInit::Custom with the saved W and H",
+            });
         }
         Ok(solve::Config {
             rank: self.rank,
-            max_iter: self.max_iter,
-            tol: self.tol,
-            check_every: self.check_every,
             reg: Regularization {
                 l1: self.l1,
                 l2: self.l2,
             },
             penalty_scale: self.penalty_scale,
-            epsilon: self.epsilon,
-            progress: self.progress.clone(),
+            iter: self.iter.clone(),
         })
     }
-}
-
-fn check_factor(factor: Factor, a: ArrayView2<'_, f32>, rows: usize, cols: usize) -> Result<()> {
-    if a.dim() != (rows, cols) {
-        return Err(NmfError::InitShape {
-            factor,
-            expected_rows: rows,
-            expected_cols: cols,
-            found_rows: a.nrows(),
-            found_cols: a.ncols(),
-        });
-    }
-    if let Some(((row, col), &value)) = a.indexed_iter().find(|(_, &x)| !x.is_finite() || x < 0.0) {
-        return Err(NmfError::InitInvalidEntry {
-            factor,
-            row,
-            col,
-            value,
-        });
-    }
-    if a.iter().all(|&x| x == 0.0) {
-        return Err(NmfError::InitAllZero { factor });
-    }
-    Ok(())
 }
 
 /// Validated data: `M ⊙ V` (zeros where missing), the 0/1 mask, and the observed counts.
@@ -479,15 +384,9 @@ impl MaskedData {
 pub struct MaskedFactorization {
     w: Array2<f32>,
     h: Array2<f32>,
-    n_iter: usize,
-    converged: bool,
-    losses: Vec<f64>,
-    loss_iters: Vec<usize>,
     row_counts: Vec<usize>,
     col_counts: Vec<usize>,
-    engine_name: String,
-    gpu_stats: Option<GpuStats>,
-    elapsed: Duration,
+    report: FitReport,
 }
 
 impl MaskedFactorization {
@@ -511,26 +410,8 @@ impl MaskedFactorization {
     pub fn dim(&self) -> (usize, usize) {
         (self.w.nrows(), self.h.ncols())
     }
-    /// Iterations run.
-    pub fn n_iter(&self) -> usize {
-        self.n_iter
-    }
-    /// Whether the tolerance test stopped the run before `max_iter`.
-    pub fn converged(&self) -> bool {
-        self.converged
-    }
-    /// The objective `F` (masked loss plus penalties) at each check, from the initial point on.
-    pub fn losses(&self) -> &[f64] {
-        &self.losses
-    }
-    /// The iteration number of each entry of [`losses`](Self::losses) (0 = initial point).
-    pub fn loss_iterations(&self) -> &[usize] {
-        &self.loss_iters
-    }
-    /// The final objective `F`.
-    pub fn final_loss(&self) -> f64 {
-        self.losses.last().copied().unwrap_or(f64::NAN)
-    }
+    report_accessors!();
+    // The losses of a masked fit are the objective `F` (masked loss plus penalties).
     /// Observed entries in row `i` of the training data (0 when `i` is out of range).
     pub fn observed_in_row(&self, i: usize) -> usize {
         self.row_counts.get(i).copied().unwrap_or(0)
@@ -539,19 +420,6 @@ impl MaskedFactorization {
     pub fn observed_in_column(&self, j: usize) -> usize {
         self.col_counts.get(j).copied().unwrap_or(0)
     }
-    /// The engine that ran the fit, e.g. `"cpu (2 threads)"`.
-    pub fn engine(&self) -> &str {
-        &self.engine_name
-    }
-    /// What the fit asked of the GPU (dispatches, submissions, bytes moved); `None` on the CPU.
-    pub fn gpu_stats(&self) -> Option<GpuStats> {
-        self.gpu_stats
-    }
-    /// Wall time of the fit (initialisation included).
-    pub fn elapsed(&self) -> Duration {
-        self.elapsed
-    }
-
     /// The prediction `(WH)[i, j] = W[i,:] · H[:,j]` for one entry.
     pub fn predict(&self, i: usize, j: usize) -> Result<f32> {
         let (m, n) = self.dim();

@@ -21,12 +21,13 @@ use rand::Rng;
 use rand_distr::StandardNormal;
 
 use super::{MaskedData, MaskedInit, PenaltyScale};
-use crate::engine::{Backend, Engine, GpuStats, MuDenominator, MuRule, Side};
+use crate::engine::{Backend, Engine, MuDenominator, MuRule, Side};
 use crate::error::Result;
 use crate::fit::{with_engine, EngineTask};
 use crate::init::nndsvd;
-use crate::params::{ProgressFn, Regularization};
-use crate::solver::history::History;
+use crate::options::{IterOptions, Regularization};
+use crate::report::FitReport;
+use crate::solver::history::{History, Verdict};
 
 /// Damping of the row and column offsets of the fill: an offset is the sum of residuals over
 /// (count + this), so rows with few observations stay near the global mean.
@@ -36,26 +37,18 @@ const FILL_DAMPING: f64 = 5.0;
 #[derive(Clone)]
 pub(crate) struct Config {
     pub rank: usize,
-    pub max_iter: usize,
-    pub tol: f32,
-    pub check_every: usize,
     /// `λ₁` and `λ₂`, unscaled.
     pub reg: Regularization,
     pub penalty_scale: PenaltyScale,
-    pub epsilon: f32,
-    pub progress: Option<ProgressFn>,
+    pub iter: IterOptions,
 }
 
 /// What a run produces.
 pub(crate) struct Output {
     pub w: Array2<f32>,
     pub h: Array2<f32>,
-    pub n_iter: usize,
-    pub converged: bool,
-    pub losses: Vec<f64>,
-    pub loss_iters: Vec<usize>,
-    /// The engine's counters at the end of the run.
-    pub gpu_stats: Option<GpuStats>,
+    /// Losses, iterations, how the run ended and the engine's counters.
+    pub report: FitReport,
 }
 
 /// The bias estimate of every entry: `μ + b_i + b_j` with damped offsets
@@ -235,7 +228,7 @@ impl EngineTask for Task<'_> {
                             &wt.ones_w,
                             &mut wt.tmp_w,
                             Side::Left,
-                            cfg.epsilon,
+                            cfg.iter.epsilon,
                         )?;
                         e.cross(&wt.tmp_w, w, Side::Left, &mut small)?;
                         let pw = trace(&e.download(&small)?);
@@ -246,7 +239,7 @@ impl EngineTask for Task<'_> {
                             &wt.ones_h,
                             &mut wt.tmp_h,
                             Side::Right,
-                            cfg.epsilon,
+                            cfg.iter.epsilon,
                         )?;
                         e.cross(&wt.tmp_h, h, Side::Right, &mut small)?;
                         let ph = trace(&e.download(&small)?);
@@ -261,16 +254,10 @@ impl EngineTask for Task<'_> {
 
         let mut weights = weights;
         let f0 = objective(e, &w, &h, &mut weights)?;
-        let mut history = History::start(
-            f0,
-            cfg.tol,
-            cfg.check_every,
-            cfg.max_iter,
-            cfg.progress.clone(),
-        )?;
-        let mut converged = false;
-        let mut n_iter = 0;
-        for it in 1..=cfg.max_iter {
+        let mut history = History::start(f0, &cfg.iter)?;
+        let mut verdict = Verdict::Continue;
+        let mut n_iter = history.first();
+        for it in history.iterations() {
             // W ← W ⊙ ((M⊙V) Hᵀ) ⊘ ((M⊙WH) Hᵀ + λ₁ + λ₂ C W)
             e.v_ht(&h, &mut num_w)?;
             e.masked_product(&mask, &w, &h, Side::Left, &mut den_w)?;
@@ -282,7 +269,7 @@ impl EngineTask for Task<'_> {
                     &wt.ones_w,
                     &mut wt.tmp_w,
                     Side::Left,
-                    cfg.epsilon,
+                    cfg.iter.epsilon,
                 )?;
                 e.axpby(1.0, &wt.tmp_w, 1.0, &mut den_w)?;
             }
@@ -292,7 +279,7 @@ impl EngineTask for Task<'_> {
                 MuDenominator::Elementwise(&den_w),
                 Side::Left,
                 step_reg,
-                cfg.epsilon,
+                cfg.iter.epsilon,
                 MuRule::Plain,
             )?;
             // H ← H ⊙ (Wᵀ (M⊙V)) ⊘ (Wᵀ (M⊙WH) + λ₁ + λ₂ H D)
@@ -306,7 +293,7 @@ impl EngineTask for Task<'_> {
                     &wt.ones_h,
                     &mut wt.tmp_h,
                     Side::Right,
-                    cfg.epsilon,
+                    cfg.iter.epsilon,
                 )?;
                 e.axpby(1.0, &wt.tmp_h, 1.0, &mut den_h)?;
             }
@@ -316,24 +303,27 @@ impl EngineTask for Task<'_> {
                 MuDenominator::Elementwise(&den_h),
                 Side::Right,
                 step_reg,
-                cfg.epsilon,
+                cfg.iter.epsilon,
                 MuRule::Plain,
             )?;
             n_iter = it;
-            if history.due(it) && history.record(it, objective(e, &w, &h, &mut weights)?)? {
-                converged = true;
-                break;
+            if history.due(it) {
+                verdict = history.record(it, objective(e, &w, &h, &mut weights)?)?;
+                if verdict != Verdict::Continue {
+                    break;
+                }
+            }
+            if history.checkpoint_due(it) {
+                let (wd, hd) = (e.download(&w)?, e.download(&h)?);
+                history.checkpoint(it, wd.view(), hd.view())?;
             }
         }
-        let (losses, loss_iters) = history.into_parts();
+        let mut report = history.into_report(n_iter, verdict);
+        report.gpu_stats = e.stats();
         Ok(Output {
             w: e.download(&w)?,
             h: e.download(&h)?,
-            n_iter,
-            converged,
-            losses,
-            loss_iters,
-            gpu_stats: e.stats(),
+            report,
         })
     }
 }

@@ -9,7 +9,7 @@
 use super::{State, Step, Update};
 use crate::engine::{Engine, Side};
 use crate::error::Result;
-use crate::params::ValidParams;
+use crate::options::ValidParams;
 
 pub(super) struct Hals;
 

@@ -1,71 +1,131 @@
-//! The loss history of a run and the stopping rule every solver shares.
+//! The loss history of a run, the stopping rule every solver shares, and the run's hooks
+//! (progress, stop flag, resumption).
 //!
 //! The loss is recorded at the start and every `check_every` iterations (and after the last
 //! one); with `e = sqrt(2·D)`, the run stops at a check when `(e_prev − e) / e_0 < tol`
 //! (scikit-learn's rule; `tol = 0` runs every iteration). A non-finite loss is a
-//! [`NmfError::NumericalBreakdown`].
+//! [`NmfError::NumericalBreakdown`]. A resumed run starts counting at the iterations already
+//! done and keeps the first run's `e_0`; a raised stop flag ends the run after the current
+//! iteration, with its loss recorded.
+
+use std::ops::RangeInclusive;
 
 use crate::error::{NmfError, Result};
-use crate::params::{Progress, ProgressFn};
+use crate::options::{IterOptions, Progress};
+use crate::report::FitReport;
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Keep iterating.
+    Continue,
+    /// The stopping rule holds.
+    Converged,
+    /// The stop flag was raised.
+    Interrupted,
+}
 
 /// Losses recorded so far, and where the stopping rule stands.
 pub(crate) struct History {
-    tol: f64,
-    check_every: usize,
-    max_iter: usize,
-    progress: Option<ProgressFn>,
+    opts: IterOptions,
+    first: usize,
     err0: f64,
+    initial_loss: f64,
     prev_err: f64,
     losses: Vec<f64>,
     iterations: Vec<usize>,
 }
 
 impl History {
-    /// Start from the loss of the initial point (iteration 0).
-    pub fn start(
-        loss0: f64,
-        tol: f32,
-        check_every: usize,
-        max_iter: usize,
-        progress: Option<ProgressFn>,
-    ) -> Result<Self> {
+    /// Start from the loss of the start point (iteration 0, or the iteration a resumed run
+    /// picks up at).
+    pub fn start(loss0: f64, opts: &IterOptions) -> Result<Self> {
+        let first = opts.resume.map_or(0, |r| r.iterations_done);
+        let initial_loss = opts.resume.map_or(loss0, |r| r.initial_loss);
         let mut h = History {
-            tol: f64::from(tol),
-            check_every: check_every.max(1),
-            max_iter,
-            progress,
-            err0: 0.0,
+            opts: opts.clone(),
+            first,
+            err0: (2.0 * initial_loss).sqrt(),
+            initial_loss,
             prev_err: 0.0,
             losses: Vec::new(),
             iterations: Vec::new(),
         };
-        h.push(0, loss0)?;
-        h.err0 = (2.0 * loss0).sqrt();
-        h.prev_err = h.err0;
+        h.push(first, loss0)?;
+        h.prev_err = (2.0 * loss0).sqrt();
         Ok(h)
     }
 
-    /// Whether the loss is due after iteration `it`.
-    pub fn due(&self, it: usize) -> bool {
-        it.is_multiple_of(self.check_every) || it == self.max_iter
+    /// The iterations this run is to do.
+    pub fn iterations(&self) -> RangeInclusive<usize> {
+        self.first + 1..=self.opts.max_iter
     }
 
-    /// Record the loss after iteration `it`; true when the run has converged.
-    pub fn record(&mut self, it: usize, loss: f64) -> Result<bool> {
+    /// The iteration the run starts after (0, or the iterations a resumed run had done).
+    pub fn first(&self) -> usize {
+        self.first
+    }
+
+    /// Whether the loss is due after iteration `it` (a check, the last iteration, or a stop).
+    pub fn due(&self, it: usize) -> bool {
+        it.is_multiple_of(self.opts.check_every)
+            || it == self.opts.max_iter
+            || self.opts.stop_requested()
+    }
+
+    /// Record the loss after iteration `it` (when [`due`](Self::due)), and say whether the
+    /// run goes on.
+    pub fn record(&mut self, it: usize, loss: f64) -> Result<Verdict> {
         self.push(it, loss)?;
-        if self.tol > 0.0 && it.is_multiple_of(self.check_every) {
+        if self.opts.tol > 0.0 && it.is_multiple_of(self.opts.check_every) {
             let err = (2.0 * loss).sqrt();
-            if self.err0 == 0.0 || (self.prev_err - err) / self.err0 < self.tol {
-                return Ok(true);
+            if self.err0 == 0.0 || (self.prev_err - err) / self.err0 < f64::from(self.opts.tol) {
+                return Ok(Verdict::Converged);
             }
             self.prev_err = err;
         }
-        Ok(false)
+        if self.opts.stop_requested() {
+            return Ok(Verdict::Interrupted);
+        }
+        Ok(Verdict::Continue)
     }
 
-    /// The recorded losses and the iterations they were taken after.
-    pub fn into_parts(self) -> (Vec<f64>, Vec<usize>) {
-        (self.losses, self.iterations)
+    /// Whether a checkpoint is due after iteration `it`.
+    pub fn checkpoint_due(&self, it: usize) -> bool {
+        self.opts
+            .checkpoint
+            .as_ref()
+            .is_some_and(|(every, _)| it.is_multiple_of(*every))
+    }
+
+    /// Hand the current factors to the checkpoint callback.
+    pub fn checkpoint<'a>(
+        &self,
+        it: usize,
+        w: ndarray::ArrayView2<'a, f32>,
+        h: ndarray::ArrayView2<'a, f32>,
+    ) -> Result<()> {
+        match &self.opts.checkpoint {
+            Some((_, f)) => f(&crate::options::Checkpoint {
+                iteration: it,
+                w,
+                h,
+                initial_loss: self.initial_loss,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// The report of the run (engine, GPU counters and wall time are filled in by the fit).
+    pub fn into_report(self, n_iter: usize, verdict: Verdict) -> FitReport {
+        let mut report = FitReport::empty("");
+        report.losses = self.losses;
+        report.loss_iterations = self.iterations;
+        report.n_iter = n_iter;
+        report.converged = verdict == Verdict::Converged;
+        report.interrupted = verdict == Verdict::Interrupted;
+        report.initial_loss = self.initial_loss;
+        report
     }
 
     fn push(&mut self, iteration: usize, loss: f64) -> Result<()> {
@@ -74,10 +134,10 @@ impl History {
         }
         self.losses.push(loss);
         self.iterations.push(iteration);
-        if let Some(cb) = &self.progress {
+        if let Some(cb) = &self.opts.progress {
             cb(&Progress {
                 iteration,
-                max_iter: self.max_iter,
+                max_iter: self.opts.max_iter,
                 loss,
             });
         }

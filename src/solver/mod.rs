@@ -10,10 +10,11 @@ mod mu;
 
 use ndarray::Array2;
 
-use self::history::History;
-use crate::engine::{Engine, GpuStats};
+use self::history::{History, Verdict};
+use crate::engine::Engine;
 use crate::error::Result;
-use crate::params::{Loss, Solver, ValidParams};
+use crate::options::{Loss, Solver, ValidParams};
+use crate::report::FitReport;
 
 /// Which factors a run updates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,11 +30,8 @@ pub(crate) enum Update {
 pub(crate) struct RunOutput {
     pub w: Array2<f32>,
     pub h: Array2<f32>,
-    pub n_iter: usize,
-    pub converged: bool,
-    pub losses: Vec<f64>,
-    pub loss_iters: Vec<usize>,
-    pub gpu_stats: Option<GpuStats>,
+    /// Losses, iterations and how the run ended (engine and timings are filled in by the fit).
+    pub report: FitReport,
 }
 
 /// Workspace of one run: the factors and every intermediate product, allocated once.
@@ -81,17 +79,12 @@ pub(crate) fn run<E: Engine>(
         Solver::Hals => &hals::Hals,
     };
 
-    let loss0 = e.loss(&s.w, &s.h, params.loss, params.epsilon)?;
-    let mut history = History::start(
-        loss0,
-        params.tol,
-        params.check_every,
-        params.max_iter,
-        params.progress.clone(),
-    )?;
-    let mut converged = false;
-    let mut n_iter = 0;
-    for it in 1..=params.max_iter {
+    let it_opts = &params.iter;
+    let loss0 = e.loss(&s.w, &s.h, params.loss, it_opts.epsilon)?;
+    let mut history = History::start(loss0, it_opts)?;
+    let mut verdict = Verdict::Continue;
+    let mut n_iter = history.first();
+    for it in history.iterations() {
         step.step(e, &mut s, params, update)?;
         n_iter = it;
         if history.due(it) {
@@ -103,22 +96,23 @@ pub(crate) fn run<E: Engine>(
             };
             let l = match from_products {
                 Some(l) => l,
-                None => e.loss(&s.w, &s.h, params.loss, params.epsilon)?,
+                None => e.loss(&s.w, &s.h, params.loss, it_opts.epsilon)?,
             };
-            if history.record(it, l)? {
-                converged = true;
+            verdict = history.record(it, l)?;
+            if verdict != Verdict::Continue {
                 break;
             }
         }
+        if history.checkpoint_due(it) {
+            let (w, h) = (e.download(&s.w)?, e.download(&s.h)?);
+            history.checkpoint(it, w.view(), h.view())?;
+        }
     }
-    let (losses, loss_iters) = history.into_parts();
+    let mut report = history.into_report(n_iter, verdict);
+    report.gpu_stats = e.stats();
     Ok(RunOutput {
         w: e.download(&s.w)?,
         h: e.download(&s.h)?,
-        n_iter,
-        converged,
-        losses,
-        loss_iters,
-        gpu_stats: e.stats(),
+        report,
     })
 }

@@ -14,7 +14,7 @@
 use super::{State, Step, Update};
 use crate::engine::{Engine, MuDenominator, MuRule, Side};
 use crate::error::Result;
-use crate::params::{Loss, Orthogonality, ValidParams};
+use crate::options::{Loss, Orthogonality, ValidParams};
 
 pub(super) struct Mu;
 
@@ -26,7 +26,7 @@ impl<E: Engine> Step<E> for Mu {
         p: &ValidParams,
         update: Update,
     ) -> Result<()> {
-        let eps = p.epsilon;
+        let eps = p.iter.epsilon;
         match p.loss {
             Loss::Frobenius => {
                 let ortho = p.orthogonality;

@@ -64,19 +64,18 @@
 
 mod solve;
 
-use std::fmt;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ndarray::{Array2, ArrayView2};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use crate::cluster::labels_from_rows;
-use crate::engine::{Backend, GpuStats};
+use crate::engine::Backend;
 use crate::error::{NmfError, Result};
 use crate::fit::{check_data, with_engine};
-use crate::params::{Progress, ProgressFn};
+use crate::options::{iter_option_setters, IterOptions};
+use crate::report::{report_accessors, FitReport};
 
 /// The algorithm of a symmetric factorization; see the [module docs](self).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -141,41 +140,16 @@ impl SymNmf {
 
 /// Builder for a symmetric factorization. Every setter takes and returns `self`; `fit`
 /// validates everything and runs.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct SymNmfParams {
     k: usize,
     method: SymMethod,
     preprocess: Preprocess,
-    max_iter: usize,
-    tol: f32,
-    check_every: usize,
-    seed: u64,
     n_init: usize,
     alpha: Option<f32>,
     symmetry_tol: f32,
-    epsilon: f32,
     backend: Backend,
-    progress: Option<ProgressFn>,
-}
-
-impl fmt::Debug for SymNmfParams {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SymNmfParams")
-            .field("k", &self.k)
-            .field("method", &self.method)
-            .field("preprocess", &self.preprocess)
-            .field("max_iter", &self.max_iter)
-            .field("tol", &self.tol)
-            .field("check_every", &self.check_every)
-            .field("seed", &self.seed)
-            .field("n_init", &self.n_init)
-            .field("alpha", &self.alpha)
-            .field("symmetry_tol", &self.symmetry_tol)
-            .field("epsilon", &self.epsilon)
-            .field("backend", &self.backend)
-            .field("progress", &self.progress.is_some())
-            .finish()
-    }
+    iter: IterOptions,
 }
 
 impl SymNmfParams {
@@ -187,16 +161,11 @@ impl SymNmfParams {
             k,
             method: SymMethod::default(),
             preprocess: Preprocess::default(),
-            max_iter: 500,
-            tol: 1e-4,
-            check_every: 10,
-            seed: 0,
             n_init: 1,
             alpha: None,
             symmetry_tol: 1e-5,
-            epsilon: crate::params::DEFAULT_EPSILON,
             backend: Backend::Cpu,
-            progress: None,
+            iter: IterOptions::new(500, 1e-4),
         }
     }
     /// The algorithm.
@@ -207,27 +176,6 @@ impl SymNmfParams {
     /// How `A` is transformed before the fit.
     pub fn preprocess(mut self, preprocess: Preprocess) -> Self {
         self.preprocess = preprocess;
-        self
-    }
-    /// Maximum number of iterations per initialisation (ANLS: one W sweep and one H sweep).
-    pub fn max_iter(mut self, max_iter: usize) -> Self {
-        self.max_iter = max_iter;
-        self
-    }
-    /// Stop when `(e_prev − e)/e₀ < tol` at a check, `e = sqrt(2 f)`. `0` runs `max_iter`
-    /// iterations.
-    pub fn tol(mut self, tol: f32) -> Self {
-        self.tol = tol;
-        self
-    }
-    /// Compute the objective (and test convergence) every this many iterations (default 10).
-    pub fn check_every(mut self, check_every: usize) -> Self {
-        self.check_every = check_every;
-        self
-    }
-    /// Seed of the random initialisations. Default 0.
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
         self
     }
     /// Number of random initialisations; the run with the lowest final residual is kept.
@@ -249,40 +197,28 @@ impl SymNmfParams {
         self.symmetry_tol = symmetry_tol;
         self
     }
-    /// Zero denominators of the multiplicative rules ([`SymMethod::Multiplicative`],
-    /// [`SymMethod::TriFactor`]) are replaced by this; unused by [`SymMethod::Anls`]
-    /// (default `f32::EPSILON`).
-    pub fn epsilon(mut self, epsilon: f32) -> Self {
-        self.epsilon = epsilon;
-        self
-    }
     /// Where the iterations run.
     pub fn backend(mut self, backend: Backend) -> Self {
         self.backend = backend;
         self
     }
-    /// Called at every convergence check with the iteration and the method's objective (the
-    /// value recorded in [`SymFactorization::losses`], not a divergence to `A`). With
-    /// [`n_init`](Self::n_init) > 1 every initialisation reports in turn, its iterations
-    /// counting from 0 again.
-    pub fn on_progress(mut self, f: impl Fn(&Progress) + Send + Sync + 'static) -> Self {
-        self.progress = Some(Arc::new(f));
-        self
-    }
+
+    iter_option_setters!();
+    // Progress: the method's objective (the value recorded in the losses, not a divergence to
+    // `A`); with `n_init` > 1 every initialisation reports in turn, counting from 0 again.
+    // Resumption and checkpoints are refused (restarts do not resume).
 
     /// Check the options that do not depend on the data.
     fn check(&self) -> Result<()> {
         if self.k == 0 {
             return Err(NmfError::ZeroRank);
         }
-        if self.max_iter == 0 {
-            return Err(NmfError::ZeroMaxIter);
-        }
-        if self.check_every == 0 {
-            return Err(NmfError::ZeroCheckEvery);
-        }
-        if !self.tol.is_finite() || self.tol < 0.0 {
-            return Err(NmfError::InvalidTol(self.tol));
+        self.iter.check()?;
+        if self.iter.resume.is_some() || self.iter.checkpoint.is_some() {
+            return Err(NmfError::UnsupportedOption {
+                option: "resume or checkpoint in a symmetric factorization",
+                requires: "NmfParams or MaskedParams (a symmetric fit restarts instead)",
+            });
         }
         if self.n_init == 0 {
             return Err(NmfError::InvalidParameter {
@@ -305,9 +241,6 @@ impl SymNmfParams {
                 value: self.symmetry_tol.to_string(),
                 expected: "a finite tolerance >= 0 (relative to the largest entry of A)".into(),
             });
-        }
-        if !self.epsilon.is_finite() || self.epsilon <= 0.0 {
-            return Err(NmfError::InvalidEpsilon(self.epsilon));
         }
         Ok(())
     }
@@ -356,34 +289,27 @@ impl SymNmfParams {
         let task = solve::SymTask {
             method: self.method,
             k: self.k,
-            max_iter: self.max_iter,
-            tol: self.tol,
-            check_every: self.check_every,
             alpha,
-            epsilon: self.epsilon,
+            iter: self.iter.clone(),
             n_init: self.n_init,
             init_scale: scale,
-            rng: StdRng::seed_from_u64(self.seed),
-            progress: self.progress.clone(),
+            rng: StdRng::seed_from_u64(self.iter.seed),
         };
         let (out, engine_name) = with_engine(a_t.view(), &self.backend, task)?;
         let a_sq: f64 = a_t.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
+        let mut report = out.report;
+        report.engine = engine_name;
+        report.elapsed = start.elapsed();
         Ok(SymFactorization {
             h: out.h,
             s: out.s,
-            n_iter: out.n_iter,
-            converged: out.converged,
-            losses: out.losses,
-            loss_iters: out.loss_iters,
             residual: out.residual,
             a_sq_norm: a_sq,
             best_init: out.best_init,
             method: self.method,
             preprocess: self.preprocess,
             alpha,
-            engine_name,
-            gpu_stats: out.gpu_stats,
-            elapsed: start.elapsed(),
+            report,
         })
     }
 
@@ -484,19 +410,13 @@ fn preprocess(mut a: Array2<f32>, how: Preprocess) -> Array2<f32> {
 pub struct SymFactorization {
     h: Array2<f32>,
     s: Option<Array2<f32>>,
-    n_iter: usize,
-    converged: bool,
-    losses: Vec<f64>,
-    loss_iters: Vec<usize>,
     residual: f64,
     a_sq_norm: f64,
     best_init: usize,
     method: SymMethod,
     preprocess: Preprocess,
     alpha: f32,
-    engine_name: String,
-    gpu_stats: Option<GpuStats>,
-    elapsed: Duration,
+    report: FitReport,
 }
 
 impl SymFactorization {
@@ -522,28 +442,10 @@ impl SymFactorization {
     pub fn labels(&self) -> Vec<usize> {
         labels_from_rows(self.h.view())
     }
-    /// Iterations run by the kept initialisation.
-    pub fn n_iter(&self) -> usize {
-        self.n_iter
-    }
-    /// Whether the tolerance test stopped the kept run before `max_iter`.
-    pub fn converged(&self) -> bool {
-        self.converged
-    }
-    /// The method's objective at each check of the kept run, starting with the initial point:
-    /// ANLS `½‖Ã − W Hᵀ‖² + (α/2)‖W − H‖²`, multiplicative `½‖Ã − H Hᵀ‖²`, tri-factor
-    /// `½‖Ã − H S Hᵀ‖²`.
-    pub fn losses(&self) -> &[f64] {
-        &self.losses
-    }
-    /// The iteration of each entry of [`losses`](Self::losses) (0 = initial point).
-    pub fn loss_iterations(&self) -> &[usize] {
-        &self.loss_iters
-    }
-    /// The final objective (the last entry of [`losses`](Self::losses)).
-    pub fn final_loss(&self) -> f64 {
-        self.losses.last().copied().unwrap_or(f64::NAN)
-    }
+    report_accessors!();
+    // The report is the kept initialisation's; its losses are the method's objective: ANLS
+    // `½‖Ã − W Hᵀ‖² + (α/2)‖W − H‖²`, multiplicative `½‖Ã − H Hᵀ‖²`, tri-factor
+    // `½‖Ã − H S Hᵀ‖²`. GPU counters and wall time cover every initialisation.
     /// `½‖Ã − H Hᵀ‖²` (`½‖Ã − H S Hᵀ‖²` for the tri-factorization) of the returned factors.
     pub fn residual(&self) -> f64 {
         self.residual
@@ -576,18 +478,5 @@ impl SymFactorization {
     /// do not use it.
     pub fn alpha(&self) -> f32 {
         self.alpha
-    }
-    /// The engine that ran the fit, e.g. `"cpu (2 threads)"`.
-    pub fn engine(&self) -> &str {
-        &self.engine_name
-    }
-    /// What the fit asked of the GPU (dispatches, submissions, bytes moved), summed over every
-    /// initialisation; `None` on the CPU.
-    pub fn gpu_stats(&self) -> Option<GpuStats> {
-        self.gpu_stats
-    }
-    /// Wall time of the fit (validation, preprocessing and every initialisation).
-    pub fn elapsed(&self) -> Duration {
-        self.elapsed
     }
 }

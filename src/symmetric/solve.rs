@@ -5,42 +5,38 @@ use rand::rngs::StdRng;
 use rand::Rng;
 
 use super::SymMethod;
-use crate::engine::{Engine, GpuStats, MuDenominator, MuRule, Side};
+use crate::engine::{Engine, MuDenominator, MuRule, Side};
 use crate::error::{NmfError, Result};
 use crate::fit::EngineTask;
-use crate::params::{Loss, ProgressFn, Regularization};
-use crate::solver::history::History;
+use crate::options::{IterOptions, Loss, Regularization};
+use crate::report::FitReport;
+use crate::solver::history::{History, Verdict};
 
 /// Every initialisation of one fit, run on one engine.
 pub(super) struct SymTask {
     pub method: SymMethod,
     pub k: usize,
-    pub max_iter: usize,
-    pub tol: f32,
-    pub check_every: usize,
     pub alpha: f32,
-    pub epsilon: f32,
+    /// Budget, stopping rule, epsilon, progress and stop flag (no resumption or checkpoints:
+    /// restarts do not resume).
+    pub iter: IterOptions,
     /// Number of runs.
     pub n_init: usize,
     /// Each run starts from `H₀ = init_scale · U(0,1)` entrywise, drawn from `rng` just before
     /// the run (so only one H₀ is held at a time; the draws do not depend on when they happen).
     pub init_scale: f32,
     pub rng: StdRng,
-    pub progress: Option<ProgressFn>,
 }
 
 /// The kept run.
 pub(super) struct SymOutput {
     pub h: Array2<f32>,
     pub s: Option<Array2<f32>>,
-    pub n_iter: usize,
-    pub converged: bool,
-    pub losses: Vec<f64>,
-    pub loss_iters: Vec<usize>,
     pub residual: f64,
     pub best_init: usize,
-    /// The engine's counters after the last run (every run counted).
-    pub gpu_stats: Option<GpuStats>,
+    /// The kept run's losses and iterations; the engine's counters after the last run (every
+    /// run counted).
+    pub report: FitReport,
 }
 
 /// Work space of one run: the factors and every intermediate product, allocated once.
@@ -85,6 +81,7 @@ impl EngineTask for SymTask {
             let scale = self.init_scale;
             let h0 = Array2::from_shape_simple_fn((n, k), || scale * self.rng.random::<f32>());
             let run = self.run_one(e, &mut work, &h0)?;
+            let interrupted = run.report.interrupted;
             let better = match &best {
                 None => true,
                 Some(b) => run.residual < b.residual,
@@ -95,13 +92,19 @@ impl EngineTask for SymTask {
                     ..run
                 });
             }
+            if interrupted {
+                if let Some(b) = best.as_mut() {
+                    b.report.interrupted = true;
+                }
+                break;
+            }
         }
         let mut best = best.ok_or(NmfError::InvalidParameter {
             name: "n_init",
             value: "0".into(),
             expected: "at least 1 initialisation".into(),
         })?;
-        best.gpu_stats = e.stats();
+        best.report.gpu_stats = e.stats();
         Ok(best)
     }
 }
@@ -129,28 +132,24 @@ impl SymTask {
         }
 
         let f0 = self.objective(e, s)?;
-        let mut history = History::start(
-            f0,
-            self.tol,
-            self.check_every,
-            self.max_iter,
-            self.progress.clone(),
-        )?;
-        let mut converged = false;
+        let mut history = History::start(f0, &self.iter)?;
+        let mut verdict = Verdict::Continue;
         let mut n_iter = 0;
-        for it in 1..=self.max_iter {
+        for it in history.iterations() {
             match self.method {
                 SymMethod::Anls => self.anls_step(e, s)?,
                 SymMethod::Multiplicative => self.mu_step(e, s)?,
                 SymMethod::TriFactor => self.tri_step(e, s)?,
             }
             n_iter = it;
-            if history.due(it) && history.record(it, self.objective(e, s)?)? {
-                converged = true;
-                break;
+            if history.due(it) {
+                verdict = history.record(it, self.objective(e, s)?)?;
+                if verdict != Verdict::Continue {
+                    break;
+                }
             }
         }
-        let (losses, loss_iters) = history.into_parts();
+        let report = history.into_report(n_iter, verdict);
         let residual = self.residual(e, s)?;
         Ok(SymOutput {
             h: e.download(&s.h)?,
@@ -158,13 +157,9 @@ impl SymTask {
                 SymMethod::TriFactor => Some(e.download(&s.s)?),
                 _ => None,
             },
-            n_iter,
-            converged,
-            losses,
-            loss_iters,
             residual,
             best_init: 0,
-            gpu_stats: None,
+            report,
         })
     }
 
@@ -199,7 +194,7 @@ impl SymTask {
             MuDenominator::Gram(&s.g),
             Side::Left,
             Regularization::default(),
-            self.epsilon,
+            self.iter.epsilon,
             MuRule::Damped,
         )?;
         e.transpose(&s.h, &mut s.ht)
@@ -221,7 +216,7 @@ impl SymTask {
             MuDenominator::Elementwise(&s.t2),
             Side::Left,
             none,
-            self.epsilon,
+            self.iter.epsilon,
             MuRule::Plain,
         )?;
         // H update with the new S (G is still HᵀH).
@@ -236,7 +231,7 @@ impl SymTask {
             MuDenominator::Product(&s.t2),
             Side::Left,
             none,
-            self.epsilon,
+            self.iter.epsilon,
             MuRule::Sqrt,
         )?;
         e.transpose(&s.h, &mut s.ht)
@@ -246,7 +241,7 @@ impl SymTask {
     fn objective<E: Engine>(&self, e: &mut E, s: &mut Work<E::Mat>) -> Result<f64> {
         match self.method {
             SymMethod::Anls => {
-                let fit = e.loss(&s.w, &s.ht, Loss::Frobenius, self.epsilon)?;
+                let fit = e.loss(&s.w, &s.ht, Loss::Frobenius, self.iter.epsilon)?;
                 // ‖W − H‖² = trace((W − H)ᵀ(W − H)), with the difference in P.
                 e.axpby(1.0, &s.w, 0.0, &mut s.p)?;
                 e.axpby(-1.0, &s.h, 1.0, &mut s.p)?;
@@ -255,7 +250,7 @@ impl SymTask {
                 let trace: f64 = g.diag().iter().map(|&x| f64::from(x)).sum();
                 Ok(fit + 0.5 * f64::from(self.alpha) * trace)
             }
-            SymMethod::Multiplicative => e.loss(&s.h, &s.ht, Loss::Frobenius, self.epsilon),
+            SymMethod::Multiplicative => e.loss(&s.h, &s.ht, Loss::Frobenius, self.iter.epsilon),
             SymMethod::TriFactor => self.residual(e, s),
         }
     }
@@ -265,9 +260,9 @@ impl SymTask {
         match self.method {
             SymMethod::TriFactor => {
                 e.mul_small(&s.h, &s.s, Side::Left, &mut s.w)?;
-                e.loss(&s.w, &s.ht, Loss::Frobenius, self.epsilon)
+                e.loss(&s.w, &s.ht, Loss::Frobenius, self.iter.epsilon)
             }
-            _ => e.loss(&s.h, &s.ht, Loss::Frobenius, self.epsilon),
+            _ => e.loss(&s.h, &s.ht, Loss::Frobenius, self.iter.epsilon),
         }
     }
 }

@@ -9,7 +9,7 @@
 use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
-use crate::params::Regularization;
+use crate::options::Regularization;
 
 /// Samples per block: enough for long vector loops, small enough to stay in L1.
 const BLOCK: usize = 64;

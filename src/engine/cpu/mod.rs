@@ -11,7 +11,7 @@ use ndarray::{Array2, ArrayView2, Axis, CowArray, Ix2, Zip};
 use self::gemm::{gemm_into, Accum};
 use super::{Engine, MuDenominator, MuRule, Side, TraceLoss};
 use crate::error::Result;
-use crate::params::{Loss, Regularization};
+use crate::options::{Loss, Regularization};
 use crate::sparse::CsrMatrix;
 
 /// Target number of f32 entries in one block of `V` processed at once by blocked kernels

@@ -26,7 +26,7 @@ use self::scheduler::{Groups, Scheduler};
 use super::cpu::gemm::Accum;
 use super::{Engine, MuDenominator, MuRule, Side};
 use crate::error::{NmfError, Result};
-use crate::params::{Loss, Regularization};
+use crate::options::{Loss, Regularization};
 
 pub(crate) use self::context::auto_context;
 pub use self::context::GpuContext;

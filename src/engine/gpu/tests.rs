@@ -5,7 +5,7 @@ use ndarray::Array2;
 use super::{GpuContext, GpuEngine};
 use crate::engine::cpu::CpuEngine;
 use crate::engine::{Engine, MuDenominator, MuRule, Side};
-use crate::params::{Loss, Regularization};
+use crate::options::{Loss, Regularization};
 
 include!("../../../tests/common/gpu_available.rs");
 

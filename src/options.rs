@@ -1,0 +1,468 @@
+//! The options of a fit, at the bottom of the crate's layers: the enums that choose what is
+//! computed ([`Solver`], [`Loss`], [`Init`], [`Orthogonality`]), the iteration options every
+//! model shares ([`IterOptions`]: budget, stopping rule, seed, callbacks, interruption and
+//! resumption) with their one check, and the validated parameters the solvers read
+//! ([`ValidParams`]). This module imports nothing of the crate but its errors, so every layer
+//! above (engines, solvers, builders, front ends) can use it.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use ndarray::{Array2, ArrayView2};
+
+use crate::error::{Factor, NmfError, Result};
+
+/// The algorithm that updates W and H.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Solver {
+    /// Lee & Seung multiplicative updates (Frobenius or Kullback–Leibler).
+    ///
+    /// Frobenius: `W ← W ⊙ (V Hᵀ) ⊘ (W H Hᵀ)`, then `H ← H ⊙ (Wᵀ V) ⊘ (Wᵀ W H)`.
+    /// KL: `W ← W ⊙ ((V ⊘ WH) Hᵀ) ⊘ (1 Hᵀ)`, then `H ← H ⊙ (Wᵀ (V ⊘ WH)) ⊘ (Wᵀ 1)`.
+    #[default]
+    MultiplicativeUpdate,
+    /// Hierarchical alternating least squares (Cichocki & Phan 2009), the coordinate descent of
+    /// scikit-learn's `solver='cd'`: each column of W, then each row of H, is set to its exact
+    /// nonnegative least-squares minimiser with the others fixed. Frobenius loss only.
+    Hals,
+}
+
+impl Solver {
+    /// Short name, as used in logs and files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Solver::MultiplicativeUpdate => "mu",
+            Solver::Hals => "hals",
+        }
+    }
+}
+
+/// The divergence `D(V ‖ WH)` that is minimised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Loss {
+    /// `D = ½ ‖V − WH‖²_F`.
+    #[default]
+    Frobenius,
+    /// Generalised Kullback–Leibler divergence `D = Σ V log(V / WH) − V + WH` (with 0 log 0 = 0).
+    KullbackLeibler,
+}
+
+impl Loss {
+    /// Short name, as used in logs and files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Loss::Frobenius => "frobenius",
+            Loss::KullbackLeibler => "kl",
+        }
+    }
+}
+
+/// An orthogonality constraint on one factor (orthogonal NMF, Ding, Li, Peng & Park, KDD 2006).
+///
+/// Multiplicative updates with the Frobenius loss only. The constrained factor follows the
+/// square-root rule derived from the Lagrangian of `½‖V − WH‖²` with the constraint, the other
+/// factor the Lee–Seung rule; [`Factorization::orthogonality_residual`](crate::Factorization::orthogonality_residual) reports how far the
+/// constraint is from holding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Orthogonality {
+    /// No constraint (plain NMF).
+    #[default]
+    None,
+    /// ONMF-H, `H Hᵀ = I`: each sample is encoded by essentially one component, so H is a soft
+    /// clustering of the samples. `H ← H ⊙ √((Wᵀ V) ⊘ (Wᵀ V Hᵀ H))`.
+    H,
+    /// ONMF-W, `Wᵀ W = I`: the parts do not overlap, so W is a soft clustering of the features.
+    /// `W ← W ⊙ √((V Hᵀ) ⊘ (W Wᵀ V Hᵀ))`.
+    W,
+}
+
+impl Orthogonality {
+    /// Short name, as used in logs and files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Orthogonality::None => "none",
+            Orthogonality::H => "h",
+            Orthogonality::W => "w",
+        }
+    }
+}
+
+/// How W and H are initialised.
+#[derive(Clone, PartialEq, Default)]
+pub enum Init {
+    /// Entries `sqrt(mean(V) / r) · |N(0, 1)|`, seeded (scikit-learn's `init='random'`).
+    Random,
+    /// Nonnegative double SVD (Boutsidis & Gallopoulos 2008); zeros stay zeros. Best for HALS on sparse data.
+    Nndsvd,
+    /// NNDSVD with zeros replaced by `mean(V)`: the default, good for multiplicative updates.
+    #[default]
+    Nndsvda,
+    /// NNDSVD with zeros replaced by small random values `mean(V) · |N(0,1)| / 100`.
+    Nndsvdar,
+    /// Your own starting point: `w` is m x r, `h` is r x n, both finite and nonnegative.
+    Custom {
+        /// Initial W (m x r).
+        w: Array2<f32>,
+        /// Initial H (r x n).
+        h: Array2<f32>,
+    },
+}
+
+impl Init {
+    /// Short name, as used in logs and files.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Init::Random => "random",
+            Init::Nndsvd => "nndsvd",
+            Init::Nndsvda => "nndsvda",
+            Init::Nndsvdar => "nndsvdar",
+            Init::Custom { .. } => "custom",
+        }
+    }
+}
+
+impl fmt::Debug for Init {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Init::Custom { w, h } => write!(f, "Custom {{ w: {:?}, h: {:?} }}", w.dim(), h.dim()),
+            other => f.write_str(other.name()),
+        }
+    }
+}
+
+/// What a progress callback sees at each convergence check.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Progress {
+    /// Iterations done so far (0 for the initial point).
+    pub iteration: usize,
+    /// The iteration budget.
+    pub max_iter: usize,
+    /// The divergence `D(V ‖ WH)` at this point.
+    pub loss: f64,
+}
+
+/// A progress callback, called at every convergence check.
+pub type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
+
+/// Default value that replaces zero denominators of the multiplicative updates, and the floor
+/// of `WH` in the KL loss (float32 machine epsilon, as scikit-learn).
+pub const DEFAULT_EPSILON: f32 = f32::EPSILON;
+
+/// Where an interrupted fit picks up: the iterations already done and the loss of the point
+/// the first run started from (the reference `e₀` of the stopping rule).
+///
+/// Used with a custom start (the saved W and H), a resumed run numbers its iterations from
+/// `iterations_done + 1`, stops at the same `max_iter` budget, checks the loss at the same
+/// iterations, and measures the relative decrease against the same `e₀`, so that a run
+/// interrupted at a check and resumed equals the uninterrupted run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Resume {
+    /// Iterations done before the interruption.
+    pub iterations_done: usize,
+    /// The loss `D(V‖WH)` at the very first start (iteration 0 of the first run).
+    pub initial_loss: f64,
+}
+
+/// The state handed to a checkpoint callback ([`IterOptions`]' `checkpoint`).
+#[derive(Debug, Clone, Copy)]
+pub struct Checkpoint<'a> {
+    /// Iterations done so far (resumed ones included).
+    pub iteration: usize,
+    /// The current W (m x r).
+    pub w: ArrayView2<'a, f32>,
+    /// The current H (r x n).
+    pub h: ArrayView2<'a, f32>,
+    /// The loss at iteration 0, what a [`Resume`] needs.
+    pub initial_loss: f64,
+}
+
+/// A checkpoint callback; an error it returns stops the fit with that error.
+pub type CheckpointFn = Arc<dyn Fn(&Checkpoint<'_>) -> Result<()> + Send + Sync>;
+
+/// The iteration options every model shares: the budget, the stopping rule, the seed, the
+/// floor of the multiplicative updates, and the hooks that let a long run report, save and
+/// stop.
+///
+/// Each model's builder ([`NmfParams`](crate::NmfParams), [`SymNmfParams`](crate::SymNmfParams),
+/// [`MaskedParams`](crate::MaskedParams)) holds one and exposes its setters; the defaults of
+/// `max_iter` and `tol` differ per model. The stopping rule: the loss `D` is computed at the
+/// start and after every `check_every` iterations (and after the last one); with
+/// `e = sqrt(2·D)` the run stops at a check when `(e_prev − e) / e₀ < tol`.
+#[derive(Clone)]
+pub struct IterOptions {
+    pub(crate) max_iter: usize,
+    pub(crate) tol: f32,
+    pub(crate) check_every: usize,
+    pub(crate) seed: u64,
+    pub(crate) epsilon: f32,
+    pub(crate) progress: Option<ProgressFn>,
+    pub(crate) stop: Option<Arc<AtomicBool>>,
+    pub(crate) resume: Option<Resume>,
+    pub(crate) checkpoint: Option<(usize, CheckpointFn)>,
+}
+
+impl fmt::Debug for IterOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IterOptions")
+            .field("max_iter", &self.max_iter)
+            .field("tol", &self.tol)
+            .field("check_every", &self.check_every)
+            .field("seed", &self.seed)
+            .field("epsilon", &self.epsilon)
+            .field("progress", &self.progress.is_some())
+            .field("stop", &self.stop.is_some())
+            .field("resume", &self.resume)
+            .field(
+                "checkpoint",
+                &self.checkpoint.as_ref().map(|(every, _)| *every),
+            )
+            .finish()
+    }
+}
+
+impl IterOptions {
+    /// Defaults with the given budget and tolerance: a check every 10 iterations, seed 0,
+    /// [`DEFAULT_EPSILON`], no callbacks.
+    pub fn new(max_iter: usize, tol: f32) -> Self {
+        IterOptions {
+            max_iter,
+            tol,
+            check_every: 10,
+            seed: 0,
+            epsilon: DEFAULT_EPSILON,
+            progress: None,
+            stop: None,
+            resume: None,
+            checkpoint: None,
+        }
+    }
+
+    /// The iteration budget (resumed iterations included).
+    pub fn max_iter(&self) -> usize {
+        self.max_iter
+    }
+    /// The tolerance of the stopping rule.
+    pub fn tol(&self) -> f32 {
+        self.tol
+    }
+    /// Iterations between loss checks.
+    pub fn check_every(&self) -> usize {
+        self.check_every
+    }
+    /// The seed of the random parts (initialisation).
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+    /// The value that replaces zero denominators.
+    pub fn epsilon(&self) -> f32 {
+        self.epsilon
+    }
+    /// Where a resumed fit picks up, if it is one.
+    pub fn resume(&self) -> Option<Resume> {
+        self.resume
+    }
+
+    /// The one check of the shared options.
+    pub(crate) fn check(&self) -> Result<()> {
+        if self.max_iter == 0 {
+            return Err(NmfError::ZeroMaxIter);
+        }
+        if self.check_every == 0 {
+            return Err(NmfError::ZeroCheckEvery);
+        }
+        if !self.tol.is_finite() || self.tol < 0.0 {
+            return Err(NmfError::InvalidTol(self.tol));
+        }
+        if !self.epsilon.is_finite() || self.epsilon <= 0.0 {
+            return Err(NmfError::InvalidEpsilon(self.epsilon));
+        }
+        if let Some((0, _)) = self.checkpoint {
+            return Err(NmfError::InvalidParameter {
+                name: "checkpoint",
+                value: "0".into(),
+                expected: "a checkpoint every 1 or more iterations".into(),
+            });
+        }
+        if let Some(r) = self.resume {
+            if !r.initial_loss.is_finite() || r.initial_loss < 0.0 {
+                return Err(NmfError::InvalidParameter {
+                    name: "resume.initial_loss",
+                    value: r.initial_loss.to_string(),
+                    expected: "the finite, nonnegative loss saved with the model".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the stop flag has been raised.
+    pub(crate) fn stop_requested(&self) -> bool {
+        self.stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed))
+    }
+
+    /// The same budget and rule without the hooks of a fit (for `transform`'s inner runs).
+    pub(crate) fn without_hooks(&self) -> Self {
+        IterOptions {
+            progress: None,
+            stop: None,
+            resume: None,
+            checkpoint: None,
+            ..self.clone()
+        }
+    }
+}
+
+/// The setters of [`IterOptions`] on a builder with a field `iter: IterOptions`.
+macro_rules! iter_option_setters {
+    () => {
+        /// Maximum number of iterations (the whole budget: resumed iterations count).
+        pub fn max_iter(mut self, max_iter: usize) -> Self {
+            self.iter.max_iter = max_iter;
+            self
+        }
+        /// Stop when `(e_prev − e) / e₀ < tol` at a check, `e = sqrt(2·D)` (scikit-learn's
+        /// rule); `0` runs the whole budget.
+        pub fn tol(mut self, tol: f32) -> Self {
+            self.iter.tol = tol;
+            self
+        }
+        /// Compute the loss (and test convergence) every this many iterations (default 10).
+        pub fn check_every(mut self, check_every: usize) -> Self {
+            self.iter.check_every = check_every;
+            self
+        }
+        /// Seed of the random parts (initialisation). Default 0.
+        pub fn seed(mut self, seed: u64) -> Self {
+            self.iter.seed = seed;
+            self
+        }
+        /// The value that replaces zero denominators of the multiplicative updates
+        /// (default [`DEFAULT_EPSILON`](crate::DEFAULT_EPSILON)).
+        pub fn epsilon(mut self, epsilon: f32) -> Self {
+            self.iter.epsilon = epsilon;
+            self
+        }
+        /// Called at every loss check with the iteration and the loss.
+        pub fn on_progress(
+            mut self,
+            f: impl Fn(&$crate::Progress) + Send + Sync + 'static,
+        ) -> Self {
+            self.iter.progress = Some(std::sync::Arc::new(f));
+            self
+        }
+        /// Stop early, cleanly: once `flag` is true (set it from a signal handler or another
+        /// thread) the fit ends after the current iteration, records the loss there, and
+        /// returns the factors it has, with `report().interrupted` set.
+        pub fn stop_flag(mut self, flag: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Self {
+            self.iter.stop = Some(flag);
+            self
+        }
+        /// Continue an interrupted fit from its saved factors (given as the custom start);
+        /// see [`Resume`](crate::Resume).
+        pub fn resume(mut self, resume: $crate::Resume) -> Self {
+            self.iter.resume = Some(resume);
+            self
+        }
+        /// Call `f` with the current factors every `every` iterations (e.g. to save them).
+        /// An error from `f` ends the fit with that error.
+        pub fn checkpoint(
+            mut self,
+            every: usize,
+            f: impl Fn(&$crate::Checkpoint<'_>) -> $crate::Result<()> + Send + Sync + 'static,
+        ) -> Self {
+            self.iter.checkpoint = Some((every, std::sync::Arc::new(f)));
+            self
+        }
+        /// The iteration options as set.
+        pub fn iter_options(&self) -> &$crate::IterOptions {
+            &self.iter
+        }
+    };
+}
+pub(crate) use iter_option_setters;
+
+pub(crate) fn check_factor(
+    factor: Factor,
+    a: ArrayView2<'_, f32>,
+    rows: usize,
+    cols: usize,
+) -> Result<()> {
+    if a.dim() != (rows, cols) {
+        return Err(NmfError::InitShape {
+            factor,
+            expected_rows: rows,
+            expected_cols: cols,
+            found_rows: a.nrows(),
+            found_cols: a.ncols(),
+        });
+    }
+    if let Some(((row, col), &value)) = a.indexed_iter().find(|(_, &x)| !x.is_finite() || x < 0.0) {
+        return Err(NmfError::InitInvalidEntry {
+            factor,
+            row,
+            col,
+            value,
+        });
+    }
+    if a.iter().all(|&x| x == 0.0) {
+        return Err(NmfError::InitAllZero { factor });
+    }
+    Ok(())
+}
+
+/// Penalty weights on one factor, already scaled: `l1·‖X‖₁ + ½·l2·‖X‖²_F`.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub(crate) struct Regularization {
+    pub l1: f32,
+    pub l2: f32,
+}
+
+/// Parameters that passed [`NmfParams::check`] for a given data shape.
+#[derive(Clone)]
+pub struct ValidParams {
+    pub(crate) rank: usize,
+    pub(crate) solver: Solver,
+    pub(crate) loss: Loss,
+    pub(crate) init: Init,
+    pub(crate) reg_w: Regularization,
+    pub(crate) reg_h: Regularization,
+    pub(crate) orthogonality: Orthogonality,
+    pub(crate) iter: IterOptions,
+}
+
+impl fmt::Debug for ValidParams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ValidParams")
+            .field("rank", &self.rank)
+            .field("solver", &self.solver)
+            .field("loss", &self.loss)
+            .field("init", &self.init)
+            .field("reg_w", &self.reg_w)
+            .field("reg_h", &self.reg_h)
+            .field("orthogonality", &self.orthogonality)
+            .field("iter", &self.iter)
+            .finish()
+    }
+}
+
+impl ValidParams {
+    /// The rank r.
+    pub fn rank(&self) -> usize {
+        self.rank
+    }
+    /// The solver.
+    pub fn solver(&self) -> Solver {
+        self.solver
+    }
+    /// The loss.
+    pub fn loss(&self) -> Loss {
+        self.loss
+    }
+    /// The orthogonality constraint.
+    pub fn orthogonality(&self) -> Orthogonality {
+        self.orthogonality
+    }
+}
