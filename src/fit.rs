@@ -7,78 +7,15 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use crate::engine::cpu::CpuEngine;
-use crate::engine::gpu::{auto_context, GpuEngine};
+pub(crate) use crate::engine::{check_data, with_engine, EngineTask};
 use crate::engine::{Backend, Engine};
-use crate::error::{NmfError, Result};
+use crate::error::Result;
 use crate::init::{initialize, initialize_sparse};
 use crate::model::Factorization;
 use crate::options::ValidParams;
 use crate::params::NmfParams;
 use crate::solver::{run, RunOutput, Update};
 use crate::sparse::CsrMatrix;
-
-/// Check that every entry of `v` is finite and nonnegative; the error names the first bad one
-/// in row-major order.
-pub(crate) fn check_data(v: ArrayView2<'_, f32>) -> Result<()> {
-    let (m, n) = v.dim();
-    if m == 0 || n == 0 {
-        return Err(NmfError::EmptyInput { rows: m, cols: n });
-    }
-    // Fast path: one branch-free pass that only asks "is everything fine?" (x ≥ 0 and finite
-    // ⇔ 0 ≤ x ≤ f32::MAX, which NaN fails too).
-    let fine = |s: &[f32]| {
-        s.iter()
-            .fold(true, |ok, &x| ok & (0.0..=f32::MAX).contains(&x))
-    };
-    let all_ok = match v.as_slice_memory_order() {
-        Some(s) => fine(s),
-        None => v.rows().into_iter().all(|r| match r.as_slice() {
-            Some(s) => fine(s),
-            None => r.iter().all(|&x| (0.0..=f32::MAX).contains(&x)),
-        }),
-    };
-    if all_ok {
-        return Ok(());
-    }
-    for ((row, col), &value) in v.indexed_iter() {
-        if !value.is_finite() {
-            return Err(NmfError::NonFiniteInput { row, col, value });
-        }
-        if value < 0.0 {
-            return Err(NmfError::NegativeInput { row, col, value });
-        }
-    }
-    Ok(())
-}
-
-/// Work that runs on whichever engine a [`Backend`] selects (see [`with_engine`]).
-pub(crate) trait EngineTask {
-    /// What the task returns.
-    type Output;
-    /// Run on the engine `e`, whose data matrix is the `v` given to [`with_engine`].
-    fn run<E: Engine>(self, e: &mut E) -> Result<Self::Output>;
-}
-
-/// Build the engine for `backend` over `v` and run `task` on it; returns the engine's name too.
-pub(crate) fn with_engine<T: EngineTask>(
-    v: ArrayView2<'_, f32>,
-    backend: &Backend,
-    task: T,
-) -> Result<(T::Output, String)> {
-    let gpu = match backend {
-        Backend::Cpu => None,
-        Backend::Gpu(ctx) => Some(ctx.clone()),
-        Backend::Auto => auto_context(),
-    };
-    if let Some(ctx) = gpu {
-        let mut engine = GpuEngine::new(&ctx, v)?;
-        let name = engine.name();
-        return Ok((task.run(&mut engine)?, name));
-    }
-    let mut engine = CpuEngine::new(v);
-    let name = engine.name();
-    Ok((task.run(&mut engine)?, name))
-}
 
 /// Build the engine for `backend` over `v` and run the solver.
 pub(crate) fn make_engine_and_run(
@@ -150,7 +87,8 @@ pub(crate) fn fit(params: &NmfParams, v: ArrayView2<'_, f32>) -> Result<Factoriz
 /// picks the CPU.
 pub(crate) fn check_sparse_backend(backend: &Backend) -> Result<()> {
     match backend {
-        Backend::Gpu(_) => Err(NmfError::UnsupportedOption {
+        #[cfg(feature = "gpu")]
+        Backend::Gpu(_) => Err(crate::error::NmfError::UnsupportedOption {
             option: "sparse V",
             requires: "Backend::Cpu (or Backend::Auto, which runs sparse data on the CPU)",
         }),

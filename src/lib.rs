@@ -52,6 +52,7 @@
 #![warn(missing_docs)]
 
 pub use ndarray;
+#[cfg(feature = "gpu")]
 pub use wgpu;
 
 pub mod cluster;
@@ -59,6 +60,7 @@ mod engine;
 mod error;
 mod fit;
 pub mod graph;
+#[cfg(feature = "images")]
 pub mod images;
 mod init;
 pub mod io;
@@ -73,9 +75,12 @@ mod report;
 mod solver;
 pub mod sparse;
 pub mod symmetric;
+#[cfg(feature = "text")]
 pub mod text;
 
-pub use engine::{Backend, GpuContext, GpuStats};
+#[cfg(feature = "gpu")]
+pub use engine::GpuContext;
+pub use engine::{Backend, GpuStats};
 pub use error::{Factor, NmfError, Result};
 pub use masked::{MaskedFactorization, MaskedInit, MaskedNmf, MaskedParams, PenaltyScale};
 pub use model::{relative_error, Factorization};

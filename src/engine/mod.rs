@@ -5,11 +5,17 @@
 //! device memory, split it into panels, or store it sparsely.
 
 pub(crate) mod cpu;
+#[cfg(feature = "gpu")]
 pub(crate) mod gpu;
+mod stats;
+mod task;
 
 use ndarray::{Array2, ArrayView2};
 
-pub use self::gpu::{GpuContext, GpuStats};
+#[cfg(feature = "gpu")]
+pub use self::gpu::GpuContext;
+pub use self::stats::GpuStats;
+pub(crate) use self::task::{check_data, with_engine, EngineTask};
 use crate::error::Result;
 use crate::options::{Loss, Regularization};
 
@@ -21,6 +27,7 @@ pub enum Backend {
     #[default]
     Cpu,
     /// The GPU engine on this device context (wgpu compute shaders; V, W and H stay on the device).
+    #[cfg(feature = "gpu")]
     Gpu(GpuContext),
     /// The best engine available: a hardware GPU when one is usable, otherwise the CPU (software
     /// adapters such as lavapipe only when named by `WGPU_ADAPTER_NAME`; the choice is logged).

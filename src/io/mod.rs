@@ -23,6 +23,7 @@ mod csv;
 mod limits;
 mod mtx;
 mod npy;
+#[cfg(any(feature = "images", feature = "text"))]
 pub(crate) mod walk;
 mod write;
 
@@ -269,11 +270,21 @@ pub fn read_located(path: impl AsRef<Path>, options: &ReadOptions) -> Result<Loa
 /// The image-directory loader: one flattened grayscale image per column (pixels x images),
 /// grey levels `0..=255`; every image must have the size of the first (see
 /// [`crate::images::load_dir`] for formats, order and resizing).
+#[cfg(feature = "images")]
 fn read_image_dir(path: &Path, options: &ReadOptions) -> Result<Array2<f32>> {
     let set = crate::images::load_dir(path, crate::images::SizePolicy::Exact)?;
     let (rows, cols) = set.matrix().dim();
     limits::check_dims(path, rows as u64, cols as u64, options.max_bytes)?;
     Ok(set.into_matrix())
+}
+
+/// Without the `images` feature, a directory is refused with the reason.
+#[cfg(not(feature = "images"))]
+fn read_image_dir(path: &Path, _options: &ReadOptions) -> Result<Array2<f32>> {
+    Err(NmfError::UnsupportedInput {
+        path: path.to_path_buf(),
+        reason: "image directories need the `images` feature of nmf-gpu (on by default)".into(),
+    })
 }
 
 /// The error for a line or field of a text file.

@@ -10,6 +10,7 @@ pub(crate) enum Descend {
     /// Every level below the directory.
     Recursive,
     /// The directory's own entries only.
+    #[cfg_attr(not(feature = "text"), allow(dead_code))]
     TopLevel,
 }
 

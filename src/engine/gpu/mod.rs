@@ -13,7 +13,6 @@ mod context;
 mod pipelines;
 mod scheduler;
 mod shaders;
-mod stats;
 #[cfg(test)]
 mod tests;
 mod uniforms;
@@ -30,7 +29,7 @@ use crate::options::{Loss, Regularization};
 
 pub(crate) use self::context::auto_context;
 pub use self::context::GpuContext;
-pub use self::stats::GpuStats;
+pub use super::stats::GpuStats;
 
 /// Products whose output spans fewer workgroups than this are split over the inner dimension
 /// (e.g. the r x r Gram matrices), so that the whole device works on them.

@@ -7,7 +7,7 @@ use bytemuck::Pod;
 use super::buffers::{buffer, f32_bytes};
 use super::context::GpuContext;
 use super::pipelines::{Access, Kernel};
-use super::stats::GpuStats;
+use crate::engine::GpuStats;
 use crate::error::{NmfError, Result};
 
 /// Dispatches encoded before a submission is forced (one parameter slot each).

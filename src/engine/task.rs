@@ -1,0 +1,76 @@
+//! Running work on the engine a [`Backend`] selects, and the data check every dense fit makes
+//! first.
+
+use ndarray::ArrayView2;
+
+use super::cpu::CpuEngine;
+use super::{Backend, Engine};
+use crate::error::{NmfError, Result};
+
+/// Check that every entry of `v` is finite and nonnegative; the error names the first bad one
+/// in row-major order.
+pub(crate) fn check_data(v: ArrayView2<'_, f32>) -> Result<()> {
+    let (m, n) = v.dim();
+    if m == 0 || n == 0 {
+        return Err(NmfError::EmptyInput { rows: m, cols: n });
+    }
+    // Fast path: one branch-free pass that only asks "is everything fine?" (x ≥ 0 and finite
+    // ⇔ 0 ≤ x ≤ f32::MAX, which NaN fails too).
+    let fine = |s: &[f32]| {
+        s.iter()
+            .fold(true, |ok, &x| ok & (0.0..=f32::MAX).contains(&x))
+    };
+    let all_ok = match v.as_slice_memory_order() {
+        Some(s) => fine(s),
+        None => v.rows().into_iter().all(|r| match r.as_slice() {
+            Some(s) => fine(s),
+            None => r.iter().all(|&x| (0.0..=f32::MAX).contains(&x)),
+        }),
+    };
+    if all_ok {
+        return Ok(());
+    }
+    for ((row, col), &value) in v.indexed_iter() {
+        if !value.is_finite() {
+            return Err(NmfError::NonFiniteInput { row, col, value });
+        }
+        if value < 0.0 {
+            return Err(NmfError::NegativeInput { row, col, value });
+        }
+    }
+    Ok(())
+}
+
+/// Work that runs on whichever engine a [`Backend`] selects (see [`with_engine`]).
+pub(crate) trait EngineTask {
+    /// What the task returns.
+    type Output;
+    /// Run on the engine `e`, whose data matrix is the `v` given to [`with_engine`].
+    fn run<E: Engine>(self, e: &mut E) -> Result<Self::Output>;
+}
+
+/// Build the engine for `backend` over `v` and run `task` on it; returns the engine's name too.
+pub(crate) fn with_engine<T: EngineTask>(
+    v: ArrayView2<'_, f32>,
+    backend: &Backend,
+    task: T,
+) -> Result<(T::Output, String)> {
+    #[cfg(feature = "gpu")]
+    {
+        let gpu = match backend {
+            Backend::Cpu => None,
+            Backend::Gpu(ctx) => Some(ctx.clone()),
+            Backend::Auto => super::gpu::auto_context(),
+        };
+        if let Some(ctx) = gpu {
+            let mut engine = super::gpu::GpuEngine::new(&ctx, v)?;
+            let name = engine.name();
+            return Ok((task.run(&mut engine)?, name));
+        }
+    }
+    #[cfg(not(feature = "gpu"))]
+    let _: &Backend = backend; // Cpu and Auto both run on the CPU engine
+    let mut engine = CpuEngine::new(v);
+    let name = engine.name();
+    Ok((task.run(&mut engine)?, name))
+}
