@@ -278,6 +278,17 @@ pub enum NmfError {
         limit: u64,
     },
 
+    /// A fit would need more memory than it may take; refused before allocating anything.
+    #[error("the fit needs about {} of memory ({detail}), more than the limit of {} (the memory available, or the one set with memory_limit); lower the rank, use sparse storage for sparse data, or use a machine with more memory", human_bytes(u128::from(*need)), human_bytes(u128::from(*limit)))]
+    FitTooLarge {
+        /// Estimated peak bytes of the fit.
+        need: u64,
+        /// The limit in bytes.
+        limit: u64,
+        /// What the estimate is made of.
+        detail: String,
+    },
+
     /// A file (or directory) is of a kind this build cannot read.
     #[error("{}: {reason}", path.display())]
     UnsupportedInput {

@@ -68,6 +68,7 @@ pub mod io;
 pub mod kernels;
 pub(crate) mod linalg;
 pub mod masked;
+mod memory;
 mod model;
 pub mod options;
 mod params;

@@ -2,13 +2,13 @@
 
 use ndarray::{Array2, ArrayView2};
 
+use crate::engine::check_data;
 use crate::engine::cpu::gemm::matmul;
 use crate::engine::{cpu::CpuEngine, Backend, Engine};
 use crate::error::{NmfError, Result};
-use crate::fit::{check_data, make_engine_and_run};
 use crate::options::{Loss, Orthogonality, Solver, ValidParams};
 use crate::report::{report_accessors, FitReport};
-use crate::solver::Update;
+use crate::solver::{solve, Data, DataScale, RunOutput, Update};
 
 /// A fitted factorization `V ≈ W H`: W (m x r) holds the basis vectors ("parts") in its
 /// columns, H (r x n) the encoding of each sample in its columns.
@@ -102,10 +102,41 @@ impl Factorization {
     pub fn transform(&self, v_new: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
         self.check_rows(v_new, "V in transform")?;
         check_data(v_new)?;
-        let h0 = self.transform_start(v_new.ncols(), crate::init::mean(v_new));
+        self.encode(Data::Dense(v_new))
+    }
+
+    /// H for `data` with W fixed (the solver sees W at the data's scale).
+    fn encode(&self, data: Data<'_>) -> Result<Array2<f32>> {
         let params = self.transform_params();
-        let out = make_engine_and_run(v_new, &self.backend, &params, &self.w, &h0, Update::HOnly)?;
-        Ok(out.0.h)
+        let n = data.dim().1;
+        let (out, _) = solve(
+            data,
+            &self.backend,
+            &params,
+            |d, _, scale| (scale.factor_in(&self.w), self.transform_start(n, d.mean())),
+            Update::HOnly,
+        )?;
+        Ok(out.h)
+    }
+
+    /// A fitted model from a finished run.
+    pub(crate) fn from_run(
+        out: RunOutput,
+        params: ValidParams,
+        backend: Backend,
+        engine: String,
+        start: std::time::Instant,
+    ) -> Factorization {
+        let mut report = out.report;
+        report.engine = engine;
+        report.elapsed = start.elapsed();
+        Factorization {
+            w: out.w,
+            h: out.h,
+            report,
+            params,
+            backend,
+        }
     }
 
     /// The starting H (r x n) of `transform`: scikit-learn's `sqrt(mean(V) / r)` everywhere for
@@ -215,10 +246,23 @@ pub fn relative_error(
             found: format!("W {:?}, H {:?}", w.dim(), h.dim()),
         });
     }
-    let mut e = CpuEngine::new(v);
-    let (w, h) = (w.to_owned(), h.to_owned());
+    // The ratio is scale-free: extreme data is measured as V / s with W / √s, H / √s, so
+    // that the f32 loss neither underflows nor overflows.
+    let scale = DataScale::of(v);
+    let scaled;
+    let (vs, w, h) = if scale.is_identity() {
+        (v.view(), w.to_owned(), h.to_owned())
+    } else {
+        scaled = scale.dense(v);
+        (
+            scaled.view(),
+            scale.factor_in(&w.to_owned()),
+            scale.factor_in(&h.to_owned()),
+        )
+    };
+    let mut e = CpuEngine::new(vs);
     let d = e.loss(&w, &h, Loss::Frobenius, f32::EPSILON)?;
-    let vn = v
+    let vn = vs
         .iter()
         .map(|&x| (x as f64) * (x as f64))
         .sum::<f64>()
@@ -256,12 +300,9 @@ impl Factorization {
         if n == 0 {
             return Err(NmfError::EmptyInput { rows: m, cols: n });
         }
-        crate::fit::check_sparse_backend(&self.backend)?;
-        let h0 = self.transform_start(n, v_new.sum() / (m as f64 * n as f64));
-        let params = self.transform_params();
+        crate::engine::check_sparse_backend(&self.backend)?;
         let vt = v_new.transpose();
-        let out = crate::fit::run_sparse(v_new, &vt, &params, &self.w, &h0, Update::HOnly)?;
-        Ok(out.0.h)
+        self.encode(Data::Sparse { v: v_new, vt: &vt })
     }
 
     /// [`relative_error`](Self::relative_error) for sparse data `v` (m x n) of the fitted shape:
@@ -274,9 +315,18 @@ impl Factorization {
                 found: format!("{} x {}", v.rows(), v.cols()),
             });
         }
+        let scale = DataScale::for_max(v.values().iter().fold(0.0f32, |m, &x| m.max(x)));
+        let scaled;
+        let v = if scale.is_identity() {
+            v
+        } else {
+            scaled = scale.csr(v)?;
+            &scaled
+        };
         let vt = v.transpose();
         let mut e = CpuEngine::new_sparse(v, &vt);
-        let d = e.loss(&self.w, &self.h, Loss::Frobenius, f32::EPSILON)?;
+        let (w, h) = (scale.factor_in(&self.w), scale.factor_in(&self.h));
+        let d = e.loss(&w, &h, Loss::Frobenius, f32::EPSILON)?;
         Ok(error_ratio((2.0 * d).sqrt(), v.sq_norm().sqrt()))
     }
 }

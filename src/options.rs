@@ -200,6 +200,7 @@ pub struct IterOptions {
     pub(crate) stop: Option<Arc<AtomicBool>>,
     pub(crate) resume: Option<Resume>,
     pub(crate) checkpoint: Option<(usize, CheckpointFn)>,
+    pub(crate) memory_limit: Option<u64>,
 }
 
 impl fmt::Debug for IterOptions {
@@ -235,6 +236,7 @@ impl IterOptions {
             stop: None,
             resume: None,
             checkpoint: None,
+            memory_limit: None,
         }
     }
 
@@ -261,6 +263,12 @@ impl IterOptions {
     /// Where a resumed fit picks up, if it is one.
     pub fn resume(&self) -> Option<Resume> {
         self.resume
+    }
+
+    /// The bytes a fit may take: the limit set, or the memory available now.
+    pub fn memory_limit(&self) -> u64 {
+        self.memory_limit
+            .unwrap_or_else(crate::memory::default_fit_limit)
     }
 
     /// The one check of the shared options.
@@ -374,6 +382,13 @@ macro_rules! iter_option_setters {
             f: impl Fn(&$crate::Checkpoint<'_>) -> $crate::Result<()> + Send + Sync + 'static,
         ) -> Self {
             self.iter.checkpoint = Some((every, std::sync::Arc::new(f)));
+            self
+        }
+        /// The most memory the fit may take, in bytes (default: the memory available when it
+        /// starts). The fit estimates its peak from the shapes first and refuses with
+        /// [`NmfError::FitTooLarge`](crate::NmfError::FitTooLarge) when it would exceed this.
+        pub fn memory_limit(mut self, bytes: u64) -> Self {
+            self.iter.memory_limit = Some(bytes);
             self
         }
         /// The iteration options as set.

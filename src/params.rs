@@ -2,11 +2,8 @@
 //! The option types it takes live in [`crate::options`] (re-exported here and at the crate
 //! root).
 
-use ndarray::ArrayView2;
-
 use crate::engine::Backend;
 use crate::error::{Factor, NmfError, Result};
-use crate::model::Factorization;
 use crate::options::{
     check_factor, iter_option_setters, Init, IterOptions, Loss, Orthogonality, Regularization,
     Solver, ValidParams,
@@ -197,30 +194,5 @@ impl NmfParams {
             orthogonality: self.orthogonality,
             iter: self.iter.clone(),
         })
-    }
-
-    /// Factorize `v` (m x n, features x samples, all entries finite and >= 0): `V ≈ W H`.
-    pub fn fit(&self, v: ArrayView2<'_, f32>) -> Result<Factorization> {
-        crate::fit::fit(self, v)
-    }
-}
-
-impl NmfParams {
-    /// Factorize a sparse `v` (m x n, features x samples): `V ≈ W H`, on the CPU engine, in time
-    /// and memory proportional to the stored entries (plus `(m + n)·r` for the factors); V is
-    /// never formed densely. The result is the same as [`fit`](Self::fit) on the dense matrix
-    /// up to float rounding, for every solver, loss and initialisation (NNDSVD's SVD runs on
-    /// sparse products).
-    ///
-    /// The engine keeps a transposed copy of V (8 bytes per stored entry plus 8 per column),
-    /// so that `Wᵀ V` runs column by column in parallel, and splits V and its transpose into
-    /// cache-sized column panels with 16-bit indices where that pays: each side's panels are
-    /// made only when they take at most 8 bytes per stored entry (6 for the entry, at most 2
-    /// for the row offsets), and a sparser side (fewer than 4 entries per row and panel, as in
-    /// a very wide matrix) is read unsplit. In all, at most 24 bytes per stored entry plus
-    /// `8·(n + 1)` on top of `v` (about 20 per entry on typical data: 2.5 times `v`).
-    /// [`Backend::Gpu`] gives [`NmfError::UnsupportedOption`]; [`Backend::Auto`] runs on the CPU.
-    pub fn fit_sparse(&self, v: &crate::sparse::CsrMatrix) -> Result<Factorization> {
-        crate::fit::fit_sparse(self, v)
     }
 }

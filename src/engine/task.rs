@@ -74,3 +74,16 @@ pub(crate) fn with_engine<T: EngineTask>(
     let name = engine.name();
     Ok((task.run(&mut engine)?, name))
 }
+
+/// Sparse `V` runs on the CPU engine only: [`Backend::Gpu`] is an error, [`Backend::Auto`]
+/// picks the CPU.
+pub(crate) fn check_sparse_backend(backend: &Backend) -> Result<()> {
+    match backend {
+        #[cfg(feature = "gpu")]
+        Backend::Gpu(_) => Err(NmfError::UnsupportedOption {
+            option: "sparse V",
+            requires: "Backend::Cpu (or Backend::Auto, which runs sparse data on the CPU)",
+        }),
+        _ => Ok(()),
+    }
+}

@@ -21,9 +21,9 @@ use rand::Rng;
 use rand_distr::StandardNormal;
 
 use super::{MaskedData, MaskedInit, PenaltyScale};
+use crate::engine::{with_engine, EngineTask};
 use crate::engine::{Backend, Engine, MuDenominator, MuRule, Side};
 use crate::error::Result;
-use crate::fit::{with_engine, EngineTask};
 use crate::init::nndsvd;
 use crate::options::{IterOptions, Regularization};
 use crate::report::FitReport;
@@ -318,13 +318,10 @@ impl EngineTask for Task<'_> {
                 history.checkpoint(it, wd.view(), hd.view())?;
             }
         }
+        let (w, h) = (e.download(&w)?, e.download(&h)?);
         let mut report = history.into_report(n_iter, verdict);
         report.gpu_stats = e.stats();
-        Ok(Output {
-            w: e.download(&w)?,
-            h: e.download(&h)?,
-            report,
-        })
+        Ok(Output { w, h, report })
     }
 }
 

@@ -4,9 +4,15 @@
 //! every `check_every` iterations (and after the last one); the run stops when
 //! `(e_prev − e) / e_0 < tol` with `e = sqrt(2·D)`, the criterion scikit-learn uses.
 
+mod budget;
 mod hals;
 pub(crate) mod history;
+mod launch;
 mod mu;
+mod scale;
+
+pub(crate) use self::launch::{check_sparse_budget, solve, Data};
+pub(crate) use self::scale::DataScale;
 
 use ndarray::Array2;
 
@@ -108,11 +114,8 @@ pub(crate) fn run<E: Engine>(
             history.checkpoint(it, w.view(), h.view())?;
         }
     }
+    let (w, h) = (e.download(&s.w)?, e.download(&s.h)?);
     let mut report = history.into_report(n_iter, verdict);
     report.gpu_stats = e.stats();
-    Ok(RunOutput {
-        w: e.download(&s.w)?,
-        h: e.download(&s.h)?,
-        report,
-    })
+    Ok(RunOutput { w, h, report })
 }

@@ -72,8 +72,8 @@ use rand::SeedableRng;
 
 use crate::cluster::labels_from_rows;
 use crate::engine::Backend;
+use crate::engine::{check_data, with_engine};
 use crate::error::{NmfError, Result};
-use crate::fit::{check_data, with_engine};
 use crate::options::{iter_option_setters, IterOptions};
 use crate::report::{report_accessors, FitReport};
 

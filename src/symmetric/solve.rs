@@ -5,9 +5,9 @@ use rand::rngs::StdRng;
 use rand::Rng;
 
 use super::SymMethod;
+use crate::engine::EngineTask;
 use crate::engine::{Engine, MuDenominator, MuRule, Side};
 use crate::error::{NmfError, Result};
-use crate::fit::EngineTask;
 use crate::options::{IterOptions, Loss, Regularization};
 use crate::report::FitReport;
 use crate::solver::history::{History, Verdict};

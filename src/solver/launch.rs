@@ -1,0 +1,165 @@
+//! Starting a solver run: the memory check, the scaling of extreme data, and the engine the
+//! backend selects. The one place where a run meets its engine.
+
+use ndarray::{Array2, ArrayView2};
+
+use super::budget::{self, Storage};
+use super::scale::DataScale;
+use super::{run, RunOutput, Update};
+use crate::engine::cpu::CpuEngine;
+use crate::engine::{with_engine, Backend, Engine, EngineTask};
+use crate::error::Result;
+use crate::options::ValidParams;
+use crate::sparse::CsrMatrix;
+
+/// The data of a run: dense, or CSR with its transpose.
+#[derive(Clone, Copy)]
+pub(crate) enum Data<'a> {
+    /// A dense matrix.
+    Dense(ArrayView2<'a, f32>),
+    /// A CSR matrix `v` and `vt = v.transpose()`.
+    Sparse {
+        /// V.
+        v: &'a CsrMatrix,
+        /// Vᵀ (the CSC form of V).
+        vt: &'a CsrMatrix,
+    },
+}
+
+impl Data<'_> {
+    /// `(m, n)`.
+    pub fn dim(&self) -> (usize, usize) {
+        match self {
+            Data::Dense(v) => v.dim(),
+            Data::Sparse { v, .. } => v.dim(),
+        }
+    }
+
+    /// The mean entry (0 for an empty matrix).
+    pub fn mean(&self) -> f64 {
+        match self {
+            Data::Dense(v) => crate::init::mean(*v),
+            Data::Sparse { v, .. } => {
+                let (m, n) = v.dim();
+                v.sum() / ((m as f64) * (n as f64)).max(1.0)
+            }
+        }
+    }
+
+    fn scale(&self) -> DataScale {
+        match self {
+            Data::Dense(v) => DataScale::of(*v),
+            Data::Sparse { v, .. } => {
+                DataScale::for_max(v.values().iter().fold(0.0f32, |m, &x| m.max(x)))
+            }
+        }
+    }
+
+    fn storage(&self) -> Storage {
+        match self {
+            Data::Dense(v) => Storage::Dense {
+                copied: !(v.is_standard_layout() || v.t().is_standard_layout()),
+            },
+            Data::Sparse { v, .. } => Storage::Sparse { nnz: v.nnz() },
+        }
+    }
+}
+
+/// Check the memory a fit of sparse `v` will take, before its transpose is built.
+pub(crate) fn check_sparse_budget(v: &CsrMatrix, valid: &ValidParams) -> Result<()> {
+    let (m, n) = v.dim();
+    let scaled = !Data::Sparse { v, vt: v }.scale().is_identity();
+    budget::check(m, n, valid, Storage::Sparse { nnz: v.nnz() }, scaled)
+}
+
+/// Run the solver on `data` for `valid`: check the memory the run needs, scale extreme data
+/// into the safe range (see [`super::scale`]), take the start `(W₀, H₀)` from `start` (given
+/// the data and parameters the solver will see, and the scale), run on the engine `backend`
+/// selects, and return the factors, losses and callbacks' values at the data's own scale.
+pub(crate) fn solve(
+    data: Data<'_>,
+    backend: &Backend,
+    valid: &ValidParams,
+    start: impl FnOnce(Data<'_>, &ValidParams, DataScale) -> (Array2<f32>, Array2<f32>),
+    update: Update,
+) -> Result<(RunOutput, String)> {
+    let (m, n) = data.dim();
+    let scale = data.scale();
+    budget::check(m, n, valid, data.storage(), !scale.is_identity())?;
+    let (mut out, name) = if scale.is_identity() {
+        let (w0, h0) = start(data, valid, scale);
+        run_data(data, backend, valid, &w0, &h0, update)?
+    } else {
+        let p = scale.params(valid);
+        match data {
+            Data::Dense(v) => {
+                let vs = scale.dense(v);
+                let d = Data::Dense(vs.view());
+                let (w0, h0) = start(d, &p, scale);
+                run_data(d, backend, &p, &w0, &h0, update)?
+            }
+            Data::Sparse { v, vt } => {
+                let (vs, vts) = (scale.csr(v)?, scale.csr(vt)?);
+                let d = Data::Sparse { v: &vs, vt: &vts };
+                let (w0, h0) = start(d, &p, scale);
+                run_data(d, backend, &p, &w0, &h0, update)?
+            }
+        }
+    };
+    scale.factor_out(&mut out.w);
+    scale.factor_out(&mut out.h);
+    scale.report(&mut out.report, valid.loss);
+    Ok((out, name))
+}
+
+fn run_data(
+    data: Data<'_>,
+    backend: &Backend,
+    params: &ValidParams,
+    w0: &Array2<f32>,
+    h0: &Array2<f32>,
+    update: Update,
+) -> Result<(RunOutput, String)> {
+    match data {
+        Data::Dense(v) => run_on_backend(v, backend, params, w0, h0, update),
+        Data::Sparse { v, vt } => {
+            crate::engine::check_sparse_backend(backend)?;
+            let mut engine = CpuEngine::new_sparse(v, vt);
+            let name = engine.name();
+            Ok((run(&mut engine, params, w0, h0, update)?, name))
+        }
+    }
+}
+
+/// Build the engine for `backend` over `v` and run the solver.
+fn run_on_backend(
+    v: ArrayView2<'_, f32>,
+    backend: &Backend,
+    params: &ValidParams,
+    w0: &Array2<f32>,
+    h0: &Array2<f32>,
+    update: Update,
+) -> Result<(RunOutput, String)> {
+    struct Solve<'p> {
+        params: &'p ValidParams,
+        w0: &'p Array2<f32>,
+        h0: &'p Array2<f32>,
+        update: Update,
+    }
+    impl EngineTask for Solve<'_> {
+        type Output = RunOutput;
+        fn run<E: Engine>(self, e: &mut E) -> Result<RunOutput> {
+            run(e, self.params, self.w0, self.h0, self.update)
+        }
+    }
+    with_engine(
+        v,
+        backend,
+        Solve {
+            params,
+            w0,
+            h0,
+            update,
+        },
+    )
+}
