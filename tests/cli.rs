@@ -1093,3 +1093,133 @@ fn sparse_storage_refusals_and_bad_values() {
         &["sym.mtx", "non-finite", "entry (9, 4) or its mirror (4, 9)"],
     );
 }
+
+// ---------- the output directory as a unit ----------
+
+/// Hidden entries of `dir` (temporary or set-aside directories and files).
+fn hidden_entries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect()
+}
+
+/// The sorted names in `dir`.
+fn names(dir: &Path) -> Vec<String> {
+    let mut n: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    n.sort();
+    n
+}
+
+fn summary_of(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn model_directory_is_written_as_a_unit() {
+    use nmf_gpu::io::StagedDir;
+    use std::io::Write as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let p = d.join("v.npy");
+    write_npy_atomic(&p, &v()).unwrap();
+    let out = d.join("model");
+    let fit = |iters: &str, rank: &str| {
+        let args = [
+            "fit",
+            "-i",
+            s(&p),
+            "-r",
+            rank,
+            "-o",
+            s(&out),
+            "-q",
+            "--max-iter",
+            iters,
+            "--tol",
+            "0",
+            "--backend",
+            "cpu",
+        ];
+        nmf(&args)
+    };
+    let o = fit("20", "5");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let model_files = ["H.npy", "W.npy", "summary.json"]
+        .map(String::from)
+        .to_vec();
+    assert_eq!(names(&out), model_files);
+    let old_w = std::fs::read(out.join("W.npy")).unwrap();
+    let old_summary = std::fs::read(out.join("summary.json")).unwrap();
+    let unchanged = |why: &str| {
+        assert_eq!(names(&out), model_files, "{why}");
+        assert_eq!(std::fs::read(out.join("W.npy")).unwrap(), old_w, "{why}");
+        assert_eq!(
+            std::fs::read(out.join("summary.json")).unwrap(),
+            old_summary,
+            "{why}"
+        );
+        assert!(
+            hidden_entries(d).is_empty(),
+            "{why}: {:?}",
+            hidden_entries(d)
+        );
+    };
+
+    // A write that fails after W and H were written: the old model stays whole, and the
+    // temporary directory is removed.
+    {
+        let staged = StagedDir::new(&out).unwrap();
+        staged.npy("W.npy", &Array2::<f32>::zeros((40, 5))).unwrap();
+        staged.npy("H.npy", &Array2::<f32>::zeros((5, 30))).unwrap();
+        assert_eq!(hidden_entries(d).len(), 1);
+        let e = staged
+            .write_with("summary.json", |w| {
+                w.write_all(b"{\"partial\": ")?;
+                Err(std::io::Error::other("no space left on device"))
+            })
+            .unwrap_err();
+        assert!(e.to_string().contains("summary.json"), "{e}");
+    }
+    unchanged("failed staged write");
+
+    // A fit that fails leaves the old model.
+    let o = fit("20", "41");
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    unchanged("failed fit");
+
+    // A directory holding anything but a model is refused before the fit, and kept.
+    let notes = put(&out, "notes.txt", "mine");
+    let o = fit("30", "5");
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("notes.txt") && err.contains("not part of a model"),
+        "{err}"
+    );
+    assert!(notes.exists());
+    std::fs::remove_file(&notes).unwrap();
+    unchanged("refused directory");
+
+    // A new fit replaces all three files together.
+    let o = fit("30", "5");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(names(&out), model_files);
+    assert_eq!(summary_of(&out)["iterations"], 30);
+    assert_ne!(std::fs::read(out.join("W.npy")).unwrap(), old_w);
+    assert!(hidden_entries(d).is_empty(), "{:?}", hidden_entries(d));
+
+    // A staged directory commits exactly its files, replacing the old ones.
+    let staged = StagedDir::new(&out).unwrap();
+    staged.bytes("only.txt", b"x").unwrap();
+    staged.commit().unwrap();
+    assert_eq!(names(&out), vec!["only.txt".to_string()]);
+    assert!(hidden_entries(d).is_empty(), "{:?}", hidden_entries(d));
+    // A directory needs a name.
+    assert!(StagedDir::new(".").is_err());
+}

@@ -2,14 +2,13 @@
 
 use std::time::Instant;
 
-use nmf_gpu::io::StagedFile;
 use nmf_gpu::{Init, Loss, Nmf, Orthogonality, Solver};
 use serde_json::json;
 
 use crate::args::{FitArgs, LossArg, OrthogonalArg, SolverArg};
 use crate::backend::backend;
 use crate::error::CliError;
-use crate::output::prepare_dir;
+use crate::output::{prepare_dir, write_model};
 use crate::progress::{Display, Reporter};
 use crate::storage::{choose, Input};
 use crate::summary::{f32_json, shape_json, H_FILE, SUMMARY_FILE, W_FILE};
@@ -113,16 +112,9 @@ pub fn run(args: &FitArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::new(format!("could not format the summary: {e}")))?;
     text.push('\n');
 
-    // Everything is written under temporary names first, then renamed into place.
+    // Written into a temporary directory, then renamed into place as a unit.
     let dir = &args.output_dir;
-    let staged = [
-        StagedFile::npy(dir.join(W_FILE), &fit.w())?,
-        StagedFile::npy(dir.join(H_FILE), &fit.h())?,
-        StagedFile::write_with(dir.join(SUMMARY_FILE), |w| w.write_all(text.as_bytes()))?,
-    ];
-    for file in staged {
-        file.commit()?;
-    }
+    write_model(dir, fit.w(), fit.h(), &text)?;
 
     if args.json {
         print_stdout(&text);
