@@ -71,7 +71,7 @@ pub struct FitArgs {
     pub input: InputArgs,
 
     /// The rank r: the number of basis vectors (components).
-    #[arg(long, short = 'r')]
+    #[arg(long, short = 'r', value_parser = positive_usize, allow_hyphen_values = true)]
     pub rank: usize,
 
     /// Directory for W.npy (m x r), H.npy (r x n) and summary.json; created if missing.
@@ -91,28 +91,28 @@ pub struct FitArgs {
     pub init: InitArg,
 
     /// Maximum number of iterations.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, value_parser = positive_usize, allow_hyphen_values = true)]
     pub max_iter: usize,
 
     /// Stop when the error improves by less than this fraction of the initial error between
     /// checks (every 10 iterations); 0 runs exactly --max-iter iterations.
-    #[arg(long, default_value_t = 1e-4)]
+    #[arg(long, default_value_t = 1e-4, value_parser = nonnegative_f32, allow_hyphen_values = true)]
     pub tol: f32,
 
     /// Seed for every random choice.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
     pub seed: u64,
 
     /// Regularisation strength on W (scaled by n, as in scikit-learn).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = nonnegative_f32, allow_hyphen_values = true)]
     pub alpha_w: f32,
 
     /// Regularisation strength on H (scaled by m); defaults to --alpha-w.
-    #[arg(long)]
+    #[arg(long, value_parser = nonnegative_f32, allow_hyphen_values = true)]
     pub alpha_h: Option<f32>,
 
     /// Share of L1 in the penalty: 0 = ridge (L2), 1 = lasso (L1).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = unit_f32, allow_hyphen_values = true)]
     pub l1_ratio: f32,
 
     /// Orthogonal NMF: h constrains H Hᵀ = I (clusters the samples), w constrains Wᵀ W = I
@@ -284,4 +284,40 @@ impl BackendArg {
             BackendArg::Auto => "auto",
         }
     }
+}
+
+/// A whole number >= 1 (a rank, an iteration count).
+pub fn positive_usize(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_string()),
+        Ok(v) => Ok(v),
+        Err(_) => Err("must be a whole number >= 1".to_string()),
+    }
+}
+
+/// A finite number >= 0 (a tolerance, a regularisation strength).
+pub fn nonnegative_f32(s: &str) -> Result<f32, String> {
+    let v: f32 = s
+        .trim()
+        .parse()
+        .map_err(|_| "must be a number >= 0".to_string())?;
+    if !v.is_finite() {
+        return Err("must be a finite number >= 0 (not NaN or infinite)".to_string());
+    }
+    if v < 0.0 {
+        return Err("must be >= 0".to_string());
+    }
+    Ok(v)
+}
+
+/// A number in [0, 1] (a share).
+pub fn unit_f32(s: &str) -> Result<f32, String> {
+    let v: f32 = s
+        .trim()
+        .parse()
+        .map_err(|_| "must be a number between 0 and 1".to_string())?;
+    if !(0.0..=1.0).contains(&v) {
+        return Err("must be between 0 and 1 (0 = ridge, 1 = lasso)".to_string());
+    }
+    Ok(v)
 }

@@ -18,14 +18,14 @@ use crate::{print_stdout, Orientation};
 pub fn run(args: &FitArgs) -> Result<(), CliError> {
     let orientation = Orientation::from_flag(args.samples_as_rows);
     if args.solver == SolverArg::Hals && args.loss == LossArg::Kl {
-        return Err(CliError::new(
+        return Err(CliError::usage(
             "--loss kl needs --solver mu (HALS minimises the Frobenius loss only)",
         ));
     }
     if args.orthogonal != OrthogonalArg::None
         && (args.solver != SolverArg::Mu || args.loss != LossArg::Frobenius)
     {
-        return Err(CliError::new(
+        return Err(CliError::usage(
             "--orthogonal needs --solver mu and --loss frobenius (the orthogonal rules are multiplicative)",
         ));
     }

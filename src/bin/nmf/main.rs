@@ -1,7 +1,8 @@
 //! `nmf`: factorize matrices stored in files from the shell.
 //!
 //! `nmf fit`, `nmf transform` and `nmf info`; `nmf <command> --help` documents each. Errors
-//! are printed as `error: <file>: <problem>` and exit with code 1 (usage errors: 2).
+//! are printed as `error: <file>: <problem>` and exit with code 1; usage errors (an unknown
+//! option, an invalid option value, options that cannot go together) exit with code 2.
 
 mod args;
 mod backend;
@@ -62,7 +63,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::from(1)
+            ExitCode::from(e.exit_code())
         }
     }
 }
