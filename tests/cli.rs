@@ -1167,7 +1167,6 @@ fn summary_of(dir: &Path) -> serde_json::Value {
 #[test]
 fn model_directory_is_written_as_a_unit() {
     use nmf_gpu::io::StagedDir;
-    use std::io::Write as _;
 
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -1267,4 +1266,64 @@ fn model_directory_is_written_as_a_unit() {
     assert!(hidden_entries(d).is_empty(), "{:?}", hidden_entries(d));
     // A directory needs a name.
     assert!(StagedDir::new(".").is_err());
+}
+
+// ---------- nmf-bench ----------
+
+#[test]
+fn nmf_bench_runs_and_writes_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let bench = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_nmf-bench"))
+            .args(args)
+            .output()
+            .expect("run nmf-bench")
+    };
+    let o = bench(&[
+        "--shape",
+        "30,20,3",
+        "--sparse",
+        "40,30,0.1,2",
+        "--backend",
+        "cpu",
+        "--iterations",
+        "4",
+        "--repeats",
+        "1",
+        "--json",
+        s(&json),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("30x20r3") && out.contains("sparse 40x30 r2"),
+        "{out}"
+    );
+    let records: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let records = records.as_array().unwrap();
+    // MU Frobenius, MU KL and HALS on the dense case (sparse cases are printed only).
+    assert_eq!(records.len(), 3);
+    for r in records {
+        assert_eq!(
+            (r["m"].as_u64(), r["n"].as_u64(), r["r"].as_u64()),
+            (Some(30), Some(20), Some(3))
+        );
+        assert_eq!(r["backend"], "cpu");
+        assert_eq!(r["iterations"], 4);
+        let err = r["rel_error"].as_f64().unwrap();
+        assert!(err > 0.0 && err < 1.0, "{r}");
+        assert!(r["ms_per_iter"].as_f64().unwrap() > 0.0, "{r}");
+    }
+    // Usage errors exit with code 2.
+    for args in [
+        &["--shape", "1,2"][..],
+        &["--iterations", "0"],
+        &["--backend", "tpu"],
+        &["--solver", "hals", "--loss", "kl"],
+    ] {
+        let o = bench(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+    }
 }
