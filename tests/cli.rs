@@ -1327,3 +1327,346 @@ fn nmf_bench_runs_and_writes_json() {
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
     }
 }
+
+// ---------- interruption, checkpoints, resumption ----------
+
+/// A 600 x 500 uniform random matrix: thousands of MU iterations take seconds.
+fn slow_input(dir: &Path) -> PathBuf {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let v = Array2::from_shape_simple_fn((600, 500), || rng.random::<f32>());
+    let p = dir.join("slow.npy");
+    write_npy_atomic(&p, &v).unwrap();
+    p
+}
+
+/// Start a fit of `input` that would run for minutes, with progress lines on standard error.
+fn spawn_long_fit(input: &Path, out: &Path, extra: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_nmf"))
+        .args([
+            "fit",
+            "-i",
+            s(input),
+            "-r",
+            "10",
+            "-o",
+            s(out),
+            "--max-iter",
+            "10000000",
+            "--tol",
+            "0",
+            "--backend",
+            "cpu",
+            "--init",
+            "random",
+        ])
+        .args(extra)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start nmf")
+}
+
+/// Send `signal` (e.g. "INT") to `child`.
+fn send(child: &std::process::Child, signal: &str) {
+    let st = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(st.success());
+}
+
+/// Wait for `child` at most a minute (killing it after that); its exit code and stderr.
+fn wait_for(mut child: std::process::Child) -> (Option<i32>, String) {
+    use std::io::Read as _;
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if start.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("nmf did not stop within a minute of the signal");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    (status.code(), err)
+}
+
+/// Read lines of `child`'s standard error until one contains `needle`.
+fn wait_for_line(child: &mut std::process::Child, needle: &str) -> String {
+    use std::io::BufRead as _;
+    let stderr = child.stderr.take().expect("piped stderr");
+    let mut reader = std::io::BufReader::new(stderr);
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let n = reader.read_line(&mut line).unwrap();
+        assert!(n > 0, "nmf ended before printing {needle:?}: {seen}");
+        seen.push_str(&line);
+        if line.contains(needle) {
+            // Keep draining standard error so that the child never blocks on it.
+            std::thread::spawn(move || {
+                let mut sink = String::new();
+                while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+                    sink.clear();
+                }
+            });
+            return seen;
+        }
+    }
+}
+
+/// W, H and the summary of a model directory, read consistently (retried while a writer
+/// replaces the directory between the reads).
+fn read_model(dir: &Path) -> (Array2<f32>, Array2<f32>, serde_json::Value) {
+    for _ in 0..50 {
+        let before = std::fs::read(dir.join("summary.json"));
+        let w = read_matrix(dir.join("W.npy"), &ReadOptions::new());
+        let h = read_matrix(dir.join("H.npy"), &ReadOptions::new());
+        let after = std::fs::read(dir.join("summary.json"));
+        if let (Ok(b), Ok(w), Ok(h), Ok(a)) = (before, w, h, after) {
+            if a == b {
+                return (w, h, serde_json::from_slice(&b).unwrap());
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("{dir:?}: no consistent model");
+}
+
+#[test]
+fn signals_stop_the_fit_and_write_the_model_reached() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let input = slow_input(d);
+    for (signal, code) in [("INT", 130), ("TERM", 143)] {
+        let out = d.join(format!("out-{signal}"));
+        let mut child = spawn_long_fit(&input, &out, &[]);
+        wait_for_line(&mut child, "iteration 0/");
+        send(&child, signal);
+        let (status, _) = wait_for(child);
+        assert_eq!(status, Some(code), "SIG{signal}");
+        let (w, h, summary) = read_model(&out);
+        assert_eq!(w.dim(), (600, 10));
+        assert_eq!(h.dim(), (10, 500));
+        assert!(w.iter().chain(h.iter()).all(|x| x.is_finite() && *x >= 0.0));
+        assert_eq!(summary["interrupted"], true, "{summary}");
+        assert_eq!(summary["converged"], false);
+        let iterations = summary["iterations"].as_u64().unwrap();
+        assert!((1..10_000_000).contains(&iterations), "{iterations}");
+        assert_eq!(summary["W"]["shape"], serde_json::json!([600, 10]));
+        assert!(summary["initial_loss"].as_f64().unwrap() > 0.0, "{summary}");
+        assert!(hidden_entries(d).is_empty(), "{:?}", hidden_entries(d));
+
+        // The same command with --resume (and a budget just past the stop) finishes it.
+        let budget = (iterations + 3).to_string();
+        let o = nmf(&[
+            "fit",
+            "-i",
+            s(&input),
+            "-r",
+            "10",
+            "-o",
+            s(&out),
+            "--max-iter",
+            &budget,
+            "--tol",
+            "0",
+            "--backend",
+            "cpu",
+            "--init",
+            "random",
+            "--resume",
+            s(&out),
+            "-q",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let (_, _, resumed) = read_model(&out);
+        assert_eq!(resumed["iterations"], iterations + 3);
+        assert_eq!(resumed["interrupted"], false);
+        assert_eq!(resumed["resumed_from"]["iterations"], iterations);
+        assert_eq!(resumed["initial_loss"], summary["initial_loss"]);
+    }
+}
+
+#[test]
+fn checkpoints_are_complete_models() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let input = slow_input(d);
+    let out = d.join("out");
+    let mut child = spawn_long_fit(&input, &out, &["--checkpoint-every", "25"]);
+    wait_for_line(&mut child, "iteration 0/");
+    // Two checkpoints, each a complete model at a multiple of 25 iterations.
+    let mut seen = Vec::new();
+    let start = std::time::Instant::now();
+    while seen.len() < 2 {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "no checkpoints"
+        );
+        if out.join("summary.json").exists() {
+            let (w, h, summary) = read_model(&out);
+            let it = summary["iterations"].as_u64().unwrap();
+            if !seen.contains(&it) {
+                assert_eq!(summary["checkpoint"], true, "{summary}");
+                assert_eq!(it % 25, 0, "{summary}");
+                assert_eq!(w.dim(), (600, 10));
+                assert_eq!(h.dim(), (10, 500));
+                assert!(w.iter().chain(h.iter()).all(|x| x.is_finite() && *x >= 0.0));
+                assert!(summary["initial_loss"].as_f64().unwrap() > 0.0);
+                assert_eq!(summary["rank"], 10);
+                seen.push(it);
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    send(&child, "TERM");
+    let (status, _) = wait_for(child);
+    assert_eq!(status, Some(143));
+    let (_, _, last) = read_model(&out);
+    assert_eq!(last["interrupted"], true);
+    assert!(last["iterations"].as_u64().unwrap() >= *seen.iter().max().unwrap());
+    assert!(hidden_entries(d).is_empty(), "{:?}", hidden_entries(d));
+}
+
+/// Relative Frobenius difference below which a resumed fit counts as equal to the
+/// uninterrupted one (the saved factors are exact f32; only summation order may differ).
+const RESUME_TOL: f64 = 1e-5;
+
+#[test]
+fn resumed_fit_equals_uninterrupted_fit() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let p = d.join("v.npy");
+    write_npy_atomic(&p, &v()).unwrap();
+    for solver in ["mu", "hals"] {
+        let fit = |out: &Path, iters: &str, resume: Option<&Path>| {
+            let mut args = vec![
+                "fit",
+                "-i",
+                s(&p),
+                "-r",
+                "5",
+                "-o",
+                s(out),
+                "--solver",
+                solver,
+                "--max-iter",
+                iters,
+                "--tol",
+                "0",
+                "--backend",
+                "cpu",
+                "-q",
+            ];
+            if let Some(r) = resume {
+                args.extend_from_slice(&["--resume", s(r)]);
+            }
+            let o = nmf(&args);
+            assert!(o.status.success(), "{solver}: {}", stderr(&o));
+            read_model(out)
+        };
+        let half = d.join(format!("{solver}-100"));
+        let resumed = d.join(format!("{solver}-resumed"));
+        let whole = d.join(format!("{solver}-200"));
+        fit(&half, "100", None);
+        let (w1, h1, s1) = fit(&resumed, "200", Some(&half));
+        let (w2, h2, s2) = fit(&whole, "200", None);
+        assert_eq!(s1["iterations"], 200);
+        assert_eq!(s2["iterations"], 200);
+        let (ew, eh) = (rel(&w1, &w2), rel(&h1, &h2));
+        assert!(
+            ew < RESUME_TOL && eh < RESUME_TOL,
+            "{solver}: W {ew:e}, H {eh:e}"
+        );
+        let (l1, l2) = (
+            s1["final_loss"].as_f64().unwrap(),
+            s2["final_loss"].as_f64().unwrap(),
+        );
+        assert!((l1 - l2).abs() <= RESUME_TOL * l2, "{solver}: {l1} vs {l2}");
+        assert_eq!(s1["initial_loss"], s2["initial_loss"], "{solver}");
+    }
+
+    // A saved model that does not fit the command is refused, saying why.
+    let half = d.join("mu-100");
+    let never = d.join("never");
+    let refuse = |resume: &Path, extra: &[&str], needles: &[&str]| {
+        let mut args = vec![
+            "fit",
+            "-i",
+            s(&p),
+            "-o",
+            s(&never),
+            "--tol",
+            "0",
+            "--backend",
+            "cpu",
+            "--resume",
+            s(resume),
+        ];
+        args.extend_from_slice(extra);
+        let o = nmf(&args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{extra:?}: {err}");
+        for n in needles {
+            assert!(err.contains(n), "{extra:?}: expected {n:?} in: {err}");
+        }
+        assert!(!never.exists());
+    };
+    refuse(
+        &half,
+        &["-r", "4"],
+        &["cannot resume", "rank 5", "--rank 4"],
+    );
+    refuse(
+        &half,
+        &["-r", "5", "--solver", "hals"],
+        &["cannot resume", "solver mu"],
+    );
+    refuse(
+        &half,
+        &["-r", "5", "--loss", "kl"],
+        &["cannot resume", "loss frobenius"],
+    );
+    refuse(
+        &half,
+        &["-r", "5", "--samples-as-rows"],
+        &["cannot resume", "--samples-as-rows"],
+    );
+    let narrow = d.join("narrow.npy");
+    write_npy_atomic(
+        &narrow,
+        &v().slice(nmf_gpu::ndarray::s![.., ..20]).to_owned(),
+    )
+    .unwrap();
+    let o = nmf(&[
+        "fit",
+        "-i",
+        s(&narrow),
+        "-o",
+        s(&never),
+        "-r",
+        "5",
+        "--backend",
+        "cpu",
+        "--resume",
+        s(&half),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("40 x 30") && stderr(&o).contains("40 x 20"),
+        "{}",
+        stderr(&o)
+    );
+    refuse(
+        &d.join("missing"),
+        &["-r", "5"],
+        &["summary.json", "cannot resume"],
+    );
+}

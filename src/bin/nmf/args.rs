@@ -12,7 +12,12 @@ use nmf_gpu::{Init, Loss, Orthogonality, Solver};
 /// vectors ("parts") in its columns and H (r x n) the encoding of each sample. Files in
 /// scikit-learn's orientation (one sample per row) need --samples-as-rows.
 #[derive(Debug, Parser)]
-#[command(name = "nmf", version, propagate_version = true)]
+#[command(
+    name = "nmf",
+    version,
+    propagate_version = true,
+    after_help = "Exit codes: 0 done; 1 an error in the data, the files or the fit; 2 a usage error; 130 / 143 interrupted by SIGINT / SIGTERM (`fit` writes the model reached, see --resume)."
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -123,6 +128,18 @@ pub struct FitArgs {
     /// Where the iterations run.
     #[arg(long, value_enum, default_value = "auto")]
     pub backend: BackendArg,
+
+    /// Write the current model (W.npy, H.npy, summary.json with "checkpoint": true) to the
+    /// output directory every N iterations, as a unit; `--resume` continues from it.
+    #[arg(long, value_name = "N", value_parser = positive_usize, allow_hyphen_values = true)]
+    pub checkpoint_every: Option<usize>,
+
+    /// Continue the fit saved in DIR (by an interrupted run, a checkpoint or a finished fit)
+    /// from its W, H and iteration count; --max-iter stays the total budget, so rerunning an
+    /// interrupted command with --resume finishes it. The saved model must have the same
+    /// shape, rank, solver, loss, --orthogonal and --samples-as-rows.
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
 
     /// The file holds one sample per row (scikit-learn's X, samples x features); it is
     /// transposed so that W is features x r and H is r x samples.

@@ -33,6 +33,14 @@ impl CliError {
         }
     }
 
+    /// An error with its own exit code (e.g. 130 after SIGINT).
+    pub fn with_code(message: impl Into<String>, code: u8) -> Self {
+        CliError {
+            message: message.into(),
+            code,
+        }
+    }
+
     /// The process exit code.
     pub fn exit_code(&self) -> u8 {
         self.code

@@ -2,7 +2,8 @@
 //!
 //! `nmf fit`, `nmf transform` and `nmf info`; `nmf <command> --help` documents each. Errors
 //! are printed as `error: <file>: <problem>` and exit with code 1; usage errors (an unknown
-//! option, an invalid option value, options that cannot go together) exit with code 2.
+//! option, an invalid option value, options that cannot go together) exit with code 2; a fit
+//! stopped by SIGINT / SIGTERM writes the model reached and exits with 130 / 143.
 
 mod args;
 mod backend;
@@ -11,6 +12,8 @@ mod fit;
 mod info;
 mod output;
 mod progress;
+mod resume;
+mod signals;
 mod storage;
 mod summary;
 mod transform;
@@ -53,14 +56,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Fit(args) => fit::run(args),
-        Command::Transform(args) => transform::run(args),
+        Command::Transform(args) => transform::run(args).map(|()| 0),
         Command::Info => {
             info::run();
-            Ok(())
+            Ok(0)
         }
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(e.exit_code())

@@ -61,18 +61,28 @@ pub fn prepare_dir(dir: &Path) -> Result<(), CliError> {
 /// Write W.npy, H.npy and `summary` (summary.json) into a temporary directory beside `dir` and
 /// rename it to `dir`, replacing the model there. On any error nothing at `dir` changes and
 /// the temporary directory is removed.
-pub fn write_model(
+pub fn stage_model(
     dir: &Path,
     w: ArrayView2<'_, f32>,
     h: ArrayView2<'_, f32>,
     summary: &str,
-) -> Result<(), CliError> {
+) -> nmf_gpu::Result<()> {
     let staged = StagedDir::new(dir)?;
     staged.npy(W_FILE, &w)?;
     staged.npy(H_FILE, &h)?;
     staged.bytes(SUMMARY_FILE, summary.as_bytes())?;
     staged.commit()?;
     Ok(())
+}
+
+/// [`stage_model`] with the command's error.
+pub fn write_model(
+    dir: &Path,
+    w: ArrayView2<'_, f32>,
+    h: ArrayView2<'_, f32>,
+    summary: &str,
+) -> Result<(), CliError> {
+    Ok(stage_model(dir, w, h, summary)?)
 }
 
 /// Check that the directory that will hold `file` exists and is writable.
