@@ -149,8 +149,15 @@ pub fn measure_sparse(
     })
 }
 
+/// Without the `gpu` feature every GPU row is unavailable.
+#[cfg(not(feature = "gpu"))]
+pub fn gpu_backend() -> Result<(Backend, String), String> {
+    Err("built without the `gpu` feature".to_string())
+}
+
 /// The GPU backend and its adapter name, or the reason there is none (every GPU row goes
 /// through this one function; the context is opened once and reused).
+#[cfg(feature = "gpu")]
 pub fn gpu_backend() -> Result<(Backend, String), String> {
     static CTX: std::sync::OnceLock<Result<nmf_gpu::GpuContext, String>> =
         std::sync::OnceLock::new();
