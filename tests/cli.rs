@@ -646,8 +646,8 @@ fn bad_options_exit_1_or_2() {
     let out = d.join("out");
     let p = d.join("v.npy");
     write_npy_atomic(&p, &v()).unwrap();
-    // Rank out of range.
-    let mut args = vec![
+    // A rank too large for the data (known once it is read): exit code 1.
+    let args = [
         "fit",
         "-i",
         s(&p),
@@ -656,16 +656,8 @@ fn bad_options_exit_1_or_2() {
         "--backend",
         "cpu",
         "--rank",
-        "0",
+        "41",
     ];
-    let o = nmf(&args);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        stderr(&o).contains("v.npy") && stderr(&o).contains("rank"),
-        "{}",
-        stderr(&o)
-    );
-    args[8] = "41";
     let o = nmf(&args);
     assert_eq!(o.status.code(), Some(1));
     assert!(
@@ -673,15 +665,7 @@ fn bad_options_exit_1_or_2() {
         "{}",
         stderr(&o)
     );
-    assert!(!out.join("W.npy").exists());
-    // Other invalid settings.
-    fit_fails(s(&p), &out, &["--tol=-1"], &["v.npy", "tol"]);
-    fit_fails(
-        s(&p),
-        &out,
-        &["--solver", "hals", "--loss", "kl"],
-        &["--loss kl needs --solver mu"],
-    );
+    assert!(!out.exists());
     // Output directory not writable: it is a file, or under a file.
     let file = put(d, "afile", "x");
     fit_fails(s(&p), &file, &[], &["afile", "not a directory"]);
@@ -691,21 +675,82 @@ fn bad_options_exit_1_or_2() {
         &[],
         &["afile", "could not create the output directory"],
     );
-    // Usage errors: exit code 2.
-    let o = nmf(&["fit", "-i", s(&p), "-o", s(&out)]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+
+    // Usage errors: exit code 2, a message naming the option, nothing written.
+    let usage = |extra: &[&str], needles: &[&str]| {
+        let mut args = vec!["fit", "-i", s(&p), "-o", s(&out), "--backend", "cpu"];
+        args.extend_from_slice(extra);
+        let o = nmf(&args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {err}");
+        assert!(err.starts_with("error: "), "{extra:?}: {err}");
+        for n in needles {
+            assert!(err.contains(n), "{extra:?}: expected {n:?} in: {err}");
+        }
+        assert!(!out.exists(), "{extra:?}: output written");
+    };
+    usage(&[], &["--rank"]);
+    usage(&["-r", "5", "--solver", "als"], &["--solver", "als"]);
+    for (option, value, needle) in [
+        ("--rank", "0", "at least 1"),
+        ("--rank", "-3", "whole number"),
+        ("--rank", "five", "whole number"),
+        ("--max-iter", "0", "at least 1"),
+        ("--max-iter", "1.5", "whole number"),
+        ("--tol", "-1", ">= 0"),
+        ("--tol", "nan", "finite"),
+        ("--tol", "inf", "finite"),
+        ("--tol", "1e-4x", "a number"),
+        ("--alpha-w", "-0.5", ">= 0"),
+        ("--alpha-w", "NaN", "finite"),
+        ("--alpha-h", "-inf", "finite"),
+        ("--l1-ratio", "1.5", "between 0 and 1"),
+        ("--l1-ratio", "nan", "between 0 and 1"),
+        ("--l1-ratio", "-0.1", "between 0 and 1"),
+        ("--seed", "-1", "--seed"),
+    ] {
+        let mut extra = vec![option, value];
+        if option != "--rank" {
+            extra.extend_from_slice(&["-r", "5"]);
+        }
+        usage(&extra, &[option, value, needle]);
+        // The same with `=`.
+        let joined = format!("{option}={value}");
+        extra[0] = &joined;
+        extra.remove(1);
+        usage(&extra, &[option, needle]);
+    }
+    // Options that cannot go together.
+    usage(
+        &["-r", "5", "--solver", "hals", "--loss", "kl"],
+        &["--loss kl needs --solver mu"],
+    );
+    usage(
+        &["-r", "5", "--solver", "hals", "--orthogonal", "h"],
+        &["--orthogonal needs --solver mu"],
+    );
+    // Valid edge values are accepted.
     let o = nmf(&[
         "fit",
         "-i",
         s(&p),
         "-o",
         s(&out),
+        "--backend",
+        "cpu",
         "-r",
         "5",
-        "--solver",
-        "als",
+        "--tol",
+        "0",
+        "--max-iter",
+        "1",
+        "--l1-ratio",
+        "1",
+        "--alpha-w",
+        "0",
+        "-q",
     ]);
-    assert_eq!(o.status.code(), Some(2));
+    assert!(o.status.success(), "{}", stderr(&o));
 }
 
 #[test]
@@ -880,7 +925,7 @@ fn orthogonal_fits_and_image_directories() {
         "--solver",
         "hals",
     ]);
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("--solver mu"), "{}", stderr(&o));
 }
 
@@ -1040,7 +1085,7 @@ fn sparse_storage_refusals_and_bad_values() {
         "gpu",
     ]);
     let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(
         err.contains("--storage sparse") && err.contains("--backend"),
         "{err}"
@@ -1091,5 +1136,537 @@ fn sparse_storage_refusals_and_bad_values() {
         &out,
         &["--storage", "sparse"],
         &["sym.mtx", "non-finite", "entry (9, 4) or its mirror (4, 9)"],
+    );
+}
+
+// ---------- the output directory as a unit ----------
+
+/// Hidden entries of `dir` (temporary or set-aside directories and files).
+fn hidden_entries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect()
+}
+
+/// The sorted names in `dir`.
+fn names(dir: &Path) -> Vec<String> {
+    let mut n: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    n.sort();
+    n
+}
+
+fn summary_of(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn model_directory_is_written_as_a_unit() {
+    use nmf_gpu::io::StagedDir;
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let p = d.join("v.npy");
+    write_npy_atomic(&p, &v()).unwrap();
+    let out = d.join("model");
+    let fit = |iters: &str, rank: &str| {
+        let args = [
+            "fit",
+            "-i",
+            s(&p),
+            "-r",
+            rank,
+            "-o",
+            s(&out),
+            "-q",
+            "--max-iter",
+            iters,
+            "--tol",
+            "0",
+            "--backend",
+            "cpu",
+        ];
+        nmf(&args)
+    };
+    let o = fit("20", "5");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let model_files = ["H.npy", "W.npy", "summary.json"]
+        .map(String::from)
+        .to_vec();
+    assert_eq!(names(&out), model_files);
+    let old_w = std::fs::read(out.join("W.npy")).unwrap();
+    let old_summary = std::fs::read(out.join("summary.json")).unwrap();
+    let unchanged = |why: &str| {
+        assert_eq!(names(&out), model_files, "{why}");
+        assert_eq!(std::fs::read(out.join("W.npy")).unwrap(), old_w, "{why}");
+        assert_eq!(
+            std::fs::read(out.join("summary.json")).unwrap(),
+            old_summary,
+            "{why}"
+        );
+        assert!(
+            hidden_entries(d).is_empty(),
+            "{why}: {:?}",
+            hidden_entries(d)
+        );
+    };
+
+    // A write that fails after W and H were written: the old model stays whole, and the
+    // temporary directory is removed.
+    {
+        let staged = StagedDir::new(&out).unwrap();
+        staged.npy("W.npy", &Array2::<f32>::zeros((40, 5))).unwrap();
+        staged.npy("H.npy", &Array2::<f32>::zeros((5, 30))).unwrap();
+        assert_eq!(hidden_entries(d).len(), 1);
+        let e = staged
+            .write_with("summary.json", |w| {
+                w.write_all(b"{\"partial\": ")?;
+                Err(std::io::Error::other("no space left on device"))
+            })
+            .unwrap_err();
+        assert!(e.to_string().contains("summary.json"), "{e}");
+    }
+    unchanged("failed staged write");
+
+    // A fit that fails leaves the old model.
+    let o = fit("20", "41");
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    unchanged("failed fit");
+
+    // A directory holding anything but a model is refused before the fit, and kept.
+    let notes = put(&out, "notes.txt", "mine");
+    let o = fit("30", "5");
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("notes.txt") && err.contains("not part of a model"),
+        "{err}"
+    );
+    assert!(notes.exists());
+    std::fs::remove_file(&notes).unwrap();
+    unchanged("refused directory");
+
+    // A new fit replaces all three files together.
+    let o = fit("30", "5");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(names(&out), model_files);
+    assert_eq!(summary_of(&out)["iterations"], 30);
+    assert_ne!(std::fs::read(out.join("W.npy")).unwrap(), old_w);
+    assert!(hidden_entries(d).is_empty(), "{:?}", hidden_entries(d));
+
+    // A staged directory commits exactly its files, replacing the old ones.
+    let staged = StagedDir::new(&out).unwrap();
+    staged.bytes("only.txt", b"x").unwrap();
+    staged.commit().unwrap();
+    assert_eq!(names(&out), vec!["only.txt".to_string()]);
+    assert!(hidden_entries(d).is_empty(), "{:?}", hidden_entries(d));
+    // A directory needs a name.
+    assert!(StagedDir::new(".").is_err());
+}
+
+// ---------- nmf-bench ----------
+
+#[test]
+fn nmf_bench_runs_and_writes_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let bench = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_nmf-bench"))
+            .args(args)
+            .output()
+            .expect("run nmf-bench")
+    };
+    let o = bench(&[
+        "--shape",
+        "30,20,3",
+        "--sparse",
+        "40,30,0.1,2",
+        "--backend",
+        "cpu",
+        "--iterations",
+        "4",
+        "--repeats",
+        "1",
+        "--json",
+        s(&json),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("30x20r3") && out.contains("sparse 40x30 r2"),
+        "{out}"
+    );
+    let records: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let records = records.as_array().unwrap();
+    // MU Frobenius, MU KL and HALS on the dense case (sparse cases are printed only).
+    assert_eq!(records.len(), 3);
+    for r in records {
+        assert_eq!(
+            (r["m"].as_u64(), r["n"].as_u64(), r["r"].as_u64()),
+            (Some(30), Some(20), Some(3))
+        );
+        assert_eq!(r["backend"], "cpu");
+        assert_eq!(r["iterations"], 4);
+        let err = r["rel_error"].as_f64().unwrap();
+        assert!(err > 0.0 && err < 1.0, "{r}");
+        assert!(r["ms_per_iter"].as_f64().unwrap() > 0.0, "{r}");
+    }
+    // Usage errors exit with code 2.
+    for args in [
+        &["--shape", "1,2"][..],
+        &["--iterations", "0"],
+        &["--backend", "tpu"],
+        &["--solver", "hals", "--loss", "kl"],
+    ] {
+        let o = bench(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+    }
+}
+
+// ---------- interruption, checkpoints, resumption ----------
+
+/// A 600 x 500 uniform random matrix: thousands of MU iterations take seconds.
+fn slow_input(dir: &Path) -> PathBuf {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let v = Array2::from_shape_simple_fn((600, 500), || rng.random::<f32>());
+    let p = dir.join("slow.npy");
+    write_npy_atomic(&p, &v).unwrap();
+    p
+}
+
+/// Start a fit of `input` that would run for minutes, with progress lines on standard error.
+fn spawn_long_fit(input: &Path, out: &Path, extra: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_nmf"))
+        .args([
+            "fit",
+            "-i",
+            s(input),
+            "-r",
+            "10",
+            "-o",
+            s(out),
+            "--max-iter",
+            "10000000",
+            "--tol",
+            "0",
+            "--backend",
+            "cpu",
+            "--init",
+            "random",
+        ])
+        .args(extra)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start nmf")
+}
+
+/// Send `signal` (e.g. "INT") to `child`.
+fn send(child: &std::process::Child, signal: &str) {
+    let st = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(st.success());
+}
+
+/// Wait for `child` at most a minute (killing it after that); its exit code and stderr.
+fn wait_for(mut child: std::process::Child) -> (Option<i32>, String) {
+    use std::io::Read as _;
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if start.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("nmf did not stop within a minute of the signal");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    (status.code(), err)
+}
+
+/// Read lines of `child`'s standard error until one contains `needle`.
+fn wait_for_line(child: &mut std::process::Child, needle: &str) -> String {
+    use std::io::BufRead as _;
+    let stderr = child.stderr.take().expect("piped stderr");
+    let mut reader = std::io::BufReader::new(stderr);
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let n = reader.read_line(&mut line).unwrap();
+        assert!(n > 0, "nmf ended before printing {needle:?}: {seen}");
+        seen.push_str(&line);
+        if line.contains(needle) {
+            // Keep draining standard error so that the child never blocks on it.
+            std::thread::spawn(move || {
+                let mut sink = String::new();
+                while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+                    sink.clear();
+                }
+            });
+            return seen;
+        }
+    }
+}
+
+/// W, H and the summary of a model directory, read consistently (retried while a writer
+/// replaces the directory between the reads).
+fn read_model(dir: &Path) -> (Array2<f32>, Array2<f32>, serde_json::Value) {
+    for _ in 0..50 {
+        let before = std::fs::read(dir.join("summary.json"));
+        let w = read_matrix(dir.join("W.npy"), &ReadOptions::new());
+        let h = read_matrix(dir.join("H.npy"), &ReadOptions::new());
+        let after = std::fs::read(dir.join("summary.json"));
+        if let (Ok(b), Ok(w), Ok(h), Ok(a)) = (before, w, h, after) {
+            if a == b {
+                return (w, h, serde_json::from_slice(&b).unwrap());
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("{dir:?}: no consistent model");
+}
+
+#[test]
+fn signals_stop_the_fit_and_write_the_model_reached() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let input = slow_input(d);
+    for (signal, code) in [("INT", 130), ("TERM", 143)] {
+        let out = d.join(format!("out-{signal}"));
+        let mut child = spawn_long_fit(&input, &out, &[]);
+        wait_for_line(&mut child, "iteration 0/");
+        send(&child, signal);
+        let (status, _) = wait_for(child);
+        assert_eq!(status, Some(code), "SIG{signal}");
+        let (w, h, summary) = read_model(&out);
+        assert_eq!(w.dim(), (600, 10));
+        assert_eq!(h.dim(), (10, 500));
+        assert!(w.iter().chain(h.iter()).all(|x| x.is_finite() && *x >= 0.0));
+        assert_eq!(summary["interrupted"], true, "{summary}");
+        assert_eq!(summary["converged"], false);
+        let iterations = summary["iterations"].as_u64().unwrap();
+        assert!((1..10_000_000).contains(&iterations), "{iterations}");
+        assert_eq!(summary["W"]["shape"], serde_json::json!([600, 10]));
+        assert!(summary["initial_loss"].as_f64().unwrap() > 0.0, "{summary}");
+        assert!(hidden_entries(d).is_empty(), "{:?}", hidden_entries(d));
+
+        // The same command with --resume (and a budget just past the stop) finishes it.
+        let budget = (iterations + 3).to_string();
+        let o = nmf(&[
+            "fit",
+            "-i",
+            s(&input),
+            "-r",
+            "10",
+            "-o",
+            s(&out),
+            "--max-iter",
+            &budget,
+            "--tol",
+            "0",
+            "--backend",
+            "cpu",
+            "--init",
+            "random",
+            "--resume",
+            s(&out),
+            "-q",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let (_, _, resumed) = read_model(&out);
+        assert_eq!(resumed["iterations"], iterations + 3);
+        assert_eq!(resumed["interrupted"], false);
+        assert_eq!(resumed["resumed_from"]["iterations"], iterations);
+        assert_eq!(resumed["initial_loss"], summary["initial_loss"]);
+    }
+}
+
+#[test]
+fn checkpoints_are_complete_models() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let input = slow_input(d);
+    let out = d.join("out");
+    let mut child = spawn_long_fit(&input, &out, &["--checkpoint-every", "25"]);
+    wait_for_line(&mut child, "iteration 0/");
+    // Two checkpoints, each a complete model at a multiple of 25 iterations.
+    let mut seen = Vec::new();
+    let start = std::time::Instant::now();
+    while seen.len() < 2 {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "no checkpoints"
+        );
+        if out.join("summary.json").exists() {
+            let (w, h, summary) = read_model(&out);
+            let it = summary["iterations"].as_u64().unwrap();
+            if !seen.contains(&it) {
+                assert_eq!(summary["checkpoint"], true, "{summary}");
+                assert_eq!(it % 25, 0, "{summary}");
+                assert_eq!(w.dim(), (600, 10));
+                assert_eq!(h.dim(), (10, 500));
+                assert!(w.iter().chain(h.iter()).all(|x| x.is_finite() && *x >= 0.0));
+                assert!(summary["initial_loss"].as_f64().unwrap() > 0.0);
+                assert_eq!(summary["rank"], 10);
+                seen.push(it);
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    send(&child, "TERM");
+    let (status, _) = wait_for(child);
+    assert_eq!(status, Some(143));
+    let (_, _, last) = read_model(&out);
+    assert_eq!(last["interrupted"], true);
+    assert!(last["iterations"].as_u64().unwrap() >= *seen.iter().max().unwrap());
+    assert!(hidden_entries(d).is_empty(), "{:?}", hidden_entries(d));
+}
+
+/// Relative Frobenius difference below which a resumed fit counts as equal to the
+/// uninterrupted one (the saved factors are exact f32; only summation order may differ).
+const RESUME_TOL: f64 = 1e-5;
+
+#[test]
+fn resumed_fit_equals_uninterrupted_fit() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let p = d.join("v.npy");
+    write_npy_atomic(&p, &v()).unwrap();
+    for solver in ["mu", "hals"] {
+        let fit = |out: &Path, iters: &str, resume: Option<&Path>| {
+            let mut args = vec![
+                "fit",
+                "-i",
+                s(&p),
+                "-r",
+                "5",
+                "-o",
+                s(out),
+                "--solver",
+                solver,
+                "--max-iter",
+                iters,
+                "--tol",
+                "0",
+                "--backend",
+                "cpu",
+                "-q",
+            ];
+            if let Some(r) = resume {
+                args.extend_from_slice(&["--resume", s(r)]);
+            }
+            let o = nmf(&args);
+            assert!(o.status.success(), "{solver}: {}", stderr(&o));
+            read_model(out)
+        };
+        let half = d.join(format!("{solver}-100"));
+        let resumed = d.join(format!("{solver}-resumed"));
+        let whole = d.join(format!("{solver}-200"));
+        fit(&half, "100", None);
+        let (w1, h1, s1) = fit(&resumed, "200", Some(&half));
+        let (w2, h2, s2) = fit(&whole, "200", None);
+        assert_eq!(s1["iterations"], 200);
+        assert_eq!(s2["iterations"], 200);
+        let (ew, eh) = (rel(&w1, &w2), rel(&h1, &h2));
+        assert!(
+            ew < RESUME_TOL && eh < RESUME_TOL,
+            "{solver}: W {ew:e}, H {eh:e}"
+        );
+        let (l1, l2) = (
+            s1["final_loss"].as_f64().unwrap(),
+            s2["final_loss"].as_f64().unwrap(),
+        );
+        assert!((l1 - l2).abs() <= RESUME_TOL * l2, "{solver}: {l1} vs {l2}");
+        assert_eq!(s1["initial_loss"], s2["initial_loss"], "{solver}");
+    }
+
+    // A saved model that does not fit the command is refused, saying why.
+    let half = d.join("mu-100");
+    let never = d.join("never");
+    let refuse = |resume: &Path, extra: &[&str], needles: &[&str]| {
+        let mut args = vec![
+            "fit",
+            "-i",
+            s(&p),
+            "-o",
+            s(&never),
+            "--tol",
+            "0",
+            "--backend",
+            "cpu",
+            "--resume",
+            s(resume),
+        ];
+        args.extend_from_slice(extra);
+        let o = nmf(&args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{extra:?}: {err}");
+        for n in needles {
+            assert!(err.contains(n), "{extra:?}: expected {n:?} in: {err}");
+        }
+        assert!(!never.exists());
+    };
+    refuse(
+        &half,
+        &["-r", "4"],
+        &["cannot resume", "rank 5", "--rank 4"],
+    );
+    refuse(
+        &half,
+        &["-r", "5", "--solver", "hals"],
+        &["cannot resume", "solver mu"],
+    );
+    refuse(
+        &half,
+        &["-r", "5", "--loss", "kl"],
+        &["cannot resume", "loss frobenius"],
+    );
+    refuse(
+        &half,
+        &["-r", "5", "--samples-as-rows"],
+        &["cannot resume", "--samples-as-rows"],
+    );
+    let narrow = d.join("narrow.npy");
+    write_npy_atomic(
+        &narrow,
+        &v().slice(nmf_gpu::ndarray::s![.., ..20]).to_owned(),
+    )
+    .unwrap();
+    let o = nmf(&[
+        "fit",
+        "-i",
+        s(&narrow),
+        "-o",
+        s(&never),
+        "-r",
+        "5",
+        "--backend",
+        "cpu",
+        "--resume",
+        s(&half),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("40 x 30") && stderr(&o).contains("40 x 20"),
+        "{}",
+        stderr(&o)
+    );
+    refuse(
+        &d.join("missing"),
+        &["-r", "5"],
+        &["summary.json", "cannot resume"],
     );
 }

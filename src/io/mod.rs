@@ -34,7 +34,7 @@ use ndarray::Array2;
 use crate::error::{NmfError, Result};
 
 pub use limits::{default_max_bytes, FIXED_CAP_BYTES};
-pub use write::{write_bytes_atomic, write_npy_atomic, StagedFile};
+pub use write::{write_bytes_atomic, write_npy_atomic, StagedDir, StagedFile};
 
 /// The kinds of input [`read_matrix`] understands, chosen by [`FileFormat::from_path`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

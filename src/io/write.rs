@@ -1,5 +1,8 @@
 //! Writing files so that a file with the final name is always complete: write a temporary file
 //! in the same directory, flush it to disk, then rename it over the final name.
+//!
+//! A set of files that belong together (a model: W, H and a summary) is written into a temporary
+//! sibling directory and renamed into place as a unit by [`StagedDir`].
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -75,16 +78,9 @@ impl StagedFile {
             source,
         })?;
         self.committed = true;
-        // Make the rename itself durable; not every platform can open a directory for this.
+        // Make the rename itself durable.
         if let Some(dir) = self.target.parent() {
-            let dir = if dir.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                dir
-            };
-            if let Ok(d) = File::open(dir) {
-                let _ = d.sync_all();
-            }
+            sync_dir(dir);
         }
         Ok(self.target.clone())
     }
@@ -100,13 +96,180 @@ impl Drop for StagedFile {
 
 /// A hidden, unique temporary name in the directory of `target`.
 fn temp_name(target: &Path) -> PathBuf {
+    sibling_name(target, "tmp")
+}
+
+/// A hidden, unique name `.<name>.<pid>.<n>.<suffix>` beside `target`.
+fn sibling_name(target: &Path, suffix: &str) -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let name = target
         .file_name()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "output".to_string());
-    target.with_file_name(format!(".{name}.{}.{n}.tmp", std::process::id()))
+    target.with_file_name(format!(".{name}.{}.{n}.{suffix}", std::process::id()))
+}
+
+/// Flush the directory entry changes of `dir` (renames, creations) to disk, where the platform
+/// allows opening a directory for this.
+fn sync_dir(dir: &Path) {
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// A directory of files written under a temporary sibling name, waiting for
+/// [`commit`](StagedDir::commit) to rename it to its final name as a unit.
+///
+/// Until the commit the final directory is untouched; after it, it holds exactly the staged
+/// files. Dropping it uncommitted (an error, an early return) removes the temporary directory.
+/// A directory already at the final name is *replaced*, with whatever it held: callers check
+/// that it holds nothing else worth keeping.
+///
+/// The replacement is two renames (the old directory aside, the new one in) and the removal of
+/// the old one; POSIX has no atomic exchange of two directories, so a process killed between
+/// the two renames leaves the old directory under its hidden aside name
+/// (`.<name>.<pid>.<n>.old`) and none at the final name, never a mixture of old and new files.
+#[derive(Debug)]
+pub struct StagedDir {
+    temp: PathBuf,
+    target: PathBuf,
+    committed: bool,
+}
+
+impl StagedDir {
+    /// Create an empty temporary directory beside `target` (which needs a final component:
+    /// not `/`, `.` or `..`; its parent must exist).
+    pub fn new(target: impl AsRef<Path>) -> Result<StagedDir> {
+        let target = target.as_ref().to_path_buf();
+        let named = matches!(
+            target.components().next_back(),
+            Some(std::path::Component::Normal(_))
+        );
+        if !named {
+            return Err(NmfError::Io {
+                path: target,
+                action: "create the output directory (it needs a name: not /, . or ..)",
+                source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
+            });
+        }
+        let temp = sibling_name(&target, "tmp");
+        std::fs::create_dir(&temp).map_err(|source| NmfError::Io {
+            path: target.clone(),
+            action: "create a temporary directory beside the output directory",
+            source,
+        })?;
+        Ok(StagedDir {
+            temp,
+            target,
+            committed: false,
+        })
+    }
+
+    /// The final path.
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+
+    /// The temporary directory (where the files are until the commit).
+    pub fn path(&self) -> &Path {
+        &self.temp
+    }
+
+    /// Write the file `name` into the directory (by the closure) and flush it to disk.
+    pub fn write_with(
+        &self,
+        name: &str,
+        contents: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    ) -> Result<()> {
+        let final_path = self.target.join(name);
+        let err = |action: &'static str| {
+            let path = final_path.clone();
+            move |source| NmfError::Io {
+                path,
+                action,
+                source,
+            }
+        };
+        let file = File::create(self.temp.join(name)).map_err(err("create the output file"))?;
+        let mut w = BufWriter::new(file);
+        contents(&mut w).map_err(err("write the output file"))?;
+        let file = w
+            .into_inner()
+            .map_err(|e| err("write the output file")(e.into_error()))?;
+        file.sync_all().map_err(err("write the output file"))
+    }
+
+    /// Write `a` as the float32 `.npy` file `name` (row-major, little-endian).
+    pub fn npy<S, D>(&self, name: &str, a: &ArrayBase<S, D>) -> Result<()>
+    where
+        S: ndarray::Data<Elem = f32>,
+        D: ndarray::Dimension,
+    {
+        self.write_with(name, |w| write_npy(w, a))
+    }
+
+    /// Write `bytes` as the file `name`.
+    pub fn bytes(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        self.write_with(name, |w| w.write_all(bytes))
+    }
+
+    /// Rename the directory to its final name, replacing a directory there (see the type's
+    /// documentation). A file (not a directory) at the final name is an error.
+    pub fn commit(mut self) -> Result<PathBuf> {
+        let rename_err = |path: &Path, source| NmfError::Io {
+            path: path.to_path_buf(),
+            action: "rename the finished output directory into place",
+            source,
+        };
+        sync_dir(&self.temp);
+        let parent = self.target.parent().unwrap_or(Path::new("."));
+        match std::fs::symlink_metadata(&self.target) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::rename(&self.temp, &self.target)
+                    .map_err(|e| rename_err(&self.target, e))?;
+            }
+            Ok(meta) if meta.is_dir() => {
+                let aside = sibling_name(&self.target, "old");
+                std::fs::rename(&self.target, &aside).map_err(|e| rename_err(&self.target, e))?;
+                if let Err(e) = std::fs::rename(&self.temp, &self.target) {
+                    // Put the old directory back; the new one is removed on drop.
+                    let _ = std::fs::rename(&aside, &self.target);
+                    return Err(rename_err(&self.target, e));
+                }
+                self.committed = true;
+                sync_dir(parent);
+                let _ = std::fs::remove_dir_all(&aside);
+                return Ok(self.target.clone());
+            }
+            Ok(_) => {
+                return Err(rename_err(
+                    &self.target,
+                    std::io::Error::new(
+                        std::io::ErrorKind::AlreadyExists,
+                        "a file that is not a directory is in the way",
+                    ),
+                ))
+            }
+            Err(e) => return Err(rename_err(&self.target, e)),
+        }
+        self.committed = true;
+        sync_dir(parent);
+        Ok(self.target.clone())
+    }
+}
+
+impl Drop for StagedDir {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_dir_all(&self.temp);
+        }
+    }
 }
 
 /// Write `a` as a float32 `.npy` (format 1.0, or 2.0 if the header needs it) to `w`.

@@ -12,7 +12,12 @@ use nmf_gpu::{Init, Loss, Orthogonality, Solver};
 /// vectors ("parts") in its columns and H (r x n) the encoding of each sample. Files in
 /// scikit-learn's orientation (one sample per row) need --samples-as-rows.
 #[derive(Debug, Parser)]
-#[command(name = "nmf", version, propagate_version = true)]
+#[command(
+    name = "nmf",
+    version,
+    propagate_version = true,
+    after_help = "Exit codes: 0 done; 1 an error in the data, the files or the fit; 2 a usage error; 130 / 143 interrupted by SIGINT / SIGTERM (`fit` writes the model reached, see --resume)."
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -71,7 +76,7 @@ pub struct FitArgs {
     pub input: InputArgs,
 
     /// The rank r: the number of basis vectors (components).
-    #[arg(long, short = 'r')]
+    #[arg(long, short = 'r', value_parser = positive_usize, allow_hyphen_values = true)]
     pub rank: usize,
 
     /// Directory for W.npy (m x r), H.npy (r x n) and summary.json; created if missing.
@@ -91,28 +96,28 @@ pub struct FitArgs {
     pub init: InitArg,
 
     /// Maximum number of iterations.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, value_parser = positive_usize, allow_hyphen_values = true)]
     pub max_iter: usize,
 
     /// Stop when the error improves by less than this fraction of the initial error between
     /// checks (every 10 iterations); 0 runs exactly --max-iter iterations.
-    #[arg(long, default_value_t = 1e-4)]
+    #[arg(long, default_value_t = 1e-4, value_parser = nonnegative_f32, allow_hyphen_values = true)]
     pub tol: f32,
 
     /// Seed for every random choice.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
     pub seed: u64,
 
     /// Regularisation strength on W (scaled by n, as in scikit-learn).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = nonnegative_f32, allow_hyphen_values = true)]
     pub alpha_w: f32,
 
     /// Regularisation strength on H (scaled by m); defaults to --alpha-w.
-    #[arg(long)]
+    #[arg(long, value_parser = nonnegative_f32, allow_hyphen_values = true)]
     pub alpha_h: Option<f32>,
 
     /// Share of L1 in the penalty: 0 = ridge (L2), 1 = lasso (L1).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = unit_f32, allow_hyphen_values = true)]
     pub l1_ratio: f32,
 
     /// Orthogonal NMF: h constrains H Hᵀ = I (clusters the samples), w constrains Wᵀ W = I
@@ -123,6 +128,18 @@ pub struct FitArgs {
     /// Where the iterations run.
     #[arg(long, value_enum, default_value = "auto")]
     pub backend: BackendArg,
+
+    /// Write the current model (W.npy, H.npy, summary.json with "checkpoint": true) to the
+    /// output directory every N iterations, as a unit; `--resume` continues from it.
+    #[arg(long, value_name = "N", value_parser = positive_usize, allow_hyphen_values = true)]
+    pub checkpoint_every: Option<usize>,
+
+    /// Continue the fit saved in DIR (by an interrupted run, a checkpoint or a finished fit)
+    /// from its W, H and iteration count; --max-iter stays the total budget, so rerunning an
+    /// interrupted command with --resume finishes it. The saved model must have the same
+    /// shape, rank, solver, loss, --orthogonal and --samples-as-rows.
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
 
     /// The file holds one sample per row (scikit-learn's X, samples x features); it is
     /// transposed so that W is features x r and H is r x samples.
@@ -284,4 +301,40 @@ impl BackendArg {
             BackendArg::Auto => "auto",
         }
     }
+}
+
+/// A whole number >= 1 (a rank, an iteration count).
+pub fn positive_usize(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_string()),
+        Ok(v) => Ok(v),
+        Err(_) => Err("must be a whole number >= 1".to_string()),
+    }
+}
+
+/// A finite number >= 0 (a tolerance, a regularisation strength).
+pub fn nonnegative_f32(s: &str) -> Result<f32, String> {
+    let v: f32 = s
+        .trim()
+        .parse()
+        .map_err(|_| "must be a number >= 0".to_string())?;
+    if !v.is_finite() {
+        return Err("must be a finite number >= 0 (not NaN or infinite)".to_string());
+    }
+    if v < 0.0 {
+        return Err("must be >= 0".to_string());
+    }
+    Ok(v)
+}
+
+/// A number in [0, 1] (a share).
+pub fn unit_f32(s: &str) -> Result<f32, String> {
+    let v: f32 = s
+        .trim()
+        .parse()
+        .map_err(|_| "must be a number between 0 and 1".to_string())?;
+    if !(0.0..=1.0).contains(&v) {
+        return Err("must be between 0 and 1 (0 = ridge, 1 = lasso)".to_string());
+    }
+    Ok(v)
 }

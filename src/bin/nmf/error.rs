@@ -1,4 +1,5 @@
-//! The command's error: one message for the user; the process exits with code 1.
+//! The command's error: one message for the user; the process exits with code 1, or 2 for a
+//! usage error (options that cannot go together).
 
 use std::fmt;
 use std::path::Path;
@@ -12,14 +13,37 @@ use crate::Orientation;
 #[derive(Debug)]
 pub struct CliError {
     message: String,
+    code: u8,
 }
 
 impl CliError {
-    /// An error with this message.
+    /// An error with this message (exit code 1).
     pub fn new(message: impl Into<String>) -> Self {
         CliError {
             message: message.into(),
+            code: 1,
         }
+    }
+
+    /// A usage error: options that cannot be used together (exit code 2).
+    pub fn usage(message: impl Into<String>) -> Self {
+        CliError {
+            message: message.into(),
+            code: 2,
+        }
+    }
+
+    /// An error with its own exit code (e.g. 130 after SIGINT).
+    pub fn with_code(message: impl Into<String>, code: u8) -> Self {
+        CliError {
+            message: message.into(),
+            code,
+        }
+    }
+
+    /// The process exit code.
+    pub fn exit_code(&self) -> u8 {
+        self.code
     }
 }
 

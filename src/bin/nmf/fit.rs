@@ -1,35 +1,109 @@
-//! `nmf fit`: read, factorize, write W.npy, H.npy and summary.json.
+//! `nmf fit`: read, factorize, write W.npy, H.npy and summary.json (as a unit, see
+//! [`crate::output`]); on SIGINT/SIGTERM stop after the current iteration and write the model
+//! reached; with `--checkpoint-every N` write the current model every N iterations; with
+//! `--resume DIR` continue a saved model.
 
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use nmf_gpu::io::StagedFile;
-use nmf_gpu::{Init, Loss, Nmf, Orthogonality, Solver};
-use serde_json::json;
+use nmf_gpu::{Checkpoint, Init, Loss, Nmf, Orthogonality, Progress, Solver};
+use serde_json::{json, Map, Value};
 
 use crate::args::{FitArgs, LossArg, OrthogonalArg, SolverArg};
 use crate::backend::backend;
 use crate::error::CliError;
-use crate::output::prepare_dir;
+use crate::output::{prepare_dir, stage_model, write_model};
 use crate::progress::{Display, Reporter};
+use crate::resume::{self, Expected};
+use crate::signals::Stop;
 use crate::storage::{choose, Input};
 use crate::summary::{f32_json, shape_json, H_FILE, SUMMARY_FILE, W_FILE};
 use crate::{print_stdout, Orientation};
 
-/// Run `nmf fit`.
-pub fn run(args: &FitArgs) -> Result<(), CliError> {
+/// The losses recorded so far: (iteration, loss).
+type Recorded = Arc<Mutex<Vec<(usize, f64)>>>;
+
+/// How the model being written came about.
+struct State<'a> {
+    orthogonality_residual: Option<f64>,
+    engine: Option<&'a str>,
+    iterations: usize,
+    converged: bool,
+    interrupted: bool,
+    checkpoint: bool,
+    initial_loss: f64,
+    final_loss: Option<f64>,
+    relative_error: Option<f64>,
+    losses: Vec<f64>,
+    loss_iterations: Vec<usize>,
+    seconds: Option<f64>,
+    w_shape: (usize, usize),
+    h_shape: (usize, usize),
+}
+
+/// The summary: the settings (`base`), then what the run did.
+fn summary_text(base: &Map<String, Value>, s: &State<'_>) -> String {
+    let mut map = base.clone();
+    let tail = json!({
+        "orthogonality_residual": s.orthogonality_residual,
+        "engine": s.engine,
+        "iterations": s.iterations,
+        "converged": s.converged,
+        "interrupted": s.interrupted,
+        "checkpoint": s.checkpoint,
+        "initial_loss": s.initial_loss,
+        "final_loss": s.final_loss,
+        "relative_error": s.relative_error,
+        "losses": s.losses,
+        "loss_iterations": s.loss_iterations,
+        "seconds": s.seconds,
+        "W": { "file": W_FILE, "shape": shape_json(s.w_shape) },
+        "H": { "file": H_FILE, "shape": shape_json(s.h_shape) },
+    });
+    if let Value::Object(tail) = tail {
+        map.extend(tail);
+    }
+    let value = Value::Object(map);
+    let mut text = serde_json::to_string_pretty(&value).unwrap_or_else(|_| value.to_string());
+    text.push('\n');
+    text
+}
+
+/// Run `nmf fit`; the exit code (0, or 128 + the signal when interrupted).
+pub fn run(args: &FitArgs) -> Result<u8, CliError> {
     let orientation = Orientation::from_flag(args.samples_as_rows);
     if args.solver == SolverArg::Hals && args.loss == LossArg::Kl {
-        return Err(CliError::new(
+        return Err(CliError::usage(
             "--loss kl needs --solver mu (HALS minimises the Frobenius loss only)",
         ));
     }
     if args.orthogonal != OrthogonalArg::None
         && (args.solver != SolverArg::Mu || args.loss != LossArg::Frobenius)
     {
-        return Err(CliError::new(
+        return Err(CliError::usage(
             "--orthogonal needs --solver mu and --loss frobenius (the orthogonal rules are multiplicative)",
         ));
     }
+    let stop = Stop::install()?;
+    let solver: Solver = args.solver.into();
+    let loss: Loss = args.loss.into();
+    let orthogonal: Orthogonality = args.orthogonal.into();
+    let r = args.rank;
+    // A saved model to continue is checked before anything is read.
+    let saved_summary = match &args.resume {
+        Some(dir) => Some(resume::read_summary(
+            dir,
+            Expected {
+                rank: r,
+                solver,
+                loss,
+                orthogonal,
+                samples_as_rows: args.samples_as_rows,
+            },
+        )?),
+        None => None,
+    };
     // Before the GPU is opened: `--storage sparse --backend gpu` is refused first.
     let storage = choose(args.input.storage, &args.input.input, args.backend)?;
     let backend = backend(args.backend)?;
@@ -42,7 +116,10 @@ pub fn run(args: &FitArgs) -> Result<(), CliError> {
     prepare_dir(&args.output_dir)?;
     let file_shape = input.file_shape();
     let (m, n) = input.shape(orientation);
-    let r = args.rank;
+    let saved = match (&args.resume, &saved_summary) {
+        (Some(dir), Some(summary)) => Some(resume::load(dir, summary, (m, n))?),
+        _ => None,
+    };
     if orientation == Orientation::SamplesAsRows && !args.quiet {
         eprintln!(
             "note: --samples-as-rows: {} is {} samples x {} features (scikit-learn's X); factorizing its transpose V ({m} features x {n} samples), so W.npy is {m} x {r} (basis vectors) and H.npy is {r} x {n} (one column per sample); scikit-learn's components_ is W.T and its transform(X) is H.T",
@@ -51,83 +128,183 @@ pub fn run(args: &FitArgs) -> Result<(), CliError> {
             file_shape.1,
         );
     }
+    if let Some(s) = saved
+        .as_ref()
+        .filter(|s| s.resume.iterations_done >= args.max_iter)
+    {
+        if !args.quiet {
+            eprintln!(
+                "note: {} has done {} iterations, no fewer than --max-iter {}: no iteration is run (--max-iter is the total budget; raise it to continue)",
+                s.dir.display(),
+                s.resume.iterations_done,
+                args.max_iter
+            );
+        }
+    }
+    if stop.requested() {
+        return Err(CliError::with_code(
+            format!(
+                "interrupted ({}) before the fit started; nothing written",
+                stop.name()
+            ),
+            stop.exit_code(),
+        ));
+    }
 
-    let solver: Solver = args.solver.into();
-    let loss: Loss = args.loss.into();
     let init: Init = args.init.into();
+    let init_name = match &saved {
+        Some(s) => s.init.clone(),
+        None => init.name().to_string(),
+    };
     let alpha_h = args.alpha_h.unwrap_or(args.alpha_w);
     let mut params = Nmf::params(r)
         .solver(solver)
         .loss(loss)
-        .init(init.clone())
         .max_iter(args.max_iter)
         .tol(args.tol)
         .seed(args.seed)
         .alpha_w(args.alpha_w)
         .alpha_h(alpha_h)
         .l1_ratio(args.l1_ratio)
-        .orthogonal(args.orthogonal.into())
-        .backend(backend);
+        .orthogonal(orthogonal)
+        .backend(backend)
+        .stop_flag(stop.flag());
+    params = match &saved {
+        Some(s) => params
+            .init(Init::Custom {
+                w: s.w.clone(),
+                h: s.h.clone(),
+            })
+            .resume(s.resume),
+        None => params.init(init),
+    };
+
+    let mut base = Map::new();
+    for (key, value) in [
+        ("nmf_version", json!(env!("CARGO_PKG_VERSION"))),
+        ("input", json!(input.path().display().to_string())),
+        ("format", json!(input.format_name())),
+        ("storage", json!(input.storage_name())),
+        ("file_shape", shape_json(file_shape)),
+        (
+            "samples_as_rows",
+            json!(orientation == Orientation::SamplesAsRows),
+        ),
+        ("shape", shape_json((m, n))),
+        ("rank", json!(r)),
+        ("solver", json!(solver.name())),
+        ("loss", json!(loss.name())),
+        ("init", json!(init_name)),
+        ("max_iter", json!(args.max_iter)),
+        ("tol", f32_json(args.tol)),
+        ("seed", json!(args.seed)),
+        ("alpha_w", f32_json(args.alpha_w)),
+        ("alpha_h", f32_json(alpha_h)),
+        ("l1_ratio", f32_json(args.l1_ratio)),
+        ("orthogonal", json!(orthogonal.name())),
+        ("backend", json!(args.backend.name())),
+        ("checkpoint_every", json!(args.checkpoint_every)),
+        (
+            "resumed_from",
+            match &saved {
+                Some(s) => json!({
+                    "dir": s.dir.display().to_string(),
+                    "iterations": s.resume.iterations_done,
+                }),
+                None => Value::Null,
+            },
+        ),
+        ("read_seconds", json!(read_seconds)),
+    ] {
+        base.insert(key.to_string(), value);
+    }
+
+    // Every recorded loss, for the summaries of checkpoints; then the progress display.
+    let recorded: Recorded = Arc::new(Mutex::new(Vec::new()));
     let reporter = Reporter::new(Display::choose(args.quiet), args.max_iter);
-    if let Some(callback) = reporter.callback() {
-        params = params.on_progress(callback);
+    let show = reporter.callback();
+    let record = recorded.clone();
+    params = params.on_progress(move |p: &Progress| {
+        if let Ok(mut rec) = record.lock() {
+            rec.push((p.iteration, p.loss));
+        }
+        if let Some(show) = &show {
+            show(p);
+        }
+    });
+    if let Some(every) = args.checkpoint_every {
+        let dir: PathBuf = args.output_dir.clone();
+        let base = base.clone();
+        let recorded = recorded.clone();
+        params = params.checkpoint(every, move |c: &Checkpoint<'_>| {
+            let (losses, loss_iterations): (Vec<f64>, Vec<usize>) = recorded
+                .lock()
+                .map(|rec| {
+                    rec.iter()
+                        .filter(|(it, _)| *it <= c.iteration)
+                        .map(|&(it, l)| (l, it))
+                        .unzip()
+                })
+                .unwrap_or_default();
+            let final_loss = (loss_iterations.last() == Some(&c.iteration))
+                .then(|| losses.last().copied())
+                .flatten();
+            let text = summary_text(
+                &base,
+                &State {
+                    orthogonality_residual: None,
+                    engine: None,
+                    iterations: c.iteration,
+                    converged: false,
+                    interrupted: false,
+                    checkpoint: true,
+                    initial_loss: c.initial_loss,
+                    final_loss,
+                    relative_error: None,
+                    losses,
+                    loss_iterations,
+                    seconds: None,
+                    w_shape: c.w.dim(),
+                    h_shape: c.h.dim(),
+                },
+            );
+            stage_model(&dir, c.w, c.h, &text)
+        });
     }
     let fit = input.fit(&params, orientation)?;
     drop(reporter);
     let relative_error = input.relative_error(&fit, orientation)?;
+    let report = fit.report();
 
-    let summary = json!({
-        "nmf_version": env!("CARGO_PKG_VERSION"),
-        "input": input.path().display().to_string(),
-        "format": input.format_name(),
-        "storage": input.storage_name(),
-        "file_shape": shape_json(file_shape),
-        "samples_as_rows": orientation == Orientation::SamplesAsRows,
-        "shape": shape_json((m, n)),
-        "rank": r,
-        "solver": solver.name(),
-        "loss": loss.name(),
-        "init": init.name(),
-        "max_iter": args.max_iter,
-        "tol": f32_json(args.tol),
-        "seed": args.seed,
-        "alpha_w": f32_json(args.alpha_w),
-        "alpha_h": f32_json(alpha_h),
-        "l1_ratio": f32_json(args.l1_ratio),
-        "orthogonal": Orthogonality::from(args.orthogonal).name(),
-        "orthogonality_residual": fit.orthogonality_residual(),
-        "backend": args.backend.name(),
-        "engine": fit.engine(),
-        "iterations": fit.n_iter(),
-        "converged": fit.converged(),
-        "final_loss": fit.final_loss(),
-        "relative_error": relative_error,
-        "losses": fit.losses(),
-        "loss_iterations": fit.loss_iterations(),
-        "seconds": fit.elapsed().as_secs_f64(),
-        "read_seconds": read_seconds,
-        "W": { "file": W_FILE, "shape": shape_json(fit.w().dim()) },
-        "H": { "file": H_FILE, "shape": shape_json(fit.h().dim()) },
-    });
-    let mut text = serde_json::to_string_pretty(&summary)
-        .map_err(|e| CliError::new(format!("could not format the summary: {e}")))?;
-    text.push('\n');
-
-    // Everything is written under temporary names first, then renamed into place.
+    let text = summary_text(
+        &base,
+        &State {
+            orthogonality_residual: fit.orthogonality_residual(),
+            engine: Some(fit.engine()),
+            iterations: report.n_iter,
+            converged: report.converged,
+            interrupted: report.interrupted,
+            checkpoint: false,
+            initial_loss: report.initial_loss,
+            final_loss: Some(fit.final_loss()),
+            relative_error: Some(relative_error),
+            losses: report.losses.clone(),
+            loss_iterations: report.loss_iterations.clone(),
+            seconds: Some(report.elapsed.as_secs_f64()),
+            w_shape: fit.w().dim(),
+            h_shape: fit.h().dim(),
+        },
+    );
+    // Written into a temporary directory, then renamed into place as a unit.
     let dir = &args.output_dir;
-    let staged = [
-        StagedFile::npy(dir.join(W_FILE), &fit.w())?,
-        StagedFile::npy(dir.join(H_FILE), &fit.h())?,
-        StagedFile::write_with(dir.join(SUMMARY_FILE), |w| w.write_all(text.as_bytes()))?,
-    ];
-    for file in staged {
-        file.commit()?;
-    }
+    write_model(dir, fit.w(), fit.h(), &text)?;
 
     if args.json {
         print_stdout(&text);
     } else if chatty {
-        let status = if fit.converged() {
+        let status = if report.interrupted {
+            format!("interrupted by {}", stop.name())
+        } else if report.converged {
             "converged".to_string()
         } else if args.tol == 0.0 {
             "tol 0: ran every iteration".to_string()
@@ -141,9 +318,17 @@ pub fn run(args: &FitArgs) -> Result<(), CliError> {
             ),
             None => String::new(),
         };
+        let resumed = match &saved {
+            Some(s) => format!(
+                " (resumed from {} at iteration {})",
+                s.dir.display(),
+                s.resume.iterations_done
+            ),
+            None => String::new(),
+        };
         print_stdout(&format!(
             "read {} ({} x {}, {}{held}) in {read_seconds:.2} s\n\
-             fit V ({m} x {n}) with rank {r}: {}, {} loss, {} init, {} iterations ({status}) in {:.2} s on {}\n\
+             fit V ({m} x {n}) with rank {r}: {}, {} loss, {init_name} init{resumed}, {} iterations ({status}) in {:.2} s on {}\n\
              relative error ‖V − WH‖/‖V‖ = {relative_error:.4e}\n\
              wrote {} ({m} x {r}), {} ({r} x {n}), {}\n",
             input.path().display(),
@@ -152,14 +337,26 @@ pub fn run(args: &FitArgs) -> Result<(), CliError> {
             input.format_name(),
             solver.name(),
             loss.name(),
-            init.name(),
-            fit.n_iter(),
-            fit.elapsed().as_secs_f64(),
+            report.n_iter,
+            report.elapsed.as_secs_f64(),
             fit.engine(),
             dir.join(W_FILE).display(),
             dir.join(H_FILE).display(),
             dir.join(SUMMARY_FILE).display(),
         ));
     }
-    Ok(())
+    if report.interrupted {
+        if !args.quiet {
+            eprintln!(
+                "interrupted by {} at iteration {} of {}: wrote the model reached to {}; add `--resume {}` to the same command to finish the fit",
+                stop.name(),
+                report.n_iter,
+                args.max_iter,
+                dir.display(),
+                dir.display()
+            );
+        }
+        return Ok(stop.exit_code());
+    }
+    Ok(0)
 }

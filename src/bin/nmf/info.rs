@@ -1,7 +1,5 @@
 //! `nmf info`: version, CPU threads, GPU adapters, and what `--backend auto` picks.
 
-use nmf_gpu::GpuContext;
-
 use crate::print_stdout;
 
 /// Run `nmf info`.
@@ -12,6 +10,24 @@ pub fn run() {
         "CPU threads: {} (RAYON_NUM_THREADS changes it)\n",
         rayon::current_num_threads()
     ));
+    gpu_lines(&mut out);
+    print_stdout(&out);
+}
+
+/// Without the `gpu` feature there is no GPU engine to describe.
+#[cfg(not(feature = "gpu"))]
+fn gpu_lines(out: &mut String) {
+    out.push_str(
+        "GPU: not available (built without the `gpu` feature)
+--backend auto uses: CPU
+",
+    );
+}
+
+/// The GPU adapters found and the one `--backend auto` opens.
+#[cfg(feature = "gpu")]
+fn gpu_lines(out: &mut String) {
+    use nmf_gpu::GpuContext;
 
     // The backends the GPU engine searches: WGPU_BACKEND, or wgpu's primary ones.
     let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY);
@@ -60,10 +76,10 @@ pub fn run() {
         }
         Err(e) => format!("--backend auto uses: none: CPU ({e})\n"),
     });
-    print_stdout(&out);
 }
 
 /// A byte count in MiB or GiB.
+#[cfg(feature = "gpu")]
 fn bytes(b: u64) -> String {
     if b >= 1 << 30 {
         format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64)

@@ -1,7 +1,9 @@
 //! `nmf`: factorize matrices stored in files from the shell.
 //!
 //! `nmf fit`, `nmf transform` and `nmf info`; `nmf <command> --help` documents each. Errors
-//! are printed as `error: <file>: <problem>` and exit with code 1 (usage errors: 2).
+//! are printed as `error: <file>: <problem>` and exit with code 1; usage errors (an unknown
+//! option, an invalid option value, options that cannot go together) exit with code 2; a fit
+//! stopped by SIGINT / SIGTERM writes the model reached and exits with 130 / 143.
 
 mod args;
 mod backend;
@@ -10,6 +12,8 @@ mod fit;
 mod info;
 mod output;
 mod progress;
+mod resume;
+mod signals;
 mod storage;
 mod summary;
 mod transform;
@@ -52,17 +56,17 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Fit(args) => fit::run(args),
-        Command::Transform(args) => transform::run(args),
+        Command::Transform(args) => transform::run(args).map(|()| 0),
         Command::Info => {
             info::run();
-            Ok(())
+            Ok(0)
         }
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::from(1)
+            ExitCode::from(e.exit_code())
         }
     }
 }

@@ -1,11 +1,21 @@
-//! The output directory: made (or checked) before any work, so that a long fit never ends in
-//! "cannot write".
+//! The output directory of a fit: checked before any work, so that a long fit never ends in
+//! "cannot write", and written as a unit (W.npy, H.npy and summary.json appear together or not
+//! at all).
 
 use std::path::Path;
 
-use crate::error::{at, CliError};
+use nmf_gpu::io::StagedDir;
+use nmf_gpu::ndarray::ArrayView2;
 
-/// Create `dir` if needed and check that a file can be created in it.
+use crate::error::{at, CliError};
+use crate::summary::{H_FILE, SUMMARY_FILE, W_FILE};
+
+/// The files of a model directory; a directory holding anything else is not replaced.
+const MODEL_FILES: [&str; 3] = [W_FILE, H_FILE, SUMMARY_FILE];
+
+/// Check that `dir` can receive a model: it is missing, empty, or holds only a model's files
+/// (which the new model replaces), and a directory can be created beside it. Missing parent
+/// directories are created.
 pub fn prepare_dir(dir: &Path) -> Result<(), CliError> {
     if dir.exists() && !dir.is_dir() {
         return Err(at(
@@ -13,13 +23,66 @@ pub fn prepare_dir(dir: &Path) -> Result<(), CliError> {
             "the output directory is a file, not a directory; choose another --output-dir",
         ));
     }
-    std::fs::create_dir_all(dir)
+    if dir.is_dir() {
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| at(dir, format!("could not list the output directory: {e}")))?;
+        let mut foreign = Vec::new();
+        for entry in entries {
+            let entry =
+                entry.map_err(|e| at(dir, format!("could not list the output directory: {e}")))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !MODEL_FILES.contains(&name.as_str()) {
+                foreign.push(name);
+            }
+        }
+        if !foreign.is_empty() {
+            foreign.sort();
+            let shown: Vec<&str> = foreign.iter().take(5).map(String::as_str).collect();
+            return Err(at(
+                dir,
+                format!(
+                    "the output directory holds files that are not part of a model ({}{}); a fit replaces the whole directory, so choose a new or empty --output-dir",
+                    shown.join(", "),
+                    if foreign.len() > shown.len() { ", ..." } else { "" }
+                ),
+            ));
+        }
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| at(dir, format!("could not create the output directory: {e}")))?;
+    }
+    // Creating (and dropping) the temporary directory checks that the parent is writable.
+    StagedDir::new(dir)
         .map_err(|e| at(dir, format!("could not create the output directory: {e}")))?;
-    let probe = dir.join(format!(".nmf-write-check-{}", std::process::id()));
-    std::fs::File::create(&probe)
-        .map_err(|e| at(dir, format!("the output directory is not writable: {e}")))?;
-    let _ = std::fs::remove_file(&probe);
     Ok(())
+}
+
+/// Write W.npy, H.npy and `summary` (summary.json) into a temporary directory beside `dir` and
+/// rename it to `dir`, replacing the model there. On any error nothing at `dir` changes and
+/// the temporary directory is removed.
+pub fn stage_model(
+    dir: &Path,
+    w: ArrayView2<'_, f32>,
+    h: ArrayView2<'_, f32>,
+    summary: &str,
+) -> nmf_gpu::Result<()> {
+    let staged = StagedDir::new(dir)?;
+    staged.npy(W_FILE, &w)?;
+    staged.npy(H_FILE, &h)?;
+    staged.bytes(SUMMARY_FILE, summary.as_bytes())?;
+    staged.commit()?;
+    Ok(())
+}
+
+/// [`stage_model`] with the command's error.
+pub fn write_model(
+    dir: &Path,
+    w: ArrayView2<'_, f32>,
+    h: ArrayView2<'_, f32>,
+    summary: &str,
+) -> Result<(), CliError> {
+    Ok(stage_model(dir, w, h, summary)?)
 }
 
 /// Check that the directory that will hold `file` exists and is writable.

@@ -113,7 +113,7 @@ pub fn choose(storage: StorageArg, path: &Path, backend: BackendArg) -> Result<S
         StorageArg::Dense => Ok(Storage::Dense),
         StorageArg::Sparse => {
             if backend == BackendArg::Gpu {
-                return Err(CliError::new(
+                return Err(CliError::usage(
                     "--storage sparse runs on the CPU engine only, not with --backend gpu; use --backend cpu (or auto), or --storage dense to run on the GPU",
                 ));
             }

@@ -7,6 +7,7 @@ use crate::args::TransformArgs;
 use crate::backend::backend;
 use crate::error::{at, CliError};
 use crate::output::check_parent;
+use crate::signals::Stop;
 use crate::storage::{choose, Input};
 use crate::summary::{read_settings, W_FILE};
 use crate::{print_stdout, Orientation};
@@ -28,6 +29,7 @@ pub fn run(args: &TransformArgs) -> Result<(), CliError> {
         ));
     }
     check_parent(&args.output)?;
+    let stop = Stop::install()?;
 
     let settings = read_settings(&args.model)?;
     let w_path = args.model.join(W_FILE);
@@ -50,7 +52,8 @@ pub fn run(args: &TransformArgs) -> Result<(), CliError> {
         .tol(settings.tol)
         .alpha_h(settings.alpha_h)
         .l1_ratio(settings.l1_ratio)
-        .backend(backend);
+        .backend(backend)
+        .stop_flag(stop.flag());
     let m = w.nrows();
     let model = Factorization::from_w(w, &params).map_err(|e| at(&w_path, e))?;
 
@@ -70,6 +73,12 @@ pub fn run(args: &TransformArgs) -> Result<(), CliError> {
         ));
     }
     let h = input.transform(&model, settings.orientation)?;
+    if stop.requested() {
+        return Err(CliError::with_code(
+            format!("interrupted ({}); nothing written", stop.name()),
+            stop.exit_code(),
+        ));
+    }
     write_npy_atomic(&args.output, &h)?;
     if !args.quiet {
         print_stdout(&format!(

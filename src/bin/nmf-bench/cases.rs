@@ -1,0 +1,120 @@
+//! The benchmark cases and their data: uniform random V and a shared random start.
+
+use nmf_gpu::ndarray::Array2;
+use nmf_gpu::sparse::CsrMatrix;
+use nmf_gpu::NmfError;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::StandardNormal;
+
+/// A benchmark case: V is m x n, the rank is r.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    pub m: usize,
+    pub n: usize,
+    pub r: usize,
+}
+
+impl Shape {
+    pub const fn new(m: usize, n: usize, r: usize) -> Self {
+        Shape { m, n, r }
+    }
+
+    /// `MxNrR`.
+    pub fn name(&self) -> String {
+        format!("{}x{}r{}", self.m, self.n, self.r)
+    }
+
+    /// Floating-point operations of one Frobenius MU iteration: 4mnr + 4(m+n)r².
+    pub fn flops_per_iter(&self) -> f64 {
+        let (m, n, r) = (self.m as f64, self.n as f64, self.r as f64);
+        4.0 * m * n * r + 4.0 * (m + n) * r * r
+    }
+}
+
+/// The cases run without --shape or --quick.
+pub const DEFAULT_CASES: [Shape; 3] = [
+    Shape::new(361, 2429, 49),
+    Shape::new(4096, 4096, 64),
+    Shape::new(10000, 5000, 128),
+];
+/// The cases of --quick.
+pub const QUICK_CASES: [Shape; 2] = [Shape::new(361, 2429, 49), Shape::new(1024, 1024, 32)];
+
+/// A sparse case: V is m x n with about `density·m·n` stored entries, the rank is r.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SparseCase {
+    pub m: usize,
+    pub n: usize,
+    pub density: f64,
+    pub r: usize,
+}
+
+impl SparseCase {
+    /// `MxNrR dD`.
+    pub fn name(&self) -> String {
+        format!("{}x{}r{} d{}", self.m, self.n, self.r, self.density)
+    }
+}
+
+/// One case's data and starting point, shared by every row of the case.
+pub struct CaseData {
+    pub v: Array2<f32>,
+    pub w0: Array2<f32>,
+    pub h0: Array2<f32>,
+}
+
+/// W0 (m x r) and H0 (r x n) = `sqrt(mean / r)·|N(0,1)|` (StdRng seed 1).
+fn start(m: usize, n: usize, r: usize, mean: f64) -> (Array2<f32>, Array2<f32>) {
+    let scale = (mean / r as f64).sqrt() as f32;
+    let mut rng = StdRng::seed_from_u64(1);
+    let mut draw = |rows, cols| {
+        Array2::from_shape_simple_fn((rows, cols), || {
+            scale * rng.sample::<f32, _>(StandardNormal).abs()
+        })
+    };
+    let w0 = draw(m, r);
+    let h0 = draw(r, n);
+    (w0, h0)
+}
+
+/// A dense case's data: V uniform in [0, 1) (StdRng seed 0) and the start.
+pub fn case_data(shape: Shape) -> CaseData {
+    let Shape { m, n, r } = shape;
+    let mut rng = StdRng::seed_from_u64(0);
+    let v = Array2::from_shape_simple_fn((m, n), || rng.random::<f32>());
+    let mean = v.iter().map(|&x| x as f64).sum::<f64>() / (m * n) as f64;
+    let (w0, h0) = start(m, n, r, mean);
+    CaseData { v, w0, h0 }
+}
+
+/// A sparse case's data: V with `density·m·n` entries drawn at random positions (repeats
+/// summed), values uniform in [0, 1) (StdRng seed 0); W0, H0 as for the dense cases.
+pub fn sparse_case_data(c: SparseCase) -> Result<(CsrMatrix, Array2<f32>, Array2<f32>), NmfError> {
+    let SparseCase { m, n, density, r } = c;
+    let mut rng = StdRng::seed_from_u64(0);
+    let count = (density * m as f64 * n as f64).round() as usize;
+    let triplets: Vec<(usize, usize, f32)> = (0..count)
+        .map(|_| {
+            (
+                rng.random_range(0..m),
+                rng.random_range(0..n),
+                rng.random::<f32>(),
+            )
+        })
+        .collect();
+    let v = CsrMatrix::from_triplets(m, n, triplets)?;
+    let mean = v.values().iter().map(|&x| x as f64).sum::<f64>() / (m as f64 * n as f64);
+    let (w0, h0) = start(m, n, r, mean);
+    Ok((v, w0, h0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flops() {
+        assert_eq!(Shape::new(2, 3, 1).flops_per_iter(), 4.0 * 6.0 + 4.0 * 5.0);
+    }
+}

@@ -1,0 +1,193 @@
+//! `--resume DIR`: a saved model (W.npy, H.npy, summary.json) to continue, checked against the
+//! command that continues it.
+
+use std::path::{Path, PathBuf};
+
+use nmf_gpu::io::{read_matrix, ReadOptions};
+use nmf_gpu::ndarray::Array2;
+use nmf_gpu::{Loss, Orthogonality, Resume, Solver};
+use serde_json::Value;
+
+use crate::error::{at, CliError};
+use crate::summary::{H_FILE, SUMMARY_FILE, W_FILE};
+
+/// What a resumed fit starts from.
+#[derive(Debug)]
+pub struct SavedModel {
+    pub dir: PathBuf,
+    pub w: Array2<f32>,
+    pub h: Array2<f32>,
+    /// Iterations done and the first run's initial loss.
+    pub resume: Resume,
+    /// The initialisation of the first run.
+    pub init: String,
+}
+
+/// The settings a resumed fit must share with the saved one.
+#[derive(Debug, Clone, Copy)]
+pub struct Expected {
+    pub rank: usize,
+    pub solver: Solver,
+    pub loss: Loss,
+    pub orthogonal: Orthogonality,
+    pub samples_as_rows: bool,
+}
+
+/// Read the summary of the model in `dir` and check it against `expected` (before the data is
+/// read, so that a mismatch is reported at once).
+pub fn read_summary(dir: &Path, expected: Expected) -> Result<Value, CliError> {
+    let path = dir.join(SUMMARY_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        at(
+            &path,
+            format!("cannot resume: could not read the model's summary: {e} (--resume takes a directory written by `nmf fit`)"),
+        )
+    })?;
+    let value: Value = serde_json::from_str(&text)
+        .map_err(|e| at(&path, format!("cannot resume: not valid JSON: {e}")))?;
+    let mismatch = |what: &str, saved: String, asked: String| {
+        at(
+            &path,
+            format!(
+                "cannot resume: the saved model has {what} {saved} but this command asks for {asked}; --resume continues a fit with the same shape, rank, solver, loss, --orthogonal and --samples-as-rows"
+            ),
+        )
+    };
+    let missing = |key: &str| {
+        at(
+            &path,
+            format!("cannot resume: '{key}' is missing or malformed in the saved summary"),
+        )
+    };
+    let str_of = |key: &str| {
+        value
+            .get(key)
+            .and_then(Value::as_str)
+            .ok_or_else(|| missing(key))
+    };
+    let rank = value
+        .get("rank")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| missing("rank"))?;
+    if rank != expected.rank as u64 {
+        return Err(mismatch(
+            "rank",
+            rank.to_string(),
+            format!("--rank {}", expected.rank),
+        ));
+    }
+    let solver = str_of("solver")?;
+    if solver != expected.solver.name() {
+        return Err(mismatch(
+            "solver",
+            solver.to_string(),
+            format!("--solver {}", expected.solver.name()),
+        ));
+    }
+    let loss = str_of("loss")?;
+    if loss != expected.loss.name() {
+        return Err(mismatch(
+            "loss",
+            loss.to_string(),
+            format!("--loss {}", expected.loss.name()),
+        ));
+    }
+    let orthogonal = str_of("orthogonal")?;
+    if orthogonal != expected.orthogonal.name() {
+        return Err(mismatch(
+            "--orthogonal",
+            orthogonal.to_string(),
+            format!("--orthogonal {}", expected.orthogonal.name()),
+        ));
+    }
+    let rows = value
+        .get("samples_as_rows")
+        .and_then(Value::as_bool)
+        .ok_or_else(|| missing("samples_as_rows"))?;
+    if rows != expected.samples_as_rows {
+        let say = |b: bool| {
+            if b {
+                "--samples-as-rows"
+            } else {
+                "no --samples-as-rows"
+            }
+        };
+        return Err(mismatch(
+            "been fitted with",
+            say(rows).to_string(),
+            say(expected.samples_as_rows).to_string(),
+        ));
+    }
+    Ok(value)
+}
+
+/// Load W and H of the model in `dir` whose summary is `summary`, for data V of shape
+/// `(m, n)` (features x samples).
+pub fn load(dir: &Path, summary: &Value, (m, n): (usize, usize)) -> Result<SavedModel, CliError> {
+    let path = dir.join(SUMMARY_FILE);
+    let missing = |key: &str| {
+        at(
+            &path,
+            format!("cannot resume: '{key}' is missing or malformed in the saved summary (a model written by an older nmf cannot be resumed)"),
+        )
+    };
+    let shape: Option<Vec<u64>> = summary
+        .get("shape")
+        .and_then(Value::as_array)
+        .and_then(|a| a.iter().map(Value::as_u64).collect());
+    let shape = match shape.as_deref() {
+        Some(&[rows, cols]) => (rows as usize, cols as usize),
+        _ => return Err(missing("shape")),
+    };
+    if shape != (m, n) {
+        return Err(at(
+            &path,
+            format!(
+                "cannot resume: the saved model was fitted to V of {} x {} (features x samples) but this input gives {m} x {n}",
+                shape.0, shape.1
+            ),
+        ));
+    }
+    let iterations = summary
+        .get("iterations")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| missing("iterations"))? as usize;
+    let initial_loss = summary
+        .get("initial_loss")
+        .and_then(Value::as_f64)
+        .filter(|l| l.is_finite() && *l >= 0.0)
+        .ok_or_else(|| missing("initial_loss"))?;
+    let init = summary
+        .get("init")
+        .and_then(Value::as_str)
+        .unwrap_or("custom")
+        .to_string();
+    let rank = summary.get("rank").and_then(Value::as_u64).unwrap_or(0) as usize;
+    let factor = |name: &str, rows: usize, cols: usize| -> Result<Array2<f32>, CliError> {
+        let p = dir.join(name);
+        let a = read_matrix(&p, &ReadOptions::new())?;
+        if a.dim() != (rows, cols) {
+            return Err(at(
+                &p,
+                format!(
+                    "cannot resume: it is {} x {} but the saved summary says {rows} x {cols}; the model directory is inconsistent",
+                    a.nrows(),
+                    a.ncols()
+                ),
+            ));
+        }
+        Ok(a)
+    };
+    let w = factor(W_FILE, m, rank)?;
+    let h = factor(H_FILE, rank, n)?;
+    Ok(SavedModel {
+        dir: dir.to_path_buf(),
+        w,
+        h,
+        resume: Resume {
+            iterations_done: iterations,
+            initial_loss,
+        },
+        init,
+    })
+}
