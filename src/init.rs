@@ -64,9 +64,20 @@ fn initialize_op<A: LinearOperator>(
     p: &ValidParams,
     rng: &mut impl Rng,
 ) -> (Array2<f32>, Array2<f32>) {
+    start(v, mean, &p.init, p.rank, rng)
+}
+
+/// The start `init` of rank `r` for the operator `v`, given how to compute its mean entry
+/// (every model's random and NNDSVD-family starts).
+pub(crate) fn start<A: LinearOperator>(
+    v: A,
+    mean: impl Fn() -> f64,
+    init: &Init,
+    r: usize,
+    rng: &mut impl Rng,
+) -> (Array2<f32>, Array2<f32>) {
     let (m, n) = v.dim();
-    let r = p.rank;
-    match &p.init {
+    match init {
         Init::Custom { w, h } => (w.clone(), h.clone()),
         Init::Random => {
             let scale = (mean() / r as f64).sqrt() as f32;
@@ -77,7 +88,7 @@ fn initialize_op<A: LinearOperator>(
         Init::Nndsvd | Init::Nndsvda | Init::Nndsvdar => {
             let (mut w, mut h) = nndsvd(v, r, rng);
             let avg = mean() as f32;
-            match p.init {
+            match init {
                 Init::Nndsvda => {
                     w.mapv_inplace(|x| if x == 0.0 { avg } else { x });
                     h.mapv_inplace(|x| if x == 0.0 { avg } else { x });

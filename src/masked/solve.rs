@@ -18,14 +18,12 @@
 
 use ndarray::{Array1, Array2, Axis};
 use rand::Rng;
-use rand_distr::StandardNormal;
 
 use super::{MaskedData, MaskedInit, PenaltyScale};
 use crate::engine::{with_engine, EngineTask};
 use crate::engine::{Backend, Engine, MuDenominator, MuRule, Side};
 use crate::error::Result;
-use crate::init::nndsvd;
-use crate::options::{IterOptions, Regularization};
+use crate::options::{Init, IterOptions, Regularization};
 use crate::report::FitReport;
 use crate::solver::history::{History, Verdict};
 
@@ -96,29 +94,16 @@ pub(crate) fn initialize(
     init: &MaskedInit,
     rng: &mut impl Rng,
 ) -> (Array2<f32>, Array2<f32>) {
-    let (m, n) = data.v.dim();
-    let mu = (data.v.iter().map(|&x| x as f64).sum::<f64>() / data.count as f64) as f32;
     match init {
         MaskedInit::Filled => {
             let filled = bias_fill(data);
-            let (mut w, mut h) = nndsvd(filled.view(), r, rng);
-            let avg = crate::init::mean(filled.view()) as f32;
-            // NNDSVDa: zeros (which multiplicative updates cannot leave) become the mean.
-            w.mapv_inplace(|x| if x == 0.0 { avg } else { x });
-            h.mapv_inplace(|x| if x == 0.0 { avg } else { x });
-            (w, h)
+            let mean = || crate::init::mean(filled.view());
+            crate::init::start(filled.view(), mean, &Init::Nndsvda, r, rng)
         }
         MaskedInit::Random | MaskedInit::Custom { .. } => {
-            let scale = (mu / r as f32).sqrt();
-            let mut draw = |rows, cols| {
-                Array2::from_shape_simple_fn((rows, cols), || {
-                    let z: f32 = rng.sample(StandardNormal);
-                    scale * z.abs()
-                })
-            };
-            let h = draw(r, n);
-            let w = draw(m, r);
-            (w, h)
+            // The mean of the observed entries (the zeros of M ⊙ V are not data).
+            let mu = data.v.iter().map(|&x| x as f64).sum::<f64>() / data.count as f64;
+            crate::init::start(data.v.view(), || mu, &Init::Random, r, rng)
         }
     }
 }
