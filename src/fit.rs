@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use ndarray::ArrayView2;
+use ndarray::{Array2, ArrayView2};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -10,6 +10,7 @@ use crate::engine::check_data;
 use crate::error::Result;
 use crate::init::{initialize, initialize_sparse};
 use crate::model::Factorization;
+use crate::options::ValidParams;
 use crate::params::NmfParams;
 use crate::solver::{check_sparse_budget, solve, Data, Update};
 use crate::sparse::CsrMatrix;
@@ -33,10 +34,7 @@ impl NmfParams {
             Data::Dense(v),
             &self.backend,
             &valid,
-            |d, p, _| match d {
-                Data::Dense(v) => initialize(v, p, &mut rng),
-                Data::Sparse { v, vt } => initialize_sparse(v, vt, p, &mut rng),
-            },
+            |d, p, _| first_point(d, p, &mut rng),
             Update::Both,
         )?;
         Ok(Factorization::from_run(
@@ -75,10 +73,7 @@ impl NmfParams {
             Data::Sparse { v, vt: &vt },
             &self.backend,
             &valid,
-            |d, p, _| match d {
-                Data::Dense(v) => initialize(v, p, &mut rng),
-                Data::Sparse { v, vt } => initialize_sparse(v, vt, p, &mut rng),
-            },
+            |d, p, _| first_point(d, p, &mut rng),
             Update::Both,
         )?;
         Ok(Factorization::from_run(
@@ -88,5 +83,13 @@ impl NmfParams {
             engine,
             start,
         ))
+    }
+}
+
+/// The configured start for the data the solver will see.
+fn first_point(d: Data<'_>, p: &ValidParams, rng: &mut StdRng) -> (Array2<f32>, Array2<f32>) {
+    match d {
+        Data::Dense(v) => initialize(v, p, rng),
+        Data::Sparse { v, vt } => initialize_sparse(v, vt, p, rng),
     }
 }

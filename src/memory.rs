@@ -1,7 +1,8 @@
 //! The memory this process may take, read from the system: the base of every check made
 //! before a large allocation (readers, fits).
 
-/// The limit used when the available memory cannot be determined: 16 GiB.
+/// The limit used when the available memory cannot be determined: 16 GiB (of float32 data,
+/// for the readers).
 pub const FIXED_CAP_BYTES: u64 = 16 << 30;
 
 /// Memory available now: `MemAvailable` from `/proc/meminfo`, lowered to the room left under a
