@@ -6,7 +6,7 @@
 //! | part | bytes |
 //! |---|---|
 //! | factors: the start, the engine's W, H and products `V Hᵀ`, `Wᵀ V`, the result | `5·f` |
-//! | NNDSVD starts: the randomized SVD's sketches and bases (rank `r + 10`) | `4·4·(m + n)·(r + 10)` |
+//! | NNDSVD starts: the randomized SVD's sketches and bases (`k = min(r + 10, m, n)` columns) | `4·4·(m + n)·k` |
 //! | dense V neither row- nor column-contiguous (the engine's copy) | `4·m·n` |
 //! | sparse V: the engine's transposed copy and panels | `24·nnz + 8·(m + n + 2)` |
 //! | data scaled into the safe range ([`super::scale`]) | `4·m·n`, or `16·nnz` sparse |
@@ -43,7 +43,8 @@ pub(crate) fn fit_bytes(
     let mut parts = vec![format!("factors {}", mib(factors))];
     let mut total = factors + FIXED_BYTES;
     if matches!(p.init, Init::Nndsvd | Init::Nndsvda | Init::Nndsvdar) {
-        let svd = 16.0 * (mf + nf) * (rf + 10.0);
+        let sketch = (rf + 10.0).min(mf.min(nf));
+        let svd = 16.0 * (mf + nf) * sketch;
         parts.push(format!("NNDSVD start {}", mib(svd)));
         total += svd;
     }
