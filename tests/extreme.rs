@@ -147,3 +147,34 @@ fn a_huge_declared_shape_is_refused_not_allocated() {
     assert!(matches!(err, NmfError::FitTooLarge { .. }), "{err}");
     assert!(err.to_string().contains("700000000"), "{err}");
 }
+
+#[test]
+fn masked_fit_of_extreme_data_matches_data_near_one() {
+    use nmf_gpu::MaskedNmf;
+    let (v, _, _) = common::planted(30, 40, 3, 15);
+    let v = v.mapv(|x| x + 0.1);
+    let observed = Array2::from_shape_fn(v.dim(), |(i, j)| (i * 5 + j * 3) % 4 != 0);
+    let fit = |v: &Array2<f32>| {
+        // No penalty: an absolute penalty weight is not scale-free (on data around 1e-40 the
+        // default ridge would rightly crush the factors to zero).
+        MaskedNmf::params(3)
+            .l2(0.0)
+            .max_iter(200)
+            .tol(0.0)
+            .fit(v.view(), observed.view())
+            .unwrap()
+    };
+    let base = fit(&v);
+    for c in [1e-40f32, 1e30] {
+        let scaled = fit(&v.mapv(|x| x * c));
+        assert!(scaled.final_loss().is_finite());
+        let loss_ratio = scaled.final_loss() / (base.final_loss() * f64::from(c) * f64::from(c));
+        assert!(
+            (loss_ratio - 1.0).abs() < 1e-2,
+            "x{c:e}: loss ratio {loss_ratio}"
+        );
+        let (p, q) = (base.predict(2, 3).unwrap(), scaled.predict(2, 3).unwrap());
+        let rel = (f64::from(q) / f64::from(c) - f64::from(p)).abs() / f64::from(p);
+        assert!(rel < 1e-2, "x{c:e}: prediction {q} vs {p}");
+    }
+}

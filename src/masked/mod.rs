@@ -85,8 +85,9 @@ use rand::SeedableRng;
 use crate::engine::cpu::gemm::matmul;
 use crate::engine::Backend;
 use crate::error::{Factor, NmfError, Result};
-use crate::options::{check_factor, iter_option_setters, IterOptions, Regularization};
+use crate::options::{check_factor, iter_option_setters, IterOptions, Loss, Regularization};
 use crate::report::{report_accessors, FitReport};
+use crate::solver::DataScale;
 
 pub use self::ratings::{dense_from_triplets, IdMap, Rating, Ratings, DENSE_FIT_BYTES};
 
@@ -257,17 +258,28 @@ impl MaskedParams {
         self.fit(v.view(), observed.view())
     }
 
-    fn fit_data(&self, data: MaskedData) -> Result<MaskedFactorization> {
+    fn fit_data(&self, mut data: MaskedData) -> Result<MaskedFactorization> {
         let start = Instant::now();
-        let valid = self.check(&data)?;
+        let mut valid = self.check(&data)?;
+        // Extreme data is fitted as V / s (the masked loss is a Frobenius loss; see
+        // `solver::scale`), the factors and losses rescaled after.
+        let scale = DataScale::of(data.v.view());
+        if !scale.is_identity() {
+            data.v = scale.dense(data.v.view());
+            valid.reg = scale.penalty(valid.reg, Loss::Frobenius);
+            valid.iter = scale.iter_options(&valid.iter, Loss::Frobenius);
+        }
         let (w0, h0) = match &self.init {
-            MaskedInit::Custom { w, h } => (w.clone(), h.clone()),
+            MaskedInit::Custom { w, h } => (scale.factor_in(w), scale.factor_in(h)),
             init => {
                 let mut rng = StdRng::seed_from_u64(self.iter.seed);
                 solve::initialize(&data, self.rank, init, &mut rng)
             }
         };
-        let (out, engine_name) = solve::run(&data, &valid, w0, h0, &self.backend)?;
+        let (mut out, engine_name) = solve::run(&data, &valid, w0, h0, &self.backend)?;
+        scale.factor_out(&mut out.w);
+        scale.factor_out(&mut out.h);
+        scale.report(&mut out.report, Loss::Frobenius);
         let mut report = out.report;
         report.engine = engine_name;
         report.elapsed = start.elapsed();

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use ndarray::{Array2, ArrayView2};
 
 use crate::error::Result;
-use crate::options::{Checkpoint, Init, Loss, Progress, Regularization, ValidParams};
+use crate::options::{Checkpoint, Init, IterOptions, Loss, Progress, Regularization, ValidParams};
 use crate::report::FitReport;
 use crate::sparse::CsrMatrix;
 
@@ -121,37 +121,53 @@ impl DataScale {
         }
     }
 
-    /// The parameters of the scaled problem: penalty weights as in the module docs, the
-    /// resumption loss and the callbacks' losses and factors translated.
+    /// The parameters of the scaled problem: the custom start, the penalty weights as in the
+    /// module docs, the resumption loss and the callbacks' losses and factors translated.
     pub fn params(self, p: &ValidParams) -> ValidParams {
         let mut q = p.clone();
         if self.is_identity() {
             return q;
         }
-        let c = self.loss_factor(p.loss);
-        let reg = |r: Regularization| Regularization {
-            l1: (f64::from(r.l1) * self.root() / c) as f32,
-            l2: (f64::from(r.l2) * self.s() / c) as f32,
-        };
         if let Init::Custom { w, h } = &mut q.init {
             *w = self.factor_in(w);
             *h = self.factor_in(h);
         }
-        q.reg_w = reg(p.reg_w);
-        q.reg_h = reg(p.reg_h);
-        if let Some(resume) = q.iter.resume.as_mut() {
+        q.reg_w = self.penalty(p.reg_w, p.loss);
+        q.reg_h = self.penalty(p.reg_h, p.loss);
+        q.iter = self.iter_options(&p.iter, p.loss);
+        q
+    }
+
+    /// Penalty weights `l1·‖X‖₁ + ½·l2·‖X‖²` of the scaled problem.
+    pub fn penalty(self, r: Regularization, loss: Loss) -> Regularization {
+        let c = self.loss_factor(loss);
+        Regularization {
+            l1: (f64::from(r.l1) * self.root() / c) as f32,
+            l2: (f64::from(r.l2) * self.s() / c) as f32,
+        }
+    }
+
+    /// Iteration options of the scaled problem: the resumption loss, and callbacks that see
+    /// the data's losses and factors.
+    pub fn iter_options(self, o: &IterOptions, loss: Loss) -> IterOptions {
+        let mut q = o.clone();
+        if self.is_identity() {
+            return q;
+        }
+        let c = self.loss_factor(loss);
+        if let Some(resume) = q.resume.as_mut() {
             resume.initial_loss /= c;
         }
-        if let Some(f) = p.iter.progress.clone() {
-            q.iter.progress = Some(Arc::new(move |pr: &Progress| {
+        if let Some(f) = o.progress.clone() {
+            q.progress = Some(Arc::new(move |pr: &Progress| {
                 f(&Progress {
                     loss: pr.loss * c,
                     ..*pr
                 })
             }));
         }
-        if let Some((every, f)) = p.iter.checkpoint.clone() {
-            q.iter.checkpoint = Some((
+        if let Some((every, f)) = o.checkpoint.clone() {
+            q.checkpoint = Some((
                 every,
                 Arc::new(move |cp: &Checkpoint<'_>| {
                     let (mut w, mut h) = (cp.w.to_owned(), cp.h.to_owned());
