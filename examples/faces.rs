@@ -79,6 +79,7 @@ struct Args {
 enum SolverArg {
     Mu,
     Hals,
+    Ahals,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -182,6 +183,7 @@ fn run(args: &Args) -> Result<(), NmfError> {
     let solver = match args.solver {
         SolverArg::Mu => Solver::MultiplicativeUpdate,
         SolverArg::Hals => Solver::Hals,
+        SolverArg::Ahals => Solver::AcceleratedHals,
     };
     let fit = fit_with_progress(args, solver, backend, set.matrix())?;
     let v = set.matrix();

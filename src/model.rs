@@ -147,7 +147,7 @@ impl Factorization {
             Solver::MultiplicativeUpdate => {
                 Array2::from_elem((r, n), (mean / r as f64).sqrt() as f32)
             }
-            Solver::Hals => Array2::zeros((r, n)),
+            Solver::Hals | Solver::AcceleratedHals => Array2::zeros((r, n)),
         }
     }
 

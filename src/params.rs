@@ -132,9 +132,12 @@ impl NmfParams {
         if !(0.0..=1.0).contains(&self.l1_ratio) {
             return Err(NmfError::InvalidL1Ratio(self.l1_ratio));
         }
-        if self.solver == Solver::Hals && self.loss != Loss::Frobenius {
+        if self.solver != Solver::MultiplicativeUpdate && self.loss != Loss::Frobenius {
             return Err(NmfError::UnsupportedLoss {
-                solver: "Solver::Hals",
+                solver: match self.solver {
+                    Solver::AcceleratedHals => "Solver::AcceleratedHals",
+                    _ => "Solver::Hals",
+                },
                 loss: "Loss::KullbackLeibler",
             });
         }

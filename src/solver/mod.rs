@@ -4,6 +4,7 @@
 //! every `check_every` iterations (and after the last one); the run stops when
 //! `(e_prev − e) / e_0 < tol` with `e = sqrt(2·D)`, the criterion scikit-learn uses.
 
+mod ahals;
 mod budget;
 mod hals;
 pub(crate) mod history;
@@ -52,6 +53,8 @@ pub(crate) struct State<M> {
     pub g: M,
     /// `Wᵀ W` or column sums of W.
     pub k: M,
+    /// Accelerated HALS: the inner loops' work space.
+    pub ahals: Option<ahals::Work<M>>,
 }
 
 /// One solver iteration on an engine.
@@ -79,10 +82,19 @@ pub(crate) fn run<E: Engine>(
         q: e.zeros(r, n)?,
         g: e.zeros(r, small)?,
         k: e.zeros(r, small)?,
+        ahals: match params.solver {
+            Solver::AcceleratedHals => Some(ahals::Work {
+                prev_w: e.zeros(m, r)?,
+                prev_h: e.zeros(r, n)?,
+                small: e.zeros(r, r)?,
+            }),
+            _ => None,
+        },
     };
     let step: &dyn Step<E> = match params.solver {
         Solver::MultiplicativeUpdate => &mu::Mu,
         Solver::Hals => &hals::Hals,
+        Solver::AcceleratedHals => &ahals::AcceleratedHals,
     };
 
     let it_opts = &params.iter;

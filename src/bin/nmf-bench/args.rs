@@ -130,6 +130,8 @@ pub enum SolverArg {
     Mu,
     /// HALS.
     Hals,
+    /// Accelerated HALS (only when asked for).
+    Ahals,
 }
 
 impl From<SolverArg> for Solver {
@@ -137,6 +139,7 @@ impl From<SolverArg> for Solver {
         match s {
             SolverArg::Mu => Solver::MultiplicativeUpdate,
             SolverArg::Hals => Solver::Hals,
+            SolverArg::Ahals => Solver::AcceleratedHals,
         }
     }
 }
@@ -247,13 +250,15 @@ impl Options {
             .collect()
     }
 
-    /// The valid (solver, loss) combinations, in a fixed order; HALS with KL is left out.
+    /// The valid (solver, loss) combinations, in a fixed order; HALS with KL is left out, and
+    /// accelerated HALS runs only when asked for.
     pub fn combos(&self) -> Vec<(Solver, Loss)> {
         let mut out = Vec::new();
-        for s in [SolverArg::Mu, SolverArg::Hals] {
+        for s in [SolverArg::Mu, SolverArg::Hals, SolverArg::Ahals] {
             for l in [LossArg::Frobenius, LossArg::Kl] {
-                let valid = !(s == SolverArg::Hals && l == LossArg::Kl);
-                let asked = (self.solvers.is_empty() || self.solvers.contains(&s))
+                let valid = !(s != SolverArg::Mu && l == LossArg::Kl);
+                let by_default = s != SolverArg::Ahals;
+                let asked = (self.solvers.contains(&s) || (self.solvers.is_empty() && by_default))
                     && (self.losses.is_empty() || self.losses.contains(&l));
                 if valid && asked {
                     out.push((s.into(), l.into()));

@@ -207,6 +207,8 @@ pub enum SolverArg {
     Mu,
     /// Hierarchical alternating least squares (Frobenius only).
     Hals,
+    /// Accelerated HALS: several HALS sweeps per product (Frobenius only).
+    Ahals,
 }
 
 impl From<SolverArg> for Solver {
@@ -214,6 +216,7 @@ impl From<SolverArg> for Solver {
         match s {
             SolverArg::Mu => Solver::MultiplicativeUpdate,
             SolverArg::Hals => Solver::Hals,
+            SolverArg::Ahals => Solver::AcceleratedHals,
         }
     }
 }

@@ -73,7 +73,7 @@ fn summary_text(base: &Map<String, Value>, s: &State<'_>) -> String {
 /// Run `nmf fit`; the exit code (0, or 128 + the signal when interrupted).
 pub fn run(args: &FitArgs) -> Result<u8, CliError> {
     let orientation = Orientation::from_flag(args.samples_as_rows);
-    if args.solver == SolverArg::Hals && args.loss == LossArg::Kl {
+    if args.solver != SolverArg::Mu && args.loss == LossArg::Kl {
         return Err(CliError::usage(
             "--loss kl needs --solver mu (HALS minimises the Frobenius loss only)",
         ));

@@ -76,7 +76,8 @@ pub fn read_settings(dir: &Path) -> Result<ModelSettings, CliError> {
     let solver = match str_of("solver")? {
         "mu" => Solver::MultiplicativeUpdate,
         "hals" => Solver::Hals,
-        _ => return Err(bad("solver", "\"mu\" or \"hals\"")),
+        "ahals" => Solver::AcceleratedHals,
+        _ => return Err(bad("solver", "\"mu\", \"hals\" or \"ahals\"")),
     };
     let loss = match str_of("loss")? {
         "frobenius" => Loss::Frobenius,

@@ -1,0 +1,143 @@
+//! Accelerated HALS (Gillis & Glineur, "Accelerated multiplicative updates and hierarchical
+//! ALS algorithms for nonnegative matrix factorization", Neural Computation 24(4), 2012).
+//!
+//! The costly part of a HALS update of W is forming `P = V Hᵀ` and `G = H Hᵀ`
+//! (`2mnr + 2nr²` flops); one sweep over W's columns given them costs only `2mr²`. So after
+//! each product, several sweeps are run on the same `P, G` (each still the exact coordinate
+//! minimiser, so the objective never increases), at most `⌊1 + α·ρ_W⌋` of them with
+//!
+//! ```text
+//!   ρ_W = 1 + (mnr + nr²) / (mr² + mr)        (product cost over sweep cost)
+//! ```
+//!
+//! and stopping early once a sweep changes W little: `‖W^(k+1) − W^(k)‖_F ≤ δ·‖W^(1) − W^(0)‖_F`.
+//! H likewise with `Q = Wᵀ V`, `K = Wᵀ W` and `ρ_H = 1 + (mnr + mr²) / (nr² + nr)`. The
+//! authors' values are used: `α = 0.5`, `δ = 0.1`. A fixed point of HALS is a fixed point here
+//! (the sweeps are HALS sweeps); only their number per product changes.
+
+use super::{State, Step, Update};
+use crate::engine::{Engine, Side};
+use crate::error::Result;
+use crate::options::{Regularization, ValidParams};
+
+/// Weight of the cost ratio in the inner sweep budget (`α`).
+pub(super) const INNER_BUDGET_WEIGHT: f64 = 0.5;
+/// Inner sweeps stop once a sweep moves the factor by less than this share of the first
+/// sweep's move (`δ`).
+pub(super) const INNER_TOL: f64 = 0.1;
+
+/// Work space of the inner loops: the previous factor (m x r and r x n) and an r x r square.
+pub(crate) struct Work<M> {
+    pub prev_w: M,
+    pub prev_h: M,
+    pub small: M,
+}
+
+pub(super) struct AcceleratedHals;
+
+/// Inner sweep budgets `⌊1 + α ρ⌋` for W and H.
+pub(super) fn inner_budgets(m: usize, n: usize, r: usize) -> (usize, usize) {
+    let (m, n, r) = (m as f64, n as f64, r as f64);
+    let rho_w = 1.0 + (m * n * r + n * r * r) / (m * r * r + m * r);
+    let rho_h = 1.0 + (m * n * r + m * r * r) / (n * r * r + n * r);
+    let budget = |rho: f64| (1.0 + INNER_BUDGET_WEIGHT * rho).floor().max(1.0) as usize;
+    (budget(rho_w), budget(rho_h))
+}
+
+/// Up to `budget` HALS sweeps of `x` on fixed products, stopping when a sweep moves `x` by
+/// less than [`INNER_TOL`] times the first sweep's move.
+#[allow(clippy::too_many_arguments)]
+fn sweeps<E: Engine>(
+    e: &mut E,
+    x: &mut E::Mat,
+    num: &E::Mat,
+    gram: &E::Mat,
+    side: Side,
+    reg: Regularization,
+    budget: usize,
+    prev: &mut E::Mat,
+    small: &mut E::Mat,
+) -> Result<()> {
+    let mut first = None;
+    for _ in 0..budget {
+        e.axpby(1.0, x, 0.0, prev)?;
+        e.hals_step(x, num, gram, side, reg)?;
+        if budget == 1 {
+            break;
+        }
+        e.axpby(1.0, x, -1.0, prev)?;
+        // ‖Δ‖² = tr(ΔᵀΔ) (W, m x r) or tr(ΔΔᵀ) (H, r x n): the Gram matrix of the move.
+        e.gram(prev, side, small)?;
+        let s = e.download(small)?;
+        let moved: f64 = (0..s.nrows()).map(|t| f64::from(s[[t, t]])).sum();
+        match first {
+            None => first = Some(moved),
+            Some(f) if moved <= INNER_TOL * INNER_TOL * f => break,
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+impl<E: Engine> Step<E> for AcceleratedHals {
+    fn step(
+        &self,
+        e: &mut E,
+        s: &mut State<E::Mat>,
+        p: &ValidParams,
+        update: Update,
+    ) -> Result<()> {
+        let (m, n) = e.dims();
+        let (budget_w, budget_h) = inner_budgets(m, n, p.rank);
+        let work = s
+            .ahals
+            .as_mut()
+            .ok_or(crate::error::NmfError::UnsupportedOption {
+                option: "accelerated HALS without its work space",
+                requires: "a run started by solver::run",
+            })?;
+        if update == Update::Both {
+            e.v_ht_and_gram(&s.h, &mut s.p, &mut s.g)?;
+            sweeps(
+                e,
+                &mut s.w,
+                &s.p,
+                &s.g,
+                Side::Left,
+                p.reg_w,
+                budget_w,
+                &mut work.prev_w,
+                &mut work.small,
+            )?;
+        }
+        e.gram(&s.w, Side::Left, &mut s.k)?;
+        e.wt_v(&s.w, &mut s.q)?;
+        sweeps(
+            e,
+            &mut s.h,
+            &s.q,
+            &s.k,
+            Side::Right,
+            p.reg_h,
+            budget_h,
+            &mut work.prev_h,
+            &mut work.small,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budgets_grow_with_the_cost_of_the_products() {
+        // Square data, small rank: products cost about n/r sweeps.
+        let (bw, bh) = inner_budgets(4096, 4096, 64);
+        assert_eq!((bw, bh), (33, 33));
+        // Tall data: the W sweeps are dearer, the H sweeps cheaper.
+        let (bw, bh) = inner_budgets(10000, 100, 10);
+        assert!(bw < bh, "{bw} {bh}");
+        assert!(inner_budgets(10, 10, 10).0 >= 1);
+    }
+}
