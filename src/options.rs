@@ -29,7 +29,8 @@ pub enum Solver {
     /// Accelerated HALS (Gillis & Glineur, Neural Computation 2012): several HALS sweeps per
     /// computation of `V Hᵀ` / `Wᵀ V`, as many as the products' cost pays for, stopping when a
     /// sweep changes the factor little. Same objective, regularisation and fixed points as
-    /// [`Solver::Hals`], reached in less time. Frobenius loss only.
+    /// [`Solver::Hals`], usually reached in less time (`nmf-bench --time-to-error`). Frobenius
+    /// loss only.
     AcceleratedHals,
 }
 

@@ -67,7 +67,7 @@ pub struct Options {
     )]
     pub devices: Vec<Device>,
 
-    /// Comma-separated: mu, hals [default: mu,hals].
+    /// Comma-separated: mu, hals, ahals [default: mu,hals].
     #[arg(
         long = "solver",
         value_name = "LIST",
@@ -99,9 +99,22 @@ pub struct Options {
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
 
+    /// Instead of ms per iteration: the wall time until the relative error first reaches E,
+    /// per case, device and solver (Frobenius only; --iterations is the budget).
+    #[arg(long, value_name = "E", value_parser = positive_f64)]
+    pub time_to_error: Option<f64>,
+
     /// CPU threads (sets RAYON_NUM_THREADS and the global rayon pool).
     #[arg(long, value_name = "T", value_parser = positive)]
     pub threads: Option<usize>,
+}
+
+/// A finite value > 0.
+fn positive_f64(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        _ => Err(format!("expected a number > 0, found {s:?}")),
+    }
 }
 
 /// `--backend`: where a row runs.

@@ -7,6 +7,7 @@ mod args;
 mod cases;
 mod measure;
 mod report;
+mod time_to_error;
 
 use std::fs::File;
 use std::io::Write as _;
@@ -192,6 +193,13 @@ fn run(opts: &Options) -> ExitCode {
     );
     println!();
 
+    if let Some(target) = opts.time_to_error {
+        return if time_to_error::run(opts, target) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        };
+    }
     let (rows, mut failed) = run_dense_cases(opts, &cpu, peak_scope);
     if !rows.is_empty() {
         print!("{}", render_table(&rows));
