@@ -12,7 +12,7 @@
 //! applications, the entries of `T`) is accumulated in `f64`. Matrices are kept transposed
 //! (one column of `A` per contiguous row) so that all column operations are unit-stride.
 
-use crate::engine::cpu::gemm::{gemm_into, Accum};
+use crate::engine::cpu::gemm::{gemm_conforming, Accum};
 use ndarray::{s, Array2, ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
@@ -221,14 +221,14 @@ fn apply_block(
     }
     // W = Xᵀ V (cols × b)
     let mut w = Array2::<f32>::zeros((cols, b));
-    gemm_into(w.view_mut(), xt.view(), vt.t(), Accum::Replace);
+    gemm_conforming(w.view_mut(), xt.view(), vt.t(), Accum::Replace);
     // W2 = −W Tᵀ (for X ← X − V T Vᵀ X) or −W T (for the transposed block).
     let tt = if transpose { t } else { t.reversed_axes() };
     let mut w2 = Array2::<f32>::zeros((cols, b));
-    gemm_into(w2.view_mut(), w.view(), tt, Accum::Replace);
+    gemm_conforming(w2.view_mut(), w.view(), tt, Accum::Replace);
     w2.mapv_inplace(|x| -x);
     // Xᵀ += W2 Vᵀ
-    gemm_into(xt, w2.view(), vt, Accum::Add);
+    gemm_conforming(xt, w2.view(), vt, Accum::Add);
 }
 
 #[cfg(test)]

@@ -5,6 +5,8 @@
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
+use crate::error::{NmfError, Result};
+
 /// Whether the product overwrites or accumulates into the destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Accum {
@@ -18,27 +20,37 @@ pub(crate) enum Accum {
 const PARALLEL_THRESHOLD: usize = 48 * 48 * 48;
 
 /// `C = A B` (or `C += A B`), for any strides of `a`, `b` and `c` (transposed views included).
-///
-/// # Panics
-/// Panics when the shapes do not conform; callers inside the crate guarantee they do.
+/// Shapes that do not conform (`A` m x k, `B` k x n, `C` m x n) are an error.
 pub(crate) fn gemm_into(
     mut c: ArrayViewMut2<'_, f32>,
     a: ArrayView2<'_, f32>,
     b: ArrayView2<'_, f32>,
     accum: Accum,
-) {
+) -> Result<()> {
     let (m, k) = a.dim();
     let (k2, n) = b.dim();
-    assert_eq!(k, k2, "gemm: inner dimensions differ");
-    assert_eq!(c.dim(), (m, n), "gemm: output shape differs");
+    if k != k2 {
+        return Err(NmfError::ShapeMismatch {
+            what: "B in the product A B",
+            expected: format!("{k} rows (the columns of A)"),
+            found: format!("{k2} x {n}"),
+        });
+    }
+    if c.dim() != (m, n) {
+        return Err(NmfError::ShapeMismatch {
+            what: "the output of the product A B",
+            expected: format!("{m} x {n}"),
+            found: format!("{} x {}", c.nrows(), c.ncols()),
+        });
+    }
     if m == 0 || n == 0 {
-        return;
+        return Ok(());
     }
     if k == 0 {
         if accum == Accum::Replace {
             c.fill(0.0);
         }
-        return;
+        return Ok(());
     }
     let threads = rayon::current_num_threads();
     let par = if m.saturating_mul(n).saturating_mul(k) >= PARALLEL_THRESHOLD && threads > 1 {
@@ -74,12 +86,32 @@ pub(crate) fn gemm_into(
             par,
         );
     }
+    Ok(())
 }
 
-/// `A B` as a new row-major matrix.
+/// [`gemm_into`] for operands whose shapes conform by construction (the factorisations of
+/// [`crate::linalg`] size every operand from the others).
+///
+/// # Panics
+/// When the shapes do not conform: a bug in the caller, not bad input.
+pub(crate) fn gemm_conforming(
+    c: ArrayViewMut2<'_, f32>,
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    accum: Accum,
+) {
+    if let Err(e) = gemm_into(c, a, b, accum) {
+        panic!("internal error: {e}");
+    }
+}
+
+/// `A B` as a new row-major matrix, for operands whose inner dimensions agree by construction.
+///
+/// # Panics
+/// When `a.ncols() != b.nrows()`: a bug in the caller, not bad input.
 pub(crate) fn matmul(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Array2<f32> {
     let mut c = Array2::<f32>::zeros((a.nrows(), b.ncols()));
-    gemm_into(c.view_mut(), a, b, Accum::Replace);
+    gemm_conforming(c.view_mut(), a, b, Accum::Replace);
     c
 }
 
@@ -150,8 +182,9 @@ mod tests {
                 a.view(),
                 b.view(),
                 Accum::Replace,
-            );
-            gemm_into(c.view_mut().reversed_axes(), a.view(), b.view(), Accum::Add);
+            )
+            .unwrap();
+            gemm_into(c.view_mut().reversed_axes(), a.view(), b.view(), Accum::Add).unwrap();
             let c2 = c.t().mapv(|x| x / 2.0);
             assert_close(&c2, &r);
         }
@@ -162,9 +195,23 @@ mod tests {
         let a = Array2::<f32>::zeros((3, 0));
         let b = Array2::<f32>::zeros((0, 4));
         let mut c = Array2::<f32>::ones((3, 4));
-        gemm_into(c.view_mut(), a.view(), b.view(), Accum::Add);
+        gemm_into(c.view_mut(), a.view(), b.view(), Accum::Add).unwrap();
         assert!(c.iter().all(|&x| x == 1.0));
-        gemm_into(c.view_mut(), a.view(), b.view(), Accum::Replace);
+        gemm_into(c.view_mut(), a.view(), b.view(), Accum::Replace).unwrap();
         assert!(c.iter().all(|&x| x == 0.0));
+    }
+
+    #[test]
+    fn shapes_that_do_not_conform_are_errors() {
+        let a = Array2::<f32>::ones((3, 4));
+        let b = Array2::<f32>::ones((5, 2));
+        let mut c = Array2::<f32>::zeros((3, 2));
+        let e = gemm_into(c.view_mut(), a.view(), b.view(), Accum::Replace).unwrap_err();
+        assert!(matches!(e, NmfError::ShapeMismatch { .. }), "{e}");
+        let b = Array2::<f32>::ones((4, 2));
+        let mut small = Array2::<f32>::zeros((2, 2));
+        let e = gemm_into(small.view_mut(), a.view(), b.view(), Accum::Replace).unwrap_err();
+        assert!(matches!(e, NmfError::ShapeMismatch { .. }), "{e}");
+        assert!(small.iter().all(|&x| x == 0.0));
     }
 }

@@ -10,7 +10,7 @@ use ndarray::{Array2, ArrayView2, Axis, CowArray, Ix2, Zip};
 
 use self::gemm::{gemm_into, Accum};
 use super::{Engine, MuDenominator, MuRule, Side, TraceLoss};
-use crate::error::Result;
+use crate::error::{NmfError, Result};
 use crate::options::{Loss, Regularization};
 use crate::sparse::CsrMatrix;
 
@@ -152,7 +152,7 @@ impl CpuEngine<'_> {
         h: &Array2<f32>,
         side: Side,
         out: &mut Array2<f32>,
-    ) {
+    ) -> Result<()> {
         let (m, n) = v.dim();
         let r = w.ncols();
         let block_rows = |cols: usize| (BLOCK_ENTRIES / cols.max(1)).clamp(4, 4096);
@@ -164,23 +164,26 @@ impl CpuEngine<'_> {
                 ht.resize(n * r, 0.0);
                 skinny::transpose_into(h.view(), &mut ht);
                 let bs = block_rows(n);
-                v.axis_chunks_iter(Axis(0), bs)
+                let res = v
+                    .axis_chunks_iter(Axis(0), bs)
                     .into_par_iter()
                     .zip(w.axis_chunks_iter(Axis(0), bs))
                     .zip(out.axis_chunks_iter_mut(Axis(0), bs))
-                    .for_each(|((vb, wb), mut ob)| {
+                    .try_for_each(|((vb, wb), mut ob)| {
                         let rows = vb.nrows();
                         let wbt = wb.t().as_standard_layout().into_owned();
                         let mut z = Array2::<f32>::zeros((rows, n));
-                        if !skinny::at_b(wbt.view(), h.view(), z.view_mut()) {
-                            gemm_into(z.view_mut(), wb, h.view(), Accum::Replace);
+                        if !skinny::at_b(wbt.view(), h.view(), z.view_mut())? {
+                            gemm_into(z.view_mut(), wb, h.view(), Accum::Replace)?;
                         }
                         ratio_in_place(&mut z, vb);
-                        if !skinny::a_bt_packed(z.view(), &ht, ob.view_mut()) {
-                            gemm_into(ob, z.view(), h.t(), Accum::Replace);
+                        if !skinny::a_bt_packed(z.view(), &ht, ob.view_mut())? {
+                            gemm_into(ob, z.view(), h.t(), Accum::Replace)?;
                         }
+                        Ok(())
                     });
                 *scratch_ht = ht;
+                res
             }
             Side::Right => {
                 // out[:, cols] = Wᵀ (V[:, cols] ⊘ W H[:, cols]) per column block.
@@ -190,22 +193,68 @@ impl CpuEngine<'_> {
                     .into_par_iter()
                     .zip(h.axis_chunks_iter(Axis(1), bs))
                     .zip(out.axis_chunks_iter_mut(Axis(1), bs))
-                    .for_each(|((vb, hb), mut ob)| {
+                    .try_for_each(|((vb, hb), mut ob)| {
                         let cols = vb.ncols();
                         let hb = hb.as_standard_layout();
                         let mut z = Array2::<f32>::zeros((m, cols));
-                        if !skinny::at_b(wt.view(), hb.view(), z.view_mut()) {
-                            gemm_into(z.view_mut(), w.view(), hb.view(), Accum::Replace);
+                        if !skinny::at_b(wt.view(), hb.view(), z.view_mut())? {
+                            gemm_into(z.view_mut(), w.view(), hb.view(), Accum::Replace)?;
                         }
                         ratio_in_place(&mut z, vb);
                         let mut q = Array2::<f32>::zeros((r, cols));
-                        if !skinny::at_b(w.view(), z.view(), q.view_mut()) {
-                            gemm_into(q.view_mut(), w.t(), z.view(), Accum::Replace);
+                        if !skinny::at_b(w.view(), z.view(), q.view_mut())? {
+                            gemm_into(q.view_mut(), w.t(), z.view(), Accum::Replace)?;
                         }
                         ob.assign(&q);
-                    });
+                        Ok(())
+                    })
             }
         }
+    }
+}
+
+/// Check that `w` (m x r) and `h` (r x n) are factors of V (m x n), and that `out` (when given)
+/// has the shape `expected`: the blocked products below zip row or column blocks of V, W, H
+/// and the output, and must not silently stop at the shortest.
+fn check_factors(
+    v: (usize, usize),
+    w: &Array2<f32>,
+    h: &Array2<f32>,
+    out: Option<((usize, usize), (usize, usize))>,
+) -> Result<()> {
+    let (m, n) = v;
+    let r = w.ncols();
+    let bad = |what: &'static str, expected: String, found: (usize, usize)| {
+        Err(NmfError::ShapeMismatch {
+            what,
+            expected,
+            found: format!("{} x {}", found.0, found.1),
+        })
+    };
+    if w.nrows() != m {
+        return bad("W", format!("{m} x r (the rows of V)"), w.dim());
+    }
+    if h.dim() != (r, n) {
+        return bad("H", format!("{r} x {n}"), h.dim());
+    }
+    if let Some((got, want)) = out {
+        if got != want {
+            return bad("the output", format!("{} x {}", want.0, want.1), got);
+        }
+    }
+    Ok(())
+}
+
+/// `Err` unless an operand has the shape `want`.
+fn check_same(what: &'static str, got: (usize, usize), want: (usize, usize)) -> Result<()> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(NmfError::ShapeMismatch {
+            what,
+            expected: format!("{} x {}", want.0, want.1),
+            found: format!("{} x {}", got.0, got.1),
+        })
     }
 }
 
@@ -248,18 +297,18 @@ impl Engine for CpuEngine<'_> {
                 pack_ht(h, &mut self.scratch_ht);
                 let a = panels_for(&mut self.panels, csr, csc, r).v(csr);
                 match out.as_slice_mut() {
-                    Some(o) => sparse::spmm(a, &self.scratch_ht, r, o),
+                    Some(o) => sparse::spmm(a, &self.scratch_ht, r, o)?,
                     None => {
                         let mut o = Array2::zeros(out.dim());
-                        sparse::spmm(a, &self.scratch_ht, r, as_slice_mut(&mut o));
+                        sparse::spmm(a, &self.scratch_ht, r, as_slice_mut(&mut o))?;
                         out.assign(&o);
                     }
                 }
                 return Ok(());
             }
         };
-        if !skinny::a_bt(v.view(), h.view(), out.view_mut(), &mut self.scratch_ht) {
-            gemm_into(out.view_mut(), v.view(), h.t(), Accum::Replace);
+        if !skinny::a_bt(v.view(), h.view(), out.view_mut(), &mut self.scratch_ht)? {
+            gemm_into(out.view_mut(), v.view(), h.t(), Accum::Replace)?;
         }
         Ok(())
     }
@@ -272,12 +321,12 @@ impl Engine for CpuEngine<'_> {
                 let w = row_major(w);
                 let r = w.ncols();
                 let at = panels_for(&mut self.panels, csr, csc, r).vt(csc);
-                sparse::spmm_t(at, as_slice(&w), r, out.view_mut());
+                sparse::spmm_t(at, as_slice(&w), r, out.view_mut())?;
                 return Ok(());
             }
         };
-        if !skinny::at_b(w.view(), v.view(), out.view_mut()) {
-            gemm_into(out.view_mut(), w.t(), v.view(), Accum::Replace);
+        if !skinny::at_b(w.view(), v.view(), out.view_mut())? {
+            gemm_into(out.view_mut(), w.t(), v.view(), Accum::Replace)?;
         }
         Ok(())
     }
@@ -285,13 +334,13 @@ impl Engine for CpuEngine<'_> {
     fn gram(&mut self, x: &Array2<f32>, side: Side, out: &mut Array2<f32>) -> Result<()> {
         match side {
             Side::Left => {
-                if !skinny::at_b(x.view(), x.view(), out.view_mut()) {
-                    gemm_into(out.view_mut(), x.t(), x.view(), Accum::Replace);
+                if !skinny::at_b(x.view(), x.view(), out.view_mut())? {
+                    gemm_into(out.view_mut(), x.t(), x.view(), Accum::Replace)?;
                 }
             }
             Side::Right => {
-                if !skinny::a_bt(x.view(), x.view(), out.view_mut(), &mut self.scratch_ht) {
-                    gemm_into(out.view_mut(), x.view(), x.t(), Accum::Replace);
+                if !skinny::a_bt(x.view(), x.view(), out.view_mut(), &mut self.scratch_ht)? {
+                    gemm_into(out.view_mut(), x.view(), x.t(), Accum::Replace)?;
                 }
             }
         }
@@ -317,17 +366,17 @@ impl Engine for CpuEngine<'_> {
         let mut ht = std::mem::take(&mut self.scratch_ht);
         pack_ht(h, &mut ht);
         let ok = match (&self.v, p.as_slice_mut()) {
-            (Data::Dense(v), _) => skinny::a_bt_packed(v.view(), &ht, p.view_mut()),
+            (Data::Dense(v), _) => skinny::a_bt_packed(v.view(), &ht, p.view_mut())?,
             (Data::Sparse { csr, csc }, Some(ps)) => {
                 let a = panels_for(&mut self.panels, csr, csc, r).v(csr);
-                sparse::spmm(a, &ht, r, ps);
+                sparse::spmm(a, &ht, r, ps)?;
                 true
             }
             (Data::Sparse { .. }, None) => false,
         };
         let htv = ndarray::ArrayView2::from_shape((n, r), &ht[..]);
         let ok2 = match htv {
-            Ok(htv) => skinny::at_b(htv, htv, g.view_mut()),
+            Ok(htv) => skinny::at_b(htv, htv, g.view_mut())?,
             Err(_) => false,
         };
         self.scratch_ht = ht;
@@ -387,8 +436,14 @@ impl Engine for CpuEngine<'_> {
         side: Side,
         out: &mut Array2<f32>,
     ) -> Result<()> {
+        let (m, n) = self.shape();
+        let want = match side {
+            Side::Left => (m, w.ncols()),
+            Side::Right => (w.ncols(), n),
+        };
+        check_factors((m, n), w, h, Some((out.dim(), want)))?;
         match &self.v {
-            Data::Dense(v) => Self::kl_blocks(v.view(), &mut self.scratch_ht, w, h, side, out),
+            Data::Dense(v) => Self::kl_blocks(v.view(), &mut self.scratch_ht, w, h, side, out)?,
             Data::Sparse { csr, csc } => {
                 let r = w.ncols();
                 let wr = row_major(w);
@@ -398,17 +453,17 @@ impl Engine for CpuEngine<'_> {
                 match side {
                     // Z Hᵀ: row i weighs Hᵀ[j] by v_ij / (W[i]·Hᵀ[j]).
                     Side::Left => match out.as_slice_mut() {
-                        Some(o) => sparse::kl_spmm(panels.v(csr), as_slice(&wr), ht, r, o),
+                        Some(o) => sparse::kl_spmm(panels.v(csr), as_slice(&wr), ht, r, o)?,
                         None => {
                             let mut o = Array2::zeros(out.dim());
                             let os = as_slice_mut(&mut o);
-                            sparse::kl_spmm(panels.v(csr), as_slice(&wr), ht, r, os);
+                            sparse::kl_spmm(panels.v(csr), as_slice(&wr), ht, r, os)?;
                             out.assign(&o);
                         }
                     },
                     // Wᵀ Z = (Zᵀ W)ᵀ: column j weighs W[i] by v_ij / (Hᵀ[j]·W[i]).
                     Side::Right => {
-                        sparse::kl_spmm_t(panels.vt(csc), ht, as_slice(&wr), r, out.view_mut())
+                        sparse::kl_spmm_t(panels.vt(csc), ht, as_slice(&wr), r, out.view_mut())?
                     }
                 }
             }
@@ -443,6 +498,7 @@ impl Engine for CpuEngine<'_> {
         eps: f32,
         rule: MuRule,
     ) -> Result<()> {
+        check_same("the multiplicative update's numerator", num.dim(), x.dim())?;
         let Regularization { l1, l2 } = reg;
         let update = move |x: &mut f32, n: f32, d: f32| {
             let mut d = d + l1 + l2 * *x;
@@ -461,8 +517,8 @@ impl Engine for CpuEngine<'_> {
                 match side {
                     // X P = X (Pᵀ)ᵀ, the skinny A Bᵀ kernel with B = Pᵀ.
                     Side::Left => {
-                        if !skinny::a_bt(x.view(), g.t(), d.view_mut(), &mut self.scratch_ht) {
-                            gemm_into(d.view_mut(), x.view(), g.view(), Accum::Replace);
+                        if !skinny::a_bt(x.view(), g.t(), d.view_mut(), &mut self.scratch_ht)? {
+                            gemm_into(d.view_mut(), x.view(), g.view(), Accum::Replace)?;
                         }
                     }
                     // P X = (Pᵀ)ᵀ X; a Gram matrix is its own transpose.
@@ -471,8 +527,8 @@ impl Engine for CpuEngine<'_> {
                             MuDenominator::Gram(_) => CowArray::from(g.view()),
                             _ => CowArray::from(g.t().as_standard_layout().into_owned()),
                         };
-                        if !skinny::at_b(pt.view(), x.view(), d.view_mut()) {
-                            gemm_into(d.view_mut(), g.view(), x.view(), Accum::Replace);
+                        if !skinny::at_b(pt.view(), x.view(), d.view_mut())? {
+                            gemm_into(d.view_mut(), g.view(), x.view(), Accum::Replace)?;
                         }
                     }
                 }
@@ -530,13 +586,13 @@ impl Engine for CpuEngine<'_> {
     ) -> Result<()> {
         match side {
             Side::Left => {
-                if !skinny::at_b(x.view(), y.view(), out.view_mut()) {
-                    gemm_into(out.view_mut(), x.t(), y.view(), Accum::Replace);
+                if !skinny::at_b(x.view(), y.view(), out.view_mut())? {
+                    gemm_into(out.view_mut(), x.t(), y.view(), Accum::Replace)?;
                 }
             }
             Side::Right => {
-                if !skinny::a_bt(x.view(), y.view(), out.view_mut(), &mut self.scratch_ht) {
-                    gemm_into(out.view_mut(), x.view(), y.t(), Accum::Replace);
+                if !skinny::a_bt(x.view(), y.view(), out.view_mut(), &mut self.scratch_ht)? {
+                    gemm_into(out.view_mut(), x.view(), y.t(), Accum::Replace)?;
                 }
             }
         }
@@ -552,14 +608,14 @@ impl Engine for CpuEngine<'_> {
     ) -> Result<()> {
         match side {
             Side::Left => {
-                if !skinny::a_bt(x.view(), s.t(), out.view_mut(), &mut self.scratch_ht) {
-                    gemm_into(out.view_mut(), x.view(), s.view(), Accum::Replace);
+                if !skinny::a_bt(x.view(), s.t(), out.view_mut(), &mut self.scratch_ht)? {
+                    gemm_into(out.view_mut(), x.view(), s.view(), Accum::Replace)?;
                 }
             }
             Side::Right => {
                 let st = s.t().as_standard_layout().into_owned();
-                if !skinny::at_b(st.view(), x.view(), out.view_mut()) {
-                    gemm_into(out.view_mut(), s.view(), x.view(), Accum::Replace);
+                if !skinny::at_b(st.view(), x.view(), out.view_mut())? {
+                    gemm_into(out.view_mut(), s.view(), x.view(), Accum::Replace)?;
                 }
             }
         }
@@ -588,6 +644,12 @@ impl Engine for CpuEngine<'_> {
     ) -> Result<()> {
         let (m, n) = self.shape();
         let r = w.ncols();
+        let want = match side {
+            Side::Left => (m, r),
+            Side::Right => (r, n),
+        };
+        check_factors((m, n), w, h, Some((out.dim(), want)))?;
+        check_factors((m, n), w, h, Some((mask.dim(), (m, n))))?;
         match side {
             Side::Left => {
                 // out[rows] = (M[rows] ⊙ W[rows] H) Hᵀ per row block; Hᵀ packed once.
@@ -596,22 +658,25 @@ impl Engine for CpuEngine<'_> {
                 ht.resize(n * r, 0.0);
                 skinny::transpose_into(h.view(), &mut ht);
                 let bs = self.block_rows(n);
-                mask.axis_chunks_iter(Axis(0), bs)
+                let res = mask
+                    .axis_chunks_iter(Axis(0), bs)
                     .into_par_iter()
                     .zip(w.axis_chunks_iter(Axis(0), bs))
                     .zip(out.axis_chunks_iter_mut(Axis(0), bs))
-                    .for_each(|((mb, wb), mut ob)| {
+                    .try_for_each(|((mb, wb), mut ob)| {
                         let wbt = wb.t().as_standard_layout().into_owned();
                         let mut z = Array2::<f32>::zeros((mb.nrows(), n));
-                        if !skinny::at_b(wbt.view(), h.view(), z.view_mut()) {
-                            gemm_into(z.view_mut(), wb, h.view(), Accum::Replace);
+                        if !skinny::at_b(wbt.view(), h.view(), z.view_mut())? {
+                            gemm_into(z.view_mut(), wb, h.view(), Accum::Replace)?;
                         }
                         z *= &mb;
-                        if !skinny::a_bt_packed(z.view(), &ht, ob.view_mut()) {
-                            gemm_into(ob, z.view(), h.t(), Accum::Replace);
+                        if !skinny::a_bt_packed(z.view(), &ht, ob.view_mut())? {
+                            gemm_into(ob, z.view(), h.t(), Accum::Replace)?;
                         }
+                        Ok(())
                     });
                 self.scratch_ht = ht;
+                res?;
             }
             Side::Right => {
                 // out[:, cols] = Wᵀ (M[:, cols] ⊙ W H[:, cols]) per column block.
@@ -621,25 +686,27 @@ impl Engine for CpuEngine<'_> {
                     .into_par_iter()
                     .zip(h.axis_chunks_iter(Axis(1), bs))
                     .zip(out.axis_chunks_iter_mut(Axis(1), bs))
-                    .for_each(|((mb, hb), mut ob)| {
+                    .try_for_each(|((mb, hb), mut ob)| {
                         let hb = hb.as_standard_layout();
                         let mut z = Array2::<f32>::zeros((m, mb.ncols()));
-                        if !skinny::at_b(wt.view(), hb.view(), z.view_mut()) {
-                            gemm_into(z.view_mut(), w.view(), hb.view(), Accum::Replace);
+                        if !skinny::at_b(wt.view(), hb.view(), z.view_mut())? {
+                            gemm_into(z.view_mut(), w.view(), hb.view(), Accum::Replace)?;
                         }
                         z *= &mb;
                         let mut q = Array2::<f32>::zeros((r, mb.ncols()));
-                        if !skinny::at_b(w.view(), z.view(), q.view_mut()) {
-                            gemm_into(q.view_mut(), w.t(), z.view(), Accum::Replace);
+                        if !skinny::at_b(w.view(), z.view(), q.view_mut())? {
+                            gemm_into(q.view_mut(), w.t(), z.view(), Accum::Replace)?;
                         }
                         ob.assign(&q);
-                    });
+                        Ok(())
+                    })?;
             }
         }
         Ok(())
     }
 
     fn masked_loss(&mut self, mask: &Array2<f32>, w: &Array2<f32>, h: &Array2<f32>) -> Result<f64> {
+        check_factors(self.shape(), w, h, Some((mask.dim(), self.shape())))?;
         let n = self.shape().1;
         let bs = self.block_rows(n);
         let v = &self.v;
@@ -659,16 +726,16 @@ impl Engine for CpuEngine<'_> {
                     }
                 };
                 let mut wh = Array2::<f32>::zeros((vb.nrows(), n));
-                gemm_into(wh.view_mut(), wb, h.view(), Accum::Replace);
-                Zip::from(&vb)
+                gemm_into(wh.view_mut(), wb, h.view(), Accum::Replace)?;
+                Ok(Zip::from(&vb)
                     .and(&mb)
                     .and(&wh)
                     .fold(0.0f64, |acc, &v, &mk, &p| {
                         let d = (mk * (v - p)) as f64;
                         acc + d * d
-                    })
+                    }))
             })
-            .sum::<f64>();
+            .try_reduce(|| 0.0, |a, b| Ok(a + b))?;
         Ok(0.5 * total)
     }
 
@@ -680,6 +747,12 @@ impl Engine for CpuEngine<'_> {
         side: Side,
         reg: Regularization,
     ) -> Result<()> {
+        let r = match side {
+            Side::Left => x.ncols(),
+            Side::Right => x.nrows(),
+        };
+        check_same("the HALS numerator", num.dim(), x.dim())?;
+        check_same("the HALS Gram matrix", gram.dim(), (r, r))?;
         match side {
             Side::Left => hals::sweep_rows(x.view_mut(), num.view(), gram.view(), reg),
             Side::Right => hals::sweep_cols(x.view_mut(), num.view(), gram.view(), reg),
@@ -688,6 +761,7 @@ impl Engine for CpuEngine<'_> {
     }
 
     fn loss(&mut self, w: &Array2<f32>, h: &Array2<f32>, loss: Loss, eps: f32) -> Result<f64> {
+        check_factors(self.shape(), w, h, None)?;
         let v = match &self.v {
             Data::Dense(v) => v,
             Data::Sparse { csr, .. } => {
@@ -735,12 +809,12 @@ impl Engine for CpuEngine<'_> {
             .map(|(vb, wb)| {
                 let mut wh = Array2::<f32>::zeros((vb.nrows(), n));
                 let wbt = wb.t().as_standard_layout().into_owned();
-                if !skinny::at_b(wbt.view(), h.view(), wh.view_mut()) {
-                    gemm_into(wh.view_mut(), wb, h.view(), Accum::Replace);
+                if !skinny::at_b(wbt.view(), h.view(), wh.view_mut())? {
+                    gemm_into(wh.view_mut(), wb, h.view(), Accum::Replace)?;
                 }
-                block_divergence(vb, wh.view(), loss, eps)
+                Ok(block_divergence(vb, wh.view(), loss, eps))
             })
-            .sum::<f64>();
+            .try_reduce(|| 0.0, |a, b| Ok(a + b))?;
         Ok(total)
     }
 }

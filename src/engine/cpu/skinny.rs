@@ -11,6 +11,8 @@
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 
+use crate::error::{NmfError, Result};
+
 /// Whether the running CPU can use these kernels.
 pub(crate) fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -23,14 +25,55 @@ pub(crate) fn available() -> bool {
     }
 }
 
+/// `Err` naming the operand whose shape does not conform.
+fn mismatch(what: &'static str, expected: String, found: (usize, usize)) -> NmfError {
+    NmfError::ShapeMismatch {
+        what,
+        expected,
+        found: format!("{} x {}", found.0, found.1),
+    }
+}
+
+/// Check `p = a bᵀ`: `a` (m x k), `b` (r x k), `p` (m x r).
+fn check_a_bt(a: (usize, usize), b: (usize, usize), p: (usize, usize)) -> Result<()> {
+    if b.1 != a.1 {
+        return Err(mismatch("B in A Bᵀ", format!("{} columns (as A)", a.1), b));
+    }
+    if p != (a.0, b.0) {
+        return Err(mismatch(
+            "the output of A Bᵀ",
+            format!("{} x {}", a.0, b.0),
+            p,
+        ));
+    }
+    Ok(())
+}
+
+/// Check `q = aᵀ b`: `a` (k x r), `b` (k x n), `q` (r x n).
+fn check_at_b(a: (usize, usize), b: (usize, usize), q: (usize, usize)) -> Result<()> {
+    if b.0 != a.0 {
+        return Err(mismatch("B in Aᵀ B", format!("{} rows (as A)", a.0), b));
+    }
+    if q != (a.1, b.1) {
+        return Err(mismatch(
+            "the output of Aᵀ B",
+            format!("{} x {}", a.1, b.1),
+            q,
+        ));
+    }
+    Ok(())
+}
+
 /// `p = a bᵀ` for row-major `a` (m x k) and `b` (r x k); `scratch` holds `bᵀ`.
-/// Returns false (doing nothing) when the kernels cannot run on these operands.
+/// Shapes that do not conform are an error; `Ok(false)` (doing nothing) when the kernels cannot
+/// run on these operands (no AVX-512F, or `a` or `p` not row-major).
 pub(crate) fn a_bt(
     a: ArrayView2<'_, f32>,
     b: ArrayView2<'_, f32>,
     p: ArrayViewMut2<'_, f32>,
     scratch: &mut Vec<f32>,
-) -> bool {
+) -> Result<bool> {
+    check_a_bt(a.dim(), b.dim(), p.dim())?;
     #[cfg(target_arch = "x86_64")]
     {
         if available() && a.is_standard_layout() && p.is_standard_layout() {
@@ -38,35 +81,58 @@ pub(crate) fn a_bt(
             scratch.clear();
             scratch.resize(k * r, 0.0);
             transpose_into(b, scratch);
-            // SAFETY: AVX-512F was detected; shapes and layouts were checked above.
+            // SAFETY: AVX-512F was detected; a (m x k) and p (m x r) are row-major, and the
+            // packed bᵀ holds k x r floats (shapes checked above).
             unsafe { avx512::a_bt(a, scratch, p) };
-            return true;
+            return Ok(true);
         }
     }
     let _ = (a, b, p, scratch);
-    false
+    Ok(false)
 }
 
 /// `p = a btᵀ…`: `p[i, t] = Σ_k a[i, k] · bt[k·r + t]` with `bt` an already packed `bᵀ`
-/// (k x r row-major, as [`transpose_into`] makes). Returns false when the kernels cannot run.
-pub(crate) fn a_bt_packed(a: ArrayView2<'_, f32>, bt: &[f32], p: ArrayViewMut2<'_, f32>) -> bool {
+/// (k x r row-major, as [`transpose_into`] makes), `a` (m x k), `p` (m x r).
+/// Shapes that do not conform are an error; `Ok(false)` when the kernels cannot run.
+pub(crate) fn a_bt_packed(
+    a: ArrayView2<'_, f32>,
+    bt: &[f32],
+    p: ArrayViewMut2<'_, f32>,
+) -> Result<bool> {
+    let (m, k) = a.dim();
+    if p.nrows() != m {
+        return Err(mismatch(
+            "the output of A Bᵀ",
+            format!("{m} rows (as A)"),
+            p.dim(),
+        ));
+    }
+    let r = p.ncols();
+    if k.checked_mul(r) != Some(bt.len()) {
+        return Err(NmfError::ShapeMismatch {
+            what: "the packed Bᵀ of A Bᵀ",
+            expected: format!("{k} x {r} = {} floats", k as u128 * r as u128),
+            found: format!("{} floats", bt.len()),
+        });
+    }
     #[cfg(target_arch = "x86_64")]
     {
-        if available()
-            && a.is_standard_layout()
-            && p.is_standard_layout()
-            && bt.len() == a.ncols() * p.ncols()
-        {
-            // SAFETY: AVX-512F was detected; shapes and layouts were checked above.
+        if available() && a.is_standard_layout() && p.is_standard_layout() {
+            // SAFETY: AVX-512F was detected; a (m x k) and p (m x r) are row-major and bt
+            // holds k x r floats (checked above).
             unsafe { avx512::a_bt(a, bt, p) };
-            return true;
+            return Ok(true);
         }
     }
     let _ = (a, bt, p);
-    false
+    Ok(false)
 }
 
 /// `out = bᵀ` (k x r, row-major) for `b` (r x k), in tiles so reads and writes stay in cache.
+/// Only the first `r·k` entries of `out` are written.
+///
+/// # Panics
+/// When `out` holds fewer than `r·k` floats (safe indexing; callers size it from `b`).
 pub(crate) fn transpose_into(b: ArrayView2<'_, f32>, out: &mut [f32]) {
     const T: usize = 16;
     let (r, k) = b.dim();
@@ -84,24 +150,27 @@ pub(crate) fn transpose_into(b: ArrayView2<'_, f32>, out: &mut [f32]) {
     }
 }
 
-/// `q = aᵀ b` for row-major `a` (k x r) and `b` (k x n).
-/// Returns false (doing nothing) when the kernels cannot run on these operands.
+/// `q = aᵀ b` for row-major `a` (k x r) and `b` (k x n), `q` (r x n).
+/// Shapes that do not conform are an error; `Ok(false)` (doing nothing) when the kernels cannot
+/// run on these operands (no AVX-512F, or an operand not row-major).
 pub(crate) fn at_b(
     a: ArrayView2<'_, f32>,
     b: ArrayView2<'_, f32>,
     q: ArrayViewMut2<'_, f32>,
-) -> bool {
+) -> Result<bool> {
+    check_at_b(a.dim(), b.dim(), q.dim())?;
     #[cfg(target_arch = "x86_64")]
     {
         if available() && a.is_standard_layout() && b.is_standard_layout() && q.is_standard_layout()
         {
-            // SAFETY: AVX-512F was detected; shapes and layouts were checked above.
+            // SAFETY: AVX-512F was detected; all three operands are row-major with conforming
+            // shapes (checked above).
             unsafe { avx512::at_b(a, b, q) };
-            return true;
+            return Ok(true);
         }
     }
     let _ = (a, b, q);
-    false
+    Ok(false)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -496,6 +565,32 @@ mod tests {
     }
 
     #[test]
+    fn shapes_that_do_not_conform_are_errors_whatever_the_cpu() {
+        let a = pseudo(6, 4, 1);
+        let b = pseudo(3, 4, 2);
+        let mut s = Vec::new();
+        let mut p = Array2::<f32>::zeros((6, 3));
+        assert!(a_bt(a.view(), b.view(), p.view_mut(), &mut s).is_ok());
+        let mut small = Array2::<f32>::zeros((5, 3));
+        assert!(a_bt(a.view(), b.view(), small.view_mut(), &mut s).is_err());
+        let wide = pseudo(3, 5, 3);
+        assert!(a_bt(a.view(), wide.view(), p.view_mut(), &mut s).is_err());
+        // Packed Bᵀ: 4 x 3 floats, one short, one over.
+        assert!(a_bt_packed(a.view(), &[0.0; 12], p.view_mut()).is_ok());
+        assert!(a_bt_packed(a.view(), &[0.0; 11], p.view_mut()).is_err());
+        assert!(a_bt_packed(a.view(), &[0.0; 13], p.view_mut()).is_err());
+        assert!(a_bt_packed(a.view(), &[0.0; 12], small.view_mut()).is_err());
+        // aᵀ b: a 6 x 4, b 6 x 2, q 4 x 2.
+        let b2 = pseudo(6, 2, 4);
+        let mut q = Array2::<f32>::zeros((4, 2));
+        assert!(at_b(a.view(), b2.view(), q.view_mut()).is_ok());
+        let short = pseudo(5, 2, 5);
+        assert!(at_b(a.view(), short.view(), q.view_mut()).is_err());
+        let mut q_small = Array2::<f32>::zeros((4, 1));
+        assert!(at_b(a.view(), b2.view(), q_small.view_mut()).is_err());
+    }
+
+    #[test]
     fn at_b_packed_path_for_strides_that_alias() {
         if !available() {
             println!("skipping: no AVX-512F on this CPU (the general GEMM is used instead)");
@@ -506,7 +601,7 @@ mod tests {
             let a = pseudo(k, r, 3);
             let b = pseudo(k, n, 4);
             let mut q = Array2::<f32>::from_elem((r, n), f32::NAN);
-            assert!(at_b(a.view(), b.view(), q.view_mut()));
+            assert!(at_b(a.view(), b.view(), q.view_mut()).unwrap());
             assert!(
                 close(&q, &naive(&a.t().to_owned(), &b)),
                 "at_b {k}x{r} n{n}"
@@ -528,7 +623,7 @@ mod tests {
                     let a = pseudo(m, k, (m * 31 + k) as u32);
                     let b = pseudo(r, k, (r * 7 + k) as u32);
                     let mut p = Array2::<f32>::from_elem((m, r), f32::NAN);
-                    assert!(a_bt(a.view(), b.view(), p.view_mut(), &mut scratch));
+                    assert!(a_bt(a.view(), b.view(), p.view_mut(), &mut scratch).unwrap());
                     assert!(
                         close(&p, &naive(&a, &b.t().to_owned())),
                         "a_bt {m}x{k} r{r}"
@@ -537,7 +632,7 @@ mod tests {
                     let a2 = pseudo(k, r, (k + r) as u32);
                     let b2 = pseudo(k, m, (k * 3 + m) as u32);
                     let mut q = Array2::<f32>::from_elem((r, m), f32::NAN);
-                    assert!(at_b(a2.view(), b2.view(), q.view_mut()));
+                    assert!(at_b(a2.view(), b2.view(), q.view_mut()).unwrap());
                     assert!(
                         close(&q, &naive(&a2.t().to_owned(), &b2)),
                         "at_b {k}x{r} n{m}"

@@ -20,6 +20,7 @@
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
+use crate::error::{NmfError, Result};
 use crate::linalg::LinearOperator;
 use crate::sparse::CsrMatrix;
 
@@ -178,13 +179,47 @@ impl<'a> Operand<'a> {
 
     /// The lengths every product checks before its kernels read `x` (and `y`) unchecked:
     /// `x` is A.cols x r, `y` A.rows x r, and the result has `out_len` = A.rows·r entries.
-    fn check(self, x: &[f32], y: Option<&[f32]>, r: usize, out_len: usize) {
+    fn check(self, x: &[f32], y: Option<&[f32]>, r: usize, out_len: usize) -> Result<()> {
         let (rows, cols) = self.dim();
-        assert_eq!(x.len(), cols * r, "x must be A.cols x r");
-        assert_eq!(out_len, rows * r, "the result must be A.rows x r");
-        if let Some(y) = y {
-            assert_eq!(y.len(), rows * r, "y must be A.rows x r");
+        let len = |what: &'static str, n: usize, want: usize, dims: (usize, usize)| {
+            if (n as u128) == (want as u128) {
+                Ok(())
+            } else {
+                Err(NmfError::ShapeMismatch {
+                    what,
+                    expected: format!(
+                        "{} x {} = {} floats",
+                        dims.0,
+                        dims.1,
+                        dims.0 as u128 * dims.1 as u128
+                    ),
+                    found: format!("{n} floats"),
+                })
+            }
+        };
+        len(
+            "X in the sparse product A X",
+            x.len(),
+            cols.wrapping_mul(r),
+            (cols, r),
+        )?;
+        if cols.checked_mul(r).is_none() || rows.checked_mul(r).is_none() {
+            return Err(NmfError::ShapeMismatch {
+                what: "the sparse product A X",
+                expected: "a result that fits in memory".into(),
+                found: format!("{rows} x {r}"),
+            });
         }
+        len(
+            "the result of the sparse product A X",
+            out_len,
+            rows * r,
+            (rows, r),
+        )?;
+        if let Some(y) = y {
+            len("Y in the sparse KL product", y.len(), rows * r, (rows, r))?;
+        }
+        Ok(())
     }
 }
 
@@ -235,15 +270,16 @@ fn block_rows(
 
 /// `out = A X` (or the KL numerator `Z X`, with `y`) with `x` (A.cols x r) and `out`
 /// (A.rows x r) row-major: blocks of rows in parallel.
-fn products(a: Operand<'_>, x: &[f32], y: Option<&[f32]>, r: usize, out: &mut [f32]) {
-    a.check(x, y, r, out.len());
+fn products(a: Operand<'_>, x: &[f32], y: Option<&[f32]>, r: usize, out: &mut [f32]) -> Result<()> {
+    a.check(x, y, r, out.len())?;
     if r == 0 {
-        return;
+        return Ok(());
     }
     let br = a.block_rows();
     out.par_chunks_mut(br * r)
         .enumerate()
         .for_each(|(t, ob)| block_rows(a, t * br, x, y, r, ob));
+    Ok(())
 }
 
 /// `out = (A X)ᵀ` (or `(Z X)ᵀ`, with `y`), r x A.rows in any layout, with `x` (A.cols x r)
@@ -255,11 +291,17 @@ fn products_t(
     y: Option<&[f32]>,
     r: usize,
     mut out: ArrayViewMut2<'_, f32>,
-) {
-    assert_eq!(out.nrows(), r, "the result must be r x A.rows");
-    a.check(x, y, r, out.len());
+) -> Result<()> {
+    if out.nrows() != r || out.ncols() != a.dim().0 {
+        return Err(NmfError::ShapeMismatch {
+            what: "the result of the sparse product (A X)ᵀ",
+            expected: format!("{r} x {}", a.dim().0),
+            found: format!("{} x {}", out.nrows(), out.ncols()),
+        });
+    }
+    a.check(x, y, r, out.len())?;
     if r == 0 {
-        return;
+        return Ok(());
     }
     let br = a.block_rows();
     out.axis_chunks_iter_mut(Axis(1), br)
@@ -270,45 +312,49 @@ fn products_t(
             block_rows(a, t * br, x, y, r, &mut buf);
             write_transposed(&buf, r, &mut ob);
         });
+    Ok(())
 }
 
 /// `out = A X` with `x` (A.cols x r) and `out` (A.rows x r) row-major.
-///
-/// # Panics
-/// When the lengths of `x` or `out` do not match.
-pub(crate) fn spmm(a: Operand<'_>, x: &[f32], r: usize, out: &mut [f32]) {
-    products(a, x, None, r, out);
+/// Lengths that do not match are an error.
+pub(crate) fn spmm(a: Operand<'_>, x: &[f32], r: usize, out: &mut [f32]) -> Result<()> {
+    products(a, x, None, r, out)
 }
 
 /// `out = (A X)ᵀ` (r x A.rows, any layout) with `x` (A.cols x r) row-major.
-///
-/// # Panics
-/// When the shape of `out` or the length of `x` does not match.
-pub(crate) fn spmm_t(a: Operand<'_>, x: &[f32], r: usize, out: ArrayViewMut2<'_, f32>) {
-    products_t(a, x, None, r, out);
+/// A shape of `out` or a length of `x` that does not match is an error.
+pub(crate) fn spmm_t(
+    a: Operand<'_>,
+    x: &[f32],
+    r: usize,
+    out: ArrayViewMut2<'_, f32>,
+) -> Result<()> {
+    products_t(a, x, None, r, out)
 }
 
 /// The KL numerator `out = Z X` (A.rows x r, row-major), `z_ij = a_ij / max(y[i,:]·x[j,:], ε)`
-/// at the stored entries; `y` is A.rows x r, `x` A.cols x r.
-///
-/// # Panics
-/// When the lengths of `y`, `x` or `out` do not match.
-pub(crate) fn kl_spmm(a: Operand<'_>, y: &[f32], x: &[f32], r: usize, out: &mut [f32]) {
-    products(a, x, Some(y), r, out);
+/// at the stored entries; `y` is A.rows x r, `x` A.cols x r. Lengths that do not match are an
+/// error.
+pub(crate) fn kl_spmm(
+    a: Operand<'_>,
+    y: &[f32],
+    x: &[f32],
+    r: usize,
+    out: &mut [f32],
+) -> Result<()> {
+    products(a, x, Some(y), r, out)
 }
 
-/// `out = (Z X)ᵀ` (r x A.rows), `Z` as in [`kl_spmm`].
-///
-/// # Panics
-/// As [`kl_spmm`], and when `out` is not r x A.rows.
+/// `out = (Z X)ᵀ` (r x A.rows), `Z` as in [`kl_spmm`]; as there, and a shape of `out` other
+/// than r x A.rows, is an error.
 pub(crate) fn kl_spmm_t(
     a: Operand<'_>,
     y: &[f32],
     x: &[f32],
     r: usize,
     out: ArrayViewMut2<'_, f32>,
-) {
-    products_t(a, x, Some(y), r, out);
+) -> Result<()> {
+    products_t(a, x, Some(y), r, out)
 }
 
 /// `ob[t, i] = buf[i·r + t]`.
@@ -767,7 +813,9 @@ impl LinearOperator for SparseOp<'_> {
         let x = x.as_standard_layout();
         let mut out = Array2::<f32>::zeros((self.a.rows(), l));
         if let (Some(xs), Some(os)) = (x.as_slice(), out.as_slice_mut()) {
-            spmm(Operand::Csr(self.a), xs, l, os);
+            if let Err(e) = spmm(Operand::Csr(self.a), xs, l, os) {
+                panic!("internal error: {e}");
+            }
         }
         out
     }
@@ -777,7 +825,9 @@ impl LinearOperator for SparseOp<'_> {
         let x = x.as_standard_layout();
         let mut out = Array2::<f32>::zeros((l, self.a.cols()));
         if let Some(xs) = x.as_slice() {
-            spmm_t(Operand::Csr(self.at), xs, l, out.view_mut());
+            if let Err(e) = spmm_t(Operand::Csr(self.at), xs, l, out.view_mut()) {
+                panic!("internal error: {e}");
+            }
         }
         out
     }
@@ -850,14 +900,14 @@ mod tests {
                 let x = dense_x(45, r, 2);
                 let want = reference(&a, &x, r);
                 let mut out = vec![f32::NAN; 1100 * r];
-                spmm(Operand::Panels(&Panels::new(&a, width)), &x, r, &mut out);
+                spmm(Operand::Panels(&Panels::new(&a, width)), &x, r, &mut out).unwrap();
                 close(out.iter().copied(), &want, &format!("V X r={r} w={width}"));
                 // (Aᵀ Y)ᵀ written as r x 45.
                 let y = dense_x(1100, r, 3);
                 let want_t = reference(&at, &y, r);
                 let mut q = Array2::<f32>::from_elem((r, 45), f32::NAN);
                 let p = Panels::new(&at, width);
-                spmm_t(Operand::Panels(&p), &y, r, q.view_mut());
+                spmm_t(Operand::Panels(&p), &y, r, q.view_mut()).unwrap();
                 close(
                     q.t().iter().copied(),
                     &want_t,
@@ -866,11 +916,11 @@ mod tests {
             }
             let x = dense_x(45, r, 4);
             let mut out = vec![f32::NAN; 1100 * r];
-            spmm(Operand::Csr(&a), &x, r, &mut out);
+            spmm(Operand::Csr(&a), &x, r, &mut out).unwrap();
             close(out.iter().copied(), &reference(&a, &x, r), "spmm");
             let y = dense_x(1100, r, 5);
             let mut q = Array2::<f32>::from_elem((r, 45), f32::NAN);
-            spmm_t(Operand::Csr(&at), &y, r, q.view_mut());
+            spmm_t(Operand::Csr(&at), &y, r, q.view_mut()).unwrap();
             close(q.t().iter().copied(), &reference(&at, &y, r), "spmm_t");
         }
     }
@@ -903,14 +953,14 @@ mod tests {
                     (Operand::Panels(&pa), Operand::Panels(&pat))
                 };
                 let mut left = vec![f32::NAN; 1100 * r];
-                kl_spmm(oa, &w, &ht, r, &mut left);
+                kl_spmm(oa, &w, &ht, r, &mut left).unwrap();
                 close(
                     left.iter().copied(),
                     &reference(&zm, &ht, r),
                     &format!("Z Hᵀ r={r} w={width}"),
                 );
                 let mut right = Array2::<f32>::from_elem((r, 40), f32::NAN);
-                kl_spmm_t(oat, &ht, &w, r, right.view_mut());
+                kl_spmm_t(oat, &ht, &w, r, right.view_mut()).unwrap();
                 close(
                     right.t().iter().copied(),
                     &reference(&zm.transpose(), &w, r),
@@ -945,18 +995,28 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "x must be A.cols x r")]
     fn short_x_is_refused() {
         let a = random(10, 8, 0.5, 1);
         let mut out = vec![0.0f32; 10 * 2];
-        spmm(Operand::Csr(&a), &[1.0; 15], 2, &mut out);
+        let e = spmm(Operand::Csr(&a), &[1.0; 15], 2, &mut out).unwrap_err();
+        assert!(e.to_string().contains("X in the sparse product"), "{e}");
+        let y = vec![1.0f32; 10 * 2];
+        let e = kl_spmm(Operand::Csr(&a), &y[..19], &[1.0; 16], 2, &mut out).unwrap_err();
+        assert!(e.to_string().contains("Y in the sparse KL product"), "{e}");
     }
 
     #[test]
-    #[should_panic(expected = "the result must be A.rows x r")]
     fn short_result_is_refused() {
         let a = random(10, 8, 0.5, 1);
         let mut out = Array2::<f32>::zeros((2, 9));
-        spmm_t(Operand::Csr(&a), &[1.0; 16], 2, out.view_mut());
+        let e = spmm_t(Operand::Csr(&a), &[1.0; 16], 2, out.view_mut()).unwrap_err();
+        assert!(matches!(e, NmfError::ShapeMismatch { .. }), "{e}");
+        let p = Panels::new(&a, 3);
+        let mut short = vec![0.0f32; 19];
+        let e = spmm(Operand::Panels(&p), &[1.0; 16], 2, &mut short).unwrap_err();
+        assert!(
+            e.to_string().contains("the result of the sparse product"),
+            "{e}"
+        );
     }
 }
