@@ -7,6 +7,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use crate::engine::check_data;
+use crate::engine::cpu::SparseOp;
 use crate::error::Result;
 use crate::init::{initialize, initialize_sparse};
 use crate::model::Factorization;
@@ -90,6 +91,6 @@ impl NmfParams {
 fn first_point(d: Data<'_>, p: &ValidParams, rng: &mut StdRng) -> (Array2<f32>, Array2<f32>) {
     match d {
         Data::Dense(v) => initialize(v, p, rng),
-        Data::Sparse { v, vt } => initialize_sparse(v, vt, p, rng),
+        Data::Sparse { v, vt } => initialize_sparse(SparseOp { a: v, at: vt }, || v.sum(), p, rng),
     }
 }

@@ -10,10 +10,8 @@ use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 use rand::Rng;
 use rand_distr::StandardNormal;
 
-use crate::engine::cpu::sparse::SparseOp;
 use crate::linalg::{auto_power_iters, randomized_svd, LinearOperator};
 use crate::options::{Init, ValidParams};
-use crate::sparse::CsrMatrix;
 
 /// Entries of NNDSVD factors below this are set to zero (scikit-learn's `eps`).
 const NNDSVD_ZERO: f32 = 1e-6;
@@ -43,18 +41,19 @@ pub(crate) fn initialize(
     initialize_op(v, || mean(v), p, rng)
 }
 
-/// [`initialize`] for a sparse `v` with its transpose `vt`: the same factors as for the dense
-/// matrix up to float rounding (the sums run in a different order; the SVD of NNDSVD runs on
-/// sparse products), never forming `v` densely.
-pub(crate) fn initialize_sparse(
-    v: &CsrMatrix,
-    vt: &CsrMatrix,
+/// [`initialize`] for a matrix known only through its products (a sparse `v`, whose operator
+/// the CPU engine provides), with `sum` its sum of entries (computed only when needed): the
+/// same factors as for the dense matrix up to float rounding (the sums run in a different
+/// order; the SVD of NNDSVD runs on the operator's products), never forming `v` densely.
+pub(crate) fn initialize_sparse<A: LinearOperator>(
+    v: A,
+    sum: impl Fn() -> f64,
     p: &ValidParams,
     rng: &mut impl Rng,
 ) -> (Array2<f32>, Array2<f32>) {
     let (m, n) = v.dim();
-    let mean = || v.sum() / ((m as f64) * (n as f64)).max(1.0);
-    initialize_op(SparseOp { a: v, at: vt }, mean, p, rng)
+    let mean = || sum() / ((m as f64) * (n as f64)).max(1.0);
+    initialize_op(v, mean, p, rng)
 }
 
 /// [`initialize`] over any operator, given how to compute the mean entry.

@@ -3,9 +3,9 @@
 use ndarray::{Array2, ArrayView2};
 
 use crate::engine::check_data;
-use crate::engine::cpu::gemm::matmul;
 use crate::engine::{cpu::CpuEngine, Backend, Engine};
 use crate::error::{NmfError, Result};
+use crate::linalg::gemm::matmul;
 use crate::options::{Loss, Orthogonality, Solver, ValidParams};
 use crate::report::{report_accessors, FitReport};
 use crate::solver::{solve, Data, DataScale, RunOutput, Update};

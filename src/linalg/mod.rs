@@ -1,12 +1,15 @@
-//! Dense linear algebra used by initialisation and diagnostics: thin Householder QR,
-//! symmetric Jacobi eigendecomposition, and randomized truncated SVD.
+//! Dense linear algebra used by the CPU engine, initialisation and diagnostics: GEMM, thin
+//! Householder QR, symmetric Jacobi eigendecomposition, and randomized truncated SVD. It
+//! imports nothing from the engines above it.
 //!
+//! - [`gemm::gemm_into`]: `C = A B` or `C += A B` for any strides (the `gemm` crate).
 //! - [`orthonormalize`]: `A = Q R` (m×k, m ≥ k), returns `Q` with `QᵀQ = I`.
 //! - [`symmetric_eigen`]: `A = V diag(λ) Vᵀ` for small symmetric `A` (f64).
 //! - [`randomized_svd`]: `A ≈ U diag(S) Vᵀ`, the leading `k` singular triplets by a
 //!   Gaussian sketch with power iterations (Halko, Martinsson & Tropp 2011).
 
 mod eigen;
+pub(crate) mod gemm;
 mod qr;
 mod svd;
 

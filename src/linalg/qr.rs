@@ -12,7 +12,7 @@
 //! applications, the entries of `T`) is accumulated in `f64`. Matrices are kept transposed
 //! (one column of `A` per contiguous row) so that all column operations are unit-stride.
 
-use crate::engine::cpu::gemm::{gemm_conforming, Accum};
+use super::gemm::{gemm_conforming, Accum};
 use ndarray::{s, Array2, ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
@@ -234,7 +234,7 @@ fn apply_block(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::cpu::gemm::matmul;
+    use crate::linalg::gemm::matmul;
     use rand::{rngs::StdRng, Rng, SeedableRng};
     use rand_distr::StandardNormal;
 

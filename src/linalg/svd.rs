@@ -17,8 +17,8 @@
 //! for every retained component, including those whose `λⱼ` is at rounding level.
 
 use super::eigen::symmetric_eigen;
+use super::gemm::matmul;
 use super::qr::{dot_f64, orthonormalize};
-use crate::engine::cpu::gemm::matmul;
 use ndarray::{s, Array1, Array2, ArrayView2};
 use rand::Rng;
 use rand_distr::StandardNormal;

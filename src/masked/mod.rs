@@ -82,9 +82,9 @@ use ndarray::{Array2, ArrayView2};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use crate::engine::cpu::gemm::matmul;
 use crate::engine::Backend;
 use crate::error::{Factor, NmfError, Result};
+use crate::linalg::gemm::matmul;
 use crate::options::{check_factor, iter_option_setters, IterOptions, Loss, Regularization};
 use crate::report::{report_accessors, FitReport};
 use crate::solver::DataScale;

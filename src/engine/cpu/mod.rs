@@ -1,16 +1,18 @@
-//! The CPU engine: ndarray storage, multithreaded GEMM ([`gemm`]), rayon for elementwise work.
+//! The CPU engine: ndarray storage, multithreaded GEMM ([`crate::linalg::gemm`]), rayon for
+//! elementwise work.
 
-pub(crate) mod gemm;
 mod hals;
 mod skinny;
 pub(crate) mod sparse;
 
+pub(crate) use self::sparse::SparseOp;
+
 use ndarray::parallel::prelude::*;
 use ndarray::{Array2, ArrayView2, Axis, CowArray, Ix2, Zip};
 
-use self::gemm::{gemm_into, Accum};
 use super::{Engine, MuDenominator, MuRule, Side, TraceLoss};
 use crate::error::{NmfError, Result};
+use crate::linalg::gemm::{gemm_into, Accum};
 use crate::options::{Loss, Regularization};
 use crate::sparse::CsrMatrix;
 

@@ -22,9 +22,9 @@ use ndarray::{s, Array2, ArrayView2};
 use self::buffers::{storage_buffer, GpuMat};
 use self::pipelines::{Epilogue, Kernel, TileWg};
 use self::scheduler::{Groups, Scheduler};
-use super::cpu::gemm::Accum;
 use super::{Engine, MuDenominator, MuRule, Side};
 use crate::error::{NmfError, Result};
+use crate::linalg::gemm::Accum;
 use crate::options::{Loss, Regularization};
 
 pub(crate) use self::context::auto_context;

@@ -1,4 +1,4 @@
-//! Dense single-precision GEMM for the CPU engine.
+//! Dense single-precision GEMM, for the linear algebra here and the CPU engine above it.
 //!
 //! A thin, safe wrapper over the `gemm` crate (runtime-dispatched AVX-512 / AVX2 / NEON kernels,
 //! rayon threads). Transposes are free: pass `a.t()` and the strides say the rest.
@@ -89,8 +89,8 @@ pub(crate) fn gemm_into(
     Ok(())
 }
 
-/// [`gemm_into`] for operands whose shapes conform by construction (the factorisations of
-/// [`crate::linalg`] size every operand from the others).
+/// [`gemm_into`] for operands whose shapes conform by construction (the factorisations in
+/// this module's siblings size every operand from the others).
 ///
 /// # Panics
 /// When the shapes do not conform: a bug in the caller, not bad input.
