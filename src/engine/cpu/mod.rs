@@ -2,6 +2,7 @@
 //! elementwise work.
 
 mod hals;
+mod products;
 mod skinny;
 pub(crate) mod sparse;
 
@@ -12,7 +13,6 @@ use ndarray::{Array2, ArrayView2, Axis, CowArray, Ix2, Zip};
 
 use super::{Engine, MuDenominator, MuRule, Side, TraceLoss};
 use crate::error::{NmfError, Result};
-use crate::linalg::gemm::{gemm_into, Accum};
 use crate::options::{Loss, Regularization};
 use crate::sparse::CsrMatrix;
 
@@ -125,10 +125,6 @@ impl<'a> CpuEngine<'a> {
             Data::Sparse { csr, .. } => csr.dim(),
         }
     }
-
-    fn block_rows(&self, cols: usize) -> usize {
-        (BLOCK_ENTRIES / cols.max(1)).clamp(4, 4096)
-    }
 }
 
 /// Pack `Hᵀ` (n x r, row-major) of `h` (r x n) into `scratch`.
@@ -144,75 +140,62 @@ fn row_major(w: &Array2<f32>) -> CowArray<'_, f32, Ix2> {
     w.as_standard_layout()
 }
 
-impl CpuEngine<'_> {
-    /// [`Engine::kl_numerator`] block by block; every block product is skinny, so each uses the
-    /// AVX-512 kernels when it can and the general GEMM otherwise.
-    fn kl_blocks(
-        v: ArrayView2<'_, f32>,
-        scratch_ht: &mut Vec<f32>,
-        w: &Array2<f32>,
-        h: &Array2<f32>,
-        side: Side,
-        out: &mut Array2<f32>,
-    ) -> Result<()> {
-        let (m, n) = v.dim();
-        let r = w.ncols();
-        let block_rows = |cols: usize| (BLOCK_ENTRIES / cols.max(1)).clamp(4, 4096);
-        match side {
-            Side::Left => {
-                // out[rows] = (V[rows] ⊘ W[rows] H) Hᵀ per row block; Hᵀ packed once.
-                let mut ht = std::mem::take(scratch_ht);
-                ht.clear();
-                ht.resize(n * r, 0.0);
-                skinny::transpose_into(h.view(), &mut ht);
-                let bs = block_rows(n);
-                let res = v
-                    .axis_chunks_iter(Axis(0), bs)
-                    .into_par_iter()
-                    .zip(w.axis_chunks_iter(Axis(0), bs))
-                    .zip(out.axis_chunks_iter_mut(Axis(0), bs))
-                    .try_for_each(|((vb, wb), mut ob)| {
-                        let rows = vb.nrows();
-                        let wbt = wb.t().as_standard_layout().into_owned();
-                        let mut z = Array2::<f32>::zeros((rows, n));
-                        if !skinny::at_b(wbt.view(), h.view(), z.view_mut())? {
-                            gemm_into(z.view_mut(), wb, h.view(), Accum::Replace)?;
-                        }
-                        ratio_in_place(&mut z, vb);
-                        if !skinny::a_bt_packed(z.view(), &ht, ob.view_mut())? {
-                            gemm_into(ob, z.view(), h.t(), Accum::Replace)?;
-                        }
-                        Ok(())
-                    });
-                *scratch_ht = ht;
-                res
-            }
-            Side::Right => {
-                // out[:, cols] = Wᵀ (V[:, cols] ⊘ W H[:, cols]) per column block.
-                let wt = w.t().as_standard_layout().into_owned();
-                let bs = block_rows(m);
-                v.axis_chunks_iter(Axis(1), bs)
-                    .into_par_iter()
-                    .zip(h.axis_chunks_iter(Axis(1), bs))
-                    .zip(out.axis_chunks_iter_mut(Axis(1), bs))
-                    .try_for_each(|((vb, hb), mut ob)| {
-                        let cols = vb.ncols();
-                        let hb = hb.as_standard_layout();
-                        let mut z = Array2::<f32>::zeros((m, cols));
-                        if !skinny::at_b(wt.view(), hb.view(), z.view_mut())? {
-                            gemm_into(z.view_mut(), w.view(), hb.view(), Accum::Replace)?;
-                        }
-                        ratio_in_place(&mut z, vb);
-                        let mut q = Array2::<f32>::zeros((r, cols));
-                        if !skinny::at_b(w.view(), z.view(), q.view_mut())? {
-                            gemm_into(q.view_mut(), w.t(), z.view(), Accum::Replace)?;
-                        }
-                        ob.assign(&q);
-                        Ok(())
-                    })
-            }
+/// The numerators of the KL and masked updates, block by block so that `Z` is never whole:
+/// `Z = f(W H, D)` with `D` the data (`V` for KL, the mask `M` for masked NMF) and
+/// `f = combine` applied per block (`V ⊘ max(WH, ε)` or `M ⊙ WH`); then
+/// `out = Z Hᵀ` (m x r) for `Side::Left`, per block of rows, with `Hᵀ` packed once into
+/// `scratch_ht`; `out = Wᵀ Z` (r x n) for `Side::Right`, per block of columns. Shapes were
+/// checked by the caller ([`check_factors`]).
+fn blocked_numerator(
+    data: ArrayView2<'_, f32>,
+    scratch_ht: &mut Vec<f32>,
+    w: &Array2<f32>,
+    h: &Array2<f32>,
+    side: Side,
+    out: &mut Array2<f32>,
+    combine: impl Fn(&mut Array2<f32>, ArrayView2<'_, f32>) + Sync,
+) -> Result<()> {
+    let (m, n) = data.dim();
+    match side {
+        Side::Left => {
+            let mut ht = std::mem::take(scratch_ht);
+            pack_ht(h, &mut ht);
+            let bs = block_rows(n);
+            let res = data
+                .axis_chunks_iter(Axis(0), bs)
+                .into_par_iter()
+                .zip(w.axis_chunks_iter(Axis(0), bs))
+                .zip(out.axis_chunks_iter_mut(Axis(0), bs))
+                .try_for_each(|((db, wb), ob)| {
+                    let mut z = Array2::<f32>::zeros((db.nrows(), n));
+                    products::at_b(wb.t(), h.view(), z.view_mut())?;
+                    combine(&mut z, db);
+                    products::a_bt_packed(z.view(), h.view(), &ht, ob)
+                });
+            *scratch_ht = ht;
+            res
+        }
+        Side::Right => {
+            let wt = w.t().as_standard_layout().into_owned();
+            let bs = block_rows(m);
+            data.axis_chunks_iter(Axis(1), bs)
+                .into_par_iter()
+                .zip(h.axis_chunks_iter(Axis(1), bs))
+                .zip(out.axis_chunks_iter_mut(Axis(1), bs))
+                .try_for_each(|((db, hb), ob)| {
+                    let mut z = Array2::<f32>::zeros((m, db.ncols()));
+                    products::at_b(wt.view(), hb, z.view_mut())?;
+                    combine(&mut z, db);
+                    products::at_b(w.view(), z.view(), ob)
+                })
         }
     }
+}
+
+/// Rows (or columns) of a block of `V` or `M` processed at once when the other dimension is
+/// `cols`: about [`BLOCK_ENTRIES`] entries.
+fn block_rows(cols: usize) -> usize {
+    (BLOCK_ENTRIES / cols.max(1)).clamp(4, 4096)
 }
 
 /// Check that `w` (m x r) and `h` (r x n) are factors of V (m x n), and that `out` (when given)
@@ -309,10 +292,7 @@ impl Engine for CpuEngine<'_> {
                 return Ok(());
             }
         };
-        if !skinny::a_bt(v.view(), h.view(), out.view_mut(), &mut self.scratch_ht)? {
-            gemm_into(out.view_mut(), v.view(), h.t(), Accum::Replace)?;
-        }
-        Ok(())
+        products::a_bt(v.view(), h.view(), out.view_mut(), &mut self.scratch_ht)
     }
 
     fn wt_v(&mut self, w: &Array2<f32>, out: &mut Array2<f32>) -> Result<()> {
@@ -327,26 +307,14 @@ impl Engine for CpuEngine<'_> {
                 return Ok(());
             }
         };
-        if !skinny::at_b(w.view(), v.view(), out.view_mut())? {
-            gemm_into(out.view_mut(), w.t(), v.view(), Accum::Replace)?;
-        }
-        Ok(())
+        products::at_b(w.view(), v.view(), out.view_mut())
     }
 
     fn gram(&mut self, x: &Array2<f32>, side: Side, out: &mut Array2<f32>) -> Result<()> {
         match side {
-            Side::Left => {
-                if !skinny::at_b(x.view(), x.view(), out.view_mut())? {
-                    gemm_into(out.view_mut(), x.t(), x.view(), Accum::Replace)?;
-                }
-            }
-            Side::Right => {
-                if !skinny::a_bt(x.view(), x.view(), out.view_mut(), &mut self.scratch_ht)? {
-                    gemm_into(out.view_mut(), x.view(), x.t(), Accum::Replace)?;
-                }
-            }
+            Side::Left => products::at_b(x.view(), x.view(), out.view_mut()),
+            Side::Right => products::a_bt(x.view(), x.view(), out.view_mut(), &mut self.scratch_ht),
         }
-        Ok(())
     }
 
     fn v_ht_and_gram(
@@ -357,38 +325,34 @@ impl Engine for CpuEngine<'_> {
     ) -> Result<()> {
         // Pack Hᵀ once: V Hᵀ reads it as the skinny operand, and H Hᵀ = (Hᵀ)ᵀ Hᵀ.
         let (r, n) = h.dim();
-        let dense_ok = match &self.v {
+        let packed_pays = match &self.v {
             Data::Dense(v) => v.is_standard_layout(),
-            Data::Sparse { .. } => true,
+            Data::Sparse { .. } => p.is_standard_layout(),
         };
-        if !skinny::available() || !dense_ok {
+        if !skinny::available() || !packed_pays {
             self.v_ht(h, p)?;
             return self.gram(h, Side::Right, g);
         }
         let mut ht = std::mem::take(&mut self.scratch_ht);
         pack_ht(h, &mut ht);
-        let ok = match (&self.v, p.as_slice_mut()) {
-            (Data::Dense(v), _) => skinny::a_bt_packed(v.view(), &ht, p.view_mut())?,
-            (Data::Sparse { csr, csc }, Some(ps)) => {
+        let res = match &self.v {
+            Data::Dense(v) => products::a_bt_packed(v.view(), h.view(), &ht, p.view_mut()),
+            Data::Sparse { csr, csc } => {
                 let a = panels_for(&mut self.panels, csr, csc, r).v(csr);
-                sparse::spmm(a, &ht, r, ps)?;
-                true
+                sparse::spmm(a, &ht, r, as_slice_mut(p))
             }
-            (Data::Sparse { .. }, None) => false,
-        };
-        let htv = ndarray::ArrayView2::from_shape((n, r), &ht[..]);
-        let ok2 = match htv {
-            Ok(htv) => skinny::at_b(htv, htv, g.view_mut())?,
-            Err(_) => false,
-        };
+        }
+        .and_then(|()| {
+            let htv =
+                ArrayView2::from_shape((n, r), &ht[..]).map_err(|_| NmfError::ShapeMismatch {
+                    what: "the packed Hᵀ",
+                    expected: format!("{n} x {r}"),
+                    found: format!("{} floats", ht.len()),
+                })?;
+            products::at_b(htv, htv, g.view_mut())
+        });
         self.scratch_ht = ht;
-        if !ok {
-            self.v_ht(h, p)?;
-        }
-        if !ok2 {
-            self.gram(h, Side::Right, g)?;
-        }
-        Ok(())
+        res
     }
 
     fn loss_from_products(
@@ -445,7 +409,15 @@ impl Engine for CpuEngine<'_> {
         };
         check_factors((m, n), w, h, Some((out.dim(), want)))?;
         match &self.v {
-            Data::Dense(v) => Self::kl_blocks(v.view(), &mut self.scratch_ht, w, h, side, out)?,
+            Data::Dense(v) => blocked_numerator(
+                v.view(),
+                &mut self.scratch_ht,
+                w,
+                h,
+                side,
+                out,
+                ratio_in_place,
+            )?,
             Data::Sparse { csr, csc } => {
                 let r = w.ncols();
                 let wr = row_major(w);
@@ -519,19 +491,15 @@ impl Engine for CpuEngine<'_> {
                 match side {
                     // X P = X (Pᵀ)ᵀ, the skinny A Bᵀ kernel with B = Pᵀ.
                     Side::Left => {
-                        if !skinny::a_bt(x.view(), g.t(), d.view_mut(), &mut self.scratch_ht)? {
-                            gemm_into(d.view_mut(), x.view(), g.view(), Accum::Replace)?;
-                        }
+                        products::a_bt(x.view(), g.t(), d.view_mut(), &mut self.scratch_ht)?
                     }
-                    // P X = (Pᵀ)ᵀ X; a Gram matrix is its own transpose.
+                    // P X = (Pᵀ)ᵀ X; a Gram matrix is its own transpose (read as it is stored).
                     Side::Right => {
                         let pt = match den {
-                            MuDenominator::Gram(_) => CowArray::from(g.view()),
-                            _ => CowArray::from(g.t().as_standard_layout().into_owned()),
+                            MuDenominator::Gram(_) => g.view(),
+                            _ => g.t(),
                         };
-                        if !skinny::at_b(pt.view(), x.view(), d.view_mut())? {
-                            gemm_into(d.view_mut(), g.view(), x.view(), Accum::Replace)?;
-                        }
+                        products::at_b(pt, x.view(), d.view_mut())?
                     }
                 }
                 let slices = (x.as_slice_mut(), num.as_slice(), d.as_slice());
@@ -587,18 +555,9 @@ impl Engine for CpuEngine<'_> {
         out: &mut Array2<f32>,
     ) -> Result<()> {
         match side {
-            Side::Left => {
-                if !skinny::at_b(x.view(), y.view(), out.view_mut())? {
-                    gemm_into(out.view_mut(), x.t(), y.view(), Accum::Replace)?;
-                }
-            }
-            Side::Right => {
-                if !skinny::a_bt(x.view(), y.view(), out.view_mut(), &mut self.scratch_ht)? {
-                    gemm_into(out.view_mut(), x.view(), y.t(), Accum::Replace)?;
-                }
-            }
+            Side::Left => products::at_b(x.view(), y.view(), out.view_mut()),
+            Side::Right => products::a_bt(x.view(), y.view(), out.view_mut(), &mut self.scratch_ht),
         }
-        Ok(())
     }
 
     fn mul_small(
@@ -609,19 +568,11 @@ impl Engine for CpuEngine<'_> {
         out: &mut Array2<f32>,
     ) -> Result<()> {
         match side {
-            Side::Left => {
-                if !skinny::a_bt(x.view(), s.t(), out.view_mut(), &mut self.scratch_ht)? {
-                    gemm_into(out.view_mut(), x.view(), s.view(), Accum::Replace)?;
-                }
-            }
-            Side::Right => {
-                let st = s.t().as_standard_layout().into_owned();
-                if !skinny::at_b(st.view(), x.view(), out.view_mut())? {
-                    gemm_into(out.view_mut(), s.view(), x.view(), Accum::Replace)?;
-                }
-            }
+            // X S = X (Sᵀ)ᵀ.
+            Side::Left => products::a_bt(x.view(), s.t(), out.view_mut(), &mut self.scratch_ht),
+            // S X = (Sᵀ)ᵀ X.
+            Side::Right => products::at_b(s.t(), x.view(), out.view_mut()),
         }
-        Ok(())
     }
 
     fn transpose(&mut self, x: &Array2<f32>, out: &mut Array2<f32>) -> Result<()> {
@@ -645,72 +596,27 @@ impl Engine for CpuEngine<'_> {
         out: &mut Array2<f32>,
     ) -> Result<()> {
         let (m, n) = self.shape();
-        let r = w.ncols();
         let want = match side {
-            Side::Left => (m, r),
-            Side::Right => (r, n),
+            Side::Left => (m, w.ncols()),
+            Side::Right => (w.ncols(), n),
         };
         check_factors((m, n), w, h, Some((out.dim(), want)))?;
         check_factors((m, n), w, h, Some((mask.dim(), (m, n))))?;
-        match side {
-            Side::Left => {
-                // out[rows] = (M[rows] ⊙ W[rows] H) Hᵀ per row block; Hᵀ packed once.
-                let mut ht = std::mem::take(&mut self.scratch_ht);
-                ht.clear();
-                ht.resize(n * r, 0.0);
-                skinny::transpose_into(h.view(), &mut ht);
-                let bs = self.block_rows(n);
-                let res = mask
-                    .axis_chunks_iter(Axis(0), bs)
-                    .into_par_iter()
-                    .zip(w.axis_chunks_iter(Axis(0), bs))
-                    .zip(out.axis_chunks_iter_mut(Axis(0), bs))
-                    .try_for_each(|((mb, wb), mut ob)| {
-                        let wbt = wb.t().as_standard_layout().into_owned();
-                        let mut z = Array2::<f32>::zeros((mb.nrows(), n));
-                        if !skinny::at_b(wbt.view(), h.view(), z.view_mut())? {
-                            gemm_into(z.view_mut(), wb, h.view(), Accum::Replace)?;
-                        }
-                        z *= &mb;
-                        if !skinny::a_bt_packed(z.view(), &ht, ob.view_mut())? {
-                            gemm_into(ob, z.view(), h.t(), Accum::Replace)?;
-                        }
-                        Ok(())
-                    });
-                self.scratch_ht = ht;
-                res?;
-            }
-            Side::Right => {
-                // out[:, cols] = Wᵀ (M[:, cols] ⊙ W H[:, cols]) per column block.
-                let wt = w.t().as_standard_layout().into_owned();
-                let bs = self.block_rows(m);
-                mask.axis_chunks_iter(Axis(1), bs)
-                    .into_par_iter()
-                    .zip(h.axis_chunks_iter(Axis(1), bs))
-                    .zip(out.axis_chunks_iter_mut(Axis(1), bs))
-                    .try_for_each(|((mb, hb), mut ob)| {
-                        let hb = hb.as_standard_layout();
-                        let mut z = Array2::<f32>::zeros((m, mb.ncols()));
-                        if !skinny::at_b(wt.view(), hb.view(), z.view_mut())? {
-                            gemm_into(z.view_mut(), w.view(), hb.view(), Accum::Replace)?;
-                        }
-                        z *= &mb;
-                        let mut q = Array2::<f32>::zeros((r, mb.ncols()));
-                        if !skinny::at_b(w.view(), z.view(), q.view_mut())? {
-                            gemm_into(q.view_mut(), w.t(), z.view(), Accum::Replace)?;
-                        }
-                        ob.assign(&q);
-                        Ok(())
-                    })?;
-            }
-        }
-        Ok(())
+        blocked_numerator(
+            mask.view(),
+            &mut self.scratch_ht,
+            w,
+            h,
+            side,
+            out,
+            |z, mb| *z *= &mb,
+        )
     }
 
     fn masked_loss(&mut self, mask: &Array2<f32>, w: &Array2<f32>, h: &Array2<f32>) -> Result<f64> {
         check_factors(self.shape(), w, h, Some((mask.dim(), self.shape())))?;
         let n = self.shape().1;
-        let bs = self.block_rows(n);
+        let bs = block_rows(n);
         let v = &self.v;
         let total = mask
             .axis_chunks_iter(Axis(0), bs)
@@ -728,7 +634,7 @@ impl Engine for CpuEngine<'_> {
                     }
                 };
                 let mut wh = Array2::<f32>::zeros((vb.nrows(), n));
-                gemm_into(wh.view_mut(), wb, h.view(), Accum::Replace)?;
+                products::at_b(wb.t(), h.view(), wh.view_mut())?;
                 Ok(Zip::from(&vb)
                     .and(&mb)
                     .and(&wh)
@@ -803,17 +709,14 @@ impl Engine for CpuEngine<'_> {
             }
         };
         let n = v.ncols();
-        let bs = self.block_rows(n);
+        let bs = block_rows(n);
         let total = v
             .axis_chunks_iter(Axis(0), bs)
             .into_par_iter()
             .zip(w.axis_chunks_iter(Axis(0), bs))
             .map(|(vb, wb)| {
                 let mut wh = Array2::<f32>::zeros((vb.nrows(), n));
-                let wbt = wb.t().as_standard_layout().into_owned();
-                if !skinny::at_b(wbt.view(), h.view(), wh.view_mut())? {
-                    gemm_into(wh.view_mut(), wb, h.view(), Accum::Replace)?;
-                }
+                products::at_b(wb.t(), h.view(), wh.view_mut())?;
                 Ok(block_divergence(vb, wh.view(), loss, eps))
             })
             .try_reduce(|| 0.0, |a, b| Ok(a + b))?;
