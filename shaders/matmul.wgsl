@@ -23,7 +23,9 @@
 //   matmul_loss_kl         partial[wg] = Σ D log(D / max(AB, eps)) − D + AB over the tile,
 //                          with only AB counted where D ≤ eps;
 //   matmul_loss_masked     partial[wg] = Σ (M ⊙ (D − AB))² over the tile (the host halves the sum);
-// the loss partials are written to c[c_off + workgroup index] and summed in f64 on the host.
+// the loss partials are written to c[c_off + workgroup index]; a second pass on the device
+// (axis_sums in sums.wgsl) folds them in chunks, and only those few chunk sums are read back and
+// added in f64 on the host.
 
 struct Gemm {
     m: u32,

@@ -2,15 +2,28 @@
 // written to a second buffer (the caller swaps them) so every invocation reads the old X.
 // Results below the smallest normal f32 become 0 (as on the CPU engine).
 //
-// side 0 (Left):  X = W (rows = m, cols = r); the component of entry (i, t) is t.
-// side 1 (Right): X = H (rows = r, cols = n); the component of entry (t, j) is t.
-// den 0 (Product): D = (X P)[i, t] = Σ_k X[i, k] P[k, t]   (Left)
-//                  or (P X)[t, j] = Σ_k P[t, k] X[k, j]     (Right),
-//                  formed here from the general (not necessarily symmetric) r x r matrix P
-//                  since r is small; a Gram matrix is the symmetric case;
-// den 1 (Sums):    D = s[t], a length-r vector (the KL denominators);
-// den 2 (Elementwise): D = small[idx], a matrix of X's shape.
-// rule 0 (Plain):  f(ρ) = ρ;  rule 1 (Sqrt): f(ρ) = √ρ;  rule 2 (Damped): f(ρ) = ½ + ½ρ.
+// The mode fields of `Mu` take the codes below; the host writes them from the Rust enums
+// `MuSide`, `MuDen` and `MuRuleCode` (src/engine/gpu/uniforms.rs), and a test checks that
+// both sides give each name the same value.
+//
+// SIDE_LEFT:  X = W (rows = m, cols = r); the component of entry (i, t) is t.
+// SIDE_RIGHT: X = H (rows = r, cols = n); the component of entry (t, j) is t.
+// DEN_PRODUCT: D = (X P)[i, t] = Σ_k X[i, k] P[k, t]   (Left)
+//              or (P X)[t, j] = Σ_k P[t, k] X[k, j]     (Right),
+//              formed here from the general (not necessarily symmetric) r x r matrix P
+//              since r is small; a Gram matrix is the symmetric case;
+// DEN_SUMS:        D = s[t], a length-r vector (the KL denominators);
+// DEN_ELEMENTWISE: D = small[idx], a matrix of X's shape.
+// RULE_PLAIN: f(ρ) = ρ;  RULE_SQRT: f(ρ) = √ρ;  RULE_DAMPED: f(ρ) = ½ + ½ρ.
+
+const SIDE_LEFT: u32 = 0u;
+const SIDE_RIGHT: u32 = 1u;
+const DEN_PRODUCT: u32 = 0u;
+const DEN_SUMS: u32 = 1u;
+const DEN_ELEMENTWISE: u32 = 2u;
+const RULE_PLAIN: u32 = 0u;
+const RULE_SQRT: u32 = 1u;
+const RULE_DAMPED: u32 = 2u;
 
 struct Mu {
     rows: u32,
@@ -46,12 +59,12 @@ fn mu_update(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     let i = idx / p.cols;
     let j = idx % p.cols;
     var t = j;
-    if (p.side != 0u) {
+    if (p.side == SIDE_RIGHT) {
         t = i;
     }
     var dd = 0.0;
-    if (p.den == 0u) {
-        if (p.side == 0u) {
+    if (p.den == DEN_PRODUCT) {
+        if (p.side == SIDE_LEFT) {
             for (var k = 0u; k < p.r; k++) {
                 dd = fma(x_in[i * p.r + k], small[k * p.r + t], dd);
             }
@@ -60,9 +73,9 @@ fn mu_update(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
                 dd = fma(small[t * p.r + k], x_in[k * p.cols + j], dd);
             }
         }
-    } else if (p.den == 1u) {
+    } else if (p.den == DEN_SUMS) {
         dd = small[t];
-    } else {
+    } else if (p.den == DEN_ELEMENTWISE) {
         dd = small[idx];
     }
     let x = x_in[idx];
@@ -72,9 +85,9 @@ fn mu_update(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     }
     let rho = num[idx] / den;
     var f = rho;
-    if (p.rule == 1u) {
+    if (p.rule == RULE_SQRT) {
         f = sqrt(rho);
-    } else if (p.rule == 2u) {
+    } else if (p.rule == RULE_DAMPED) {
         f = 0.5 + 0.5 * rho;
     }
     let y = x * f;

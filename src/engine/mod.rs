@@ -44,6 +44,17 @@ pub(crate) enum Side {
     Right,
 }
 
+/// Which per-component sums [`Engine::factor_sums`] forms: the KL denominators. Named for the
+/// factor summed, which is the one *not* being updated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FactorSums {
+    /// Row sums of H (r x n), `H 1` (r x 1): the denominator of the W update.
+    RowsOfH,
+    /// Column sums of W (m x r), `Wᵀ 1` (r x 1), zero sums replaced by 1 as in scikit-learn: the
+    /// denominator of the H update.
+    ColumnsOfW,
+}
+
 /// The denominator of a multiplicative update.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum MuDenominator<'a, M> {
@@ -116,9 +127,8 @@ pub(crate) trait Engine {
         side: Side,
         out: &mut Self::Mat,
     ) -> Result<()>;
-    /// Per-component sums (r x 1): row sums of H (`Side::Left`, for the W update) or column
-    /// sums of W (`Side::Right`, for the H update; zero sums become 1 as in scikit-learn).
-    fn factor_sums(&mut self, x: &Self::Mat, side: Side, out: &mut Self::Mat) -> Result<()>;
+    /// Per-component sums (r x 1) of `x`: row sums of H or column sums of W (see [`FactorSums`]).
+    fn factor_sums(&mut self, x: &Self::Mat, which: FactorSums, out: &mut Self::Mat) -> Result<()>;
 
     /// Multiplicative update in place:
     /// `X ← X ⊙ f(N ⊘ d)`, `d = D + l1 + l2·X`, with `d = 0` replaced by `ε`,

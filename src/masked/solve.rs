@@ -21,7 +21,7 @@ use rand::Rng;
 
 use super::{MaskedData, MaskedInit, PenaltyScale};
 use crate::engine::{with_engine, EngineTask};
-use crate::engine::{Backend, Engine, MuDenominator, MuRule, Side};
+use crate::engine::{Backend, Engine, FactorSums, MuDenominator, MuRule, Side};
 use crate::error::Result;
 use crate::options::{Init, IterOptions, Regularization};
 use crate::report::FitReport;
@@ -191,9 +191,9 @@ impl EngineTask for Task<'_> {
                 if l1 > 0.0 {
                     // ‖H‖₁ from H's row sums; ‖W‖₁ from W's column sums, where the engine
                     // reports 1 for a zero column (which has a zero Gram diagonal).
-                    e.factor_sums(h, Side::Left, &mut sums)?;
+                    e.factor_sums(h, FactorSums::RowsOfH, &mut sums)?;
                     let sh: f64 = e.download(&sums)?.iter().map(|&x| x as f64).sum();
-                    e.factor_sums(w, Side::Right, &mut sums)?;
+                    e.factor_sums(w, FactorSums::ColumnsOfW, &mut sums)?;
                     let sw: f64 = e
                         .download(&sums)?
                         .iter()

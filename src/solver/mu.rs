@@ -12,7 +12,7 @@
 //! (`Wᵀ W = I`); `transform` (H only, W fixed) uses the plain rule.
 
 use super::{State, Step, Update};
-use crate::engine::{Engine, MuDenominator, MuRule, Side};
+use crate::engine::{Engine, FactorSums, MuDenominator, MuRule, Side};
 use crate::error::Result;
 use crate::options::{Loss, Orthogonality, ValidParams};
 
@@ -87,7 +87,7 @@ impl<E: Engine> Step<E> for Mu {
             Loss::KullbackLeibler => {
                 if update == Update::Both {
                     e.kl_numerator(&s.w, &s.h, Side::Left, &mut s.p)?;
-                    e.factor_sums(&s.h, Side::Left, &mut s.g)?;
+                    e.factor_sums(&s.h, FactorSums::RowsOfH, &mut s.g)?;
                     e.mu_step(
                         &mut s.w,
                         &s.p,
@@ -98,7 +98,7 @@ impl<E: Engine> Step<E> for Mu {
                         MuRule::Plain,
                     )?;
                 }
-                e.factor_sums(&s.w, Side::Right, &mut s.k)?;
+                e.factor_sums(&s.w, FactorSums::ColumnsOfW, &mut s.k)?;
                 e.kl_numerator(&s.w, &s.h, Side::Right, &mut s.q)?;
                 e.mu_step(
                     &mut s.h,

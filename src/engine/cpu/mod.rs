@@ -11,7 +11,7 @@ pub(crate) use self::sparse::SparseOp;
 use ndarray::parallel::prelude::*;
 use ndarray::{Array2, ArrayView2, Axis, CowArray, Ix2, Zip};
 
-use super::{Engine, MuDenominator, MuRule, Side, TraceLoss};
+use super::{Engine, FactorSums, MuDenominator, MuRule, Side, TraceLoss};
 use crate::error::{NmfError, Result};
 use crate::options::{Loss, Regularization};
 use crate::sparse::CsrMatrix;
@@ -445,14 +445,21 @@ impl Engine for CpuEngine<'_> {
         Ok(())
     }
 
-    fn factor_sums(&mut self, x: &Array2<f32>, side: Side, out: &mut Array2<f32>) -> Result<()> {
-        match side {
-            Side::Left => {
+    fn factor_sums(
+        &mut self,
+        x: &Array2<f32>,
+        which: FactorSums,
+        out: &mut Array2<f32>,
+    ) -> Result<()> {
+        match which {
+            FactorSums::RowsOfH => {
+                check_same("the row sums of H", out.dim(), (x.nrows(), 1))?;
                 for (o, row) in out.iter_mut().zip(x.rows()) {
                     *o = row.iter().map(|&v| v as f64).sum::<f64>() as f32;
                 }
             }
-            Side::Right => {
+            FactorSums::ColumnsOfW => {
+                check_same("the column sums of W", out.dim(), (x.ncols(), 1))?;
                 for (o, col) in out.iter_mut().zip(x.columns()) {
                     let s = col.iter().map(|&v| v as f64).sum::<f64>() as f32;
                     *o = if s == 0.0 { 1.0 } else { s };

@@ -22,7 +22,7 @@ use ndarray::{s, Array2, ArrayView2};
 use self::buffers::{storage_buffer, GpuMat};
 use self::pipelines::{Epilogue, Kernel, TileWg};
 use self::scheduler::{Groups, Scheduler};
-use super::{Engine, MuDenominator, MuRule, Side};
+use super::{Engine, FactorSums, MuDenominator, MuRule, Side};
 use crate::error::{NmfError, Result};
 use crate::linalg::gemm::Accum;
 use crate::options::{Loss, Regularization};
@@ -256,13 +256,11 @@ impl GpuEngine {
                     ..Default::default()
                 };
                 let g = Groups(index(ccols.div_ceil(tc))?, index(rr.div_ceil(tr))?, 1);
-                self.sched.dispatch(
-                    &self.ctx,
-                    kernel,
-                    &[a.buf, b.buf, c.buf, d.buf, mi.buf],
-                    &params,
-                    g,
-                )?;
+                // Bindings 0..4 (A, B, C, D), and the mask for Epilogue::LossMasked only
+                // (Kernel::bindings; the dispatch checks the count).
+                let buffers = [a.buf, b.buf, c.buf, d.buf, mi.buf];
+                let used = &buffers[..kernel.storage_count().min(buffers.len())];
+                self.sched.dispatch(&self.ctx, kernel, used, &params, g)?;
                 groups += rr.div_ceil(tr) * ccols.div_ceil(tc);
             }
         }
@@ -632,10 +630,10 @@ impl Engine for GpuEngine {
         self.blockwise(None, w, h, side, out)
     }
 
-    fn factor_sums(&mut self, x: &GpuMat, side: Side, out: &mut GpuMat) -> Result<()> {
-        let params = match side {
+    fn factor_sums(&mut self, x: &GpuMat, which: FactorSums, out: &mut GpuMat) -> Result<()> {
+        let params = match which {
             // Row sums of H (r x n).
-            Side::Left => {
+            FactorSums::RowsOfH => {
                 check_shape("the row sums of H", out, x.rows, 1)?;
                 uniforms::Sums {
                     count: index(x.rows)?,
@@ -648,7 +646,7 @@ impl Engine for GpuEngine {
                 }
             }
             // Column sums of W (m x r), zero sums replaced by 1.
-            Side::Right => {
+            FactorSums::ColumnsOfW => {
                 check_shape("the column sums of W", out, x.cols, 1)?;
                 uniforms::Sums {
                     count: index(x.cols)?,
@@ -833,34 +831,27 @@ impl Engine for GpuEngine {
         let (kind, small) = match den {
             MuDenominator::Gram(g) | MuDenominator::Product(g) => {
                 check_shape("the r x r matrix of a multiplicative update", g, r, r)?;
-                (0, &g.buf)
+                (uniforms::MuDen::Product, &g.buf)
             }
             MuDenominator::Sums(s) => {
                 check_shape("the sums (r x 1) of a multiplicative update", s, r, 1)?;
-                (1, &s.buf)
+                (uniforms::MuDen::Sums, &s.buf)
             }
             MuDenominator::Elementwise(d) => {
                 check_shape("the denominator of a multiplicative update", d, rows, cols)?;
-                (2, &d.buf)
+                (uniforms::MuDen::Elementwise, &d.buf)
             }
         };
         let params = uniforms::Mu {
             rows: index(rows)?,
             cols: index(cols)?,
             r: index(r)?,
-            side: match side {
-                Side::Left => 0,
-                Side::Right => 1,
-            },
-            den: kind,
+            side: uniforms::MuSide::from(side) as u32,
+            den: kind as u32,
             l1: reg.l1,
             l2: reg.l2,
             eps,
-            rule: match rule {
-                MuRule::Plain => 0,
-                MuRule::Sqrt => 1,
-                MuRule::Damped => 2,
-            },
+            rule: uniforms::MuRuleCode::from(rule) as u32,
             ..Default::default()
         };
         let mut spare = self.take_spare(rows, cols)?;

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::context::GpuContext;
-use super::shaders;
+use super::{shaders, uniforms};
 use crate::error::{NmfError, Result};
 
 /// How a kernel accesses one binding.
@@ -81,7 +81,49 @@ const MATMUL_MASKED_BINDINGS: &[Access] = &[
 ];
 
 impl Kernel {
-    fn shader(self) -> &'static str {
+    /// One kernel of each entry point (the matmul at one workgroup shape; the shape is a
+    /// pipeline constant, not a binding).
+    #[cfg(test)]
+    pub(crate) const ALL: &'static [Kernel] = &[
+        Kernel::Matmul(Epilogue::Store, TileWg { x: 8, y: 8 }),
+        Kernel::Matmul(Epilogue::KlRatio, TileWg { x: 8, y: 8 }),
+        Kernel::Matmul(Epilogue::Masked, TileWg { x: 8, y: 8 }),
+        Kernel::Matmul(Epilogue::LossFrobenius, TileWg { x: 8, y: 8 }),
+        Kernel::Matmul(Epilogue::LossKl, TileWg { x: 8, y: 8 }),
+        Kernel::Matmul(Epilogue::LossMasked, TileWg { x: 8, y: 8 }),
+        Kernel::MuUpdate,
+        Kernel::HalsRows,
+        Kernel::HalsCols,
+        Kernel::AxisSums,
+        Kernel::SumSlices,
+        Kernel::Transpose,
+        Kernel::Axpby,
+    ];
+
+    /// The size in bytes of the kernel's parameter block (its one uniform binding): the
+    /// `uniforms` struct the host writes, and the WGSL struct the shader reads.
+    pub(crate) fn uniform_size(self) -> usize {
+        use std::mem::size_of;
+        match self {
+            Kernel::Matmul(..) => size_of::<uniforms::Gemm>(),
+            Kernel::MuUpdate => size_of::<uniforms::Mu>(),
+            Kernel::HalsRows | Kernel::HalsCols => size_of::<uniforms::Hals>(),
+            Kernel::AxisSums => size_of::<uniforms::Sums>(),
+            Kernel::SumSlices => size_of::<uniforms::Slices>(),
+            Kernel::Transpose | Kernel::Axpby => size_of::<uniforms::Ew>(),
+        }
+    }
+
+    /// The number of storage buffers a dispatch binds (every binding but the uniform).
+    pub(crate) fn storage_count(self) -> usize {
+        self.bindings()
+            .iter()
+            .filter(|a| **a != Access::Uniform)
+            .count()
+    }
+
+    /// The shader module (a file `shaders/<name>.wgsl`) holding the kernel.
+    pub(crate) fn shader(self) -> &'static str {
         match self {
             Kernel::Matmul(..) => "matmul",
             Kernel::MuUpdate => "mu_update",
@@ -92,7 +134,8 @@ impl Kernel {
         }
     }
 
-    fn entry(self) -> &'static str {
+    /// The kernel's entry point in its shader module.
+    pub(crate) fn entry(self) -> &'static str {
         match self {
             Kernel::Matmul(Epilogue::Store, _) => "matmul",
             Kernel::Matmul(Epilogue::KlRatio, _) => "matmul_kl_ratio",
@@ -175,6 +218,7 @@ impl GpuContext {
             label: Some(name),
             source: wgpu::ShaderSource::Wgsl(source.into()),
         });
+        let uniform_size = wgpu::BufferSize::new(kernel.uniform_size() as u64);
         let entries: Vec<wgpu::BindGroupLayoutEntry> = kernel
             .bindings()
             .iter()
@@ -189,7 +233,10 @@ impl GpuContext {
                         Access::Uniform => wgpu::BufferBindingType::Uniform,
                     },
                     has_dynamic_offset: false,
-                    min_binding_size: None,
+                    min_binding_size: match access {
+                        Access::Uniform => uniform_size,
+                        Access::Read | Access::ReadWrite => None,
+                    },
                 },
                 count: None,
             })
@@ -228,5 +275,153 @@ impl GpuContext {
             });
         }
         Ok(Compiled { pipeline, layout })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The Rust side of every kernel (entry point, binding list, parameter block) against the
+    //! WGSL side, reflected with naga: no GPU needed.
+
+    use super::{Access, Kernel};
+    use crate::engine::gpu::{shaders, uniforms};
+
+    fn reflect(name: &str) -> (naga::Module, naga::valid::ModuleInfo) {
+        let src = shaders::source(name).unwrap_or_else(|| panic!("no shader {name}"));
+        let module = naga::front::wgsl::parse_str(src)
+            .unwrap_or_else(|e| panic!("{name}.wgsl: {}", e.emit_to_string(src)));
+        let info = naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::default(),
+        )
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{name}.wgsl: {e:?}"));
+        (module, info)
+    }
+
+    /// How the shader declares a global: the access the Rust binding list must give it.
+    fn access_of(space: naga::AddressSpace) -> Option<Access> {
+        match space {
+            naga::AddressSpace::Uniform => Some(Access::Uniform),
+            naga::AddressSpace::Storage { access } => {
+                if access.contains(naga::StorageAccess::STORE) {
+                    Some(Access::ReadWrite)
+                } else {
+                    Some(Access::Read)
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// For every kernel: each binding its entry point uses is in group 0 and in the Rust list
+    /// at that index with the same access (read, read-write, uniform); each binding of the Rust
+    /// list is declared by the shader with that access (a buffer bound only to fill the slot
+    /// still matches the declaration); the uniform's WGSL struct has the size of the Rust
+    /// parameter block.
+    #[test]
+    fn bindings_and_parameter_blocks_match_the_shaders() {
+        for &kernel in Kernel::ALL {
+            let (module, info) = reflect(kernel.shader());
+            let what = format!("{}::{}", kernel.shader(), kernel.entry());
+            let (ep_index, _) = module
+                .entry_points
+                .iter()
+                .enumerate()
+                .find(|(_, ep)| ep.name == kernel.entry())
+                .unwrap_or_else(|| panic!("{what}: no such entry point"));
+            let uses = info.get_entry_point(ep_index);
+            let rust = kernel.bindings();
+            let mut declared = vec![None; rust.len()];
+            for (handle, var) in module.global_variables.iter() {
+                let Some(binding) = &var.binding else {
+                    continue;
+                };
+                let access = access_of(var.space);
+                let used = !uses[handle].is_empty();
+                let slot = binding.binding as usize;
+                if used {
+                    assert_eq!(
+                        binding.group, 0,
+                        "{what}: binding in group {}",
+                        binding.group
+                    );
+                    assert!(
+                        slot < rust.len(),
+                        "{what}: uses binding {slot}, beyond the {} of the Rust list",
+                        rust.len()
+                    );
+                }
+                if binding.group == 0 && slot < rust.len() {
+                    assert_eq!(
+                        access,
+                        Some(rust[slot]),
+                        "{what}: binding {slot} ({:?}) is declared {access:?}, the Rust list says {:?}",
+                        var.name,
+                        rust[slot]
+                    );
+                    declared[slot] = Some(var);
+                }
+                if access == Some(Access::Uniform) && used {
+                    let size = module.types[var.ty].inner.size(module.to_ctx()) as usize;
+                    assert_eq!(
+                        size,
+                        kernel.uniform_size(),
+                        "{what}: the WGSL parameter struct has {size} bytes, the Rust one {}",
+                        kernel.uniform_size()
+                    );
+                }
+            }
+            for (slot, d) in declared.iter().enumerate() {
+                assert!(
+                    d.is_some(),
+                    "{what}: the Rust list binds slot {slot}, the shader declares none"
+                );
+            }
+            assert_eq!(
+                rust.iter().filter(|a| **a == Access::Uniform).count(),
+                1,
+                "{what}: one parameter block"
+            );
+        }
+    }
+
+    /// Every entry point of every shader is a kernel of the registry (nothing dead or missing).
+    #[test]
+    fn every_entry_point_is_a_kernel() {
+        for (name, _) in shaders::SHADERS {
+            let (module, _) = reflect(name);
+            for ep in &module.entry_points {
+                assert!(
+                    Kernel::ALL
+                        .iter()
+                        .any(|k| k.shader() == *name && k.entry() == ep.name),
+                    "{name}.wgsl: entry point {} is no kernel of the registry",
+                    ep.name
+                );
+            }
+        }
+    }
+
+    /// The mode codes the host writes into `struct Mu` are the shader's constants.
+    #[test]
+    fn mu_codes_match_the_shader_constants() {
+        let (module, _) = reflect("mu_update");
+        for &(name, value) in uniforms::MU_CODES {
+            let (_, c) = module
+                .constants
+                .iter()
+                .find(|(_, c)| c.name.as_deref() == Some(name))
+                .unwrap_or_else(|| panic!("mu_update.wgsl declares no constant {name}"));
+            match module.global_expressions[c.init] {
+                naga::Expression::Literal(naga::Literal::U32(v)) => {
+                    assert_eq!(
+                        v, value,
+                        "{name}: the shader says {v}, the host writes {value}"
+                    )
+                }
+                ref e => panic!("{name}: not a u32 literal: {e:?}"),
+            }
+        }
     }
 }

@@ -67,6 +67,20 @@ impl Scheduler {
         params: &P,
         groups: Groups,
     ) -> Result<()> {
+        if std::mem::size_of::<P>() != kernel.uniform_size()
+            || storage.len() != kernel.storage_count()
+        {
+            return Err(NmfError::GpuInternal {
+                message: format!(
+                    "kernel {:?} was given {} bytes of parameters and {} buffers; it takes {} and {}",
+                    kernel,
+                    std::mem::size_of::<P>(),
+                    storage.len(),
+                    kernel.uniform_size(),
+                    kernel.storage_count()
+                ),
+            });
+        }
         if groups.0 == 0 || groups.1 == 0 || groups.2 == 0 {
             return Ok(());
         }

@@ -4,7 +4,7 @@ use ndarray::Array2;
 
 use super::{GpuContext, GpuEngine};
 use crate::engine::cpu::CpuEngine;
-use crate::engine::{Engine, MuDenominator, MuRule, Side};
+use crate::engine::{Engine, FactorSums, MuDenominator, MuRule, Side};
 use crate::options::{Loss, Regularization};
 
 include!("../../../tests/common/gpu_available.rs");
@@ -119,16 +119,20 @@ fn compare_all_ops(ctx: &GpuContext, m: usize, n: usize, r: usize) {
         &ckq,
     );
     let (mut cs_l, mut gs_l) = (cpu.zeros(r, 1).unwrap(), gpu.zeros(r, 1).unwrap());
-    cpu.factor_sums(&ch, Side::Left, &mut cs_l).unwrap();
-    gpu.factor_sums(&gh, Side::Left, &mut gs_l).unwrap();
+    cpu.factor_sums(&ch, FactorSums::RowsOfH, &mut cs_l)
+        .unwrap();
+    gpu.factor_sums(&gh, FactorSums::RowsOfH, &mut gs_l)
+        .unwrap();
     assert_close(
         &format!("sums H {tag}"),
         &gpu.download(&gs_l).unwrap(),
         &cs_l,
     );
     let (mut cs_r, mut gs_r) = (cpu.zeros(r, 1).unwrap(), gpu.zeros(r, 1).unwrap());
-    cpu.factor_sums(&cw, Side::Right, &mut cs_r).unwrap();
-    gpu.factor_sums(&gw, Side::Right, &mut gs_r).unwrap();
+    cpu.factor_sums(&cw, FactorSums::ColumnsOfW, &mut cs_r)
+        .unwrap();
+    gpu.factor_sums(&gw, FactorSums::ColumnsOfW, &mut gs_r)
+        .unwrap();
     assert_close(
         &format!("sums W {tag}"),
         &gpu.download(&gs_r).unwrap(),

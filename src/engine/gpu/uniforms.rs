@@ -1,6 +1,10 @@
-//! Parameter blocks of the kernels, laid out exactly as the WGSL structs of the same name.
+//! Parameter blocks of the kernels, laid out exactly as the WGSL structs of the same name,
+//! and the codes of their mode fields. A test reflects the shaders with naga and checks every
+//! struct's size and every code against them.
 
 use bytemuck::{Pod, Zeroable};
+
+use crate::engine::{MuRule, Side};
 
 /// `struct Gemm` of `matmul.wgsl`: shapes, offsets and strides of A, B, C, D and the mask.
 #[repr(C)]
@@ -49,6 +53,72 @@ pub(crate) struct Mu {
     pub pad1: u32,
     pub pad2: u32,
 }
+
+/// `Mu::side`: which factor the update writes (`SIDE_*` in `mu_update.wgsl`).
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MuSide {
+    /// `X = W` (m x r).
+    Left = 0,
+    /// `X = H` (r x n).
+    Right = 1,
+}
+
+impl From<Side> for MuSide {
+    fn from(side: Side) -> Self {
+        match side {
+            Side::Left => MuSide::Left,
+            Side::Right => MuSide::Right,
+        }
+    }
+}
+
+/// `Mu::den`: what the `small` binding holds (`DEN_*` in `mu_update.wgsl`).
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MuDen {
+    /// An r x r matrix `P`: `D = X P` (Left) or `P X` (Right).
+    Product = 0,
+    /// A length-r vector `s`: `D = s[t]`.
+    Sums = 1,
+    /// A matrix of X's shape: `D` itself.
+    Elementwise = 2,
+}
+
+/// `Mu::rule`: how the ratio is applied (`RULE_*` in `mu_update.wgsl`).
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MuRuleCode {
+    /// `f(ρ) = ρ`.
+    Plain = 0,
+    /// `f(ρ) = √ρ`.
+    Sqrt = 1,
+    /// `f(ρ) = ½ + ½ρ`.
+    Damped = 2,
+}
+
+impl From<MuRule> for MuRuleCode {
+    fn from(rule: MuRule) -> Self {
+        match rule {
+            MuRule::Plain => MuRuleCode::Plain,
+            MuRule::Sqrt => MuRuleCode::Sqrt,
+            MuRule::Damped => MuRuleCode::Damped,
+        }
+    }
+}
+
+/// The WGSL constant of `mu_update.wgsl` each code stands for: `(name, value)`.
+#[cfg(test)]
+pub(crate) const MU_CODES: &[(&str, u32)] = &[
+    ("SIDE_LEFT", MuSide::Left as u32),
+    ("SIDE_RIGHT", MuSide::Right as u32),
+    ("DEN_PRODUCT", MuDen::Product as u32),
+    ("DEN_SUMS", MuDen::Sums as u32),
+    ("DEN_ELEMENTWISE", MuDen::Elementwise as u32),
+    ("RULE_PLAIN", MuRuleCode::Plain as u32),
+    ("RULE_SQRT", MuRuleCode::Sqrt as u32),
+    ("RULE_DAMPED", MuRuleCode::Damped as u32),
+];
 
 /// `struct Hals` of `hals.wgsl`.
 #[repr(C)]
