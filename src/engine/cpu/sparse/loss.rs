@@ -1,0 +1,135 @@
+//! The parts of the losses that read the stored entries of a sparse V (the rest comes from
+//! the factors alone), and dense rows of V where a blocked loss needs them.
+
+use ndarray::{ArrayView2, ArrayViewMut2, Axis};
+use rayon::prelude::*;
+
+use super::products::dot_f32;
+use crate::sparse::CsrMatrix;
+
+/// `Σ_t a[t]·b[t]` in f64 (four partial sums, so that the loop vectorises).
+#[inline]
+fn dot_f64(a: &[f32], b: &[f32]) -> f64 {
+    let mut acc = [0.0f64; 4];
+    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (xa, xb) in ca.zip(cb) {
+        for t in 0..4 {
+            acc[t] += xa[t] as f64 * xb[t] as f64;
+        }
+    }
+    let mut s = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    for (&x, &y) in ra.iter().zip(rb) {
+        s += x as f64 * y as f64;
+    }
+    s
+}
+
+/// Over the stored entries of `A` with `wh_ij = w[i, :]·x[j, :]` (in f64):
+/// `(Σ (a_ij − wh_ij)², Σ wh_ij²)`, for the Frobenius loss.
+pub(crate) fn frobenius_terms(a: &CsrMatrix, w: &[f32], x: &[f32], r: usize) -> (f64, f64) {
+    let ptr = a.indptr();
+    let (idx, val) = (a.indices(), a.values());
+    (0..a.rows())
+        .into_par_iter()
+        .with_min_len(64)
+        .map(|i| {
+            let wr = &w[i * r..(i + 1) * r];
+            let (mut res, mut sq) = (0.0f64, 0.0f64);
+            for k in ptr[i]..ptr[i + 1] {
+                let j = idx[k] as usize;
+                let p = dot_f64(wr, &x[j * r..(j + 1) * r]);
+                let d = val[k] as f64 - p;
+                res += d * d;
+                sq += p * p;
+            }
+            (res, sq)
+        })
+        .reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
+}
+
+/// `Σ_{a_ij > ε} [a_ij log(a_ij / max(wh_ij, ε)) − a_ij]` over the stored entries, the part of
+/// the KL divergence that reads V (the rest is `Σ WH`).
+pub(crate) fn kl_term(a: &CsrMatrix, w: &[f32], x: &[f32], r: usize, eps: f32) -> f64 {
+    let ptr = a.indptr();
+    let (idx, val) = (a.indices(), a.values());
+    let eps = eps as f64;
+    (0..a.rows())
+        .into_par_iter()
+        .with_min_len(64)
+        .map(|i| {
+            let wr = &w[i * r..(i + 1) * r];
+            let mut acc = 0.0f64;
+            for k in ptr[i]..ptr[i + 1] {
+                let v = val[k] as f64;
+                if v > eps {
+                    let j = idx[k] as usize;
+                    // WH in f32, as the dense engine forms it.
+                    let p = dot_f32(wr, &x[j * r..(j + 1) * r]) as f64;
+                    let q = if p < eps { eps } else { p };
+                    acc += v * (v / q).ln() - v;
+                }
+            }
+            acc
+        })
+        .sum()
+}
+
+/// Rows `row0..row0 + out.nrows()` of `A`, written densely into `out` (zeroed first).
+pub(crate) fn densify_rows(a: &CsrMatrix, row0: usize, mut out: ArrayViewMut2<'_, f32>) {
+    out.fill(0.0);
+    for (ii, mut orow) in out.rows_mut().into_iter().enumerate() {
+        let (idx, val) = a.row(row0 + ii);
+        for (&j, &v) in idx.iter().zip(val) {
+            orow[j as usize] = v;
+        }
+    }
+}
+
+/// `Σ_ab x[a,b]·y[a,b]` of two r x r Gram matrices, each computed in f64 from a row-major
+/// factor: `⟨AᵀA, BᵀB⟩` for `a` (p x r) and `b` (q x r).
+pub(crate) fn gram_inner_f64(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> f64 {
+    let ga = gram_f64(a);
+    let gb = gram_f64(b);
+    ga.iter().zip(&gb).map(|(x, y)| x * y).sum()
+}
+
+/// `XᵀX` (r x r, flattened) in f64 for `x` (p x r).
+fn gram_f64(x: ArrayView2<'_, f32>) -> Vec<f64> {
+    let r = x.ncols();
+    let upper = x
+        .axis_chunks_iter(Axis(0), 256)
+        .into_par_iter()
+        .map(|blk| {
+            let mut g = vec![0.0f64; r * r];
+            for row in blk.rows() {
+                for a in 0..r {
+                    let xa = row[a] as f64;
+                    if xa == 0.0 {
+                        continue;
+                    }
+                    for b in a..r {
+                        g[a * r + b] += xa * row[b] as f64;
+                    }
+                }
+            }
+            g
+        })
+        .reduce(
+            || vec![0.0f64; r * r],
+            |mut a, b| {
+                for (x, y) in a.iter_mut().zip(&b) {
+                    *x += y;
+                }
+                a
+            },
+        );
+    // Only the upper triangle was accumulated: mirror it.
+    let mut g = upper;
+    for a in 0..r {
+        for b in 0..a {
+            g[a * r + b] = g[b * r + a];
+        }
+    }
+    g
+}

@@ -1,0 +1,184 @@
+//! The sparse products against their definitions, and their shape checks.
+
+use ndarray::Array2;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::*;
+use crate::error::NmfError;
+use crate::sparse::CsrMatrix;
+
+/// A random `rows x cols` matrix with about `density` of its entries stored, and row 1 and
+/// the last column empty.
+fn random(rows: usize, cols: usize, density: f64, seed: u64) -> CsrMatrix {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut t = Vec::new();
+    for i in 0..rows {
+        for j in 0..cols {
+            if i != 1 && j + 1 != cols && rng.random::<f64>() < density {
+                t.push((i, j, rng.random::<f32>()));
+            }
+        }
+    }
+    CsrMatrix::from_triplets(rows, cols, t).unwrap()
+}
+
+fn dense_x(rows: usize, r: usize, seed: u64) -> Vec<f32> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..rows * r).map(|_| rng.random::<f32>() - 0.25).collect()
+}
+
+/// `A X` by the definition, in f64.
+fn reference(a: &CsrMatrix, x: &[f32], r: usize) -> Vec<f64> {
+    let mut out = vec![0.0f64; a.rows() * r];
+    for i in 0..a.rows() {
+        let (idx, val) = a.row(i);
+        for (&j, &v) in idx.iter().zip(val) {
+            for t in 0..r {
+                out[i * r + t] += v as f64 * x[j as usize * r + t] as f64;
+            }
+        }
+    }
+    out
+}
+
+fn close(got: impl Iterator<Item = f32>, want: &[f64], what: &str) {
+    let scale = want.iter().fold(1e-30f64, |m, x| m.max(x.abs()));
+    let mut n = 0;
+    for (g, w) in got.zip(want) {
+        assert!((g as f64 - w).abs() <= 1e-5 * scale, "{what}: {g} vs {w}");
+        n += 1;
+    }
+    assert_eq!(n, want.len(), "{what}");
+}
+
+#[test]
+fn panel_products_match_the_definition() {
+    // 1100 rows: two row blocks; widths that split the columns unevenly; ranks on both
+    // sides of every register count and one past the vector kernels.
+    let a = random(1100, 45, 0.1, 1);
+    let at = a.transpose();
+    for r in [1, 5, 16, 17, 20, 33, 64, 70] {
+        for width in [1, 7, 45, 1000] {
+            let x = dense_x(45, r, 2);
+            let want = reference(&a, &x, r);
+            let mut out = vec![f32::NAN; 1100 * r];
+            spmm(Operand::Panels(&Panels::new(&a, width)), &x, r, &mut out).unwrap();
+            close(out.iter().copied(), &want, &format!("V X r={r} w={width}"));
+            // (Aᵀ Y)ᵀ written as r x 45.
+            let y = dense_x(1100, r, 3);
+            let want_t = reference(&at, &y, r);
+            let mut q = Array2::<f32>::from_elem((r, 45), f32::NAN);
+            let p = Panels::new(&at, width);
+            spmm_t(Operand::Panels(&p), &y, r, q.view_mut()).unwrap();
+            close(
+                q.t().iter().copied(),
+                &want_t,
+                &format!("Vᵀ Y r={r} w={width}"),
+            );
+        }
+        let x = dense_x(45, r, 4);
+        let mut out = vec![f32::NAN; 1100 * r];
+        spmm(Operand::Csr(&a), &x, r, &mut out).unwrap();
+        close(out.iter().copied(), &reference(&a, &x, r), "spmm");
+        let y = dense_x(1100, r, 5);
+        let mut q = Array2::<f32>::from_elem((r, 45), f32::NAN);
+        spmm_t(Operand::Csr(&at), &y, r, q.view_mut()).unwrap();
+        close(q.t().iter().copied(), &reference(&at, &y, r), "spmm_t");
+    }
+}
+
+#[test]
+fn kl_numerators_match_the_definition() {
+    let a = random(1100, 40, 0.2, 5);
+    let at = a.transpose();
+    for r in [1, 6, 16, 20, 40, 70] {
+        let w: Vec<f32> = dense_x(1100, r, 6).iter().map(|x| x + 0.3).collect();
+        let ht: Vec<f32> = dense_x(40, r, 7).iter().map(|x| x + 0.3).collect();
+        // Z = A ⊘ max(W H, ε) at the stored entries.
+        let mut z = Vec::new();
+        for i in 0..1100 {
+            let (idx, val) = a.row(i);
+            for (&j, &v) in idx.iter().zip(val) {
+                let p: f64 = (0..r)
+                    .map(|t| w[i * r + t] as f64 * ht[j as usize * r + t] as f64)
+                    .sum();
+                z.push((i, j as usize, v / (p as f32).max(f32::EPSILON)));
+            }
+        }
+        let zm = CsrMatrix::from_triplets(1100, 40, z).unwrap();
+        // Panels of 3 and 40 columns, and the CSR matrix itself (width 0).
+        for width in [3, 40, 0] {
+            let (pa, pat) = (Panels::new(&a, width), Panels::new(&at, width));
+            let (oa, oat) = if width == 0 {
+                (Operand::Csr(&a), Operand::Csr(&at))
+            } else {
+                (Operand::Panels(&pa), Operand::Panels(&pat))
+            };
+            let mut left = vec![f32::NAN; 1100 * r];
+            kl_spmm(oa, &w, &ht, r, &mut left).unwrap();
+            close(
+                left.iter().copied(),
+                &reference(&zm, &ht, r),
+                &format!("Z Hᵀ r={r} w={width}"),
+            );
+            let mut right = Array2::<f32>::from_elem((r, 40), f32::NAN);
+            kl_spmm_t(oat, &ht, &w, r, right.view_mut()).unwrap();
+            close(
+                right.t().iter().copied(),
+                &reference(&zm.transpose(), &w, r),
+                &format!("Wᵀ Z r={r} w={width}"),
+            );
+        }
+    }
+}
+
+#[test]
+fn wide_hypersparse_matrices_are_not_split() {
+    // 3 x 2_000_000 with four entries: 31 panels of 65536 columns would store 4 offsets
+    // each for V, and 2_000_001 each for Vᵀ, against 4 entries.
+    let a = CsrMatrix::from_triplets(
+        3,
+        2_000_000,
+        [
+            (0, 0, 1.0),
+            (1, 70_000, 2.0),
+            (2, 1_999_999, 3.0),
+            (0, 5, 1.0),
+        ],
+    )
+    .unwrap();
+    let w = Panels::width_for(2);
+    assert!(Panels::build(&a, w).is_none());
+    assert!(Panels::build(&a.transpose(), w).is_none());
+    // 1100 x 45 at 30% has about 14500 entries: one panel (1101 offsets) pays, six do not.
+    let b = random(1100, 45, 0.3, 1);
+    assert!(Panels::build(&b, 64).is_some());
+    assert!(Panels::build(&b, 8).is_none());
+}
+
+#[test]
+fn short_x_is_refused() {
+    let a = random(10, 8, 0.5, 1);
+    let mut out = vec![0.0f32; 10 * 2];
+    let e = spmm(Operand::Csr(&a), &[1.0; 15], 2, &mut out).unwrap_err();
+    assert!(e.to_string().contains("X in the sparse product"), "{e}");
+    let y = vec![1.0f32; 10 * 2];
+    let e = kl_spmm(Operand::Csr(&a), &y[..19], &[1.0; 16], 2, &mut out).unwrap_err();
+    assert!(e.to_string().contains("Y in the sparse KL product"), "{e}");
+}
+
+#[test]
+fn short_result_is_refused() {
+    let a = random(10, 8, 0.5, 1);
+    let mut out = Array2::<f32>::zeros((2, 9));
+    let e = spmm_t(Operand::Csr(&a), &[1.0; 16], 2, out.view_mut()).unwrap_err();
+    assert!(matches!(e, NmfError::ShapeMismatch { .. }), "{e}");
+    let p = Panels::new(&a, 3);
+    let mut short = vec![0.0f32; 19];
+    let e = spmm(Operand::Panels(&p), &[1.0; 16], 2, &mut short).unwrap_err();
+    assert!(
+        e.to_string().contains("the result of the sparse product"),
+        "{e}"
+    );
+}

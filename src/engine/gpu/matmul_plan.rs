@@ -1,0 +1,256 @@
+//! Planning and encoding of the matmul kernel: how one product `C = A B` (any strides, with an
+//! epilogue) is cut into dispatches.
+//!
+//! - The workgroup shape comes from the context's tuning for the output's shape ([`tile`]);
+//!   an output larger than the grid limit is cut into chunks of whole tiles, one dispatch each.
+//! - An output too small to fill the device (e.g. the r x r Gram matrices, fewer than
+//!   [`TARGET_GROUPS`] workgroups) is split over the inner dimension: `s` slices, each
+//!   `C_s = A[:, K_s] B[K_s, :]` over a chunk `K_s` of at least [`MIN_K_CHUNK`] terms, in one
+//!   dispatch (the slice in the grid's z dimension), then `C (+)= Σ_s C_s` by `sum_slices`.
+//! - The loss epilogues write one partial per workgroup; [`GpuEngine::product`] returns how many.
+//!
+//! [`tile`]: GpuEngine::tile
+
+use super::pipelines::{Epilogue, Kernel, TileWg};
+use super::scheduler::Groups;
+use super::{context, index, uniforms, GpuEngine};
+use crate::error::{NmfError, Result};
+use crate::linalg::gemm::Accum;
+
+/// Products whose output spans fewer workgroups than this are split over the inner dimension
+/// (e.g. the r x r Gram matrices), so that the whole device works on them.
+const TARGET_GROUPS: usize = 256;
+/// Shortest inner-dimension chunk of a split product.
+const MIN_K_CHUNK: usize = 256;
+/// Most slices of a split product.
+const MAX_SLICES: usize = 64;
+/// Most entries of the slices of a split product, all together (64 MiB).
+const MAX_SLICE_ENTRIES: usize = 1 << 24;
+
+/// A strided view of a device matrix: entry `(i, j)` is `buf[off + i·rs + j·cs]`.
+#[derive(Clone, Copy)]
+pub(super) struct Operand<'a> {
+    pub(super) buf: &'a wgpu::Buffer,
+    pub(super) off: usize,
+    pub(super) rs: usize,
+    pub(super) cs: usize,
+}
+
+impl<'a> Operand<'a> {
+    /// Row-major with `cols` columns, starting at entry `off`.
+    pub(super) fn rows(buf: &'a wgpu::Buffer, off: usize, cols: usize) -> Self {
+        Operand {
+            buf,
+            off,
+            rs: cols,
+            cs: 1,
+        }
+    }
+    /// The transpose of a row-major matrix with `cols` columns, starting at entry `off`.
+    pub(super) fn transposed(buf: &'a wgpu::Buffer, off: usize, cols: usize) -> Self {
+        Operand {
+            buf,
+            off,
+            rs: 1,
+            cs: cols,
+        }
+    }
+    /// The sub-view starting at row `i`, column `j`.
+    pub(super) fn at(self, i: usize, j: usize) -> Self {
+        Operand {
+            off: self.off + i * self.rs + j * self.cs,
+            ..self
+        }
+    }
+}
+
+impl GpuEngine {
+    /// The matmul workgroup for a `rows x cols` output, the rows and columns one workgroup
+    /// covers, and the largest chunk (rows, cols) one dispatch covers within the grid limit.
+    pub(super) fn tile(
+        &self,
+        rows: usize,
+        cols: usize,
+    ) -> (TileWg, (usize, usize), (usize, usize)) {
+        let t = self.ctx.tuning();
+        let wg = t.tile_for(rows, cols);
+        let b = context::REGISTER_BLOCK as usize;
+        let (tr, tc) = (wg.y as usize * b, wg.x as usize * b);
+        let g = t.max_groups as usize;
+        (wg, (tr, tc), (g * tr, g * tc))
+    }
+
+    /// Workgroups (= loss partials) a product over a `rows x cols` output takes.
+    pub(super) fn product_groups(&self, rows: usize, cols: usize) -> usize {
+        let (_, (tr, tc), (cr, cc)) = self.tile(rows, cols);
+        let mut total = 0;
+        for r0 in (0..rows).step_by(cr) {
+            let rr = cr.min(rows - r0);
+            for c0 in (0..cols).step_by(cc) {
+                let ccols = cc.min(cols - c0);
+                total += rr.div_ceil(tr) * ccols.div_ceil(tc);
+            }
+        }
+        total
+    }
+
+    /// Encode the matmul with `epilogue` on the product `A B` (`rows x cols`, inner dimension
+    /// `k`), with C the output (or the loss partials), D the data block of the fused epilogues
+    /// and `mask` the mask of [`Epilogue::LossMasked`] (aligned with D). Returns the number of
+    /// workgroups (one loss partial each).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn product(
+        &mut self,
+        epilogue: Epilogue,
+        (rows, cols, k): (usize, usize, usize),
+        a: Operand<'_>,
+        b: Operand<'_>,
+        c: Operand<'_>,
+        d: Operand<'_>,
+        mask: Option<Operand<'_>>,
+        accum: Accum,
+        eps: f32,
+    ) -> Result<usize> {
+        if epilogue == Epilogue::Store {
+            let slices = self.k_slices(rows, cols, k);
+            if slices > 1 {
+                self.split_product((rows, cols, k), slices, a, b, c, accum)?;
+                return Ok(0);
+            }
+        }
+        let reduces = matches!(
+            epilogue,
+            Epilogue::LossFrobenius | Epilogue::LossKl | Epilogue::LossMasked
+        );
+        if (epilogue == Epilogue::LossMasked) != mask.is_some() {
+            return Err(NmfError::GpuInternal {
+                message: format!("the {epilogue:?} product was encoded with the wrong operands"),
+            });
+        }
+        let (wg, (tr, tc), (cr, cc)) = self.tile(rows, cols);
+        let kernel = Kernel::Matmul(epilogue, wg);
+        let mut groups = 0usize;
+        for r0 in (0..rows).step_by(cr) {
+            let rr = cr.min(rows - r0);
+            for c0 in (0..cols).step_by(cc) {
+                let ccols = cc.min(cols - c0);
+                let (ai, bi, di) = (a.at(r0, 0), b.at(0, c0), d.at(r0, c0));
+                let mi = mask.map_or(di, |mk| mk.at(r0, c0));
+                let ci = if reduces {
+                    Operand {
+                        off: c.off + groups,
+                        ..c
+                    }
+                } else {
+                    c.at(r0, c0)
+                };
+                let params = uniforms::Gemm {
+                    m: index(rr)?,
+                    n: index(ccols)?,
+                    k: index(k)?,
+                    accumulate: u32::from(accum == Accum::Add),
+                    a_off: index(ai.off)?,
+                    a_rs: index(ai.rs)?,
+                    a_cs: index(ai.cs)?,
+                    eps,
+                    b_off: index(bi.off)?,
+                    b_rs: index(bi.rs)?,
+                    b_cs: index(bi.cs)?,
+                    k_chunk: index(k)?,
+                    c_off: index(ci.off)?,
+                    c_rs: index(ci.rs)?,
+                    c_cs: index(ci.cs)?,
+                    d_off: index(di.off)?,
+                    d_rs: index(di.rs)?,
+                    d_cs: index(di.cs)?,
+                    mask_off: index(mi.off)?,
+                    mask_rs: index(mi.rs)?,
+                    mask_cs: index(mi.cs)?,
+                    ..Default::default()
+                };
+                let g = Groups(index(ccols.div_ceil(tc))?, index(rr.div_ceil(tr))?, 1);
+                // Bindings 0..4 (A, B, C, D), and the mask for Epilogue::LossMasked only
+                // (Kernel::bindings; the dispatch checks the count).
+                let buffers = [a.buf, b.buf, c.buf, d.buf, mi.buf];
+                let used = &buffers[..kernel.storage_count().min(buffers.len())];
+                self.sched.dispatch(&self.ctx, kernel, used, &params, g)?;
+                groups += rr.div_ceil(tr) * ccols.div_ceil(tc);
+            }
+        }
+        Ok(groups)
+    }
+
+    /// Slices of the inner dimension for `C = A B` (`rows x cols`, inner `k`): enough to give
+    /// the device about [`TARGET_GROUPS`] workgroups, each summing at least [`MIN_K_CHUNK`] terms.
+    fn k_slices(&self, rows: usize, cols: usize, k: usize) -> usize {
+        let groups = self.product_groups(rows, cols).max(1);
+        if groups >= TARGET_GROUPS {
+            return 1;
+        }
+        (TARGET_GROUPS / groups)
+            .min(k / MIN_K_CHUNK)
+            .min(MAX_SLICES)
+            .min(MAX_SLICE_ENTRIES / (rows * cols).max(1))
+            .max(1)
+    }
+
+    /// `C (+)= A B` in two passes: `slices` partial products over chunks of the inner
+    /// dimension (one dispatch, the chunk in the z grid dimension), then their sum into C.
+    fn split_product(
+        &mut self,
+        (rows, cols, k): (usize, usize, usize),
+        slices: usize,
+        a: Operand<'_>,
+        b: Operand<'_>,
+        c: Operand<'_>,
+        accum: Accum,
+    ) -> Result<()> {
+        let k_chunk = k.div_ceil(slices);
+        let slices = k.div_ceil(k_chunk);
+        let len = rows * cols;
+        let parts = Self::scratch(&self.ctx, &mut self.slices, slices * len, "product slices")?;
+        let (wg, (tr, tc), _) = self.tile(rows, cols);
+        let params = uniforms::Gemm {
+            m: index(rows)?,
+            n: index(cols)?,
+            k: index(k)?,
+            accumulate: 0,
+            a_off: index(a.off)?,
+            a_rs: index(a.rs)?,
+            a_cs: index(a.cs)?,
+            b_off: index(b.off)?,
+            b_rs: index(b.rs)?,
+            b_cs: index(b.cs)?,
+            k_chunk: index(k_chunk)?,
+            c_rs: index(cols)?,
+            c_cs: 1,
+            c_slice: index(len)?,
+            ..Default::default()
+        };
+        let groups = Groups(
+            index(cols.div_ceil(tc))?,
+            index(rows.div_ceil(tr))?,
+            index(slices)?,
+        );
+        self.sched.dispatch(
+            &self.ctx,
+            Kernel::Matmul(Epilogue::Store, wg),
+            &[a.buf, b.buf, &parts, a.buf],
+            &params,
+            groups,
+        )?;
+        let sum = uniforms::Slices {
+            rows: index(rows)?,
+            cols: index(cols)?,
+            slices: index(slices)?,
+            slice_len: index(len)?,
+            c_off: index(c.off)?,
+            c_rs: index(c.rs)?,
+            c_cs: index(c.cs)?,
+            accumulate: u32::from(accum == Accum::Add),
+        };
+        let groups = self.linear(len)?;
+        self.sched
+            .dispatch(&self.ctx, Kernel::SumSlices, &[&parts, c.buf], &sum, groups)
+    }
+}
