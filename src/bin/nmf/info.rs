@@ -30,11 +30,7 @@ fn gpu_lines(out: &mut String) {
     use nmf_gpu::GpuContext;
 
     // The backends the GPU engine searches: WGPU_BACKEND, or wgpu's primary ones.
-    let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY);
-    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
-        backends,
-        ..wgpu::InstanceDescriptor::new_without_display_handle()
-    });
+    let (instance, backends) = GpuContext::instance();
     let adapters = pollster::block_on(instance.enumerate_adapters(backends));
     let searched: Vec<String> = backends
         .iter_names()

@@ -170,6 +170,13 @@ impl GpuContext {
         pollster::block_on(open())
     }
 
+    /// The wgpu instance this crate searches adapters on, and the backends it searches (for
+    /// listing adapters as the engine sees them); creating it prints nothing.
+    #[doc(hidden)]
+    pub fn instance() -> (wgpu::Instance, wgpu::Backends) {
+        (instance(), backends())
+    }
+
     /// Name, vendor, backend and driver of the adapter in use.
     pub fn adapter_info(&self) -> wgpu::AdapterInfo {
         self.inner.info.clone()
@@ -234,6 +241,43 @@ fn backends() -> wgpu::Backends {
     wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY)
 }
 
+/// Keep window-system probes off the adapter search, once per process, before the first
+/// instance is created.
+///
+/// The primary backends (no GL, so no EGL) need no display, but Mesa's Vulkan device-selection
+/// layer, an implicit layer the Vulkan loader inserts, connects to the Wayland compositor to
+/// find the display's GPU whenever the instance enables `VK_KHR_wayland_surface` (wgpu always
+/// does). Without a compositor libwayland then prints `error: XDG_RUNTIME_DIR is invalid or not
+/// set in the environment.` on stderr, twice per search, which a user reads as a failure. A
+/// compute library has no display to match, and the adapter is chosen here by power preference
+/// or `WGPU_ADAPTER_NAME`, not by the layer's ordering: so when no Wayland display is
+/// configured (`WAYLAND_DISPLAY` and `WAYLAND_SOCKET` unset) the layer is switched off through
+/// its own switch, `NODEVICE_SELECT=1`, unless the user has set that variable. With a Wayland
+/// display, or with `NODEVICE_SELECT` set either way, nothing changes.
+fn quiet_window_system_probes() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let set = |name: &str| std::env::var_os(name).is_some();
+        if !set("WAYLAND_DISPLAY") && !set("WAYLAND_SOCKET") && !set("NODEVICE_SELECT") {
+            // Set once, before this crate creates any instance (the loader reads it then).
+            std::env::set_var("NODEVICE_SELECT", "1");
+        }
+    });
+}
+
+/// The wgpu instance adapters are searched on: the backends of `WGPU_BACKEND` (default: the
+/// primary ones), no display handle, wgpu's other environment variables honoured, and no
+/// window-system probing (see [`quiet_window_system_probes`]).
+fn instance() -> wgpu::Instance {
+    quiet_window_system_probes();
+    let desc = wgpu::InstanceDescriptor {
+        backends: backends(),
+        ..wgpu::InstanceDescriptor::new_without_display_handle()
+    }
+    .with_env();
+    wgpu::Instance::new(desc)
+}
+
 async fn choose_adapter(instance: &wgpu::Instance) -> Result<wgpu::Adapter> {
     if let Ok(wanted) = std::env::var("WGPU_ADAPTER_NAME") {
         let wanted = wanted.to_lowercase();
@@ -296,12 +340,7 @@ fn tuning_for(limits: &wgpu::Limits) -> Tuning {
 }
 
 async fn open() -> Result<GpuContext> {
-    let desc = wgpu::InstanceDescriptor {
-        backends: backends(),
-        ..wgpu::InstanceDescriptor::new_without_display_handle()
-    }
-    .with_env();
-    let instance = wgpu::Instance::new(desc);
+    let instance = instance();
     let adapter = choose_adapter(&instance).await?;
     let info = adapter.get_info();
     let caps = adapter.get_downlevel_capabilities();
