@@ -178,7 +178,10 @@ impl Scheduler {
             .copy_buffer_to_buffer(src, 0, &staging, 0, bytes);
         self.submit(ctx)?;
         let slice = staging.slice(0..bytes);
-        let (tx, rx) = std::sync::mpsc::channel();
+        // The map's outcome arrives through a oneshot channel: its callback fires during the
+        // poll below, and the receiver's future is then ready (a closed channel, when the
+        // callback was dropped unrun, resolves to None).
+        let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
         slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
@@ -188,7 +191,7 @@ impl Scheduler {
                 message: format!("waiting for the device: {e}"),
             });
         }
-        let mapped = rx.recv().map_err(|_| NmfError::GpuMapFailed {
+        let mapped = pollster::block_on(rx.receive()).ok_or_else(|| NmfError::GpuMapFailed {
             message: "the mapping callback never ran".into(),
         })?;
         if let Err(e) = mapped {
