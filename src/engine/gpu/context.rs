@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use super::pipelines::{PipelineCache, TileWg};
+use super::pipelines::{Compiled, Kernel, PipelineCache, TileWg};
 use crate::error::{NmfError, Result};
 
 /// Default ceiling of the KL ratio block `V ⊘ WH` formed at once: 64 MiB.
@@ -168,6 +168,13 @@ impl GpuContext {
     /// [`NmfError::GpuDevice`] when the device cannot be opened.
     pub fn new() -> Result<GpuContext> {
         pollster::block_on(open())
+    }
+
+    /// The compiled pipeline of `kernel` on this device (compiled and cached on first use).
+    pub(crate) fn pipeline(&self, kernel: Kernel) -> Result<Arc<Compiled>> {
+        self.inner
+            .pipelines
+            .get(self.device(), self.tuning().linear_wg, kernel)
     }
 
     /// The wgpu instance this crate searches adapters on, and the backends it searches (for

@@ -13,7 +13,8 @@
 
 use super::pipelines::{Epilogue, Kernel, TileWg};
 use super::scheduler::Groups;
-use super::{context, index, uniforms, GpuEngine};
+use super::state::{index, GpuEngine};
+use super::{context, uniforms};
 use crate::error::{NmfError, Result};
 use crate::linalg::gemm::Accum;
 

@@ -14,6 +14,7 @@ mod matmul_plan;
 mod pipelines;
 mod scheduler;
 mod shaders;
+mod state;
 #[cfg(test)]
 mod tests;
 mod uniforms;
@@ -24,6 +25,7 @@ use self::buffers::{storage_buffer, GpuMat};
 use self::matmul_plan::Operand;
 use self::pipelines::{Epilogue, Kernel};
 use self::scheduler::{Groups, Scheduler};
+use self::state::{index, Panel};
 use super::{Engine, FactorSums, MuDenominator, MuRule, Side};
 use crate::error::{NmfError, Result};
 use crate::linalg::gemm::Accum;
@@ -31,42 +33,11 @@ use crate::options::{Loss, Regularization};
 
 pub(crate) use self::context::auto_context;
 pub use self::context::GpuContext;
+pub(crate) use self::state::GpuEngine;
 pub use super::stats::GpuStats;
 
 /// Loss partials (one per matmul workgroup) folded into one value on the device, per chunk.
 const LOSS_CHUNK: usize = 1024;
-
-/// One column panel `V[:, c0 .. c0 + cols]`, stored row-major (m x cols).
-#[derive(Clone)]
-struct Panel {
-    buf: wgpu::Buffer,
-    c0: usize,
-    cols: usize,
-}
-
-/// The engine over one data matrix V on one device.
-pub(crate) struct GpuEngine {
-    ctx: GpuContext,
-    m: usize,
-    n: usize,
-    panels: Vec<Panel>,
-    sched: Scheduler,
-    /// Buffers the multiplicative update writes into before swapping them with the factor.
-    spares: Vec<GpuMat>,
-    /// A block of `V ⊘ WH` (KL numerators) or `M ⊙ WH` (masked products).
-    block: Option<(wgpu::Buffer, usize)>,
-    partials: Option<(wgpu::Buffer, usize)>,
-    slices: Option<(wgpu::Buffer, usize)>,
-    loss_sums: Option<(wgpu::Buffer, usize)>,
-}
-
-fn index(x: usize) -> Result<u32> {
-    u32::try_from(x).map_err(|_| NmfError::GpuBufferTooLarge {
-        what: "a matrix index".into(),
-        bytes: (x as u64).saturating_mul(4),
-        limit: u64::from(u32::MAX) * 4,
-    })
-}
 
 impl GpuEngine {
     /// Upload `v` (m x n) to the device in column panels of at most the context's panel size.
@@ -109,36 +80,6 @@ impl GpuEngine {
     #[cfg(test)]
     pub(crate) fn panel_count(&self) -> usize {
         self.panels.len()
-    }
-
-    /// Workgroups for a one-dimensional kernel over `count` items (split over two grid
-    /// dimensions when one is not enough).
-    fn linear(&self, count: usize) -> Result<Groups> {
-        let t = self.ctx.tuning();
-        let groups = count.div_ceil(t.linear_wg as usize);
-        let max = t.max_groups as usize;
-        Ok(if groups <= max {
-            Groups(index(groups)?, 1, 1)
-        } else {
-            Groups(t.max_groups, index(groups.div_ceil(max))?, 1)
-        })
-    }
-
-    /// A buffer of at least `len` entries, kept across calls under `slot`.
-    fn scratch(
-        ctx: &GpuContext,
-        slot: &mut Option<(wgpu::Buffer, usize)>,
-        len: usize,
-        what: &str,
-    ) -> Result<wgpu::Buffer> {
-        match slot {
-            Some((buf, cap)) if *cap >= len => Ok(buf.clone()),
-            _ => {
-                let buf = storage_buffer(ctx, len, what)?;
-                *slot = Some((buf.clone(), len));
-                Ok(buf)
-            }
-        }
     }
 
     /// Rows of V ⊘ WH (or M ⊙ WH) formed at once for a panel of `cols` columns.

@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::context::GpuContext;
 use super::{shaders, uniforms};
 use crate::error::{NmfError, Result};
 
@@ -190,92 +189,97 @@ pub(crate) struct PipelineCache {
     map: Mutex<HashMap<Kernel, Arc<Compiled>>>,
 }
 
-impl GpuContext {
-    /// The compiled pipeline of `kernel` (compiled and cached on first use).
-    pub(crate) fn pipeline(&self, kernel: Kernel) -> Result<Arc<Compiled>> {
-        let cache = &self.inner.pipelines;
-        let mut map = cache.map.lock().map_err(|_| NmfError::GpuInternal {
+impl PipelineCache {
+    /// The compiled pipeline of `kernel` on `device` (compiled and cached on first use), with
+    /// `linear_wg` the workgroup size of the one-dimensional kernels.
+    pub(crate) fn get(
+        &self,
+        device: &wgpu::Device,
+        linear_wg: u32,
+        kernel: Kernel,
+    ) -> Result<Arc<Compiled>> {
+        let mut map = self.map.lock().map_err(|_| NmfError::GpuInternal {
             message: "the pipeline cache lock was poisoned by a panic in another thread".into(),
         })?;
         if let Some(c) = map.get(&kernel) {
             return Ok(Arc::clone(c));
         }
-        let compiled = Arc::new(self.compile(kernel)?);
+        let compiled = Arc::new(compile(device, linear_wg, kernel)?);
         map.insert(kernel, Arc::clone(&compiled));
         Ok(compiled)
     }
+}
 
-    fn compile(&self, kernel: Kernel) -> Result<Compiled> {
-        let device = self.device();
-        let name = kernel.shader();
-        let source = shaders::source(name).ok_or_else(|| NmfError::GpuShader {
-            kernel: kernel.entry(),
-            message: format!("no shader named {name} in the registry"),
-        })?;
-        let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let internal = device.push_error_scope(wgpu::ErrorFilter::Internal);
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(name),
-            source: wgpu::ShaderSource::Wgsl(source.into()),
-        });
-        let uniform_size = wgpu::BufferSize::new(kernel.uniform_size() as u64);
-        let entries: Vec<wgpu::BindGroupLayoutEntry> = kernel
-            .bindings()
-            .iter()
-            .enumerate()
-            .map(|(i, access)| wgpu::BindGroupLayoutEntry {
-                binding: i as u32,
-                visibility: wgpu::ShaderStages::COMPUTE,
-                ty: wgpu::BindingType::Buffer {
-                    ty: match access {
-                        Access::Read => wgpu::BufferBindingType::Storage { read_only: true },
-                        Access::ReadWrite => wgpu::BufferBindingType::Storage { read_only: false },
-                        Access::Uniform => wgpu::BufferBindingType::Uniform,
-                    },
-                    has_dynamic_offset: false,
-                    min_binding_size: match access {
-                        Access::Uniform => uniform_size,
-                        Access::Read | Access::ReadWrite => None,
-                    },
+/// Compile `kernel` on `device` inside error scopes, so that a shader or pipeline failure is a
+/// typed error.
+fn compile(device: &wgpu::Device, linear_wg: u32, kernel: Kernel) -> Result<Compiled> {
+    let name = kernel.shader();
+    let source = shaders::source(name).ok_or_else(|| NmfError::GpuShader {
+        kernel: kernel.entry(),
+        message: format!("no shader named {name} in the registry"),
+    })?;
+    let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let internal = device.push_error_scope(wgpu::ErrorFilter::Internal);
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some(name),
+        source: wgpu::ShaderSource::Wgsl(source.into()),
+    });
+    let uniform_size = wgpu::BufferSize::new(kernel.uniform_size() as u64);
+    let entries: Vec<wgpu::BindGroupLayoutEntry> = kernel
+        .bindings()
+        .iter()
+        .enumerate()
+        .map(|(i, access)| wgpu::BindGroupLayoutEntry {
+            binding: i as u32,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: match access {
+                    Access::Read => wgpu::BufferBindingType::Storage { read_only: true },
+                    Access::ReadWrite => wgpu::BufferBindingType::Storage { read_only: false },
+                    Access::Uniform => wgpu::BufferBindingType::Uniform,
                 },
-                count: None,
-            })
-            .collect();
-        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some(kernel.entry()),
-            entries: &entries,
-        });
-        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some(kernel.entry()),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size: 0,
-        });
-        let tuning = self.tuning();
-        let constants: Vec<(&str, f64)> = match kernel {
-            Kernel::Matmul(_, wg) => vec![("WG_X", f64::from(wg.x)), ("WG_Y", f64::from(wg.y))],
-            _ => vec![("WG", f64::from(tuning.linear_wg))],
-        };
-        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(kernel.entry()),
-            layout: Some(&pipeline_layout),
-            module: &module,
-            entry_point: Some(kernel.entry()),
-            compilation_options: wgpu::PipelineCompilationOptions {
-                constants: &constants,
-                zero_initialize_workgroup_memory: false,
+                has_dynamic_offset: false,
+                min_binding_size: match access {
+                    Access::Uniform => uniform_size,
+                    Access::Read | Access::ReadWrite => None,
+                },
             },
-            cache: None,
+            count: None,
+        })
+        .collect();
+    let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some(kernel.entry()),
+        entries: &entries,
+    });
+    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some(kernel.entry()),
+        bind_group_layouts: &[Some(&layout)],
+        immediate_size: 0,
+    });
+    let constants: Vec<(&str, f64)> = match kernel {
+        Kernel::Matmul(_, wg) => vec![("WG_X", f64::from(wg.x)), ("WG_Y", f64::from(wg.y))],
+        _ => vec![("WG", f64::from(linear_wg))],
+    };
+    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(kernel.entry()),
+        layout: Some(&pipeline_layout),
+        module: &module,
+        entry_point: Some(kernel.entry()),
+        compilation_options: wgpu::PipelineCompilationOptions {
+            constants: &constants,
+            zero_initialize_workgroup_memory: false,
+        },
+        cache: None,
+    });
+    let internal_error = pollster::block_on(internal.pop());
+    let validation_error = pollster::block_on(validation.pop());
+    if let Some(e) = validation_error.or(internal_error) {
+        return Err(NmfError::GpuShader {
+            kernel: kernel.entry(),
+            message: e.to_string(),
         });
-        let internal_error = pollster::block_on(internal.pop());
-        let validation_error = pollster::block_on(validation.pop());
-        if let Some(e) = validation_error.or(internal_error) {
-            return Err(NmfError::GpuShader {
-                kernel: kernel.entry(),
-                message: e.to_string(),
-            });
-        }
-        Ok(Compiled { pipeline, layout })
     }
+    Ok(Compiled { pipeline, layout })
 }
 
 #[cfg(test)]

@@ -3,8 +3,7 @@
 
 use std::arch::x86_64::*;
 
-use super::panels::Index;
-use super::products::Start;
+use super::panels::{Index, Start};
 
 /// How many entries ahead the rows of `x` are prefetched.
 const PF: usize = 16;

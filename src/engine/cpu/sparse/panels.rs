@@ -31,6 +31,15 @@ impl Index for u32 {
     }
 }
 
+/// What the accumulators of a row start from.
+#[derive(Clone, Copy)]
+pub(super) enum Start {
+    /// Zero: `out = A X`.
+    Zero,
+    /// The output row itself: `out += A X`.
+    Out,
+}
+
 /// One column panel of a sparse matrix: the entries of columns `col0..col0 + 65536` at most,
 /// column indices relative to `col0`.
 pub(super) struct Panel {

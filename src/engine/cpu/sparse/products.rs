@@ -5,17 +5,8 @@
 use ndarray::{ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
-use super::panels::{Index, Operand};
+use super::panels::{Index, Operand, Start};
 use crate::error::{NmfError, Result};
-
-/// What the accumulators of a row start from.
-#[derive(Clone, Copy)]
-pub(super) enum Start {
-    /// Zero: `out = A X`.
-    Zero,
-    /// The output row itself: `out += A X`.
-    Out,
-}
 
 /// Rows `row0..row0 + out.len()/r` of `A X` into `out`.
 ///

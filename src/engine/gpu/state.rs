@@ -1,0 +1,73 @@
+//! The GPU engine's state (the device context, V's column panels, the scheduler and the
+//! buffers reused across calls) and the helpers every part of the engine shares: the
+//! conversion of sizes to the shaders' `u32`, one-dimensional grids, and scratch buffers.
+//! The operations (`mod.rs`) and the matmul planning (`matmul_plan.rs`) build on it.
+
+use super::buffers::{storage_buffer, GpuMat};
+use super::context::GpuContext;
+use super::scheduler::{Groups, Scheduler};
+use crate::error::{NmfError, Result};
+
+/// One column panel `V[:, c0 .. c0 + cols]`, stored row-major (m x cols).
+#[derive(Clone)]
+pub(super) struct Panel {
+    pub(super) buf: wgpu::Buffer,
+    pub(super) c0: usize,
+    pub(super) cols: usize,
+}
+
+/// The engine over one data matrix V on one device.
+pub(crate) struct GpuEngine {
+    pub(super) ctx: GpuContext,
+    pub(super) m: usize,
+    pub(super) n: usize,
+    pub(super) panels: Vec<Panel>,
+    pub(super) sched: Scheduler,
+    /// Buffers the multiplicative update writes into before swapping them with the factor.
+    pub(super) spares: Vec<GpuMat>,
+    /// A block of `V ⊘ WH` (KL numerators) or `M ⊙ WH` (masked products).
+    pub(super) block: Option<(wgpu::Buffer, usize)>,
+    pub(super) partials: Option<(wgpu::Buffer, usize)>,
+    pub(super) slices: Option<(wgpu::Buffer, usize)>,
+    pub(super) loss_sums: Option<(wgpu::Buffer, usize)>,
+}
+
+pub(super) fn index(x: usize) -> Result<u32> {
+    u32::try_from(x).map_err(|_| NmfError::GpuBufferTooLarge {
+        what: "a matrix index".into(),
+        bytes: (x as u64).saturating_mul(4),
+        limit: u64::from(u32::MAX) * 4,
+    })
+}
+
+impl GpuEngine {
+    /// Workgroups for a one-dimensional kernel over `count` items (split over two grid
+    /// dimensions when one is not enough).
+    pub(super) fn linear(&self, count: usize) -> Result<Groups> {
+        let t = self.ctx.tuning();
+        let groups = count.div_ceil(t.linear_wg as usize);
+        let max = t.max_groups as usize;
+        Ok(if groups <= max {
+            Groups(index(groups)?, 1, 1)
+        } else {
+            Groups(t.max_groups, index(groups.div_ceil(max))?, 1)
+        })
+    }
+
+    /// A buffer of at least `len` entries, kept across calls under `slot`.
+    pub(super) fn scratch(
+        ctx: &GpuContext,
+        slot: &mut Option<(wgpu::Buffer, usize)>,
+        len: usize,
+        what: &str,
+    ) -> Result<wgpu::Buffer> {
+        match slot {
+            Some((buf, cap)) if *cap >= len => Ok(buf.clone()),
+            _ => {
+                let buf = storage_buffer(ctx, len, what)?;
+                *slot = Some((buf.clone(), len));
+                Ok(buf)
+            }
+        }
+    }
+}
