@@ -163,7 +163,7 @@ fn short_x_is_refused() {
     let mut out = vec![0.0f32; 10 * 2];
     let e = spmm(Operand::Csr(&a), &[1.0; 15], 2, &mut out).unwrap_err();
     assert!(e.to_string().contains("X in the sparse product"), "{e}");
-    let y = vec![1.0f32; 10 * 2];
+    let y = [1.0f32; 10 * 2];
     let e = kl_spmm(Operand::Csr(&a), &y[..19], &[1.0; 16], 2, &mut out).unwrap_err();
     assert!(e.to_string().contains("Y in the sparse KL product"), "{e}");
 }
