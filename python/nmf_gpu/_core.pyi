@@ -1,0 +1,47 @@
+"""The compiled core of nmf_gpu (Rust, PyO3). Used by the estimators; not a stable API."""
+
+from typing import Any, Optional, TypedDict
+
+import numpy as np
+import numpy.typing as npt
+
+class _Config(TypedDict):
+    rank: int
+    solver: str
+    loss: str
+    init: str
+    max_iter: int
+    tol: float
+    seed: int
+    alpha_w: float
+    alpha_h: float
+    l1_ratio: float
+    backend: str
+    orthogonal: str
+    verbose: bool
+
+_F32 = npt.NDArray[np.float32]
+_I64 = npt.NDArray[np.int64]
+
+def fit_dense(
+    v: _F32, config: _Config, w0: Optional[_F32] = None, h0: Optional[_F32] = None
+) -> tuple[_F32, _F32, dict[str, Any]]: ...
+def fit_sparse(
+    shape: tuple[int, int],
+    indptr: _I64,
+    indices: _I64,
+    data: _F32,
+    config: _Config,
+    w0: Optional[_F32] = None,
+    h0: Optional[_F32] = None,
+) -> tuple[_F32, _F32, dict[str, Any]]: ...
+def transform_dense(components: _F32, vt: _F32, config: _Config) -> _F32: ...
+def transform_sparse(
+    components: _F32,
+    shape: tuple[int, int],
+    indptr: _I64,
+    indices: _I64,
+    data: _F32,
+    config: _Config,
+) -> _F32: ...
+def gpu_info() -> list[dict[str, Any]]: ...

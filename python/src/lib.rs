@@ -1,0 +1,403 @@
+//! `nmf_gpu._core`: the compiled core of the `nmf_gpu` Python package.
+//!
+//! The pure-Python estimators (`nmf_gpu.NMF`, ...) validate their parameters and input, bring
+//! the data to float32 in scikit-learn's orientation (X: samples x features) and call the
+//! functions here. Each fit factorizes `V = X` (m = samples, n = features) as `V ≈ W H`, so the
+//! library's `W` is scikit-learn's `W` (samples x r) and its `H` is `components_` (r x features),
+//! and W is updated before H in each iteration, as scikit-learn does. `transform` solves for the
+//! encodings with the components fixed, on `Xᵀ` (features x samples) with the library's `W =
+//! componentsᵀ` fixed.
+//!
+//! Every call releases the GIL while the engine runs; the calling thread wakes every 100 ms to
+//! check for signals (Ctrl-C), and a pending `KeyboardInterrupt` raises the fit's stop flag, waits
+//! for the engine to stop at its next iteration and is re-raised.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use ndarray::{Array2, ArrayView2};
+use nmf_gpu::{
+    ndarray, Backend, CsrMatrix, Factorization, Init, Loss, Nmf, NmfError, NmfParams,
+    Orthogonality, Solver,
+};
+use numpy::{IntoPyArray, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+/// How often the waiting thread checks for signals while a fit runs.
+const SIGNAL_POLL: Duration = Duration::from_millis(100);
+
+/// The options of one fit, read from a Python dict with these keys.
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct Config {
+    rank: usize,
+    solver: String,
+    loss: String,
+    init: String,
+    max_iter: usize,
+    tol: f32,
+    seed: u64,
+    alpha_w: f32,
+    alpha_h: f32,
+    l1_ratio: f32,
+    backend: String,
+    orthogonal: String,
+    verbose: bool,
+}
+
+/// `ValueError` for what the caller can fix in its input or parameters, `RuntimeError` for the
+/// device, the file system and resources; the message is the library's.
+fn to_py(err: NmfError) -> PyErr {
+    let msg = err.to_string();
+    match err {
+        NmfError::GpuNoAdapter { .. }
+        | NmfError::GpuDevice { .. }
+        | NmfError::GpuShader { .. }
+        | NmfError::GpuOutOfMemory { .. }
+        | NmfError::GpuBufferTooLarge { .. }
+        | NmfError::GpuMapFailed { .. }
+        | NmfError::GpuDeviceLost { .. }
+        | NmfError::GpuInternal { .. }
+        | NmfError::NumericalBreakdown { .. }
+        | NmfError::FitTooLarge { .. }
+        | NmfError::TooLarge { .. }
+        | NmfError::Io { .. } => PyRuntimeError::new_err(msg),
+        _ => PyValueError::new_err(msg),
+    }
+}
+
+fn bad(msg: String) -> PyErr {
+    PyValueError::new_err(msg)
+}
+
+/// One GPU context for the process: its compiled pipelines are reused by every fit.
+fn gpu_context() -> PyResult<nmf_gpu::GpuContext> {
+    static GPU: OnceLock<Mutex<Option<nmf_gpu::GpuContext>>> = OnceLock::new();
+    let cell = GPU.get_or_init(|| Mutex::new(None));
+    let mut guard = cell
+        .lock()
+        .map_err(|_| PyRuntimeError::new_err("the GPU context lock is poisoned"))?;
+    if let Some(ctx) = guard.as_ref() {
+        return Ok(ctx.clone());
+    }
+    let ctx = nmf_gpu::GpuContext::new().map_err(to_py)?;
+    *guard = Some(ctx.clone());
+    Ok(ctx)
+}
+
+fn backend(name: &str) -> PyResult<Backend> {
+    match name {
+        "cpu" => Ok(Backend::Cpu),
+        "auto" => Ok(Backend::Auto),
+        "gpu" => Ok(Backend::Gpu(gpu_context()?)),
+        other => Err(bad(format!(
+            "backend must be 'auto', 'cpu' or 'gpu', got {other:?}"
+        ))),
+    }
+}
+
+/// The library's parameters from a config (the start is set by the caller).
+fn params(cfg: &Config, stop: &Arc<AtomicBool>) -> PyResult<NmfParams> {
+    let solver = match cfg.solver.as_str() {
+        "mu" => Solver::MultiplicativeUpdate,
+        "cd" | "hals" => Solver::Hals,
+        other => return Err(bad(format!("solver must be 'cd' or 'mu', got {other:?}"))),
+    };
+    let loss = match cfg.loss.as_str() {
+        "frobenius" => Loss::Frobenius,
+        "kullback-leibler" => Loss::KullbackLeibler,
+        other => {
+            return Err(bad(format!(
+                "beta_loss must be 'frobenius' (2) or 'kullback-leibler' (1), got {other:?}"
+            )))
+        }
+    };
+    let orthogonal = match cfg.orthogonal.as_str() {
+        "none" => Orthogonality::None,
+        "H" => Orthogonality::H,
+        "W" => Orthogonality::W,
+        other => {
+            return Err(bad(format!(
+                "orthogonal must be None, 'H' or 'W', got {other:?}"
+            )))
+        }
+    };
+    let init = match cfg.init.as_str() {
+        "random" => Init::Random,
+        "nndsvd" => Init::Nndsvd,
+        "nndsvda" => Init::Nndsvda,
+        "nndsvdar" => Init::Nndsvdar,
+        "custom" => Init::Random, // replaced by the caller
+        other => {
+            return Err(bad(format!(
+                "init must be None, 'random', 'nndsvd', 'nndsvda', 'nndsvdar' or 'custom', got {other:?}"
+            )))
+        }
+    };
+    let mut p = Nmf::params(cfg.rank)
+        .solver(solver)
+        .loss(loss)
+        .init(init)
+        .orthogonal(orthogonal)
+        .max_iter(cfg.max_iter)
+        .tol(cfg.tol)
+        .seed(cfg.seed)
+        .alpha_w(cfg.alpha_w)
+        .alpha_h(cfg.alpha_h)
+        .l1_ratio(cfg.l1_ratio)
+        .backend(backend(&cfg.backend)?)
+        .stop_flag(stop.clone());
+    if cfg.verbose {
+        p = p.on_progress(|pr| {
+            println!(
+                "iteration {:>5} of {}: loss {:.6e}",
+                pr.iteration, pr.max_iter, pr.loss
+            )
+        });
+    }
+    Ok(p)
+}
+
+/// Run `job` with the GIL released; check for signals every [`SIGNAL_POLL`] and, on a pending
+/// `KeyboardInterrupt` (or any exception a signal handler raises), raise `stop`, let the job
+/// return and re-raise that exception.
+fn run_interruptible<T: Send>(
+    py: Python<'_>,
+    stop: &Arc<AtomicBool>,
+    job: impl FnOnce() -> nmf_gpu::Result<T> + Send,
+) -> PyResult<T> {
+    let (result, signal) = py.allow_threads(|| {
+        std::thread::scope(|s| {
+            let (tx, rx) = mpsc::channel();
+            s.spawn(move || {
+                let out = std::panic::catch_unwind(AssertUnwindSafe(job));
+                let _ = tx.send(out);
+            });
+            let mut signal: Option<PyErr> = None;
+            loop {
+                match rx.recv_timeout(SIGNAL_POLL) {
+                    Ok(out) => return (Some(out), signal),
+                    Err(RecvTimeoutError::Disconnected) => return (None, signal),
+                    Err(RecvTimeoutError::Timeout) => {
+                        if signal.is_none() {
+                            if let Err(e) = Python::with_gil(|py| py.check_signals()) {
+                                stop.store(true, Ordering::SeqCst);
+                                signal = Some(e);
+                            }
+                        }
+                    }
+                }
+            }
+        })
+    });
+    if let Some(e) = signal {
+        return Err(e);
+    }
+    match result {
+        Some(Ok(out)) => out.map_err(to_py),
+        _ => Err(PyRuntimeError::new_err(
+            "the nmf_gpu engine stopped unexpectedly (internal error)",
+        )),
+    }
+}
+
+/// What a fit returns to Python.
+type FitOut<'py> = (
+    Bound<'py, PyArray2<f32>>,
+    Bound<'py, PyArray2<f32>>,
+    Bound<'py, PyDict>,
+);
+
+fn fit_out<'py>(py: Python<'py>, fit: Factorization) -> PyResult<FitOut<'py>> {
+    let info = PyDict::new(py);
+    info.set_item("n_iter", fit.n_iter())?;
+    info.set_item("converged", fit.converged())?;
+    info.set_item("interrupted", fit.interrupted())?;
+    info.set_item("reconstruction_err", fit.reconstruction_err())?;
+    info.set_item("losses", fit.losses().to_vec())?;
+    info.set_item("loss_iterations", fit.loss_iterations().to_vec())?;
+    info.set_item("engine", fit.engine().to_string())?;
+    info.set_item("seconds", fit.elapsed().as_secs_f64())?;
+    info.set_item("orthogonality_residual", fit.orthogonality_residual())?;
+    let (w, h) = fit.into_parts();
+    Ok((w.into_pyarray(py), h.into_pyarray(py), info))
+}
+
+/// The custom start `(W₀, H₀)` as owned arrays, when the config asks for one.
+fn custom_start(
+    cfg: &Config,
+    w0: Option<PyReadonlyArray2<'_, f32>>,
+    h0: Option<PyReadonlyArray2<'_, f32>>,
+) -> PyResult<Option<Init>> {
+    if cfg.init != "custom" {
+        return Ok(None);
+    }
+    match (w0, h0) {
+        (Some(w), Some(h)) => Ok(Some(Init::Custom {
+            w: w.as_array().to_owned(),
+            h: h.as_array().to_owned(),
+        })),
+        _ => Err(bad(
+            "init='custom' needs both W and H (pass them to fit_transform)".to_string(),
+        )),
+    }
+}
+
+/// A CSR matrix from scipy's arrays (any integer index type was converted to int64).
+fn csr(
+    shape: (usize, usize),
+    indptr: PyReadonlyArray1<'_, i64>,
+    indices: PyReadonlyArray1<'_, i64>,
+    data: PyReadonlyArray1<'_, f32>,
+) -> PyResult<CsrMatrix> {
+    let to_usize = |x: i64, what: &str| {
+        usize::try_from(x).map_err(|_| bad(format!("sparse {what} has a negative entry {x}")))
+    };
+    let indptr = indptr
+        .as_array()
+        .iter()
+        .map(|&x| to_usize(x, "indptr"))
+        .collect::<PyResult<Vec<usize>>>()?;
+    let indices = indices
+        .as_array()
+        .iter()
+        .map(|&x| {
+            u32::try_from(x).map_err(|_| bad(format!("sparse column index {x} is out of range")))
+        })
+        .collect::<PyResult<Vec<u32>>>()?;
+    let values = data.as_array().to_vec();
+    CsrMatrix::from_parts(shape.0, shape.1, indptr, indices, values).map_err(to_py)
+}
+
+/// Factorize dense `v` (samples x features, float32, any strides): returns `(W, H, info)`,
+/// W samples x r, H r x features.
+#[pyfunction]
+#[pyo3(signature = (v, config, w0=None, h0=None))]
+fn fit_dense<'py>(
+    py: Python<'py>,
+    v: PyReadonlyArray2<'py, f32>,
+    config: Config,
+    w0: Option<PyReadonlyArray2<'py, f32>>,
+    h0: Option<PyReadonlyArray2<'py, f32>>,
+) -> PyResult<FitOut<'py>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut p = params(&config, &stop)?;
+    if let Some(init) = custom_start(&config, w0, h0)? {
+        p = p.init(init);
+    }
+    let view: ArrayView2<'_, f32> = v.as_array();
+    let fit = run_interruptible(py, &stop, || p.fit(view))?;
+    fit_out(py, fit)
+}
+
+/// Factorize sparse CSR `v` (samples x features) on the CPU engine: returns `(W, H, info)`.
+#[pyfunction]
+#[pyo3(signature = (shape, indptr, indices, data, config, w0=None, h0=None))]
+#[allow(clippy::too_many_arguments)]
+fn fit_sparse<'py>(
+    py: Python<'py>,
+    shape: (usize, usize),
+    indptr: PyReadonlyArray1<'py, i64>,
+    indices: PyReadonlyArray1<'py, i64>,
+    data: PyReadonlyArray1<'py, f32>,
+    config: Config,
+    w0: Option<PyReadonlyArray2<'py, f32>>,
+    h0: Option<PyReadonlyArray2<'py, f32>>,
+) -> PyResult<FitOut<'py>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut p = params(&config, &stop)?;
+    if let Some(init) = custom_start(&config, w0, h0)? {
+        p = p.init(init);
+    }
+    let v = csr(shape, indptr, indices, data)?;
+    let fit = run_interruptible(py, &stop, || p.fit_sparse(&v))?;
+    fit_out(py, fit)
+}
+
+/// The model of fixed components: the library's `W = componentsᵀ` (features x r).
+fn fixed_model(
+    components: PyReadonlyArray2<'_, f32>,
+    config: &Config,
+    stop: &Arc<AtomicBool>,
+) -> PyResult<Factorization> {
+    let w: Array2<f32> = components.as_array().t().to_owned();
+    let p = params(config, stop)?;
+    Factorization::from_w(w, &p).map_err(to_py)
+}
+
+/// Encodings (r x samples) of dense `vt` (features x samples) with the components fixed.
+#[pyfunction]
+fn transform_dense<'py>(
+    py: Python<'py>,
+    components: PyReadonlyArray2<'py, f32>,
+    vt: PyReadonlyArray2<'py, f32>,
+    config: Config,
+) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let model = fixed_model(components, &config, &stop)?;
+    let view = vt.as_array();
+    let h = run_interruptible(py, &stop, || model.transform(view))?;
+    Ok(h.into_pyarray(py))
+}
+
+/// Encodings (r x samples) of sparse CSR `v` (samples x features) with the components fixed.
+#[pyfunction]
+fn transform_sparse<'py>(
+    py: Python<'py>,
+    components: PyReadonlyArray2<'py, f32>,
+    shape: (usize, usize),
+    indptr: PyReadonlyArray1<'py, i64>,
+    indices: PyReadonlyArray1<'py, i64>,
+    data: PyReadonlyArray1<'py, f32>,
+    config: Config,
+) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let model = fixed_model(components, &config, &stop)?;
+    let vt = csr(shape, indptr, indices, data)?.transpose();
+    let h = run_interruptible(py, &stop, || model.transform_sparse(&vt))?;
+    Ok(h.into_pyarray(py))
+}
+
+/// The GPU adapters wgpu finds: a list of dicts (name, backend, device_type, driver,
+/// driver_info, vendor, device).
+#[pyfunction]
+fn gpu_info(py: Python<'_>) -> PyResult<Vec<Bound<'_, PyDict>>> {
+    use nmf_gpu::wgpu;
+    let infos = py.allow_threads(|| {
+        let instance = wgpu::Instance::default();
+        pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
+            .into_iter()
+            .map(|a| a.get_info())
+            .collect::<Vec<_>>()
+    });
+    infos
+        .into_iter()
+        .map(|i| {
+            let d = PyDict::new(py);
+            d.set_item("name", i.name)?;
+            d.set_item("backend", format!("{:?}", i.backend).to_lowercase())?;
+            d.set_item("device_type", format!("{:?}", i.device_type))?;
+            d.set_item("driver", i.driver)?;
+            d.set_item("driver_info", i.driver_info)?;
+            d.set_item("vendor", i.vendor)?;
+            d.set_item("device", i.device)?;
+            Ok(d)
+        })
+        .collect()
+}
+
+/// The compiled core of `nmf_gpu`.
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(fit_dense, m)?)?;
+    m.add_function(wrap_pyfunction!(fit_sparse, m)?)?;
+    m.add_function(wrap_pyfunction!(transform_dense, m)?)?;
+    m.add_function(wrap_pyfunction!(transform_sparse, m)?)?;
+    m.add_function(wrap_pyfunction!(gpu_info, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,19 @@
+"""scikit-learn's estimator checks on nmf_gpu.NMF."""
+
+import pytest
+
+pytest.importorskip("sklearn")
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
+from nmf_gpu import NMF  # noqa: E402
+
+# Checks that cannot pass, and why.
+EXPECTED_FAILED = {}
+
+
+@parametrize_with_checks(
+    [NMF(n_components=2, max_iter=500, backend="cpu")],
+    expected_failed_checks=lambda est: EXPECTED_FAILED,
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
