@@ -34,6 +34,7 @@ class NMF:
     n_features_in_: int
     feature_names_in_: npt.NDArray[np.object_]
     engine_: str
+    fit_seconds_: float
 
     def __init__(
         self,

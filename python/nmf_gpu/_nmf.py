@@ -139,6 +139,8 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         Names of the features (when ``X`` has string column names, e.g. a DataFrame).
     engine_ : str
         The engine that ran the fit, e.g. ``"cpu (2 threads)"``.
+    fit_seconds_ : float
+        Wall time of the fit inside the engine (validation, start and iterations).
 
     Examples
     --------
@@ -337,6 +339,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.reconstruction_err_ = float(info["reconstruction_err"])
         self.n_iter_ = int(info["n_iter"])
         self.engine_ = info["engine"]
+        self.fit_seconds_ = float(info["seconds"])
         if self.n_iter_ == self.max_iter and self.tol > 0 and not info["converged"]:
             warnings.warn(
                 f"Maximum number of iterations {self.max_iter} reached. Increase it to improve "
