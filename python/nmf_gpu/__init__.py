@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from . import _core
 from ._base import ConvergenceWarning
+from ._family import MaskedNMF, SymmetricNMF
 from ._nmf import NMF
 
-__all__ = ["NMF", "ConvergenceWarning", "gpu_info"]
+__all__ = ["NMF", "SymmetricNMF", "MaskedNMF", "ConvergenceWarning", "gpu_info"]
 __version__ = "0.1.0"
 
 

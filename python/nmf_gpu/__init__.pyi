@@ -67,3 +67,84 @@ class NMF:
     def get_feature_names_out(self, input_features: Any = None) -> npt.NDArray[np.object_]: ...
     def get_params(self, deep: bool = True) -> dict[str, Any]: ...
     def set_params(self, **params: Any) -> "NMF": ...
+
+class SymmetricNMF:
+    n_components: int
+    method: Literal["anls", "mu", "tri"]
+    preprocess: Optional[Literal["normalized"]]
+    alpha: Optional[float]
+    n_init: int
+    max_iter: int
+    tol: float
+    random_state: Union[int, np.random.RandomState, None]
+    backend: Literal["auto", "cpu", "gpu"]
+
+    embedding_: npt.NDArray[np.float32]
+    S_: Optional[npt.NDArray[np.float32]]
+    labels_: npt.NDArray[np.intp]
+    n_iter_: int
+    residual_: float
+    engine_: str
+    n_features_in_: int
+
+    def __init__(
+        self,
+        n_components: int = 2,
+        *,
+        method: Literal["anls", "mu", "tri"] = "anls",
+        preprocess: Optional[Literal["normalized"]] = "normalized",
+        alpha: Optional[float] = None,
+        n_init: int = 1,
+        max_iter: int = 500,
+        tol: float = 1e-4,
+        random_state: Union[int, np.random.RandomState, None] = None,
+        backend: Literal["auto", "cpu", "gpu"] = "auto",
+    ) -> None: ...
+    def fit(self, X: _ArrayLike, y: Any = None) -> "SymmetricNMF": ...
+    def fit_predict(self, X: _ArrayLike, y: Any = None) -> npt.NDArray[np.intp]: ...
+    def fit_transform(self, X: _ArrayLike, y: Any = None) -> npt.NDArray[np.float32]: ...
+    def get_params(self, deep: bool = True) -> dict[str, Any]: ...
+    def set_params(self, **params: Any) -> "SymmetricNMF": ...
+
+class MaskedNMF:
+    n_components: int
+    l2: float
+    l1: float
+    penalty_scale: Literal["observation", "uniform"]
+    init: Literal["filled", "random", "custom"]
+    max_iter: int
+    tol: float
+    random_state: Union[int, np.random.RandomState, None]
+    backend: Literal["auto", "cpu", "gpu"]
+
+    W_: npt.NDArray[np.float32]
+    components_: npt.NDArray[np.float32]
+    n_iter_: int
+    engine_: str
+    n_features_in_: int
+
+    def __init__(
+        self,
+        n_components: int = 10,
+        *,
+        l2: float = 0.1,
+        l1: float = 0.0,
+        penalty_scale: Literal["observation", "uniform"] = "observation",
+        init: Literal["filled", "random", "custom"] = "filled",
+        max_iter: int = 500,
+        tol: float = 1e-5,
+        random_state: Union[int, np.random.RandomState, None] = None,
+        backend: Literal["auto", "cpu", "gpu"] = "auto",
+    ) -> None: ...
+    def fit(
+        self,
+        X: npt.ArrayLike,
+        y: Any = None,
+        mask: Optional[npt.ArrayLike] = None,
+        W: Optional[npt.ArrayLike] = None,
+        H: Optional[npt.ArrayLike] = None,
+    ) -> "MaskedNMF": ...
+    def complete(self) -> npt.NDArray[np.float32]: ...
+    def predict(self, rows: npt.ArrayLike, cols: npt.ArrayLike) -> npt.NDArray[np.float32]: ...
+    def get_params(self, deep: bool = True) -> dict[str, Any]: ...
+    def set_params(self, **params: Any) -> "MaskedNMF": ...

@@ -45,3 +45,13 @@ def transform_sparse(
     config: _Config,
 ) -> _F32: ...
 def gpu_info() -> list[dict[str, Any]]: ...
+def sym_fit(
+    a: _F32, config: dict[str, Any]
+) -> tuple[_F32, Optional[_F32], list[int], dict[str, Any]]: ...
+def masked_fit(
+    v: _F32,
+    config: dict[str, Any],
+    observed: Optional[npt.NDArray[np.bool_]] = None,
+    w0: Optional[_F32] = None,
+    h0: Optional[_F32] = None,
+) -> tuple[_F32, _F32, dict[str, Any]]: ...

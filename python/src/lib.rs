@@ -391,6 +391,170 @@ fn gpu_info(py: Python<'_>) -> PyResult<Vec<Bound<'_, PyDict>>> {
         .collect()
 }
 
+/// The options of a symmetric fit, read from a Python dict with these keys.
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct SymConfig {
+    k: usize,
+    method: String,
+    preprocess: String,
+    n_init: usize,
+    alpha: Option<f32>,
+    max_iter: usize,
+    tol: f32,
+    seed: u64,
+    backend: String,
+}
+
+/// Factorize the symmetric nonnegative `a` (n x n) as `Ã ≈ H Hᵀ` (or `H S Hᵀ`): returns
+/// `(H, S or None, labels, info)`.
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+fn sym_fit<'py>(
+    py: Python<'py>,
+    a: PyReadonlyArray2<'py, f32>,
+    config: SymConfig,
+) -> PyResult<(
+    Bound<'py, PyArray2<f32>>,
+    Option<Bound<'py, PyArray2<f32>>>,
+    Vec<usize>,
+    Bound<'py, PyDict>,
+)> {
+    use nmf_gpu::symmetric::Preprocess;
+    use nmf_gpu::{SymMethod, SymNmf};
+    let method = match config.method.as_str() {
+        "anls" => SymMethod::Anls,
+        "mu" => SymMethod::Multiplicative,
+        "tri" => SymMethod::TriFactor,
+        other => {
+            return Err(bad(format!(
+                "method must be 'anls', 'mu' or 'tri', got {other:?}"
+            )))
+        }
+    };
+    let preprocess = match config.preprocess.as_str() {
+        "normalized" => Preprocess::NormalizedAdjacency,
+        "none" => Preprocess::None,
+        other => {
+            return Err(bad(format!(
+                "preprocess must be 'normalized' or None, got {other:?}"
+            )))
+        }
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut p = SymNmf::params(config.k)
+        .method(method)
+        .preprocess(preprocess)
+        .n_init(config.n_init)
+        .max_iter(config.max_iter)
+        .tol(config.tol)
+        .seed(config.seed)
+        .backend(backend(&config.backend)?)
+        .stop_flag(stop.clone());
+    if let Some(alpha) = config.alpha {
+        p = p.alpha(alpha);
+    }
+    let view = a.as_array();
+    let fit = run_interruptible(py, &stop, || p.fit(view))?;
+    let info = PyDict::new(py);
+    info.set_item("n_iter", fit.n_iter())?;
+    info.set_item("converged", fit.converged())?;
+    info.set_item("residual", fit.residual())?;
+    info.set_item("relative_residual", fit.relative_residual())?;
+    info.set_item("engine", fit.engine().to_string())?;
+    let labels = fit.labels();
+    let (h, s) = fit.into_parts();
+    Ok((
+        h.into_pyarray(py),
+        s.map(|s| s.into_pyarray(py)),
+        labels,
+        info,
+    ))
+}
+
+/// The options of a masked fit, read from a Python dict with these keys.
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct MaskedConfig {
+    rank: usize,
+    l2: f32,
+    l1: f32,
+    penalty_scale: String,
+    init: String,
+    max_iter: usize,
+    tol: f32,
+    seed: u64,
+    backend: String,
+}
+
+/// Factorize `v` (m x n) from its observed entries only (`observed`, or the entries that are not
+/// NaN): returns `(W, H, info)`.
+#[pyfunction]
+#[pyo3(signature = (v, config, observed=None, w0=None, h0=None))]
+fn masked_fit<'py>(
+    py: Python<'py>,
+    v: PyReadonlyArray2<'py, f32>,
+    config: MaskedConfig,
+    observed: Option<PyReadonlyArray2<'py, bool>>,
+    w0: Option<PyReadonlyArray2<'py, f32>>,
+    h0: Option<PyReadonlyArray2<'py, f32>>,
+) -> PyResult<FitOut<'py>> {
+    use nmf_gpu::{MaskedInit, MaskedNmf, PenaltyScale};
+    let scale = match config.penalty_scale.as_str() {
+        "observation" => PenaltyScale::PerObservation,
+        "uniform" => PenaltyScale::Uniform,
+        other => {
+            return Err(bad(format!(
+                "penalty_scale must be 'observation' or 'uniform', got {other:?}"
+            )))
+        }
+    };
+    let init = match (config.init.as_str(), w0, h0) {
+        ("filled", _, _) => MaskedInit::Filled,
+        ("random", _, _) => MaskedInit::Random,
+        ("custom", Some(w), Some(h)) => MaskedInit::Custom {
+            w: w.as_array().to_owned(),
+            h: h.as_array().to_owned(),
+        },
+        ("custom", _, _) => {
+            return Err(bad(
+                "init='custom' needs both W and H (pass them to fit)".to_string()
+            ))
+        }
+        (other, _, _) => {
+            return Err(bad(format!(
+                "init must be 'filled', 'random' or 'custom', got {other:?}"
+            )))
+        }
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let p = MaskedNmf::params(config.rank)
+        .l2(config.l2)
+        .l1(config.l1)
+        .penalty_scale(scale)
+        .init(init)
+        .max_iter(config.max_iter)
+        .tol(config.tol)
+        .seed(config.seed)
+        .backend(backend(&config.backend)?)
+        .stop_flag(stop.clone());
+    let view = v.as_array();
+    let fit = match observed {
+        Some(mask) => {
+            let mask = mask.as_array();
+            run_interruptible(py, &stop, || p.fit(view, mask))?
+        }
+        None => run_interruptible(py, &stop, || p.fit_nan(view))?,
+    };
+    let info = PyDict::new(py);
+    info.set_item("n_iter", fit.n_iter())?;
+    info.set_item("converged", fit.converged())?;
+    info.set_item("final_loss", fit.final_loss())?;
+    info.set_item("engine", fit.engine().to_string())?;
+    let (w, h) = fit.into_parts();
+    Ok((w.into_pyarray(py), h.into_pyarray(py), info))
+}
+
 /// The compiled core of `nmf_gpu`.
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -399,5 +563,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(transform_dense, m)?)?;
     m.add_function(wrap_pyfunction!(transform_sparse, m)?)?;
     m.add_function(wrap_pyfunction!(gpu_info, m)?)?;
+    m.add_function(wrap_pyfunction!(sym_fit, m)?)?;
+    m.add_function(wrap_pyfunction!(masked_fit, m)?)?;
     Ok(())
 }
