@@ -363,14 +363,13 @@ fn transform_sparse<'py>(
     Ok(h.into_pyarray(py))
 }
 
-/// The GPU adapters wgpu finds: a list of dicts (name, backend, device_type, driver,
-/// driver_info, vendor, device).
+/// The GPU adapters the GPU engine searches (wgpu, on the backends it uses): a list of dicts
+/// (name, backend, device_type, driver, driver_info, vendor, device).
 #[pyfunction]
 fn gpu_info(py: Python<'_>) -> PyResult<Vec<Bound<'_, PyDict>>> {
-    use nmf_gpu::wgpu;
     let infos = py.allow_threads(|| {
-        let instance = wgpu::Instance::default();
-        pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
+        let (instance, backends) = nmf_gpu::GpuContext::instance();
+        pollster::block_on(instance.enumerate_adapters(backends))
             .into_iter()
             .map(|a| a.get_info())
             .collect::<Vec<_>>()
