@@ -252,3 +252,23 @@ def test_works_without_sklearn():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_float32_contiguous_input_reaches_the_engine_uncopied(rng, monkeypatch, order):
+    import nmf_gpu._nmf as mod
+
+    seen = []
+    real = mod._core.fit_dense
+
+    def spy(v, *args):
+        seen.append(v)
+        return real(v, *args)
+
+    monkeypatch.setattr(mod._core, "fit_dense", spy)
+    X = np.asarray(rng.random((30, 20)), dtype=np.float32, order=order)
+    NMF(n_components=3, max_iter=20, backend="cpu").fit(X)
+    assert np.shares_memory(seen[-1], X)
+    X64 = X.astype(np.float64)
+    NMF(n_components=3, max_iter=20, backend="cpu").fit(X64)
+    assert seen[-1].dtype == np.float32 and not np.shares_memory(seen[-1], X64)
