@@ -325,9 +325,19 @@ fn image_error(path: &Path, e: ImageError) -> NmfError {
         }
         other => NmfError::UndecodableImage {
             path: path.to_path_buf(),
-            reason: crate::io::one_line(&other.to_string()),
+            reason: one_line(&other.to_string()),
         },
     }
+}
+
+/// `text` on one line: every run of line breaks (with the spaces around it) becomes one space,
+/// for messages that wrap another library's (a decoder's) words.
+fn one_line(text: &str) -> String {
+    text.split(['\n', '\r'])
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Apply the size policy to one decoded image.

@@ -316,16 +316,6 @@ pub(crate) fn format_error(
     }
 }
 
-/// `text` on one line: every run of line breaks (with the spaces around it) becomes one space,
-/// for messages that wrap another library's (a decoder's) words.
-pub(crate) fn one_line(text: &str) -> String {
-    text.split(['\n', '\r'])
-        .map(str::trim)
-        .filter(|part| !part.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// The error for a failed read of an opened file.
 pub(crate) fn read_error(path: &Path, source: std::io::Error) -> NmfError {
     NmfError::Io {
