@@ -13,8 +13,11 @@ mod common;
 
 use std::path::Path;
 
+/// What a fuzz target does with one input.
+type Feed = fn(&[u8]);
+
 /// Each fuzz target and what it feeds its reader.
-const TARGETS: [(&str, fn(&[u8])); 8] = [
+const TARGETS: [(&str, Feed); 8] = [
     ("npy", common::npy),
     ("csv", common::csv),
     ("mtx", common::mtx),
