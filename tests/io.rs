@@ -240,7 +240,7 @@ fn npy_malformed_headers() {
         (
             "complex",
             npy_bytes("<c8", false, "(2, 3)", &data),
-            "dtype '<c8'",
+            "dtype \"<c8\"",
         ),
         (
             "structured",
