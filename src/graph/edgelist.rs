@@ -10,7 +10,7 @@ use crate::io::lines::LineReader;
 use crate::io::{format_error, open};
 
 /// Read an edge list (`u v [weight]` per line) with the default [`EdgeOptions`]; see the
-/// [module docs](self) for the format.
+/// [module docs](crate::graph) for the format.
 pub fn read_edge_list(path: impl AsRef<Path>) -> Result<Graph> {
     read_edge_list_with(path, &EdgeOptions::default())
 }

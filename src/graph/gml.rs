@@ -116,7 +116,7 @@ fn gml_order(a: &GmlValue, b: &GmlValue) -> std::cmp::Ordering {
 }
 
 /// Read a GML graph with the default [`EdgeOptions`], and the node attribute `attribute` when
-/// given (e.g. `Some("value")`); see the [module docs](self).
+/// given (e.g. `Some("value")`); see the [module docs](crate::graph).
 pub fn read_gml(path: impl AsRef<Path>, attribute: Option<&str>) -> Result<GmlGraph> {
     read_gml_with(path, attribute, &EdgeOptions::default())
 }
