@@ -306,7 +306,7 @@ pub enum NmfError {
     },
 
     /// The images of a set differ in size and neither resizing nor cropping was asked for.
-    #[error("the images differ in size: {} is {first_width}x{first_height} but {} is {other_width}x{other_height}; resize or crop them to one size (images::SizePolicy::Resize or SizePolicy::CenterCrop; --resize WxH or --crop WxH in the faces example)", first.display(), other.display())]
+    #[error("{}: the image is {other_width}x{other_height} but the first image, {}, is {first_width}x{first_height}; the images differ in size: resize or crop them to one size (images::SizePolicy::Resize or SizePolicy::CenterCrop; --resize WxH or --crop WxH in the faces example)", other.display(), first.display())]
     MixedImageSizes {
         /// The first image in file order.
         first: PathBuf,
@@ -487,6 +487,18 @@ pub enum NmfError {
     InvalidSparse {
         /// What is wrong, and how to fix it.
         reason: String,
+    },
+
+    /// A line of a text file is longer than the reader's bound (a file that is not line-based
+    /// text, or a link to a device such as `/dev/zero`); refused before more is buffered.
+    #[error("{}, line {line}: the line is longer than {} (the bound on one line of a text file); check that the file is really line-based text, or raise the bound (ReadOptions::max_line_bytes) if its lines are that long", path.display(), human_bytes(*limit as u128))]
+    LineTooLong {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line.
+        line: usize,
+        /// The bound in bytes.
+        limit: usize,
     },
 }
 

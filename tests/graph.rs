@@ -301,3 +301,65 @@ fn football_gml() {
     assert_eq!(labels[0], 7); // BrighamYoung, value 7
     assert_eq!(labels[1], 0); // FloridaState, value 0
 }
+
+// ---------------------------------------------------------------------------------------------
+// Bounded lines
+
+/// `err` is `LineTooLong` for `path` at `line`.
+fn assert_line_too_long(err: NmfError, path: &Path, line: usize) {
+    match &err {
+        NmfError::LineTooLong {
+            path: p, line: l, ..
+        } => assert_eq!((p.as_path(), *l), (path, line), "{err}"),
+        other => panic!("expected LineTooLong, got {other:?}"),
+    }
+    assert!(!err.to_string().contains('\n'), "{err}");
+}
+
+#[test]
+fn over_long_lines_are_refused_with_their_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let tight = EdgeOptions::default().max_line_bytes(100);
+    let edges = dir.path().join("g.edges");
+    std::fs::write(&edges, format!("1 2\n2 3 # {}\n", "x".repeat(200))).unwrap();
+    assert_line_too_long(
+        nmf_gpu::graph::read_edge_list_with(&edges, &tight).unwrap_err(),
+        &edges,
+        2,
+    );
+    // The default bound reads it.
+    assert!(read_edge_list(&edges).is_ok());
+
+    let gml = dir.path().join("g.gml");
+    std::fs::write(
+        &gml,
+        format!(
+            "graph [\n node [ id 1 ]\n node [ id 2 label \"{}\" ]\n edge [ source 1 target 2 ]\n]\n",
+            "x".repeat(200)
+        ),
+    )
+    .unwrap();
+    assert_line_too_long(
+        nmf_gpu::graph::read_gml_with(&gml, None, &tight).unwrap_err(),
+        &gml,
+        3,
+    );
+    assert_eq!(read_gml(&gml, None).unwrap().graph().n_nodes(), 2);
+}
+
+#[cfg(unix)]
+#[test]
+fn links_to_dev_zero_fail_quickly() {
+    let zero = Path::new("/dev/zero");
+    if !zero.exists() {
+        eprintln!("skipped: no /dev/zero");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let edges = dir.path().join("zero.edges");
+    let gml = dir.path().join("zero.gml");
+    std::os::unix::fs::symlink(zero, &edges).unwrap();
+    std::os::unix::fs::symlink(zero, &gml).unwrap();
+    assert_line_too_long(read_edge_list(&edges).unwrap_err(), &edges, 1);
+    assert_line_too_long(read_gml(&gml, None).unwrap_err(), &gml, 1);
+}

@@ -588,3 +588,194 @@ fn nmf_bases_of_synthetic_faces_are_parts() {
     assert_eq!(nmf_matched, 18);
     assert!(pca_matched < 9, "eigenfaces mix parts");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Hostile headers: sizes checked against the memory limit before anything is allocated
+
+/// CRC-32 (IEEE) of `bytes`, as PNG chunks need.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// A tiny PNG whose header declares `w x h` 8-bit grey pixels, with an empty zlib stream as
+/// its only data chunk.
+fn hostile_png(w: u32, h: u32) -> Vec<u8> {
+    let chunk = |kind: &[u8], data: &[u8]| {
+        let mut body = kind.to_vec();
+        body.extend_from_slice(data);
+        let mut out = (data.len() as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(&body);
+        out.extend_from_slice(&crc32(&body).to_be_bytes());
+        out
+    };
+    let mut ihdr = w.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend(chunk(b"IHDR", &ihdr));
+    png.extend(chunk(
+        b"IDAT",
+        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+    ));
+    png.extend(chunk(b"IEND", &[]));
+    png
+}
+
+/// The error of loading `dir` under a 1 GiB limit, by the images API and by `read_matrix`.
+fn load_errors(dir: &Path) -> [NmfError; 2] {
+    let options = nmf_gpu::io::ReadOptions::new().max_bytes(1 << 30);
+    [
+        images::load_dir_with(dir, SizePolicy::Exact, &options).unwrap_err(),
+        nmf_gpu::io::read_matrix(dir, &options).unwrap_err(),
+    ]
+}
+
+#[test]
+fn declared_sizes_beyond_the_limit_are_refused_naming_the_file() {
+    let cases: [(&str, Vec<u8>); 3] = [
+        // Some bytes declaring 4e9 x 4e9 (once a panic: the shape of V overflowed).
+        (
+            "huge.pgm",
+            b"P5\n4000000000 4000000000\n255\n\x00\x01".to_vec(),
+        ),
+        // 100000 x 100000 (once an abort allocating 40 GB).
+        ("big.pgm", b"P5\n100000 100000\n255\n\x00".to_vec()),
+        // About 70 bytes declaring 65535 x 65535 (once an abort allocating 17 GB).
+        ("wide.png", hostile_png(65535, 65535)),
+    ];
+    for (name, bytes) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        write_p5(&dir.path().join("a_small.pgm"), 4, 3, &pattern(4, 3, 0));
+        std::fs::write(dir.path().join(name), &bytes).unwrap();
+        for err in load_errors(dir.path()) {
+            match &err {
+                NmfError::TooLarge { path, limit, .. } => {
+                    assert!(path.ends_with(name), "{name}: {err}");
+                    assert_eq!(*limit, 1 << 30);
+                }
+                other => panic!("{name}: expected TooLarge, got {other:?}"),
+            }
+            let text = err.to_string();
+            assert!(
+                text.starts_with(&dir.path().join(name).display().to_string()),
+                "{text}"
+            );
+            assert!(!text.contains('\n'), "{text}");
+        }
+    }
+    // The default limit (half the available memory) refuses them too, or at worst the decoder
+    // refuses the missing pixels: never a panic or an abort.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("wide.png"), hostile_png(65535, 65535)).unwrap();
+    let err = images::load_dir(dir.path(), SizePolicy::Exact).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            NmfError::TooLarge { .. } | NmfError::UndecodableImage { .. }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn v_beyond_the_limit_is_refused_naming_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    for k in 0..3 {
+        write_p5(
+            &dir.path().join(format!("{k}.pgm")),
+            10,
+            10,
+            &pattern(10, 10, k),
+        );
+    }
+    // Each image alone (100 pixels: 200 bytes decoding) fits in 1000 bytes; V (3 x 100 x 4 =
+    // 1200 bytes) does not.
+    let tight = nmf_gpu::io::ReadOptions::new().max_bytes(1000);
+    let err = images::load_dir_with(dir.path(), SizePolicy::Exact, &tight).unwrap_err();
+    match &err {
+        NmfError::TooLarge { path, bytes, .. } => {
+            assert_eq!(path, dir.path());
+            assert!(*bytes >= 1200, "{err}");
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    // Under a limit that holds V and the decoding, the same directory loads.
+    let roomy = nmf_gpu::io::ReadOptions::new().max_bytes(1 << 20);
+    let set = images::load_dir_with(dir.path(), SizePolicy::Exact, &roomy).unwrap();
+    assert_eq!(set.matrix().dim(), (100, 3));
+}
+
+#[test]
+fn decoder_errors_are_one_line_and_name_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.jpg");
+    RgbImage::from_fn(16, 16, |x, y| Rgb([(x * 16) as u8, (y * 16) as u8, 7]))
+        .save(&good)
+        .unwrap();
+    let bytes = std::fs::read(&good).unwrap();
+    std::fs::remove_file(&good).unwrap();
+    // An APP0 segment of length 1: the decoder's message ends in a line break.
+    let mut damaged: Vec<Vec<u8>> = vec![b"\xFF\xD8\xFF\xE0\x00\x01\x00\x00\x00\x00".to_vec()];
+    for cut in [4, 20, 100, bytes.len() / 2, bytes.len() - 2] {
+        damaged.push(bytes[..cut].to_vec());
+    }
+    for at in (2..bytes.len()).step_by(7) {
+        let mut b = bytes.clone();
+        b[at] ^= 0xFF;
+        damaged.push(b);
+    }
+    let mut undecodable = 0;
+    for (k, b) in damaged.iter().enumerate() {
+        let sub = dir.path().join(format!("case{k}"));
+        std::fs::create_dir(&sub).unwrap();
+        let file = sub.join("photo.jpg");
+        std::fs::write(&file, b).unwrap();
+        if let Err(err) = images::load_dir(&sub, SizePolicy::Exact) {
+            let text = err.to_string();
+            assert!(!text.contains('\n') && !text.contains('\r'), "{text:?}");
+            assert!(text.starts_with(&file.display().to_string()), "{text}");
+            undecodable += 1;
+        }
+    }
+    assert!(
+        undecodable >= 5,
+        "only {undecodable} damaged files were refused"
+    );
+}
+
+#[test]
+fn mixed_sizes_message_starts_with_the_offending_file() {
+    let dir = tempfile::tempdir().unwrap();
+    write_p5(&dir.path().join("1.pgm"), 9, 7, &pattern(9, 7, 0));
+    write_p5(&dir.path().join("2.pgm"), 5, 3, &pattern(5, 3, 0));
+    let err = images::load_dir(dir.path(), SizePolicy::Exact).unwrap_err();
+    let text = err.to_string();
+    let offending = dir.path().join("2.pgm").display().to_string();
+    assert!(text.starts_with(&format!("{offending}: ")), "{text}");
+    assert!(text.contains("differ in size"), "{text}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_swimmer_file_linked_to_dev_zero_is_refused_without_reading_it_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("swimmer.bin");
+    std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+    match images::read_swimmer(&link) {
+        Err(NmfError::Format { message, .. }) => {
+            assert!(message.contains("more than"), "{message}")
+        }
+        other => panic!("expected a format error, got {other:?}"),
+    }
+}

@@ -240,7 +240,7 @@ fn npy_malformed_headers() {
         (
             "complex",
             npy_bytes("<c8", false, "(2, 3)", &data),
-            "dtype '<c8'",
+            "dtype \"<c8\"",
         ),
         (
             "structured",
@@ -814,4 +814,95 @@ fn from_w_validates_w() {
     // Invalid parameters are still caught.
     let e = Factorization::from_w(Array2::ones((5, 2)), &Nmf::params(2).tol(-1.0)).unwrap_err();
     assert!(matches!(e, NmfError::InvalidTol(_)), "{e}");
+}
+
+// ---------- bounded lines ----------
+
+/// `err` is [`NmfError::LineTooLong`] for `path`, line `line`; its message is one line that
+/// names the file and the line.
+fn assert_line_too_long(err: &NmfError, path: &Path, line: usize) {
+    match err {
+        NmfError::LineTooLong {
+            path: p, line: l, ..
+        } => {
+            assert_eq!((p.as_path(), *l), (path, line), "{err}");
+        }
+        other => panic!("expected LineTooLong, got {other:?}"),
+    }
+    let text = err.to_string();
+    assert!(!text.contains('\n'), "{text}");
+    assert!(
+        text.starts_with(&format!("{}, line {line}:", path.display())),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_over_long_line_is_refused_with_its_line_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = "1,".repeat(3000) + "1\n";
+    let tight = ReadOptions::new().max_line_bytes(4096);
+    // csv, tsv, mtx (dense and sparse): the long line is line 3.
+    let csv = write(dir.path(), "t.csv", format!("1,2\n3,4\n{long}").as_bytes());
+    let tsv = write(
+        dir.path(),
+        "t.tsv",
+        format!("1\t2\n3\t4\n{}", long.replace(',', "\t")).as_bytes(),
+    );
+    let mtx = write(
+        dir.path(),
+        "t.mtx",
+        format!(
+            "%%MatrixMarket matrix coordinate real general\n2 2 1\n1 1 {}\n",
+            "1".repeat(5000)
+        )
+        .as_bytes(),
+    );
+    for path in [&csv, &tsv, &mtx] {
+        assert_line_too_long(&read_matrix(path, &tight).unwrap_err(), path, 3);
+        // Under the default bound (16 MiB) the line is read, and found wrong or right.
+        assert!(!matches!(
+            read_matrix(path, &opts()),
+            Err(NmfError::LineTooLong { .. })
+        ));
+    }
+    assert_line_too_long(
+        &nmf_gpu::io::read_mtx_sparse(&mtx, &tight).unwrap_err(),
+        &mtx,
+        3,
+    );
+    // A line over the default bound.
+    let huge = write(
+        dir.path(),
+        "huge.csv",
+        &vec![b'7'; nmf_gpu::io::DEFAULT_MAX_LINE_BYTES + 1],
+    );
+    assert_line_too_long(&read_matrix(&huge, &opts()).unwrap_err(), &huge, 1);
+    let raised = ReadOptions::new().max_line_bytes(nmf_gpu::io::DEFAULT_MAX_LINE_BYTES + 1);
+    assert!(!matches!(
+        read_matrix(&huge, &raised),
+        Err(NmfError::LineTooLong { .. })
+    ));
+}
+
+#[cfg(unix)]
+#[test]
+fn a_link_to_dev_zero_fails_quickly() {
+    let zero = Path::new("/dev/zero");
+    if !zero.exists() {
+        eprintln!("skipped: no /dev/zero");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["zero.csv", "zero.tsv", "zero.mtx"] {
+        let link = dir.path().join(name);
+        std::os::unix::fs::symlink(zero, &link).unwrap();
+        assert_line_too_long(&read_matrix(&link, &opts()).unwrap_err(), &link, 1);
+    }
+    let link = dir.path().join("zero.mtx");
+    assert_line_too_long(
+        &nmf_gpu::io::read_mtx_sparse(&link, &opts()).unwrap_err(),
+        &link,
+        1,
+    );
 }

@@ -515,3 +515,27 @@ fn gpu_fit_matches_cpu() {
     let diff = common::max_rel_diff(&gpu.complete(), &cpu.complete());
     assert!(diff < 1e-2, "completed matrices differ by {diff}");
 }
+
+#[test]
+fn rating_lines_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.csv");
+    std::fs::write(&path, format!("u1,i1,4\nu2,{},3\n", "i".repeat(300))).unwrap();
+    let tight = nmf_gpu::io::ReadOptions::new().max_line_bytes(100);
+    let err = Ratings::read_with(&path, IdMap::new(), IdMap::new(), &tight).unwrap_err();
+    match &err {
+        NmfError::LineTooLong { path: p, line, .. } => assert_eq!((p, *line), (&path, 2)),
+        other => panic!("expected LineTooLong, got {other:?}"),
+    }
+    // The default bound reads it.
+    assert_eq!(Ratings::read(&path).unwrap().len(), 2);
+    #[cfg(unix)]
+    {
+        let zero = dir.path().join("zero.csv");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        match Ratings::read(&zero) {
+            Err(NmfError::LineTooLong { line, .. }) => assert_eq!(line, 1),
+            other => panic!("expected LineTooLong, got {other:?}"),
+        }
+    }
+}

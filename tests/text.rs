@@ -706,3 +706,47 @@ fn terms_file_errors() {
         Err(NmfError::Io { .. })
     ));
 }
+
+#[test]
+fn text_and_terms_lines_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::write(d.join("a.txt"), "short words here\n").unwrap();
+    fs::write(
+        d.join("b.txt"),
+        format!("fine line\n{}\n", "word ".repeat(100)),
+    )
+    .unwrap();
+    let tight = TextDirOptions::new().max_line_bytes(100);
+    match read_text_files(d, &tight) {
+        Err(NmfError::LineTooLong { path, line, limit }) => {
+            assert!(path.ends_with("b.txt"));
+            assert_eq!((line, limit), (2, 100));
+        }
+        other => panic!("expected LineTooLong, got {other:?}"),
+    }
+    let files = read_text_files(d, &TextDirOptions::new()).unwrap();
+    assert_eq!(files.len(), 2);
+    assert_eq!(
+        files[1].text,
+        format!("fine line\n{}\n", "word ".repeat(100))
+    );
+
+    let terms = d.join("terms.txt");
+    fs::write(&terms, format!("alpha\n{}\n", "b".repeat(300))).unwrap();
+    let options = nmf_gpu::io::ReadOptions::new().max_line_bytes(100);
+    match text::read_terms_with(&terms, &options) {
+        Err(NmfError::LineTooLong { line, .. }) => assert_eq!(line, 2),
+        other => panic!("expected LineTooLong, got {other:?}"),
+    }
+    assert_eq!(read_terms(&terms).unwrap().len(), 2);
+    #[cfg(unix)]
+    {
+        let zero = d.join("zero-terms.txt.link");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        match read_terms(&zero) {
+            Err(NmfError::LineTooLong { line, .. }) => assert_eq!(line, 1),
+            other => panic!("expected LineTooLong, got {other:?}"),
+        }
+    }
+}

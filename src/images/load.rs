@@ -3,21 +3,23 @@
 //! Two passes over the files, both parallel (rayon): the first reads only the headers, so that
 //! sizes are checked and `V` is allocated once before any pixel is decoded; the second decodes
 //! the images, a few consecutive columns per task, straight into `V`. Peak memory is `V` plus
-//! one decoded image per thread.
+//! one decoded image per thread, and both are checked against the input limit
+//! ([`ReadOptions::max_bytes`]) from the sizes the headers declare, before anything is
+//! allocated.
 
-use std::cmp::Ordering;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use image::imageops::{self, FilterType};
-use image::{GrayImage, ImageError, ImageReader};
+use image::{GrayImage, ImageDecoder, ImageError, ImageReader, Limits};
 use ndarray::{Array2, Axis};
 use rayon::prelude::*;
 
 use super::set::ImageSet;
 use crate::error::{NmfError, Result};
 use crate::io::walk::{list_files, Descend};
+use crate::io::ReadOptions;
 
 /// File extensions read as images (compared without regard to case).
 pub const IMAGE_EXTENSIONS: [&str; 7] = ["pgm", "pnm", "ppm", "pbm", "png", "jpg", "jpeg"];
@@ -80,8 +82,26 @@ impl SizePolicy {
 /// ([`NmfError::UnsupportedInput`]), no image in it ([`NmfError::NoImages`]), sizes that differ
 /// under [`SizePolicy::Exact`] ([`NmfError::MixedImageSizes`]), a file that is not a complete
 /// image ([`NmfError::UndecodableImage`], the first such file in order), an image smaller than
-/// a [`SizePolicy::CenterCrop`] window ([`NmfError::ImageTooSmall`]).
+/// a [`SizePolicy::CenterCrop`] window ([`NmfError::ImageTooSmall`]), an image or a `V` larger
+/// than the input limit of [`crate::io::default_max_bytes`] ([`NmfError::TooLarge`]; see
+/// [`load_dir_with`]).
 pub fn load_dir(dir: impl AsRef<Path>, size: SizePolicy) -> Result<ImageSet> {
+    load_dir_with(dir, size, &ReadOptions::new())
+}
+
+/// [`load_dir`] under the memory limit of `options` ([`ReadOptions::max_bytes`]).
+///
+/// The limit is checked from the image headers, before any pixel is decoded and before `V`
+/// is allocated: each image's decoded size (`width · height · bytes per pixel` of its colour
+/// type, plus `width · height` for its grey copy) must fit, naming the image
+/// ([`NmfError::TooLarge`] with its path), and so must `V` (`4 · pixels · images` bytes) with
+/// one decoded image per decoding thread, naming the directory. The decoders are held to the
+/// same limit while they run.
+pub fn load_dir_with(
+    dir: impl AsRef<Path>,
+    size: SizePolicy,
+    options: &ReadOptions,
+) -> Result<ImageSet> {
     let dir = dir.as_ref();
     if let Some((w, h)) = size.target() {
         if w == 0 || h == 0 {
@@ -92,7 +112,7 @@ pub fn load_dir(dir: impl AsRef<Path>, size: SizePolicy) -> Result<ImageSet> {
             });
         }
     }
-    let mut names = list_files(
+    let names = list_files(
         dir,
         "open the image directory",
         "the images",
@@ -104,9 +124,8 @@ pub fn load_dir(dir: impl AsRef<Path>, size: SizePolicy) -> Result<ImageSet> {
             dir: dir.to_path_buf(),
         });
     }
-    names.sort_by(|a, b| natural_path_cmp(a, b));
     let paths: Vec<PathBuf> = names.iter().map(|name| dir.join(name)).collect();
-    load_paths(&paths, names, size)
+    load_paths(dir, &paths, names, size, options.limit_bytes())
 }
 
 fn has_image_extension(name: &Path) -> bool {
@@ -116,15 +135,22 @@ fn has_image_extension(name: &Path) -> bool {
     })
 }
 
-/// Decode `paths` (named `names`) into one set.
-fn load_paths(paths: &[PathBuf], names: Vec<PathBuf>, size: SizePolicy) -> Result<ImageSet> {
-    // Pass 1: headers only.
-    let dims: Vec<(u32, u32)> = paths
+/// Decode `paths` (named `names`, found in `dir`) into one set, within `limit` bytes.
+fn load_paths(
+    dir: &Path,
+    paths: &[PathBuf],
+    names: Vec<PathBuf>,
+    size: SizePolicy,
+    limit: u64,
+) -> Result<ImageSet> {
+    // Pass 1: headers only; each image's decoded size checked against the limit.
+    let headers: Vec<Header> = paths
         .par_iter()
-        .map(|p| probe(p))
+        .map(|p| probe(p, limit))
         .collect::<Vec<Result<_>>>()
         .into_iter()
         .collect::<Result<_>>()?;
+    let dims: Vec<(u32, u32)> = headers.iter().map(|h| (h.width, h.height)).collect();
     let (width, height) = match size {
         SizePolicy::Exact => {
             let first = dims[0];
@@ -154,6 +180,7 @@ fn load_paths(paths: &[PathBuf], names: Vec<PathBuf>, size: SizePolicy) -> Resul
             (width, height)
         }
     };
+    check_total(dir, &headers, (width, height), limit)?;
     let (width, height) = (width as usize, height as usize);
 
     // Pass 2: decode into V, a block of consecutive columns per task.
@@ -163,7 +190,7 @@ fn load_paths(paths: &[PathBuf], names: Vec<PathBuf>, size: SizePolicy) -> Resul
         .zip(paths.par_chunks(COLUMNS_PER_TASK))
         .map(|(mut block, block_paths)| {
             for (mut column, path) in block.axis_iter_mut(Axis(1)).zip(block_paths) {
-                let grey = fit_to_size(decode(path)?, size, path)?;
+                let grey = fit_to_size(decode(path, limit)?, size, path)?;
                 if (grey.width() as usize, grey.height() as usize) != (width, height) {
                     return Err(NmfError::UndecodableImage {
                         path: path.clone(),
@@ -201,16 +228,80 @@ fn open(path: &Path) -> Result<ImageReader<BufReader<File>>> {
         })
 }
 
-/// Width and height from the header.
-fn probe(path: &Path) -> Result<(u32, u32)> {
-    open(path)?
-        .into_dimensions()
-        .map_err(|e| image_error(path, e))
+/// What an image's header declares.
+struct Header {
+    width: u32,
+    height: u32,
+    /// Bytes its decoding holds at once: the decoder's output (`width · height · bytes per
+    /// pixel`) and the 8-bit grey copy (`width · height`).
+    decoded_bytes: u128,
 }
 
-/// The decoded image as 8-bit grey.
-fn decode(path: &Path) -> Result<GrayImage> {
-    Ok(open(path)?
+/// The image decoders held to `limit` bytes.
+fn decoder_limits(limit: u64) -> Limits {
+    let mut limits = Limits::no_limits();
+    limits.max_alloc = Some(limit);
+    limits
+}
+
+/// Read the header of `path` and check its decoded size against `limit`.
+fn probe(path: &Path, limit: u64) -> Result<Header> {
+    let mut reader = open(path)?;
+    reader.limits(decoder_limits(limit));
+    let decoder = reader.into_decoder().map_err(|e| image_error(path, e))?;
+    let (width, height) = decoder.dimensions();
+    let pixels = u128::from(width) * u128::from(height);
+    let per_pixel = u128::from(decoder.color_type().bytes_per_pixel());
+    let decoded_bytes = pixels * (per_pixel + 1);
+    if decoded_bytes > u128::from(limit) {
+        return Err(NmfError::TooLarge {
+            path: path.to_path_buf(),
+            what: format!("decoding the image, declared {width}x{height} in its header,"),
+            bytes: decoded_bytes,
+            limit,
+        });
+    }
+    Ok(Header {
+        width,
+        height,
+        decoded_bytes,
+    })
+}
+
+/// Check that `V` (`width · height` rows, one column per image, float32) and one decoded
+/// image per decoding thread fit in `limit`, naming `dir` when not.
+fn check_total(
+    dir: &Path,
+    headers: &[Header],
+    (width, height): (u32, u32),
+    limit: u64,
+) -> Result<()> {
+    let n = headers.len() as u128;
+    let v_bytes = u128::from(width) * u128::from(height) * n * 4;
+    let threads = (rayon::current_num_threads() as u128).clamp(1, n.max(1));
+    let mut largest: Vec<u128> = headers.iter().map(|h| h.decoded_bytes).collect();
+    largest.sort_unstable_by(|a, b| b.cmp(a));
+    let decoding: u128 = largest.iter().take(threads as usize).sum();
+    let total = v_bytes + decoding;
+    if total > u128::from(limit) || usize::try_from(v_bytes).is_err() {
+        return Err(NmfError::TooLarge {
+            path: dir.to_path_buf(),
+            what: format!(
+                "V of its {n} images of {width}x{height} pixels ({} x {n} float32 values, with up to {threads} image(s) decoded at once)",
+                u128::from(width) * u128::from(height)
+            ),
+            bytes: total,
+            limit,
+        });
+    }
+    Ok(())
+}
+
+/// The decoded image as 8-bit grey, the decoder held to `limit` bytes.
+fn decode(path: &Path, limit: u64) -> Result<GrayImage> {
+    let mut reader = open(path)?;
+    reader.limits(decoder_limits(limit));
+    Ok(reader
         .decode()
         .map_err(|e| image_error(path, e))?
         .into_luma8())
@@ -234,9 +325,19 @@ fn image_error(path: &Path, e: ImageError) -> NmfError {
         }
         other => NmfError::UndecodableImage {
             path: path.to_path_buf(),
-            reason: other.to_string(),
+            reason: one_line(&other.to_string()),
         },
     }
+}
+
+/// `text` on one line: every run of line breaks (with the spaces around it) becomes one space,
+/// for messages that wrap another library's (a decoder's) words.
+fn one_line(text: &str) -> String {
+    text.split(['\n', '\r'])
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Apply the size policy to one decoded image.
@@ -264,96 +365,5 @@ fn fit_to_size(grey: GrayImage, size: SizePolicy, path: &Path) -> Result<GrayIma
             let (x, y) = ((w - width) / 2, (h - height) / 2);
             Ok(imageops::crop_imm(&grey, x, y, width, height).to_image())
         }
-    }
-}
-
-/// Paths compared component by component with [`natural_cmp`].
-fn natural_path_cmp(a: &Path, b: &Path) -> Ordering {
-    let mut ca = a.components();
-    let mut cb = b.components();
-    loop {
-        match (ca.next(), cb.next()) {
-            (None, None) => return a.cmp(b),
-            (None, Some(_)) => return Ordering::Less,
-            (Some(_), None) => return Ordering::Greater,
-            (Some(x), Some(y)) => {
-                let ord = natural_cmp(
-                    &x.as_os_str().to_string_lossy(),
-                    &y.as_os_str().to_string_lossy(),
-                );
-                if ord != Ordering::Equal {
-                    return ord;
-                }
-            }
-        }
-    }
-}
-
-/// Natural order: runs of ASCII digits compare by numeric value (`"9" < "10"`), everything
-/// else character by character; strings equal in this order fall back to plain order
-/// (`"01" < "1"`).
-fn natural_cmp(a: &str, b: &str) -> Ordering {
-    let (mut a_rest, mut b_rest) = (a, b);
-    loop {
-        match (a_rest.chars().next(), b_rest.chars().next()) {
-            (None, None) => return a.cmp(b),
-            (None, Some(_)) => return Ordering::Less,
-            (Some(_), None) => return Ordering::Greater,
-            (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
-                let (a_num, a_tail) = split_digits(a_rest);
-                let (b_num, b_tail) = split_digits(b_rest);
-                let (a_sig, b_sig) = (a_num.trim_start_matches('0'), b_num.trim_start_matches('0'));
-                let ord = a_sig.len().cmp(&b_sig.len()).then_with(|| a_sig.cmp(b_sig));
-                if ord != Ordering::Equal {
-                    return ord;
-                }
-                a_rest = a_tail;
-                b_rest = b_tail;
-            }
-            (Some(x), Some(y)) => {
-                if x != y {
-                    return x.cmp(&y);
-                }
-                a_rest = &a_rest[x.len_utf8()..];
-                b_rest = &b_rest[y.len_utf8()..];
-            }
-        }
-    }
-}
-
-/// The leading run of ASCII digits of `s`, and the rest.
-fn split_digits(s: &str) -> (&str, &str) {
-    let end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    s.split_at(end)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn natural_order_compares_digit_runs_as_numbers() {
-        let mut names = vec![
-            "s10/1.pgm",
-            "s2/10.pgm",
-            "s2/9.pgm",
-            "s1/1.pgm",
-            "a.png",
-            "s2/09b",
-        ];
-        names.sort_by(|a, b| natural_path_cmp(Path::new(a), Path::new(b)));
-        assert_eq!(
-            names,
-            [
-                "a.png",
-                "s1/1.pgm",
-                "s2/9.pgm",
-                "s2/09b",
-                "s2/10.pgm",
-                "s10/1.pgm"
-            ]
-        );
-        assert_eq!(natural_cmp("01", "1"), Ordering::Less);
-        assert_eq!(natural_cmp("img2", "img10"), Ordering::Less);
     }
 }

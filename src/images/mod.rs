@@ -43,7 +43,7 @@ mod swimmer;
 mod synthetic;
 
 pub use image::GrayImage;
-pub use load::{load_dir, SizePolicy, IMAGE_EXTENSIONS};
+pub use load::{load_dir, load_dir_with, SizePolicy, IMAGE_EXTENSIONS};
 pub use montage::{montage, save_png, MontageLayout, TileScale};
 pub use pca::{pca, Pca};
 pub use preprocess::Preprocess;

@@ -19,6 +19,7 @@
 //! limb in position `a`, the upper-right in `b`, the lower-left in `c` and the lower-right in
 //! `d`: the order of the data set's usual file, which [`swimmer`] reproduces exactly.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use ndarray::Array2;
@@ -118,11 +119,16 @@ pub fn swimmer() -> ImageSet {
 /// is not 262,144 bytes or a byte is other than 0 or 1.
 pub fn read_swimmer(path: impl AsRef<Path>) -> Result<ImageSet> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|source| NmfError::Io {
-        path: path.to_path_buf(),
-        action: "read the Swimmer file",
-        source,
-    })?;
+    // At most one byte more than the file's fixed size is read (a longer file, or a link to
+    // a device such as /dev/zero, is refused without reading it all).
+    let mut bytes = Vec::with_capacity(IMAGES * PIXELS + 1);
+    std::fs::File::open(path)
+        .and_then(|f| f.take((IMAGES * PIXELS + 1) as u64).read_to_end(&mut bytes))
+        .map_err(|source| NmfError::Io {
+            path: path.to_path_buf(),
+            action: "read the Swimmer file",
+            source,
+        })?;
     let format_error = |message: String| NmfError::Format {
         path: path.to_path_buf(),
         line: None,
@@ -132,7 +138,11 @@ pub fn read_swimmer(path: impl AsRef<Path>) -> Result<ImageSet> {
     if bytes.len() != IMAGES * PIXELS {
         return Err(format_error(format!(
             "{} bytes, but the Swimmer file is exactly {} (256 images of 32x32 bytes, no header)",
-            bytes.len(),
+            if bytes.len() > IMAGES * PIXELS {
+                format!("more than {}", IMAGES * PIXELS)
+            } else {
+                bytes.len().to_string()
+            },
             IMAGES * PIXELS
         )));
     }

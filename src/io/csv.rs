@@ -4,13 +4,14 @@
 //! may be padded with spaces or wrapped in double quotes. Every data line must have as many
 //! fields as the first. Anything else is an error naming the line and column (both 1-based).
 
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::path::Path;
 
 use ndarray::Array2;
 
 use super::limits::max_elements;
-use super::{format_error, open, read_error, HeaderMode, ReadOptions};
+use super::lines::LineReader;
+use super::{format_error, open, HeaderMode, ReadOptions};
 use crate::error::{NmfError, Result};
 
 /// A table read from a file.
@@ -23,7 +24,11 @@ pub(crate) struct Table {
 
 /// Read a table of numbers separated by `delimiter`.
 pub(crate) fn read(path: &Path, delimiter: u8, options: &ReadOptions) -> Result<Table> {
-    let mut reader = BufReader::new(open(path)?);
+    let mut lines = LineReader::new(
+        BufReader::new(open(path)?),
+        path,
+        options.line_limit_bytes(),
+    );
     let limit = max_elements(options.limit_bytes());
     let mut values: Vec<f32> = Vec::new();
     let mut row_lines: Vec<usize> = Vec::new();
@@ -31,30 +36,9 @@ pub(crate) fn read(path: &Path, delimiter: u8, options: &ReadOptions) -> Result<
     let mut header_pending = options.header_mode();
     // Whether header detection took the first line for data (a hint for errors on it).
     let mut header_auto_data = false;
-    let mut raw = Vec::new();
-    let mut line_no = 0usize;
-    loop {
-        raw.clear();
-        let n = reader
-            .read_until(b'\n', &mut raw)
-            .map_err(|e| read_error(path, e))?;
-        if n == 0 {
-            break;
-        }
-        line_no += 1;
-        let mut bytes: &[u8] = &raw;
-        if line_no == 1 {
-            bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-        }
-        let text = std::str::from_utf8(bytes).map_err(|_| {
-            format_error(
-                path,
-                Some(line_no),
-                None,
-                "the line is not valid UTF-8 text; is this really a text table?",
-            )
-        })?;
-        let text = text.trim_end_matches(['\n', '\r']);
+    while let Some((line_no, text)) =
+        lines.next_str("the line is not valid UTF-8 text; is this really a text table?")?
+    {
         if text.trim().is_empty() {
             continue;
         }

@@ -10,8 +10,9 @@
 //! | a directory | images, one per column: grey levels `0..=255`, all the same size ([`crate::images::load_dir`]) |
 //!
 //! Every file reader refuses a matrix larger than [`ReadOptions::max_bytes`] *before* allocating it
-//! (an image directory is checked once decoded, in two passes whose memory is about that of `V`),
-//! and reports malformed input as an [`NmfError`] naming the file (and the line and column for
+//! (an image directory from the sizes in the image headers, before any pixel is decoded), and
+//! refuses a text line longer than [`ReadOptions::max_line_bytes`] ([`NmfError::LineTooLong`],
+//! after at most that many bytes are buffered); each reports malformed input as an [`NmfError`] naming the file (and the line and column for
 //! text files); none panics. Readers do not check the values: negative, NaN and infinite
 //! entries are reported by the fit, and [`LoadedMatrix::locate`] turns the row and column of
 //! such an error back into a place in the file.
@@ -21,6 +22,7 @@
 
 mod csv;
 mod limits;
+pub(crate) mod lines;
 mod mtx;
 mod npy;
 #[cfg(any(feature = "images", feature = "text"))]
@@ -34,6 +36,7 @@ use ndarray::Array2;
 use crate::error::{NmfError, Result};
 
 pub use limits::{default_max_bytes, FIXED_CAP_BYTES};
+pub use lines::DEFAULT_MAX_LINE_BYTES;
 pub use write::{write_bytes_atomic, write_npy_atomic, StagedDir, StagedFile};
 
 /// The kinds of input [`read_matrix`] understands, chosen by [`FileFormat::from_path`].
@@ -134,6 +137,7 @@ pub fn read_mtx_sparse(
 pub struct ReadOptions {
     header: HeaderMode,
     max_bytes: u64,
+    max_line: usize,
 }
 
 impl Default for ReadOptions {
@@ -141,12 +145,14 @@ impl Default for ReadOptions {
         ReadOptions {
             header: HeaderMode::Auto,
             max_bytes: default_max_bytes(),
+            max_line: DEFAULT_MAX_LINE_BYTES,
         }
     }
 }
 
 impl ReadOptions {
-    /// Defaults: header detection, and a size limit of [`default_max_bytes`].
+    /// Defaults: header detection, a size limit of [`default_max_bytes`] and a line bound of
+    /// [`DEFAULT_MAX_LINE_BYTES`].
     pub fn new() -> Self {
         Self::default()
     }
@@ -159,6 +165,16 @@ impl ReadOptions {
     pub fn max_bytes(mut self, max_bytes: u64) -> Self {
         self.max_bytes = max_bytes;
         self
+    }
+    /// The longest line (in bytes, before its `\n`) a text reader accepts; a longer one is
+    /// [`NmfError::LineTooLong`]. Default [`DEFAULT_MAX_LINE_BYTES`].
+    pub fn max_line_bytes(mut self, max_line_bytes: usize) -> Self {
+        self.max_line = max_line_bytes;
+        self
+    }
+    /// The line bound in bytes.
+    pub fn line_limit_bytes(&self) -> usize {
+        self.max_line
     }
     /// The header mode.
     pub fn header_mode(&self) -> HeaderMode {
@@ -272,9 +288,7 @@ pub fn read_located(path: impl AsRef<Path>, options: &ReadOptions) -> Result<Loa
 /// [`crate::images::load_dir`] for formats, order and resizing).
 #[cfg(feature = "images")]
 fn read_image_dir(path: &Path, options: &ReadOptions) -> Result<Array2<f32>> {
-    let set = crate::images::load_dir(path, crate::images::SizePolicy::Exact)?;
-    let (rows, cols) = set.matrix().dim();
-    limits::check_dims(path, rows as u64, cols as u64, options.max_bytes)?;
+    let set = crate::images::load_dir_with(path, crate::images::SizePolicy::Exact, options)?;
     Ok(set.into_matrix())
 }
 

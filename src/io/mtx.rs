@@ -12,7 +12,8 @@ use std::path::Path;
 use ndarray::Array2;
 
 use super::limits::check_dims;
-use super::{format_error, open, read_error, ReadOptions};
+use super::lines::LineReader;
+use super::{format_error, open, ReadOptions};
 use crate::error::{NmfError, Result};
 use crate::sparse::CsrMatrix;
 
@@ -43,38 +44,19 @@ enum Symmetry {
     SkewSymmetric,
 }
 
-/// Lines of a text file, numbered from 1, as UTF-8 strings without their line end.
+/// Lines of a text file, numbered from 1, as UTF-8 strings without their line end, each at
+/// most the reader's line bound long.
 struct Lines<'p, R> {
-    reader: R,
-    path: &'p Path,
-    buf: Vec<u8>,
-    line_no: usize,
+    inner: LineReader<'p, R>,
 }
 
 impl<'p, R: BufRead> Lines<'p, R> {
     /// The next line, or `None` at the end of the file.
     fn next_line(&mut self) -> Result<Option<(usize, String)>> {
-        self.buf.clear();
-        let n = self
-            .reader
-            .read_until(b'\n', &mut self.buf)
-            .map_err(|e| read_error(self.path, e))?;
-        if n == 0 {
-            return Ok(None);
-        }
-        self.line_no += 1;
-        let text = std::str::from_utf8(&self.buf).map_err(|_| {
-            format_error(
-                self.path,
-                Some(self.line_no),
-                None,
-                "the line is not valid UTF-8 text; is this really a MatrixMarket file?",
-            )
-        })?;
-        Ok(Some((
-            self.line_no,
-            text.trim_end_matches(['\n', '\r']).to_string(),
-        )))
+        Ok(self
+            .inner
+            .next_str("the line is not valid UTF-8 text; is this really a MatrixMarket file?")?
+            .map(|(no, text)| (no, text.to_string())))
     }
 
     /// The next line that is neither blank nor a `%` comment.
@@ -102,7 +84,10 @@ struct Header {
 
 /// Open `path`, read its banner and size line; returns the lines that follow and the file's
 /// length (when it is a regular file).
-fn open_header(path: &Path) -> Result<(Lines<'_, BufReader<std::fs::File>>, Header, Option<u64>)> {
+fn open_header<'p>(
+    path: &'p Path,
+    options: &ReadOptions,
+) -> Result<(Lines<'p, BufReader<std::fs::File>>, Header, Option<u64>)> {
     let file = open(path)?;
     let file_len = file
         .metadata()
@@ -110,10 +95,7 @@ fn open_header(path: &Path) -> Result<(Lines<'_, BufReader<std::fs::File>>, Head
         .filter(|m| m.is_file())
         .map(|m| m.len());
     let mut lines = Lines {
-        reader: BufReader::new(file),
-        path,
-        buf: Vec::new(),
-        line_no: 0,
+        inner: LineReader::new(BufReader::new(file), path, options.line_limit_bytes()),
     };
     let err =
         |line: usize, col: Option<usize>, msg: String| format_error(path, Some(line), col, msg);
@@ -189,7 +171,7 @@ fn open_header(path: &Path) -> Result<(Lines<'_, BufReader<std::fs::File>>, Head
 
 /// Read a MatrixMarket file as a dense float32 matrix.
 pub(crate) fn read(path: &Path, options: &ReadOptions) -> Result<MtxMatrix> {
-    let (mut lines, header, file_len) = open_header(path)?;
+    let (mut lines, header, file_len) = open_header(path, options)?;
     let Header {
         layout,
         field,
@@ -339,7 +321,7 @@ fn sparse_bytes(stored: u128, rows: u64, cols: u64) -> u128 {
 /// Skew-symmetric files are refused from their header: a nonzero skew-symmetric matrix always
 /// has negative entries.
 pub(crate) fn read_sparse(path: &Path, options: &ReadOptions) -> Result<CsrMatrix> {
-    let (mut lines, header, file_len) = open_header(path)?;
+    let (mut lines, header, file_len) = open_header(path, options)?;
     if header.symmetry == Symmetry::SkewSymmetric {
         return Err(format_error(
             path,

@@ -244,7 +244,7 @@ fn interpret(dict: &Py) -> std::result::Result<Header, HeaderProblem> {
     };
     let dtype = Dtype::parse(descr).ok_or_else(|| {
         Unsupported(format!(
-            "has dtype '{descr}', which is not supported; save it as float32 or float64 (e.g. np.save(path, x.astype(np.float32)))"
+            "has dtype {descr:?}, which is not supported; save it as float32 or float64 (e.g. np.save(path, x.astype(np.float32)))"
         ))
     })?;
     Ok(Header {

@@ -24,6 +24,8 @@ use std::path::{Path, PathBuf};
 use ndarray::Array2;
 
 use crate::error::{NmfError, Result};
+use crate::io::lines::LineReader;
+use crate::io::ReadOptions;
 
 /// One rating: a user (row) index, an item (column) index, and the value.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -100,21 +102,44 @@ impl Ratings {
     /// so that indices agree; an index at or past the training map's length is then a user
     /// (or item) the training data never saw.
     pub fn read_with_ids(path: impl AsRef<Path>, users: IdMap, items: IdMap) -> Result<Ratings> {
+        Ratings::read_with(path, users, items, &ReadOptions::new())
+    }
+
+    /// [`read_with_ids`](Self::read_with_ids) with the line bound of `options`
+    /// ([`ReadOptions::max_line_bytes`]; a longer line is [`NmfError::LineTooLong`]).
+    pub fn read_with(
+        path: impl AsRef<Path>,
+        users: IdMap,
+        items: IdMap,
+        options: &ReadOptions,
+    ) -> Result<Ratings> {
         let path = path.as_ref();
         let file = std::fs::File::open(path).map_err(|source| NmfError::Io {
             path: path.to_path_buf(),
             action: "open the ratings file",
             source,
         })?;
-        Ratings::from_reader(BufReader::new(file), path, users, items)
+        Ratings::from_reader_with(BufReader::new(file), path, users, items, options)
     }
 
-    /// Parse ratings from `reader`; `name` is the file name errors report.
+    /// Parse ratings from `reader`; `name` is the file name errors report. Lines are bounded
+    /// by [`crate::io::DEFAULT_MAX_LINE_BYTES`].
     pub fn from_reader(
-        mut reader: impl BufRead,
+        reader: impl BufRead,
         name: impl AsRef<Path>,
         users: IdMap,
         items: IdMap,
+    ) -> Result<Ratings> {
+        Ratings::from_reader_with(reader, name, users, items, &ReadOptions::new())
+    }
+
+    /// [`from_reader`](Self::from_reader) with the line bound of `options`.
+    pub fn from_reader_with(
+        reader: impl BufRead,
+        name: impl AsRef<Path>,
+        users: IdMap,
+        items: IdMap,
+        options: &ReadOptions,
     ) -> Result<Ratings> {
         let path = name.as_ref();
         let format = |line: usize, column: Option<usize>, message: String| NmfError::Format {
@@ -129,33 +154,11 @@ impl Ratings {
             items,
             source: Some(path.to_path_buf()),
         };
-        let mut raw = Vec::new();
-        let mut line_no = 0usize;
+        let mut lines = LineReader::new(reader, path, options.line_limit_bytes());
         let mut first_content = true;
-        loop {
-            raw.clear();
-            let n = reader
-                .read_until(b'\n', &mut raw)
-                .map_err(|source| NmfError::Io {
-                    path: path.to_path_buf(),
-                    action: "read the ratings file",
-                    source,
-                })?;
-            if n == 0 {
-                break;
-            }
-            line_no += 1;
-            let mut bytes: &[u8] = &raw;
-            if line_no == 1 {
-                bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-            }
-            let text = std::str::from_utf8(bytes).map_err(|_| {
-                format(
-                    line_no,
-                    None,
-                    "the line is not valid UTF-8 text; is this really a ratings file?".to_string(),
-                )
-            })?;
+        while let Some((line_no, text)) =
+            lines.next_str("the line is not valid UTF-8 text; is this really a ratings file?")?
+        {
             let text = text.split('#').next().unwrap_or("").trim();
             if text.is_empty() {
                 continue;

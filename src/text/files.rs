@@ -1,14 +1,14 @@
 //! Corpora from files: a directory of `.txt` files, or a count matrix with a terms file.
 
-use std::cmp::Ordering;
 use std::path::{Component, Path, PathBuf};
 
 use ndarray::Array2;
 
 use super::vocabulary::{count_terms_described, Vocabulary, VocabularyOptions};
 use crate::error::{NmfError, Result};
+use crate::io::lines::read_text_bounded;
 use crate::io::walk::{list_files, Descend};
-use crate::io::{read_matrix, ReadOptions};
+use crate::io::{read_matrix, ReadOptions, DEFAULT_MAX_LINE_BYTES};
 
 /// Whether [`read_text_files`] looks into subdirectories.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -33,16 +33,38 @@ pub enum InvalidUtf8 {
 }
 
 /// Options of [`read_text_files`] and [`read_text_dir`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TextDirOptions {
     recursion: Recursion,
     invalid_utf8: InvalidUtf8,
+    max_line: usize,
+}
+
+impl Default for TextDirOptions {
+    fn default() -> Self {
+        TextDirOptions {
+            recursion: Recursion::default(),
+            invalid_utf8: InvalidUtf8::default(),
+            max_line: DEFAULT_MAX_LINE_BYTES,
+        }
+    }
 }
 
 impl TextDirOptions {
-    /// Defaults: [`Recursion::Recursive`], [`InvalidUtf8::Error`].
+    /// Defaults: [`Recursion::Recursive`], [`InvalidUtf8::Error`], lines of at most
+    /// [`DEFAULT_MAX_LINE_BYTES`].
     pub fn new() -> Self {
         Self::default()
+    }
+    /// The longest line (bytes before its `\n`) a document may have; a longer one is
+    /// [`NmfError::LineTooLong`].
+    pub fn max_line_bytes(mut self, max_line_bytes: usize) -> Self {
+        self.max_line = max_line_bytes;
+        self
+    }
+    /// The line bound in bytes.
+    pub fn line_limit_bytes(&self) -> usize {
+        self.max_line
     }
     /// Whether subdirectories are read.
     pub fn recursion(mut self, recursion: Recursion) -> Self {
@@ -88,14 +110,15 @@ pub struct TextFile {
 /// Errors: `dir` missing or unreadable ([`NmfError::Io`]) or not a directory
 /// ([`NmfError::UnsupportedInput`]), no `.txt` file found ([`NmfError::NoTextFiles`]), a file
 /// that cannot be read ([`NmfError::Io`]) or is not UTF-8 under [`InvalidUtf8::Error`]
-/// ([`NmfError::Format`], with the line).
+/// ([`NmfError::Format`], with the line), a line longer than the bound
+/// ([`NmfError::LineTooLong`]).
 pub fn read_text_files(dir: impl AsRef<Path>, options: &TextDirOptions) -> Result<Vec<TextFile>> {
     let dir = dir.as_ref();
     let descend = match options.recursion {
         Recursion::Recursive => Descend::Recursive,
         Recursion::TopLevel => Descend::TopLevel,
     };
-    let mut names = list_files(
+    let names = list_files(
         dir,
         "open the text directory",
         "the .txt files",
@@ -108,12 +131,11 @@ pub fn read_text_files(dir: impl AsRef<Path>, options: &TextDirOptions) -> Resul
             recursive: options.recursion == Recursion::Recursive,
         });
     }
-    names.sort_by(|a, b| natural_path_cmp(a, b));
     names
         .into_iter()
         .map(|rel| {
             let path = dir.join(&rel);
-            let text = read_text(&path, options.invalid_utf8)?;
+            let text = read_text(&path, options.invalid_utf8, options.max_line)?;
             let name = rel
                 .components()
                 .filter_map(|c| match c {
@@ -134,12 +156,8 @@ fn is_txt(name: &Path) -> bool {
 }
 
 /// The contents of a text file as UTF-8, without a leading byte order mark.
-fn read_text(path: &Path, invalid: InvalidUtf8) -> Result<String> {
-    let bytes = std::fs::read(path).map_err(|source| NmfError::Io {
-        path: path.to_path_buf(),
-        action: "read the file",
-        source,
-    })?;
+fn read_text(path: &Path, invalid: InvalidUtf8, max_line: usize) -> Result<String> {
+    let bytes = read_text_bounded(path, "read the file", max_line)?;
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
     match std::str::from_utf8(bytes) {
         Ok(s) => Ok(s.to_string()),
@@ -161,73 +179,6 @@ fn read_text(path: &Path, invalid: InvalidUtf8) -> Result<String> {
             })
         }
     }
-}
-
-/// Natural order of relative paths: component by component, digit runs as numbers.
-fn natural_path_cmp(a: &Path, b: &Path) -> Ordering {
-    let mut ca = a.components();
-    let mut cb = b.components();
-    loop {
-        match (ca.next(), cb.next()) {
-            (None, None) => return Ordering::Equal,
-            (None, Some(_)) => return Ordering::Less,
-            (Some(_), None) => return Ordering::Greater,
-            (Some(x), Some(y)) => {
-                let ord = natural_cmp(
-                    &x.as_os_str().to_string_lossy(),
-                    &y.as_os_str().to_string_lossy(),
-                );
-                if ord != Ordering::Equal {
-                    return ord;
-                }
-            }
-        }
-    }
-}
-
-/// Compare two names, runs of ASCII digits as numbers (then by length, so `01` after `1`),
-/// everything else by byte.
-fn natural_cmp(a: &str, b: &str) -> Ordering {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() && j < b.len() {
-        if a[i].is_ascii_digit() && b[j].is_ascii_digit() {
-            let si = i;
-            while i < a.len() && a[i].is_ascii_digit() {
-                i += 1;
-            }
-            let sj = j;
-            while j < b.len() && b[j].is_ascii_digit() {
-                j += 1;
-            }
-            let (da, db) = (&a[si..i], &b[sj..j]);
-            let ta = trim_zeros(da);
-            let tb = trim_zeros(db);
-            let ord = ta
-                .len()
-                .cmp(&tb.len())
-                .then_with(|| ta.cmp(tb))
-                .then_with(|| da.len().cmp(&db.len()));
-            if ord != Ordering::Equal {
-                return ord;
-            }
-        } else {
-            if a[i] != b[j] {
-                return a[i].cmp(&b[j]);
-            }
-            i += 1;
-            j += 1;
-        }
-    }
-    (a.len() - i).cmp(&(b.len() - j))
-}
-
-fn trim_zeros(digits: &[u8]) -> &[u8] {
-    let first = digits
-        .iter()
-        .position(|&d| d != b'0')
-        .unwrap_or(digits.len());
-    &digits[first..]
 }
 
 /// A term x document count matrix with its terms and document names.
@@ -306,14 +257,16 @@ pub fn read_text_dir(
 ///
 /// Errors ([`NmfError::Format`], with the line): a blank line before the last term (it would
 /// shift every later row), a term listed twice, text that is not UTF-8, a file with no term;
-/// [`NmfError::Io`] when the file cannot be read.
+/// [`NmfError::Io`] when the file cannot be read, [`NmfError::LineTooLong`] for a line longer
+/// than [`DEFAULT_MAX_LINE_BYTES`].
 pub fn read_terms(path: impl AsRef<Path>) -> Result<Vocabulary> {
+    read_terms_with(path, &ReadOptions::new())
+}
+
+/// [`read_terms`] with the line bound of `options` ([`ReadOptions::max_line_bytes`]).
+pub fn read_terms_with(path: impl AsRef<Path>, options: &ReadOptions) -> Result<Vocabulary> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|source| NmfError::Io {
-        path: path.to_path_buf(),
-        action: "read the terms file",
-        source,
-    })?;
+    let bytes = read_text_bounded(path, "read the terms file", options.line_limit_bytes())?;
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
     let format = |line: usize, message: String| NmfError::Format {
         path: path.to_path_buf(),
@@ -409,37 +362,4 @@ pub fn read_term_document(
     }
     let documents = (1..=counts.ncols()).map(|j| j.to_string()).collect();
     Corpus::new(vocabulary, counts, documents)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn natural_order() {
-        let mut v = vec![
-            "doc10.txt",
-            "doc2.txt",
-            "doc02.txt",
-            "b.txt",
-            "B.txt",
-            "doc1.txt",
-        ];
-        v.sort_by(|a, b| natural_cmp(a, b));
-        assert_eq!(
-            v,
-            [
-                "B.txt",
-                "b.txt",
-                "doc1.txt",
-                "doc2.txt",
-                "doc02.txt",
-                "doc10.txt"
-            ]
-        );
-        assert_eq!(
-            natural_path_cmp(Path::new("a/z.txt"), Path::new("b.txt")),
-            Ordering::Less
-        );
-    }
 }

@@ -50,8 +50,8 @@ use ndarray::ArrayView2;
 use crate::error::{Factor, NmfError, Result};
 
 pub use files::{
-    read_term_document, read_terms, read_text_dir, read_text_files, Corpus, InvalidUtf8,
-    Orientation, Recursion, TextDirOptions, TextFile,
+    read_term_document, read_terms, read_terms_with, read_text_dir, read_text_files, Corpus,
+    InvalidUtf8, Orientation, Recursion, TextDirOptions, TextFile,
 };
 pub use stop_words::{is_english_stop_word, StopWords, ENGLISH_STOP_WORDS};
 pub use synthetic::{synthetic_corpus, SyntheticCorpus, SYNTHETIC_TOPICS};

@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Write small valid inputs as the starting corpus of each fuzz target (fuzz/corpus/<target>/).
+
+The corpus is not committed; this script recreates its seeds. The csv target and the image
+targets read their first byte as a choice (delimiter; size policy), so their seeds start with one.
+"""
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import zlib
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+
+
+def put(target, name, data):
+    d = os.path.join(ROOT, target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "seed-" + name), "wb") as f:
+        f.write(data)
+
+
+def npy(descr, shape, raw, fortran=False):
+    header = "{'descr': '%s', 'fortran_order': %s, 'shape': %s, }" % (
+        descr, "True" if fortran else "False", shape)
+    pad = 64 - (10 + len(header) + 1) % 64
+    header = header + " " * pad + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + raw
+
+
+def png(w, h, grey=True):
+    def chunk(kind, data):
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+    colour = 0 if grey else 2
+    per = 1 if grey else 3
+    rows = b"".join(b"\x00" + bytes((x * 37 + y * 11) % 256 for x in range(w * per)) for y in range(h))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, colour, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def main():
+    # npy
+    put("npy", "f4", npy("<f4", "(2, 3)", struct.pack("<6f", 0, 1.5, 2, 3.25, 0, 5)))
+    put("npy", "f8-fortran", npy("<f8", "(3, 2)", struct.pack("<6d", 1, 2, 3, 4, 5, 6), True))
+    put("npy", "u1", npy("|u1", "(2, 2)", bytes([1, 2, 3, 4])))
+    put("npy", "f2-big", npy(">f2", "(1, 2)", bytes([0x3c, 0, 0x40, 0])))
+    # csv / tsv (first byte: even = csv, odd = tsv)
+    put("csv", "header", b"\x00a,b,c\n1,2,3\n4.5,\"6\",7e-1\n")
+    put("csv", "plain", b"\x00\xef\xbb\xbf1, 2\r\n\r\n3 ,4\r\n")
+    put("csv", "tsv", b"\x01x\ty\n0\t1\n2\t3\n")
+    # mtx
+    put("mtx", "coordinate", b"%%MatrixMarket matrix coordinate real general\n% c\n3 3 3\n1 1 1.5\n2 3 2\n3 2 0.25\n")
+    put("mtx", "symmetric", b"%%MatrixMarket matrix coordinate integer symmetric\n3 3 2\n1 1 4\n3 1 2\n")
+    put("mtx", "pattern", b"%%MatrixMarket matrix coordinate pattern general\n2 3 2\n1 3\n2 1\n")
+    put("mtx", "array", b"%%MatrixMarket matrix array real general\n2 2\n1\n2\n3\n4\n")
+    put("mtx", "array-sym", b"%%MatrixMarket matrix array real symmetric\n2 2\n1\n2\n3\n")
+    # pgm / pnm (first byte: size policy)
+    for p in (0, 1, 2):
+        put("pgm", "p5-%d" % p, bytes([p]) + b"P5\n4 3\n255\n" + bytes(range(0, 240, 20)))
+    put("pgm", "p2", b"\x00P2\n# c\n3 2\n15\n0 1 2\n3 4 15\n")
+    put("pgm", "p6", b"\x01P6\n2 2\n255\n" + bytes(range(12)))
+    put("pgm", "p4", b"\x02P4\n8 2\n\xaa\x55")
+    put("pgm", "p5-16", b"\x00P5\n2 2\n65535\n" + bytes(range(8)))
+    # png / jpeg
+    put("image_dir", "png-grey", b"\x00" + png(4, 3))
+    put("image_dir", "png-rgb", b"\x01" + png(5, 4, grey=False))
+    put("image_dir", "png-crop", b"\x02" + png(6, 5))
+    if shutil.which("convert"):
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, args in (("jpeg-grey", ["-size", "8x8", "gradient:black-white"]),
+                               ("jpeg-rgb", ["-size", "9x7", "plasma:fractal", "-seed", "1"]),
+                               ("jpeg-progressive", ["-size", "16x8", "gradient:red-blue", "-interlace", "Plane"])):
+                out = os.path.join(tmp, name + ".jpg")
+                try:
+                    subprocess.run(["convert"] + args + [out], check=True, capture_output=True)
+                    with open(out, "rb") as f:
+                        put("image_dir", name, b"\x00" + f.read())
+                except (subprocess.CalledProcessError, OSError):
+                    pass
+    # A JPEG from Python's own test data, where it is installed.
+    import glob
+    for k, path in enumerate(sorted(glob.glob(os.path.join(sys.base_prefix, "lib", "python3*", "test", "**", "*.jpg"),
+                                              recursive=True))[:2]):
+        with open(path, "rb") as f:
+            data = f.read()
+        if len(data) <= 4095:
+            put("image_dir", "jpeg-python-%d" % k, bytes([k]) + data)
+    # ratings
+    put("ratings", "tabs", b"196\t242\t3\t881250949\n186\t302\t3\t891717742\n")
+    put("ratings", "colons", b"1::1193::5::978300760\n1::661::3::978302109\n")
+    put("ratings", "csv-header", b"userId,movieId,rating,timestamp\nalice,The Matrix,4.5,1\n# c\nbob,Up,3,2\n")
+    # gml
+    put("gml", "karate", b"graph [\n  node [ id 1 value 0 label \"a\" ]\n  node [ id 2 value 1 ]\n"
+        b"  node [ id 3 value 2.5 ]\n  edge [ source 1 target 2 weight 0.5 ]\n  edge [ source 2 target 3 ]\n]\n")
+    put("gml", "nested", b"Creator \"x\"\ngraph [ directed 0 node [ id 0 graphics [ x 1.0 ] ] edge [ source 0 target 0 value 2 ] ]\n")
+    # edge lists
+    put("edge_list", "weights", b"# u v w\n1 2 0.5\n2\t3\n3 1 2 % c\n-4 1\n")
+    put("edge_list", "plain", b"0 1\n1 2\n2 0\n2 2\n")
+
+
+if __name__ == "__main__":
+    main()
+    sys.exit(0)
