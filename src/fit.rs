@@ -60,7 +60,7 @@ impl NmfParams {
     /// for the row offsets), and a sparser side (fewer than 4 entries per row and panel, as in
     /// a very wide matrix) is read unsplit. In all, at most 24 bytes per stored entry plus
     /// `8·(n + 1)` on top of `v` (about 20 per entry on typical data: 2.5 times `v`).
-    /// [`Backend::Gpu`] gives [`NmfError::UnsupportedOption`]; [`Backend::Auto`] runs on the CPU.
+    /// [`Backend::Gpu`](crate::Backend) gives [`NmfError::UnsupportedOption`](crate::NmfError::UnsupportedOption); [`Backend::Auto`](crate::Backend::Auto) runs on the CPU.
     pub fn fit_sparse(&self, v: &CsrMatrix) -> Result<Factorization> {
         let start = Instant::now();
         let (m, n) = v.dim();

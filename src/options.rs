@@ -442,7 +442,7 @@ pub(crate) struct Regularization {
     pub l2: f32,
 }
 
-/// Parameters that passed [`NmfParams::check`] for a given data shape.
+/// Parameters that passed [`NmfParams::check`](crate::NmfParams::check) for a given data shape.
 #[derive(Clone)]
 pub struct ValidParams {
     pub(crate) rank: usize,
