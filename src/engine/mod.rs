@@ -195,6 +195,29 @@ pub(crate) trait Engine {
         reg: Regularization,
     ) -> Result<()>;
 
+    /// [`hals_step`](Engine::hals_step), returning how far it moved `x`:
+    /// `‖x_new − x_old‖²_F`. This default keeps `x_old` in `prev` and forms the move's Gram
+    /// matrix in `small` (r x r) to read its trace; an engine that can sum the move as it
+    /// writes the sweep back overrides it.
+    #[allow(clippy::too_many_arguments)]
+    fn hals_step_tracked(
+        &mut self,
+        x: &mut Self::Mat,
+        num: &Self::Mat,
+        gram: &Self::Mat,
+        side: Side,
+        reg: Regularization,
+        prev: &mut Self::Mat,
+        small: &mut Self::Mat,
+    ) -> Result<f64> {
+        self.axpby(1.0, x, 0.0, prev)?;
+        self.hals_step(x, num, gram, side, reg)?;
+        self.axpby(1.0, x, -1.0, prev)?;
+        self.gram(prev, side, small)?;
+        let s = self.download(small)?;
+        Ok((0..s.nrows()).map(|t| f64::from(s[[t, t]])).sum())
+    }
+
     /// The divergence `D(V ‖ WH)` (without penalty terms), accumulated in f64.
     fn loss(&mut self, w: &Self::Mat, h: &Self::Mat, loss: Loss, eps: f32) -> Result<f64>;
 

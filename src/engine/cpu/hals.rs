@@ -14,55 +14,64 @@ use crate::options::Regularization;
 /// Samples per block: enough for long vector loops, small enough to stay in L1.
 const BLOCK: usize = 64;
 
-/// Sweep the rows of `w` (m x r) with `p = V Hᵀ` (m x r) and `g = H Hᵀ`.
+/// Sweep the rows of `w` (m x r) with `p = V Hᵀ` (m x r) and `g = H Hᵀ`; returns how far the
+/// sweep moved `w`, `‖W_new − W_old‖²_F` (summed as it is written back, in f64).
 pub(crate) fn sweep_rows(
     w: ArrayViewMut2<'_, f32>,
     p: ArrayView2<'_, f32>,
     g: ArrayView2<'_, f32>,
     reg: Regularization,
-) {
+) -> f64 {
     let r = g.nrows();
     let mut w = w;
     w.axis_chunks_iter_mut(Axis(0), BLOCK)
         .into_par_iter()
         .zip(p.axis_chunks_iter(Axis(0), BLOCK))
-        .for_each(|(mut wb, pb)| {
+        .map(|(mut wb, pb)| {
             let b = wb.nrows();
             let mut x = vec![0.0f32; r * b];
             let mut n = vec![0.0f32; r * b];
             transpose_block(wb.view(), &mut x);
             transpose_block(pb, &mut n);
             sweep_block(&mut x, &n, b, g, reg);
+            let mut moved = 0.0f64;
+            let mut put = |w: &mut f32, new: f32| {
+                moved += f64::from(new - *w) * f64::from(new - *w);
+                *w = new;
+            };
             match wb.as_slice_mut() {
                 Some(ws) => {
                     for (i, wr) in ws.chunks_exact_mut(r).enumerate() {
                         for (t, w) in wr.iter_mut().enumerate() {
-                            *w = x[t * b + i];
+                            put(w, x[t * b + i]);
                         }
                     }
                 }
                 None => {
                     for ((i, t), w) in wb.indexed_iter_mut() {
-                        *w = x[t * b + i];
+                        put(w, x[t * b + i]);
                     }
                 }
             }
-        });
+            moved
+        })
+        .sum()
 }
 
-/// Sweep the columns of `h` (r x n) with `q = Wᵀ V` (r x n) and `k = Wᵀ W`.
+/// Sweep the columns of `h` (r x n) with `q = Wᵀ V` (r x n) and `k = Wᵀ W`; returns
+/// `‖H_new − H_old‖²_F`.
 pub(crate) fn sweep_cols(
     h: ArrayViewMut2<'_, f32>,
     q: ArrayView2<'_, f32>,
     k: ArrayView2<'_, f32>,
     reg: Regularization,
-) {
+) -> f64 {
     let r = k.nrows();
     let mut h = h;
     h.axis_chunks_iter_mut(Axis(1), BLOCK)
         .into_par_iter()
         .zip(q.axis_chunks_iter(Axis(1), BLOCK))
-        .for_each(|(mut hb, qb)| {
+        .map(|(mut hb, qb)| {
             let b = hb.ncols();
             let mut x = vec![0.0f32; r * b];
             let mut n = vec![0.0f32; r * b];
@@ -75,12 +84,16 @@ pub(crate) fn sweep_cols(
                 }
             }
             sweep_block(&mut x, &n, b, k, reg);
+            let mut moved = 0.0f64;
             for t in 0..r {
                 for (dst, src) in hb.row_mut(t).iter_mut().zip(&x[t * b..(t + 1) * b]) {
+                    moved += f64::from(*src - *dst) * f64::from(*src - *dst);
                     *dst = *src;
                 }
             }
-        });
+            moved
+        })
+        .sum()
 }
 
 /// `out = aᵀ` (r x b, row-major) for a block `a` (b x r).

@@ -118,6 +118,28 @@ impl<'a> CpuEngine<'a> {
         }
     }
 
+    /// One HALS sweep (see [`Engine::hals_step`]) that returns `‖x_new − x_old‖²_F`, summed as
+    /// the sweep is written back.
+    fn hals_sweep(
+        &mut self,
+        x: &mut Array2<f32>,
+        num: &Array2<f32>,
+        gram: &Array2<f32>,
+        side: Side,
+        reg: Regularization,
+    ) -> Result<f64> {
+        let r = match side {
+            Side::Left => x.ncols(),
+            Side::Right => x.nrows(),
+        };
+        check_same("the HALS numerator", num.dim(), x.dim())?;
+        check_same("the HALS Gram matrix", gram.dim(), (r, r))?;
+        Ok(match side {
+            Side::Left => hals::sweep_rows(x.view_mut(), num.view(), gram.view(), reg),
+            Side::Right => hals::sweep_cols(x.view_mut(), num.view(), gram.view(), reg),
+        })
+    }
+
     /// `(m, n)` of V.
     fn shape(&self) -> (usize, usize) {
         match &self.v {
@@ -662,17 +684,20 @@ impl Engine for CpuEngine<'_> {
         side: Side,
         reg: Regularization,
     ) -> Result<()> {
-        let r = match side {
-            Side::Left => x.ncols(),
-            Side::Right => x.nrows(),
-        };
-        check_same("the HALS numerator", num.dim(), x.dim())?;
-        check_same("the HALS Gram matrix", gram.dim(), (r, r))?;
-        match side {
-            Side::Left => hals::sweep_rows(x.view_mut(), num.view(), gram.view(), reg),
-            Side::Right => hals::sweep_cols(x.view_mut(), num.view(), gram.view(), reg),
-        }
-        Ok(())
+        self.hals_sweep(x, num, gram, side, reg).map(|_| ())
+    }
+
+    fn hals_step_tracked(
+        &mut self,
+        x: &mut Array2<f32>,
+        num: &Array2<f32>,
+        gram: &Array2<f32>,
+        side: Side,
+        reg: Regularization,
+        _prev: &mut Array2<f32>,
+        _small: &mut Array2<f32>,
+    ) -> Result<f64> {
+        self.hals_sweep(x, num, gram, side, reg)
     }
 
     fn loss(&mut self, w: &Array2<f32>, h: &Array2<f32>, loss: Loss, eps: f32) -> Result<f64> {
