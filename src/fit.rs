@@ -30,21 +30,7 @@ impl NmfParams {
         let (m, n) = v.dim();
         let valid = self.check(m, n)?;
         check_data(v)?;
-        let mut rng = StdRng::seed_from_u64(valid.iter.seed);
-        let (out, engine) = solve(
-            Data::Dense(v),
-            &self.backend,
-            &valid,
-            |d, p, _| first_point(d, p, &mut rng),
-            Update::Both,
-        )?;
-        Ok(Factorization::from_run(
-            out,
-            valid,
-            self.backend.clone(),
-            engine,
-            start,
-        ))
+        self.run(Data::Dense(v), valid, start)
     }
 
     /// Factorize a sparse `v` (m x n, features x samples): `V ≈ W H`, on the CPU engine, in time
@@ -69,9 +55,14 @@ impl NmfParams {
         check_sparse_budget(v, &valid)?;
         // The values were checked (finite, >= 0) when the CsrMatrix was built.
         let vt = v.transpose();
+        self.run(Data::Sparse { v, vt: &vt }, valid, start)
+    }
+
+    /// Start from the configured point, run the solver on `data` and package the model.
+    fn run(&self, data: Data<'_>, valid: ValidParams, start: Instant) -> Result<Factorization> {
         let mut rng = StdRng::seed_from_u64(valid.iter.seed);
         let (out, engine) = solve(
-            Data::Sparse { v, vt: &vt },
+            data,
             &self.backend,
             &valid,
             |d, p, _| first_point(d, p, &mut rng),

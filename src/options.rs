@@ -35,6 +35,18 @@ pub enum Solver {
 }
 
 impl Solver {
+    /// Every solver, in a fixed order.
+    pub const ALL: [Solver; 3] = [
+        Solver::MultiplicativeUpdate,
+        Solver::Hals,
+        Solver::AcceleratedHals,
+    ];
+
+    /// The solver whose [`name`](Self::name) is `name`.
+    pub fn from_name(name: &str) -> Option<Solver> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
+
     /// Short name, as used in logs and files.
     pub fn name(self) -> &'static str {
         match self {
@@ -56,6 +68,14 @@ pub enum Loss {
 }
 
 impl Loss {
+    /// Every loss, in a fixed order.
+    pub const ALL: [Loss; 2] = [Loss::Frobenius, Loss::KullbackLeibler];
+
+    /// The loss whose [`name`](Self::name) is `name`.
+    pub fn from_name(name: &str) -> Option<Loss> {
+        Self::ALL.into_iter().find(|l| l.name() == name)
+    }
+
     /// Short name, as used in logs and files.
     pub fn name(self) -> &'static str {
         match self {
@@ -486,5 +506,22 @@ impl ValidParams {
     /// The orthogonality constraint.
     pub fn orthogonality(&self) -> Orthogonality {
         self.orthogonality
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for s in Solver::ALL {
+            assert_eq!(Solver::from_name(s.name()), Some(s));
+        }
+        for l in Loss::ALL {
+            assert_eq!(Loss::from_name(l.name()), Some(l));
+        }
+        assert_eq!(Solver::from_name("cd"), None);
+        assert_eq!(Loss::from_name("is"), None);
     }
 }

@@ -73,17 +73,10 @@ pub fn read_settings(dir: &Path) -> Result<ModelSettings, CliError> {
             .and_then(|v| usize::try_from(v).ok())
             .ok_or_else(|| bad(key, "a nonnegative integer"))
     };
-    let solver = match str_of("solver")? {
-        "mu" => Solver::MultiplicativeUpdate,
-        "hals" => Solver::Hals,
-        "ahals" => Solver::AcceleratedHals,
-        _ => return Err(bad("solver", "\"mu\", \"hals\" or \"ahals\"")),
-    };
-    let loss = match str_of("loss")? {
-        "frobenius" => Loss::Frobenius,
-        "kl" => Loss::KullbackLeibler,
-        _ => return Err(bad("loss", "\"frobenius\" or \"kl\"")),
-    };
+    let solver = Solver::from_name(str_of("solver")?)
+        .ok_or_else(|| bad("solver", "\"mu\", \"hals\" or \"ahals\""))?;
+    let loss =
+        Loss::from_name(str_of("loss")?).ok_or_else(|| bad("loss", "\"frobenius\" or \"kl\""))?;
     let orientation = match value.get("samples_as_rows").and_then(Value::as_bool) {
         Some(true) => Orientation::SamplesAsRows,
         Some(false) => Orientation::SamplesAsColumns,
