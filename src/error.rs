@@ -363,6 +363,20 @@ pub enum NmfError {
         requires: &'static str,
     },
 
+    /// A process grid that does not fit the job or the matrix (distributed fits).
+    #[error("invalid process grid: {reason}")]
+    InvalidGrid {
+        /// What is wrong and what would work.
+        reason: String,
+    },
+
+    /// Another rank of a distributed fit failed (it reports its own error).
+    #[error("rank {rank} of the distributed fit failed (its error is printed by that rank)")]
+    PeerFailed {
+        /// The lowest failing rank.
+        rank: usize,
+    },
+
     /// Two label vectors that should describe the same samples differ in length.
     #[error("the predicted labels have {pred} entries but the true labels have {truth}; both must label the same samples, in the same order")]
     LabelLengthMismatch {

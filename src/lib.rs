@@ -56,6 +56,8 @@ pub use ndarray;
 pub use wgpu;
 
 pub mod cluster;
+#[cfg(feature = "mpi")]
+pub mod distributed;
 mod engine;
 mod error;
 mod fit;

@@ -528,3 +528,92 @@ impl<'a> PyParser<'a> {
         }
     }
 }
+
+/// The shape `(rows, cols)` a 2-D `.npy` file declares (its header only).
+#[cfg(feature = "mpi")]
+pub(crate) fn shape(path: &Path) -> Result<(usize, usize)> {
+    let mut reader = BufReader::new(open(path)?);
+    let header = read_header(path, &mut reader)?;
+    let (rows, cols) = header.shape;
+    let too_big = || {
+        format_error(
+            path,
+            None,
+            None,
+            "the declared shape does not fit in memory addresses".to_string(),
+        )
+    };
+    Ok((
+        usize::try_from(rows).map_err(|_| too_big())?,
+        usize::try_from(cols).map_err(|_| too_big())?,
+    ))
+}
+
+/// Read the block `rows x cols` of a 2-D `.npy` file as a row-major float32 matrix, reading
+/// only its bytes (by offsets: one read per row of the block in C order, per column in
+/// Fortran order). The block's size is checked against the limit, and the file's length
+/// against the declared shape, before anything is allocated.
+#[cfg(feature = "mpi")]
+pub(crate) fn read_block(
+    path: &Path,
+    rows: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+    options: &ReadOptions,
+) -> Result<Array2<f32>> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = open(path)?;
+    let file_len = file.metadata().map_err(|e| read_error(path, e))?.len();
+    let header = read_header(path, &mut BufReader::new(&file))?;
+    let (m, n) = (header.shape.0 as usize, header.shape.1 as usize);
+    if rows.end > m || cols.end > n || rows.start > rows.end || cols.start > cols.end {
+        return Err(format_error(
+            path,
+            None,
+            None,
+            format!("the block rows {rows:?} x columns {cols:?} lies outside the {m} x {n} array"),
+        ));
+    }
+    let (br, bc) = (rows.len(), cols.len());
+    let elements = check_dims(path, br as u64, bc as u64, options.limit_bytes())?;
+    let item = header.dtype.size as u64;
+    let data_bytes = (m as u128) * (n as u128) * u128::from(item);
+    if u128::from(file_len.saturating_sub(header.data_offset)) < data_bytes {
+        return Err(format_error(
+            path,
+            None,
+            None,
+            format!(
+                "truncated: the header declares a {m} x {n} array of {} ({data_bytes} bytes of data) but only {} bytes follow it",
+                header.dtype.descr,
+                file_len.saturating_sub(header.data_offset)
+            ),
+        ));
+    }
+    let decode = header.dtype.decoder();
+    let mut out = vec![0f32; elements];
+    // A run of contiguous values: a row segment (C order) or a column segment (Fortran).
+    let (outer, inner, run_len) = match header.order {
+        Order::C => (rows.clone(), cols.clone(), bc),
+        Order::Fortran => (cols.clone(), rows.clone(), br),
+    };
+    let stride = match header.order {
+        Order::C => n as u64,
+        Order::Fortran => m as u64,
+    };
+    let mut buf = vec![0u8; run_len * item as usize];
+    for (a, o) in outer.enumerate() {
+        let offset = header.data_offset + (o as u64 * stride + inner.start as u64) * item;
+        file.seek(SeekFrom::Start(offset))
+            .and_then(|_| file.read_exact(&mut buf))
+            .map_err(|e| read_error(path, e))?;
+        for (b, raw) in buf.chunks_exact(item as usize).enumerate() {
+            let dest = match header.order {
+                Order::C => a * bc + b,
+                Order::Fortran => b * bc + a,
+            };
+            out[dest] = decode(raw);
+        }
+    }
+    Array2::from_shape_vec((br, bc), out)
+        .map_err(|e| format_error(path, None, None, format!("cannot shape the data: {e}")))
+}

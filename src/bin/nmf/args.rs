@@ -153,6 +153,24 @@ pub struct FitArgs {
     /// Print the summary as JSON on standard output.
     #[arg(long)]
     pub json: bool,
+
+    /// Run as one rank of an MPI job (also chosen by --grid, --output-parts, or when mpirun /
+    /// srun started the process): each rank reads its block of a .npy file.
+    #[cfg(feature = "mpi")]
+    #[arg(long)]
+    pub distributed: bool,
+
+    /// The process grid of a distributed fit, PRxPC (PR·PC = the number of ranks); chosen from
+    /// the number of ranks and the shape of V when not given.
+    #[cfg(feature = "mpi")]
+    #[arg(long, value_name = "PRxPC")]
+    pub grid: Option<String>,
+
+    /// Distributed fit: every rank writes its pieces (W.part-K.npy, H.part-K.npy) instead of
+    /// rank 0 gathering W.npy and H.npy.
+    #[cfg(feature = "mpi")]
+    #[arg(long)]
+    pub output_parts: bool,
 }
 
 /// `nmf transform`.

@@ -7,6 +7,8 @@
 
 mod args;
 mod backend;
+#[cfg(feature = "mpi")]
+mod distributed;
 mod error;
 mod fit;
 mod info;
@@ -55,6 +57,8 @@ fn main() -> ExitCode {
     env_logger::init();
     let cli = Cli::parse();
     let result = match &cli.command {
+        #[cfg(feature = "mpi")]
+        Command::Fit(args) if distributed::requested(args) => distributed::run(args),
         Command::Fit(args) => fit::run(args),
         Command::Transform(args) => transform::run(args).map(|()| 0),
         Command::Info => {

@@ -1,0 +1,310 @@
+//! Checks of the distributed fit, run under `mpirun` by `scripts/test-mpi` (feature `mpi`).
+//!
+//! ```text
+//! mpirun -np P mpi_check parity GRID      W, H of every solver equal the single-process fit
+//!                                         (same start, 50 iterations, relative difference
+//!                                         < 1e-5) and the bytes per iteration match the formula
+//! mpirun -np P mpi_check fail RANK        a negative entry in RANK's block: that rank reports
+//!                                         it, the others see PeerFailed; exits 1
+//! mpirun -np P mpi_check badgrid GRID [M N]  the grid (or `auto`, the chosen one) is refused for
+//!                                         an M x N matrix on every rank before any work
+//! mpi_check write-npy FILE [NEG_ROW NEG_COL]   the test matrix (optionally with one negative entry)
+//! mpi_check compare A.npy B.npy TOL       relative Frobenius difference of two matrices < TOL
+//! mpi_check write-random FILE M N R       a benchmark matrix of rank R plus 1% noise
+//! ```
+//!
+//! V is 23 x 17 (uneven blocks on every grid tried) of rank 3 plus noise, deterministic.
+
+use std::process::ExitCode;
+
+use nmf_gpu::distributed::mpi::traits::*;
+use nmf_gpu::distributed::{self, iteration_bytes, Grid, Layout, LocalBlock};
+use nmf_gpu::io::{read_matrix, write_npy_atomic, ReadOptions};
+use nmf_gpu::ndarray::{s, Array2, ArrayView2};
+use nmf_gpu::{Backend, Init, Loss, Nmf, NmfError, NmfParams, Solver};
+
+const M: usize = 23;
+const N: usize = 17;
+const R: usize = 3;
+const ITERS: usize = 50;
+const TOL: f64 = 1e-5;
+
+/// A deterministic nonnegative test matrix: rank 3 plus a little structured noise.
+fn test_matrix() -> Array2<f32> {
+    let w = Array2::from_shape_fn((M, R), |(i, t)| 0.2 + ((i * 7 + t * 5) % 11) as f32 / 11.0);
+    let h = Array2::from_shape_fn((R, N), |(t, j)| 0.1 + ((j * 3 + t * 13) % 7) as f32 / 7.0);
+    let noise = Array2::from_shape_fn((M, N), |(i, j)| ((i * 31 + j * 17) % 13) as f32 / 130.0);
+    w.dot(&h) + noise
+}
+
+fn rel_diff(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> f64 {
+    let num: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| ((x - y) as f64).powi(2))
+        .sum();
+    let den: f64 = b.iter().map(|&y| (y as f64).powi(2)).sum();
+    (num / den.max(f64::MIN_POSITIVE)).sqrt()
+}
+
+fn cases() -> Vec<(&'static str, NmfParams)> {
+    let base = |solver, loss, init| {
+        Nmf::params(R)
+            .solver(solver)
+            .loss(loss)
+            .init(init)
+            .max_iter(ITERS)
+            .tol(0.0)
+            .seed(7)
+            .backend(Backend::Cpu)
+    };
+    vec![
+        (
+            "mu frobenius random",
+            base(Solver::MultiplicativeUpdate, Loss::Frobenius, Init::Random),
+        ),
+        (
+            "mu frobenius nndsvda",
+            base(Solver::MultiplicativeUpdate, Loss::Frobenius, Init::Nndsvda),
+        ),
+        (
+            "mu kl random",
+            base(
+                Solver::MultiplicativeUpdate,
+                Loss::KullbackLeibler,
+                Init::Random,
+            ),
+        ),
+        (
+            "hals nndsvd",
+            base(Solver::Hals, Loss::Frobenius, Init::Nndsvd),
+        ),
+        (
+            "hals random l1",
+            base(Solver::Hals, Loss::Frobenius, Init::Random)
+                .alpha_w(0.01)
+                .l1_ratio(0.5),
+        ),
+    ]
+}
+
+fn block_of(v: &Array2<f32>, l: &Layout) -> LocalBlock {
+    LocalBlock::Dense(v.slice(s![l.rows.clone(), l.cols.clone()]).to_owned())
+}
+
+fn parity<C: Communicator>(world: &C, grid: Grid) -> Result<bool, NmfError> {
+    let v = test_matrix();
+    let layout = distributed::layout(world, Some(grid), (M, N))?;
+    let root = world.rank() == 0;
+    let mut ok = true;
+    for (name, params) in cases() {
+        let single = params.fit(v.view())?;
+        let fit = distributed::fit(world, &params, layout.clone(), block_of(&v, &layout))?;
+        let loss = params_loss(name);
+        let want = iteration_bytes(&layout, R, loss);
+        if fit.comm.measured_iteration_bytes != want || fit.comm.iteration_bytes != want {
+            eprintln!(
+                "FAIL {name} grid {grid} rank {}: {} bytes per iteration counted, {want} by the formula",
+                layout.rank, fit.comm.measured_iteration_bytes
+            );
+            ok = false;
+        }
+        // The job's total against the closed form 2r((pc−1)m + (pr−1)n)·4 + 4(P−1)T·b.
+        let mut total = 0u64;
+        world.all_reduce_into(
+            &fit.comm.measured_iteration_bytes,
+            &mut total,
+            distributed::mpi::collective::SystemOperation::sum(),
+        );
+        let (pr, pc, p) = (grid.rows, grid.cols, grid.size());
+        let (t, b) = match loss {
+            Loss::Frobenius => (R * R, 4),
+            Loss::KullbackLeibler => (R, 8),
+        };
+        let closed = (2 * R * ((pc - 1) * M + (pr - 1) * N) * 4 + 4 * (p - 1) * t * b) as u64;
+        if total != closed {
+            eprintln!(
+                "FAIL {name} grid {grid}: {total} bytes per iteration in all, closed form {closed}"
+            );
+            ok = false;
+        }
+        if fit.report.n_iter != ITERS {
+            eprintln!("FAIL {name} grid {grid}: {} iterations", fit.report.n_iter);
+            ok = false;
+        }
+        if let Some((w, h)) = fit.gather(world) {
+            let (dw, dh) = (
+                rel_diff(w.view(), single.w()),
+                rel_diff(h.view(), single.h()),
+            );
+            let dl = (fit.report.final_loss() - single.report().final_loss()).abs()
+                / single.report().final_loss().max(1e-30);
+            let pass = dw < TOL && dh < TOL;
+            println!(
+                "{} {name:22} grid {grid} on {p} ranks: rel diff W {dw:.2e}, H {dh:.2e}, loss {dl:.2e}; {total} bytes/iteration",
+                if pass { "ok  " } else { "FAIL" }
+            );
+            ok &= pass;
+        }
+    }
+    // Every rank's verdict.
+    let mut all = 0i32;
+    world.all_reduce_into(
+        &i32::from(!ok),
+        &mut all,
+        distributed::mpi::collective::SystemOperation::max(),
+    );
+    if root && all == 0 {
+        println!("parity: all cases passed on grid {grid}");
+    }
+    Ok(all == 0)
+}
+
+fn params_loss(name: &str) -> Loss {
+    if name.contains("kl") {
+        Loss::KullbackLeibler
+    } else {
+        Loss::Frobenius
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |k: usize| args.get(k).map(String::as_str).unwrap_or("");
+    match arg(0) {
+        "write-npy" => {
+            let mut v = test_matrix();
+            if let (Ok(i), Ok(j)) = (arg(2).parse::<usize>(), arg(3).parse::<usize>()) {
+                v[[i, j]] = -1.0;
+            }
+            return match write_npy_atomic(arg(1), &v) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        "write-random" => {
+            // A benchmark matrix: M x N of rank R plus 1% noise, from a fixed linear
+            // congruential sequence.
+            let dims: Vec<usize> = (2..5).map(|k| arg(k).parse().unwrap_or(0)).collect();
+            let (m, n, r) = (dims[0].max(1), dims[1].max(1), dims[2].max(1));
+            let mut state = 12345u64;
+            let mut next = move || {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (state >> 40) as f32 / (1u64 << 24) as f32
+            };
+            let w = Array2::from_shape_simple_fn((m, r), &mut next);
+            let h = Array2::from_shape_simple_fn((r, n), &mut next);
+            let v = w.dot(&h) + Array2::from_shape_simple_fn((m, n), &mut next) * 0.01;
+            return match write_npy_atomic(arg(1), &v) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        "compare" => {
+            let opts = ReadOptions::default();
+            let (a, b) = match (read_matrix(arg(1), &opts), read_matrix(arg(2), &opts)) {
+                (Ok(a), Ok(b)) => (a, b),
+                (Err(e), _) | (_, Err(e)) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let tol: f64 = arg(3).parse().unwrap_or(TOL);
+            let d = if a.dim() == b.dim() {
+                rel_diff(a.view(), b.view())
+            } else {
+                f64::INFINITY
+            };
+            println!("{} vs {}: relative difference {d:.2e}", arg(1), arg(2));
+            return if d < tol {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            };
+        }
+        _ => {}
+    }
+    let Some(universe) = distributed::mpi::initialize() else {
+        eprintln!("error: MPI could not be initialised");
+        return ExitCode::FAILURE;
+    };
+    let world = universe.world();
+    let me = world.rank() as usize;
+    let result = match arg(0) {
+        "parity" => Grid::parse(arg(1)).and_then(|g| parity(&world, g)),
+        "badgrid" => {
+            let shape = match (arg(2).parse(), arg(3).parse()) {
+                (Ok(m), Ok(n)) => (m, n),
+                _ => (M, N),
+            };
+            let grid = match arg(1) {
+                "auto" => Ok(None),
+                text => Grid::parse(text).map(Some),
+            };
+            match grid.and_then(|g| distributed::layout(&world, g, shape)) {
+                Err(NmfError::InvalidGrid { reason }) => {
+                    if me == 0 {
+                        println!("refused as expected: {reason}");
+                    }
+                    Ok(true)
+                }
+                Err(e) => Err(e),
+                Ok(_) => {
+                    eprintln!("FAIL: grid {} accepted", arg(1));
+                    Ok(false)
+                }
+            }
+        }
+        "fail" => {
+            let bad: usize = arg(1).parse().unwrap_or(1);
+            let mut v = test_matrix();
+            let layout = distributed::layout(
+                &world,
+                Some(Grid {
+                    rows: world.size() as usize,
+                    cols: 1,
+                }),
+                (M, N),
+            );
+            match layout {
+                Ok(layout) => {
+                    if me == bad {
+                        v[[layout.rows.start, 0]] = -2.0;
+                    }
+                    let params = Nmf::params(R).max_iter(5).backend(Backend::Cpu);
+                    match distributed::fit(&world, &params, layout.clone(), block_of(&v, &layout)) {
+                        Err(NmfError::PeerFailed { rank }) if rank == bad => {
+                            return ExitCode::from(1)
+                        }
+                        Err(e) => Err(e),
+                        Ok(_) => {
+                            eprintln!("FAIL: rank {me} finished a fit with a negative entry");
+                            Ok(false)
+                        }
+                    }
+                }
+                Err(e) => Err(e),
+            }
+        }
+        other => {
+            eprintln!("usage: mpi_check parity GRID | fail RANK | badgrid GRID | write-npy FILE | compare A B TOL (got {other:?})");
+            Ok(false)
+        }
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: rank {me}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

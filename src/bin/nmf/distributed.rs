@@ -1,0 +1,323 @@
+//! `nmf fit` as one rank of an MPI job (feature `mpi`): each rank reads its block of a `.npy`
+//! file, the ranks fit together ([`nmf_gpu::distributed`]), and rank 0 writes W.npy, H.npy and
+//! summary.json (with the grid, every rank's timings and the bytes communicated per
+//! iteration), or every rank writes its pieces with `--output-parts`.
+//!
+//! The fit is distributed when `--distributed`, `--grid` or `--output-parts` is given, or when
+//! an MPI launcher started the process: OpenMPI's `mpirun` (OMPI_COMM_WORLD_SIZE), MPICH /
+//! Hydra and Slurm's `srun --mpi=pmi2` (PMI_SIZE), or a PMIx launcher (PMIX_RANK).
+//!
+//! Errors: one every rank makes alike (a bad grid, an option a distributed fit lacks) is
+//! printed by rank 0; an error of one rank is printed by that rank as
+//! `error: rank K of P: ...`; every rank exits non-zero. An error in the middle of the
+//! iterations aborts the job (MPI_Abort) after printing it.
+
+use std::path::Path;
+use std::time::Instant;
+
+use nmf_gpu::distributed::mpi::traits::*;
+use nmf_gpu::distributed::{self, Grid, LocalBlock};
+use nmf_gpu::io::{write_bytes_atomic, write_npy_atomic, ReadOptions};
+use nmf_gpu::{Init, Loss, Nmf, NmfError, Orthogonality, Solver};
+use serde_json::json;
+
+use crate::args::{FitArgs, OrthogonalArg, SolverArg};
+use crate::backend::backend;
+use crate::error::CliError;
+use crate::print_stdout;
+use crate::summary::{f32_json, shape_json, H_FILE, SUMMARY_FILE, W_FILE};
+
+/// Whether `nmf fit` runs as a rank of an MPI job.
+pub fn requested(args: &FitArgs) -> bool {
+    args.distributed
+        || args.grid.is_some()
+        || args.output_parts
+        || ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some())
+}
+
+/// Options a distributed fit does not take (usage errors, found alike on every rank).
+fn refuse_unsupported(args: &FitArgs) -> Result<(), CliError> {
+    let no = |what: &str| {
+        Err(CliError::usage(format!(
+            "{what} is not available in a distributed fit (mpirun / --grid); run a single-process fit for it"
+        )))
+    };
+    if args.resume.is_some() {
+        return no("--resume");
+    }
+    if args.checkpoint_every.is_some() {
+        return no("--checkpoint-every");
+    }
+    if args.orthogonal != OrthogonalArg::None {
+        return no("--orthogonal");
+    }
+    if args.solver == SolverArg::Ahals {
+        return no("--solver ahals");
+    }
+    if args.samples_as_rows {
+        return no("--samples-as-rows (save the transposed matrix instead)");
+    }
+    let ext = args.input.input.extension().and_then(|e| e.to_str());
+    if !ext.is_some_and(|e| e.eq_ignore_ascii_case("npy")) {
+        return Err(CliError::usage(format!(
+            "{}: a distributed fit reads .npy files (each rank reads only its block); convert the matrix with numpy.save",
+            args.input.input.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Run `nmf fit` as one rank; the exit code.
+pub fn run(args: &FitArgs) -> Result<u8, CliError> {
+    let Some(universe) = distributed::mpi::initialize() else {
+        return Err(CliError::new("MPI was already initialised in this process"));
+    };
+    let world = universe.world();
+    let (me, p) = (world.rank() as usize, world.size() as usize);
+    let result = fit(args, &world);
+    match result {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            // Printed once: by the lowest rank that has an error of its own (rank 0 for an
+            // error every rank makes alike); peers of a failed rank exit quietly.
+            let own = !e.peer;
+            let mut lowest = u64::MAX;
+            let mine = if own { me as u64 } else { u64::MAX };
+            world.all_reduce_into(
+                &mine,
+                &mut lowest,
+                distributed::mpi::collective::SystemOperation::min(),
+            );
+            if own && lowest == me as u64 {
+                let text = if e.local && p > 1 {
+                    format!("rank {me} of {p}: {}", e.error)
+                } else {
+                    e.error.to_string()
+                };
+                Err(CliError::with_code(text, e.error.exit_code()))
+            } else {
+                Ok(e.error.exit_code())
+            }
+        }
+    }
+}
+
+/// An error of the distributed run: the CLI error, the library error it came from, and
+/// whether it is this rank's own (as opposed to one every rank makes alike).
+struct RankError {
+    error: CliError,
+    /// Another rank failed (and reports it).
+    peer: bool,
+    local: bool,
+}
+
+fn alike(e: impl Into<CliError>) -> RankError {
+    RankError {
+        error: e.into(),
+        peer: false,
+        local: false,
+    }
+}
+
+fn from_lib(e: NmfError, local: bool) -> RankError {
+    RankError {
+        peer: matches!(e, NmfError::PeerFailed { .. }),
+        error: CliError::from(e),
+        local,
+    }
+}
+
+fn fit<C: Communicator>(args: &FitArgs, world: &C) -> Result<u8, RankError> {
+    let (me, p) = (world.rank() as usize, world.size() as usize);
+    refuse_unsupported(args).map_err(alike)?;
+    if args.solver != SolverArg::Mu && args.loss == crate::args::LossArg::Kl {
+        return Err(alike(CliError::usage(
+            "--loss kl needs --solver mu (HALS minimises the Frobenius loss only)",
+        )));
+    }
+    let grid = match &args.grid {
+        Some(text) => Some(Grid::parse(text).map_err(|e| alike(CliError::usage(e.to_string())))?),
+        None => None,
+    };
+    let backend = distributed::agree(
+        world,
+        backend(args.backend).map_err(|e| NmfError::UnsupportedInput {
+            path: args.input.input.clone(),
+            reason: e.to_string(),
+        }),
+    )
+    .map_err(|e| from_lib(e, true))?;
+    let path = args.input.input.as_path();
+    let shape =
+        distributed::agree(world, distributed::npy_shape(path)).map_err(|e| from_lib(e, true))?;
+    let layout = distributed::layout(world, grid, shape).map_err(|e| from_lib(e, false))?;
+    let read_start = Instant::now();
+    let block = distributed::read_npy_block(path, &layout, &ReadOptions::default());
+    let block: LocalBlock = distributed::agree(world, block).map_err(|e| from_lib(e, true))?;
+    let read_seconds = read_start.elapsed().as_secs_f64();
+    let dir = args.output_dir.as_path();
+    let made = if me == 0 {
+        prepare(dir, args.output_parts)
+    } else {
+        Ok(())
+    };
+    distributed::agree(world, made).map_err(|e| from_lib(e, true))?;
+
+    let solver: Solver = args.solver.into();
+    let loss: Loss = args.loss.into();
+    let init: Init = args.init.into();
+    let alpha_h = args.alpha_h.unwrap_or(args.alpha_w);
+    let params = Nmf::params(args.rank)
+        .solver(solver)
+        .loss(loss)
+        .init(init.clone())
+        .max_iter(args.max_iter)
+        .tol(args.tol)
+        .seed(args.seed)
+        .alpha_w(args.alpha_w)
+        .alpha_h(alpha_h)
+        .l1_ratio(args.l1_ratio)
+        .orthogonal(Orthogonality::None)
+        .backend(backend);
+    let grid = layout.grid;
+    let mut fit = distributed::fit(world, &params, layout, block).map_err(|e| {
+        let local = matches!(
+            e,
+            NmfError::NegativeInput { .. } | NmfError::NonFiniteInput { .. }
+        );
+        from_lib(e, local)
+    })?;
+    fit.timings.read_seconds = read_seconds;
+
+    // Writing: every rank writes its parts, or rank 0 the gathered factors.
+    let written = if args.output_parts {
+        let k = fit.layout.rank;
+        write_npy_atomic(dir.join(format!("W.part-{k}.npy")), &fit.w)
+            .and_then(|()| write_npy_atomic(dir.join(format!("H.part-{k}.npy")), &fit.h))
+    } else {
+        match fit.gather(world) {
+            Some((w, h)) => write_npy_atomic(dir.join(W_FILE), &w)
+                .and_then(|()| write_npy_atomic(dir.join(H_FILE), &h)),
+            None => Ok(()),
+        }
+    };
+    distributed::agree(world, written).map_err(|e| from_lib(e, true))?;
+    let stats = fit.gather_stats(world);
+    let Some(stats) = stats else {
+        return Ok(0);
+    };
+    let report = &fit.report;
+    let per_rank: Vec<_> = stats
+        .iter()
+        .enumerate()
+        .map(|(k, (t, c))| {
+            let l = distributed::Layout::new(grid, shape, k);
+            json!({
+                "rank": k,
+                "coords": [l.coords.0, l.coords.1],
+                "rows": [l.rows.start, l.rows.end],
+                "cols": [l.cols.start, l.cols.end],
+                "w_rows": [l.w_rows.start, l.w_rows.end],
+                "h_cols": [l.h_cols.start, l.h_cols.end],
+                "read_seconds": t.read_seconds,
+                "init_seconds": t.init_seconds,
+                "iterate_seconds": t.iterate_seconds,
+                "comm_seconds": t.comm_seconds,
+                "setup_bytes": c.setup_bytes,
+                "bytes_per_iteration": c.iteration_bytes,
+                "measured_bytes_per_iteration": c.measured_iteration_bytes,
+                "check_bytes": c.check_bytes,
+            })
+        })
+        .collect();
+    let total: u64 = stats.iter().map(|(_, c)| c.iteration_bytes).sum();
+    let measured: u64 = stats.iter().map(|(_, c)| c.measured_iteration_bytes).sum();
+    let r = args.rank;
+    let (m, n) = shape;
+    let small = match loss {
+        Loss::Frobenius => 4 * r * r,
+        Loss::KullbackLeibler => 8 * r,
+    } as f64;
+    // MPI-FAUN's per-rank bandwidth term, 2r(m/pr)(pc−1)/pc + 2r(n/pc)(pr−1)/pr words, plus the
+    // two all-reduces of the small matrices.
+    let (pr, pc) = (grid.rows as f64, grid.cols as f64);
+    let bound = 4.0
+        * 2.0
+        * r as f64
+        * ((m as f64 / pr) * (pc - 1.0) / pc + (n as f64 / pc) * (pr - 1.0) / pr)
+        + 4.0 * small * (p as f64 - 1.0) / p as f64;
+    let parts: Vec<_> = (0..p)
+        .map(|k| json!({"W": format!("W.part-{k}.npy"), "H": format!("H.part-{k}.npy")}))
+        .collect();
+    let summary = json!({
+        "nmf_version": env!("CARGO_PKG_VERSION"),
+        "input": path.display().to_string(),
+        "format": "npy",
+        "shape": shape_json(shape),
+        "rank": r,
+        "solver": solver.name(),
+        "loss": loss.name(),
+        "init": init.name(),
+        "max_iter": args.max_iter,
+        "tol": f32_json(args.tol),
+        "seed": args.seed,
+        "alpha_w": f32_json(args.alpha_w),
+        "alpha_h": f32_json(alpha_h),
+        "l1_ratio": f32_json(args.l1_ratio),
+        "backend": args.backend.name(),
+        "distributed": {
+            "ranks": p,
+            "grid": [grid.rows, grid.cols],
+            "bytes_per_iteration": total,
+            "measured_bytes_per_iteration": measured,
+            "mpi_faun_bound_bytes_per_rank": bound,
+            "ranks_detail": per_rank,
+        },
+        "engine": fit.engine,
+        "iterations": report.n_iter,
+        "converged": report.converged,
+        "initial_loss": report.initial_loss,
+        "final_loss": report.final_loss(),
+        "losses": report.losses,
+        "loss_iterations": report.loss_iterations,
+        "seconds": report.elapsed.as_secs_f64(),
+        "W": if args.output_parts { json!({"parts": parts.iter().map(|x| x["W"].clone()).collect::<Vec<_>>(), "shape": shape_json((m, r))}) } else { json!({"file": W_FILE, "shape": shape_json((m, r))}) },
+        "H": if args.output_parts { json!({"parts": parts.iter().map(|x| x["H"].clone()).collect::<Vec<_>>(), "shape": shape_json((r, n))}) } else { json!({"file": H_FILE, "shape": shape_json((r, n))}) },
+    });
+    let mut text = serde_json::to_string_pretty(&summary).unwrap_or_else(|_| summary.to_string());
+    text.push('\n');
+    write_bytes_atomic(dir.join(SUMMARY_FILE), text.as_bytes()).map_err(|e| from_lib(e, true))?;
+    if args.json {
+        print_stdout(&text);
+    } else if !args.quiet {
+        eprintln!(
+            "fitted {m} x {n}, rank {r}, on {p} ranks (grid {}x{}): {} iterations, loss {:.6e}, {:.3} s; {} bytes communicated per iteration; wrote {}",
+            grid.rows,
+            grid.cols,
+            report.n_iter,
+            report.final_loss(),
+            report.elapsed.as_secs_f64(),
+            total,
+            dir.display()
+        );
+    }
+    Ok(0)
+}
+
+/// Create the output directory (rank 0).
+fn prepare(dir: &Path, _parts: bool) -> nmf_gpu::Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(NmfError::UnsupportedInput {
+            path: dir.to_path_buf(),
+            reason: "the output directory is a file, not a directory; choose another --output-dir"
+                .into(),
+        });
+    }
+    std::fs::create_dir_all(dir).map_err(|source| NmfError::Io {
+        path: dir.to_path_buf(),
+        action: "create the output directory",
+        source,
+    })
+}

@@ -1,0 +1,258 @@
+//! Distributed NMF over MPI (feature `mpi`): one fit across many processes and machines, each
+//! rank holding one block of V and driving its own engine (CPU or GPU), with the results of
+//! the single-process fit.
+//!
+//! The algorithm is MPI-FAUN's (Kannan, Ballard & Park, PPoPP 2016 / TKDE 2018) on a pr x pc
+//! process grid ([`Grid`], [`Layout`]): rank (i, j) holds `V_ij`, a piece of W's row block i and
+//! a piece of H's column block j; each iteration all-gathers the factor blocks it needs,
+//! multiplies them with `V_ij` on its engine, reduce-scatters the partial products and
+//! all-reduces the r x r Gram matrices (see `solve` for the steps and the volume,
+//! [`iteration_bytes`]). Solvers: MU (Frobenius and KL) and HALS; every start (random, the
+//! NNDSVD family, custom) equals the single-process start for the same seed (see `start`), so
+//! a distributed fit reproduces [`NmfParams::fit`] up to the order of float sums. Losses at
+//! checks are all-reduced, so every rank stops at the same iteration.
+//!
+//! ```no_run
+//! use nmf_gpu::distributed::{self, LocalBlock};
+//! use nmf_gpu::{io::ReadOptions, Nmf, Solver};
+//!
+//! use nmf_gpu::distributed::mpi::traits::*;
+//!
+//! let universe = nmf_gpu::distributed::mpi::initialize().expect("MPI");
+//! let world = universe.world();
+//! let path = std::path::Path::new("V.npy");
+//! let shape = distributed::npy_shape(path)?;
+//! let layout = distributed::layout(&world, None, shape)?; // MPI-FAUN's grid for P and the shape
+//! let block = distributed::agree(&world, distributed::read_npy_block(path, &layout, &ReadOptions::default()))?;
+//! let fit = distributed::fit(&world, &Nmf::params(10).solver(Solver::Hals), layout, block)?;
+//! if let Some((w, h)) = fit.gather(&world) {
+//!     println!("W {:?}, H {:?}", w.dim(), h.dim()); // rank 0 only
+//! }
+//! # Ok::<(), nmf_gpu::NmfError>(())
+//! ```
+//!
+//! **Failures.** Checks every rank makes alike (the grid, the options) return the same error
+//! on every rank. An error of one rank before the iterations (an unreadable block, a negative
+//! entry, an engine that cannot start) is shared with [`agree`]: that rank returns its error,
+//! the others [`NmfError::PeerFailed`](crate::NmfError::PeerFailed). An error of one rank in
+//! the middle of the collectives (a GPU failure) prints `error: rank K of P: ...` and aborts the
+//! job ([`abort`], MPI_Abort), so nothing hangs.
+
+mod comm;
+mod grid;
+mod solve;
+mod start;
+
+use std::path::Path;
+
+use mpi::datatype::PartitionMut;
+use mpi::topology::Communicator;
+use mpi::traits::*;
+use ndarray::{s, Array2};
+
+pub use mpi;
+
+pub use self::comm::{abort, agree};
+pub use self::grid::{split, Grid, Layout};
+pub use self::solve::iteration_bytes;
+use crate::error::Result;
+use crate::io::ReadOptions;
+use crate::params::NmfParams;
+use crate::report::FitReport;
+use crate::sparse::CsrMatrix;
+
+/// This rank's block of V (`layout.rows x layout.cols`).
+#[derive(Debug, Clone)]
+pub enum LocalBlock {
+    /// Dense, runs on the engine the backend selects.
+    Dense(Array2<f32>),
+    /// Sparse (CSR), runs on the CPU engine.
+    Sparse(CsrMatrix),
+}
+
+/// Communication of one rank (bytes received, see the `comm` module's convention).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CommStats {
+    /// Statistics of V, the start (NNDSVD's sketches) and the initial loss.
+    pub setup_bytes: u64,
+    /// Per iteration, from the formula ([`iteration_bytes`]).
+    pub iteration_bytes: u64,
+    /// Per iteration, as counted from the buffers handed to MPI during the iterations.
+    pub measured_iteration_bytes: u64,
+    /// All loss checks together.
+    pub check_bytes: u64,
+    /// Seconds spent inside collectives.
+    pub seconds: f64,
+}
+
+/// Where one rank's time went.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Timings {
+    /// Reading its block (filled in by the caller that read it).
+    pub read_seconds: f64,
+    /// Statistics of V and the start.
+    pub init_seconds: f64,
+    /// The iterations (communication included).
+    pub iterate_seconds: f64,
+    /// Inside collectives (start and iterations).
+    pub comm_seconds: f64,
+}
+
+/// One rank's share of a distributed fit.
+#[derive(Debug, Clone)]
+pub struct DistFit {
+    /// Where the pieces lie.
+    pub layout: Layout,
+    /// This rank's rows of W (`layout.w_rows`, all r columns).
+    pub w: Array2<f32>,
+    /// This rank's columns of H (all r rows, `layout.h_cols`).
+    pub h: Array2<f32>,
+    /// Losses, iterations, how the run ended (the same on every rank).
+    pub report: FitReport,
+    /// The engine this rank ran on.
+    pub engine: String,
+    /// Bytes communicated.
+    pub comm: CommStats,
+    /// Time spent.
+    pub timings: Timings,
+}
+
+/// The layout of this rank for V of `shape`: on `grid`, or MPI-FAUN's choice for the job's
+/// size and the shape ([`Grid::choose`]); a grid that does not fit is an
+/// [`NmfError::InvalidGrid`] on every rank.
+pub fn layout<C: Communicator>(
+    world: &C,
+    grid: Option<Grid>,
+    shape: (usize, usize),
+) -> Result<Layout> {
+    let p = world.size() as usize;
+    let grid = grid.unwrap_or_else(|| Grid::choose(p, shape.0, shape.1));
+    grid.check(p, shape.0, shape.1)?;
+    Ok(Layout::new(grid, shape, world.rank() as usize))
+}
+
+/// The shape of a 2-D `.npy` file (from its header).
+pub fn npy_shape(path: &Path) -> Result<(usize, usize)> {
+    crate::io::npy_shape(path)
+}
+
+/// Read this rank's block of a 2-D `.npy` file (only its bytes; see [`layout`]).
+pub fn read_npy_block(path: &Path, layout: &Layout, options: &ReadOptions) -> Result<LocalBlock> {
+    crate::io::read_npy_block(path, layout.rows.clone(), layout.cols.clone(), options)
+        .map(LocalBlock::Dense)
+}
+
+/// Fit `V ≈ W H` with V spread over the ranks of `world` as `layout` says, each rank giving
+/// its `block` (collective: every rank calls it with the same `params` and `layout` shape and
+/// grid). Solvers: [`Solver::MultiplicativeUpdate`](crate::Solver) (Frobenius, KL) and
+/// [`Solver::Hals`](crate::Solver); the backend in `params` chooses each rank's engine for
+/// dense blocks. Progress callbacks run on every rank (with the same, all-reduced losses); a
+/// stop flag is not used (ranks would see it at different iterations).
+pub fn fit<C: Communicator>(
+    world: &C,
+    params: &NmfParams,
+    layout: Layout,
+    block: LocalBlock,
+) -> Result<DistFit> {
+    solve::fit(world, params, layout, block)
+}
+
+impl DistFit {
+    /// Gather W (m x r) and H (r x n) on rank 0 (collective): `Some` there, `None` elsewhere.
+    pub fn gather<C: Communicator>(&self, world: &C) -> Option<(Array2<f32>, Array2<f32>)> {
+        let l = &self.layout;
+        let (m, n) = l.shape;
+        let r = self.w.ncols();
+        let root = world.process_at_rank(0);
+        let w_local = self.w.as_standard_layout().into_owned();
+        let ht_local = self.h.t().as_standard_layout().into_owned();
+        let w_send = w_local.as_slice().unwrap_or(&[]);
+        let ht_send = ht_local.as_slice().unwrap_or(&[]);
+        if world.rank() != 0 {
+            root.gather_varcount_into(w_send);
+            root.gather_varcount_into(ht_send);
+            return None;
+        }
+        let layouts: Vec<Layout> = (0..world.size() as usize)
+            .map(|k| Layout::new(l.grid, l.shape, k))
+            .collect();
+        let counts = |f: &dyn Fn(&Layout) -> usize| -> Vec<i32> {
+            layouts.iter().map(|x| (f(x) * r) as i32).collect()
+        };
+        let displs = |c: &[i32]| -> Vec<i32> {
+            c.iter()
+                .scan(0, |a, &x| {
+                    let d = *a;
+                    *a += x;
+                    Some(d)
+                })
+                .collect()
+        };
+        let mut w = vec![0f32; m * r];
+        let wc = counts(&|x| x.w_rows.len());
+        let wd = displs(&wc);
+        root.gather_varcount_into_root(w_send, &mut PartitionMut::new(&mut w[..], wc, wd));
+        let mut ht = vec![0f32; n * r];
+        let hc = counts(&|x| x.h_cols.len());
+        let hd = displs(&hc);
+        root.gather_varcount_into_root(
+            ht_send,
+            &mut PartitionMut::new(&mut ht[..], hc, hd.clone()),
+        );
+        let w = Array2::from_shape_vec((m, r), w).ok()?;
+        let mut h = Array2::<f32>::zeros((r, n));
+        for (x, &d) in layouts.iter().zip(&hd) {
+            let len = x.h_cols.len();
+            let part =
+                ndarray::ArrayView2::from_shape((len, r), &ht[d as usize..d as usize + len * r])
+                    .ok()?;
+            h.slice_mut(s![.., x.h_cols.clone()]).assign(&part.t());
+        }
+        Some((w, h))
+    }
+
+    /// Every rank's timings and bytes on rank 0 (collective): `Some` there, in rank order.
+    pub fn gather_stats<C: Communicator>(&self, world: &C) -> Option<Vec<(Timings, CommStats)>> {
+        let t = &self.timings;
+        let c = &self.comm;
+        let mine = [
+            t.read_seconds,
+            t.init_seconds,
+            t.iterate_seconds,
+            t.comm_seconds,
+            c.setup_bytes as f64,
+            c.iteration_bytes as f64,
+            c.measured_iteration_bytes as f64,
+            c.check_bytes as f64,
+            c.seconds,
+        ];
+        let root = world.process_at_rank(0);
+        if world.rank() != 0 {
+            root.gather_into(&mine[..]);
+            return None;
+        }
+        let mut all = vec![0f64; mine.len() * world.size() as usize];
+        root.gather_into_root(&mine[..], &mut all[..]);
+        Some(
+            all.chunks_exact(mine.len())
+                .map(|v| {
+                    (
+                        Timings {
+                            read_seconds: v[0],
+                            init_seconds: v[1],
+                            iterate_seconds: v[2],
+                            comm_seconds: v[3],
+                        },
+                        CommStats {
+                            setup_bytes: v[4] as u64,
+                            iteration_bytes: v[5] as u64,
+                            measured_iteration_bytes: v[6] as u64,
+                            check_bytes: v[7] as u64,
+                            seconds: v[8],
+                        },
+                    )
+                })
+                .collect(),
+        )
+    }
+}

@@ -1,0 +1,653 @@
+//! The distributed iteration (MPI-FAUN, Kannan, Ballard & Park 2016), on rank (i, j):
+//!
+//! ```text
+//! W update:  G = Σ_ranks H_p H_pᵀ                      all-reduce (r x r)
+//!            H_j = [H pieces of grid column j]          all-gather over the column
+//!            (V Hᵀ)_piece = Σ_j' V_ij' H_j'ᵀ            local product, reduce-scatter over the row
+//!            W_piece ← update(W_piece, (V Hᵀ)_piece, G) local (MU or HALS)
+//! H update:  K = Σ_ranks W_pᵀ W_p                      all-reduce (r x r)
+//!            W_i = [W pieces of grid row i]             all-gather over the row
+//!            (Wᵀ V)_piece = Σ_i' W_i'ᵀ V_i'j            local product, reduce-scatter over the column
+//!            H_piece ← update(H_piece, (Wᵀ V)_piece, K) local
+//! ```
+//!
+//! KL replaces the products by `Z Hᵀ` and `Wᵀ Z` with `Z = V_ij ⊘ (W_i H_j)` (the block of the
+//! ratio lives on the rank that holds `V_ij`, so it needs both `W_i` and `H_j`; `W_i` from the
+//! previous H update is reused) and the Grams by the r-vectors `H 1` and `Wᵀ 1`. The updates of
+//! a piece are the single-process engine's own (`mu_step`, `hals_step` on the CPU engine); the
+//! products with `V_ij` run on this rank's engine (CPU or GPU).
+//!
+//! **Losses at checks** are all-reduced, so every rank stops at the same iteration: the
+//! Frobenius loss from the products the iteration has,
+//! `½ (‖V‖² + Σ_ranks [⟨K, H_p H_pᵀ⟩ − 2 ⟨(Wᵀ V)_p, H_p⟩])` (one scalar), recomputed exactly
+//! from the blocks when it is too small to trust (as the single-process engine does); the KL
+//! loss exactly from the blocks, `Σ_blocks D(V_ij ‖ W_i H_j)`.
+//!
+//! **Volume per iteration** (words received by rank (i, j), see [`super::comm`]), with
+//! `m_i`, `n_j` its block's shape, `w`, `h` the lengths of its W and H pieces, and
+//! `T = r²` (Frobenius) or `T = r` (KL), `t` its [`split`](super::split) share of T over P:
+//!
+//! ```text
+//! words = 2 r (m_i − w) + 2 r (n_j − h) + 4 (T − t)
+//! bytes = 4 · 2 r (m_i − w + n_j − h) + b · 4 (T − t)      (b = 4 for the f32 Grams, 8 for the f64 KL sums)
+//! ```
+//!
+//! summed over the ranks: `2 r ((pc − 1) m + (pr − 1) n) + 4 (P − 1) T` words. This is MPI-FAUN's
+//! bandwidth cost `2 r (m/pr)(pc − 1)/pc + 2 r (n/pc)(pr − 1)/pr + O(r²)` per rank, exact for
+//! uneven blocks ([`iteration_bytes`]).
+
+use std::time::Instant;
+
+use mpi::topology::Communicator;
+use ndarray::{s, Array2, ArrayView2};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use super::comm::{abort, agree, GridComm, Group, Phase};
+use super::grid::{split, Layout};
+use super::start::DistOp;
+use super::{CommStats, DistFit, LocalBlock, Timings};
+use crate::engine::cpu::{CpuEngine, SparseOp};
+use crate::engine::{check_data, with_engine, Engine, EngineTask, MuDenominator, MuRule, Side};
+use crate::error::{NmfError, Result};
+use crate::linalg::LinearOperator;
+use crate::options::{Loss, Orthogonality, Solver, ValidParams};
+use crate::params::NmfParams;
+use crate::report::FitReport;
+use crate::solver::history::{History, Verdict};
+use crate::solver::DataScale;
+
+/// Below this squared relative error the trace form of the Frobenius loss is recomputed
+/// exactly (the single-process engine's rule).
+const TRACE_MIN_REL_SQ: f64 = 1e-2;
+
+/// The bytes rank `layout.rank` receives per iteration (see the module docs).
+pub fn iteration_bytes(layout: &Layout, r: usize, loss: Loss) -> u64 {
+    let p = layout.grid.size();
+    let t = match loss {
+        Loss::Frobenius => r * r,
+        Loss::KullbackLeibler => r,
+    };
+    // The Grams are all-reduced as f32, the KL sums as f64.
+    let small_bytes = match loss {
+        Loss::Frobenius => 4,
+        Loss::KullbackLeibler => 8,
+    };
+    let share = split(t, p, layout.rank).len();
+    let factor_words = 2 * r * (layout.rows.len() - layout.w_rows.len())
+        + 2 * r * (layout.cols.len() - layout.h_cols.len());
+    (factor_words * 4 + 4 * (t - share) * small_bytes) as u64
+}
+
+/// Refuse what a distributed fit does not do (before any work, on every rank alike).
+fn check_supported(valid: &ValidParams) -> Result<()> {
+    let refuse = |option, requires| Err(NmfError::UnsupportedOption { option, requires });
+    if valid.solver == Solver::AcceleratedHals {
+        return refuse(
+            "accelerated HALS in a distributed fit",
+            "--solver mu or hals (Solver::MultiplicativeUpdate or Solver::Hals)",
+        );
+    }
+    if valid.orthogonality != Orthogonality::None {
+        return refuse(
+            "orthogonal NMF in a distributed fit",
+            "a single-process fit (Nmf::fit)",
+        );
+    }
+    if valid.iter.resume.is_some() || valid.iter.checkpoint.is_some() {
+        return refuse(
+            "resuming or checkpointing a distributed fit",
+            "a single-process fit (write parts with --output-parts and fit again)",
+        );
+    }
+    Ok(())
+}
+
+/// Move a block-local entry error to global coordinates.
+fn globalize(e: NmfError, layout: &Layout) -> NmfError {
+    let (r0, c0) = (layout.rows.start, layout.cols.start);
+    match e {
+        NmfError::NegativeInput { value, row, col } => NmfError::NegativeInput {
+            value,
+            row: row + r0,
+            col: col + c0,
+        },
+        NmfError::NonFiniteInput { value, row, col } => NmfError::NonFiniteInput {
+            value,
+            row: row + r0,
+            col: col + c0,
+        },
+        other => other,
+    }
+}
+
+/// The whole fit on every rank (collective); see [`super::fit`].
+pub(crate) fn fit<C: Communicator>(
+    world: &C,
+    params: &NmfParams,
+    layout: Layout,
+    block: LocalBlock,
+) -> Result<DistFit> {
+    let start = Instant::now();
+    let (m, n) = layout.shape;
+    // Deterministic checks: every rank reaches the same verdict without talking.
+    layout.grid.check(world.size() as usize, m, n)?;
+    let valid = params.check(m, n)?;
+    check_supported(&valid)?;
+    let want = (layout.rows.len(), layout.cols.len());
+    let local_check = match &block {
+        LocalBlock::Dense(v) if v.dim() != want => Err(NmfError::ShapeMismatch {
+            what: "this rank's block of V",
+            expected: format!("{} x {}", want.0, want.1),
+            found: format!("{} x {}", v.nrows(), v.ncols()),
+        }),
+        LocalBlock::Sparse(v) if v.dim() != want => Err(NmfError::ShapeMismatch {
+            what: "this rank's block of V",
+            expected: format!("{} x {}", want.0, want.1),
+            found: format!("{} x {}", v.dim().0, v.dim().1),
+        }),
+        LocalBlock::Dense(v) => check_data(v.view()).map_err(|e| globalize(e, &layout)),
+        LocalBlock::Sparse(_) => crate::engine::check_sparse_backend(&params.backend),
+    };
+    agree(world, local_check)?;
+    let g = GridComm::new(world, layout)?;
+
+    // Scale extreme data as a single process would (the scale follows from the global max).
+    let local_max = match &block {
+        LocalBlock::Dense(v) => v.iter().fold(0.0f32, |a, &x| a.max(x)),
+        LocalBlock::Sparse(v) => v.values().iter().fold(0.0f32, |a, &x| a.max(x)),
+    };
+    let scale = DataScale::for_max(g.all_max_f32(local_max));
+    let (block, valid) = if scale.is_identity() {
+        (block, valid)
+    } else {
+        let p = scale.params(&valid);
+        let b = match block {
+            LocalBlock::Dense(v) => LocalBlock::Dense(scale.dense(v.view())),
+            LocalBlock::Sparse(v) => LocalBlock::Sparse(agree(world, scale.csr(&v))?),
+        };
+        (b, p)
+    };
+
+    let mut out = match &block {
+        LocalBlock::Dense(v) => {
+            let task = Task {
+                g: &g,
+                valid: &valid,
+                op: v.view(),
+                sums: (
+                    v.iter().map(|&x| f64::from(x)).sum(),
+                    v.iter().map(|&x| f64::from(x) * f64::from(x)).sum(),
+                ),
+                entered: std::cell::Cell::new(false),
+            };
+            match with_engine(v.view(), &params.backend, TaskRef(&task)) {
+                Ok((out, _)) => out,
+                Err(e) if !task.entered.get() => {
+                    // The engine could not start here: release the ranks waiting to start.
+                    return Err(agree(world, Err::<(), _>(e))
+                        .err()
+                        .unwrap_or(NmfError::PeerFailed { rank: g.rank() }));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        LocalBlock::Sparse(v) => {
+            let vt = v.transpose();
+            let mut engine = CpuEngine::new_sparse(v, &vt);
+            let op = SparseOp { a: v, at: &vt };
+            let task = Task {
+                g: &g,
+                valid: &valid,
+                op,
+                sums: (
+                    v.values().iter().map(|&x| f64::from(x)).sum(),
+                    v.values()
+                        .iter()
+                        .map(|&x| f64::from(x) * f64::from(x))
+                        .sum(),
+                ),
+                entered: std::cell::Cell::new(false),
+            };
+            task.go(&mut engine)?
+        }
+    };
+    scale.factor_out(&mut out.w);
+    scale.factor_out(&mut out.h);
+    scale.report(&mut out.report, valid.loss);
+    out.report.elapsed = start.elapsed();
+    out.report.engine = out.engine.clone();
+    let r = valid.rank;
+    let stats = CommStats {
+        setup_bytes: g.bytes(Phase::Setup),
+        iteration_bytes: iteration_bytes(&g.layout, r, valid.loss),
+        measured_iteration_bytes: g.bytes(Phase::Iteration) / (out.iterations.max(1) as u64),
+        check_bytes: g.bytes(Phase::Check),
+        seconds: g.seconds(),
+    };
+    Ok(DistFit {
+        layout: g.layout.clone(),
+        w: out.w,
+        h: out.h,
+        report: out.report,
+        engine: out.engine,
+        comm: stats,
+        timings: out.timings,
+    })
+}
+
+/// What a rank's run produces.
+struct Run {
+    w: Array2<f32>,
+    h: Array2<f32>,
+    report: FitReport,
+    iterations: usize,
+    engine: String,
+    timings: Timings,
+}
+
+struct Task<'a, 'g, 'c, C: Communicator, A> {
+    g: &'g GridComm<'c, C>,
+    valid: &'a ValidParams,
+    op: A,
+    /// `(Σ v, Σ v²)` of this rank's block.
+    sums: (f64, f64),
+    entered: std::cell::Cell<bool>,
+}
+
+struct TaskRef<'t, 'a, 'g, 'c, C: Communicator, A>(&'t Task<'a, 'g, 'c, C, A>);
+
+impl<C: Communicator, A: LinearOperator + Clone> EngineTask for TaskRef<'_, '_, '_, '_, C, A> {
+    type Output = Run;
+    fn run<E: Engine>(self, e: &mut E) -> Result<Run> {
+        self.0.go(e)
+    }
+}
+
+impl<C: Communicator, A: LinearOperator + Clone> Task<'_, '_, '_, C, A> {
+    fn go<E: Engine>(&self, e: &mut E) -> Result<Run> {
+        self.entered.set(true);
+        agree(self.g.world, Ok(()))?;
+        let engine = e.name();
+        let mut run = Iter::new(self.g, self.valid, e, self.op.clone(), self.sums)?.run()?;
+        run.engine = engine;
+        Ok(run)
+    }
+}
+
+/// The state of one rank's run.
+struct Iter<'a, 'g, 'c, C: Communicator, E: Engine> {
+    g: &'g GridComm<'c, C>,
+    p: &'a ValidParams,
+    e: &'a mut E,
+    /// The CPU engine that updates the pieces (its V is empty; the updates never read it).
+    host: CpuEngine<'static>,
+    r: usize,
+    /// This rank's piece of W (w x r) and of H (r x h).
+    w: Array2<f32>,
+    h: Array2<f32>,
+    /// W_i gathered for the current W, if it is (KL reuses it).
+    wi: Option<E::Mat>,
+    /// The last (Wᵀ V) piece (r x h) and K = WᵀW of the current W (Frobenius trace loss).
+    q: Array2<f32>,
+    k: Array2<f32>,
+    v_sq_norm: f64,
+    init_seconds: f64,
+}
+
+/// The empty data matrix of the host engine.
+static EMPTY: [f32; 0] = [];
+
+impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
+    fn new<A: LinearOperator + Clone>(
+        g: &'g GridComm<'c, C>,
+        p: &'a ValidParams,
+        e: &'a mut E,
+        op: A,
+        local_sums: (f64, f64),
+    ) -> Result<Self> {
+        let t0 = Instant::now();
+        let l = &g.layout;
+        let (m, n) = l.shape;
+        g.set_phase(Phase::Setup);
+        // Σ v and Σ v² of V (one all-reduce).
+        let mut sums = [local_sums.0, local_sums.1];
+        g.all_reduce_f64(&mut sums);
+        let mean = sums[0] / ((m as f64) * (n as f64)).max(1.0);
+        let mut rng = StdRng::seed_from_u64(p.iter.seed);
+        let dist = DistOp {
+            g,
+            local: op,
+            t: false,
+        };
+        let (w0, h0) = crate::init::start(dist, || mean, &p.init, p.rank, &mut rng);
+        let w = w0.slice(s![l.w_rows.clone(), ..]).to_owned();
+        let h = h0.slice(s![.., l.h_cols.clone()]).to_owned();
+        drop((w0, h0));
+        let empty =
+            ArrayView2::from_shape((0, 0), &EMPTY[..]).map_err(|_| NmfError::ShapeMismatch {
+                what: "the empty host matrix",
+                expected: "0 x 0".into(),
+                found: "?".into(),
+            })?;
+        let r = p.rank;
+        Ok(Iter {
+            g,
+            p,
+            e,
+            host: CpuEngine::new(empty),
+            r,
+            q: Array2::zeros((r, h.ncols())),
+            k: Array2::zeros((r, r)),
+            w,
+            h,
+            wi: None,
+            v_sq_norm: sums[1],
+            init_seconds: t0.elapsed().as_secs_f64(),
+        })
+    }
+
+    fn w_counts(&self) -> Vec<usize> {
+        self.g
+            .layout
+            .w_pieces()
+            .iter()
+            .map(|p| p.len() * self.r)
+            .collect()
+    }
+
+    fn h_counts(&self) -> Vec<usize> {
+        self.g
+            .layout
+            .h_pieces()
+            .iter()
+            .map(|p| p.len() * self.r)
+            .collect()
+    }
+
+    /// W_i (m_i x r) on the engine: all-gather of the W pieces over the grid row.
+    fn gather_w(&mut self) -> Result<E::Mat> {
+        let local = self.w.as_standard_layout();
+        let flat = local.as_slice().unwrap_or(&[]);
+        let all = or_abort(
+            self.g.world,
+            self.g.all_gather(Group::Row, flat, &self.w_counts()),
+        );
+        let wi = ArrayView2::from_shape((self.g.layout.rows.len(), self.r), &all[..])
+            .map_err(|e| shape_error("W_i", e))?;
+        let mat = self.e.upload(wi);
+        self.local_ok(mat)
+    }
+
+    /// H_j (r x n_j) on the engine: all-gather of the H pieces (as Hᵀ rows) over the column.
+    fn gather_h(&mut self) -> Result<E::Mat> {
+        let ht = self.h.t().as_standard_layout().into_owned();
+        let flat = ht.as_slice().unwrap_or(&[]);
+        let all = or_abort(
+            self.g.world,
+            self.g.all_gather(Group::Col, flat, &self.h_counts()),
+        );
+        let hjt = ArrayView2::from_shape((self.g.layout.cols.len(), self.r), &all[..])
+            .map_err(|e| shape_error("H_j", e))?;
+        let mat = self.e.upload(hjt.t());
+        self.local_ok(mat)
+    }
+
+    fn local_ok<T>(&self, r: Result<T>) -> Result<T> {
+        Ok(or_abort(self.g.world, r))
+    }
+
+    /// This rank's rows of Σ_row (m_i x r partial products).
+    fn scatter_rows(&mut self, part: &E::Mat) -> Result<Array2<f32>> {
+        let full = self.e.download(part);
+        let full = or_abort(self.g.world, full);
+        let full = full.as_standard_layout();
+        let piece = or_abort(
+            self.g.world,
+            self.g
+                .reduce_scatter(Group::Row, full.as_slice().unwrap_or(&[]), &self.w_counts()),
+        );
+        Array2::from_shape_vec((self.w.nrows(), self.r), piece)
+            .map_err(|e| shape_error("W piece", e))
+    }
+
+    /// This rank's columns of Σ_column (r x n_j partial products).
+    fn scatter_cols(&mut self, part: &E::Mat) -> Result<Array2<f32>> {
+        let full = self.e.download(part);
+        let full = or_abort(self.g.world, full);
+        let ft = full.t().as_standard_layout().into_owned();
+        let piece = or_abort(
+            self.g.world,
+            self.g
+                .reduce_scatter(Group::Col, ft.as_slice().unwrap_or(&[]), &self.h_counts()),
+        );
+        let pt = Array2::from_shape_vec((self.h.ncols(), self.r), piece)
+            .map_err(|e| shape_error("H piece", e))?;
+        Ok(pt.reversed_axes().as_standard_layout().into_owned())
+    }
+
+    /// Σ over ranks of a local r x r Gram (Side::Left: WᵀW of the W piece; Right: H Hᵀ).
+    fn gram(&mut self, side: Side) -> Array2<f32> {
+        let r = self.r;
+        let mut g = Array2::<f32>::zeros((r, r));
+        let x = match side {
+            Side::Left => &self.w,
+            Side::Right => &self.h,
+        };
+        let res = self.host.gram(x, side, &mut g);
+        or_abort(self.g.world, res);
+        if let Some(buf) = g.as_slice_mut() {
+            self.g.all_reduce_f32(buf);
+        }
+        g
+    }
+
+    /// Σ over ranks of the KL sums (r x 1): row sums of H, or column sums of W with zero
+    /// sums replaced by 1 (after the sum, as the single process does).
+    fn kl_sums(&mut self, side: Side) -> Array2<f32> {
+        let mut s: Vec<f64> = match side {
+            Side::Right => self
+                .h
+                .rows()
+                .into_iter()
+                .map(|row| row.iter().map(|&v| v as f64).sum())
+                .collect(),
+            Side::Left => self
+                .w
+                .columns()
+                .into_iter()
+                .map(|c| c.iter().map(|&v| v as f64).sum())
+                .collect(),
+        };
+        self.g.all_reduce_f64(&mut s);
+        Array2::from_shape_fn((self.r, 1), |(t, _)| {
+            let x = s[t] as f32;
+            if side == Side::Left && x == 0.0 {
+                1.0
+            } else {
+                x
+            }
+        })
+    }
+
+    fn update(&mut self, side: Side, num: &Array2<f32>, den: &Array2<f32>) {
+        let p = self.p;
+        let (x, reg) = match side {
+            Side::Left => (&mut self.w, p.reg_w),
+            Side::Right => (&mut self.h, p.reg_h),
+        };
+        let res = match (p.solver, p.loss) {
+            (Solver::Hals, _) => self.host.hals_step(x, num, den, side, reg),
+            (_, Loss::Frobenius) => self.host.mu_step(
+                x,
+                num,
+                MuDenominator::Gram(den),
+                side,
+                reg,
+                p.iter.epsilon,
+                MuRule::Plain,
+            ),
+            (_, Loss::KullbackLeibler) => self.host.mu_step(
+                x,
+                num,
+                MuDenominator::Sums(den),
+                side,
+                reg,
+                p.iter.epsilon,
+                MuRule::Plain,
+            ),
+        };
+        or_abort(self.g.world, res);
+    }
+
+    /// One iteration: W, then H.
+    fn step(&mut self) -> Result<()> {
+        let (mi, nj) = (self.g.layout.rows.len(), self.g.layout.cols.len());
+        let r = self.r;
+        match self.p.loss {
+            Loss::Frobenius => {
+                let gmat = self.gram(Side::Right);
+                let hj = self.gather_h()?;
+                let mut part = or_abort(self.g.world, self.e.zeros(mi, r));
+                let res = self.e.v_ht(&hj, &mut part);
+                or_abort(self.g.world, res);
+                let num = self.scatter_rows(&part)?;
+                self.update(Side::Left, &num, &gmat);
+                self.k = self.gram(Side::Left);
+                let wi = self.gather_w()?;
+                let mut part = or_abort(self.g.world, self.e.zeros(r, nj));
+                let res = self.e.wt_v(&wi, &mut part);
+                or_abort(self.g.world, res);
+                self.q = self.scatter_cols(&part)?;
+                let k = self.k.clone();
+                let q = self.q.clone();
+                self.update(Side::Right, &q, &k);
+            }
+            Loss::KullbackLeibler => {
+                let wi = match self.wi.take() {
+                    Some(wi) => wi,
+                    None => self.gather_w()?,
+                };
+                let hj = self.gather_h()?;
+                let mut part = or_abort(self.g.world, self.e.zeros(mi, r));
+                let res = self.e.kl_numerator(&wi, &hj, Side::Left, &mut part);
+                or_abort(self.g.world, res);
+                let num = self.scatter_rows(&part)?;
+                let sums = self.kl_sums(Side::Right);
+                self.update(Side::Left, &num, &sums);
+                let sums = self.kl_sums(Side::Left);
+                let wi = self.gather_w()?;
+                let mut part = or_abort(self.g.world, self.e.zeros(r, nj));
+                let res = self.e.kl_numerator(&wi, &hj, Side::Right, &mut part);
+                or_abort(self.g.world, res);
+                let num = self.scatter_cols(&part)?;
+                self.update(Side::Right, &num, &sums);
+                self.wi = Some(wi);
+            }
+        }
+        Ok(())
+    }
+
+    /// The exact loss Σ_blocks D(V_ij ‖ W_i H_j) (gathers the factor blocks it lacks).
+    fn exact_loss(&mut self) -> Result<f64> {
+        let wi = match self.wi.take() {
+            Some(wi) => wi,
+            None => self.gather_w()?,
+        };
+        let hj = self.gather_h()?;
+        let l = self.e.loss(&wi, &hj, self.p.loss, self.p.iter.epsilon);
+        let mut total = [or_abort(self.g.world, l)];
+        if self.p.loss == Loss::KullbackLeibler {
+            self.wi = Some(wi);
+        }
+        self.g.all_reduce_f64(&mut total);
+        Ok(total[0])
+    }
+
+    /// The loss after an iteration (see the module docs).
+    fn check_loss(&mut self) -> Result<f64> {
+        if self.p.loss == Loss::Frobenius {
+            let mut hh = Array2::<f32>::zeros((self.r, self.r));
+            let res = self.host.gram(&self.h, Side::Right, &mut hh);
+            or_abort(self.g.world, res);
+            let quad: f64 = self
+                .k
+                .iter()
+                .zip(&hh)
+                .map(|(&a, &b)| a as f64 * b as f64)
+                .sum();
+            let cross: f64 = self
+                .q
+                .iter()
+                .zip(&self.h)
+                .map(|(&a, &b)| a as f64 * b as f64)
+                .sum();
+            let mut t = [quad - 2.0 * cross];
+            self.g.all_reduce_f64(&mut t);
+            let loss = 0.5 * (self.v_sq_norm + t[0]);
+            if loss.is_finite() && 2.0 * loss >= TRACE_MIN_REL_SQ * self.v_sq_norm {
+                return Ok(loss);
+            }
+        }
+        self.exact_loss()
+    }
+
+    fn run(mut self) -> Result<Run> {
+        let t0 = Instant::now();
+        let mut opts = self.p.iter.clone();
+        // A stop flag seen by some ranks only would split the job: it is not used.
+        opts.stop = None;
+        let loss0 = self.exact_loss()?;
+        if self.p.loss == Loss::Frobenius {
+            self.wi = None;
+        }
+        let mut history = History::start(loss0, &opts)?;
+        let mut verdict = Verdict::Continue;
+        let mut n_iter = history.first();
+        for it in history.iterations() {
+            self.g.set_phase(Phase::Iteration);
+            self.step()?;
+            n_iter = it;
+            if history.due(it) {
+                self.g.set_phase(Phase::Check);
+                let l = self.check_loss()?;
+                verdict = history.record(it, l)?;
+                if verdict != Verdict::Continue {
+                    break;
+                }
+            }
+        }
+        let iterate_seconds = t0.elapsed().as_secs_f64();
+        let mut report = history.into_report(n_iter, verdict);
+        report.engine = String::new();
+        Ok(Run {
+            iterations: n_iter - opts.resume.map_or(0, |r| r.iterations_done),
+            w: self.w,
+            h: self.h,
+            report,
+            engine: String::new(),
+            timings: Timings {
+                read_seconds: 0.0,
+                init_seconds: self.init_seconds,
+                iterate_seconds,
+                comm_seconds: self.g.seconds(),
+            },
+        })
+    }
+}
+
+/// An error of this rank alone in the middle of the collectives: print it and abort the job.
+fn or_abort<C: Communicator, T>(world: &C, r: Result<T>) -> T {
+    match r {
+        Ok(v) => v,
+        Err(e) => abort(world, &e),
+    }
+}
+
+fn shape_error(what: &'static str, e: ndarray::ShapeError) -> NmfError {
+    NmfError::ShapeMismatch {
+        what,
+        expected: "a gathered block".into(),
+        found: e.to_string(),
+    }
+}
