@@ -56,7 +56,6 @@ pub use ndarray;
 pub use wgpu;
 
 pub mod cluster;
-#[cfg(feature = "mpi")]
 pub mod distributed;
 mod engine;
 mod error;

@@ -1,4 +1,4 @@
-//! Distributed NMF over MPI (feature `mpi`): one fit across many processes and machines, each
+//! Distributed NMF over MPI: one fit across many processes and machines, each
 //! rank holding one block of V and driving its own engine (CPU or GPU), with the results of
 //! the single-process fit.
 //!
@@ -7,12 +7,15 @@
 //! a piece of H's column block j; each iteration all-gathers the factor blocks it needs,
 //! multiplies them with `V_ij` on its engine, reduce-scatters the partial products and
 //! all-reduces the r x r Gram matrices (see `solve` for the steps and the volume,
-//! [`iteration_bytes`]). Solvers: MU (Frobenius and KL) and HALS; every start (random, the
+//! `iteration_bytes`). Solvers: MU (Frobenius and KL) and HALS; every start (random, the
 //! NNDSVD family, custom) equals the single-process start for the same seed (see `start`), so
-//! a distributed fit reproduces [`NmfParams::fit`] up to the order of float sums. Losses at
+//! a distributed fit reproduces [`NmfParams::fit`](crate::NmfParams::fit) up to the order of float sums. Losses at
 //! checks are all-reduced, so every rank stops at the same iteration.
 //!
-//! ```no_run
+//! The grid, the block layout and the block reader are always built; the fit itself and the
+//! collectives need the feature `mpi` (rsmpi over the system's MPI library).
+//!
+//! ```ignore
 //! use nmf_gpu::distributed::{self, LocalBlock};
 //! use nmf_gpu::{io::ReadOptions, Nmf, Solver};
 //!
@@ -33,31 +36,44 @@
 //!
 //! **Failures.** Checks every rank makes alike (the grid, the options) return the same error
 //! on every rank. An error of one rank before the iterations (an unreadable block, a negative
-//! entry, an engine that cannot start) is shared with [`agree`]: that rank returns its error,
+//! entry, an engine that cannot start) is shared with `agree`: that rank returns its error,
 //! the others [`NmfError::PeerFailed`](crate::NmfError::PeerFailed). An error of one rank in
 //! the middle of the collectives (a GPU failure) prints `error: rank K of P: ...` and aborts the
-//! job ([`abort`], MPI_Abort), so nothing hangs.
+//! job (`abort`, MPI_Abort), so nothing hangs.
 
+#[cfg(feature = "mpi")]
 mod comm;
 mod grid;
+#[cfg(feature = "mpi")]
 mod solve;
+#[cfg(feature = "mpi")]
 mod start;
 
 use std::path::Path;
 
+#[cfg(feature = "mpi")]
 use mpi::datatype::PartitionMut;
+#[cfg(feature = "mpi")]
 use mpi::topology::Communicator;
+#[cfg(feature = "mpi")]
 use mpi::traits::*;
-use ndarray::{s, Array2};
+#[cfg(feature = "mpi")]
+use ndarray::s;
+use ndarray::Array2;
 
+#[cfg(feature = "mpi")]
 pub use mpi;
 
+#[cfg(feature = "mpi")]
 pub use self::comm::{abort, agree};
 pub use self::grid::{split, Grid, Layout};
+#[cfg(feature = "mpi")]
 pub use self::solve::iteration_bytes;
 use crate::error::Result;
 use crate::io::ReadOptions;
+#[cfg(feature = "mpi")]
 use crate::params::NmfParams;
+#[cfg(feature = "mpi")]
 use crate::report::FitReport;
 use crate::sparse::CsrMatrix;
 
@@ -75,7 +91,7 @@ pub enum LocalBlock {
 pub struct CommStats {
     /// Statistics of V, the start (NNDSVD's sketches) and the initial loss.
     pub setup_bytes: u64,
-    /// Per iteration, from the formula ([`iteration_bytes`]).
+    /// Per iteration, from the formula (`iteration_bytes`).
     pub iteration_bytes: u64,
     /// Per iteration, as counted from the buffers handed to MPI during the iterations.
     pub measured_iteration_bytes: u64,
@@ -98,6 +114,7 @@ pub struct Timings {
     pub comm_seconds: f64,
 }
 
+#[cfg(feature = "mpi")]
 /// One rank's share of a distributed fit.
 #[derive(Debug, Clone)]
 pub struct DistFit {
@@ -117,6 +134,7 @@ pub struct DistFit {
     pub timings: Timings,
 }
 
+#[cfg(feature = "mpi")]
 /// The layout of this rank for V of `shape`: on `grid`, or MPI-FAUN's choice for the job's
 /// size and the shape ([`Grid::choose`]); a grid that does not fit is an
 /// [`NmfError::InvalidGrid`] on every rank.
@@ -142,6 +160,7 @@ pub fn read_npy_block(path: &Path, layout: &Layout, options: &ReadOptions) -> Re
         .map(LocalBlock::Dense)
 }
 
+#[cfg(feature = "mpi")]
 /// Fit `V ≈ W H` with V spread over the ranks of `world` as `layout` says, each rank giving
 /// its `block` (collective: every rank calls it with the same `params` and `layout` shape and
 /// grid). Solvers: [`Solver::MultiplicativeUpdate`](crate::Solver) (Frobenius, KL) and
@@ -157,6 +176,7 @@ pub fn fit<C: Communicator>(
     solve::fit(world, params, layout, block)
 }
 
+#[cfg(feature = "mpi")]
 impl DistFit {
     /// Gather W (m x r) and H (r x n) on rank 0 (collective): `Some` there, `None` elsewhere.
     pub fn gather<C: Communicator>(&self, world: &C) -> Option<(Array2<f32>, Array2<f32>)> {
@@ -254,5 +274,38 @@ impl DistFit {
                 })
                 .collect(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn npy_blocks_are_read_by_offsets_in_c_and_fortran_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let v = Array2::from_shape_fn((7, 5), |(i, j)| (i * 10 + j) as f32);
+        let c = dir.path().join("c.npy");
+        let f = dir.path().join("f.npy");
+        ndarray_npy::write_npy(&c, &v).unwrap();
+        ndarray_npy::write_npy(&f, &v.t().as_standard_layout().t()).unwrap();
+        assert_eq!(npy_shape(&c).unwrap(), (7, 5));
+        assert_eq!(npy_shape(&f).unwrap(), (7, 5));
+        let grid = Grid { rows: 3, cols: 2 };
+        for k in 0..grid.size() {
+            let l = Layout::new(grid, (7, 5), k);
+            let want = v.slice(ndarray::s![l.rows.clone(), l.cols.clone()]);
+            for path in [&c, &f] {
+                match read_npy_block(path, &l, &ReadOptions::default()).unwrap() {
+                    LocalBlock::Dense(b) => assert_eq!(b, want, "{} rank {k}", path.display()),
+                    LocalBlock::Sparse(_) => panic!("a .npy block is dense"),
+                }
+            }
+        }
+        let outside = Layout {
+            rows: 5..9,
+            ..Layout::new(grid, (7, 5), 0)
+        };
+        assert!(read_npy_block(&c, &outside, &ReadOptions::default()).is_err());
     }
 }

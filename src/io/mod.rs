@@ -28,7 +28,6 @@ mod npy;
 #[cfg(any(feature = "images", feature = "text"))]
 pub(crate) mod walk;
 mod write;
-#[cfg(feature = "mpi")]
 pub(crate) use self::npy::{read_block as read_npy_block, shape as npy_shape};
 
 use std::path::{Path, PathBuf};

@@ -530,7 +530,6 @@ impl<'a> PyParser<'a> {
 }
 
 /// The shape `(rows, cols)` a 2-D `.npy` file declares (its header only).
-#[cfg(feature = "mpi")]
 pub(crate) fn shape(path: &Path) -> Result<(usize, usize)> {
     let mut reader = BufReader::new(open(path)?);
     let header = read_header(path, &mut reader)?;
@@ -553,7 +552,6 @@ pub(crate) fn shape(path: &Path) -> Result<(usize, usize)> {
 /// only its bytes (by offsets: one read per row of the block in C order, per column in
 /// Fortran order). The block's size is checked against the limit, and the file's length
 /// against the declared shape, before anything is allocated.
-#[cfg(feature = "mpi")]
 pub(crate) fn read_block(
     path: &Path,
     rows: std::ops::Range<usize>,
