@@ -3,13 +3,15 @@
 //! ```text
 //! mpirun -np P mpi_check parity GRID      W, H of every solver equal the single-process fit
 //!                                         (same start, 50 iterations, relative difference
-//!                                         < 1e-5) and the bytes per iteration match the formula
+//!                                         < 1e-5), with dense and with sparse blocks, and the
+//!                                         bytes per iteration match the formula
 //! mpirun -np P mpi_check fail RANK        a negative entry in RANK's block: that rank reports
 //!                                         it, the others see PeerFailed; exits 1
 //! mpirun -np P mpi_check badgrid GRID [M N]  the grid (or `auto`, the chosen one) is refused for
 //!                                         an M x N matrix on every rank before any work
 //! mpi_check write-npy FILE [NEG_ROW NEG_COL]   the test matrix (optionally with one negative entry)
 //! mpi_check compare A.npy B.npy TOL       relative Frobenius difference of two matrices < TOL
+//! mpi_check write-mtx FILE               the test matrix as a MatrixMarket coordinate file
 //! mpi_check write-random FILE M N R       a benchmark matrix of rank R plus 1% noise
 //! ```
 //!
@@ -21,7 +23,7 @@ use nmf_gpu::distributed::mpi::traits::*;
 use nmf_gpu::distributed::{self, iteration_bytes, Grid, Layout, LocalBlock};
 use nmf_gpu::io::{read_matrix, write_npy_atomic, ReadOptions};
 use nmf_gpu::ndarray::{s, Array2, ArrayView2};
-use nmf_gpu::{Backend, Init, Loss, Nmf, NmfError, NmfParams, Solver};
+use nmf_gpu::{Backend, CsrMatrix, Init, Loss, Nmf, NmfError, NmfParams, Solver};
 
 const M: usize = 23;
 const N: usize = 17;
@@ -132,6 +134,24 @@ fn parity<C: Communicator>(world: &C, grid: Grid) -> Result<bool, NmfError> {
             eprintln!("FAIL {name} grid {grid}: {} iterations", fit.report.n_iter);
             ok = false;
         }
+        // Sparse blocks (CSR, CPU engine) give the same factors.
+        let sparse_block = match block_of(&v, &layout) {
+            LocalBlock::Dense(b) => LocalBlock::Sparse(CsrMatrix::from_dense(b.view())?),
+            other => other,
+        };
+        let sparse = distributed::fit(world, &params, layout.clone(), sparse_block)?;
+        if let Some((w, h)) = sparse.gather(world) {
+            let (dw, dh) = (
+                rel_diff(w.view(), single.w()),
+                rel_diff(h.view(), single.h()),
+            );
+            let pass = dw < TOL && dh < TOL;
+            println!(
+                "{} {name:22} grid {grid}, sparse blocks: rel diff W {dw:.2e}, H {dh:.2e}",
+                if pass { "ok  " } else { "FAIL" }
+            );
+            ok &= pass;
+        }
         if let Some((w, h)) = fit.gather(world) {
             let (dw, dh) = (
                 rel_diff(w.view(), single.w()),
@@ -181,6 +201,24 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        "write-mtx" => {
+            // The test matrix as a MatrixMarket coordinate file (every entry stored).
+            let v = test_matrix();
+            let mut text = format!(
+                "%%MatrixMarket matrix coordinate real general\n{M} {N} {}\n",
+                M * N
+            );
+            for ((i, j), x) in v.indexed_iter() {
+                text.push_str(&format!("{} {} {x:e}\n", i + 1, j + 1));
+            }
+            return match std::fs::write(arg(1), text) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {}: {e}", arg(1));
                     ExitCode::FAILURE
                 }
             };

@@ -160,6 +160,53 @@ pub fn read_npy_block(path: &Path, layout: &Layout, options: &ReadOptions) -> Re
         .map(LocalBlock::Dense)
 }
 
+/// The shape of a `.npy` or MatrixMarket (`.mtx`) file, from its header.
+pub fn input_shape(path: &Path, options: &ReadOptions) -> Result<(usize, usize)> {
+    match extension(path).as_deref() {
+        Some("npy") => crate::io::npy_shape(path),
+        Some("mtx") => crate::io::mtx_shape(path, options),
+        _ => Err(unsupported(path)),
+    }
+}
+
+/// Read this rank's block of a `.npy` file (only its bytes) or of a MatrixMarket coordinate
+/// file (every line parsed, only the block's entries kept), held sparse (CSR, CPU engine) when
+/// `sparse`, else dense.
+pub fn read_block(
+    path: &Path,
+    layout: &Layout,
+    sparse: bool,
+    options: &ReadOptions,
+) -> Result<LocalBlock> {
+    let (rows, cols) = (layout.rows.clone(), layout.cols.clone());
+    match (extension(path).as_deref(), sparse) {
+        (Some("npy"), false) => read_npy_block(path, layout, options),
+        (Some("npy"), true) => {
+            let dense = crate::io::read_npy_block(path, rows, cols, options)?;
+            CsrMatrix::from_dense(dense.view()).map(LocalBlock::Sparse)
+        }
+        (Some("mtx"), true) => {
+            crate::io::read_mtx_block(path, rows, cols, options).map(LocalBlock::Sparse)
+        }
+        (Some("mtx"), false) => crate::io::read_mtx_block(path, rows, cols, options)
+            .map(|v| LocalBlock::Dense(v.to_dense())),
+        _ => Err(unsupported(path)),
+    }
+}
+
+fn extension(path: &Path) -> Option<String> {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+}
+
+fn unsupported(path: &Path) -> crate::NmfError {
+    crate::NmfError::UnsupportedInput {
+        path: path.to_path_buf(),
+        reason: "a distributed fit reads .npy files (only each rank's block) and MatrixMarket coordinate .mtx files; convert the matrix with numpy.save or scipy.io.mmwrite".into(),
+    }
+}
+
 #[cfg(feature = "mpi")]
 /// Fit `V ≈ W H` with V spread over the ranks of `world` as `layout` says, each rank giving
 /// its `block` (collective: every rank calls it with the same `params` and `layout` shape and
@@ -307,5 +354,43 @@ mod tests {
             ..Layout::new(grid, (7, 5), 0)
         };
         assert!(read_npy_block(&c, &outside, &ReadOptions::default()).is_err());
+    }
+
+    #[test]
+    fn mtx_blocks_keep_their_entries_and_mirror_symmetric_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let general = dir.path().join("g.mtx");
+        std::fs::write(
+            &general,
+            "%%MatrixMarket matrix coordinate real general\n4 3 4\n1 1 1.5\n4 3 2\n2 2 3\n4 3 1\n",
+        )
+        .unwrap();
+        let opts = ReadOptions::default();
+        assert_eq!(input_shape(&general, &opts).unwrap(), (4, 3));
+        let grid = Grid { rows: 2, cols: 1 };
+        let mut v = Array2::<f32>::zeros((4, 3));
+        for k in 0..2 {
+            let l = Layout::new(grid, (4, 3), k);
+            let LocalBlock::Dense(b) = read_block(&general, &l, false, &opts).unwrap() else {
+                panic!("dense asked")
+            };
+            v.slice_mut(ndarray::s![l.rows.clone(), l.cols.clone()])
+                .assign(&b);
+        }
+        let want = ndarray::array![[1.5f32, 0., 0.], [0., 3., 0.], [0., 0., 0.], [0., 0., 3.]];
+        assert_eq!(v, want);
+        let sym = dir.path().join("s.mtx");
+        std::fs::write(
+            &sym,
+            "%%MatrixMarket matrix coordinate real symmetric\n3 3 2\n2 1 4\n3 3 1\n",
+        )
+        .unwrap();
+        let l = Layout::new(Grid { rows: 1, cols: 3 }, (3, 3), 0);
+        let LocalBlock::Sparse(b) = read_block(&sym, &l, true, &opts).unwrap() else {
+            panic!("sparse asked")
+        };
+        assert_eq!(b.to_dense(), ndarray::array![[0f32], [4.], [0.]]);
+        let bad = dir.path().join("v.csv");
+        assert!(read_block(&bad, &l, false, &opts).is_err());
     }
 }

@@ -28,6 +28,7 @@ mod npy;
 #[cfg(any(feature = "images", feature = "text"))]
 pub(crate) mod walk;
 mod write;
+pub(crate) use self::mtx::{read_sparse_block as read_mtx_block, shape as mtx_shape};
 pub(crate) use self::npy::{read_block as read_npy_block, shape as npy_shape};
 
 use std::path::{Path, PathBuf};

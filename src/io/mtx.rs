@@ -592,3 +592,103 @@ fn parse_value(s: &str, field: Field) -> std::result::Result<f32, String> {
             .map_err(|_| format!("cannot parse {s:?} as a number")),
     }
 }
+
+/// The shape `(rows, cols)` a MatrixMarket file declares (its header only).
+pub(crate) fn shape(path: &Path, options: &ReadOptions) -> Result<(usize, usize)> {
+    let (_, header, _) = open_header(path, options)?;
+    let too_big = || {
+        format_error(
+            path,
+            Some(header.size_line),
+            None,
+            "the declared shape does not fit in memory addresses".to_string(),
+        )
+    };
+    Ok((
+        usize::try_from(header.rows).map_err(|_| too_big())?,
+        usize::try_from(header.cols).map_err(|_| too_big())?,
+    ))
+}
+
+/// Read the block `rows x cols` of a MatrixMarket coordinate file as CSR: every entry of the
+/// file is parsed (and checked) but only those inside the block are kept, shifted to the
+/// block's origin (symmetric files mirrored first, repeated entries summed). The entries kept
+/// are counted against the limit of `options` ([`sparse_bytes`] per entry) as they are read.
+/// Array files are refused (they are dense: save them as `.npy`).
+pub(crate) fn read_sparse_block(
+    path: &Path,
+    rows: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+    options: &ReadOptions,
+) -> Result<CsrMatrix> {
+    let (mut lines, header, _) = open_header(path, options)?;
+    if header.layout == Layout::Array {
+        return Err(NmfError::UnsupportedInput {
+            path: path.to_path_buf(),
+            reason: "a MatrixMarket array file is dense: a distributed fit reads its block from a .npy file (numpy.save) or a coordinate .mtx file".into(),
+        });
+    }
+    if header.symmetry == Symmetry::SkewSymmetric {
+        return Err(format_error(
+            path,
+            Some(1),
+            None,
+            "the header declares a skew-symmetric matrix, whose mirrored entries are the negated stored ones (a_ji = -a_ij); NMF needs every entry >= 0",
+        ));
+    }
+    let (m, n) = (header.rows, header.cols);
+    if rows.end as u64 > m || cols.end as u64 > n || rows.start > rows.end || cols.start > cols.end
+    {
+        return Err(format_error(
+            path,
+            None,
+            None,
+            format!("the block rows {rows:?} x columns {cols:?} lies outside the {m} x {n} matrix"),
+        ));
+    }
+    let (br, bc) = (rows.len(), cols.len());
+    if u32::try_from(br).is_err() || u32::try_from(bc).is_err() {
+        return Err(format_error(
+            path,
+            None,
+            None,
+            format!("a {br} x {bc} block is more than a sparse matrix indexes (u32 indices); use more ranks"),
+        ));
+    }
+    let symmetric = header.symmetry == Symmetry::Symmetric;
+    let limit = u128::from(options.limit_bytes());
+    let mut triplets: Vec<(u32, u32, f32)> = Vec::new();
+    let err =
+        |line: usize, col: Option<usize>, msg: String| format_error(path, Some(line), col, msg);
+    read_entries(&mut lines, &header, path, |no, i, j, v| {
+        if !v.is_finite() || v < 0.0 {
+            let msg = if v.is_finite() {
+                format!("negative value {v} at entry ({}, {}); NMF needs every entry >= 0 (clip, shift or take absolute values first)", i + 1, j + 1)
+            } else {
+                format!("non-finite value {v} at entry ({}, {}) (NaN, infinite, or beyond float32); remove or impute it first", i + 1, j + 1)
+            };
+            return Err(err(no, Some(3), msg));
+        }
+        let mut keep = |a: usize, b: usize| -> Result<()> {
+            if rows.contains(&a) && cols.contains(&b) {
+                if sparse_bytes(triplets.len() as u128 + 1, br as u64, bc as u64) > limit {
+                    return Err(NmfError::TooLarge {
+                        path: path.to_path_buf(),
+                        what: format!("the entries of the {br} x {bc} block"),
+                        bytes: sparse_bytes(triplets.len() as u128 + 1, br as u64, bc as u64),
+                        limit: options.limit_bytes(),
+                    });
+                }
+                // Both fit in u32 (the block's dimensions were checked above).
+                triplets.push(((a - rows.start) as u32, (b - cols.start) as u32, v));
+            }
+            Ok(())
+        };
+        keep(i, j)?;
+        if symmetric && i != j {
+            keep(j, i)?;
+        }
+        Ok(())
+    })?;
+    CsrMatrix::from_checked_triplets(br, bc, triplets)
+}

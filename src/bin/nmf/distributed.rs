@@ -1,5 +1,6 @@
 //! `nmf fit` as one rank of an MPI job (feature `mpi`): each rank reads its block of a `.npy`
-//! file, the ranks fit together ([`nmf_gpu::distributed`]), and rank 0 writes W.npy, H.npy and
+//! file (only its bytes) or of a MatrixMarket coordinate file (sparse with `--storage`, as a
+//! single-process fit chooses), the ranks fit together ([`nmf_gpu::distributed`]), and rank 0 writes W.npy, H.npy and
 //! summary.json (with the grid, every rank's timings and the bytes communicated per
 //! iteration), or every rank writes its pieces with `--output-parts`.
 //!
@@ -25,6 +26,7 @@ use crate::args::{FitArgs, OrthogonalArg, SolverArg};
 use crate::backend::backend;
 use crate::error::CliError;
 use crate::print_stdout;
+use crate::storage::{choose, Storage};
 use crate::summary::{f32_json, shape_json, H_FILE, SUMMARY_FILE, W_FILE};
 
 /// Whether `nmf fit` runs as a rank of an MPI job.
@@ -60,9 +62,9 @@ fn refuse_unsupported(args: &FitArgs) -> Result<(), CliError> {
         return no("--samples-as-rows (save the transposed matrix instead)");
     }
     let ext = args.input.input.extension().and_then(|e| e.to_str());
-    if !ext.is_some_and(|e| e.eq_ignore_ascii_case("npy")) {
+    if !ext.is_some_and(|e| e.eq_ignore_ascii_case("npy") || e.eq_ignore_ascii_case("mtx")) {
         return Err(CliError::usage(format!(
-            "{}: a distributed fit reads .npy files (each rank reads only its block); convert the matrix with numpy.save",
+            "{}: a distributed fit reads .npy files (each rank reads only its block) and MatrixMarket coordinate .mtx files; convert the matrix with numpy.save or scipy.io.mmwrite",
             args.input.input.display()
         )));
     }
@@ -150,11 +152,17 @@ fn fit<C: Communicator>(args: &FitArgs, world: &C) -> Result<u8, RankError> {
     )
     .map_err(|e| from_lib(e, true))?;
     let path = args.input.input.as_path();
-    let shape =
-        distributed::agree(world, distributed::npy_shape(path)).map_err(|e| from_lib(e, true))?;
+    let options = ReadOptions::default();
+    // `--storage`: sparse blocks (CPU engine) for .mtx files as a single-process fit chooses.
+    let sparse = matches!(
+        choose(args.input.storage, path, args.backend).map_err(alike)?,
+        Storage::Sparse(_)
+    );
+    let shape = distributed::agree(world, distributed::input_shape(path, &options))
+        .map_err(|e| from_lib(e, true))?;
     let layout = distributed::layout(world, grid, shape).map_err(|e| from_lib(e, false))?;
     let read_start = Instant::now();
-    let block = distributed::read_npy_block(path, &layout, &ReadOptions::default());
+    let block = distributed::read_block(path, &layout, sparse, &options);
     let block: LocalBlock = distributed::agree(world, block).map_err(|e| from_lib(e, true))?;
     let read_seconds = read_start.elapsed().as_secs_f64();
     let dir = args.output_dir.as_path();
@@ -254,7 +262,8 @@ fn fit<C: Communicator>(args: &FitArgs, world: &C) -> Result<u8, RankError> {
     let summary = json!({
         "nmf_version": env!("CARGO_PKG_VERSION"),
         "input": path.display().to_string(),
-        "format": "npy",
+        "format": path.extension().and_then(|e| e.to_str()).unwrap_or("npy"),
+        "storage": if sparse { "sparse" } else { "dense" },
         "shape": shape_json(shape),
         "rank": r,
         "solver": solver.name(),
