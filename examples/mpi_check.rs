@@ -7,6 +7,7 @@
 //!                                         bytes per iteration match the formula
 //! mpirun -np P mpi_check fail RANK        a negative entry in RANK's block: that rank reports
 //!                                         it, the others see PeerFailed; exits 1
+//! mpirun -np P mpi_check abort RANK       RANK aborts mid-collective: the job ends, non-zero
 //! mpirun -np P mpi_check badgrid GRID [M N]  the grid (or `auto`, the chosen one) is refused for
 //!                                         an M x N matrix on every rank before any work
 //! mpi_check write-npy FILE [NEG_ROW NEG_COL]   the test matrix (optionally with one negative entry)
@@ -300,6 +301,21 @@ fn main() -> ExitCode {
                     Ok(false)
                 }
             }
+        }
+        "abort" => {
+            // RANK fails in the middle of the collectives: it aborts the job while the others
+            // wait in a barrier; the job must end (non-zero) rather than hang.
+            let bad: usize = arg(1).parse().unwrap_or(1);
+            if me == bad {
+                distributed::abort(
+                    &world,
+                    &NmfError::GpuDeviceLost {
+                        message: "simulated device loss".into(),
+                    },
+                );
+            }
+            world.barrier();
+            Ok(true)
         }
         "fail" => {
             let bad: usize = arg(1).parse().unwrap_or(1);
