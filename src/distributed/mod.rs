@@ -137,7 +137,7 @@ pub struct DistFit {
 #[cfg(feature = "mpi")]
 /// The layout of this rank for V of `shape`: on `grid`, or MPI-FAUN's choice for the job's
 /// size and the shape ([`Grid::choose`]); a grid that does not fit is an
-/// [`NmfError::InvalidGrid`] on every rank.
+/// [`NmfError::InvalidGrid`](crate::NmfError::InvalidGrid) on every rank.
 pub fn layout<C: Communicator>(
     world: &C,
     grid: Option<Grid>,
@@ -154,7 +154,7 @@ pub fn npy_shape(path: &Path) -> Result<(usize, usize)> {
     crate::io::npy_shape(path)
 }
 
-/// Read this rank's block of a 2-D `.npy` file (only its bytes; see [`layout`]).
+/// Read this rank's block of a 2-D `.npy` file (only its bytes), at the ranges of its [`Layout`].
 pub fn read_npy_block(path: &Path, layout: &Layout, options: &ReadOptions) -> Result<LocalBlock> {
     crate::io::read_npy_block(path, layout.rows.clone(), layout.cols.clone(), options)
         .map(LocalBlock::Dense)
