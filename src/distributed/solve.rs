@@ -45,13 +45,13 @@ use rand::SeedableRng;
 
 use super::comm::{abort, agree, GridComm, Group, Phase};
 use super::grid::{split, Layout};
-use super::start::DistOp;
+use super::start::{random_pieces, DistOp};
 use super::{CommStats, DistFit, LocalBlock, Timings};
 use crate::engine::cpu::{CpuEngine, SparseOp};
 use crate::engine::{check_data, with_engine, Engine, EngineTask, MuDenominator, MuRule, Side};
 use crate::error::{NmfError, Result};
 use crate::linalg::LinearOperator;
-use crate::options::{Loss, Orthogonality, Solver, ValidParams};
+use crate::options::{Init, Loss, Orthogonality, Solver, ValidParams};
 use crate::params::NmfParams;
 use crate::report::FitReport;
 use crate::solver::history::{History, Verdict};
@@ -320,10 +320,19 @@ impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
             local: op,
             t: false,
         };
-        let (w0, h0) = crate::init::start(dist, || mean, &p.init, p.rank, &mut rng);
-        let w = w0.slice(s![l.w_rows.clone(), ..]).to_owned();
-        let h = h0.slice(s![.., l.h_cols.clone()]).to_owned();
-        drop((w0, h0));
+        let (w, h) = match &p.init {
+            Init::Random => {
+                let scale = (mean / p.rank as f64).sqrt() as f32;
+                random_pieces(l, p.rank, scale, &mut rng)
+            }
+            init => {
+                let (w0, h0) = crate::init::start(dist, || mean, init, p.rank, &mut rng);
+                (
+                    w0.slice(s![l.w_rows.clone(), ..]).to_owned(),
+                    h0.slice(s![.., l.h_cols.clone()]).to_owned(),
+                )
+            }
+        };
         let empty =
             ArrayView2::from_shape((0, 0), &EMPTY[..]).map_err(|_| NmfError::ShapeMismatch {
                 what: "the empty host matrix",

@@ -1,9 +1,11 @@
 //! The start of a distributed fit: the statistics of V and the initial factors, equal to the
 //! single-process start for the same seed.
 //!
-//! Every rank computes the *whole* `W₀` (m x r) and `H₀` (r x n) the single-process
-//! [`crate::init::start`] would, with the same seeded generator, then keeps its pieces:
-//! random starts need only the mean of V (one all-reduce); the NNDSVD family runs the same
+//! Every rank draws the same seeded sequence the single-process [`crate::init::start`] draws.
+//! A random start needs only the mean of V (one all-reduce): each rank runs through the whole
+//! sequence (`H₀` row by row, then `W₀`) and keeps the entries of its pieces
+//! ([`random_pieces`]), in `O((m + n)·r)` time and the memory of its pieces. The NNDSVD family
+//! computes the whole `W₀` and `H₀` on every rank and keeps its pieces: it runs the same
 //! randomized SVD on a [`DistOp`], whose products `V X` and `Xᵀ V` are formed block by block
 //! and summed over the ranks (an all-reduce of an m x l or l x n sketch, l = r + 10), so each
 //! rank holds the same sketch and computes the same SVD. This costs `O((m + n)·(r + 10))`
@@ -12,6 +14,8 @@
 
 use mpi::topology::Communicator;
 use ndarray::{s, Array2, ArrayView2};
+use rand::Rng;
+use rand_distr::StandardNormal;
 
 use super::comm::GridComm;
 use crate::linalg::LinearOperator;
@@ -102,4 +106,40 @@ impl<C: Communicator, A: LinearOperator + Clone> LinearOperator for DistOp<'_, '
             ..self.clone()
         }
     }
+}
+
+/// This rank's pieces of the random start `scale·|N(0,1)|` (H₀ drawn first, row-major, then
+/// W₀; the order and the draws of [`crate::init::start`]'s `Init::Random`), without forming
+/// the whole factors.
+pub(crate) fn random_pieces(
+    layout: &super::grid::Layout,
+    r: usize,
+    scale: f32,
+    rng: &mut impl Rng,
+) -> (Array2<f32>, Array2<f32>) {
+    let (m, n) = layout.shape;
+    let (wr, hc) = (&layout.w_rows, &layout.h_cols);
+    let mut draw = || {
+        let z: f32 = rng.sample(StandardNormal);
+        scale * z.abs()
+    };
+    let mut h = Array2::<f32>::zeros((r, hc.len()));
+    for t in 0..r {
+        for j in 0..n {
+            let x = draw();
+            if hc.contains(&j) {
+                h[[t, j - hc.start]] = x;
+            }
+        }
+    }
+    let mut w = Array2::<f32>::zeros((wr.len(), r));
+    for i in 0..m {
+        for t in 0..r {
+            let x = draw();
+            if wr.contains(&i) {
+                w[[i - wr.start, t]] = x;
+            }
+        }
+    }
+    (w, h)
 }
