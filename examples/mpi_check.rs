@@ -12,6 +12,7 @@
 //!                                         an M x N matrix on every rank before any work
 //! mpi_check write-npy FILE [NEG_ROW NEG_COL]   the test matrix (optionally with one negative entry)
 //! mpi_check compare A.npy B.npy TOL       relative Frobenius difference of two matrices < TOL
+//! mpi_check write-images DIR NPY         12 PGM images, and the V load_dir reads from them
 //! mpi_check write-mtx FILE               the test matrix as a MatrixMarket coordinate file
 //! mpi_check write-random FILE M N R       a benchmark matrix of rank R plus 1% noise
 //! ```
@@ -199,6 +200,32 @@ fn main() -> ExitCode {
                 v[[i, j]] = -1.0;
             }
             return match write_npy_atomic(arg(1), &v) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        "write-images" => {
+            // 12 grey 6 x 5 PGM images in DIR, and the V that load_dir reads from them in NPY.
+            let dir = std::path::Path::new(arg(1));
+            let written = std::fs::create_dir_all(dir)
+                .map_err(|e| e.to_string())
+                .and_then(|()| {
+                    for k in 0..12usize {
+                        let mut pgm = b"P5\n6 5\n255\n".to_vec();
+                        pgm.extend(
+                            (0..30usize).map(|p| ((k * 37 + p * 11 + (p % 6) * k) % 251) as u8),
+                        );
+                        std::fs::write(dir.join(format!("face{k}.pgm")), pgm)
+                            .map_err(|e| e.to_string())?;
+                    }
+                    let set = nmf_gpu::images::load_dir(dir, nmf_gpu::images::SizePolicy::Exact)
+                        .map_err(|e| e.to_string())?;
+                    write_npy_atomic(arg(2), &set.matrix()).map_err(|e| e.to_string())
+                });
+            return match written {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");

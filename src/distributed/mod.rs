@@ -194,6 +194,55 @@ pub fn read_block(
     }
 }
 
+/// The images of a directory as V (pixels x images, as
+/// [`images::load_dir_with`](crate::images::load_dir_with) reads it), for a distributed fit:
+/// the files in order and V's shape, from the first image's header (or the size policy).
+#[cfg(feature = "images")]
+#[derive(Debug, Clone)]
+pub struct ImageDir {
+    dir: std::path::PathBuf,
+    names: Vec<std::path::PathBuf>,
+    size: crate::images::SizePolicy,
+    shape: (usize, usize),
+}
+
+#[cfg(feature = "images")]
+impl ImageDir {
+    /// List the images of `dir` (every rank lists the same files in the same order).
+    pub fn open(
+        dir: &Path,
+        size: crate::images::SizePolicy,
+        options: &ReadOptions,
+    ) -> Result<ImageDir> {
+        let (names, shape) = crate::images::plan_dir(dir, size, options)?;
+        Ok(ImageDir {
+            dir: dir.to_path_buf(),
+            names,
+            size,
+            shape,
+        })
+    }
+
+    /// V's shape, `(pixels, images)`.
+    pub fn shape(&self) -> (usize, usize) {
+        self.shape
+    }
+
+    /// This rank's block: it decodes only its share of the files (the images of its column
+    /// block) and keeps its rows of pixels.
+    pub fn read_block(&self, layout: &Layout, options: &ReadOptions) -> Result<LocalBlock> {
+        crate::images::load_dir_block(
+            &self.dir,
+            &self.names,
+            self.size,
+            options,
+            layout.rows.clone(),
+            layout.cols.clone(),
+        )
+        .map(LocalBlock::Dense)
+    }
+}
+
 fn extension(path: &Path) -> Option<String> {
     path.extension()
         .and_then(|e| e.to_str())
@@ -392,5 +441,39 @@ mod tests {
         assert_eq!(b.to_dense(), ndarray::array![[0f32], [4.], [0.]]);
         let bad = dir.path().join("v.csv");
         assert!(read_block(&bad, &l, false, &opts).is_err());
+    }
+
+    #[cfg(feature = "images")]
+    #[test]
+    fn image_blocks_are_the_blocks_of_the_whole_set() {
+        let dir = tempfile::tempdir().unwrap();
+        for k in 0..5u8 {
+            let mut pgm = b"P5\n3 2\n255\n".to_vec();
+            pgm.extend((0..6u8).map(|p| k * 40 + p));
+            std::fs::write(dir.path().join(format!("{k}.pgm")), pgm).unwrap();
+        }
+        let opts = ReadOptions::default();
+        let policy = crate::images::SizePolicy::Exact;
+        let whole = crate::images::load_dir_with(dir.path(), policy, &opts)
+            .unwrap()
+            .into_matrix();
+        let set = ImageDir::open(dir.path(), policy, &opts).unwrap();
+        assert_eq!(set.shape(), (6, 5));
+        let grid = Grid { rows: 2, cols: 2 };
+        for k in 0..4 {
+            let l = Layout::new(grid, (6, 5), k);
+            let LocalBlock::Dense(b) = set.read_block(&l, &opts).unwrap() else {
+                panic!("image blocks are dense")
+            };
+            assert_eq!(b, whole.slice(ndarray::s![l.rows.clone(), l.cols.clone()]));
+        }
+        // An image of another size in a later share is refused.
+        std::fs::write(dir.path().join("9.pgm"), b"P5\n2 2\n255\n\x01\x02\x03\x04").unwrap();
+        let set = ImageDir::open(dir.path(), policy, &opts).unwrap();
+        let l = Layout::new(Grid { rows: 1, cols: 2 }, set.shape(), 1);
+        assert!(matches!(
+            set.read_block(&l, &opts),
+            Err(crate::NmfError::MixedImageSizes { .. })
+        ));
     }
 }

@@ -367,3 +367,82 @@ fn fit_to_size(grey: GrayImage, size: SizePolicy, path: &Path) -> Result<GrayIma
         }
     }
 }
+
+/// The files [`load_dir_with`] reads from `dir`, in its order (relative to `dir`), and the
+/// shape `(pixels, images)` of its `V` under `size`: the size policy's target, or for
+/// [`SizePolicy::Exact`] the size the first image's header declares.
+pub(crate) fn plan_dir(
+    dir: &Path,
+    size: SizePolicy,
+    options: &ReadOptions,
+) -> Result<(Vec<PathBuf>, (usize, usize))> {
+    let names = list_files(
+        dir,
+        "open the image directory",
+        "the images",
+        Descend::Recursive,
+        &has_image_extension,
+    )?;
+    let Some(first) = names.first() else {
+        return Err(NmfError::NoImages {
+            dir: dir.to_path_buf(),
+        });
+    };
+    let (w, h) = match size.target() {
+        Some(t) => t,
+        None => {
+            let header = probe(&dir.join(first), options.limit_bytes())?;
+            (header.width, header.height)
+        }
+    };
+    Ok((names.clone(), (w as usize * h as usize, names.len())))
+}
+
+/// Rows `rows` of the columns `cols` of the `V` that [`load_dir_with`] gives for `dir`
+/// (`names` from [`plan_dir`]), decoding only the images of `cols`. Under
+/// [`SizePolicy::Exact`] each image must have the size of the directory's first image.
+pub(crate) fn load_dir_block(
+    dir: &Path,
+    names: &[PathBuf],
+    size: SizePolicy,
+    options: &ReadOptions,
+    rows: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+) -> Result<Array2<f32>> {
+    let (Some(first), Some(share)) = (names.first(), names.get(cols.clone())) else {
+        return Err(NmfError::ShapeMismatch {
+            what: "the images of a block",
+            expected: format!("columns within 0..{}", names.len()),
+            found: format!("{cols:?}"),
+        });
+    };
+    let limit = options.limit_bytes();
+    let (want_w, want_h) = match size.target() {
+        Some(t) => t,
+        None => {
+            let h = probe(&dir.join(first), limit)?;
+            (h.width, h.height)
+        }
+    };
+    let paths: Vec<PathBuf> = share.iter().map(|name| dir.join(name)).collect();
+    let set = load_paths(dir, &paths, share.to_vec(), size, limit)?;
+    if (set.width(), set.height()) != (want_w as usize, want_h as usize) {
+        return Err(NmfError::MixedImageSizes {
+            first: dir.join(first),
+            first_width: want_w,
+            first_height: want_h,
+            other: paths[0].clone(),
+            other_width: set.width() as u32,
+            other_height: set.height() as u32,
+        });
+    }
+    let v = set.into_matrix();
+    if rows.end > v.nrows() {
+        return Err(NmfError::ShapeMismatch {
+            what: "the pixel rows of a block",
+            expected: format!("rows within 0..{}", v.nrows()),
+            found: format!("{rows:?}"),
+        });
+    }
+    Ok(v.slice(ndarray::s![rows, ..]).to_owned())
+}

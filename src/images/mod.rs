@@ -44,6 +44,7 @@ mod synthetic;
 
 pub use image::GrayImage;
 pub use load::{load_dir, load_dir_with, SizePolicy, IMAGE_EXTENSIONS};
+pub(crate) use load::{load_dir_block, plan_dir};
 pub use montage::{montage, save_png, MontageLayout, TileScale};
 pub use pca::{pca, Pca};
 pub use preprocess::Preprocess;

@@ -1,6 +1,7 @@
 //! `nmf fit` as one rank of an MPI job (feature `mpi`): each rank reads its block of a `.npy`
-//! file (only its bytes) or of a MatrixMarket coordinate file (sparse with `--storage`, as a
-//! single-process fit chooses), the ranks fit together ([`nmf_gpu::distributed`]), and rank 0 writes W.npy, H.npy and
+//! file (only its bytes), of a MatrixMarket coordinate file (sparse with `--storage`, as a
+//! single-process fit chooses) or of an image directory (its share of the files, as
+//! `images::load_dir` orders them; all of one size), the ranks fit together ([`nmf_gpu::distributed`]), and rank 0 writes W.npy, H.npy and
 //! summary.json (with the grid, every rank's timings and the bytes communicated per
 //! iteration), or every rank writes its pieces with `--output-parts`.
 //!
@@ -17,7 +18,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use nmf_gpu::distributed::mpi::traits::*;
-use nmf_gpu::distributed::{self, Grid, LocalBlock};
+use nmf_gpu::distributed::{self, Grid, ImageDir, LocalBlock};
+use nmf_gpu::images::SizePolicy;
 use nmf_gpu::io::{write_bytes_atomic, write_npy_atomic, ReadOptions};
 use nmf_gpu::{Init, Loss, Nmf, NmfError, Orthogonality, Solver};
 use serde_json::json;
@@ -62,9 +64,11 @@ fn refuse_unsupported(args: &FitArgs) -> Result<(), CliError> {
         return no("--samples-as-rows (save the transposed matrix instead)");
     }
     let ext = args.input.input.extension().and_then(|e| e.to_str());
-    if !ext.is_some_and(|e| e.eq_ignore_ascii_case("npy") || e.eq_ignore_ascii_case("mtx")) {
+    if !args.input.input.is_dir()
+        && !ext.is_some_and(|e| e.eq_ignore_ascii_case("npy") || e.eq_ignore_ascii_case("mtx"))
+    {
         return Err(CliError::usage(format!(
-            "{}: a distributed fit reads .npy files (each rank reads only its block) and MatrixMarket coordinate .mtx files; convert the matrix with numpy.save or scipy.io.mmwrite",
+            "{}: a distributed fit reads .npy files (each rank reads only its block), MatrixMarket coordinate .mtx files and image directories; convert the matrix with numpy.save or scipy.io.mmwrite",
             args.input.input.display()
         )));
     }
@@ -158,11 +162,24 @@ fn fit<C: Communicator>(args: &FitArgs, world: &C) -> Result<u8, RankError> {
         choose(args.input.storage, path, args.backend).map_err(alike)?,
         Storage::Sparse(_)
     );
-    let shape = distributed::agree(world, distributed::input_shape(path, &options))
-        .map_err(|e| from_lib(e, true))?;
+    // An image directory: every rank lists the files, then decodes its share.
+    let images = if path.is_dir() {
+        let set = ImageDir::open(path, SizePolicy::Exact, &options);
+        Some(distributed::agree(world, set).map_err(|e| from_lib(e, true))?)
+    } else {
+        None
+    };
+    let shape = match &images {
+        Some(set) => set.shape(),
+        None => distributed::agree(world, distributed::input_shape(path, &options))
+            .map_err(|e| from_lib(e, true))?,
+    };
     let layout = distributed::layout(world, grid, shape).map_err(|e| from_lib(e, false))?;
     let read_start = Instant::now();
-    let block = distributed::read_block(path, &layout, sparse, &options);
+    let block = match &images {
+        Some(set) => set.read_block(&layout, &options),
+        None => distributed::read_block(path, &layout, sparse, &options),
+    };
     let block: LocalBlock = distributed::agree(world, block).map_err(|e| from_lib(e, true))?;
     let read_seconds = read_start.elapsed().as_secs_f64();
     let dir = args.output_dir.as_path();
@@ -262,7 +279,7 @@ fn fit<C: Communicator>(args: &FitArgs, world: &C) -> Result<u8, RankError> {
     let summary = json!({
         "nmf_version": env!("CARGO_PKG_VERSION"),
         "input": path.display().to_string(),
-        "format": path.extension().and_then(|e| e.to_str()).unwrap_or("npy"),
+        "format": if images.is_some() { "images" } else { path.extension().and_then(|e| e.to_str()).unwrap_or("npy") },
         "storage": if sparse { "sparse" } else { "dense" },
         "shape": shape_json(shape),
         "rank": r,
