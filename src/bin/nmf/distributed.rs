@@ -6,8 +6,9 @@
 //! iteration), or every rank writes its pieces with `--output-parts`.
 //!
 //! The fit is distributed when `--distributed`, `--grid` or `--output-parts` is given, or when
-//! an MPI launcher started the process: OpenMPI's `mpirun` (OMPI_COMM_WORLD_SIZE), MPICH /
-//! Hydra and Slurm's `srun --mpi=pmi2` (PMI_SIZE), or a PMIx launcher (PMIX_RANK).
+//! an MPI launcher started more than one rank: OpenMPI's `mpirun` (OMPI_COMM_WORLD_SIZE),
+//! MPICH / Hydra and Slurm's `srun --mpi=pmi2` (PMI_SIZE), or Slurm with PMIx (PMIX_RANK and
+//! SLURM_NTASKS).
 //!
 //! Errors: one every rank makes alike (a bad grid, an option a distributed fit lacks) is
 //! printed by rank 0; an error of one rank is printed by that rank as
@@ -31,14 +32,22 @@ use crate::print_stdout;
 use crate::storage::{choose, Storage};
 use crate::summary::{f32_json, shape_json, H_FILE, SUMMARY_FILE, W_FILE};
 
-/// Whether `nmf fit` runs as a rank of an MPI job.
+/// Whether `nmf fit` runs as a rank of an MPI job: when asked, or when a launcher started more
+/// than one rank (a single rank under a launcher, e.g. a plain `srun nmf fit`, runs the
+/// single-process fit, which reads every input format).
 pub fn requested(args: &FitArgs) -> bool {
-    args.distributed
-        || args.grid.is_some()
-        || args.output_parts
-        || ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"]
-            .iter()
-            .any(|v| std::env::var_os(v).is_some())
+    let size = |var: &str| {
+        std::env::var(var)
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+    };
+    let pmix = std::env::var_os("PMIX_RANK").is_some();
+    let launched = ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE"]
+        .iter()
+        .filter_map(|v| size(v))
+        .chain(pmix.then(|| size("SLURM_NTASKS")).flatten())
+        .any(|n| n > 1);
+    args.distributed || args.grid.is_some() || args.output_parts || launched
 }
 
 /// Options a distributed fit does not take (usage errors, found alike on every rank).
