@@ -46,12 +46,15 @@ impl NmfParams {
     /// for the row offsets), and a sparser side (fewer than 4 entries per row and panel, as in
     /// a very wide matrix) is read unsplit. In all, at most 24 bytes per stored entry plus
     /// `8·(n + 1)` on top of `v` (about 20 per entry on typical data: 2.5 times `v`).
-    /// [`Backend::Gpu`](crate::Backend) gives [`NmfError::UnsupportedOption`](crate::NmfError::UnsupportedOption); [`Backend::Auto`](crate::Backend::Auto) runs on the CPU.
+    ///
+    /// On [`Backend::Gpu`](crate::Backend) V and its transpose are uploaded once in CSR form
+    /// (8 bytes per stored entry each, plus 4 per row and per column), split into row panels of
+    /// at most one storage binding, and every product runs over the stored entries on the
+    /// device. [`Backend::Auto`](crate::Backend::Auto) runs sparse data on the CPU.
     pub fn fit_sparse(&self, v: &CsrMatrix) -> Result<Factorization> {
         let start = Instant::now();
         let (m, n) = v.dim();
         let valid = self.check(m, n)?;
-        crate::engine::check_sparse_backend(&self.backend)?;
         check_sparse_budget(v, &valid)?;
         // The values were checked (finite, >= 0) when the CsrMatrix was built.
         let vt = v.transpose();

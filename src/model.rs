@@ -284,10 +284,10 @@ fn error_ratio(residual: f64, v_norm: f64) -> f64 {
 }
 
 impl Factorization {
-    /// [`transform`](Self::transform) for sparse samples `v_new` (m x n'), on the CPU engine
-    /// (see [`NmfParams::fit_sparse`](crate::NmfParams::fit_sparse)): H (r x n') with W fixed,
+    /// [`transform`](Self::transform) for sparse samples `v_new` (m x n'), on the model's
+    /// engine (see [`NmfParams::fit_sparse`](crate::NmfParams::fit_sparse)): H (r x n') with W fixed,
     /// the same encodings as `transform` of the dense matrix up to float rounding.
-    /// A model whose backend is [`Backend::Gpu`] gives [`NmfError::UnsupportedOption`].
+    /// A model whose backend is [`Backend::Gpu`] encodes on that device.
     pub fn transform_sparse(&self, v_new: &crate::sparse::CsrMatrix) -> Result<Array2<f32>> {
         let (m, n) = v_new.dim();
         if m != self.w.nrows() {
@@ -300,7 +300,6 @@ impl Factorization {
         if n == 0 {
             return Err(NmfError::EmptyInput { rows: m, cols: n });
         }
-        crate::engine::check_sparse_backend(&self.backend)?;
         let vt = v_new.transpose();
         self.encode(Data::Sparse { v: v_new, vt: &vt })
     }

@@ -348,30 +348,69 @@ fn auto_backend_runs_sparse_on_the_cpu() {
     assert!(fit.engine().starts_with("cpu"), "{}", fit.engine());
 }
 
+/// Sparse V on the GPU engine: every solver and loss ends within 1e-3 (relative error) of the
+/// CPU sparse path from the same start, on data with empty rows and columns, with V split into
+/// row panels too; a GPU model encodes sparse samples like the CPU.
 #[test]
-fn gpu_backend_is_a_typed_error() {
+fn gpu_sparse_fits_match_the_cpu() {
     let Some(ctx) = common::gpu_or_skip() else {
         return;
     };
-    let csr = CsrMatrix::from_dense(data().view()).unwrap();
-    let p = Nmf::params(3).init(Init::Random).max_iter(5);
-    match p
-        .clone()
-        .backend(Backend::Gpu(ctx.clone()))
-        .fit_sparse(&csr)
-    {
-        Err(NmfError::UnsupportedOption { option, requires }) => {
-            assert_eq!(option, "sparse V");
-            assert!(requires.contains("Backend::Cpu"), "{requires}");
+    let mut v = data();
+    v.row_mut(5).fill(0.0);
+    v.column_mut(17).fill(0.0);
+    let csr = CsrMatrix::from_dense(v.view()).unwrap();
+    let (m, n, r) = (v.nrows(), v.ncols(), 4);
+    let small = ctx.clone().with_max_panel_bytes(4 * 200);
+    for (solver, loss) in [
+        (Solver::MultiplicativeUpdate, Loss::Frobenius),
+        (Solver::MultiplicativeUpdate, Loss::KullbackLeibler),
+        (Solver::Hals, Loss::Frobenius),
+    ] {
+        let p = Nmf::params(r)
+            .solver(solver)
+            .loss(loss)
+            .init(custom(m, n, r))
+            .max_iter(60)
+            .tol(0.0);
+        let cpu = p.clone().fit_sparse(&csr).unwrap();
+        for c in [&ctx, &small] {
+            let gpu = p
+                .clone()
+                .backend(Backend::Gpu(c.clone()))
+                .fit_sparse(&csr)
+                .unwrap();
+            assert!(gpu.engine().starts_with("gpu"), "{}", gpu.engine());
+            let (a, b) = (
+                cpu.relative_error_sparse(&csr).unwrap(),
+                gpu.relative_error_sparse(&csr).unwrap(),
+            );
+            assert!(
+                (a - b).abs() <= 1e-3,
+                "{solver:?} {loss:?}: cpu {a}, gpu {b}"
+            );
+            let (la, lb) = (*cpu.losses().last().unwrap(), *gpu.losses().last().unwrap());
+            assert!(
+                (la - lb).abs() <= 1e-3 * la,
+                "{solver:?} {loss:?}: {la} vs {lb}"
+            );
+            assert!(gpu.h().row(0).iter().all(|x| x.is_finite()));
+            assert!(gpu.h().column(17).iter().all(|&x| x >= 0.0));
         }
-        other => panic!("expected UnsupportedOption, got {other:?}"),
     }
-    // A model fitted on the GPU encodes dense samples there, sparse ones nowhere.
-    let fit = p.backend(Backend::Gpu(ctx)).fit(data().view()).unwrap();
-    assert!(matches!(
-        fit.transform_sparse(&csr),
-        Err(NmfError::UnsupportedOption { .. })
-    ));
+    let p = Nmf::params(3).init(custom(m, n, 3)).max_iter(30);
+    let cpu = p.clone().fit_sparse(&csr).unwrap();
+    let gpu = p.backend(Backend::Gpu(ctx)).fit_sparse(&csr).unwrap();
+    let (a, b) = (
+        cpu.transform_sparse(&csr).unwrap(),
+        gpu.transform_sparse(&csr).unwrap(),
+    );
+    let scale = a.iter().fold(1e-12f32, |m, x| m.max(x.abs()));
+    let diff = a
+        .iter()
+        .zip(&b)
+        .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+    assert!(diff <= 1e-2 * scale, "transform: {diff} vs {scale}");
 }
 
 // ---------- MatrixMarket to CSR ----------

@@ -15,7 +15,7 @@ use ndarray::{Array2, ArrayView2};
 #[cfg(feature = "gpu")]
 pub use self::gpu::GpuContext;
 pub use self::stats::GpuStats;
-pub(crate) use self::task::{check_data, check_sparse_backend, with_engine, EngineTask};
+pub(crate) use self::task::{check_data, with_engine, with_sparse_engine, EngineTask};
 use crate::error::Result;
 use crate::options::{Loss, Regularization};
 

@@ -75,15 +75,24 @@ pub(crate) fn with_engine<T: EngineTask>(
     Ok((task.run(&mut engine)?, name))
 }
 
-/// Sparse `V` runs on the CPU engine only: [`Backend::Gpu`] is an error, [`Backend::Auto`]
-/// picks the CPU.
-pub(crate) fn check_sparse_backend(backend: &Backend) -> Result<()> {
-    match backend {
-        #[cfg(feature = "gpu")]
-        Backend::Gpu(_) => Err(NmfError::UnsupportedOption {
-            option: "sparse V",
-            requires: "Backend::Cpu (or Backend::Auto, which runs sparse data on the CPU)",
-        }),
-        _ => Ok(()),
+/// Build the engine for `backend` over a sparse `v` and its transpose `vt`
+/// (`v.transpose()`) and run `task` on it; returns the engine's name too.
+/// [`Backend::Gpu`] runs on that device; [`Backend::Auto`] runs sparse data on the CPU.
+pub(crate) fn with_sparse_engine<T: EngineTask>(
+    v: &crate::sparse::CsrMatrix,
+    vt: &crate::sparse::CsrMatrix,
+    backend: &Backend,
+    task: T,
+) -> Result<(T::Output, String)> {
+    #[cfg(feature = "gpu")]
+    if let Backend::Gpu(ctx) = backend {
+        let mut engine = super::gpu::GpuEngine::new_sparse(ctx, v, vt)?;
+        let name = engine.name();
+        return Ok((task.run(&mut engine)?, name));
     }
+    #[cfg(not(feature = "gpu"))]
+    let _: &Backend = backend; // Cpu and Auto both run on the CPU engine
+    let mut engine = CpuEngine::new_sparse(v, vt);
+    let name = engine.name();
+    Ok((task.run(&mut engine)?, name))
 }

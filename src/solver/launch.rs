@@ -6,8 +6,7 @@ use ndarray::{Array2, ArrayView2};
 use super::budget::{self, Storage};
 use super::scale::DataScale;
 use super::{run, RunOutput, Update};
-use crate::engine::cpu::CpuEngine;
-use crate::engine::{with_engine, Backend, Engine, EngineTask};
+use crate::engine::{with_engine, with_sparse_engine, Backend, Engine, EngineTask};
 use crate::error::Result;
 use crate::options::ValidParams;
 use crate::sparse::CsrMatrix;
@@ -120,20 +119,12 @@ fn run_data(
     h0: &Array2<f32>,
     update: Update,
 ) -> Result<(RunOutput, String)> {
-    match data {
-        Data::Dense(v) => run_on_backend(v, backend, params, w0, h0, update),
-        Data::Sparse { v, vt } => {
-            crate::engine::check_sparse_backend(backend)?;
-            let mut engine = CpuEngine::new_sparse(v, vt);
-            let name = engine.name();
-            Ok((run(&mut engine, params, w0, h0, update)?, name))
-        }
-    }
+    run_on_backend(data, backend, params, w0, h0, update)
 }
 
-/// Build the engine for `backend` over `v` and run the solver.
+/// Build the engine for `backend` over `data` and run the solver.
 fn run_on_backend(
-    v: ArrayView2<'_, f32>,
+    data: Data<'_>,
     backend: &Backend,
     params: &ValidParams,
     w0: &Array2<f32>,
@@ -152,14 +143,14 @@ fn run_on_backend(
             run(e, self.params, self.w0, self.h0, self.update)
         }
     }
-    with_engine(
-        v,
-        backend,
-        Solve {
-            params,
-            w0,
-            h0,
-            update,
-        },
-    )
+    let task = Solve {
+        params,
+        w0,
+        h0,
+        update,
+    };
+    match data {
+        Data::Dense(v) => with_engine(v, backend, task),
+        Data::Sparse { v, vt } => with_sparse_engine(v, vt, backend, task),
+    }
 }

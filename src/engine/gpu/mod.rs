@@ -14,6 +14,9 @@ mod matmul_plan;
 mod pipelines;
 mod scheduler;
 mod shaders;
+mod sparse;
+#[cfg(test)]
+mod sparse_tests;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -73,6 +76,7 @@ impl GpuEngine {
             partials: None,
             slices: None,
             loss_sums: None,
+            sparse: None,
         })
     }
 
@@ -286,6 +290,9 @@ impl Engine for GpuEngine {
     }
 
     fn v_ht(&mut self, h: &GpuMat, out: &mut GpuMat) -> Result<()> {
+        if self.sparse.is_some() {
+            return self.sparse_v_ht(h, out);
+        }
         let (m, n, r) = (self.m, self.n, h.rows);
         check_shape("H (r x n) in V Hᵀ", h, r, n)?;
         check_shape("the output of V Hᵀ", out, m, r)?;
@@ -308,6 +315,9 @@ impl Engine for GpuEngine {
     }
 
     fn wt_v(&mut self, w: &GpuMat, out: &mut GpuMat) -> Result<()> {
+        if self.sparse.is_some() {
+            return self.sparse_wt_v(w, out);
+        }
         let (m, n, r) = (self.m, self.n, w.cols);
         check_shape("W (m x r) in Wᵀ V", w, m, r)?;
         check_shape("the output of Wᵀ V", out, r, n)?;
@@ -337,6 +347,9 @@ impl Engine for GpuEngine {
         match side {
             Side::Left => check_shape("the KL numerator of W", out, self.m, r)?,
             Side::Right => check_shape("the KL numerator of H", out, r, self.n)?,
+        }
+        if self.sparse.is_some() {
+            return self.sparse_kl_numerator(w, h, side, out);
         }
         self.blockwise(None, w, h, side, out)
     }
@@ -489,6 +502,9 @@ impl Engine for GpuEngine {
         out: &mut GpuMat,
     ) -> Result<()> {
         self.check_data_shaped("the mask (m x n)", mask)?;
+        if self.sparse.is_some() {
+            return Err(sparse::unsupported("a dense mask with sparse V"));
+        }
         let r = check_factors(self.m, self.n, w, h)?;
         match side {
             Side::Left => check_shape("the masked product (M ⊙ WH) Hᵀ", out, self.m, r)?,
@@ -499,6 +515,9 @@ impl Engine for GpuEngine {
 
     fn masked_loss(&mut self, mask: &GpuMat, w: &GpuMat, h: &GpuMat) -> Result<f64> {
         self.check_data_shaped("the mask (m x n)", mask)?;
+        if self.sparse.is_some() {
+            return Err(sparse::unsupported("a dense mask with sparse V"));
+        }
         let r = check_factors(self.m, self.n, w, h)?;
         let (m, n) = (self.m, self.n);
         let panels = self.panels.clone();
@@ -612,6 +631,9 @@ impl Engine for GpuEngine {
     }
 
     fn loss(&mut self, w: &GpuMat, h: &GpuMat, loss: Loss, eps: f32) -> Result<f64> {
+        if self.sparse.is_some() {
+            return self.sparse_loss(w, h, loss, eps);
+        }
         let r = check_factors(self.m, self.n, w, h)?;
         let (m, n) = (self.m, self.n);
         let kernel = match loss {

@@ -59,6 +59,10 @@ pub(crate) enum Kernel {
     Transpose,
     /// `y ← a x + b y`.
     Axpby,
+    /// Sparse x skinny product over one row panel of a CSR matrix (`spmm.wgsl`).
+    SpmmRows,
+    /// KL ratios or loss terms at the stored entries of a CSR panel (`sparse_entries.wgsl`).
+    SparseEntries,
 }
 
 const MATMUL_BINDINGS: &[Access] = &[
@@ -97,6 +101,8 @@ impl Kernel {
         Kernel::SumSlices,
         Kernel::Transpose,
         Kernel::Axpby,
+        Kernel::SpmmRows,
+        Kernel::SparseEntries,
     ];
 
     /// The size in bytes of the kernel's parameter block (its one uniform binding): the
@@ -110,6 +116,7 @@ impl Kernel {
             Kernel::AxisSums => size_of::<uniforms::Sums>(),
             Kernel::SumSlices => size_of::<uniforms::Slices>(),
             Kernel::Transpose | Kernel::Axpby => size_of::<uniforms::Ew>(),
+            Kernel::SpmmRows | Kernel::SparseEntries => size_of::<uniforms::Sparse>(),
         }
     }
 
@@ -130,6 +137,8 @@ impl Kernel {
             Kernel::AxisSums => "sums",
             Kernel::SumSlices => "slices",
             Kernel::Transpose | Kernel::Axpby => "elementwise",
+            Kernel::SpmmRows => "spmm",
+            Kernel::SparseEntries => "sparse_entries",
         }
     }
 
@@ -149,6 +158,8 @@ impl Kernel {
             Kernel::SumSlices => "sum_slices",
             Kernel::Transpose => "transpose",
             Kernel::Axpby => "axpby",
+            Kernel::SpmmRows => "spmm_rows",
+            Kernel::SparseEntries => "sparse_entries",
         }
     }
 
@@ -173,6 +184,23 @@ impl Kernel {
             Kernel::AxisSums | Kernel::SumSlices | Kernel::Transpose | Kernel::Axpby => {
                 &[Access::Read, Access::ReadWrite, Access::Uniform]
             }
+            Kernel::SpmmRows => &[
+                Access::Read,
+                Access::Read,
+                Access::Read,
+                Access::Read,
+                Access::ReadWrite,
+                Access::Uniform,
+            ],
+            Kernel::SparseEntries => &[
+                Access::Read,
+                Access::Read,
+                Access::Read,
+                Access::Read,
+                Access::Read,
+                Access::ReadWrite,
+                Access::Uniform,
+            ],
         }
     }
 }
@@ -410,13 +438,23 @@ mod tests {
     /// The mode codes the host writes into `struct Mu` are the shader's constants.
     #[test]
     fn mu_codes_match_the_shader_constants() {
-        let (module, _) = reflect("mu_update");
-        for &(name, value) in uniforms::MU_CODES {
+        codes_match("mu_update", uniforms::MU_CODES);
+    }
+
+    /// The mode codes the host writes into `struct Sparse` are the shader's constants.
+    #[test]
+    fn sparse_codes_match_the_shader_constants() {
+        codes_match("sparse_entries", uniforms::SPARSE_CODES);
+    }
+
+    fn codes_match(shader: &str, codes: &[(&str, u32)]) {
+        let (module, _) = reflect(shader);
+        for &(name, value) in codes {
             let (_, c) = module
                 .constants
                 .iter()
                 .find(|(_, c)| c.name.as_deref() == Some(name))
-                .unwrap_or_else(|| panic!("mu_update.wgsl declares no constant {name}"));
+                .unwrap_or_else(|| panic!("{shader}.wgsl declares no constant {name}"));
             match module.global_expressions[c.init] {
                 naga::Expression::Literal(naga::Literal::U32(v)) => {
                     assert_eq!(

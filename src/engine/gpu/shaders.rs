@@ -11,6 +11,11 @@ pub(crate) const SHADERS: &[(&str, &str)] = &[
         "elementwise",
         include_str!("../../../shaders/elementwise.wgsl"),
     ),
+    ("spmm", include_str!("../../../shaders/spmm.wgsl")),
+    (
+        "sparse_entries",
+        include_str!("../../../shaders/sparse_entries.wgsl"),
+    ),
 ];
 
 /// The source of the shader module `name`, if it exists.

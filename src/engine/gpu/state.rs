@@ -30,6 +30,8 @@ pub(crate) struct GpuEngine {
     pub(super) partials: Option<(wgpu::Buffer, usize)>,
     pub(super) slices: Option<(wgpu::Buffer, usize)>,
     pub(super) loss_sums: Option<(wgpu::Buffer, usize)>,
+    /// V in CSR and CSC row panels when it is sparse (then `panels` is empty).
+    pub(super) sparse: Option<super::sparse::SparseV>,
 }
 
 pub(super) fn index(x: usize) -> Result<u32> {

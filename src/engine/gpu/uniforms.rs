@@ -171,3 +171,47 @@ pub(crate) struct Ew {
     pub a: f32,
     pub b: f32,
 }
+
+/// `struct Sparse` of `spmm.wgsl` and `sparse_entries.wgsl`: one row panel of a CSR matrix
+/// (`rows` rows from `row0`), the rank, the strides of the dense operands and the output, and
+/// where the loss partials go.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
+pub(crate) struct Sparse {
+    pub rows: u32,
+    pub r: u32,
+    pub row0: u32,
+    pub mode: u32,
+    pub x_rs: u32,
+    pub x_cs: u32,
+    pub out_rs: u32,
+    pub out_cs: u32,
+    pub a_rs: u32,
+    pub a_cs: u32,
+    pub out_off: u32,
+    pub out_stride2: u32,
+    pub eps: f32,
+    pub pad0: u32,
+    pub pad1: u32,
+    pub pad2: u32,
+}
+
+/// `Sparse::mode` of `sparse_entries` (`MODE_*` in `sparse_entries.wgsl`).
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SparseMode {
+    /// The KL ratios `v / max(wh, ε)` at the stored entries.
+    KlRatio = 0,
+    /// Per row, `Σ (v − wh)²` and `Σ wh²` over the stored entries.
+    Frobenius = 1,
+    /// Per row, `Σ_{v > ε} v log(v / max(wh, ε)) − v` over the stored entries.
+    KlLoss = 2,
+}
+
+/// The WGSL constant of `sparse_entries.wgsl` each code stands for: `(name, value)`.
+#[cfg(test)]
+pub(crate) const SPARSE_CODES: &[(&str, u32)] = &[
+    ("MODE_KL_RATIO", SparseMode::KlRatio as u32),
+    ("MODE_FROBENIUS", SparseMode::Frobenius as u32),
+    ("MODE_KL_LOSS", SparseMode::KlLoss as u32),
+];
