@@ -49,10 +49,10 @@ pub struct InputArgs {
     pub header: HeaderArg,
 
     /// How V is held in memory. `sparse` reads a MatrixMarket (.mtx) file into compressed
-    /// sparse rows and runs on the CPU engine in time and memory proportional to its stored
-    /// entries (not with --backend gpu). `auto` is sparse for a MatrixMarket coordinate file
+    /// sparse rows and runs (on either backend) in time and memory proportional to its stored
+    /// entries. `auto` is sparse for a MatrixMarket coordinate file
     /// whose density (entries on its size line, doubled for a symmetric file, over
-    /// rows x cols) is below 10% when --backend is cpu or auto, and dense otherwise. `dense`
+    /// rows x cols) is below 10%, and dense otherwise. `dense`
     /// reads every input as a dense matrix.
     #[arg(long, value_enum, value_name = "HOW", default_value = "auto")]
     pub storage: StorageArg,

@@ -104,8 +104,8 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
         )?),
         None => None,
     };
-    // Before the GPU is opened: `--storage sparse --backend gpu` is refused first.
-    let storage = choose(args.input.storage, &args.input.input, args.backend)?;
+    // Before the GPU is opened: a refused `--storage` comes first.
+    let storage = choose(args.input.storage, &args.input.input)?;
     let backend = backend(args.backend)?;
     let chatty = !args.quiet && !args.json;
 

@@ -10,7 +10,7 @@ use nmf_gpu::ndarray::{Array2, ArrayView2};
 use nmf_gpu::sparse::CsrMatrix;
 use nmf_gpu::{Factorization, NmfError, NmfParams};
 
-use crate::args::{BackendArg, InputArgs, StorageArg};
+use crate::args::{InputArgs, StorageArg};
 use crate::error::{at, data_error, located_error, CliError};
 use crate::Orientation;
 
@@ -104,19 +104,14 @@ pub enum Storage {
     Sparse(Option<MtxPeek>),
 }
 
-/// Apply `--storage` to `path`: `sparse` needs a .mtx file and a CPU backend; `auto` picks
-/// sparse for a MatrixMarket coordinate file of density below [`AUTO_SPARSE_DENSITY`] when the
-/// backend is cpu or auto. Call before opening the GPU, so that the refusal comes first.
-pub fn choose(storage: StorageArg, path: &Path, backend: BackendArg) -> Result<Storage, CliError> {
+/// Apply `--storage` to `path`: `sparse` needs a .mtx file; `auto` picks sparse for a
+/// MatrixMarket coordinate file of density below [`AUTO_SPARSE_DENSITY`]. Both engines take
+/// sparse V. Call before opening the GPU, so that the refusal comes first.
+pub fn choose(storage: StorageArg, path: &Path) -> Result<Storage, CliError> {
     let is_mtx = matches!(FileFormat::from_path(path), Ok(FileFormat::MatrixMarket));
     match storage {
         StorageArg::Dense => Ok(Storage::Dense),
         StorageArg::Sparse => {
-            if backend == BackendArg::Gpu {
-                return Err(CliError::usage(
-                    "--storage sparse runs on the CPU engine only, not with --backend gpu; use --backend cpu (or auto), or --storage dense to run on the GPU",
-                ));
-            }
             if !is_mtx {
                 return Err(at(
                     path,
@@ -126,7 +121,7 @@ pub fn choose(storage: StorageArg, path: &Path, backend: BackendArg) -> Result<S
             Ok(Storage::Sparse(peek_mtx(path)))
         }
         StorageArg::Auto => {
-            if backend == BackendArg::Gpu || !is_mtx {
+            if !is_mtx {
                 return Ok(Storage::Dense);
             }
             match peek_mtx(path) {

@@ -14,8 +14,8 @@ use crate::{print_stdout, Orientation};
 
 /// Run `nmf transform`.
 pub fn run(args: &TransformArgs) -> Result<(), CliError> {
-    // Before the GPU is opened: `--storage sparse --backend gpu` is refused first.
-    let storage = choose(args.input.storage, &args.input.input, args.backend)?;
+    // Before the GPU is opened: a refused `--storage` comes first.
+    let storage = choose(args.input.storage, &args.input.input)?;
     let backend = backend(args.backend)?;
     let is_npy = args
         .output
