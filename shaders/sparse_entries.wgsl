@@ -10,13 +10,16 @@
 //                 out[out_off + out_stride2 + i] = Σ_k wh², the two stored-entry terms of
 //                 ‖V − WH‖² = Σ_nz (v − wh)² + (⟨WᵀW, HHᵀ⟩ − Σ_nz wh²);
 // MODE_KL_LOSS:   out[out_off + i] = Σ_{k: v > eps} v·log(v / max(wh, eps)) − v, the
-//                 stored-entry part of the generalised KL divergence (the rest is Σ WH).
+//                 stored-entry part of the generalised KL divergence (the rest is Σ WH);
+// MODE_MODEL:     out[k] = wh, the model at the stored entries (masked NMF whose mask is
+//                 the pattern: `spmm_rows` then forms (P ⊙ WH) Hᵀ or Wᵀ (P ⊙ WH)).
 //
 // On V (CSR): a = W (a_rs = r, a_cs = 1), b = Hᵀ (n x r). On Vᵀ (CSC): a = Hᵀ, b = W.
 
 const MODE_KL_RATIO: u32 = 0u;
 const MODE_FROBENIUS: u32 = 1u;
 const MODE_KL_LOSS: u32 = 2u;
+const MODE_MODEL: u32 = 3u;
 
 struct Sparse {
     rows: u32,
@@ -66,11 +69,13 @@ fn sparse_entries(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
         let v = val[k];
         if (p.mode == MODE_KL_RATIO) {
             out[k] = v / max(wh, p.eps);
+        } else if (p.mode == MODE_MODEL) {
+            out[k] = wh;
         } else if (p.mode == MODE_FROBENIUS) {
             let d = v - wh;
             s0 += d * d;
             s1 += wh * wh;
-        } else if (v > p.eps) {
+        } else if (p.mode == MODE_KL_LOSS && v > p.eps) {
             s0 += v * log(v / max(wh, p.eps)) - v;
         }
     }

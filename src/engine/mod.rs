@@ -238,6 +238,33 @@ pub(crate) trait Engine {
     ) -> Result<Option<f64>> {
         Ok(None)
     }
+
+    /// Masked products whose mask `P` is the pattern of the engine's sparse V (its stored
+    /// entries, observed or not zero), in `O(nnz·r)`: `(P ⊙ WH) Hᵀ` (m x r) for `Side::Left`,
+    /// `Wᵀ (P ⊙ WH)` (r x n) for `Side::Right`. Engines over a dense V give
+    /// [`NmfError::UnsupportedOption`](crate::NmfError::UnsupportedOption).
+    fn pattern_product(
+        &mut self,
+        _w: &Self::Mat,
+        _h: &Self::Mat,
+        _side: Side,
+        _out: &mut Self::Mat,
+    ) -> Result<()> {
+        Err(pattern_unsupported())
+    }
+
+    /// `½ ‖P ⊙ (V − W H)‖²_F` over the stored entries of the engine's sparse V, in f64.
+    fn pattern_loss(&mut self, _w: &Self::Mat, _h: &Self::Mat) -> Result<f64> {
+        Err(pattern_unsupported())
+    }
+}
+
+/// The error of the pattern operations on an engine over a dense V.
+pub(crate) fn pattern_unsupported() -> crate::error::NmfError {
+    crate::error::NmfError::UnsupportedOption {
+        option: "a mask given by the stored entries of V",
+        requires: "a sparse V (CSR)",
+    }
 }
 
 /// The trace form of the Frobenius loss and what it cancels against.

@@ -74,6 +74,7 @@
 
 mod ratings;
 mod solve;
+mod sparse;
 
 use std::fmt;
 use std::time::Instant;
@@ -88,8 +89,14 @@ use crate::linalg::gemm::matmul;
 use crate::options::{check_factor, iter_option_setters, IterOptions, Loss, Regularization};
 use crate::report::{report_accessors, FitReport};
 use crate::solver::DataScale;
+use crate::sparse::CsrMatrix;
 
 pub use self::ratings::{dense_from_triplets, IdMap, Rating, Ratings, DENSE_FIT_BYTES};
+pub use self::sparse::{sparse_fit_bytes, SPARSE_FIT_BYTES_PER_ENTRY, SPARSE_FIT_FACTOR_COPIES};
+
+/// [`MaskedParams::fit_ratings`] takes the sparse path when the dense one would hold more
+/// than this many bytes (`m·n·`[`DENSE_FIT_BYTES`]): 256 MiB.
+pub const AUTO_SPARSE_DENSE_BYTES: u64 = 256 << 20;
 
 /// How the L2 penalty weighs the rows of `W` and the columns of `H` (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -253,9 +260,35 @@ impl MaskedParams {
 
     /// Factorize the users x items matrix of `ratings` (rows are users, columns items; a pair
     /// rated twice keeps its last rating).
+    ///
+    /// A small matrix runs on the dense path ([`fit`](Self::fit)); one whose dense fit would
+    /// hold more than [`AUTO_SPARSE_DENSE_BYTES`] (MovieLens-1M and larger) runs on the sparse
+    /// path ([`fit_sparse`](Self::fit_sparse)), in memory proportional to the ratings.
     pub fn fit_ratings(&self, ratings: &Ratings) -> Result<MaskedFactorization> {
+        let (m, n) = ratings.dim();
+        let dense_bytes = (m as u128) * (n as u128) * u128::from(DENSE_FIT_BYTES);
+        if dense_bytes > u128::from(AUTO_SPARSE_DENSE_BYTES) {
+            return self.fit_sparse(&ratings.to_csr()?);
+        }
         let (v, observed) = ratings.to_dense()?;
         self.fit(v.view(), observed.view())
+    }
+
+    /// Factorize a sparse `v` (m x n) whose stored entries are the observed ones (an observed
+    /// zero is a stored zero): the mask is the pattern of `v`, and every product and the loss
+    /// run over the stored entries only, `O(nnz·r)` per iteration, in host memory
+    /// [`sparse_fit_bytes`] (linear in the stored entries, checked against
+    /// [`memory_limit`](Self::memory_limit) before anything is allocated). The iterations are
+    /// those of [`fit`](Self::fit) on the dense pair, on the CPU or the GPU engine; the
+    /// default [`MaskedInit::Filled`] start is formed without densifying (see the module docs
+    /// of the sparse path: its bias estimate is not clipped at 0).
+    pub fn fit_sparse(&self, v: &CsrMatrix) -> Result<MaskedFactorization> {
+        let (m, n) = v.dim();
+        let scaled =
+            !DataScale::for_max(v.values().iter().fold(0.0f32, |a, &x| a.max(x))).is_identity();
+        sparse::check_budget((m, n), v.nnz(), self.rank, scaled, self.iter.memory_limit())?;
+        let data = MaskedData::from_csr(v.clone())?;
+        self.fit_data(data)
     }
 
     fn fit_data(&self, mut data: MaskedData) -> Result<MaskedFactorization> {
@@ -263,9 +296,20 @@ impl MaskedParams {
         let mut valid = self.check(&data)?;
         // Extreme data is fitted as V / s (the masked loss is a Frobenius loss; see
         // `solver::scale`), the factors and losses rescaled after.
-        let scale = DataScale::of(data.v.view());
+        let scale = match &data.obs {
+            Observed::Dense { v, .. } => DataScale::of(v.view()),
+            Observed::Sparse { v, .. } => {
+                DataScale::for_max(v.values().iter().fold(0.0f32, |a, &x| a.max(x)))
+            }
+        };
         if !scale.is_identity() {
-            data.v = scale.dense(data.v.view());
+            match &mut data.obs {
+                Observed::Dense { v, .. } => *v = scale.dense(v.view()),
+                Observed::Sparse { v, vt } => {
+                    *v = scale.csr(v)?;
+                    *vt = scale.csr(vt)?;
+                }
+            }
             valid.reg = scale.penalty(valid.reg, Loss::Frobenius);
             valid.iter = scale.iter_options(&valid.iter, Loss::Frobenius);
         }
@@ -273,7 +317,7 @@ impl MaskedParams {
             MaskedInit::Custom { w, h } => (scale.factor_in(w), scale.factor_in(h)),
             init => {
                 let mut rng = StdRng::seed_from_u64(self.iter.seed);
-                solve::initialize(&data, self.rank, init, &mut rng)
+                solve::initialize(&data, self.rank, init, &mut rng)?
             }
         };
         let (mut out, engine_name) = solve::run(&data, &valid, w0, h0, &self.backend)?;
@@ -294,7 +338,7 @@ impl MaskedParams {
 
     /// Validate the options against the data.
     fn check(&self, data: &MaskedData) -> Result<solve::Config> {
-        let (m, n) = data.v.dim();
+        let (m, n) = data.dim();
         if self.rank == 0 {
             return Err(NmfError::ZeroRank);
         }
@@ -336,12 +380,19 @@ impl MaskedParams {
     }
 }
 
-/// Validated data: `M ⊙ V` (zeros where missing), the 0/1 mask, and the observed counts.
+/// The observed entries: dense `M ⊙ V` with its 0/1 mask, or sparse V whose pattern is the
+/// mask.
+pub(crate) enum Observed {
+    /// `v = M ⊙ V` (the observed entries, 0 elsewhere) and `mask = M` (1 where observed).
+    Dense { v: Array2<f32>, mask: Array2<f32> },
+    /// The observed entries in CSR, and their transpose.
+    Sparse { v: CsrMatrix, vt: CsrMatrix },
+}
+
+/// Validated data: the observed entries, and their counts.
 pub(crate) struct MaskedData {
-    /// `M ⊙ V`: the observed entries, 0 elsewhere.
-    pub v: Array2<f32>,
-    /// `M`: 1 where observed, 0 elsewhere.
-    pub mask: Array2<f32>,
+    /// The observed entries.
+    pub obs: Observed,
     /// Observed entries per row.
     pub row_counts: Vec<usize>,
     /// Observed entries per column.
@@ -382,12 +433,40 @@ impl MaskedData {
             return Err(NmfError::NoObservedEntries { rows: m, cols: n });
         }
         Ok(MaskedData {
-            v: vm,
-            mask,
+            obs: Observed::Dense { v: vm, mask },
             row_counts,
             col_counts,
             count,
         })
+    }
+
+    /// Sparse `v`, its stored entries the observed ones (their values were checked when `v`
+    /// was built).
+    fn from_csr(v: CsrMatrix) -> Result<Self> {
+        let (m, n) = v.dim();
+        if m == 0 || n == 0 {
+            return Err(NmfError::EmptyInput { rows: m, cols: n });
+        }
+        if v.nnz() == 0 {
+            return Err(NmfError::NoObservedEntries { rows: m, cols: n });
+        }
+        let row_counts = v.indptr().windows(2).map(|w| w[1] - w[0]).collect();
+        let vt = v.transpose();
+        let col_counts = vt.indptr().windows(2).map(|w| w[1] - w[0]).collect();
+        Ok(MaskedData {
+            count: v.nnz(),
+            obs: Observed::Sparse { v, vt },
+            row_counts,
+            col_counts,
+        })
+    }
+
+    /// `(m, n)`.
+    pub(crate) fn dim(&self) -> (usize, usize) {
+        match &self.obs {
+            Observed::Dense { v, .. } => v.dim(),
+            Observed::Sparse { v, .. } => v.dim(),
+        }
     }
 }
 

@@ -26,6 +26,7 @@ use ndarray::Array2;
 use crate::error::{NmfError, Result};
 use crate::io::lines::LineReader;
 use crate::io::ReadOptions;
+use crate::sparse::CsrMatrix;
 
 /// One rating: a user (row) index, an item (column) index, and the value.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -322,6 +323,48 @@ impl Ratings {
             mask[[r.user, r.item]] = true;
         }
         Ok((v, mask))
+    }
+
+    /// The users x items matrix of the ratings in CSR form, one stored entry per rated pair
+    /// (a pair rated more than once keeps its last rating; a rating of 0 is stored): the input
+    /// of [`MaskedParams::fit_sparse`](super::MaskedParams::fit_sparse), about 8 bytes per
+    /// rating.
+    pub fn to_csr(&self) -> Result<CsrMatrix> {
+        let (m, n) = self.dim();
+        let index = |x: usize| {
+            u32::try_from(x).map_err(|_| NmfError::InvalidSparse {
+                reason: format!("{m} x {n} ratings: an index does not fit in 32 bits"),
+            })
+        };
+        index(m)?;
+        index(n)?;
+        let mut t = self
+            .ratings
+            .iter()
+            .map(|r| Ok((index(r.user)?, index(r.item)?, r.value)))
+            .collect::<Result<Vec<(u32, u32, f32)>>>()?;
+        // A stable sort keeps the ratings of a pair in input order: the last one wins.
+        t.sort_by_key(|&(i, j, _)| (i, j));
+        let mut kept = 0;
+        for k in 0..t.len() {
+            if kept > 0 && (t[kept - 1].0, t[kept - 1].1) == (t[k].0, t[k].1) {
+                t[kept - 1].2 = t[k].2;
+            } else {
+                t[kept] = t[k];
+                kept += 1;
+            }
+        }
+        t.truncate(kept);
+        for &(i, j, value) in &t {
+            if !(0.0..=f32::MAX).contains(&value) {
+                return Err(NmfError::InvalidObservedEntry {
+                    row: i as usize,
+                    col: j as usize,
+                    value,
+                });
+            }
+        }
+        CsrMatrix::from_checked_triplets(m, n, t)
     }
 }
 

@@ -13,14 +13,18 @@
 //! are added to the denominator as `λ₂ C ⊙ W` (C broadcast to m x r), the elementwise product
 //! being a `mu_step` with numerator `C` and denominator 1.
 //!
+//! With sparse data (the mask is the pattern of the stored entries, `Observed::Sparse`) the
+//! masked products and the loss are the engine's pattern operations, `O(nnz·r)`.
+//!
 //! The objective, at each check: `F = ½‖M ⊙ (V − WH)‖² + λ₁(‖W‖₁ + ‖H‖₁) + ½λ₂(⟨CW, W⟩ + ⟨HD, H⟩)`,
 //! from `masked_loss`, the traces of r x r products, and the component sums.
 
 use ndarray::{Array1, Array2, Axis};
 use rand::Rng;
 
-use super::{MaskedData, MaskedInit, PenaltyScale};
-use crate::engine::{with_engine, EngineTask};
+use super::{MaskedData, MaskedInit, Observed, PenaltyScale};
+use crate::engine::cpu::SparseOp;
+use crate::engine::{with_engine, with_sparse_engine, EngineTask};
 use crate::engine::{Backend, Engine, FactorSums, MuDenominator, MuRule, Side};
 use crate::error::Result;
 use crate::options::{Init, IterOptions, Regularization};
@@ -51,14 +55,13 @@ pub(crate) struct Output {
 
 /// The bias estimate of every entry: `μ + b_i + b_j` with damped offsets
 /// `b_i = Σ_j∈Ω_i (v_ij − μ) / (|Ω_i| + k)`, `b_j = Σ_i∈Ω_j (v_ij − μ − b_i) / (|Ω_j| + k)`.
-fn bias_fill(data: &MaskedData) -> Array2<f32> {
-    let (m, n) = data.v.dim();
-    let mu = data.v.iter().map(|&x| x as f64).sum::<f64>() / data.count as f64;
+fn bias_fill(v: &Array2<f32>, mask: &Array2<f32>, data: &MaskedData) -> Array2<f32> {
+    let (m, n) = v.dim();
+    let mu = v.iter().map(|&x| x as f64).sum::<f64>() / data.count as f64;
     let mut bi = Array1::<f64>::zeros(m);
-    for (i, (vr, mr)) in data
-        .v
+    for (i, (vr, mr)) in v
         .axis_iter(Axis(0))
-        .zip(data.mask.axis_iter(Axis(0)))
+        .zip(mask.axis_iter(Axis(0)))
         .enumerate()
     {
         let s: f64 = vr
@@ -70,17 +73,17 @@ fn bias_fill(data: &MaskedData) -> Array2<f32> {
         bi[i] = s / (data.row_counts[i] as f64 + FILL_DAMPING);
     }
     let mut bj = Array1::<f64>::zeros(n);
-    for ((i, j), &k) in data.mask.indexed_iter() {
+    for ((i, j), &k) in mask.indexed_iter() {
         if k != 0.0 {
-            bj[j] += data.v[[i, j]] as f64 - mu - bi[i];
+            bj[j] += v[[i, j]] as f64 - mu - bi[i];
         }
     }
     for (j, b) in bj.iter_mut().enumerate() {
         *b /= data.col_counts[j] as f64 + FILL_DAMPING;
     }
     Array2::from_shape_fn((m, n), |(i, j)| {
-        if data.mask[[i, j]] != 0.0 {
-            data.v[[i, j]]
+        if mask[[i, j]] != 0.0 {
+            v[[i, j]]
         } else {
             (mu + bi[i] + bj[j]).max(0.0) as f32
         }
@@ -93,19 +96,29 @@ pub(crate) fn initialize(
     r: usize,
     init: &MaskedInit,
     rng: &mut impl Rng,
-) -> (Array2<f32>, Array2<f32>) {
-    match init {
-        MaskedInit::Filled => {
-            let filled = bias_fill(data);
+) -> Result<(Array2<f32>, Array2<f32>)> {
+    // The mean of the observed entries (the zeros of M ⊙ V are not data).
+    let mu = || match &data.obs {
+        Observed::Dense { v, .. } => v.iter().map(|&x| x as f64).sum::<f64>(),
+        Observed::Sparse { v, .. } => v.values().iter().map(|&x| x as f64).sum::<f64>(),
+    } / data.count as f64;
+    Ok(match (init, &data.obs) {
+        (MaskedInit::Filled, Observed::Dense { v, mask }) => {
+            let filled = bias_fill(v, mask, data);
             let mean = || crate::init::mean(filled.view());
             crate::init::start(filled.view(), mean, &Init::Nndsvda, r, rng)
         }
-        MaskedInit::Random | MaskedInit::Custom { .. } => {
-            // The mean of the observed entries (the zeros of M ⊙ V are not data).
-            let mu = data.v.iter().map(|&x| x as f64).sum::<f64>() / data.count as f64;
-            crate::init::start(data.v.view(), || mu, &Init::Random, r, rng)
+        (MaskedInit::Filled, Observed::Sparse { v, vt }) => {
+            let filled = super::sparse::Filled::new(v, vt, FILL_DAMPING)?;
+            crate::init::start(filled.op(), || filled.mean(), &Init::Nndsvda, r, rng)
         }
-    }
+        (MaskedInit::Random | MaskedInit::Custom { .. }, Observed::Dense { v, .. }) => {
+            crate::init::start(v.view(), mu, &Init::Random, r, rng)
+        }
+        (MaskedInit::Random | MaskedInit::Custom { .. }, Observed::Sparse { v, vt }) => {
+            crate::init::start(SparseOp { a: v, at: vt }, mu, &Init::Random, r, rng)
+        }
+    })
 }
 
 /// Fit from `(w0, h0)` on the engine `backend` selects; returns the engine's name too.
@@ -117,7 +130,34 @@ pub(crate) fn run(
     backend: &Backend,
 ) -> Result<(Output, String)> {
     let task = Task { data, cfg, w0, h0 };
-    with_engine(data.v.view(), backend, task)
+    match &data.obs {
+        Observed::Dense { v, .. } => with_engine(v.view(), backend, task),
+        Observed::Sparse { v, vt } => with_sparse_engine(v, vt, backend, task),
+    }
+}
+
+/// The mask on the engine: a dense 0/1 matrix, or (`None`) the pattern of the engine's sparse
+/// V.
+fn masked_loss<E: Engine>(e: &mut E, mask: &Option<E::Mat>, w: &E::Mat, h: &E::Mat) -> Result<f64> {
+    match mask {
+        Some(mk) => e.masked_loss(mk, w, h),
+        None => e.pattern_loss(w, h),
+    }
+}
+
+/// `(M ⊙ WH) Hᵀ` or `Wᵀ (M ⊙ WH)` with the mask as in [`masked_loss`].
+fn masked_product<E: Engine>(
+    e: &mut E,
+    mask: &Option<E::Mat>,
+    w: &E::Mat,
+    h: &E::Mat,
+    side: Side,
+    out: &mut E::Mat,
+) -> Result<()> {
+    match mask {
+        Some(mk) => e.masked_product(mk, w, h, side, out),
+        None => e.pattern_product(w, h, side, out),
+    }
 }
 
 struct Task<'a> {
@@ -146,7 +186,10 @@ impl EngineTask for Task<'_> {
         let (m, n) = e.dims();
         let r = cfg.rank;
         let Regularization { l1, l2 } = cfg.reg;
-        let mask = e.upload(data.mask.view())?;
+        let mask = match &data.obs {
+            Observed::Dense { mask, .. } => Some(e.upload(mask.view())?),
+            Observed::Sparse { .. } => None,
+        };
         let mut w = e.upload(w0.view())?;
         let mut h = e.upload(h0.view())?;
         let mut num_w = e.zeros(m, r)?;
@@ -182,7 +225,7 @@ impl EngineTask for Task<'_> {
                              h: &E::Mat,
                              weights: &mut Option<Weights<E::Mat>>|
          -> Result<f64> {
-            let mut f = e.masked_loss(&mask, w, h)?;
+            let mut f = masked_loss(e, &mask, w, h)?;
             if l2 > 0.0 || l1 > 0.0 {
                 e.gram(w, Side::Left, &mut small)?;
                 let k = e.download(&small)?;
@@ -245,7 +288,7 @@ impl EngineTask for Task<'_> {
         for it in history.iterations() {
             // W ← W ⊙ ((M⊙V) Hᵀ) ⊘ ((M⊙WH) Hᵀ + λ₁ + λ₂ C W)
             e.v_ht(&h, &mut num_w)?;
-            e.masked_product(&mask, &w, &h, Side::Left, &mut den_w)?;
+            masked_product(e, &mask, &w, &h, Side::Left, &mut den_w)?;
             if let Some(wt) = weights.as_mut() {
                 weighted_product(
                     e,
@@ -269,7 +312,7 @@ impl EngineTask for Task<'_> {
             )?;
             // H ← H ⊙ (Wᵀ (M⊙V)) ⊘ (Wᵀ (M⊙WH) + λ₁ + λ₂ H D)
             e.wt_v(&w, &mut num_h)?;
-            e.masked_product(&mask, &w, &h, Side::Right, &mut den_h)?;
+            masked_product(e, &mask, &w, &h, Side::Right, &mut den_h)?;
             if let Some(wt) = weights.as_mut() {
                 weighted_product(
                     e,

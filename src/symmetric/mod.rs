@@ -63,6 +63,7 @@
 //! ```
 
 mod solve;
+mod sparse;
 
 use std::time::Instant;
 

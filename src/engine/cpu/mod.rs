@@ -676,6 +676,67 @@ impl Engine for CpuEngine<'_> {
         Ok(0.5 * total)
     }
 
+    fn pattern_product(
+        &mut self,
+        w: &Array2<f32>,
+        h: &Array2<f32>,
+        side: Side,
+        out: &mut Array2<f32>,
+    ) -> Result<()> {
+        let Data::Sparse { csr, csc } = &self.v else {
+            return Err(super::pattern_unsupported());
+        };
+        let (m, n) = csr.dim();
+        let r = w.ncols();
+        let want = match side {
+            Side::Left => (m, r),
+            Side::Right => (r, n),
+        };
+        check_factors((m, n), w, h, Some((out.dim(), want)))?;
+        let wr = row_major(w);
+        pack_ht(h, &mut self.scratch_ht);
+        match side {
+            Side::Left => {
+                let mut o = take_scratch(&mut self.scratch_left, (m, r));
+                sparse::pattern_spmm(
+                    csr,
+                    as_slice(&wr),
+                    &self.scratch_ht,
+                    r,
+                    as_slice_mut(&mut o),
+                )?;
+                out.assign(&o);
+                self.scratch_left = Some(o);
+            }
+            Side::Right => {
+                // Row j of (P ⊙ WH)ᵀ W over the columns of V, then transposed.
+                let mut o = take_scratch(&mut self.scratch_right, (n, r));
+                sparse::pattern_spmm(
+                    csc,
+                    &self.scratch_ht,
+                    as_slice(&wr),
+                    r,
+                    as_slice_mut(&mut o),
+                )?;
+                out.assign(&o.t());
+                self.scratch_right = Some(o);
+            }
+        }
+        Ok(())
+    }
+
+    fn pattern_loss(&mut self, w: &Array2<f32>, h: &Array2<f32>) -> Result<f64> {
+        let Data::Sparse { csr, .. } = &self.v else {
+            return Err(super::pattern_unsupported());
+        };
+        check_factors(csr.dim(), w, h, None)?;
+        let r = w.ncols();
+        let wr = row_major(w);
+        pack_ht(h, &mut self.scratch_ht);
+        let (res, _) = sparse::frobenius_terms(csr, as_slice(&wr), &self.scratch_ht, r);
+        Ok(0.5 * res)
+    }
+
     fn hals_step(
         &mut self,
         x: &mut Array2<f32>,

@@ -668,4 +668,24 @@ impl Engine for GpuEngine {
     fn stats(&self) -> Option<GpuStats> {
         Some(self.sched.stats)
     }
+
+    fn pattern_product(
+        &mut self,
+        w: &GpuMat,
+        h: &GpuMat,
+        side: Side,
+        out: &mut GpuMat,
+    ) -> Result<()> {
+        if self.sparse.is_none() {
+            return Err(super::pattern_unsupported());
+        }
+        self.sparse_pattern_product(w, h, side, out)
+    }
+
+    fn pattern_loss(&mut self, w: &GpuMat, h: &GpuMat) -> Result<f64> {
+        if self.sparse.is_none() {
+            return Err(super::pattern_unsupported());
+        }
+        self.sparse_pattern_loss(w, h)
+    }
 }

@@ -308,6 +308,42 @@ impl GpuEngine {
         side: Side,
         out: &mut GpuMat,
     ) -> Result<()> {
+        self.entry_product(w, h, side, out, uniforms::SparseMode::KlRatio)
+    }
+
+    /// Masked products with the pattern of V as the mask: `(P ⊙ WH) Hᵀ` (Left) or
+    /// `Wᵀ (P ⊙ WH)` (Right), the model formed at the stored entries only.
+    pub(super) fn sparse_pattern_product(
+        &mut self,
+        w: &GpuMat,
+        h: &GpuMat,
+        side: Side,
+        out: &mut GpuMat,
+    ) -> Result<()> {
+        let r = check_factors(self.m, self.n, w, h)?;
+        match side {
+            Side::Left => check_shape("the pattern product (P ⊙ WH) Hᵀ", out, self.m, r)?,
+            Side::Right => check_shape("the pattern product Wᵀ (P ⊙ WH)", out, r, self.n)?,
+        }
+        self.entry_product(w, h, side, out, uniforms::SparseMode::Model)
+    }
+
+    /// `½ Σ_nz (v − wh)²` over the stored entries.
+    pub(super) fn sparse_pattern_loss(&mut self, w: &GpuMat, h: &GpuMat) -> Result<f64> {
+        let (stored, _) = self.stored_terms(w, h, Loss::Frobenius, 0.0)?;
+        Ok(0.5 * stored)
+    }
+
+    /// `Z X` at the stored entries, `z = f(v, wh)` by `mode` (the KL ratio or the model):
+    /// `Z Hᵀ` (Left) or `Wᵀ Z` (Right).
+    fn entry_product(
+        &mut self,
+        w: &GpuMat,
+        h: &GpuMat,
+        side: Side,
+        out: &mut GpuMat,
+        mode: uniforms::SparseMode,
+    ) -> Result<()> {
         let r = check_factors(self.m, self.n, w, h)?;
         let n = self.n;
         let ht = self.sparse_ht(h)?;
@@ -327,7 +363,7 @@ impl GpuEngine {
             ..Default::default()
         };
         for panel in &panels {
-            self.entries_panel(panel, a, b, &z, r, uniforms::SparseMode::KlRatio, ratio)?;
+            self.entries_panel(panel, a, b, &z, r, mode, ratio)?;
             self.spmm_panel(
                 panel,
                 Some(&z),
@@ -349,6 +385,21 @@ impl GpuEngine {
         loss: Loss,
         eps: f32,
     ) -> Result<f64> {
+        let r = check_factors(self.m, self.n, w, h)?;
+        let (stored, sq) = self.stored_terms(w, h, loss, eps)?;
+        Ok(match loss {
+            Loss::Frobenius => {
+                let quad = self.gram_inner(w, h, r)?;
+                0.5 * (stored + (quad - sq).max(0.0))
+            }
+            Loss::KullbackLeibler => stored + self.sums_product(w, h, r)?,
+        })
+    }
+
+    /// The stored entries' loss terms: `(Σ_nz (v − wh)², Σ_nz wh²)` for Frobenius,
+    /// `(Σ_{nz, v > ε} v log(v / max(wh, ε)) − v, 0)` for KL; per-row partials on the device,
+    /// folded there in chunks, added in f64 here.
+    fn stored_terms(&mut self, w: &GpuMat, h: &GpuMat, loss: Loss, eps: f32) -> Result<(f64, f64)> {
         let r = check_factors(self.m, self.n, w, h)?;
         let m = self.m;
         let ht = self.sparse_ht(h)?;
@@ -376,15 +427,8 @@ impl GpuEngine {
         }
         let chunks = self.fold_chunks(&partials, len)?;
         let (first, second) = chunks.split_at(chunks.len().min(half / LOSS_CHUNK));
-        let stored: f64 = first.iter().map(|&s| f64::from(s)).sum();
-        Ok(match loss {
-            Loss::Frobenius => {
-                let sq: f64 = second.iter().map(|&s| f64::from(s)).sum();
-                let quad = self.gram_inner(w, h, r)?;
-                0.5 * (stored + (quad - sq).max(0.0))
-            }
-            Loss::KullbackLeibler => stored + self.sums_product(w, h, r)?,
-        })
+        let sum = |c: &[f32]| c.iter().map(|&s| f64::from(s)).sum::<f64>();
+        Ok((sum(first), sum(second)))
     }
 
     /// `⟨WᵀW, HHᵀ⟩`: both Gram matrices on the device, their inner product in f64.

@@ -206,6 +206,8 @@ pub(crate) enum SparseMode {
     Frobenius = 1,
     /// Per row, `Σ_{v > ε} v log(v / max(wh, ε)) − v` over the stored entries.
     KlLoss = 2,
+    /// The model `wh` at the stored entries.
+    Model = 3,
 }
 
 /// The WGSL constant of `sparse_entries.wgsl` each code stands for: `(name, value)`.
@@ -214,4 +216,5 @@ pub(crate) const SPARSE_CODES: &[(&str, u32)] = &[
     ("MODE_KL_RATIO", SparseMode::KlRatio as u32),
     ("MODE_FROBENIUS", SparseMode::Frobenius as u32),
     ("MODE_KL_LOSS", SparseMode::KlLoss as u32),
+    ("MODE_MODEL", SparseMode::Model as u32),
 ];

@@ -21,13 +21,15 @@
 //! - [`products`]: the products and their shape checks;
 //! - `avx512`: the row kernels on zmm registers;
 //! - [`loss`]: the loss terms over the stored entries;
-//! - [`op`]: the sparse matrix as an operator for the randomized SVD.
+//! - [`op`]: the sparse matrix as an operator for the randomized SVD;
+//! - [`pattern`]: products at the stored entries' pattern (masked NMF with the pattern as mask).
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 pub(crate) mod loss;
 pub(crate) mod op;
 pub(crate) mod panels;
+pub(crate) mod pattern;
 pub(crate) mod products;
 #[cfg(test)]
 mod tests;
@@ -35,4 +37,5 @@ mod tests;
 pub(crate) use self::loss::{densify_rows, frobenius_terms, gram_inner_f64, kl_term};
 pub(crate) use self::op::SparseOp;
 pub(crate) use self::panels::{Operand, Panels};
+pub(crate) use self::pattern::pattern_spmm;
 pub(crate) use self::products::{kl_spmm, kl_spmm_t, spmm, spmm_t};
