@@ -40,7 +40,7 @@
 //!
 //! | model | where |
 //! |---|---|
-//! | sparse data: V in CSR, products over the stored entries (CPU) | [`NmfParams::fit_sparse`], [`CsrMatrix`] |
+//! | sparse data: V in CSR, products over the stored entries (CPU and GPU) | [`NmfParams::fit_sparse`], [`CsrMatrix`] |
 //! | sparse NMF (L1/L2 penalties on either factor) | [`NmfParams::alpha_w`], [`NmfParams::alpha_h`], [`NmfParams::l1_ratio`] |
 //! | orthogonal NMF (`HHᵀ = I` or `WᵀW = I`) | [`NmfParams::orthogonal`], [`Orthogonality`] |
 //! | symmetric NMF `A ≈ HHᵀ` and tri-factor `A ≈ HSHᵀ` | [`symmetric`], with [`graph`] for reading graphs |
