@@ -64,6 +64,9 @@ fn assert_same(dense: &MaskedFactorization, sparse: &MaskedFactorization, tol: f
     assert!(max_abs_rel(&sh, &dh) <= tol as f32 * 10.0, "{what}: H");
 }
 
+/// A change to the default parameters.
+type Setting = fn(MaskedParams) -> MaskedParams;
+
 fn custom(m: usize, n: usize, r: usize) -> MaskedInit {
     MaskedInit::Custom {
         w: pseudo(m, r, 40) + 0.2,
@@ -79,7 +82,7 @@ fn sparse_masked_equals_dense_masked_from_the_same_start() {
     let (m, n, r) = (40, 55, 3);
     let (v, mask) = planted(m, n, r, 0.4, 3);
     let csr = observed_csr(&v, &mask);
-    let settings: [(&str, fn(MaskedParams) -> MaskedParams); 3] = [
+    let settings: [(&str, Setting); 3] = [
         ("per observation", |p| p),
         ("uniform + l1", |p| {
             p.penalty_scale(PenaltyScale::Uniform).l2(0.05).l1(0.01)

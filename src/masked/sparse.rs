@@ -100,10 +100,10 @@ impl Filled {
         let (m, n) = v.dim();
         let (mu, bi, bj) = bias_terms(v, vt, damping);
         let mut t = Vec::with_capacity(v.nnz());
-        for i in 0..m {
+        for (i, &b_i) in bi.iter().enumerate() {
             let (cols, vals) = v.row(i);
             for (&j, &x) in cols.iter().zip(vals) {
-                let b = mu + bi[i] + bj[j as usize];
+                let b = mu + b_i + bj[j as usize];
                 t.push((i as u32, j, (x as f64 - b) as f32));
             }
         }
