@@ -1071,6 +1071,7 @@ fn sparse_storage_refusals_and_bad_values() {
         &["v.npy", "--storage sparse", ".mtx"],
     );
     let p = put(d, "v.mtx", mtx_coord(&v, "real", false));
+    let gpu_out = d.join("gpu-out");
     let o = nmf(&[
         "fit",
         "-i",
@@ -1078,7 +1079,7 @@ fn sparse_storage_refusals_and_bad_values() {
         "-r",
         "3",
         "-o",
-        s(&out),
+        s(&gpu_out),
         "--storage",
         "sparse",
         "--backend",
