@@ -118,7 +118,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         Only False is supported (the coordinates are updated in order).
     backend : {"auto", "cpu", "gpu"}, default="auto"
         The engine: "auto" takes a hardware GPU when there is one, else the CPU; sparse input
-        always runs on the CPU.
+        runs on the CPU with "auto", on the GPU with "gpu".
     orthogonal : {None, "H", "W"}, default=None
         Orthogonal NMF (``solver="mu"``, Frobenius): "H" constrains ``H Hᵀ = I`` (each
         sample essentially in one component), "W" constrains ``Wᵀ W = I``.

@@ -295,7 +295,7 @@ fn fit_dense<'py>(
     fit_out(py, fit)
 }
 
-/// Factorize sparse CSR `v` (samples x features) on the CPU engine: returns `(W, H, info)`.
+/// Factorize sparse CSR `v` (samples x features) on the configured engine: returns `(W, H, info)`.
 #[pyfunction]
 #[pyo3(signature = (shape, indptr, indices, data, config, w0=None, h0=None))]
 #[allow(clippy::too_many_arguments)]
