@@ -695,29 +695,20 @@ impl Engine for CpuEngine<'_> {
         check_factors((m, n), w, h, Some((out.dim(), want)))?;
         let wr = row_major(w);
         pack_ht(h, &mut self.scratch_ht);
+        let panels = panels_for(&mut self.panels, csr, csc, r);
         match side {
             Side::Left => {
                 let mut o = take_scratch(&mut self.scratch_left, (m, r));
-                sparse::pattern_spmm(
-                    csr,
-                    as_slice(&wr),
-                    &self.scratch_ht,
-                    r,
-                    as_slice_mut(&mut o),
-                )?;
+                let a = panels.v(csr);
+                sparse::pattern_spmm(a, as_slice(&wr), &self.scratch_ht, r, as_slice_mut(&mut o))?;
                 out.assign(&o);
                 self.scratch_left = Some(o);
             }
             Side::Right => {
                 // Row j of (P ⊙ WH)ᵀ W over the columns of V, then transposed.
                 let mut o = take_scratch(&mut self.scratch_right, (n, r));
-                sparse::pattern_spmm(
-                    csc,
-                    &self.scratch_ht,
-                    as_slice(&wr),
-                    r,
-                    as_slice_mut(&mut o),
-                )?;
+                let a = panels.vt(csc);
+                sparse::pattern_spmm(a, &self.scratch_ht, as_slice(&wr), r, as_slice_mut(&mut o))?;
                 out.assign(&o.t());
                 self.scratch_right = Some(o);
             }

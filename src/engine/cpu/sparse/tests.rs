@@ -182,3 +182,49 @@ fn short_result_is_refused() {
         "{e}"
     );
 }
+
+#[test]
+fn pattern_products_match_the_definition() {
+    // (P ⊙ Y Xᵀ) X with P the pattern of `a` (its values unread), over the CSR matrix and
+    // panels of several widths; 1100 rows make several row blocks.
+    let a = random(1100, 45, 0.1, 8);
+    for r in [1, 5, 17, 33] {
+        let y = dense_x(1100, r, 9);
+        let x = dense_x(45, r, 10);
+        let mut t = Vec::new();
+        for i in 0..1100 {
+            let (idx, _) = a.row(i);
+            for &j in idx {
+                let p: f64 = (0..r)
+                    .map(|s| y[i * r + s] as f64 * x[j as usize * r + s] as f64)
+                    .sum();
+                t.push((i, j as usize, p as f32));
+            }
+        }
+        // The model at the pattern as a matrix of signed values, multiplied by X.
+        let mut want = vec![0.0f64; 1100 * r];
+        for &(i, j, z) in &t {
+            for s in 0..r {
+                want[i * r + s] += z as f64 * x[j * r + s] as f64;
+            }
+        }
+        let mut out = vec![f32::NAN; 1100 * r];
+        pattern_spmm(Operand::Csr(&a), &y, &x, r, &mut out).unwrap();
+        close(out.iter().copied(), &want, &format!("pattern csr r={r}"));
+        for width in [1, 7, 45] {
+            let mut out = vec![f32::NAN; 1100 * r];
+            let p = Panels::new(&a, width);
+            pattern_spmm(Operand::Panels(&p), &y, &x, r, &mut out).unwrap();
+            close(
+                out.iter().copied(),
+                &want,
+                &format!("pattern r={r} w={width}"),
+            );
+        }
+    }
+    let mut out = vec![0.0f32; 1100 * 2];
+    assert!(matches!(
+        pattern_spmm(Operand::Csr(&a), &[0.0; 3], &[0.0; 90], 2, &mut out),
+        Err(NmfError::ShapeMismatch { .. })
+    ));
+}
