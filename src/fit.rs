@@ -33,7 +33,7 @@ impl NmfParams {
         self.run(Data::Dense(v), valid, start)
     }
 
-    /// Factorize a sparse `v` (m x n, features x samples): `V ≈ W H`, on the CPU engine, in time
+    /// Factorize a sparse `v` (m x n, features x samples): `V ≈ W H`, on the CPU or GPU engine, in time
     /// and memory proportional to the stored entries (plus `(m + n)·r` for the factors); V is
     /// never formed densely. The result is the same as [`fit`](Self::fit) on the dense matrix
     /// up to float rounding, for every solver, loss and initialisation (NNDSVD's SVD runs on

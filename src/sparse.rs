@@ -3,7 +3,7 @@
 //! A bag-of-words count matrix, a user x item rating matrix or a graph's adjacency is mostly
 //! zeros; storing only the nonzeros lets a fit run in time and memory proportional to their
 //! number instead of `m·n`. [`NmfParams::fit_sparse`](crate::NmfParams::fit_sparse) factorizes
-//! such a matrix on the CPU engine without ever forming it densely:
+//! such a matrix on the CPU or the GPU engine without ever forming it densely:
 //!
 //! ```
 //! use nmf_gpu::sparse::CsrMatrix;

@@ -61,11 +61,11 @@ pub struct InputArgs {
 /// `--storage`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum StorageArg {
-    /// Sparse for a MatrixMarket coordinate file below 10% density on the CPU, else dense.
+    /// Sparse for a MatrixMarket coordinate file below 10% density, else dense.
     Auto,
     /// Every input as a dense matrix.
     Dense,
-    /// A MatrixMarket file as compressed sparse rows (CPU engine only).
+    /// A MatrixMarket file as compressed sparse rows (CPU or GPU engine).
     Sparse,
 }
 
