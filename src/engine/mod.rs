@@ -15,6 +15,8 @@ use ndarray::{Array2, ArrayView2};
 #[cfg(feature = "gpu")]
 pub use self::gpu::GpuContext;
 pub use self::stats::GpuStats;
+#[cfg(feature = "mpi")]
+pub(crate) use self::task::check_sparse_backend;
 pub(crate) use self::task::{check_data, with_engine, with_sparse_engine, EngineTask};
 use crate::error::Result;
 use crate::options::{Loss, Regularization};

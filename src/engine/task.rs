@@ -96,3 +96,17 @@ pub(crate) fn with_sparse_engine<T: EngineTask>(
     let name = engine.name();
     Ok((task.run(&mut engine)?, name))
 }
+
+/// The distributed fit runs a sparse block on the CPU engine only: [`Backend::Gpu`] is an
+/// error there, [`Backend::Auto`] picks the CPU.
+#[cfg(feature = "mpi")]
+pub(crate) fn check_sparse_backend(backend: &Backend) -> Result<()> {
+    match backend {
+        #[cfg(feature = "gpu")]
+        Backend::Gpu(_) => Err(NmfError::UnsupportedOption {
+            option: "sparse V in a distributed fit",
+            requires: "Backend::Cpu (or Backend::Auto, which runs sparse data on the CPU)",
+        }),
+        _ => Ok(()),
+    }
+}

@@ -25,7 +25,7 @@ use nmf_gpu::io::{write_bytes_atomic, write_npy_atomic, ReadOptions};
 use nmf_gpu::{Init, Loss, Nmf, NmfError, Orthogonality, Solver};
 use serde_json::json;
 
-use crate::args::{FitArgs, OrthogonalArg, SolverArg};
+use crate::args::{BackendArg, FitArgs, OrthogonalArg, SolverArg, StorageArg};
 use crate::backend::backend;
 use crate::error::CliError;
 use crate::print_stdout;
@@ -166,11 +166,14 @@ fn fit<C: Communicator>(args: &FitArgs, world: &C) -> Result<u8, RankError> {
     .map_err(|e| from_lib(e, true))?;
     let path = args.input.input.as_path();
     let options = ReadOptions::default();
-    // `--storage`: sparse blocks (CPU engine) for .mtx files as a single-process fit chooses.
-    let sparse = matches!(
-        choose(args.input.storage, path, args.backend).map_err(alike)?,
-        Storage::Sparse(_)
-    );
+    // `--storage`: sparse blocks (CPU engine) for .mtx files as a single-process fit chooses;
+    // with `--backend gpu`, `auto` keeps the blocks dense (the distributed fit runs sparse
+    // blocks on the CPU only, and refuses an explicit `--storage sparse` there).
+    let storage = match (args.input.storage, args.backend) {
+        (StorageArg::Auto, BackendArg::Gpu) => StorageArg::Dense,
+        (s, _) => s,
+    };
+    let sparse = matches!(choose(storage, path).map_err(alike)?, Storage::Sparse(_));
     // An image directory: every rank lists the files, then decodes its share.
     let images = if path.is_dir() {
         let set = ImageDir::open(path, SizePolicy::Exact, &options);

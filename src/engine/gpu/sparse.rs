@@ -22,35 +22,12 @@ use super::buffers::{storage_buffer, GpuMat};
 use super::context::GpuContext;
 use super::pipelines::Kernel;
 use super::scheduler::{Groups, Scheduler};
-use super::state::{index, GpuEngine};
-use super::{check_factors, check_shape, uniforms, LOSS_CHUNK};
+use super::state::{index, GpuEngine, SparsePanel, SparseV};
+use super::uniforms;
 use crate::engine::{FactorSums, Side};
 use crate::error::{NmfError, Result};
 use crate::options::Loss;
 use crate::sparse::CsrMatrix;
-
-/// One row panel `A[row0 .. row0 + rows, :]` of a CSR matrix on the device: `rows + 1` row
-/// offsets relative to the panel's first stored entry, and its `nnz` column indices and values.
-#[derive(Clone)]
-pub(super) struct SparsePanel {
-    ptr: wgpu::Buffer,
-    col: wgpu::Buffer,
-    val: wgpu::Buffer,
-    row0: usize,
-    rows: usize,
-    nnz: usize,
-}
-
-/// A sparse V on the device: V's row panels, Vᵀ's row panels (V's column panels), and
-/// `‖V‖²_F`.
-pub(crate) struct SparseV {
-    csr: Vec<SparsePanel>,
-    csc: Vec<SparsePanel>,
-    /// `Hᵀ` (n x r), refreshed by every operation that reads it.
-    ht: Option<(wgpu::Buffer, usize)>,
-    /// The KL ratios of one panel (its nnz values).
-    z: Option<(wgpu::Buffer, usize)>,
-}
 
 /// The row ranges of the panels of `a`: whole rows, each panel's stored entries and its
 /// `rows + 1` offsets at most `cap` entries; an empty matrix gives one empty panel.
@@ -80,6 +57,30 @@ fn panel_ranges(a: &CsrMatrix, cap: usize, what: &str) -> Result<Vec<(usize, usi
         out.push((0, 0));
     }
     Ok(out)
+}
+
+/// Partial sums folded into one value on the device per chunk of this many.
+const LOSS_CHUNK: usize = 1024;
+
+/// `Ok` when `a` is `rows x cols`, else [`NmfError::ShapeMismatch`] naming `what`.
+fn check_shape(what: &'static str, a: &GpuMat, rows: usize, cols: usize) -> Result<()> {
+    if a.rows == rows && a.cols == cols {
+        Ok(())
+    } else {
+        Err(NmfError::ShapeMismatch {
+            what,
+            expected: format!("{rows} x {cols}"),
+            found: format!("{} x {}", a.rows, a.cols),
+        })
+    }
+}
+
+/// `Ok(r)` when the factors `w` (m x r) and `h` (r x n) fit V (m x n) and each other.
+fn check_factors(m: usize, n: usize, w: &GpuMat, h: &GpuMat) -> Result<usize> {
+    let r = w.cols;
+    check_shape("W (m x r) on the GPU engine", w, m, r)?;
+    check_shape("H (r x n) on the GPU engine", h, r, n)?;
+    Ok(r)
 }
 
 /// Upload `a` in row panels of at most `cap` entries per array.

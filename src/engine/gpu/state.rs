@@ -31,7 +31,30 @@ pub(crate) struct GpuEngine {
     pub(super) slices: Option<(wgpu::Buffer, usize)>,
     pub(super) loss_sums: Option<(wgpu::Buffer, usize)>,
     /// V in CSR and CSC row panels when it is sparse (then `panels` is empty).
-    pub(super) sparse: Option<super::sparse::SparseV>,
+    pub(super) sparse: Option<SparseV>,
+}
+
+/// One row panel `A[row0 .. row0 + rows, :]` of a CSR matrix on the device: `rows + 1` row
+/// offsets relative to the panel's first stored entry, and its `nnz` column indices and values.
+#[derive(Clone)]
+pub(super) struct SparsePanel {
+    pub(super) ptr: wgpu::Buffer,
+    pub(super) col: wgpu::Buffer,
+    pub(super) val: wgpu::Buffer,
+    pub(super) row0: usize,
+    pub(super) rows: usize,
+    pub(super) nnz: usize,
+}
+
+/// A sparse V on the device: V's row panels and Vᵀ's row panels (V's column panels), with
+/// the scratch its operations reuse.
+pub(crate) struct SparseV {
+    pub(super) csr: Vec<SparsePanel>,
+    pub(super) csc: Vec<SparsePanel>,
+    /// `Hᵀ` (n x r), refreshed by every operation that reads it.
+    pub(super) ht: Option<(wgpu::Buffer, usize)>,
+    /// The KL ratios of one panel (its nnz values).
+    pub(super) z: Option<(wgpu::Buffer, usize)>,
 }
 
 pub(super) fn index(x: usize) -> Result<u32> {

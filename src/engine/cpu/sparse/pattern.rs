@@ -83,8 +83,8 @@ fn pattern_rows<I: Index>(
             orow.fill(0.0);
         }
         let yr = &y[i * r..(i + 1) * r];
-        for k in ptr[i]..ptr[i + 1] {
-            let j = idx[k].at();
+        for jk in &idx[ptr[i]..ptr[i + 1]] {
+            let j = jk.at();
             let xr = &x[j * r..(j + 1) * r];
             let z = dot_f32(yr, xr);
             for (o, &xv) in orow.iter_mut().zip(xr) {
