@@ -427,6 +427,24 @@ pub enum NmfError {
         expected: String,
     },
 
+    /// A range of ranks to compare ([`select`](crate::select)) is empty or out of bounds.
+    #[error("ranks {from}..{to} cannot be compared: {reason}")]
+    InvalidRankRange {
+        /// The first rank asked for.
+        from: usize,
+        /// The last rank asked for (inclusive).
+        to: usize,
+        /// What is wrong, and what is allowed.
+        reason: String,
+    },
+
+    /// A long computation was stopped by its stop flag before it finished.
+    #[error("{what} was interrupted before it finished; nothing was computed")]
+    Interrupted {
+        /// What was stopped.
+        what: &'static str,
+    },
+
     /// A directory holds no `.txt` file to read as documents.
     #[error("{}: no .txt files found ({}); give the directory that holds the documents, one UTF-8 .txt file each", dir.display(), if *recursive { "searched recursively" } else { "searched the top level only; read subdirectories too with Recursion::Recursive" })]
     NoTextFiles {

@@ -46,6 +46,7 @@
 //! | symmetric NMF `A ≈ HHᵀ` and tri-factor `A ≈ HSHᵀ` | [`symmetric`], with [`graph`] for reading graphs |
 //! | masked NMF `‖M ⊙ (V − WH)‖²` (missing entries, recommendation) | [`masked`] |
 //! | clustering scores (purity, NMI, ARI) | [`cluster`] |
+//! | choosing the rank: consensus, NMFk, cross-validation | [`select`] |
 //! | topics (tokenising, tf-idf, top terms) | [`text`] |
 //! | image datasets (faces), montages, PCA | [`images`] |
 
@@ -74,6 +75,7 @@ mod model;
 pub mod options;
 mod params;
 mod report;
+pub mod select;
 mod solver;
 pub mod sparse;
 pub mod symmetric;

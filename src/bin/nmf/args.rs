@@ -33,6 +33,9 @@ pub enum Command {
     Transform(TransformArgs),
     /// Show the version, the CPU threads and every GPU adapter found.
     Info,
+    /// Which rank? Compare ranks by consensus, NMFk and cross-validation: write summary.json
+    /// (with the recommended rank) and the pictures rank.png and consensus.png.
+    Rank(RankArgs),
 }
 
 /// Where the data comes from.
@@ -195,6 +198,123 @@ pub struct TransformArgs {
     /// Print nothing but errors.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+}
+
+/// `nmf rank`.
+#[derive(Debug, Args)]
+pub struct RankArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+
+    /// The ranks to compare, both ends included: `2..20` (also `2..=20`, `2-20`, or one rank).
+    /// The smallest is 2, the largest min(rows, columns).
+    #[arg(long, value_name = "FROM..TO", value_parser = rank_range, allow_hyphen_values = true)]
+    pub ranks: (usize, usize),
+
+    /// Fits per rank for consensus and NMFk.
+    #[arg(long, default_value_t = 30, value_parser = positive_usize, allow_hyphen_values = true)]
+    pub runs: usize,
+
+    /// How ranks are compared: consensus clustering of restarts (cophenetic correlation,
+    /// dispersion), NMFk (silhouettes of perturbed runs), cross-validation (held-out error),
+    /// or all three (the recommended rank is the one most of them choose).
+    #[arg(long, value_enum, default_value = "all")]
+    pub method: MethodArg,
+
+    /// Directory for summary.json, rank.png and consensus.png; created if missing.
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub output_dir: PathBuf,
+
+    /// The update algorithm of the inner fits.
+    #[arg(long, value_enum, default_value = "hals")]
+    pub solver: SolverArg,
+
+    /// Iteration budget of each inner fit (cross-validation's masked fits get 3 times it).
+    #[arg(long, default_value_t = 100, value_parser = positive_usize, allow_hyphen_values = true)]
+    pub max_iter: usize,
+
+    /// Stopping tolerance of each inner fit.
+    #[arg(long, default_value_t = 1e-4, value_parser = nonnegative_f32, allow_hyphen_values = true)]
+    pub tol: f32,
+
+    /// Seed for every random choice (the result is the same for the same seed).
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+    pub seed: u64,
+
+    /// NMFk: multiplicative noise on the data, each entry times 1 + U(-NOISE, NOISE).
+    #[arg(long, default_value_t = 0.03, value_parser = unit_f32, allow_hyphen_values = true)]
+    pub noise: f32,
+
+    /// NMFk: the largest rank whose minimum silhouette reaches this is chosen.
+    #[arg(long, default_value_t = 0.7, allow_hyphen_values = true)]
+    pub threshold: f64,
+
+    /// Cross-validation: the share of entries held out.
+    #[arg(long, default_value_t = 0.1, value_parser = unit_f32, allow_hyphen_values = true)]
+    pub holdout: f32,
+
+    /// Cross-validation: masked fits per rank, each with its own held-out entries.
+    #[arg(long, default_value_t = 3, value_parser = positive_usize, allow_hyphen_values = true)]
+    pub cv_repeats: usize,
+
+    /// Where the fits run (on a GPU they are queued on one device; on the CPU they run side
+    /// by side, one per thread).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub backend: BackendArg,
+
+    /// The file holds one sample per row (scikit-learn's X); it is transposed first.
+    #[arg(long)]
+    pub samples_as_rows: bool,
+
+    /// Print nothing but errors (and the summary with --json).
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+
+    /// Print the summary as JSON on standard output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `--method`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MethodArg {
+    /// Consensus clustering of restarts (Brunet et al. 2004).
+    Consensus,
+    /// NMFk: stability of the basis under perturbation.
+    Nmfk,
+    /// Cross-validation by held-out entries.
+    Cv,
+    /// All three.
+    All,
+}
+
+/// `--ranks`: `A..B`, `A..=B`, `A-B` or `A`, with 2 <= A <= B.
+pub fn rank_range(s: &str) -> Result<(usize, usize), String> {
+    let t = s.trim();
+    let (a, b) = if let Some((a, b)) = t.split_once("..=") {
+        (a, b)
+    } else if let Some((a, b)) = t.split_once("..") {
+        (a, b)
+    } else if let Some((a, b)) = t.split_once('-').filter(|(a, _)| !a.is_empty()) {
+        (a, b)
+    } else {
+        (t, t)
+    };
+    let parse = |x: &str| {
+        x.trim()
+            .parse::<usize>()
+            .map_err(|_| format!("`{s}` is not a range of ranks: write FROM..TO, e.g. 2..20"))
+    };
+    let (a, b) = (parse(a)?, parse(b)?);
+    if a < 2 {
+        return Err("the smallest rank compared is 2 (one component clusters nothing)".into());
+    }
+    if a > b {
+        return Err(format!(
+            "the range {a}..{b} is empty: give the smaller rank first, e.g. {b}..{a}"
+        ));
+    }
+    Ok((a, b))
 }
 
 /// `--header`.

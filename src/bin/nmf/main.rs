@@ -1,6 +1,6 @@
 //! `nmf`: factorize matrices stored in files from the shell.
 //!
-//! `nmf fit`, `nmf transform` and `nmf info`; `nmf <command> --help` documents each. Errors
+//! `nmf fit`, `nmf transform`, `nmf rank` and `nmf info`; `nmf <command> --help` documents each. Errors
 //! are printed as `error: <file>: <problem>` and exit with code 1; usage errors (an unknown
 //! option, an invalid option value, options that cannot go together) exit with code 2; a fit
 //! stopped by SIGINT / SIGTERM writes the model reached and exits with 130 / 143.
@@ -14,6 +14,7 @@ mod fit;
 mod info;
 mod output;
 mod progress;
+mod rank;
 mod resume;
 mod signals;
 mod storage;
@@ -61,6 +62,7 @@ fn main() -> ExitCode {
         Command::Fit(args) if distributed::requested(args) => distributed::run(args),
         Command::Fit(args) => fit::run(args),
         Command::Transform(args) => transform::run(args).map(|()| 0),
+        Command::Rank(args) => rank::run(args),
         Command::Info => {
             info::run();
             Ok(0)

@@ -1,0 +1,309 @@
+//! Pictures of a rank sweep (feature `plots`): the curves of every measure against the rank,
+//! one panel per measure with the recommended rank marked ([`curves`]), and the consensus
+//! matrix of one rank as a heat map with the samples in the order of its clustering
+//! ([`consensus_heatmap`]).
+//!
+//! Drawn by `plotters` into an RGB buffer, written as PNG by `image`; the text uses DejaVu Sans compiled into the binary, so
+//! nothing is read from the system's fonts.
+
+use std::path::Path;
+use std::sync::Once;
+
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+
+use super::consensus::Consensus;
+use super::RankSelection;
+use crate::error::{NmfError, Result};
+
+/// Width and height of one panel of [`curves`], in pixels.
+const PANEL: (u32, u32) = (420, 300);
+
+/// The largest side of the heat map, in pixels (larger matrices are sampled).
+const HEATMAP_SIDE: usize = 600;
+
+fn fonts() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = plotters::style::register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            dejavu::sans::regular(),
+        );
+    });
+}
+
+fn draw_error(path: &Path) -> impl Fn(String) -> NmfError + '_ {
+    move |e| NmfError::Io {
+        path: path.to_path_buf(),
+        action: "draw the picture",
+        source: std::io::Error::other(e),
+    }
+}
+
+/// One panel: a title and its series `(label, points, colour)`.
+struct Panel {
+    title: &'static str,
+    series: Vec<(&'static str, Vec<(f64, f64)>, RGBColor)>,
+    /// A horizontal reference line (NMFk's threshold).
+    reference: Option<f64>,
+}
+
+const C1: RGBColor = RGBColor(31, 119, 180);
+const C2: RGBColor = RGBColor(255, 127, 14);
+const MARK: RGBColor = RGBColor(214, 39, 40);
+
+/// Draw the curves of `sel` into the PNG file `path`: one panel per measure (cophenetic
+/// correlation, dispersion, explained variance, silhouettes, held-out error, as run), with a
+/// vertical line at the recommended rank.
+pub fn curves(sel: &RankSelection, path: &Path) -> Result<()> {
+    fonts();
+    let err = draw_error(path);
+    let mut panels = Vec::new();
+    let pts = |f: &dyn Fn(usize) -> Option<(f64, f64)>| -> Vec<(f64, f64)> {
+        (0..sel.ranks.len()).filter_map(f).collect()
+    };
+    if !sel.consensus.is_empty() {
+        let c = &sel.consensus;
+        panels.push(Panel {
+            title: "cophenetic correlation",
+            series: vec![(
+                "cophenetic",
+                pts(&|k| c.get(k).map(|s| (s.rank as f64, s.cophenetic))),
+                C1,
+            )],
+            reference: None,
+        });
+        panels.push(Panel {
+            title: "dispersion",
+            series: vec![(
+                "dispersion",
+                pts(&|k| c.get(k).map(|s| (s.rank as f64, s.dispersion))),
+                C1,
+            )],
+            reference: None,
+        });
+        panels.push(Panel {
+            title: "explained variance (best run)",
+            series: vec![(
+                "explained variance",
+                pts(&|k| c.get(k).map(|s| (s.rank as f64, s.explained_variance))),
+                C1,
+            )],
+            reference: None,
+        });
+    }
+    if !sel.nmfk.is_empty() {
+        let s = &sel.nmfk;
+        panels.push(Panel {
+            title: "NMFk silhouette (min, mean)",
+            series: vec![
+                (
+                    "min",
+                    pts(&|k| s.get(k).map(|x| (x.rank as f64, x.min_silhouette))),
+                    C1,
+                ),
+                (
+                    "mean",
+                    pts(&|k| s.get(k).map(|x| (x.rank as f64, x.mean_silhouette))),
+                    C2,
+                ),
+            ],
+            reference: Some(sel.silhouette_threshold),
+        });
+    }
+    if !sel.cv.is_empty() {
+        let c = &sel.cv;
+        panels.push(Panel {
+            title: "held-out RMSE (cross-validation)",
+            series: vec![(
+                "held-out RMSE",
+                pts(&|k| c.get(k).map(|s| (s.rank as f64, s.heldout_rmse))),
+                C1,
+            )],
+            reference: None,
+        });
+    }
+    let count = panels.len().max(1);
+    let cols = count.min(3);
+    let rows = count.div_ceil(cols);
+    let size = (PANEL.0 * cols as u32, PANEL.1 * rows as u32 + 30);
+    let mut buf = vec![255u8; size.0 as usize * size.1 as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, size).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+        let title = format!(
+            "rank r = {}..{}: recommended r = {}",
+            sel.ranks.first().copied().unwrap_or(0),
+            sel.ranks.last().copied().unwrap_or(0),
+            sel.recommended().rank
+        );
+        let root = root
+            .titled(&title, ("sans-serif", 20))
+            .map_err(|e| err(e.to_string()))?;
+        let areas = root.split_evenly((rows, cols));
+        let (lo, hi) = (
+            sel.ranks.first().copied().unwrap_or(0) as f64 - 0.5,
+            sel.ranks.last().copied().unwrap_or(0) as f64 + 0.5,
+        );
+        let chosen = sel.recommended().rank as f64;
+        for (area, panel) in areas.iter().zip(&panels) {
+            let values = panel
+                .series
+                .iter()
+                .flat_map(|s| s.1.iter().map(|p| p.1))
+                .chain(panel.reference)
+                .filter(|y| y.is_finite());
+            let (mut ymin, mut ymax) = values
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| {
+                    (a.min(y), b.max(y))
+                });
+            if !ymin.is_finite() {
+                (ymin, ymax) = (0.0, 1.0);
+            }
+            let pad = ((ymax - ymin) * 0.08).max(1e-3 * ymax.abs().max(1e-9));
+            let (ymin, ymax) = (ymin - pad, ymax + pad);
+            let mut chart = ChartBuilder::on(area)
+                .caption(panel.title, ("sans-serif", 16))
+                .margin(10)
+                .x_label_area_size(35)
+                .y_label_area_size(60)
+                .build_cartesian_2d(lo..hi, ymin..ymax)
+                .map_err(|e| err(e.to_string()))?;
+            chart
+                .configure_mesh()
+                .x_desc("rank r")
+                .x_labels(sel.ranks.len().min(12))
+                .x_label_formatter(&|x| format!("{x:.0}"))
+                .y_labels(6)
+                .y_label_formatter(&|y| format!("{y:.3}"))
+                .light_line_style(WHITE)
+                .draw()
+                .map_err(|e| err(e.to_string()))?;
+            chart
+                .draw_series(LineSeries::new(
+                    vec![(chosen, ymin), (chosen, ymax)],
+                    MARK.stroke_width(2),
+                ))
+                .map_err(|e| err(e.to_string()))?;
+            if let Some(y) = panel.reference {
+                chart
+                    .draw_series(LineSeries::new(vec![(lo, y), (hi, y)], BLACK.mix(0.4)))
+                    .map_err(|e| err(e.to_string()))?;
+            }
+            for (label, points, colour) in &panel.series {
+                let colour = *colour;
+                chart
+                    .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
+                    .map_err(|e| err(e.to_string()))?
+                    .label(*label)
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2))
+                    });
+                chart
+                    .draw_series(points.iter().map(|&p| Circle::new(p, 3, colour.filled())))
+                    .map_err(|e| err(e.to_string()))?;
+            }
+            if panel.series.len() > 1 {
+                chart
+                    .configure_series_labels()
+                    .background_style(WHITE.mix(0.8))
+                    .border_style(BLACK.mix(0.3))
+                    .position(SeriesLabelPosition::LowerLeft)
+                    .draw()
+                    .map_err(|e| err(e.to_string()))?;
+            }
+        }
+        root.present().map_err(|e| err(e.to_string()))?;
+    }
+    save_png(path, &buf, size)
+}
+
+/// Blue (0) through white (½) to red (1).
+fn heat(x: f32) -> RGBColor {
+    let x = x.clamp(0.0, 1.0);
+    let lerp = |a: u8, b: u8, t: f32| (a as f32 + (b as f32 - a as f32) * t).round() as u8;
+    let (lo, mid, hi) = ((33, 102, 172), (247, 247, 247), (178, 24, 43));
+    let (from, to, t): ((u8, u8, u8), (u8, u8, u8), f32) = if x < 0.5 {
+        (lo, mid, x * 2.0)
+    } else {
+        (mid, hi, (x - 0.5) * 2.0)
+    };
+    RGBColor(
+        lerp(from.0, to.0, t),
+        lerp(from.1, to.1, t),
+        lerp(from.2, to.2, t),
+    )
+}
+
+/// Draw the consensus matrix of rank `rank` into the PNG file `path` as a heat map (blue 0,
+/// red 1), rows and columns in the order of its average-linkage clustering, so that stable
+/// clusters show as red blocks on the diagonal. Matrices of more than 600 samples are
+/// sampled to 600 x 600 pixels.
+pub fn consensus_heatmap(c: &Consensus, rank: usize, path: &Path) -> Result<()> {
+    fonts();
+    let err = draw_error(path);
+    let n = c.matrix.nrows();
+    let order = c.order();
+    let (side, cell) = if n == 0 {
+        (1, 1)
+    } else if n >= HEATMAP_SIDE {
+        (HEATMAP_SIDE, 1)
+    } else {
+        let cell = (HEATMAP_SIDE / n).max(1);
+        (cell * n, cell)
+    };
+    let margin = 10u32;
+    let size = (side as u32 + 2 * margin, side as u32 + 2 * margin + 30);
+    let mut buf = vec![255u8; size.0 as usize * size.1 as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, size).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+        let title = format!(
+            "consensus matrix, r = {rank}: cophenetic {:.4}, dispersion {:.4}",
+            c.cophenetic, c.dispersion
+        );
+        let root = root
+            .titled(&title, ("sans-serif", 16))
+            .map_err(|e| err(e.to_string()))?;
+        if n > 0 {
+            let pixels = side / cell;
+            for py in 0..pixels {
+                let i = order[(py * n) / pixels];
+                for px in 0..pixels {
+                    let j = order[(px * n) / pixels];
+                    let colour = heat(c.matrix[[i, j]]);
+                    let (x0, y0) = (
+                        margin as i32 + (px * cell) as i32,
+                        margin as i32 + (py * cell) as i32,
+                    );
+                    if cell == 1 {
+                        root.draw_pixel((x0, y0), &colour)
+                            .map_err(|e| err(e.to_string()))?;
+                    } else {
+                        root.draw(&Rectangle::new(
+                            [(x0, y0), (x0 + cell as i32, y0 + cell as i32)],
+                            colour.filled(),
+                        ))
+                        .map_err(|e| err(e.to_string()))?;
+                    }
+                }
+            }
+        }
+        root.present().map_err(|e| err(e.to_string()))?;
+    }
+    save_png(path, &buf, size)
+}
+
+/// Encode an RGB buffer as a PNG file.
+fn save_png(path: &Path, buf: &[u8], (w, h): (u32, u32)) -> Result<()> {
+    image::save_buffer_with_format(
+        path,
+        buf,
+        w,
+        h,
+        image::ColorType::Rgb8,
+        image::ImageFormat::Png,
+    )
+    .map_err(|e| draw_error(path)(e.to_string()))
+}
