@@ -230,7 +230,7 @@ pub struct RankArgs {
     pub solver: SolverArg,
 
     /// Iteration budget of each inner fit (cross-validation's masked fits get 3 times it).
-    #[arg(long, default_value_t = 100, value_parser = positive_usize, allow_hyphen_values = true)]
+    #[arg(long, default_value_t = 50, value_parser = positive_usize, allow_hyphen_values = true)]
     pub max_iter: usize,
 
     /// Stopping tolerance of each inner fit.
