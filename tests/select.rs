@@ -138,9 +138,9 @@ fn a_sweep_is_deterministic_for_its_seed() {
 fn bad_ranges_and_options_are_typed_errors() {
     let v = planted(10, 20, 3, 0.0, 1);
     let range_err = |e: NmfError| matches!(e, NmfError::InvalidRankRange { .. });
-    for ranks in [1..=4, 5..=3, 2..=11] {
-        let e = RankSelect::params(ranks.clone()).run(v.view()).unwrap_err();
-        assert!(range_err(e), "{ranks:?}");
+    for (from, to) in [(1, 4), (5, 3), (2, 11)] {
+        let e = RankSelect::params(from..=to).run(v.view()).unwrap_err();
+        assert!(range_err(e), "{from}..={to}");
     }
     let invalid = |e: NmfError| matches!(e, NmfError::InvalidParameter { .. });
     let p = RankSelect::params(2..=4);

@@ -286,8 +286,8 @@ mod tests {
         let cl = cluster_bases(&bases).unwrap();
         for (t, p) in perms.iter().enumerate() {
             // Columns holding the same original column share a cluster across runs.
-            for k in 0..3 {
-                let k0 = perms[0].iter().position(|&x| x == p[k]).unwrap();
+            for (k, original) in p.iter().enumerate() {
+                let k0 = perms[0].iter().position(|x| x == original).unwrap();
                 assert_eq!(cl.labels[t][k], cl.labels[0][k0]);
             }
         }

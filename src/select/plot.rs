@@ -41,10 +41,13 @@ fn draw_error(path: &Path) -> impl Fn(String) -> NmfError + '_ {
     }
 }
 
-/// One panel: a title and its series `(label, points, colour)`.
+/// A series of a panel: `(label, points, colour)`.
+type Series = (&'static str, Vec<(f64, f64)>, RGBColor);
+
+/// One panel: a title and its series.
 struct Panel {
     title: &'static str,
-    series: Vec<(&'static str, Vec<(f64, f64)>, RGBColor)>,
+    series: Vec<Series>,
     /// A horizontal reference line (NMFk's threshold).
     reference: Option<f64>,
 }

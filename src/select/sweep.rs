@@ -62,7 +62,7 @@ where
     } else {
         std::thread::scope(|scope| {
             for _ in 0..workers {
-                scope.spawn(&work);
+                scope.spawn(work);
             }
         });
     }
