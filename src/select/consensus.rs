@@ -23,7 +23,7 @@ use ndarray::{Array2, ArrayView2};
 
 use crate::error::{NmfError, Result};
 
-/// Bytes taken by [`consensus_matrix`] and [`cophenetic_correlation`] together for `n`
+/// Bytes taken by [`consensus_matrix`] and [`average_linkage`] together for `n`
 /// samples: the f32 consensus and the f64 working distances (for the memory check).
 pub fn consensus_bytes(n: usize) -> u64 {
     (n as u64).saturating_mul(n as u64).saturating_mul(12)

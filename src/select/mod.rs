@@ -47,7 +47,7 @@
 //! 361 x 2429 data a rank-10 HALS fit has converged to that tolerance by about 50 iterations,
 //! and the clusterings and basis directions the measures read are settled well before the
 //! last digits of the loss. The masked fits of cross-validation are the masked multiplicative
-//! updates ([`MaskedNmf`](crate::MaskedNmf)) without penalty, from the filled start (a
+//! updates ([`MaskedNmf`]) without penalty, from the filled start (a
 //! truncated SVD of the observed entries, which starts them near the solution), with
 //! [`CV_BUDGET`] times the budget: multiplicative updates converge more slowly than HALS, and
 //! an unconverged fit at the data's rank would look worse than a larger one.
