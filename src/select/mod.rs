@@ -419,13 +419,31 @@ impl SelectParams {
             } else {
                 0
             });
-        let need = per_worker.saturating_mul(workers as u64);
+        // NMFk keeps every run's unit W (m x r) of every rank, and forms the Gram matrix of the
+        // runs·r columns of one rank per worker while summarising.
+        let nmfk_bytes = if self.methods.contains(&Method::Nmfk) {
+            let ranks_sum: u64 = (self.from as u64..=self.to as u64).sum();
+            let points = self.runs as u64 * self.to as u64;
+            (self.runs as u64)
+                .saturating_mul(ranks_sum)
+                .saturating_mul(m as u64 * 4)
+                .saturating_add(
+                    points
+                        .saturating_mul(points.saturating_add(m as u64))
+                        .saturating_mul(4 * workers as u64),
+                )
+        } else {
+            0
+        };
+        let need = per_worker
+            .saturating_mul(workers as u64)
+            .saturating_add(nmfk_bytes);
         if need > limit {
             return Err(NmfError::FitTooLarge {
                 need,
                 limit,
                 detail: format!(
-                    "{workers} fits side by side on {m} x {n} data, with the {n} x {n} consensus matrices"
+                    "{workers} fits side by side on {m} x {n} data, the {n} x {n} consensus matrices and the NMFk bases"
                 ),
             });
         }
