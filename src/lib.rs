@@ -71,6 +71,7 @@ pub(crate) mod linalg;
 pub mod masked;
 mod memory;
 mod model;
+pub mod online;
 pub mod options;
 mod params;
 mod report;
@@ -86,6 +87,7 @@ pub use engine::{Backend, GpuStats};
 pub use error::{Factor, NmfError, Result};
 pub use masked::{MaskedFactorization, MaskedInit, MaskedNmf, MaskedParams, PenaltyScale};
 pub use model::{relative_error, Factorization};
+pub use online::{OnlineFactorization, OnlineNmf, OnlineParams};
 pub use options::{
     Checkpoint, CheckpointFn, Init, IterOptions, Loss, Orthogonality, Progress, ProgressFn, Resume,
     Solver, ValidParams, DEFAULT_EPSILON,
