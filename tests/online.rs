@@ -299,3 +299,203 @@ fn gpu_online_equals_cpu_online() {
         assert!((ea - eb).abs() < GPU_REL_TOL * ea.max(1e-3), "{ea} vs {eb}");
     }
 }
+
+/// A `.npy` of float32 with the given shape and order (`data` in that order).
+fn write_npy(path: &std::path::Path, data: &[f32], shape: (usize, usize), fortran: bool) {
+    let dict = format!(
+        "{{'descr': '<f4', 'fortran_order': {}, 'shape': ({}, {}), }}",
+        if fortran { "True" } else { "False" },
+        shape.0,
+        shape.1
+    );
+    let mut header = dict.into_bytes();
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(b' ');
+    }
+    header.push(b'\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(&header);
+    for x in data {
+        bytes.extend_from_slice(&x.to_le_bytes());
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// The four ways a features x samples matrix can lie in a `.npy` give the same batches.
+#[test]
+fn npy_source_yields_the_arrays_batches_in_every_layout() {
+    let v = uniform(13, 41, 6);
+    let dir = tempfile::tempdir().unwrap();
+    let expected = drain(&mut ArraySource::new(v.view()), 8);
+    let vt = v.t().to_owned();
+    let c_order = |a: &Array2<f32>| a.iter().copied().collect::<Vec<_>>();
+    let f_order = |a: &Array2<f32>| a.t().iter().copied().collect::<Vec<_>>();
+    let cases = [
+        ("c.npy", c_order(&v), (13, 41), false, false),
+        ("f.npy", f_order(&v), (13, 41), true, false),
+        ("rows_c.npy", c_order(&vt), (41, 13), false, true),
+        ("rows_f.npy", f_order(&vt), (41, 13), true, true),
+    ];
+    for (name, data, shape, fortran, samples_as_rows) in cases {
+        let path = dir.path().join(name);
+        write_npy(&path, &data, shape, fortran);
+        let mut src = nmf_gpu::io::NpySource::open(&path, samples_as_rows).unwrap();
+        assert_eq!(src.dim(), (13, 41), "{name}");
+        for _ in 0..2 {
+            assert_eq!(drain(&mut src, 8), expected, "{name}");
+            src.rewind().unwrap();
+        }
+    }
+    // A NaN in the file: the error names the file and the sample.
+    let mut bad = v.clone();
+    bad[[2, 30]] = f32::NAN;
+    let path = dir.path().join("bad.npy");
+    write_npy(&path, &c_order(&bad), (13, 41), false);
+    let err = OnlineNmf::params(2)
+        .batch_size(8)
+        .fit(&mut nmf_gpu::io::NpySource::open(&path, false).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("bad.npy") && err.contains("sample 30"),
+        "{err}"
+    );
+}
+
+/// Binary PGM bytes of a `w x h` image.
+fn pgm(w: usize, h: usize, seed: usize) -> Vec<u8> {
+    let mut b = format!("P5\n{w} {h}\n255\n").into_bytes();
+    b.extend((0..w * h).map(|k| ((k * 31 + seed * 17) % 256) as u8));
+    b
+}
+
+#[test]
+fn image_dir_source_yields_load_dir_columns_and_names_a_bad_file() {
+    use nmf_gpu::images::{load_dir, ImageDirSource, Preprocess, SizePolicy};
+    let dir = tempfile::tempdir().unwrap();
+    for k in 0..23 {
+        std::fs::write(dir.path().join(format!("img{k}.pgm")), pgm(6, 5, k)).unwrap();
+    }
+    for pre in [Preprocess::Unit, Preprocess::LeeSeung] {
+        let mut set = load_dir(dir.path(), SizePolicy::Exact).unwrap();
+        pre.apply(set.matrix_mut());
+        let expected = drain(&mut ArraySource::new(set.matrix()), 5);
+        let mut src = ImageDirSource::open(dir.path(), SizePolicy::Exact, pre).unwrap();
+        assert_eq!(src.dim(), (30, 23));
+        assert_eq!(src.names(), set.names());
+        for _ in 0..2 {
+            assert_eq!(drain(&mut src, 5), expected);
+            src.rewind().unwrap();
+        }
+    }
+    // Image 17 in file order loses its pixels: the fit stops naming it.
+    let mut src = ImageDirSource::open(dir.path(), SizePolicy::Exact, Preprocess::Unit).unwrap();
+    let victim = dir.path().join(&src.names()[17]);
+    std::fs::write(&victim, b"P5\n6 5\n255\n\x01\x02").unwrap();
+    let err = OnlineNmf::params(2)
+        .batch_size(4)
+        .fit(&mut src)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&victim.display().to_string()) && err.contains("sample 17"),
+        "{err}"
+    );
+}
+
+/// Peak resident memory (VmHWM) of a child that streams a `.npy` far larger than its batches
+/// through one online epoch stays under this bound.
+const STREAM_PEAK_BYTES: u64 = 64 << 20;
+/// The streamed file: 300 000 samples of 256 features (about 300 MB of float32).
+const STREAM_SAMPLES: usize = 300_000;
+const STREAM_FEATURES: usize = 256;
+
+fn vm_hwm_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    let kb: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kb * 1024
+}
+
+/// The child half of `streaming_a_large_npy_keeps_memory_bounded` (does nothing unless the
+/// parent set the file to stream).
+#[test]
+fn stream_child() {
+    let Some(path) = std::env::var_os("NMF_ONLINE_STREAM_FILE") else {
+        return;
+    };
+    let mut src = nmf_gpu::io::NpySource::open(&path, true).unwrap();
+    assert_eq!(src.dim(), (STREAM_FEATURES, STREAM_SAMPLES));
+    let model = OnlineNmf::params(8)
+        .batch_size(512)
+        .max_epochs(1)
+        .inner_max_iter(3)
+        .fit(&mut src)
+        .unwrap();
+    assert_eq!(model.report().samples, STREAM_SAMPLES as u64);
+    println!("\nVMHWM={}", vm_hwm_bytes());
+}
+
+#[test]
+fn streaming_a_large_npy_keeps_memory_bounded() {
+    #[cfg(not(target_os = "linux"))]
+    return;
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("large.npy");
+    // Samples as rows (C order), written a block of samples at a time.
+    {
+        let dict = format!(
+            "{{'descr': '<f4', 'fortran_order': False, 'shape': ({STREAM_SAMPLES}, {STREAM_FEATURES}), }}"
+        );
+        let mut header = dict.into_bytes();
+        while (10 + header.len() + 1) % 64 != 0 {
+            header.push(b' ');
+        }
+        header.push(b'\n');
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        f.write_all(b"\x93NUMPY\x01\x00").unwrap();
+        f.write_all(&(header.len() as u16).to_le_bytes()).unwrap();
+        f.write_all(&header).unwrap();
+        let mut row = vec![0u8; STREAM_FEATURES * 4];
+        for j in 0..STREAM_SAMPLES {
+            for (i, chunk) in row.chunks_exact_mut(4).enumerate() {
+                // A rank-2 pattern plus a little variation.
+                let x = ((i % 7) as f32) * ((j % 5) as f32)
+                    + ((i % 3) as f32) * ((j % 11) as f32)
+                    + ((i * j) % 13) as f32 * 0.01;
+                chunk.copy_from_slice(&x.to_le_bytes());
+            }
+            f.write_all(&row).unwrap();
+        }
+        f.flush().unwrap();
+    }
+    let file_bytes = std::fs::metadata(&path).unwrap().len();
+    assert!(file_bytes > 3 * STREAM_PEAK_BYTES);
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "stream_child", "--nocapture", "--test-threads=1"])
+        .env("NMF_ONLINE_STREAM_FILE", &path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let peak: u64 = stdout
+        .lines()
+        .find_map(|l| l.split_once("VMHWM=").map(|(_, x)| x))
+        .unwrap_or_else(|| panic!("no peak reported: {stdout}"))
+        .trim()
+        .parse()
+        .unwrap();
+    eprintln!(
+        "streamed {} MB; peak resident {} MB (bound {} MB)",
+        file_bytes >> 20,
+        peak >> 20,
+        STREAM_PEAK_BYTES >> 20
+    );
+    assert!(peak < STREAM_PEAK_BYTES, "peak {peak} bytes");
+}

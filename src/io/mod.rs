@@ -40,7 +40,7 @@ use crate::error::{NmfError, Result};
 
 pub use limits::{default_max_bytes, FIXED_CAP_BYTES};
 pub use lines::DEFAULT_MAX_LINE_BYTES;
-pub use npy_stream::NpySource;
+pub use npy_stream::{NpyColumnWriter, NpySource};
 pub use write::{write_bytes_atomic, write_npy_atomic, StagedDir, StagedFile};
 
 /// The kinds of input [`read_matrix`] understands, chosen by [`FileFormat::from_path`].

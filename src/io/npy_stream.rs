@@ -180,3 +180,134 @@ fn internal(path: &Path) -> NmfError {
         message: "internal: a fresh batch is not contiguous".into(),
     }
 }
+
+/// A float32 `.npy` matrix (rows x cols) written a block of columns at a time, for results
+/// too large to hold (the encodings H of a streamed fit): stored in Fortran order
+/// (`fortran_order: True`), so each column is contiguous and a block of columns is one
+/// append; `np.load` reads it as the usual rows x cols array. The data go to a temporary file
+/// beside `path`, which [`commit`](Self::commit) flushes and renames once every column is
+/// written; a writer dropped before that removes it, so `path` never holds a partial matrix.
+#[derive(Debug)]
+pub struct NpyColumnWriter {
+    path: PathBuf,
+    tmp: PathBuf,
+    out: Option<std::io::BufWriter<File>>,
+    rows: usize,
+    cols: usize,
+    written: usize,
+}
+
+impl NpyColumnWriter {
+    /// Start writing a `rows x cols` matrix to `path`.
+    pub fn create(path: impl AsRef<Path>, rows: usize, cols: usize) -> Result<NpyColumnWriter> {
+        use std::io::Write;
+        let path = path.as_ref().to_path_buf();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "out.npy".into());
+        let tmp = path.with_file_name(format!(".{name}.partial"));
+        let write_err = |tmp: &Path, source: std::io::Error| NmfError::Io {
+            path: tmp.to_path_buf(),
+            action: "write the file",
+            source,
+        };
+        let file = File::create(&tmp).map_err(|e| write_err(&tmp, e))?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        let dict =
+            format!("{{'descr': '<f4', 'fortran_order': True, 'shape': ({rows}, {cols}), }}");
+        let mut header = dict.into_bytes();
+        while (10 + header.len() + 1) % 64 != 0 {
+            header.push(b' ');
+        }
+        header.push(b'\n');
+        let len = u16::try_from(header.len()).map_err(|_| NmfError::ShapeMismatch {
+            what: "the shape of a .npy file",
+            expected: "a header under 64 KiB".into(),
+            found: format!("{rows} x {cols}"),
+        })?;
+        out.write_all(b"\x93NUMPY\x01\x00")
+            .and_then(|_| out.write_all(&len.to_le_bytes()))
+            .and_then(|_| out.write_all(&header))
+            .map_err(|e| write_err(&tmp, e))?;
+        Ok(NpyColumnWriter {
+            path,
+            tmp,
+            out: Some(out),
+            rows,
+            cols,
+            written: 0,
+        })
+    }
+
+    /// Append the next columns (rows x b).
+    pub fn append(&mut self, block: ndarray::ArrayView2<'_, f32>) -> Result<()> {
+        use std::io::Write;
+        if block.nrows() != self.rows || self.written + block.ncols() > self.cols {
+            return Err(NmfError::ShapeMismatch {
+                what: "a block of columns for a .npy file",
+                expected: format!(
+                    "{} rows and at most {} columns",
+                    self.rows,
+                    self.cols - self.written
+                ),
+                found: format!("{} x {}", block.nrows(), block.ncols()),
+            });
+        }
+        let Some(out) = self.out.as_mut() else {
+            return Ok(());
+        };
+        let mut bytes = Vec::with_capacity(block.len() * 4);
+        for col in block.columns() {
+            for &x in col {
+                bytes.extend_from_slice(&x.to_le_bytes());
+            }
+        }
+        out.write_all(&bytes).map_err(|source| NmfError::Io {
+            path: self.tmp.clone(),
+            action: "write the file",
+            source,
+        })?;
+        self.written += block.ncols();
+        Ok(())
+    }
+
+    /// Columns written so far.
+    pub fn written(&self) -> usize {
+        self.written
+    }
+
+    /// Flush, sync and rename to the final path; every column must have been written.
+    pub fn commit(mut self) -> Result<()> {
+        if self.written != self.cols {
+            return Err(NmfError::ShapeMismatch {
+                what: "the columns written to a .npy file",
+                expected: format!("{}", self.cols),
+                found: format!("{}", self.written),
+            });
+        }
+        let io = |path: &Path, action: &'static str, source: std::io::Error| NmfError::Io {
+            path: path.to_path_buf(),
+            action,
+            source,
+        };
+        if let Some(out) = self.out.take() {
+            let file = out
+                .into_inner()
+                .map_err(|e| io(&self.tmp, "write the file", e.into_error()))?;
+            file.sync_all()
+                .map_err(|e| io(&self.tmp, "write the file", e))?;
+        }
+        std::fs::rename(&self.tmp, &self.path)
+            .map_err(|e| io(&self.path, "move the finished file into place", e))?;
+        Ok(())
+    }
+}
+
+impl Drop for NpyColumnWriter {
+    fn drop(&mut self) {
+        if self.out.take().is_some() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}

@@ -102,7 +102,7 @@ impl OnlineParams {
     /// thread while the current one computes. Bad data found part-way (a NaN, a negative
     /// value, an unreadable file) ends the fit with [`NmfError::InStream`] naming the sample
     /// and its origin; no model is returned then.
-    pub fn fit<S: Source>(&self, source: &mut S) -> Result<OnlineFactorization> {
+    pub fn fit<S: Source + ?Sized>(&self, source: &mut S) -> Result<OnlineFactorization> {
         let start = Instant::now();
         let (m, n) = source.dim();
         self.check(m, n)?;
@@ -322,7 +322,7 @@ impl OnlineFactorization {
     /// Stream the encodings of every sample of `source`: `sink(col0, H_b)` receives the
     /// r x b encodings of the samples `col0 .. col0 + b`, in order (write them to disk as
     /// they come). An error from the sink or the source ends the pass with it.
-    pub fn transform_source<S: Source>(
+    pub fn transform_source<S: Source + ?Sized>(
         &self,
         source: &mut S,
         mut sink: impl FnMut(usize, Array2<f32>) -> Result<()> + Send,

@@ -29,7 +29,7 @@ pub(crate) type Batches = Receiver<Result<Batch>>;
 
 /// Run `consume` on the batches of `epochs` passes over `source` (`max_cols` samples each),
 /// read on a second thread. `consume` may stop early by returning; the reader stops then too.
-pub(crate) fn stream<S: Source, T>(
+pub(crate) fn stream<S: Source + ?Sized, T>(
     source: &mut S,
     max_cols: usize,
     epochs: usize,
@@ -44,7 +44,7 @@ pub(crate) fn stream<S: Source, T>(
     })
 }
 
-fn produce<S: Source>(
+fn produce<S: Source + ?Sized>(
     source: &mut S,
     max_cols: usize,
     epochs: usize,
@@ -109,7 +109,7 @@ fn produce<S: Source>(
 
 /// Shape and values of one batch: `m` rows, `1..=max_cols` columns, every entry finite and
 /// nonnegative; errors name the sample (global column) and its origin.
-fn check<S: Source>(
+fn check<S: Source + ?Sized>(
     source: &S,
     col0: usize,
     max_cols: usize,
@@ -160,7 +160,7 @@ fn check<S: Source>(
 }
 
 /// An error at sample `col` of `source`, naming where it comes from.
-fn in_stream<S: Source>(source: &S, col: usize, e: NmfError) -> NmfError {
+fn in_stream<S: Source + ?Sized>(source: &S, col: usize, e: NmfError) -> NmfError {
     match e {
         e @ NmfError::InStream { .. } => e,
         e => NmfError::InStream {

@@ -46,6 +46,21 @@ impl<S: Source + ?Sized> Source for &mut S {
     }
 }
 
+impl<S: Source + ?Sized> Source for Box<S> {
+    fn dim(&self) -> (usize, usize) {
+        (**self).dim()
+    }
+    fn rewind(&mut self) -> Result<()> {
+        (**self).rewind()
+    }
+    fn next_batch(&mut self, max_cols: usize) -> Result<Option<Array2<f32>>> {
+        (**self).next_batch(max_cols)
+    }
+    fn describe(&self, col: usize) -> String {
+        (**self).describe(col)
+    }
+}
+
 /// An in-memory matrix (features x samples) as a source; each batch is a copy of its columns.
 #[derive(Debug, Clone)]
 pub struct ArraySource<'a> {
