@@ -499,3 +499,79 @@ fn streaming_a_large_npy_keeps_memory_bounded() {
     );
     assert!(peak < STREAM_PEAK_BYTES, "peak {peak} bytes");
 }
+
+#[test]
+fn cli_fit_online_streams_a_npy_and_writes_w_and_h() {
+    let (v, _, _) = planted(24, 900, 3, 17);
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("v.npy");
+    nmf_gpu::io::write_npy_atomic(&input, &v).unwrap();
+    let out = dir.path().join("model");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_nmf"))
+        .args([
+            "fit",
+            "--online",
+            "--batch-size",
+            "128",
+            "--epochs",
+            "40",
+            "-r",
+            "3",
+        ])
+        .args(["--backend", "cpu", "--tol", "0", "-q", "-i"])
+        .arg(&input)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let opts = nmf_gpu::io::ReadOptions::new();
+    let w = nmf_gpu::io::read_matrix(out.join("W.npy"), &opts).unwrap();
+    let h = nmf_gpu::io::read_matrix(out.join("H.npy"), &opts).unwrap();
+    assert_eq!((w.dim(), h.dim()), ((24, 3), (3, 900)));
+    let err = relative_error(v.view(), w.view(), h.view()).unwrap();
+    assert!(err < 0.05, "relative error {err}");
+    let summary = std::fs::read_to_string(out.join("summary.json")).unwrap();
+    assert!(summary.contains("\"online\": true"), "{summary}");
+    // --no-h writes W only; --online options without --online and --online with --resume are
+    // usage errors.
+    let out2 = dir.path().join("w_only");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_nmf"))
+        .args([
+            "fit",
+            "--online",
+            "--no-h",
+            "-r",
+            "3",
+            "-q",
+            "--backend",
+            "cpu",
+            "-i",
+        ])
+        .arg(&input)
+        .arg("-o")
+        .arg(&out2)
+        .output()
+        .unwrap();
+    assert!(run.status.success());
+    assert!(out2.join("W.npy").exists() && !out2.join("H.npy").exists());
+    for bad in [
+        vec!["--batch-size", "10"],
+        vec!["--online", "--resume", "x"],
+        vec!["--online", "--solver", "hals"],
+    ] {
+        let run = std::process::Command::new(env!("CARGO_BIN_EXE_nmf"))
+            .args(["fit", "-r", "3", "-i"])
+            .arg(&input)
+            .arg("-o")
+            .arg(dir.path().join("bad"))
+            .args(&bad)
+            .output()
+            .unwrap();
+        assert_eq!(run.status.code(), Some(2), "{bad:?}");
+    }
+}

@@ -45,6 +45,12 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
     let path = &args.input.input;
     let format = FileFormat::from_path(path)?;
     prepare_dir(&args.output_dir)?;
+    std::fs::create_dir_all(&args.output_dir).map_err(|e| {
+        at(
+            &args.output_dir,
+            format!("could not create the output directory: {e}"),
+        )
+    })?;
     // The source: streamed from disk for .npy and image directories, else from memory.
     let loaded;
     let mut source: Box<dyn Source> = match format {
