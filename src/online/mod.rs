@@ -303,7 +303,7 @@ impl OnlineFactorization {
     }
 
     /// The encodings H (r x n') of new samples `v` (m x n') with W fixed, solved per batch as
-    /// during the fit (up to 200 sweeps, until `‖ΔH‖ ≤ tol·‖H‖`).
+    /// during the fit (up to `inner_max_iter` sweeps, until `‖ΔH‖ ≤ tol·‖H‖`).
     pub fn transform(&self, v: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
         let (m, n) = v.dim();
         self.check_rows(m, "V in transform")?;

@@ -9,9 +9,6 @@ use crate::engine::{Engine, EngineTask, FactorSums, MuDenominator, MuRule, Side}
 use crate::error::{NmfError, Result};
 use crate::options::{Loss, Progress, Regularization};
 
-/// Sweeps of a transform's encoding solve (it stops earlier at `tol`).
-pub(crate) const TRANSFORM_MAX_ITER: usize = 200;
-
 /// W and the statistics, on the host between runs.
 #[derive(Debug, Clone)]
 pub(crate) struct Stats {
@@ -169,10 +166,7 @@ impl EngineTask for Run<'_, '_> {
         let mut mats: Vec<BatchMats<E::Mat>> = Vec::new();
         let mut w_sq = partner(e, &w, kl, &mut k, &mut small)?;
         let mut info = first;
-        let inner_max = match mode {
-            Mode::Learn { .. } => params.inner_max_iter,
-            Mode::Encode(_) => TRANSFORM_MAX_ITER.max(params.inner_max_iter),
-        };
+        let inner_max = params.inner_max_iter;
         let stop = loop {
             let i = match mats.iter().position(|x| x.cols == info.cols) {
                 Some(i) => i,

@@ -188,6 +188,11 @@ pub struct FitArgs {
     #[arg(long, value_parser = positive_usize, allow_hyphen_values = true, requires = "online")]
     pub epochs: Option<usize>,
 
+    /// With --online: stop after this many batches without a new minimum of the smoothed
+    /// batch cost; 0 turns the rule off (then only --epochs and --tol end the fit).
+    #[arg(long, default_value_t = 10, requires = "online")]
+    pub max_no_improvement: usize,
+
     /// With --online: write W.npy (and summary.json) only, not H.npy (which needs one more
     /// pass over the data).
     #[arg(long, requires = "online")]

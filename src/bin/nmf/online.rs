@@ -89,6 +89,7 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
             other => other.into(),
         })
         .batch_size(args.batch_size)
+        .max_no_improvement((args.max_no_improvement > 0).then_some(args.max_no_improvement))
         .tol(args.tol)
         .seed(args.seed)
         .backend(backend)
