@@ -58,7 +58,7 @@ pub use self::source::{ArraySource, CsrSource, Source};
 
 use self::prefetch::stream;
 use self::solve::{BatchInfo, Mode, Run, RunEnd, Stats, Tracker};
-use crate::engine::{with_engine, Backend};
+use crate::engine::with_engine;
 use crate::error::{NmfError, Result};
 use crate::options::{Init, Loss};
 use crate::params::NmfParams;
@@ -365,15 +365,5 @@ impl OnlineFactorization {
             });
         }
         Ok(())
-    }
-}
-
-/// The backend a model runs on (for front ends that report it).
-pub fn backend_name(backend: &Backend) -> &'static str {
-    match backend {
-        Backend::Cpu => "cpu",
-        #[cfg(feature = "gpu")]
-        Backend::Gpu(_) => "gpu",
-        Backend::Auto => "auto",
     }
 }
