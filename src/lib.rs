@@ -45,6 +45,7 @@
 //! | orthogonal NMF (`HHᵀ = I` or `WᵀW = I`) | [`NmfParams::orthogonal`], [`Orthogonality`] |
 //! | symmetric NMF `A ≈ HHᵀ` and tri-factor `A ≈ HSHᵀ` | [`symmetric`], with [`graph`] for reading graphs |
 //! | masked NMF `‖M ⊙ (V − WH)‖²` (missing entries, recommendation) | [`masked`] |
+//! | online (mini-batch) NMF: data streamed in batches, larger than memory | [`online`] |
 //! | clustering scores (purity, NMI, ARI) | [`cluster`] |
 //! | topics (tokenising, tf-idf, top terms) | [`text`] |
 //! | image datasets (faces), montages, PCA | [`images`] |
