@@ -59,6 +59,9 @@ impl NpySource {
                 data_offset,
             },
         ) = open_layout(path)?;
+        if rows == 0 || cols == 0 {
+            return Err(NmfError::EmptyInput { rows, cols });
+        }
         Ok(NpySource {
             path: path.to_path_buf(),
             file,
