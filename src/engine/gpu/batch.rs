@@ -16,10 +16,13 @@ impl GpuEngine {
     /// sizes match, which they do for every full batch.
     pub(super) fn replace_data(&mut self, v: ArrayView2<'_, f32>) -> Result<()> {
         let (m, n) = v.dim();
-        if m != self.m || n == 0 {
+        if m != self.m || n == 0 || self.sparse.is_some() {
             return Err(NmfError::ShapeMismatch {
                 what: "a batch of samples",
-                expected: format!("{} rows (features) and at least one column", self.m),
+                expected: format!(
+                    "a dense batch of {} rows (features) and at least one column",
+                    self.m
+                ),
                 found: format!("{m} x {n}"),
             });
         }
