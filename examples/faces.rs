@@ -22,8 +22,11 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use nmf_gpu::images::{self, ImageSet, MontageLayout, Preprocess, SizePolicy, TileScale};
+use nmf_gpu::images::{
+    self, ImageDirSource, ImageSet, MontageLayout, Preprocess, SizePolicy, TileScale,
+};
 use nmf_gpu::ndarray::{concatenate, Array2, ArrayView2, Axis};
+use nmf_gpu::online::{ArraySource, OnlineNmf, Source};
 use nmf_gpu::{Backend, Factorization, GpuContext, Init, Nmf, NmfError, Solver};
 
 /// Factorize face images with NMF and draw the parts beside PCA's eigenfaces.
@@ -73,6 +76,16 @@ struct Args {
     /// Seed of the synthetic faces, the initialisation and the PCA.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Online (mini-batch) NMF: the images are decoded a batch at a time (never all in
+    /// memory), W is learned from the batches, and the error is measured in one more pass.
+    #[arg(long)]
+    online: bool,
+    /// With --online: images per batch.
+    #[arg(long, default_value_t = 256, requires = "online")]
+    batch_size: usize,
+    /// With --online: at most this many passes over the images.
+    #[arg(long, default_value_t = 20, requires = "online")]
+    epochs: usize,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -144,33 +157,22 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), NmfError> {
+    if args.online {
+        return run_online(args);
+    }
     let started = Instant::now();
     let backend = backend(args.backend)?;
     let (mut set, source) = match &args.dir {
-        Some(dir) => {
-            let size = match (args.resize, args.crop) {
-                (Some(d), _) => SizePolicy::Resize {
-                    width: d.width,
-                    height: d.height,
-                },
-                (None, Some(d)) => SizePolicy::CenterCrop {
-                    width: d.width,
-                    height: d.height,
-                },
-                (None, None) => SizePolicy::Exact,
-            };
-            (images::load_dir(dir, size)?, dir.display().to_string())
-        }
+        Some(dir) => (
+            images::load_dir(dir, size_policy(args))?,
+            dir.display().to_string(),
+        ),
         None => (
             images::synthetic_faces(args.images, args.seed).images,
             "synthetic faces (outline, hair, brows, eyes, nose, mouth)".to_string(),
         ),
     };
-    let preprocess = match args.preprocess {
-        PreprocessArg::Unit => Preprocess::Unit,
-        PreprocessArg::LeeSeung => Preprocess::LeeSeung,
-        PreprocessArg::None => Preprocess::None,
-    };
+    let preprocess = preprocess(args);
     preprocess.apply(set.matrix_mut());
     println!(
         "{} images of {}x{} from {source}, preprocess {preprocess} (loaded in {:.2} s)",
@@ -240,6 +242,138 @@ fn run(args: &Args) -> Result<(), NmfError> {
             .join(", "),
         summary_path.display()
     );
+    Ok(())
+}
+
+/// The size policy of `--resize` / `--crop`.
+fn size_policy(args: &Args) -> SizePolicy {
+    match (args.resize, args.crop) {
+        (Some(d), _) => SizePolicy::Resize {
+            width: d.width,
+            height: d.height,
+        },
+        (None, Some(d)) => SizePolicy::CenterCrop {
+            width: d.width,
+            height: d.height,
+        },
+        (None, None) => SizePolicy::Exact,
+    }
+}
+
+/// `--preprocess`.
+fn preprocess(args: &Args) -> Preprocess {
+    match args.preprocess {
+        PreprocessArg::Unit => Preprocess::Unit,
+        PreprocessArg::LeeSeung => Preprocess::LeeSeung,
+        PreprocessArg::None => Preprocess::None,
+    }
+}
+
+/// `--online`: stream the images (decoded a batch at a time from `--dir`, or the synthetic
+/// faces from memory), learn W, then measure `‖V − WH‖/‖V‖` in one more pass, batch by batch.
+fn run_online(args: &Args) -> Result<(), NmfError> {
+    let backend = backend(args.backend)?;
+    let preprocess = preprocess(args);
+    let synthetic;
+    let (mut source, width, height, what): (Box<dyn Source>, usize, usize, String) = match &args.dir
+    {
+        Some(dir) => {
+            let src = ImageDirSource::open(dir, size_policy(args), preprocess)?;
+            let (w, h) = (src.width(), src.height());
+            (Box::new(src), w, h, dir.display().to_string())
+        }
+        None => {
+            let mut set = images::synthetic_faces(args.images, args.seed).images;
+            preprocess.apply(set.matrix_mut());
+            synthetic = set;
+            (
+                Box::new(ArraySource::new(synthetic.matrix())),
+                synthetic.width(),
+                synthetic.height(),
+                "synthetic faces".to_string(),
+            )
+        }
+    };
+    let n = source.dim().1;
+    println!("{n} images of {width}x{height} from {what}, streamed in batches of {}, preprocess {preprocess}", args.batch_size);
+    let bar = if std::io::stderr().is_terminal() {
+        ProgressBar::with_draw_target(Some((n * args.epochs) as u64), ProgressDrawTarget::stderr())
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} online {bar:20} {pos}/{len} samples  {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let progress = bar.clone();
+    let model = OnlineNmf::params(args.rank)
+        .batch_size(args.batch_size)
+        .max_epochs(args.epochs)
+        .seed(args.seed)
+        .backend(backend)
+        .on_batch(move |p| {
+            progress.set_position((p.epoch * p.samples_per_epoch + p.samples) as u64);
+            progress.set_message(format!(
+                "epoch {}  cost {:.4e}",
+                p.epoch + 1,
+                p.smoothed_cost
+            ));
+        })
+        .fit(&mut source)?;
+    bar.finish_and_clear();
+    let rep = model.report();
+    // ‖V − WH‖² and ‖V‖², one batch at a time.
+    source.rewind()?;
+    let (mut err_sq, mut v_sq) = (0.0f64, 0.0f64);
+    while let Some(batch) = source.next_batch(args.batch_size)? {
+        let h = model.transform(batch.view())?;
+        let wh = model.w().dot(&h);
+        err_sq += batch
+            .iter()
+            .zip(&wh)
+            .map(|(&a, &b)| f64::from(a - b).powi(2))
+            .sum::<f64>();
+        v_sq += batch.iter().map(|&a| f64::from(a).powi(2)).sum::<f64>();
+    }
+    let relative_error = (err_sq / v_sq.max(f64::MIN_POSITIVE)).sqrt();
+    println!(
+        "online NMF rank {}: {} epoch(s), {} batches, stop {:?}, {:.2} s on {}",
+        args.rank,
+        rep.epochs,
+        rep.steps,
+        rep.stop,
+        rep.elapsed.as_secs_f64(),
+        rep.engine
+    );
+    println!("relative error ‖V − WH‖/‖V‖ = {relative_error:.4}");
+    std::fs::create_dir_all(&args.out).map_err(|source| NmfError::Io {
+        path: args.out.clone(),
+        action: "create the output directory",
+        source,
+    })?;
+    let zoom = MIN_TILE_SIDE.div_ceil(width.max(height)).max(1) as u32;
+    let grid = (args.rank as f64).sqrt().ceil() as usize;
+    let layout = MontageLayout::new(grid).zoom(zoom).spacing(2);
+    let bases = args.out.join("bases.png");
+    images::save_png(&images::montage(model.w(), width, height, &layout)?, &bases)?;
+    let summary = serde_json::json!({
+        "images": n,
+        "width": width,
+        "height": height,
+        "rank": args.rank,
+        "online": true,
+        "batch_size": args.batch_size,
+        "epochs": rep.epochs,
+        "batches": rep.steps,
+        "stop": format!("{:?}", rep.stop),
+        "backend": rep.engine,
+        "relative_error": relative_error,
+        "w_sparseness": images::mean_column_sparseness(model.w()),
+        "seconds": rep.elapsed.as_secs_f64(),
+    });
+    let summary_path = args.out.join("summary.json");
+    nmf_gpu::io::write_bytes_atomic(&summary_path, format!("{summary:#}\n").as_bytes())?;
+    println!("wrote {} and {}", bases.display(), summary_path.display());
     Ok(())
 }
 

@@ -289,6 +289,16 @@ pub enum NmfError {
         detail: String,
     },
 
+    /// Bad data (or an unreadable file) found part-way through a streamed source; the online
+    /// fit stops there and returns no model.
+    #[error("{origin}: {source}; the online fit stopped there and returned no model")]
+    InStream {
+        /// Where: the sample (column) and, for files, the file.
+        origin: String,
+        /// What was wrong.
+        source: Box<NmfError>,
+    },
+
     /// A file (or directory) is of a kind this build cannot read.
     #[error("{}: {reason}", path.display())]
     UnsupportedInput {

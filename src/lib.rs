@@ -45,6 +45,7 @@
 //! | orthogonal NMF (`HHᵀ = I` or `WᵀW = I`) | [`NmfParams::orthogonal`], [`Orthogonality`] |
 //! | symmetric NMF `A ≈ HHᵀ` and tri-factor `A ≈ HSHᵀ` | [`symmetric`], with [`graph`] for reading graphs |
 //! | masked NMF `‖M ⊙ (V − WH)‖²` (missing entries, recommendation) | [`masked`] |
+//! | online (mini-batch) NMF: data streamed in batches, larger than memory | [`online`] |
 //! | clustering scores (purity, NMI, ARI) | [`cluster`] |
 //! | choosing the rank: consensus, NMFk, cross-validation | [`select`] |
 //! | topics (tokenising, tf-idf, top terms) | [`text`] |
@@ -72,6 +73,7 @@ pub(crate) mod linalg;
 pub mod masked;
 mod memory;
 mod model;
+pub mod online;
 pub mod options;
 mod params;
 mod report;
@@ -88,6 +90,7 @@ pub use engine::{Backend, GpuStats};
 pub use error::{Factor, NmfError, Result};
 pub use masked::{MaskedFactorization, MaskedInit, MaskedNmf, MaskedParams, PenaltyScale};
 pub use model::{relative_error, Factorization};
+pub use online::{OnlineFactorization, OnlineNmf, OnlineParams};
 pub use options::{
     Checkpoint, CheckpointFn, Init, IterOptions, Loss, Orthogonality, Progress, ProgressFn, Resume,
     Solver, ValidParams, DEFAULT_EPSILON,

@@ -17,8 +17,9 @@ use std::path::Path;
 type Feed = fn(&[u8]);
 
 /// Each fuzz target and what it feeds its reader.
-const TARGETS: [(&str, Feed); 8] = [
+const TARGETS: [(&str, Feed); 9] = [
     ("npy", common::npy),
+    ("npy_stream", common::npy_stream),
     ("csv", common::csv),
     ("mtx", common::mtx),
     ("pgm", common::pgm),

@@ -78,6 +78,39 @@ pub fn npy(data: &[u8]) {
     check(io::read_matrix(&path, options()));
 }
 
+/// `.npy` streamed through [`io::NpySource`]: the first byte chooses the orientation (bit 0:
+/// samples as rows) and the batch size (bits 1–3, plus 1); the rest is the file. Every batch
+/// of two passes is read, and must have the declared number of rows.
+pub fn npy_stream(data: &[u8]) {
+    use nmf_gpu::online::Source;
+    let Some((&first, rest)) = data.split_first() else {
+        return;
+    };
+    let path = write("npy_stream", "input.npy", rest);
+    let batch = usize::from((first >> 1) & 7) + 1;
+    let mut source = match io::NpySource::open(&path, first & 1 == 1) {
+        Ok(s) => s,
+        Err(e) => return check::<()>(Err(e)),
+    };
+    let (m, n) = source.dim();
+    for _ in 0..2 {
+        let mut seen = 0;
+        loop {
+            match source.next_batch(batch) {
+                Ok(Some(b)) => {
+                    assert_eq!(b.nrows(), m);
+                    assert!(b.ncols() >= 1 && b.ncols() <= batch);
+                    seen += b.ncols();
+                }
+                Ok(None) => break,
+                Err(e) => return check::<()>(Err(e)),
+            }
+        }
+        assert_eq!(seen, n);
+        check(source.rewind());
+    }
+}
+
 /// `.csv` (first byte even) or `.tsv` (odd), the rest of the input as the file.
 pub fn csv(data: &[u8]) {
     let Some((&first, rest)) = data.split_first() else {

@@ -223,6 +223,12 @@ pub(crate) trait Engine {
     /// The divergence `D(V ‖ WH)` (without penalty terms), accumulated in f64.
     fn loss(&mut self, w: &Self::Mat, h: &Self::Mat, loss: Loss, eps: f32) -> Result<f64>;
 
+    /// Replace V by `v`, a matrix with the same number of rows (features) and any number of
+    /// columns: online fits hand the engine one batch of samples after another, while the
+    /// factors and statistics the engine holds stay where they are. Engines over sparse data
+    /// refuse.
+    fn set_batch(&mut self, v: Array2<f32>) -> Result<()>;
+
     /// Device work counters, for engines that run on a GPU.
     fn stats(&self) -> Option<GpuStats> {
         None

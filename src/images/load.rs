@@ -103,15 +103,14 @@ pub fn load_dir_with(
     options: &ReadOptions,
 ) -> Result<ImageSet> {
     let dir = dir.as_ref();
-    if let Some((w, h)) = size.target() {
-        if w == 0 || h == 0 {
-            return Err(NmfError::ShapeMismatch {
-                what: "the image size to resize or crop to",
-                expected: "a width and a height of at least 1 pixel".to_string(),
-                found: format!("{w}x{h}"),
-            });
-        }
-    }
+    check_target(size)?;
+    let (names, paths) = list_images(dir)?;
+    load_paths(dir, &paths, names, size, options.limit_bytes())
+}
+
+/// The image files under `dir` (recursively, in natural order): names relative to `dir`, and
+/// paths.
+pub(super) fn list_images(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     let names = list_files(
         dir,
         "open the image directory",
@@ -125,7 +124,7 @@ pub fn load_dir_with(
         });
     }
     let paths: Vec<PathBuf> = names.iter().map(|name| dir.join(name)).collect();
-    load_paths(dir, &paths, names, size, options.limit_bytes())
+    Ok((names, paths))
 }
 
 fn has_image_extension(name: &Path) -> bool {
@@ -133,6 +132,20 @@ fn has_image_extension(name: &Path) -> bool {
         let ext = ext.to_string_lossy();
         IMAGE_EXTENSIONS.iter().any(|e| ext.eq_ignore_ascii_case(e))
     })
+}
+
+/// A size to resize or crop to must have at least one pixel.
+pub(super) fn check_target(size: SizePolicy) -> Result<()> {
+    if let Some((w, h)) = size.target() {
+        if w == 0 || h == 0 {
+            return Err(NmfError::ShapeMismatch {
+                what: "the image size to resize or crop to",
+                expected: "a width and a height of at least 1 pixel".to_string(),
+                found: format!("{w}x{h}"),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Decode `paths` (named `names`, found in `dir`) into one set, within `limit` bytes.
@@ -143,6 +156,48 @@ fn load_paths(
     size: SizePolicy,
     limit: u64,
 ) -> Result<ImageSet> {
+    let (headers, (width, height)) = probe_all(paths, size, limit)?;
+    check_total(dir, &headers, (width, height), limit)?;
+    let (width, height) = (width as usize, height as usize);
+
+    // Pass 2: decode into V, a block of consecutive columns per task.
+    let mut v = Array2::<f32>::zeros((width * height, paths.len()));
+    v.axis_chunks_iter_mut(Axis(1), COLUMNS_PER_TASK)
+        .into_par_iter()
+        .zip(paths.par_chunks(COLUMNS_PER_TASK))
+        .map(|(mut block, block_paths)| {
+            for (mut column, path) in block.axis_iter_mut(Axis(1)).zip(block_paths) {
+                let grey = fit_to_size(decode(path, limit)?, size, path)?;
+                if (grey.width() as usize, grey.height() as usize) != (width, height) {
+                    return Err(NmfError::UndecodableImage {
+                        path: path.clone(),
+                        reason: format!(
+                            "decoded as {}x{} though its header says {width}x{height}",
+                            grey.width(),
+                            grey.height()
+                        ),
+                    });
+                }
+                for (dst, &level) in column.iter_mut().zip(grey.as_raw()) {
+                    *dst = f32::from(level);
+                }
+            }
+            Ok(())
+        })
+        .collect::<Vec<Result<()>>>()
+        .into_iter()
+        .collect::<Result<()>>()?;
+    ImageSet::new(v, width, height, names)
+}
+
+/// Pass 1 over `paths`: the headers only, each image's decoded size checked against the
+/// limit, and the size every image will have under `size` (an error names the first image
+/// that does not fit it).
+pub(super) fn probe_all(
+    paths: &[PathBuf],
+    size: SizePolicy,
+    limit: u64,
+) -> Result<(Vec<Header>, (u32, u32))> {
     // Pass 1: headers only; each image's decoded size checked against the limit.
     let headers: Vec<Header> = paths
         .par_iter()
@@ -180,37 +235,7 @@ fn load_paths(
             (width, height)
         }
     };
-    check_total(dir, &headers, (width, height), limit)?;
-    let (width, height) = (width as usize, height as usize);
-
-    // Pass 2: decode into V, a block of consecutive columns per task.
-    let mut v = Array2::<f32>::zeros((width * height, paths.len()));
-    v.axis_chunks_iter_mut(Axis(1), COLUMNS_PER_TASK)
-        .into_par_iter()
-        .zip(paths.par_chunks(COLUMNS_PER_TASK))
-        .map(|(mut block, block_paths)| {
-            for (mut column, path) in block.axis_iter_mut(Axis(1)).zip(block_paths) {
-                let grey = fit_to_size(decode(path, limit)?, size, path)?;
-                if (grey.width() as usize, grey.height() as usize) != (width, height) {
-                    return Err(NmfError::UndecodableImage {
-                        path: path.clone(),
-                        reason: format!(
-                            "decoded as {}x{} though its header says {width}x{height}",
-                            grey.width(),
-                            grey.height()
-                        ),
-                    });
-                }
-                for (dst, &level) in column.iter_mut().zip(grey.as_raw()) {
-                    *dst = f32::from(level);
-                }
-            }
-            Ok(())
-        })
-        .collect::<Vec<Result<()>>>()
-        .into_iter()
-        .collect::<Result<()>>()?;
-    ImageSet::new(v, width, height, names)
+    Ok((headers, (width, height)))
 }
 
 fn open(path: &Path) -> Result<ImageReader<BufReader<File>>> {
@@ -229,7 +254,7 @@ fn open(path: &Path) -> Result<ImageReader<BufReader<File>>> {
 }
 
 /// What an image's header declares.
-struct Header {
+pub(super) struct Header {
     width: u32,
     height: u32,
     /// Bytes its decoding holds at once: the decoder's output (`width · height · bytes per
@@ -298,7 +323,7 @@ fn check_total(
 }
 
 /// The decoded image as 8-bit grey, the decoder held to `limit` bytes.
-fn decode(path: &Path, limit: u64) -> Result<GrayImage> {
+pub(super) fn decode(path: &Path, limit: u64) -> Result<GrayImage> {
     let mut reader = open(path)?;
     reader.limits(decoder_limits(limit));
     Ok(reader
@@ -341,7 +366,7 @@ fn one_line(text: &str) -> String {
 }
 
 /// Apply the size policy to one decoded image.
-fn fit_to_size(grey: GrayImage, size: SizePolicy, path: &Path) -> Result<GrayImage> {
+pub(super) fn fit_to_size(grey: GrayImage, size: SizePolicy, path: &Path) -> Result<GrayImage> {
     match size {
         SizePolicy::Exact => Ok(grey),
         SizePolicy::Resize { width, height } => {

@@ -39,6 +39,7 @@ mod pca;
 mod preprocess;
 mod set;
 mod sparseness;
+mod stream;
 mod swimmer;
 mod synthetic;
 
@@ -50,5 +51,6 @@ pub use pca::{pca, Pca};
 pub use preprocess::Preprocess;
 pub use set::ImageSet;
 pub use sparseness::{column_sparseness, hoyer_sparseness, mean_column_sparseness};
+pub use stream::ImageDirSource;
 pub use swimmer::{read_swimmer, swimmer, swimmer_torso, SwimmerLimb, SWIMMER_LIMBS, SWIMMER_SIDE};
 pub use synthetic::{synthetic_faces, FacePart, SyntheticFaces};

@@ -25,6 +25,7 @@ mod limits;
 pub(crate) mod lines;
 mod mtx;
 mod npy;
+mod npy_stream;
 #[cfg(any(feature = "images", feature = "text"))]
 pub(crate) mod walk;
 mod write;
@@ -39,6 +40,7 @@ use crate::error::{NmfError, Result};
 
 pub use limits::{default_max_bytes, FIXED_CAP_BYTES};
 pub use lines::DEFAULT_MAX_LINE_BYTES;
+pub use npy_stream::{NpyColumnWriter, NpySource};
 pub use write::{write_bytes_atomic, write_npy_atomic, StagedDir, StagedFile};
 
 /// The kinds of input [`read_matrix`] understands, chosen by [`FileFormat::from_path`].

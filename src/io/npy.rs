@@ -31,34 +31,8 @@ pub(crate) fn read(path: &Path, options: &ReadOptions) -> Result<Array2<f32>> {
     let header = read_header(path, &mut reader)?;
     let (rows, cols) = header.shape;
     let elements = check_dims(path, rows, cols, options.limit_bytes())?;
+    check_length(path, file_len, &header, elements as u128)?;
     let dtype = header.dtype;
-    let data_bytes = elements as u128 * dtype.size as u128;
-    if let Some(len) = file_len {
-        let present = u128::from(len.saturating_sub(header.data_offset));
-        if present < data_bytes {
-            return Err(format_error(
-                path,
-                None,
-                None,
-                format!(
-                    "truncated: the header declares a {rows} x {cols} array of {} ({data_bytes} bytes of data) but only {present} bytes follow it",
-                    dtype.descr
-                ),
-            ));
-        }
-        if present > data_bytes {
-            return Err(format_error(
-                path,
-                None,
-                None,
-                format!(
-                    "{} unexpected bytes follow the {rows} x {cols} array the header declares; the file is corrupt or not a single array (save it with np.save)",
-                    present - data_bytes
-                ),
-            ));
-        }
-    }
-
     let decode = dtype.decoder();
     let item = dtype.size;
     let mut out = vec![0f32; elements];
@@ -98,6 +72,93 @@ pub(crate) fn read(path: &Path, options: &ReadOptions) -> Result<Array2<f32>> {
     }
     Array2::from_shape_vec((rows_us, cols_us), out)
         .map_err(|e| format_error(path, None, None, format!("cannot shape the data: {e}")))
+}
+
+/// The data after the header must be exactly the `elements` values the header declares.
+fn check_length(path: &Path, file_len: Option<u64>, header: &Header, elements: u128) -> Result<()> {
+    let (rows, cols) = header.shape;
+    let dtype = &header.dtype;
+    let data_bytes = elements * dtype.size as u128;
+    if let Some(len) = file_len {
+        let present = u128::from(len.saturating_sub(header.data_offset));
+        if present < data_bytes {
+            return Err(format_error(
+                path,
+                None,
+                None,
+                format!(
+                    "truncated: the header declares a {rows} x {cols} array of {} ({data_bytes} bytes of data) but only {present} bytes follow it",
+                    dtype.descr
+                ),
+            ));
+        }
+        if present > data_bytes {
+            return Err(format_error(
+                path,
+                None,
+                None,
+                format!(
+                    "{} unexpected bytes follow the {rows} x {cols} array the header declares; the file is corrupt or not a single array (save it with np.save)",
+                    present - data_bytes
+                ),
+            ));
+        }
+    }
+
+    Ok(())
+}
+
+/// Where and how the values of a 2-D `.npy` file lie, for readers that take it piece by piece
+/// (see `io::NpySource`).
+pub(crate) struct Layout {
+    /// Rows and columns as stored.
+    pub rows: usize,
+    pub cols: usize,
+    /// Column-major data.
+    pub fortran: bool,
+    /// Bytes per value.
+    pub item: usize,
+    /// One value's bytes to f32.
+    pub decode: fn(&[u8]) -> f32,
+    /// Byte offset of the first value.
+    pub data_offset: u64,
+}
+
+/// Open `path` and check its header and length (the whole file need not fit in memory: only
+/// the header is read).
+pub(crate) fn open_layout(path: &Path) -> Result<(std::fs::File, Layout)> {
+    let file = open(path)?;
+    let file_len = file
+        .metadata()
+        .ok()
+        .filter(|m| m.is_file())
+        .map(|m| m.len());
+    let header = read_header(path, &mut BufReader::new(&file))?;
+    let (rows, cols) = header.shape;
+    let too_large = || {
+        format_error(
+            path,
+            None,
+            None,
+            format!("the declared shape {rows} x {cols} is too large to address"),
+        )
+    };
+    let rows = usize::try_from(rows).map_err(|_| too_large())?;
+    let cols = usize::try_from(cols).map_err(|_| too_large())?;
+    let elements = (rows as u128) * (cols as u128);
+    if elements * (header.dtype.size as u128) > u128::from(u64::MAX / 2) {
+        return Err(too_large());
+    }
+    check_length(path, file_len, &header, elements)?;
+    let layout = Layout {
+        rows,
+        cols,
+        fortran: header.order == Order::Fortran,
+        item: header.dtype.size,
+        decode: header.dtype.decoder(),
+        data_offset: header.data_offset,
+    };
+    Ok((file, layout))
 }
 
 /// Memory order of the data.

@@ -174,6 +174,32 @@ pub struct FitArgs {
     #[cfg(feature = "mpi")]
     #[arg(long)]
     pub output_parts: bool,
+
+    /// Online (mini-batch) NMF: stream the samples in batches, so that memory is bounded by
+    /// the batch, not by the number of samples (a .npy is read piece by piece, an image
+    /// directory decoded batch by batch; other formats are read whole, then streamed). H is
+    /// written batch by batch with the final W, in Fortran order.
+    #[arg(long)]
+    pub online: bool,
+
+    /// With --online: samples per batch.
+    #[arg(long, default_value_t = 1024, value_parser = positive_usize, allow_hyphen_values = true, requires = "online")]
+    pub batch_size: usize,
+
+    /// With --online: at most this many passes over the data (the stopping rules may end the
+    /// fit sooner).
+    #[arg(long, value_parser = positive_usize, allow_hyphen_values = true, requires = "online")]
+    pub epochs: Option<usize>,
+
+    /// With --online: stop after this many batches without a new minimum of the smoothed
+    /// batch cost; 0 turns the rule off (then only --epochs and --tol end the fit).
+    #[arg(long, default_value_t = 10, requires = "online")]
+    pub max_no_improvement: usize,
+
+    /// With --online: write W.npy (and summary.json) only, not H.npy (which needs one more
+    /// pass over the data).
+    #[arg(long, requires = "online")]
+    pub no_h: bool,
 }
 
 /// `nmf transform`.

@@ -72,6 +72,9 @@ fn summary_text(base: &Map<String, Value>, s: &State<'_>) -> String {
 
 /// Run `nmf fit`; the exit code (0, or 128 + the signal when interrupted).
 pub fn run(args: &FitArgs) -> Result<u8, CliError> {
+    if args.online {
+        return crate::online::run(args);
+    }
     let orientation = Orientation::from_flag(args.samples_as_rows);
     if args.solver != SolverArg::Mu && args.loss == LossArg::Kl {
         return Err(CliError::usage(

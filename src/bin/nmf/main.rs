@@ -12,6 +12,7 @@ mod distributed;
 mod error;
 mod fit;
 mod info;
+mod online;
 mod output;
 mod progress;
 mod rank;

@@ -296,6 +296,20 @@ impl Engine for CpuEngine<'_> {
         Ok(a.clone())
     }
 
+    fn set_batch(&mut self, v: Array2<f32>) -> Result<()> {
+        let (m, _) = self.shape();
+        if matches!(self.v, Data::Sparse { .. }) || v.nrows() != m {
+            return Err(NmfError::ShapeMismatch {
+                what: "a batch of samples",
+                expected: format!("{m} rows (features) in a dense batch"),
+                found: format!("{} x {}", v.nrows(), v.ncols()),
+            });
+        }
+        self.v = Data::Dense(CowArray::from(contiguous(v)));
+        self.v_sq_norm = None;
+        Ok(())
+    }
+
     fn v_ht(&mut self, h: &Array2<f32>, out: &mut Array2<f32>) -> Result<()> {
         let v = match &self.v {
             Data::Dense(v) => v,
@@ -933,5 +947,14 @@ pub(crate) fn flush_subnormal(x: f32) -> f32 {
         0.0
     } else {
         x
+    }
+}
+
+/// `v` itself when it is row- or column-contiguous, else a row-major copy.
+fn contiguous(v: Array2<f32>) -> Array2<f32> {
+    if v.is_standard_layout() || v.t().is_standard_layout() {
+        v
+    } else {
+        v.as_standard_layout().into_owned()
     }
 }

@@ -8,6 +8,7 @@
 //! encodes dispatches into one open command encoder, which is submitted when a loss is read back
 //! (a few bytes of partial sums) or when a matrix is downloaded.
 
+mod batch;
 mod buffers;
 mod context;
 mod matmul_plan;
@@ -70,6 +71,7 @@ impl GpuEngine {
             m,
             n,
             panels,
+            spare_panels: Vec::new(),
             sched,
             spares: Vec::new(),
             block: None,
@@ -287,6 +289,10 @@ impl Engine for GpuEngine {
         Array2::from_shape_vec((a.rows, a.cols), data).map_err(|e| NmfError::GpuInternal {
             message: format!("read back a matrix of the wrong size: {e}"),
         })
+    }
+
+    fn set_batch(&mut self, v: Array2<f32>) -> Result<()> {
+        self.replace_data(v.view())
     }
 
     fn v_ht(&mut self, h: &GpuMat, out: &mut GpuMat) -> Result<()> {

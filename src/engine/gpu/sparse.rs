@@ -155,6 +155,7 @@ impl GpuEngine {
             m,
             n,
             panels: Vec::new(),
+            spare_panels: Vec::new(),
             sched,
             spares: Vec::new(),
             block: None,

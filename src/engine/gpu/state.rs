@@ -22,6 +22,9 @@ pub(crate) struct GpuEngine {
     pub(super) m: usize,
     pub(super) n: usize,
     pub(super) panels: Vec<Panel>,
+    /// The other set of panel buffers of an online fit: the next batch is uploaded into it
+    /// while the current one is in use, then the two sets swap (see `batch.rs`).
+    pub(super) spare_panels: Vec<Panel>,
     pub(super) sched: Scheduler,
     /// Buffers the multiplicative update writes into before swapping them with the factor.
     pub(super) spares: Vec<GpuMat>,

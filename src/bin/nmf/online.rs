@@ -1,0 +1,242 @@
+//! `nmf fit --online`: stream the samples in batches (a .npy read piece by piece, an image
+//! directory decoded batch by batch, other formats read whole and then streamed), learn W,
+//! then write W.npy, H.npy (r x n, Fortran order, written batch by batch with the final W in
+//! one more pass) and summary.json.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use nmf_gpu::io::{
+    read_located, write_npy_atomic, FileFormat, NpyColumnWriter, NpySource, ReadOptions,
+};
+use nmf_gpu::online::{ArraySource, OnlineNmf, OnlineProgress, OnlineStop, Source};
+use nmf_gpu::Loss;
+use serde_json::json;
+
+use crate::args::{FitArgs, InitArg, OrthogonalArg, SolverArg};
+use crate::backend::backend;
+use crate::error::{at, CliError};
+use crate::output::prepare_dir;
+use crate::print_stdout;
+use crate::progress::Display;
+use crate::signals::Stop;
+use crate::summary::{H_FILE, SUMMARY_FILE, W_FILE};
+
+/// Run `nmf fit --online`; the exit code.
+pub fn run(args: &FitArgs) -> Result<u8, CliError> {
+    if args.resume.is_some() || args.checkpoint_every.is_some() {
+        return Err(CliError::usage(
+            "--online cannot be combined with --resume or --checkpoint-every (an online fit keeps no H to resume from)",
+        ));
+    }
+    if args.solver != SolverArg::Mu || args.orthogonal != OrthogonalArg::None {
+        return Err(CliError::usage(
+            "--online chooses its own updates (HALS encodings and Mairal's dictionary update for frobenius, multiplicative ones for kl); leave out --solver and --orthogonal",
+        ));
+    }
+    if args.alpha_w != 0.0 || args.alpha_h.is_some_and(|a| a != 0.0) {
+        return Err(CliError::usage(
+            "--online does not take --alpha-w / --alpha-h",
+        ));
+    }
+    let stop = Stop::install()?;
+    let backend = backend(args.backend)?;
+    let path = &args.input.input;
+    let format = FileFormat::from_path(path)?;
+    prepare_dir(&args.output_dir)?;
+    std::fs::create_dir_all(&args.output_dir).map_err(|e| {
+        at(
+            &args.output_dir,
+            format!("could not create the output directory: {e}"),
+        )
+    })?;
+    // The source: streamed from disk for .npy and image directories, else from memory.
+    let loaded;
+    let mut source: Box<dyn Source> = match format {
+        FileFormat::Npy => Box::new(NpySource::open(path, args.samples_as_rows)?),
+        #[cfg(feature = "images")]
+        FileFormat::ImageDir => {
+            if args.samples_as_rows {
+                return Err(CliError::usage(
+                    "--samples-as-rows does not apply to an image directory (one image is one sample)",
+                ));
+            }
+            Box::new(nmf_gpu::images::ImageDirSource::open(
+                path,
+                nmf_gpu::images::SizePolicy::Exact,
+                nmf_gpu::images::Preprocess::None,
+            )?)
+        }
+        _ => {
+            let options = ReadOptions::new().header(args.input.header.into());
+            loaded = read_located(path, &options)?;
+            let v = if args.samples_as_rows {
+                loaded.data.t()
+            } else {
+                loaded.data.view()
+            };
+            Box::new(ArraySource::new(v))
+        }
+    };
+    let (m, n) = source.dim();
+    let chatty = !args.quiet && !args.json;
+    let loss: Loss = args.loss.into();
+    let mut params = OnlineNmf::params(args.rank)
+        .loss(loss)
+        .init(match args.init {
+            InitArg::Nndsvda => nmf_gpu::Init::Nndsvda,
+            other => other.into(),
+        })
+        .batch_size(args.batch_size)
+        .max_no_improvement((args.max_no_improvement > 0).then_some(args.max_no_improvement))
+        .tol(args.tol)
+        .seed(args.seed)
+        .backend(backend)
+        .stop_flag(stop.flag());
+    if let Some(e) = args.epochs {
+        params = params.max_epochs(e);
+    }
+    let max_epochs = params.iter_options().max_iter();
+    let display = Display::choose(!chatty);
+    let bar = samples_bar(display, n, max_epochs);
+    if display != Display::Quiet {
+        params = params.on_batch(progress_callback(bar.clone(), display));
+    }
+    let start = Instant::now();
+    let model = params.fit(&mut source)?;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let fit_seconds = start.elapsed().as_secs_f64();
+    if model.report().stop == OnlineStop::Interrupted {
+        eprintln!("interrupted by {}: nothing written", stop.name());
+        return Ok(stop.exit_code());
+    }
+    write_npy_atomic(args.output_dir.join(W_FILE), &model.w())?;
+    let mut h_seconds = None;
+    if !args.no_h {
+        let t = Instant::now();
+        let h_path = args.output_dir.join(H_FILE);
+        let mut writer = NpyColumnWriter::create(&h_path, model.rank(), n)?;
+        let bar = samples_bar(display, n, 1);
+        if let Some(bar) = &bar {
+            bar.set_message("H");
+        }
+        source.rewind()?;
+        model.transform_source(&mut source, |_, hb| {
+            writer.append(hb.view())?;
+            if let Some(bar) = &bar {
+                bar.set_position(writer.written() as u64);
+            }
+            Ok(())
+        })?;
+        if let Some(bar) = &bar {
+            bar.finish_and_clear();
+        }
+        if stop.requested() {
+            eprintln!("interrupted by {}: H.npy not written", stop.name());
+            return Ok(stop.exit_code());
+        }
+        writer.commit()?;
+        h_seconds = Some(t.elapsed().as_secs_f64());
+    }
+    let rep = model.report();
+    let summary = json!({
+        "online": true,
+        "input": path.display().to_string(),
+        "shape": [m, n],
+        "rank": args.rank,
+        "loss": loss.name(),
+        "batch_size": args.batch_size,
+        "max_epochs": max_epochs,
+        "epochs": rep.epochs,
+        "batches": rep.steps,
+        "samples": rep.samples,
+        "stop": format!("{:?}", rep.stop),
+        "last_batch_cost": rep.last_batch_cost,
+        "smoothed_cost": rep.smoothed_cost,
+        "engine": rep.engine,
+        "seconds": fit_seconds,
+        "samples_per_second": rep.samples as f64 / fit_seconds.max(1e-9),
+        "h_seconds": h_seconds,
+        "W": { "file": W_FILE, "shape": [m, args.rank] },
+        "H": if args.no_h { serde_json::Value::Null } else {
+            json!({ "file": H_FILE, "shape": [args.rank, n], "fortran_order": true })
+        },
+    });
+    let text = format!(
+        "{}\n",
+        serde_json::to_string_pretty(&summary).unwrap_or_else(|_| summary.to_string())
+    );
+    let summary_path = args.output_dir.join(SUMMARY_FILE);
+    nmf_gpu::io::write_bytes_atomic(&summary_path, text.as_bytes())
+        .map_err(|e| at(&summary_path, e))?;
+    if args.json {
+        print_stdout(&text);
+    } else if chatty {
+        print_stdout(&format!(
+            "online fit of {m} x {n} at rank {}: {} epoch(s), {} batches, {:.0} samples/s ({}), stop: {:?}\nwrote {}\n",
+            args.rank,
+            rep.epochs,
+            rep.steps,
+            rep.samples as f64 / fit_seconds.max(1e-9),
+            rep.engine,
+            rep.stop,
+            args.output_dir.display()
+        ));
+    }
+    Ok(0)
+}
+
+/// A bar counting samples over `epochs` passes, on a terminal.
+fn samples_bar(display: Display, n: usize, epochs: usize) -> Option<ProgressBar> {
+    (display == Display::Bar).then(|| {
+        let bar = ProgressBar::with_draw_target(
+            Some((n as u64).saturating_mul(epochs as u64)),
+            ProgressDrawTarget::stderr(),
+        );
+        let style = ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} samples  {msg}  {per_sec}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+        bar.set_style(style);
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    })
+}
+
+/// The per-batch callback: the bar, or a line at most once a second.
+fn progress_callback(
+    bar: Option<ProgressBar>,
+    display: Display,
+) -> impl Fn(&OnlineProgress) + Send + Sync + 'static {
+    let last: Mutex<Option<Instant>> = Mutex::new(None);
+    move |p: &OnlineProgress| {
+        let done = (p.epoch * p.samples_per_epoch + p.samples) as u64;
+        if let Some(bar) = &bar {
+            bar.set_position(done);
+            bar.set_message(format!(
+                "epoch {}/{}  cost {:.4e}",
+                p.epoch + 1,
+                p.max_epochs,
+                p.smoothed_cost
+            ));
+            return;
+        }
+        if display == Display::Lines {
+            let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                *last = Some(Instant::now());
+                eprintln!(
+                    "epoch {}/{}: {}/{} samples, smoothed cost {:.6e}",
+                    p.epoch + 1,
+                    p.max_epochs,
+                    p.samples,
+                    p.samples_per_epoch,
+                    p.smoothed_cost
+                );
+            }
+        }
+    }
+}

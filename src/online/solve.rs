@@ -1,0 +1,474 @@
+//! The online loop on an engine: each batch's encodings, its cost, the statistics and the
+//! dictionary update, and scikit-learn's stopping rules; written once against [`Engine`].
+
+use ndarray::Array2;
+
+use super::params::{OnlineParams, OnlineProgress};
+use super::prefetch::{Batch, Batches};
+use crate::engine::{Engine, EngineTask, FactorSums, MuDenominator, MuRule, Side};
+use crate::error::{NmfError, Result};
+use crate::options::{Loss, Progress, Regularization};
+
+/// W and the statistics, on the host between runs.
+#[derive(Debug, Clone)]
+pub(crate) struct Stats {
+    /// The dictionary W (m x r).
+    pub w: Array2<f32>,
+    /// Frobenius: `A = Σ ρ-weighted H Hᵀ` (r x r). KL: the numerator `Σ W ⊙ (Z Hᵀ)` (m x r).
+    pub num: Array2<f32>,
+    /// Frobenius: `B = Σ ρ-weighted V Hᵀ` (m x r). KL: the denominator `Σ H 1` (r x 1).
+    pub den: Array2<f32>,
+}
+
+impl Stats {
+    /// The statistics before any batch: zero for Frobenius; scikit-learn's start for KL
+    /// (numerator W₀, denominator 1), so that the first update keeps the scale of W₀.
+    pub fn start(w: Array2<f32>, loss: Loss) -> Stats {
+        let (m, r) = w.dim();
+        match loss {
+            Loss::Frobenius => Stats {
+                w,
+                num: Array2::zeros((r, r)),
+                den: Array2::zeros((m, r)),
+            },
+            Loss::KullbackLeibler => Stats {
+                num: w.clone(),
+                w,
+                den: Array2::ones((r, 1)),
+            },
+        }
+    }
+}
+
+/// Why a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnlineStop {
+    /// Every epoch of the budget ran (or, for `partial_fit`, the batch was used).
+    MaxEpochs,
+    /// W moved less than `tol` (relative) in one batch.
+    Converged,
+    /// The smoothed batch cost found no new minimum in `max_no_improvement` batches.
+    NoImprovement,
+    /// The stop flag was raised; W is the one after the last batch.
+    Interrupted,
+}
+
+/// The state of the stopping rules (scikit-learn's `_minibatch_convergence`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Tracker {
+    /// Batches done, over all epochs (and earlier `partial_fit` calls).
+    pub steps: usize,
+    /// Samples seen.
+    pub samples: u64,
+    /// The smoothed batch cost.
+    pub ewa: Option<f64>,
+    pub ewa_min: Option<f64>,
+    pub no_improvement: usize,
+    /// The last batch's cost.
+    pub last_cost: f64,
+    /// Epochs begun.
+    pub epochs: usize,
+}
+
+/// How a run uses its batches.
+pub(crate) enum Mode<'s> {
+    /// Learn W (fit, partial_fit); `n` samples per pass; `check`: apply the stopping rules.
+    Learn { n: usize, check: bool },
+    /// Encode each batch with W fixed and hand `(col0, H_b)` to the sink.
+    Encode(&'s mut (dyn FnMut(usize, Array2<f32>) -> Result<()> + Send)),
+}
+
+/// The work of one run on an engine built over the first batch.
+pub(crate) struct Run<'a, 's> {
+    pub params: &'a OnlineParams,
+    pub first: BatchInfo,
+    pub rest: &'a Batches,
+    pub stats: Stats,
+    pub tracker: Tracker,
+    pub mode: Mode<'s>,
+}
+
+/// Where a batch lies and its mean (its data are in the engine).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BatchInfo {
+    pub epoch: usize,
+    pub col0: usize,
+    pub cols: usize,
+    pub mean: f64,
+}
+
+impl BatchInfo {
+    pub fn of(b: &Batch) -> BatchInfo {
+        BatchInfo {
+            epoch: b.epoch,
+            col0: b.col0,
+            cols: b.data.ncols(),
+            mean: b.mean,
+        }
+    }
+}
+
+/// What a run leaves.
+pub(crate) struct RunEnd {
+    pub stats: Stats,
+    pub tracker: Tracker,
+    pub stop: OnlineStop,
+    pub gpu_stats: Option<crate::GpuStats>,
+}
+
+/// The matrices of one batch width.
+struct BatchMats<M> {
+    cols: usize,
+    h: M,
+    q: M,
+    prev: M,
+    ones: M,
+}
+
+const NO_REG: Regularization = Regularization { l1: 0.0, l2: 0.0 };
+
+impl EngineTask for Run<'_, '_> {
+    type Output = RunEnd;
+
+    fn run<E: Engine>(self, e: &mut E) -> Result<RunEnd> {
+        let Run {
+            params,
+            first,
+            rest,
+            stats,
+            mut tracker,
+            mut mode,
+        } = self;
+        let (m, _) = e.dims();
+        let r = params.rank;
+        let loss = params.loss;
+        let eps = params.iter.epsilon;
+        let tol = f64::from(params.iter.tol);
+        let learn = matches!(mode, Mode::Learn { .. });
+        let mut w = e.upload(stats.w.view())?;
+        let mut num = e.upload(stats.num.view())?;
+        let mut den = e.upload(stats.den.view())?;
+        let kl = loss == Loss::KullbackLeibler;
+        // K = WᵀW (Frobenius) or the column sums of W (KL), for the encodings.
+        let mut k = e.zeros(r, if kl { 1 } else { r })?;
+        let mut small = e.zeros(r, r)?;
+        let mut p = e.zeros(m, r)?;
+        let mut prev_w = e.zeros(m, r)?;
+        let (mut t, ones_mr, mut s) = if kl && learn {
+            (
+                Some(e.zeros(m, r)?),
+                Some(e.upload(Array2::<f32>::ones((m, r)).view())?),
+                Some(e.zeros(r, 1)?),
+            )
+        } else {
+            (None, None, None)
+        };
+        let mut mats: Vec<BatchMats<E::Mat>> = Vec::new();
+        let mut w_sq = partner(e, &w, kl, &mut k, &mut small)?;
+        let mut info = first;
+        let inner_max = params.inner_max_iter;
+        let stop = loop {
+            let i = match mats.iter().position(|x| x.cols == info.cols) {
+                Some(i) => i,
+                None => {
+                    let b = info.cols;
+                    mats.push(BatchMats {
+                        cols: b,
+                        h: e.zeros(r, b)?,
+                        q: e.zeros(r, b)?,
+                        prev: e.zeros(r, b)?,
+                        ones: e.upload(Array2::<f32>::ones((r, b)).view())?,
+                    });
+                    mats.len() - 1
+                }
+            };
+            let bm = &mut mats[i];
+            let start = (info.mean.max(0.0) / r as f64).sqrt() as f32;
+            e.axpby(start, &bm.ones, 0.0, &mut bm.h)?;
+            encode(e, loss, eps, tol, inner_max, &w, &k, bm, &mut small)?;
+            let b = info.cols;
+            match &mut mode {
+                Mode::Encode(sink) => {
+                    let h = e.download(&bm.h)?;
+                    sink(info.col0, h)?;
+                    tracker.samples += b as u64;
+                    tracker.steps += 1;
+                    if params.iter.stop_requested() {
+                        break OnlineStop::Interrupted;
+                    }
+                }
+                Mode::Learn { n, check } => {
+                    let (n, check) = (*n, *check);
+                    // The batch's cost with the new encodings and the W they were solved for.
+                    let cost = match loss {
+                        Loss::Frobenius => match e.loss_from_products(&bm.q, &k, &bm.h)? {
+                            Some(l) => l,
+                            None => e.loss(&w, &bm.h, loss, eps)?,
+                        },
+                        Loss::KullbackLeibler => e.loss(&w, &bm.h, loss, eps)?,
+                    } / b as f64;
+                    if !cost.is_finite() {
+                        return Err(NmfError::NumericalBreakdown {
+                            iteration: tracker.steps + 1,
+                        });
+                    }
+                    let rho = params.forget_factor.powf(b as f32 / n.max(1) as f32);
+                    let dw_sq = match loss {
+                        Loss::Frobenius => {
+                            // A ← ρA + H Hᵀ, B ← ρB + V Hᵀ, then one HALS sweep over W's
+                            // columns against them (Mairal et al. 2010, Algorithm 2).
+                            e.v_ht_and_gram(&bm.h, &mut p, &mut small)?;
+                            e.axpby(1.0, &small, rho, &mut num)?;
+                            e.axpby(1.0, &p, rho, &mut den)?;
+                            e.hals_step_tracked(
+                                &mut w,
+                                &den,
+                                &num,
+                                Side::Left,
+                                NO_REG,
+                                &mut prev_w,
+                                &mut small,
+                            )?
+                        }
+                        Loss::KullbackLeibler => {
+                            let (Some(t), Some(ones), Some(s)) = (&mut t, &ones_mr, &mut s) else {
+                                return Err(missing_kl_work());
+                            };
+                            // A ← ρA + W ⊙ (Z Hᵀ), b ← ρb + H 1, W ← A ⊘ (1 bᵀ)
+                            // (scikit-learn's online multiplicative update).
+                            e.kl_numerator(&w, &bm.h, Side::Left, &mut p)?;
+                            e.axpby(1.0, &w, 0.0, t)?;
+                            e.mu_step(
+                                t,
+                                &p,
+                                MuDenominator::Elementwise(ones),
+                                Side::Left,
+                                NO_REG,
+                                eps,
+                                MuRule::Plain,
+                            )?;
+                            e.axpby(1.0, t, rho, &mut num)?;
+                            e.factor_sums(&bm.h, FactorSums::RowsOfH, s)?;
+                            e.axpby(1.0, s, rho, &mut den)?;
+                            e.axpby(1.0, &w, 0.0, &mut prev_w)?;
+                            e.axpby(1.0, ones, 0.0, &mut w)?;
+                            e.mu_step(
+                                &mut w,
+                                &num,
+                                MuDenominator::Sums(&den),
+                                Side::Left,
+                                NO_REG,
+                                eps,
+                                MuRule::Plain,
+                            )?;
+                            e.axpby(1.0, &w, -1.0, &mut prev_w)?;
+                            trace_gram(e, &prev_w, Side::Left, &mut small)?
+                        }
+                    };
+                    w_sq = partner(e, &w, kl, &mut k, &mut small)?;
+                    tracker.samples += b as u64;
+                    let verdict = if check {
+                        tracker.step(params, cost, b, n, dw_sq, w_sq)
+                    } else {
+                        tracker.steps += 1;
+                        tracker.last_cost = cost;
+                        None
+                    };
+                    report(params, &tracker, info, n);
+                    if let Some(v) = verdict {
+                        break v;
+                    }
+                    if params.iter.stop_requested() {
+                        break OnlineStop::Interrupted;
+                    }
+                }
+            }
+            match rest.recv() {
+                Ok(Ok(next)) => {
+                    info = BatchInfo::of(&next);
+                    if info.epoch + 1 > tracker.epochs {
+                        tracker.epochs = info.epoch + 1;
+                    }
+                    e.set_batch(next.data)?;
+                }
+                Ok(Err(err)) => return Err(err),
+                Err(_) => break OnlineStop::MaxEpochs,
+            }
+        };
+        let _ = w_sq;
+        let stats = Stats {
+            w: e.download(&w)?,
+            num: e.download(&num)?,
+            den: e.download(&den)?,
+        };
+        Ok(RunEnd {
+            stats,
+            tracker,
+            stop,
+            gpu_stats: e.stats(),
+        })
+    }
+}
+
+fn missing_kl_work() -> NmfError {
+    NmfError::GpuInternal {
+        message: "the KL work matrices of an online fit are missing".into(),
+    }
+}
+
+/// The progress callbacks after a batch.
+fn report(params: &OnlineParams, tracker: &Tracker, info: BatchInfo, n: usize) {
+    let smoothed = tracker.ewa.unwrap_or(tracker.last_cost);
+    if let Some(f) = &params.on_batch {
+        f(&OnlineProgress {
+            epoch: info.epoch,
+            max_epochs: params.iter.max_iter,
+            samples: info.col0 + info.cols,
+            samples_per_epoch: n,
+            batch_cost: tracker.last_cost,
+            smoothed_cost: smoothed,
+        });
+    }
+    if let Some(f) = &params.iter.progress {
+        let per_epoch = n.div_ceil(params.batch_size.max(1));
+        f(&Progress {
+            iteration: tracker.steps,
+            max_iter: params.iter.max_iter.saturating_mul(per_epoch),
+            loss: smoothed,
+        });
+    }
+}
+
+impl Tracker {
+    /// scikit-learn's `_minibatch_convergence` after a batch of `b` of `n` samples with cost
+    /// `cost`, W having moved by `‖ΔW‖² = dw_sq` to `‖W‖² = w_sq`: the first batch is not
+    /// judged; the cost is smoothed with weight `min(b / (n + 1), 1)`; the run stops when
+    /// `‖ΔW‖ ≤ tol·‖W‖`, or when the smoothed cost has found no new minimum in
+    /// `max_no_improvement` batches.
+    fn step(
+        &mut self,
+        params: &OnlineParams,
+        cost: f64,
+        b: usize,
+        n: usize,
+        dw_sq: f64,
+        w_sq: f64,
+    ) -> Option<OnlineStop> {
+        self.steps += 1;
+        self.last_cost = cost;
+        if self.steps == 1 {
+            return None;
+        }
+        self.ewa = Some(match self.ewa {
+            None => cost,
+            Some(ewa) => {
+                let alpha = (b as f64 / (n as f64 + 1.0)).min(1.0);
+                ewa * (1.0 - alpha) + cost * alpha
+            }
+        });
+        let tol = f64::from(params.iter.tol);
+        if tol > 0.0 && dw_sq <= tol * tol * w_sq {
+            return Some(OnlineStop::Converged);
+        }
+        let ewa = self.ewa.unwrap_or(cost);
+        if self.ewa_min.is_none_or(|min| ewa < min) {
+            self.no_improvement = 0;
+            self.ewa_min = Some(ewa);
+        } else {
+            self.no_improvement += 1;
+        }
+        match params.max_no_improvement {
+            Some(limit) if self.no_improvement >= limit => Some(OnlineStop::NoImprovement),
+            _ => None,
+        }
+    }
+}
+
+/// Solve the batch's encodings H (r x b, holding the start) with W fixed: HALS sweeps over
+/// H's rows (Frobenius, with `Q = Wᵀ V_b`, `K = Wᵀ W`) or KL multiplicative updates (with
+/// `K` the column sums of W), until `‖ΔH‖ ≤ tol·‖H‖` or `inner_max` sweeps.
+#[allow(clippy::too_many_arguments)]
+fn encode<E: Engine>(
+    e: &mut E,
+    loss: Loss,
+    eps: f32,
+    tol: f64,
+    inner_max: usize,
+    w: &E::Mat,
+    k: &E::Mat,
+    bm: &mut BatchMats<E::Mat>,
+    small: &mut E::Mat,
+) -> Result<()> {
+    if loss == Loss::Frobenius {
+        e.wt_v(w, &mut bm.q)?;
+    }
+    for _ in 0..inner_max {
+        let dh_sq = match loss {
+            Loss::Frobenius => e.hals_step_tracked(
+                &mut bm.h,
+                &bm.q,
+                k,
+                Side::Right,
+                NO_REG,
+                &mut bm.prev,
+                small,
+            )?,
+            Loss::KullbackLeibler => {
+                e.axpby(1.0, &bm.h, 0.0, &mut bm.prev)?;
+                e.kl_numerator(w, &bm.h, Side::Right, &mut bm.q)?;
+                e.mu_step(
+                    &mut bm.h,
+                    &bm.q,
+                    MuDenominator::Sums(k),
+                    Side::Right,
+                    NO_REG,
+                    eps,
+                    MuRule::Plain,
+                )?;
+                if tol <= 0.0 {
+                    continue;
+                }
+                e.axpby(1.0, &bm.h, -1.0, &mut bm.prev)?;
+                trace_gram(e, &bm.prev, Side::Right, small)?
+            }
+        };
+        if tol > 0.0 {
+            let h_sq = trace_gram(e, &bm.h, Side::Right, small)?;
+            if dh_sq <= tol * tol * h_sq {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Update the encodings' partner of W in `k` (`Wᵀ W`, or W's column sums for KL) and return
+/// `‖W‖²_F`.
+fn partner<E: Engine>(
+    e: &mut E,
+    w: &E::Mat,
+    kl: bool,
+    k: &mut E::Mat,
+    small: &mut E::Mat,
+) -> Result<f64> {
+    if kl {
+        e.factor_sums(w, FactorSums::ColumnsOfW, k)?;
+        trace_gram(e, w, Side::Left, small)
+    } else {
+        e.gram(w, Side::Left, k)?;
+        trace(e, k)
+    }
+}
+
+/// `‖x‖²_F` as the trace of its Gram matrix (formed in `small`, r x r).
+fn trace_gram<E: Engine>(e: &mut E, x: &E::Mat, side: Side, small: &mut E::Mat) -> Result<f64> {
+    e.gram(x, side, small)?;
+    trace(e, small)
+}
+
+fn trace<E: Engine>(e: &mut E, s: &E::Mat) -> Result<f64> {
+    let s = e.download(s)?;
+    Ok((0..s.nrows().min(s.ncols()))
+        .map(|t| f64::from(s[[t, t]]))
+        .sum())
+}

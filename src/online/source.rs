@@ -1,0 +1,153 @@
+//! Streaming sources: data that arrives as batches of samples (columns), restartable for the
+//! next epoch, with its shape known up front.
+//!
+//! Implementations here: an in-memory matrix ([`ArraySource`]) and a CSR matrix
+//! ([`CsrSource`]); the readers above this layer add a `.npy` file read piece by piece
+//! ([`io::NpySource`](crate::io::NpySource)) and a directory of images decoded lazily
+//! (`images::ImageDirSource`, feature `images`).
+
+use ndarray::{s, Array2, ArrayView2};
+
+use crate::error::{NmfError, Result};
+use crate::sparse::CsrMatrix;
+
+/// Data delivered as batches of samples: `V` (m x n, features x samples) a few columns at a
+/// time, in a fixed order, from the first column again after [`rewind`](Source::rewind).
+///
+/// Every batch is `m x b` with `1 ≤ b ≤ max_cols`; the batches of one pass cover the `n`
+/// columns in order, exactly once. The online fit reads the next batch on another thread
+/// while it computes on the current one, hence `Send`.
+pub trait Source: Send {
+    /// `(m, n)`: features (rows) and samples (columns).
+    fn dim(&self) -> (usize, usize);
+    /// Go back to the first sample (the start of the next epoch).
+    fn rewind(&mut self) -> Result<()>;
+    /// The next at most `max_cols` samples as an `m x b` matrix, or `None` once all `n` were
+    /// given in this pass.
+    fn next_batch(&mut self, max_cols: usize) -> Result<Option<Array2<f32>>>;
+    /// Where sample `col` comes from, for error messages (a file name, a column of a file).
+    fn describe(&self, col: usize) -> String {
+        format!("sample (column) {col}")
+    }
+}
+
+impl<S: Source + ?Sized> Source for &mut S {
+    fn dim(&self) -> (usize, usize) {
+        (**self).dim()
+    }
+    fn rewind(&mut self) -> Result<()> {
+        (**self).rewind()
+    }
+    fn next_batch(&mut self, max_cols: usize) -> Result<Option<Array2<f32>>> {
+        (**self).next_batch(max_cols)
+    }
+    fn describe(&self, col: usize) -> String {
+        (**self).describe(col)
+    }
+}
+
+impl<S: Source + ?Sized> Source for Box<S> {
+    fn dim(&self) -> (usize, usize) {
+        (**self).dim()
+    }
+    fn rewind(&mut self) -> Result<()> {
+        (**self).rewind()
+    }
+    fn next_batch(&mut self, max_cols: usize) -> Result<Option<Array2<f32>>> {
+        (**self).next_batch(max_cols)
+    }
+    fn describe(&self, col: usize) -> String {
+        (**self).describe(col)
+    }
+}
+
+/// An in-memory matrix (features x samples) as a source; each batch is a copy of its columns.
+#[derive(Debug, Clone)]
+pub struct ArraySource<'a> {
+    v: ArrayView2<'a, f32>,
+    next: usize,
+}
+
+impl<'a> ArraySource<'a> {
+    /// Stream the columns of `v` (m x n).
+    pub fn new(v: ArrayView2<'a, f32>) -> Self {
+        ArraySource { v, next: 0 }
+    }
+}
+
+impl Source for ArraySource<'_> {
+    fn dim(&self) -> (usize, usize) {
+        self.v.dim()
+    }
+    fn rewind(&mut self) -> Result<()> {
+        self.next = 0;
+        Ok(())
+    }
+    fn next_batch(&mut self, max_cols: usize) -> Result<Option<Array2<f32>>> {
+        let n = self.v.ncols();
+        if self.next >= n {
+            return Ok(None);
+        }
+        let end = n.min(self.next + max_cols.max(1));
+        let batch = self
+            .v
+            .slice(s![.., self.next..end])
+            .as_standard_layout()
+            .into_owned();
+        self.next = end;
+        Ok(Some(batch))
+    }
+}
+
+/// A CSR matrix (features x samples) as a source of dense batches: the columns are read from
+/// its transpose (one CSR row per sample), made once, so a batch costs its stored entries plus
+/// the `m x b` dense block it fills.
+#[derive(Debug, Clone)]
+pub struct CsrSource {
+    /// Vᵀ (n x m): row j holds sample j.
+    vt: CsrMatrix,
+    next: usize,
+}
+
+impl CsrSource {
+    /// Stream the columns of `v` (m x n, features x samples); keeps a transposed copy.
+    pub fn new(v: &CsrMatrix) -> Self {
+        CsrSource {
+            vt: v.transpose(),
+            next: 0,
+        }
+    }
+}
+
+impl Source for CsrSource {
+    fn dim(&self) -> (usize, usize) {
+        let (n, m) = self.vt.dim();
+        (m, n)
+    }
+    fn rewind(&mut self) -> Result<()> {
+        self.next = 0;
+        Ok(())
+    }
+    fn next_batch(&mut self, max_cols: usize) -> Result<Option<Array2<f32>>> {
+        let (n, m) = self.vt.dim();
+        if self.next >= n {
+            return Ok(None);
+        }
+        let end = n.min(self.next + max_cols.max(1));
+        let mut batch = Array2::<f32>::zeros((m, end - self.next));
+        for (c, j) in (self.next..end).enumerate() {
+            let (idx, vals) = self.vt.row(j);
+            for (&i, &x) in idx.iter().zip(vals) {
+                let i = i as usize;
+                if i >= m {
+                    return Err(NmfError::InvalidSparse {
+                        reason: format!("column index {i} of sample {j} is out of range"),
+                    });
+                }
+                batch[[i, c]] = x;
+            }
+        }
+        self.next = end;
+        Ok(Some(batch))
+    }
+}
