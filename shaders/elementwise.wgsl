@@ -2,7 +2,8 @@
 // (a two-dimensional grid when one dimension is not enough, as in mu_update.wgsl).
 //
 // transpose: out (cols x rows) = xᵀ for x (rows x cols):  out[j, i] = x[i, j];
-// axpby:     y ← a·x + b·y for x, y (rows x cols).
+// axpby:     y ← a·x + b·y for x, y (rows x cols);
+// pin:       y ← x wherever x ≠ FREE (x the anchor: fixed entries, FREE elsewhere).
 
 struct Ew {
     rows: u32,
@@ -37,4 +38,19 @@ fn axpby(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
         return;
     }
     y[idx] = p.a * x[idx] + p.b * y[idx];
+}
+
+// −f32::MAX: an anchor entry that leaves its target free.
+const FREE: f32 = -3.40282347e38;
+
+@compute @workgroup_size(WG, 1, 1)
+fn pin(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let idx = gid.x + gid.y * nwg.x * WG;
+    if (idx >= p.rows * p.cols) {
+        return;
+    }
+    let a = x[idx];
+    if (a != FREE) {
+        y[idx] = a;
+    }
 }

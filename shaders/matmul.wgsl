@@ -19,10 +19,16 @@
 //   matmul                 C = AB, or C += AB when `accumulate` is set;
 //   matmul_kl_ratio        C = D ⊘ max(AB, ε_f32)      (the KL ratio V ⊘ WH of one block);
 //   matmul_masked          C = D ⊙ AB                  (the masked product M ⊙ WH of one block);
+//   matmul_beta_num        C = D ⊙ Y₁^(β−2), Y₁ = max(AB, ε_f32) for β < 2, AB else
+//                          (the numerator block of the β-divergence rules, β = p.eps);
+//   matmul_beta_den        C = Y₂^(β−1),     Y₂ = max(AB, ε_f32) for β < 1, AB else
+//                          (the denominator block; D is bound but not read, β = p.eps);
 //   matmul_loss_frobenius  partial[wg] = Σ (D − AB)²   over the tile (the host halves the sum);
 //   matmul_loss_kl         partial[wg] = Σ D log(D / max(AB, eps)) − D + AB over the tile,
 //                          with only AB counted where D ≤ eps;
 //   matmul_loss_masked     partial[wg] = Σ (M ⊙ (D − AB))² over the tile (the host halves the sum);
+//   matmul_loss_beta       partial[wg] = Σ d_β(D | AB) over the tile, β = p.eps (β ∉ {1, 2}),
+//                          with scikit-learn's guards (see beta_entry);
 // the loss partials are written to c[c_off + workgroup index]; a second pass on the device
 // (axis_sums in sums.wgsl) folds them in chunks, and only those few chunk sums are read back and
 // added in f64 on the host.
@@ -163,6 +169,113 @@ fn matmul_masked(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
     }
 }
 
+@compute @workgroup_size(WG_X, WG_Y, 1)
+fn matmul_beta_num(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let acc = product(wg, lid);
+    let beta = p.eps;
+    for (var i = 0u; i < TM; i++) {
+        let row = tile_row(wg, lid, i);
+        for (var j = 0u; j < TN; j++) {
+            let col = tile_col(wg, lid, j);
+            if (row < p.m && col < p.n) {
+                let v = d[p.d_off + row * p.d_rs + col * p.d_cs];
+                var y = acc[i * TN + j];
+                if (beta < 2.0) {
+                    y = max(y, KL_GUARD);
+                }
+                var f: f32;
+                if (beta == 0.0) {
+                    let inv = 1.0 / y;
+                    f = inv * inv;
+                } else {
+                    f = pow(y, beta - 2.0);
+                }
+                c[p.c_off + row * p.c_rs + col * p.c_cs] = v * f;
+            }
+        }
+    }
+}
+
+@compute @workgroup_size(WG_X, WG_Y, 1)
+fn matmul_beta_den(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let acc = product(wg, lid);
+    let beta = p.eps;
+    for (var i = 0u; i < TM; i++) {
+        let row = tile_row(wg, lid, i);
+        for (var j = 0u; j < TN; j++) {
+            let col = tile_col(wg, lid, j);
+            if (row < p.m && col < p.n) {
+                var y = acc[i * TN + j];
+                if (beta < 1.0) {
+                    y = max(y, KL_GUARD);
+                }
+                // pow(0, e) for e > 0 is 0 (exp2 of −∞); spelled out for drivers that differ.
+                var f = 0.0;
+                if (y > 0.0) {
+                    f = pow(y, beta - 1.0);
+                }
+                c[p.c_off + row * p.c_rs + col * p.c_cs] = f;
+            }
+        }
+    }
+}
+
+// Σ_{k ≥ 2} c_k t^k with c_2 = ½, c_{k+1} = c_k (β − k) / (k + 1): the β-divergence
+// d_β(1 + t | 1) = ((1 + t)^β − 1 − β t) / (β (β − 1)) (the limits at β = 0 and 1 included),
+// accurate for |t| < 1/4.
+fn beta_series(t: f32, beta: f32) -> f32 {
+    var power = t * t;
+    var coef = 0.5;
+    var sum = 0.0;
+    for (var k = 2u; k < 14u; k++) {
+        sum += coef * power;
+        power *= t;
+        coef *= (beta - f32(k)) / f32(k + 1u);
+    }
+    return sum;
+}
+
+// One entry of scikit-learn's β-divergence (β ∉ {1, 2}) of v from wh, q = max(wh, ε):
+// where v ≤ ε only the WH term counts, wh^β / β (β ≠ 0) or −1 (β = 0, scikit-learn's
+// "− n·m"); elsewhere q^β d_β(v/q | 1) + (wh^β − q^β) / β (the last term only for β ≠ 0 and
+// wh < ε), with d_β(x | 1) by the series near x = 1 so that nearly equal v and wh lose no
+// precision to cancellation.
+fn beta_entry(v: f32, wh: f32, beta: f32) -> f32 {
+    if (v <= KL_GUARD) {
+        if (beta == 0.0) {
+            return -1.0;
+        }
+        var whb = 0.0;
+        if (wh > 0.0) {
+            whb = pow(wh, beta);
+        }
+        return whb / beta;
+    }
+    let q = max(wh, KL_GUARD);
+    let x = v / q;
+    let t = x - 1.0;
+    var f: f32;
+    if (abs(t) < 0.25) {
+        f = beta_series(t, beta);
+    } else if (beta == 0.0) {
+        f = x - log(x) - 1.0;
+    } else {
+        f = (pow(x, beta) - beta * x + beta - 1.0) / (beta * (beta - 1.0));
+    }
+    var value = f;
+    if (beta != 0.0) {
+        value = pow(q, beta) * f;
+        if (wh < q) {
+            var whb = 0.0;
+            if (wh > 0.0) {
+                whb = pow(wh, beta);
+            }
+            value += (whb - pow(q, beta)) / beta;
+        }
+    }
+    return value;
+}
+
 // Σ_{k ≥ 2} (−1)^k x^k / (k (k − 1)) = (1 + x) log(1 + x) − x, accurate for |x| < 1/4.
 fn kl_series(x: f32) -> f32 {
     var power = x * x;
@@ -269,6 +382,27 @@ fn matmul_loss_masked(
                 let mk = mask[p.mask_off + row * p.mask_rs + col * p.mask_cs];
                 let r = mk * (v - acc[i * TN + j]);
                 sum = fma(r, r, sum);
+            }
+        }
+    }
+    reduce_and_store(wg, nwg, lid, sum);
+}
+
+@compute @workgroup_size(WG_X, WG_Y, 1)
+fn matmul_loss_beta(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+    let acc = product(wg, lid);
+    var sum = 0.0;
+    for (var i = 0u; i < TM; i++) {
+        let row = tile_row(wg, lid, i);
+        for (var j = 0u; j < TN; j++) {
+            let col = tile_col(wg, lid, j);
+            if (row < p.m && col < p.n) {
+                let v = d[p.d_off + row * p.d_rs + col * p.d_cs];
+                sum += beta_entry(v, acc[i * TN + j], p.eps);
             }
         }
     }

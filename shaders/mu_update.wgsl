@@ -14,7 +14,9 @@
 //              since r is small; a Gram matrix is the symmetric case;
 // DEN_SUMS:        D = s[t], a length-r vector (the KL denominators);
 // DEN_ELEMENTWISE: D = small[idx], a matrix of X's shape.
-// RULE_PLAIN: f(ρ) = ρ;  RULE_SQRT: f(ρ) = √ρ;  RULE_DAMPED: f(ρ) = ½ + ½ρ.
+// RULE_PLAIN: f(ρ) = ρ;  RULE_SQRT: f(ρ) = √ρ;  RULE_DAMPED: f(ρ) = ½ + ½ρ;
+// RULE_POWER: f(ρ) = ρ^gamma (ρ itself when gamma = 1), the β-divergence rules.
+// Results below max(floor, smallest normal f32) become 0.
 
 const SIDE_LEFT: u32 = 0u;
 const SIDE_RIGHT: u32 = 1u;
@@ -24,6 +26,7 @@ const DEN_ELEMENTWISE: u32 = 2u;
 const RULE_PLAIN: u32 = 0u;
 const RULE_SQRT: u32 = 1u;
 const RULE_DAMPED: u32 = 2u;
+const RULE_POWER: u32 = 3u;
 
 struct Mu {
     rows: u32,
@@ -35,8 +38,8 @@ struct Mu {
     l2: f32,
     eps: f32,
     rule: u32,
-    pad0: u32,
-    pad1: u32,
+    gamma: f32,
+    floor: f32,
     pad2: u32,
 }
 
@@ -89,7 +92,9 @@ fn mu_update(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
         f = sqrt(rho);
     } else if (p.rule == RULE_DAMPED) {
         f = 0.5 + 0.5 * rho;
+    } else if (p.rule == RULE_POWER && p.gamma != 1.0) {
+        f = pow(rho, p.gamma);
     }
     let y = x * f;
-    x_out[idx] = select(y, 0.0, y < MIN_NORMAL);
+    x_out[idx] = select(y, 0.0, y < max(MIN_NORMAL, p.floor));
 }

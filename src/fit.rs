@@ -8,10 +8,10 @@ use rand::SeedableRng;
 
 use crate::engine::check_data;
 use crate::engine::cpu::SparseOp;
-use crate::error::Result;
+use crate::error::{NmfError, Result};
 use crate::init::{initialize, initialize_sparse};
 use crate::model::Factorization;
-use crate::options::ValidParams;
+use crate::options::{Loss, ValidParams};
 use crate::params::NmfParams;
 use crate::solver::{check_sparse_budget, solve, Data, Update};
 use crate::sparse::CsrMatrix;
@@ -30,6 +30,7 @@ impl NmfParams {
         let (m, n) = v.dim();
         let valid = self.check(m, n)?;
         check_data(v)?;
+        check_beta_data(v, &valid)?;
         self.run(Data::Dense(v), valid, start)
     }
 
@@ -55,6 +56,12 @@ impl NmfParams {
         let start = Instant::now();
         let (m, n) = v.dim();
         let valid = self.check(m, n)?;
+        if matches!(valid.loss, Loss::ItakuraSaito | Loss::Beta(_)) {
+            return Err(NmfError::UnsupportedOption {
+                option: "Loss::Beta and Loss::ItakuraSaito on sparse data",
+                requires: "dense data (fit, not fit_sparse)",
+            });
+        }
         check_sparse_budget(v, &valid)?;
         // The values were checked (finite, >= 0) when the CsrMatrix was built.
         let vt = v.transpose();
@@ -79,6 +86,21 @@ impl NmfParams {
             start,
         ))
     }
+}
+
+/// β ≤ 0 divergences (Itakura–Saito) are infinite where V is zero and WH is not: such data
+/// is refused, as scikit-learn does.
+fn check_beta_data(v: ArrayView2<'_, f32>, valid: &ValidParams) -> Result<()> {
+    if valid.loss.beta_value() <= 0.0 {
+        if let Some(((row, col), _)) = v.indexed_iter().find(|(_, &x)| x == 0.0) {
+            return Err(NmfError::InvalidParameter {
+                name: "loss",
+                value: format!("{} (β ≤ 0) with V[{row}, {col}] = 0", valid.loss),
+                expected: "data without zeros (add a small constant) or a loss with β > 0".into(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The configured start for the data the solver will see.

@@ -91,6 +91,7 @@ pub use error::{Factor, NmfError, Result};
 pub use masked::{MaskedFactorization, MaskedInit, MaskedNmf, MaskedParams, PenaltyScale};
 pub use model::{relative_error, Factorization};
 pub use online::{OnlineFactorization, OnlineNmf, OnlineParams};
+pub use options::Fixed;
 pub use options::{
     Checkpoint, CheckpointFn, Init, IterOptions, Loss, Orthogonality, Progress, ProgressFn, Resume,
     Solver, ValidParams, DEFAULT_EPSILON,

@@ -157,6 +157,9 @@ impl Factorization {
     fn transform_params(&self) -> ValidParams {
         let mut params = self.params.clone();
         params.iter = params.iter.without_hooks();
+        // W is fixed whole by the run itself; the fit's fixed rows of H were rows of its own H.
+        params.fixed_w.clear();
+        params.fixed_h.clear();
         params
     }
 

@@ -57,31 +57,181 @@ impl Solver {
     }
 }
 
-/// The divergence `D(V ‖ WH)` that is minimised.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// The divergence `D(V ‖ WH)` that is minimised: a β-divergence
+/// `D_β = Σ d_β(v | wh)` (Févotte & Idier 2011) with
+///
+/// ```text
+///   d_β(x | y) = (x^β + (β − 1) y^β − β x y^(β−1)) / (β (β − 1))     β ∉ {0, 1}
+///   d_1(x | y) = x log(x / y) − x + y                                  (Kullback–Leibler)
+///   d_0(x | y) = x / y − log(x / y) − 1                                (Itakura–Saito)
+/// ```
+///
+/// and `d_2(x | y) = ½ (x − y)²` (Frobenius). The three named cases have their own variants
+/// and run their own (faster) updates; [`Loss::Beta`] covers every other β with
+/// scikit-learn's multiplicative rules. `Loss::Beta(2.0)`, `Beta(1.0)` and `Beta(0.0)` are the
+/// named cases (they compare equal to them and run their updates): [`Loss::beta`] builds the
+/// canonical value. Equality compares the divergence, so `Loss` stays `Eq`.
+#[derive(Debug, Clone, Copy, Default)]
 pub enum Loss {
-    /// `D = ½ ‖V − WH‖²_F`.
+    /// `D = ½ ‖V − WH‖²_F` (β = 2).
     #[default]
     Frobenius,
-    /// Generalised Kullback–Leibler divergence `D = Σ V log(V / WH) − V + WH` (with 0 log 0 = 0).
+    /// Generalised Kullback–Leibler divergence `D = Σ V log(V / WH) − V + WH` (with 0 log 0 = 0;
+    /// β = 1).
     KullbackLeibler,
+    /// Itakura–Saito divergence `D = Σ V / WH − log(V / WH) − 1` (β = 0); the data must have
+    /// no zeros. Multiplicative updates only.
+    ItakuraSaito,
+    /// The β-divergence for any finite β (multiplicative updates only); see the type's docs.
+    Beta(f32),
 }
 
-impl Loss {
-    /// Every loss, in a fixed order.
-    pub const ALL: [Loss; 2] = [Loss::Frobenius, Loss::KullbackLeibler];
+impl PartialEq for Loss {
+    fn eq(&self, other: &Loss) -> bool {
+        match (self.canonical(), other.canonical()) {
+            (Loss::Beta(a), Loss::Beta(b)) => a.to_bits() == b.to_bits(),
+            (a, b) => std::mem::discriminant(&a) == std::mem::discriminant(&b),
+        }
+    }
+}
 
-    /// The loss whose [`name`](Self::name) is `name`.
+impl Eq for Loss {}
+
+impl Loss {
+    /// Every named loss, in a fixed order.
+    pub const ALL: [Loss; 3] = [Loss::Frobenius, Loss::KullbackLeibler, Loss::ItakuraSaito];
+
+    /// The loss whose [`name`](Self::name) is `name`, or `beta=<β>` (what `Display` writes
+    /// for [`Loss::Beta`]).
     pub fn from_name(name: &str) -> Option<Loss> {
+        if let Some(b) = name.strip_prefix("beta=") {
+            return b
+                .parse::<f32>()
+                .ok()
+                .filter(|b| b.is_finite())
+                .map(Loss::beta);
+        }
         Self::ALL.into_iter().find(|l| l.name() == name)
     }
 
-    /// Short name, as used in logs and files.
-    pub fn name(self) -> &'static str {
+    /// The β-divergence for `beta`: the named variant for 2, 1 and 0, else `Beta(beta)`.
+    pub fn beta(beta: f32) -> Loss {
+        Loss::Beta(beta).canonical()
+    }
+
+    /// The same divergence with β = 2, 1, 0 as their named variants (and `-0.0` as 0).
+    pub fn canonical(self) -> Loss {
         match self {
+            Loss::Beta(b) if b == 2.0 => Loss::Frobenius,
+            Loss::Beta(b) if b == 1.0 => Loss::KullbackLeibler,
+            Loss::Beta(b) if b == 0.0 => Loss::ItakuraSaito,
+            other => other,
+        }
+    }
+
+    /// β of the divergence (2 for Frobenius, 1 for KL, 0 for Itakura–Saito).
+    pub fn beta_value(self) -> f32 {
+        match self {
+            Loss::Frobenius => 2.0,
+            Loss::KullbackLeibler => 1.0,
+            Loss::ItakuraSaito => 0.0,
+            Loss::Beta(b) => b,
+        }
+    }
+
+    /// The exponent γ(β) of the multiplicative rule `X ← X ⊙ (N ⊘ D)^γ` (Févotte & Idier
+    /// 2011, scikit-learn): `1/(2 − β)` for β < 1, `1` for 1 ≤ β ≤ 2, `1/(β − 1)` for β > 2.
+    pub fn mu_exponent(self) -> f32 {
+        let b = self.beta_value();
+        if b < 1.0 {
+            1.0 / (2.0 - b)
+        } else if b > 2.0 {
+            1.0 / (b - 1.0)
+        } else {
+            1.0
+        }
+    }
+
+    /// Short name, as used in logs and files: `"beta"` for [`Loss::Beta`] (its `Display` adds
+    /// the value, `beta=1.5`).
+    pub fn name(self) -> &'static str {
+        match self.canonical() {
             Loss::Frobenius => "frobenius",
             Loss::KullbackLeibler => "kl",
+            Loss::ItakuraSaito => "is",
+            Loss::Beta(_) => "beta",
         }
+    }
+}
+
+impl fmt::Display for Loss {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.canonical() {
+            Loss::Beta(b) => write!(f, "beta={b}"),
+            other => f.write_str(other.name()),
+        }
+    }
+}
+
+/// Which components of a factor keep their starting values during a fit: columns of W
+/// ([`NmfParams::fix_w`](crate::NmfParams::fix_w)) or rows of H
+/// ([`NmfParams::fix_h`](crate::NmfParams::fix_h)). The values come from the custom start
+/// ([`Init::Custom`]), which a fit with fixed components requires.
+///
+/// `fix_w(..)` fixes all of W (`Fixed::All`), `fix_w([0, 3])` or `fix_w(vec![0, 3])` the
+/// components 0 and 3.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Fixed {
+    /// Every component is updated.
+    #[default]
+    None,
+    /// The whole factor is fixed.
+    All,
+    /// These components (indices below the rank) are fixed.
+    Components(Vec<usize>),
+}
+
+impl Fixed {
+    /// The sorted, deduplicated fixed components of a rank-`r` factor, or the first index out
+    /// of range.
+    pub(crate) fn resolve(&self, r: usize) -> std::result::Result<Vec<usize>, usize> {
+        match self {
+            Fixed::None => Ok(Vec::new()),
+            Fixed::All => Ok((0..r).collect()),
+            Fixed::Components(c) => {
+                if let Some(&bad) = c.iter().find(|&&t| t >= r) {
+                    return Err(bad);
+                }
+                let mut c = c.clone();
+                c.sort_unstable();
+                c.dedup();
+                Ok(c)
+            }
+        }
+    }
+}
+
+impl From<std::ops::RangeFull> for Fixed {
+    fn from(_: std::ops::RangeFull) -> Fixed {
+        Fixed::All
+    }
+}
+
+impl From<Vec<usize>> for Fixed {
+    fn from(c: Vec<usize>) -> Fixed {
+        Fixed::Components(c)
+    }
+}
+
+impl From<&[usize]> for Fixed {
+    fn from(c: &[usize]) -> Fixed {
+        Fixed::Components(c.to_vec())
+    }
+}
+
+impl<const N: usize> From<[usize; N]> for Fixed {
+    fn from(c: [usize; N]) -> Fixed {
+        Fixed::Components(c.to_vec())
     }
 }
 
@@ -473,6 +623,10 @@ pub struct ValidParams {
     pub(crate) reg_h: Regularization,
     pub(crate) orthogonality: Orthogonality,
     pub(crate) iter: IterOptions,
+    /// The fixed columns of W (sorted; every column: W is not updated).
+    pub(crate) fixed_w: Vec<usize>,
+    /// The fixed rows of H (sorted; every row: H is not updated).
+    pub(crate) fixed_h: Vec<usize>,
 }
 
 impl fmt::Debug for ValidParams {
@@ -486,6 +640,8 @@ impl fmt::Debug for ValidParams {
             .field("reg_h", &self.reg_h)
             .field("orthogonality", &self.orthogonality)
             .field("iter", &self.iter)
+            .field("fixed_w", &self.fixed_w)
+            .field("fixed_h", &self.fixed_h)
             .finish()
     }
 }
@@ -522,6 +678,33 @@ mod tests {
             assert_eq!(Loss::from_name(l.name()), Some(l));
         }
         assert_eq!(Solver::from_name("cd"), None);
-        assert_eq!(Loss::from_name("is"), None);
+        assert_eq!(Loss::from_name("itakura"), None);
+        for b in [0.5f32, -1.0, 1.5, 3.0] {
+            let l = Loss::beta(b);
+            assert_eq!(Loss::from_name(&l.to_string()), Some(l));
+        }
+        assert_eq!(Loss::from_name("beta=nan"), None);
+    }
+
+    #[test]
+    fn beta_special_cases_are_the_named_losses() {
+        assert_eq!(Loss::Beta(2.0), Loss::Frobenius);
+        assert_eq!(Loss::Beta(1.0), Loss::KullbackLeibler);
+        assert_eq!(Loss::Beta(-0.0), Loss::ItakuraSaito);
+        assert!(matches!(Loss::beta(0.0), Loss::ItakuraSaito));
+        assert_ne!(Loss::Beta(1.5), Loss::Beta(1.25));
+        assert_eq!(Loss::Beta(f32::NAN), Loss::Beta(f32::NAN));
+        assert_eq!(Loss::ItakuraSaito.mu_exponent(), 0.5);
+        assert_eq!(Loss::Beta(3.0).mu_exponent(), 0.5);
+        assert_eq!(Loss::Beta(1.5).mu_exponent(), 1.0);
+        assert_eq!(Loss::Beta(0.5).mu_exponent(), 1.0 / 1.5);
+    }
+
+    #[test]
+    fn fixed_components_resolve() {
+        assert_eq!(Fixed::from(..).resolve(3), Ok(vec![0, 1, 2]));
+        assert_eq!(Fixed::from([2, 0, 2]).resolve(3), Ok(vec![0, 2]));
+        assert_eq!(Fixed::from(vec![3]).resolve(3), Err(3));
+        assert_eq!(Fixed::None.resolve(3), Ok(vec![]));
     }
 }

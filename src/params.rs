@@ -5,8 +5,8 @@
 use crate::engine::Backend;
 use crate::error::{Factor, NmfError, Result};
 use crate::options::{
-    check_factor, iter_option_setters, Init, IterOptions, Loss, Orthogonality, Regularization,
-    Solver, ValidParams,
+    check_factor, iter_option_setters, Fixed, Init, IterOptions, Loss, Orthogonality,
+    Regularization, Solver, ValidParams,
 };
 
 /// Entry point: `Nmf::params(rank)` starts a builder.
@@ -51,6 +51,8 @@ pub struct NmfParams {
     pub(crate) orthogonality: Orthogonality,
     pub(crate) backend: Backend,
     pub(crate) iter: IterOptions,
+    pub(crate) fix_w: Fixed,
+    pub(crate) fix_h: Fixed,
 }
 
 impl NmfParams {
@@ -67,7 +69,28 @@ impl NmfParams {
             orthogonality: Orthogonality::None,
             backend: Backend::Cpu,
             iter: IterOptions::new(200, 1e-4),
+            fix_w: Fixed::None,
+            fix_h: Fixed::None,
         }
+    }
+
+    /// Keep these columns of W at their starting values (known parts, spectra or signatures,
+    /// beside free ones): `fix_w(..)` fixes all of W, `fix_w([0, 2])` columns 0 and 2. The
+    /// values are those of [`Init::Custom`], which this requires (give the known columns there
+    /// and any nonnegative start for the free ones). Every solver but
+    /// [`Solver::AcceleratedHals`]; the fixed columns end bit for bit as they started, and the
+    /// free ones follow the solver's rule with the fixed ones in place (the MU and HALS
+    /// objectives still never increase). Fixing all of W is what
+    /// [`Factorization::transform`](crate::Factorization::transform) does.
+    pub fn fix_w(mut self, columns: impl Into<Fixed>) -> Self {
+        self.fix_w = columns.into();
+        self
+    }
+
+    /// Keep these rows of H at their starting values; see [`fix_w`](Self::fix_w).
+    pub fn fix_h(mut self, rows: impl Into<Fixed>) -> Self {
+        self.fix_h = rows.into();
+        self
     }
 
     /// Orthogonal NMF: constrain `H Hᵀ = I` or `Wᵀ W = I` (MU with the Frobenius loss only).
@@ -132,13 +155,28 @@ impl NmfParams {
         if !(0.0..=1.0).contains(&self.l1_ratio) {
             return Err(NmfError::InvalidL1Ratio(self.l1_ratio));
         }
-        if self.solver != Solver::MultiplicativeUpdate && self.loss != Loss::Frobenius {
+        let loss = self.loss.canonical();
+        if let Loss::Beta(b) = loss {
+            if !b.is_finite() {
+                return Err(NmfError::InvalidParameter {
+                    name: "loss",
+                    value: format!("Loss::Beta({b})"),
+                    expected: "a finite β (0 Itakura–Saito, 1 KL, 2 Frobenius, or any other)"
+                        .into(),
+                });
+            }
+        }
+        if self.solver != Solver::MultiplicativeUpdate && loss != Loss::Frobenius {
             return Err(NmfError::UnsupportedLoss {
                 solver: match self.solver {
                     Solver::AcceleratedHals => "Solver::AcceleratedHals",
                     _ => "Solver::Hals",
                 },
-                loss: "Loss::KullbackLeibler",
+                loss: match loss {
+                    Loss::KullbackLeibler => "Loss::KullbackLeibler",
+                    Loss::ItakuraSaito => "Loss::ItakuraSaito",
+                    _ => "Loss::Beta",
+                },
             });
         }
         if self.orthogonality != Orthogonality::None {
@@ -148,7 +186,7 @@ impl NmfParams {
                     requires: "Solver::MultiplicativeUpdate",
                 });
             }
-            if self.loss != Loss::Frobenius {
+            if loss != Loss::Frobenius {
                 return Err(NmfError::UnsupportedOption {
                     option: "orthogonal NMF",
                     requires: "Loss::Frobenius",
@@ -179,12 +217,13 @@ impl NmfParams {
                 requires: "Init::Custom with the saved W and H",
             });
         }
+        let (fixed_w, fixed_h) = self.fixed_components(r)?;
         let (m_f, n_f) = (m as f32, n as f32);
         let rho = self.l1_ratio;
         Ok(ValidParams {
             rank: r,
             solver: self.solver,
-            loss: self.loss,
+            loss,
             init: self.init.clone(),
             reg_w: Regularization {
                 l1: n_f * self.alpha_w * rho,
@@ -196,6 +235,51 @@ impl NmfParams {
             },
             orthogonality: self.orthogonality,
             iter: self.iter.clone(),
+            fixed_w,
+            fixed_h,
         })
+    }
+
+    /// The fixed columns of W and rows of H of a rank-`r` fit, checked: indices below r, a
+    /// custom start to take them from, a solver that honours them, something left to fit.
+    fn fixed_components(&self, r: usize) -> Result<(Vec<usize>, Vec<usize>)> {
+        let resolve = |fixed: &Fixed, name: &'static str| {
+            fixed.resolve(r).map_err(|bad| NmfError::InvalidParameter {
+                name,
+                value: bad.to_string(),
+                expected: format!("component indices below the rank {r}"),
+            })
+        };
+        let w = resolve(&self.fix_w, "fix_w")?;
+        let h = resolve(&self.fix_h, "fix_h")?;
+        if w.is_empty() && h.is_empty() {
+            return Ok((w, h));
+        }
+        if !matches!(self.init, Init::Custom { .. }) {
+            return Err(NmfError::UnsupportedOption {
+                option: "fixed components (fix_w, fix_h)",
+                requires: "Init::Custom holding the fixed columns of W and rows of H",
+            });
+        }
+        if self.solver == Solver::AcceleratedHals {
+            return Err(NmfError::UnsupportedOption {
+                option: "fixed components (fix_w, fix_h)",
+                requires: "Solver::MultiplicativeUpdate or Solver::Hals",
+            });
+        }
+        if self.orthogonality != Orthogonality::None {
+            return Err(NmfError::UnsupportedOption {
+                option: "fixed components (fix_w, fix_h)",
+                requires: "no orthogonality constraint",
+            });
+        }
+        if w.len() == r && h.len() == r {
+            return Err(NmfError::InvalidParameter {
+                name: "fix_h",
+                value: "every row, with every column of W fixed too".into(),
+                expected: "at least one free component in W or H".into(),
+            });
+        }
+        Ok((w, h))
     }
 }

@@ -51,6 +51,7 @@ fn tiny_and_huge_data_fit_as_well_as_data_near_one() {
             let factor = match loss {
                 Loss::Frobenius => f64::from(c) * f64::from(c),
                 Loss::KullbackLeibler => f64::from(c),
+                other => f64::from(c).powf(f64::from(other.beta_value())),
             };
             let ratio = loss_c / (base_loss * factor);
             assert!(

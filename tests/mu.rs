@@ -86,6 +86,7 @@ fn one_step_matches_naive_reference_at_odd_shapes() {
             match loss {
                 Loss::Frobenius => naive_mu_frobenius(&v, &mut wr, &mut hr),
                 Loss::KullbackLeibler => naive_mu_kl(&v, &mut wr, &mut hr),
+                _ => unreachable!("only the two losses above are listed"),
             }
             let (dw, dh) = (max_rel_diff(&w, &wr), max_rel_diff(&h, &hr));
             assert!(

@@ -71,7 +71,7 @@ pub(crate) enum MuDenominator<'a, M> {
 }
 
 /// How the ratio `ρ = N ⊘ d` of a multiplicative update is applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum MuRule {
     /// `X ← X ⊙ ρ` (Lee–Seung).
     Plain,
@@ -79,7 +79,23 @@ pub(crate) enum MuRule {
     Sqrt,
     /// `X ← X ⊙ (½ + ½ ρ)` (symmetric NMF, Ding, He & Simon 2005).
     Damped,
+    /// `X ← X ⊙ ρ^γ` (the β-divergence rules, exponent γ(β) of
+    /// [`Loss::mu_exponent`]), results below `floor` (at least the smallest normal f32)
+    /// becoming 0: scikit-learn flushes entries below f64's machine epsilon for β < 1.
+    Power {
+        /// The exponent γ (`ρ` itself when 1).
+        gamma: f32,
+        /// Results below this become 0.
+        floor: f32,
+    },
 }
+
+/// The entries of a matrix below which β < 1 multiplicative updates set it to zero
+/// (scikit-learn's `np.finfo(np.float64).eps`, "for stability").
+pub(crate) const BETA_FLOOR: f32 = f64::EPSILON as f32;
+
+/// The value of an anchor entry ([`Engine::pin`]) that leaves the target entry free.
+pub(crate) const FREE: f32 = -f32::MAX;
 
 impl MuRule {
     /// The factor that multiplies `X` for a ratio `ρ ≥ 0`.
@@ -89,6 +105,28 @@ impl MuRule {
             MuRule::Plain => rho,
             MuRule::Sqrt => rho.sqrt(),
             MuRule::Damped => 0.5 + 0.5 * rho,
+            MuRule::Power { gamma, .. } => {
+                if gamma == 1.0 {
+                    rho
+                } else {
+                    rho.powf(gamma)
+                }
+            }
+        }
+    }
+
+    /// The updated entry `y = x · f(ρ)` as stored: 0 below the smallest normal f32, or below
+    /// the floor of [`MuRule::Power`].
+    #[inline(always)]
+    pub(crate) fn flush(self, y: f32) -> f32 {
+        let floor = match self {
+            MuRule::Power { floor, .. } => floor.max(f32::MIN_POSITIVE),
+            _ => f32::MIN_POSITIVE,
+        };
+        if y < floor {
+            0.0
+        } else {
+            y
         }
     }
 }
@@ -129,6 +167,25 @@ pub(crate) trait Engine {
         side: Side,
         out: &mut Self::Mat,
     ) -> Result<()>;
+    /// The two products of the β-divergence multiplicative rules (β ∉ {1, 2}), with
+    /// `Y = W H` formed block by block (never whole) and `ε = f32::EPSILON`:
+    /// `A = V ⊙ Y₁^(β−2)`, `B = Y₂^(β−1)` where `Y₁ = max(Y, ε)` for β < 2 (`Y` else) and
+    /// `Y₂ = max(Y, ε)` for β < 1 (`Y` else), as scikit-learn; then
+    /// `num = A Hᵀ`, `den = B Hᵀ` (m x r) for `Side::Left` and `num = Wᵀ A`, `den = Wᵀ B`
+    /// (r x n) for `Side::Right`.
+    #[allow(clippy::too_many_arguments)]
+    fn beta_products(
+        &mut self,
+        w: &Self::Mat,
+        h: &Self::Mat,
+        side: Side,
+        beta: f32,
+        num: &mut Self::Mat,
+        den: &mut Self::Mat,
+    ) -> Result<()>;
+    /// `x[i,j] ← anchor[i,j]` wherever `anchor[i,j] != FREE` ([`FREE`]), bit for bit: the
+    /// fixed components of a factor, or the skipped diagonal entries of a HALS Gram matrix.
+    fn pin(&mut self, x: &mut Self::Mat, anchor: &Self::Mat) -> Result<()>;
     /// Per-component sums (r x 1) of `x`: row sums of H or column sums of W (see [`FactorSums`]).
     fn factor_sums(&mut self, x: &Self::Mat, which: FactorSums, out: &mut Self::Mat) -> Result<()>;
 

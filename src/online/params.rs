@@ -98,7 +98,7 @@ impl OnlineParams {
 
     /// The divergence: [`Loss::Frobenius`] (default) or [`Loss::KullbackLeibler`].
     pub fn loss(mut self, loss: Loss) -> Self {
-        self.loss = loss;
+        self.loss = loss.canonical();
         self
     }
     /// How W starts, computed from the first batch: [`Init::Nndsvda`] (default; random when
@@ -181,6 +181,12 @@ impl OnlineParams {
             });
         }
         self.iter.check()?;
+        if matches!(self.loss, Loss::ItakuraSaito | Loss::Beta(_)) {
+            return Err(NmfError::UnsupportedOption {
+                option: "β-divergences (Loss::ItakuraSaito, Loss::Beta) in an online fit",
+                requires: "Loss::Frobenius or Loss::KullbackLeibler, or a batch fit (Nmf::params)",
+            });
+        }
         if self.iter.resume.is_some() || self.iter.checkpoint.is_some() {
             return Err(NmfError::UnsupportedOption {
                 option: "resume and checkpoint",

@@ -31,7 +31,8 @@ impl Stats {
                 num: Array2::zeros((r, r)),
                 den: Array2::zeros((m, r)),
             },
-            Loss::KullbackLeibler => Stats {
+            // KL (the other β-divergences are refused by the check).
+            _ => Stats {
                 num: w.clone(),
                 w,
                 den: Array2::ones((r, 1)),
@@ -205,7 +206,7 @@ impl EngineTask for Run<'_, '_> {
                             Some(l) => l,
                             None => e.loss(&w, &bm.h, loss, eps)?,
                         },
-                        Loss::KullbackLeibler => e.loss(&w, &bm.h, loss, eps)?,
+                        _ => e.loss(&w, &bm.h, loss, eps)?,
                     } / b as f64;
                     if !cost.is_finite() {
                         return Err(NmfError::NumericalBreakdown {
@@ -230,7 +231,7 @@ impl EngineTask for Run<'_, '_> {
                                 &mut small,
                             )?
                         }
-                        Loss::KullbackLeibler => {
+                        _ => {
                             let (Some(t), Some(ones), Some(s)) = (&mut t, &ones_mr, &mut s) else {
                                 return Err(missing_kl_work());
                             };
@@ -413,7 +414,7 @@ fn encode<E: Engine>(
                 &mut bm.prev,
                 small,
             )?,
-            Loss::KullbackLeibler => {
+            _ => {
                 e.axpby(1.0, &bm.h, 0.0, &mut bm.prev)?;
                 e.kl_numerator(w, &bm.h, Side::Right, &mut bm.q)?;
                 e.mu_step(

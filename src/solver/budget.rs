@@ -16,7 +16,7 @@
 //! device's own memory is checked by the GPU engine as it allocates).
 
 use crate::error::{NmfError, Result};
-use crate::options::{Init, ValidParams};
+use crate::options::{Init, Loss, ValidParams};
 
 /// How the data is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +39,19 @@ pub(crate) fn fit_bytes(
     scaled: bool,
 ) -> (f64, String) {
     let (mf, nf, rf) = (m as f64, n as f64, p.rank as f64);
-    let factors = 5.0 * 4.0 * (mf + nf) * rf;
+    // W, H and their products; the β-divergence rules keep two denominators more, and fixed
+    // components their anchors.
+    let copies =
+        5.0 + if matches!(p.loss, Loss::ItakuraSaito | Loss::Beta(_)) {
+            1.0
+        } else {
+            0.0
+        } + if p.fixed_w.is_empty() && p.fixed_h.is_empty() {
+            0.0
+        } else {
+            1.0
+        };
+    let factors = copies * 4.0 * (mf + nf) * rf;
     let mut parts = vec![format!("factors {}", mib(factors))];
     let mut total = factors + FIXED_BYTES;
     if matches!(p.init, Init::Nndsvd | Init::Nndsvda | Init::Nndsvdar) {

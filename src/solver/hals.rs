@@ -5,6 +5,9 @@
 //! `W[:,t] ← max(0, W[:,t] − ((W G)[:,t] − P[:,t] + l1_W + l2_W W[:,t]) / (G[t,t] + l2_W))`;
 //! then the rows of H likewise with `Q = Wᵀ V`, `K = Wᵀ W`. Each sweep never increases the
 //! penalised objective.
+//!
+//! Fixed components are skipped inside the sweeps (their Gram diagonal is pinned to `−l2`,
+//! which the sweep reads as "leave unchanged"), so the free ones see them at their values.
 
 use super::{State, Step, Update};
 use crate::engine::{Engine, Side};
@@ -21,13 +24,27 @@ impl<E: Engine> Step<E> for Hals {
         p: &ValidParams,
         update: Update,
     ) -> Result<()> {
-        if update == Update::Both {
+        if update.w() {
             e.v_ht_and_gram(&s.h, &mut s.p, &mut s.g)?;
+            if let Some(a) = &s.anchors.gram_w {
+                e.pin(&mut s.g, a)?;
+            }
             e.hals_step(&mut s.w, &s.p, &s.g, Side::Left, p.reg_w)?;
         }
         e.gram(&s.w, Side::Left, &mut s.k)?;
         e.wt_v(&s.w, &mut s.q)?;
-        e.hals_step(&mut s.h, &s.q, &s.k, Side::Right, p.reg_h)?;
+        if !update.h() {
+            return Ok(());
+        }
+        match (&s.anchors.gram_h, &mut s.anchors.scratch) {
+            // The loss reads K = Wᵀ W after the step: the sweep gets a pinned copy.
+            (Some(a), Some(k)) => {
+                e.axpby(1.0, &s.k, 0.0, k)?;
+                e.pin(k, a)?;
+                e.hals_step(&mut s.h, &s.q, k, Side::Right, p.reg_h)?;
+            }
+            _ => e.hals_step(&mut s.h, &s.q, &s.k, Side::Right, p.reg_h)?,
+        }
         Ok(())
     }
 }

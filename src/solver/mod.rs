@@ -18,7 +18,7 @@ pub(crate) use self::scale::DataScale;
 use ndarray::Array2;
 
 use self::history::{History, Verdict};
-use crate::engine::Engine;
+use crate::engine::{Engine, Side, FREE};
 use crate::error::Result;
 use crate::options::{Loss, Solver, ValidParams};
 use crate::report::FitReport;
@@ -30,6 +30,56 @@ pub(crate) enum Update {
     Both,
     /// Transform: H only, with W fixed.
     HOnly,
+    /// W only, with H fixed (every row of H fixed).
+    WOnly,
+}
+
+impl Update {
+    /// Whether W is updated.
+    pub fn w(self) -> bool {
+        self != Update::HOnly
+    }
+    /// Whether H is updated.
+    pub fn h(self) -> bool {
+        self != Update::WOnly
+    }
+}
+
+/// The anchors of fixed components ([`Engine::pin`](crate::engine::Engine::pin)): the fixed
+/// entries with their starting values, every other entry [`FREE`].
+pub(crate) struct Anchors<M> {
+    /// Anchor of W (m x r) when some but not all of its columns are fixed.
+    pub w: Option<M>,
+    /// Anchor of H (r x n) when some but not all of its rows are fixed.
+    pub h: Option<M>,
+    /// HALS: anchors of the Gram matrices (r x r) that skip the fixed components in a sweep
+    /// (diagonal `−l2`, so that `G[t,t] + l2 = 0`), and a copy of `Wᵀ W` to pin (the loss
+    /// reads the unpinned one).
+    pub gram_w: Option<M>,
+    pub gram_h: Option<M>,
+    pub scratch: Option<M>,
+}
+
+/// An anchor of a `rows x cols` factor: `x0` on the fixed columns (`Side::Left`) or rows
+/// (`Side::Right`), [`FREE`] elsewhere.
+fn anchor(x0: &Array2<f32>, fixed: &[usize], side: Side) -> Array2<f32> {
+    let mut a = Array2::from_elem(x0.dim(), FREE);
+    for &t in fixed {
+        match side {
+            Side::Left => a.column_mut(t).assign(&x0.column(t)),
+            Side::Right => a.row_mut(t).assign(&x0.row(t)),
+        }
+    }
+    a
+}
+
+/// The Gram anchor (r x r) that makes a HALS sweep skip the fixed components.
+fn gram_anchor(r: usize, fixed: &[usize], l2: f32) -> Array2<f32> {
+    let mut a = Array2::from_elem((r, r), FREE);
+    for &t in fixed {
+        a[[t, t]] = -l2;
+    }
+    a
 }
 
 /// What a solver run produces.
@@ -55,6 +105,10 @@ pub(crate) struct State<M> {
     pub k: M,
     /// Accelerated HALS: the inner loops' work space.
     pub ahals: Option<ahals::Work<M>>,
+    /// β-divergence: the denominators of the W (m x r) and H (r x n) updates.
+    pub beta_den: Option<(M, M)>,
+    /// The fixed components.
+    pub anchors: Anchors<M>,
 }
 
 /// One solver iteration on an engine.
@@ -73,6 +127,32 @@ pub(crate) fn run<E: Engine>(
 ) -> Result<RunOutput> {
     let (m, n) = e.dims();
     let r = params.rank;
+    let update = match update {
+        Update::Both if params.fixed_w.len() == r => Update::HOnly,
+        Update::Both if params.fixed_h.len() == r => Update::WOnly,
+        u => u,
+    };
+    // Partly fixed factors are pinned after each update.
+    let partly = |fixed: &[usize]| !fixed.is_empty() && fixed.len() < r;
+    let pin_w = update.w() && partly(&params.fixed_w);
+    let pin_h = update.h() && partly(&params.fixed_h);
+    let hals = params.solver == Solver::Hals;
+    let anchors = Anchors {
+        w: pin_w
+            .then(|| e.upload(anchor(w0, &params.fixed_w, Side::Left).view()))
+            .transpose()?,
+        h: pin_h
+            .then(|| e.upload(anchor(h0, &params.fixed_h, Side::Right).view()))
+            .transpose()?,
+        gram_w: (pin_w && hals)
+            .then(|| e.upload(gram_anchor(r, &params.fixed_w, params.reg_w.l2).view()))
+            .transpose()?,
+        gram_h: (pin_h && hals)
+            .then(|| e.upload(gram_anchor(r, &params.fixed_h, params.reg_h.l2).view()))
+            .transpose()?,
+        scratch: (pin_h && hals).then(|| e.zeros(r, r)).transpose()?,
+    };
+    let general_beta = matches!(params.loss, Loss::ItakuraSaito | Loss::Beta(_));
     let sums = params.loss == Loss::KullbackLeibler;
     let small = if sums { 1 } else { r };
     let mut s = State {
@@ -90,6 +170,11 @@ pub(crate) fn run<E: Engine>(
             }),
             _ => None,
         },
+        beta_den: match general_beta {
+            true => Some((e.zeros(m, r)?, e.zeros(r, n)?)),
+            false => None,
+        },
+        anchors,
     };
     let step: &dyn Step<E> = match params.solver {
         Solver::MultiplicativeUpdate => &mu::Mu,
@@ -110,7 +195,7 @@ pub(crate) fn run<E: Engine>(
             // follows from them without another pass over V when it is accurate enough.
             let from_products = match params.loss {
                 Loss::Frobenius => e.loss_from_products(&s.q, &s.k, &s.h)?,
-                Loss::KullbackLeibler => None,
+                _ => None,
             };
             let l = match from_products {
                 Some(l) => l,

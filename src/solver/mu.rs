@@ -10,9 +10,22 @@
 //! Orthogonal NMF (Ding, Li, Peng & Park 2006) replaces the constrained factor's rule by
 //! `H ← H ⊙ √((Wᵀ V) ⊘ ((Wᵀ V Hᵀ) H))` (`H Hᵀ = I`) or `W ← W ⊙ √((V Hᵀ) ⊘ (W (Wᵀ V Hᵀ)))`
 //! (`Wᵀ W = I`); `transform` (H only, W fixed) uses the plain rule.
+//!
+//! Other β-divergences (Itakura–Saito β = 0, any β ∉ {1, 2}; Févotte & Idier 2011, as
+//! scikit-learn), with `Y = W H`:
+//! `W ← W ⊙ ((((V ⊙ Y^(β−2)) Hᵀ) ⊘ (Y^(β−1) Hᵀ + l1_W + l2_W W))^γ`, then H likewise with
+//! `Wᵀ (V ⊙ Y^(β−2))` over `Wᵀ Y^(β−1)`, where `γ = 1/(2 − β)` for β < 1, 1 for 1 ≤ β ≤ 2,
+//! `1/(β − 1)` for β > 2 (the exponent that makes each update a majorisation–minimisation
+//! step, so `D_β` never increases); `Y` is floored at ε (f32's machine epsilon) where a
+//! negative power would meet zero, and for β < 1 entries below f64's machine epsilon become 0
+//! after each update (scikit-learn's guards, see [`Engine::beta_products`]).
+//!
+//! Fixed components (columns of W, rows of H) are set back to their starting values after each
+//! update of their factor: every rule above is elementwise given its products, so the free
+//! entries move exactly as with the fixed ones held.
 
 use super::{State, Step, Update};
-use crate::engine::{Engine, FactorSums, MuDenominator, MuRule, Side};
+use crate::engine::{Engine, FactorSums, MuDenominator, MuRule, Side, BETA_FLOOR};
 use crate::error::Result;
 use crate::options::{Loss, Orthogonality, ValidParams};
 
@@ -30,7 +43,7 @@ impl<E: Engine> Step<E> for Mu {
         match p.loss {
             Loss::Frobenius => {
                 let ortho = p.orthogonality;
-                if update == Update::Both {
+                if update.w() {
                     if ortho == Orthogonality::W {
                         // W ← W ⊙ √(P ⊘ (W (Wᵀ P))), P = V Hᵀ; g holds the r x r Wᵀ P.
                         e.v_ht(&s.h, &mut s.p)?;
@@ -56,9 +69,13 @@ impl<E: Engine> Step<E> for Mu {
                             MuRule::Plain,
                         )?;
                     }
+                    pin_w(e, s)?;
                 }
                 e.gram(&s.w, Side::Left, &mut s.k)?;
                 e.wt_v(&s.w, &mut s.q)?;
+                if !update.h() {
+                    return Ok(());
+                }
                 if ortho == Orthogonality::H && update == Update::Both {
                     // H ← H ⊙ √(Q ⊘ ((Q Hᵀ) H)), Q = Wᵀ V; g (free after the W update)
                     // holds the r x r Q Hᵀ.
@@ -85,7 +102,7 @@ impl<E: Engine> Step<E> for Mu {
                 }
             }
             Loss::KullbackLeibler => {
-                if update == Update::Both {
+                if update.w() {
                     e.kl_numerator(&s.w, &s.h, Side::Left, &mut s.p)?;
                     e.factor_sums(&s.h, FactorSums::RowsOfH, &mut s.g)?;
                     e.mu_step(
@@ -97,6 +114,10 @@ impl<E: Engine> Step<E> for Mu {
                         eps,
                         MuRule::Plain,
                     )?;
+                    pin_w(e, s)?;
+                }
+                if !update.h() {
+                    return Ok(());
                 }
                 e.factor_sums(&s.w, FactorSums::ColumnsOfW, &mut s.k)?;
                 e.kl_numerator(&s.w, &s.h, Side::Right, &mut s.q)?;
@@ -110,7 +131,60 @@ impl<E: Engine> Step<E> for Mu {
                     MuRule::Plain,
                 )?;
             }
+            Loss::ItakuraSaito | Loss::Beta(_) => {
+                let beta = p.loss.beta_value();
+                let gamma = p.loss.mu_exponent();
+                let floor = if beta < 1.0 { BETA_FLOOR } else { 0.0 };
+                let rule = MuRule::Power { gamma, floor };
+                if s.beta_den.is_none() {
+                    let ((m, n), r) = (e.dims(), p.rank);
+                    s.beta_den = Some((e.zeros(m, r)?, e.zeros(r, n)?));
+                }
+                let Some((dw, _)) = s.beta_den.as_mut() else {
+                    return Ok(());
+                };
+                if update.w() {
+                    e.beta_products(&s.w, &s.h, Side::Left, beta, &mut s.p, dw)?;
+                    e.mu_step(
+                        &mut s.w,
+                        &s.p,
+                        MuDenominator::Elementwise(dw),
+                        Side::Left,
+                        p.reg_w,
+                        eps,
+                        rule,
+                    )?;
+                    pin_w(e, s)?;
+                }
+                if !update.h() {
+                    return Ok(());
+                }
+                let Some((_, dh)) = s.beta_den.as_mut() else {
+                    return Ok(());
+                };
+                e.beta_products(&s.w, &s.h, Side::Right, beta, &mut s.q, dh)?;
+                e.mu_step(
+                    &mut s.h,
+                    &s.q,
+                    MuDenominator::Elementwise(dh),
+                    Side::Right,
+                    p.reg_h,
+                    eps,
+                    rule,
+                )?;
+            }
+        }
+        if let Some(a) = &s.anchors.h {
+            e.pin(&mut s.h, a)?;
         }
         Ok(())
+    }
+}
+
+/// Set the fixed columns of W back to their starting values.
+fn pin_w<E: Engine>(e: &mut E, s: &mut State<E::Mat>) -> Result<()> {
+    match &s.anchors.w {
+        Some(a) => e.pin(&mut s.w, a),
+        None => Ok(()),
     }
 }

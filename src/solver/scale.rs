@@ -12,6 +12,7 @@
 //! ```text
 //!   ½‖V − WH‖²        = s² · ½‖V' − W'H'‖²         (Frobenius: losses scale by s²)
 //!   D_KL(V ‖ WH)      = s  · D_KL(V' ‖ W'H')       (KL: losses scale by s)
+//!   D_β(V ‖ WH)       = s^β · D_β(V' ‖ W'H')       (any β: losses scale by s^β)
 //!   ‖W‖₁ = √s ‖W'‖₁,   ‖W‖²_F = s ‖W'‖²_F
 //! ```
 //!
@@ -79,9 +80,11 @@ impl DataScale {
 
     /// What a loss of the scaled problem is multiplied by to be the loss of the data.
     pub fn loss_factor(self, loss: Loss) -> f64 {
-        match loss {
+        match loss.canonical() {
             Loss::Frobenius => self.s() * self.s(),
             Loss::KullbackLeibler => self.s(),
+            // d_β(s x | s y) = s^β d_β(x | y).
+            other => self.s().powf(f64::from(other.beta_value())),
         }
     }
 

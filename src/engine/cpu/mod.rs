@@ -11,7 +11,7 @@ pub(crate) use self::sparse::SparseOp;
 use ndarray::parallel::prelude::*;
 use ndarray::{Array2, ArrayView2, Axis, CowArray, Ix2, Zip};
 
-use super::{Engine, FactorSums, MuDenominator, MuRule, Side, TraceLoss};
+use super::{Engine, FactorSums, MuDenominator, MuRule, Side, TraceLoss, FREE};
 use crate::error::{NmfError, Result};
 use crate::options::{Loss, Regularization};
 use crate::sparse::CsrMatrix;
@@ -481,6 +481,49 @@ impl Engine for CpuEngine<'_> {
         Ok(())
     }
 
+    fn beta_products(
+        &mut self,
+        w: &Array2<f32>,
+        h: &Array2<f32>,
+        side: Side,
+        beta: f32,
+        num: &mut Array2<f32>,
+        den: &mut Array2<f32>,
+    ) -> Result<()> {
+        let (m, n) = self.shape();
+        let want = match side {
+            Side::Left => (m, w.ncols()),
+            Side::Right => (w.ncols(), n),
+        };
+        check_factors((m, n), w, h, Some((num.dim(), want)))?;
+        check_factors((m, n), w, h, Some((den.dim(), want)))?;
+        let Data::Dense(v) = &self.v else {
+            return Err(NmfError::UnsupportedOption {
+                option: "Loss::Beta and Loss::ItakuraSaito on sparse data",
+                requires: "dense data (fit, not fit_sparse)",
+            });
+        };
+        let v = v.view();
+        blocked_numerator(v, &mut self.scratch_ht, w, h, side, num, |z, vb| {
+            Zip::from(z)
+                .and(vb)
+                .for_each(|y, &x| *y = x * beta_num_power(*y, beta))
+        })?;
+        blocked_numerator(v, &mut self.scratch_ht, w, h, side, den, |z, _| {
+            z.mapv_inplace(|y| beta_den_power(y, beta))
+        })
+    }
+
+    fn pin(&mut self, x: &mut Array2<f32>, anchor: &Array2<f32>) -> Result<()> {
+        check_same("the anchor of pinned entries", anchor.dim(), x.dim())?;
+        Zip::from(x).and(anchor).for_each(|x, &a| {
+            if a != FREE {
+                *x = a;
+            }
+        });
+        Ok(())
+    }
+
     fn factor_sums(
         &mut self,
         x: &Array2<f32>,
@@ -522,7 +565,7 @@ impl Engine for CpuEngine<'_> {
             if d == 0.0 {
                 d = eps;
             }
-            *x = flush_subnormal(*x * rule.apply(n / d));
+            *x = rule.flush(*x * rule.apply(n / d));
         };
         match den {
             MuDenominator::Gram(g) | MuDenominator::Product(g) => {
@@ -775,7 +818,13 @@ impl Engine for CpuEngine<'_> {
                 let wr = row_major(w);
                 pack_ht(h, &mut self.scratch_ht);
                 let ht = &self.scratch_ht;
-                return Ok(match loss {
+                return Ok(match loss.canonical() {
+                    Loss::ItakuraSaito | Loss::Beta(_) => {
+                        return Err(NmfError::UnsupportedOption {
+                            option: "Loss::Beta and Loss::ItakuraSaito on sparse data",
+                            requires: "dense data (fit, not fit_sparse)",
+                        })
+                    }
                     // ½ Σ_all (v − wh)² = ½ [Σ_nz (v − wh)² + Σ_zero wh²], with
                     // Σ_zero wh² = ⟨WᵀW, HHᵀ⟩ − Σ_nz wh², all in f64.
                     Loss::Frobenius => {
@@ -862,6 +911,16 @@ fn mu_update_slices(
         MuRule::Plain => run(x, num, den, reg, eps, |r| r),
         MuRule::Sqrt => run(x, num, den, reg, eps, |r| r.sqrt()),
         MuRule::Damped => run(x, num, den, reg, eps, |r| 0.5 + 0.5 * r),
+        MuRule::Power { .. } => {
+            let Regularization { l1, l2 } = reg;
+            for ((x, &n), &d) in x.iter_mut().zip(num).zip(den) {
+                let mut d = d + l1 + l2 * *x;
+                if d == 0.0 {
+                    d = eps;
+                }
+                *x = rule.flush(*x * rule.apply(n / d));
+            }
+        }
     }
 }
 
@@ -908,7 +967,7 @@ fn sum_sq_diff(a: &[f32], b: &[f32]) -> f64 {
 /// The divergence of one block: `½ Σ (v − wh)²` or `Σ v log(v / wh) − v + wh`.
 fn block_divergence(v: ArrayView2<'_, f32>, wh: ArrayView2<'_, f32>, loss: Loss, eps: f32) -> f64 {
     let mut acc = 0.0f64;
-    match loss {
+    match loss.canonical() {
         Loss::Frobenius => {
             for (vr, pr) in v.rows().into_iter().zip(wh.rows()) {
                 acc += match (vr.as_slice(), pr.as_slice()) {
@@ -932,7 +991,67 @@ fn block_divergence(v: ArrayView2<'_, f32>, wh: ArrayView2<'_, f32>, loss: Loss,
             });
             acc
         }
+        Loss::ItakuraSaito | Loss::Beta(_) => {
+            let beta = loss.beta_value();
+            Zip::from(v)
+                .and(wh)
+                .for_each(|&v, &p| acc += beta_entry(v, p, beta));
+            acc
+        }
     }
+}
+
+/// The guard of the β-divergence products and loss: scikit-learn's `EPSILON`, f32's machine
+/// epsilon.
+const BETA_GUARD: f32 = f32::EPSILON;
+
+/// `y₁^(β−2)` of the numerator of the β rules, `y₁ = max(y, ε)` for β < 2.
+#[inline(always)]
+pub(crate) fn beta_num_power(y: f32, beta: f32) -> f32 {
+    let y = if beta < 2.0 && y < BETA_GUARD {
+        BETA_GUARD
+    } else {
+        y
+    };
+    if beta == 0.0 {
+        // scikit-learn's (1/y)² for Itakura–Saito.
+        let inv = 1.0 / y;
+        inv * inv
+    } else {
+        y.powf(beta - 2.0)
+    }
+}
+
+/// `y₂^(β−1)` of the denominator of the β rules, `y₂ = max(y, ε)` for β < 1.
+#[inline(always)]
+pub(crate) fn beta_den_power(y: f32, beta: f32) -> f32 {
+    let y = if beta < 1.0 && y < BETA_GUARD {
+        BETA_GUARD
+    } else {
+        y
+    };
+    y.powf(beta - 1.0)
+}
+
+/// One entry of scikit-learn's β-divergence (β ∉ {1, 2}), in f64, with `q = max(wh, ε)`
+/// where `v > ε` and only the `wh` term elsewhere:
+/// `β = 0`: `v/q − log(v/q) − 1` (and `−1` where `v ≤ ε`, from scikit-learn's `− n·m`);
+/// else `(v^β − β v q^(β−1) + (β−1) wh^β) / (β (β−1))` (and `wh^β / β` where `v ≤ ε`).
+pub(crate) fn beta_entry(v: f32, wh: f32, beta: f32) -> f64 {
+    let (v, wh, b) = (f64::from(v), f64::from(wh), f64::from(beta));
+    let eps = f64::from(BETA_GUARD);
+    if beta == 0.0 {
+        if v <= eps {
+            return -1.0;
+        }
+        let x = v / wh.max(eps);
+        return x - x.ln() - 1.0;
+    }
+    if v <= eps {
+        return wh.powf(b) / b;
+    }
+    let q = wh.max(eps);
+    (v.powf(b) - b * v * q.powf(b - 1.0) + (b - 1.0) * wh.powf(b)) / (b * (b - 1.0))
 }
 
 /// Values below the smallest normal f32 become zero.

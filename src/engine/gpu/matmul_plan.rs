@@ -121,7 +121,7 @@ impl GpuEngine {
         }
         let reduces = matches!(
             epilogue,
-            Epilogue::LossFrobenius | Epilogue::LossKl | Epilogue::LossMasked
+            Epilogue::LossFrobenius | Epilogue::LossKl | Epilogue::LossMasked | Epilogue::LossBeta
         );
         if (epilogue == Epilogue::LossMasked) != mask.is_some() {
             return Err(NmfError::GpuInternal {

@@ -122,11 +122,27 @@ impl GpuEngine {
         side: Side,
         out: &mut GpuMat,
     ) -> Result<()> {
-        let (m, n, r) = (self.m, self.n, w.cols);
         let epilogue = match mask {
             None => Epilogue::KlRatio,
             Some(_) => Epilogue::Masked,
         };
+        self.blockwise_with(epilogue, 0.0, mask, w, h, side, out)
+    }
+
+    /// [`blockwise`](Self::blockwise) with the block `Z` formed by any elementwise epilogue
+    /// (`scalar` its parameter: β for the β-divergence blocks).
+    #[allow(clippy::too_many_arguments)]
+    fn blockwise_with(
+        &mut self,
+        epilogue: Epilogue,
+        scalar: f32,
+        mask: Option<&wgpu::Buffer>,
+        w: &GpuMat,
+        h: &GpuMat,
+        side: Side,
+        out: &mut GpuMat,
+    ) -> Result<()> {
+        let (m, n, r) = (self.m, self.n, w.cols);
         for (p, panel) in self.panels.clone().iter().enumerate() {
             let nc = panel.cols;
             let bm = self.kl_rows(nc);
@@ -152,7 +168,7 @@ impl GpuEngine {
                     d,
                     None,
                     Accum::Replace,
-                    0.0,
+                    scalar,
                 )?;
                 let zr = Operand::rows(&z, 0, nc);
                 match side {
@@ -358,6 +374,39 @@ impl Engine for GpuEngine {
             return self.sparse_kl_numerator(w, h, side, out);
         }
         self.blockwise(None, w, h, side, out)
+    }
+
+    fn beta_products(
+        &mut self,
+        w: &GpuMat,
+        h: &GpuMat,
+        side: Side,
+        beta: f32,
+        num: &mut GpuMat,
+        den: &mut GpuMat,
+    ) -> Result<()> {
+        if self.sparse.is_some() {
+            return Err(sparse::unsupported("a β-divergence update with sparse V"));
+        }
+        let r = check_factors(self.m, self.n, w, h)?;
+        let (rows, cols) = match side {
+            Side::Left => (self.m, r),
+            Side::Right => (r, self.n),
+        };
+        check_shape("the numerator of a β-divergence update", num, rows, cols)?;
+        check_shape("the denominator of a β-divergence update", den, rows, cols)?;
+        self.blockwise_with(Epilogue::BetaNum, beta, None, w, h, side, num)?;
+        self.blockwise_with(Epilogue::BetaDen, beta, None, w, h, side, den)
+    }
+
+    fn pin(&mut self, x: &mut GpuMat, anchor: &GpuMat) -> Result<()> {
+        check_shape("the anchor of pinned entries", anchor, x.rows, x.cols)?;
+        let params = uniforms::Ew {
+            rows: index(x.rows)?,
+            cols: index(x.cols)?,
+            ..Default::default()
+        };
+        self.elementwise(Kernel::Pin, &anchor.buf, &x.buf, params)
     }
 
     fn factor_sums(&mut self, x: &GpuMat, which: FactorSums, out: &mut GpuMat) -> Result<()> {
@@ -588,6 +637,14 @@ impl Engine for GpuEngine {
             l2: reg.l2,
             eps,
             rule: uniforms::MuRuleCode::from(rule) as u32,
+            gamma: match rule {
+                MuRule::Power { gamma, .. } => gamma,
+                _ => 1.0,
+            },
+            floor: match rule {
+                MuRule::Power { floor, .. } => floor,
+                _ => 0.0,
+            },
             ..Default::default()
         };
         let mut spare = self.take_spare(rows, cols)?;
@@ -642,9 +699,12 @@ impl Engine for GpuEngine {
         }
         let r = check_factors(self.m, self.n, w, h)?;
         let (m, n) = (self.m, self.n);
-        let kernel = match loss {
-            Loss::Frobenius => Epilogue::LossFrobenius,
-            Loss::KullbackLeibler => Epilogue::LossKl,
+        let loss = loss.canonical();
+        // The β epilogue reads β where the others read ε (its guard is ε_f32, scikit-learn's).
+        let (kernel, eps) = match loss {
+            Loss::Frobenius => (Epilogue::LossFrobenius, eps),
+            Loss::KullbackLeibler => (Epilogue::LossKl, eps),
+            Loss::ItakuraSaito | Loss::Beta(_) => (Epilogue::LossBeta, loss.beta_value()),
         };
         let panels = self.panels.clone();
         let count: usize = panels.iter().map(|p| self.product_groups(m, p.cols)).sum();
@@ -667,7 +727,7 @@ impl Engine for GpuEngine {
         let total = self.fold_partials(&partials, base)?;
         Ok(match loss {
             Loss::Frobenius => 0.5 * total,
-            Loss::KullbackLeibler => total,
+            _ => total,
         })
     }
 

@@ -30,6 +30,12 @@ pub(crate) enum Epilogue {
     LossKl,
     /// Per-workgroup `Σ (M ⊙ (D − AB))²`, with the mask M in a sixth binding.
     LossMasked,
+    /// `C = D ⊙ max(AB, ε)^(β−2)` (the clamp for β < 2), β in the `eps` field.
+    BetaNum,
+    /// `C = max(AB, ε)^(β−1)` (the clamp for β < 1), β in the `eps` field.
+    BetaDen,
+    /// Per-workgroup β-divergence of `D` from `AB`, β in the `eps` field.
+    LossBeta,
 }
 
 /// The matmul workgroup: `x · y` invocations, each owning a register block of C, so a
@@ -63,6 +69,8 @@ pub(crate) enum Kernel {
     SpmmRows,
     /// KL ratios or loss terms at the stored entries of a CSR panel (`sparse_entries.wgsl`).
     SparseEntries,
+    /// `y ← x` wherever `x` is not the FREE marker.
+    Pin,
 }
 
 const MATMUL_BINDINGS: &[Access] = &[
@@ -94,6 +102,9 @@ impl Kernel {
         Kernel::Matmul(Epilogue::LossFrobenius, TileWg { x: 8, y: 8 }),
         Kernel::Matmul(Epilogue::LossKl, TileWg { x: 8, y: 8 }),
         Kernel::Matmul(Epilogue::LossMasked, TileWg { x: 8, y: 8 }),
+        Kernel::Matmul(Epilogue::BetaNum, TileWg { x: 8, y: 8 }),
+        Kernel::Matmul(Epilogue::BetaDen, TileWg { x: 8, y: 8 }),
+        Kernel::Matmul(Epilogue::LossBeta, TileWg { x: 8, y: 8 }),
         Kernel::MuUpdate,
         Kernel::HalsRows,
         Kernel::HalsCols,
@@ -103,6 +114,7 @@ impl Kernel {
         Kernel::Axpby,
         Kernel::SpmmRows,
         Kernel::SparseEntries,
+        Kernel::Pin,
     ];
 
     /// The size in bytes of the kernel's parameter block (its one uniform binding): the
@@ -115,7 +127,7 @@ impl Kernel {
             Kernel::HalsRows | Kernel::HalsCols => size_of::<uniforms::Hals>(),
             Kernel::AxisSums => size_of::<uniforms::Sums>(),
             Kernel::SumSlices => size_of::<uniforms::Slices>(),
-            Kernel::Transpose | Kernel::Axpby => size_of::<uniforms::Ew>(),
+            Kernel::Transpose | Kernel::Axpby | Kernel::Pin => size_of::<uniforms::Ew>(),
             Kernel::SpmmRows | Kernel::SparseEntries => size_of::<uniforms::Sparse>(),
         }
     }
@@ -136,7 +148,7 @@ impl Kernel {
             Kernel::HalsRows | Kernel::HalsCols => "hals",
             Kernel::AxisSums => "sums",
             Kernel::SumSlices => "slices",
-            Kernel::Transpose | Kernel::Axpby => "elementwise",
+            Kernel::Transpose | Kernel::Axpby | Kernel::Pin => "elementwise",
             Kernel::SpmmRows => "spmm",
             Kernel::SparseEntries => "sparse_entries",
         }
@@ -151,6 +163,9 @@ impl Kernel {
             Kernel::Matmul(Epilogue::LossKl, _) => "matmul_loss_kl",
             Kernel::Matmul(Epilogue::Masked, _) => "matmul_masked",
             Kernel::Matmul(Epilogue::LossMasked, _) => "matmul_loss_masked",
+            Kernel::Matmul(Epilogue::BetaNum, _) => "matmul_beta_num",
+            Kernel::Matmul(Epilogue::BetaDen, _) => "matmul_beta_den",
+            Kernel::Matmul(Epilogue::LossBeta, _) => "matmul_loss_beta",
             Kernel::MuUpdate => "mu_update",
             Kernel::HalsRows => "hals_rows",
             Kernel::HalsCols => "hals_cols",
@@ -160,6 +175,7 @@ impl Kernel {
             Kernel::Axpby => "axpby",
             Kernel::SpmmRows => "spmm_rows",
             Kernel::SparseEntries => "sparse_entries",
+            Kernel::Pin => "pin",
         }
     }
 
@@ -181,9 +197,11 @@ impl Kernel {
                 Access::Read,
                 Access::Uniform,
             ],
-            Kernel::AxisSums | Kernel::SumSlices | Kernel::Transpose | Kernel::Axpby => {
-                &[Access::Read, Access::ReadWrite, Access::Uniform]
-            }
+            Kernel::AxisSums
+            | Kernel::SumSlices
+            | Kernel::Transpose
+            | Kernel::Axpby
+            | Kernel::Pin => &[Access::Read, Access::ReadWrite, Access::Uniform],
             Kernel::SpmmRows => &[
                 Access::Read,
                 Access::Read,

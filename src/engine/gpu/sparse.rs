@@ -388,13 +388,17 @@ impl GpuEngine {
         eps: f32,
     ) -> Result<f64> {
         let r = check_factors(self.m, self.n, w, h)?;
+        let loss = loss.canonical();
+        if matches!(loss, Loss::ItakuraSaito | Loss::Beta(_)) {
+            return Err(unsupported("a β-divergence loss with sparse V"));
+        }
         let (stored, sq) = self.stored_terms(w, h, loss, eps)?;
         Ok(match loss {
             Loss::Frobenius => {
                 let quad = self.gram_inner(w, h, r)?;
                 0.5 * (stored + (quad - sq).max(0.0))
             }
-            Loss::KullbackLeibler => stored + self.sums_product(w, h, r)?,
+            _ => stored + self.sums_product(w, h, r)?,
         })
     }
 
@@ -411,6 +415,9 @@ impl GpuEngine {
         let (mode, len) = match loss {
             Loss::Frobenius => (uniforms::SparseMode::Frobenius, half + m),
             Loss::KullbackLeibler => (uniforms::SparseMode::KlLoss, m),
+            Loss::ItakuraSaito | Loss::Beta(_) => {
+                return Err(unsupported("a β-divergence loss with sparse V"))
+            }
         };
         let ctx = self.ctx.clone();
         let partials = Self::scratch(&ctx, &mut self.partials, len, "loss partial sums")?;

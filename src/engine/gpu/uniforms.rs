@@ -49,8 +49,8 @@ pub(crate) struct Mu {
     pub l2: f32,
     pub eps: f32,
     pub rule: u32,
-    pub pad0: u32,
-    pub pad1: u32,
+    pub gamma: f32,
+    pub floor: f32,
     pub pad2: u32,
 }
 
@@ -95,6 +95,8 @@ pub(crate) enum MuRuleCode {
     Sqrt = 1,
     /// `f(ρ) = ½ + ½ρ`.
     Damped = 2,
+    /// `f(ρ) = ρ^γ`.
+    Power = 3,
 }
 
 impl From<MuRule> for MuRuleCode {
@@ -103,6 +105,7 @@ impl From<MuRule> for MuRuleCode {
             MuRule::Plain => MuRuleCode::Plain,
             MuRule::Sqrt => MuRuleCode::Sqrt,
             MuRule::Damped => MuRuleCode::Damped,
+            MuRule::Power { .. } => MuRuleCode::Power,
         }
     }
 }
@@ -118,6 +121,7 @@ pub(crate) const MU_CODES: &[(&str, u32)] = &[
     ("RULE_PLAIN", MuRuleCode::Plain as u32),
     ("RULE_SQRT", MuRuleCode::Sqrt as u32),
     ("RULE_DAMPED", MuRuleCode::Damped as u32),
+    ("RULE_POWER", MuRuleCode::Power as u32),
 ];
 
 /// `struct Hals` of `hals.wgsl`.
