@@ -90,9 +90,14 @@ pub struct FitArgs {
     #[arg(long, value_enum, default_value = "mu")]
     pub solver: SolverArg,
 
-    /// The divergence minimised (kl needs --solver mu).
+    /// The divergence minimised (kl and is, Itakura–Saito, need --solver mu).
     #[arg(long, value_enum, default_value = "frobenius")]
     pub loss: LossArg,
+
+    /// Minimise the β-divergence of this β instead of --loss (2 Frobenius, 1 KL, 0 is; any
+    /// other finite β with --solver mu).
+    #[arg(long, value_name = "B", conflicts_with = "loss", value_parser = finite_f32, allow_hyphen_values = true)]
+    pub beta: Option<f32>,
 
     /// The initialisation of W and H.
     #[arg(long, value_enum, default_value = "nndsvda")]
@@ -413,6 +418,8 @@ pub enum LossArg {
     Frobenius,
     /// Generalised Kullback–Leibler divergence.
     Kl,
+    /// Itakura–Saito divergence (β = 0; the data must have no zeros).
+    Is,
 }
 
 impl From<LossArg> for Loss {
@@ -420,7 +427,26 @@ impl From<LossArg> for Loss {
         match l {
             LossArg::Frobenius => Loss::Frobenius,
             LossArg::Kl => Loss::KullbackLeibler,
+            LossArg::Is => Loss::ItakuraSaito,
         }
+    }
+}
+
+impl FitArgs {
+    /// The loss of `--loss`, or of `--beta`.
+    pub fn loss(&self) -> Loss {
+        match self.beta {
+            Some(b) => Loss::beta(b),
+            None => self.loss.into(),
+        }
+    }
+}
+
+/// The flag that asks for `loss`: `--loss NAME`, or `--beta B` for a β without a name.
+pub fn loss_flag(loss: Loss) -> String {
+    match loss.canonical() {
+        Loss::Beta(b) => format!("--beta {b}"),
+        other => format!("--loss {}", other.name()),
     }
 }
 
@@ -492,6 +518,14 @@ pub fn nonnegative_f32(s: &str) -> Result<f32, String> {
         return Err("must be >= 0".to_string());
     }
     Ok(v)
+}
+
+/// A finite number (β).
+pub fn finite_f32(s: &str) -> Result<f32, String> {
+    match s.trim().parse::<f32>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        _ => Err("must be a finite number".to_string()),
+    }
 }
 
 /// A number in [0, 1] (a share).

@@ -10,7 +10,7 @@ use std::time::Instant;
 use nmf_gpu::{Checkpoint, Init, Loss, Nmf, Orthogonality, Progress, Solver};
 use serde_json::{json, Map, Value};
 
-use crate::args::{FitArgs, LossArg, OrthogonalArg, SolverArg};
+use crate::args::{loss_flag, FitArgs, OrthogonalArg, SolverArg};
 use crate::backend::backend;
 use crate::error::CliError;
 use crate::output::{prepare_dir, stage_model, write_model};
@@ -76,13 +76,15 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
         return crate::online::run(args);
     }
     let orientation = Orientation::from_flag(args.samples_as_rows);
-    if args.solver != SolverArg::Mu && args.loss == LossArg::Kl {
-        return Err(CliError::usage(
-            "--loss kl needs --solver mu (HALS minimises the Frobenius loss only)",
-        ));
+    let loss: Loss = args.loss();
+    if args.solver != SolverArg::Mu && loss != Loss::Frobenius {
+        return Err(CliError::usage(format!(
+            "{} needs --solver mu (HALS minimises the Frobenius loss only)",
+            loss_flag(loss)
+        )));
     }
     if args.orthogonal != OrthogonalArg::None
-        && (args.solver != SolverArg::Mu || args.loss != LossArg::Frobenius)
+        && (args.solver != SolverArg::Mu || loss != Loss::Frobenius)
     {
         return Err(CliError::usage(
             "--orthogonal needs --solver mu and --loss frobenius (the orthogonal rules are multiplicative)",
@@ -90,7 +92,6 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
     }
     let stop = Stop::install()?;
     let solver: Solver = args.solver.into();
-    let loss: Loss = args.loss.into();
     let orthogonal: Orthogonality = args.orthogonal.into();
     let r = args.rank;
     // A saved model to continue is checked before anything is read.
@@ -196,7 +197,7 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
         ("shape", shape_json((m, n))),
         ("rank", json!(r)),
         ("solver", json!(solver.name())),
-        ("loss", json!(loss.name())),
+        ("loss", json!(loss.to_string())),
         ("init", json!(init_name)),
         ("max_iter", json!(args.max_iter)),
         ("tol", f32_json(args.tol)),
@@ -339,7 +340,7 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
             file_shape.1,
             input.format_name(),
             solver.name(),
-            loss.name(),
+            loss,
             report.n_iter,
             report.elapsed.as_secs_f64(),
             fit.engine(),

@@ -85,11 +85,11 @@ pub fn read_summary(dir: &Path, expected: Expected) -> Result<Value, CliError> {
         ));
     }
     let loss = str_of("loss")?;
-    if loss != expected.loss.name() {
+    if Loss::from_name(loss) != Some(expected.loss) {
         return Err(mismatch(
             "loss",
             loss.to_string(),
-            format!("--loss {}", expected.loss.name()),
+            crate::args::loss_flag(expected.loss),
         ));
     }
     let orthogonal = str_of("orthogonal")?;

@@ -75,8 +75,8 @@ pub fn read_settings(dir: &Path) -> Result<ModelSettings, CliError> {
     };
     let solver = Solver::from_name(str_of("solver")?)
         .ok_or_else(|| bad("solver", "\"mu\", \"hals\" or \"ahals\""))?;
-    let loss =
-        Loss::from_name(str_of("loss")?).ok_or_else(|| bad("loss", "\"frobenius\" or \"kl\""))?;
+    let loss = Loss::from_name(str_of("loss")?)
+        .ok_or_else(|| bad("loss", "\"frobenius\", \"kl\", \"is\" or \"beta=<β>\""))?;
     let orientation = match value.get("samples_as_rows").and_then(Value::as_bool) {
         Some(true) => Orientation::SamplesAsRows,
         Some(false) => Orientation::SamplesAsColumns,
