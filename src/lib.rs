@@ -6,6 +6,7 @@
 //! ```text
 //!   min_{W ≥ 0, H ≥ 0}  D(V ‖ WH) + n·α_W·(ρ‖W‖₁ + ½(1−ρ)‖W‖²_F) + m·α_H·(ρ‖H‖₁ + ½(1−ρ)‖H‖²_F)
 //!   D = ½‖V − WH‖²_F  (Loss::Frobenius)   or   Σ V log(V/WH) − V + WH  (Loss::KullbackLeibler)
+//!   or a β-divergence (Loss::ItakuraSaito, Loss::Beta(β); multiplicative updates)
 //! ```
 //!
 //! **Conventions.** Columns of `V` are samples (an image, a document), rows are features

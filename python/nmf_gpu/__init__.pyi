@@ -15,7 +15,7 @@ class NMF:
     n_components: Union[int, Literal["auto"], None]
     init: Optional[Literal["random", "nndsvd", "nndsvda", "nndsvdar", "custom"]]
     solver: Literal["cd", "mu"]
-    beta_loss: Union[Literal["frobenius", "kullback-leibler"], float]
+    beta_loss: Union[Literal["frobenius", "kullback-leibler", "itakura-saito"], float]
     tol: float
     max_iter: int
     random_state: Union[int, np.random.RandomState, None]
@@ -42,7 +42,7 @@ class NMF:
         *,
         init: Optional[Literal["random", "nndsvd", "nndsvda", "nndsvdar", "custom"]] = None,
         solver: Literal["cd", "mu"] = "cd",
-        beta_loss: Union[Literal["frobenius", "kullback-leibler"], float] = "frobenius",
+        beta_loss: Union[Literal["frobenius", "kullback-leibler", "itakura-saito"], float] = "frobenius",
         tol: float = 1e-4,
         max_iter: int = 200,
         random_state: Union[int, np.random.RandomState, None] = None,

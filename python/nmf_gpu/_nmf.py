@@ -28,22 +28,27 @@ def _is_sparse(X):
 
 
 def _beta_loss_name(beta_loss, solver):
-    """The engine's loss name for scikit-learn's ``beta_loss``."""
+    """The engine's loss name for scikit-learn's ``beta_loss``: a name, or ``beta=<float>``."""
+    names = {"frobenius": "frobenius", "kullback-leibler": "kullback-leibler",
+             "itakura-saito": "itakura-saito"}
     if isinstance(beta_loss, str):
-        name = {"frobenius": "frobenius", "kullback-leibler": "kullback-leibler"}.get(beta_loss)
-    elif isinstance(beta_loss, numbers.Real) and not isinstance(beta_loss, bool):
-        name = {2.0: "frobenius", 1.0: "kullback-leibler"}.get(float(beta_loss))
+        name = names.get(beta_loss)
+    elif isinstance(beta_loss, numbers.Real) and not isinstance(beta_loss, bool) \
+            and np.isfinite(beta_loss):
+        beta = float(beta_loss)
+        name = {2.0: "frobenius", 1.0: "kullback-leibler", 0.0: "itakura-saito"}.get(
+            beta, f"beta={beta!r}")
     else:
         name = None
     if name is None:
         raise ValueError(
-            "beta_loss must be 'frobenius' (or 2) or 'kullback-leibler' (or 1); "
-            f"got {beta_loss!r} (other beta-divergences are not supported)"
+            "beta_loss must be 'frobenius' (2), 'kullback-leibler' (1), 'itakura-saito' (0) "
+            f"or a finite number; got {beta_loss!r}"
         )
     if solver == "cd" and name != "frobenius":
         raise ValueError(
             f"Invalid beta_loss parameter: solver 'cd' does not handle beta_loss = {beta_loss!r}; "
-            "use solver='mu' for the Kullback-Leibler divergence"
+            "use solver='mu' for other beta-divergences"
         )
     return name
 
@@ -97,8 +102,10 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         ``fit_transform``.
     solver : {"cd", "mu"}, default="cd"
         "cd": coordinate descent (HALS, Frobenius loss only); "mu": multiplicative updates.
-    beta_loss : {"frobenius", "kullback-leibler", 2, 1}, default="frobenius"
-        The divergence minimised ("kullback-leibler" needs ``solver="mu"``).
+    beta_loss : float or {"frobenius", "kullback-leibler", "itakura-saito"}, default="frobenius"
+        The beta-divergence minimised: "frobenius" (2), "kullback-leibler" (1),
+        "itakura-saito" (0) or any finite beta; all but "frobenius" need ``solver="mu"``
+        (scikit-learn's rules). For beta <= 0 the input must have no zeros.
     tol : float, default=1e-4
         Stopping rule: the relative decrease of the error between checks (every 10
         iterations) falls below ``tol``; 0 runs exactly ``max_iter`` iterations.
@@ -130,7 +137,8 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     n_components_ : int
         Number of components.
     reconstruction_err_ : float
-        ``sqrt(2 D(X || WH))``: the Frobenius norm of ``X - WH`` for the Frobenius loss.
+        ``sqrt(2 D(X || WH))`` for the beta-divergence D: the Frobenius norm of ``X - WH``
+        for the Frobenius loss.
     n_iter_ : int
         Iterations run.
     n_features_in_ : int

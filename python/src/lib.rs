@@ -111,11 +111,16 @@ fn params(cfg: &Config, stop: &Arc<AtomicBool>) -> PyResult<NmfParams> {
     let loss = match cfg.loss.as_str() {
         "frobenius" => Loss::Frobenius,
         "kullback-leibler" => Loss::KullbackLeibler,
-        other => {
-            return Err(bad(format!(
-                "beta_loss must be 'frobenius' (2) or 'kullback-leibler' (1), got {other:?}"
-            )))
-        }
+        "itakura-saito" => Loss::ItakuraSaito,
+        other => match other.strip_prefix("beta=").map(str::parse::<f32>) {
+            Some(Ok(b)) if b.is_finite() => Loss::beta(b),
+            _ => {
+                return Err(bad(format!(
+                    "beta_loss must be 'frobenius' (2), 'kullback-leibler' (1), \
+                     'itakura-saito' (0) or a finite number, got {other:?}"
+                )))
+            }
+        },
     };
     let orthogonal = match cfg.orthogonal.as_str() {
         "none" => Orthogonality::None,

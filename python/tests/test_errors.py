@@ -23,8 +23,9 @@ def test_bad_data(data, match):
 
 @pytest.mark.parametrize("params,match", [
     (dict(solver="als"), "solver"),
-    (dict(beta_loss="itakura-saito", solver="mu"), "beta_loss"),
-    (dict(beta_loss=0.5, solver="mu"), "beta_loss"),
+    (dict(beta_loss="itakura", solver="mu"), "beta_loss"),
+    (dict(beta_loss=float("nan"), solver="mu"), "beta_loss"),
+    (dict(beta_loss=0.5, solver="cd"), "solver 'cd'"),
     (dict(beta_loss="kullback-leibler", solver="cd"), "solver 'cd'"),
     (dict(init="svd"), "init"),
     (dict(n_components=0), "n_components"),
