@@ -122,9 +122,9 @@ impl Loss {
     /// The same divergence with β = 2, 1, 0 as their named variants (and `-0.0` as 0).
     pub fn canonical(self) -> Loss {
         match self {
-            Loss::Beta(b) if b == 2.0 => Loss::Frobenius,
-            Loss::Beta(b) if b == 1.0 => Loss::KullbackLeibler,
-            Loss::Beta(b) if b == 0.0 => Loss::ItakuraSaito,
+            Loss::Beta(2.0) => Loss::Frobenius,
+            Loss::Beta(1.0) => Loss::KullbackLeibler,
+            Loss::Beta(0.0) => Loss::ItakuraSaito,
             other => other,
         }
     }
