@@ -214,6 +214,71 @@ fn blocked_numerator(
     }
 }
 
+/// The β-divergence products of [`Engine::beta_products`], each block of `Y = W H` formed
+/// once for both: `A = V ⊙ Y₁^(β−2)` and `B = Y₂^(β−1)` (see [`beta_pair`]), then
+/// `num = A Hᵀ`, `den = B Hᵀ` (Left, per block of rows) or `num = Wᵀ A`, `den = Wᵀ B`
+/// (Right, per block of columns). Shapes were checked by the caller.
+#[allow(clippy::too_many_arguments)]
+fn blocked_beta(
+    data: ArrayView2<'_, f32>,
+    scratch_ht: &mut Vec<f32>,
+    w: &Array2<f32>,
+    h: &Array2<f32>,
+    side: Side,
+    beta: f32,
+    num: &mut Array2<f32>,
+    den: &mut Array2<f32>,
+) -> Result<()> {
+    let (m, n) = data.dim();
+    let pair = |z: &mut Array2<f32>, b: &mut Array2<f32>, vb: ArrayView2<'_, f32>| {
+        Zip::from(z).and(b).and(vb).for_each(|y, b, &x| {
+            let (a, d) = beta_pair(*y, beta);
+            *y = x * a;
+            *b = d;
+        })
+    };
+    match side {
+        Side::Left => {
+            let mut ht = std::mem::take(scratch_ht);
+            pack_ht(h, &mut ht);
+            let bs = block_rows(n);
+            let res = data
+                .axis_chunks_iter(Axis(0), bs)
+                .into_par_iter()
+                .zip(w.axis_chunks_iter(Axis(0), bs))
+                .zip(num.axis_chunks_iter_mut(Axis(0), bs))
+                .zip(den.axis_chunks_iter_mut(Axis(0), bs))
+                .try_for_each(|(((db, wb), nb), eb)| {
+                    let mut z = Array2::<f32>::zeros((db.nrows(), n));
+                    let mut b = Array2::<f32>::zeros((db.nrows(), n));
+                    products::at_b(wb.t(), h.view(), z.view_mut())?;
+                    pair(&mut z, &mut b, db);
+                    products::a_bt_packed(z.view(), h.view(), &ht, nb)?;
+                    products::a_bt_packed(b.view(), h.view(), &ht, eb)
+                });
+            *scratch_ht = ht;
+            res
+        }
+        Side::Right => {
+            let wt = w.t().as_standard_layout().into_owned();
+            let bs = block_rows(m);
+            data.axis_chunks_iter(Axis(1), bs)
+                .into_par_iter()
+                .zip(h.axis_chunks_iter(Axis(1), bs))
+                .zip(num.axis_chunks_iter_mut(Axis(1), bs))
+                .zip(den.axis_chunks_iter_mut(Axis(1), bs))
+                .try_for_each(|(((db, hb), nb), eb)| {
+                    let mut z = Array2::<f32>::zeros((m, db.ncols()));
+                    let mut b = Array2::<f32>::zeros((m, db.ncols()));
+                    products::at_b(wt.view(), hb, z.view_mut())?;
+                    pair(&mut z, &mut b, db);
+                    products::at_b(w.view(), z.view(), nb)?;
+                    products::at_b(w.view(), b.view(), eb)
+                })
+        }
+    }
+}
+
 /// Rows (or columns) of a block of `V` or `M` processed at once when the other dimension is
 /// `cols`: about [`BLOCK_ENTRIES`] entries.
 fn block_rows(cols: usize) -> usize {
@@ -503,15 +568,7 @@ impl Engine for CpuEngine<'_> {
                 requires: "dense data (fit, not fit_sparse)",
             });
         };
-        let v = v.view();
-        blocked_numerator(v, &mut self.scratch_ht, w, h, side, num, |z, vb| {
-            Zip::from(z)
-                .and(vb)
-                .for_each(|y, &x| *y = x * beta_num_power(*y, beta))
-        })?;
-        blocked_numerator(v, &mut self.scratch_ht, w, h, side, den, |z, _| {
-            z.mapv_inplace(|y| beta_den_power(y, beta))
-        })
+        blocked_beta(v.view(), &mut self.scratch_ht, w, h, side, beta, num, den)
     }
 
     fn pin(&mut self, x: &mut Array2<f32>, anchor: &Array2<f32>) -> Result<()> {
@@ -1004,6 +1061,23 @@ fn block_divergence(v: ArrayView2<'_, f32>, wh: ArrayView2<'_, f32>, loss: Loss,
 /// The guard of the β-divergence products and loss: scikit-learn's `EPSILON`, f32's machine
 /// epsilon.
 const BETA_GUARD: f32 = f32::EPSILON;
+
+/// `(y₁^(β−2), y₂^(β−1))` of the β rules ([`Engine::beta_products`]) with one power: the
+/// second is the first times `y₂` wherever `y₁ = y₂` (everywhere but `y < ε` for
+/// 1 ≤ β < 2, where it is its own power).
+#[inline(always)]
+fn beta_pair(y: f32, beta: f32) -> (f32, f32) {
+    let a = beta_num_power(y, beta);
+    if y < BETA_GUARD {
+        if beta < 1.0 {
+            (a, a * BETA_GUARD)
+        } else {
+            (a, beta_den_power(y, beta))
+        }
+    } else {
+        (a, a * y)
+    }
+}
 
 /// `y₁^(β−2)` of the numerator of the β rules, `y₁ = max(y, ε)` for β < 2.
 #[inline(always)]
