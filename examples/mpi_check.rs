@@ -123,7 +123,7 @@ fn parity<C: Communicator>(world: &C, grid: Grid) -> Result<bool, NmfError> {
         let (pr, pc, p) = (grid.rows, grid.cols, grid.size());
         let (t, b) = match loss {
             Loss::Frobenius => (R * R, 4),
-            Loss::KullbackLeibler => (R, 8),
+            _ => (R, 8),
         };
         let closed = (2 * R * ((pc - 1) * M + (pr - 1) * N) * 4 + 4 * (p - 1) * t * b) as u64;
         if total != closed {

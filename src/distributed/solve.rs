@@ -66,12 +66,13 @@ pub fn iteration_bytes(layout: &Layout, r: usize, loss: Loss) -> u64 {
     let p = layout.grid.size();
     let t = match loss {
         Loss::Frobenius => r * r,
-        Loss::KullbackLeibler => r,
+        // KL (β-divergences are refused by `check_supported`).
+        _ => r,
     };
     // The Grams are all-reduced as f32, the KL sums as f64.
     let small_bytes = match loss {
         Loss::Frobenius => 4,
-        Loss::KullbackLeibler => 8,
+        _ => 8,
     };
     let share = split(t, p, layout.rank).len();
     let factor_words = 2 * r * (layout.rows.len() - layout.w_rows.len())
@@ -91,6 +92,18 @@ fn check_supported(valid: &ValidParams) -> Result<()> {
     if valid.orthogonality != Orthogonality::None {
         return refuse(
             "orthogonal NMF in a distributed fit",
+            "a single-process fit (Nmf::fit)",
+        );
+    }
+    if matches!(valid.loss, Loss::ItakuraSaito | Loss::Beta(_)) {
+        return refuse(
+            "β-divergences (Loss::ItakuraSaito, Loss::Beta) in a distributed fit",
+            "a single-process fit (Nmf::fit)",
+        );
+    }
+    if !valid.fixed_w.is_empty() || !valid.fixed_h.is_empty() {
+        return refuse(
+            "fixed components (fix_w, fix_h) in a distributed fit",
             "a single-process fit (Nmf::fit)",
         );
     }
@@ -496,7 +509,7 @@ impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
                 p.iter.epsilon,
                 MuRule::Plain,
             ),
-            (_, Loss::KullbackLeibler) => self.host.mu_step(
+            (_, _) => self.host.mu_step(
                 x,
                 num,
                 MuDenominator::Sums(den),
@@ -532,7 +545,7 @@ impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
                 let q = self.q.clone();
                 self.update(Side::Right, &q, &k);
             }
-            Loss::KullbackLeibler => {
+            _ => {
                 let wi = match self.wi.take() {
                     Some(wi) => wi,
                     None => self.gather_w()?,

@@ -69,6 +69,9 @@ fn refuse_unsupported(args: &FitArgs) -> Result<(), CliError> {
     if args.solver == SolverArg::Ahals {
         return no("--solver ahals");
     }
+    if args.beta.is_some() || args.loss == crate::args::LossArg::Is {
+        return no("a β-divergence (--loss is, --beta)");
+    }
     if args.samples_as_rows {
         return no("--samples-as-rows (save the transposed matrix instead)");
     }
@@ -275,7 +278,8 @@ fn fit<C: Communicator>(args: &FitArgs, world: &C) -> Result<u8, RankError> {
     let (m, n) = shape;
     let small = match loss {
         Loss::Frobenius => 4 * r * r,
-        Loss::KullbackLeibler => 8 * r,
+        // KL (the β-divergences are refused by a distributed fit).
+        _ => 8 * r,
     } as f64;
     // MPI-FAUN's per-rank bandwidth term, 2r(m/pr)(pc−1)/pc + 2r(n/pc)(pr−1)/pr words, plus the
     // two all-reduces of the small matrices.
