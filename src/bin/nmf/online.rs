@@ -81,7 +81,7 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
     };
     let (m, n) = source.dim();
     let chatty = !args.quiet && !args.json;
-    let loss: Loss = args.loss.into();
+    let loss: Loss = args.loss();
     let mut params = OnlineNmf::params(args.rank)
         .loss(loss)
         .init(match args.init {
