@@ -17,6 +17,13 @@ const MODEL_FILES: [&str; 3] = [W_FILE, H_FILE, SUMMARY_FILE];
 /// (which the new model replaces), and a directory can be created beside it. Missing parent
 /// directories are created.
 pub fn prepare_dir(dir: &Path) -> Result<(), CliError> {
+    prepare_dir_for(dir, &MODEL_FILES, "a model")
+}
+
+/// Check that `dir` can receive `what`, made of the files `known`: it is missing, empty, or
+/// holds only such files (which the new results replace), and a directory can be created beside
+/// it. Missing parent directories are created.
+pub fn prepare_dir_for(dir: &Path, known: &[&str], what: &str) -> Result<(), CliError> {
     if dir.exists() && !dir.is_dir() {
         return Err(at(
             dir,
@@ -31,7 +38,7 @@ pub fn prepare_dir(dir: &Path) -> Result<(), CliError> {
             let entry =
                 entry.map_err(|e| at(dir, format!("could not list the output directory: {e}")))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if !MODEL_FILES.contains(&name.as_str()) {
+            if !known.contains(&name.as_str()) {
                 foreign.push(name);
             }
         }
@@ -41,7 +48,7 @@ pub fn prepare_dir(dir: &Path) -> Result<(), CliError> {
             return Err(at(
                 dir,
                 format!(
-                    "the output directory holds files that are not part of a model ({}{}); a fit replaces the whole directory, so choose a new or empty --output-dir",
+                    "the output directory holds files that are not part of {what} ({}{}); writing {what} replaces the whole directory, so choose a new or empty --output-dir",
                     shown.join(", "),
                     if foreign.len() > shown.len() { ", ..." } else { "" }
                 ),

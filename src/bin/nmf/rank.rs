@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 
 use crate::args::{MethodArg, RankArgs, StorageArg};
 use crate::backend::backend;
-use crate::error::{at, CliError};
+use crate::error::CliError;
 use crate::signals::Stop;
 use crate::storage::{Input, Storage};
 use crate::summary::{f32_json, shape_json, SUMMARY_FILE};
@@ -31,44 +31,7 @@ const RANK_FILES: [&str; 3] = [SUMMARY_FILE, PLOT_FILE, CONSENSUS_FILE];
 /// Check that `dir` can receive the results: missing, empty, or holding only the files of an
 /// earlier `nmf rank` (replaced); its parent is created.
 fn prepare(dir: &Path) -> Result<(), CliError> {
-    if dir.exists() && !dir.is_dir() {
-        return Err(at(
-            dir,
-            "the output directory is a file, not a directory; choose another --output-dir",
-        ));
-    }
-    if dir.is_dir() {
-        let entries = std::fs::read_dir(dir)
-            .map_err(|e| at(dir, format!("could not list the output directory: {e}")))?;
-        let mut foreign = Vec::new();
-        for entry in entries {
-            let entry =
-                entry.map_err(|e| at(dir, format!("could not list the output directory: {e}")))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if !RANK_FILES.contains(&name.as_str()) {
-                foreign.push(name);
-            }
-        }
-        if !foreign.is_empty() {
-            foreign.sort();
-            let shown: Vec<&str> = foreign.iter().take(5).map(String::as_str).collect();
-            return Err(at(
-                dir,
-                format!(
-                    "the output directory holds files that nmf rank did not write ({}{}); it replaces the whole directory, so choose a new or empty --output-dir",
-                    shown.join(", "),
-                    if foreign.len() > shown.len() { ", ..." } else { "" }
-                ),
-            ));
-        }
-    }
-    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| at(dir, format!("could not create the output directory: {e}")))?;
-    }
-    StagedDir::new(dir)
-        .map_err(|e| at(dir, format!("could not create the output directory: {e}")))?;
-    Ok(())
+    crate::output::prepare_dir_for(dir, &RANK_FILES, "a rank selection")
 }
 
 /// The progress of the sweep: one bar on a terminal, a line a second otherwise.
