@@ -246,13 +246,9 @@ impl SymNmfParams {
         Ok(())
     }
 
-    /// Factorize the symmetric nonnegative `a` (n x n). Errors name what is wrong: a matrix that
-    /// is empty, not square, has a negative or non-finite entry, is not symmetric (the most
-    /// asymmetric pair), or is all zeros; `k` of 0 or more than n; invalid options.
-    pub fn fit(&self, a: ArrayView2<'_, f32>) -> Result<SymFactorization> {
-        let start = Instant::now();
-        self.check()?;
-        let (rows, cols) = a.dim();
+    /// The order n of a square, non-empty A of shape `(rows, cols)` with `k ≤ n`; the shape
+    /// errors of [`fit`](Self::fit) and [`fit_sparse`](Self::fit_sparse) otherwise.
+    pub(crate) fn check_shape(&self, (rows, cols): (usize, usize)) -> Result<usize> {
         if rows == 0 || cols == 0 {
             return Err(NmfError::EmptyInput { rows, cols });
         }
@@ -263,16 +259,25 @@ impl SymNmfParams {
                 cols,
             });
         }
-        let n = rows;
-        if self.k > n {
+        if self.k > rows {
             return Err(NmfError::InvalidParameter {
                 name: "k",
                 value: self.k.to_string(),
                 expected: format!(
-                    "at most n = {n}, the number of rows of A (nodes); ask for fewer clusters"
+                    "at most n = {rows}, the number of rows of A (nodes); ask for fewer clusters"
                 ),
             });
         }
+        Ok(rows)
+    }
+
+    /// Factorize the symmetric nonnegative `a` (n x n). Errors name what is wrong: a matrix that
+    /// is empty, not square, has a negative or non-finite entry, is not symmetric (the most
+    /// asymmetric pair), or is all zeros; `k` of 0 or more than n; invalid options.
+    pub fn fit(&self, a: ArrayView2<'_, f32>) -> Result<SymFactorization> {
+        let start = Instant::now();
+        self.check()?;
+        self.check_shape(a.dim())?;
         check_data(a)?;
         let a_sym = symmetrized(a, self.symmetry_tol)?;
         let a_t = preprocess(a_sym, self.preprocess);

@@ -27,27 +27,7 @@ impl SymNmfParams {
     pub fn fit_sparse(&self, a: &CsrMatrix) -> Result<SymFactorization> {
         let start = Instant::now();
         self.check()?;
-        let (rows, cols) = a.dim();
-        if rows == 0 || cols == 0 {
-            return Err(NmfError::EmptyInput { rows, cols });
-        }
-        if rows != cols {
-            return Err(NmfError::NotSquare {
-                what: "the matrix A of a symmetric factorization",
-                rows,
-                cols,
-            });
-        }
-        let n = rows;
-        if self.k > n {
-            return Err(NmfError::InvalidParameter {
-                name: "k",
-                value: self.k.to_string(),
-                expected: format!(
-                    "at most n = {n}, the number of rows of A (nodes); ask for fewer clusters"
-                ),
-            });
-        }
+        let n = self.check_shape(a.dim())?;
         let a_sym = symmetrized(a, self.symmetry_tol)?;
         let a_t = preprocess(a_sym, self.preprocess)?;
         let max = a_t.values().iter().fold(0.0f32, |m, &x| m.max(x));
