@@ -73,3 +73,24 @@ pub(crate) fn buffer(
     }
     Ok(buf)
 }
+
+/// `Ok` when `a` is `rows x cols`, else [`NmfError::ShapeMismatch`] naming `what`.
+pub(super) fn check_shape(what: &'static str, a: &GpuMat, rows: usize, cols: usize) -> Result<()> {
+    if a.rows == rows && a.cols == cols {
+        Ok(())
+    } else {
+        Err(NmfError::ShapeMismatch {
+            what,
+            expected: format!("{rows} x {cols}"),
+            found: format!("{} x {}", a.rows, a.cols),
+        })
+    }
+}
+
+/// `Ok(r)` when the factors `w` (m x r) and `h` (r x n) fit V (m x n) and each other.
+pub(super) fn check_factors(m: usize, n: usize, w: &GpuMat, h: &GpuMat) -> Result<usize> {
+    let r = w.cols;
+    check_shape("W (m x r) on the GPU engine", w, m, r)?;
+    check_shape("H (r x n) on the GPU engine", h, r, n)?;
+    Ok(r)
+}

@@ -25,7 +25,7 @@ mod uniforms;
 
 use ndarray::{s, Array2, ArrayView2};
 
-use self::buffers::{storage_buffer, GpuMat};
+use self::buffers::{check_factors, check_shape, storage_buffer, GpuMat};
 use self::matmul_plan::Operand;
 use self::pipelines::{Epilogue, Kernel};
 use self::scheduler::{Groups, Scheduler};
@@ -244,27 +244,6 @@ impl GpuEngine {
     fn check_data_shaped(&self, what: &'static str, a: &GpuMat) -> Result<()> {
         check_shape(what, a, self.m, self.n)
     }
-}
-
-/// `Ok` when `a` is `rows x cols`, else [`NmfError::ShapeMismatch`] naming `what`.
-fn check_shape(what: &'static str, a: &GpuMat, rows: usize, cols: usize) -> Result<()> {
-    if a.rows == rows && a.cols == cols {
-        Ok(())
-    } else {
-        Err(NmfError::ShapeMismatch {
-            what,
-            expected: format!("{rows} x {cols}"),
-            found: format!("{} x {}", a.rows, a.cols),
-        })
-    }
-}
-
-/// `Ok` when the factors `w` (m x r) and `h` (r x n) fit V (m x n) and each other.
-fn check_factors(m: usize, n: usize, w: &GpuMat, h: &GpuMat) -> Result<usize> {
-    let r = w.cols;
-    check_shape("W (m x r) on the GPU engine", w, m, r)?;
-    check_shape("H (r x n) on the GPU engine", h, r, n)?;
-    Ok(r)
 }
 
 impl Engine for GpuEngine {

@@ -18,7 +18,7 @@
 //! panel by panel, each writing its own rows (of `V Hᵀ`) or columns (of `Wᵀ V`). A single row
 //! (or column) with more stored entries than one binding holds is a typed error.
 
-use super::buffers::{storage_buffer, GpuMat};
+use super::buffers::{check_factors, check_shape, storage_buffer, GpuMat};
 use super::context::GpuContext;
 use super::pipelines::Kernel;
 use super::scheduler::{Groups, Scheduler};
@@ -61,27 +61,6 @@ fn panel_ranges(a: &CsrMatrix, cap: usize, what: &str) -> Result<Vec<(usize, usi
 
 /// Partial sums folded into one value on the device per chunk of this many.
 const LOSS_CHUNK: usize = 1024;
-
-/// `Ok` when `a` is `rows x cols`, else [`NmfError::ShapeMismatch`] naming `what`.
-fn check_shape(what: &'static str, a: &GpuMat, rows: usize, cols: usize) -> Result<()> {
-    if a.rows == rows && a.cols == cols {
-        Ok(())
-    } else {
-        Err(NmfError::ShapeMismatch {
-            what,
-            expected: format!("{rows} x {cols}"),
-            found: format!("{} x {}", a.rows, a.cols),
-        })
-    }
-}
-
-/// `Ok(r)` when the factors `w` (m x r) and `h` (r x n) fit V (m x n) and each other.
-fn check_factors(m: usize, n: usize, w: &GpuMat, h: &GpuMat) -> Result<usize> {
-    let r = w.cols;
-    check_shape("W (m x r) on the GPU engine", w, m, r)?;
-    check_shape("H (r x n) on the GPU engine", h, r, n)?;
-    Ok(r)
-}
 
 /// Upload `a` in row panels of at most `cap` entries per array.
 fn upload_panels(
