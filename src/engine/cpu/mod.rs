@@ -3,6 +3,7 @@
 
 mod hals;
 mod products;
+mod simd;
 mod skinny;
 pub(crate) mod sparse;
 

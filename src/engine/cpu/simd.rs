@@ -1,0 +1,388 @@
+//! Vector instruction sets for the CPU kernels, written once and compiled per set.
+//!
+//! A kernel is a generic `#[inline(always)]` body over [`Isa`]; each instruction set gets a thin
+//! entry point with `#[target_feature(enable = …)]` that calls the body with its `Isa`, so the
+//! body (and the intrinsics inside every `Isa` method, all `#[inline(always)]`) is compiled with
+//! that set's registers and instructions:
+//!
+//! - [`Avx512`]: 16 lanes, 32 zmm registers, lane masks in `k` registers (AVX-512F);
+//! - [`Avx2`]: 8 lanes, 16 ymm registers, lane masks as integer vectors (AVX2 + FMA).
+//!
+//! [`level`] is the best set the running CPU has, detected once; the environment variable
+//! `NMF_SIMD` (`avx512`, `avx2` or `none`) caps it, to compare kernels on one machine.
+
+use std::sync::OnceLock;
+
+/// The instruction sets the CPU kernels are compiled for, in increasing order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Level {
+    /// No vector kernels: portable code (compiled for the target's baseline) only.
+    None,
+    /// AVX2 with FMA (8 lanes, 16 registers).
+    Avx2,
+    /// AVX-512F (16 lanes, 32 registers).
+    Avx512,
+}
+
+impl Level {
+    /// The best level this CPU supports.
+    pub(crate) fn detect() -> Level {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return Level::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                return Level::Avx2;
+            }
+        }
+        Level::None
+    }
+
+    /// The level named by `NMF_SIMD` (case-insensitive), if any.
+    fn from_env() -> Option<Level> {
+        let v = std::env::var("NMF_SIMD").ok()?;
+        match v.to_ascii_lowercase().as_str() {
+            "avx512" | "avx-512" => Some(Level::Avx512),
+            "avx2" => Some(Level::Avx2),
+            "none" | "scalar" => Some(Level::None),
+            _ => {
+                log::warn!("NMF_SIMD={v} is not one of avx512, avx2, none; ignored");
+                None
+            }
+        }
+    }
+
+    /// Whether this CPU can run kernels of this level.
+    pub(crate) fn supported(self) -> bool {
+        self <= Level::detect()
+    }
+
+    /// The levels this CPU can run, best first (for tests that compare them).
+    #[cfg(test)]
+    pub(crate) fn all_supported() -> Vec<Level> {
+        [Level::Avx512, Level::Avx2, Level::None]
+            .into_iter()
+            .filter(|l| l.supported())
+            .collect()
+    }
+}
+
+/// The level the kernels use: the CPU's best, capped by `NMF_SIMD`; detected once.
+#[allow(dead_code)]
+pub(crate) fn level() -> Level {
+    static LEVEL: OnceLock<Level> = OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        let cpu = Level::detect();
+        match Level::from_env() {
+            Some(cap) => cap.min(cpu),
+            None => cpu,
+        }
+    })
+}
+
+/// One vector instruction set: a vector of [`Isa::LANES`] f32 lanes and the operations the
+/// kernels use. Every method is `#[inline(always)]` and `unsafe`: calling one requires the
+/// instruction set to be available, which the `#[target_feature]` entry points guarantee.
+#[cfg(target_arch = "x86_64")]
+#[allow(dead_code)] // each kernel uses the operations it needs
+pub(crate) trait Isa: Copy {
+    /// A vector of `LANES` floats.
+    type V: Copy;
+    /// Which of the first lanes of a vector a masked load or store touches.
+    type M: Copy;
+    /// Floats per vector.
+    const LANES: usize;
+    /// Vector registers of the set (accumulators + operands must fit).
+    const REGISTERS: usize;
+
+    /// All lanes 0.
+    unsafe fn zero() -> Self::V;
+    /// All lanes `x`.
+    unsafe fn splat(x: f32) -> Self::V;
+    /// `LANES` floats from `p` (no alignment required).
+    unsafe fn load(p: *const f32) -> Self::V;
+    /// Store `LANES` floats at `p`.
+    unsafe fn store(p: *mut f32, v: Self::V);
+    /// The mask of the first `min(n, LANES)` lanes.
+    unsafe fn mask(n: usize) -> Self::M;
+    /// The masked lanes from `p`, the others 0; nothing outside the mask is read.
+    unsafe fn load_masked(m: Self::M, p: *const f32) -> Self::V;
+    /// Store the masked lanes at `p`; nothing outside the mask is written.
+    unsafe fn store_masked(p: *mut f32, m: Self::M, v: Self::V);
+    /// `a · b + c`, fused.
+    unsafe fn fmadd(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    /// `a + b`.
+    unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
+    /// `a − b`.
+    unsafe fn sub(a: Self::V, b: Self::V) -> Self::V;
+    /// `a · b`.
+    unsafe fn mul(a: Self::V, b: Self::V) -> Self::V;
+    /// `a / b` (IEEE division).
+    unsafe fn div(a: Self::V, b: Self::V) -> Self::V;
+    /// Lanewise maximum (`b` where either is NaN, as `maxps`).
+    unsafe fn max(a: Self::V, b: Self::V) -> Self::V;
+    /// Lanewise minimum (`b` where either is NaN, as `minps`).
+    unsafe fn min(a: Self::V, b: Self::V) -> Self::V;
+    /// `x` where `x ≥ t`, else 0 (lanewise; flushes values below a threshold).
+    unsafe fn keep_at_least(x: Self::V, t: Self::V) -> Self::V;
+    /// The sum of the lanes.
+    unsafe fn sum(v: Self::V) -> f32;
+    /// Prefetch the cache line holding `p` into L1.
+    unsafe fn prefetch(p: *const f32);
+}
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) use self::x86::{Avx2, Avx512};
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::Isa;
+
+    /// AVX-512F: zmm registers, `k` masks.
+    #[derive(Debug, Clone, Copy)]
+    pub(crate) struct Avx512;
+
+    /// AVX2 + FMA: ymm registers, masks as integer vectors (`vmaskmovps`).
+    #[derive(Debug, Clone, Copy)]
+    pub(crate) struct Avx2;
+
+    impl Isa for Avx512 {
+        type V = __m512;
+        type M = __mmask16;
+        const LANES: usize = 16;
+        const REGISTERS: usize = 32;
+
+        #[inline(always)]
+        unsafe fn zero() -> __m512 {
+            _mm512_setzero_ps()
+        }
+        #[inline(always)]
+        unsafe fn splat(x: f32) -> __m512 {
+            _mm512_set1_ps(x)
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> __m512 {
+            // SAFETY: the caller guarantees AVX-512F and 16 readable floats at p.
+            unsafe { _mm512_loadu_ps(p) }
+        }
+        #[inline(always)]
+        unsafe fn store(p: *mut f32, v: __m512) {
+            // SAFETY: the caller guarantees AVX-512F and 16 writable floats at p.
+            unsafe { _mm512_storeu_ps(p, v) }
+        }
+        #[inline(always)]
+        unsafe fn mask(n: usize) -> __mmask16 {
+            if n >= 16 {
+                0xFFFF
+            } else {
+                ((1u32 << n) - 1) as __mmask16
+            }
+        }
+        #[inline(always)]
+        unsafe fn load_masked(m: __mmask16, p: *const f32) -> __m512 {
+            // SAFETY: the caller guarantees AVX-512F and the masked lanes readable.
+            unsafe { _mm512_maskz_loadu_ps(m, p) }
+        }
+        #[inline(always)]
+        unsafe fn store_masked(p: *mut f32, m: __mmask16, v: __m512) {
+            // SAFETY: the caller guarantees AVX-512F and the masked lanes writable.
+            unsafe { _mm512_mask_storeu_ps(p, m, v) }
+        }
+        #[inline(always)]
+        unsafe fn fmadd(a: __m512, b: __m512, c: __m512) -> __m512 {
+            _mm512_fmadd_ps(a, b, c)
+        }
+        #[inline(always)]
+        unsafe fn add(a: __m512, b: __m512) -> __m512 {
+            _mm512_add_ps(a, b)
+        }
+        #[inline(always)]
+        unsafe fn sub(a: __m512, b: __m512) -> __m512 {
+            _mm512_sub_ps(a, b)
+        }
+        #[inline(always)]
+        unsafe fn mul(a: __m512, b: __m512) -> __m512 {
+            _mm512_mul_ps(a, b)
+        }
+        #[inline(always)]
+        unsafe fn div(a: __m512, b: __m512) -> __m512 {
+            _mm512_div_ps(a, b)
+        }
+        #[inline(always)]
+        unsafe fn max(a: __m512, b: __m512) -> __m512 {
+            _mm512_max_ps(a, b)
+        }
+        #[inline(always)]
+        unsafe fn min(a: __m512, b: __m512) -> __m512 {
+            _mm512_min_ps(a, b)
+        }
+        #[inline(always)]
+        unsafe fn keep_at_least(x: __m512, t: __m512) -> __m512 {
+            let keep = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(x, t);
+            _mm512_maskz_mov_ps(keep, x)
+        }
+        #[inline(always)]
+        unsafe fn sum(v: __m512) -> f32 {
+            _mm512_reduce_add_ps(v)
+        }
+        #[inline(always)]
+        unsafe fn prefetch(p: *const f32) {
+            _mm_prefetch::<_MM_HINT_T0>(p as *const i8)
+        }
+    }
+
+    /// Eight all-ones lanes then eight zero lanes: the AVX2 mask of the first n lanes is the
+    /// eight lanes starting at `8 − n`.
+    static MASK_TABLE: [i32; 16] = [-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0];
+
+    impl Isa for Avx2 {
+        type V = __m256;
+        type M = __m256i;
+        const LANES: usize = 8;
+        const REGISTERS: usize = 16;
+
+        #[inline(always)]
+        unsafe fn zero() -> __m256 {
+            _mm256_setzero_ps()
+        }
+        #[inline(always)]
+        unsafe fn splat(x: f32) -> __m256 {
+            _mm256_set1_ps(x)
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> __m256 {
+            // SAFETY: the caller guarantees AVX and 8 readable floats at p.
+            unsafe { _mm256_loadu_ps(p) }
+        }
+        #[inline(always)]
+        unsafe fn store(p: *mut f32, v: __m256) {
+            // SAFETY: the caller guarantees AVX and 8 writable floats at p.
+            unsafe { _mm256_storeu_ps(p, v) }
+        }
+        #[inline(always)]
+        unsafe fn mask(n: usize) -> __m256i {
+            let start = 8 - n.min(8);
+            // SAFETY: start ≤ 8, so the 8 lanes from start lie inside the 16-entry table.
+            unsafe { _mm256_loadu_si256(MASK_TABLE.as_ptr().add(start) as *const __m256i) }
+        }
+        #[inline(always)]
+        unsafe fn load_masked(m: __m256i, p: *const f32) -> __m256 {
+            // SAFETY: the caller guarantees AVX and the masked lanes readable; vmaskmovps
+            // does not touch the others.
+            unsafe { _mm256_maskload_ps(p, m) }
+        }
+        #[inline(always)]
+        unsafe fn store_masked(p: *mut f32, m: __m256i, v: __m256) {
+            // SAFETY: the caller guarantees AVX and the masked lanes writable.
+            unsafe { _mm256_maskstore_ps(p, m, v) }
+        }
+        #[inline(always)]
+        unsafe fn fmadd(a: __m256, b: __m256, c: __m256) -> __m256 {
+            _mm256_fmadd_ps(a, b, c)
+        }
+        #[inline(always)]
+        unsafe fn add(a: __m256, b: __m256) -> __m256 {
+            _mm256_add_ps(a, b)
+        }
+        #[inline(always)]
+        unsafe fn sub(a: __m256, b: __m256) -> __m256 {
+            _mm256_sub_ps(a, b)
+        }
+        #[inline(always)]
+        unsafe fn mul(a: __m256, b: __m256) -> __m256 {
+            _mm256_mul_ps(a, b)
+        }
+        #[inline(always)]
+        unsafe fn div(a: __m256, b: __m256) -> __m256 {
+            _mm256_div_ps(a, b)
+        }
+        #[inline(always)]
+        unsafe fn max(a: __m256, b: __m256) -> __m256 {
+            _mm256_max_ps(a, b)
+        }
+        #[inline(always)]
+        unsafe fn min(a: __m256, b: __m256) -> __m256 {
+            _mm256_min_ps(a, b)
+        }
+        #[inline(always)]
+        unsafe fn keep_at_least(x: __m256, t: __m256) -> __m256 {
+            _mm256_and_ps(x, _mm256_cmp_ps::<_CMP_GE_OQ>(x, t))
+        }
+        #[inline(always)]
+        unsafe fn sum(v: __m256) -> f32 {
+            let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+            let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+            let s = _mm_add_ss(s, _mm_shuffle_ps::<0b01>(s, s));
+            _mm_cvtss_f32(s)
+        }
+        #[inline(always)]
+        unsafe fn prefetch(p: *const f32) {
+            _mm_prefetch::<_MM_HINT_T0>(p as *const i8)
+        }
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+
+    /// Masked copy and a dot product through one `Isa`, to check lanes, masks and sums.
+    #[inline(always)]
+    unsafe fn masked_dot<S: Isa>(a: &[f32], b: &[f32]) -> f32 {
+        let mut acc = unsafe { S::zero() };
+        let mut i = 0;
+        while i < a.len() {
+            let left = a.len() - i;
+            // SAFETY: the mask covers only the lanes left in both slices (same length).
+            unsafe {
+                let m = S::mask(left);
+                let x = S::load_masked(m, a.as_ptr().add(i));
+                let y = S::load_masked(m, b.as_ptr().add(i));
+                acc = S::fmadd(x, y, acc);
+            }
+            i += S::LANES;
+        }
+        unsafe { S::sum(acc) }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+        unsafe { masked_dot::<Avx2>(a, b) }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    unsafe fn dot_avx512(a: &[f32], b: &[f32]) -> f32 {
+        unsafe { masked_dot::<Avx512>(a, b) }
+    }
+
+    #[test]
+    fn masked_dots_match_scalar_at_every_tail() {
+        for len in 0..40 {
+            let a: Vec<f32> = (0..len).map(|i| (i % 7) as f32 - 2.0).collect();
+            let b: Vec<f32> = (0..len).map(|i| (i % 5) as f32 * 0.5).collect();
+            let want: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+            if Level::Avx2.supported() {
+                // SAFETY: AVX2 and FMA were detected.
+                let got = unsafe { dot_avx2(&a, &b) };
+                assert!((got - want).abs() <= 1e-4 * (1.0 + want.abs()), "{len}");
+            }
+            if Level::Avx512.supported() {
+                // SAFETY: AVX-512F was detected.
+                let got = unsafe { dot_avx512(&a, &b) };
+                assert!((got - want).abs() <= 1e-4 * (1.0 + want.abs()), "{len}");
+            }
+        }
+    }
+
+    #[test]
+    fn levels_are_ordered_and_the_chosen_one_is_supported() {
+        assert!(Level::None < Level::Avx2 && Level::Avx2 < Level::Avx512);
+        assert!(level().supported());
+        assert!(Level::all_supported().contains(&Level::None));
+    }
+}
