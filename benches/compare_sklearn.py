@@ -4,16 +4,27 @@
 Usage (in a throwaway virtualenv with numpy and scikit-learn; the script drops
 OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE for itself):
     python benches/compare_sklearn.py \
-        [--shape 361,2429,49] [--iterations 200] [--threads 2]
+        [--shape 361,2429,49 | --faces DIR --rank 49] [--iterations 200] [--threads 2] \
+        [--time-to-error]
 
 For each solver (MU Frobenius, MU KL, HALS vs scikit-learn's CD) it prints the final relative
 error ||V - WH|| / ||V|| of both and their gap, and the milliseconds per iteration of both.
+
+With --time-to-error it runs scikit-learn's CD for --iterations (tol 0) and takes the relative
+error E it reaches; then it times how long nmf-gpu's HALS, accelerated HALS and MU Frobenius take
+(from the same start, the loss checked after every iteration) until their error first reaches E,
+within 10x the iterations, against scikit-learn CD's time. Both sides time one fit after a
+warm-up.
+
+--faces DIR reads every binary PGM (P5) under DIR in natural file order (the ORL faces of
+shared/data) as the columns of V (pixels x images), scaled to [0, 1].
 Orientation: V (m x n) is given to scikit-learn as X directly, so W (m x r) and H (r x n) mean
 the same thing in both libraries and the update order (W, then H) is the same.
 """
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -28,6 +39,9 @@ def main():
     ap.add_argument("--iterations", type=int, default=200)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--faces", help="a directory of PGM images: V = pixels x images")
+    ap.add_argument("--rank", type=int, default=49, help="the rank with --faces")
+    ap.add_argument("--time-to-error", action="store_true")
     args = ap.parse_args()
     # OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE may force slow OpenBLAS kernels on these machines:
     # restart once without them, before numpy loads OpenBLAS.
@@ -39,22 +53,20 @@ def main():
     os.environ["RAYON_NUM_THREADS"] = str(args.threads)
     from sklearn.decomposition import NMF  # after the thread settings
 
-    m, n, r = (int(x) for x in args.shape.split(","))
     rng = np.random.default_rng(args.seed)
-    v = rng.random((m, n), dtype=np.float32)
+    if args.faces:
+        v = read_pgm_dir(args.faces)
+        (m, n), r = v.shape, args.rank
+    else:
+        m, n, r = (int(x) for x in args.shape.split(","))
+        v = rng.random((m, n), dtype=np.float32)
     avg = np.sqrt(v.mean() / r)
     w0 = (avg * np.abs(rng.standard_normal((m, r)))).astype(np.float32)
     h0 = (avg * np.abs(rng.standard_normal((r, n)))).astype(np.float32)
 
-    with tempfile.TemporaryDirectory() as d:
-        for name, a in (("V", v), ("W0", w0), ("H0", h0)):
-            np.save(os.path.join(d, f"{name}.npy"), a)
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        out = subprocess.run(
-            ["cargo", "run", "--quiet", "--release", "--example", "parity", "--", d, str(args.iterations)],
-            cwd=root, check=True, capture_output=True, text=True,
-        ).stdout
-        ours = json.loads(out.strip().splitlines()[-1])
+    if args.time_to_error:
+        return time_to_error(args, v, w0, h0, NMF)
+    ours = run_parity(v, w0, h0, [str(args.iterations)])
 
     cases = [("mu_frobenius", "mu", "frobenius"), ("mu_kl", "mu", "kullback-leibler"), ("hals", "cd", "frobenius")]
     vn = np.linalg.norm(v)
@@ -71,6 +83,80 @@ def main():
         our_ms = ours[key]["ms_per_iter"]
         gap = 100.0 * (our_err - sk_err) / sk_err
         print(f"{key:<14}{sk_err:>14.6f}{our_err:>14.6f}{gap:>9.4f}{sk_ms:>10.2f}{our_ms:>11.2f}{sk_ms / our_ms:>8.2f}x")
+
+
+def run_parity(v, w0, h0, extra):
+    """Run the parity example on (V, W0, H0) with these arguments; its JSON line."""
+    with tempfile.TemporaryDirectory() as d:
+        for name, a in (("V", v), ("W0", w0), ("H0", h0)):
+            np.save(os.path.join(d, f"{name}.npy"), a)
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        out = subprocess.run(
+            ["cargo", "run", "--quiet", "--release", "--example", "parity", "--", d] + extra,
+            cwd=root, check=True, capture_output=True, text=True,
+        ).stdout
+        return json.loads(out.strip().splitlines()[-1])
+
+
+def time_to_error(args, v, w0, h0, NMF):
+    """scikit-learn CD's error after --iterations, and the time each of our solvers takes to it."""
+    m, n = v.shape
+    r = w0.shape[1]
+    vn = np.linalg.norm(v)
+    times = []
+    for _ in range(2):  # a warm-up, then the timed fit
+        model = NMF(n_components=r, init="custom", solver="cd", max_iter=args.iterations,
+                    tol=0.0, shuffle=False)
+        t = time.perf_counter()
+        w = model.fit_transform(v, W=w0.copy(), H=h0.copy())
+        times.append((time.perf_counter() - t) * 1e3)
+    sk_ms = times[-1]
+    target = float(np.linalg.norm(v - w @ model.components_) / vn)
+    ours = run_parity(v, w0, h0, [str(10 * args.iterations), "--time-to-error", repr(target)])
+    print(f"V {m}x{n}, r={r}: time to scikit-learn CD's relative error after {args.iterations} "
+          f"iterations, E = {target:.6f}; same W0/H0, {args.threads} threads")
+    print(f"{'solver':<22}{'iterations':>11}{'ms':>10}{'vs sklearn CD':>15}")
+    print(f"{'sklearn cd':<22}{args.iterations:>11}{sk_ms:>10.1f}{1.0:>14.2f}x")
+    for key, name in (("hals", "nmf-gpu hals"), ("ahals", "nmf-gpu ahals"), ("mu_frobenius", "nmf-gpu mu")):
+        o = ours[key]
+        if o["reached"]:
+            print(f"{name:<22}{o['iterations']:>11}{o['ms']:>10.1f}{sk_ms / o['ms']:>14.2f}x")
+        else:
+            print(f"{name:<22}{'not reached':>11}  (best {o['best_rel_error']:.6f} in {10 * args.iterations} iterations)")
+
+
+def read_pgm_dir(root):
+    """Every binary PGM under root, in natural file order, as columns of V scaled to [0, 1]."""
+    def natural(p):
+        return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p)]
+    paths = []
+    for d, _, files in os.walk(root):
+        paths += [os.path.join(d, f) for f in files if f.lower().endswith(".pgm")]
+    paths.sort(key=lambda p: natural(os.path.relpath(p, root)))
+    cols = []
+    for p in paths:
+        with open(p, "rb") as f:
+            data = f.read()
+        fields, pos = [], 0
+        while len(fields) < 4:  # magic, width, height, maxval; comments start with '#'
+            while data[pos:pos + 1].isspace():
+                pos += 1
+            if data[pos:pos + 1] == b"#":
+                pos = data.index(b"\n", pos)
+                continue
+            end = pos
+            while not data[end:end + 1].isspace():
+                end += 1
+            fields.append(data[pos:end])
+            pos = end
+        if fields[0] != b"P5" or int(fields[3]) > 255:
+            raise SystemExit(f"{p}: not an 8-bit binary PGM")
+        w, h = int(fields[1]), int(fields[2])
+        pix = np.frombuffer(data[pos + 1:pos + 1 + w * h], dtype=np.uint8)
+        cols.append(pix.astype(np.float32) / 255.0)
+    if not cols:
+        raise SystemExit(f"{root}: no PGM images")
+    return np.stack(cols, axis=1)
 
 
 if __name__ == "__main__":
