@@ -1,6 +1,7 @@
 //! The CPU engine: ndarray storage, multithreaded GEMM ([`crate::linalg::gemm`]), rayon for
 //! elementwise work.
 
+mod elementwise;
 mod hals;
 mod products;
 mod simd;
@@ -658,35 +659,61 @@ impl Engine for CpuEngine<'_> {
                 *slot = Some(d);
             }
             MuDenominator::Elementwise(d) => {
-                Zip::from(&mut *x)
-                    .and(num)
-                    .and(d)
-                    .par_for_each(|x, &n, &d| update(x, n, d));
+                let slices = (x.as_slice_mut(), num.as_slice(), d.as_slice());
+                if let (Some(xs), Some(ns), Some(ds)) = slices {
+                    check_same(
+                        "the multiplicative update's denominator",
+                        d.dim(),
+                        num.dim(),
+                    )?;
+                    mu_update_slices(xs, ns, ds, reg, eps, rule);
+                } else {
+                    Zip::from(&mut *x)
+                        .and(num)
+                        .and(d)
+                        .par_for_each(|x, &n, &d| update(x, n, d));
+                }
             }
-            MuDenominator::Sums(s) => match side {
-                Side::Left => {
-                    let s = s.column(0);
-                    Zip::from(x.rows_mut())
-                        .and(num.rows())
-                        .par_for_each(|mut xr, nr| {
-                            Zip::from(&mut xr)
-                                .and(&nr)
-                                .and(&s)
-                                .for_each(|x, &n, &d| update(x, n, d));
-                        });
+            MuDenominator::Sums(s) => {
+                let level = simd::level();
+                match side {
+                    Side::Left => {
+                        let s = s.column(0);
+                        Zip::from(x.rows_mut())
+                            .and(num.rows())
+                            .par_for_each(|mut xr, nr| {
+                                let slices = (xr.as_slice_mut(), nr.as_slice(), s.as_slice());
+                                match slices {
+                                    (Some(xs), Some(ns), Some(ss)) if ss.len() == xs.len() => {
+                                        let d = elementwise::Den::Each(ss);
+                                        elementwise::mu_chunk(level, xs, ns, d, reg, eps, rule)
+                                    }
+                                    _ => Zip::from(&mut xr)
+                                        .and(&nr)
+                                        .and(&s)
+                                        .for_each(|x, &n, &d| update(x, n, d)),
+                                }
+                            });
+                    }
+                    Side::Right => {
+                        Zip::from(x.rows_mut())
+                            .and(num.rows())
+                            .and(s.rows())
+                            .par_for_each(|mut xr, nr, sr| {
+                                let d = sr[0];
+                                match (xr.as_slice_mut(), nr.as_slice()) {
+                                    (Some(xs), Some(ns)) => {
+                                        let den = elementwise::Den::All(d);
+                                        elementwise::mu_chunk(level, xs, ns, den, reg, eps, rule)
+                                    }
+                                    _ => Zip::from(&mut xr)
+                                        .and(&nr)
+                                        .for_each(|x, &n| update(x, n, d)),
+                                }
+                            });
+                    }
                 }
-                Side::Right => {
-                    Zip::from(x.rows_mut())
-                        .and(num.rows())
-                        .and(s.rows())
-                        .par_for_each(|mut xr, nr, sr| {
-                            let d = sr[0];
-                            Zip::from(&mut xr)
-                                .and(&nr)
-                                .for_each(|x, &n| update(x, n, d));
-                        });
-                }
-            },
+            }
         }
         Ok(())
     }
@@ -931,7 +958,8 @@ impl Engine for CpuEngine<'_> {
 
 /// [`Engine::mu_step`]'s elementwise update over contiguous storage, `x ← x ⊙ f(n ⊘ d')` with
 /// `d' = d + l1 + l2·x` (zero replaced by `eps`), the same operations as the elementwise path in
-/// the same order; the rule is resolved outside the loop so that it vectorises.
+/// the same order, in parallel chunks, each compiled for [`simd::level`]
+/// ([`elementwise::mu_chunk`]).
 fn mu_update_slices(
     x: &mut [f32],
     num: &[f32],
@@ -940,46 +968,15 @@ fn mu_update_slices(
     eps: f32,
     rule: MuRule,
 ) {
-    #[inline(always)]
-    fn run(
-        x: &mut [f32],
-        num: &[f32],
-        den: &[f32],
-        reg: Regularization,
-        eps: f32,
-        f: impl Fn(f32) -> f32 + Sync + Send,
-    ) {
-        use rayon::slice::{ParallelSlice, ParallelSliceMut};
-        let Regularization { l1, l2 } = reg;
-        const CHUNK: usize = 1 << 14;
-        x.par_chunks_mut(CHUNK)
-            .zip(num.par_chunks(CHUNK))
-            .zip(den.par_chunks(CHUNK))
-            .for_each(move |((xc, nc), dc)| {
-                for ((x, &n), &d) in xc.iter_mut().zip(nc).zip(dc) {
-                    let mut d = d + l1 + l2 * *x;
-                    if d == 0.0 {
-                        d = eps;
-                    }
-                    *x = flush_subnormal(*x * f(n / d));
-                }
-            });
-    }
-    match rule {
-        MuRule::Plain => run(x, num, den, reg, eps, |r| r),
-        MuRule::Sqrt => run(x, num, den, reg, eps, |r| r.sqrt()),
-        MuRule::Damped => run(x, num, den, reg, eps, |r| 0.5 + 0.5 * r),
-        MuRule::Power { .. } => {
-            let Regularization { l1, l2 } = reg;
-            for ((x, &n), &d) in x.iter_mut().zip(num).zip(den) {
-                let mut d = d + l1 + l2 * *x;
-                if d == 0.0 {
-                    d = eps;
-                }
-                *x = rule.flush(*x * rule.apply(n / d));
-            }
-        }
-    }
+    use rayon::slice::{ParallelSlice, ParallelSliceMut};
+    const CHUNK: usize = 1 << 14;
+    let level = simd::level();
+    x.par_chunks_mut(CHUNK)
+        .zip(num.par_chunks(CHUNK))
+        .zip(den.par_chunks(CHUNK))
+        .for_each(move |((xc, nc), dc)| {
+            elementwise::mu_chunk(level, xc, nc, elementwise::Den::Each(dc), reg, eps, rule)
+        });
 }
 
 /// The elements of a row-major (standard layout) matrix.
@@ -994,8 +991,22 @@ fn as_slice_mut(a: &mut Array2<f32>) -> &mut [f32] {
     a.as_slice_mut().unwrap_or(&mut [])
 }
 
-/// `z ← V ⊘ max(z, ε)` with `ε = f32::EPSILON` (the KL ratio, scikit-learn's guard).
+/// `z ← V ⊘ max(z, ε)` with `ε = f32::EPSILON` (the KL ratio, scikit-learn's guard), row by
+/// row at [`simd::level`] where the rows are contiguous.
 fn ratio_in_place(z: &mut Array2<f32>, v: ArrayView2<'_, f32>) {
+    let level = simd::level();
+    if z.dim() == v.dim() && v.ncols() > 0 {
+        let rows_contiguous = z.rows().into_iter().all(|r| r.as_slice().is_some())
+            && v.rows().into_iter().all(|r| r.as_slice().is_some());
+        if rows_contiguous {
+            for (mut zr, vr) in z.rows_mut().into_iter().zip(v.rows()) {
+                if let (Some(zs), Some(vs)) = (zr.as_slice_mut(), vr.as_slice()) {
+                    elementwise::ratio_row(level, zs, vs);
+                }
+            }
+            return;
+        }
+    }
     let eps = f32::EPSILON;
     Zip::from(z).and(v).for_each(|z, &v| {
         *z = v / if *z < eps { eps } else { *z };
@@ -1003,23 +1014,9 @@ fn ratio_in_place(z: &mut Array2<f32>, v: ArrayView2<'_, f32>) {
 }
 
 /// `Σ (a − b)²` (or `Σ a²` when `b` is empty) in f64, from f32 partial sums over short
-/// chunks so the loop vectorises without losing accuracy (each chunk sums 64 terms).
+/// runs ([`elementwise::sum_sq_diff`]).
 fn sum_sq_diff(a: &[f32], b: &[f32]) -> f64 {
-    const CHUNK: usize = 64;
-    let mut total = 0.0f64;
-    if b.is_empty() {
-        for ca in a.chunks(CHUNK) {
-            total += ca.iter().fold(0.0f32, |s, &x| s + x * x) as f64;
-        }
-    } else {
-        for (ca, cb) in a.chunks(CHUNK).zip(b.chunks(CHUNK)) {
-            total += ca
-                .iter()
-                .zip(cb)
-                .fold(0.0f32, |s, (&x, &y)| s + (x - y) * (x - y)) as f64;
-        }
-    }
-    total
+    elementwise::sum_sq_diff(a, b)
 }
 
 /// The divergence of one block: `½ Σ (v − wh)²` or `Σ v log(v / wh) − v + wh`.

@@ -13,24 +13,24 @@
 //! takes a block of `BLOCK_ROWS` rows through every panel, so its rows of the result stay in
 //! L2 too. Each panel stores `rows + 1` row offsets, so a very wide and very sparse matrix
 //! (many panels, few entries per row and panel) is not split ([`Panels::build`]): the
-//! products then read the CSR matrix itself (an [`Operand`]). On CPUs with AVX-512F the axpys
-//! run on zmm registers (up to 64 components held in registers, four stored entries in
-//! flight, the rows of `X` prefetched 16 entries ahead).
+//! products then read the CSR matrix itself (an [`Operand`]). On CPUs with AVX-512F or AVX2 +
+//! FMA the axpys run on vector registers (up to 64 components held in registers, up to four
+//! stored entries in flight, the rows of `X` prefetched 16 entries ahead).
 //!
 //! - [`panels`]: the layouts ([`Panels`], [`Operand`]);
 //! - [`products`]: the products and their shape checks;
-//! - `avx512`: the row kernels on zmm registers;
+//! - `rows`: the row kernels on zmm (AVX-512) or ymm (AVX2) registers;
 //! - [`loss`]: the loss terms over the stored entries;
 //! - [`op`]: the sparse matrix as an operator for the randomized SVD;
 //! - [`pattern`]: products at the stored entries' pattern (masked NMF with the pattern as mask).
 
-#[cfg(target_arch = "x86_64")]
-mod avx512;
 pub(crate) mod loss;
 pub(crate) mod op;
 pub(crate) mod panels;
 pub(crate) mod pattern;
 pub(crate) mod products;
+#[cfg(target_arch = "x86_64")]
+mod rows;
 #[cfg(test)]
 mod tests;
 

@@ -1,10 +1,11 @@
 //! The sparse x skinny products `A X` and the KL numerators `Z X`, row blocks in parallel,
 //! over either [`Operand`]: the public functions check every length, then the row kernels
-//! (AVX-512 in [`super::avx512`] where the CPU has it) read without bounds checks.
+//! (AVX-512 or AVX2 in [`super::rows`], at [`simd::level`]) read without bounds checks.
 
 use ndarray::{ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
+use super::super::simd::{self, Level};
 use super::panels::{Index, Operand, Start};
 use crate::error::{NmfError, Result};
 
@@ -160,25 +161,61 @@ fn rows_kernel<I: Index>(
     start: Start,
     out: &mut [f32],
 ) {
+    rows_kernel_at(simd::level(), ptr, idx, val, x, r, start, out)
+}
+
+/// [`rows_kernel`] with the vector kernels of `level` (which the CPU must support), the
+/// portable loop for `Level::None` or r > 64.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn rows_kernel_at<I: Index>(
+    level: Level,
+    ptr: &[usize],
+    idx: &[I],
+    val: &[f32],
+    x: &[f32],
+    r: usize,
+    start: Start,
+    out: &mut [f32],
+) {
     assert_eq!(ptr.len(), out.len() / r + 1);
+    assert!(level.supported());
     #[cfg(target_arch = "x86_64")]
     {
-        if r <= 64 && super::super::skinny::available() {
-            // SAFETY: AVX-512F was detected. Every idx[k] indexes a row of x: the public
-            // products assert x.len() = A.cols·r (Operand::check), and the column indices of a
-            // CsrMatrix are below A.cols (an invariant of its constructors), as are those of a
-            // panel relative to its slice of x (Panels::new). ptr holds out.len()/r + 1
-            // offsets (asserted above), each at most idx.len() = val.len() (the same
-            // invariants).
-            unsafe {
-                match r.div_ceil(16) {
-                    1 => super::avx512::rows::<1, I>(ptr, idx, val, x, r, start, out),
-                    2 => super::avx512::rows::<2, I>(ptr, idx, val, x, r, start, out),
-                    3 => super::avx512::rows::<3, I>(ptr, idx, val, x, r, start, out),
-                    _ => super::avx512::rows::<4, I>(ptr, idx, val, x, r, start, out),
+        use super::rows::{avx2_in_flight as e2, rows_avx2 as v2, rows_avx512 as v16};
+        // SAFETY: the level's instruction set is available (asserted above). Every idx[k]
+        // indexes a row of x: the public products assert x.len() = A.cols·r
+        // (Operand::check), and the column indices of a CsrMatrix are below A.cols (an
+        // invariant of its constructors), as are those of a panel relative to its slice of x
+        // (Panels::new). ptr holds out.len()/r + 1 offsets (asserted above), each at most
+        // idx.len() = val.len() (the same invariants). Each arm's NV satisfies
+        // LANES·(NV−1) < r ≤ LANES·NV.
+        let a = (ptr, idx, val, x, r, start);
+        unsafe {
+            match (level, r) {
+                (_, 0) | (_, 65..) | (Level::None, _) => {}
+                (Level::Avx512, _) => {
+                    match r.div_ceil(16) {
+                        1 => v16::<1, I>(a.0, a.1, a.2, a.3, a.4, a.5, out),
+                        2 => v16::<2, I>(a.0, a.1, a.2, a.3, a.4, a.5, out),
+                        3 => v16::<3, I>(a.0, a.1, a.2, a.3, a.4, a.5, out),
+                        _ => v16::<4, I>(a.0, a.1, a.2, a.3, a.4, a.5, out),
+                    }
+                    return;
+                }
+                (Level::Avx2, _) => {
+                    match r.div_ceil(8) {
+                        1 => v2::<1, { e2(1) }, I>(a.0, a.1, a.2, a.3, a.4, a.5, out),
+                        2 => v2::<2, { e2(2) }, I>(a.0, a.1, a.2, a.3, a.4, a.5, out),
+                        3 => v2::<3, { e2(3) }, I>(a.0, a.1, a.2, a.3, a.4, a.5, out),
+                        4 => v2::<4, { e2(4) }, I>(a.0, a.1, a.2, a.3, a.4, a.5, out),
+                        5 => v2::<5, { e2(5) }, I>(a.0, a.1, a.2, a.3, a.4, a.5, out),
+                        6 => v2::<6, { e2(6) }, I>(a.0, a.1, a.2, a.3, a.4, a.5, out),
+                        7 => v2::<7, { e2(7) }, I>(a.0, a.1, a.2, a.3, a.4, a.5, out),
+                        _ => v2::<8, { e2(8) }, I>(a.0, a.1, a.2, a.3, a.4, a.5, out),
+                    }
+                    return;
                 }
             }
-            return;
         }
     }
     for (i, orow) in out.chunks_exact_mut(r).enumerate() {
@@ -210,21 +247,57 @@ fn kl_rows_kernel<I: Index>(
     start: Start,
     out: &mut [f32],
 ) {
+    kl_rows_kernel_at(simd::level(), ptr, idx, val, x, y, r, start, out)
+}
+
+/// [`kl_rows_kernel`] with the vector kernels of `level` (which the CPU must support), the
+/// portable loop for `Level::None` or r > 64.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn kl_rows_kernel_at<I: Index>(
+    level: Level,
+    ptr: &[usize],
+    idx: &[I],
+    val: &[f32],
+    x: &[f32],
+    y: &[f32],
+    r: usize,
+    start: Start,
+    out: &mut [f32],
+) {
     assert_eq!(ptr.len(), out.len() / r + 1);
     assert_eq!(y.len(), out.len());
+    assert!(level.supported());
     #[cfg(target_arch = "x86_64")]
     {
-        if r <= 64 && super::super::skinny::available() {
-            // SAFETY: as in rows_kernel; y is as long as out (asserted above).
-            unsafe {
-                match r.div_ceil(16) {
-                    1 => super::avx512::kl_rows::<1, I>(ptr, idx, val, x, y, r, start, out),
-                    2 => super::avx512::kl_rows::<2, I>(ptr, idx, val, x, y, r, start, out),
-                    3 => super::avx512::kl_rows::<3, I>(ptr, idx, val, x, y, r, start, out),
-                    _ => super::avx512::kl_rows::<4, I>(ptr, idx, val, x, y, r, start, out),
+        use super::rows::{avx2_kl_in_flight as e2, kl_rows_avx2 as v2, kl_rows_avx512 as v16};
+        // SAFETY: as in rows_kernel_at; y is as long as out (asserted above).
+        let a = (ptr, idx, val, x, y, r, start);
+        unsafe {
+            match (level, r) {
+                (_, 0) | (_, 65..) | (Level::None, _) => {}
+                (Level::Avx512, _) => {
+                    match r.div_ceil(16) {
+                        1 => v16::<1, I>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, out),
+                        2 => v16::<2, I>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, out),
+                        3 => v16::<3, I>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, out),
+                        _ => v16::<4, I>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, out),
+                    }
+                    return;
+                }
+                (Level::Avx2, _) => {
+                    match r.div_ceil(8) {
+                        1 => v2::<1, { e2(1) }, I>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, out),
+                        2 => v2::<2, { e2(2) }, I>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, out),
+                        3 => v2::<3, { e2(3) }, I>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, out),
+                        4 => v2::<4, { e2(4) }, I>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, out),
+                        5 => v2::<5, { e2(5) }, I>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, out),
+                        6 => v2::<6, { e2(6) }, I>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, out),
+                        7 => v2::<7, { e2(7) }, I>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, out),
+                        _ => v2::<8, { e2(8) }, I>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, out),
+                    }
+                    return;
                 }
             }
-            return;
         }
     }
     let eps = f32::EPSILON;

@@ -228,3 +228,81 @@ fn pattern_products_match_the_definition() {
         Err(NmfError::ShapeMismatch { .. })
     ));
 }
+
+/// Rows of a random sparse matrix as the row kernels read them: `ptr`, column indices below
+/// `cols`, values; rows with 0 to 22 entries (every fifth row empty).
+fn raw_rows(rows: usize, cols: usize, seed: u64) -> (Vec<usize>, Vec<u32>, Vec<f32>) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let (mut ptr, mut idx, mut val) = (vec![0], Vec::new(), Vec::new());
+    for i in 0..rows {
+        let len = if i % 5 == 1 {
+            0
+        } else {
+            rng.random_range(0..23)
+        };
+        for _ in 0..len {
+            idx.push(rng.random_range(0..cols as u32));
+            val.push(rng.random::<f32>());
+        }
+        ptr.push(idx.len());
+    }
+    (ptr, idx, val)
+}
+
+#[test]
+fn row_kernels_match_the_portable_loop_at_every_level() {
+    use super::super::simd::Level;
+    use super::panels::Start;
+    use super::products::{kl_rows_kernel_at, rows_kernel_at};
+    let (rows, cols) = (37, 50);
+    let (ptr, idx, val) = raw_rows(rows, cols, 11);
+    let idx16: Vec<u16> = idx.iter().map(|&j| j as u16).collect();
+    for r in [1, 7, 8, 9, 16, 17, 20, 33, 40, 64] {
+        let x: Vec<f32> = dense_x(cols, r, 12).iter().map(|v| v + 0.3).collect();
+        let y: Vec<f32> = dense_x(rows, r, 13).iter().map(|v| v + 0.3).collect();
+        let init = dense_x(rows, r, 14);
+        for start in [Start::Zero, Start::Out] {
+            let run = |level: Level, kl: bool, narrow: bool| {
+                let mut out = init.clone();
+                match (kl, narrow) {
+                    (false, false) => {
+                        rows_kernel_at(level, &ptr, &idx, &val, &x, r, start, &mut out)
+                    }
+                    (false, true) => {
+                        rows_kernel_at(level, &ptr, &idx16, &val, &x, r, start, &mut out)
+                    }
+                    (true, false) => {
+                        kl_rows_kernel_at(level, &ptr, &idx, &val, &x, &y, r, start, &mut out)
+                    }
+                    (true, true) => {
+                        kl_rows_kernel_at(level, &ptr, &idx16, &val, &x, &y, r, start, &mut out)
+                    }
+                }
+                out
+            };
+            for kl in [false, true] {
+                let want: Vec<f64> = run(Level::None, kl, false)
+                    .iter()
+                    .map(|&v| v as f64)
+                    .collect();
+                // Empty rows hold their start: 0, or what out held.
+                for i in (1..rows).step_by(5) {
+                    for t in 0..r {
+                        let s = if matches!(start, Start::Out) {
+                            init[i * r + t]
+                        } else {
+                            0.0
+                        };
+                        assert_eq!(want[i * r + t], s as f64, "empty row {i}");
+                    }
+                }
+                for level in Level::all_supported() {
+                    for narrow in [false, true] {
+                        let what = format!("{level:?} kl={kl} r={r} u16={narrow}");
+                        close(run(level, kl, narrow).into_iter(), &want, &what);
+                    }
+                }
+            }
+        }
+    }
+}
