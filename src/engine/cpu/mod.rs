@@ -859,14 +859,15 @@ impl Engine for CpuEngine<'_> {
     }
 
     fn pattern_loss(&mut self, w: &Array2<f32>, h: &Array2<f32>) -> Result<f64> {
-        let Data::Sparse { csr, .. } = &self.v else {
+        let Data::Sparse { csr, csc } = &self.v else {
             return Err(super::pattern_unsupported());
         };
         check_factors(csr.dim(), w, h, None)?;
         let r = w.ncols();
         let wr = row_major(w);
         pack_ht(h, &mut self.scratch_ht);
-        let (res, _) = sparse::frobenius_terms(csr, as_slice(&wr), &self.scratch_ht, r);
+        let a = panels_for(&mut self.panels, csr, csc, r).v(csr);
+        let (res, _) = sparse::frobenius_terms(a, as_slice(&wr), &self.scratch_ht, r);
         Ok(0.5 * res)
     }
 
@@ -898,11 +899,13 @@ impl Engine for CpuEngine<'_> {
         check_factors(self.shape(), w, h, None)?;
         let v = match &self.v {
             Data::Dense(v) => v,
-            Data::Sparse { csr, .. } => {
+            Data::Sparse { csr, csc } => {
                 let (r, n) = h.dim();
                 let wr = row_major(w);
                 pack_ht(h, &mut self.scratch_ht);
                 let ht = &self.scratch_ht;
+                // The stored entries panel by panel, so that the rows of Hᵀ stay in cache.
+                let a = panels_for(&mut self.panels, csr, csc, r).v(csr);
                 return Ok(match loss.canonical() {
                     Loss::ItakuraSaito | Loss::Beta(_) => {
                         return Err(NmfError::UnsupportedOption {
@@ -913,7 +916,7 @@ impl Engine for CpuEngine<'_> {
                     // ½ Σ_all (v − wh)² = ½ [Σ_nz (v − wh)² + Σ_zero wh²], with
                     // Σ_zero wh² = ⟨WᵀW, HHᵀ⟩ − Σ_nz wh², all in f64.
                     Loss::Frobenius => {
-                        let (res, sq) = sparse::frobenius_terms(csr, as_slice(&wr), ht, r);
+                        let (res, sq) = sparse::frobenius_terms(a, as_slice(&wr), ht, r);
                         let htv = ArrayView2::from_shape((n, r), &ht[..]).map_err(|_| {
                             crate::error::NmfError::InvalidSparse {
                                 reason: "internal: packed H has the wrong length".into(),
@@ -924,7 +927,7 @@ impl Engine for CpuEngine<'_> {
                     }
                     // Σ_nz [v log(v/wh) − v] + Σ_all wh, Σ_all WH = (1ᵀW)(H1).
                     Loss::KullbackLeibler => {
-                        let kl = sparse::kl_term(csr, as_slice(&wr), ht, r, eps);
+                        let kl = sparse::kl_term(a, as_slice(&wr), ht, r, eps);
                         let total: f64 = w
                             .columns()
                             .into_iter()

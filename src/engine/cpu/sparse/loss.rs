@@ -4,11 +4,15 @@
 use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
+use std::ops::Range;
+
+use super::super::simd::{self, Level};
+use super::panels::Operand;
 use super::products::dot_f32;
 use crate::sparse::CsrMatrix;
 
 /// `Σ_t a[t]·b[t]` in f64 (four partial sums, so that the loop vectorises).
-#[inline]
+#[inline(always)]
 fn dot_f64(a: &[f32], b: &[f32]) -> f64 {
     let mut acc = [0.0f64; 4];
     let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
@@ -26,53 +30,123 @@ fn dot_f64(a: &[f32], b: &[f32]) -> f64 {
 }
 
 /// Over the stored entries of `A` with `wh_ij = w[i, :]·x[j, :]` (in f64):
-/// `(Σ (a_ij − wh_ij)², Σ wh_ij²)`, for the Frobenius loss.
-pub(crate) fn frobenius_terms(a: &CsrMatrix, w: &[f32], x: &[f32], r: usize) -> (f64, f64) {
-    let ptr = a.indptr();
-    let (idx, val) = (a.indices(), a.values());
-    (0..a.rows())
+/// `(Σ (a_ij − wh_ij)², Σ wh_ij²)`, for the Frobenius loss. `w` is A.rows x r and `x` A.cols x r,
+/// row-major.
+pub(crate) fn frobenius_terms(a: Operand<'_>, w: &[f32], x: &[f32], r: usize) -> (f64, f64) {
+    entry_sums(a, w, x, r, |v, wr, xr| {
+        let p = dot_f64(wr, xr);
+        let d = v as f64 - p;
+        (d * d, p * p)
+    })
+}
+
+/// `Σ_{a_ij > ε} [a_ij log(a_ij / max(wh_ij, ε)) − a_ij]` over the stored entries, the part of
+/// the KL divergence that reads V (the rest is `Σ WH`); shapes as in [`frobenius_terms`].
+pub(crate) fn kl_term(a: Operand<'_>, w: &[f32], x: &[f32], r: usize, eps: f32) -> f64 {
+    let eps = eps as f64;
+    let (kl, _) = entry_sums(a, w, x, r, |v, wr, xr| {
+        let v = v as f64;
+        if v > eps {
+            // WH in f32, as the dense engine forms it.
+            let p = dot_f32(wr, xr) as f64;
+            let q = if p < eps { eps } else { p };
+            (v * (v / q).ln() - v, 0.0)
+        } else {
+            (0.0, 0.0)
+        }
+    });
+    kl
+}
+
+/// `Σ term(a_ij, w[i, :], x[j, :])` over the stored entries (two sums at once), blocks of rows
+/// in parallel, each through the panels in turn (when `a` has them) so that the rows of `x`
+/// it gathers stay in cache, as in the products; compiled for [`simd::level`].
+fn entry_sums<F>(a: Operand<'_>, w: &[f32], x: &[f32], r: usize, term: F) -> (f64, f64)
+where
+    F: Fn(f32, &[f32], &[f32]) -> (f64, f64) + Sync,
+{
+    let rows = a.dim().0;
+    let br = a.block_rows();
+    let level = simd::level();
+    (0..rows.div_ceil(br))
         .into_par_iter()
-        .with_min_len(64)
-        .map(|i| {
-            let wr = &w[i * r..(i + 1) * r];
-            let (mut res, mut sq) = (0.0f64, 0.0f64);
-            for k in ptr[i]..ptr[i + 1] {
-                let j = idx[k] as usize;
-                let p = dot_f64(wr, &x[j * r..(j + 1) * r]);
-                let d = val[k] as f64 - p;
-                res += d * d;
-                sq += p * p;
+        .map(|t| {
+            let block = t * br..((t + 1) * br).min(rows);
+            match level {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: the level is supported (simd::level never exceeds the CPU's).
+                Level::Avx512 => unsafe { block_sums_avx512(a, block, w, x, r, &term) },
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: as above.
+                Level::Avx2 => unsafe { block_sums_avx2(a, block, w, x, r, &term) },
+                _ => block_sums(a, block, w, x, r, &term),
             }
-            (res, sq)
         })
         .reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
 }
 
-/// `Σ_{a_ij > ε} [a_ij log(a_ij / max(wh_ij, ε)) − a_ij]` over the stored entries, the part of
-/// the KL divergence that reads V (the rest is `Σ WH`).
-pub(crate) fn kl_term(a: &CsrMatrix, w: &[f32], x: &[f32], r: usize, eps: f32) -> f64 {
-    let ptr = a.indptr();
-    let (idx, val) = (a.indices(), a.values());
-    let eps = eps as f64;
-    (0..a.rows())
-        .into_par_iter()
-        .with_min_len(64)
-        .map(|i| {
-            let wr = &w[i * r..(i + 1) * r];
-            let mut acc = 0.0f64;
-            for k in ptr[i]..ptr[i + 1] {
-                let v = val[k] as f64;
-                if v > eps {
-                    let j = idx[k] as usize;
-                    // WH in f32, as the dense engine forms it.
-                    let p = dot_f32(wr, &x[j * r..(j + 1) * r]) as f64;
-                    let q = if p < eps { eps } else { p };
-                    acc += v * (v / q).ln() - v;
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn block_sums_avx2<F: Fn(f32, &[f32], &[f32]) -> (f64, f64)>(
+    a: Operand<'_>,
+    rows: Range<usize>,
+    w: &[f32],
+    x: &[f32],
+    r: usize,
+    term: &F,
+) -> (f64, f64) {
+    block_sums(a, rows, w, x, r, term)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn block_sums_avx512<F: Fn(f32, &[f32], &[f32]) -> (f64, f64)>(
+    a: Operand<'_>,
+    rows: Range<usize>,
+    w: &[f32],
+    x: &[f32],
+    r: usize,
+    term: &F,
+) -> (f64, f64) {
+    block_sums(a, rows, w, x, r, term)
+}
+
+/// The sums of [`entry_sums`] over the entries of `rows`.
+#[inline(always)]
+fn block_sums<F: Fn(f32, &[f32], &[f32]) -> (f64, f64)>(
+    a: Operand<'_>,
+    rows: Range<usize>,
+    w: &[f32],
+    x: &[f32],
+    r: usize,
+    term: &F,
+) -> (f64, f64) {
+    let (mut s0, mut s1) = (0.0f64, 0.0f64);
+    let mut add = |v: f32, i: usize, j: usize| {
+        let (t0, t1) = term(v, &w[i * r..(i + 1) * r], &x[j * r..(j + 1) * r]);
+        s0 += t0;
+        s1 += t1;
+    };
+    match a {
+        Operand::Csr(c) => {
+            let (ptr, idx, val) = (c.indptr(), c.indices(), c.values());
+            for i in rows {
+                for k in ptr[i]..ptr[i + 1] {
+                    add(val[k], i, idx[k] as usize);
                 }
             }
-            acc
-        })
-        .sum()
+        }
+        Operand::Panels(p) => {
+            for panel in &p.panels {
+                for i in rows.clone() {
+                    for k in panel.indptr[i]..panel.indptr[i + 1] {
+                        add(panel.values[k], i, panel.col0 + panel.indices[k] as usize);
+                    }
+                }
+            }
+        }
+    }
+    (s0, s1)
 }
 
 /// Rows `row0..row0 + out.nrows()` of `A`, written densely into `out` (zeroed first).

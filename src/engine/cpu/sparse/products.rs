@@ -318,7 +318,7 @@ pub(super) fn kl_rows_kernel_at<I: Index>(
 }
 
 /// `Σ_t a[t]·b[t]` in f32.
-#[inline]
+#[inline(always)]
 pub(super) fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     // Eight partial sums let the loop vectorise.
     let mut acc = [0.0f32; 8];

@@ -306,3 +306,44 @@ fn row_kernels_match_the_portable_loop_at_every_level() {
         }
     }
 }
+
+#[test]
+fn loss_terms_are_the_same_through_panels() {
+    // 2100 rows: three blocks of panel rows; the terms by their definition, in f64.
+    let a = random(2100, 45, 0.1, 15);
+    for r in [1, 7, 20, 33] {
+        let w: Vec<f32> = dense_x(2100, r, 16).iter().map(|v| v + 0.3).collect();
+        let x: Vec<f32> = dense_x(45, r, 17).iter().map(|v| v + 0.3).collect();
+        let (mut res, mut sq, mut kl) = (0.0f64, 0.0f64, 0.0f64);
+        for i in 0..2100 {
+            let (idx, val) = a.row(i);
+            for (&j, &v) in idx.iter().zip(val) {
+                let p: f64 = (0..r)
+                    .map(|t| w[i * r + t] as f64 * x[j as usize * r + t] as f64)
+                    .sum();
+                res += (v as f64 - p).powi(2);
+                sq += p * p;
+                let q = p.max(f32::EPSILON as f64);
+                kl += v as f64 * (v as f64 / q).ln() - v as f64;
+            }
+        }
+        let near = |got: f64, want: f64, what: &str| {
+            assert!(
+                (got - want).abs() <= 1e-5 * want.abs().max(1.0),
+                "{what} r={r}: {got} {want}"
+            );
+        };
+        for width in [0, 3, 45] {
+            let p = Panels::new(&a, width.max(1));
+            let op = if width == 0 {
+                Operand::Csr(&a)
+            } else {
+                Operand::Panels(&p)
+            };
+            let (gr, gs) = frobenius_terms(op, &w, &x, r);
+            near(gr, res, "residual");
+            near(gs, sq, "model squares");
+            near(kl_term(op, &w, &x, r, f32::EPSILON), kl, "kl");
+        }
+    }
+}
