@@ -432,7 +432,7 @@ impl Engine for CpuEngine<'_> {
             Data::Dense(v) => v.is_standard_layout(),
             Data::Sparse { .. } => p.is_standard_layout(),
         };
-        if !skinny::available() || !packed_pays {
+        if simd::level() == simd::Level::None || !packed_pays {
             self.v_ht(h, p)?;
             return self.gram(h, Side::Right, g);
         }

@@ -1,5 +1,6 @@
-//! Dense products with one skinny operand, as the CPU engine computes them: the AVX-512
-//! kernels of [`super::skinny`] where the CPU has them and the layouts allow, the general GEMM
+//! Dense products with one skinny operand, as the CPU engine computes them: the vector kernels
+//! of [`super::skinny`] at the level [`simd::level`] chooses (AVX-512 or AVX2) where the layouts
+//! allow, the general GEMM
 //! ([`crate::linalg::gemm`]) otherwise. Every function checks the shapes and computes the
 //! product; the choice of kernel is made here and nowhere else.
 //!
@@ -9,6 +10,7 @@
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 
+use super::simd::{self, Level};
 use super::skinny;
 use crate::error::Result;
 use crate::linalg::gemm::{gemm_into, Accum};
@@ -20,7 +22,7 @@ pub(crate) fn at_b(
     b: ArrayView2<'_, f32>,
     mut c: ArrayViewMut2<'_, f32>,
 ) -> Result<()> {
-    if skinny::available() && b.is_standard_layout() && c.is_standard_layout() {
+    if simd::level() != Level::None && b.is_standard_layout() && c.is_standard_layout() {
         let a_rows = a.as_standard_layout();
         if skinny::at_b(a_rows.view(), b, c.view_mut())? {
             return Ok(());

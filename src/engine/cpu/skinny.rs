@@ -1,28 +1,36 @@
-//! AVX-512 kernels for the two large products of every NMF iteration, where one side is skinny:
+//! Vector kernels for the two large products of every NMF iteration, where one side is skinny:
 //!
 //! - `P = V Hᵀ` (m x r): `P[i, t..] += V[i, k] · Hᵀ[k, t..]` over k, with `Hᵀ` packed once (n x r);
 //! - `Q = Wᵀ V` (r x n): `Q[t, j..] += W[i, t] · V[i, j..]` over i, blocked over i so a panel of V
 //!   stays in L2 while every block of t is swept.
 //!
-//! Both are one outer-product microkernel: `MR` broadcast scalars times `NV` 16-lane vectors,
-//! `MR·NV ≤ 24` accumulators held in zmm registers, masked loads and stores at the edges (no
-//! reads past the end of any row). Used when the CPU has AVX-512F and the operands are
-//! row-contiguous; otherwise the caller falls back to the general GEMM.
+//! Both are one outer-product microkernel: `MR` broadcast scalars times `NV` vectors of
+//! `LANES` floats, `MR·NV` accumulators held in registers, masked loads and stores at the edges
+//! (no reads past the end of any row). The kernel is written once over `simd::Isa` and compiled per
+//! instruction set, each with its own register blocking (`kernel::Tiling`):
+//!
+//! - AVX-512F (32 zmm of 16 lanes): `8 x 3` vectors (24 accumulators), `12 x 2` for narrow panels;
+//! - AVX2 + FMA (16 ymm of 8 lanes): `4 x 3` (12 accumulators, 3 loaded vectors, 1 broadcast),
+//!   `6 x 2` for narrow panels.
+//!
+//! Used at the level [`simd::level`] chooses when the operands are row-contiguous; at
+//! [`Level::None`] (or on other architectures) the caller falls back to the general GEMM.
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 
+use super::simd::{self, Level};
 use crate::error::{NmfError, Result};
 
-/// Whether the running CPU can use these kernels.
+/// Whether the running CPU has AVX-512F (kept for kernels outside this module that are
+/// written for AVX-512 only; the products here dispatch on [`simd::level`]).
+#[allow(dead_code)]
 pub(crate) fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    Level::Avx512.supported()
+}
+
+/// Whether kernels of this level exist and can run on this CPU.
+fn runs(level: Level) -> bool {
+    cfg!(target_arch = "x86_64") && level != Level::None && level.supported()
 }
 
 /// `Err` naming the operand whose shape does not conform.
@@ -66,35 +74,49 @@ fn check_at_b(a: (usize, usize), b: (usize, usize), q: (usize, usize)) -> Result
 
 /// `p = a bᵀ` for row-major `a` (m x k) and `b` (r x k); `scratch` holds `bᵀ`.
 /// Shapes that do not conform are an error; `Ok(false)` (doing nothing) when the kernels cannot
-/// run on these operands (no AVX-512F, or `a` or `p` not row-major).
+/// run on these operands (level [`Level::None`], or `a` or `p` not row-major).
 pub(crate) fn a_bt(
     a: ArrayView2<'_, f32>,
     b: ArrayView2<'_, f32>,
     p: ArrayViewMut2<'_, f32>,
     scratch: &mut Vec<f32>,
 ) -> Result<bool> {
+    a_bt_at(simd::level(), a, b, p, scratch)
+}
+
+/// [`a_bt`] with the kernels of `level` (`Ok(false)` when this CPU cannot run them).
+fn a_bt_at(
+    level: Level,
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    p: ArrayViewMut2<'_, f32>,
+    scratch: &mut Vec<f32>,
+) -> Result<bool> {
     check_a_bt(a.dim(), b.dim(), p.dim())?;
-    #[cfg(target_arch = "x86_64")]
-    {
-        if available() && a.is_standard_layout() && p.is_standard_layout() {
-            let (r, k) = b.dim();
-            scratch.clear();
-            scratch.resize(k * r, 0.0);
-            transpose_into(b, scratch);
-            // SAFETY: AVX-512F was detected; a (m x k) and p (m x r) are row-major, and the
-            // packed bᵀ holds k x r floats (shapes checked above).
-            unsafe { avx512::a_bt(a, scratch, p) };
-            return Ok(true);
-        }
+    if !(runs(level) && a.is_standard_layout() && p.is_standard_layout()) {
+        return Ok(false);
     }
-    let _ = (a, b, p, scratch);
-    Ok(false)
+    let (r, k) = b.dim();
+    scratch.clear();
+    scratch.resize(k * r, 0.0);
+    transpose_into(b, scratch);
+    a_bt_packed_at(level, a, scratch, p)
 }
 
 /// `p = a btᵀ…`: `p[i, t] = Σ_k a[i, k] · bt[k·r + t]` with `bt` an already packed `bᵀ`
 /// (k x r row-major, as [`transpose_into`] makes), `a` (m x k), `p` (m x r).
 /// Shapes that do not conform are an error; `Ok(false)` when the kernels cannot run.
 pub(crate) fn a_bt_packed(
+    a: ArrayView2<'_, f32>,
+    bt: &[f32],
+    p: ArrayViewMut2<'_, f32>,
+) -> Result<bool> {
+    a_bt_packed_at(simd::level(), a, bt, p)
+}
+
+/// [`a_bt_packed`] with the kernels of `level` (`Ok(false)` when this CPU cannot run them).
+fn a_bt_packed_at(
+    level: Level,
     a: ArrayView2<'_, f32>,
     bt: &[f32],
     p: ArrayViewMut2<'_, f32>,
@@ -115,17 +137,28 @@ pub(crate) fn a_bt_packed(
             found: format!("{} floats", bt.len()),
         });
     }
+    if !(runs(level) && a.is_standard_layout() && p.is_standard_layout()) {
+        return Ok(false);
+    }
     #[cfg(target_arch = "x86_64")]
     {
-        if available() && a.is_standard_layout() && p.is_standard_layout() {
-            // SAFETY: AVX-512F was detected; a (m x k) and p (m x r) are row-major and bt
-            // holds k x r floats (checked above).
-            unsafe { avx512::a_bt(a, bt, p) };
-            return Ok(true);
+        use simd::{Avx2, Avx512};
+        // SAFETY: the level's instruction set was detected (`runs`); a (m x k) and p (m x r)
+        // are row-major and bt holds k x r floats (checked above).
+        unsafe {
+            match level {
+                Level::Avx512 => kernel::a_bt::<Avx512>(a, bt, p),
+                Level::Avx2 => kernel::a_bt::<Avx2>(a, bt, p),
+                Level::None => return Ok(false),
+            }
         }
+        Ok(true)
     }
-    let _ = (a, bt, p);
-    Ok(false)
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (a, bt, p);
+        Ok(false)
+    }
 }
 
 /// `out = bᵀ` (k x r, row-major) for `b` (r x k), in tiles so reads and writes stay in cache.
@@ -152,44 +185,147 @@ pub(crate) fn transpose_into(b: ArrayView2<'_, f32>, out: &mut [f32]) {
 
 /// `q = aᵀ b` for row-major `a` (k x r) and `b` (k x n), `q` (r x n).
 /// Shapes that do not conform are an error; `Ok(false)` (doing nothing) when the kernels cannot
-/// run on these operands (no AVX-512F, or an operand not row-major).
+/// run on these operands (level [`Level::None`], or an operand not row-major).
 pub(crate) fn at_b(
     a: ArrayView2<'_, f32>,
     b: ArrayView2<'_, f32>,
     q: ArrayViewMut2<'_, f32>,
 ) -> Result<bool> {
+    at_b_at(simd::level(), a, b, q)
+}
+
+/// [`at_b`] with the kernels of `level` (`Ok(false)` when this CPU cannot run them).
+fn at_b_at(
+    level: Level,
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    q: ArrayViewMut2<'_, f32>,
+) -> Result<bool> {
     check_at_b(a.dim(), b.dim(), q.dim())?;
+    if !(runs(level) && a.is_standard_layout() && b.is_standard_layout() && q.is_standard_layout())
+    {
+        return Ok(false);
+    }
     #[cfg(target_arch = "x86_64")]
     {
-        if available() && a.is_standard_layout() && b.is_standard_layout() && q.is_standard_layout()
-        {
-            // SAFETY: AVX-512F was detected; all three operands are row-major with conforming
-            // shapes (checked above).
-            unsafe { avx512::at_b(a, b, q) };
-            return Ok(true);
+        use simd::{Avx2, Avx512};
+        // SAFETY: the level's instruction set was detected (`runs`); all three operands are
+        // row-major with conforming shapes (checked above).
+        unsafe {
+            match level {
+                Level::Avx512 => kernel::at_b::<Avx512>(a, b, q),
+                Level::Avx2 => kernel::at_b::<Avx2>(a, b, q),
+                Level::None => return Ok(false),
+            }
         }
+        Ok(true)
     }
-    let _ = (a, b, q);
-    Ok(false)
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (a, b, q);
+        Ok(false)
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx512 {
-    use std::arch::x86_64::*;
-
+mod kernel {
     use ndarray::{ArrayView2, ArrayViewMut2};
     use rayon::prelude::*;
 
-    /// Lanes of one zmm register.
-    const L: usize = 16;
-    /// Broadcast rows per microkernel call with three vectors (24 accumulators).
-    const MR: usize = 8;
-    /// Broadcast rows per microkernel call with at most two vectors (≤ 24 accumulators).
-    const MR_NARROW: usize = 12;
-    /// Most vectors per microkernel call.
-    const NV: usize = 3;
-    /// Most columns covered by one panel.
-    const PANEL: usize = NV * L;
+    use super::simd::{Avx2, Avx512, Isa};
+
+    /// The register blocking of one instruction set, and its compiled microkernels.
+    pub(super) trait Tiling: Isa {
+        /// Broadcast rows per microkernel call with `NV` vectors.
+        const MR: usize;
+        /// Broadcast rows per microkernel call with at most `NV − 1` vectors.
+        const MR_NARROW: usize;
+        /// Most vectors per microkernel call.
+        const NV: usize;
+        /// Most columns covered by one panel.
+        const PANEL: usize = Self::NV * Self::LANES;
+
+        /// [`micro`] compiled for this set.
+        ///
+        /// # Safety
+        /// As [`micro`]; the set must be available.
+        unsafe fn micro<const M: usize, const V: usize>(t: Tile);
+
+        /// [`pack_panel`] compiled for this set.
+        ///
+        /// # Safety
+        /// As [`pack_panel`]; the set must be available.
+        unsafe fn pack_panel(src: *const f32, ld: usize, rows: usize, cols: usize, dst: *mut f32);
+    }
+
+    impl Tiling for Avx512 {
+        const MR: usize = 8;
+        const MR_NARROW: usize = 12;
+        const NV: usize = 3;
+
+        #[inline(always)]
+        unsafe fn micro<const M: usize, const V: usize>(t: Tile) {
+            // SAFETY: guaranteed by the caller.
+            unsafe { micro_avx512::<M, V>(t) }
+        }
+        #[inline(always)]
+        unsafe fn pack_panel(src: *const f32, ld: usize, rows: usize, cols: usize, dst: *mut f32) {
+            // SAFETY: guaranteed by the caller.
+            unsafe { pack_panel_avx512(src, ld, rows, cols, dst) }
+        }
+    }
+
+    impl Tiling for Avx2 {
+        const MR: usize = 4;
+        const MR_NARROW: usize = 6;
+        const NV: usize = 3;
+
+        #[inline(always)]
+        unsafe fn micro<const M: usize, const V: usize>(t: Tile) {
+            // SAFETY: guaranteed by the caller.
+            unsafe { micro_avx2::<M, V>(t) }
+        }
+        #[inline(always)]
+        unsafe fn pack_panel(src: *const f32, ld: usize, rows: usize, cols: usize, dst: *mut f32) {
+            // SAFETY: guaranteed by the caller.
+            unsafe { pack_panel_avx2(src, ld, rows, cols, dst) }
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn micro_avx512<const M: usize, const V: usize>(t: Tile) {
+        // SAFETY: AVX-512F is enabled here; the rest is guaranteed by the caller.
+        unsafe { micro::<Avx512, M, V>(t) }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn micro_avx2<const M: usize, const V: usize>(t: Tile) {
+        // SAFETY: AVX2 and FMA are enabled here; the rest is guaranteed by the caller.
+        unsafe { micro::<Avx2, M, V>(t) }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn pack_panel_avx512(
+        src: *const f32,
+        ld: usize,
+        rows: usize,
+        cols: usize,
+        dst: *mut f32,
+    ) {
+        // SAFETY: AVX-512F is enabled here; the rest is guaranteed by the caller.
+        unsafe { pack_panel::<Avx512>(src, ld, rows, cols, dst) }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn pack_panel_avx2(src: *const f32, ld: usize, rows: usize, cols: usize, dst: *mut f32) {
+        // SAFETY: AVX2 and FMA are enabled here; the rest is guaranteed by the caller.
+        unsafe { pack_panel::<Avx2>(src, ld, rows, cols, dst) }
+    }
+
     /// Rows of the long dimension per block in `at_b` (a packed block of V stays in L1).
     const KC: usize = 128;
     /// Depth of one block in `a_bt` (a block of the packed Hᵀ stays in L2).
@@ -198,14 +334,14 @@ mod avx512 {
     /// Split `cols` columns into panels of whole vectors, as even as possible, at most NV
     /// vectors each: returns (start, width) pairs. Even splits avoid a one-vector tail panel,
     /// whose load-to-FMA ratio is poor.
-    fn panels(cols: usize) -> Vec<(usize, usize)> {
-        let nvec = cols.div_ceil(L);
-        let np = nvec.div_ceil(NV).max(1);
+    fn panels<S: Tiling>(cols: usize) -> Vec<(usize, usize)> {
+        let nvec = cols.div_ceil(S::LANES);
+        let np = nvec.div_ceil(S::NV).max(1);
         let mut out = Vec::with_capacity(np);
         let mut start = 0;
         for p in 0..np {
             let vecs = nvec / np + usize::from(p < nvec % np);
-            let width = (vecs * L).min(cols - start);
+            let width = (vecs * S::LANES).min(cols - start);
             out.push((start, width));
             start += width;
         }
@@ -213,11 +349,11 @@ mod avx512 {
     }
 
     /// Broadcast rows to pair with a panel of `width` columns.
-    fn rows_for(width: usize) -> usize {
-        if width > 2 * L {
-            MR
+    fn rows_for<S: Tiling>(width: usize) -> usize {
+        if width > (S::NV - 1) * S::LANES {
+            S::MR
         } else {
-            MR_NARROW
+            S::MR_NARROW
         }
     }
 
@@ -240,20 +376,10 @@ mod avx512 {
         }
     }
 
-    #[inline(always)]
-    fn mask(cols_left: usize) -> __mmask16 {
-        if cols_left >= L {
-            0xFFFF
-        } else {
-            ((1u32 << cols_left) - 1) as __mmask16
-        }
-    }
-
-    /// `C[a, 0..cols] (+)= Σ_kk X[a·xa + kk·xk] · Y[kk·yk + 0..cols]` for `a < M`, `cols ≤ V·16`.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn micro<const M: usize, const V: usize>(
+    /// One microkernel call: `C[a, 0..cols] (+)= Σ_{kk<kc} X[a·xa + kk·xk] · Y[kk·yk + 0..cols]`
+    /// for `a < M`, `cols ≤ V·LANES`; `C` rows `ldc` apart; accumulate onto `C` or replace it.
+    #[derive(Clone, Copy)]
+    pub(super) struct Tile {
         kc: usize,
         x: *const f32,
         xa: usize,
@@ -264,122 +390,162 @@ mod avx512 {
         ldc: usize,
         cols: usize,
         accumulate: bool,
-    ) {
-        let mut masks = [0 as __mmask16; V];
-        for (v, m) in masks.iter_mut().enumerate() {
-            *m = mask(cols.saturating_sub(v * L));
-        }
-        let mut acc = [[_mm512_setzero_ps(); V]; M];
-        if accumulate {
-            for (a, row) in acc.iter_mut().enumerate() {
-                for (v, r) in row.iter_mut().enumerate() {
-                    *r = _mm512_maskz_loadu_ps(masks[v], c.add(a * ldc + v * L));
+    }
+
+    /// The microkernel: `M` broadcast scalars times `V` vectors per step, `M·V` accumulators.
+    ///
+    /// # Safety
+    /// The instruction set `S` must be available; the `M` rows of `X`, `kc` rows of `Y` (the
+    /// first `cols` floats of each) and `M` rows of `C` (the first `cols`) must exist.
+    #[inline(always)]
+    unsafe fn micro<S: Isa, const M: usize, const V: usize>(t: Tile) {
+        let Tile {
+            kc,
+            x,
+            xa,
+            xk,
+            y,
+            yk,
+            c,
+            ldc,
+            cols,
+            accumulate,
+        } = t;
+        // SAFETY (whole body): the caller guarantees the set and the extents above; every
+        // load and store is masked to the first `cols` columns.
+        unsafe {
+            let mut masks = [S::mask(0); V];
+            for (v, m) in masks.iter_mut().enumerate() {
+                *m = S::mask(cols.saturating_sub(v * S::LANES));
+            }
+            let mut acc = [[S::zero(); V]; M];
+            if accumulate {
+                for (a, row) in acc.iter_mut().enumerate() {
+                    for (v, r) in row.iter_mut().enumerate() {
+                        *r = S::load_masked(masks[v], c.add(a * ldc + v * S::LANES));
+                    }
                 }
             }
-        }
-        // One base pointer per broadcast row, hoisted: in the loop each broadcast is a single
-        // load at `base + offset` with no address arithmetic of its own.
-        let mut xp = [x; M];
-        for (a, p) in xp.iter_mut().enumerate() {
-            *p = x.add(a * xa);
-        }
-        let mut xoff = 0usize;
-        let mut yp = y;
-        for _ in 0..kc {
-            let mut yv = [_mm512_setzero_ps(); V];
-            for (v, y) in yv.iter_mut().enumerate() {
-                *y = _mm512_maskz_loadu_ps(masks[v], yp.add(v * L));
+            // One base pointer per broadcast row, hoisted: in the loop each broadcast is a
+            // single load at `base + offset` with no address arithmetic of its own.
+            let mut xp = [x; M];
+            for (a, p) in xp.iter_mut().enumerate() {
+                *p = x.add(a * xa);
             }
-            for (a, row) in acc.iter_mut().enumerate() {
-                let xv = _mm512_set1_ps(*xp[a].add(xoff));
-                for (v, r) in row.iter_mut().enumerate() {
-                    *r = _mm512_fmadd_ps(xv, yv[v], *r);
+            let mut xoff = 0usize;
+            let mut yp = y;
+            for _ in 0..kc {
+                let mut yv = [S::zero(); V];
+                for (v, y) in yv.iter_mut().enumerate() {
+                    *y = S::load_masked(masks[v], yp.add(v * S::LANES));
                 }
+                for (a, row) in acc.iter_mut().enumerate() {
+                    let xv = S::splat(*xp[a].add(xoff));
+                    for (v, r) in row.iter_mut().enumerate() {
+                        *r = S::fmadd(xv, yv[v], *r);
+                    }
+                }
+                xoff += xk;
+                yp = yp.add(yk);
             }
-            xoff += xk;
-            yp = yp.add(yk);
-        }
-        for (a, row) in acc.iter().enumerate() {
-            for (v, r) in row.iter().enumerate() {
-                _mm512_mask_storeu_ps(c.add(a * ldc + v * L), masks[v], *r);
+            for (a, row) in acc.iter().enumerate() {
+                for (v, r) in row.iter().enumerate() {
+                    S::store_masked(c.add(a * ldc + v * S::LANES), masks[v], *r);
+                }
             }
         }
     }
 
     /// Copy `rows` rows of `cols ≤ PANEL` floats, `ld` apart, to `dst` (rows PANEL apart).
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn pack_panel(src: *const f32, ld: usize, rows: usize, cols: usize, dst: *mut f32) {
-        let masks = [
-            mask(cols),
-            mask(cols.saturating_sub(L)),
-            mask(cols.saturating_sub(2 * L)),
-        ];
-        for i in 0..rows {
-            let s = src.add(i * ld);
-            let d = dst.add(i * PANEL);
-            for (v, &mk) in masks.iter().enumerate() {
-                if mk != 0 {
-                    _mm512_mask_storeu_ps(
-                        d.add(v * L),
-                        mk,
-                        _mm512_maskz_loadu_ps(mk, s.add(v * L)),
-                    );
+    ///
+    /// # Safety
+    /// The set `S` must be available; the rows of `src` and `dst` must exist.
+    #[inline(always)]
+    unsafe fn pack_panel<S: Tiling>(
+        src: *const f32,
+        ld: usize,
+        rows: usize,
+        cols: usize,
+        dst: *mut f32,
+    ) {
+        // SAFETY: guaranteed by the caller; loads and stores are masked to `cols`.
+        unsafe {
+            for i in 0..rows {
+                let s = src.add(i * ld);
+                let d = dst.add(i * S::PANEL);
+                for v in 0..S::NV {
+                    if cols > v * S::LANES {
+                        let mk = S::mask(cols - v * S::LANES);
+                        S::store_masked(
+                            d.add(v * S::LANES),
+                            mk,
+                            S::load_masked(mk, s.add(v * S::LANES)),
+                        );
+                    }
                 }
             }
         }
     }
 
     /// Dispatch on the (runtime) tail sizes to a monomorphised microkernel.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn micro_any(
-        rows: usize,
-        kc: usize,
-        x: *const f32,
-        xa: usize,
-        xk: usize,
-        y: *const f32,
-        yk: usize,
-        c: *mut f32,
-        ldc: usize,
-        cols: usize,
-        accumulate: bool,
-    ) {
+    ///
+    /// # Safety
+    /// As [`micro`], with `rows ≤ MR_NARROW`, and `rows ≤ MR` when `cols > (NV − 1)·LANES`.
+    #[inline(always)]
+    unsafe fn micro_any<S: Tiling>(rows: usize, t: Tile) {
         macro_rules! go {
             ($m:literal, $v:literal) => {
-                micro::<$m, $v>(kc, x, xa, xk, y, yk, c, ldc, cols, accumulate)
+                // SAFETY: guaranteed by the caller.
+                unsafe { S::micro::<$m, $v>(t) }
             };
         }
         macro_rules! by_v {
             ($m:literal) => {
-                match cols.div_ceil(L) {
+                match t.cols.div_ceil(S::LANES) {
                     1 => go!($m, 1),
                     2 => go!($m, 2),
                     _ => go!($m, 3),
                 }
             };
         }
+        macro_rules! narrow {
+            ($m:literal) => {
+                match t.cols.div_ceil(S::LANES) {
+                    1 => go!($m, 1),
+                    _ => go!($m, 2),
+                }
+            };
+        }
+        debug_assert!(t.cols.div_ceil(S::LANES) <= S::NV && S::NV <= 3);
         match rows {
             1 => by_v!(1),
             2 => by_v!(2),
             3 => by_v!(3),
             4 => by_v!(4),
-            5 => by_v!(5),
-            6 => by_v!(6),
-            7 => by_v!(7),
-            8 => by_v!(8),
-            9 => go!(9, 2),
-            10 => go!(10, 2),
-            11 => go!(11, 2),
-            _ => go!(12, 2),
+            5 if S::MR >= 5 => by_v!(5),
+            6 if S::MR >= 6 => by_v!(6),
+            7 if S::MR >= 7 => by_v!(7),
+            8 if S::MR >= 8 => by_v!(8),
+            5 => narrow!(5),
+            6 => narrow!(6),
+            7 => narrow!(7),
+            8 => narrow!(8),
+            9 => narrow!(9),
+            10 => narrow!(10),
+            11 => narrow!(11),
+            _ => narrow!(12),
         }
     }
 
     /// `p[i, t] = Σ_k a[i, k] · bt[k, t]` with `a` (m x k), `bt` (k x r), `p` (m x r) row-major.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn a_bt(a: ArrayView2<'_, f32>, bt: &[f32], mut p: ArrayViewMut2<'_, f32>) {
+    ///
+    /// # Safety
+    /// The set `S` must be available; the shapes must conform and `a`, `p` be row-major.
+    pub(super) unsafe fn a_bt<S: Tiling>(
+        a: ArrayView2<'_, f32>,
+        bt: &[f32],
+        mut p: ArrayViewMut2<'_, f32>,
+    ) {
         let (m, k) = a.dim();
         let r = p.ncols();
         if m == 0 || r == 0 {
@@ -393,7 +559,7 @@ mod avx512 {
         let lda = a.strides()[0] as usize;
         let out = Out(p.as_mut_ptr());
         let bt_ptr = bt.as_ptr() as usize;
-        let panels = panels(r);
+        let panels = panels::<S>(r);
         // Rows per task: several microkernel blocks, so each task reuses an Hᵀ block from L2.
         let chunk = 48;
         let tasks = m.div_ceil(chunk);
@@ -403,25 +569,27 @@ mod avx512 {
             while k0 < k {
                 let kc = KC_DEEP.min(k - k0);
                 for &(t0, cols) in &panels {
-                    let mr = rows_for(cols);
+                    let mr = rows_for::<S>(cols);
                     let mut i0 = task * chunk;
                     while i0 < i_end {
                         let rows = mr.min(i_end - i0);
                         // SAFETY: rows i0..i0+rows and columns k0..k0+kc of a, rows k0..k0+kc
                         // and columns t0..t0+cols of bt exist; tasks write disjoint rows of p.
                         unsafe {
-                            micro_any(
+                            micro_any::<S>(
                                 rows,
-                                kc,
-                                (a_ptr as *const f32).add(i0 * lda + k0),
-                                lda,
-                                1,
-                                (bt_ptr as *const f32).add(k0 * r + t0),
-                                r,
-                                out.at(i0 * r + t0),
-                                r,
-                                cols,
-                                k0 > 0,
+                                Tile {
+                                    kc,
+                                    x: (a_ptr as *const f32).add(i0 * lda + k0),
+                                    xa: lda,
+                                    xk: 1,
+                                    y: (bt_ptr as *const f32).add(k0 * r + t0),
+                                    yk: r,
+                                    c: out.at(i0 * r + t0),
+                                    ldc: r,
+                                    cols,
+                                    accumulate: k0 > 0,
+                                },
                             );
                         }
                         i0 += rows;
@@ -438,8 +606,10 @@ mod avx512 {
     }
 
     /// `q = aᵀ b`: `q[t, j] = Σ_i a[i, t] · b[i, j]`, a (k x r), b (k x n), q (r x n), row-major.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn at_b(
+    ///
+    /// # Safety
+    /// The set `S` must be available; the shapes must conform and all operands be row-major.
+    pub(super) unsafe fn at_b<S: Tiling>(
         a: ArrayView2<'_, f32>,
         b: ArrayView2<'_, f32>,
         mut q: ArrayViewMut2<'_, f32>,
@@ -456,19 +626,19 @@ mod avx512 {
         let a_ptr = a.as_ptr() as usize;
         let b_ptr = b.as_ptr() as usize;
         let out = Out(q.as_mut_ptr());
-        let panels = panels(n);
+        let panels = panels::<S>(n);
         // Rows of b whose stride is a multiple of 1 KiB fall into a handful of L1 sets: copy
         // each block of the panel to contiguous memory first. Other strides are read in place.
         let packed = (n * std::mem::size_of::<f32>()).is_multiple_of(1024);
         let run = |&(j0, cols): &(usize, usize)| {
-            let mr = rows_for(cols);
+            let mr = rows_for::<S>(cols);
             let mut pack = if packed {
-                vec![0.0f32; KC * PANEL]
+                vec![0.0f32; KC * S::PANEL]
             } else {
                 Vec::new()
             };
             // The panel of q, accumulated contiguously (rows of q are n apart too).
-            let mut acc = vec![0.0f32; r * PANEL];
+            let mut acc = vec![0.0f32; r * S::PANEL];
             let mut i0 = 0;
             while i0 < k {
                 let kc = KC.min(k - i0);
@@ -476,7 +646,7 @@ mod avx512 {
                     // SAFETY: rows i0..i0+kc of b have columns j0..j0+cols; the pack holds
                     // KC rows of PANEL.
                     unsafe {
-                        pack_panel(
+                        S::pack_panel(
                             (b_ptr as *const f32).add(i0 * n + j0),
                             n,
                             kc,
@@ -484,7 +654,7 @@ mod avx512 {
                             pack.as_mut_ptr(),
                         );
                     }
-                    (pack.as_ptr(), PANEL)
+                    (pack.as_ptr(), S::PANEL)
                 } else {
                     // SAFETY: row i0 of b has columns j0..j0+cols.
                     (unsafe { (b_ptr as *const f32).add(i0 * n + j0) }, n)
@@ -495,18 +665,20 @@ mod avx512 {
                     // SAFETY: rows i0..i0+kc of a, the packed block, and rows t0..t0+rows of
                     // the panel accumulator exist.
                     unsafe {
-                        micro_any(
+                        micro_any::<S>(
                             rows,
-                            kc,
-                            (a_ptr as *const f32).add(i0 * r + t0),
-                            1,
-                            r,
-                            y,
-                            yk,
-                            acc.as_mut_ptr().add(t0 * PANEL),
-                            PANEL,
-                            cols,
-                            i0 > 0,
+                            Tile {
+                                kc,
+                                x: (a_ptr as *const f32).add(i0 * r + t0),
+                                xa: 1,
+                                xk: r,
+                                y,
+                                yk,
+                                c: acc.as_mut_ptr().add(t0 * S::PANEL),
+                                ldc: S::PANEL,
+                                cols,
+                                accumulate: i0 > 0,
+                            },
                         );
                     }
                     t0 += rows;
@@ -516,7 +688,7 @@ mod avx512 {
             for t in 0..r {
                 // SAFETY: row t of q has columns j0..j0+cols; panels are disjoint.
                 let dst = unsafe { std::slice::from_raw_parts_mut(out.at(t * n + j0), cols) };
-                dst.copy_from_slice(&acc[t * PANEL..t * PANEL + cols]);
+                dst.copy_from_slice(&acc[t * S::PANEL..t * S::PANEL + cols]);
             }
         };
         if k * n * r >= 1 << 17 {
@@ -590,55 +762,82 @@ mod tests {
         assert!(at_b(a.view(), b2.view(), q_small.view_mut()).is_err());
     }
 
+    /// The levels whose kernels run here (the GEMM fallback is tested in `products`).
+    fn kernel_levels() -> Vec<Level> {
+        let levels: Vec<Level> = Level::all_supported()
+            .into_iter()
+            .filter(|&l| runs(l))
+            .collect();
+        if levels.is_empty() {
+            println!("skipping: no vector kernels on this CPU (the general GEMM is used instead)");
+        }
+        levels
+    }
+
     #[test]
     fn at_b_packed_path_for_strides_that_alias() {
-        if !available() {
-            println!("skipping: no AVX-512F on this CPU (the general GEMM is used instead)");
-            return;
-        }
-        // n = 256 and 512: rows of b are a multiple of 1 KiB apart, so blocks are packed.
-        for &(k, r, n) in &[(300, 17, 256), (129, 64, 512), (7, 1, 256)] {
-            let a = pseudo(k, r, 3);
-            let b = pseudo(k, n, 4);
-            let mut q = Array2::<f32>::from_elem((r, n), f32::NAN);
-            assert!(at_b(a.view(), b.view(), q.view_mut()).unwrap());
-            assert!(
-                close(&q, &naive(&a.t().to_owned(), &b)),
-                "at_b {k}x{r} n{n}"
-            );
+        for level in kernel_levels() {
+            // n = 256 and 512: rows of b are a multiple of 1 KiB apart, so blocks are packed.
+            for &(k, r, n) in &[(300, 17, 256), (129, 64, 512), (7, 1, 256), (130, 49, 256)] {
+                let a = pseudo(k, r, 3);
+                let b = pseudo(k, n, 4);
+                let mut q = Array2::<f32>::from_elem((r, n), f32::NAN);
+                assert!(at_b_at(level, a.view(), b.view(), q.view_mut()).unwrap());
+                assert!(
+                    close(&q, &naive(&a.t().to_owned(), &b)),
+                    "{level:?} at_b {k}x{r} n{n}"
+                );
+            }
         }
     }
 
     #[test]
     fn both_kernels_match_naive_around_block_edges() {
-        if !available() {
-            println!("skipping: no AVX-512F on this CPU (the general GEMM is used instead)");
-            return;
-        }
-        let dims = [1, 7, 8, 9, 15, 16, 17, 47, 48, 49, 255, 256, 257];
+        let dims = [
+            1, 7, 8, 9, 15, 16, 17, 47, 48, 49, 127, 128, 129, 255, 256, 257, 513,
+        ];
+        let ranks = [1, 7, 8, 9, 15, 16, 17, 24, 25, 48, 49, 64, 65, 100, 128];
         let mut scratch = Vec::new();
-        for &m in &[1, 8, 9, 33] {
-            for &k in &dims {
-                for &r in &[1, 16, 17, 48, 49, 64, 100] {
-                    let a = pseudo(m, k, (m * 31 + k) as u32);
-                    let b = pseudo(r, k, (r * 7 + k) as u32);
-                    let mut p = Array2::<f32>::from_elem((m, r), f32::NAN);
-                    assert!(a_bt(a.view(), b.view(), p.view_mut(), &mut scratch).unwrap());
-                    assert!(
-                        close(&p, &naive(&a, &b.t().to_owned())),
-                        "a_bt {m}x{k} r{r}"
-                    );
-                    // at_b with a: k x r, b: k x m
-                    let a2 = pseudo(k, r, (k + r) as u32);
-                    let b2 = pseudo(k, m, (k * 3 + m) as u32);
-                    let mut q = Array2::<f32>::from_elem((r, m), f32::NAN);
-                    assert!(at_b(a2.view(), b2.view(), q.view_mut()).unwrap());
-                    assert!(
-                        close(&q, &naive(&a2.t().to_owned(), &b2)),
-                        "at_b {k}x{r} n{m}"
-                    );
+        for level in kernel_levels() {
+            for &m in &[1, 5, 8, 9, 13, 33, 50] {
+                for &k in &dims {
+                    for &r in &ranks {
+                        let a = pseudo(m, k, (m * 31 + k) as u32);
+                        let b = pseudo(r, k, (r * 7 + k) as u32);
+                        let mut p = Array2::<f32>::from_elem((m, r), f32::NAN);
+                        let ran = a_bt_at(level, a.view(), b.view(), p.view_mut(), &mut scratch);
+                        assert!(ran.unwrap());
+                        assert!(
+                            close(&p, &naive(&a, &b.t().to_owned())),
+                            "{level:?} a_bt {m}x{k} r{r}"
+                        );
+                        // at_b with a: k x r, b: k x m
+                        let a2 = pseudo(k, r, (k + r) as u32);
+                        let b2 = pseudo(k, m, (k * 3 + m) as u32);
+                        let mut q = Array2::<f32>::from_elem((r, m), f32::NAN);
+                        assert!(at_b_at(level, a2.view(), b2.view(), q.view_mut()).unwrap());
+                        assert!(
+                            close(&q, &naive(&a2.t().to_owned(), &b2)),
+                            "{level:?} at_b {k}x{r} n{m}"
+                        );
+                    }
                 }
             }
         }
+    }
+
+    #[test]
+    fn level_none_leaves_the_product_to_the_caller() {
+        let a = pseudo(9, 5, 1);
+        let b = pseudo(3, 5, 2);
+        let mut p = Array2::<f32>::from_elem((9, 3), 7.0);
+        let mut s = Vec::new();
+        assert!(!a_bt_at(Level::None, a.view(), b.view(), p.view_mut(), &mut s).unwrap());
+        let mut q = Array2::<f32>::from_elem((5, 3), 7.0);
+        let c = pseudo(9, 3, 3);
+        assert!(!at_b_at(Level::None, a.view(), c.view(), q.view_mut()).unwrap());
+        assert!(p.iter().chain(q.iter()).all(|&x| x == 7.0));
+        // Shapes are checked before the level is.
+        assert!(a_bt_at(Level::None, a.view(), a.view(), p.view_mut(), &mut s).is_err());
     }
 }
