@@ -244,12 +244,24 @@ mod kernel {
         const NV: usize;
         /// Most columns covered by one panel.
         const PANEL: usize = Self::NV * Self::LANES;
+        /// Whether a masked load costs what a plain one does (AVX-512's `k` masks); otherwise
+        /// only the last vector of a panel whose width is not a whole number of vectors is
+        /// masked, and the others use plain loads (AVX2's masks take vector registers and
+        /// `vmaskmovps` is slower than `vmovups`).
+        const CHEAP_MASKS: bool;
+        /// Whether the skinny operands are copied to contiguous panels first: `Hᵀ` per panel
+        /// of columns in `a_bt`, `W` per block of `MR` columns in `at_b` (and every block of V).
+        /// With 16 registers the microkernel reloads its vectors from L1 at every step, so
+        /// they must stream from contiguous memory.
+        const PACK: bool;
+        /// Depth of one block in `a_bt` (the packed `Hᵀ` panel of one block stays in L1/L2).
+        const KC_DEEP: usize;
 
         /// [`micro`] compiled for this set.
         ///
         /// # Safety
         /// As [`micro`]; the set must be available.
-        unsafe fn micro<const M: usize, const V: usize>(t: Tile);
+        unsafe fn micro<const M: usize, const V: usize, const FULL: bool>(t: Tile);
 
         /// [`pack_panel`] compiled for this set.
         ///
@@ -262,11 +274,14 @@ mod kernel {
         const MR: usize = 8;
         const MR_NARROW: usize = 12;
         const NV: usize = 3;
+        const CHEAP_MASKS: bool = true;
+        const PACK: bool = false;
+        const KC_DEEP: usize = 512;
 
         #[inline(always)]
-        unsafe fn micro<const M: usize, const V: usize>(t: Tile) {
+        unsafe fn micro<const M: usize, const V: usize, const FULL: bool>(t: Tile) {
             // SAFETY: guaranteed by the caller.
-            unsafe { micro_avx512::<M, V>(t) }
+            unsafe { micro_avx512::<M, V, FULL>(t) }
         }
         #[inline(always)]
         unsafe fn pack_panel(src: *const f32, ld: usize, rows: usize, cols: usize, dst: *mut f32) {
@@ -276,14 +291,17 @@ mod kernel {
     }
 
     impl Tiling for Avx2 {
-        const MR: usize = 4;
-        const MR_NARROW: usize = 6;
-        const NV: usize = 3;
+        const MR: usize = 6;
+        const MR_NARROW: usize = 12;
+        const NV: usize = 2;
+        const CHEAP_MASKS: bool = false;
+        const PACK: bool = true;
+        const KC_DEEP: usize = 256;
 
         #[inline(always)]
-        unsafe fn micro<const M: usize, const V: usize>(t: Tile) {
+        unsafe fn micro<const M: usize, const V: usize, const FULL: bool>(t: Tile) {
             // SAFETY: guaranteed by the caller.
-            unsafe { micro_avx2::<M, V>(t) }
+            unsafe { micro_avx2::<M, V, FULL>(t) }
         }
         #[inline(always)]
         unsafe fn pack_panel(src: *const f32, ld: usize, rows: usize, cols: usize, dst: *mut f32) {
@@ -294,16 +312,16 @@ mod kernel {
 
     #[inline]
     #[target_feature(enable = "avx512f")]
-    unsafe fn micro_avx512<const M: usize, const V: usize>(t: Tile) {
+    unsafe fn micro_avx512<const M: usize, const V: usize, const FULL: bool>(t: Tile) {
         // SAFETY: AVX-512F is enabled here; the rest is guaranteed by the caller.
-        unsafe { micro::<Avx512, M, V>(t) }
+        unsafe { micro::<Avx512, M, V, FULL>(t) }
     }
 
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn micro_avx2<const M: usize, const V: usize>(t: Tile) {
+    unsafe fn micro_avx2<const M: usize, const V: usize, const FULL: bool>(t: Tile) {
         // SAFETY: AVX2 and FMA are enabled here; the rest is guaranteed by the caller.
-        unsafe { micro::<Avx2, M, V>(t) }
+        unsafe { micro::<Avx2, M, V, FULL>(t) }
     }
 
     #[inline]
@@ -328,8 +346,6 @@ mod kernel {
 
     /// Rows of the long dimension per block in `at_b` (a packed block of V stays in L1).
     const KC: usize = 128;
-    /// Depth of one block in `a_bt` (a block of the packed Hᵀ stays in L2).
-    const KC_DEEP: usize = 512;
 
     /// Split `cols` columns into panels of whole vectors, as even as possible, at most NV
     /// vectors each: returns (start, width) pairs. Even splits avoid a one-vector tail panel,
@@ -390,15 +406,19 @@ mod kernel {
         ldc: usize,
         cols: usize,
         accumulate: bool,
+        /// The rows of `C` have room for `V·LANES` floats: the last vector is stored whole.
+        c_padded: bool,
     }
 
     /// The microkernel: `M` broadcast scalars times `V` vectors per step, `M·V` accumulators.
+    /// `FULL`: `cols = V·LANES`, no lane is masked (used where masks are not cheap).
     ///
     /// # Safety
     /// The instruction set `S` must be available; the `M` rows of `X`, `kc` rows of `Y` (the
-    /// first `cols` floats of each) and `M` rows of `C` (the first `cols`) must exist.
+    /// first `cols` floats of each) and `M` rows of `C` (the first `cols`) must exist;
+    /// `cols > (V − 1)·LANES`, and `cols = V·LANES` when `FULL`.
     #[inline(always)]
-    unsafe fn micro<S: Isa, const M: usize, const V: usize>(t: Tile) {
+    unsafe fn micro<S: Tiling, const M: usize, const V: usize, const FULL: bool>(t: Tile) {
         let Tile {
             kc,
             x,
@@ -410,19 +430,32 @@ mod kernel {
             ldc,
             cols,
             accumulate,
+            c_padded,
         } = t;
+        // Vector v is masked when masks are cheap, or when it is the last one and partial;
+        // the others lie inside the first `cols` columns whole (cols > (V − 1)·LANES).
+        let masked = |v: usize| S::CHEAP_MASKS || (!FULL && v + 1 == V);
         // SAFETY (whole body): the caller guarantees the set and the extents above; every
-        // load and store is masked to the first `cols` columns.
+        // load and store touches only the first `cols` columns.
         unsafe {
+            let load = |m: S::M, v: usize, p: *const f32| {
+                if masked(v) {
+                    S::load_masked(m, p)
+                } else {
+                    S::load(p)
+                }
+            };
             let mut masks = [S::mask(0); V];
             for (v, m) in masks.iter_mut().enumerate() {
-                *m = S::mask(cols.saturating_sub(v * S::LANES));
+                if masked(v) {
+                    *m = S::mask(cols.saturating_sub(v * S::LANES));
+                }
             }
             let mut acc = [[S::zero(); V]; M];
             if accumulate {
                 for (a, row) in acc.iter_mut().enumerate() {
                     for (v, r) in row.iter_mut().enumerate() {
-                        *r = S::load_masked(masks[v], c.add(a * ldc + v * S::LANES));
+                        *r = load(masks[v], v, c.add(a * ldc + v * S::LANES));
                     }
                 }
             }
@@ -437,7 +470,7 @@ mod kernel {
             for _ in 0..kc {
                 let mut yv = [S::zero(); V];
                 for (v, y) in yv.iter_mut().enumerate() {
-                    *y = S::load_masked(masks[v], yp.add(v * S::LANES));
+                    *y = load(masks[v], v, yp.add(v * S::LANES));
                 }
                 for (a, row) in acc.iter_mut().enumerate() {
                     let xv = S::splat(*xp[a].add(xoff));
@@ -450,13 +483,20 @@ mod kernel {
             }
             for (a, row) in acc.iter().enumerate() {
                 for (v, r) in row.iter().enumerate() {
-                    S::store_masked(c.add(a * ldc + v * S::LANES), masks[v], *r);
+                    let p = c.add(a * ldc + v * S::LANES);
+                    // A masked store is slow where masks are not cheap: skipped when C has room.
+                    if masked(v) && !(c_padded && !S::CHEAP_MASKS) {
+                        S::store_masked(p, masks[v], *r);
+                    } else {
+                        S::store(p, *r);
+                    }
                 }
             }
         }
     }
 
-    /// Copy `rows` rows of `cols ≤ PANEL` floats, `ld` apart, to `dst` (rows PANEL apart).
+    /// Copy `rows` rows of `cols ≤ PANEL` floats, `ld` apart, to `dst` (rows PANEL apart; the
+    /// lanes of the last vector past `cols` are written as 0).
     ///
     /// # Safety
     /// The set `S` must be available; the rows of `src` and `dst` must exist.
@@ -473,14 +513,14 @@ mod kernel {
             for i in 0..rows {
                 let s = src.add(i * ld);
                 let d = dst.add(i * S::PANEL);
+                // Whole vectors are stored (the rows of dst are PANEL long): a masked store is
+                // slow on AVX2 machines (microcoded on AMD), a masked load is not.
                 for v in 0..S::NV {
-                    if cols > v * S::LANES {
+                    if cols >= (v + 1) * S::LANES {
+                        S::store(d.add(v * S::LANES), S::load(s.add(v * S::LANES)));
+                    } else if cols > v * S::LANES {
                         let mk = S::mask(cols - v * S::LANES);
-                        S::store_masked(
-                            d.add(v * S::LANES),
-                            mk,
-                            S::load_masked(mk, s.add(v * S::LANES)),
-                        );
+                        S::store(d.add(v * S::LANES), S::load_masked(mk, s.add(v * S::LANES)));
                     }
                 }
             }
@@ -493,10 +533,17 @@ mod kernel {
     /// As [`micro`], with `rows ≤ MR_NARROW`, and `rows ≤ MR` when `cols > (NV − 1)·LANES`.
     #[inline(always)]
     unsafe fn micro_any<S: Tiling>(rows: usize, t: Tile) {
+        let full = !S::CHEAP_MASKS && t.cols.is_multiple_of(S::LANES);
         macro_rules! go {
             ($m:literal, $v:literal) => {
-                // SAFETY: guaranteed by the caller.
-                unsafe { S::micro::<$m, $v>(t) }
+                // SAFETY: guaranteed by the caller; `full` only when cols = V·LANES.
+                unsafe {
+                    if full {
+                        S::micro::<$m, $v, true>(t)
+                    } else {
+                        S::micro::<$m, $v, false>(t)
+                    }
+                }
             };
         }
         macro_rules! by_v {
@@ -558,8 +605,22 @@ mod kernel {
         let a_ptr = a.as_ptr() as usize;
         let lda = a.strides()[0] as usize;
         let out = Out(p.as_mut_ptr());
-        let bt_ptr = bt.as_ptr() as usize;
         let panels = panels::<S>(r);
+        // With PACK, panel `pi` of Hᵀ is k rows of PANEL floats (zero-padded) at pi·k·PANEL.
+        let packed_bt = if S::PACK {
+            let mut bp = vec![0.0f32; panels.len() * k * S::PANEL];
+            for (pi, &(t0, cols)) in panels.iter().enumerate() {
+                let dst = &mut bp[pi * k * S::PANEL..(pi + 1) * k * S::PANEL];
+                for (d, src) in dst.chunks_exact_mut(S::PANEL).zip(bt.chunks_exact(r)) {
+                    d[..cols].copy_from_slice(&src[t0..t0 + cols]);
+                }
+            }
+            bp
+        } else {
+            Vec::new()
+        };
+        let bt_ptr = bt.as_ptr() as usize;
+        let bp_ptr = packed_bt.as_ptr() as usize;
         // Rows per task: several microkernel blocks, so each task reuses an Hᵀ block from L2.
         let chunk = 48;
         let tasks = m.div_ceil(chunk);
@@ -567,9 +628,21 @@ mod kernel {
             let i_end = m.min((task + 1) * chunk);
             let mut k0 = 0;
             while k0 < k {
-                let kc = KC_DEEP.min(k - k0);
-                for &(t0, cols) in &panels {
+                let kc = S::KC_DEEP.min(k - k0);
+                for (pi, &(t0, cols)) in panels.iter().enumerate() {
                     let mr = rows_for::<S>(cols);
+                    // SAFETY: rows k0..k0+kc of panel pi of the packed Hᵀ, or of columns
+                    // t0..t0+cols of bt, exist.
+                    let (y, yk) = unsafe {
+                        if S::PACK {
+                            (
+                                (bp_ptr as *const f32).add((pi * k + k0) * S::PANEL),
+                                S::PANEL,
+                            )
+                        } else {
+                            ((bt_ptr as *const f32).add(k0 * r + t0), r)
+                        }
+                    };
                     let mut i0 = task * chunk;
                     while i0 < i_end {
                         let rows = mr.min(i_end - i0);
@@ -583,12 +656,13 @@ mod kernel {
                                     x: (a_ptr as *const f32).add(i0 * lda + k0),
                                     xa: lda,
                                     xk: 1,
-                                    y: (bt_ptr as *const f32).add(k0 * r + t0),
-                                    yk: r,
+                                    y,
+                                    yk,
                                     c: out.at(i0 * r + t0),
                                     ldc: r,
                                     cols,
                                     accumulate: k0 > 0,
+                                    c_padded: false,
                                 },
                             );
                         }
@@ -629,7 +703,28 @@ mod kernel {
         let panels = panels::<S>(n);
         // Rows of b whose stride is a multiple of 1 KiB fall into a handful of L1 sets: copy
         // each block of the panel to contiguous memory first. Other strides are read in place.
-        let packed = (n * std::mem::size_of::<f32>()).is_multiple_of(1024);
+        let packed = S::PACK || (n * std::mem::size_of::<f32>()).is_multiple_of(1024);
+        // With PACK, a is copied once to blocks of MR_NARROW columns: block `bi` holds k rows of
+        // MR_NARROW floats at bi·k·MR_NARROW, so the broadcasts of one microkernel call stream
+        // from one contiguous run (rows of a that are a power of two apart would otherwise use a
+        // fraction of the L1 sets).
+        let nb = S::MR_NARROW;
+        let packed_a = if S::PACK {
+            let mut ap = vec![0.0f32; r.div_ceil(nb) * k * nb];
+            for (bi, blk) in ap.chunks_exact_mut(k * nb).enumerate() {
+                let t0 = bi * nb;
+                let w = nb.min(r - t0);
+                for (d, src) in blk.chunks_exact_mut(nb).zip(a.rows()) {
+                    for (x, y) in d[..w].iter_mut().zip(src.iter().skip(t0)) {
+                        *x = *y;
+                    }
+                }
+            }
+            ap
+        } else {
+            Vec::new()
+        };
+        let ap_ptr = packed_a.as_ptr() as usize;
         let run = |&(j0, cols): &(usize, usize)| {
             let mr = rows_for::<S>(cols);
             let mut pack = if packed {
@@ -662,22 +757,33 @@ mod kernel {
                 let mut t0 = 0;
                 while t0 < r {
                     let rows = mr.min(r - t0);
-                    // SAFETY: rows i0..i0+kc of a, the packed block, and rows t0..t0+rows of
-                    // the panel accumulator exist.
+                    // SAFETY: rows i0..i0+kc and columns t0..t0+rows of a (in place, or in
+                    // block t0 / nb of the packed copy: mr divides nb, so the columns lie in
+                    // one block), the packed block of b, and rows t0..t0+rows of the panel
+                    // accumulator exist.
+                    let (x, xk) = unsafe {
+                        if S::PACK {
+                            let (bi, off) = (t0 / nb, t0 % nb);
+                            ((ap_ptr as *const f32).add((bi * k + i0) * nb + off), nb)
+                        } else {
+                            ((a_ptr as *const f32).add(i0 * r + t0), r)
+                        }
+                    };
                     unsafe {
                         micro_any::<S>(
                             rows,
                             Tile {
                                 kc,
-                                x: (a_ptr as *const f32).add(i0 * r + t0),
+                                x,
                                 xa: 1,
-                                xk: r,
+                                xk,
                                 y,
                                 yk,
                                 c: acc.as_mut_ptr().add(t0 * S::PANEL),
                                 ldc: S::PANEL,
                                 cols,
                                 accumulate: i0 > 0,
+                                c_padded: true,
                             },
                         );
                     }
