@@ -10,8 +10,11 @@
 //! instruction set, each with its own register blocking (`kernel::Tiling`):
 //!
 //! - AVX-512F (32 zmm of 16 lanes): `8 x 3` vectors (24 accumulators), `12 x 2` for narrow panels;
-//! - AVX2 + FMA (16 ymm of 8 lanes): `4 x 3` (12 accumulators, 3 loaded vectors, 1 broadcast),
-//!   `6 x 2` for narrow panels.
+//! - AVX2 + FMA (16 ymm of 8 lanes): `6 x 2` (12 accumulators, 2 loaded vectors, 1 broadcast;
+//!   `4 x 3` fits 16 registers on paper but the compiler spills one), `12 x 1` for narrow
+//!   panels. The skinny operand (`Hᵀ`, `W`) is first copied to contiguous panels, and stores
+//!   are whole vectors wherever the destination has room: AVX2 masks live in vector registers
+//!   and a masked store is microcoded on AMD cores.
 //!
 //! Used at the level [`simd::level`] chooses when the operands are row-contiguous; at
 //! [`Level::None`] (or on other architectures) the caller falls back to the general GEMM.
@@ -167,8 +170,34 @@ fn a_bt_packed_at(
 /// # Panics
 /// When `out` holds fewer than `r·k` floats (safe indexing; callers size it from `b`).
 pub(crate) fn transpose_into(b: ArrayView2<'_, f32>, out: &mut [f32]) {
-    const T: usize = 16;
     let (r, k) = b.dim();
+    if let Some(bs) = b.as_slice() {
+        // Row-major b: eight rows of b at a time, each read as a stream; every row of out gets
+        // their eight entries side by side (contiguous writes, no strided scatter).
+        const T: usize = 8;
+        let out = &mut out[..r * k];
+        for t0 in (0..r).step_by(T) {
+            let t1 = (t0 + T).min(r);
+            let rows = &bs[t0 * k..t1 * k];
+            if t1 - t0 == T {
+                let rs: [&[f32]; T] = std::array::from_fn(|j| &rows[j * k..(j + 1) * k]);
+                for (kk, orow) in out.chunks_exact_mut(r).enumerate() {
+                    let o = &mut orow[t0..t0 + T];
+                    for j in 0..T {
+                        o[j] = rs[j][kk];
+                    }
+                }
+            } else {
+                for (kk, orow) in out.chunks_exact_mut(r).enumerate() {
+                    for (j, o) in orow[t0..t1].iter_mut().enumerate() {
+                        *o = rows[j * k + kk];
+                    }
+                }
+            }
+        }
+        return;
+    }
+    const T: usize = 16;
     for t0 in (0..r).step_by(T) {
         let t1 = (t0 + T).min(r);
         for k0 in (0..k).step_by(T) {
@@ -928,6 +957,24 @@ mod tests {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn transpose_matches_the_definition_for_both_layouts() {
+        for &(r, k) in &[(1, 1), (7, 3), (8, 17), (9, 40), (49, 33), (17, 8)] {
+            let b = pseudo(r, k, (r * 5 + k) as u32);
+            let bf = b.t().as_standard_layout().into_owned(); // k x r; its .t() is not standard
+            for view in [b.view(), bf.t()] {
+                let mut out = vec![f32::NAN; r * k + 3];
+                transpose_into(view, &mut out);
+                for t in 0..r {
+                    for kk in 0..k {
+                        assert_eq!(out[kk * r + t], b[[t, kk]], "{r}x{k} at ({t}, {kk})");
+                    }
+                }
+                assert!(out[r * k..].iter().all(|x| x.is_nan()), "wrote past r·k");
             }
         }
     }
