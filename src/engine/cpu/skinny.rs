@@ -285,6 +285,8 @@ mod kernel {
         const PACK: bool;
         /// Depth of one block in `a_bt` (the packed `Hᵀ` panel of one block stays in L1/L2).
         const KC_DEEP: usize;
+        /// Panels of V per pass over a block of the packed `W` in `at_b` (with PACK).
+        const GROUP: usize;
 
         /// [`micro`] compiled for this set.
         ///
@@ -306,6 +308,7 @@ mod kernel {
         const CHEAP_MASKS: bool = true;
         const PACK: bool = false;
         const KC_DEEP: usize = 512;
+        const GROUP: usize = 1;
 
         #[inline(always)]
         unsafe fn micro<const M: usize, const V: usize, const FULL: bool>(t: Tile) {
@@ -326,6 +329,7 @@ mod kernel {
         const CHEAP_MASKS: bool = false;
         const PACK: bool = true;
         const KC_DEEP: usize = 256;
+        const GROUP: usize = 4;
 
         #[inline(always)]
         unsafe fn micro<const M: usize, const V: usize, const FULL: bool>(t: Tile) {
@@ -375,6 +379,8 @@ mod kernel {
 
     /// Rows of the long dimension per block in `at_b` (a packed block of V stays in L1).
     const KC: usize = 128;
+    /// Most panels per group in `at_b` ([`Tiling::GROUP`]).
+    const MAX_GROUP: usize = 8;
 
     /// Split `cols` columns into panels of whole vectors, as even as possible, at most NV
     /// vectors each: returns (start, width) pairs. Even splits avoid a one-vector tail panel,
@@ -754,82 +760,97 @@ mod kernel {
             Vec::new()
         };
         let ap_ptr = packed_a.as_ptr() as usize;
-        let run = |&(j0, cols): &(usize, usize)| {
-            let mr = rows_for::<S>(cols);
+        // Panels per pass over a block of a: each block of packed a (in L1) serves GROUP panels.
+        const { assert!(S::GROUP >= 1 && S::GROUP <= MAX_GROUP) };
+        let group = if S::PACK { S::GROUP } else { 1 };
+        let run = |grp: &[(usize, usize)]| {
+            let g = grp.len();
             let mut pack = if packed {
-                vec![0.0f32; KC * S::PANEL]
+                vec![0.0f32; KC * S::PANEL * g]
             } else {
                 Vec::new()
             };
-            // The panel of q, accumulated contiguously (rows of q are n apart too).
-            let mut acc = vec![0.0f32; r * S::PANEL];
+            // The panels of q, accumulated contiguously (rows of q are n apart too): panel gi
+            // at gi·r·PANEL.
+            let mut acc = vec![0.0f32; r * S::PANEL * g];
+            let mut ys = [(std::ptr::null::<f32>(), 0usize); MAX_GROUP];
+            // Blocks of rows of q: with PACK, one block of the packed a (nb rows) at a time,
+            // swept over every panel of the group; otherwise all r rows at once.
+            let tb = if S::PACK { nb } else { r };
             let mut i0 = 0;
             while i0 < k {
                 let kc = KC.min(k - i0);
-                let (y, yk) = if packed {
-                    // SAFETY: rows i0..i0+kc of b have columns j0..j0+cols; the pack holds
-                    // KC rows of PANEL.
-                    unsafe {
-                        S::pack_panel(
-                            (b_ptr as *const f32).add(i0 * n + j0),
-                            n,
-                            kc,
-                            cols,
-                            pack.as_mut_ptr(),
-                        );
-                    }
-                    (pack.as_ptr(), S::PANEL)
-                } else {
-                    // SAFETY: row i0 of b has columns j0..j0+cols.
-                    (unsafe { (b_ptr as *const f32).add(i0 * n + j0) }, n)
-                };
-                let mut t0 = 0;
-                while t0 < r {
-                    let rows = mr.min(r - t0);
-                    // SAFETY: rows i0..i0+kc and columns t0..t0+rows of a (in place, or in
-                    // block t0 / nb of the packed copy: mr divides nb, so the columns lie in
-                    // one block), the packed block of b, and rows t0..t0+rows of the panel
-                    // accumulator exist.
-                    let (x, xk) = unsafe {
-                        if S::PACK {
-                            let (bi, off) = (t0 / nb, t0 % nb);
-                            ((ap_ptr as *const f32).add((bi * k + i0) * nb + off), nb)
-                        } else {
-                            ((a_ptr as *const f32).add(i0 * r + t0), r)
+                for (gi, &(j0, cols)) in grp.iter().enumerate() {
+                    ys[gi] = if packed {
+                        // SAFETY: rows i0..i0+kc of b have columns j0..j0+cols; pack part gi
+                        // holds KC rows of PANEL.
+                        unsafe {
+                            let dst = pack.as_mut_ptr().add(gi * KC * S::PANEL);
+                            S::pack_panel((b_ptr as *const f32).add(i0 * n + j0), n, kc, cols, dst);
+                            (dst as *const f32, S::PANEL)
                         }
+                    } else {
+                        // SAFETY: row i0 of b has columns j0..j0+cols.
+                        (unsafe { (b_ptr as *const f32).add(i0 * n + j0) }, n)
                     };
-                    unsafe {
-                        micro_any::<S>(
-                            rows,
-                            Tile {
-                                kc,
-                                x,
-                                xa: 1,
-                                xk,
-                                y,
-                                yk,
-                                c: acc.as_mut_ptr().add(t0 * S::PANEL),
-                                ldc: S::PANEL,
-                                cols,
-                                accumulate: i0 > 0,
-                                c_padded: true,
-                            },
-                        );
+                }
+                let mut tb0 = 0;
+                while tb0 < r {
+                    let tb1 = (tb0 + tb).min(r);
+                    for (gi, &(_, cols)) in grp.iter().enumerate() {
+                        let mr = rows_for::<S>(cols);
+                        let (y, yk) = ys[gi];
+                        let mut t0 = tb0;
+                        while t0 < tb1 {
+                            let rows = mr.min(tb1 - t0);
+                            // SAFETY: rows i0..i0+kc and columns t0..t0+rows of a (in place,
+                            // or in block t0 / nb of the packed copy: mr divides nb, so the
+                            // columns lie in one block), the block of b, and rows t0..t0+rows
+                            // of panel gi of the accumulator exist.
+                            unsafe {
+                                let (x, xk) = if S::PACK {
+                                    let (bi, off) = (t0 / nb, t0 % nb);
+                                    ((ap_ptr as *const f32).add((bi * k + i0) * nb + off), nb)
+                                } else {
+                                    ((a_ptr as *const f32).add(i0 * r + t0), r)
+                                };
+                                micro_any::<S>(
+                                    rows,
+                                    Tile {
+                                        kc,
+                                        x,
+                                        xa: 1,
+                                        xk,
+                                        y,
+                                        yk,
+                                        c: acc.as_mut_ptr().add((gi * r + t0) * S::PANEL),
+                                        ldc: S::PANEL,
+                                        cols,
+                                        accumulate: i0 > 0,
+                                        c_padded: true,
+                                    },
+                                );
+                            }
+                            t0 += rows;
+                        }
                     }
-                    t0 += rows;
+                    tb0 = tb1;
                 }
                 i0 += kc;
             }
-            for t in 0..r {
-                // SAFETY: row t of q has columns j0..j0+cols; panels are disjoint.
-                let dst = unsafe { std::slice::from_raw_parts_mut(out.at(t * n + j0), cols) };
-                dst.copy_from_slice(&acc[t * S::PANEL..t * S::PANEL + cols]);
+            for (gi, &(j0, cols)) in grp.iter().enumerate() {
+                let part = &acc[gi * r * S::PANEL..(gi + 1) * r * S::PANEL];
+                for (t, row) in part.chunks_exact(S::PANEL).enumerate() {
+                    // SAFETY: row t of q has columns j0..j0+cols; panels are disjoint.
+                    let dst = unsafe { std::slice::from_raw_parts_mut(out.at(t * n + j0), cols) };
+                    dst.copy_from_slice(&row[..cols]);
+                }
             }
         };
         if k * n * r >= 1 << 17 {
-            panels.par_iter().for_each(run);
+            panels.par_chunks(group).for_each(run);
         } else {
-            panels.iter().for_each(run);
+            panels.chunks(group).for_each(run);
         }
     }
 }
