@@ -258,6 +258,9 @@ fn at_b_at(
 
 #[cfg(target_arch = "x86_64")]
 mod kernel {
+    use std::cell::Cell;
+    use std::thread::LocalKey;
+
     use ndarray::{ArrayView2, ArrayViewMut2};
     use rayon::prelude::*;
 
@@ -381,6 +384,29 @@ mod kernel {
     const KC: usize = 128;
     /// Most panels per group in `at_b` ([`Tiling::GROUP`]).
     const MAX_GROUP: usize = 8;
+
+    thread_local! {
+        /// The packed skinny operand of the product this thread is running.
+        static OPERAND: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+        /// The packed block and accumulators of the task this thread is running.
+        static BLOCK: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+    }
+
+    /// This thread's buffer `key`, at least `len` floats (kept between calls, so the hot loop
+    /// does not allocate; a nested use finds it taken and gets a fresh one). Hand it back with
+    /// [`give_back`].
+    fn take(key: &'static LocalKey<Cell<Vec<f32>>>, len: usize) -> Vec<f32> {
+        let mut v = key.take();
+        if v.len() < len {
+            v.resize(len, 0.0);
+        }
+        v
+    }
+
+    /// Return a buffer from [`take`] to this thread.
+    fn give_back(key: &'static LocalKey<Cell<Vec<f32>>>, v: Vec<f32>) {
+        key.set(v);
+    }
 
     /// Split `cols` columns into panels of whole vectors, as even as possible, at most NV
     /// vectors each: returns (start, width) pairs. Even splits avoid a one-vector tail panel,
@@ -643,7 +669,7 @@ mod kernel {
         let panels = panels::<S>(r);
         // With PACK, panel `pi` of Hᵀ is k rows of PANEL floats (zero-padded) at pi·k·PANEL.
         let packed_bt = if S::PACK {
-            let mut bp = vec![0.0f32; panels.len() * k * S::PANEL];
+            let mut bp = take(&OPERAND, panels.len() * k * S::PANEL);
             for (pi, &(t0, cols)) in panels.iter().enumerate() {
                 let dst = &mut bp[pi * k * S::PANEL..(pi + 1) * k * S::PANEL];
                 for (d, src) in dst.chunks_exact_mut(S::PANEL).zip(bt.chunks_exact(r)) {
@@ -712,6 +738,9 @@ mod kernel {
         } else {
             (0..tasks).for_each(run);
         }
+        if S::PACK {
+            give_back(&OPERAND, packed_bt);
+        }
     }
 
     /// `q = aᵀ b`: `q[t, j] = Σ_i a[i, t] · b[i, j]`, a (k x r), b (k x n), q (r x n), row-major.
@@ -745,7 +774,7 @@ mod kernel {
         // fraction of the L1 sets).
         let nb = S::MR_NARROW;
         let packed_a = if S::PACK {
-            let mut ap = vec![0.0f32; r.div_ceil(nb) * k * nb];
+            let mut ap = take(&OPERAND, r.div_ceil(nb) * k * nb);
             for (bi, blk) in ap.chunks_exact_mut(k * nb).enumerate() {
                 let t0 = bi * nb;
                 let w = nb.min(r - t0);
@@ -765,14 +794,13 @@ mod kernel {
         let group = if S::PACK { S::GROUP } else { 1 };
         let run = |grp: &[(usize, usize)]| {
             let g = grp.len();
-            let mut pack = if packed {
-                vec![0.0f32; KC * S::PANEL * g]
-            } else {
-                Vec::new()
-            };
+            let pack_len = if packed { KC * S::PANEL * g } else { 0 };
+            let acc_len = r * S::PANEL * g;
+            let mut buf = take(&BLOCK, pack_len + acc_len);
+            let (pack, rest) = buf.split_at_mut(pack_len);
+            let acc = &mut rest[..acc_len];
             // The panels of q, accumulated contiguously (rows of q are n apart too): panel gi
             // at gi·r·PANEL.
-            let mut acc = vec![0.0f32; r * S::PANEL * g];
             let mut ys = [(std::ptr::null::<f32>(), 0usize); MAX_GROUP];
             // Blocks of rows of q: with PACK, one block of the packed a (nb rows) at a time,
             // swept over every panel of the group; otherwise all r rows at once.
@@ -846,11 +874,15 @@ mod kernel {
                     dst.copy_from_slice(&row[..cols]);
                 }
             }
+            give_back(&BLOCK, buf);
         };
         if k * n * r >= 1 << 17 {
             panels.par_chunks(group).for_each(run);
         } else {
             panels.chunks(group).for_each(run);
+        }
+        if S::PACK {
+            give_back(&OPERAND, packed_a);
         }
     }
 }
