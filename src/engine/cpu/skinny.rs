@@ -546,7 +546,7 @@ mod kernel {
                 for (v, r) in row.iter().enumerate() {
                     let p = c.add(a * ldc + v * S::LANES);
                     // A masked store is slow where masks are not cheap: skipped when C has room.
-                    if masked(v) && !(c_padded && !S::CHEAP_MASKS) {
+                    if masked(v) && (!c_padded || S::CHEAP_MASKS) {
                         S::store_masked(p, masks[v], *r);
                     } else {
                         S::store(p, *r);
