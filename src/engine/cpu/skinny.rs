@@ -24,13 +24,6 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 use super::simd::{self, Level};
 use crate::error::{NmfError, Result};
 
-/// Whether the running CPU has AVX-512F (kept for kernels outside this module that are
-/// written for AVX-512 only; the products here dispatch on [`simd::level`]).
-#[allow(dead_code)]
-pub(crate) fn available() -> bool {
-    Level::Avx512.supported()
-}
-
 /// Whether kernels of this level exist and can run on this CPU.
 fn runs(level: Level) -> bool {
     cfg!(target_arch = "x86_64") && level != Level::None && level.supported()
