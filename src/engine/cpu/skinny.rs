@@ -784,7 +784,14 @@ mod kernel {
         let ap_ptr = packed_a.as_ptr() as usize;
         // Panels per pass over a block of a: each block of packed a (in L1) serves GROUP panels.
         const { assert!(S::GROUP >= 1 && S::GROUP <= MAX_GROUP) };
-        let group = if S::PACK { S::GROUP } else { 1 };
+        // Fewer panels per group where there would be too few groups to keep every thread busy
+        // (a Gram matrix Hᵀ·Hᵀᵀ has only a few panels).
+        let group = if S::PACK {
+            let per_thread = panels.len().div_ceil(2 * rayon::current_num_threads());
+            S::GROUP.min(per_thread.max(1))
+        } else {
+            1
+        };
         let run = |grp: &[(usize, usize)]| {
             let g = grp.len();
             let pack_len = if packed { KC * S::PANEL * g } else { 0 };
