@@ -11,6 +11,7 @@
 use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
+use super::elementwise;
 #[cfg(target_arch = "x86_64")]
 use super::elementwise::IsaExt;
 use super::simd::{self, Level};
@@ -21,13 +22,15 @@ use crate::options::Regularization;
 /// Samples per block: enough for long vector loops, small enough to stay in L1.
 const BLOCK: usize = 64;
 
-/// Sweep the rows of `w` (m x r) with `p = V Hᵀ` (m x r) and `g = H Hᵀ`; returns how far the
-/// sweep moved `w`, `‖W_new − W_old‖²_F` (summed as it is written back, in f64).
+/// Sweep the rows of `w` (m x r) with `p = V Hᵀ` (m x r) and `g = H Hᵀ`; with `track`, returns
+/// how far the sweep moved `w`, `‖W_new − W_old‖²_F` (in f64 from short f32 partial sums, see
+/// [`elementwise::sum_sq_diff`]); 0 without.
 pub(crate) fn sweep_rows(
     w: ArrayViewMut2<'_, f32>,
     p: ArrayView2<'_, f32>,
     g: ArrayView2<'_, f32>,
     reg: Regularization,
+    track: bool,
 ) -> f64 {
     let r = g.nrows();
     let g = g.as_standard_layout();
@@ -39,42 +42,46 @@ pub(crate) fn sweep_rows(
         .zip(p.axis_chunks_iter(Axis(0), BLOCK))
         .map(|(mut wb, pb)| {
             let b = wb.nrows();
-            let mut x = vec![0.0f32; r * b];
-            let mut n = vec![0.0f32; r * b];
-            transpose_block(wb.view(), &mut x);
-            transpose_block(pb, &mut n);
-            sweep_block(level, &mut x, &n, b, g, reg);
-            let mut moved = 0.0f64;
-            let mut put = |w: &mut f32, new: f32| {
-                moved += f64::from(new - *w) * f64::from(new - *w);
-                *w = new;
-            };
+            let mut buf = vec![0.0f32; 3 * r * b];
+            let (x, rest) = buf.split_at_mut(r * b);
+            let (n, old) = rest.split_at_mut(r * b);
+            transpose_block(wb.view(), x);
+            transpose_block(pb, n);
+            if track {
+                old.copy_from_slice(x);
+            }
+            sweep_block(level, x, n, b, g, reg);
             match wb.as_slice_mut() {
                 Some(ws) => {
                     for (i, wr) in ws.chunks_exact_mut(r).enumerate() {
                         for (t, w) in wr.iter_mut().enumerate() {
-                            put(w, x[t * b + i]);
+                            *w = x[t * b + i];
                         }
                     }
                 }
                 None => {
                     for ((i, t), w) in wb.indexed_iter_mut() {
-                        put(w, x[t * b + i]);
+                        *w = x[t * b + i];
                     }
                 }
             }
-            moved
+            if track {
+                elementwise::sum_sq_diff_at(level, x, old)
+            } else {
+                0.0
+            }
         })
         .sum()
 }
 
-/// Sweep the columns of `h` (r x n) with `q = Wᵀ V` (r x n) and `k = Wᵀ W`; returns
-/// `‖H_new − H_old‖²_F`.
+/// Sweep the columns of `h` (r x n) with `q = Wᵀ V` (r x n) and `k = Wᵀ W`; with `track`,
+/// returns `‖H_new − H_old‖²_F` (as [`sweep_rows`]); 0 without.
 pub(crate) fn sweep_cols(
     h: ArrayViewMut2<'_, f32>,
     q: ArrayView2<'_, f32>,
     k: ArrayView2<'_, f32>,
     reg: Regularization,
+    track: bool,
 ) -> f64 {
     let r = k.nrows();
     let k = k.as_standard_layout();
@@ -86,8 +93,9 @@ pub(crate) fn sweep_cols(
         .zip(q.axis_chunks_iter(Axis(1), BLOCK))
         .map(|(mut hb, qb)| {
             let b = hb.ncols();
-            let mut x = vec![0.0f32; r * b];
-            let mut n = vec![0.0f32; r * b];
+            let mut buf = vec![0.0f32; 3 * r * b];
+            let (x, rest) = buf.split_at_mut(r * b);
+            let (n, old) = rest.split_at_mut(r * b);
             for t in 0..r {
                 for (dst, src) in x[t * b..(t + 1) * b].iter_mut().zip(hb.row(t)) {
                     *dst = *src;
@@ -96,15 +104,20 @@ pub(crate) fn sweep_cols(
                     *dst = *src;
                 }
             }
-            sweep_block(level, &mut x, &n, b, k, reg);
-            let mut moved = 0.0f64;
+            if track {
+                old.copy_from_slice(x);
+            }
+            sweep_block(level, x, n, b, k, reg);
             for t in 0..r {
                 for (dst, src) in hb.row_mut(t).iter_mut().zip(&x[t * b..(t + 1) * b]) {
-                    moved += f64::from(*src - *dst) * f64::from(*src - *dst);
                     *dst = *src;
                 }
             }
-            moved
+            if track {
+                elementwise::sum_sq_diff_at(level, x, old)
+            } else {
+                0.0
+            }
         })
         .sum()
 }

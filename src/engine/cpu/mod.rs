@@ -120,8 +120,8 @@ impl<'a> CpuEngine<'a> {
         }
     }
 
-    /// One HALS sweep (see [`Engine::hals_step`]) that returns `‖x_new − x_old‖²_F`, summed as
-    /// the sweep is written back.
+    /// One HALS sweep (see [`Engine::hals_step`]); with `track`, returns `‖x_new − x_old‖²_F`
+    /// (0 without).
     fn hals_sweep(
         &mut self,
         x: &mut Array2<f32>,
@@ -129,6 +129,7 @@ impl<'a> CpuEngine<'a> {
         gram: &Array2<f32>,
         side: Side,
         reg: Regularization,
+        track: bool,
     ) -> Result<f64> {
         let r = match side {
             Side::Left => x.ncols(),
@@ -137,8 +138,8 @@ impl<'a> CpuEngine<'a> {
         check_same("the HALS numerator", num.dim(), x.dim())?;
         check_same("the HALS Gram matrix", gram.dim(), (r, r))?;
         Ok(match side {
-            Side::Left => hals::sweep_rows(x.view_mut(), num.view(), gram.view(), reg),
-            Side::Right => hals::sweep_cols(x.view_mut(), num.view(), gram.view(), reg),
+            Side::Left => hals::sweep_rows(x.view_mut(), num.view(), gram.view(), reg, track),
+            Side::Right => hals::sweep_cols(x.view_mut(), num.view(), gram.view(), reg, track),
         })
     }
 
@@ -879,7 +880,7 @@ impl Engine for CpuEngine<'_> {
         side: Side,
         reg: Regularization,
     ) -> Result<()> {
-        self.hals_sweep(x, num, gram, side, reg).map(|_| ())
+        self.hals_sweep(x, num, gram, side, reg, false).map(|_| ())
     }
 
     fn hals_step_tracked(
@@ -892,7 +893,7 @@ impl Engine for CpuEngine<'_> {
         _prev: &mut Array2<f32>,
         _small: &mut Array2<f32>,
     ) -> Result<f64> {
-        self.hals_sweep(x, num, gram, side, reg)
+        self.hals_sweep(x, num, gram, side, reg, true)
     }
 
     fn loss(&mut self, w: &Array2<f32>, h: &Array2<f32>, loss: Loss, eps: f32) -> Result<f64> {
