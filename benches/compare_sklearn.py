@@ -11,9 +11,9 @@ For each solver (MU Frobenius, MU KL, HALS vs scikit-learn's CD) it prints the f
 error ||V - WH|| / ||V|| of both and their gap, and the milliseconds per iteration of both.
 
 With --time-to-error it runs scikit-learn's CD for --iterations (tol 0) and takes the relative
-error E it reaches; then it times how long nmf-gpu's HALS, accelerated HALS and MU Frobenius take
-(from the same start, the loss checked after every iteration) until their error first reaches E,
-within 10x the iterations, against scikit-learn CD's time. Both sides time one fit after a
+error E it reaches; then it times how long nmf-gpu's HALS and accelerated HALS take (from the
+same start, the loss checked after every iteration) until their error first reaches E, within
+10x the iterations, against scikit-learn CD's time. Both sides time one fit after a
 warm-up.
 
 --faces DIR reads every binary PGM (P5) under DIR in natural file order (the ORL faces of
@@ -117,7 +117,7 @@ def time_to_error(args, v, w0, h0, NMF):
           f"iterations, E = {target:.6f}; same W0/H0, {args.threads} threads")
     print(f"{'solver':<22}{'iterations':>11}{'ms':>10}{'vs sklearn CD':>15}")
     print(f"{'sklearn cd':<22}{args.iterations:>11}{sk_ms:>10.1f}{1.0:>14.2f}x")
-    for key, name in (("hals", "nmf-gpu hals"), ("ahals", "nmf-gpu ahals"), ("mu_frobenius", "nmf-gpu mu")):
+    for key, name in (("hals", "nmf-gpu hals"), ("ahals", "nmf-gpu ahals")):
         o = ours[key]
         if o["reached"]:
             print(f"{name:<22}{o['iterations']:>11}{o['ms']:>10.1f}{sk_ms / o['ms']:>14.2f}x")
