@@ -6,6 +6,7 @@ mod hals;
 mod products;
 mod simd;
 mod skinny;
+mod small;
 pub(crate) mod sparse;
 
 pub(crate) use self::sparse::SparseOp;
@@ -639,13 +640,17 @@ impl Engine for CpuEngine<'_> {
                     Side::Left => {
                         products::a_bt(x.view(), g.t(), d.view_mut(), &mut self.scratch_ht)?
                     }
-                    // P X = (Pᵀ)ᵀ X; a Gram matrix is its own transpose (read as it is stored).
+                    // P X: block by block in registers where a vector level is available;
+                    // else (Pᵀ)ᵀ X by the skinny kernels (a Gram matrix is its own transpose,
+                    // read as it is stored).
                     Side::Right => {
-                        let pt = match den {
-                            MuDenominator::Gram(_) => g.view(),
-                            _ => g.t(),
-                        };
-                        products::at_b(pt, x.view(), d.view_mut())?
+                        if !small::times_wide(g.view(), x.view(), d.view_mut())? {
+                            let pt = match den {
+                                MuDenominator::Gram(_) => g.view(),
+                                _ => g.t(),
+                            };
+                            products::at_b(pt, x.view(), d.view_mut())?
+                        }
                     }
                 }
                 let slices = (x.as_slice_mut(), num.as_slice(), d.as_slice());
