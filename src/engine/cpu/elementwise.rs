@@ -331,6 +331,11 @@ unsafe fn sum_sq_body<S: Isa>(a: &[f32], b: &[f32]) -> f64 {
 mod tests {
     use super::*;
 
+    /// Whether two slices hold the same floats bit for bit (NaNs included).
+    fn same_bits(a: &[f32], b: &[f32]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+    }
+
     /// Lengths around every vector width and block.
     const LENS: [usize; 12] = [0, 1, 7, 8, 9, 16, 17, 20, 33, 64, 100, 1030];
 
@@ -378,11 +383,10 @@ mod tests {
                         for level in Level::all_supported() {
                             let mut got = x0.clone();
                             mu_chunk(level, &mut got, &num, d, reg, 1e-10, rule);
-                            let same = got
-                                .iter()
-                                .zip(&want)
-                                .all(|(a, b)| a.to_bits() == b.to_bits());
-                            assert!(same, "{level:?} {rule:?} len {len} {all:?}");
+                            assert!(
+                                same_bits(&got, &want),
+                                "{level:?} {rule:?} len {len} {all:?}"
+                            );
                         }
                     }
                 }
@@ -399,11 +403,7 @@ mod tests {
             for level in Level::all_supported() {
                 let mut got = z0.clone();
                 ratio_row(level, &mut got, &v);
-                let same = got
-                    .iter()
-                    .zip(&want)
-                    .all(|(a, b)| a.to_bits() == b.to_bits());
-                assert!(same, "{level:?} len {len}");
+                assert!(same_bits(&got, &want), "{level:?} len {len}");
             }
         }
     }

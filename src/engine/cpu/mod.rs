@@ -640,18 +640,8 @@ impl Engine for CpuEngine<'_> {
                     Side::Left => {
                         products::a_bt(x.view(), g.t(), d.view_mut(), &mut self.scratch_ht)?
                     }
-                    // P X: block by block in registers where a vector level is available;
-                    // else (Pᵀ)ᵀ X by the skinny kernels (a Gram matrix is its own transpose,
-                    // read as it is stored).
-                    Side::Right => {
-                        if !small::times_wide(g.view(), x.view(), d.view_mut())? {
-                            let pt = match den {
-                                MuDenominator::Gram(_) => g.view(),
-                                _ => g.t(),
-                            };
-                            products::at_b(pt, x.view(), d.view_mut())?
-                        }
-                    }
+                    // P X.
+                    Side::Right => products::square_times(g.view(), x.view(), d.view_mut())?,
                 }
                 let slices = (x.as_slice_mut(), num.as_slice(), d.as_slice());
                 if let (Some(xs), Some(ns), Some(ds)) = slices {
@@ -747,8 +737,7 @@ impl Engine for CpuEngine<'_> {
         match side {
             // X S = X (Sᵀ)ᵀ.
             Side::Left => products::a_bt(x.view(), s.t(), out.view_mut(), &mut self.scratch_ht),
-            // S X = (Sᵀ)ᵀ X.
-            Side::Right => products::at_b(s.t(), x.view(), out.view_mut()),
+            Side::Right => products::square_times(s.view(), x.view(), out.view_mut()),
         }
     }
 

@@ -6,12 +6,13 @@
 //!
 //! - [`at_b`]: `C = Aᵀ B` (`Wᵀ V`, `Wᵀ W`, `W H` as `(Wᵀ)ᵀ H`);
 //! - [`a_bt`]: `C = A Bᵀ` (`V Hᵀ`, `H Hᵀ`, `X G` as `X (Gᵀ)ᵀ`);
-//! - [`a_bt_packed`]: `C = A Bᵀ` with `Bᵀ` already packed row-major (reused across blocks).
+//! - [`a_bt_packed`]: `C = A Bᵀ` with `Bᵀ` already packed row-major (reused across blocks);
+//! - [`square_times`]: `C = P X` for a small square `P` (r x r) and a wide `X` (`K H`, `S H`).
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 
 use super::simd::{self, Level};
-use super::skinny;
+use super::{skinny, small};
 use crate::error::Result;
 use crate::linalg::gemm::{gemm_into, Accum};
 
@@ -29,6 +30,19 @@ pub(crate) fn at_b(
         }
     }
     gemm_into(c, a.t(), b, Accum::Replace)
+}
+
+/// `c = p x` for a square `p` (r x r) and `x`, `c` (r x n): block by block in vector registers
+/// ([`small`]) where a vector level is available, else `(pᵀ)ᵀ x` as [`at_b`].
+pub(crate) fn square_times(
+    p: ArrayView2<'_, f32>,
+    x: ArrayView2<'_, f32>,
+    mut c: ArrayViewMut2<'_, f32>,
+) -> Result<()> {
+    if small::times_wide(p, x, c.view_mut())? {
+        return Ok(());
+    }
+    at_b(p.t(), x, c)
 }
 
 /// `c = a bᵀ` for `a` (m x k), `b` (r x k), `c` (m x r); `scratch` receives the packed `bᵀ`.
