@@ -1,6 +1,7 @@
 //! A machine without a matching adapter: typed, actionable errors and the CPU fallback of
 //! `Backend::Auto`. (One test in its own binary: it sets process environment variables.)
 
+#[path = "suite/common/mod.rs"]
 mod common;
 
 use nmf_gpu::{Backend, GpuContext, Nmf, NmfError};

@@ -1,5 +1,5 @@
 //! What each fuzz target feeds to its reader. Shared by the fuzz targets (`fuzz/fuzz_targets/`)
-//! and by the regression test `tests/fuzz_regressions.rs`, which replays the minimised
+//! and by the regression test `tests/suite/fuzz_regressions.rs`, which replays the minimised
 //! crashers under plain `cargo test`.
 //!
 //! Every reader must return `Ok` or a typed [`NmfError`] whose message is one line; a panic,

@@ -27,7 +27,7 @@
 //! - [`SymMethod::Multiplicative`], Ding, He & Simon (SDM 2005):
 //!   `H ← H ⊙ (½ + ½ (Ã H) ⊘ (H HᵀH))`; the losses are `½‖Ã − H Hᵀ‖²`. The damping (the
 //!   arithmetic mean of 1 and the Lee–Seung ratio) keeps each step short enough that the loss
-//!   decreases; `tests/symmetric.rs` checks every step on planted graphs, up to f32 rounding.
+//!   decreases; `tests/suite/symmetric.rs` checks every step on planted graphs, up to f32 rounding.
 //! - [`SymMethod::TriFactor`], Ding, Li, Peng & Park (KDD 2006), multiplicative rules for
 //!   `Ã ≈ H S Hᵀ`: `S ← S ⊙ (HᵀÃH) ⊘ (HᵀH S HᵀH)`, then
 //!   `H ← H ⊙ ((Ã H S) ⊘ (H S HᵀH S))^{1/2}`; the losses are `½‖Ã − H S Hᵀ‖²`. The S update is
@@ -35,7 +35,7 @@
 //!   is quartic in H, for which the fourth root is the conservative exponent (the one with an
 //!   auxiliary-function proof); the square root takes steps twice as long in log scale and
 //!   still decreased the loss at every step of every test (checked step by step in
-//!   `tests/symmetric.rs`, with both preprocessings), so it is the one used.
+//!   `tests/suite/symmetric.rs`, with both preprocessings), so it is the one used.
 //!
 //! **Initialisation** (Kuang et al.): `H₀ = 2·sqrt(mean(Ã)/k)·U(0,1)` entrywise, seeded, so that
 //! `H₀H₀ᵀ` has the mean of `Ã`; ANLS starts from `W₀ = H₀`, the tri-factorization from `S₀ = I`.

@@ -1,7 +1,7 @@
 //! Accelerated HALS: monotone (plain and penalised), the fixed points of HALS, the same on the
 //! GPU engine as on the CPU.
 
-mod common;
+use crate::common;
 
 use nmf_gpu::ndarray::Array2;
 use nmf_gpu::{Backend, Factorization, Init, Loss, Nmf, NmfError, Solver};

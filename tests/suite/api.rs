@@ -1,6 +1,6 @@
 //! The public API exactly as documented compiles and behaves.
 
-mod common;
+use crate::common;
 
 use nmf_gpu::ndarray::Array2;
 use nmf_gpu::{Backend, Factorization, Init, Loss, Nmf, NmfError, Solver};

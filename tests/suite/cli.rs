@@ -2,12 +2,12 @@
 //! `nmf fit` to W.npy and H.npy, `transform` reproduces H, and every bad input exits with code 1
 //! and a message naming the file and the problem, leaving no W.npy behind.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{naive_matmul, planted, sparse_uniform};
+use crate::common::{naive_matmul, planted, sparse_uniform};
 use nmf_gpu::io::{read_matrix, write_npy_atomic, ReadOptions};
 use nmf_gpu::ndarray::Array2;
 

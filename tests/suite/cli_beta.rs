@@ -1,12 +1,12 @@
 //! `nmf fit --loss is` and `--beta B`: the fit runs, summary.json names the loss, `transform`
 //! and `--resume` read it back, and conflicting flags are usage errors (exit 2).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::pseudo;
+use crate::common::pseudo;
 use nmf_gpu::io::write_npy_atomic;
 
 fn nmf(args: &[&str]) -> Output {

@@ -1,7 +1,7 @@
 //! Fit control: a stop flag ends a fit cleanly, a resumed fit equals the uninterrupted one,
 //! checkpoints see the current factors, and every model reports through one `FitReport`.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

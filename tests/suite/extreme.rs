@@ -1,7 +1,7 @@
 //! Valid but extreme data (subnormal, huge) gives the right answer, and a fit that would not
 //! fit in memory is refused before it allocates.
 
-mod common;
+use crate::common;
 
 use nmf_gpu::ndarray::Array2;
 use nmf_gpu::{CsrMatrix, Init, Loss, Nmf, NmfError, Solver};

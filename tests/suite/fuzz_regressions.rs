@@ -8,8 +8,7 @@
 
 #![cfg(feature = "images")]
 
-#[path = "../fuzz/fuzz_targets/common.rs"]
-mod common;
+use crate::fuzz_common as common;
 
 use std::path::Path;
 

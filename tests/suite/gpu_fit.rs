@@ -1,10 +1,10 @@
 //! Whole fits on the GPU engine against the CPU engine, from the same custom initialisation.
 
-mod common;
+use crate::common;
 
 use std::time::Instant;
 
-use common::{gpu_or_skip, low_rank_plus_noise, pseudo};
+use crate::common::{gpu_or_skip, low_rank_plus_noise, pseudo};
 use nmf_gpu::ndarray::Array2;
 use nmf_gpu::{Backend, Factorization, GpuContext, Init, Loss, Nmf, Orthogonality, Solver};
 

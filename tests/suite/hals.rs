@@ -1,8 +1,8 @@
 //! HALS (coordinate descent): planted recovery, monotone objective, regularisation effects.
 
-mod common;
+use crate::common;
 
-use common::planted;
+use crate::common::planted;
 use nmf_gpu::{Init, Nmf, Solver};
 
 #[test]
@@ -25,7 +25,7 @@ fn planted_rank10_recovered_to_1e_3() {
     }
 }
 
-use common::{max_rel_diff, naive_matmul, uniform};
+use crate::common::{max_rel_diff, naive_matmul, uniform};
 use nmf_gpu::ndarray::Array2;
 
 /// One HALS iteration by plain loops (scikit-learn's coordinate descent order).

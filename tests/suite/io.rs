@@ -1,11 +1,11 @@
 //! File readers and writers of `nmf_gpu::io`: every format read exactly, every malformed input
 //! an error naming the file (never a panic), atomic writes, and `Factorization::from_w`.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 
-use common::planted;
+use crate::common::planted;
 use nmf_gpu::io::{
     read_located, read_matrix, write_npy_atomic, FileFormat, HeaderMode, ReadOptions, StagedFile,
 };

@@ -1,12 +1,12 @@
 //! Masked NMF: monotone objective, ignored missing entries, completion of a planted low-rank
 //! matrix, the ratings reader, and input errors.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use common::{gpu_or_skip, pseudo};
+use crate::common::{gpu_or_skip, pseudo};
 use nmf_gpu::masked::{
     dense_from_triplets, IdMap, MaskedFactorization, MaskedInit, MaskedNmf, PenaltyScale, Rating,
     Ratings, DENSE_FIT_BYTES,

@@ -2,9 +2,9 @@
 //! iterations as the dense masked path, on the CPU and the GPU engine, in memory linear in
 //! the observed entries.
 
-mod common;
+use crate::common;
 
-use common::{gpu_or_skip, pseudo};
+use crate::common::{gpu_or_skip, pseudo};
 use nmf_gpu::masked::{
     sparse_fit_bytes, MaskedFactorization, MaskedInit, MaskedNmf, MaskedParams, PenaltyScale,
     Ratings, DENSE_FIT_BYTES, SPARSE_FIT_BYTES_PER_ENTRY,

@@ -1,9 +1,9 @@
 //! Multiplicative updates: one step against a naive reference, monotone objectives,
 //! nonnegative finite output, seed determinism, transform consistency.
 
-mod common;
+use crate::common;
 
-use common::{max_rel_diff, naive_matmul, planted, uniform};
+use crate::common::{max_rel_diff, naive_matmul, planted, uniform};
 use nmf_gpu::ndarray::Array2;
 use nmf_gpu::{Init, Loss, Nmf, Solver};
 

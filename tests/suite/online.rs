@@ -1,9 +1,9 @@
 //! Online (mini-batch) NMF: agreement with batch NMF where they must agree, convergence on
 //! planted data, the sources, errors found mid-stream, and the GPU engine against the CPU.
 
-mod common;
+use crate::common;
 
-use common::{gpu_or_skip, planted, uniform};
+use crate::common::{gpu_or_skip, planted, uniform};
 use nmf_gpu::ndarray::{s, Array2};
 use nmf_gpu::online::{ArraySource, CsrSource, OnlineNmf, OnlineStop, Source};
 use nmf_gpu::{

@@ -1,6 +1,6 @@
 //! Orthogonal NMF (ONMF-H, ONMF-W) and the sparse (L1/L2-penalised) objectives under MU.
 
-mod common;
+use crate::common;
 
 use nmf_gpu::ndarray::{Array2, Axis};
 use nmf_gpu::{Init, Loss, Nmf, NmfError, Orthogonality, Solver};

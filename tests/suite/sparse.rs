@@ -1,11 +1,11 @@
 //! Sparse data (CSR): construction and validation, fits that agree with the dense engine,
 //! empty rows and columns, monotone objectives, and the MatrixMarket reader.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 
-use common::{sparse_uniform, uniform};
+use crate::common::{sparse_uniform, uniform};
 use nmf_gpu::io::{read_matrix, read_mtx_sparse, ReadOptions};
 use nmf_gpu::ndarray::Array2;
 use nmf_gpu::sparse::CsrMatrix;

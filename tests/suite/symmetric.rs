@@ -1,12 +1,12 @@
 //! Symmetric NMF: monotone objectives, recovery of planted and real communities, input errors,
 //! and the GPU engine against the CPU engine.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use common::gpu_or_skip;
+use crate::common::gpu_or_skip;
 use nmf_gpu::cluster::normalized_mutual_info;
 use nmf_gpu::graph::{planted_partition, read_edge_list, read_gml, PlantedPartition};
 use nmf_gpu::ndarray::{array, Array2};

@@ -1,9 +1,9 @@
 //! Symmetric NMF of a sparse adjacency: the dense path's iterations from the same start, for
 //! every method and preprocessing, on the CPU and the GPU engine; the same input errors.
 
-mod common;
+use crate::common;
 
-use common::gpu_or_skip;
+use crate::common::gpu_or_skip;
 use nmf_gpu::graph::planted_partition;
 use nmf_gpu::ndarray::{array, Array2};
 use nmf_gpu::sparse::CsrMatrix;

@@ -1,8 +1,8 @@
 //! Every validation rule of `NmfParams::check` and of the data, one test each.
 
-mod common;
+use crate::common;
 
-use common::uniform;
+use crate::common::uniform;
 use nmf_gpu::ndarray::Array2;
 use nmf_gpu::{Factor, Init, Loss, Nmf, NmfError, Solver};
 

@@ -10,7 +10,7 @@ use crate::error::NmfError;
 use crate::options::Loss;
 use crate::sparse::CsrMatrix;
 
-include!("../../../tests/common/gpu_available.rs");
+include!("../../../tests/suite/common/gpu_available.rs");
 
 /// One product against the CPU: `max |gpu − cpu| ≤ 1e-4 · max |cpu|`.
 const REL_TOL: f32 = 1e-4;

@@ -7,7 +7,7 @@ use crate::engine::cpu::CpuEngine;
 use crate::engine::{Engine, FactorSums, MuDenominator, MuRule, Side};
 use crate::options::{Loss, Regularization};
 
-include!("../../../tests/common/gpu_available.rs");
+include!("../../../tests/suite/common/gpu_available.rs");
 
 /// One kernel against the CPU: `max |gpu − cpu| ≤ KERNEL_REL_TOL · max |cpu|`.
 const KERNEL_REL_TOL: f32 = 1e-4;

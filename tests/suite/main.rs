@@ -1,0 +1,39 @@
+//! The integration tests, in one binary (one link instead of one per file): each module is
+//! one area of the library, `common` holds the shared test data. Tests that change
+//! process-wide state (environment variables) live in their own binaries beside this one
+//! (`tests/gpu_errors.rs`).
+
+mod common;
+#[cfg(feature = "images")]
+#[path = "../../fuzz/fuzz_targets/common.rs"]
+mod fuzz_common;
+
+mod ahals;
+mod api;
+mod beta;
+mod cli;
+mod cli_beta;
+mod cluster;
+mod control;
+mod extreme;
+mod fuzz_regressions;
+mod gpu_fit;
+mod gpu_quiet;
+mod graph;
+mod hals;
+mod images;
+mod io;
+mod kernels_shapes;
+mod masked;
+mod masked_sparse;
+mod mu;
+mod online;
+mod orthogonal;
+mod select;
+mod shaders_validate;
+mod sparse;
+mod swimmer;
+mod symmetric;
+mod symmetric_sparse;
+mod text;
+mod validation;
