@@ -362,10 +362,17 @@ fn main() -> ExitCode {
                     }
                     let params = Nmf::params(R).max_iter(5).backend(Backend::Cpu);
                     match distributed::fit(&world, &params, layout.clone(), block_of(&v, &layout)) {
+                        // Every rank ends through the coordinated failure: the failing
+                        // rank prints, its peers wait for the line, then all exit 1.
                         Err(NmfError::PeerFailed { rank }) if rank == bad => {
-                            return ExitCode::from(1)
+                            distributed::fail_together(&world, None);
+                            return ExitCode::from(1);
                         }
-                        Err(e) => Err(e),
+                        Err(e) => {
+                            let text = format!("rank {me}: {e}");
+                            distributed::fail_together(&world, Some((&text, 1)));
+                            return ExitCode::from(1);
+                        }
                         Ok(_) => {
                             eprintln!("FAIL: rank {me} finished a fit with a negative entry");
                             Ok(false)

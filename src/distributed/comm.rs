@@ -270,10 +270,60 @@ pub fn agree<C: Communicator, T>(world: &C, result: Result<T>) -> Result<T> {
 
 /// Print `error: rank K of P: <e>` once (from this rank) and abort the whole job with exit
 /// code 1 (MPI_Abort): the way out of an error that strikes one rank in the middle of the
-/// collectives, where the others would otherwise wait for it forever.
+/// collectives, where the others would otherwise wait for it forever. The line is written
+/// in full before the abort is asked for.
 pub fn abort<C: Communicator>(world: &C, e: &NmfError) -> ! {
-    eprintln!("error: rank {} of {}: {e}", world.rank(), world.size());
+    write_error_line(&format!("rank {} of {}: {e}", world.rank(), world.size()));
     world.abort(1)
+}
+
+/// Write `error: <message>` to standard error as one `write` of the whole line, flushed: a
+/// launcher that ends the job a moment later finds either nothing or the whole line in the
+/// pipe, never `error: ` alone.
+pub fn write_error_line(message: &str) {
+    use std::io::Write;
+    let line = format!("error: {message}\n");
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(line.as_bytes()).and_then(|()| err.flush());
+}
+
+/// How a job that failed ends, as agreed by [`fail_together`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobFailure {
+    /// The rank whose message was printed.
+    pub rank: usize,
+    /// The exit code every rank exits with (the printing rank's).
+    pub code: u8,
+}
+
+/// Coordinated failure: every rank calls it at the same point, `mine` holding this rank's own
+/// message and exit code, if it has one (`None` on a rank that only saw a peer fail).
+///
+/// The ranks agree on the lowest rank holding a message (one all-reduce of
+/// `rank · 256 + code`), that rank prints it once with [`write_error_line`], and a barrier
+/// holds every rank until the line is written: no rank can exit, and so have the launcher
+/// end the job (`mpirun` kills the others when one exits non-zero), while another still
+/// holds the message. Every rank then exits with the printing rank's code. `None` when no
+/// rank holds a message (nothing is printed; the callers decide).
+pub fn fail_together<C: Communicator>(world: &C, mine: Option<(&str, u8)>) -> Option<JobFailure> {
+    let me = world.rank() as u64;
+    let key = match mine {
+        Some((_, code)) => me * 256 + u64::from(code),
+        None => u64::MAX,
+    };
+    let mut lowest = u64::MAX;
+    world.all_reduce_into(&key, &mut lowest, SystemOperation::min());
+    let agreed = (lowest != u64::MAX).then(|| JobFailure {
+        rank: (lowest / 256) as usize,
+        code: (lowest % 256) as u8,
+    });
+    if let (Some(job), Some((message, _))) = (agreed, mine) {
+        if job.rank as u64 == me {
+            write_error_line(message);
+        }
+    }
+    world.barrier();
+    agreed
 }
 
 fn check_parts(counts: &[usize], size: usize, me: usize, mine: usize) -> Result<()> {

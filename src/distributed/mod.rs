@@ -65,7 +65,7 @@ use ndarray::Array2;
 pub use mpi;
 
 #[cfg(feature = "mpi")]
-pub use self::comm::{abort, agree};
+pub use self::comm::{abort, agree, fail_together, write_error_line, JobFailure};
 pub use self::grid::{split, Grid, Layout};
 #[cfg(feature = "mpi")]
 pub use self::solve::iteration_bytes;

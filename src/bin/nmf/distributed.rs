@@ -12,8 +12,10 @@
 //!
 //! Errors: one every rank makes alike (a bad grid, an option a distributed fit lacks) is
 //! printed by rank 0; an error of one rank is printed by that rank as
-//! `error: rank K of P: ...`; every rank exits non-zero. An error in the middle of the
-//! iterations aborts the job (MPI_Abort) after printing it.
+//! `error: rank K of P: ...`. The ranks agree first, the one rank prints, and only then does
+//! any rank exit, all with the same non-zero code ([`distributed::fail_together`]): a
+//! launcher that ends the job when one rank exits cannot cut the message off. An error in the
+//! middle of the iterations aborts the job (MPI_Abort) after printing it.
 
 use std::path::Path;
 use std::time::Instant;
@@ -94,30 +96,20 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
     };
     let world = universe.world();
     let (me, p) = (world.rank() as usize, world.size() as usize);
-    let result = fit(args, &world);
-    match result {
+    match fit(args, &world) {
         Ok(code) => Ok(code),
         Err(e) => {
-            // Printed once: by the lowest rank that has an error of its own (rank 0 for an
-            // error every rank makes alike); peers of a failed rank exit quietly.
-            let own = !e.peer;
-            let mut lowest = u64::MAX;
-            let mine = if own { me as u64 } else { u64::MAX };
-            world.all_reduce_into(
-                &mine,
-                &mut lowest,
-                distributed::mpi::collective::SystemOperation::min(),
-            );
-            if own && lowest == me as u64 {
-                let text = if e.local && p > 1 {
-                    format!("rank {me} of {p}: {}", e.error)
-                } else {
-                    e.error.to_string()
-                };
-                Err(CliError::with_code(text, e.error.exit_code()))
+            // Printed once, before any rank exits: by the lowest rank that has an error of its
+            // own (rank 0 for an error every rank makes alike); its peers wait in
+            // `fail_together` until the line is written, then every rank exits with its code.
+            let text = if e.local && p > 1 {
+                format!("rank {me} of {p}: {}", e.error)
             } else {
-                Ok(e.error.exit_code())
-            }
+                e.error.to_string()
+            };
+            let mine = (!e.peer).then_some((text.as_str(), e.error.exit_code()));
+            let agreed = distributed::fail_together(&world, mine);
+            Ok(agreed.map_or(e.error.exit_code(), |job| job.code))
         }
     }
 }

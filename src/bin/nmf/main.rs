@@ -72,7 +72,10 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e}");
+            // One write of the whole line (eprintln! writes it in pieces).
+            let line = format!("error: {e}\n");
+            let mut err = std::io::stderr().lock();
+            let _ = err.write_all(line.as_bytes()).and_then(|()| err.flush());
             ExitCode::from(e.exit_code())
         }
     }
