@@ -89,6 +89,14 @@ fn cases() -> Vec<(&'static str, NmfParams)> {
                 .alpha_w(0.01)
                 .l1_ratio(0.5),
         ),
+        (
+            "ahals nndsvda",
+            base(Solver::AcceleratedHals, Loss::Frobenius, Init::Nndsvda),
+        ),
+        (
+            "ahals random l2",
+            base(Solver::AcceleratedHals, Loss::Frobenius, Init::Random).alpha_h(0.05),
+        ),
     ]
 }
 

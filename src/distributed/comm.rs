@@ -39,6 +39,8 @@ pub(crate) enum Phase {
     Iteration,
     /// Losses at checks.
     Check,
+    /// The moves of accelerated HALS's inner sweeps (one scalar all-reduce per sweep).
+    Inner,
 }
 
 /// The world communicator with its row and column communicators.
@@ -48,7 +50,7 @@ pub(crate) struct GridComm<'c, C: Communicator> {
     col: SimpleCommunicator,
     pub layout: Layout,
     phase: Cell<Phase>,
-    bytes: [Cell<u64>; 3],
+    bytes: [Cell<u64>; 4],
     seconds: Cell<f64>,
 }
 

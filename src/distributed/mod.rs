@@ -97,6 +97,10 @@ pub struct CommStats {
     pub measured_iteration_bytes: u64,
     /// All loss checks together.
     pub check_bytes: u64,
+    /// Accelerated HALS: the moves of the inner sweeps, all iterations together (one f64
+    /// all-reduce per sweep, which every rank needs to stop after the same sweep as a single
+    /// process would); 0 for the other solvers.
+    pub inner_bytes: u64,
     /// Seconds spent inside collectives.
     pub seconds: f64,
 }
@@ -341,6 +345,7 @@ impl DistFit {
             c.measured_iteration_bytes as f64,
             c.check_bytes as f64,
             c.seconds,
+            c.inner_bytes as f64,
         ];
         let root = world.process_at_rank(0);
         if world.rank() != 0 {
@@ -365,6 +370,7 @@ impl DistFit {
                             measured_iteration_bytes: v[6] as u64,
                             check_bytes: v[7] as u64,
                             seconds: v[8],
+                            inner_bytes: v[9] as u64,
                         },
                     )
                 })

@@ -15,7 +15,9 @@
 //! ratio lives on the rank that holds `V_ij`, so it needs both `W_i` and `H_j`; `W_i` from the
 //! previous H update is reused) and the Grams by the r-vectors `H 1` and `Wᵀ 1`. The updates of
 //! a piece are the single-process engine's own (`mu_step`, `hals_step` on the CPU engine); the
-//! products with `V_ij` run on this rank's engine (CPU or GPU).
+//! products with `V_ij` run on this rank's engine (CPU or GPU). Accelerated HALS runs its inner
+//! sweeps on the pieces with the single-process budget and stopping rule, the squared move of
+//! each sweep all-reduced (one f64, counted apart as `CommStats::inner_bytes`).
 //!
 //! **Losses at checks** are all-reduced, so every rank stops at the same iteration: the
 //! Frobenius loss from the products the iteration has,
@@ -51,9 +53,10 @@ use crate::engine::cpu::{CpuEngine, SparseOp};
 use crate::engine::{check_data, with_engine, Engine, EngineTask, MuDenominator, MuRule, Side};
 use crate::error::{NmfError, Result};
 use crate::linalg::LinearOperator;
-use crate::options::{Init, Loss, Orthogonality, Solver, ValidParams};
+use crate::options::{Init, Loss, Orthogonality, Regularization, Solver, ValidParams};
 use crate::params::NmfParams;
 use crate::report::FitReport;
+use crate::solver::ahals::{inner_budgets, INNER_TOL};
 use crate::solver::history::{History, Verdict};
 use crate::solver::DataScale;
 
@@ -83,12 +86,6 @@ pub fn iteration_bytes(layout: &Layout, r: usize, loss: Loss) -> u64 {
 /// Refuse what a distributed fit does not do (before any work, on every rank alike).
 fn check_supported(valid: &ValidParams) -> Result<()> {
     let refuse = |option, requires| Err(NmfError::UnsupportedOption { option, requires });
-    if valid.solver == Solver::AcceleratedHals {
-        return refuse(
-            "accelerated HALS in a distributed fit",
-            "--solver mu or hals (Solver::MultiplicativeUpdate or Solver::Hals)",
-        );
-    }
     if valid.orthogonality != Orthogonality::None {
         return refuse(
             "orthogonal NMF in a distributed fit",
@@ -236,6 +233,7 @@ pub(crate) fn fit<C: Communicator>(
         iteration_bytes: iteration_bytes(&g.layout, r, valid.loss),
         measured_iteration_bytes: g.bytes(Phase::Iteration) / (out.iterations.max(1) as u64),
         check_bytes: g.bytes(Phase::Check),
+        inner_bytes: g.bytes(Phase::Inner),
         seconds: g.seconds(),
     };
     Ok(DistFit {
@@ -500,6 +498,15 @@ impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
         };
         let res = match (p.solver, p.loss) {
             (Solver::Hals, _) => self.host.hals_step(x, num, den, side, reg),
+            (Solver::AcceleratedHals, _) => {
+                let (m, n) = self.g.layout.shape;
+                let (budget_w, budget_h) = inner_budgets(m, n, self.r);
+                let budget = match side {
+                    Side::Left => budget_w,
+                    Side::Right => budget_h,
+                };
+                inner_sweeps(&mut self.host, self.g, x, num, den, side, reg, budget)
+            }
             (_, Loss::Frobenius) => self.host.mu_step(
                 x,
                 num,
@@ -656,6 +663,45 @@ impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
             },
         })
     }
+}
+
+/// Accelerated HALS's inner loop on this rank's piece `x` (see [`crate::solver`]'s
+/// accelerated HALS): up to `budget` HALS sweeps on the fixed products `num`, `gram`, stopping
+/// once a sweep moves the whole factor by at most `δ` times the first sweep's move. A sweep
+/// updates each row of W (column of H) from that row of the product alone, so the pieces sweep
+/// independently; only the stopping rule is global: the squared move
+/// `‖X^(k+1) − X^(k)‖²_F = Σ_ranks ‖x^(k+1) − x^(k)‖²_F` is all-reduced (one f64 per sweep,
+/// charged to [`Phase::Inner`]), so every rank stops after the sweep a single process would.
+#[allow(clippy::too_many_arguments)]
+fn inner_sweeps<C: Communicator>(
+    host: &mut CpuEngine<'static>,
+    g: &GridComm<'_, C>,
+    x: &mut Array2<f32>,
+    num: &Array2<f32>,
+    gram: &Array2<f32>,
+    side: Side,
+    reg: Regularization,
+    budget: usize,
+) -> Result<()> {
+    if budget <= 1 {
+        return host.hals_step(x, num, gram, side, reg);
+    }
+    let r = gram.nrows();
+    let mut prev = Array2::<f32>::zeros(x.dim());
+    let mut small = Array2::<f32>::zeros((r, r));
+    let mut first = None;
+    for _ in 0..budget {
+        let mut moved = [host.hals_step_tracked(x, num, gram, side, reg, &mut prev, &mut small)?];
+        g.set_phase(Phase::Inner);
+        g.all_reduce_f64(&mut moved);
+        g.set_phase(Phase::Iteration);
+        match first {
+            None => first = Some(moved[0]),
+            Some(f) if moved[0] <= INNER_TOL * INNER_TOL * f => break,
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// An error of this rank alone in the middle of the collectives: print it and abort the job.

@@ -31,7 +31,7 @@ use crate::options::{Regularization, ValidParams};
 pub(super) const INNER_BUDGET_WEIGHT: f64 = 0.5;
 /// Inner sweeps stop once a sweep moves the factor by less than this share of the first
 /// sweep's move (`δ`).
-pub(super) const INNER_TOL: f64 = 0.1;
+pub(crate) const INNER_TOL: f64 = 0.1;
 
 /// Work space of the inner loops: the previous factor (m x r and r x n) and an r x r square.
 pub(crate) struct Work<M> {
@@ -43,7 +43,7 @@ pub(crate) struct Work<M> {
 pub(super) struct AcceleratedHals;
 
 /// Inner sweep budgets `⌊1 + α ρ⌋` for W and H.
-pub(super) fn inner_budgets(m: usize, n: usize, r: usize) -> (usize, usize) {
+pub(crate) fn inner_budgets(m: usize, n: usize, r: usize) -> (usize, usize) {
     let (m, n, r) = (m as f64, n as f64, r as f64);
     let rho_w = 1.0 + (m * n * r + n * r * r) / (m * r * r + m * r);
     let rho_h = 1.0 + (m * n * r + m * r * r) / (n * r * r + n * r);

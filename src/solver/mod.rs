@@ -4,7 +4,7 @@
 //! every `check_every` iterations (and after the last one); the run stops when
 //! `(e_prev − e) / e_0 < tol` with `e = sqrt(2·D)`, the criterion scikit-learn uses.
 
-mod ahals;
+pub(crate) mod ahals;
 mod budget;
 mod hals;
 pub(crate) mod history;

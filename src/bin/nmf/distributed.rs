@@ -68,9 +68,6 @@ fn refuse_unsupported(args: &FitArgs) -> Result<(), CliError> {
     if args.orthogonal != OrthogonalArg::None {
         return no("--orthogonal");
     }
-    if args.solver == SolverArg::Ahals {
-        return no("--solver ahals");
-    }
     if args.beta.is_some() || args.loss == crate::args::LossArg::Is {
         return no("a β-divergence (--loss is, --beta)");
     }
@@ -261,6 +258,7 @@ fn fit<C: Communicator>(args: &FitArgs, world: &C) -> Result<u8, RankError> {
                 "bytes_per_iteration": c.iteration_bytes,
                 "measured_bytes_per_iteration": c.measured_iteration_bytes,
                 "check_bytes": c.check_bytes,
+                "inner_sweep_bytes": c.inner_bytes,
             })
         })
         .collect();
