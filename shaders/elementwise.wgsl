@@ -20,7 +20,7 @@ override WG: u32 = 256u;
 
 @compute @workgroup_size(WG, 1, 1)
 fn transpose(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let idx = gid.x + gid.y * nwg.x * WG;
+    let idx = flat_index(gid, nwg, WG);
     if (idx >= p.rows * p.cols) {
         return;
     }
@@ -33,7 +33,7 @@ fn transpose(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
 
 @compute @workgroup_size(WG, 1, 1)
 fn axpby(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let idx = gid.x + gid.y * nwg.x * WG;
+    let idx = flat_index(gid, nwg, WG);
     if (idx >= p.rows * p.cols) {
         return;
     }
@@ -45,7 +45,7 @@ const FREE: f32 = -3.40282347e38;
 
 @compute @workgroup_size(WG, 1, 1)
 fn pin(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let idx = gid.x + gid.y * nwg.x * WG;
+    let idx = flat_index(gid, nwg, WG);
     if (idx >= p.rows * p.cols) {
         return;
     }

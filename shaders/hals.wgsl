@@ -26,7 +26,7 @@ override WG: u32 = 256u;
 
 @compute @workgroup_size(WG, 1, 1)
 fn hals_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * WG;
+    let i = flat_index(gid, nwg, WG);
     if (i >= p.rows) {
         return;
     }
@@ -46,7 +46,7 @@ fn hals_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
 
 @compute @workgroup_size(WG, 1, 1)
 fn hals_cols(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let j = gid.x + gid.y * nwg.x * WG;
+    let j = flat_index(gid, nwg, WG);
     if (j >= p.cols) {
         return;
     }

@@ -4,7 +4,8 @@
 // so AB, AᵀB and ABᵀ (and sub-blocks such as a column panel of H) are the same kernel:
 //   A[i, l] = a[a_off + i·a_rs + l·a_cs],  B[l, j] = b[b_off + l·b_rs + j·b_cs],
 //   C[i, j] = c[c_off + i·c_rs + j·c_cs],  D[i, j] = d[d_off + i·d_rs + j·d_cs],
-//   M[i, j] = mask[mask_off + i·mask_rs + j·mask_cs]  (only matmul_loss_masked reads M).
+//   M[i, j] = mask[mask_off + i·mask_rs + j·mask_cs]  (only EPI_LOSS_MASKED reads M; the other
+//   epilogues bind any read-only buffer there).
 // A workgroup of WG_X x WG_Y invocations owns a (WG_Y·TM) x (WG_X·TN) tile of C; each invocation
 // accumulates TM x TN entries in registers (rows lid.y + p·WG_Y, columns lid.x + q·WG_X, so that
 // neighbouring invocations read neighbouring columns of B). Edge tiles clamp their loads to the
@@ -15,23 +16,36 @@
 // slice at c_off + s·c_slice; a second pass (slices.wgsl) adds the slices up. Without a split,
 // k_chunk = k and there is one slice.
 //
-// Entry points:
-//   matmul                 C = AB, or C += AB when `accumulate` is set;
-//   matmul_kl_ratio        C = D ⊘ max(AB, ε_f32)      (the KL ratio V ⊘ WH of one block);
-//   matmul_masked          C = D ⊙ AB                  (the masked product M ⊙ WH of one block);
-//   matmul_beta_num        C = D ⊙ Y₁^(β−2), Y₁ = max(AB, ε_f32) for β < 2, AB else
-//                          (the numerator block of the β-divergence rules, β = p.eps);
-//   matmul_beta_den        C = Y₂^(β−1),     Y₂ = max(AB, ε_f32) for β < 1, AB else
-//                          (the denominator block; D is bound but not read, β = p.eps);
-//   matmul_loss_frobenius  partial[wg] = Σ (D − AB)²   over the tile (the host halves the sum);
-//   matmul_loss_kl         partial[wg] = Σ D log(D / max(AB, eps)) − D + AB over the tile,
-//                          with only AB counted where D ≤ eps;
-//   matmul_loss_masked     partial[wg] = Σ (M ⊙ (D − AB))² over the tile (the host halves the sum);
-//   matmul_loss_beta       partial[wg] = Σ d_β(D | AB) over the tile, β = p.eps (β ∉ {1, 2}),
-//                          with scikit-learn's guards (see beta_entry);
-// the loss partials are written to c[c_off + workgroup index]; a second pass on the device
-// (axis_sums in sums.wgsl) folds them in chunks, and only those few chunk sums are read back and
-// added in f64 on the host.
+// One entry point, `matmul`; the pipeline-overridable constant EPILOGUE chooses what is done
+// with each entry Y = (AB)[i, j] (the host's `Epilogue`, src/engine/gpu/pipelines.rs; a test
+// checks the codes agree). The driver folds the switch away when the pipeline is compiled.
+//   EPI_STORE            C = Y, or C += Y when `accumulate` is set;
+//   EPI_KL_RATIO         C = D ⊘ max(Y, ε_f32)        (the KL ratio V ⊘ WH of one block);
+//   EPI_MASKED           C = D ⊙ Y                    (the masked product M ⊙ WH of one block);
+//   EPI_BETA_NUM         C = D ⊙ Y₁^(β−2), Y₁ = max(Y, ε_f32) for β < 2, Y else
+//                        (the numerator block of the β-divergence rules, β = p.beta);
+//   EPI_BETA_DEN         C = Y₂^(β−1),     Y₂ = max(Y, ε_f32) for β < 1, Y else
+//                        (the denominator block; D is bound but not read, β = p.beta);
+//   EPI_LOSS_FROBENIUS   partial[wg] = Σ (D − Y)²   over the tile (the host halves the sum);
+//   EPI_LOSS_KL          partial[wg] = Σ D log(D / max(Y, ε)) − D + Y over the tile, with only
+//                        Y counted where D ≤ ε (ε = p.eps);
+//   EPI_LOSS_MASKED      partial[wg] = Σ (M ⊙ (D − Y))² over the tile (the host halves the sum);
+//   EPI_LOSS_BETA        partial[wg] = Σ d_β(D | Y) over the tile, β = p.beta (β ∉ {1, 2}),
+//                        with scikit-learn's guards (beta_entry in the prelude);
+// the loss partials (codes from EPI_LOSS_FIRST on) are written to c[c_off + workgroup index];
+// a second pass on the device (axis_sums in sums.wgsl) folds them in chunks, and only those few
+// chunk sums are read back and added in f64 on the host.
+
+const EPI_STORE: u32 = 0u;
+const EPI_KL_RATIO: u32 = 1u;
+const EPI_MASKED: u32 = 2u;
+const EPI_BETA_NUM: u32 = 3u;
+const EPI_BETA_DEN: u32 = 4u;
+const EPI_LOSS_FROBENIUS: u32 = 5u;
+const EPI_LOSS_KL: u32 = 6u;
+const EPI_LOSS_MASKED: u32 = 7u;
+const EPI_LOSS_BETA: u32 = 8u;
+const EPI_LOSS_FIRST: u32 = 5u;
 
 struct Gemm {
     m: u32,
@@ -56,7 +70,7 @@ struct Gemm {
     mask_off: u32,
     mask_rs: u32,
     mask_cs: u32,
-    pad0: u32,
+    beta: f32,
     pad1: u32,
 }
 
@@ -65,16 +79,13 @@ struct Gemm {
 @group(0) @binding(2) var<storage, read_write> c: array<f32>;
 @group(0) @binding(3) var<storage, read> d: array<f32>;
 @group(0) @binding(4) var<uniform> p: Gemm;
-// Bound only for matmul_loss_masked.
 @group(0) @binding(5) var<storage, read> mask: array<f32>;
 
 override WG_X: u32 = 16u;
 override WG_Y: u32 = 16u;
+override EPILOGUE: u32 = 0u;
 const TM: u32 = 4u;
 const TN: u32 = 4u;
-const MAX_WG: u32 = 256u;
-// f32::EPSILON: the guard of the KL ratio (scikit-learn's).
-const KL_GUARD: f32 = 1.1920929e-7;
 
 var<workgroup> partial: array<f32, MAX_WG>;
 
@@ -120,193 +131,6 @@ fn product(wg: vec3<u32>, lid: vec3<u32>) -> array<f32, 16> {
     return acc;
 }
 
-@compute @workgroup_size(WG_X, WG_Y, 1)
-fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let acc = product(wg, lid);
-    for (var i = 0u; i < TM; i++) {
-        let row = tile_row(wg, lid, i);
-        for (var j = 0u; j < TN; j++) {
-            let col = tile_col(wg, lid, j);
-            if (row < p.m && col < p.n) {
-                let ci = p.c_off + wg.z * p.c_slice + row * p.c_rs + col * p.c_cs;
-                var value = acc[i * TN + j];
-                if (p.accumulate != 0u) {
-                    value += c[ci];
-                }
-                c[ci] = value;
-            }
-        }
-    }
-}
-
-@compute @workgroup_size(WG_X, WG_Y, 1)
-fn matmul_kl_ratio(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let acc = product(wg, lid);
-    for (var i = 0u; i < TM; i++) {
-        let row = tile_row(wg, lid, i);
-        for (var j = 0u; j < TN; j++) {
-            let col = tile_col(wg, lid, j);
-            if (row < p.m && col < p.n) {
-                let v = d[p.d_off + row * p.d_rs + col * p.d_cs];
-                c[p.c_off + row * p.c_rs + col * p.c_cs] = v / max(acc[i * TN + j], KL_GUARD);
-            }
-        }
-    }
-}
-
-@compute @workgroup_size(WG_X, WG_Y, 1)
-fn matmul_masked(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let acc = product(wg, lid);
-    for (var i = 0u; i < TM; i++) {
-        let row = tile_row(wg, lid, i);
-        for (var j = 0u; j < TN; j++) {
-            let col = tile_col(wg, lid, j);
-            if (row < p.m && col < p.n) {
-                let mk = d[p.d_off + row * p.d_rs + col * p.d_cs];
-                c[p.c_off + row * p.c_rs + col * p.c_cs] = acc[i * TN + j] * mk;
-            }
-        }
-    }
-}
-
-@compute @workgroup_size(WG_X, WG_Y, 1)
-fn matmul_beta_num(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let acc = product(wg, lid);
-    let beta = p.eps;
-    for (var i = 0u; i < TM; i++) {
-        let row = tile_row(wg, lid, i);
-        for (var j = 0u; j < TN; j++) {
-            let col = tile_col(wg, lid, j);
-            if (row < p.m && col < p.n) {
-                let v = d[p.d_off + row * p.d_rs + col * p.d_cs];
-                var y = acc[i * TN + j];
-                if (beta < 2.0) {
-                    y = max(y, KL_GUARD);
-                }
-                var f: f32;
-                if (beta == 0.0) {
-                    let inv = 1.0 / y;
-                    f = inv * inv;
-                } else {
-                    f = pow(y, beta - 2.0);
-                }
-                c[p.c_off + row * p.c_rs + col * p.c_cs] = v * f;
-            }
-        }
-    }
-}
-
-@compute @workgroup_size(WG_X, WG_Y, 1)
-fn matmul_beta_den(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let acc = product(wg, lid);
-    let beta = p.eps;
-    for (var i = 0u; i < TM; i++) {
-        let row = tile_row(wg, lid, i);
-        for (var j = 0u; j < TN; j++) {
-            let col = tile_col(wg, lid, j);
-            if (row < p.m && col < p.n) {
-                var y = acc[i * TN + j];
-                if (beta < 1.0) {
-                    y = max(y, KL_GUARD);
-                }
-                // pow(0, e) for e > 0 is 0 (exp2 of −∞); spelled out for drivers that differ.
-                var f = 0.0;
-                if (y > 0.0) {
-                    f = pow(y, beta - 1.0);
-                }
-                c[p.c_off + row * p.c_rs + col * p.c_cs] = f;
-            }
-        }
-    }
-}
-
-// Σ_{k ≥ 2} c_k t^k with c_2 = ½, c_{k+1} = c_k (β − k) / (k + 1): the β-divergence
-// d_β(1 + t | 1) = ((1 + t)^β − 1 − β t) / (β (β − 1)) (the limits at β = 0 and 1 included),
-// accurate for |t| < 1/4.
-fn beta_series(t: f32, beta: f32) -> f32 {
-    var power = t * t;
-    var coef = 0.5;
-    var sum = 0.0;
-    for (var k = 2u; k < 14u; k++) {
-        sum += coef * power;
-        power *= t;
-        coef *= (beta - f32(k)) / f32(k + 1u);
-    }
-    return sum;
-}
-
-// One entry of scikit-learn's β-divergence (β ∉ {1, 2}) of v from wh, q = max(wh, ε):
-// where v ≤ ε only the WH term counts, wh^β / β (β ≠ 0) or −1 (β = 0, scikit-learn's
-// "− n·m"); elsewhere q^β d_β(v/q | 1) + (wh^β − q^β) / β (the last term only for β ≠ 0 and
-// wh < ε), with d_β(x | 1) by the series near x = 1 so that nearly equal v and wh lose no
-// precision to cancellation.
-fn beta_entry(v: f32, wh: f32, beta: f32) -> f32 {
-    if (v <= KL_GUARD) {
-        if (beta == 0.0) {
-            return -1.0;
-        }
-        var whb = 0.0;
-        if (wh > 0.0) {
-            whb = pow(wh, beta);
-        }
-        return whb / beta;
-    }
-    let q = max(wh, KL_GUARD);
-    let x = v / q;
-    let t = x - 1.0;
-    var f: f32;
-    if (abs(t) < 0.25) {
-        f = beta_series(t, beta);
-    } else if (beta == 0.0) {
-        f = x - log(x) - 1.0;
-    } else {
-        f = (pow(x, beta) - beta * x + beta - 1.0) / (beta * (beta - 1.0));
-    }
-    var value = f;
-    if (beta != 0.0) {
-        value = pow(q, beta) * f;
-        if (wh < q) {
-            var whb = 0.0;
-            if (wh > 0.0) {
-                whb = pow(wh, beta);
-            }
-            value += (whb - pow(q, beta)) / beta;
-        }
-    }
-    return value;
-}
-
-// Σ_{k ≥ 2} (−1)^k x^k / (k (k − 1)) = (1 + x) log(1 + x) − x, accurate for |x| < 1/4.
-fn kl_series(x: f32) -> f32 {
-    var power = x * x;
-    var sum = 0.0;
-    var sign = 1.0;
-    for (var k = 2u; k < 14u; k++) {
-        sum += sign * power / f32(k * (k - 1u));
-        power *= x;
-        sign = -sign;
-    }
-    return sum;
-}
-
-// One entry of the generalised KL divergence, v log(v / q) − v + wh with q = max(wh, eps),
-// written as q·[(1 + x) log(1 + x) − x] + (wh − q), x = (v − q) / q, so that nearly equal
-// v and wh lose no precision to cancellation.
-fn kl_entry(v: f32, wh: f32, eps: f32) -> f32 {
-    if (v <= eps) {
-        return wh;
-    }
-    let q = max(wh, eps);
-    let x = (v - q) / q;
-    var f: f32;
-    if (abs(x) < 0.25) {
-        f = q * kl_series(x);
-    } else {
-        f = v * log(v / q) - v + q;
-    }
-    return f + (wh - q);
-}
-
 // Sum the invocations' values over the workgroup and store the total at the workgroup's slot.
 fn reduce_and_store(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>, value: f32) {
     let t = lid.y * WG_X + lid.x;
@@ -323,29 +147,52 @@ fn reduce_and_store(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>, value: f32) {
     }
 }
 
-@compute @workgroup_size(WG_X, WG_Y, 1)
-fn matmul_loss_frobenius(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_id) lid: vec3<u32>,
-) {
-    let acc = product(wg, lid);
-    var sum = 0.0;
-    for (var i = 0u; i < TM; i++) {
-        let row = tile_row(wg, lid, i);
-        for (var j = 0u; j < TN; j++) {
-            let col = tile_col(wg, lid, j);
-            if (row < p.m && col < p.n) {
-                let r = d[p.d_off + row * p.d_rs + col * p.d_cs] - acc[i * TN + j];
-                sum = fma(r, r, sum);
+// The epilogue EPILOGUE applied to the entry Y = (AB)[row, col] of the workgroup's slice `z`:
+// stores into C, or returns the entry's loss term (0 for the storing epilogues).
+fn epilogue(row: u32, col: u32, z: u32, y: f32) -> f32 {
+    let ci = p.c_off + z * p.c_slice + row * p.c_rs + col * p.c_cs;
+    let di = p.d_off + row * p.d_rs + col * p.d_cs;
+    switch EPILOGUE {
+        case EPI_STORE: {
+            var value = y;
+            if (p.accumulate != 0u) {
+                value += c[ci];
             }
+            c[ci] = value;
         }
+        case EPI_KL_RATIO: {
+            c[ci] = d[di] / max(y, KL_GUARD);
+        }
+        case EPI_MASKED: {
+            c[ci] = y * d[di];
+        }
+        case EPI_BETA_NUM: {
+            c[ci] = beta_numerator(d[di], y, p.beta);
+        }
+        case EPI_BETA_DEN: {
+            c[ci] = beta_denominator(y, p.beta);
+        }
+        case EPI_LOSS_FROBENIUS: {
+            let r = d[di] - y;
+            return r * r;
+        }
+        case EPI_LOSS_KL: {
+            return kl_entry(d[di], y, p.eps);
+        }
+        case EPI_LOSS_MASKED: {
+            let r = mask[p.mask_off + row * p.mask_rs + col * p.mask_cs] * (d[di] - y);
+            return r * r;
+        }
+        case EPI_LOSS_BETA: {
+            return beta_entry(d[di], y, p.beta);
+        }
+        default: {}
     }
-    reduce_and_store(wg, nwg, lid, sum);
+    return 0.0;
 }
 
 @compute @workgroup_size(WG_X, WG_Y, 1)
-fn matmul_loss_kl(
+fn matmul(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_id) lid: vec3<u32>,
@@ -357,54 +204,11 @@ fn matmul_loss_kl(
         for (var j = 0u; j < TN; j++) {
             let col = tile_col(wg, lid, j);
             if (row < p.m && col < p.n) {
-                let v = d[p.d_off + row * p.d_rs + col * p.d_cs];
-                sum += kl_entry(v, acc[i * TN + j], p.eps);
+                sum += epilogue(row, col, wg.z, acc[i * TN + j]);
             }
         }
     }
-    reduce_and_store(wg, nwg, lid, sum);
-}
-
-@compute @workgroup_size(WG_X, WG_Y, 1)
-fn matmul_loss_masked(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_id) lid: vec3<u32>,
-) {
-    let acc = product(wg, lid);
-    var sum = 0.0;
-    for (var i = 0u; i < TM; i++) {
-        let row = tile_row(wg, lid, i);
-        for (var j = 0u; j < TN; j++) {
-            let col = tile_col(wg, lid, j);
-            if (row < p.m && col < p.n) {
-                let v = d[p.d_off + row * p.d_rs + col * p.d_cs];
-                let mk = mask[p.mask_off + row * p.mask_rs + col * p.mask_cs];
-                let r = mk * (v - acc[i * TN + j]);
-                sum = fma(r, r, sum);
-            }
-        }
+    if (EPILOGUE >= EPI_LOSS_FIRST) {
+        reduce_and_store(wg, nwg, lid, sum);
     }
-    reduce_and_store(wg, nwg, lid, sum);
-}
-
-@compute @workgroup_size(WG_X, WG_Y, 1)
-fn matmul_loss_beta(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_id) lid: vec3<u32>,
-) {
-    let acc = product(wg, lid);
-    var sum = 0.0;
-    for (var i = 0u; i < TM; i++) {
-        let row = tile_row(wg, lid, i);
-        for (var j = 0u; j < TN; j++) {
-            let col = tile_col(wg, lid, j);
-            if (row < p.m && col < p.n) {
-                let v = d[p.d_off + row * p.d_rs + col * p.d_cs];
-                sum += beta_entry(v, acc[i * TN + j], p.eps);
-            }
-        }
-    }
-    reduce_and_store(wg, nwg, lid, sum);
 }

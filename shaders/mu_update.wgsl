@@ -55,7 +55,7 @@ const MIN_NORMAL: f32 = 1.17549435e-38;
 
 @compute @workgroup_size(WG, 1, 1)
 fn mu_update(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let idx = gid.x + gid.y * nwg.x * WG;
+    let idx = flat_index(gid, nwg, WG);
     if (idx >= p.rows * p.cols) {
         return;
     }

@@ -21,7 +21,7 @@ override WG: u32 = 256u;
 
 @compute @workgroup_size(WG, 1, 1)
 fn sum_slices(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let idx = gid.x + gid.y * nwg.x * WG;
+    let idx = flat_index(gid, nwg, WG);
     if (idx >= p.rows * p.cols) {
         return;
     }

@@ -21,24 +21,7 @@ const MODE_FROBENIUS: u32 = 1u;
 const MODE_KL_LOSS: u32 = 2u;
 const MODE_MODEL: u32 = 3u;
 
-struct Sparse {
-    rows: u32,
-    r: u32,
-    row0: u32,
-    mode: u32,
-    x_rs: u32,
-    x_cs: u32,
-    out_rs: u32,
-    out_cs: u32,
-    a_rs: u32,
-    a_cs: u32,
-    out_off: u32,
-    out_stride2: u32,
-    eps: f32,
-    pad0: u32,
-    pad1: u32,
-    pad2: u32,
-}
+// struct Sparse: in the prelude (prelude.wgsl).
 
 @group(0) @binding(0) var<storage, read> ptr: array<u32>;
 @group(0) @binding(1) var<storage, read> col: array<u32>;
@@ -52,7 +35,7 @@ override WG: u32 = 256u;
 
 @compute @workgroup_size(WG, 1, 1)
 fn sparse_entries(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * WG;
+    let i = flat_index(gid, nwg, WG);
     if (i >= p.rows) {
         return;
     }

@@ -10,24 +10,7 @@
 // `val` is V's values, or the KL ratios V ⊘ WH at the same stored entries
 // (`sparse_entries`).
 
-struct Sparse {
-    rows: u32,
-    r: u32,
-    row0: u32,
-    mode: u32,
-    x_rs: u32,
-    x_cs: u32,
-    out_rs: u32,
-    out_cs: u32,
-    a_rs: u32,
-    a_cs: u32,
-    out_off: u32,
-    out_stride2: u32,
-    eps: f32,
-    pad0: u32,
-    pad1: u32,
-    pad2: u32,
-}
+// struct Sparse: in the prelude (prelude.wgsl).
 
 @group(0) @binding(0) var<storage, read> ptr: array<u32>;
 @group(0) @binding(1) var<storage, read> col: array<u32>;
@@ -40,7 +23,7 @@ override WG: u32 = 256u;
 
 @compute @workgroup_size(WG, 1, 1)
 fn spmm_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let idx = gid.x + gid.y * nwg.x * WG;
+    let idx = flat_index(gid, nwg, WG);
     if (idx >= p.rows * p.r) {
         return;
     }

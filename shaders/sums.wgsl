@@ -19,7 +19,6 @@ struct Sums {
 @group(0) @binding(2) var<uniform> p: Sums;
 
 override WG: u32 = 256u;
-const MAX_WG: u32 = 256u;
 
 var<workgroup> partial: array<f32, MAX_WG>;
 

@@ -87,7 +87,7 @@ pub mod text;
 
 #[cfg(feature = "gpu")]
 pub use engine::GpuContext;
-pub use engine::{Backend, GpuStats};
+pub use engine::{Backend, GpuRates, GpuStats};
 pub use error::{Factor, NmfError, Result};
 pub use masked::{MaskedFactorization, MaskedInit, MaskedNmf, MaskedParams, PenaltyScale};
 pub use model::{relative_error, Factorization};

@@ -14,7 +14,7 @@ use ndarray::{Array2, ArrayView2};
 
 #[cfg(feature = "gpu")]
 pub use self::gpu::GpuContext;
-pub use self::stats::GpuStats;
+pub use self::stats::{GpuRates, GpuStats};
 #[cfg(feature = "mpi")]
 pub(crate) use self::task::check_sparse_backend;
 pub(crate) use self::task::{check_data, with_engine, with_sparse_engine, EngineTask};

@@ -5,15 +5,50 @@
 ///
 /// Uploads count matrix data only (V once, the initial W and H); the small per-dispatch
 /// parameter blocks are not included. Read-backs count the loss partial sums read at each
-/// convergence check and the final W and H.
+/// convergence check and the final W and H: between two loss checks a fit reads nothing back
+/// (accelerated HALS and online NMF decide their inner stopping rules on the device).
+/// [`GpuStats::per_iteration`] divides the counters by a number of iterations.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct GpuStats {
     /// Command buffers submitted to the queue.
     pub submissions: u64,
+    /// Compute passes encoded (one per submission that dispatches anything).
+    pub compute_passes: u64,
     /// Compute dispatches encoded.
     pub dispatches: u64,
+    /// Bind groups built (each is reused for every later dispatch of the same kernel over the
+    /// same buffers).
+    pub bind_groups_created: u64,
     /// Bytes of matrix data copied from the host to the device.
     pub bytes_uploaded: u64,
+    /// Copies from the device back to the host (each one waits for the device).
+    pub read_backs: u64,
     /// Bytes copied from the device back to the host.
     pub bytes_read_back: u64,
+}
+
+/// [`GpuStats`] per iteration of a fit.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct GpuRates {
+    /// Submissions per iteration.
+    pub submissions: f64,
+    /// Dispatches per iteration.
+    pub dispatches: f64,
+    /// Read-backs per iteration.
+    pub read_backs: f64,
+    /// Bytes read back per iteration.
+    pub bytes_read_back: f64,
+}
+
+impl GpuStats {
+    /// The counters divided by `iterations` (by 1 when it is 0).
+    pub fn per_iteration(&self, iterations: usize) -> GpuRates {
+        let it = iterations.max(1) as f64;
+        GpuRates {
+            submissions: self.submissions as f64 / it,
+            dispatches: self.dispatches as f64 / it,
+            read_backs: self.read_backs as f64 / it,
+            bytes_read_back: self.bytes_read_back as f64 / it,
+        }
+    }
 }

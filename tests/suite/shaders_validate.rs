@@ -1,17 +1,23 @@
-//! Every WGSL shader parses and validates with naga (no GPU needed); every entry point is a
-//! compute kernel with a unique name that the engine's kernel registry
-//! (src/engine/gpu/pipelines.rs) dispatches, and every shader file is registered
+//! Every WGSL shader parses and validates with naga (no GPU needed) after the shared prelude
+//! (`shaders/prelude.wgsl`, prepended to every module when it is compiled); every entry point is
+//! a compute kernel with a unique name that a spec of the engine's kernel table
+//! (src/engine/gpu/pipelines.rs) names, and every shader file is registered
 //! (src/engine/gpu/shaders.rs). The entry points are read from the shaders themselves; the
-//! bindings and parameter blocks of each are checked against the registry by the unit tests
-//! of the crate (`engine::gpu::pipelines::tests`).
+//! bindings, parameter blocks and override constants of each are checked against the table by
+//! the unit tests of the crate (`engine::gpu::pipelines::tests`).
 
 use std::path::Path;
 
-const REGISTRY: &str = include_str!("../src/engine/gpu/pipelines.rs");
-const SHADER_LIST: &str = include_str!("../src/engine/gpu/shaders.rs");
+const REGISTRY: &str = include_str!("../../src/engine/gpu/pipelines.rs");
+const SHADER_LIST: &str = include_str!("../../src/engine/gpu/shaders.rs");
+
+const PRELUDE: &str = include_str!("../../shaders/prelude.wgsl");
 
 fn validate(path: &Path) -> naga::Module {
-    let src = std::fs::read_to_string(path).expect("readable shader");
+    let src = format!(
+        "{PRELUDE}\n{}",
+        std::fs::read_to_string(path).expect("readable shader")
+    );
     let module = naga::front::wgsl::parse_str(&src)
         .unwrap_or_else(|e| panic!("{}: {}", path.display(), e.emit_to_string(&src)));
     naga::valid::Validator::new(
@@ -34,8 +40,11 @@ fn every_shader_validates_and_every_entry_point_is_dispatched() {
             continue;
         }
         let stem = path.file_stem().expect("a file name").to_string_lossy();
+        if stem == "prelude" {
+            continue;
+        }
         assert!(
-            SHADER_LIST.contains(&format!("shaders/{stem}.wgsl")),
+            SHADER_LIST.contains(&format!("module!(\"{stem}\")")),
             "{} is not in the shader registry",
             path.display()
         );
@@ -54,7 +63,7 @@ fn every_shader_validates_and_every_entry_point_is_dispatched() {
                 ep.name
             );
             assert!(
-                REGISTRY.contains(&format!("=> \"{}\"", ep.name)),
+                REGISTRY.contains(&format!("entry: \"{}\"", ep.name)),
                 "{}: entry point {} is not dispatched by the kernel registry",
                 path.display(),
                 ep.name

@@ -153,7 +153,9 @@ impl GpuEngine {
                     a_off: index(ai.off)?,
                     a_rs: index(ai.rs)?,
                     a_cs: index(ai.cs)?,
+                    // ε for the KL loss, β for the β epilogues (each reads its own field).
                     eps,
+                    beta: eps,
                     b_off: index(bi.off)?,
                     b_rs: index(bi.rs)?,
                     b_cs: index(bi.cs)?,
@@ -170,11 +172,10 @@ impl GpuEngine {
                     ..Default::default()
                 };
                 let g = Groups(index(ccols.div_ceil(tc))?, index(rr.div_ceil(tr))?, 1);
-                // Bindings 0..4 (A, B, C, D), and the mask for Epilogue::LossMasked only
-                // (Kernel::bindings; the dispatch checks the count).
+                // A, B, C, D and the mask (read by Epilogue::LossMasked only; D elsewhere).
                 let buffers = [a.buf, b.buf, c.buf, d.buf, mi.buf];
-                let used = &buffers[..kernel.storage_count().min(buffers.len())];
-                self.sched.dispatch(&self.ctx, kernel, used, &params, g)?;
+                self.sched
+                    .dispatch(&self.ctx, kernel, &buffers, &params, g)?;
                 groups += rr.div_ceil(tr) * ccols.div_ceil(tc);
             }
         }
@@ -236,7 +237,7 @@ impl GpuEngine {
         self.sched.dispatch(
             &self.ctx,
             Kernel::Matmul(Epilogue::Store, wg),
-            &[a.buf, b.buf, &parts, a.buf],
+            &[a.buf, b.buf, &parts, a.buf, a.buf],
             &params,
             groups,
         )?;

@@ -1,6 +1,14 @@
-//! The scheduler: one open command encoder that every engine call appends dispatches to,
-//! submitted only when results must come back (a loss check, a download) or when the
-//! parameter arena is full; plus the counters that prove it.
+//! The scheduler: one open command encoder, and in it one open compute pass, that every
+//! engine call appends dispatches to; submitted only when results must come back (a loss check,
+//! a download) or when the parameter arena is full; plus the counters that prove it.
+//!
+//! Each dispatch's parameter block goes to its own slot of one uniform arena (written once per
+//! submission) and is bound with a dynamic offset, so a bind group depends only on the kernel
+//! and its storage buffers: bind groups are built once per (kernel, buffers) and reused across
+//! iterations (the factors, the products and the scratch buffers of a fit are the same buffers
+//! every iteration).
+
+use std::collections::HashMap;
 
 use bytemuck::Pod;
 
@@ -13,9 +21,20 @@ use crate::error::{NmfError, Result};
 /// Dispatches encoded before a submission is forced (one parameter slot each).
 const ARENA_SLOTS: usize = 512;
 
+/// Bind groups kept before the cache is emptied (each holds its buffers alive, so buffers a fit
+/// has dropped are released at the latest when the cache is next emptied).
+const BIND_GROUP_CACHE: usize = 256;
+
+/// A bind group's identity: the kernel (its layout) and its storage buffers in binding order.
+type BindKey = (Kernel, Vec<wgpu::Buffer>);
+
 /// Pending work and the uniform parameter arena of one engine.
 pub(crate) struct Scheduler {
     encoder: Option<wgpu::CommandEncoder>,
+    /// The open compute pass of `encoder`, if any: dispatches are appended to it until a copy
+    /// or a submission closes it.
+    pass: Option<wgpu::ComputePass<'static>>,
+    bind_groups: HashMap<BindKey, wgpu::BindGroup>,
     /// Host copy of the parameter slots used by the pending dispatches.
     params: Vec<u8>,
     arena: wgpu::Buffer,
@@ -40,6 +59,8 @@ impl Scheduler {
         )?;
         Ok(Scheduler {
             encoder: None,
+            pass: None,
+            bind_groups: HashMap::new(),
             params: Vec::new(),
             arena,
             slot: align,
@@ -50,12 +71,87 @@ impl Scheduler {
     }
 
     fn encoder(&mut self, ctx: &GpuContext) -> &mut wgpu::CommandEncoder {
+        self.end_pass();
         self.encoder.get_or_insert_with(|| {
             ctx.device()
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                     label: Some("nmf-gpu iterations"),
                 })
         })
+    }
+
+    /// Close the open compute pass (before a copy or a submission).
+    fn end_pass(&mut self) {
+        self.pass = None;
+    }
+
+    /// The open compute pass, opened in the open encoder when there is none.
+    fn pass(&mut self, ctx: &GpuContext) -> &mut wgpu::ComputePass<'static> {
+        if self.pass.is_none() {
+            let pass = self
+                .encoder(ctx)
+                .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("nmf-gpu kernels"),
+                    timestamp_writes: None,
+                })
+                .forget_lifetime();
+            self.stats.compute_passes += 1;
+            self.pass = Some(pass);
+        }
+        match &mut self.pass {
+            Some(pass) => pass,
+            None => unreachable!("the pass was opened above"),
+        }
+    }
+
+    /// The bind group of `kernel` over `storage` (its parameter block at a dynamic offset),
+    /// built on first use and reused after.
+    fn bind_group(
+        &mut self,
+        ctx: &GpuContext,
+        kernel: Kernel,
+        layout: &wgpu::BindGroupLayout,
+        storage: &[&wgpu::Buffer],
+    ) -> Result<wgpu::BindGroup> {
+        let key: BindKey = (kernel, storage.iter().map(|b| (*b).clone()).collect());
+        if let Some(group) = self.bind_groups.get(&key) {
+            return Ok(group.clone());
+        }
+        let spec = kernel.spec();
+        let mut buffers = storage.iter();
+        let entries: Vec<wgpu::BindGroupEntry> = spec
+            .bindings
+            .iter()
+            .enumerate()
+            .map(|(i, binding)| {
+                let resource = match binding.access {
+                    Access::Uniform => wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &self.arena,
+                        offset: 0,
+                        size: wgpu::BufferSize::new(spec.params.size as u64),
+                    }),
+                    Access::Read | Access::ReadWrite => match buffers.next() {
+                        Some(b) => b.as_entire_binding(),
+                        None => return Err(missing_binding(kernel)),
+                    },
+                };
+                Ok(wgpu::BindGroupEntry {
+                    binding: i as u32,
+                    resource,
+                })
+            })
+            .collect::<Result<_>>()?;
+        let group = ctx.device().create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(spec.entry),
+            layout,
+            entries: &entries,
+        });
+        if self.bind_groups.len() >= BIND_GROUP_CACHE {
+            self.bind_groups.clear();
+        }
+        self.bind_groups.insert(key, group.clone());
+        self.stats.bind_groups_created += 1;
+        Ok(group)
     }
 
     /// Encode one dispatch of `kernel` over `storage` (in binding order) with parameters `params`.
@@ -67,17 +163,23 @@ impl Scheduler {
         params: &P,
         groups: Groups,
     ) -> Result<()> {
-        if std::mem::size_of::<P>() != kernel.uniform_size()
-            || storage.len() != kernel.storage_count()
-        {
+        let spec = kernel.spec();
+        if std::mem::size_of::<P>() != spec.params.size || storage.len() != spec.storage_count() {
             return Err(NmfError::GpuInternal {
                 message: format!(
-                    "kernel {:?} was given {} bytes of parameters and {} buffers; it takes {} and {}",
+                    "kernel {:?} was given {} bytes of parameters and {} buffers; it takes {} (struct {}) and {} ({})",
                     kernel,
                     std::mem::size_of::<P>(),
                     storage.len(),
-                    kernel.uniform_size(),
-                    kernel.storage_count()
+                    spec.params.size,
+                    spec.params.wgsl,
+                    spec.storage_count(),
+                    spec.bindings
+                        .iter()
+                        .filter(|b| b.access != Access::Uniform)
+                        .map(|b| b.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             });
         }
@@ -88,45 +190,17 @@ impl Scheduler {
             self.submit(ctx)?;
         }
         let compiled = ctx.pipeline(kernel)?;
+        let bind_group = self.bind_group(ctx, kernel, &compiled.layout, storage)?;
         let offset = self.pending as u64 * self.slot;
-        let bytes = bytemuck::bytes_of(params);
         self.params.resize(offset as usize, 0);
-        self.params.extend_from_slice(bytes);
-        let mut storage = storage.iter();
-        let entries: Vec<wgpu::BindGroupEntry> = kernel
-            .bindings()
-            .iter()
-            .enumerate()
-            .map(|(i, access)| {
-                let resource = match access {
-                    Access::Uniform => wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                        buffer: &self.arena,
-                        offset,
-                        size: wgpu::BufferSize::new(bytes.len() as u64),
-                    }),
-                    Access::Read | Access::ReadWrite => match storage.next() {
-                        Some(b) => b.as_entire_binding(),
-                        None => return Err(missing_binding(kernel)),
-                    },
-                };
-                Ok(wgpu::BindGroupEntry {
-                    binding: i as u32,
-                    resource,
-                })
-            })
-            .collect::<Result<_>>()?;
-        let bind_group = ctx.device().create_bind_group(&wgpu::BindGroupDescriptor {
-            label: None,
-            layout: &compiled.layout,
-            entries: &entries,
-        });
-        let encoder = self.encoder(ctx);
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
-            pass.set_pipeline(&compiled.pipeline);
-            pass.set_bind_group(0, &bind_group, &[]);
-            pass.dispatch_workgroups(groups.0, groups.1, groups.2);
-        }
+        self.params.extend_from_slice(bytemuck::bytes_of(params));
+        let dynamic = u32::try_from(offset).map_err(|_| NmfError::GpuInternal {
+            message: format!("parameter slot at {offset} bytes is beyond a dynamic offset"),
+        })?;
+        let pass = self.pass(ctx);
+        pass.set_pipeline(&compiled.pipeline);
+        pass.set_bind_group(0, &bind_group, &[dynamic]);
+        pass.dispatch_workgroups(groups.0, groups.1, groups.2);
         self.pending += 1;
         self.stats.dispatches += 1;
         Ok(())
@@ -134,6 +208,7 @@ impl Scheduler {
 
     /// Submit the pending work (if any) without waiting for it.
     pub fn submit(&mut self, ctx: &GpuContext) -> Result<()> {
+        self.end_pass();
         if let Some(encoder) = self.encoder.take() {
             if !self.params.is_empty() {
                 ctx.queue().write_buffer(&self.arena, 0, &self.params);
@@ -211,6 +286,7 @@ impl Scheduler {
         staging.unmap();
         self.staging = Some(staging);
         self.stats.bytes_read_back += bytes;
+        self.stats.read_backs += 1;
         ctx.check_faults()?;
         Ok(data)
     }

@@ -1,33 +1,48 @@
-//! The WGSL sources of every kernel, compiled into the library.
+//! The WGSL sources of every kernel, compiled into the library. Each shader module is the
+//! shared prelude (`shaders/prelude.wgsl`: the structs, constants and pure functions more than
+//! one module reads) followed by the module's own file, joined at build time.
 
-/// `(name, source)` of each shader module in `shaders/`.
+/// One shader module: the prelude, then `shaders/<name>.wgsl`.
+macro_rules! module {
+    ($name:literal) => {
+        (
+            $name,
+            concat!(
+                include_str!("../../../shaders/prelude.wgsl"),
+                "\n",
+                include_str!(concat!("../../../shaders/", $name, ".wgsl"))
+            ),
+        )
+    };
+}
+
+/// The prelude's file name (for the registry's completeness test).
+#[cfg(test)]
+pub(crate) const PRELUDE: &str = "prelude";
+
+/// `(name, source with the prelude)` of each shader module in `shaders/`.
 pub(crate) const SHADERS: &[(&str, &str)] = &[
-    ("matmul", include_str!("../../../shaders/matmul.wgsl")),
-    ("mu_update", include_str!("../../../shaders/mu_update.wgsl")),
-    ("hals", include_str!("../../../shaders/hals.wgsl")),
-    ("sums", include_str!("../../../shaders/sums.wgsl")),
-    ("slices", include_str!("../../../shaders/slices.wgsl")),
-    (
-        "elementwise",
-        include_str!("../../../shaders/elementwise.wgsl"),
-    ),
-    ("spmm", include_str!("../../../shaders/spmm.wgsl")),
-    (
-        "sparse_entries",
-        include_str!("../../../shaders/sparse_entries.wgsl"),
-    ),
+    module!("matmul"),
+    module!("mu_update"),
+    module!("hals"),
+    module!("sums"),
+    module!("slices"),
+    module!("elementwise"),
+    module!("spmm"),
+    module!("sparse_entries"),
 ];
 
-/// The source of the shader module `name`, if it exists.
+/// The source of the shader module `name` (prelude included), if it exists.
 pub(crate) fn source(name: &str) -> Option<&'static str> {
     SHADERS.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::SHADERS;
+    use super::{PRELUDE, SHADERS};
 
-    /// Every registered shader parses and validates; every file in `shaders/` is registered.
+    /// Every registered shader parses and validates; every file in `shaders/` is registered
+    /// (the prelude as the prelude).
     #[test]
     fn registry_validates_and_is_complete() {
         for (name, src) in SHADERS {
@@ -48,8 +63,12 @@ mod tests {
             .filter(|f| f.ends_with(".wgsl"))
             .collect();
         files.sort();
-        let mut registered: Vec<String> =
-            SHADERS.iter().map(|(n, _)| format!("{n}.wgsl")).collect();
+        let mut registered: Vec<String> = SHADERS
+            .iter()
+            .map(|(n, _)| *n)
+            .chain([PRELUDE])
+            .map(|n| format!("{n}.wgsl"))
+            .collect();
         registered.sort();
         assert_eq!(files, registered);
     }

@@ -6,7 +6,8 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::engine::{MuRule, Side};
 
-/// `struct Gemm` of `matmul.wgsl`: shapes, offsets and strides of A, B, C, D and the mask.
+/// `struct Gemm` of `matmul.wgsl`: shapes, offsets and strides of A, B, C, D and the mask;
+/// `eps` the guard of the KL loss epilogue, `beta` the β of the β epilogues.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
 pub(crate) struct Gemm {
@@ -32,7 +33,7 @@ pub(crate) struct Gemm {
     pub mask_off: u32,
     pub mask_rs: u32,
     pub mask_cs: u32,
-    pub pad0: u32,
+    pub beta: f32,
     pub pad1: u32,
 }
 
