@@ -13,7 +13,10 @@
 //!
 //! KL replaces the products by `Z Hᵀ` and `Wᵀ Z` with `Z = V_ij ⊘ (W_i H_j)` (the block of the
 //! ratio lives on the rank that holds `V_ij`, so it needs both `W_i` and `H_j`; `W_i` from the
-//! previous H update is reused) and the Grams by the r-vectors `H 1` and `Wᵀ 1`. The updates of
+//! previous H update is reused) and the Grams by the r-vectors `H 1` and `Wᵀ 1`. The other
+//! β-divergences (Itakura–Saito, any β) form `A = V ⊙ (WH)^(β−2)` and `B = (WH)^(β−1)` on the
+//! block the same way and reduce-scatter both products, numerator and denominator, with
+//! nothing small to all-reduce. The updates of
 //! a piece are the single-process engine's own (`mu_step`, `hals_step` on the CPU engine); the
 //! products with `V_ij` run on this rank's engine (CPU or GPU). Accelerated HALS runs its inner
 //! sweeps on the pieces with the single-process budget and stopping rule, the squared move of
@@ -30,7 +33,7 @@
 //! `T = r²` (Frobenius) or `T = r` (KL), `t` its [`split`](super::split) share of T over P:
 //!
 //! ```text
-//! words = 2 r (m_i − w) + 2 r (n_j − h) + 4 (T − t)
+//! words = 2 r (m_i − w) + 2 r (n_j − h) + 4 (T − t)          (β-divergences: 3 r (m_i − w) + 3 r (n_j − h))
 //! bytes = 4 · 2 r (m_i − w + n_j − h) + b · 4 (T − t)      (b = 4 for the f32 Grams, 8 for the f64 KL sums)
 //! ```
 //!
@@ -50,7 +53,9 @@ use super::grid::{split, Layout};
 use super::start::{random_pieces, DistOp};
 use super::{CommStats, DistFit, LocalBlock, Timings};
 use crate::engine::cpu::{CpuEngine, SparseOp};
-use crate::engine::{check_data, with_engine, Engine, EngineTask, MuDenominator, MuRule, Side};
+use crate::engine::{
+    check_data, with_engine, Engine, EngineTask, MuDenominator, MuRule, Side, BETA_FLOOR,
+};
 use crate::error::{NmfError, Result};
 use crate::linalg::LinearOperator;
 use crate::options::{Init, Loss, Orthogonality, Regularization, Solver, ValidParams};
@@ -67,19 +72,19 @@ const TRACE_MIN_REL_SQ: f64 = 1e-2;
 /// The bytes rank `layout.rank` receives per iteration (see the module docs).
 pub fn iteration_bytes(layout: &Layout, r: usize, loss: Loss) -> u64 {
     let p = layout.grid.size();
-    let t = match loss {
-        Loss::Frobenius => r * r,
-        // KL (β-divergences are refused by `check_supported`).
-        _ => r,
-    };
-    // The Grams are all-reduced as f32, the KL sums as f64.
-    let small_bytes = match loss {
-        Loss::Frobenius => 4,
-        _ => 8,
+    // (reduce-scatters per side + the one gather, the small all-reduced terms T, their width)
+    let (passes, t, small_bytes) = match loss {
+        // Grams all-reduced as f32.
+        Loss::Frobenius => (2, r * r, 4),
+        // The KL sums as f64.
+        Loss::KullbackLeibler => (2, r, 8),
+        // The β rules reduce-scatter a numerator and a denominator per side, and all-reduce
+        // nothing small.
+        Loss::ItakuraSaito | Loss::Beta(_) => (3, 0, 0),
     };
     let share = split(t, p, layout.rank).len();
-    let factor_words = 2 * r * (layout.rows.len() - layout.w_rows.len())
-        + 2 * r * (layout.cols.len() - layout.h_cols.len());
+    let factor_words = passes * r * (layout.rows.len() - layout.w_rows.len())
+        + passes * r * (layout.cols.len() - layout.h_cols.len());
     (factor_words * 4 + 4 * (t - share) * small_bytes) as u64
 }
 
@@ -89,12 +94,6 @@ fn check_supported(valid: &ValidParams) -> Result<()> {
     if valid.orthogonality != Orthogonality::None {
         return refuse(
             "orthogonal NMF in a distributed fit",
-            "a single-process fit (Nmf::fit)",
-        );
-    }
-    if matches!(valid.loss, Loss::ItakuraSaito | Loss::Beta(_)) {
-        return refuse(
-            "β-divergences (Loss::ItakuraSaito, Loss::Beta) in a distributed fit",
             "a single-process fit (Nmf::fit)",
         );
     }
@@ -552,7 +551,8 @@ impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
                 let q = self.q.clone();
                 self.update(Side::Right, &q, &k);
             }
-            _ => {
+            Loss::ItakuraSaito | Loss::Beta(_) => self.beta_step()?,
+            Loss::KullbackLeibler => {
                 let wi = match self.wi.take() {
                     Some(wi) => wi,
                     None => self.gather_w()?,
@@ -577,6 +577,66 @@ impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
         Ok(())
     }
 
+    /// One iteration of the β-divergence rules (β ∉ {1, 2}; see [`Engine::beta_products`]):
+    /// the block products `A_ij Hⱼᵀ`, `B_ij Hⱼᵀ` (then `Wᵢᵀ A_ij`, `Wᵢᵀ B_ij`) with
+    /// `A = V ⊙ (WH)^(β−2)`, `B = (WH)^(β−1)` formed on this rank's block, numerator and
+    /// denominator reduce-scattered over the grid row (column), and the piece updated by
+    /// `X ← X ⊙ (N ⊘ D)^γ(β)` on the host, as a single process does. `W_i` is gathered once
+    /// per iteration (after the W update, and reused by the next W update), `H_j` once.
+    fn beta_step(&mut self) -> Result<()> {
+        let (mi, nj) = (self.g.layout.rows.len(), self.g.layout.cols.len());
+        let r = self.r;
+        let p = self.p;
+        let beta = p.loss.beta_value();
+        let floor = if beta < 1.0 { BETA_FLOOR } else { 0.0 };
+        let rule = MuRule::Power {
+            gamma: p.loss.mu_exponent(),
+            floor,
+        };
+        let wi = match self.wi.take() {
+            Some(wi) => wi,
+            None => self.gather_w()?,
+        };
+        let hj = self.gather_h()?;
+        let mut num = or_abort(self.g.world, self.e.zeros(mi, r));
+        let mut den = or_abort(self.g.world, self.e.zeros(mi, r));
+        let res = self
+            .e
+            .beta_products(&wi, &hj, Side::Left, beta, &mut num, &mut den);
+        or_abort(self.g.world, res);
+        let (num, den) = (self.scatter_rows(&num)?, self.scatter_rows(&den)?);
+        let res = self.host.mu_step(
+            &mut self.w,
+            &num,
+            MuDenominator::Elementwise(&den),
+            Side::Left,
+            p.reg_w,
+            p.iter.epsilon,
+            rule,
+        );
+        or_abort(self.g.world, res);
+        let wi = self.gather_w()?;
+        let mut num = or_abort(self.g.world, self.e.zeros(r, nj));
+        let mut den = or_abort(self.g.world, self.e.zeros(r, nj));
+        let res = self
+            .e
+            .beta_products(&wi, &hj, Side::Right, beta, &mut num, &mut den);
+        or_abort(self.g.world, res);
+        let (num, den) = (self.scatter_cols(&num)?, self.scatter_cols(&den)?);
+        let res = self.host.mu_step(
+            &mut self.h,
+            &num,
+            MuDenominator::Elementwise(&den),
+            Side::Right,
+            p.reg_h,
+            p.iter.epsilon,
+            rule,
+        );
+        or_abort(self.g.world, res);
+        self.wi = Some(wi);
+        Ok(())
+    }
+
     /// The exact loss Σ_blocks D(V_ij ‖ W_i H_j) (gathers the factor blocks it lacks).
     fn exact_loss(&mut self) -> Result<f64> {
         let wi = match self.wi.take() {
@@ -586,7 +646,7 @@ impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
         let hj = self.gather_h()?;
         let l = self.e.loss(&wi, &hj, self.p.loss, self.p.iter.epsilon);
         let mut total = [or_abort(self.g.world, l)];
-        if self.p.loss == Loss::KullbackLeibler {
+        if self.p.loss != Loss::Frobenius {
             self.wi = Some(wi);
         }
         self.g.all_reduce_f64(&mut total);

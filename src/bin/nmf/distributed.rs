@@ -68,9 +68,6 @@ fn refuse_unsupported(args: &FitArgs) -> Result<(), CliError> {
     if args.orthogonal != OrthogonalArg::None {
         return no("--orthogonal");
     }
-    if args.beta.is_some() || args.loss == crate::args::LossArg::Is {
-        return no("a β-divergence (--loss is, --beta)");
-    }
     if args.samples_as_rows {
         return no("--samples-as-rows (save the transposed matrix instead)");
     }
@@ -195,7 +192,7 @@ fn fit<C: Communicator>(args: &FitArgs, world: &C) -> Result<u8, RankError> {
     distributed::agree(world, made).map_err(|e| from_lib(e, true))?;
 
     let solver: Solver = args.solver.into();
-    let loss: Loss = args.loss.into();
+    let loss: Loss = args.loss();
     let init: Init = args.init.into();
     let alpha_h = args.alpha_h.unwrap_or(args.alpha_w);
     let params = Nmf::params(args.rank)
@@ -268,14 +265,19 @@ fn fit<C: Communicator>(args: &FitArgs, world: &C) -> Result<u8, RankError> {
     let (m, n) = shape;
     let small = match loss {
         Loss::Frobenius => 4 * r * r,
-        // KL (the β-divergences are refused by a distributed fit).
-        _ => 8 * r,
+        Loss::KullbackLeibler => 8 * r,
+        // The other β-divergences all-reduce nothing small.
+        Loss::ItakuraSaito | Loss::Beta(_) => 0,
     } as f64;
     // MPI-FAUN's per-rank bandwidth term, 2r(m/pr)(pc−1)/pc + 2r(n/pc)(pr−1)/pr words, plus the
-    // two all-reduces of the small matrices.
+    // two all-reduces of the small matrices (3r for the β rules' two reduce-scatters per side).
     let (pr, pc) = (grid.rows as f64, grid.cols as f64);
+    let passes = match loss {
+        Loss::ItakuraSaito | Loss::Beta(_) => 3.0,
+        _ => 2.0,
+    };
     let bound = 4.0
-        * 2.0
+        * passes
         * r as f64
         * ((m as f64 / pr) * (pc - 1.0) / pc + (n as f64 / pc) * (pr - 1.0) / pr)
         + 4.0 * small * (p as f64 - 1.0) / p as f64;
