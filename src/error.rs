@@ -266,7 +266,7 @@ pub enum NmfError {
     },
 
     /// A file declares (or holds) a matrix too large to load; refused before allocating it.
-    #[error("{}: {what} needs {} as float32, more than the input limit of {} (set from the memory available); factorize a smaller matrix or use a machine with more memory", path.display(), human_bytes(*bytes), human_bytes(u128::from(*limit)))]
+    #[error("{}: {what} needs {} as float32, more than the input limit of {} ({}); factorize a smaller matrix or use a machine with more memory", path.display(), human_bytes(*bytes), human_bytes(u128::from(*limit)), limit_origin(*limit))]
     TooLarge {
         /// The file.
         path: PathBuf,
@@ -279,7 +279,7 @@ pub enum NmfError {
     },
 
     /// A fit would need more memory than it may take; refused before allocating anything.
-    #[error("the fit needs about {} of memory ({detail}), more than the limit of {} (the memory available, or the one set with memory_limit); lower the rank, use sparse storage for sparse data, or use a machine with more memory", human_bytes(u128::from(*need)), human_bytes(u128::from(*limit)))]
+    #[error("the fit needs about {} of memory ({detail}), more than the limit of {} ({}); lower the rank, use sparse storage for sparse data, or use a machine with more memory", human_bytes(u128::from(*need)), human_bytes(u128::from(*limit)), limit_origin(*limit))]
     FitTooLarge {
         /// Estimated peak bytes of the fit.
         need: u64,
@@ -554,6 +554,20 @@ fn file_location(path: &Path, line: Option<usize>, column: Option<usize>) -> Str
 }
 
 /// A byte count in B, KiB, MiB, GiB, TiB or PiB, three significant digits.
+/// Which limit a memory limit in a refusal came from, in words: the process's budget (and the
+/// limit that set it, see [`crate::memory`]) or the caller's own.
+fn limit_origin(limit: u64) -> String {
+    match crate::memory::origin_of(limit) {
+        Some(origin) => format!(
+            "{}what {} allows now, {}",
+            if origin.half { "half of " } else { "" },
+            origin.budget.bound.describe(),
+            human_bytes(u128::from(origin.budget.bytes))
+        ),
+        None => crate::memory::Bound::User.describe().to_string(),
+    }
+}
+
 fn human_bytes(bytes: u128) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
     let mut value = bytes as f64;

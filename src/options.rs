@@ -442,10 +442,10 @@ impl IterOptions {
         self.resume
     }
 
-    /// The bytes a fit may take: the limit set, or the memory available now.
+    /// The bytes a fit may take: the limit set (lowered to the process's hard limits:
+    /// `RLIMIT_AS`, `RLIMIT_DATA`, its cgroup's), or the memory it may take now.
     pub fn memory_limit(&self) -> u64 {
-        self.memory_limit
-            .unwrap_or_else(crate::memory::default_fit_limit)
+        crate::memory::fit_limit(self.memory_limit)
     }
 
     /// The one check of the shared options.

@@ -6,14 +6,12 @@ use crate::error::{NmfError, Result};
 
 pub use crate::memory::FIXED_CAP_BYTES;
 
-/// The default input limit: half of the memory available to this process (the fit needs room
-/// for the factors and the engine's work space too), or [`FIXED_CAP_BYTES`] where the available
-/// memory is unknown.
+/// The default input limit: half of the memory this process may take (the fit needs room for
+/// the factors and the engine's work space too): the smallest of the available memory, the
+/// process's `RLIMIT_AS` / `RLIMIT_DATA` and its cgroup's memory limit, or [`FIXED_CAP_BYTES`]
+/// where none can be read.
 pub fn default_max_bytes() -> u64 {
-    match crate::memory::available_memory() {
-        Some(bytes) => bytes / 2,
-        None => FIXED_CAP_BYTES,
-    }
+    crate::memory::default_read_limit()
 }
 
 /// Check that a declared `rows x cols` float32 matrix fits in `max_bytes`; return its element count.

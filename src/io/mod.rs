@@ -167,7 +167,7 @@ impl ReadOptions {
     }
     /// The largest matrix (in bytes, as float32) a reader will allocate.
     pub fn max_bytes(mut self, max_bytes: u64) -> Self {
-        self.max_bytes = max_bytes;
+        self.max_bytes = crate::memory::read_limit(max_bytes);
         self
     }
     /// The longest line (in bytes, before its `\n`) a text reader accepts; a longer one is

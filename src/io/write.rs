@@ -2,7 +2,8 @@
 //! in the same directory, flush it to disk, then rename it over the final name.
 //!
 //! A set of files that belong together (a model: W, H and a summary) is written into a temporary
-//! sibling directory and renamed into place as a unit by [`StagedDir`].
+//! sibling directory and exchanged with the final one as a unit by [`StagedDir`]; temporaries
+//! left by dead processes are removed by the next write of the same name.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -27,11 +28,13 @@ pub struct StagedFile {
 
 impl StagedFile {
     /// Write `contents` (by the closure) to a temporary file next to `target` and flush it to disk.
+    /// Temporaries of dead processes beside `target` are removed first.
     pub fn write_with(
         target: impl AsRef<Path>,
         contents: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
     ) -> Result<StagedFile> {
         let target = target.as_ref().to_path_buf();
+        remove_stale(&target);
         let temp = temp_name(&target);
         let file = File::create(&temp).map_err(|source| NmfError::Io {
             path: target.clone(),
@@ -124,17 +127,33 @@ fn sync_dir(dir: &Path) {
 }
 
 /// A directory of files written under a temporary sibling name, waiting for
-/// [`commit`](StagedDir::commit) to rename it to its final name as a unit.
+/// [`commit`](StagedDir::commit) to put it at its final name as a unit.
 ///
 /// Until the commit the final directory is untouched; after it, it holds exactly the staged
 /// files. Dropping it uncommitted (an error, an early return) removes the temporary directory.
 /// A directory already at the final name is *replaced*, with whatever it held: callers check
 /// that it holds nothing else worth keeping.
 ///
-/// The replacement is two renames (the old directory aside, the new one in) and the removal of
-/// the old one; POSIX has no atomic exchange of two directories, so a process killed between
-/// the two renames leaves the old directory under its hidden aside name
-/// (`.<name>.<pid>.<n>.old`) and none at the final name, never a mixture of old and new files.
+/// A final name that is a symbolic link to a directory stands for that directory: the link is
+/// kept and the directory it points to is replaced (as `cp -r` and `mkdir -p` follow it). A link
+/// to anything else, or a dangling one, is refused by [`new`](StagedDir::new), before any work.
+///
+/// **Atomicity.** On Linux the replacement is one `renameat2(RENAME_EXCHANGE)`: at every instant
+/// the final name holds either the old or the new complete directory, whatever kills the
+/// process; the old directory, now under the temporary name, is removed afterwards. A new
+/// directory takes a missing final name with `renameat2(RENAME_NOREPLACE)`. Where the file
+/// system (or the platform) has no exchange, the fallback is two renames, the old directory
+/// aside (`.<name>.<pid>.<n>.old`) and the new one in, with a window between them in which the
+/// final name is missing; a process killed there leaves the old directory under its aside name.
+///
+/// **Leftovers.** Temporaries (`.<name>.<pid>.<n>.tmp` / `.old`) beside the final name whose
+/// process is gone are removed by the next [`new`](StagedDir::new) for that name; an aside
+/// directory left by the fallback is first moved back to a missing final name.
+///
+/// **Concurrent writers.** Each commit replaces whatever model is there, and the last commit
+/// stays: the final name always holds one writer's complete directory. A writer that finds its
+/// directory moved away by another writer in the fallback's window reports
+/// [`NmfError::Io`] naming the lost race.
 #[derive(Debug)]
 pub struct StagedDir {
     temp: PathBuf,
@@ -144,20 +163,12 @@ pub struct StagedDir {
 
 impl StagedDir {
     /// Create an empty temporary directory beside `target` (which needs a final component:
-    /// not `/`, `.` or `..`; its parent must exist).
+    /// not `/`, `.` or `..`; its parent must exist). A `target` that is a symbolic link is
+    /// resolved: to a directory, that directory is the target; to anything else, an error.
+    /// Temporaries of dead processes beside the target are removed first.
     pub fn new(target: impl AsRef<Path>) -> Result<StagedDir> {
-        let target = target.as_ref().to_path_buf();
-        let named = matches!(
-            target.components().next_back(),
-            Some(std::path::Component::Normal(_))
-        );
-        if !named {
-            return Err(NmfError::Io {
-                path: target,
-                action: "create the output directory (it needs a name: not /, . or ..)",
-                source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
-            });
-        }
+        let target = resolve_target(target.as_ref())?;
+        remove_stale(&target);
         let temp = sibling_name(&target, "tmp");
         std::fs::create_dir(&temp).map_err(|source| NmfError::Io {
             path: target.clone(),
@@ -171,7 +182,7 @@ impl StagedDir {
         })
     }
 
-    /// The final path.
+    /// The final path (a symbolic link given to [`new`](Self::new) resolved).
     pub fn target(&self) -> &Path {
         &self.target
     }
@@ -219,48 +230,277 @@ impl StagedDir {
         self.write_with(name, |w| w.write_all(bytes))
     }
 
-    /// Rename the directory to its final name, replacing a directory there (see the type's
+    /// Put the directory at its final name, replacing a directory there (see the type's
     /// documentation). A file (not a directory) at the final name is an error.
     pub fn commit(mut self) -> Result<PathBuf> {
-        let rename_err = |path: &Path, source| NmfError::Io {
-            path: path.to_path_buf(),
-            action: "rename the finished output directory into place",
-            source,
-        };
         sync_dir(&self.temp);
-        let parent = self.target.parent().unwrap_or(Path::new("."));
-        match std::fs::symlink_metadata(&self.target) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::rename(&self.temp, &self.target)
-                    .map_err(|e| rename_err(&self.target, e))?;
-            }
-            Ok(meta) if meta.is_dir() => {
-                let aside = sibling_name(&self.target, "old");
-                std::fs::rename(&self.target, &aside).map_err(|e| rename_err(&self.target, e))?;
-                if let Err(e) = std::fs::rename(&self.temp, &self.target) {
-                    // Put the old directory back; the new one is removed on drop.
-                    let _ = std::fs::rename(&aside, &self.target);
-                    return Err(rename_err(&self.target, e));
+        let parent = parent_of(&self.target);
+        // Another writer may create or remove the final directory between two steps: each
+        // turn of the loop looks again, a bounded number of times.
+        for _ in 0..COMMIT_TRIES {
+            match std::fs::symlink_metadata(&self.target) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    match rename_noreplace(&self.temp, &self.target) {
+                        Ok(()) => {
+                            self.committed = true;
+                            sync_dir(&parent);
+                            return Ok(self.target.clone());
+                        }
+                        // Another writer's directory arrived first: replace it.
+                        Err(e) if is_occupied(&e) => continue,
+                        Err(e) => return Err(commit_error(&self.target, e)),
+                    }
                 }
-                self.committed = true;
-                sync_dir(parent);
-                let _ = std::fs::remove_dir_all(&aside);
-                return Ok(self.target.clone());
+                Ok(meta) if meta.is_dir() => match exchange(&self.temp, &self.target) {
+                    Ok(true) => {
+                        // The old directory is now under the temporary name.
+                        self.committed = true;
+                        sync_dir(&parent);
+                        let _ = std::fs::remove_dir_all(&self.temp);
+                        return Ok(self.target.clone());
+                    }
+                    Ok(false) => return self.commit_by_two_renames(),
+                    // The final directory went away meanwhile: take the missing name.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(commit_error(&self.target, e)),
+                },
+                Ok(_) => {
+                    return Err(commit_error(
+                        &self.target,
+                        std::io::Error::new(
+                            std::io::ErrorKind::AlreadyExists,
+                            "a file that is not a directory is in the way",
+                        ),
+                    ))
+                }
+                Err(e) => return Err(commit_error(&self.target, e)),
             }
-            Ok(_) => {
-                return Err(rename_err(
-                    &self.target,
-                    std::io::Error::new(
-                        std::io::ErrorKind::AlreadyExists,
-                        "a file that is not a directory is in the way",
-                    ),
-                ))
-            }
-            Err(e) => return Err(rename_err(&self.target, e)),
+        }
+        Err(lost_race(&self.target))
+    }
+
+    /// The fallback of [`commit`](Self::commit) where the file system cannot exchange two
+    /// names: the old directory aside, the new one in, the old one removed.
+    fn commit_by_two_renames(mut self) -> Result<PathBuf> {
+        let aside = sibling_name(&self.target, "old");
+        match std::fs::rename(&self.target, &aside) {
+            Ok(()) => {}
+            // Another writer moved it first: ours goes in below, or loses to theirs.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(commit_error(&self.target, e)),
+        }
+        if let Err(e) = rename_noreplace(&self.temp, &self.target) {
+            // Put the old directory back; the new one is removed on drop.
+            let _ = rename_noreplace(&aside, &self.target);
+            let _ = std::fs::remove_dir_all(&aside);
+            return Err(if is_occupied(&e) {
+                lost_race(&self.target)
+            } else {
+                commit_error(&self.target, e)
+            });
         }
         self.committed = true;
-        sync_dir(parent);
+        sync_dir(&parent_of(&self.target));
+        let _ = std::fs::remove_dir_all(&aside);
         Ok(self.target.clone())
+    }
+}
+
+/// The directory holding `path` (`.` for a bare name).
+fn parent_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// How many times [`StagedDir::commit`] looks again when other writers change the final name
+/// under it.
+const COMMIT_TRIES: usize = 64;
+
+fn commit_error(target: &Path, source: std::io::Error) -> NmfError {
+    NmfError::Io {
+        path: target.to_path_buf(),
+        action: "rename the finished output directory into place",
+        source,
+    }
+}
+
+/// The error of a writer whose directory another process's replaced at the same moment.
+fn lost_race(target: &Path) -> NmfError {
+    NmfError::Io {
+        path: target.to_path_buf(),
+        action: "put the finished output directory in place",
+        source: std::io::Error::other(
+            "another process wrote this output directory at the same time and its result is the one kept (lost the race to it)",
+        ),
+    }
+}
+
+/// A rename refused because the destination is taken (a non-empty directory or an entry there).
+fn is_occupied(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(code) if code == libc::EEXIST || code == libc::ENOTEMPTY)
+}
+
+/// `target` with a final symbolic link resolved (see [`StagedDir::new`]), after checking that it
+/// has a name.
+fn resolve_target(target: &Path) -> Result<PathBuf> {
+    let named = matches!(
+        target.components().next_back(),
+        Some(std::path::Component::Normal(_))
+    );
+    let invalid = |action: &'static str| NmfError::Io {
+        path: target.to_path_buf(),
+        action,
+        source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
+    };
+    if !named {
+        return Err(invalid(
+            "create the output directory (it needs a name: not /, . or ..)",
+        ));
+    }
+    match std::fs::symlink_metadata(target) {
+        Ok(meta) if meta.file_type().is_symlink() => match std::fs::canonicalize(target) {
+            Ok(resolved) if resolved.is_dir() => Ok(resolved),
+            Ok(_) => Err(invalid(
+                "use the output directory (it is a symbolic link to something that is not a directory)",
+            )),
+            Err(source) => Err(NmfError::Io {
+                path: target.to_path_buf(),
+                action: "follow the output directory's symbolic link (it points nowhere)",
+                source,
+            }),
+        },
+        _ => Ok(target.to_path_buf()),
+    }
+}
+
+/// Move `from` to a missing `to`; an error with `EEXIST`/`ENOTEMPTY` when `to` exists.
+fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        match renameat2(from, to, libc::RENAME_NOREPLACE) {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) => {}
+            other => return other,
+        }
+    }
+    // Without RENAME_NOREPLACE: rename(2) onto a non-empty directory fails, onto an empty one
+    // replaces it (never one holding a model).
+    std::fs::rename(from, to)
+}
+
+/// Exchange the directories `a` and `b` atomically. `Ok(false)` where the file system or the
+/// platform cannot.
+fn exchange(a: &Path, b: &Path) -> std::io::Result<bool> {
+    #[cfg(target_os = "linux")]
+    {
+        match renameat2(a, b, libc::RENAME_EXCHANGE) {
+            Ok(()) => Ok(true),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) => {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (a, b);
+        Ok(false)
+    }
+}
+
+/// `renameat2(2)` relative to the working directory.
+#[cfg(target_os = "linux")]
+fn renameat2(from: &Path, to: &Path, flags: libc::c_uint) -> std::io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))
+    };
+    let (from, to) = (c(from)?, c(to)?);
+    // SAFETY: both paths are NUL-terminated strings that live across the call.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            flags,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// The process id and kind (`tmp` or `old`) of a temporary name made by [`sibling_name`] for
+/// the final name `name`.
+fn parse_sibling<'a>(entry: &'a str, name: &str) -> Option<(u32, &'a str)> {
+    let rest = entry
+        .strip_prefix('.')?
+        .strip_prefix(name)?
+        .strip_prefix('.')?;
+    let mut parts = rest.split('.');
+    let (pid, n, kind) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || !matches!(kind, "tmp" | "old") {
+        return None;
+    }
+    n.parse::<u64>().ok()?;
+    Some((pid.parse().ok()?, kind))
+}
+
+/// Whether process `pid` is running (or may be: anything but a definite "no such process").
+fn process_alive(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        let Ok(pid) = libc::pid_t::try_from(pid) else {
+            return true;
+        };
+        if pid <= 0 {
+            return true;
+        }
+        // SAFETY: signal 0 only checks that the process exists and may be signalled.
+        let rc = unsafe { libc::kill(pid, 0) };
+        rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        true
+    }
+}
+
+/// Remove the temporaries of dead processes beside `target` (see [`StagedDir`]): an aside
+/// directory (`.old`) is first moved back to a missing `target`, the previous model it holds.
+pub(crate) fn remove_stale(target: &Path) {
+    let Some(name) = target.file_name().map(|s| s.to_string_lossy().into_owned()) else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(parent_of(target)) else {
+        return;
+    };
+    let mut stale: Vec<(PathBuf, bool)> = entries
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let entry = e.file_name().to_string_lossy().into_owned();
+            let (pid, kind) = parse_sibling(&entry, &name)?;
+            (pid != std::process::id() && !process_alive(pid)).then(|| (e.path(), kind == "old"))
+        })
+        .collect();
+    stale.sort();
+    for (path, old) in stale {
+        if old && rename_noreplace(&path, target).is_ok() {
+            continue;
+        }
+        let is_dir = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir());
+        let _ = if is_dir {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
     }
 }
 

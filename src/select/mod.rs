@@ -405,9 +405,7 @@ impl SelectParams {
         } else {
             rayon::current_num_threads().max(1)
         };
-        let limit = self
-            .memory_limit
-            .unwrap_or_else(crate::memory::default_fit_limit);
+        let limit = crate::memory::fit_limit(self.memory_limit);
         // Per worker: the engine's copies of V (and its transpose), a perturbed or masked copy,
         // the factors; and the consensus summaries, one per worker at a time.
         let mn = (m as u64).saturating_mul(n as u64);

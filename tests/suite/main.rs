@@ -29,6 +29,7 @@ mod masked_sparse;
 mod mu;
 mod online;
 mod orthogonal;
+mod reliability;
 mod select;
 mod shaders_validate;
 mod sparse;

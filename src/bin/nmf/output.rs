@@ -22,14 +22,11 @@ pub fn prepare_dir(dir: &Path) -> Result<(), CliError> {
 
 /// Check that `dir` can receive `what`, made of the files `known`: it is missing, empty, or
 /// holds only such files (which the new results replace), and a directory can be created beside
-/// it. Missing parent directories are created.
+/// it. Missing parent directories are created. A `dir` that is a symbolic link to a directory
+/// stands for that directory (the link is kept, the directory it points to receives the
+/// results); a link to anything else, or to nothing, is refused here, before any work.
 pub fn prepare_dir_for(dir: &Path, known: &[&str], what: &str) -> Result<(), CliError> {
-    if dir.exists() && !dir.is_dir() {
-        return Err(at(
-            dir,
-            "the output directory is a file, not a directory; choose another --output-dir",
-        ));
-    }
+    check_path(dir)?;
     if dir.is_dir() {
         let entries = std::fs::read_dir(dir)
             .map_err(|e| at(dir, format!("could not list the output directory: {e}")))?;
@@ -79,6 +76,55 @@ pub fn stage_model(
     staged.npy(H_FILE, &h)?;
     staged.bytes(SUMMARY_FILE, summary.as_bytes())?;
     staged.commit()?;
+    Ok(())
+}
+
+/// Refuse an output directory path that cannot become a directory: one that is (or links to) a
+/// file, a symbolic link pointing nowhere, or a path under a file.
+fn check_path(dir: &Path) -> Result<(), CliError> {
+    let link = std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink());
+    if link {
+        let shown = std::fs::read_link(dir)
+            .map(|t| t.display().to_string())
+            .unwrap_or_default();
+        match std::fs::metadata(dir) {
+            Ok(meta) if meta.is_dir() => return Ok(()),
+            Ok(_) => {
+                return Err(at(
+                    dir,
+                    format!("the output directory is a symbolic link to {shown}, which is a file, not a directory; choose another --output-dir"),
+                ))
+            }
+            Err(e) => {
+                return Err(at(
+                    dir,
+                    format!("the output directory is a symbolic link to {shown}, which cannot be followed ({e}); create its target or choose another --output-dir"),
+                ))
+            }
+        }
+    }
+    if dir.exists() && !dir.is_dir() {
+        return Err(at(
+            dir,
+            "the output directory is a file, not a directory; choose another --output-dir",
+        ));
+    }
+    // The nearest existing ancestor must be a directory (followed through symbolic links).
+    for ancestor in dir.ancestors().skip(1) {
+        if ancestor.as_os_str().is_empty() {
+            break;
+        }
+        match std::fs::metadata(ancestor) {
+            Ok(meta) if meta.is_dir() => break,
+            Ok(_) => {
+                return Err(at(
+                    dir,
+                    format!("the output directory would be under {}, which is a file, not a directory; choose another --output-dir", ancestor.display()),
+                ))
+            }
+            Err(_) => continue,
+        }
+    }
     Ok(())
 }
 
