@@ -14,6 +14,8 @@ use ndarray::{Array2, ArrayView2};
 
 #[cfg(feature = "gpu")]
 pub use self::gpu::GpuContext;
+#[cfg(feature = "gpu")]
+pub use self::gpu::{TuneEffort, TuneRow};
 pub use self::stats::{GpuRates, GpuStats};
 #[cfg(feature = "mpi")]
 pub(crate) use self::task::check_sparse_backend;

@@ -8,6 +8,7 @@
 //! encodes dispatches into one open command encoder, which is submitted when a loss is read back
 //! (a few bytes of partial sums) or when a matrix is downloaded.
 
+mod autotune;
 mod batch;
 mod buffers;
 mod context;
@@ -19,6 +20,10 @@ mod sparse;
 #[cfg(test)]
 mod sparse_tests;
 mod state;
+mod tiled;
+#[cfg(test)]
+mod tiled_tests;
+mod tuner;
 #[cfg(test)]
 mod tests;
 mod uniforms;
@@ -36,7 +41,9 @@ use crate::linalg::gemm::Accum;
 use crate::options::{Loss, Regularization};
 
 pub(crate) use self::context::auto_context;
+pub use self::autotune::TuneRow;
 pub use self::context::GpuContext;
+pub use self::tuner::TuneEffort;
 pub(crate) use self::state::GpuEngine;
 pub use super::stats::GpuStats;
 

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::mem::size_of;
 use std::sync::{Arc, Mutex};
 
-use super::{shaders, uniforms};
+use super::{shaders, tiled, uniforms};
 use crate::error::{NmfError, Result};
 
 /// How a kernel accesses one binding.
@@ -113,6 +113,15 @@ const MATMUL: KernelSpec = KernelSpec {
     ],
     params: params::<uniforms::Gemm>("Gemm"),
     overrides: &["WG_X", "WG_Y", "EPILOGUE"],
+};
+
+/// The tiled matmul: the matmul's bindings; the tile shape and the vec4 loads are in the
+/// source's header (tiled.rs), the layout and the epilogue are override constants.
+const MATMUL_TILED: KernelSpec = KernelSpec {
+    shader: "matmul_tiled",
+    entry: "matmul_tiled",
+    overrides: &["A_T", "B_T", "EPILOGUE"],
+    ..MATMUL
 };
 
 const MU_UPDATE: KernelSpec = KernelSpec {
@@ -281,6 +290,8 @@ pub(crate) struct TileWg {
 pub(crate) enum Kernel {
     /// The register-blocked matmul with an epilogue and a workgroup shape.
     Matmul(Epilogue, TileWg),
+    /// The tiled matmul with an epilogue, a tile shape, a layout and its vec4 loads.
+    MatmulTiled(Epilogue, tiled::Tiled),
     /// Multiplicative update of W or H.
     MuUpdate,
     /// HALS sweep over the rows of W.
@@ -312,6 +323,11 @@ impl Kernel {
         Epilogue::ALL
             .iter()
             .map(|&e| Kernel::Matmul(e, wg))
+            .chain(
+                Epilogue::ALL
+                    .iter()
+                    .map(|&e| Kernel::MatmulTiled(e, tiled::Tiled::DEFAULT)),
+            )
             .chain([
                 Kernel::MuUpdate,
                 Kernel::HalsRows,
@@ -331,6 +347,7 @@ impl Kernel {
     pub(crate) fn spec(self) -> &'static KernelSpec {
         match self {
             Kernel::Matmul(..) => &MATMUL,
+            Kernel::MatmulTiled(..) => &MATMUL_TILED,
             Kernel::MuUpdate => &MU_UPDATE,
             Kernel::HalsRows => &HALS_ROWS,
             Kernel::HalsCols => &HALS_COLS,
@@ -351,6 +368,11 @@ impl Kernel {
             Kernel::Matmul(epilogue, wg) => {
                 vec![f64::from(wg.x), f64::from(wg.y), f64::from(epilogue as u32)]
             }
+            Kernel::MatmulTiled(epilogue, t) => vec![
+                f64::from(u8::from(t.layout.a_t())),
+                f64::from(u8::from(t.layout.b_t())),
+                f64::from(epilogue as u32),
+            ],
             _ => vec![f64::from(linear_wg)],
         }
     }
@@ -425,6 +447,11 @@ fn compile(device: &wgpu::Device, linear_wg: u32, kernel: Kernel) -> Result<Comp
         kernel: spec.entry,
         message: format!("no shader named {name} in the registry"),
     })?;
+    // The tiled matmul's tile shape and operand types are in its source's header.
+    let source: std::borrow::Cow<'static, str> = match kernel {
+        Kernel::MatmulTiled(_, t) => tiled::source(source, t)?.into(),
+        _ => source.into(),
+    };
     let values = kernel.overrides(linear_wg);
     if values.len() != spec.overrides.len() {
         return Err(NmfError::GpuInternal {
