@@ -87,6 +87,8 @@ pub mod text;
 
 #[cfg(feature = "gpu")]
 pub use engine::GpuContext;
+#[cfg(feature = "gpu")]
+pub use engine::{TuneEffort, TuneRow};
 pub use engine::{Backend, GpuRates, GpuStats};
 pub use error::{Factor, NmfError, Result};
 pub use masked::{MaskedFactorization, MaskedInit, MaskedNmf, MaskedParams, PenaltyScale};

@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use super::pipelines::{Compiled, Kernel, PipelineCache, TileWg};
+use super::tuner::{TuneOptions, Tuner};
 use crate::error::{NmfError, Result};
 
 /// Default ceiling of the KL ratio block `V ⊘ WH` formed at once: 64 MiB.
@@ -31,6 +32,8 @@ const DEFAULT_KL_BLOCK_BYTES: u64 = 64 << 20;
 pub struct GpuContext {
     pub(crate) inner: Arc<ContextInner>,
     pub(crate) budget: Budget,
+    /// What this context asks of the matmul tuner (effort, cache directory).
+    pub(crate) tune: TuneOptions,
 }
 
 /// Size ceilings for the data a fit keeps on the device.
@@ -95,6 +98,8 @@ pub(crate) struct ContextInner {
     pub tuning: Tuning,
     pub pipelines: PipelineCache,
     pub faults: Arc<Faults>,
+    /// The matmul configurations chosen on this adapter (autotune.rs).
+    pub tuner: Tuner,
 }
 
 /// Errors the device reports asynchronously (outside any error scope) and device loss.
@@ -393,6 +398,7 @@ async fn open() -> Result<GpuContext> {
     };
     Ok(GpuContext {
         inner: Arc::new(ContextInner {
+            tuner: Tuner::new(&info),
             device,
             queue,
             info,
@@ -402,6 +408,7 @@ async fn open() -> Result<GpuContext> {
             faults,
         }),
         budget,
+        tune: TuneOptions::default(),
     })
 }
 

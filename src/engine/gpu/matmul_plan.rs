@@ -1,20 +1,27 @@
-//! Planning and encoding of the matmul kernel: how one product `C = A B` (any strides, with an
-//! epilogue) is cut into dispatches.
+//! Planning and encoding of the matrix product: how one product `C = A B` (any strides, with an
+//! epilogue) is cut into dispatches of the configuration chosen for it.
 //!
-//! - The workgroup shape comes from the context's tuning for the output's shape ([`tile`]);
-//!   an output larger than the grid limit is cut into chunks of whole tiles, one dispatch each.
+//! - The configuration ([`MatmulConfig`]: the strided kernel of `matmul.wgsl` at a workgroup
+//!   shape, or the tiled kernel of `matmul_tiled.wgsl` at a tile shape, split over the inner
+//!   dimension or not) comes from `matmul_config` (autotune.rs): the fixed heuristic, or the
+//!   tuner's choice for the product's shape class. An output larger than the grid limit is cut
+//!   into chunks of whole tiles, one dispatch each.
+//! - The tiled kernel is specialised for the operands' layout (A and B each row-major or
+//!   transposed: pipeline constants) and reads an operand as vec4 when its offset, leading
+//!   dimension and buffer are multiples of 4 entries.
 //! - An output too small to fill the device (e.g. the r x r Gram matrices, fewer than
-//!   [`TARGET_GROUPS`] workgroups) is split over the inner dimension: `s` slices, each
-//!   `C_s = A[:, K_s] B[K_s, :]` over a chunk `K_s` of at least [`MIN_K_CHUNK`] terms, in one
-//!   dispatch (the slice in the grid's z dimension), then `C (+)= Σ_s C_s` by `sum_slices`.
+//!   [`TARGET_GROUPS`] workgroups) is split over the inner dimension when the configuration
+//!   says so: `s` slices, each `C_s = A[:, K_s] B[K_s, :]` over a chunk `K_s` of at least
+//!   [`MIN_K_CHUNK`] terms, in one dispatch (the slice in the grid's z dimension), then
+//!   `C (+)= Σ_s C_s` by `sum_slices`.
 //! - The loss epilogues write one partial per workgroup; [`GpuEngine::product`] returns how many.
-//!
-//! [`tile`]: GpuEngine::tile
 
-use super::pipelines::{Epilogue, Kernel, TileWg};
+use super::pipelines::{Epilogue, Kernel};
 use super::scheduler::Groups;
 use super::state::{index, GpuEngine};
-use super::{context, uniforms};
+use super::tiled::{vec4_ok, Layout, Tiled};
+use super::tuner::{heuristic, MatmulConfig, MatmulKernel};
+use super::uniforms;
 use crate::error::{NmfError, Result};
 use crate::linalg::gemm::Accum;
 
@@ -65,25 +72,77 @@ impl<'a> Operand<'a> {
     }
 }
 
+/// The pipeline of `config` with `epilogue` for operands `a`, `b` of `layout` (`None`: the
+/// strided kernel, whatever the configuration says).
+fn kernel_of(
+    config: MatmulConfig,
+    epilogue: Epilogue,
+    layout: Option<Layout>,
+    a: &Operand<'_>,
+    b: &Operand<'_>,
+) -> Result<Kernel> {
+    Ok(match (config.kernel, layout) {
+        (MatmulKernel::Tiled(shape), Some(layout)) => {
+            let a_lead = if layout.a_t() { a.cs } else { a.rs };
+            let b_lead = if layout.b_t() { b.cs } else { b.rs };
+            Kernel::MatmulTiled(
+                epilogue,
+                Tiled {
+                    shape,
+                    layout,
+                    a_vec: vec4_ok(a.off, a_lead, a.buf.size()),
+                    b_vec: vec4_ok(b.off, b_lead, b.buf.size()),
+                },
+            )
+        }
+        (MatmulKernel::Strided(wg), _) => Kernel::Matmul(epilogue, wg),
+        (MatmulKernel::Tiled(_), None) => {
+            return Err(NmfError::GpuInternal {
+                message: "the tiled matmul was planned for operands without unit strides".into(),
+            })
+        }
+    })
+}
+
 impl GpuEngine {
-    /// The matmul workgroup for a `rows x cols` output, the rows and columns one workgroup
-    /// covers, and the largest chunk (rows, cols) one dispatch covers within the grid limit.
-    pub(super) fn tile(
-        &self,
-        rows: usize,
-        cols: usize,
-    ) -> (TileWg, (usize, usize), (usize, usize)) {
-        let t = self.ctx.tuning();
-        let wg = t.tile_for(rows, cols);
-        let b = context::REGISTER_BLOCK as usize;
-        let (tr, tc) = (wg.y as usize * b, wg.x as usize * b);
-        let g = t.max_groups as usize;
-        (wg, (tr, tc), (g * tr, g * tc))
+    /// The rows and columns one workgroup of `config` covers, and the largest chunk (rows,
+    /// cols) one dispatch covers within the grid limit.
+    fn tile_of(&self, config: MatmulConfig) -> ((usize, usize), (usize, usize)) {
+        let (tr, tc) = config.tile();
+        let g = self.ctx.tuning().max_groups as usize;
+        ((tr, tc), (g * tr, g * tc))
     }
 
-    /// Workgroups (= loss partials) a product over a `rows x cols` output takes.
+    /// The configuration of `config` that actually runs on operands of `layout`: the strided
+    /// kernel at the heuristic's workgroup when the operands have no unit strides.
+    fn runnable(
+        &self,
+        config: MatmulConfig,
+        layout: Option<Layout>,
+        rows: usize,
+        cols: usize,
+    ) -> MatmulConfig {
+        match (config.kernel, layout) {
+            (MatmulKernel::Tiled(_), None) => {
+                heuristic(self.device_shape(rows, cols), None, (rows, cols))
+            }
+            _ => config,
+        }
+    }
+
+    /// Workgroups (= loss partials) a loss product over a `rows x cols` output takes (the loss
+    /// epilogues run the heuristic's configuration for row-major W and H).
     pub(super) fn product_groups(&self, rows: usize, cols: usize) -> usize {
-        let (_, (tr, tc), (cr, cc)) = self.tile(rows, cols);
+        let config = heuristic(
+            self.device_shape(rows, cols),
+            Some(Layout::AB),
+            (rows, cols),
+        );
+        self.groups_of(config, rows, cols)
+    }
+
+    fn groups_of(&self, config: MatmulConfig, rows: usize, cols: usize) -> usize {
+        let ((tr, tc), (cr, cc)) = self.tile_of(config);
         let mut total = 0;
         for r0 in (0..rows).step_by(cr) {
             let rr = cr.min(rows - r0);
@@ -97,11 +156,30 @@ impl GpuEngine {
 
     /// Encode the matmul with `epilogue` on the product `A B` (`rows x cols`, inner dimension
     /// `k`), with C the output (or the loss partials), D the data block of the fused epilogues
-    /// and `mask` the mask of [`Epilogue::LossMasked`] (aligned with D). Returns the number of
-    /// workgroups (one loss partial each).
+    /// and `mask` the mask of [`Epilogue::LossMasked`] (aligned with D), in the configuration
+    /// chosen for it. Returns the number of workgroups (one loss partial each).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn product(
         &mut self,
+        epilogue: Epilogue,
+        dims: (usize, usize, usize),
+        a: Operand<'_>,
+        b: Operand<'_>,
+        c: Operand<'_>,
+        d: Operand<'_>,
+        mask: Option<Operand<'_>>,
+        accum: Accum,
+        eps: f32,
+    ) -> Result<usize> {
+        let config = self.matmul_config(epilogue, dims, &a, &b)?;
+        self.product_with(config, epilogue, dims, a, b, c, d, mask, accum, eps)
+    }
+
+    /// [`product`](Self::product) in the configuration `config`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn product_with(
+        &mut self,
+        config: MatmulConfig,
         epilogue: Epilogue,
         (rows, cols, k): (usize, usize, usize),
         a: Operand<'_>,
@@ -112,10 +190,12 @@ impl GpuEngine {
         accum: Accum,
         eps: f32,
     ) -> Result<usize> {
-        if epilogue == Epilogue::Store {
-            let slices = self.k_slices(rows, cols, k);
+        let layout = Layout::of((a.rs, a.cs), (b.rs, b.cs), (rows, cols, k));
+        let config = self.runnable(config, layout, rows, cols);
+        if epilogue == Epilogue::Store && config.split {
+            let slices = self.k_slices(config, rows, cols, k);
             if slices > 1 {
-                self.split_product((rows, cols, k), slices, a, b, c, accum)?;
+                self.split_product(config, layout, (rows, cols, k), slices, a, b, c, accum)?;
                 return Ok(0);
             }
         }
@@ -128,8 +208,7 @@ impl GpuEngine {
                 message: format!("the {epilogue:?} product was encoded with the wrong operands"),
             });
         }
-        let (wg, (tr, tc), (cr, cc)) = self.tile(rows, cols);
-        let kernel = Kernel::Matmul(epilogue, wg);
+        let ((tr, tc), (cr, cc)) = self.tile_of(config);
         let mut groups = 0usize;
         for r0 in (0..rows).step_by(cr) {
             let rr = cr.min(rows - r0);
@@ -171,6 +250,7 @@ impl GpuEngine {
                     mask_cs: index(mi.cs)?,
                     ..Default::default()
                 };
+                let kernel = kernel_of(config, epilogue, layout, &ai, &bi)?;
                 let g = Groups(index(ccols.div_ceil(tc))?, index(rr.div_ceil(tr))?, 1);
                 // A, B, C, D and the mask (read by Epilogue::LossMasked only; D elsewhere).
                 let buffers = [a.buf, b.buf, c.buf, d.buf, mi.buf];
@@ -182,10 +262,11 @@ impl GpuEngine {
         Ok(groups)
     }
 
-    /// Slices of the inner dimension for `C = A B` (`rows x cols`, inner `k`): enough to give
-    /// the device about [`TARGET_GROUPS`] workgroups, each summing at least [`MIN_K_CHUNK`] terms.
-    fn k_slices(&self, rows: usize, cols: usize, k: usize) -> usize {
-        let groups = self.product_groups(rows, cols).max(1);
+    /// Slices of the inner dimension for `C = A B` (`rows x cols`, inner `k`) in `config`:
+    /// enough to give the device about [`TARGET_GROUPS`] workgroups, each summing at least
+    /// [`MIN_K_CHUNK`] terms.
+    fn k_slices(&self, config: MatmulConfig, rows: usize, cols: usize, k: usize) -> usize {
+        let groups = self.groups_of(config, rows, cols).max(1);
         if groups >= TARGET_GROUPS {
             return 1;
         }
@@ -197,9 +278,13 @@ impl GpuEngine {
     }
 
     /// `C (+)= A B` in two passes: `slices` partial products over chunks of the inner
-    /// dimension (one dispatch, the chunk in the z grid dimension), then their sum into C.
+    /// dimension (one dispatch, the chunk in the z grid dimension; a multiple of 4 terms for
+    /// the tiled kernel, whose vec4 loads start on chunk boundaries), then their sum into C.
+    #[allow(clippy::too_many_arguments)]
     fn split_product(
         &mut self,
+        config: MatmulConfig,
+        layout: Option<Layout>,
         (rows, cols, k): (usize, usize, usize),
         slices: usize,
         a: Operand<'_>,
@@ -207,11 +292,11 @@ impl GpuEngine {
         c: Operand<'_>,
         accum: Accum,
     ) -> Result<()> {
-        let k_chunk = k.div_ceil(slices);
+        let k_chunk = k.div_ceil(slices).next_multiple_of(4);
         let slices = k.div_ceil(k_chunk);
         let len = rows * cols;
         let parts = Self::scratch(&self.ctx, &mut self.slices, slices * len, "product slices")?;
-        let (wg, (tr, tc), _) = self.tile(rows, cols);
+        let ((tr, tc), _) = self.tile_of(config);
         let params = uniforms::Gemm {
             m: index(rows)?,
             n: index(cols)?,
@@ -234,9 +319,10 @@ impl GpuEngine {
             index(rows.div_ceil(tr))?,
             index(slices)?,
         );
+        let kernel = kernel_of(config, Epilogue::Store, layout, &a, &b)?;
         self.sched.dispatch(
             &self.ctx,
-            Kernel::Matmul(Epilogue::Store, wg),
+            kernel,
             &[a.buf, b.buf, &parts, a.buf, a.buf],
             &params,
             groups,

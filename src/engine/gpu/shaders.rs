@@ -16,13 +16,35 @@ macro_rules! module {
     };
 }
 
+/// A matrix product module: the prelude, the products' shared part (`shaders/gemm.wgsl`: the
+/// parameter block, the bindings besides A and B, the epilogues), then `shaders/<name>.wgsl`.
+macro_rules! gemm_module {
+    ($name:literal) => {
+        (
+            $name,
+            concat!(
+                include_str!("../../../shaders/prelude.wgsl"),
+                "\n",
+                include_str!("../../../shaders/gemm.wgsl"),
+                "\n",
+                include_str!(concat!("../../../shaders/", $name, ".wgsl"))
+            ),
+        )
+    };
+}
+
+/// The products' shared part's file name (for the registry's completeness test).
+#[cfg(test)]
+pub(crate) const GEMM: &str = "gemm";
+
 /// The prelude's file name (for the registry's completeness test).
 #[cfg(test)]
 pub(crate) const PRELUDE: &str = "prelude";
 
 /// `(name, source with the prelude)` of each shader module in `shaders/`.
 pub(crate) const SHADERS: &[(&str, &str)] = &[
-    module!("matmul"),
+    gemm_module!("matmul"),
+    gemm_module!("matmul_tiled"),
     module!("mu_update"),
     module!("hals"),
     module!("sums"),
@@ -39,7 +61,7 @@ pub(crate) fn source(name: &str) -> Option<&'static str> {
 
 #[cfg(test)]
 mod tests {
-    use super::{PRELUDE, SHADERS};
+    use super::{GEMM, PRELUDE, SHADERS};
 
     /// Every registered shader parses and validates; every file in `shaders/` is registered
     /// (the prelude as the prelude).
@@ -66,7 +88,7 @@ mod tests {
         let mut registered: Vec<String> = SHADERS
             .iter()
             .map(|(n, _)| *n)
-            .chain([PRELUDE])
+            .chain([PRELUDE, GEMM])
             .map(|n| format!("{n}.wgsl"))
             .collect();
         registered.sort();
