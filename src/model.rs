@@ -99,6 +99,8 @@ impl Factorization {
 
     /// Encode new samples: H (r x n') for `v_new` (m x n') with W fixed, by the fitted solver
     /// (same loss, penalties, `max_iter` and `tol`). MU starts from `sqrt(mean(V')/r)`, HALS from 0.
+    /// The fit's stop flag ([`NmfParams::stop_flag`](crate::NmfParams::stop_flag)) ends it after
+    /// the current iteration with [`NmfError::Interrupted`].
     pub fn transform(&self, v_new: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
         self.check_rows(v_new, "V in transform")?;
         check_data(v_new)?;
@@ -116,6 +118,10 @@ impl Factorization {
             |d, _, scale| (scale.factor_in(&self.w), self.transform_start(n, d.mean())),
             Update::HOnly,
         )?;
+        if out.report.interrupted {
+            // A partly solved H is no encoding: say so rather than return it.
+            return Err(NmfError::Interrupted { what: "transform" });
+        }
         Ok(out.h)
     }
 
@@ -151,12 +157,14 @@ impl Factorization {
         }
     }
 
-    /// The fit's parameters without its hooks (progress, stop flag, resumption, checkpoints).
-    /// The H penalty is scaled by m, which
-    /// new samples do not change.
+    /// The fit's parameters without its hooks (progress, resumption, checkpoints) but with its
+    /// stop flag: a raised flag ends `transform` after the current iteration with
+    /// [`NmfError::Interrupted`]. The H penalty is scaled by m, which new samples do not change.
     fn transform_params(&self) -> ValidParams {
         let mut params = self.params.clone();
+        let stop = params.iter.stop.clone();
         params.iter = params.iter.without_hooks();
+        params.iter.stop = stop;
         // W is fixed whole by the run itself; the fit's fixed rows of H were rows of its own H.
         params.fixed_w.clear();
         params.fixed_h.clear();

@@ -307,6 +307,48 @@ impl NpyColumnWriter {
     }
 }
 
+impl NpyColumnWriter {
+    /// Keep the columns written so far, for a pass stopped early: the header is rewritten to
+    /// `rows x written()` (padded to its old length; Fortran order makes the columns written a
+    /// prefix of the data), then flushed, synced and renamed to the final path as in
+    /// [`commit`](Self::commit). Returns the columns kept.
+    pub fn commit_partial(mut self) -> Result<usize> {
+        use std::io::{Seek, SeekFrom, Write};
+        let io = |path: &Path, action: &'static str, source: std::io::Error| NmfError::Io {
+            path: path.to_path_buf(),
+            action,
+            source,
+        };
+        let dict = |cols: usize| {
+            format!(
+                "{{'descr': '<f4', 'fortran_order': True, 'shape': ({}, {cols}), }}",
+                self.rows
+            )
+        };
+        // The header as `create` wrote it: magic (8), length (2), dict padded so that the
+        // whole is a multiple of 64, ending in a newline.
+        let mut len = dict(self.cols).len();
+        while (10 + len + 1) % 64 != 0 {
+            len += 1;
+        }
+        let mut header = dict(self.written).into_bytes();
+        header.resize(len, b' ');
+        header.push(b'\n');
+        if let Some(out) = self.out.take() {
+            let mut file = out
+                .into_inner()
+                .map_err(|e| io(&self.tmp, "write the file", e.into_error()))?;
+            file.seek(SeekFrom::Start(10))
+                .and_then(|_| file.write_all(&header))
+                .and_then(|_| file.sync_all())
+                .map_err(|e| io(&self.tmp, "write the file", e))?;
+        }
+        std::fs::rename(&self.tmp, &self.path)
+            .map_err(|e| io(&self.path, "move the finished file into place", e))?;
+        Ok(self.written)
+    }
+}
+
 impl Drop for NpyColumnWriter {
     fn drop(&mut self) {
         if self.out.take().is_some() {

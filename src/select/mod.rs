@@ -83,7 +83,7 @@ use crate::options::{Init, Solver};
 use crate::params::Nmf;
 
 use self::consensus::{consensus_bytes, Consensus};
-use self::sweep::{job_seed, run_jobs};
+use self::sweep::{job_seed, run_jobs, run_jobs_until_stopped};
 
 /// The consensus rule's stability tolerance: ranks whose `cophenetic × dispersion` is at least
 /// the highest minus this count as the most stable.
@@ -392,8 +392,28 @@ impl SelectParams {
     ///
     /// Errors: the options ([`check`](Self::check)), negative or non-finite data, memory (the
     /// consensus of `n` samples takes `12·n²` bytes per rank being summarised), a failed fit,
-    /// or the stop flag.
+    /// or the stop flag ([`NmfError::Interrupted`]; see [`run_until_stopped`](Self::run_until_stopped)
+    /// to keep the ranks finished).
     pub fn run(&self, v: ArrayView2<'_, f32>) -> Result<RankSelection> {
+        let sel = self.sweep(v)?;
+        if sel.interrupted {
+            return Err(NmfError::Interrupted {
+                what: "the rank sweep",
+            });
+        }
+        Ok(sel)
+    }
+
+    /// [`run`](Self::run), keeping what finished when the stop flag is raised: the fits already
+    /// running finish, no new one starts, and the selection covers the ranks whose fits all
+    /// finished (their figures, each method's choice among them), with
+    /// [`interrupted`](RankSelection::interrupted) set. [`NmfError::Interrupted`] when no rank
+    /// finished.
+    pub fn run_until_stopped(&self, v: ArrayView2<'_, f32>) -> Result<RankSelection> {
+        self.sweep(v)
+    }
+
+    fn sweep(&self, v: ArrayView2<'_, f32>) -> Result<RankSelection> {
         let start = Instant::now();
         let (m, n) = v.dim();
         self.check(m, n)?;
@@ -446,10 +466,10 @@ impl SelectParams {
             });
         }
 
-        let ranks: Vec<usize> = (self.from..=self.to).collect();
+        let asked: Vec<usize> = (self.from..=self.to).collect();
         // Jobs: the largest ranks first (the longest fits start early).
         let mut jobs: Vec<(Method, usize, usize)> = Vec::new();
-        for &r in ranks.iter().rev() {
+        for &r in asked.iter().rev() {
             for &method in &self.methods {
                 let count = match method {
                     Method::CrossValidation => self.cv_repeats,
@@ -461,7 +481,7 @@ impl SelectParams {
         let total = jobs.len();
         let done = AtomicUsize::new(0);
         let v_sq: f64 = v.iter().map(|&x| x as f64 * x as f64).sum();
-        let outcomes = run_jobs(
+        let outcomes = run_jobs_until_stopped(
             total,
             workers,
             !on_gpu,
@@ -482,8 +502,29 @@ impl SelectParams {
             },
         )?;
 
-        // Gather per method and rank, in run order.
-        let index = |r: usize| r - self.from;
+        // A fit the stop flag cut short counts as not run.
+        let outcomes: Vec<Option<Outcome>> = outcomes.into_iter().map(Option::flatten).collect();
+        // The ranks whose fits all finished (all of them unless the stop flag ended the sweep).
+        let ranks: Vec<usize> = asked
+            .iter()
+            .copied()
+            .filter(|&r| {
+                jobs.iter()
+                    .zip(&outcomes)
+                    .all(|(job, out)| job.1 != r || out.is_some())
+            })
+            .collect();
+        let interrupted = ranks.len() < asked.len();
+        if ranks.is_empty() {
+            return Err(NmfError::Interrupted {
+                what: "the rank sweep",
+            });
+        }
+        let fits = outcomes.iter().filter(|o| o.is_some()).count();
+
+        // Gather per method and rank, in run order (a finished job of an unfinished rank is
+        // dropped).
+        let index = |r: usize| ranks.iter().position(|&x| x == r);
         let mut labels: Vec<Vec<Vec<usize>>> = vec![Vec::new(); ranks.len()];
         let mut rss: Vec<Vec<f64>> = vec![Vec::new(); ranks.len()];
         let mut bases: Vec<Vec<Array2<f32>>> = vec![Vec::new(); ranks.len()];
@@ -491,9 +532,11 @@ impl SelectParams {
         let mut cv_err: Vec<Vec<(f64, f64)>> = vec![Vec::new(); ranks.len()];
         let mut order: Vec<usize> = (0..total).collect();
         order.sort_by_key(|&i| (jobs[i].1, jobs[i].0.tag(), jobs[i].2));
-        let mut outcomes: Vec<Option<Outcome>> = outcomes.into_iter().map(Some).collect();
+        let mut outcomes = outcomes;
         for i in order {
-            let k = index(jobs[i].1);
+            let Some(k) = index(jobs[i].1) else {
+                continue;
+            };
             match outcomes[i].take() {
                 Some(Outcome::Consensus { labels: l, rss: e }) => {
                     labels[k].push(l);
@@ -595,12 +638,13 @@ impl SelectParams {
             choices,
             recommended,
             labels: if with_consensus { labels } else { Vec::new() },
-            fits: total,
+            fits,
+            interrupted,
             elapsed: start.elapsed(),
         })
     }
 
-    /// One fit of the sweep.
+    /// One fit of the sweep; `None` when the stop flag cut it short.
     fn fit_job(
         &self,
         v: ArrayView2<'_, f32>,
@@ -608,50 +652,66 @@ impl SelectParams {
         method: Method,
         r: usize,
         run: usize,
-    ) -> Result<Outcome> {
+    ) -> Result<Option<Outcome>> {
         let seed = job_seed(self.seed, method.tag(), r, run);
-        let params = Nmf::params(r)
+        let mut params = Nmf::params(r)
             .solver(self.solver)
             .init(Init::Random)
             .max_iter(self.max_iter)
             .tol(self.tol)
             .seed(seed)
             .backend(backend.clone());
-        match method {
+        if let Some(stop) = &self.stop {
+            params = params.stop_flag(stop.clone());
+        }
+        let outcome = match method {
             Method::Consensus => {
                 let fit = params.fit(v)?;
+                if fit.interrupted() {
+                    return Ok(None);
+                }
                 let rss = 2.0 * fit.final_loss();
-                Ok(Outcome::Consensus {
+                Outcome::Consensus {
                     labels: labels_from_columns(fit.h()),
                     rss,
-                })
+                }
             }
             Method::Nmfk => {
                 let mut rng = StdRng::seed_from_u64(seed ^ 0x6e6d_666b);
                 let noisy = nmfk::perturb(v, self.noise, &mut rng);
                 let fit = params.fit(noisy.view())?;
+                if fit.interrupted() {
+                    return Ok(None);
+                }
                 let relative_error = fit.relative_error(noisy.view())?;
-                Ok(Outcome::Nmfk {
+                Outcome::Nmfk {
                     w: nmfk::unit_columns(fit.w()),
                     relative_error,
-                })
+                }
             }
             Method::CrossValidation => {
                 let mut rng = StdRng::seed_from_u64(seed);
                 let held = cv::holdout_mask(v.nrows(), v.ncols(), self.holdout, &mut rng);
                 let observed = held.mapv(|h| !h);
-                let fit = MaskedNmf::params(r)
+                let mut masked = MaskedNmf::params(r)
                     .l2(0.0)
                     .init(MaskedInit::Filled)
                     .max_iter(self.max_iter.saturating_mul(CV_BUDGET))
                     .tol(self.tol)
                     .seed(seed)
-                    .backend(backend.clone())
-                    .fit(v, observed.view())?;
+                    .backend(backend.clone());
+                if let Some(stop) = &self.stop {
+                    masked = masked.stop_flag(stop.clone());
+                }
+                let fit = masked.fit(v, observed.view())?;
+                if fit.interrupted() {
+                    return Ok(None);
+                }
                 let (rmse, relative) = cv::heldout_error(v, fit.w(), fit.h(), held.view());
-                Ok(Outcome::Cv { rmse, relative })
+                Outcome::Cv { rmse, relative }
             }
-        }
+        };
+        Ok(Some(outcome))
     }
 }
 
@@ -853,6 +913,10 @@ pub struct RankSelection {
     labels: Vec<Vec<Vec<usize>>>,
     /// Fits run in all.
     pub fits: usize,
+    /// Whether the stop flag ended the sweep early
+    /// ([`run_until_stopped`](SelectParams::run_until_stopped)): `ranks` then holds only the
+    /// ranks whose fits all finished.
+    pub interrupted: bool,
     /// Wall time of the sweep.
     pub elapsed: Duration,
 }
@@ -866,7 +930,7 @@ impl RankSelection {
     /// The consensus of rank `r` (matrix, clustering, measures), recomputed from the runs'
     /// clusterings; `None` when consensus was not run or `r` was not compared.
     pub fn consensus_of(&self, r: usize) -> Option<Result<Consensus>> {
-        let k = r.checked_sub(*self.ranks.first()?)?;
+        let k = self.ranks.iter().position(|&x| x == r)?;
         let runs = self.labels.get(k)?;
         Some(Consensus::of(runs))
     }

@@ -11,7 +11,8 @@ use crate::error::{NmfError, Result};
 
 /// Run `job(0..n_jobs)` on `workers` threads (each single-threaded when `single_threaded`),
 /// calling `done()` after each job; the results in job order, or the error of the first failed
-/// job (by index) — remaining jobs are skipped once one fails or `stop()` is true.
+/// job (by index) — remaining jobs are skipped once one fails or `stop()` is true, and a
+/// skipped job is [`NmfError::Interrupted`].
 pub(crate) fn run_jobs<T, J, D, S>(
     n_jobs: usize,
     workers: usize,
@@ -20,6 +21,33 @@ pub(crate) fn run_jobs<T, J, D, S>(
     done: D,
     stop: S,
 ) -> Result<Vec<T>>
+where
+    T: Send,
+    J: Fn(usize) -> Result<T> + Sync,
+    D: Fn() + Sync,
+    S: Fn() -> bool + Sync,
+{
+    run_jobs_until_stopped(n_jobs, workers, single_threaded, job, done, stop)?
+        .into_iter()
+        .map(|x| {
+            x.ok_or(NmfError::Interrupted {
+                what: "the rank sweep",
+            })
+        })
+        .collect()
+}
+
+/// [`run_jobs`], keeping what finished when `stop()` ends the run early: the result of each job
+/// in job order, `None` for a job skipped because of the stop (the jobs already running finish
+/// first); the error of the first failed job (by index) as in `run_jobs`.
+pub(crate) fn run_jobs_until_stopped<T, J, D, S>(
+    n_jobs: usize,
+    workers: usize,
+    single_threaded: bool,
+    job: J,
+    done: D,
+    stop: S,
+) -> Result<Vec<Option<T>>>
 where
     T: Send,
     J: Fn(usize) -> Result<T> + Sync,
@@ -68,18 +96,12 @@ where
     }
     let slots = slots.into_inner().unwrap_or_else(|e| e.into_inner());
     let mut out = Vec::with_capacity(n_jobs);
-    let mut missing = false;
     for slot in slots {
         match slot {
-            Some(Ok(x)) => out.push(x),
+            Some(Ok(x)) => out.push(Some(x)),
             Some(Err(e)) => return Err(e),
-            None => missing = true,
+            None => out.push(None),
         }
-    }
-    if missing {
-        return Err(NmfError::Interrupted {
-            what: "the rank sweep",
-        });
     }
     Ok(out)
 }

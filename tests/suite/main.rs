@@ -22,6 +22,7 @@ mod gpu_quiet;
 mod graph;
 mod hals;
 mod images;
+mod interrupt;
 mod io;
 mod kernels_shapes;
 mod masked;

@@ -145,6 +145,12 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
             );
         }
     }
+    if let (Some(s), Some(summary)) = (&saved, &saved_summary) {
+        if resume::already_converged(summary, args.tol) {
+            resume::finish_converged(s, summary, &args.output_dir, args.json, args.quiet)?;
+            return Ok(0);
+        }
+    }
     if stop.requested() {
         return Err(CliError::with_code(
             format!(

@@ -1,7 +1,9 @@
 //! `nmf fit --online`: stream the samples in batches (a .npy read piece by piece, an image
 //! directory decoded batch by batch, other formats read whole and then streamed), learn W,
 //! then write W.npy, H.npy (r x n, Fortran order, written batch by batch with the final W in
-//! one more pass) and summary.json.
+//! one more pass) and summary.json. SIGINT / SIGTERM stop it after the current batch: W reached
+//! and the H columns written so far (none when it stopped while learning W) are written, with
+//! `"interrupted": true` and the samples seen in summary.json, exiting with 130 / 143.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -109,21 +111,22 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
         bar.finish_and_clear();
     }
     let fit_seconds = start.elapsed().as_secs_f64();
-    if model.report().stop == OnlineStop::Interrupted {
-        eprintln!("interrupted by {}: nothing written", stop.name());
-        return Ok(stop.exit_code());
-    }
+    // Interrupted while learning W: W is the one after the last batch, and no H is computed.
+    let learn_interrupted = model.report().stop == OnlineStop::Interrupted;
     write_npy_atomic(args.output_dir.join(W_FILE), &model.w())?;
+    let h_path = args.output_dir.join(H_FILE);
     let mut h_seconds = None;
-    if !args.no_h {
+    // Columns of H written (the first samples', in order), when H is written at all.
+    let mut h_columns = None;
+    if !args.no_h && !learn_interrupted {
         let t = Instant::now();
-        let h_path = args.output_dir.join(H_FILE);
         let mut writer = NpyColumnWriter::create(&h_path, model.rank(), n)?;
         let bar = samples_bar(display, n, 1);
         if let Some(bar) = &bar {
             bar.set_message("H");
         }
         source.rewind()?;
+        // The stop flag ends this pass after its current batch.
         model.transform_source(&mut source, |_, hb| {
             writer.append(hb.view())?;
             if let Some(bar) = &bar {
@@ -134,13 +137,23 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
         if let Some(bar) = &bar {
             bar.finish_and_clear();
         }
-        if stop.requested() {
-            eprintln!("interrupted by {}: H.npy not written", stop.name());
-            return Ok(stop.exit_code());
-        }
-        writer.commit()?;
+        h_columns = Some(if writer.written() < n {
+            writer.commit_partial()?
+        } else {
+            writer.commit()?;
+            n
+        });
         h_seconds = Some(t.elapsed().as_secs_f64());
+    } else if learn_interrupted {
+        // An H of an earlier run would not belong to this W.
+        match std::fs::remove_file(&h_path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(at(&h_path, format!("could not remove the earlier H: {e}")));
+            }
+            _ => {}
+        }
     }
+    let interrupted = learn_interrupted || h_columns.is_some_and(|c| c < n);
     let rep = model.report();
     let summary = json!({
         "online": true,
@@ -154,6 +167,7 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
         "batches": rep.steps,
         "samples": rep.samples,
         "stop": format!("{:?}", rep.stop),
+        "interrupted": interrupted,
         "last_batch_cost": rep.last_batch_cost,
         "smoothed_cost": rep.smoothed_cost,
         "engine": rep.engine,
@@ -161,8 +175,14 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
         "samples_per_second": rep.samples as f64 / fit_seconds.max(1e-9),
         "h_seconds": h_seconds,
         "W": { "file": W_FILE, "shape": [m, args.rank] },
-        "H": if args.no_h { serde_json::Value::Null } else {
-            json!({ "file": H_FILE, "shape": [args.rank, n], "fortran_order": true })
+        "H": match h_columns {
+            None => serde_json::Value::Null,
+            Some(cols) => json!({
+                "file": H_FILE,
+                "shape": [args.rank, cols],
+                "fortran_order": true,
+                "complete": cols == n,
+            }),
         },
     });
     let text = format!(
@@ -185,6 +205,21 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
             rep.stop,
             args.output_dir.display()
         ));
+    }
+    if interrupted {
+        if !args.quiet {
+            let h = match h_columns {
+                Some(cols) => format!(" and the H of the first {cols} of {n} samples"),
+                None => String::new(),
+            };
+            eprintln!(
+                "interrupted by {} after {} samples seen: wrote W{h} to {}",
+                stop.name(),
+                rep.samples,
+                args.output_dir.display()
+            );
+        }
+        return Ok(stop.exit_code());
     }
     Ok(0)
 }

@@ -1,6 +1,8 @@
 //! `nmf rank`: compare ranks by consensus, NMFk and cross-validation (`nmf_gpu::select`), and
 //! write summary.json with the recommended rank, the curves (rank.png) and the consensus
-//! matrix of the recommended rank (consensus.png), as a unit.
+//! matrix of the recommended rank (consensus.png), as a unit. SIGINT / SIGTERM stop the sweep:
+//! the fits running stop, and the ranks whose fits all finished are written (their summary rows
+//! and plots, `"interrupted": true`), exiting with 130 / 143.
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -154,7 +156,8 @@ pub fn run(args: &RankArgs) -> Result<u8, CliError> {
                 .join(", ")
         );
     }
-    let result = params.run(v);
+    // SIGINT / SIGTERM: the fits running stop, and the ranks finished are written.
+    let result = params.run_until_stopped(v);
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
@@ -162,7 +165,10 @@ pub fn run(args: &RankArgs) -> Result<u8, CliError> {
         Ok(sel) => sel,
         Err(NmfError::Interrupted { .. }) => {
             return Err(CliError::with_code(
-                format!("interrupted ({}); nothing written", stop.name()),
+                format!(
+                    "interrupted ({}) before any rank finished; nothing written",
+                    stop.name()
+                ),
                 stop.exit_code(),
             ))
         }
@@ -205,6 +211,22 @@ pub fn run(args: &RankArgs) -> Result<u8, CliError> {
             files.join(", "),
             sel.elapsed.as_secs_f64()
         ));
+    }
+    if sel.interrupted {
+        if !args.quiet {
+            eprintln!(
+                "interrupted by {}: wrote the {} rank(s) finished ({}) of {from}..{to} to {}",
+                stop.name(),
+                sel.ranks.len(),
+                sel.ranks
+                    .iter()
+                    .map(|r| r.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                args.output_dir.display()
+            );
+        }
+        return Ok(stop.exit_code());
     }
     Ok(0)
 }
@@ -296,6 +318,8 @@ fn summary_json(
         ("cv_repeats", json!(args.cv_repeats)),
         ("backend", json!(args.backend.name())),
         ("fits", json!(sel.fits)),
+        ("interrupted", json!(sel.interrupted)),
+        ("ranks_asked", json!([args.ranks.0, args.ranks.1])),
         ("seconds", json!(sel.elapsed.as_secs_f64())),
         ("files", json!(files)),
     ] {

@@ -191,3 +191,53 @@ pub fn load(dir: &Path, summary: &Value, (m, n): (usize, usize)) -> Result<Saved
         init,
     })
 }
+
+/// Whether a resumed fit has nothing to do because its saved model converged: the summary says
+/// `"converged": true` and `tol` is no smaller than the saved one (the stopping rule that held
+/// still holds). A smaller `--tol` continues the fit (within `--max-iter`).
+pub fn already_converged(summary: &Value, tol: f32) -> bool {
+    let converged = summary.get("converged").and_then(Value::as_bool) == Some(true);
+    let saved_tol = summary.get("tol").and_then(Value::as_f64);
+    // The summary holds the tolerance as it prints (`1e-4`); compare at f32's precision.
+    converged && saved_tol.is_some_and(|t| f64::from(tol) >= t * (1.0 - 1e-6))
+}
+
+/// Finish a `--resume` of a converged model without iterating: nothing changes. The model is
+/// written again only when the output directory is another one (the saved one, unchanged);
+/// `--json` prints its summary. Called when [`already_converged`] holds.
+pub fn finish_converged(
+    saved: &SavedModel,
+    summary: &Value,
+    output_dir: &Path,
+    json_out: bool,
+    quiet: bool,
+) -> Result<(), CliError> {
+    let iterations = summary
+        .get("iterations")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let tol = summary.get("tol").cloned().unwrap_or(Value::Null);
+    let same_dir = match (saved.dir.canonicalize(), output_dir.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    let mut text = serde_json::to_string_pretty(summary).unwrap_or_else(|_| summary.to_string());
+    text.push('\n');
+    if !same_dir {
+        crate::output::write_model(output_dir, saved.w.view(), saved.h.view(), &text)?;
+    }
+    if json_out {
+        crate::print_stdout(&text);
+    } else if !quiet {
+        let wrote = if same_dir {
+            "nothing changed".to_string()
+        } else {
+            format!("copied it unchanged to {}", output_dir.display())
+        };
+        eprintln!(
+            "note: {} converged at iteration {iterations} (tol {tol}): no iteration is run, {wrote}; lower --tol (and raise --max-iter if needed) to continue it",
+            saved.dir.display()
+        );
+    }
+    Ok(())
+}

@@ -1,4 +1,5 @@
-//! `nmf transform`: encode new samples with the W of a fitted model.
+//! `nmf transform`: encode new samples with the W of a fitted model; SIGINT / SIGTERM stop the
+//! encoding after its current iteration, write nothing and exit with 130 / 143.
 
 use nmf_gpu::io::{read_matrix, write_npy_atomic, ReadOptions};
 use nmf_gpu::{Factorization, Nmf};
@@ -72,13 +73,24 @@ pub fn run(args: &TransformArgs) -> Result<(), CliError> {
             },
         ));
     }
-    let h = input.transform(&model, settings.orientation)?;
+    if !args.quiet {
+        eprintln!(
+            "encoding the {} samples of {} with the W of {} (at most {} iterations)",
+            input.shape(settings.orientation).1,
+            input.path().display(),
+            args.model.display(),
+            settings.max_iter
+        );
+    }
+    // The stop flag ends the encoding after its current iteration (within a second).
+    let h = input.transform(&model, settings.orientation);
     if stop.requested() {
         return Err(CliError::with_code(
             format!("interrupted ({}); nothing written", stop.name()),
             stop.exit_code(),
         ));
     }
+    let h = h?;
     write_npy_atomic(&args.output, &h)?;
     if !args.quiet {
         print_stdout(&format!(
