@@ -9,8 +9,12 @@ number and names of the input features, and the same errors for bad input.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import numbers
+import sys
+import threading
+import weakref
 
 import numpy as np
 
@@ -111,7 +115,7 @@ except ImportError:  # pragma: no cover - exercised only without scikit-learn
         return None
 
     def validate_data(estimator, X, *, reset=True, accept_sparse=False, dtype=None,
-                      ensure_non_negative=False, **_):
+                      ensure_non_negative=False, ensure_all_finite=True, **_):
         name = type(estimator).__name__
         names = _feature_names(X)
         if hasattr(X, "tocsr") and hasattr(X, "nnz"):
@@ -119,8 +123,12 @@ except ImportError:  # pragma: no cover - exercised only without scikit-learn
                 raise TypeError(f"Sparse data was passed to {name}, but dense data is required.")
             X = X.tocsr()
             data = X.data
+            if data.dtype.kind == "c":
+                raise ValueError(f"Complex data not supported\n{X}\n")
         else:
             X = np.asarray(X)
+            if X.dtype.kind == "c":
+                raise ValueError(f"Complex data not supported\n{X}\n")
             if X.dtype.kind not in "biuf":
                 try:
                     X = X.astype(np.float64)
@@ -141,7 +149,10 @@ except ImportError:  # pragma: no cover - exercised only without scikit-learn
                 f"Found array with {X.shape[0]} sample(s) and {X.shape[1]} feature(s) "
                 f"(shape={X.shape}) while a minimum of 1 is required by {name}."
             )
-        if data.size and not np.isfinite(data).all():
+        if ensure_all_finite == "allow-nan":
+            if data.size and np.isinf(data).any():
+                raise ValueError(f"Input X contains infinity ({name}).")
+        elif ensure_all_finite and data.size and not np.isfinite(data).all():
             raise ValueError(f"Input X contains NaN or infinity ({name}).")
         if ensure_non_negative and data.size and data.min() < 0:
             raise ValueError(f"Negative values in data passed to {name}.")
@@ -164,3 +175,51 @@ except ImportError:  # pragma: no cover - exercised only without scikit-learn
                     "The feature names should match those that were passed during fit."
                 )
         return X
+
+
+# ------------------------------------------------------------------ shared by every estimator
+
+#: The largest integer the engines take for a count (a rank, a number of iterations or starts).
+MAX_COUNT = sys.maxsize
+
+
+def check_count(estimator, name, value, low=1, also=""):
+    """``value`` as an int in ``[low, MAX_COUNT]``; otherwise a ValueError in scikit-learn's
+    parameter-validation style, e.g. "The 'n_components' parameter of NMF must be an int in the
+    range [1, 9223372036854775807]. Got 18446744073709551616 instead." ``also`` names the other
+    accepted values (", None or a str among {'auto'}")."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) \
+            or not low <= value <= MAX_COUNT:
+        raise ValueError(
+            f"The {name!r} parameter of {type(estimator).__name__} must be an int in the range "
+            f"[{low}, {MAX_COUNT}]{also}. Got {value!r} instead."
+        )
+    return int(value)
+
+
+# One lock per estimator instance, held while it fits or reads its fitted attributes: fits of
+# one estimator from several threads run one after the other (the last to finish wins), so its
+# attributes always come from one fit. The locks live beside the estimators (not in them), so
+# that estimators stay picklable and clonable.
+_LOCKS = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def _lock_of(estimator):
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(estimator)
+        if lock is None:
+            lock = _LOCKS[estimator] = threading.RLock()
+        return lock
+
+
+def serialised(method):
+    """Run ``method`` holding the estimator's lock (see ``_LOCKS``); reentrant, so a method that
+    calls another (``fit`` calling ``fit_transform``) takes it once."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with _lock_of(self):
+            return method(self, *args, **kwargs)
+
+    return wrapper

@@ -55,3 +55,19 @@ def masked_fit(
     w0: Optional[_F32] = None,
     h0: Optional[_F32] = None,
 ) -> tuple[_F32, _F32, dict[str, Any]]: ...
+def sym_fit_sparse(
+    shape: tuple[int, int],
+    indptr: _I64,
+    indices: _I64,
+    data: _F32,
+    config: dict[str, Any],
+) -> tuple[_F32, Optional[_F32], list[int], dict[str, Any]]: ...
+def masked_fit_sparse(
+    shape: tuple[int, int],
+    indptr: _I64,
+    indices: _I64,
+    data: _F32,
+    config: dict[str, Any],
+    w0: Optional[_F32] = None,
+    h0: Optional[_F32] = None,
+) -> tuple[_F32, _F32, dict[str, Any]]: ...

@@ -8,18 +8,19 @@ import numbers
 import numpy as np
 
 from . import _core
-from ._base import BaseEstimator, check_is_fitted, check_random_state
-from ._nmf import _BACKENDS, _is_sparse
+from ._base import (
+    BaseEstimator,
+    check_count,
+    check_is_fitted,
+    check_random_state,
+    serialised,
+    validate_data,
+)
+from ._nmf import _BACKENDS, _as_csr32, _is_sparse
 
 
 def _seed(random_state):
     return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
-
-
-def _check_int(name, value, low=1):
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
 
 
 def _check_nonneg(name, value):
@@ -76,6 +77,11 @@ class SymmetricNMF(BaseEstimator):
         Iterations of the kept start.
     residual_ : float
         ``‖Ã − H Hᵀ‖_F`` (or with S).
+
+    Notes
+    -----
+    One estimator fitted from several threads at once runs the fits one after the other (the
+    last to finish wins); its attributes always come from one fit.
     """
 
     def __init__(self, n_components=2, *, method="anls", preprocess="normalized", alpha=None,
@@ -90,49 +96,57 @@ class SymmetricNMF(BaseEstimator):
         self.random_state = random_state
         self.backend = backend
 
+    @serialised
     def fit(self, X, y=None):
         """Factorize the symmetric nonnegative matrix X (dense or scipy.sparse adjacency).
 
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_nodes, n_nodes)
-            Symmetric nonnegative adjacency or similarity matrix.
+            Symmetric nonnegative adjacency or similarity matrix. A scipy.sparse matrix goes to
+            the sparse symmetric fit (memory ``O(nnz + n_nodes * n_components)``), never
+            densified. Complex input is refused.
         y : Ignored
 
         Returns
         -------
         self : object
         """
-        if _is_sparse(X):
-            X = X.toarray()
-        A = np.asarray(X, dtype=np.float32)
-        if A.ndim != 2 or A.shape[0] != A.shape[1]:
-            raise ValueError(f"SymmetricNMF needs a square matrix, got shape {A.shape}")
         config = {
-            "k": _check_int("n_components", self.n_components),
+            "k": check_count(self, "n_components", self.n_components),
             "method": self.method,
             "preprocess": "none" if self.preprocess is None else self.preprocess,
-            "n_init": _check_int("n_init", self.n_init),
+            "n_init": check_count(self, "n_init", self.n_init),
             "alpha": None if self.alpha is None else _check_nonneg("alpha", self.alpha),
-            "max_iter": _check_int("max_iter", self.max_iter),
+            "max_iter": check_count(self, "max_iter", self.max_iter),
             "tol": _check_nonneg("tol", self.tol),
             "seed": _seed(self.random_state),
             "backend": _check_backend(self.backend),
         }
-        H, S, labels, info = _core.sym_fit(A, config)
+        X = validate_data(self, X, accept_sparse=("csr", "csc", "coo"),
+                          dtype=[np.float32, np.float64])
+        if X.shape[0] != X.shape[1]:
+            raise ValueError(f"SymmetricNMF needs a square matrix, got shape {X.shape}")
+        if _is_sparse(X):
+            # The sparse symmetric fit: memory O(nnz + n k), the adjacency never densified.
+            shape, indptr, indices, data = _as_csr32(X)
+            H, S, labels, info = _core.sym_fit_sparse(shape, indptr, indices, data, config)
+        else:
+            H, S, labels, info = _core.sym_fit(np.asarray(X, dtype=np.float32), config)
         self.embedding_ = H
         self.S_ = S
         self.labels_ = np.asarray(labels, dtype=np.intp)
         self.n_iter_ = int(info["n_iter"])
         self.residual_ = float(info["residual"])
         self.engine_ = info["engine"]
-        self.n_features_in_ = A.shape[1]
         return self
 
+    @serialised
     def fit_predict(self, X, y=None):
         """Fit and return the cluster of each node (``labels_``)."""
         return self.fit(X).labels_
 
+    @serialised
     def fit_transform(self, X, y=None):
         """Fit and return the embedding H (``embedding_``)."""
         return self.fit(X).embedding_
@@ -172,6 +186,11 @@ class MaskedNMF(BaseEstimator):
         Column factor H.
     n_iter_ : int
         Iterations run.
+
+    Notes
+    -----
+    One estimator fitted from several threads at once runs the fits one after the other (the
+    last to finish wins); its attributes always come from one fit.
     """
 
     def __init__(self, n_components=10, *, l2=0.1, l1=0.0, penalty_scale="observation",
@@ -186,16 +205,21 @@ class MaskedNMF(BaseEstimator):
         self.random_state = random_state
         self.backend = backend
 
+    @serialised
     def fit(self, X, y=None, mask=None, W=None, H=None):
         """Fit on the observed entries of X.
 
         Parameters
         ----------
-        X : array-like of shape (n_rows, n_columns)
-            Data; missing entries are NaN (or any value where ``mask`` is False).
+        X : {array-like, sparse matrix} of shape (n_rows, n_columns)
+            Data; missing entries are NaN (or any value where ``mask`` is False). For a
+            scipy.sparse matrix the stored entries are the observed ones (a stored zero is an
+            observed zero, an entry not stored is missing), fitted without densifying
+            (memory linear in the stored entries). Complex input is refused.
         y : Ignored
         mask : array-like of bool, same shape as X, default=None
-            True where an entry is observed. None: the entries that are not NaN.
+            True where an entry is observed. None: the entries that are not NaN (or, for
+            sparse X, the stored ones; a mask with sparse X is refused).
         W, H : array-like, default=None
             Start for ``init="custom"``.
 
@@ -203,43 +227,56 @@ class MaskedNMF(BaseEstimator):
         -------
         self : object
         """
-        V = np.asarray(X, dtype=np.float32)
-        if V.ndim != 2:
-            raise ValueError(f"Expected 2D array, got {V.ndim}D array instead.")
-        observed = None
-        if mask is not None:
-            observed = np.asarray(mask)
-            if observed.shape != V.shape:
-                raise ValueError(
-                    f"mask has shape {observed.shape}, but X has shape {V.shape}"
-                )
-            observed = observed.astype(bool, copy=False)
-        w0 = None if W is None else np.ascontiguousarray(W, dtype=np.float32)
-        h0 = None if H is None else np.ascontiguousarray(H, dtype=np.float32)
         config = {
-            "rank": _check_int("n_components", self.n_components),
+            "rank": check_count(self, "n_components", self.n_components),
             "l2": _check_nonneg("l2", self.l2),
             "l1": _check_nonneg("l1", self.l1),
             "penalty_scale": self.penalty_scale,
             "init": self.init,
-            "max_iter": _check_int("max_iter", self.max_iter),
+            "max_iter": check_count(self, "max_iter", self.max_iter),
             "tol": _check_nonneg("tol", self.tol),
             "seed": _seed(self.random_state),
             "backend": _check_backend(self.backend),
         }
-        Wf, Hf, info = _core.masked_fit(V, config, observed, w0, h0)
+        w0 = None if W is None else np.ascontiguousarray(W, dtype=np.float32)
+        h0 = None if H is None else np.ascontiguousarray(H, dtype=np.float32)
+        if _is_sparse(X):
+            if mask is not None:
+                raise ValueError(
+                    "mask must be None when X is a scipy.sparse matrix: its stored entries are "
+                    "the observed ones"
+                )
+            X = validate_data(self, X, accept_sparse=("csr", "csc", "coo"),
+                              dtype=[np.float32, np.float64])
+            shape, indptr, indices, data = _as_csr32(X)
+            Wf, Hf, info = _core.masked_fit_sparse(shape, indptr, indices, data, config, w0, h0)
+        else:
+            # With a mask the hidden entries may hold anything; without, NaN marks them.
+            X = validate_data(self, X, dtype=[np.float32, np.float64],
+                              ensure_all_finite=False if mask is not None else "allow-nan")
+            V = np.asarray(X, dtype=np.float32)
+            observed = None
+            if mask is not None:
+                observed = np.asarray(mask)
+                if observed.shape != V.shape:
+                    raise ValueError(
+                        f"mask has shape {observed.shape}, but X has shape {V.shape}"
+                    )
+                observed = observed.astype(bool, copy=False)
+            Wf, Hf, info = _core.masked_fit(V, config, observed, w0, h0)
         self.W_ = Wf
         self.components_ = Hf
         self.n_iter_ = int(info["n_iter"])
         self.engine_ = info["engine"]
-        self.n_features_in_ = V.shape[1]
         return self
 
+    @serialised
     def complete(self):
         """The completed matrix ``W H``: a prediction for every entry."""
         check_is_fitted(self, "components_")
         return self.W_ @ self.components_
 
+    @serialised
     def predict(self, rows, cols):
         """Predictions ``(W H)[rows[k], cols[k]]`` for pairs of row and column indices."""
         check_is_fitted(self, "components_")

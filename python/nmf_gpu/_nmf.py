@@ -14,8 +14,10 @@ from ._base import (
     ClassNamePrefixFeaturesOutMixin,
     ConvergenceWarning,
     TransformerMixin,
+    check_count,
     check_is_fitted,
     check_random_state,
+    serialised,
     validate_data,
 )
 
@@ -150,6 +152,12 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     fit_seconds_ : float
         Wall time of the fit inside the engine (validation, start and iterations).
 
+    Notes
+    -----
+    One estimator fitted from several threads at once runs the fits one after the other (the
+    last to finish wins); its attributes always come from one fit. Clone it
+    (``sklearn.base.clone``) to fit in parallel.
+
     Examples
     --------
     >>> import numpy as np
@@ -207,9 +215,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             raise ValueError(f"orthogonal must be None, 'H' or 'W', got {self.orthogonal!r}")
         if self.shuffle:
             raise ValueError("shuffle=True is not supported: the coordinates are updated in order")
-        if not isinstance(self.max_iter, numbers.Integral) or isinstance(self.max_iter, bool) \
-                or self.max_iter < 1:
-            raise ValueError(f"max_iter must be an integer >= 1, got {self.max_iter!r}")
+        check_count(self, "max_iter", self.max_iter)
         for name in ("tol", "alpha_W", "l1_ratio"):
             value = getattr(self, name)
             if not isinstance(value, numbers.Real) or isinstance(value, bool) \
@@ -247,9 +253,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             if self.init == "custom" and H is not None:
                 return np.shape(H)[0]
             return X.shape[1]
-        if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 1:
-            raise ValueError(f"n_components must be an integer >= 1, 'auto' or None, got {n!r}")
-        return int(n)
+        return check_count(self, "n_components", n, also=", None or a str among {'auto'}")
 
     @staticmethod
     def _check_factor(A, shape, whom):
@@ -268,6 +272,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     # ----------------------------------------------------------------- fitting
 
+    @serialised
     def fit(self, X, y=None, **params):
         """Learn an NMF model for the data X.
 
@@ -288,6 +293,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.fit_transform(X, **params)
         return self
 
+    @serialised
     def fit_transform(self, X, y=None, W=None, H=None):
         """Learn an NMF model for the data X and return the transformed data.
 
@@ -356,6 +362,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             )
         return Wf.astype(out_dtype, copy=False)
 
+    @serialised
     def transform(self, X):
         """Transform the data X with the fitted components (``W`` with ``H`` fixed).
 
@@ -384,6 +391,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             Ht = _core.transform_dense(comps, _as_f32(X).T, config)
         return np.ascontiguousarray(Ht.T, dtype=out_dtype)
 
+    @serialised
     def inverse_transform(self, X):
         """Transform data back to its original space: ``X @ components_``.
 

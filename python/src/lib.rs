@@ -410,20 +410,8 @@ struct SymConfig {
     backend: String,
 }
 
-/// Factorize the symmetric nonnegative `a` (n x n) as `Ã ≈ H Hᵀ` (or `H S Hᵀ`): returns
-/// `(H, S or None, labels, info)`.
-#[pyfunction]
-#[allow(clippy::type_complexity)]
-fn sym_fit<'py>(
-    py: Python<'py>,
-    a: PyReadonlyArray2<'py, f32>,
-    config: SymConfig,
-) -> PyResult<(
-    Bound<'py, PyArray2<f32>>,
-    Option<Bound<'py, PyArray2<f32>>>,
-    Vec<usize>,
-    Bound<'py, PyDict>,
-)> {
+/// The symmetric fit's parameters from a config, with `stop` as its stop flag.
+fn sym_params(config: &SymConfig, stop: &Arc<AtomicBool>) -> PyResult<nmf_gpu::SymNmfParams> {
     use nmf_gpu::symmetric::Preprocess;
     use nmf_gpu::{SymMethod, SymNmf};
     let method = match config.method.as_str() {
@@ -445,7 +433,6 @@ fn sym_fit<'py>(
             )))
         }
     };
-    let stop = Arc::new(AtomicBool::new(false));
     let mut p = SymNmf::params(config.k)
         .method(method)
         .preprocess(preprocess)
@@ -458,14 +445,29 @@ fn sym_fit<'py>(
     if let Some(alpha) = config.alpha {
         p = p.alpha(alpha);
     }
-    let view = a.as_array();
-    let fit = run_interruptible(py, &stop, || p.fit(view))?;
+    Ok(p)
+}
+
+/// What a symmetric fit returns to Python: `(H, S or None, labels, info)`.
+type SymOut<'py> = (
+    Bound<'py, PyArray2<f32>>,
+    Option<Bound<'py, PyArray2<f32>>>,
+    Vec<usize>,
+    Bound<'py, PyDict>,
+);
+
+fn sym_out<'py>(
+    py: Python<'py>,
+    fit: nmf_gpu::SymFactorization,
+    path: &str,
+) -> PyResult<SymOut<'py>> {
     let info = PyDict::new(py);
     info.set_item("n_iter", fit.n_iter())?;
     info.set_item("converged", fit.converged())?;
     info.set_item("residual", fit.residual())?;
     info.set_item("relative_residual", fit.relative_residual())?;
     info.set_item("engine", fit.engine().to_string())?;
+    info.set_item("path", path)?;
     let labels = fit.labels();
     let (h, s) = fit.into_parts();
     Ok((
@@ -474,6 +476,39 @@ fn sym_fit<'py>(
         labels,
         info,
     ))
+}
+
+/// Factorize the symmetric nonnegative `a` (n x n) as `Ã ≈ H Hᵀ` (or `H S Hᵀ`): returns
+/// `(H, S or None, labels, info)`.
+#[pyfunction]
+fn sym_fit<'py>(
+    py: Python<'py>,
+    a: PyReadonlyArray2<'py, f32>,
+    config: SymConfig,
+) -> PyResult<SymOut<'py>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let p = sym_params(&config, &stop)?;
+    let view = a.as_array();
+    let fit = run_interruptible(py, &stop, || p.fit(view))?;
+    sym_out(py, fit, "dense")
+}
+
+/// [`sym_fit`] for a sparse CSR `a` (a graph's adjacency), never densified: the library's sparse
+/// symmetric fit, memory `O(nnz + n·k)`.
+#[pyfunction]
+fn sym_fit_sparse<'py>(
+    py: Python<'py>,
+    shape: (usize, usize),
+    indptr: PyReadonlyArray1<'py, i64>,
+    indices: PyReadonlyArray1<'py, i64>,
+    data: PyReadonlyArray1<'py, f32>,
+    config: SymConfig,
+) -> PyResult<SymOut<'py>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let p = sym_params(&config, &stop)?;
+    let a = csr(shape, indptr, indices, data)?;
+    let fit = run_interruptible(py, &stop, || p.fit_sparse(&a))?;
+    sym_out(py, fit, "sparse")
 }
 
 /// The options of a masked fit, read from a Python dict with these keys.
@@ -491,18 +526,13 @@ struct MaskedConfig {
     backend: String,
 }
 
-/// Factorize `v` (m x n) from its observed entries only (`observed`, or the entries that are not
-/// NaN): returns `(W, H, info)`.
-#[pyfunction]
-#[pyo3(signature = (v, config, observed=None, w0=None, h0=None))]
-fn masked_fit<'py>(
-    py: Python<'py>,
-    v: PyReadonlyArray2<'py, f32>,
-    config: MaskedConfig,
-    observed: Option<PyReadonlyArray2<'py, bool>>,
-    w0: Option<PyReadonlyArray2<'py, f32>>,
-    h0: Option<PyReadonlyArray2<'py, f32>>,
-) -> PyResult<FitOut<'py>> {
+/// The masked fit's parameters from a config and the custom start, with `stop` as its stop flag.
+fn masked_params(
+    config: &MaskedConfig,
+    w0: Option<PyReadonlyArray2<'_, f32>>,
+    h0: Option<PyReadonlyArray2<'_, f32>>,
+    stop: &Arc<AtomicBool>,
+) -> PyResult<nmf_gpu::MaskedParams> {
     use nmf_gpu::{MaskedInit, MaskedNmf, PenaltyScale};
     let scale = match config.penalty_scale.as_str() {
         "observation" => PenaltyScale::PerObservation,
@@ -531,8 +561,7 @@ fn masked_fit<'py>(
             )))
         }
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    let p = MaskedNmf::params(config.rank)
+    Ok(MaskedNmf::params(config.rank)
         .l2(config.l2)
         .l1(config.l1)
         .penalty_scale(scale)
@@ -541,7 +570,38 @@ fn masked_fit<'py>(
         .tol(config.tol)
         .seed(config.seed)
         .backend(backend(&config.backend)?)
-        .stop_flag(stop.clone());
+        .stop_flag(stop.clone()))
+}
+
+fn masked_out<'py>(
+    py: Python<'py>,
+    fit: nmf_gpu::MaskedFactorization,
+    path: &str,
+) -> PyResult<FitOut<'py>> {
+    let info = PyDict::new(py);
+    info.set_item("n_iter", fit.n_iter())?;
+    info.set_item("converged", fit.converged())?;
+    info.set_item("final_loss", fit.final_loss())?;
+    info.set_item("engine", fit.engine().to_string())?;
+    info.set_item("path", path)?;
+    let (w, h) = fit.into_parts();
+    Ok((w.into_pyarray(py), h.into_pyarray(py), info))
+}
+
+/// Factorize `v` (m x n) from its observed entries only (`observed`, or the entries that are not
+/// NaN): returns `(W, H, info)`.
+#[pyfunction]
+#[pyo3(signature = (v, config, observed=None, w0=None, h0=None))]
+fn masked_fit<'py>(
+    py: Python<'py>,
+    v: PyReadonlyArray2<'py, f32>,
+    config: MaskedConfig,
+    observed: Option<PyReadonlyArray2<'py, bool>>,
+    w0: Option<PyReadonlyArray2<'py, f32>>,
+    h0: Option<PyReadonlyArray2<'py, f32>>,
+) -> PyResult<FitOut<'py>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let p = masked_params(&config, w0, h0, &stop)?;
     let view = v.as_array();
     let fit = match observed {
         Some(mask) => {
@@ -550,13 +610,29 @@ fn masked_fit<'py>(
         }
         None => run_interruptible(py, &stop, || p.fit_nan(view))?,
     };
-    let info = PyDict::new(py);
-    info.set_item("n_iter", fit.n_iter())?;
-    info.set_item("converged", fit.converged())?;
-    info.set_item("final_loss", fit.final_loss())?;
-    info.set_item("engine", fit.engine().to_string())?;
-    let (w, h) = fit.into_parts();
-    Ok((w.into_pyarray(py), h.into_pyarray(py), info))
+    masked_out(py, fit, "dense")
+}
+
+/// Factorize a sparse CSR `v` (m x n) whose stored entries are the observed ones (a stored zero
+/// is an observed zero), never densified: returns `(W, H, info)`.
+#[pyfunction]
+#[pyo3(signature = (shape, indptr, indices, data, config, w0=None, h0=None))]
+#[allow(clippy::too_many_arguments)]
+fn masked_fit_sparse<'py>(
+    py: Python<'py>,
+    shape: (usize, usize),
+    indptr: PyReadonlyArray1<'py, i64>,
+    indices: PyReadonlyArray1<'py, i64>,
+    data: PyReadonlyArray1<'py, f32>,
+    config: MaskedConfig,
+    w0: Option<PyReadonlyArray2<'py, f32>>,
+    h0: Option<PyReadonlyArray2<'py, f32>>,
+) -> PyResult<FitOut<'py>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let p = masked_params(&config, w0, h0, &stop)?;
+    let v = csr(shape, indptr, indices, data)?;
+    let fit = run_interruptible(py, &stop, || p.fit_sparse(&v))?;
+    masked_out(py, fit, "sparse")
 }
 
 /// The compiled core of `nmf_gpu`.
@@ -569,5 +645,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(gpu_info, m)?)?;
     m.add_function(wrap_pyfunction!(sym_fit, m)?)?;
     m.add_function(wrap_pyfunction!(masked_fit, m)?)?;
+    m.add_function(wrap_pyfunction!(sym_fit_sparse, m)?)?;
+    m.add_function(wrap_pyfunction!(masked_fit_sparse, m)?)?;
     Ok(())
 }
