@@ -11,6 +11,7 @@
 //! mpirun -np P mpi_check badgrid GRID [M N]  the grid (or `auto`, the chosen one) is refused for
 //!                                         an M x N matrix on every rank before any work
 //! mpi_check write-npy FILE [NEG_ROW NEG_COL]   the test matrix (optionally with one negative entry)
+//! mpi_check control GRID                 resumption, checkpoints and the stop flag against single-process fits
 //! mpi_check compare A.npy B.npy TOL       relative Frobenius difference of two matrices < TOL
 //! mpi_check write-images DIR NPY         12 PGM images, and the V load_dir reads from them
 //! mpi_check write-mtx FILE               the test matrix as a MatrixMarket coordinate file
@@ -116,6 +117,167 @@ fn cases() -> Vec<(&'static str, NmfParams)> {
             base(Solver::AcceleratedHals, Loss::Frobenius, Init::Random).alpha_h(0.05),
         ),
     ]
+}
+
+/// Resumption, checkpoints and the stop flag of a distributed fit, against single-process fits
+/// of the same data: a fit resumed after 20 iterations for 30 more equals 50 straight; the
+/// checkpoint after 25 iterations holds the single-process factors after 25; a stop flag raised
+/// on one rank only stops every rank at the same check, with the report marked interrupted.
+fn control<C: Communicator>(world: &C, grid: Grid) -> Result<bool, NmfError> {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::{Arc, Mutex};
+    let v = test_matrix();
+    let layout = distributed::layout(world, Some(grid), (M, N))?;
+    let me = world.rank();
+    let mut ok = true;
+    let report = |what: &str, dw: f64, dh: f64| {
+        let pass = dw < TOL && dh < TOL;
+        if me == 0 {
+            println!(
+                "{} {what:40} grid {grid}: rel diff W {dw:.2e}, H {dh:.2e}",
+                if pass { "ok  " } else { "FAIL" }
+            );
+        }
+        pass
+    };
+    for solver in [Solver::MultiplicativeUpdate, Solver::AcceleratedHals] {
+        let base = || {
+            Nmf::params(R)
+                .solver(solver)
+                .init(Init::Nndsvda)
+                .tol(0.0)
+                .seed(5)
+                .backend(Backend::Cpu)
+        };
+        let straight = base().max_iter(50).fit(v.view())?;
+        let first = base().max_iter(20).fit(v.view())?;
+        let resumed = base()
+            .max_iter(50)
+            .init(Init::Custom {
+                w: first.w().to_owned(),
+                h: first.h().to_owned(),
+            })
+            .resume(nmf_gpu::Resume {
+                iterations_done: 20,
+                initial_loss: first.report().initial_loss,
+            });
+        let fit = distributed::fit(world, &resumed, layout.clone(), block_of(&v, &layout))?;
+        if fit.report.n_iter != 50 {
+            eprintln!("FAIL resumed fit: {} iterations", fit.report.n_iter);
+            ok = false;
+        }
+        if let Some((w, h)) = fit.gather(world) {
+            ok &= report(
+                &format!("{} resumed after 20 of 50", solver.name()),
+                rel_diff(w.view(), straight.w()),
+                rel_diff(h.view(), straight.h()),
+            );
+        }
+        // The checkpoint after 25 iterations (rank 0 receives the gathered factors).
+        let at25 = base().max_iter(25).fit(v.view())?;
+        let saved: Arc<Mutex<Vec<(usize, Array2<f32>, Array2<f32>)>>> = Arc::default();
+        let sink = Arc::clone(&saved);
+        let with_checkpoints = base().max_iter(50).checkpoint(25, move |c| {
+            if let Ok(mut s) = sink.lock() {
+                s.push((c.iteration, c.w.to_owned(), c.h.to_owned()));
+            }
+            Ok(())
+        });
+        distributed::fit(
+            world,
+            &with_checkpoints,
+            layout.clone(),
+            block_of(&v, &layout),
+        )?;
+        let saved = saved.lock().map(|s| s.clone()).unwrap_or_default();
+        if me == 0 {
+            let iterations: Vec<usize> = saved.iter().map(|c| c.0).collect();
+            if iterations != [25, 50] {
+                eprintln!("FAIL checkpoints at {iterations:?}, not [25, 50]");
+                ok = false;
+            }
+            if let Some((_, w, h)) = saved.first() {
+                ok &= report(
+                    &format!("{} checkpoint after 25", solver.name()),
+                    rel_diff(w.view(), at25.w()),
+                    rel_diff(h.view(), at25.h()),
+                );
+            }
+        } else if !saved.is_empty() {
+            eprintln!("FAIL rank {me} received a checkpoint");
+            ok = false;
+        }
+    }
+    // Fixed components: a column of W and a row of H held (MU, HALS, β), or the whole of W.
+    let start = Nmf::params(R)
+        .init(Init::Nndsvda)
+        .max_iter(5)
+        .backend(Backend::Cpu)
+        .fit(v.view())?;
+    let custom = || Init::Custom {
+        w: start.w().to_owned(),
+        h: start.h().to_owned(),
+    };
+    let cases: [(&str, NmfParams); 4] = [
+        (
+            "mu, W column 0 and H row 2 fixed",
+            Nmf::params(R).fix_w(vec![0]).fix_h(vec![2]),
+        ),
+        (
+            "hals l2, W column 1 and H row 0 fixed",
+            Nmf::params(R)
+                .solver(Solver::Hals)
+                .alpha_w(0.1)
+                .l1_ratio(0.0)
+                .fix_w(vec![1])
+                .fix_h(vec![0]),
+        ),
+        (
+            "mu beta 1.5, W column 2 fixed",
+            Nmf::params(R).loss(Loss::Beta(1.5)).fix_w(vec![2]),
+        ),
+        (
+            "mu kl, all of W fixed",
+            Nmf::params(R)
+                .loss(Loss::KullbackLeibler)
+                .fix_w(nmf_gpu::Fixed::All),
+        ),
+    ];
+    for (what, params) in cases {
+        let params = params
+            .init(custom())
+            .max_iter(40)
+            .tol(0.0)
+            .backend(Backend::Cpu);
+        let single = params.fit(v.view())?;
+        let fit = distributed::fit(world, &params, layout.clone(), block_of(&v, &layout))?;
+        if let Some((w, h)) = fit.gather(world) {
+            ok &= report(
+                what,
+                rel_diff(w.view(), single.w()),
+                rel_diff(h.view(), single.h()),
+            );
+        }
+    }
+    // The stop flag, raised before the start on the last rank only.
+    let flag = Arc::new(AtomicBool::new(me + 1 == world.size()));
+    let params = Nmf::params(R)
+        .max_iter(200)
+        .tol(0.0)
+        .check_every(10)
+        .backend(Backend::Cpu)
+        .stop_flag(flag);
+    let fit = distributed::fit(world, &params, layout.clone(), block_of(&v, &layout))?;
+    if !fit.report.interrupted || fit.report.n_iter != 10 {
+        eprintln!(
+            "FAIL stop flag on one rank: rank {me} ran {} iterations, interrupted {}",
+            fit.report.n_iter, fit.report.interrupted
+        );
+        ok = false;
+    } else if me == 0 {
+        println!("ok   a stop flag on one rank stops every rank after iteration 10");
+    }
+    Ok(ok)
 }
 
 fn block_of(v: &Array2<f32>, l: &Layout) -> LocalBlock {
@@ -329,6 +491,7 @@ fn main() -> ExitCode {
     let me = world.rank() as usize;
     let result = match arg(0) {
         "parity" => Grid::parse(arg(1)).and_then(|g| parity(&world, g)),
+        "control" => Grid::parse(arg(1)).and_then(|g| control(&world, g)),
         "badgrid" => {
             let shape = match (arg(2).parse(), arg(3).parse()) {
                 (Ok(m), Ok(n)) => (m, n),

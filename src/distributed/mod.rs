@@ -164,8 +164,13 @@ pub fn read_npy_block(path: &Path, layout: &Layout, options: &ReadOptions) -> Re
         .map(LocalBlock::Dense)
 }
 
-/// The shape of a `.npy` or MatrixMarket (`.mtx`) file, from its header.
+/// The shape of a `.npy` or MatrixMarket (`.mtx`) file, from its header, or of a TIFF stack
+/// (a `.tif` file or a directory of them, feature `images`) from its page directories.
 pub fn input_shape(path: &Path, options: &ReadOptions) -> Result<(usize, usize)> {
+    #[cfg(feature = "images")]
+    if is_tiff(path) {
+        return crate::io::tiff::TiffStack::open(path, options).map(|s| s.shape());
+    }
     match extension(path).as_deref() {
         Some("npy") => crate::io::npy_shape(path),
         Some("mtx") => crate::io::mtx_shape(path, options),
@@ -183,6 +188,16 @@ pub fn read_block(
     options: &ReadOptions,
 ) -> Result<LocalBlock> {
     let (rows, cols) = (layout.rows.clone(), layout.cols.clone());
+    // A TIFF stack: the rank decodes only the frames of its column block.
+    #[cfg(feature = "images")]
+    if is_tiff(path) {
+        let dense = crate::io::tiff::TiffStack::open(path, options)?.read_block(rows, cols)?;
+        return if sparse {
+            CsrMatrix::from_dense(dense.view()).map(LocalBlock::Sparse)
+        } else {
+            Ok(LocalBlock::Dense(dense))
+        };
+    }
     match (extension(path).as_deref(), sparse) {
         (Some("npy"), false) => read_npy_block(path, layout, options),
         (Some("npy"), true) => {
@@ -247,6 +262,12 @@ impl ImageDir {
     }
 }
 
+/// Whether `path` is a TIFF stack (a `.tif` / `.tiff` file or a directory of them).
+#[cfg(feature = "images")]
+fn is_tiff(path: &Path) -> bool {
+    crate::io::FileFormat::from_path(path).is_ok_and(|f| f == crate::io::FileFormat::Tiff)
+}
+
 fn extension(path: &Path) -> Option<String> {
     path.extension()
         .and_then(|e| e.to_str())
@@ -256,7 +277,7 @@ fn extension(path: &Path) -> Option<String> {
 fn unsupported(path: &Path) -> crate::NmfError {
     crate::NmfError::UnsupportedInput {
         path: path.to_path_buf(),
-        reason: "a distributed fit reads .npy files (only each rank's block) and MatrixMarket coordinate .mtx files; convert the matrix with numpy.save or scipy.io.mmwrite".into(),
+        reason: "a distributed fit reads .npy files and TIFF stacks (only each rank's block) and MatrixMarket coordinate .mtx files; convert the matrix with numpy.save or scipy.io.mmwrite".into(),
     }
 }
 
@@ -280,55 +301,7 @@ pub fn fit<C: Communicator>(
 impl DistFit {
     /// Gather W (m x r) and H (r x n) on rank 0 (collective): `Some` there, `None` elsewhere.
     pub fn gather<C: Communicator>(&self, world: &C) -> Option<(Array2<f32>, Array2<f32>)> {
-        let l = &self.layout;
-        let (m, n) = l.shape;
-        let r = self.w.ncols();
-        let root = world.process_at_rank(0);
-        let w_local = self.w.as_standard_layout().into_owned();
-        let ht_local = self.h.t().as_standard_layout().into_owned();
-        let w_send = w_local.as_slice().unwrap_or(&[]);
-        let ht_send = ht_local.as_slice().unwrap_or(&[]);
-        if world.rank() != 0 {
-            root.gather_varcount_into(w_send);
-            root.gather_varcount_into(ht_send);
-            return None;
-        }
-        let layouts: Vec<Layout> = (0..world.size() as usize)
-            .map(|k| Layout::new(l.grid, l.shape, k))
-            .collect();
-        let counts = |f: &dyn Fn(&Layout) -> usize| -> Vec<i32> {
-            layouts.iter().map(|x| (f(x) * r) as i32).collect()
-        };
-        let displs = |c: &[i32]| -> Vec<i32> {
-            c.iter()
-                .scan(0, |a, &x| {
-                    let d = *a;
-                    *a += x;
-                    Some(d)
-                })
-                .collect()
-        };
-        let mut w = vec![0f32; m * r];
-        let wc = counts(&|x| x.w_rows.len());
-        let wd = displs(&wc);
-        root.gather_varcount_into_root(w_send, &mut PartitionMut::new(&mut w[..], wc, wd));
-        let mut ht = vec![0f32; n * r];
-        let hc = counts(&|x| x.h_cols.len());
-        let hd = displs(&hc);
-        root.gather_varcount_into_root(
-            ht_send,
-            &mut PartitionMut::new(&mut ht[..], hc, hd.clone()),
-        );
-        let w = Array2::from_shape_vec((m, r), w).ok()?;
-        let mut h = Array2::<f32>::zeros((r, n));
-        for (x, &d) in layouts.iter().zip(&hd) {
-            let len = x.h_cols.len();
-            let part =
-                ndarray::ArrayView2::from_shape((len, r), &ht[d as usize..d as usize + len * r])
-                    .ok()?;
-            h.slice_mut(s![.., x.h_cols.clone()]).assign(&part.t());
-        }
-        Some((w, h))
+        gather_factors(world, &self.layout, &self.w, &self.h)
     }
 
     /// Every rank's timings and bytes on rank 0 (collective): `Some` there, in rank order.
@@ -377,6 +350,62 @@ impl DistFit {
                 .collect(),
         )
     }
+}
+
+/// Gather the factor pieces of every rank into W (m x r) and H (r x n) on rank 0
+/// (collective): `Some` there, `None` elsewhere.
+#[cfg(feature = "mpi")]
+pub(crate) fn gather_factors<C: Communicator>(
+    world: &C,
+    l: &Layout,
+    w_piece: &Array2<f32>,
+    h_piece: &Array2<f32>,
+) -> Option<(Array2<f32>, Array2<f32>)> {
+    let (m, n) = l.shape;
+    let r = w_piece.ncols();
+    let root = world.process_at_rank(0);
+    let w_local = w_piece.as_standard_layout().into_owned();
+    let ht_local = h_piece.t().as_standard_layout().into_owned();
+
+    let w_send = w_local.as_slice().unwrap_or(&[]);
+    let ht_send = ht_local.as_slice().unwrap_or(&[]);
+    if world.rank() != 0 {
+        root.gather_varcount_into(w_send);
+        root.gather_varcount_into(ht_send);
+        return None;
+    }
+    let layouts: Vec<Layout> = (0..world.size() as usize)
+        .map(|k| Layout::new(l.grid, l.shape, k))
+        .collect();
+    let counts = |f: &dyn Fn(&Layout) -> usize| -> Vec<i32> {
+        layouts.iter().map(|x| (f(x) * r) as i32).collect()
+    };
+    let displs = |c: &[i32]| -> Vec<i32> {
+        c.iter()
+            .scan(0, |a, &x| {
+                let d = *a;
+                *a += x;
+                Some(d)
+            })
+            .collect()
+    };
+    let mut w = vec![0f32; m * r];
+    let wc = counts(&|x| x.w_rows.len());
+    let wd = displs(&wc);
+    root.gather_varcount_into_root(w_send, &mut PartitionMut::new(&mut w[..], wc, wd));
+    let mut ht = vec![0f32; n * r];
+    let hc = counts(&|x| x.h_cols.len());
+    let hd = displs(&hc);
+    root.gather_varcount_into_root(ht_send, &mut PartitionMut::new(&mut ht[..], hc, hd.clone()));
+    let w = Array2::from_shape_vec((m, r), w).ok()?;
+    let mut h = Array2::<f32>::zeros((r, n));
+    for (x, &d) in layouts.iter().zip(&hd) {
+        let len = x.h_cols.len();
+        let part = ndarray::ArrayView2::from_shape((len, r), &ht[d as usize..d as usize + len * r])
+            .ok()?;
+        h.slice_mut(s![.., x.h_cols.clone()]).assign(&part.t());
+    }
+    Some((w, h))
 }
 
 #[cfg(test)]

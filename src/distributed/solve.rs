@@ -41,6 +41,7 @@
 //! bandwidth cost `2 r (m/pr)(pc − 1)/pc + 2 r (n/pc)(pr − 1)/pr + O(r²)` per rank, exact for
 //! uneven blocks ([`iteration_bytes`]).
 
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use mpi::topology::Communicator;
@@ -51,7 +52,7 @@ use rand::SeedableRng;
 use super::comm::{abort, agree, GridComm, Group, Phase};
 use super::grid::{split, Layout};
 use super::start::{random_pieces, DistOp};
-use super::{CommStats, DistFit, LocalBlock, Timings};
+use super::{gather_factors, CommStats, DistFit, LocalBlock, Timings};
 use crate::engine::cpu::{CpuEngine, SparseOp};
 use crate::engine::{
     check_data, with_engine, Engine, EngineTask, MuDenominator, MuRule, Side, BETA_FLOOR,
@@ -64,6 +65,7 @@ use crate::report::FitReport;
 use crate::solver::ahals::{inner_budgets, INNER_TOL};
 use crate::solver::history::{History, Verdict};
 use crate::solver::DataScale;
+use crate::solver::{anchor, gram_anchor};
 
 /// Below this squared relative error the trace form of the Frobenius loss is recomputed
 /// exactly (the single-process engine's rule).
@@ -95,18 +97,6 @@ fn check_supported(valid: &ValidParams) -> Result<()> {
         return refuse(
             "orthogonal NMF in a distributed fit",
             "a single-process fit (Nmf::fit)",
-        );
-    }
-    if !valid.fixed_w.is_empty() || !valid.fixed_h.is_empty() {
-        return refuse(
-            "fixed components (fix_w, fix_h) in a distributed fit",
-            "a single-process fit (Nmf::fit)",
-        );
-    }
-    if valid.iter.resume.is_some() || valid.iter.checkpoint.is_some() {
-        return refuse(
-            "resuming or checkpointing a distributed fit",
-            "a single-process fit (write parts with --output-parts and fit again)",
         );
     }
     Ok(())
@@ -303,6 +293,46 @@ struct Iter<'a, 'g, 'c, C: Communicator, E: Engine> {
     k: Array2<f32>,
     v_sq_norm: f64,
     init_seconds: f64,
+    /// Fixed components: the anchors of this rank's W and H pieces, and HALS's Gram anchors.
+    fixed: Pieces,
+}
+
+/// The fixed components of one rank (see [`crate::solver`]'s anchors): a factor whose every
+/// component is fixed is not updated; a partly fixed one is pinned back to its anchor after
+/// each update (and HALS skips its fixed components through a pinned Gram diagonal).
+#[derive(Default)]
+struct Pieces {
+    all_w: bool,
+    all_h: bool,
+    w: Option<Array2<f32>>,
+    h: Option<Array2<f32>>,
+    gram_w: Option<Array2<f32>>,
+    gram_h: Option<Array2<f32>>,
+}
+
+impl Pieces {
+    fn new(p: &ValidParams, w: &Array2<f32>, h: &Array2<f32>) -> Self {
+        let r = p.rank;
+        let partly = |fixed: &[usize]| !fixed.is_empty() && fixed.len() < r;
+        let hals = p.solver == Solver::Hals;
+        let (pin_w, pin_h) = (partly(&p.fixed_w), partly(&p.fixed_h));
+        Pieces {
+            all_w: p.fixed_w.len() == r,
+            all_h: p.fixed_h.len() == r,
+            w: pin_w.then(|| anchor(w, &p.fixed_w, Side::Left)),
+            h: pin_h.then(|| anchor(h, &p.fixed_h, Side::Right)),
+            gram_w: (pin_w && hals).then(|| gram_anchor(r, &p.fixed_w, p.reg_w.l2)),
+            gram_h: (pin_h && hals).then(|| gram_anchor(r, &p.fixed_h, p.reg_h.l2)),
+        }
+    }
+
+    /// Whether every component of the factor on `side` is fixed.
+    fn all(&self, side: Side) -> bool {
+        match side {
+            Side::Left => self.all_w,
+            Side::Right => self.all_h,
+        }
+    }
 }
 
 /// The empty data matrix of the host engine.
@@ -350,7 +380,9 @@ impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
                 found: "?".into(),
             })?;
         let r = p.rank;
+        let fixed = Pieces::new(p, &w, &h);
         Ok(Iter {
+            fixed,
             g,
             p,
             e,
@@ -491,12 +523,23 @@ impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
 
     fn update(&mut self, side: Side, num: &Array2<f32>, den: &Array2<f32>) {
         let p = self.p;
-        let (x, reg) = match side {
-            Side::Left => (&mut self.w, p.reg_w),
-            Side::Right => (&mut self.h, p.reg_h),
+        if self.fixed.all(side) {
+            return;
+        }
+        let (x, reg, gram_anchor) = match side {
+            Side::Left => (&mut self.w, p.reg_w, &self.fixed.gram_w),
+            Side::Right => (&mut self.h, p.reg_h, &self.fixed.gram_h),
         };
         let res = match (p.solver, p.loss) {
-            (Solver::Hals, _) => self.host.hals_step(x, num, den, side, reg),
+            (Solver::Hals, _) => match gram_anchor {
+                Some(a) => {
+                    let mut pinned = den.clone();
+                    self.host
+                        .pin(&mut pinned, a)
+                        .and_then(|()| self.host.hals_step(x, num, &pinned, side, reg))
+                }
+                None => self.host.hals_step(x, num, den, side, reg),
+            },
             (Solver::AcceleratedHals, _) => {
                 let (m, n) = self.g.layout.shape;
                 let (budget_w, budget_h) = inner_budgets(m, n, self.r);
@@ -526,6 +569,19 @@ impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
             ),
         };
         or_abort(self.g.world, res);
+        self.pin(side);
+    }
+
+    /// Set the fixed components of the piece on `side` back to their anchor.
+    fn pin(&mut self, side: Side) {
+        let (x, a) = match side {
+            Side::Left => (&mut self.w, &self.fixed.w),
+            Side::Right => (&mut self.h, &self.fixed.h),
+        };
+        if let Some(a) = a {
+            let res = self.host.pin(x, a);
+            or_abort(self.g.world, res);
+        }
     }
 
     /// One iteration: W, then H.
@@ -605,16 +661,19 @@ impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
             .beta_products(&wi, &hj, Side::Left, beta, &mut num, &mut den);
         or_abort(self.g.world, res);
         let (num, den) = (self.scatter_rows(&num)?, self.scatter_rows(&den)?);
-        let res = self.host.mu_step(
-            &mut self.w,
-            &num,
-            MuDenominator::Elementwise(&den),
-            Side::Left,
-            p.reg_w,
-            p.iter.epsilon,
-            rule,
-        );
-        or_abort(self.g.world, res);
+        if !self.fixed.all_w {
+            let res = self.host.mu_step(
+                &mut self.w,
+                &num,
+                MuDenominator::Elementwise(&den),
+                Side::Left,
+                p.reg_w,
+                p.iter.epsilon,
+                rule,
+            );
+            or_abort(self.g.world, res);
+            self.pin(Side::Left);
+        }
         let wi = self.gather_w()?;
         let mut num = or_abort(self.g.world, self.e.zeros(r, nj));
         let mut den = or_abort(self.g.world, self.e.zeros(r, nj));
@@ -623,16 +682,19 @@ impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
             .beta_products(&wi, &hj, Side::Right, beta, &mut num, &mut den);
         or_abort(self.g.world, res);
         let (num, den) = (self.scatter_cols(&num)?, self.scatter_cols(&den)?);
-        let res = self.host.mu_step(
-            &mut self.h,
-            &num,
-            MuDenominator::Elementwise(&den),
-            Side::Right,
-            p.reg_h,
-            p.iter.epsilon,
-            rule,
-        );
-        or_abort(self.g.world, res);
+        if !self.fixed.all_h {
+            let res = self.host.mu_step(
+                &mut self.h,
+                &num,
+                MuDenominator::Elementwise(&den),
+                Side::Right,
+                p.reg_h,
+                p.iter.epsilon,
+                rule,
+            );
+            or_abort(self.g.world, res);
+            self.pin(Side::Right);
+        }
         self.wi = Some(wi);
         Ok(())
     }
@@ -681,11 +743,17 @@ impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
         self.exact_loss()
     }
 
+    /// The iterations, with the single-process stopping rule, resumption and checkpoints.
+    ///
+    /// The stop flag is read collectively: a flag seen by some ranks only (a signal delivered
+    /// to one process) must not split the job, so at each loss check the ranks all-reduce
+    /// their flags and all stop after that check if any was raised (within `check_every`
+    /// iterations of the signal). A checkpoint gathers W and H on rank 0, which hands them to
+    /// the callback; its result is agreed, so an error there stops every rank.
     fn run(mut self) -> Result<Run> {
         let t0 = Instant::now();
         let mut opts = self.p.iter.clone();
-        // A stop flag seen by some ranks only would split the job: it is not used.
-        opts.stop = None;
+        let stop = opts.stop.take();
         let loss0 = self.exact_loss()?;
         if self.p.loss == Loss::Frobenius {
             self.wi = None;
@@ -701,9 +769,23 @@ impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
                 self.g.set_phase(Phase::Check);
                 let l = self.check_loss()?;
                 verdict = history.record(it, l)?;
+                let raised = stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed));
+                if self.g.all_max_f32(if raised { 1.0 } else { 0.0 }) > 0.0
+                    && verdict == Verdict::Continue
+                {
+                    verdict = Verdict::Interrupted;
+                }
                 if verdict != Verdict::Continue {
                     break;
                 }
+            }
+            if history.checkpoint_due(it) {
+                self.g.set_phase(Phase::Check);
+                let saved = match gather_factors(self.g.world, &self.g.layout, &self.w, &self.h) {
+                    Some((w, h)) => history.checkpoint(it, w.view(), h.view()),
+                    None => Ok(()),
+                };
+                agree(self.g.world, saved)?;
             }
         }
         let iterate_seconds = t0.elapsed().as_secs_f64();

@@ -62,7 +62,7 @@ pub(crate) struct Anchors<M> {
 
 /// An anchor of a `rows x cols` factor: `x0` on the fixed columns (`Side::Left`) or rows
 /// (`Side::Right`), [`FREE`] elsewhere.
-fn anchor(x0: &Array2<f32>, fixed: &[usize], side: Side) -> Array2<f32> {
+pub(crate) fn anchor(x0: &Array2<f32>, fixed: &[usize], side: Side) -> Array2<f32> {
     let mut a = Array2::from_elem(x0.dim(), FREE);
     for &t in fixed {
         match side {
@@ -74,7 +74,7 @@ fn anchor(x0: &Array2<f32>, fixed: &[usize], side: Side) -> Array2<f32> {
 }
 
 /// The Gram anchor (r x r) that makes a HALS sweep skip the fixed components.
-fn gram_anchor(r: usize, fixed: &[usize], l2: f32) -> Array2<f32> {
+pub(crate) fn gram_anchor(r: usize, fixed: &[usize], l2: f32) -> Array2<f32> {
     let mut a = Array2::from_elem((r, r), FREE);
     for &t in fixed {
         a[[t, t]] = -l2;
