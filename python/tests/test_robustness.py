@@ -197,3 +197,57 @@ def test_estimators_stay_picklable_after_a_fit():
     again = pickle.loads(pickle.dumps(m))
     np.testing.assert_array_equal(again.components_, m.components_)
     again.fit(X)
+
+
+def test_the_stand_ins_without_sklearn_refuse_complex_and_keep_nan_for_masked():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['sklearn'] = None\n"
+        "import numpy as np, nmf_gpu\n"
+        "assert not nmf_gpu._base.HAVE_SKLEARN\n"
+        "X = np.random.default_rng(0).random((8, 8)); X = X + X.T\n"
+        "for Est in (nmf_gpu.NMF, nmf_gpu.SymmetricNMF, nmf_gpu.MaskedNMF):\n"
+        "    try:\n"
+        "        Est(n_components=2, backend='cpu').fit(X + 1j)\n"
+        "    except ValueError as e:\n"
+        "        assert 'Complex data not supported' in str(e), e\n"
+        "    else:\n"
+        "        raise SystemExit(f'{Est.__name__} accepted complex input')\n"
+        "    try:\n"
+        "        Est(n_components=2**64, backend='cpu').fit(X)\n"
+        "    except ValueError as e:\n"
+        "        assert \"The 'n_components' parameter\" in str(e), e\n"
+        "    else:\n"
+        "        raise SystemExit(f'{Est.__name__} accepted n_components=2**64')\n"
+        "Y = X.copy(); Y[0, 1] = np.nan\n"
+        "m = nmf_gpu.MaskedNMF(n_components=2, max_iter=50, backend='cpu').fit(Y)\n"
+        "assert m.n_features_in_ == 8 and np.isfinite(m.complete()).all()\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
+def test_ctrl_c_stops_a_transform():
+    import os
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals reach the main thread only")
+    rng = np.random.default_rng(1)
+    model = NMF(n_components=10, solver="mu", max_iter=5, tol=0.0, backend="cpu")
+    model.fit(rng.random((300, 200)))
+    # A budget of ten million iterations: only the stop flag ends it.
+    model.max_iter = 10_000_000
+    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
+    start = time.perf_counter()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            model.transform(rng.random((2000, 200)))
+    finally:
+        timer.cancel()
+    assert time.perf_counter() - start < 5.0
