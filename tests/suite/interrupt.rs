@@ -455,6 +455,19 @@ fn resume_of_a_converged_model_changes_nothing() {
     assert_eq!(std::fs::read(copy.join("W.npy")).unwrap(), w0);
     assert_eq!(std::fs::read(copy.join("H.npy")).unwrap(), h0);
 
+    // A smaller --tol without budget left changes nothing either.
+    let budget = iterations.to_string();
+    let o = fit(&["--max-iter", &budget, "--tol", "1e-9", "--resume", s(&out)]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("converged"));
+    assert_eq!(bytes("W.npy"), w0, "W changed");
+    assert_eq!(bytes("summary.json"), s0, "the summary changed");
+
     // A smaller --tol with budget left continues it.
     let o = fit(&[
         "--max-iter",

@@ -146,7 +146,7 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
         }
     }
     if let (Some(s), Some(summary)) = (&saved, &saved_summary) {
-        if resume::already_converged(summary, args.tol) {
+        if resume::already_converged(summary, args.tol, args.max_iter) {
             resume::finish_converged(s, summary, &args.output_dir, args.json, args.quiet)?;
             return Ok(0);
         }

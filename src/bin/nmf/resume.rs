@@ -193,13 +193,17 @@ pub fn load(dir: &Path, summary: &Value, (m, n): (usize, usize)) -> Result<Saved
 }
 
 /// Whether a resumed fit has nothing to do because its saved model converged: the summary says
-/// `"converged": true` and `tol` is no smaller than the saved one (the stopping rule that held
-/// still holds). A smaller `--tol` continues the fit (within `--max-iter`).
-pub fn already_converged(summary: &Value, tol: f32) -> bool {
+/// `"converged": true`, and either `tol` is no smaller than the saved one (the stopping rule
+/// that held still holds) or `max_iter` leaves no iteration to run. A smaller `--tol` with
+/// budget left continues the fit.
+pub fn already_converged(summary: &Value, tol: f32, max_iter: usize) -> bool {
     let converged = summary.get("converged").and_then(Value::as_bool) == Some(true);
     let saved_tol = summary.get("tol").and_then(Value::as_f64);
+    let done = summary.get("iterations").and_then(Value::as_u64);
     // The summary holds the tolerance as it prints (`1e-4`); compare at f32's precision.
-    converged && saved_tol.is_some_and(|t| f64::from(tol) >= t * (1.0 - 1e-6))
+    let same_rule = saved_tol.is_some_and(|t| f64::from(tol) >= t * (1.0 - 1e-6));
+    let no_budget = done.is_some_and(|d| max_iter as u64 <= d);
+    converged && (same_rule || no_budget)
 }
 
 /// Finish a `--resume` of a converged model without iterating: nothing changes. The model is
@@ -235,7 +239,7 @@ pub fn finish_converged(
             format!("copied it unchanged to {}", output_dir.display())
         };
         eprintln!(
-            "note: {} converged at iteration {iterations} (tol {tol}): no iteration is run, {wrote}; lower --tol (and raise --max-iter if needed) to continue it",
+            "note: {} converged at iteration {iterations} (tol {tol}): no iteration is run, {wrote}; lower --tol (with --max-iter above {iterations}) to continue it",
             saved.dir.display()
         );
     }
