@@ -89,7 +89,9 @@ pub mod text;
 pub use engine::GpuContext;
 #[cfg(feature = "gpu")]
 pub use engine::{TuneEffort, TuneRow};
-pub use engine::{Backend, GpuRates, GpuStats};
+pub use engine::{
+    Backend, DataSize, GpuRates, GpuStats, AUTO_GPU_MIN_DENSE_ENTRIES, AUTO_GPU_MIN_SPARSE_NNZ,
+};
 pub use error::{Factor, NmfError, Result};
 pub use masked::{MaskedFactorization, MaskedInit, MaskedNmf, MaskedParams, PenaltyScale};
 pub use model::{relative_error, Factorization};

@@ -4,9 +4,11 @@
 //! ([`Engine::Mat`]); the engine owns the data matrix `V` (m x n) so that it may keep it in
 //! device memory, split it into panels, or store it sparsely.
 
+mod auto;
 pub(crate) mod cpu;
 #[cfg(feature = "gpu")]
 pub(crate) mod gpu;
+mod inner;
 mod stats;
 mod task;
 
@@ -16,6 +18,8 @@ use ndarray::{Array2, ArrayView2};
 pub use self::gpu::GpuContext;
 #[cfg(feature = "gpu")]
 pub use self::gpu::{TuneEffort, TuneRow};
+pub use self::auto::{DataSize, AUTO_GPU_MIN_DENSE_ENTRIES, AUTO_GPU_MIN_SPARSE_NNZ};
+pub(crate) use self::inner::InnerStop;
 pub use self::stats::{GpuRates, GpuStats};
 #[cfg(feature = "mpi")]
 pub(crate) use self::task::check_sparse_backend;
@@ -33,8 +37,9 @@ pub enum Backend {
     /// The GPU engine on this device context (wgpu compute shaders; V, W and H stay on the device).
     #[cfg(feature = "gpu")]
     Gpu(GpuContext),
-    /// The best engine available: a hardware GPU when one is usable, otherwise the CPU (software
-    /// adapters such as lavapipe only when named by `WGPU_ADAPTER_NAME`; the choice is logged).
+    /// A hardware GPU when one is usable and the data is large enough to gain from it
+    /// ([`DataSize::large_enough_for_gpu`]: 2²² dense entries or stored entries), otherwise the
+    /// CPU; software adapters such as lavapipe are never chosen. The choice is logged.
     Auto,
 }
 
@@ -255,6 +260,25 @@ pub(crate) trait Engine {
         side: Side,
         reg: Regularization,
     ) -> Result<()>;
+
+    /// Up to `budget` HALS sweeps of `x` on fixed `num` and `gram`, stopping by `stop`
+    /// (`prev` like `x` and `small` r x r are work space). This default decides on the host
+    /// after each sweep ([`inner::host_sweeps`]); the GPU engine decides on the device.
+    #[allow(clippy::too_many_arguments)]
+    fn hals_sweeps(
+        &mut self,
+        x: &mut Self::Mat,
+        num: &Self::Mat,
+        gram: &Self::Mat,
+        side: Side,
+        reg: Regularization,
+        budget: usize,
+        stop: InnerStop,
+        prev: &mut Self::Mat,
+        small: &mut Self::Mat,
+    ) -> Result<()> {
+        inner::host_sweeps(self, x, num, gram, side, reg, budget, stop, prev, small)
+    }
 
     /// [`hals_step`](Engine::hals_step), returning how far it moved `x`:
     /// `‖x_new − x_old‖²_F`. This default keeps `x_old` in `prev` and forms the move's Gram

@@ -4,6 +4,8 @@
 use ndarray::ArrayView2;
 
 use super::cpu::CpuEngine;
+#[cfg(feature = "gpu")]
+use super::DataSize;
 use super::{Backend, Engine};
 use crate::error::{NmfError, Result};
 
@@ -49,6 +51,18 @@ pub(crate) trait EngineTask {
     fn run<E: Engine>(self, e: &mut E) -> Result<Self::Output>;
 }
 
+/// The GPU `Backend::Auto` runs data of `size` on: a hardware GPU when the data is large enough
+/// (the rule of [`DataSize::large_enough_for_gpu`]), else none (the CPU engine).
+#[cfg(feature = "gpu")]
+fn auto_gpu(size: DataSize) -> Option<super::gpu::GpuContext> {
+    if size.large_enough_for_gpu() {
+        super::gpu::auto_context()
+    } else {
+        log::info!("backend auto: {size:?} is below the GPU threshold; using the CPU engine");
+        None
+    }
+}
+
 /// Build the engine for `backend` over `v` and run `task` on it; returns the engine's name too.
 pub(crate) fn with_engine<T: EngineTask>(
     v: ArrayView2<'_, f32>,
@@ -60,7 +74,10 @@ pub(crate) fn with_engine<T: EngineTask>(
         let gpu = match backend {
             Backend::Cpu => None,
             Backend::Gpu(ctx) => Some(ctx.clone()),
-            Backend::Auto => super::gpu::auto_context(),
+            Backend::Auto => auto_gpu(DataSize::Dense {
+                rows: v.nrows(),
+                cols: v.ncols(),
+            }),
         };
         if let Some(ctx) = gpu {
             let mut engine = super::gpu::GpuEngine::new(&ctx, v)?;
@@ -77,7 +94,8 @@ pub(crate) fn with_engine<T: EngineTask>(
 
 /// Build the engine for `backend` over a sparse `v` and its transpose `vt`
 /// (`v.transpose()`) and run `task` on it; returns the engine's name too.
-/// [`Backend::Gpu`] runs on that device; [`Backend::Auto`] runs sparse data on the CPU.
+/// [`Backend::Gpu`] runs on that device; [`Backend::Auto`] on a hardware GPU when `v` has
+/// enough stored entries ([`DataSize::large_enough_for_gpu`]), else on the CPU.
 pub(crate) fn with_sparse_engine<T: EngineTask>(
     v: &crate::sparse::CsrMatrix,
     vt: &crate::sparse::CsrMatrix,
@@ -85,10 +103,21 @@ pub(crate) fn with_sparse_engine<T: EngineTask>(
     task: T,
 ) -> Result<(T::Output, String)> {
     #[cfg(feature = "gpu")]
-    if let Backend::Gpu(ctx) = backend {
-        let mut engine = super::gpu::GpuEngine::new_sparse(ctx, v, vt)?;
-        let name = engine.name();
-        return Ok((task.run(&mut engine)?, name));
+    {
+        let gpu = match backend {
+            Backend::Cpu => None,
+            Backend::Gpu(ctx) => Some(ctx.clone()),
+            Backend::Auto => auto_gpu(DataSize::Sparse {
+                rows: v.rows(),
+                cols: v.cols(),
+                nnz: v.nnz(),
+            }),
+        };
+        if let Some(ctx) = gpu {
+            let mut engine = super::gpu::GpuEngine::new_sparse(&ctx, v, vt)?;
+            let name = engine.name();
+            return Ok((task.run(&mut engine)?, name));
+        }
     }
     #[cfg(not(feature = "gpu"))]
     let _: &Backend = backend; // Cpu and Auto both run on the CPU engine

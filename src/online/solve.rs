@@ -5,7 +5,7 @@ use ndarray::Array2;
 
 use super::params::{OnlineParams, OnlineProgress};
 use super::prefetch::{Batch, Batches};
-use crate::engine::{Engine, EngineTask, FactorSums, MuDenominator, MuRule, Side};
+use crate::engine::{Engine, EngineTask, FactorSums, InnerStop, MuDenominator, MuRule, Side};
 use crate::error::{NmfError, Result};
 use crate::options::{Loss, Progress, Regularization};
 
@@ -401,43 +401,44 @@ fn encode<E: Engine>(
     small: &mut E::Mat,
 ) -> Result<()> {
     if loss == Loss::Frobenius {
+        // The sweeps and their stopping rule in one engine call: the GPU engine decides on
+        // the device, without reading a move back.
         e.wt_v(w, &mut bm.q)?;
+        let stop = InnerStop::Relative { tol };
+        return e.hals_sweeps(
+            &mut bm.h,
+            &bm.q,
+            k,
+            Side::Right,
+            NO_REG,
+            inner_max,
+            stop,
+            &mut bm.prev,
+            small,
+        );
     }
+    // KL: multiplicative updates; with tol > 0 the move and ‖H‖² are read back per sweep
+    // (the GPU engine has no device-side rule for them yet).
     for _ in 0..inner_max {
-        let dh_sq = match loss {
-            Loss::Frobenius => e.hals_step_tracked(
-                &mut bm.h,
-                &bm.q,
-                k,
-                Side::Right,
-                NO_REG,
-                &mut bm.prev,
-                small,
-            )?,
-            _ => {
-                e.axpby(1.0, &bm.h, 0.0, &mut bm.prev)?;
-                e.kl_numerator(w, &bm.h, Side::Right, &mut bm.q)?;
-                e.mu_step(
-                    &mut bm.h,
-                    &bm.q,
-                    MuDenominator::Sums(k),
-                    Side::Right,
-                    NO_REG,
-                    eps,
-                    MuRule::Plain,
-                )?;
-                if tol <= 0.0 {
-                    continue;
-                }
-                e.axpby(1.0, &bm.h, -1.0, &mut bm.prev)?;
-                trace_gram(e, &bm.prev, Side::Right, small)?
-            }
-        };
-        if tol > 0.0 {
-            let h_sq = trace_gram(e, &bm.h, Side::Right, small)?;
-            if dh_sq <= tol * tol * h_sq {
-                break;
-            }
+        e.axpby(1.0, &bm.h, 0.0, &mut bm.prev)?;
+        e.kl_numerator(w, &bm.h, Side::Right, &mut bm.q)?;
+        e.mu_step(
+            &mut bm.h,
+            &bm.q,
+            MuDenominator::Sums(k),
+            Side::Right,
+            NO_REG,
+            eps,
+            MuRule::Plain,
+        )?;
+        if tol <= 0.0 {
+            continue;
+        }
+        e.axpby(1.0, &bm.h, -1.0, &mut bm.prev)?;
+        let dh_sq = trace_gram(e, &bm.prev, Side::Right, small)?;
+        let h_sq = trace_gram(e, &bm.h, Side::Right, small)?;
+        if dh_sq <= tol * tol * h_sq {
+            break;
         }
     }
     Ok(())

@@ -19,11 +19,17 @@
 //! HALS's time at 361x2429 r49 and 0.20x at 4096² r64 (`α = 0.1`: 0.5–0.87x and 0.24x). The move
 //! `‖Δ‖²` comes from [`Engine::hals_step_tracked`] (on the CPU engine summed block by block
 //! as the sweep is written back, in vector partial sums; one Gram product of the move elsewhere).
+//! On the GPU engine the rule runs on the device ([`Engine::hals_sweeps`]): each sweep kernel
+//! writes its rows' moves, a one-workgroup kernel sums them and clears a flag once the rule is
+//! met, and the sweeps after it read the flag and return at once. The whole budget of sweeps
+//! is encoded without a read-back, and the sweeps run are those the host rule would run. (A
+//! fixed budget learned from the first iterations would save the skipped launches too, but
+//! would change the number of sweeps from one iteration to the next without seeing the moves.)
 //! A fixed point of HALS is a fixed point here (the sweeps are HALS sweeps); only their
 //! number per product changes.
 
 use super::{State, Step, Update};
-use crate::engine::{Engine, Side};
+use crate::engine::{Engine, InnerStop, Side};
 use crate::error::Result;
 use crate::options::{Regularization, ValidParams};
 
@@ -52,7 +58,8 @@ pub(crate) fn inner_budgets(m: usize, n: usize, r: usize) -> (usize, usize) {
 }
 
 /// Up to `budget` HALS sweeps of `x` on fixed products, stopping when a sweep moves `x` by
-/// less than [`INNER_TOL`] times the first sweep's move.
+/// less than [`INNER_TOL`] times the first sweep's move ([`InnerStop::FirstMove`]; decided on
+/// the device by the GPU engine, so the sweeps never wait for a read-back).
 #[allow(clippy::too_many_arguments)]
 fn sweeps<E: Engine>(
     e: &mut E,
@@ -65,19 +72,8 @@ fn sweeps<E: Engine>(
     prev: &mut E::Mat,
     small: &mut E::Mat,
 ) -> Result<()> {
-    let mut first = None;
-    for _ in 0..budget {
-        if budget == 1 {
-            return e.hals_step(x, num, gram, side, reg);
-        }
-        let moved = e.hals_step_tracked(x, num, gram, side, reg, prev, small)?;
-        match first {
-            None => first = Some(moved),
-            Some(f) if moved <= INNER_TOL * INNER_TOL * f => break,
-            Some(_) => {}
-        }
-    }
-    Ok(())
+    let stop = InnerStop::FirstMove { tol: INNER_TOL };
+    e.hals_sweeps(x, num, gram, side, reg, budget, stop, prev, small)
 }
 
 impl<E: Engine> Step<E> for AcceleratedHals {

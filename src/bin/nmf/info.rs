@@ -19,7 +19,7 @@ pub fn run() {
 fn gpu_lines(out: &mut String) {
     out.push_str(
         "GPU: not available (built without the `gpu` feature)
---backend auto uses: CPU
+--backend auto uses: the CPU engine at every size
 ",
     );
 }
@@ -60,17 +60,28 @@ fn gpu_lines(out: &mut String) {
             limits.max_compute_invocations_per_workgroup,
         ));
     }
-    // Exactly what a fit with --backend auto does: open the high-performance adapter, or fall
-    // back to the CPU.
+    // Exactly what a fit with --backend auto does: open the high-performance adapter; take it
+    // for data above the size thresholds if it is a hardware one, else run the CPU engine.
     out.push_str(&match GpuContext::new() {
+        Ok(ctx) if ctx.is_software() => {
+            let info = ctx.adapter_info();
+            format!(
+                "--backend auto uses: the CPU engine at every size (the adapter opened, {} ({:?}), is a software one; --backend gpu runs on it)\n",
+                info.name, info.backend
+            )
+        }
         Ok(ctx) => {
             let info = ctx.adapter_info();
             format!(
-                "--backend auto uses: {} ({:?}, {:?})\n",
-                info.name, info.backend, info.device_type
+                "--backend auto uses: {} ({:?}, {:?}) for dense data of at least {} entries and sparse data of at least {} stored entries; the CPU engine below\n",
+                info.name,
+                info.backend,
+                info.device_type,
+                nmf_gpu::AUTO_GPU_MIN_DENSE_ENTRIES,
+                nmf_gpu::AUTO_GPU_MIN_SPARSE_NNZ
             )
         }
-        Err(e) => format!("--backend auto uses: none: CPU ({e})\n"),
+        Err(e) => format!("--backend auto uses: the CPU engine at every size (no usable GPU: {e})\n"),
     });
 }
 
@@ -82,4 +93,78 @@ fn bytes(b: u64) -> String {
     } else {
         format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64)
     }
+}
+
+/// `nmf info --tune`: the matmul tuner's candidate table on the adapter a fit opens.
+#[cfg(feature = "gpu")]
+pub fn tune() -> Result<(), crate::error::CliError> {
+    use nmf_gpu::GpuContext;
+
+    let ctx = GpuContext::new()?;
+    let info = ctx.adapter_info();
+    // Products of one iteration at a size the adapter runs in seconds: m = n = s, r = s / 16
+    // (W H, V Hᵀ, Wᵀ V, Wᵀ W), and a square product.
+    let s = if info.device_type == wgpu::DeviceType::Cpu {
+        256
+    } else {
+        4096
+    };
+    let r = s / 16;
+    let shapes = [
+        ("AB", (s, s, r)),
+        ("ABt", (s, r, s)),
+        ("AtB", (r, s, s)),
+        ("AtB", (r, r, s)),
+        ("AB", (s / 2, s / 2, s / 2)),
+    ];
+    let rows = ctx.tune_table(&shapes)?;
+    let mut out = format!(
+        "matmul tuning table on {} ({:?}, {:?}); tuning in force: {} (NMF_GPU_TUNE)\n\
+         {:>16} {:>5} {:<28} {:>10} {:>9}\n",
+        info.name,
+        info.backend,
+        info.device_type,
+        ctx.tuning_effort(),
+        "rows x cols x k",
+        "ops",
+        "configuration",
+        "ms",
+        "GFLOP/s"
+    );
+    for shape in shapes {
+        let group: Vec<_> = rows
+            .iter()
+            .filter(|row| row.shape == shape.1 && row.layout == shape.0)
+            .collect();
+        let best = group.iter().map(|row| row.ms).fold(f64::INFINITY, f64::min);
+        for row in group {
+            let (m, n, k) = row.shape;
+            let mark = match (row.ms == best, row.heuristic) {
+                (true, true) => "  fastest, default",
+                (true, false) => "  fastest",
+                (false, true) => "  default",
+                (false, false) => "",
+            };
+            out.push_str(&format!(
+                "{:>16} {:>5} {:<28} {:>10.3} {:>9.1}{mark}\n",
+                format!("{m}x{n}x{k}"),
+                row.layout,
+                row.config,
+                row.ms,
+                row.gflops
+            ));
+        }
+    }
+    if info.device_type == wgpu::DeviceType::Cpu {
+        out.push_str("(a software adapter: these times say nothing about a GPU)\n");
+    }
+    crate::print_stdout(&out);
+    Ok(())
+}
+
+/// Without the `gpu` feature there is nothing to tune.
+#[cfg(not(feature = "gpu"))]
+pub fn tune() -> Result<(), crate::error::CliError> {
+    crate::print_stdout("GPU: not available (built without the `gpu` feature); nothing to tune\n");
+    Ok(())
 }

@@ -163,6 +163,12 @@ impl fmt::Debug for GpuContext {
 }
 
 impl GpuContext {
+    /// Whether the adapter is a software rasteriser running on the CPU (lavapipe, llvmpipe,
+    /// SwiftShader), which `Backend::Auto` never chooses.
+    pub fn is_software(&self) -> bool {
+        self.inner.info.device_type == wgpu::DeviceType::Cpu
+    }
+
     /// Open the high-performance GPU adapter (blocking).
     ///
     /// wgpu's environment variables are honoured: `WGPU_BACKEND` (e.g. `vulkan`, `metal`,
@@ -408,24 +414,21 @@ async fn open() -> Result<GpuContext> {
             faults,
         }),
         budget,
-        tune: TuneOptions::default(),
+        tune: TuneOptions::from_env(),
     })
 }
 
-/// The context `Backend::Auto` uses: opened once per process; `None` (the CPU engine) when no
-/// adapter works or the only one is a software rasteriser not named by `WGPU_ADAPTER_NAME`.
+/// The context `Backend::Auto` uses for data large enough (`engine::auto`): opened once per
+/// process; `None` (the CPU engine) when no adapter works or the one opened is a software
+/// rasteriser (lavapipe, llvmpipe, SwiftShader: slower than the CPU engine at every size;
+/// `Backend::Gpu` runs on one when asked).
 pub(crate) fn auto_context() -> Option<GpuContext> {
     static AUTO: OnceLock<std::result::Result<GpuContext, String>> = OnceLock::new();
     let chosen = AUTO.get_or_init(|| GpuContext::new().map_err(|e| e.to_string()));
     match chosen {
-        // A software rasteriser (lavapipe, SwiftShader) is far slower than the CPU engine: Auto
-        // takes it only when the user named it with WGPU_ADAPTER_NAME.
-        Ok(ctx)
-            if ctx.inner.info.device_type == wgpu::DeviceType::Cpu
-                && std::env::var_os("WGPU_ADAPTER_NAME").is_none() =>
-        {
+        Ok(ctx) if ctx.is_software() => {
             log::info!(
-                "backend auto: the only GPU adapter is a software one ({}); using the CPU engine (Backend::Gpu uses it anyway)",
+                "backend auto: the GPU adapter is a software one ({}); using the CPU engine (Backend::Gpu uses it anyway)",
                 ctx.inner.info.name
             );
             None

@@ -35,7 +35,7 @@ use self::matmul_plan::Operand;
 use self::pipelines::{Epilogue, Kernel};
 use self::scheduler::{Groups, Scheduler};
 use self::state::{index, Panel};
-use super::{Engine, FactorSums, MuDenominator, MuRule, Side};
+use super::{Engine, FactorSums, InnerStop, MuDenominator, MuRule, Side};
 use crate::error::{NmfError, Result};
 use crate::linalg::gemm::Accum;
 use crate::options::{Loss, Regularization};
@@ -85,6 +85,7 @@ impl GpuEngine {
             partials: None,
             slices: None,
             loss_sums: None,
+            track: None,
             sparse: None,
         })
     }
@@ -677,6 +678,72 @@ impl Engine for GpuEngine {
             &params,
             groups,
         )
+    }
+
+    /// The sweeps and their stopping rule on the device: per sweep, the tracked sweep kernel
+    /// (skipped by the device once the flag is cleared) and `hals_stop` (one workgroup) that
+    /// sums the moves and clears the flag when the rule is met. Nothing is read back; all
+    /// `budget` pairs are encoded.
+    fn hals_sweeps(
+        &mut self,
+        x: &mut GpuMat,
+        num: &GpuMat,
+        gram: &GpuMat,
+        side: Side,
+        reg: Regularization,
+        budget: usize,
+        stop: InnerStop,
+        _prev: &mut GpuMat,
+        _small: &mut GpuMat,
+    ) -> Result<()> {
+        if !stop.tracks(budget) {
+            for _ in 0..budget {
+                self.hals_step(x, num, gram, side, reg)?;
+            }
+            return Ok(());
+        }
+        let (kernel, count, r) = match side {
+            Side::Left => (Kernel::HalsRowsTracked, x.rows, x.cols),
+            Side::Right => (Kernel::HalsColsTracked, x.cols, x.rows),
+        };
+        check_shape("the numerator of a HALS sweep", num, x.rows, x.cols)?;
+        check_shape("the Gram matrix of a HALS sweep", gram, r, r)?;
+        let (rule, tol) = match stop {
+            InnerStop::FirstMove { tol } => (uniforms::StopRule::FirstMove, tol),
+            InnerStop::Relative { tol } => (uniforms::StopRule::Relative, tol),
+        };
+        let track = Self::scratch(
+            &self.ctx,
+            &mut self.track,
+            uniforms::TRACK_HEAD + 2 * count,
+            "the moves of inner HALS sweeps",
+        )?;
+        let groups = self.linear(count)?;
+        let buffers = [&x.buf, &num.buf, &gram.buf, &track];
+        for sweep in 0..budget {
+            let params = uniforms::Hals {
+                rows: index(x.rows)?,
+                cols: index(x.cols)?,
+                r: index(r)?,
+                sweep: index(sweep)?,
+                l1: reg.l1,
+                l2: reg.l2,
+                tol_sq: (tol * tol) as f32,
+                rule: rule as u32,
+                count: index(count)?,
+                ..Default::default()
+            };
+            self.sched
+                .dispatch(&self.ctx, kernel, &buffers, &params, groups)?;
+            self.sched.dispatch(
+                &self.ctx,
+                Kernel::HalsStop,
+                &buffers,
+                &params,
+                Groups(1, 1, 1),
+            )?;
+        }
+        Ok(())
     }
 
     fn loss(&mut self, w: &GpuMat, h: &GpuMat, loss: Loss, eps: f32) -> Result<f64> {

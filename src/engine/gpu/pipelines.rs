@@ -153,6 +153,32 @@ const HALS_COLS: KernelSpec = KernelSpec {
     ..HALS_ROWS
 };
 
+/// The sweeps and the stopping rule of inner sweeps decided on the device: the HALS bindings
+/// and the tracking buffer (the flag, the first move, the per-invocation moves and norms).
+const HALS_TRACKED_BINDINGS: &[Binding] = &[
+    write("x"),
+    read("num"),
+    read("gram"),
+    PARAMS,
+    write("track"),
+];
+
+const HALS_ROWS_TRACKED: KernelSpec = KernelSpec {
+    entry: "hals_rows_tracked",
+    bindings: HALS_TRACKED_BINDINGS,
+    ..HALS_ROWS
+};
+
+const HALS_COLS_TRACKED: KernelSpec = KernelSpec {
+    entry: "hals_cols_tracked",
+    ..HALS_ROWS_TRACKED
+};
+
+const HALS_STOP: KernelSpec = KernelSpec {
+    entry: "hals_stop",
+    ..HALS_ROWS_TRACKED
+};
+
 const AXIS_SUMS: KernelSpec = KernelSpec {
     shader: "sums",
     entry: "axis_sums",
@@ -298,6 +324,12 @@ pub(crate) enum Kernel {
     HalsRows,
     /// HALS sweep over the columns of H.
     HalsCols,
+    /// HALS sweep over the rows of W while the device's stop flag is set, writing the moves.
+    HalsRowsTracked,
+    /// HALS sweep over the columns of H likewise.
+    HalsColsTracked,
+    /// The inner stopping rule on the moves of the last tracked sweep (one workgroup).
+    HalsStop,
     /// Strided sums (row sums of H, column sums of W).
     AxisSums,
     /// Sum of the slices of a product split over its inner dimension.
@@ -332,6 +364,9 @@ impl Kernel {
                 Kernel::MuUpdate,
                 Kernel::HalsRows,
                 Kernel::HalsCols,
+                Kernel::HalsRowsTracked,
+                Kernel::HalsColsTracked,
+                Kernel::HalsStop,
                 Kernel::AxisSums,
                 Kernel::SumSlices,
                 Kernel::Transpose,
@@ -351,6 +386,9 @@ impl Kernel {
             Kernel::MuUpdate => &MU_UPDATE,
             Kernel::HalsRows => &HALS_ROWS,
             Kernel::HalsCols => &HALS_COLS,
+            Kernel::HalsRowsTracked => &HALS_ROWS_TRACKED,
+            Kernel::HalsColsTracked => &HALS_COLS_TRACKED,
+            Kernel::HalsStop => &HALS_STOP,
             Kernel::AxisSums => &AXIS_SUMS,
             Kernel::SumSlices => &SUM_SLICES,
             Kernel::Transpose => &TRANSPOSE,
@@ -649,6 +687,12 @@ mod tests {
     #[test]
     fn mu_codes_match_the_shader_constants() {
         codes_match("mu_update", uniforms::MU_CODES);
+    }
+
+    /// The stopping rule codes and the tracking layout the host uses are the shader's.
+    #[test]
+    fn hals_codes_match_the_shader_constants() {
+        codes_match("hals", uniforms::HALS_CODES);
     }
 
     /// The mode codes the host writes into `struct Sparse` are the shader's constants.

@@ -141,6 +141,7 @@ impl GpuEngine {
             partials: None,
             slices: None,
             loss_sums: None,
+            track: None,
             sparse: Some(SparseV {
                 csr,
                 csc,

@@ -33,6 +33,8 @@ pub(crate) struct GpuEngine {
     pub(super) partials: Option<(wgpu::Buffer, usize)>,
     pub(super) slices: Option<(wgpu::Buffer, usize)>,
     pub(super) loss_sums: Option<(wgpu::Buffer, usize)>,
+    /// The flag, first move and per-invocation moves of inner sweeps decided on the device.
+    pub(super) track: Option<(wgpu::Buffer, usize)>,
     /// V in CSR and CSC row panels when it is sparse (then `panels` is empty).
     pub(super) sparse: Option<SparseV>,
 }

@@ -125,19 +125,46 @@ pub(crate) const MU_CODES: &[(&str, u32)] = &[
     ("RULE_POWER", MuRuleCode::Power as u32),
 ];
 
-/// `struct Hals` of `hals.wgsl`.
+/// `struct Hals` of `hals.wgsl`: the shape of X, the penalties, and for the inner sweeps
+/// decided on the device the sweep's index, the stopping rule with its `tol²`, and the number
+/// of invocations whose moves `hals_stop` sums (rows of W or columns of H).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
 pub(crate) struct Hals {
     pub rows: u32,
     pub cols: u32,
     pub r: u32,
-    pub pad0: u32,
+    pub sweep: u32,
     pub l1: f32,
     pub l2: f32,
+    pub tol_sq: f32,
+    pub rule: u32,
+    pub count: u32,
+    pub pad0: u32,
     pub pad1: u32,
     pub pad2: u32,
 }
+
+/// `Hals::rule`: the inner stopping rule (`STOP_*` in `hals.wgsl`).
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StopRule {
+    /// Stop when a sweep moves X by at most `tol²` times the first sweep's move.
+    FirstMove = 0,
+    /// Stop when a sweep moves X by at most `tol²` times `‖X‖²`.
+    Relative = 1,
+}
+
+/// Entries of the tracking buffer before the per-invocation moves (`TRACK_HEAD`).
+pub(crate) const TRACK_HEAD: usize = 4;
+
+/// The WGSL constant of `hals.wgsl` each code stands for: `(name, value)`.
+#[cfg(test)]
+pub(crate) const HALS_CODES: &[(&str, u32)] = &[
+    ("STOP_FIRST_MOVE", StopRule::FirstMove as u32),
+    ("STOP_RELATIVE", StopRule::Relative as u32),
+    ("TRACK_HEAD", TRACK_HEAD as u32),
+];
 
 /// `struct Sums` of `sums.wgsl`.
 #[repr(C)]
