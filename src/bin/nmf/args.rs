@@ -32,7 +32,7 @@ pub enum Command {
     /// Encode new samples with a fitted W kept fixed: write their H to a .npy file.
     Transform(TransformArgs),
     /// Show the version, the CPU threads and every GPU adapter found.
-    Info,
+    Info(InfoArgs),
     /// Which rank? Compare ranks by consensus, NMFk and cross-validation: write summary.json
     /// (with the recommended rank) and the pictures rank.png and consensus.png.
     Rank(RankArgs),
@@ -229,6 +229,16 @@ pub struct TransformArgs {
     /// Print nothing but errors.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+}
+
+/// `nmf info`.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Also time every candidate configuration of the matrix product on the GPU adapter a fit
+    /// would open (the tuner's table: configuration, milliseconds, GFLOP/s), on the products
+    /// an NMF iteration runs (W H, V Hᵀ, Wᵀ V, Wᵀ W); takes a few seconds.
+    #[arg(long)]
+    pub tune: bool,
 }
 
 /// `nmf rank`.

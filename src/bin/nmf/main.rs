@@ -64,9 +64,13 @@ fn main() -> ExitCode {
         Command::Fit(args) => fit::run(args),
         Command::Transform(args) => transform::run(args).map(|()| 0),
         Command::Rank(args) => rank::run(args),
-        Command::Info => {
+        Command::Info(args) => {
             info::run();
-            Ok(0)
+            if args.tune {
+                info::tune().map(|()| 0)
+            } else {
+                Ok(0)
+            }
         }
     };
     match result {

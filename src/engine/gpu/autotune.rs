@@ -142,9 +142,26 @@ impl GpuEngine {
         }
     }
 
+    /// The fixed heuristic's configuration for a `rows x cols` output of `layout` (the strided
+    /// kernel whatever the layout with `NMF_GPU_MATMUL=strided`).
+    pub(super) fn fixed_config(
+        &self,
+        layout: Option<Layout>,
+        rows: usize,
+        cols: usize,
+    ) -> MatmulConfig {
+        let layout = if self.ctx.tune.strided_only {
+            None
+        } else {
+            layout
+        };
+        heuristic(self.device_shape(rows, cols), layout, (rows, cols))
+    }
+
     /// The configuration the product `A B` (`rows x cols`, inner `k`) with `epilogue` runs
-    /// with: the heuristic's with tuning off and for loss epilogues, else the cached choice of
-    /// its shape class, tuned now if there is none.
+    /// with: the heuristic's with tuning off, for loss epilogues and with
+    /// `NMF_GPU_MATMUL=strided`, else the cached choice of its shape class, tuned now if there
+    /// is none.
     pub(super) fn matmul_config(
         &mut self,
         epilogue: Epilogue,
@@ -153,9 +170,9 @@ impl GpuEngine {
         b: &Operand<'_>,
     ) -> Result<MatmulConfig> {
         let layout = Layout::of((a.rs, a.cs), (b.rs, b.cs), (rows, cols, k));
-        let fixed = heuristic(self.device_shape(rows, cols), layout, (rows, cols));
+        let fixed = self.fixed_config(layout, rows, cols);
         let effort = self.ctx.tuning_effort();
-        if effort == TuneEffort::Off || reduces(epilogue) {
+        if effort == TuneEffort::Off || reduces(epilogue) || self.ctx.tune.strided_only {
             return Ok(fixed);
         }
         let class = ShapeClass::of(layout, (rows, cols, k));
@@ -258,7 +275,8 @@ impl GpuEngine {
                         a,
                         b,
                         c,
-                        c,
+                        // D is not read by the store epilogue; any buffer but C.
+                        a,
                         None,
                         Accum::Replace,
                         0.0,

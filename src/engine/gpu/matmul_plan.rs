@@ -133,11 +133,7 @@ impl GpuEngine {
     /// Workgroups (= loss partials) a loss product over a `rows x cols` output takes (the loss
     /// epilogues run the heuristic's configuration for row-major W and H).
     pub(super) fn product_groups(&self, rows: usize, cols: usize) -> usize {
-        let config = heuristic(
-            self.device_shape(rows, cols),
-            Some(Layout::AB),
-            (rows, cols),
-        );
+        let config = self.fixed_config(Some(Layout::AB), rows, cols);
         self.groups_of(config, rows, cols)
     }
 

@@ -417,9 +417,21 @@ pub(crate) struct TuneOptions {
     pub effort: Option<TuneEffort>,
     /// The cache directory (`None`: [`cache_dir`]; `Some(None)`: no disk cache).
     pub cache: Option<Option<PathBuf>>,
+    /// Every product on the strided kernel, untuned (`NMF_GPU_MATMUL=strided`): the kernel
+    /// before the tiled one, kept for comparisons.
+    pub strided_only: bool,
 }
 
 impl TuneOptions {
+    /// The options of a new context: `NMF_GPU_MATMUL=strided` puts every product on the strided
+    /// kernel (any other value, or none, lets the heuristic or the tuner choose).
+    pub(crate) fn from_env() -> TuneOptions {
+        TuneOptions {
+            strided_only: std::env::var("NMF_GPU_MATMUL").is_ok_and(|v| v.trim() == "strided"),
+            ..TuneOptions::default()
+        }
+    }
+
     /// The cache directory in force.
     pub(crate) fn cache_dir(&self) -> Option<PathBuf> {
         match &self.cache {
