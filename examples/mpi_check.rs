@@ -26,7 +26,7 @@ use nmf_gpu::distributed::mpi::traits::*;
 use nmf_gpu::distributed::{self, iteration_bytes, Grid, Layout, LocalBlock};
 use nmf_gpu::io::{read_matrix, write_npy_atomic, ReadOptions};
 use nmf_gpu::ndarray::{s, Array2, ArrayView2};
-use nmf_gpu::{Backend, CsrMatrix, Init, Loss, Nmf, NmfError, NmfParams, Solver};
+use nmf_gpu::{Backend, CsrMatrix, Init, Loss, Nmf, NmfError, NmfParams, Orthogonality, Solver};
 
 const M: usize = 23;
 const N: usize = 17;
@@ -107,6 +107,16 @@ fn cases() -> Vec<(&'static str, NmfParams)> {
             base(Solver::MultiplicativeUpdate, Loss::Beta(0.5), Init::Nndsvda)
                 .alpha_w(0.01)
                 .l1_ratio(1.0),
+        ),
+        (
+            "mu orthogonal W",
+            base(Solver::MultiplicativeUpdate, Loss::Frobenius, Init::Nndsvda)
+                .orthogonal(Orthogonality::W),
+        ),
+        (
+            "mu orthogonal H",
+            base(Solver::MultiplicativeUpdate, Loss::Frobenius, Init::Random)
+                .orthogonal(Orthogonality::H),
         ),
         (
             "ahals nndsvda",

@@ -90,18 +90,6 @@ pub fn iteration_bytes(layout: &Layout, r: usize, loss: Loss) -> u64 {
     (factor_words * 4 + 4 * (t - share) * small_bytes) as u64
 }
 
-/// Refuse what a distributed fit does not do (before any work, on every rank alike).
-fn check_supported(valid: &ValidParams) -> Result<()> {
-    let refuse = |option, requires| Err(NmfError::UnsupportedOption { option, requires });
-    if valid.orthogonality != Orthogonality::None {
-        return refuse(
-            "orthogonal NMF in a distributed fit",
-            "a single-process fit (Nmf::fit)",
-        );
-    }
-    Ok(())
-}
-
 /// Move a block-local entry error to global coordinates.
 fn globalize(e: NmfError, layout: &Layout) -> NmfError {
     let (r0, c0) = (layout.rows.start, layout.cols.start);
@@ -132,7 +120,6 @@ pub(crate) fn fit<C: Communicator>(
     // Deterministic checks: every rank reaches the same verdict without talking.
     layout.grid.check(world.size() as usize, m, n)?;
     let valid = params.check(m, n)?;
-    check_supported(&valid)?;
     let want = (layout.rows.len(), layout.cols.len());
     let local_check = match &block {
         LocalBlock::Dense(v) if v.dim() != want => Err(NmfError::ShapeMismatch {
@@ -291,6 +278,8 @@ struct Iter<'a, 'g, 'c, C: Communicator, E: Engine> {
     /// The last (Wᵀ V) piece (r x h) and K = WᵀW of the current W (Frobenius trace loss).
     q: Array2<f32>,
     k: Array2<f32>,
+    /// Whether `k` is WᵀW of the current W (the H-orthogonal iteration leaves it to the check).
+    k_current: bool,
     v_sq_norm: f64,
     init_seconds: f64,
     /// Fixed components: the anchors of this rank's W and H pieces, and HALS's Gram anchors.
@@ -390,6 +379,7 @@ impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
             r,
             q: Array2::zeros((r, h.ncols())),
             k: Array2::zeros((r, r)),
+            k_current: false,
             w,
             h,
             wi: None,
@@ -572,6 +562,41 @@ impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
         self.pin(side);
     }
 
+    /// The orthogonal rule of Ding et al. on this rank's piece (see [`crate::solver`]'s MU):
+    /// `W ← W ⊙ √(P ⊘ (W C))` with `C = Wᵀ P = Σ_ranks W_pᵀ P_p`, or `H ← H ⊙ √(Q ⊘ (C H))`
+    /// with `C = Q Hᵀ = Σ_ranks Q_p H_pᵀ` (one r x r all-reduce either way).
+    fn orthogonal_update(&mut self, side: Side, num: &Array2<f32>) {
+        let r = self.r;
+        let p = self.p;
+        let mut c = Array2::<f32>::zeros((r, r));
+        let (res, x, reg) = match side {
+            Side::Left => (
+                self.host.cross(&self.w, num, Side::Left, &mut c),
+                &mut self.w,
+                p.reg_w,
+            ),
+            Side::Right => (
+                self.host.cross(num, &self.h, Side::Right, &mut c),
+                &mut self.h,
+                p.reg_h,
+            ),
+        };
+        or_abort(self.g.world, res);
+        if let Some(buf) = c.as_slice_mut() {
+            self.g.all_reduce_f32(buf);
+        }
+        let res = self.host.mu_step(
+            x,
+            num,
+            MuDenominator::Product(&c),
+            side,
+            reg,
+            p.iter.epsilon,
+            MuRule::Sqrt,
+        );
+        or_abort(self.g.world, res);
+    }
+
     /// Set the fixed components of the piece on `side` back to their anchor.
     fn pin(&mut self, side: Side) {
         let (x, a) = match side {
@@ -590,22 +615,36 @@ impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
         let r = self.r;
         match self.p.loss {
             Loss::Frobenius => {
-                let gmat = self.gram(Side::Right);
+                let ortho = self.p.orthogonality;
+                // The W-orthogonal rule needs Wᵀ P instead of H Hᵀ (the same r x r volume).
+                let gmat = (ortho != Orthogonality::W).then(|| self.gram(Side::Right));
                 let hj = self.gather_h()?;
                 let mut part = or_abort(self.g.world, self.e.zeros(mi, r));
                 let res = self.e.v_ht(&hj, &mut part);
                 or_abort(self.g.world, res);
                 let num = self.scatter_rows(&part)?;
-                self.update(Side::Left, &num, &gmat);
-                self.k = self.gram(Side::Left);
+                match gmat {
+                    Some(gmat) => self.update(Side::Left, &num, &gmat),
+                    None => self.orthogonal_update(Side::Left, &num),
+                }
+                // The H-orthogonal rule needs Q Hᵀ instead of K = Wᵀ W, which the loss
+                // check then forms itself (so the volume per iteration stays the same).
+                self.k_current = ortho != Orthogonality::H;
+                if self.k_current {
+                    self.k = self.gram(Side::Left);
+                }
                 let wi = self.gather_w()?;
                 let mut part = or_abort(self.g.world, self.e.zeros(r, nj));
                 let res = self.e.wt_v(&wi, &mut part);
                 or_abort(self.g.world, res);
                 self.q = self.scatter_cols(&part)?;
-                let k = self.k.clone();
                 let q = self.q.clone();
-                self.update(Side::Right, &q, &k);
+                if ortho == Orthogonality::H {
+                    self.orthogonal_update(Side::Right, &q);
+                } else {
+                    let k = self.k.clone();
+                    self.update(Side::Right, &q, &k);
+                }
             }
             Loss::ItakuraSaito | Loss::Beta(_) => self.beta_step()?,
             Loss::KullbackLeibler => {
@@ -717,6 +756,10 @@ impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
 
     /// The loss after an iteration (see the module docs).
     fn check_loss(&mut self) -> Result<f64> {
+        if self.p.loss == Loss::Frobenius && !self.k_current {
+            self.k = self.gram(Side::Left);
+            self.k_current = true;
+        }
         if self.p.loss == Loss::Frobenius {
             let mut hh = Array2::<f32>::zeros((self.r, self.r));
             let res = self.host.gram(&self.h, Side::Right, &mut hh);

@@ -23,11 +23,11 @@ use std::time::Instant;
 use nmf_gpu::distributed::mpi::traits::*;
 use nmf_gpu::distributed::{self, Grid, ImageDir, LocalBlock};
 use nmf_gpu::images::SizePolicy;
-use nmf_gpu::io::{write_bytes_atomic, write_npy_atomic, ReadOptions};
+use nmf_gpu::io::{write_bytes_atomic, write_npy_atomic, FileFormat, ReadOptions};
 use nmf_gpu::{Init, Loss, Nmf, NmfError, Orthogonality, Solver};
 use serde_json::json;
 
-use crate::args::{BackendArg, FitArgs, OrthogonalArg, SolverArg, StorageArg};
+use crate::args::{BackendArg, FitArgs, SolverArg, StorageArg};
 use crate::backend::backend;
 use crate::error::CliError;
 use crate::print_stdout;
@@ -64,9 +64,6 @@ fn refuse_unsupported(args: &FitArgs) -> Result<(), CliError> {
     }
     if args.checkpoint_every.is_some() {
         return no("--checkpoint-every");
-    }
-    if args.orthogonal != OrthogonalArg::None {
-        return no("--orthogonal");
     }
     if args.samples_as_rows {
         return no("--samples-as-rows (save the transposed matrix instead)");
@@ -164,7 +161,8 @@ fn fit<C: Communicator>(args: &FitArgs, world: &C) -> Result<u8, RankError> {
     };
     let sparse = matches!(choose(storage, path).map_err(alike)?, Storage::Sparse(_));
     // An image directory: every rank lists the files, then decodes its share.
-    let images = if path.is_dir() {
+    // (A directory of TIFF stacks is one stack, read like a file.)
+    let images = if path.is_dir() && !matches!(FileFormat::from_path(path), Ok(FileFormat::Tiff)) {
         let set = ImageDir::open(path, SizePolicy::Exact, &options);
         Some(distributed::agree(world, set).map_err(|e| from_lib(e, true))?)
     } else {
@@ -205,7 +203,7 @@ fn fit<C: Communicator>(args: &FitArgs, world: &C) -> Result<u8, RankError> {
         .alpha_w(args.alpha_w)
         .alpha_h(alpha_h)
         .l1_ratio(args.l1_ratio)
-        .orthogonal(Orthogonality::None)
+        .orthogonal(args.orthogonal.into())
         .backend(backend);
     let grid = layout.grid;
     let mut fit = distributed::fit(world, &params, layout, block).map_err(|e| {
@@ -293,6 +291,7 @@ fn fit<C: Communicator>(args: &FitArgs, world: &C) -> Result<u8, RankError> {
         "rank": r,
         "solver": solver.name(),
         "loss": loss.name(),
+        "orthogonal": Orthogonality::from(args.orthogonal).name(),
         "init": init.name(),
         "max_iter": args.max_iter,
         "tol": f32_json(args.tol),
