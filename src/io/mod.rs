@@ -8,6 +8,7 @@
 //! | `.csv`, `.tsv` | numbers separated by `,` or a tab, an optional header line ([`HeaderMode`]) |
 //! | `.mtx` | MatrixMarket: `coordinate` (real, integer, pattern; general, symmetric, skew-symmetric) or `array` |
 //! | a directory | images, one per column: grey levels `0..=255`, all the same size ([`crate::images::load_dir`]) |
+//! | `.tif`, `.tiff`, or a directory of them | multi-page TIFF / BigTIFF stacks, one frame per column ([`tiff`](self::tiff), feature `images`) |
 //!
 //! Every file reader refuses a matrix larger than [`ReadOptions::max_bytes`] *before* allocating it
 //! (an image directory from the sizes in the image headers, before any pixel is decoded), and
@@ -26,6 +27,8 @@ pub(crate) mod lines;
 mod mtx;
 mod npy;
 mod npy_stream;
+#[cfg(feature = "images")]
+pub mod tiff;
 #[cfg(any(feature = "images", feature = "text"))]
 pub(crate) mod walk;
 mod write;
@@ -56,6 +59,9 @@ pub enum FileFormat {
     MatrixMarket,
     /// A directory of images, one sample per image.
     ImageDir,
+    /// A multi-page TIFF / BigTIFF file (`.tif`, `.tiff`), or a directory of them: one sample
+    /// per frame ([`tiff`](self::tiff)).
+    Tiff,
 }
 
 impl FileFormat {
@@ -64,6 +70,10 @@ impl FileFormat {
     /// supported ones.
     pub fn from_path(path: &Path) -> Result<FileFormat> {
         if path.is_dir() {
+            #[cfg(feature = "images")]
+            if tiff::dir_has_tiff(path) {
+                return Ok(FileFormat::Tiff);
+            }
             return Ok(FileFormat::ImageDir);
         }
         let ext = path
@@ -75,10 +85,11 @@ impl FileFormat {
             Some("csv") => Ok(FileFormat::Csv),
             Some("tsv") | Some("tab") => Ok(FileFormat::Tsv),
             Some("mtx") => Ok(FileFormat::MatrixMarket),
+            Some("tif") | Some("tiff") => Ok(FileFormat::Tiff),
             other => Err(NmfError::UnsupportedInput {
                 path: path.to_path_buf(),
                 reason: format!(
-                    "{}; supported inputs are .npy, .csv, .tsv and .mtx files (rename the file if its extension is wrong)",
+                    "{}; supported inputs are .npy, .csv, .tsv, .mtx and .tif/.tiff files (rename the file if its extension is wrong)",
                     match other {
                         Some(e) => format!("unknown file extension \".{e}\""),
                         None => "the file name has no extension".to_string(),
@@ -96,6 +107,7 @@ impl FileFormat {
             FileFormat::Tsv => "tsv",
             FileFormat::MatrixMarket => "mtx",
             FileFormat::ImageDir => "image directory",
+            FileFormat::Tiff => "tiff",
         }
     }
 }
@@ -278,6 +290,7 @@ pub fn read_located(path: impl AsRef<Path>, options: &ReadOptions) -> Result<Loa
             )
         }
         FileFormat::ImageDir => (read_image_dir(path, options)?, SourceMap::Npy),
+        FileFormat::Tiff => (read_tiff(path, options)?, SourceMap::Npy),
     };
     Ok(LoadedMatrix {
         data,
@@ -302,6 +315,21 @@ fn read_image_dir(path: &Path, _options: &ReadOptions) -> Result<Array2<f32>> {
     Err(NmfError::UnsupportedInput {
         path: path.to_path_buf(),
         reason: "image directories need the `images` feature of nmf-gpu (on by default)".into(),
+    })
+}
+
+/// A TIFF stack: one frame per column ([`tiff`](self::tiff)).
+#[cfg(feature = "images")]
+fn read_tiff(path: &Path, options: &ReadOptions) -> Result<Array2<f32>> {
+    tiff::read(path, options)
+}
+
+/// Without the `images` feature, a TIFF file is refused with the reason.
+#[cfg(not(feature = "images"))]
+fn read_tiff(path: &Path, _options: &ReadOptions) -> Result<Array2<f32>> {
+    Err(NmfError::UnsupportedInput {
+        path: path.to_path_buf(),
+        reason: "TIFF stacks need the `images` feature of nmf-gpu (on by default)".into(),
     })
 }
 

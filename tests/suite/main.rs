@@ -38,4 +38,5 @@ mod swimmer;
 mod symmetric;
 mod symmetric_sparse;
 mod text;
+mod tiff;
 mod validation;

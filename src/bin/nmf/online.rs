@@ -53,10 +53,21 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
             format!("could not create the output directory: {e}"),
         )
     })?;
-    // The source: streamed from disk for .npy and image directories, else from memory.
+    // The source: streamed from disk for .npy, TIFF stacks and image directories, else from memory.
     let loaded;
     let mut source: Box<dyn Source> = match format {
         FileFormat::Npy => Box::new(NpySource::open(path, args.samples_as_rows)?),
+        FileFormat::Tiff => {
+            if args.samples_as_rows {
+                return Err(CliError::usage(
+                    "--samples-as-rows does not apply to a TIFF stack (one frame is one sample)",
+                ));
+            }
+            Box::new(nmf_gpu::io::tiff::TiffSource::open(
+                path,
+                &ReadOptions::new(),
+            )?)
+        }
         #[cfg(feature = "images")]
         FileFormat::ImageDir => {
             if args.samples_as_rows {
