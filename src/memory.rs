@@ -222,13 +222,14 @@ fn status_bytes(status: &str, name: &str) -> u64 {
 }
 
 /// The soft limit of `resource` less `used` bytes; `None` when unlimited or unreadable.
+// `rlim_t` is u64 on Linux, but not on every platform.
+#[allow(clippy::useless_conversion)]
 fn rlimit_room(resource: i32, used: u64) -> Option<u64> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: `getrlimit` writes one `rlimit` through a valid, exclusive pointer.
-    #[allow(clippy::useless_conversion)]
     let rc = unsafe { libc::getrlimit(resource as _, &mut limit) };
     if rc != 0 || limit.rlim_cur == libc::RLIM_INFINITY {
         return None;

@@ -102,7 +102,8 @@ fn temp_name(target: &Path) -> PathBuf {
     sibling_name(target, "tmp")
 }
 
-/// A hidden, unique name `.<name>.<pid>.<n>.<suffix>` beside `target`.
+/// A hidden, unique name `.<name>.<pid>-<host>.<n>.<suffix>` beside `target` (`<host>`: see
+/// [`host_tag`]).
 fn sibling_name(target: &Path, suffix: &str) -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -110,7 +111,40 @@ fn sibling_name(target: &Path, suffix: &str) -> PathBuf {
         .file_name()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "output".to_string());
-    target.with_file_name(format!(".{name}.{}.{n}.{suffix}", std::process::id()))
+    target.with_file_name(format!(
+        ".{name}.{}-{}.{n}.{suffix}",
+        std::process::id(),
+        host_tag()
+    ))
+}
+
+/// Eight hex digits naming this machine (a hash of its host name), so that a temporary of a
+/// process on another machine sharing the directory (NFS, a cluster's home) is never taken for
+/// a dead process's.
+fn host_tag() -> &'static str {
+    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TAG.get_or_init(|| {
+        // FNV-1a, 32 bits.
+        let hash = host_name().bytes().fold(0x811c_9dc5_u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
+        format!("{hash:08x}")
+    })
+}
+
+/// The host name, or "" where it cannot be read.
+fn host_name() -> String {
+    #[cfg(unix)]
+    {
+        let mut buf = [0u8; 256];
+        // SAFETY: `gethostname` writes at most `buf.len()` bytes into the buffer it is given.
+        let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+        if rc == 0 {
+            let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+            return String::from_utf8_lossy(&buf[..len]).into_owned();
+        }
+    }
+    String::new()
 }
 
 /// Flush the directory entry changes of `dir` (renames, creations) to disk, where the platform
@@ -143,12 +177,13 @@ fn sync_dir(dir: &Path) {
 /// process; the old directory, now under the temporary name, is removed afterwards. A new
 /// directory takes a missing final name with `renameat2(RENAME_NOREPLACE)`. Where the file
 /// system (or the platform) has no exchange, the fallback is two renames, the old directory
-/// aside (`.<name>.<pid>.<n>.old`) and the new one in, with a window between them in which the
+/// aside (`.<name>.<pid>-<host>.<n>.old`) and the new one in, with a window between them in which the
 /// final name is missing; a process killed there leaves the old directory under its aside name.
 ///
-/// **Leftovers.** Temporaries (`.<name>.<pid>.<n>.tmp` / `.old`) beside the final name whose
-/// process is gone are removed by the next [`new`](StagedDir::new) for that name; an aside
-/// directory left by the fallback is first moved back to a missing final name.
+/// **Leftovers.** Temporaries (`.<name>.<pid>-<host>.<n>.tmp` / `.old`) beside the final name
+/// whose process is gone (on this machine: `<host>` is a hash of its name) are removed by the
+/// next [`new`](StagedDir::new) for that name; an aside directory left by the fallback is first
+/// moved back to a missing final name.
 ///
 /// **Concurrent writers.** Each commit replaces whatever model is there, and the last commit
 /// stays: the final name always holds one writer's complete directory. A writer that finds its
@@ -436,19 +471,25 @@ fn renameat2(from: &Path, to: &Path, flags: libc::c_uint) -> std::io::Result<()>
     }
 }
 
-/// The process id and kind (`tmp` or `old`) of a temporary name made by [`sibling_name`] for
-/// the final name `name`.
+/// The process id and kind (`tmp` or `old`) of a temporary name made on this machine by
+/// [`sibling_name`] for the final name `name` (also the older form `.<name>.<pid>.<n>.<kind>`,
+/// without the machine); `None` for any other name, a temporary of another machine included.
 fn parse_sibling<'a>(entry: &'a str, name: &str) -> Option<(u32, &'a str)> {
     let rest = entry
         .strip_prefix('.')?
         .strip_prefix(name)?
         .strip_prefix('.')?;
     let mut parts = rest.split('.');
-    let (pid, n, kind) = (parts.next()?, parts.next()?, parts.next()?);
+    let (owner, n, kind) = (parts.next()?, parts.next()?, parts.next()?);
     if parts.next().is_some() || !matches!(kind, "tmp" | "old") {
         return None;
     }
     n.parse::<u64>().ok()?;
+    let pid = match owner.split_once('-') {
+        Some((pid, host)) if host == host_tag() => pid,
+        Some(_) => return None,
+        None => owner,
+    };
     Some((pid.parse().ok()?, kind))
 }
 
@@ -574,4 +615,43 @@ pub fn write_bytes_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
     StagedFile::write_with(path, |w| w.write_all(bytes))?
         .commit()
         .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temporary_names_are_parsed_back_for_their_own_target_and_machine() {
+        let target = Path::new("dir/model.v2");
+        let tmp = sibling_name(target, "tmp");
+        let entry = tmp.file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(
+            parse_sibling(&entry, "model.v2"),
+            Some((std::process::id(), "tmp"))
+        );
+        // The older form, without the machine.
+        assert_eq!(
+            parse_sibling(".model.v2.42.7.old", "model.v2"),
+            Some((42, "old"))
+        );
+        // Another machine's, another target's, other suffixes, malformed counters.
+        let other_host = if host_tag() == "00000000" {
+            "00000001"
+        } else {
+            "00000000"
+        };
+        let foreign = format!(".model.v2.42-{other_host}.7.tmp");
+        assert_eq!(parse_sibling(&foreign, "model.v2"), None);
+        assert_eq!(parse_sibling(".model.42.7.tmp", "model.v2"), None);
+        assert_eq!(parse_sibling(".model.v2.5.42.7.tmp", "model"), None);
+        assert_eq!(parse_sibling(".model.v2.42.7.bak", "model.v2"), None);
+        assert_eq!(parse_sibling(".model.v2.42.x.tmp", "model.v2"), None);
+        assert_eq!(parse_sibling("model.v2.42.7.tmp", "model.v2"), None);
+    }
+
+    #[test]
+    fn this_process_is_alive() {
+        assert!(process_alive(std::process::id()));
+    }
 }

@@ -208,6 +208,33 @@ fn dead_pid() -> u32 {
     pid
 }
 
+/// The machine tag of a temporary made on another machine: one that this machine's own
+/// temporaries (read from a staged directory's name) do not carry.
+fn other_machine() -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let staged = StagedDir::new(dir.path().join("probe")).unwrap();
+    let name = staged
+        .path()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let own = name
+        .split('.')
+        .nth(2)
+        .unwrap()
+        .split_once('-')
+        .unwrap()
+        .1
+        .to_string();
+    if own == "00000000" {
+        "00000001"
+    } else {
+        "00000000"
+    }
+    .to_string()
+}
+
 #[test]
 fn temporaries_of_dead_processes_are_removed_by_the_next_write() {
     let dir = tempfile::tempdir().unwrap();
@@ -226,23 +253,25 @@ fn temporaries_of_dead_processes_are_removed_by_the_next_write() {
     std::fs::write(d.join(format!(".model.{dead}.2.tmp")), b"partial").unwrap();
     let live = d.join(format!(".model.{}.0.tmp", alive.id()));
     std::fs::create_dir(&live).unwrap();
-    // Another output's temporaries are not this write's business.
+    // Another output's temporaries are not this write's business, nor those of a process on
+    // another machine sharing the directory (its pid means nothing here).
     let other = d.join(format!(".other.{dead}.0.tmp"));
     std::fs::create_dir(&other).unwrap();
+    let elsewhere = d.join(format!(".model.{dead}-{}.0.tmp", other_machine()));
+    std::fs::create_dir(&elsewhere).unwrap();
 
     commit_model(&target, "new").unwrap();
     let _ = alive.kill();
     let _ = alive.wait();
     assert_eq!(complete_model_tag(&target), "new");
     let left = hidden_entries(d);
-    assert_eq!(
-        left,
-        [
-            format!(".model.{}.0.tmp", alive.id()),
-            format!(".other.{dead}.0.tmp")
-        ],
-        "{left:?}"
-    );
+    let mut kept = vec![
+        format!(".model.{}.0.tmp", alive.id()),
+        format!(".model.{dead}-{}.0.tmp", other_machine()),
+        format!(".other.{dead}.0.tmp"),
+    ];
+    kept.sort();
+    assert_eq!(left, kept);
 }
 
 #[test]
