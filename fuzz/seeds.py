@@ -103,6 +103,25 @@ def main():
     # edge lists
     put("edge_list", "weights", b"# u v w\n1 2 0.5\n2\t3\n3 1 2 % c\n-4 1\n")
     put("edge_list", "plain", b"0 1\n1 2\n2 0\n2 2\n")
+    # distributed blocks (five bytes: rows start, end; columns start, end; bit 0 sparse)
+    f4 = npy("<f4", "(3, 4)", struct.pack("<12f", *range(12)))
+    f8f = npy("<f8", "(4, 3)", struct.pack("<12d", *range(12)), True)
+    for name, head in (("inside", b"\x00\x02\x01\x03\x00"), ("whole", b"\x00\x03\x00\x04\x01"),
+                       ("empty", b"\x01\x01\x02\x02\x00"), ("outside", b"\x02\x09\x00\x01\x00")):
+        put("npy_block", name, head + f4)
+        put("npy_block", name + "-fortran", head + f8f)
+    coo = b"%%MatrixMarket matrix coordinate real general\n3 4 4\n1 1 1.5\n2 3 2\n3 4 0.25\n3 1 7\n"
+    sym = b"%%MatrixMarket matrix coordinate integer symmetric\n4 4 3\n1 1 4\n3 1 2\n4 2 1\n"
+    for name, head in (("inside", b"\x00\x02\x01\x03\x01"), ("whole", b"\x00\x03\x00\x04\x00"),
+                       ("reversed", b"\x02\x01\x00\x04\x01")):
+        put("mtx_block", name, head + coo)
+        put("mtx_block", name + "-sym", head + sym)
+    # image streams (first byte: policy, preprocessing, batch size; files cut at FF 00 FF 00)
+    cut = b"\xff\x00\xff\x00"
+    pgm = b"P5\n4 3\n255\n" + bytes(range(0, 240, 20))
+    put("image_stream", "one", b"\x00" + pgm)
+    put("image_stream", "two-resize", b"\x15" + pgm + cut + png(4, 3))
+    put("image_stream", "three-crop", b"\x26" + png(5, 4, grey=False) + cut + pgm + cut + pgm)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@
 
 #![allow(dead_code)]
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -16,6 +17,7 @@ use nmf_gpu::graph::{self, EdgeOptions};
 use nmf_gpu::images::{self, SizePolicy};
 use nmf_gpu::io::{self, ReadOptions};
 use nmf_gpu::masked::{IdMap, Ratings};
+use nmf_gpu::ndarray::Array2;
 use nmf_gpu::NmfError;
 
 /// The readers' memory limit under fuzzing: 64 MiB.
@@ -191,4 +193,184 @@ pub fn gml(data: &[u8]) {
 /// An edge list, parsed from memory.
 pub fn edge_list(data: &[u8]) {
     check(graph::parse_edge_list(data, "input.edges", edge_options()));
+}
+
+/// A block range chosen by two bytes (start, end: either may exceed the array, or be reversed).
+fn range(start: u8, end: u8) -> std::ops::Range<usize> {
+    usize::from(start)..usize::from(end)
+}
+
+/// The layout of one distributed rank reading rows `rows` and columns `cols` of an `m x n` V
+/// (only the block's ranges matter to the readers).
+fn block_layout(
+    shape: (usize, usize),
+    rows: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+) -> nmf_gpu::distributed::Layout {
+    use nmf_gpu::distributed::{Grid, Layout};
+    Layout {
+        grid: Grid { rows: 1, cols: 1 },
+        shape,
+        rank: 0,
+        coords: (0, 0),
+        rows,
+        cols,
+        w_rows: 0..0,
+        h_cols: 0..0,
+    }
+}
+
+/// The block rows `rows` x columns `cols` of `full`, when it lies inside.
+fn slice_of(
+    full: &nmf_gpu::ndarray::Array2<f32>,
+    rows: &std::ops::Range<usize>,
+    cols: &std::ops::Range<usize>,
+) -> Option<nmf_gpu::ndarray::Array2<f32>> {
+    use nmf_gpu::ndarray::s;
+    let inside = rows.start <= rows.end
+        && cols.start <= cols.end
+        && rows.end <= full.nrows()
+        && cols.end <= full.ncols();
+    inside.then(|| full.slice(s![rows.clone(), cols.clone()]).to_owned())
+}
+
+/// The same values, NaN equal to NaN (and -0.0 to 0.0: sparse storage keeps no zeros).
+fn same_values(a: &nmf_gpu::ndarray::Array2<f32>, b: &nmf_gpu::ndarray::Array2<f32>) -> bool {
+    a.dim() == b.dim()
+        && a.iter()
+            .zip(b.iter())
+            .all(|(x, y)| x == y || (x.is_nan() && y.is_nan()))
+}
+
+/// The expected block rows x columns of a file, read whole by another reader; `None` when the
+/// block lies outside or the file does not read.
+type Expected = fn(&Path, &Range<usize>, &Range<usize>) -> Option<Array2<f32>>;
+
+/// A distributed rank's block read by [`nmf_gpu::distributed::read_block`] from the file
+/// `name` holding `rest` of `data`; the first five bytes choose the rows (start, end), the
+/// columns (start, end) and dense or sparse storage (bit 0). A block that reads has the
+/// block's shape and equals that block of the whole matrix (`expected`).
+fn block(data: &[u8], name: &str, expected: Expected) {
+    use nmf_gpu::distributed::{read_block, LocalBlock};
+    let Some((head, rest)) = data.split_first_chunk::<5>() else {
+        return;
+    };
+    let path = write(name, &format!("input.{name}"), rest);
+    let (rows, cols) = (range(head[0], head[1]), range(head[2], head[3]));
+    let sparse = head[4] & 1 == 1;
+    let layout = block_layout((0, 0), rows.clone(), cols.clone());
+    let result = read_block(&path, &layout, sparse, options());
+    let dense = match result {
+        Ok(LocalBlock::Dense(b)) => b,
+        Ok(LocalBlock::Sparse(b)) => b.to_dense(),
+        Err(e) => return check::<()>(Err(e)),
+    };
+    assert_eq!(dense.dim(), (rows.len(), cols.len()));
+    if let Some(expected) = expected(&path, &rows, &cols) {
+        assert!(
+            same_values(&dense, &expected),
+            "block {rows:?} x {cols:?} differs from the whole file's"
+        );
+    }
+}
+
+/// A `.npy` block (`io::npy::read_block`'s offset arithmetic): see [`block`].
+pub fn npy_block(data: &[u8]) {
+    block(data, "npy", |p, rows, cols| {
+        let full = io::read_matrix(p, options()).ok()?;
+        slice_of(&full, rows, cols)
+    });
+}
+
+/// A MatrixMarket coordinate block (`io::mtx::read_sparse_block`): see [`block`]. The whole
+/// matrix is read sparse and only the block's rows are made dense.
+pub fn mtx_block(data: &[u8]) {
+    block(data, "mtx", |p, rows, cols| {
+        let full = io::read_mtx_sparse(p, options()).ok()?;
+        let inside = rows.start <= rows.end
+            && cols.start <= cols.end
+            && rows.end <= full.rows()
+            && cols.end <= full.cols();
+        if !inside {
+            return None;
+        }
+        let mut b = Array2::zeros((rows.len(), cols.len()));
+        for i in rows.clone() {
+            let (indices, values) = full.row(i);
+            for (&j, &x) in indices.iter().zip(values) {
+                if cols.contains(&(j as usize)) {
+                    b[[i - rows.start, j as usize - cols.start]] = x;
+                }
+            }
+        }
+        Some(b)
+    });
+}
+
+/// Images streamed by [`images::ImageDirSource`], as an online fit reads them: the first byte
+/// chooses the size policy (its value mod 3), the preprocessing (bits 2–3) and the batch size
+/// (bits 4–6, plus 1); the rest is cut at each `0xFF 0x00 0xFF 0x00` into up to four files,
+/// named `0.pgm`, `1.png`, `2.jpg`, `3.pgm`. Two passes over every batch; each batch has the
+/// declared number of rows and the passes agree.
+pub fn image_stream(data: &[u8]) {
+    use nmf_gpu::images::{ImageDirSource, Preprocess};
+    use nmf_gpu::online::Source;
+    let Some((&first, rest)) = data.split_first() else {
+        return;
+    };
+    let dir = scratch().join("image_stream");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a scratch subdirectory");
+    const NAMES: [&str; 4] = ["0.pgm", "1.png", "2.jpg", "3.pgm"];
+    let mut files = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i + 4 <= rest.len() && files.len() + 1 < NAMES.len() {
+        if rest[i..i + 4] == [0xFF, 0x00, 0xFF, 0x00] {
+            files.push(&rest[start..i]);
+            start = i + 4;
+            i = start;
+        } else {
+            i += 1;
+        }
+    }
+    files.push(&rest[start..]);
+    for (name, bytes) in NAMES.iter().zip(&files) {
+        std::fs::write(dir.join(name), bytes).expect("the input written");
+    }
+    let preprocess = match (first >> 2) & 3 {
+        0 => Preprocess::Unit,
+        1 => Preprocess::LeeSeung,
+        _ => Preprocess::None,
+    };
+    let batch = usize::from((first >> 4) & 7) + 1;
+    let mut source = match ImageDirSource::open_with(&dir, policy(first), preprocess, options()) {
+        Ok(s) => s,
+        Err(e) => return check::<()>(Err(e)),
+    };
+    let (m, n) = source.dim();
+    let mut first_pass: Vec<nmf_gpu::ndarray::Array2<f32>> = Vec::new();
+    for pass in 0..2 {
+        let mut seen = 0;
+        let mut k = 0;
+        loop {
+            match source.next_batch(batch) {
+                Ok(Some(b)) => {
+                    assert_eq!(b.nrows(), m);
+                    assert!(b.ncols() >= 1 && b.ncols() <= batch);
+                    seen += b.ncols();
+                    if pass == 0 {
+                        first_pass.push(b);
+                    } else {
+                        assert!(same_values(&b, &first_pass[k]), "the passes differ");
+                    }
+                    k += 1;
+                }
+                Ok(None) => break,
+                Err(e) => return check::<()>(Err(e)),
+            }
+        }
+        assert_eq!(seen, n);
+        check(source.rewind());
+    }
 }

@@ -16,7 +16,7 @@ use std::path::Path;
 type Feed = fn(&[u8]);
 
 /// Each fuzz target and what it feeds its reader.
-const TARGETS: [(&str, Feed); 9] = [
+const TARGETS: [(&str, Feed); 12] = [
     ("npy", common::npy),
     ("npy_stream", common::npy_stream),
     ("csv", common::csv),
@@ -26,6 +26,9 @@ const TARGETS: [(&str, Feed); 9] = [
     ("ratings", common::ratings),
     ("gml", common::gml),
     ("edge_list", common::edge_list),
+    ("npy_block", common::npy_block),
+    ("mtx_block", common::mtx_block),
+    ("image_stream", common::image_stream),
 ];
 
 #[test]
