@@ -75,6 +75,14 @@ impl GpuContext {
         self
     }
 
+    /// This context with every product on the strided kernel, untuned (as
+    /// `NMF_GPU_MATMUL=strided`), or back to the heuristic and the tuner: for comparisons.
+    #[doc(hidden)]
+    pub fn with_strided_matmul(mut self, strided: bool) -> GpuContext {
+        self.tune.strided_only = strided;
+        self
+    }
+
     /// The tuning effort in force: [`with_tuning`](Self::with_tuning)'s, else `NMF_GPU_TUNE`'s,
     /// else `Quick` on a hardware adapter and `Off` on a software one.
     pub fn tuning_effort(&self) -> TuneEffort {

@@ -266,10 +266,11 @@ pub(crate) fn admissible(limits: &wgpu::Limits, config: MatmulConfig) -> bool {
     }
 }
 
-/// The fixed choice (tuning off): the tiled kernel's 64 x 64 tile when both operands have a
-/// unit stride and the output is at least 32 x 32, the tall or wide tile for skinny outputs
-/// longer than 128, the strided kernel (with its shape-adapted workgroup) otherwise; split
-/// over the inner dimension when the output is small.
+/// The fixed choice (tuning off) when both operands have a unit stride: the tiled kernel's
+/// 64 x 64 tile for outputs of at least 32 x 32, the tall (128 x 16) or wide (16 x 128) tile
+/// for skinny outputs longer than 128, the 32 x 32 tile otherwise; the strided kernel (with
+/// its shape-adapted workgroup) for operands without unit strides. Split over the inner
+/// dimension when the output is small.
 pub(crate) fn heuristic(
     dev: DeviceShape<'_>,
     layout: Option<Layout>,
@@ -289,7 +290,8 @@ pub(crate) fn heuristic(
     } else if rows < 32 && cols >= 128 {
         tile(32, 4, 4, 4, 16)
     } else {
-        return strided;
+        // Small outputs (the r x r Grams, thin blocks): 32 x 32 tiles, split over k.
+        tile(8, 8, 4, 4, 16)
     };
     if pick.fits(dev.limits) {
         MatmulConfig {
