@@ -54,9 +54,9 @@ impl TileShape {
     /// power-of-two workgroup (the loss reduction halves it) of at most [`MAX_INVOCATIONS`].
     pub(crate) fn is_well_formed(self) -> bool {
         let pow2 = |x: u32| x.is_power_of_two();
-        self.tm % 4 == 0
-            && self.tn % 4 == 0
-            && self.bk % 4 == 0
+        self.tm.is_multiple_of(4)
+            && self.tn.is_multiple_of(4)
+            && self.bk.is_multiple_of(4)
             && (4..=16).contains(&self.tm)
             && (4..=16).contains(&self.tn)
             && (4..=64).contains(&self.bk)
@@ -190,7 +190,7 @@ impl Tiled {
 /// leading dimension and buffer length in whole vec4s (so every quad the shader reads as one
 /// vec4 is 16-byte aligned and inside the buffer).
 pub(crate) fn vec4_ok(off: usize, lead: usize, buf_bytes: u64) -> bool {
-    off % 4 == 0 && lead % 4 == 0 && buf_bytes % 16 == 0
+    off.is_multiple_of(4) && lead.is_multiple_of(4) && buf_bytes.is_multiple_of(16)
 }
 
 const HEADER_START: &str = "// header:\n";

@@ -217,13 +217,13 @@ impl Case {
         if reduces {
             let parts = engine
                 .sched
-                .read_back(&ctx, &partials, groups)
+                .read_back(&ctx, partials, groups)
                 .expect("read back");
             vec![parts.iter().map(|&x| f64::from(x)).sum()]
         } else {
             let out = engine
                 .sched
-                .read_back(&ctx, &c_buf, rows * cols)
+                .read_back(&ctx, c_buf, rows * cols)
                 .expect("read back");
             out.iter().map(|&x| f64::from(x)).collect()
         }
