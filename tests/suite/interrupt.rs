@@ -485,3 +485,86 @@ fn resume_of_a_converged_model_changes_nothing() {
     assert_eq!(more["resumed_from"]["iterations"], iterations);
     assert_ne!(bytes("W.npy"), w0);
 }
+
+#[test]
+fn the_library_rank_sweep_until_stopped_keeps_the_ranks_finished() {
+    use nmf_gpu::select::{Method, RankSelect};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let (v, _, _) = crate::common::planted(30, 40, 3, 5);
+    let flag = Arc::new(AtomicBool::new(false));
+    let raise = flag.clone();
+    // Raised once two fits are done: with one worker the jobs finish in order, the two runs of
+    // rank 4 (the largest first).
+    let p = RankSelect::params(2..=4)
+        .runs(2)
+        .methods(&[Method::Consensus])
+        .max_iter(50)
+        .seed(1)
+        .backend(nmf_gpu::Backend::Cpu)
+        .stop_flag(flag.clone())
+        .on_progress(move |pr| {
+            if pr.done == 2 {
+                raise.store(true, Ordering::SeqCst);
+            }
+        });
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let sel = pool
+        .install(|| p.clone().run_until_stopped(v.view()))
+        .unwrap();
+    assert!(sel.interrupted);
+    assert_eq!(sel.ranks, vec![4]);
+    assert_eq!(sel.consensus.len(), 1);
+    assert_eq!(sel.consensus[0].rank, 4);
+    assert_eq!(sel.fits, 2);
+    assert_eq!(sel.recommended().rank, 4);
+    assert!(sel.consensus_of(4).is_some_and(|c| c.is_ok()));
+    assert!(sel.consensus_of(3).is_none());
+    // `run` keeps its contract: a stopped sweep is an error.
+    flag.store(false, Ordering::SeqCst);
+    let err = pool.install(|| p.run(v.view())).unwrap_err();
+    assert!(
+        matches!(err, nmf_gpu::NmfError::Interrupted { .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_library_transform_honours_the_stop_flag() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let (v, w, _) = crate::common::planted(30, 40, 3, 6);
+    let stop = Arc::new(AtomicBool::new(true));
+    let params = nmf_gpu::Nmf::params(3)
+        .max_iter(1_000_000)
+        .tol(0.0)
+        .backend(nmf_gpu::Backend::Cpu)
+        .stop_flag(stop.clone());
+    let model = nmf_gpu::Factorization::from_w(w, &params).unwrap();
+    let err = model.transform(v.view()).unwrap_err();
+    assert!(
+        matches!(err, nmf_gpu::NmfError::Interrupted { what: "transform" }),
+        "{err}"
+    );
+    let sparse = nmf_gpu::CsrMatrix::from_dense(v.view()).unwrap();
+    assert!(matches!(
+        model.transform_sparse(&sparse),
+        Err(nmf_gpu::NmfError::Interrupted { .. })
+    ));
+    // Lowered, the flag lets it run (a short budget this time).
+    stop.store(false, Ordering::SeqCst);
+    let quick = nmf_gpu::Factorization::from_w(
+        model.w().to_owned(),
+        &nmf_gpu::Nmf::params(3)
+            .max_iter(20)
+            .backend(nmf_gpu::Backend::Cpu)
+            .stop_flag(stop),
+    )
+    .unwrap();
+    assert_eq!(quick.transform(v.view()).unwrap().dim(), (3, 40));
+}
