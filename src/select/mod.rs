@@ -33,13 +33,22 @@
 //!   silhouette is at least `silhouette_threshold` (0.7); when none is, the rank with the
 //!   highest minimum silhouette.
 //! - **Cross-validation** ([`cv`]): `cv_repeats` masked fits per rank, each with a random
-//!   `holdout` share (10%) of the entries hidden; the error on the hidden entries. **Rule:** the
-//!   smallest rank whose mean held-out RMSE is within [`CV_TOLERANCE`] (5%) of the lowest
-//!   (the parsimonious end of the minimum; past the data's rank the error is flat or rising).
+//!   `holdout` share (10%) of the entries hidden (repeat `t` hides the same entries at every
+//!   rank, so the ranks are compared on the same entries); the error on the hidden entries,
+//!   its mean and standard error over the repeats. **Rule:** one standard error
+//!   ([`decide`]): the smallest rank whose mean held-out RMSE is at most the lowest plus its
+//!   standard error.
 //!
-//! With several methods the [recommended](RankSelection::recommended) rank is the one chosen by
-//! most of them; on a tie, the choice of the first of NMFk, consensus, cross-validation among
-//! the tied. [`RankSelection::choices`] holds each method's choice.
+//! **The recommendation** ([`decide`]; [`RankSelection::decision`] says how it was reached).
+//! Consensus and NMFk measure cluster stability, so they count only when the factors are
+//! clustered: when the columns of `H` have a dominant component, measured by the normalised
+//! dominance `D̃ = (r·mean_j max_k H̃[k,j]/Σ_k H̃[k,j] − 1)/(r − 1)` (each row of `H` scaled to
+//! unit mass; [`decide::dominance`]) reaching [`decide::DOMINANCE_THRESHOLD`] (0.5), reported
+//! per rank ([`RankSelection::dominance`]). When the methods that count agree, their rank;
+//! when they disagree, the held-out error arbitrates (the one-standard-error rule among the
+//! ranks they chose); without it, the rank most of them chose. The disagreement, the methods
+//! set aside, the reason, and an ambiguity (a component near the noise level) are named in
+//! [`Decision`].
 //!
 //! **The inner fits** are kept cheap, since a sweep runs hundreds: HALS from a random start
 //! (seeded per rank and run), at most 50 iterations, stopping earlier at a relative improvement
@@ -58,8 +67,10 @@
 //! other on the one device context. Each fit's seed is derived from `seed`, the method, the rank
 //! and the run, so the result is the same for the same seed whatever the scheduling.
 
+pub mod bicv;
 pub mod consensus;
 pub mod cv;
+pub mod decide;
 pub mod nmfk;
 #[cfg(feature = "plots")]
 pub mod plot;
@@ -83,6 +94,7 @@ use crate::options::{Init, Solver};
 use crate::params::Nmf;
 
 use self::consensus::{consensus_bytes, Consensus};
+pub use self::decide::Decision;
 use self::sweep::{job_seed, run_jobs, run_jobs_until_stopped};
 
 /// The consensus rule's stability tolerance: ranks whose `cophenetic × dispersion` is at least
@@ -93,12 +105,14 @@ pub const CONSENSUS_TOLERANCE: f64 = 0.005;
 /// variance is at least the highest of theirs minus this.
 pub const EVAR_TOLERANCE: f64 = 0.01;
 
-/// The cross-validation rule's tolerance: the smallest rank whose held-out RMSE is at most the
-/// lowest times `1 + CV_TOLERANCE`.
-pub const CV_TOLERANCE: f64 = 0.05;
-
 /// The masked fits of cross-validation get this many times `max_iter`.
 pub const CV_BUDGET: usize = 3;
+
+/// The fits of bi-cross-validation get this many times `max_iter`.
+pub const BICV_BUDGET: usize = 10;
+
+/// The fits of bi-cross-validation stop at this share of `tol`.
+pub const BICV_TOL_SHARE: f32 = 0.1;
 
 /// A way of comparing ranks (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -109,11 +123,19 @@ pub enum Method {
     Nmfk,
     /// Cross-validation: error on held-out entries.
     CrossValidation,
+    /// Bi-cross-validation: error on a held-out block of rows and columns (Owen & Perry).
+    BiCrossValidation,
 }
 
 impl Method {
-    /// Every method, in the order of the tie-break (NMFk, consensus, cross-validation).
-    pub const ALL: [Method; 3] = [Method::Nmfk, Method::Consensus, Method::CrossValidation];
+    /// Every method, in the order of the tie-break (NMFk, consensus, cross-validation,
+    /// bi-cross-validation).
+    pub const ALL: [Method; 4] = [
+        Method::Nmfk,
+        Method::Consensus,
+        Method::CrossValidation,
+        Method::BiCrossValidation,
+    ];
 
     /// Short name, as used in files and on the command line.
     pub fn name(self) -> &'static str {
@@ -121,6 +143,7 @@ impl Method {
             Method::Consensus => "consensus",
             Method::Nmfk => "nmfk",
             Method::CrossValidation => "cv",
+            Method::BiCrossValidation => "bicv",
         }
     }
 
@@ -129,6 +152,7 @@ impl Method {
             Method::Consensus => 1,
             Method::Nmfk => 2,
             Method::CrossValidation => 3,
+            Method::BiCrossValidation => 4,
         }
     }
 }
@@ -305,7 +329,7 @@ impl SelectParams {
             .methods
             .iter()
             .map(|m| match m {
-                Method::CrossValidation => self.cv_repeats,
+                Method::CrossValidation | Method::BiCrossValidation => self.cv_repeats,
                 _ => self.runs,
             })
             .sum();
@@ -472,7 +496,7 @@ impl SelectParams {
         for &r in asked.iter().rev() {
             for &method in &self.methods {
                 let count = match method {
-                    Method::CrossValidation => self.cv_repeats,
+                    Method::CrossValidation | Method::BiCrossValidation => self.cv_repeats,
                     _ => self.runs,
                 };
                 jobs.extend((0..count).map(|run| (method, r, run)));
@@ -530,6 +554,8 @@ impl SelectParams {
         let mut bases: Vec<Vec<Array2<f32>>> = vec![Vec::new(); ranks.len()];
         let mut nmfk_err: Vec<Vec<f64>> = vec![Vec::new(); ranks.len()];
         let mut cv_err: Vec<Vec<(f64, f64)>> = vec![Vec::new(); ranks.len()];
+        let mut dominances: Vec<Vec<f64>> = vec![Vec::new(); ranks.len()];
+        let mut bicv_err: Vec<Vec<(f64, f64)>> = vec![Vec::new(); ranks.len()];
         let mut order: Vec<usize> = (0..total).collect();
         order.sort_by_key(|&i| (jobs[i].1, jobs[i].0.tag(), jobs[i].2));
         let mut outcomes = outcomes;
@@ -538,15 +564,40 @@ impl SelectParams {
                 continue;
             };
             match outcomes[i].take() {
-                Some(Outcome::Consensus { labels: l, rss: e }) => {
+                Some(Outcome::Consensus {
+                    labels: l,
+                    rss: e,
+                    dominance,
+                }) => {
                     labels[k].push(l);
                     rss[k].push(e);
+                    dominances[k].push(dominance);
                 }
-                Some(Outcome::Nmfk { w, relative_error }) => {
+                Some(Outcome::Nmfk {
+                    w,
+                    relative_error,
+                    dominance,
+                }) => {
                     bases[k].push(w);
                     nmfk_err[k].push(relative_error);
+                    dominances[k].push(dominance);
                 }
-                Some(Outcome::Cv { rmse, relative }) => cv_err[k].push((rmse, relative)),
+                Some(Outcome::Cv {
+                    rmse,
+                    relative,
+                    dominance,
+                }) => {
+                    cv_err[k].push((rmse, relative));
+                    dominances[k].push(dominance);
+                }
+                Some(Outcome::Bicv {
+                    rmse,
+                    relative,
+                    dominance,
+                }) => {
+                    bicv_err[k].push((rmse, relative));
+                    dominances[k].push(dominance);
+                }
                 None => {}
             }
         }
@@ -602,32 +653,51 @@ impl SelectParams {
             consensus_scores.extend(c);
             nmfk_scores.extend(k);
         }
-        let cv_scores: Vec<CvScore> = if self.methods.contains(&Method::CrossValidation) {
+        let held_scores = |method: Method, errs: &[Vec<(f64, f64)>]| -> Vec<CvScore> {
+            if !self.methods.contains(&method) {
+                return Vec::new();
+            }
             ranks
                 .iter()
-                .zip(&cv_err)
+                .zip(errs)
                 .map(|(&r, e)| {
                     let count = e.len().max(1) as f64;
+                    let rmse: Vec<f64> = e.iter().map(|x| x.0).collect();
+                    let (heldout_rmse, heldout_rmse_se) = decide::mean_and_se(&rmse);
                     CvScore {
                         rank: r,
-                        heldout_rmse: e.iter().map(|x| x.0).sum::<f64>() / count,
+                        heldout_rmse,
+                        heldout_rmse_se,
                         heldout_relative_error: e.iter().map(|x| x.1).sum::<f64>() / count,
                     }
                 })
                 .collect()
-        } else {
-            Vec::new()
         };
+        let cv_scores = held_scores(Method::CrossValidation, &cv_err);
+        let bicv_scores = held_scores(Method::BiCrossValidation, &bicv_err);
 
         let mut choices = Vec::new();
         for &method in &self.methods {
             choices.push(match method {
                 Method::Nmfk => choose_nmfk(&nmfk_scores, self.silhouette_threshold),
                 Method::Consensus => choose_consensus(&consensus_scores),
-                Method::CrossValidation => choose_cv(&cv_scores),
+                Method::CrossValidation => {
+                    decide::choose_heldout(Method::CrossValidation, &cv_scores)
+                }
+                Method::BiCrossValidation => {
+                    decide::choose_heldout(Method::BiCrossValidation, &bicv_scores)
+                }
             });
         }
-        let recommended = recommend(&choices);
+        // D̃ per rank: the mean over every fit of the rank.
+        let dominance: Vec<(usize, f64)> = ranks
+            .iter()
+            .zip(&dominances)
+            .filter(|(_, d)| !d.is_empty())
+            .map(|(&r, d)| (r, d.iter().sum::<f64>() / d.len() as f64))
+            .collect();
+        let (recommended, decision) =
+            decide::decide(&choices, &cv_scores, &bicv_scores, &dominance);
         Ok(RankSelection {
             ranks,
             runs: self.runs,
@@ -635,8 +705,11 @@ impl SelectParams {
             consensus: consensus_scores,
             nmfk: nmfk_scores,
             cv: cv_scores,
+            bicv: bicv_scores,
             choices,
             recommended,
+            decision,
+            dominance,
             labels: if with_consensus { labels } else { Vec::new() },
             fits,
             interrupted,
@@ -674,6 +747,7 @@ impl SelectParams {
                 Outcome::Consensus {
                     labels: labels_from_columns(fit.h()),
                     rss,
+                    dominance: decide::dominance(fit.h()),
                 }
             }
             Method::Nmfk => {
@@ -687,10 +761,12 @@ impl SelectParams {
                 Outcome::Nmfk {
                     w: nmfk::unit_columns(fit.w()),
                     relative_error,
+                    dominance: decide::dominance(fit.h()),
                 }
             }
             Method::CrossValidation => {
-                let mut rng = StdRng::seed_from_u64(seed);
+                // Repeat `run` hides the same entries at every rank.
+                let mut rng = StdRng::seed_from_u64(job_seed(self.seed, method.tag(), 0, run));
                 let held = cv::holdout_mask(v.nrows(), v.ncols(), self.holdout, &mut rng);
                 let observed = held.mapv(|h| !h);
                 let mut masked = MaskedNmf::params(r)
@@ -708,7 +784,34 @@ impl SelectParams {
                     return Ok(None);
                 }
                 let (rmse, relative) = cv::heldout_error(v, fit.w(), fit.h(), held.view());
-                Outcome::Cv { rmse, relative }
+                Outcome::Cv {
+                    rmse,
+                    relative,
+                    dominance: decide::dominance(fit.h()),
+                }
+            }
+            Method::BiCrossValidation => {
+                // Repeat `run` holds out the same rows and columns at every rank.
+                let mut rng = StdRng::seed_from_u64(job_seed(self.seed, method.tag(), 0, run));
+                let split = bicv::split(v.nrows(), v.ncols(), self.to, &mut rng);
+                let kept = bicv::block(v, &split.rows_in, &split.cols_in);
+                // A converged fit: the NNDSVDa start, BICV_BUDGET times the budget and a
+                // tolerance BICV_TOL_SHARE of the sweep's (an unconverged fit at the data's rank
+                // would predict worse than a larger one).
+                let fit = params
+                    .init(Init::Nndsvda)
+                    .max_iter(self.max_iter.saturating_mul(BICV_BUDGET))
+                    .tol(self.tol * BICV_TOL_SHARE)
+                    .fit(kept.view())?;
+                if fit.interrupted() {
+                    return Ok(None);
+                }
+                let (rmse, relative) = bicv::heldout_block_error(v, &split, fit.w(), fit.h());
+                Outcome::Bicv {
+                    rmse,
+                    relative,
+                    dominance: decide::dominance(fit.h()),
+                }
             }
         };
         Ok(Some(outcome))
@@ -717,9 +820,26 @@ impl SelectParams {
 
 /// What one fit of a sweep leaves.
 enum Outcome {
-    Consensus { labels: Vec<usize>, rss: f64 },
-    Nmfk { w: Array2<f32>, relative_error: f64 },
-    Cv { rmse: f64, relative: f64 },
+    Consensus {
+        labels: Vec<usize>,
+        rss: f64,
+        dominance: f64,
+    },
+    Nmfk {
+        w: Array2<f32>,
+        relative_error: f64,
+        dominance: f64,
+    },
+    Cv {
+        rmse: f64,
+        relative: f64,
+        dominance: f64,
+    },
+    Bicv {
+        rmse: f64,
+        relative: f64,
+        dominance: f64,
+    },
 }
 
 /// [`Backend::Auto`] resolved once: a usable hardware GPU, or the CPU.
@@ -772,6 +892,8 @@ pub struct CvScore {
     pub rank: usize,
     /// Root-mean-square error on the held-out entries (mean over repeats).
     pub heldout_rmse: f64,
+    /// The standard error of that mean, `sd / √repeats` (0 with one repeat).
+    pub heldout_rmse_se: f64,
     /// `sqrt(Σ (V − WH)² / Σ V²)` over the held-out entries (mean over repeats).
     pub heldout_relative_error: f64,
 }
@@ -841,55 +963,6 @@ fn choose_nmfk(scores: &[NmfkScore], threshold: f64) -> Choice {
     }
 }
 
-/// The cross-validation rule: the smallest rank within [`CV_TOLERANCE`] of the lowest error.
-fn choose_cv(scores: &[CvScore]) -> Choice {
-    let best = scores
-        .iter()
-        .map(|s| s.heldout_rmse)
-        .fold(f64::INFINITY, f64::min);
-    let rank = scores
-        .iter()
-        .find(|s| s.heldout_rmse <= best * (1.0 + CV_TOLERANCE))
-        .map_or(0, |s| s.rank);
-    Choice {
-        method: Method::CrossValidation,
-        rank,
-        rule: format!(
-            "cv: the smallest r whose held-out RMSE is within {}% of the lowest ({best:.6})",
-            CV_TOLERANCE * 100.0
-        ),
-    }
-}
-
-/// The rank most methods chose (ties: the first method in `Method::ALL` order among them).
-fn recommend(choices: &[Choice]) -> Choice {
-    let votes = |r: usize| choices.iter().filter(|c| c.rank == r).count();
-    let mut best: Option<&Choice> = None;
-    for c in choices {
-        if best.is_none_or(|b| votes(c.rank) > votes(b.rank)) {
-            best = Some(c);
-        }
-    }
-    let Some(best) = best else {
-        return Choice {
-            method: Method::Consensus,
-            rank: 0,
-            rule: "no method was run".into(),
-        };
-    };
-    let agree = votes(best.rank);
-    let mut chosen = best.clone();
-    if choices.len() > 1 {
-        chosen.rule = format!(
-            "{} ({agree} of {} methods chose r = {})",
-            best.rule,
-            choices.len(),
-            best.rank
-        );
-    }
-    chosen
-}
-
 /// What a rank sweep found: the figures of every method per rank, each method's choice and the
 /// recommended rank.
 #[derive(Debug, Clone)]
@@ -906,9 +979,17 @@ pub struct RankSelection {
     pub nmfk: Vec<NmfkScore>,
     /// Cross-validation figures per rank (empty when not run).
     pub cv: Vec<CvScore>,
+    /// Bi-cross-validation figures per rank (empty when not run).
+    pub bicv: Vec<CvScore>,
     /// Each method's choice, in the order of [`Method::ALL`].
     pub choices: Vec<Choice>,
     recommended: Choice,
+    /// How the recommendation was reached: the methods that counted, those set aside, the
+    /// disagreement, the reason, the ambiguity and the warnings.
+    pub decision: Decision,
+    /// The normalised cluster dominance `D̃` of `H` per rank, `(rank, D̃)`, the mean over
+    /// every fit of the rank ([`decide::dominance`]).
+    pub dominance: Vec<(usize, f64)>,
     /// Per rank, the cluster of each sample in each consensus run.
     labels: Vec<Vec<Vec<usize>>>,
     /// Fits run in all.

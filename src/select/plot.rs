@@ -1,7 +1,9 @@
 //! Pictures of a rank sweep (feature `plots`): the curves of every measure against the rank,
-//! one panel per measure with the recommended rank marked ([`curves`]), and the consensus
-//! matrix of one rank as a heat map with the samples in the order of its clustering
-//! ([`consensus_heatmap`]).
+//! one panel per measure with the rank its method chose (dashed, grey when the method was set
+//! aside) and the recommended rank (red) marked, the cluster dominance with its threshold
+//! ([`curves`]); the held-out error with its standard-error bars and the one-standard-error
+//! bound ([`heldout`]); and the consensus matrix of one rank as a heat map with the samples in
+//! the order of its clustering ([`consensus_heatmap`]).
 //!
 //! Drawn by `plotters` into an RGB buffer, written as PNG by `image`; the text uses DejaVu Sans compiled into the binary, so
 //! nothing is read from the system's fonts.
@@ -13,7 +15,8 @@ use plotters::prelude::*;
 use plotters::style::FontStyle;
 
 use super::consensus::Consensus;
-use super::RankSelection;
+use super::decide::DOMINANCE_THRESHOLD;
+use super::{Method, RankSelection};
 use crate::error::{NmfError, Result};
 
 /// Width and height of one panel of [`curves`], in pixels.
@@ -48,13 +51,17 @@ type Series = (&'static str, Vec<(f64, f64)>, RGBColor);
 struct Panel {
     title: &'static str,
     series: Vec<Series>,
-    /// A horizontal reference line (NMFk's threshold).
+    /// A horizontal reference line (NMFk's threshold, the dominance threshold).
     reference: Option<f64>,
+    /// The method whose choice is marked on the panel.
+    method: Option<Method>,
 }
 
 const C1: RGBColor = RGBColor(31, 119, 180);
 const C2: RGBColor = RGBColor(255, 127, 14);
 const MARK: RGBColor = RGBColor(214, 39, 40);
+const CHOICE: RGBColor = RGBColor(44, 160, 44);
+const ASIDE: RGBColor = RGBColor(150, 150, 150);
 
 /// Draw the curves of `sel` into the PNG file `path`: one panel per measure (cophenetic
 /// correlation, dispersion, explained variance, silhouettes, held-out error, as run), with a
@@ -76,6 +83,7 @@ pub fn curves(sel: &RankSelection, path: &Path) -> Result<()> {
                 C1,
             )],
             reference: None,
+            method: Some(Method::Consensus),
         });
         panels.push(Panel {
             title: "dispersion",
@@ -85,6 +93,7 @@ pub fn curves(sel: &RankSelection, path: &Path) -> Result<()> {
                 C1,
             )],
             reference: None,
+            method: Some(Method::Consensus),
         });
         panels.push(Panel {
             title: "explained variance (best run)",
@@ -94,6 +103,7 @@ pub fn curves(sel: &RankSelection, path: &Path) -> Result<()> {
                 C1,
             )],
             reference: None,
+            method: Some(Method::Consensus),
         });
     }
     if !sel.nmfk.is_empty() {
@@ -113,6 +123,7 @@ pub fn curves(sel: &RankSelection, path: &Path) -> Result<()> {
                 ),
             ],
             reference: Some(sel.silhouette_threshold),
+            method: Some(Method::Nmfk),
         });
     }
     if !sel.cv.is_empty() {
@@ -125,6 +136,32 @@ pub fn curves(sel: &RankSelection, path: &Path) -> Result<()> {
                 C1,
             )],
             reference: None,
+            method: Some(Method::CrossValidation),
+        });
+    }
+    if !sel.bicv.is_empty() {
+        let c = &sel.bicv;
+        panels.push(Panel {
+            title: "held-out block RMSE (bi-cross-validation)",
+            series: vec![(
+                "held-out block RMSE",
+                pts(&|k| c.get(k).map(|s| (s.rank as f64, s.heldout_rmse))),
+                C1,
+            )],
+            reference: None,
+            method: Some(Method::BiCrossValidation),
+        });
+    }
+    if !sel.dominance.is_empty() {
+        panels.push(Panel {
+            title: "cluster dominance of H",
+            series: vec![(
+                "dominance",
+                sel.dominance.iter().map(|&(r, d)| (r as f64, d)).collect(),
+                C1,
+            )],
+            reference: Some(DOMINANCE_THRESHOLD),
+            method: None,
         });
     }
     let count = panels.len().max(1);
@@ -135,11 +172,18 @@ pub fn curves(sel: &RankSelection, path: &Path) -> Result<()> {
     {
         let root = BitMapBackend::with_buffer(&mut buf, size).into_drawing_area();
         root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+        let d = &sel.decision;
         let title = format!(
-            "rank r = {}..{}: recommended r = {}",
+            "rank r = {}..{}: recommended r = {} ({}){}",
             sel.ranks.first().copied().unwrap_or(0),
             sel.ranks.last().copied().unwrap_or(0),
-            sel.recommended().rank
+            sel.recommended().rank,
+            sel.recommended().method.name(),
+            match (&d.disagreement, &d.ambiguous) {
+                (_, Some(_)) => "; ambiguous",
+                (Some(_), None) => "; the methods disagree",
+                (None, None) => "",
+            }
         );
         let root = root
             .titled(&title, ("sans-serif", 20))
@@ -183,6 +227,34 @@ pub fn curves(sel: &RankSelection, path: &Path) -> Result<()> {
                 .light_line_style(WHITE)
                 .draw()
                 .map_err(|e| err(e.to_string()))?;
+            // The method's own choice (dashed; grey when set aside), then the recommendation.
+            if let Some(c) = panel
+                .method
+                .and_then(|m| sel.choices.iter().find(|c| c.method == m))
+            {
+                let aside = sel.decision.set_aside.iter().any(|s| s.0 == c.method);
+                let colour = if aside { ASIDE } else { CHOICE };
+                let x = c.rank as f64;
+                let dashes = 12;
+                chart
+                    .draw_series((0..dashes).step_by(2).map(|i| {
+                        let y = |t: usize| ymin + (ymax - ymin) * t as f64 / dashes as f64;
+                        PathElement::new(vec![(x, y(i)), (x, y(i + 1))], colour.stroke_width(2))
+                    }))
+                    .map_err(|e| err(e.to_string()))?;
+                chart
+                    .draw_series(std::iter::once(Text::new(
+                        format!(
+                            "{} r = {}{}",
+                            c.method.name(),
+                            c.rank,
+                            if aside { " (set aside)" } else { "" }
+                        ),
+                        (x, ymax),
+                        ("sans-serif", 12).into_font().color(&colour),
+                    )))
+                    .map_err(|e| err(e.to_string()))?;
+            }
             chart
                 .draw_series(LineSeries::new(
                     vec![(chosen, ymin), (chosen, ymax)],
@@ -217,6 +289,158 @@ pub fn curves(sel: &RankSelection, path: &Path) -> Result<()> {
                     .map_err(|e| err(e.to_string()))?;
             }
         }
+        root.present().map_err(|e| err(e.to_string()))?;
+    }
+    save_png(path, &buf, size)
+}
+
+/// Draw the held-out error into the PNG file `path` (bi-cross-validation's when it ran, else
+/// cross-validation's: the one that arbitrates): the mean RMSE per rank with bars of one
+/// standard error over the repeats, the one-standard-error bound (lowest mean plus its
+/// standard error, dashed), the rank the method chose (green) and the recommended rank (red).
+/// Nothing to draw (neither method run) is an error.
+pub fn heldout(sel: &RankSelection, path: &Path) -> Result<()> {
+    fonts();
+    let err = draw_error(path);
+    let (method, cv) = if sel.bicv.is_empty() {
+        (Method::CrossValidation, &sel.cv)
+    } else {
+        (Method::BiCrossValidation, &sel.bicv)
+    };
+    if cv.is_empty() {
+        return Err(err(
+            "no held-out error was measured (neither cv nor bicv was run)".into(),
+        ));
+    }
+    let size = (640u32, 420u32);
+    let mut buf = vec![255u8; size.0 as usize * size.1 as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, size).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+        let lo = cv.first().map_or(0.0, |s| s.rank as f64) - 0.5;
+        let hi = cv.last().map_or(0.0, |s| s.rank as f64) + 0.5;
+        let (mut ymin, mut ymax) = cv.iter().filter(|s| s.heldout_rmse.is_finite()).fold(
+            (f64::INFINITY, f64::NEG_INFINITY),
+            |(a, b), s| {
+                (
+                    a.min(s.heldout_rmse - s.heldout_rmse_se),
+                    b.max(s.heldout_rmse + s.heldout_rmse_se),
+                )
+            },
+        );
+        if !ymin.is_finite() {
+            (ymin, ymax) = (0.0, 1.0);
+        }
+        let pad = ((ymax - ymin) * 0.08).max(1e-3 * ymax.abs().max(1e-9));
+        let (ymin, ymax) = (ymin - pad, ymax + pad);
+        let best = cv
+            .iter()
+            .filter(|s| s.heldout_rmse.is_finite())
+            .min_by(|a, b| a.heldout_rmse.total_cmp(&b.heldout_rmse));
+        let cv_rank = sel
+            .choices
+            .iter()
+            .find(|c| c.method == method)
+            .map(|c| c.rank);
+        let title = format!(
+            "{} held-out RMSE ± one standard error: {} r = {}, recommended r = {}",
+            method.name(),
+            method.name(),
+            cv_rank.map_or("-".to_string(), |r| r.to_string()),
+            sel.recommended().rank
+        );
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 15))
+            .margin(12)
+            .x_label_area_size(35)
+            .y_label_area_size(70)
+            .build_cartesian_2d(lo..hi, ymin..ymax)
+            .map_err(|e| err(e.to_string()))?;
+        chart
+            .configure_mesh()
+            .x_desc("rank r")
+            .y_desc("held-out RMSE")
+            .x_labels(cv.len().min(16))
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_labels(8)
+            .y_label_formatter(&|y| format!("{y:.4}"))
+            .light_line_style(WHITE)
+            .draw()
+            .map_err(|e| err(e.to_string()))?;
+        if let Some(b) = best {
+            let bound = b.heldout_rmse
+                + b.heldout_rmse_se
+                    .max(super::decide::CV_SE_FLOOR * b.heldout_rmse);
+            let dashes = 40;
+            chart
+                .draw_series((0..dashes).step_by(2).map(|i| {
+                    let x = |t: usize| lo + (hi - lo) * t as f64 / dashes as f64;
+                    PathElement::new(vec![(x(i), bound), (x(i + 1), bound)], BLACK.mix(0.5))
+                }))
+                .map_err(|e| err(e.to_string()))?
+                .label("lowest + one standard error")
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK.mix(0.5)));
+        }
+        if let Some(r) = cv_rank {
+            let x = r as f64;
+            chart
+                .draw_series(LineSeries::new(
+                    vec![(x, ymin), (x, ymax)],
+                    CHOICE.stroke_width(2),
+                ))
+                .map_err(|e| err(e.to_string()))?
+                .label(format!("{}'s choice", method.name()))
+                .legend(|(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], CHOICE.stroke_width(2))
+                });
+        }
+        let chosen = sel.recommended().rank as f64;
+        chart
+            .draw_series(LineSeries::new(
+                vec![(chosen, ymin), (chosen, ymax)],
+                MARK.stroke_width(2),
+            ))
+            .map_err(|e| err(e.to_string()))?
+            .label("recommended")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], MARK.stroke_width(2)));
+        // Each bar: the vertical stroke from mean − se to mean + se, its two caps, the mean.
+        let cap = 0.15;
+        chart
+            .draw_series(cv.iter().flat_map(|s| {
+                let (x, lo, hi) = (
+                    s.rank as f64,
+                    s.heldout_rmse - s.heldout_rmse_se,
+                    s.heldout_rmse + s.heldout_rmse_se,
+                );
+                [
+                    vec![(x, lo), (x, hi)],
+                    vec![(x - cap, lo), (x + cap, lo)],
+                    vec![(x - cap, hi), (x + cap, hi)],
+                ]
+                .map(|p| PathElement::new(p, C1.stroke_width(2)))
+            }))
+            .map_err(|e| err(e.to_string()))?;
+        chart
+            .draw_series(
+                cv.iter()
+                    .map(|s| Circle::new((s.rank as f64, s.heldout_rmse), 3, C1.filled())),
+            )
+            .map_err(|e| err(e.to_string()))?;
+        chart
+            .draw_series(LineSeries::new(
+                cv.iter().map(|s| (s.rank as f64, s.heldout_rmse)),
+                C1.stroke_width(1),
+            ))
+            .map_err(|e| err(e.to_string()))?
+            .label("mean over the repeats")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], C1.stroke_width(2)));
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK.mix(0.3))
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()
+            .map_err(|e| err(e.to_string()))?;
         root.present().map_err(|e| err(e.to_string()))?;
     }
     save_png(path, &buf, size)

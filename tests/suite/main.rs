@@ -32,6 +32,7 @@ mod online;
 mod orthogonal;
 mod reliability;
 mod select;
+mod select_planted;
 mod shaders_validate;
 mod sparse;
 mod swimmer;

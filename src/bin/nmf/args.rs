@@ -325,7 +325,9 @@ pub enum MethodArg {
     Nmfk,
     /// Cross-validation by held-out entries.
     Cv,
-    /// All three.
+    /// Bi-cross-validation by a held-out block of rows and columns (Owen & Perry 2009).
+    Bicv,
+    /// All four.
     All,
 }
 

@@ -27,8 +27,10 @@ use crate::{print_stdout, Orientation};
 const PLOT_FILE: &str = "rank.png";
 /// The consensus matrix of the recommended rank.
 const CONSENSUS_FILE: &str = "consensus.png";
+/// The held-out error with its standard-error bars.
+const HELDOUT_FILE: &str = "heldout.png";
 /// Every file `nmf rank` writes; a directory holding anything else is not replaced.
-const RANK_FILES: [&str; 3] = [SUMMARY_FILE, PLOT_FILE, CONSENSUS_FILE];
+const RANK_FILES: [&str; 4] = [SUMMARY_FILE, PLOT_FILE, CONSENSUS_FILE, HELDOUT_FILE];
 
 /// Check that `dir` can receive the results: missing, empty, or holding only the files of an
 /// earlier `nmf rank` (replaced); its parent is created.
@@ -123,6 +125,7 @@ pub fn run(args: &RankArgs) -> Result<u8, CliError> {
         MethodArg::Consensus => vec![Method::Consensus],
         MethodArg::Nmfk => vec![Method::Nmfk],
         MethodArg::Cv => vec![Method::CrossValidation],
+        MethodArg::Bicv => vec![Method::BiCrossValidation],
         MethodArg::All => Method::ALL.to_vec(),
     };
     let solver: Solver = args.solver.into();
@@ -193,6 +196,10 @@ pub fn run(args: &RankArgs) -> Result<u8, CliError> {
             )?;
             files.push(CONSENSUS_FILE);
         }
+        if !sel.cv.is_empty() || !sel.bicv.is_empty() {
+            nmf_gpu::select::plot::heldout(&sel, &staged.path().join(HELDOUT_FILE))?;
+            files.push(HELDOUT_FILE);
+        }
     }
     let summary = summary_json(args, &sel, (m, n), input.path(), &files, solver);
     let mut text = serde_json::to_string_pretty(&summary).unwrap_or_else(|_| summary.to_string());
@@ -200,6 +207,12 @@ pub fn run(args: &RankArgs) -> Result<u8, CliError> {
     staged.bytes(SUMMARY_FILE, text.as_bytes())?;
     staged.commit()?;
 
+    // The disagreement, the ambiguity and the methods set aside, as warnings.
+    if !args.quiet {
+        for w in &sel.decision.warnings {
+            eprintln!("warning: {w}");
+        }
+    }
     if args.json {
         print_stdout(&text);
     } else if !args.quiet {
@@ -260,6 +273,7 @@ fn summary_json(
         );
     }
     map.insert("choices".into(), Value::Object(choices));
+    map.insert("decision".into(), decision_json(sel));
     let per_rank: Vec<Value> = sel
         .ranks
         .iter()
@@ -282,8 +296,17 @@ fn summary_json(
                 );
                 row.insert("nmfk_relative_error".into(), num(s.mean_relative_error));
             }
+            if let Some(&(_, d)) = sel.dominance.iter().find(|x| x.0 == r) {
+                row.insert("dominance".into(), num(d));
+            }
             if let Some(c) = sel.cv.get(k) {
                 row.insert("heldout_rmse".into(), num(c.heldout_rmse));
+                row.insert("heldout_rmse_se".into(), num(c.heldout_rmse_se));
+            }
+            if let Some(c) = sel.bicv.get(k) {
+                row.insert("bicv_rmse".into(), num(c.heldout_rmse));
+                row.insert("bicv_rmse_se".into(), num(c.heldout_rmse_se));
+                row.insert("bicv_relative_error".into(), num(c.heldout_relative_error));
                 row.insert(
                     "heldout_relative_error".into(),
                     num(c.heldout_relative_error),
@@ -328,6 +351,30 @@ fn summary_json(
     Value::Object(map)
 }
 
+/// How the recommendation was reached: whether the factors are clustered (the dominance and
+/// the rank it was read at), the methods that counted and those set aside with the reason, the
+/// disagreement, the reason for the choice, the ambiguity, the warnings.
+fn decision_json(sel: &RankSelection) -> Value {
+    let d = &sel.decision;
+    let set_aside: Map<String, Value> = d
+        .set_aside
+        .iter()
+        .map(|(m, why)| (m.name().to_string(), json!(why)))
+        .collect();
+    json!({
+        "clustered": d.clustered,
+        "dominance": num(d.dominance),
+        "dominance_rank": d.dominance_rank,
+        "dominance_threshold": nmf_gpu::select::decide::DOMINANCE_THRESHOLD,
+        "evidence": d.evidence.iter().map(|m| m.name()).collect::<Vec<_>>(),
+        "set_aside": set_aside,
+        "disagreement": d.disagreement,
+        "reason": d.reason,
+        "ambiguous": d.ambiguous,
+        "warnings": d.warnings,
+    })
+}
+
 /// The figures per rank as a table.
 fn table(sel: &RankSelection) -> String {
     let mut out = String::from("  r");
@@ -343,7 +390,14 @@ fn table(sel: &RankSelection) -> String {
         out.push_str("  min.sil  mean.sil");
     }
     if v {
-        out.push_str("  held-out RMSE");
+        out.push_str("  held-out RMSE (se)");
+    }
+    if !sel.bicv.is_empty() {
+        out.push_str("  bi-cv RMSE (se)");
+    }
+    let dom = !sel.dominance.is_empty();
+    if dom {
+        out.push_str("  dominance");
     }
     out.push('\n');
     for (k, r) in sel.ranks.iter().enumerate() {
@@ -366,7 +420,19 @@ fn table(sel: &RankSelection) -> String {
             ));
         }
         if let Some(x) = sel.cv.get(k).filter(|_| v) {
-            out.push_str(&format!("  {:13.5}", x.heldout_rmse));
+            out.push_str(&format!(
+                "  {:9.5} ({:.5})",
+                x.heldout_rmse, x.heldout_rmse_se
+            ));
+        }
+        if let Some(x) = sel.bicv.get(k) {
+            out.push_str(&format!(
+                "  {:9.5} ({:.5})",
+                x.heldout_rmse, x.heldout_rmse_se
+            ));
+        }
+        if let Some(&(_, d)) = sel.dominance.iter().find(|x| x.0 == *r) {
+            out.push_str(&format!("  {d:9.3}"));
         }
         out.push('\n');
     }
