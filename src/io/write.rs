@@ -650,6 +650,30 @@ mod tests {
         assert_eq!(parse_sibling("model.v2.42.7.tmp", "model.v2"), None);
     }
 
+    /// The entries of `dir`, sorted.
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn the_two_rename_fallback_replaces_the_directory_and_leaves_nothing_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("model");
+        for (round, name) in ["old.txt", "new.txt"].iter().enumerate() {
+            let staged = StagedDir::new(&target).unwrap();
+            staged.bytes(name, b"x").unwrap();
+            // The first round takes the missing name, the second replaces the directory.
+            staged.commit_by_two_renames().unwrap();
+            assert_eq!(entries(&target), [name.to_string()], "round {round}");
+            assert_eq!(entries(dir.path()), ["model"], "round {round}");
+        }
+    }
+
     #[test]
     fn this_process_is_alive() {
         assert!(process_alive(std::process::id()));
