@@ -19,6 +19,8 @@ pub struct Timing {
     pub rel_error: f64,
     pub engine: String,
     pub peak_rss_mib: Option<f64>,
+    /// The GPU engine's counters per iteration of the last timed fit (`None` on the CPU).
+    pub gpu: Option<nmf_gpu::GpuRates>,
 }
 
 /// A sparse case's timings: per iteration (median, min, max), set-up, final rel error.
@@ -89,6 +91,9 @@ pub fn measure(
         None => (f64::NAN, String::new()),
     };
     let ms_median = median(&ms);
+    let gpu = last
+        .as_ref()
+        .and_then(|fit| Some(fit.gpu_stats()?.per_iteration(fit.n_iter())));
     Ok(Timing {
         ms_median,
         ms_min: ms.first().copied().unwrap_or(f64::NAN),
@@ -97,6 +102,7 @@ pub fn measure(
         rel_error,
         engine,
         peak_rss_mib: peak,
+        gpu,
     })
 }
 

@@ -195,6 +195,17 @@ pub fn render_json(rows: &[Row], threads: usize, repeats: usize, peak_scope: &st
                 "peak_rss_mib": t.peak_rss_mib,
                 "peak_rss_scope": peak_scope,
             });
+            if let (Some(g), Some(map)) = (t.gpu, record.as_object_mut()) {
+                map.insert(
+                    "gpu_per_iter".into(),
+                    json!({
+                        "dispatches": g.dispatches,
+                        "submissions": g.submissions,
+                        "read_backs": g.read_backs,
+                        "bytes_read_back": g.bytes_read_back,
+                    }),
+                );
+            }
             if let (Some((ratio, gap)), Some(map)) = (comparison(rows, row), record.as_object_mut())
             {
                 map.insert("gpu_cpu_speed_ratio".into(), json!(ratio));
@@ -223,6 +234,7 @@ mod tests {
             rel_error: err,
             engine: "e".to_string(),
             peak_rss_mib: Some(10.0),
+            gpu: None,
         };
         let row = |device, outcome| Row {
             shape: Shape::new(4, 5, 2),
