@@ -1,7 +1,5 @@
 //! Whole fits on the GPU engine against the CPU engine, from the same custom initialisation.
 
-use crate::common;
-
 use std::time::Instant;
 
 use crate::common::{gpu_or_skip, low_rank_plus_noise, pseudo};
