@@ -19,6 +19,7 @@ mod extreme;
 mod fuzz_regressions;
 mod gpu_fit;
 mod gpu_quiet;
+mod gpu_tuner;
 mod graph;
 mod hals;
 mod images;
