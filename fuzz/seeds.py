@@ -41,6 +41,56 @@ def png(w, h, grey=True):
             + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
 
 
+def tiff(pages, big=False, tiles=None, deflate=False):
+    """A little-endian grey 16-bit TIFF (BigTIFF when `big`) of `pages` (lists of rows), one
+    strip per page, or `tiles` (side) tiles; Deflate-compressed when `deflate`."""
+    out = bytearray(b"II" + (struct.pack("<HHHQ", 43, 8, 0, 0) if big else struct.pack("<HI", 42, 0)))
+    link = 8 if big else 4
+    for rows in pages:
+        h, w = len(rows), len(rows[0])
+        if tiles:
+            chunks = []
+            for ty in range(0, h, tiles):
+                for tx in range(0, w, tiles):
+                    chunks.append(b"".join(struct.pack("<H", rows[y][x] if y < h and x < w else 0)
+                                           for y in range(ty, ty + tiles) for x in range(tx, tx + tiles)))
+        else:
+            chunks = [b"".join(struct.pack("<H", v) for r in rows for v in r)]
+        if deflate:
+            chunks = [zlib.compress(c) for c in chunks]
+        offsets = []
+        for c in chunks:
+            offsets.append(len(out))
+            out += c
+        long_t, (fmt, size) = (16, ("<Q", 8)) if big else (4, ("<I", 4))
+        arr_at = len(out)
+        for o in offsets:
+            out += struct.pack(fmt, o)
+        cnt_at = len(out)
+        for c in chunks:
+            out += struct.pack(fmt, len(c))
+        one = len(chunks) == 1
+        entries = [(256, 4, 1, w), (257, 4, 1, h), (258, 3, 1, 16), (259, 3, 1, 8 if deflate else 1),
+                   (262, 3, 1, 1), (277, 3, 1, 1)]
+        if tiles:
+            entries += [(322, 4, 1, tiles), (323, 4, 1, tiles), (324, long_t, len(chunks), offsets[0] if one else arr_at),
+                        (325, long_t, len(chunks), len(chunks[0]) if one else cnt_at)]
+        else:
+            entries += [(273, long_t, 1, offsets[0]), (278, 4, 1, h), (279, long_t, 1, len(chunks[0]))]
+        entries.sort()
+        ifd_at = len(out)
+        out[link:link + size] = struct.pack(fmt, ifd_at)
+        out += struct.pack("<Q" if big else "<H", len(entries))
+        for tag, typ, count, value in entries:
+            if big:
+                out += struct.pack("<HHQQ", tag, typ, count, value)
+            else:
+                out += struct.pack("<HHII", tag, typ, count, value)
+        link = len(out)
+        out += b"\0" * size
+    return bytes(out)
+
+
 def main():
     # npy
     put("npy", "f4", npy("<f4", "(2, 3)", struct.pack("<6f", 0, 1.5, 2, 3.25, 0, 5)))
@@ -122,6 +172,13 @@ def main():
     put("image_stream", "one", b"\x00" + pgm)
     put("image_stream", "two-resize", b"\x15" + pgm + cut + png(4, 3))
     put("image_stream", "three-crop", b"\x26" + png(5, 4, grey=False) + cut + pgm + cut + pgm)
+    # TIFF stacks (first byte: block start and batch, see common::tiff)
+    f0 = [[(x * 7 + y * 3) % 50 for x in range(5)] for y in range(3)]
+    f1 = [[v * 2 for v in r] for r in f0]
+    put("tiff", "strips", b"\x00" + tiff([f0, f1]))
+    put("tiff", "big-deflate", b"\x15" + tiff([f0, f1, f0], big=True, deflate=True))
+    put("tiff", "tiles", b"\x26" + tiff([f0, f1], tiles=16))
+    put("tiff", "big-tiles", b"\x3b" + tiff([f1], big=True, tiles=16, deflate=True))
 
 
 if __name__ == "__main__":

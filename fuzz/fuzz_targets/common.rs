@@ -374,3 +374,60 @@ pub fn image_stream(data: &[u8]) {
         check(source.rewind());
     }
 }
+
+/// `.tif` through the whole-matrix reader, the block reader and the streaming source (two
+/// passes, which must agree); the first byte chooses the block's first row (bits 0-1) and
+/// column (bits 2-3) and the batch (bits 4-5, 1 to 4 frames), the rest is the file.
+pub fn tiff(data: &[u8]) {
+    use nmf_gpu::io::tiff::{TiffSource, TiffStack};
+    use nmf_gpu::online::Source;
+    let Some((&first, rest)) = data.split_first() else {
+        return;
+    };
+    let path = write("tiff", "input.tif", rest);
+    check(io::read_matrix(&path, options()));
+    let stack = match TiffStack::open(&path, options()) {
+        Ok(s) => s,
+        Err(e) => return check::<()>(Err(e)),
+    };
+    let (m, n) = stack.shape();
+    let (r0, c0) = (
+        usize::from(first & 3).min(m),
+        usize::from((first >> 2) & 3).min(n),
+    );
+    match stack.read_block(r0..m, c0..n) {
+        Ok(b) => assert_eq!(b.dim(), (m - r0, n - c0)),
+        Err(e) => check::<()>(Err(e)),
+    }
+    let batch = usize::from((first >> 4) & 3) + 1;
+    let mut source = TiffSource::new(stack);
+    let mut first_pass: Vec<nmf_gpu::ndarray::Array2<f32>> = Vec::new();
+    for pass in 0..2 {
+        let mut seen = 0;
+        let mut k = 0;
+        loop {
+            match source.next_batch(batch) {
+                Ok(Some(b)) => {
+                    assert_eq!(b.nrows(), m);
+                    assert!(b.ncols() >= 1 && b.ncols() <= batch);
+                    seen += b.ncols();
+                    if pass == 0 {
+                        first_pass.push(b);
+                    } else {
+                        // Bit for bit (NaN included): the same file read twice.
+                        let same = b.dim() == first_pass[k].dim()
+                            && b.iter()
+                                .zip(first_pass[k].iter())
+                                .all(|(x, y)| x.to_bits() == y.to_bits());
+                        assert!(same, "the passes differ");
+                    }
+                    k += 1;
+                }
+                Ok(None) => break,
+                Err(e) => return check::<()>(Err(e)),
+            }
+        }
+        assert_eq!(seen, n);
+        check(source.rewind());
+    }
+}

@@ -35,6 +35,7 @@
 
 mod load;
 mod montage;
+pub mod movie;
 mod pca;
 mod preprocess;
 mod set;

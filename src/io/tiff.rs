@@ -730,11 +730,13 @@ fn tiff_error(path: &Path, at: &str, e: TiffError) -> NmfError {
             path,
             format!("{at}: truncated: the file ends inside the data or directory this page points to"),
         ),
-        TiffError::IoError(source) => NmfError::Io {
+        // An error of the operating system; the decoders' own I/O errors are format errors.
+        TiffError::IoError(source) if source.raw_os_error().is_some() => NmfError::Io {
             path: path.to_path_buf(),
             action: "read the file",
             source,
         },
+        TiffError::IoError(source) => format_error(path, format!("{at}: {source}")),
         TiffError::LimitsExceeded => format_error(
             path,
             format!("{at}: a directory value or strip larger than the reader's limits (a corrupt header, or raise the memory limit)"),
@@ -743,12 +745,15 @@ fn tiff_error(path: &Path, at: &str, e: TiffError) -> NmfError {
     }
 }
 
+/// A format error naming `path`; the message on one line (the decoder's own messages may
+/// span lines).
 fn format_error(path: &Path, message: impl Into<String>) -> NmfError {
+    let message: String = message.into();
     NmfError::Format {
         path: path.to_path_buf(),
         line: None,
         column: None,
-        message: message.into(),
+        message: message.split_whitespace().collect::<Vec<_>>().join(" "),
     }
 }
 

@@ -16,7 +16,7 @@ use std::path::Path;
 type Feed = fn(&[u8]);
 
 /// Each fuzz target and what it feeds its reader.
-const TARGETS: [(&str, Feed); 12] = [
+const TARGETS: [(&str, Feed); 13] = [
     ("npy", common::npy),
     ("npy_stream", common::npy_stream),
     ("csv", common::csv),
@@ -29,6 +29,7 @@ const TARGETS: [(&str, Feed); 12] = [
     ("npy_block", common::npy_block),
     ("mtx_block", common::mtx_block),
     ("image_stream", common::image_stream),
+    ("tiff", common::tiff),
 ];
 
 #[test]
