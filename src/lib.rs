@@ -87,11 +87,12 @@ pub mod text;
 
 #[cfg(feature = "gpu")]
 pub use engine::GpuContext;
+pub use engine::{
+    Backend, BackendChoice, DataSize, GpuRates, GpuStats, AUTO_GPU_MIN_DENSE_ENTRIES,
+    AUTO_GPU_MIN_SPARSE_NNZ,
+};
 #[cfg(feature = "gpu")]
 pub use engine::{TuneEffort, TuneRow};
-pub use engine::{
-    Backend, DataSize, GpuRates, GpuStats, AUTO_GPU_MIN_DENSE_ENTRIES, AUTO_GPU_MIN_SPARSE_NNZ,
-};
 pub use error::{Factor, NmfError, Result};
 pub use masked::{MaskedFactorization, MaskedInit, MaskedNmf, MaskedParams, PenaltyScale};
 pub use model::{relative_error, Factorization};

@@ -5,6 +5,7 @@
 //! device memory, split it into panels, or store it sparsely.
 
 mod auto;
+mod choice;
 pub(crate) mod cpu;
 #[cfg(feature = "gpu")]
 pub(crate) mod gpu;
@@ -14,11 +15,12 @@ mod task;
 
 use ndarray::{Array2, ArrayView2};
 
+pub use self::auto::{DataSize, AUTO_GPU_MIN_DENSE_ENTRIES, AUTO_GPU_MIN_SPARSE_NNZ};
+pub use self::choice::BackendChoice;
 #[cfg(feature = "gpu")]
 pub use self::gpu::GpuContext;
 #[cfg(feature = "gpu")]
 pub use self::gpu::{TuneEffort, TuneRow};
-pub use self::auto::{DataSize, AUTO_GPU_MIN_DENSE_ENTRIES, AUTO_GPU_MIN_SPARSE_NNZ};
 pub(crate) use self::inner::InnerStop;
 pub use self::stats::{GpuRates, GpuStats};
 #[cfg(feature = "mpi")]

@@ -134,7 +134,7 @@ pub struct FitArgs {
     pub orthogonal: OrthogonalArg,
 
     /// Where the iterations run.
-    #[arg(long, value_enum, default_value = "auto")]
+    #[arg(long, default_value = "auto", value_name = "cpu|gpu|gpu:N|auto")]
     pub backend: BackendArg,
 
     /// Write the current model (W.npy, H.npy, summary.json with "checkpoint": true) to the
@@ -223,7 +223,7 @@ pub struct TransformArgs {
     pub output: PathBuf,
 
     /// Where the iterations run.
-    #[arg(long, value_enum, default_value = "auto")]
+    #[arg(long, default_value = "auto", value_name = "cpu|gpu|gpu:N|auto")]
     pub backend: BackendArg,
 
     /// Print nothing but errors.
@@ -300,7 +300,7 @@ pub struct RankArgs {
 
     /// Where the fits run (on a GPU they are queued on one device; on the CPU they run side
     /// by side, one per thread).
-    #[arg(long, value_enum, default_value = "auto")]
+    #[arg(long, default_value = "auto", value_name = "cpu|gpu|gpu:N|auto")]
     pub backend: BackendArg,
 
     /// The file holds one sample per row (scikit-learn's X); it is transposed first.
@@ -486,27 +486,8 @@ impl From<InitArg> for Init {
     }
 }
 
-/// `--backend`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum BackendArg {
-    /// The multithreaded CPU engine.
-    Cpu,
-    /// The GPU engine (wgpu).
-    Gpu,
-    /// A GPU when one is usable, otherwise the CPU.
-    Auto,
-}
-
-impl BackendArg {
-    /// The name used on the command line and in summary.json.
-    pub fn name(self) -> &'static str {
-        match self {
-            BackendArg::Cpu => "cpu",
-            BackendArg::Gpu => "gpu",
-            BackendArg::Auto => "auto",
-        }
-    }
-}
+/// `--backend`: the library's one list of engine names (`cpu`, `gpu`, `gpu:N`, `auto`).
+pub use nmf_gpu::BackendChoice as BackendArg;
 
 /// A whole number >= 1 (a rank, an iteration count).
 pub fn positive_usize(s: &str) -> Result<usize, String> {

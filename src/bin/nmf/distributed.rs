@@ -142,21 +142,24 @@ fn fit<C: Communicator>(args: &FitArgs, world: &C) -> Result<u8, RankError> {
         Some(text) => Some(Grid::parse(text).map_err(|e| alike(CliError::usage(e.to_string())))?),
         None => None,
     };
+    let choice = rank_backend(args.backend, world);
     let backend = distributed::agree(
         world,
-        backend(args.backend).map_err(|e| NmfError::UnsupportedInput {
+        backend(choice).map_err(|e| NmfError::UnsupportedInput {
             path: args.input.input.clone(),
             reason: e.to_string(),
         }),
     )
     .map_err(|e| from_lib(e, true))?;
+    // Which adapter every rank opened (rank 0 records them in summary.json).
+    let adapters = gather_adapters(world, &backend);
     let path = args.input.input.as_path();
     let options = ReadOptions::default();
     // `--storage`: sparse blocks (CPU engine) for .mtx files as a single-process fit chooses;
     // with `--backend gpu`, `auto` keeps the blocks dense (the distributed fit runs sparse
     // blocks on the CPU only, and refuses an explicit `--storage sparse` there).
     let storage = match (args.input.storage, args.backend) {
-        (StorageArg::Auto, BackendArg::Gpu) => StorageArg::Dense,
+        (StorageArg::Auto, BackendArg::Gpu(_)) => StorageArg::Dense,
         (s, _) => s,
     };
     let sparse = matches!(choose(storage, path).map_err(alike)?, Storage::Sparse(_));
@@ -307,6 +310,7 @@ fn fit<C: Communicator>(args: &FitArgs, world: &C) -> Result<u8, RankError> {
             "measured_bytes_per_iteration": measured,
             "mpi_faun_bound_bytes_per_rank": bound,
             "ranks_detail": per_rank,
+            "adapters": adapters,
         },
         "engine": fit.engine,
         "iterations": report.n_iter,
@@ -337,6 +341,90 @@ fn fit<C: Communicator>(args: &FitArgs, world: &C) -> Result<u8, RankError> {
         );
     }
     Ok(0)
+}
+
+/// The backend of this rank: `--backend gpu` without an adapter index takes the GPU of the
+/// rank's node-local rank (from the shared-memory split of the world), modulo the adapters it
+/// sees, unless `NMF_GPU_ADAPTER` or `WGPU_ADAPTER_NAME` chooses; node-local rank 0 warns when
+/// more ranks than adapters share a node (allowed, but they share the device).
+fn rank_backend<C: Communicator>(choice: BackendArg, world: &C) -> BackendArg {
+    let node = world.split_shared(world.rank());
+    let (local, local_size) = (node.rank() as usize, node.size() as usize);
+    let chosen_by_env = std::env::var_os("NMF_GPU_ADAPTER").is_some()
+        || std::env::var_os("WGPU_ADAPTER_NAME").is_some();
+    if choice != BackendArg::Gpu(None) || chosen_by_env {
+        return choice;
+    }
+    #[cfg(feature = "gpu")]
+    let count = nmf_gpu::GpuContext::adapters().len();
+    #[cfg(not(feature = "gpu"))]
+    let count = 0;
+    if count == 0 {
+        // Opening fails with its own message (no adapter), on every rank alike.
+        return choice;
+    }
+    if local == 0 && local_size > count {
+        eprintln!(
+            "warning: {local_size} ranks on this node share {count} GPU adapter{} (node-local rank k opens adapter k mod {count}; --backend gpu:N or NMF_GPU_ADAPTER=N choose one)",
+            if count == 1 { "" } else { "s" }
+        );
+    }
+    choice.on_adapter_if_unnamed(local % count)
+}
+
+/// The adapter of every rank on rank 0, by rank (`null` for the CPU engine): its index in
+/// `nmf info` and its name, gathered as one line of text per rank.
+fn gather_adapters<C: Communicator>(world: &C, backend: &nmf_gpu::Backend) -> serde_json::Value {
+    // Never empty: MPI refuses a gather whose send and receive buffers are the same address,
+    // which two empty Rust buffers are. The first byte is a marker, dropped on rank 0.
+    let mine = match backend {
+        #[cfg(feature = "gpu")]
+        nmf_gpu::Backend::Gpu(ctx) => {
+            let info = ctx.adapter_info();
+            format!("+{} ({:?})", info.name, info.backend)
+        }
+        _ => "-".to_string(),
+    };
+    let bytes = mine.as_bytes();
+    let root = world.process_at_rank(0);
+    let len = bytes.len() as i32;
+    if world.rank() != 0 {
+        root.gather_into(&len);
+        root.gather_varcount_into(bytes);
+        return serde_json::Value::Null;
+    }
+    let mut lens = vec![0i32; world.size() as usize];
+    root.gather_into_root(&len, &mut lens[..]);
+    let displs: Vec<i32> = lens
+        .iter()
+        .scan(0, |a, &x| {
+            let d = *a;
+            *a += x;
+            Some(d)
+        })
+        .collect();
+    let total = lens.iter().map(|&x| x.max(0) as usize).sum();
+    let mut all = vec![0u8; total];
+    root.gather_varcount_into_root(
+        bytes,
+        &mut nmf_gpu::distributed::mpi::datatype::PartitionMut::new(
+            &mut all[..],
+            lens.clone(),
+            displs.clone(),
+        ),
+    );
+    let names: Vec<serde_json::Value> = lens
+        .iter()
+        .zip(&displs)
+        .map(|(&l, &d)| {
+            let text = String::from_utf8_lossy(&all[d as usize..(d + l) as usize]).into_owned();
+            match text.strip_prefix('+') {
+                Some(name) => serde_json::Value::String(name.to_string()),
+                None => serde_json::Value::Null,
+            }
+        })
+        .collect();
+    serde_json::Value::Array(names)
 }
 
 /// Create the output directory (rank 0).

@@ -38,7 +38,7 @@ fn gpu_lines(out: &mut String) {
         .map(|(name, _)| name.to_lowercase())
         .collect();
     out.push_str(&format!(
-        "GPU adapters: {} found on {} (WGPU_BACKEND changes the backends searched)\n",
+        "GPU adapters: {} found on {} (WGPU_BACKEND changes the backends searched; [K] is the index that --backend gpu:K and NMF_GPU_ADAPTER=K select)\n",
         adapters.len(),
         searched.join(", ")
     ));

@@ -178,7 +178,24 @@ impl GpuContext {
     /// Fails with [`NmfError::GpuNoAdapter`] when no adapter with compute shaders exists and
     /// [`NmfError::GpuDevice`] when the device cannot be opened.
     pub fn new() -> Result<GpuContext> {
-        pollster::block_on(open())
+        pollster::block_on(open(None))
+    }
+
+    /// A context on the adapter of this index in [`GpuContext::adapters`] (the order `nmf info`
+    /// lists them in), rather than the one chosen by power preference; an index past the list
+    /// is a [`NmfError::GpuNoAdapter`] that names every adapter with its index.
+    pub fn on_adapter(index: usize) -> Result<GpuContext> {
+        pollster::block_on(open(Some(index)))
+    }
+
+    /// Every adapter this crate can open, in index order (the indices of
+    /// [`GpuContext::on_adapter`], `--backend gpu:N` and `NMF_GPU_ADAPTER`).
+    pub fn adapters() -> Vec<wgpu::AdapterInfo> {
+        let instance = instance();
+        pollster::block_on(instance.enumerate_adapters(backends()))
+            .iter()
+            .map(|a| a.get_info())
+            .collect()
     }
 
     /// The compiled pipeline of `kernel` on this device (compiled and cached on first use).
@@ -296,7 +313,49 @@ fn instance() -> wgpu::Instance {
     wgpu::Instance::new(desc)
 }
 
-async fn choose_adapter(instance: &wgpu::Instance) -> Result<wgpu::Adapter> {
+/// The adapter at `index` of the enumeration, or an error listing every adapter with its index.
+async fn adapter_at(instance: &wgpu::Instance, index: usize) -> Result<wgpu::Adapter> {
+    let mut adapters = instance.enumerate_adapters(backends()).await;
+    if index < adapters.len() {
+        return Ok(adapters.swap_remove(index));
+    }
+    let listed: Vec<String> = adapters
+        .iter()
+        .enumerate()
+        .map(|(k, a)| {
+            let info = a.get_info();
+            format!(
+                "{k}: {} ({:?}, {:?})",
+                info.name, info.backend, info.device_type
+            )
+        })
+        .collect();
+    Err(NmfError::GpuNoAdapter {
+        reason: format!(
+            "there is no adapter {index}; the adapters are {} (`nmf info` lists them)",
+            if listed.is_empty() {
+                "none".to_string()
+            } else {
+                listed.join(", ")
+            }
+        ),
+    })
+}
+
+/// The adapter a context opens: `index` when given, else `NMF_GPU_ADAPTER` (an index) when
+/// set, else `WGPU_ADAPTER_NAME` (a name substring) when set, else the high-performance one.
+async fn choose_adapter(instance: &wgpu::Instance, index: Option<usize>) -> Result<wgpu::Adapter> {
+    let from_env = match std::env::var("NMF_GPU_ADAPTER") {
+        Ok(text) => Some(text.trim().parse::<usize>().map_err(|_| NmfError::GpuNoAdapter {
+            reason: format!(
+                "NMF_GPU_ADAPTER={text:?} is not an adapter index (0, 1, ...; `nmf info` lists them)"
+            ),
+        })?),
+        Err(_) => None,
+    };
+    if let Some(index) = index.or(from_env) {
+        return adapter_at(instance, index).await;
+    }
     if let Ok(wanted) = std::env::var("WGPU_ADAPTER_NAME") {
         let wanted = wanted.to_lowercase();
         let adapters = instance.enumerate_adapters(backends()).await;
@@ -357,9 +416,9 @@ fn tuning_for(limits: &wgpu::Limits) -> Tuning {
     }
 }
 
-async fn open() -> Result<GpuContext> {
+async fn open(index: Option<usize>) -> Result<GpuContext> {
     let instance = instance();
-    let adapter = choose_adapter(&instance).await?;
+    let adapter = choose_adapter(&instance, index).await?;
     let info = adapter.get_info();
     let caps = adapter.get_downlevel_capabilities();
     if !caps.flags.contains(wgpu::DownlevelFlags::COMPUTE_SHADERS) {
