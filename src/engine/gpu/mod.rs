@@ -20,12 +20,12 @@ mod sparse;
 #[cfg(test)]
 mod sparse_tests;
 mod state;
+#[cfg(test)]
+mod tests;
 mod tiled;
 #[cfg(test)]
 mod tiled_tests;
 mod tuner;
-#[cfg(test)]
-mod tests;
 mod uniforms;
 
 use ndarray::{s, Array2, ArrayView2};
@@ -40,11 +40,11 @@ use crate::error::{NmfError, Result};
 use crate::linalg::gemm::Accum;
 use crate::options::{Loss, Regularization};
 
-pub(crate) use self::context::auto_context;
 pub use self::autotune::TuneRow;
+pub(crate) use self::context::auto_context;
 pub use self::context::GpuContext;
-pub use self::tuner::TuneEffort;
 pub(crate) use self::state::GpuEngine;
+pub use self::tuner::TuneEffort;
 pub use super::stats::GpuStats;
 
 /// Loss partials (one per matmul workgroup) folded into one value on the device, per chunk.
