@@ -315,7 +315,7 @@ pub fn fail_together<C: Communicator>(world: &C, mine: Option<(&str, u8)>) -> Op
     };
     let mut lowest = u64::MAX;
     world.all_reduce_into(&key, &mut lowest, SystemOperation::min());
-    let agreed = (lowest != u64::MAX).then(|| JobFailure {
+    let agreed = (lowest != u64::MAX).then_some(JobFailure {
         rank: (lowest / 256) as usize,
         code: (lowest % 256) as u8,
     });
