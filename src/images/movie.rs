@@ -90,7 +90,8 @@ pub fn write_synthetic_movie(
     bigtiff: bool,
 ) -> Result<SyntheticMovie> {
     let (w, h, t, k) = (spec.width, spec.height, spec.frames, spec.neurons);
-    if w == 0 || h == 0 || t == 0 || k == 0 || !(spec.radius > 0.0) || !(spec.tau > 0.0) {
+    let positive = |x: f32| x.is_finite() && x > 0.0;
+    if w == 0 || h == 0 || t == 0 || k == 0 || !positive(spec.radius) || !positive(spec.tau) {
         return Err(NmfError::ShapeMismatch {
             what: "a synthetic movie",
             expected: "a positive size, frame count, neuron count, radius and decay".into(),

@@ -530,7 +530,8 @@ fn streaming_a_large_tiff_keeps_memory_bounded() {
         w.finish().unwrap();
     }
     let float_bytes = (STREAM_SIDE * STREAM_SIDE * STREAM_FRAMES * 4) as u64;
-    assert!(float_bytes > STREAM_LIMIT && float_bytes > 3 * STREAM_PEAK_BYTES);
+    // The movie exceeds the read limit (and so the bound on growth, far below the limit).
+    assert!(float_bytes > STREAM_LIMIT);
     let out = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
