@@ -35,9 +35,9 @@
 //!    when every method was set aside, the same among them, with a warning.
 //!
 //! The summary names the disagreement and the reason. It also says when the data do not settle
-//! the rank (**ambiguous**): the held-out error of the choice `c` is not clearly below that of
-//! `c − 1` (`e(c − 1) ≤ e(r₀) + `[`AMBIGUOUS_SE`]` · s(r₀)`), or it still falls clearly past the
-//! choice (`e(c) − e(r₀) > `[`AMBIGUOUS_SHARE`]` · (e(c − 1) − e(c))`): a component near the
+//! the rank (**ambiguous**): on a held-out curve, the error of the recommended rank `c` is not
+//! clearly below that of `c − 1` (`e(c − 1) ≤ e(r₀) + `[`AMBIGUOUS_SE`]` · s(r₀)`), or it
+//! still falls clearly past the choice (`e(c) − e(r₀) > `[`AMBIGUOUS_SHARE`]` · (e(c − 1) − e(c))`): a component near the
 //! noise level; or the two held-out errors (cross-validation's and bi-cross-validation's)
 //! choose neighbouring ranks. A warning also says when the held-out error still falls at the
 //! largest rank compared.
@@ -297,9 +297,16 @@ pub(crate) fn decide(
         )),
         _ => None,
     };
-    let ambiguous = cv_choice.and_then(|c| ambiguity(cv, c.rank)).or(neighbours);
+    // Read at the recommended rank, on each held-out curve.
+    let ambiguous = chosen
+        .and_then(|c| {
+            held.iter().find_map(|&(m, scores)| {
+                ambiguity(scores, c.rank).map(|t| format!("{}: {t}", m.name()))
+            })
+        })
+        .or(neighbours);
     if let Some(text) = &ambiguous {
-        warnings.push(format!("ambiguous ({}): {text}", arbiter.name()));
+        warnings.push(format!("ambiguous: {text}"));
     }
     if let (Some(c), Some(last)) = (cv_choice, cv.last()) {
         if lowest(cv).is_some_and(|b| b.rank == last.rank) && c.rank == last.rank && cv.len() > 1 {

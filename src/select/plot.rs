@@ -12,6 +12,7 @@ use std::path::Path;
 use std::sync::Once;
 
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::FontStyle;
 
 use super::consensus::Consensus;
@@ -251,7 +252,16 @@ pub fn curves(sel: &RankSelection, path: &Path) -> Result<()> {
                             if aside { " (set aside)" } else { "" }
                         ),
                         (x, ymax),
-                        ("sans-serif", 12).into_font().color(&colour),
+                        // Right of the line in the left half of the panel, left of it in
+                        // the right half, so that the label stays inside.
+                        ("sans-serif", 12).into_font().color(&colour).pos(Pos::new(
+                            if x > (lo + hi) / 2.0 {
+                                HPos::Right
+                            } else {
+                                HPos::Left
+                            },
+                            VPos::Top,
+                        )),
                     )))
                     .map_err(|e| err(e.to_string()))?;
             }
