@@ -666,14 +666,14 @@ fn bad_options_exit_1_or_2() {
         stderr(&o)
     );
     assert!(!out.exists());
-    // Output directory not writable: it is a file, or under a file.
+    // Output directory not writable: it is a file, or under a file (refused before the fit).
     let file = put(d, "afile", "x");
     fit_fails(s(&p), &file, &[], &["afile", "not a directory"]);
     fit_fails(
         s(&p),
         &file.join("sub"),
         &[],
-        &["afile", "could not create the output directory"],
+        &["afile", "would be under", "which is a file"],
     );
 
     // Usage errors: exit code 2, a message naming the option, nothing written.
