@@ -617,3 +617,74 @@ fn the_movie_example_recovers_its_planted_footprints() {
         matched.pairs
     );
 }
+
+/// Streaming throughput of a TIFF movie beside the same movie as a float32 `.npy` (one pass,
+/// batches of 256 frames, files fresh in the page cache); prints frames/s and MB/s of file.
+/// `cargo test --release --test suite tiff::stream_throughput -- --ignored --nocapture`
+/// (`NMF_TIFF_BENCH_FRAMES` frames of 256x256, default 2000).
+#[test]
+#[ignore = "a measurement, not a check"]
+fn stream_throughput() {
+    use nmf_gpu::io::NpyColumnWriter;
+    let frames: usize = std::env::var("NMF_TIFF_BENCH_FRAMES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2000);
+    let side = 256usize;
+    let dir = tempfile::tempdir().unwrap();
+    let mut frame = vec![0u16; side * side];
+    let mut column = Array2::<f32>::zeros((side * side, 1));
+    let cases = [
+        ("tiff u16", TiffCompression::None),
+        ("tiff u16 deflate", TiffCompression::Deflate),
+    ];
+    let npy = dir.path().join("movie.npy");
+    let mut npy_w = NpyColumnWriter::create(&npy, side * side, frames).unwrap();
+    let mut paths = Vec::new();
+    for (k, (name, c)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("movie{k}.tif"));
+        let mut w = TiffWriter::create(&path, side as u32, side as u32, true, *c).unwrap();
+        for j in 0..frames {
+            for (i, px) in frame.iter_mut().enumerate() {
+                *px = (((i % 251) * (j % 7) + (i / 256) * 3 + j) % 4000) as u16;
+            }
+            w.push(TiffFrame::U16(&frame)).unwrap();
+            if k == 0 {
+                for (dst, &px) in column.iter_mut().zip(&frame) {
+                    *dst = f32::from(px);
+                }
+                npy_w.append(column.view()).unwrap();
+            }
+        }
+        w.finish().unwrap();
+        paths.push((name.to_string(), path));
+    }
+    npy_w.commit().unwrap();
+    let pass = |src: &mut dyn Source| -> f64 {
+        let start = std::time::Instant::now();
+        let mut n = 0;
+        while let Some(b) = src.next_batch(256).unwrap() {
+            n += b.ncols();
+        }
+        assert_eq!(n, frames);
+        start.elapsed().as_secs_f64()
+    };
+    let report = |name: &str, path: &Path, s: f64| {
+        let mb = std::fs::metadata(path).unwrap().len() as f64 / 1e6;
+        println!(
+            "{name:>18}: {:>8.0} frames/s, {:>7.0} MB/s of file ({mb:.0} MB), {s:.2} s",
+            frames as f64 / s,
+            mb / s
+        );
+    };
+    let mut src = NpySource::open(&npy, false).unwrap();
+    pass(&mut src);
+    src.rewind().unwrap();
+    report("npy f32", &npy, pass(&mut src));
+    for (name, path) in &paths {
+        let mut src = TiffSource::open(path, &ReadOptions::new()).unwrap();
+        pass(&mut src);
+        src.rewind().unwrap();
+        report(name, path, pass(&mut src));
+    }
+}
