@@ -131,7 +131,10 @@ fn a_sweep_is_deterministic_for_its_seed() {
     assert_eq!(a.consensus, b.consensus);
     assert_eq!(a.nmfk, b.nmfk);
     assert_eq!(a.cv, b.cv);
+    assert_eq!(a.bicv, b.bicv);
+    assert_eq!(a.dominance, b.dominance);
     assert_eq!(a.choices, b.choices);
+    assert_eq!(a.decision, b.decision);
     // Another seed: other restarts, other figures.
     let c = params.clone().seed(8).run(v.view()).unwrap();
     assert_ne!(a.nmfk, c.nmfk);
@@ -225,11 +228,26 @@ fn cli_writes_the_summary_and_the_pictures() {
     assert!(summary["rule"].as_str().is_some_and(|r| !r.is_empty()));
     let per_rank = summary["per_rank"].as_array().unwrap();
     assert_eq!(per_rank.len(), 5);
-    for key in ["cophenetic", "dispersion", "min_silhouette", "heldout_rmse"] {
+    for key in [
+        "cophenetic",
+        "dispersion",
+        "min_silhouette",
+        "heldout_rmse",
+        "heldout_rmse_se",
+        "bicv_rmse",
+        "dominance",
+    ] {
         assert!(per_rank.iter().all(|r| r[key].is_number()), "{key}");
     }
+    // The decision: clustered factors, every method counted, the reason in words.
+    let decision = &summary["decision"];
+    assert_eq!(decision["clustered"], true, "{decision}");
+    assert_eq!(decision["evidence"].as_array().map(Vec::len), Some(4));
+    assert!(decision["reason"].as_str().is_some_and(|r| !r.is_empty()));
+    assert!(decision["warnings"].is_array());
     assert!(is_png(&out.join("rank.png")));
     assert!(is_png(&out.join("consensus.png")));
+    assert!(is_png(&out.join("heldout.png")));
 
     // Rerunning replaces the results; usage errors exit 2 and write nothing.
     assert!(nmf(&args).status.success());
