@@ -16,7 +16,7 @@ from ._base import (
     serialised,
     validate_data,
 )
-from ._nmf import _BACKENDS, _as_csr32, _is_sparse
+from ._nmf import _as_csr32, _is_backend, _is_sparse
 
 
 def _seed(random_state):
@@ -31,8 +31,8 @@ def _check_nonneg(name, value):
 
 
 def _check_backend(backend):
-    if backend not in _BACKENDS:
-        raise ValueError(f"backend must be 'auto', 'cpu' or 'gpu', got {backend!r}")
+    if not _is_backend(backend):
+        raise ValueError(f"backend must be 'auto', 'cpu', 'gpu' or 'gpu:N', got {backend!r}")
     return backend
 
 
@@ -62,7 +62,7 @@ class SymmetricNMF(BaseEstimator):
         Stopping tolerance on the relative decrease of the objective.
     random_state : int, RandomState instance or None, default=None
         Seed of the starts.
-    backend : {"auto", "cpu", "gpu"}, default="auto"
+    backend : {"auto", "cpu", "gpu"} or "gpu:N", default="auto"
         Where the iterations run.
 
     Attributes
@@ -175,7 +175,7 @@ class MaskedNMF(BaseEstimator):
         Stopping tolerance.
     random_state : int, RandomState instance or None, default=None
         Seed of the random start.
-    backend : {"auto", "cpu", "gpu"}, default="auto"
+    backend : {"auto", "cpu", "gpu"} or "gpu:N", default="auto"
         Where the iterations run.
 
     Attributes

@@ -25,6 +25,16 @@ _INITS = (None, "random", "nndsvd", "nndsvda", "nndsvdar", "custom")
 _BACKENDS = ("auto", "cpu", "gpu")
 
 
+def _is_backend(backend):
+    """``auto``, ``cpu``, ``gpu``, or ``gpu:N`` (the adapter of index N in ``gpu_info()``)."""
+    if not isinstance(backend, str):
+        return False
+    if backend in _BACKENDS:
+        return True
+    head, sep, index = backend.partition(":")
+    return head == "gpu" and sep == ":" and index.isdigit() and index.isascii()
+
+
 def _is_sparse(X):
     return hasattr(X, "tocsr") and hasattr(X, "nnz")
 
@@ -125,7 +135,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         Print the loss at each check.
     shuffle : bool, default=False
         Only False is supported (the coordinates are updated in order).
-    backend : {"auto", "cpu", "gpu"}, default="auto"
+    backend : {"auto", "cpu", "gpu"} or "gpu:N", default="auto"
         The engine: "auto" takes a hardware GPU when there is one, else the CPU; sparse input
         runs on the CPU with "auto", on the GPU with "gpu".
     orthogonal : {None, "H", "W"}, default=None
@@ -209,8 +219,10 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         if self.solver not in ("cd", "mu"):
             raise ValueError(f"solver must be 'cd' or 'mu', got {self.solver!r}")
         loss = _beta_loss_name(self.beta_loss, self.solver)
-        if self.backend not in _BACKENDS:
-            raise ValueError(f"backend must be 'auto', 'cpu' or 'gpu', got {self.backend!r}")
+        if not _is_backend(self.backend):
+            raise ValueError(
+                f"backend must be 'auto', 'cpu', 'gpu' or 'gpu:N', got {self.backend!r}"
+            )
         if self.orthogonal not in (None, "H", "W"):
             raise ValueError(f"orthogonal must be None, 'H' or 'W', got {self.orthogonal!r}")
         if self.shuffle:

@@ -12,6 +12,7 @@
 //! check for signals (Ctrl-C), and a pending `KeyboardInterrupt` raises the fit's stop flag, waits
 //! for the engine to stop at its next iteration and is re-raised.
 
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -20,8 +21,8 @@ use std::time::Duration;
 
 use ndarray::{Array2, ArrayView2};
 use nmf_gpu::{
-    ndarray, Backend, CsrMatrix, Factorization, Init, Loss, Nmf, NmfError, NmfParams,
-    Orthogonality, Solver,
+    ndarray, Backend, BackendChoice, CsrMatrix, Factorization, Init, Loss, Nmf, NmfError,
+    NmfParams, Orthogonality, Solver,
 };
 use numpy::{IntoPyArray, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
@@ -75,28 +76,36 @@ fn bad(msg: String) -> PyErr {
     PyValueError::new_err(msg)
 }
 
-/// One GPU context for the process: its compiled pipelines are reused by every fit.
-fn gpu_context() -> PyResult<nmf_gpu::GpuContext> {
-    static GPU: OnceLock<Mutex<Option<nmf_gpu::GpuContext>>> = OnceLock::new();
-    let cell = GPU.get_or_init(|| Mutex::new(None));
+/// One GPU context per adapter for the process (`None`: the adapter chosen by default): its
+/// compiled pipelines are reused by every fit.
+fn gpu_context(index: Option<usize>) -> PyResult<nmf_gpu::GpuContext> {
+    type Contexts = HashMap<Option<usize>, nmf_gpu::GpuContext>;
+    static GPU: OnceLock<Mutex<Contexts>> = OnceLock::new();
+    let cell = GPU.get_or_init(|| Mutex::new(HashMap::new()));
     let mut guard = cell
         .lock()
         .map_err(|_| PyRuntimeError::new_err("the GPU context lock is poisoned"))?;
-    if let Some(ctx) = guard.as_ref() {
+    if let Some(ctx) = guard.get(&index) {
         return Ok(ctx.clone());
     }
-    let ctx = nmf_gpu::GpuContext::new().map_err(to_py)?;
-    *guard = Some(ctx.clone());
+    let ctx = match index {
+        None => nmf_gpu::GpuContext::new(),
+        Some(i) => nmf_gpu::GpuContext::on_adapter(i),
+    }
+    .map_err(to_py)?;
+    guard.insert(index, ctx.clone());
     Ok(ctx)
 }
 
+/// `backend=`: the library's names (`auto`, `cpu`, `gpu`, `gpu:N` for the adapter of index N
+/// in `gpu_info()`), parsed by the library.
 fn backend(name: &str) -> PyResult<Backend> {
-    match name {
-        "cpu" => Ok(Backend::Cpu),
-        "auto" => Ok(Backend::Auto),
-        "gpu" => Ok(Backend::Gpu(gpu_context()?)),
-        other => Err(bad(format!(
-            "backend must be 'auto', 'cpu' or 'gpu', got {other:?}"
+    match name.parse::<BackendChoice>() {
+        Ok(BackendChoice::Cpu) => Ok(Backend::Cpu),
+        Ok(BackendChoice::Auto) => Ok(Backend::Auto),
+        Ok(BackendChoice::Gpu(index)) => Ok(Backend::Gpu(gpu_context(index)?)),
+        Err(_) => Err(bad(format!(
+            "backend must be 'auto', 'cpu', 'gpu' or 'gpu:N' (N an adapter index of gpu_info()), got {name:?}"
         ))),
     }
 }

@@ -272,3 +272,17 @@ def test_float32_contiguous_input_reaches_the_engine_uncopied(rng, monkeypatch, 
     X64 = X.astype(np.float64)
     NMF(n_components=3, max_iter=20, backend="cpu").fit(X64)
     assert seen[-1].dtype == np.float32 and not np.shares_memory(seen[-1], X64)
+
+
+def test_backend_names_an_adapter_by_its_index():
+    adapters = require_gpu()
+    X = np.random.default_rng(3).random((30, 20)).astype(np.float32)
+    last = len(adapters) - 1
+    m = nmf_gpu.NMF(n_components=3, max_iter=20, random_state=0, backend=f"gpu:{last}").fit(X)
+    assert m.engine_.startswith("gpu"), m.engine_
+    assert adapters[last]["name"] in m.engine_
+    with pytest.raises(RuntimeError, match=f"there is no adapter {len(adapters)}"):
+        nmf_gpu.NMF(n_components=3, backend=f"gpu:{len(adapters)}").fit(X)
+    for bad in ("gpu:", "gpu:x", "gpu:-1", "tpu"):
+        with pytest.raises(ValueError, match="gpu:N"):
+            nmf_gpu.NMF(n_components=3, backend=bad).fit(X)
