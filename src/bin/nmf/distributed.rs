@@ -70,10 +70,14 @@ fn refuse_unsupported(args: &FitArgs) -> Result<(), CliError> {
     }
     let ext = args.input.input.extension().and_then(|e| e.to_str());
     if !args.input.input.is_dir()
-        && !ext.is_some_and(|e| e.eq_ignore_ascii_case("npy") || e.eq_ignore_ascii_case("mtx"))
+        && !ext.is_some_and(|e| {
+            ["npy", "mtx", "tif", "tiff"]
+                .iter()
+                .any(|known| e.eq_ignore_ascii_case(known))
+        })
     {
         return Err(CliError::usage(format!(
-            "{}: a distributed fit reads .npy files (each rank reads only its block), MatrixMarket coordinate .mtx files and image directories; convert the matrix with numpy.save or scipy.io.mmwrite",
+            "{}: a distributed fit reads .npy files and TIFF stacks (each rank reads only its block), MatrixMarket coordinate .mtx files and image directories; convert the matrix with numpy.save or scipy.io.mmwrite",
             args.input.input.display()
         )));
     }
