@@ -16,7 +16,7 @@
 //! # Ok::<(), nmf_gpu::NmfError>(())
 //! ```
 //!
-//! Three methods, each over the same ranks ([`Method`]):
+//! Four methods, each over the same ranks ([`Method`]):
 //!
 //! - **Consensus** ([`consensus`], Brunet et al. 2004): `runs` fits from random starts per rank;
 //!   each clusters the samples (`argmax_k H[k, j]`); the consensus matrix of those clusterings,
@@ -38,6 +38,12 @@
 //!   its mean and standard error over the repeats. **Rule:** one standard error
 //!   ([`decide`]): the smallest rank whose mean held-out RMSE is at most the lowest plus its
 //!   standard error.
+//! - **Bi-cross-validation** ([`bicv`], Owen & Perry 2009): `cv_repeats` fits per rank of the
+//!   block left when a third of the rows and a third of the columns are held out (the same
+//!   rows and columns at every rank for repeat `t`), the held-out block predicted from the
+//!   blocks beside it; the RMSE of that prediction. **Rule:** one standard error, as
+//!   cross-validation. Its fits start from NNDSVDa with [`BICV_BUDGET`] times the budget and
+//!   [`BICV_TOL_SHARE`] of the tolerance, so that the fit at the data's rank has converged.
 //!
 //! **The recommendation** ([`decide`]; [`RankSelection::decision`] says how it was reached).
 //! Consensus and NMFk measure cluster stability, so they count only when the factors are

@@ -1,7 +1,7 @@
 //! The recommended rank on planted data of every kind (`nmf_gpu::select`): dense uniform
 //! factors (clusters absent: consensus and NMFk are set aside, held-out error decides), sparse
 //! clustered factors (every method counts), samples mixing a few dominant components, noise
-//! from 0.5% to 20% of the signal, ranks 3, 6 and 10; and a case ambiguous by construction (one
+//! from 0.5% to 20% of the signal, ranks 3, 6, 10 and 15; and a case ambiguous by construction (one
 //! component below the noise), whose summary says so. Small matrices and few runs, so that the
 //! whole matrix of cases runs in seconds.
 
@@ -146,6 +146,8 @@ fn the_planted_rank_is_recommended_for_every_kind_of_factor() {
         (Kind::Clustered, 60, 120, 3, 0.2, true),
         (Kind::FewDominant, 120, 400, 6, 0.05, false),
         (Kind::FewDominant, 120, 400, 3, 0.005, false),
+        (Kind::Clustered, 120, 400, 15, 0.02, true),
+        (Kind::Dense, 150, 500, 15, 0.01, false),
     ] {
         let v = planted(kind, m, n, r, noise, 7);
         let sel = sweep(&v, r, 1);
