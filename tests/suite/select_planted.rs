@@ -1,9 +1,9 @@
 //! The recommended rank on planted data of every kind (`nmf_gpu::select`): dense uniform
 //! factors (clusters absent: consensus and NMFk are set aside, held-out error decides), sparse
 //! clustered factors (every method counts), samples mixing a few dominant components, noise
-//! from 0.5% to 20% of the signal, ranks 3, 6, 10 and 15; and a case ambiguous by construction (one
-//! component below the noise), whose summary says so. Small matrices and few runs, so that the
-//! whole matrix of cases runs in seconds.
+//! from 0.5% to 20% of the signal, ranks 3, 6, 10 and 15; and a case ambiguous by
+//! construction (one component below the noise), whose summary says so. Small matrices and few
+//! runs, so that the whole matrix of cases runs in seconds.
 
 use nmf_gpu::ndarray::Array2;
 use nmf_gpu::select::{Method, RankSelect, RankSelection};
