@@ -24,13 +24,14 @@ use nmf_gpu::distributed::mpi::traits::*;
 use nmf_gpu::distributed::{self, Grid, ImageDir, LocalBlock};
 use nmf_gpu::images::SizePolicy;
 use nmf_gpu::io::{write_bytes_atomic, write_npy_atomic, FileFormat, ReadOptions};
-use nmf_gpu::{Init, Loss, Nmf, NmfError, Orthogonality, Solver};
+use nmf_gpu::{Checkpoint, Init, Loss, Nmf, NmfError, Orthogonality, Solver};
 use serde_json::json;
 
 use crate::args::{BackendArg, FitArgs, SolverArg, StorageArg};
 use crate::backend::backend;
 use crate::error::CliError;
 use crate::print_stdout;
+use crate::resume::{self, Expected};
 use crate::storage::{choose, Storage};
 use crate::summary::{f32_json, shape_json, H_FILE, SUMMARY_FILE, W_FILE};
 
@@ -59,12 +60,6 @@ fn refuse_unsupported(args: &FitArgs) -> Result<(), CliError> {
             "{what} is not available in a distributed fit (mpirun / --grid); run a single-process fit for it"
         )))
     };
-    if args.resume.is_some() {
-        return no("--resume");
-    }
-    if args.checkpoint_every.is_some() {
-        return no("--checkpoint-every");
-    }
     if args.samples_as_rows {
         return no("--samples-as-rows (save the transposed matrix instead)");
     }
@@ -123,6 +118,26 @@ fn alike(e: impl Into<CliError>) -> RankError {
         error: e.into(),
         peer: false,
         local: false,
+    }
+}
+
+/// `result` on every rank when all succeeded (collective): this rank's own error where it
+/// failed (its message is printed once, by the lowest failing rank), a peer's failure
+/// elsewhere.
+fn agree_cli<C: Communicator, T>(world: &C, result: Result<T, CliError>) -> Result<T, RankError> {
+    let me = world.rank() as usize;
+    let flag = match &result {
+        Ok(_) => Ok(()),
+        Err(_) => Err(NmfError::PeerFailed { rank: me }),
+    };
+    match (distributed::agree(world, flag), result) {
+        (_, Err(error)) => Err(RankError {
+            error,
+            peer: false,
+            local: true,
+        }),
+        (Err(e), Ok(_)) => Err(from_lib(e, true)),
+        (Ok(()), Ok(v)) => Ok(v),
     }
 }
 
@@ -189,18 +204,51 @@ fn fit<C: Communicator>(args: &FitArgs, world: &C) -> Result<u8, RankError> {
     let block: LocalBlock = distributed::agree(world, block).map_err(|e| from_lib(e, true))?;
     let read_seconds = read_start.elapsed().as_secs_f64();
     let dir = args.output_dir.as_path();
-    let made = if me == 0 {
-        prepare(dir, args.output_parts)
-    } else {
-        Ok(())
+    let made = match (me, args.output_parts) {
+        (0, true) => prepare(dir, true).map_err(CliError::from),
+        (0, false) => crate::output::prepare_dir(dir),
+        _ => Ok(()),
     };
-    distributed::agree(world, made).map_err(|e| from_lib(e, true))?;
+    agree_cli(world, made)?;
 
     let solver: Solver = args.solver.into();
     let loss: Loss = args.loss();
-    let init: Init = args.init.into();
+    let orthogonal: Orthogonality = args.orthogonal.into();
+    // `--resume DIR`: every rank reads the saved model (a directory all ranks see) and starts
+    // from it; the ranks agree on any error.
+    let saved = match &args.resume {
+        Some(saved_dir) => {
+            let expected = Expected {
+                rank: args.rank,
+                solver,
+                loss,
+                orthogonal,
+                samples_as_rows: false,
+            };
+            let summary = agree_cli(world, resume::read_summary(saved_dir, expected))?;
+            let model = agree_cli(world, resume::load(saved_dir, &summary, shape))?;
+            if resume::already_converged(&summary, args.tol, args.max_iter) {
+                let done = if me == 0 {
+                    resume::finish_converged(&model, &summary, dir, args.json, args.quiet)
+                } else {
+                    Ok(())
+                };
+                agree_cli(world, done)?;
+                return Ok(0);
+            }
+            Some(model)
+        }
+        None => None,
+    };
+    let init: Init = match &saved {
+        Some(model) => Init::Custom {
+            w: model.w.clone(),
+            h: model.h.clone(),
+        },
+        None => args.init.into(),
+    };
     let alpha_h = args.alpha_h.unwrap_or(args.alpha_w);
-    let params = Nmf::params(args.rank)
+    let mut params = Nmf::params(args.rank)
         .solver(solver)
         .loss(loss)
         .init(init.clone())
@@ -210,8 +258,44 @@ fn fit<C: Communicator>(args: &FitArgs, world: &C) -> Result<u8, RankError> {
         .alpha_w(args.alpha_w)
         .alpha_h(alpha_h)
         .l1_ratio(args.l1_ratio)
-        .orthogonal(args.orthogonal.into())
+        .orthogonal(orthogonal)
         .backend(backend);
+    if let Some(model) = &saved {
+        params = params.resume(model.resume);
+    }
+    // `--checkpoint-every N`: rank 0 receives the gathered factors and replaces the model in
+    // the output directory with them (a model `--resume` continues).
+    if let Some(every) = args.checkpoint_every {
+        let out = dir.to_path_buf();
+        let base = json!({
+            "nmf_version": env!("CARGO_PKG_VERSION"),
+            "input": path.display().to_string(),
+            "shape": shape_json(shape),
+            "rank": args.rank,
+            "solver": solver.name(),
+            "loss": loss.name(),
+            "orthogonal": orthogonal.name(),
+            "samples_as_rows": false,
+            "init": init.name(),
+            "max_iter": args.max_iter,
+            "tol": f32_json(args.tol),
+            "seed": args.seed,
+            "converged": false,
+            "checkpoint": true,
+            "distributed": {"ranks": p},
+        });
+        params = params.checkpoint(every, move |c: &Checkpoint<'_>| {
+            let mut summary = base.clone();
+            summary["iterations"] = json!(c.iteration);
+            summary["initial_loss"] = json!(c.initial_loss);
+            summary["W"] = json!({"file": W_FILE, "shape": shape_json(c.w.dim())});
+            summary["H"] = json!({"file": H_FILE, "shape": shape_json(c.h.dim())});
+            let mut text =
+                serde_json::to_string_pretty(&summary).unwrap_or_else(|_| summary.to_string());
+            text.push('\n');
+            crate::output::stage_model(&out, c.w, c.h, &text)
+        });
+    }
     let grid = layout.grid;
     let mut fit = distributed::fit(world, &params, layout, block).map_err(|e| {
         let local = matches!(
@@ -222,21 +306,23 @@ fn fit<C: Communicator>(args: &FitArgs, world: &C) -> Result<u8, RankError> {
     })?;
     fit.timings.read_seconds = read_seconds;
 
-    // Writing: every rank writes its parts, or rank 0 the gathered factors.
-    let written = if args.output_parts {
+    // Writing: every rank writes its parts, or rank 0 the gathered factors with the summary
+    // (below), as one model directory replaced at once.
+    let gathered = if args.output_parts {
         let k = fit.layout.rank;
-        write_npy_atomic(dir.join(format!("W.part-{k}.npy")), &fit.w)
-            .and_then(|()| write_npy_atomic(dir.join(format!("H.part-{k}.npy")), &fit.h))
+        let written = write_npy_atomic(dir.join(format!("W.part-{k}.npy")), &fit.w)
+            .and_then(|()| write_npy_atomic(dir.join(format!("H.part-{k}.npy")), &fit.h));
+        distributed::agree(world, written).map_err(|e| from_lib(e, true))?;
+        None
     } else {
-        match fit.gather(world) {
-            Some((w, h)) => write_npy_atomic(dir.join(W_FILE), &w)
-                .and_then(|()| write_npy_atomic(dir.join(H_FILE), &h)),
-            None => Ok(()),
-        }
+        fit.gather(world)
     };
-    distributed::agree(world, written).map_err(|e| from_lib(e, true))?;
     let stats = fit.gather_stats(world);
     let Some(stats) = stats else {
+        // Rank 0's write of the model is agreed below.
+        if !args.output_parts {
+            agree_cli(world, Ok(()))?;
+        }
         return Ok(0);
     };
     let report = &fit.report;
@@ -298,7 +384,8 @@ fn fit<C: Communicator>(args: &FitArgs, world: &C) -> Result<u8, RankError> {
         "rank": r,
         "solver": solver.name(),
         "loss": loss.name(),
-        "orthogonal": Orthogonality::from(args.orthogonal).name(),
+        "orthogonal": orthogonal.name(),
+        "samples_as_rows": false,
         "init": init.name(),
         "max_iter": args.max_iter,
         "tol": f32_json(args.tol),
@@ -329,7 +416,14 @@ fn fit<C: Communicator>(args: &FitArgs, world: &C) -> Result<u8, RankError> {
     });
     let mut text = serde_json::to_string_pretty(&summary).unwrap_or_else(|_| summary.to_string());
     text.push('\n');
-    write_bytes_atomic(dir.join(SUMMARY_FILE), text.as_bytes()).map_err(|e| from_lib(e, true))?;
+    match &gathered {
+        Some((w, h)) => {
+            let written = crate::output::stage_model(dir, w.view(), h.view(), &text);
+            agree_cli(world, written.map_err(CliError::from))?;
+        }
+        None => write_bytes_atomic(dir.join(SUMMARY_FILE), text.as_bytes())
+            .map_err(|e| from_lib(e, true))?,
+    }
     if args.json {
         print_stdout(&text);
     } else if !args.quiet {
