@@ -688,3 +688,88 @@ fn stream_throughput() {
         report(name, path, pass(&mut src));
     }
 }
+
+// ---- the distributed block reader and the command line ------------------------------------
+
+/// Every rank's block of a 2x2 (and 3x1) grid, read from a TIFF stack (a file, and a directory of
+/// two files) by the distributed reader, is the same block of the whole matrix, dense or sparse.
+#[test]
+fn distributed_blocks_of_a_stack_are_the_blocks_of_the_matrix() {
+    use nmf_gpu::distributed::{input_shape, read_block, Grid, Layout, LocalBlock};
+    let dir = tempfile::tempdir().unwrap();
+    let v = expected(FRAMES);
+    let file = dir.path().join("m.tif");
+    write_stack(&file, &v, TiffSampleType::U16, false, TiffCompression::Lzw);
+    let sub = dir.path().join("parts");
+    std::fs::create_dir(&sub).unwrap();
+    write_stack(
+        &sub.join("p1.tif"),
+        &v.slice(s![.., ..5]).to_owned(),
+        TiffSampleType::U16,
+        true,
+        TiffCompression::None,
+    );
+    write_stack(
+        &sub.join("p2.tif"),
+        &v.slice(s![.., 5..]).to_owned(),
+        TiffSampleType::U16,
+        false,
+        TiffCompression::Deflate,
+    );
+    let options = ReadOptions::new();
+    for path in [&file, &sub] {
+        let shape = input_shape(path, &options).unwrap();
+        assert_eq!(shape, v.dim());
+        for grid in [Grid { rows: 2, cols: 2 }, Grid { rows: 3, cols: 1 }] {
+            for rank in 0..grid.rows * grid.cols {
+                let layout = Layout::new(grid, shape, rank);
+                let want = v.slice(s![layout.rows.clone(), layout.cols.clone()]);
+                match read_block(path, &layout, false, &options).unwrap() {
+                    LocalBlock::Dense(b) => assert_eq!(b, want, "rank {rank} of {grid:?}"),
+                    LocalBlock::Sparse(_) => panic!("a dense block was asked for"),
+                }
+                match read_block(path, &layout, true, &options).unwrap() {
+                    LocalBlock::Sparse(b) => assert_eq!(b.to_dense(), want),
+                    LocalBlock::Dense(_) => panic!("a sparse block was asked for"),
+                }
+            }
+        }
+    }
+}
+
+/// `nmf fit` reads a `.tif` whole and streams it with `--online`; W has a row per pixel.
+#[test]
+fn nmf_fit_reads_and_streams_a_tiff() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("movie.tif");
+    write_stack(
+        &path,
+        &expected(FRAMES),
+        TiffSampleType::U16,
+        false,
+        TiffCompression::None,
+    );
+    for online in [false, true] {
+        let out = dir.path().join(format!("fit-{online}"));
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_nmf"));
+        cmd.args(["fit", "--rank", "2", "--quiet", "--input"])
+            .arg(&path)
+            .arg("--output-dir")
+            .arg(&out);
+        if online {
+            cmd.args(["--online", "--batch-size", "4"]);
+        }
+        let run = cmd.output().unwrap();
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let w = read_matrix(out.join("W.npy"), &ReadOptions::new()).unwrap();
+        assert_eq!(w.dim(), (W * H, 2), "online {online}");
+        let h = read_matrix(out.join("H.npy"), &ReadOptions::new()).unwrap();
+        assert_eq!(h.dim(), (2, FRAMES), "online {online}");
+        let summary = std::fs::read_to_string(out.join("summary.json")).unwrap();
+        assert!(summary.contains("movie.tif"), "{summary}");
+    }
+}
