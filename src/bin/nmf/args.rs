@@ -262,7 +262,7 @@ pub struct RankArgs {
     #[arg(long, value_enum, default_value = "all")]
     pub method: MethodArg,
 
-    /// Directory for summary.json, rank.png and consensus.png; created if missing.
+    /// Directory for summary.json, rank.png, consensus.png and heldout.png; created if missing.
     #[arg(long, short = 'o', value_name = "DIR")]
     pub output_dir: PathBuf,
 
@@ -270,7 +270,8 @@ pub struct RankArgs {
     #[arg(long, value_enum, default_value = "hals")]
     pub solver: SolverArg,
 
-    /// Iteration budget of each inner fit (cross-validation's masked fits get 3 times it).
+    /// Iteration budget of each inner fit (cross-validation's masked fits get 3 times it,
+    /// bi-cross-validation's fits 10 times).
     #[arg(long, default_value_t = 50, value_parser = positive_usize, allow_hyphen_values = true)]
     pub max_iter: usize,
 
