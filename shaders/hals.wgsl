@@ -169,3 +169,29 @@ fn hals_stop(@builtin(local_invocation_id) lid: vec3<u32>) {
         track[0] = 0.0;
     }
 }
+
+// The relative rule after a step of another update on the columns of H (online KL encodings):
+// `num` holds H as it was before the step. A step the flag says must not run (sweep > 0, flag
+// cleared) is undone (H ← the previous H); otherwise the column's Σ_t (H − H_prev)² and Σ_t H²
+// go to the tracking buffer for hals_stop.
+@compute @workgroup_size(WG, 1, 1)
+fn track_cols(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let j = flat_index(gid, nwg, WG);
+    if (j >= p.cols) {
+        return;
+    }
+    if (!sweep_runs()) {
+        for (var t = 0u; t < p.r; t++) {
+            x[t * p.cols + j] = num[t * p.cols + j];
+        }
+        return;
+    }
+    var out = vec2<f32>(0.0, 0.0);
+    for (var t = 0u; t < p.r; t++) {
+        let now = x[t * p.cols + j];
+        let d = now - num[t * p.cols + j];
+        out += vec2<f32>(d * d, now * now);
+    }
+    track[TRACK_HEAD + j] = out.x;
+    track[TRACK_HEAD + p.count + j] = out.y;
+}

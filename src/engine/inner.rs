@@ -79,3 +79,35 @@ pub(crate) fn host_sweeps<E: Engine + ?Sized>(
     }
     Ok(())
 }
+
+/// After one inner step of `x` (H, r x n) by another update (online KL encodings), `prev`
+/// holding `x` as it was before the step: whether the relative rule
+/// `‖x − prev‖² ≤ tol² ‖x‖²` stops the loop. On the host: the move is formed in `prev` and
+/// both norms are read back.
+pub(crate) fn host_relative_check<E: Engine + ?Sized>(
+    e: &mut E,
+    x: &E::Mat,
+    prev: &mut E::Mat,
+    side: Side,
+    tol: f64,
+    small: &mut E::Mat,
+) -> Result<bool> {
+    e.axpby(1.0, x, -1.0, prev)?;
+    let moved = trace_of_gram(e, prev, side, small)?;
+    let x_sq = trace_of_gram(e, x, side, small)?;
+    Ok(moved <= tol * tol * x_sq)
+}
+
+/// `‖x‖²_F` as the trace of its Gram matrix (formed in `small`, r x r, and read back).
+fn trace_of_gram<E: Engine + ?Sized>(
+    e: &mut E,
+    x: &E::Mat,
+    side: Side,
+    small: &mut E::Mat,
+) -> Result<f64> {
+    e.gram(x, side, small)?;
+    let s = e.download(small)?;
+    Ok((0..s.nrows().min(s.ncols()))
+        .map(|t| f64::from(s[[t, t]]))
+        .sum())
+}

@@ -282,6 +282,26 @@ pub(crate) trait Engine {
         inner::host_sweeps(self, x, num, gram, side, reg, budget, stop, prev, small)
     }
 
+    /// After inner step number `sweep` of `x` by an update other than HALS (online KL
+    /// encodings), `prev` holding `x` before the step: whether the relative rule
+    /// `‖x − prev‖² ≤ tol² ‖x‖²` stops the loop (`small`, r x r, is work space). This default
+    /// reads both norms back ([`inner::host_relative_check`]); the GPU engine applies the rule on
+    /// the device for `Side::Right`, never says stop, and undoes the steps after the rule is
+    /// met, so the caller runs its whole budget without a read-back and gets the same `x`.
+    #[allow(clippy::too_many_arguments)]
+    fn relative_check(
+        &mut self,
+        x: &mut Self::Mat,
+        prev: &mut Self::Mat,
+        side: Side,
+        sweep: usize,
+        tol: f64,
+        small: &mut Self::Mat,
+    ) -> Result<bool> {
+        let _ = sweep;
+        inner::host_relative_check(self, x, prev, side, tol, small)
+    }
+
     /// [`hals_step`](Engine::hals_step), returning how far it moved `x`:
     /// `‖x_new − x_old‖²_F`. This default keeps `x_old` in `prev` and forms the move's Gram
     /// matrix in `small` (r x r) to read its trace; an engine that can sum the move as it

@@ -417,9 +417,9 @@ fn encode<E: Engine>(
             small,
         );
     }
-    // KL: multiplicative updates; with tol > 0 the move and ‖H‖² are read back per sweep
-    // (the GPU engine has no device-side rule for them yet).
-    for _ in 0..inner_max {
+    // KL: multiplicative updates, the relative rule after each (on the device on the GPU
+    // engine, which then runs the whole budget, undoing the steps after the rule is met).
+    for sweep in 0..inner_max {
         e.axpby(1.0, &bm.h, 0.0, &mut bm.prev)?;
         e.kl_numerator(w, &bm.h, Side::Right, &mut bm.q)?;
         e.mu_step(
@@ -431,13 +431,7 @@ fn encode<E: Engine>(
             eps,
             MuRule::Plain,
         )?;
-        if tol <= 0.0 {
-            continue;
-        }
-        e.axpby(1.0, &bm.h, -1.0, &mut bm.prev)?;
-        let dh_sq = trace_gram(e, &bm.prev, Side::Right, small)?;
-        let h_sq = trace_gram(e, &bm.h, Side::Right, small)?;
-        if dh_sq <= tol * tol * h_sq {
+        if tol > 0.0 && e.relative_check(&mut bm.h, &mut bm.prev, Side::Right, sweep, tol, small)? {
             break;
         }
     }

@@ -746,6 +746,52 @@ impl Engine for GpuEngine {
         Ok(())
     }
 
+    /// The relative rule on the device for H (`track_cols` then `hals_stop`); W by the host.
+    fn relative_check(
+        &mut self,
+        x: &mut GpuMat,
+        prev: &mut GpuMat,
+        side: Side,
+        sweep: usize,
+        tol: f64,
+        small: &mut GpuMat,
+    ) -> Result<bool> {
+        if side == Side::Left {
+            return super::inner::host_relative_check(self, x, prev, side, tol, small);
+        }
+        check_shape("the previous H of an inner check", prev, x.rows, x.cols)?;
+        let count = x.cols;
+        let track = Self::scratch(
+            &self.ctx,
+            &mut self.track,
+            uniforms::TRACK_HEAD + 2 * count,
+            "the moves of inner sweeps",
+        )?;
+        let params = uniforms::Hals {
+            rows: index(x.rows)?,
+            cols: index(x.cols)?,
+            r: index(x.rows)?,
+            sweep: index(sweep)?,
+            tol_sq: (tol * tol) as f32,
+            rule: uniforms::StopRule::Relative as u32,
+            count: index(count)?,
+            ..Default::default()
+        };
+        // The Gram binding is not read by these two kernels; `prev` fills it.
+        let buffers = [&x.buf, &prev.buf, &prev.buf, &track];
+        let groups = self.linear(count)?;
+        self.sched
+            .dispatch(&self.ctx, Kernel::TrackCols, &buffers, &params, groups)?;
+        self.sched.dispatch(
+            &self.ctx,
+            Kernel::HalsStop,
+            &buffers,
+            &params,
+            Groups(1, 1, 1),
+        )?;
+        Ok(false)
+    }
+
     fn loss(&mut self, w: &GpuMat, h: &GpuMat, loss: Loss, eps: f32) -> Result<f64> {
         if self.sparse.is_some() {
             return self.sparse_loss(w, h, loss, eps);

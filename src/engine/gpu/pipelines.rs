@@ -174,6 +174,11 @@ const HALS_COLS_TRACKED: KernelSpec = KernelSpec {
     ..HALS_ROWS_TRACKED
 };
 
+const TRACK_COLS: KernelSpec = KernelSpec {
+    entry: "track_cols",
+    ..HALS_ROWS_TRACKED
+};
+
 const HALS_STOP: KernelSpec = KernelSpec {
     entry: "hals_stop",
     ..HALS_ROWS_TRACKED
@@ -330,6 +335,8 @@ pub(crate) enum Kernel {
     HalsColsTracked,
     /// The inner stopping rule on the moves of the last tracked sweep (one workgroup).
     HalsStop,
+    /// The moves of another update of H's columns (or its undoing once the flag is cleared).
+    TrackCols,
     /// Strided sums (row sums of H, column sums of W).
     AxisSums,
     /// Sum of the slices of a product split over its inner dimension.
@@ -367,6 +374,7 @@ impl Kernel {
                 Kernel::HalsRowsTracked,
                 Kernel::HalsColsTracked,
                 Kernel::HalsStop,
+                Kernel::TrackCols,
                 Kernel::AxisSums,
                 Kernel::SumSlices,
                 Kernel::Transpose,
@@ -389,6 +397,7 @@ impl Kernel {
             Kernel::HalsRowsTracked => &HALS_ROWS_TRACKED,
             Kernel::HalsColsTracked => &HALS_COLS_TRACKED,
             Kernel::HalsStop => &HALS_STOP,
+            Kernel::TrackCols => &TRACK_COLS,
             Kernel::AxisSums => &AXIS_SUMS,
             Kernel::SumSlices => &SUM_SLICES,
             Kernel::Transpose => &TRANSPOSE,
