@@ -32,6 +32,7 @@ use crate::backend::backend;
 use crate::error::CliError;
 use crate::print_stdout;
 use crate::resume::{self, Expected};
+use crate::signals::Stop;
 use crate::storage::{choose, Storage};
 use crate::summary::{f32_json, shape_json, H_FILE, SUMMARY_FILE, W_FILE};
 
@@ -248,6 +249,10 @@ fn fit<C: Communicator>(args: &FitArgs, world: &C) -> Result<u8, RankError> {
         None => args.init.into(),
     };
     let alpha_h = args.alpha_h.unwrap_or(args.alpha_w);
+    // SIGINT / SIGTERM (mpirun passes a signal on to every rank): the fit reads the flags of
+    // all ranks at each loss check and stops together; the model reached is written, marked
+    // interrupted, and every rank exits with 128 + the signal.
+    let stop = agree_cli(world, Stop::install())?;
     let mut params = Nmf::params(args.rank)
         .solver(solver)
         .loss(loss)
@@ -259,6 +264,7 @@ fn fit<C: Communicator>(args: &FitArgs, world: &C) -> Result<u8, RankError> {
         .alpha_h(alpha_h)
         .l1_ratio(args.l1_ratio)
         .orthogonal(orthogonal)
+        .stop_flag(stop.flag())
         .backend(backend);
     if let Some(model) = &saved {
         params = params.resume(model.resume);
@@ -323,7 +329,11 @@ fn fit<C: Communicator>(args: &FitArgs, world: &C) -> Result<u8, RankError> {
         if !args.output_parts {
             agree_cli(world, Ok(()))?;
         }
-        return Ok(0);
+        return Ok(if fit.report.interrupted {
+            stop.exit_code()
+        } else {
+            0
+        });
     };
     let report = &fit.report;
     let per_rank: Vec<_> = stats
@@ -406,6 +416,7 @@ fn fit<C: Communicator>(args: &FitArgs, world: &C) -> Result<u8, RankError> {
         "engine": fit.engine,
         "iterations": report.n_iter,
         "converged": report.converged,
+        "interrupted": report.interrupted,
         "initial_loss": report.initial_loss,
         "final_loss": report.final_loss(),
         "losses": report.losses,
@@ -438,7 +449,11 @@ fn fit<C: Communicator>(args: &FitArgs, world: &C) -> Result<u8, RankError> {
             dir.display()
         );
     }
-    Ok(0)
+    Ok(if report.interrupted {
+        stop.exit_code()
+    } else {
+        0
+    })
 }
 
 /// The backend of this rank: `--backend gpu` without an adapter index takes the GPU of the
