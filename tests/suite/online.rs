@@ -474,7 +474,12 @@ fn streaming_a_large_npy_keeps_memory_bounded() {
     let file_bytes = std::fs::metadata(&path).unwrap().len();
     assert!(file_bytes > 3 * STREAM_PEAK_BYTES);
     let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "online::stream_child", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "online::stream_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("NMF_ONLINE_STREAM_FILE", &path)
         .output()
         .unwrap();
