@@ -42,7 +42,8 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct InputArgs {
     /// The data matrix: .npy (float32/float64, C or Fortran order), .csv, .tsv or .mtx
-    /// (MatrixMarket coordinate or array).
+    /// (MatrixMarket coordinate or array); a .tif/.tiff stack or a directory of them (one frame
+    /// per column, streamed with --online); a directory of images (one image per column).
     #[arg(long, short = 'i', value_name = "FILE")]
     pub input: PathBuf,
 
