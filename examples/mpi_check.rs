@@ -129,6 +129,9 @@ fn cases() -> Vec<(&'static str, NmfParams)> {
     ]
 }
 
+/// A checkpoint as received: the iteration, W and H.
+type Saved = (usize, Array2<f32>, Array2<f32>);
+
 /// Resumption, checkpoints and the stop flag of a distributed fit, against single-process fits
 /// of the same data: a fit resumed after 20 iterations for 30 more equals 50 straight; the
 /// checkpoint after 25 iterations holds the single-process factors after 25; a stop flag raised
@@ -185,7 +188,7 @@ fn control<C: Communicator>(world: &C, grid: Grid) -> Result<bool, NmfError> {
         }
         // The checkpoint after 25 iterations (rank 0 receives the gathered factors).
         let at25 = base().max_iter(25).fit(v.view())?;
-        let saved: Arc<Mutex<Vec<(usize, Array2<f32>, Array2<f32>)>>> = Arc::default();
+        let saved: Arc<Mutex<Vec<Saved>>> = Arc::default();
         let sink = Arc::clone(&saved);
         let with_checkpoints = base().max_iter(50).checkpoint(25, move |c| {
             if let Ok(mut s) = sink.lock() {

@@ -1,7 +1,6 @@
 //! File readers and writers of `nmf_gpu::io`: every format read exactly, every malformed input
 //! an error naming the file (never a panic), atomic writes, and `Factorization::from_w`.
 
-use crate::common;
 
 use std::path::{Path, PathBuf};
 
@@ -703,10 +702,17 @@ fn format_from_path() {
         FileFormat::from_path(Path::new("a.mtx")).unwrap(),
         FileFormat::MatrixMarket
     );
+    assert_eq!(
+        FileFormat::from_path(Path::new("a.TIFF")).unwrap(),
+        FileFormat::Tiff
+    );
     for name in ["a.xlsx", "noext"] {
         let p = write(dir.path(), name, b"1,2\n");
         let e = err_of(&p, &opts());
-        assert!(e.to_string().contains(".npy, .csv, .tsv and .mtx"), "{e}");
+        assert!(
+            e.to_string().contains(".npy, .csv, .tsv, .mtx and .tif/.tiff"),
+            "{e}"
+        );
     }
     // A directory is read as images; this one holds none.
     let e = err_of(dir.path(), &opts());
