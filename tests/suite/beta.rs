@@ -3,7 +3,6 @@
 //! increase, the loss against a direct evaluation, the rejections, fixed columns and rows that
 //! do not move, `fix_w(..)` against `transform`, and the GPU engine against the CPU engine.
 
-
 use crate::common::{gpu_or_skip, pseudo};
 use nmf_gpu::ndarray::{Array2, ArrayView2};
 use nmf_gpu::{Backend, CsrMatrix, Factorization, Init, Loss, Nmf, NmfError, NmfParams, Solver};

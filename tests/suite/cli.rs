@@ -2,7 +2,6 @@
 //! `nmf fit` to W.npy and H.npy, `transform` reproduces H, and every bad input exits with code 1
 //! and a message naming the file and the problem, leaving no W.npy behind.
 
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

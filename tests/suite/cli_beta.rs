@@ -1,7 +1,6 @@
 //! `nmf fit --loss is` and `--beta B`: the fit runs, summary.json names the loss, `transform`
 //! and `--resume` read it back, and conflicting flags are usage errors (exit 2).
 
-
 use std::path::Path;
 use std::process::{Command, Output};
 

@@ -1,6 +1,5 @@
 //! HALS (coordinate descent): planted recovery, monotone objective, regularisation effects.
 
-
 use crate::common::planted;
 use nmf_gpu::{Init, Nmf, Solver};
 

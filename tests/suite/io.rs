@@ -1,7 +1,6 @@
 //! File readers and writers of `nmf_gpu::io`: every format read exactly, every malformed input
 //! an error naming the file (never a panic), atomic writes, and `Factorization::from_w`.
 
-
 use std::path::{Path, PathBuf};
 
 use crate::common::planted;
@@ -710,7 +709,8 @@ fn format_from_path() {
         let p = write(dir.path(), name, b"1,2\n");
         let e = err_of(&p, &opts());
         assert!(
-            e.to_string().contains(".npy, .csv, .tsv, .mtx and .tif/.tiff"),
+            e.to_string()
+                .contains(".npy, .csv, .tsv, .mtx and .tif/.tiff"),
             "{e}"
         );
     }

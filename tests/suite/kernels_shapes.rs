@@ -3,7 +3,6 @@
 //! factor with the wrong inner dimension is an `Err`, never a crash or a silent garbage result;
 //! shapes that conform give the product, in any memory layout of the output.
 
-
 use crate::common::{naive_matmul, uniform};
 use nmf_gpu::kernels::CpuProducts;
 use nmf_gpu::ndarray::{Array2, ShapeBuilder};

@@ -2,7 +2,6 @@
 //! iterations as the dense masked path, on the CPU and the GPU engine, in memory linear in
 //! the observed entries.
 
-
 use crate::common::{gpu_or_skip, pseudo};
 use nmf_gpu::masked::{
     sparse_fit_bytes, MaskedFactorization, MaskedInit, MaskedNmf, MaskedParams, PenaltyScale,

@@ -1,7 +1,6 @@
 //! Multiplicative updates: one step against a naive reference, monotone objectives,
 //! nonnegative finite output, seed determinism, transform consistency.
 
-
 use crate::common::{max_rel_diff, naive_matmul, planted, uniform};
 use nmf_gpu::ndarray::Array2;
 use nmf_gpu::{Init, Loss, Nmf, Solver};

@@ -1,7 +1,6 @@
 //! Symmetric NMF: monotone objectives, recovery of planted and real communities, input errors,
 //! and the GPU engine against the CPU engine.
 
-
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 

@@ -1,7 +1,6 @@
 //! Symmetric NMF of a sparse adjacency: the dense path's iterations from the same start, for
 //! every method and preprocessing, on the CPU and the GPU engine; the same input errors.
 
-
 use crate::common::gpu_or_skip;
 use nmf_gpu::graph::planted_partition;
 use nmf_gpu::ndarray::{array, Array2};

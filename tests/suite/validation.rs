@@ -1,6 +1,5 @@
 //! Every validation rule of `NmfParams::check` and of the data, one test each.
 
-
 use crate::common::uniform;
 use nmf_gpu::ndarray::Array2;
 use nmf_gpu::{Factor, Init, Loss, Nmf, NmfError, Solver};
