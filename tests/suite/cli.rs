@@ -1672,3 +1672,50 @@ fn resumed_fit_equals_uninterrupted_fit() {
         &["summary.json", "cannot resume"],
     );
 }
+
+/// A model fitted with `--online` encodes new samples with `nmf transform --model`: its summary
+/// names what the transform needs, and the encodings reconstruct the data as well as the
+/// fit's own H does.
+#[test]
+fn transform_takes_a_model_fitted_online() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let p = d.join("v.npy");
+    let data = v();
+    write_npy_atomic(&p, &data).unwrap();
+    let model = d.join("model");
+    let fit = nmf(&[
+        "fit",
+        "--input",
+        s(&p),
+        "--rank",
+        "5",
+        "--online",
+        "--batch-size",
+        "10",
+        "--output-dir",
+        s(&model),
+        "-q",
+    ]);
+    assert!(fit.status.success(), "{}", stderr(&fit));
+    let h_file = d.join("h.npy");
+    let out = nmf(&[
+        "transform",
+        "--model",
+        s(&model),
+        "--input",
+        s(&p),
+        "--output",
+        s(&h_file),
+        "-q",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (w, h) = (read(&model.join("W.npy")), read(&h_file));
+    assert_eq!(h.dim(), (5, 30));
+    let err = rel(&w.dot(&h), &data);
+    let fit_err = rel(&w.dot(&read(&model.join("H.npy"))), &data);
+    assert!(
+        err <= fit_err * 1.05 + 1e-3,
+        "transform {err}, the fit's own H {fit_err}"
+    );
+}

@@ -13,7 +13,7 @@ use nmf_gpu::io::{
     read_located, write_npy_atomic, FileFormat, NpyColumnWriter, NpySource, ReadOptions,
 };
 use nmf_gpu::online::{ArraySource, OnlineNmf, OnlineProgress, OnlineStop, Source};
-use nmf_gpu::Loss;
+use nmf_gpu::{Loss, Solver};
 use serde_json::json;
 
 use crate::args::{FitArgs, InitArg, OrthogonalArg, SolverArg};
@@ -23,7 +23,7 @@ use crate::output::prepare_dir;
 use crate::print_stdout;
 use crate::progress::Display;
 use crate::signals::Stop;
-use crate::summary::{H_FILE, SUMMARY_FILE, W_FILE};
+use crate::summary::{f32_json, H_FILE, SUMMARY_FILE, W_FILE};
 
 /// Run `nmf fit --online`; the exit code.
 pub fn run(args: &FitArgs) -> Result<u8, CliError> {
@@ -172,6 +172,14 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
         "shape": [m, n],
         "rank": args.rank,
         "loss": loss.name(),
+        // What `nmf transform --model` needs to encode new samples as this fit encoded its own:
+        // HALS encodings for Frobenius, multiplicative ones for KL, no penalty.
+        "solver": if loss == Loss::Frobenius { Solver::Hals.name() } else { Solver::MultiplicativeUpdate.name() },
+        "samples_as_rows": args.samples_as_rows,
+        "max_iter": args.max_iter,
+        "tol": f32_json(args.tol),
+        "alpha_h": 0.0,
+        "l1_ratio": f32_json(args.l1_ratio),
         "batch_size": args.batch_size,
         "max_epochs": max_epochs,
         "epochs": rep.epochs,
