@@ -8,7 +8,7 @@
 //! | `.csv`, `.tsv` | numbers separated by `,` or a tab, an optional header line ([`HeaderMode`]) |
 //! | `.mtx` | MatrixMarket: `coordinate` (real, integer, pattern; general, symmetric, skew-symmetric) or `array` |
 //! | a directory | images, one per column: grey levels `0..=255`, all the same size ([`crate::images::load_dir`]) |
-//! | `.tif`, `.tiff`, or a directory of them | multi-page TIFF / BigTIFF stacks, one frame per column ([`tiff`](self::tiff), feature `images`) |
+//! | `.tif`, `.tiff`, or a directory of them | multi-page TIFF / BigTIFF stacks, one frame per column ([`tiff`], feature `images`) |
 //!
 //! Every file reader refuses a matrix larger than [`ReadOptions::max_bytes`] *before* allocating it
 //! (an image directory from the sizes in the image headers, before any pixel is decoded), and
@@ -60,7 +60,7 @@ pub enum FileFormat {
     /// A directory of images, one sample per image.
     ImageDir,
     /// A multi-page TIFF / BigTIFF file (`.tif`, `.tiff`), or a directory of them: one sample
-    /// per frame ([`tiff`](self::tiff)).
+    /// per frame ([`tiff`]).
     Tiff,
 }
 

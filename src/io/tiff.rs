@@ -17,13 +17,13 @@
 //!
 //! **Checks before allocating.** [`TiffStack::open`] reads every page's directory (no pixel)
 //! and checks the frame against the input limit: a frame's float32 column and its decoded
-//! samples must fit ([`NmfError::TooLarge`]); the whole-matrix reader ([`read`]) checks the
-//! whole matrix too. Malformed files (bad signature, directory or strip offsets past the end
+//! samples must fit ([`NmfError::TooLarge`]); the whole-matrix reader (`read_matrix` of a
+//! `.tif`) checks the whole matrix too. Malformed files (bad signature, directory or strip offsets past the end
 //! of the file, truncated strips, a page of another size or type) are [`NmfError::Format`]
 //! errors naming the file and the page; nothing panics.
 //!
 //! **Memory of the streaming readers.** [`TiffSource`] (online fits) and the block reader
-//! ([`read_block`], distributed fits) read the frames of a batch or block one after another,
+//! ([`TiffStack::read_block`], distributed fits) read the frames of a batch or block one after another,
 //! each decoded into one reused buffer (one frame in its stored type, at most the input
 //! limit) and converted through a staging buffer of at most [`STAGE_BYTES`] (or one frame's
 //! row range, if larger) into the result. The process holds the result (`rows·cols·4`

@@ -22,7 +22,7 @@
 //! `sd / √repeats` (floored at [`CV_SE_FLOOR`] times `e(r)`, so that one repeat still leaves a
 //! margin): with `r₀ = argmin e`, the choice is the smallest `r` with `e(r) ≤ e(r₀) + s(r₀)`.
 //!
-//! **The decision** ([`decide`]):
+//! **The decision** (`decide`):
 //! 1. Each method's choice is evidence, except consensus and NMFk when the factors are not
 //!    clustered (set aside, with the dominance as the reason).
 //! 2. When the evidence agrees, that rank.
