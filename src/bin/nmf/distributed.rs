@@ -271,25 +271,34 @@ fn fit<C: Communicator>(args: &FitArgs, world: &C) -> Result<u8, RankError> {
     }
     // `--checkpoint-every N`: rank 0 receives the gathered factors and replaces the model in
     // the output directory with them (a model `--resume` continues).
+    // The fit's settings, the head of every summary.json it writes (what `--resume` and
+    // `nmf transform --model` read).
+    let settings = json!({
+        "nmf_version": env!("CARGO_PKG_VERSION"),
+        "input": path.display().to_string(),
+        "format": if images.is_some() { "images" } else { path.extension().and_then(|e| e.to_str()).unwrap_or("npy") },
+        "storage": if sparse { "sparse" } else { "dense" },
+        "shape": shape_json(shape),
+        "rank": args.rank,
+        "solver": solver.name(),
+        "loss": loss.name(),
+        "orthogonal": orthogonal.name(),
+        "samples_as_rows": false,
+        "init": init.name(),
+        "max_iter": args.max_iter,
+        "tol": f32_json(args.tol),
+        "seed": args.seed,
+        "alpha_w": f32_json(args.alpha_w),
+        "alpha_h": f32_json(alpha_h),
+        "l1_ratio": f32_json(args.l1_ratio),
+        "backend": args.backend.name(),
+    });
     if let Some(every) = args.checkpoint_every {
         let out = dir.to_path_buf();
-        let base = json!({
-            "nmf_version": env!("CARGO_PKG_VERSION"),
-            "input": path.display().to_string(),
-            "shape": shape_json(shape),
-            "rank": args.rank,
-            "solver": solver.name(),
-            "loss": loss.name(),
-            "orthogonal": orthogonal.name(),
-            "samples_as_rows": false,
-            "init": init.name(),
-            "max_iter": args.max_iter,
-            "tol": f32_json(args.tol),
-            "seed": args.seed,
-            "converged": false,
-            "checkpoint": true,
-            "distributed": {"ranks": p},
-        });
+        let base = extended(
+            settings.clone(),
+            json!({"converged": false, "checkpoint": true, "distributed": {"ranks": p}}),
+        );
         params = params.checkpoint(every, move |c: &Checkpoint<'_>| {
             let mut summary = base.clone();
             summary["iterations"] = json!(c.iteration);
@@ -385,46 +394,31 @@ fn fit<C: Communicator>(args: &FitArgs, world: &C) -> Result<u8, RankError> {
     let parts: Vec<_> = (0..p)
         .map(|k| json!({"W": format!("W.part-{k}.npy"), "H": format!("H.part-{k}.npy")}))
         .collect();
-    let summary = json!({
-        "nmf_version": env!("CARGO_PKG_VERSION"),
-        "input": path.display().to_string(),
-        "format": if images.is_some() { "images" } else { path.extension().and_then(|e| e.to_str()).unwrap_or("npy") },
-        "storage": if sparse { "sparse" } else { "dense" },
-        "shape": shape_json(shape),
-        "rank": r,
-        "solver": solver.name(),
-        "loss": loss.name(),
-        "orthogonal": orthogonal.name(),
-        "samples_as_rows": false,
-        "init": init.name(),
-        "max_iter": args.max_iter,
-        "tol": f32_json(args.tol),
-        "seed": args.seed,
-        "alpha_w": f32_json(args.alpha_w),
-        "alpha_h": f32_json(alpha_h),
-        "l1_ratio": f32_json(args.l1_ratio),
-        "backend": args.backend.name(),
-        "distributed": {
-            "ranks": p,
-            "grid": [grid.rows, grid.cols],
-            "bytes_per_iteration": total,
-            "measured_bytes_per_iteration": measured,
-            "mpi_faun_bound_bytes_per_rank": bound,
-            "ranks_detail": per_rank,
-            "adapters": adapters,
-        },
-        "engine": fit.engine,
-        "iterations": report.n_iter,
-        "converged": report.converged,
-        "interrupted": report.interrupted,
-        "initial_loss": report.initial_loss,
-        "final_loss": report.final_loss(),
-        "losses": report.losses,
-        "loss_iterations": report.loss_iterations,
-        "seconds": report.elapsed.as_secs_f64(),
-        "W": if args.output_parts { json!({"parts": parts.iter().map(|x| x["W"].clone()).collect::<Vec<_>>(), "shape": shape_json((m, r))}) } else { json!({"file": W_FILE, "shape": shape_json((m, r))}) },
-        "H": if args.output_parts { json!({"parts": parts.iter().map(|x| x["H"].clone()).collect::<Vec<_>>(), "shape": shape_json((r, n))}) } else { json!({"file": H_FILE, "shape": shape_json((r, n))}) },
-    });
+    let summary = extended(
+        settings,
+        json!({
+            "distributed": {
+                "ranks": p,
+                "grid": [grid.rows, grid.cols],
+                "bytes_per_iteration": total,
+                "measured_bytes_per_iteration": measured,
+                "mpi_faun_bound_bytes_per_rank": bound,
+                "ranks_detail": per_rank,
+                "adapters": adapters,
+            },
+            "engine": fit.engine,
+            "iterations": report.n_iter,
+            "converged": report.converged,
+            "interrupted": report.interrupted,
+            "initial_loss": report.initial_loss,
+            "final_loss": report.final_loss(),
+            "losses": report.losses,
+            "loss_iterations": report.loss_iterations,
+            "seconds": report.elapsed.as_secs_f64(),
+            "W": if args.output_parts { json!({"parts": parts.iter().map(|x| x["W"].clone()).collect::<Vec<_>>(), "shape": shape_json((m, r))}) } else { json!({"file": W_FILE, "shape": shape_json((m, r))}) },
+            "H": if args.output_parts { json!({"parts": parts.iter().map(|x| x["H"].clone()).collect::<Vec<_>>(), "shape": shape_json((r, n))}) } else { json!({"file": H_FILE, "shape": shape_json((r, n))}) },
+        }),
+    );
     let mut text = serde_json::to_string_pretty(&summary).unwrap_or_else(|_| summary.to_string());
     text.push('\n');
     match &gathered {
@@ -538,6 +532,14 @@ fn gather_adapters<C: Communicator>(world: &C, backend: &nmf_gpu::Backend) -> se
         })
         .collect();
     serde_json::Value::Array(names)
+}
+
+/// `head` with the fields of `tail` appended (both JSON objects), in order.
+fn extended(mut head: serde_json::Value, tail: serde_json::Value) -> serde_json::Value {
+    if let (Some(h), serde_json::Value::Object(t)) = (head.as_object_mut(), tail) {
+        h.extend(t);
+    }
+    head
 }
 
 /// Create the output directory (rank 0).
