@@ -8,10 +8,13 @@
 //! - [`randomized_svd`]: `A ≈ U diag(S) Vᵀ`, the leading `k` singular triplets by a
 //!   Gaussian sketch with power iterations (Halko, Martinsson & Tropp 2011).
 
+mod assign;
 mod eigen;
 pub(crate) mod gemm;
 mod qr;
 mod svd;
+
+pub use self::assign::assign_max;
 
 // The module's interface; not every item is used by every build of the crate.
 #[allow(unused_imports)]

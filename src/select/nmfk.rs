@@ -195,63 +195,12 @@ pub fn silhouettes(bases: &[Array2<f32>], clusters: &BasisClusters) -> Result<Si
 /// `result[row] = column`.
 pub(crate) fn hungarian(cost: &[Vec<f64>]) -> Vec<usize> {
     let n = cost.len();
-    let inf = f64::INFINITY;
-    let mut u = vec![0.0f64; n + 1];
-    let mut v = vec![0.0f64; n + 1];
-    let mut p = vec![0usize; n + 1];
-    let mut way = vec![0usize; n + 1];
-    for i in 1..=n {
-        p[0] = i;
-        let mut j0 = 0usize;
-        let mut minv = vec![inf; n + 1];
-        let mut used = vec![false; n + 1];
-        loop {
-            used[j0] = true;
-            let i0 = p[j0];
-            let mut delta = inf;
-            let mut j1 = 0usize;
-            for j in 1..=n {
-                if !used[j] {
-                    let cur = cost[i0 - 1][j - 1] - u[i0] - v[j];
-                    if cur < minv[j] {
-                        minv[j] = cur;
-                        way[j] = j0;
-                    }
-                    if minv[j] < delta {
-                        delta = minv[j];
-                        j1 = j;
-                    }
-                }
-            }
-            for j in 0..=n {
-                if used[j] {
-                    u[p[j]] += delta;
-                    v[j] -= delta;
-                } else {
-                    minv[j] -= delta;
-                }
-            }
-            j0 = j1;
-            if p[j0] == 0 {
-                break;
-            }
-        }
-        loop {
-            let j1 = way[j0];
-            p[j0] = p[j1];
-            j0 = j1;
-            if j0 == 0 {
-                break;
-            }
-        }
+    let score = ndarray::Array2::from_shape_fn((n, n), |(i, j)| -cost[i][j]);
+    let mut assignment = vec![0usize; n];
+    for (i, j) in crate::linalg::assign_max(score.view()) {
+        assignment[i] = j;
     }
-    let mut result = vec![0usize; n];
-    for j in 1..=n {
-        if p[j] > 0 {
-            result[p[j] - 1] = j - 1;
-        }
-    }
-    result
+    assignment
 }
 
 #[cfg(test)]
