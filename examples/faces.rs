@@ -27,7 +27,7 @@ use nmf_gpu::images::{
 };
 use nmf_gpu::ndarray::{concatenate, Array2, ArrayView2, Axis};
 use nmf_gpu::online::{ArraySource, OnlineNmf, Source};
-use nmf_gpu::{Backend, Factorization, GpuContext, Init, Nmf, NmfError, Solver};
+use nmf_gpu::{Backend, BackendChoice, Factorization, Init, Nmf, NmfError, Solver};
 
 /// Factorize face images with NMF and draw the parts beside PCA's eigenfaces.
 #[derive(Debug, Parser)]
@@ -41,12 +41,12 @@ struct Args {
     #[arg(long, default_value_t = 49)]
     rank: usize,
     /// Update algorithm.
-    #[arg(long, value_enum, default_value_t = SolverArg::Mu)]
-    solver: SolverArg,
+    #[arg(long, value_enum, default_value = "mu")]
+    solver: Solver,
     /// Initialisation: nndsvda (zeros of NNDSVD filled with the mean), nndsvd (zeros kept:
     /// sparser parts, the usual choice for HALS), nndsvdar or random.
-    #[arg(long, value_enum, default_value_t = InitArg::Nndsvda)]
-    init: InitArg,
+    #[arg(long, value_enum, default_value = "nndsvda")]
+    init: Init,
     /// Iteration budget.
     #[arg(long, default_value_t = 500)]
     max_iter: usize,
@@ -59,8 +59,8 @@ struct Args {
     #[arg(long, value_enum, default_value_t = PreprocessArg::Unit)]
     preprocess: PreprocessArg,
     /// Where the fit runs.
-    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
-    backend: BackendArg,
+    #[arg(long, default_value = "auto", value_name = "cpu|gpu|gpu:N|auto")]
+    backend: BackendChoice,
     /// Output directory.
     #[arg(long, default_value = "faces-out")]
     out: PathBuf,
@@ -89,32 +89,10 @@ struct Args {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-enum SolverArg {
-    Mu,
-    Hals,
-    Ahals,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum InitArg {
-    Nndsvda,
-    Nndsvd,
-    Nndsvdar,
-    Random,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
 enum PreprocessArg {
     Unit,
     LeeSeung,
     None,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum BackendArg {
-    Cpu,
-    Gpu,
-    Auto,
 }
 
 /// A size given as `WxH`.
@@ -182,11 +160,7 @@ fn run(args: &Args) -> Result<(), NmfError> {
         started.elapsed().as_secs_f64()
     );
 
-    let solver = match args.solver {
-        SolverArg::Mu => Solver::MultiplicativeUpdate,
-        SolverArg::Hals => Solver::Hals,
-        SolverArg::Ahals => Solver::AcceleratedHals,
-    };
+    let solver = args.solver;
     let fit = fit_with_progress(args, solver, backend, set.matrix())?;
     let v = set.matrix();
     let relative_error = fit.relative_error(v)?;
@@ -379,12 +353,8 @@ fn run_online(args: &Args) -> Result<(), NmfError> {
 
 /// The backend for `--backend`; `gpu` opens the device now, so that a missing GPU is reported
 /// before any work is done.
-fn backend(arg: BackendArg) -> Result<Backend, NmfError> {
-    match arg {
-        BackendArg::Cpu => Ok(Backend::Cpu),
-        BackendArg::Auto => Ok(Backend::Auto),
-        BackendArg::Gpu => GpuContext::new().map(Backend::Gpu),
-    }
+fn backend(arg: BackendChoice) -> Result<Backend, NmfError> {
+    arg.open()
 }
 
 /// The fit, with a progress bar on a terminal.
@@ -408,12 +378,7 @@ fn fit_with_progress(
     let progress = bar.clone();
     let fit = Nmf::params(args.rank)
         .solver(solver)
-        .init(match args.init {
-            InitArg::Nndsvda => Init::Nndsvda,
-            InitArg::Nndsvd => Init::Nndsvd,
-            InitArg::Nndsvdar => Init::Nndsvdar,
-            InitArg::Random => Init::Random,
-        })
+        .init(args.init.clone())
         .max_iter(args.max_iter)
         .tol(args.tol)
         .seed(args.seed)

@@ -33,7 +33,7 @@ use clap::{CommandFactory, Parser, ValueEnum};
 use nmf_gpu::cluster::{adjusted_rand_index, normalized_mutual_info, purity};
 use nmf_gpu::graph::{planted_partition, read_edge_list, read_gml, Graph};
 use nmf_gpu::symmetric::{Preprocess, SymFactorization, SymMethod, SymNmf};
-use nmf_gpu::{Backend, GpuContext, NmfError};
+use nmf_gpu::{BackendChoice, NmfError};
 
 /// Find the communities of a graph with symmetric NMF.
 #[derive(Debug, Parser)]
@@ -82,8 +82,8 @@ struct Args {
     #[arg(long, default_value_t = 0.03)]
     p_out: f64,
     /// Where the fit runs.
-    #[arg(long, value_enum, default_value_t = BackendArg::Cpu)]
-    backend: BackendArg,
+    #[arg(long, default_value = "cpu", value_name = "cpu|gpu|gpu:N|auto")]
+    backend: BackendChoice,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -102,13 +102,6 @@ enum PreprocessArg {
     Normalized,
     /// The adjacency as read.
     None,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum BackendArg {
-    Cpu,
-    Gpu,
-    Auto,
 }
 
 fn main() -> ExitCode {
@@ -185,11 +178,7 @@ fn run(args: &Args) -> Result<(), NmfError> {
         PreprocessArg::Normalized => Preprocess::NormalizedAdjacency,
         PreprocessArg::None => Preprocess::None,
     };
-    let backend = match args.backend {
-        BackendArg::Cpu => Backend::Cpu,
-        BackendArg::Gpu => Backend::Gpu(GpuContext::new()?),
-        BackendArg::Auto => Backend::Auto,
-    };
+    let backend = args.backend.open()?;
     out.line(format!(
         "graph: {} nodes, {} edges ({name})",
         graph.n_nodes(),

@@ -29,7 +29,7 @@ use nmf_gpu::masked::{
     MaskedFactorization, MaskedInit, MaskedNmf, PenaltyScale, Rating, Ratings, DEFAULT_L2,
     DEFAULT_MAX_ITER, DEFAULT_TOL,
 };
-use nmf_gpu::{Backend, GpuContext, NmfError};
+use nmf_gpu::{BackendChoice, NmfError};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -67,8 +67,8 @@ struct Args {
     #[arg(long, default_value_t = DEFAULT_TOL)]
     tol: f32,
     /// Where the fit runs.
-    #[arg(long, value_enum, default_value_t = BackendArg::Cpu)]
-    backend: BackendArg,
+    #[arg(long, default_value = "cpu", value_name = "cpu|gpu|gpu:N|auto")]
+    backend: BackendChoice,
     /// Seed of the synthetic data, its split and the initialisation.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -87,13 +87,6 @@ enum PenaltyArg {
 enum InitArg {
     Filled,
     Random,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum BackendArg {
-    Cpu,
-    Gpu,
-    Auto,
 }
 
 fn main() -> ExitCode {
@@ -136,11 +129,7 @@ fn run(args: &Args) -> Result<(), NmfError> {
         test.len()
     );
 
-    let backend = match args.backend {
-        BackendArg::Cpu => Backend::Cpu,
-        BackendArg::Auto => Backend::Auto,
-        BackendArg::Gpu => Backend::Gpu(GpuContext::new()?),
-    };
+    let backend = args.backend.open()?;
     let started = Instant::now();
     let fit = MaskedNmf::params(args.rank)
         .l2(args.l2)

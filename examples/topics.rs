@@ -24,12 +24,12 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use nmf_gpu::text::{
     self, Corpus, DocFrequency, MaxFeatures, Orientation, Recursion, TermFrequency, TextDirOptions,
     VocabularyOptions, SYNTHETIC_TOPICS,
 };
-use nmf_gpu::{cluster, Backend, GpuContext, Init, Nmf, NmfError, Solver};
+use nmf_gpu::{cluster, BackendChoice, Init, Nmf, NmfError, Solver};
 
 /// Extract topics from a corpus with NMF and print the top terms of each.
 #[derive(Debug, Parser)]
@@ -82,15 +82,8 @@ struct Args {
     #[arg(long, default_value_t = 60)]
     docs_per_topic: usize,
     /// Where the NMF runs.
-    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
-    backend: BackendArg,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum BackendArg {
-    Cpu,
-    Gpu,
-    Auto,
+    #[arg(long, default_value = "auto", value_name = "cpu|gpu|gpu:N|auto")]
+    backend: BackendChoice,
 }
 
 fn parse_df(s: &str) -> Result<DocFrequency, String> {
@@ -190,11 +183,7 @@ fn run(args: &Args) -> Result<(), NmfError> {
         TermFrequency::Raw
     };
     let x = text::tfidf(corpus.counts().view(), tf)?;
-    let backend = match args.backend {
-        BackendArg::Cpu => Backend::Cpu,
-        BackendArg::Gpu => Backend::Gpu(GpuContext::new()?),
-        BackendArg::Auto => Backend::Auto,
-    };
+    let backend = args.backend.open()?;
     let fit = Nmf::params(args.topics)
         .solver(Solver::Hals)
         .init(Init::Nndsvd)

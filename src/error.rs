@@ -147,12 +147,13 @@ pub enum NmfError {
     #[error("epsilon must be finite and > 0 (got {0})")]
     InvalidEpsilon(f32),
 
-    /// The solver does not support the requested loss.
-    #[error("{solver} does not support {loss}; use Solver::MultiplicativeUpdate for that loss")]
+    /// The solver does not minimise the requested loss ([`Solver::admits`](crate::Solver::admits)
+    /// states the rule).
+    #[error("the solver {solver} minimises the Frobenius loss only, not {loss}: use the solver mu (multiplicative updates) for {loss}")]
     UnsupportedLoss {
-        /// The solver, in words.
+        /// The solver's name ([`Solver::name`](crate::Solver::name)).
         solver: &'static str,
-        /// The loss, in words.
+        /// The loss's name ([`Loss::name`](crate::Loss::name)).
         loss: &'static str,
     },
 

@@ -84,6 +84,8 @@ pub mod sparse;
 pub mod symmetric;
 #[cfg(feature = "text")]
 pub mod text;
+#[cfg(feature = "cli")]
+mod vocabulary;
 
 #[cfg(feature = "gpu")]
 pub use engine::GpuContext;

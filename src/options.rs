@@ -42,9 +42,49 @@ impl Solver {
         Solver::AcceleratedHals,
     ];
 
-    /// The solver whose [`name`](Self::name) is `name`.
+    /// The solver whose [`name`](Self::name) or one of whose [`aliases`](Self::aliases) is
+    /// `name`.
     pub fn from_name(name: &str) -> Option<Solver> {
-        Self::ALL.into_iter().find(|s| s.name() == name)
+        Self::ALL
+            .into_iter()
+            .find(|s| s.name() == name || s.aliases().contains(&name))
+    }
+
+    /// Other names accepted for the solver: scikit-learn's `"cd"` (coordinate descent) for
+    /// [`Solver::Hals`].
+    pub fn aliases(self) -> &'static [&'static str] {
+        match self {
+            Solver::Hals => &["cd"],
+            _ => &[],
+        }
+    }
+
+    /// One line for a front end's help.
+    pub fn help(self) -> &'static str {
+        match self {
+            Solver::MultiplicativeUpdate => "Lee–Seung multiplicative updates (every loss)",
+            Solver::Hals => {
+                "hierarchical alternating least squares, scikit-learn's coordinate descent (Frobenius only)"
+            }
+            Solver::AcceleratedHals => {
+                "accelerated HALS: several HALS sweeps per product (Frobenius only)"
+            }
+        }
+    }
+
+    /// Whether the solver minimises `loss`: the one statement of that rule, which every front
+    /// end reports in these words. HALS and accelerated HALS solve nonnegative least-squares
+    /// subproblems, which exist for the Frobenius loss only; multiplicative updates minimise
+    /// every β-divergence.
+    pub fn admits(self, loss: Loss) -> Result<()> {
+        let loss = loss.canonical();
+        if self == Solver::MultiplicativeUpdate || loss == Loss::Frobenius {
+            return Ok(());
+        }
+        Err(NmfError::UnsupportedLoss {
+            solver: self.name(),
+            loss: loss.name(),
+        })
     }
 
     /// Short name, as used in logs and files.
@@ -111,7 +151,30 @@ impl Loss {
                 .filter(|b| b.is_finite())
                 .map(Loss::beta);
         }
-        Self::ALL.into_iter().find(|l| l.name() == name)
+        Self::ALL
+            .into_iter()
+            .find(|l| l.name() == name || l.aliases().contains(&name))
+    }
+
+    /// Other names accepted for a named loss: scikit-learn's `beta_loss` strings
+    /// (`"kullback-leibler"`, `"itakura-saito"`) and `"fro"` for Frobenius.
+    pub fn aliases(self) -> &'static [&'static str] {
+        match self.canonical() {
+            Loss::Frobenius => &["fro"],
+            Loss::KullbackLeibler => &["kullback-leibler"],
+            Loss::ItakuraSaito => &["itakura-saito"],
+            Loss::Beta(_) => &[],
+        }
+    }
+
+    /// One line for a front end's help.
+    pub fn help(self) -> &'static str {
+        match self.canonical() {
+            Loss::Frobenius => "½‖V − WH‖²_F (β = 2)",
+            Loss::KullbackLeibler => "generalised Kullback–Leibler divergence (β = 1)",
+            Loss::ItakuraSaito => "Itakura–Saito divergence (β = 0; the data must have no zeros)",
+            Loss::Beta(_) => "the β-divergence of this β",
+        }
     }
 
     /// The β-divergence for `beta`: the named variant for 2, 1 and 0, else `Beta(beta)`.
@@ -255,6 +318,9 @@ pub enum Orthogonality {
 }
 
 impl Orthogonality {
+    /// Every value, in a fixed order.
+    pub const ALL: [Orthogonality; 3] = [Orthogonality::None, Orthogonality::H, Orthogonality::W];
+
     /// Short name, as used in logs and files.
     pub fn name(self) -> &'static str {
         match self {
@@ -262,6 +328,53 @@ impl Orthogonality {
             Orthogonality::H => "h",
             Orthogonality::W => "w",
         }
+    }
+
+    /// Other names accepted: scikit-learn-style capitals `"H"` and `"W"`.
+    pub fn aliases(self) -> &'static [&'static str] {
+        match self {
+            Orthogonality::None => &[],
+            Orthogonality::H => &["H"],
+            Orthogonality::W => &["W"],
+        }
+    }
+
+    /// The value whose name or alias is `name`.
+    pub fn from_name(name: &str) -> Option<Orthogonality> {
+        Self::ALL
+            .into_iter()
+            .find(|o| o.name() == name || o.aliases().contains(&name))
+    }
+
+    /// One line for a front end's help.
+    pub fn help(self) -> &'static str {
+        match self {
+            Orthogonality::None => "plain NMF",
+            Orthogonality::H => "H Hᵀ = I: clusters the samples",
+            Orthogonality::W => "Wᵀ W = I: clusters the features",
+        }
+    }
+
+    /// Whether the constraint can be fitted with `solver` and `loss`: the one statement of
+    /// that rule. The orthogonal rules are multiplicative updates derived for the Frobenius
+    /// loss (Ding et al. 2006).
+    pub fn admits(self, solver: Solver, loss: Loss) -> Result<()> {
+        if self == Orthogonality::None {
+            return Ok(());
+        }
+        if solver != Solver::MultiplicativeUpdate {
+            return Err(NmfError::UnsupportedOption {
+                option: "orthogonal NMF",
+                requires: "the solver mu (the orthogonal rules are multiplicative)",
+            });
+        }
+        if loss.canonical() != Loss::Frobenius {
+            return Err(NmfError::UnsupportedOption {
+                option: "orthogonal NMF",
+                requires: "the frobenius loss (the orthogonal rules are derived for it)",
+            });
+        }
+        Ok(())
     }
 }
 
@@ -287,6 +400,25 @@ pub enum Init {
 }
 
 impl Init {
+    /// Every start that has a name (all but [`Init::Custom`]), in a fixed order.
+    pub const NAMED: &'static [Init] = &[Init::Random, Init::Nndsvd, Init::Nndsvda, Init::Nndsvdar];
+
+    /// The named start whose name is `name` (`"custom"` is not one: it needs its factors).
+    pub fn from_name(name: &str) -> Option<Init> {
+        Self::NAMED.iter().find(|i| i.name() == name).cloned()
+    }
+
+    /// One line for a front end's help.
+    pub fn help(&self) -> &'static str {
+        match self {
+            Init::Random => "scaled absolute Gaussian entries",
+            Init::Nndsvd => "nonnegative double SVD (zeros kept; good for HALS on sparse data)",
+            Init::Nndsvda => "NNDSVD with zeros filled by the mean",
+            Init::Nndsvdar => "NNDSVD with zeros filled by small random values",
+            Init::Custom { .. } => "your own W and H",
+        }
+    }
+
     /// Short name, as used in logs and files.
     pub fn name(&self) -> &'static str {
         match self {
@@ -677,13 +809,68 @@ mod tests {
         for l in Loss::ALL {
             assert_eq!(Loss::from_name(l.name()), Some(l));
         }
-        assert_eq!(Solver::from_name("cd"), None);
+        assert_eq!(Solver::from_name("cd"), Some(Solver::Hals));
+        assert_eq!(Solver::from_name("CD"), None);
         assert_eq!(Loss::from_name("itakura"), None);
         for b in [0.5f32, -1.0, 1.5, 3.0] {
             let l = Loss::beta(b);
             assert_eq!(Loss::from_name(&l.to_string()), Some(l));
         }
         assert_eq!(Loss::from_name("beta=nan"), None);
+        for o in Orthogonality::ALL {
+            assert_eq!(Orthogonality::from_name(o.name()), Some(o));
+            for a in o.aliases() {
+                assert_eq!(Orthogonality::from_name(a), Some(o));
+            }
+        }
+        for i in Init::NAMED {
+            assert_eq!(Init::from_name(i.name()).as_ref(), Some(i));
+        }
+        assert_eq!(Init::from_name("custom"), None);
+        // Every alias names exactly one value, and no alias is another value's name.
+        let mut solver_names: Vec<&str> = Solver::ALL
+            .iter()
+            .flat_map(|s| std::iter::once(s.name()).chain(s.aliases().iter().copied()))
+            .collect();
+        let mut loss_names: Vec<&str> = Loss::ALL
+            .iter()
+            .flat_map(|l| std::iter::once(l.name()).chain(l.aliases().iter().copied()))
+            .collect();
+        for names in [&mut solver_names, &mut loss_names] {
+            let count = names.len();
+            names.sort_unstable();
+            names.dedup();
+            assert_eq!(names.len(), count, "a name given twice: {names:?}");
+        }
+        for l in Loss::ALL {
+            for a in l.aliases() {
+                assert_eq!(Loss::from_name(a), Some(l));
+            }
+        }
+    }
+
+    #[test]
+    fn the_rules_of_solver_loss_and_orthogonality() {
+        for s in Solver::ALL {
+            for l in [
+                Loss::Frobenius,
+                Loss::KullbackLeibler,
+                Loss::ItakuraSaito,
+                Loss::beta(1.5),
+            ] {
+                let admitted = s.admits(l).is_ok();
+                assert_eq!(
+                    admitted,
+                    s == Solver::MultiplicativeUpdate || l == Loss::Frobenius
+                );
+                for o in Orthogonality::ALL {
+                    let ok = o.admits(s, l).is_ok();
+                    let expected = o == Orthogonality::None
+                        || (s == Solver::MultiplicativeUpdate && l == Loss::Frobenius);
+                    assert_eq!(ok, expected, "{o:?} with {s:?} and {l}");
+                }
+            }
+        }
     }
 
     #[test]

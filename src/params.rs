@@ -166,33 +166,8 @@ impl NmfParams {
                 });
             }
         }
-        if self.solver != Solver::MultiplicativeUpdate && loss != Loss::Frobenius {
-            return Err(NmfError::UnsupportedLoss {
-                solver: match self.solver {
-                    Solver::AcceleratedHals => "Solver::AcceleratedHals",
-                    _ => "Solver::Hals",
-                },
-                loss: match loss {
-                    Loss::KullbackLeibler => "Loss::KullbackLeibler",
-                    Loss::ItakuraSaito => "Loss::ItakuraSaito",
-                    _ => "Loss::Beta",
-                },
-            });
-        }
-        if self.orthogonality != Orthogonality::None {
-            if self.solver != Solver::MultiplicativeUpdate {
-                return Err(NmfError::UnsupportedOption {
-                    option: "orthogonal NMF",
-                    requires: "Solver::MultiplicativeUpdate",
-                });
-            }
-            if loss != Loss::Frobenius {
-                return Err(NmfError::UnsupportedOption {
-                    option: "orthogonal NMF",
-                    requires: "Loss::Frobenius",
-                });
-            }
-        }
+        self.solver.admits(loss)?;
+        self.orthogonality.admits(self.solver, loss)?;
         let r = self.rank;
         // NNDSVD takes r singular vectors, so r ≤ min(m, n); otherwise any factorization of
         // rank min(m, n) is already exact, and far larger ranks only allocate (m + n)·r floats

@@ -27,6 +27,7 @@ pub(crate) mod lines;
 mod mtx;
 mod npy;
 mod npy_stream;
+mod storage;
 #[cfg(feature = "images")]
 pub mod tiff;
 #[cfg(any(feature = "images", feature = "text"))]
@@ -44,6 +45,7 @@ use crate::error::{NmfError, Result};
 pub use limits::{default_max_bytes, FIXED_CAP_BYTES};
 pub use lines::DEFAULT_MAX_LINE_BYTES;
 pub use npy_stream::{NpyColumnWriter, NpySource};
+pub use storage::{Storage, AUTO_SPARSE_DENSITY};
 pub use write::{write_bytes_atomic, write_npy_atomic, StagedDir, StagedFile};
 
 /// The kinds of input [`read_matrix`] understands, chosen by [`FileFormat::from_path`].
@@ -122,6 +124,34 @@ pub enum HeaderMode {
     Present,
     /// There is no header: every line is data.
     Absent,
+}
+
+impl HeaderMode {
+    /// Every value, in a fixed order.
+    pub const ALL: [HeaderMode; 3] = [HeaderMode::Auto, HeaderMode::Present, HeaderMode::Absent];
+
+    /// The name, as a front end accepts it (`--header auto|yes|no`).
+    pub fn name(self) -> &'static str {
+        match self {
+            HeaderMode::Auto => "auto",
+            HeaderMode::Present => "yes",
+            HeaderMode::Absent => "no",
+        }
+    }
+
+    /// The value whose name is `name`.
+    pub fn from_name(name: &str) -> Option<HeaderMode> {
+        Self::ALL.into_iter().find(|h| h.name() == name)
+    }
+
+    /// One line for a front end's help.
+    pub fn help(self) -> &'static str {
+        match self {
+            HeaderMode::Auto => "detect: a first line with no number in it is a header",
+            HeaderMode::Present => "the first line is a header",
+            HeaderMode::Absent => "every line is data",
+        }
+    }
 }
 
 /// Read a MatrixMarket (`.mtx`) file into a sparse [`CsrMatrix`](crate::sparse::CsrMatrix),

@@ -144,7 +144,7 @@ fn kl_is_refused_and_transform_works() {
         matches!(
             err,
             NmfError::UnsupportedLoss {
-                solver: "Solver::AcceleratedHals",
+                solver: "ahals",
                 ..
             }
         ),

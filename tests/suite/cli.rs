@@ -721,11 +721,11 @@ fn bad_options_exit_1_or_2() {
     // Options that cannot go together.
     usage(
         &["-r", "5", "--solver", "hals", "--loss", "kl"],
-        &["--loss kl needs --solver mu"],
+        &["the solver hals minimises the Frobenius loss only, not kl"],
     );
     usage(
         &["-r", "5", "--solver", "hals", "--orthogonal", "h"],
-        &["--orthogonal needs --solver mu"],
+        &["orthogonal NMF requires the solver mu"],
     );
     // Valid edge values are accepted.
     let o = nmf(&[
@@ -924,7 +924,11 @@ fn orthogonal_fits_and_image_directories() {
         "hals",
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("--solver mu"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("requires the solver mu"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 // ---------- --storage ----------

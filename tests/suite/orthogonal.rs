@@ -116,15 +116,11 @@ fn plain_nmf_has_no_residual() {
 fn orthogonal_needs_frobenius_mu() {
     let (v, _) = clustered(20, 2, 10, 4);
     for (solver, loss, requires) in [
-        (
-            Solver::Hals,
-            Loss::Frobenius,
-            "Solver::MultiplicativeUpdate",
-        ),
+        (Solver::Hals, Loss::Frobenius, "the solver mu"),
         (
             Solver::MultiplicativeUpdate,
             Loss::KullbackLeibler,
-            "Loss::Frobenius",
+            "the frobenius loss",
         ),
     ] {
         let err = Nmf::params(2)
@@ -134,7 +130,7 @@ fn orthogonal_needs_frobenius_mu() {
             .fit(v.view())
             .unwrap_err();
         assert!(
-            matches!(err, NmfError::UnsupportedOption { requires: r, .. } if r == requires),
+            matches!(err, NmfError::UnsupportedOption { requires: r, .. } if r.starts_with(requires)),
             "{err}"
         );
     }

@@ -67,7 +67,7 @@ pub struct Options {
     )]
     pub devices: Vec<Device>,
 
-    /// Comma-separated: mu, hals, ahals [default: mu,hals].
+    /// Comma-separated: mu, hals (alias cd), ahals [default: mu,hals].
     #[arg(
         long = "solver",
         value_name = "LIST",
@@ -75,9 +75,9 @@ pub struct Options {
         value_delimiter = ',',
         ignore_case = true
     )]
-    pub solvers: Vec<SolverArg>,
+    pub solvers: Vec<Solver>,
 
-    /// Comma-separated: frobenius, kl [default: frobenius,kl].
+    /// Comma-separated: frobenius (alias fro), kl, is [default: frobenius,kl].
     #[arg(
         long = "loss",
         value_name = "LIST",
@@ -85,7 +85,7 @@ pub struct Options {
         value_delimiter = ',',
         ignore_case = true
     )]
-    pub losses: Vec<LossArg>,
+    pub losses: Vec<Loss>,
 
     /// Iterations per fit (tol = 0) [default: 50; 100 with --quick].
     #[arg(long, value_name = "N", value_parser = positive)]
@@ -132,46 +132,6 @@ impl Device {
         match self {
             Device::Cpu => "cpu",
             Device::Gpu => "gpu",
-        }
-    }
-}
-
-/// `--solver`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SolverArg {
-    /// Multiplicative updates.
-    Mu,
-    /// HALS.
-    Hals,
-    /// Accelerated HALS (only when asked for).
-    Ahals,
-}
-
-impl From<SolverArg> for Solver {
-    fn from(s: SolverArg) -> Solver {
-        match s {
-            SolverArg::Mu => Solver::MultiplicativeUpdate,
-            SolverArg::Hals => Solver::Hals,
-            SolverArg::Ahals => Solver::AcceleratedHals,
-        }
-    }
-}
-
-/// `--loss`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LossArg {
-    /// ½‖V − WH‖²_F.
-    #[value(alias = "fro")]
-    Frobenius,
-    /// Generalised Kullback–Leibler divergence.
-    Kl,
-}
-
-impl From<LossArg> for Loss {
-    fn from(l: LossArg) -> Loss {
-        match l {
-            LossArg::Frobenius => Loss::Frobenius,
-            LossArg::Kl => Loss::KullbackLeibler,
         }
     }
 }
@@ -263,18 +223,23 @@ impl Options {
             .collect()
     }
 
-    /// The valid (solver, loss) combinations, in a fixed order; HALS with KL is left out, and
-    /// accelerated HALS runs only when asked for.
+    /// The valid (solver, loss) combinations ([`Solver::admits`]), in a fixed order; accelerated
+    /// HALS runs only when asked for, Itakura–Saito likewise.
     pub fn combos(&self) -> Vec<(Solver, Loss)> {
         let mut out = Vec::new();
-        for s in [SolverArg::Mu, SolverArg::Hals, SolverArg::Ahals] {
-            for l in [LossArg::Frobenius, LossArg::Kl] {
-                let valid = !(s != SolverArg::Mu && l == LossArg::Kl);
-                let by_default = s != SolverArg::Ahals;
-                let asked = (self.solvers.contains(&s) || (self.solvers.is_empty() && by_default))
-                    && (self.losses.is_empty() || self.losses.contains(&l));
-                if valid && asked {
-                    out.push((s.into(), l.into()));
+        for s in Solver::ALL {
+            for l in Loss::ALL {
+                let asked = if self.solvers.is_empty() {
+                    s != Solver::AcceleratedHals
+                } else {
+                    self.solvers.contains(&s)
+                } && if self.losses.is_empty() {
+                    l != Loss::ItakuraSaito
+                } else {
+                    self.losses.contains(&l)
+                };
+                if asked && s.admits(l).is_ok() {
+                    out.push((s, l));
                 }
             }
         }
@@ -288,6 +253,36 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Options, clap::Error> {
         Options::try_parse_from(std::iter::once("nmf-bench").chain(args.iter().copied()))
+    }
+
+    /// `--solver` and `--loss` take exactly the library's names and aliases.
+    #[test]
+    fn solvers_and_losses_are_the_library_names() {
+        for s in Solver::ALL {
+            for name in std::iter::once(s.name()).chain(s.aliases().iter().copied()) {
+                assert_eq!(
+                    parse(&["--solver", name]).unwrap().solvers,
+                    vec![s],
+                    "{name}"
+                );
+            }
+        }
+        for l in Loss::ALL {
+            for name in std::iter::once(l.name()).chain(l.aliases().iter().copied()) {
+                assert_eq!(parse(&["--loss", name]).unwrap().losses, vec![l], "{name}");
+            }
+        }
+        assert!(parse(&["--solver", "sgd"]).is_err());
+        assert!(parse(&["--loss", "beta"]).is_err());
+        let o = parse(&["--solver", "mu,cd", "--loss", "fro,kl"]).unwrap();
+        assert_eq!(
+            o.combos(),
+            vec![
+                (Solver::MultiplicativeUpdate, Loss::Frobenius),
+                (Solver::MultiplicativeUpdate, Loss::KullbackLeibler),
+                (Solver::Hals, Loss::Frobenius),
+            ]
+        );
     }
 
     #[test]

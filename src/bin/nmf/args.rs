@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use nmf_gpu::io::HeaderMode;
+use nmf_gpu::io::{HeaderMode, Storage};
 use nmf_gpu::{Init, Loss, Orthogonality, Solver};
 
 /// Nonnegative matrix factorization V ≈ W H of a matrix stored in a file.
@@ -28,7 +28,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Factorize a matrix: write W.npy, H.npy and summary.json to an output directory.
-    Fit(FitArgs),
+    Fit(Box<FitArgs>),
     /// Encode new samples with a fitted W kept fixed: write their H to a .npy file.
     Transform(TransformArgs),
     /// Show the version, the CPU threads and every GPU adapter found.
@@ -50,7 +50,7 @@ pub struct InputArgs {
     /// Whether the first line of a .csv/.tsv file is a header. `auto` treats a first line
     /// with no number in it as a header; `--header` alone means `yes`.
     #[arg(long, value_enum, value_name = "WHEN", default_value = "auto", num_args = 0..=1, default_missing_value = "yes")]
-    pub header: HeaderArg,
+    pub header: HeaderMode,
 
     /// How V is held in memory. `sparse` reads a MatrixMarket (.mtx) file into compressed
     /// sparse rows and runs (on either backend) in time and memory proportional to its stored
@@ -59,18 +59,7 @@ pub struct InputArgs {
     /// rows x cols) is below 10%, and dense otherwise. `dense`
     /// reads every input as a dense matrix.
     #[arg(long, value_enum, value_name = "HOW", default_value = "auto")]
-    pub storage: StorageArg,
-}
-
-/// `--storage`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum StorageArg {
-    /// Sparse for a MatrixMarket coordinate file below 10% density, else dense.
-    Auto,
-    /// Every input as a dense matrix.
-    Dense,
-    /// A MatrixMarket file as compressed sparse rows (CPU or GPU engine).
-    Sparse,
+    pub storage: Storage,
 }
 
 /// `nmf fit`.
@@ -89,11 +78,11 @@ pub struct FitArgs {
 
     /// The update algorithm: multiplicative updates or HALS coordinate descent.
     #[arg(long, value_enum, default_value = "mu")]
-    pub solver: SolverArg,
+    pub solver: Solver,
 
     /// The divergence minimised (kl and is, Itakura–Saito, need --solver mu).
     #[arg(long, value_enum, default_value = "frobenius")]
-    pub loss: LossArg,
+    pub loss: Loss,
 
     /// Minimise the β-divergence of this β instead of --loss (2 Frobenius, 1 KL, 0 is; any
     /// other finite β with --solver mu).
@@ -102,7 +91,7 @@ pub struct FitArgs {
 
     /// The initialisation of W and H.
     #[arg(long, value_enum, default_value = "nndsvda")]
-    pub init: InitArg,
+    pub init: Init,
 
     /// Maximum number of iterations.
     #[arg(long, default_value_t = 200, value_parser = positive_usize, allow_hyphen_values = true)]
@@ -132,7 +121,7 @@ pub struct FitArgs {
     /// Orthogonal NMF: h constrains H Hᵀ = I (clusters the samples), w constrains Wᵀ W = I
     /// (clusters the features); needs --solver mu and --loss frobenius.
     #[arg(long, value_enum, default_value = "none")]
-    pub orthogonal: OrthogonalArg,
+    pub orthogonal: Orthogonality,
 
     /// Where the iterations run.
     #[arg(long, default_value = "auto", value_name = "cpu|gpu|gpu:N|auto")]
@@ -269,7 +258,7 @@ pub struct RankArgs {
 
     /// The update algorithm of the inner fits.
     #[arg(long, value_enum, default_value = "hals")]
-    pub solver: SolverArg,
+    pub solver: Solver,
 
     /// Iteration budget of each inner fit (cross-validation's masked fits get 3 times it,
     /// bi-cross-validation's fits 10 times).
@@ -362,96 +351,12 @@ pub fn rank_range(s: &str) -> Result<(usize, usize), String> {
     Ok((a, b))
 }
 
-/// `--header`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum HeaderArg {
-    /// Detect: a first line with no number in it is a header.
-    Auto,
-    /// The first line is a header.
-    Yes,
-    /// Every line is data.
-    No,
-}
-
-impl From<HeaderArg> for HeaderMode {
-    fn from(h: HeaderArg) -> HeaderMode {
-        match h {
-            HeaderArg::Auto => HeaderMode::Auto,
-            HeaderArg::Yes => HeaderMode::Present,
-            HeaderArg::No => HeaderMode::Absent,
-        }
-    }
-}
-
-/// `--solver`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SolverArg {
-    /// Lee–Seung multiplicative updates (Frobenius or KL).
-    Mu,
-    /// Hierarchical alternating least squares (Frobenius only).
-    Hals,
-    /// Accelerated HALS: several HALS sweeps per product (Frobenius only).
-    Ahals,
-}
-
-impl From<SolverArg> for Solver {
-    fn from(s: SolverArg) -> Solver {
-        match s {
-            SolverArg::Mu => Solver::MultiplicativeUpdate,
-            SolverArg::Hals => Solver::Hals,
-            SolverArg::Ahals => Solver::AcceleratedHals,
-        }
-    }
-}
-
-/// `--orthogonal`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OrthogonalArg {
-    /// Plain NMF.
-    None,
-    /// H Hᵀ = I.
-    H,
-    /// Wᵀ W = I.
-    W,
-}
-
-impl From<OrthogonalArg> for Orthogonality {
-    fn from(o: OrthogonalArg) -> Orthogonality {
-        match o {
-            OrthogonalArg::None => Orthogonality::None,
-            OrthogonalArg::H => Orthogonality::H,
-            OrthogonalArg::W => Orthogonality::W,
-        }
-    }
-}
-
-/// `--loss`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LossArg {
-    /// ½‖V − WH‖²_F.
-    Frobenius,
-    /// Generalised Kullback–Leibler divergence.
-    Kl,
-    /// Itakura–Saito divergence (β = 0; the data must have no zeros).
-    Is,
-}
-
-impl From<LossArg> for Loss {
-    fn from(l: LossArg) -> Loss {
-        match l {
-            LossArg::Frobenius => Loss::Frobenius,
-            LossArg::Kl => Loss::KullbackLeibler,
-            LossArg::Is => Loss::ItakuraSaito,
-        }
-    }
-}
-
 impl FitArgs {
     /// The loss of `--loss`, or of `--beta`.
     pub fn loss(&self) -> Loss {
         match self.beta {
             Some(b) => Loss::beta(b),
-            None => self.loss.into(),
+            None => self.loss,
         }
     }
 }
@@ -461,30 +366,6 @@ pub fn loss_flag(loss: Loss) -> String {
     match loss.canonical() {
         Loss::Beta(b) => format!("--beta {b}"),
         other => format!("--loss {}", other.name()),
-    }
-}
-
-/// `--init`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum InitArg {
-    /// Scaled absolute Gaussian entries.
-    Random,
-    /// Nonnegative double SVD (zeros kept; good for HALS on sparse data).
-    Nndsvd,
-    /// NNDSVD with zeros filled by the mean.
-    Nndsvda,
-    /// NNDSVD with zeros filled by small random values.
-    Nndsvdar,
-}
-
-impl From<InitArg> for Init {
-    fn from(i: InitArg) -> Init {
-        match i {
-            InitArg::Random => Init::Random,
-            InitArg::Nndsvd => Init::Nndsvd,
-            InitArg::Nndsvda => Init::Nndsvda,
-            InitArg::Nndsvdar => Init::Nndsvdar,
-        }
     }
 }
 
@@ -533,4 +414,61 @@ pub fn unit_f32(s: &str) -> Result<f32, String> {
         return Err("must be between 0 and 1 (0 = ridge, 1 = lasso)".to_string());
     }
     Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nmf_gpu::io::{HeaderMode, Storage};
+
+    /// `nmf fit` with one extra option, parsed.
+    fn fit_with(option: &str, value: &str) -> Result<FitArgs, clap::Error> {
+        let cli = Cli::try_parse_from([
+            "nmf", "fit", "-i", "v.npy", "-o", "out", "-r", "2", option, value,
+        ])?;
+        match cli.command {
+            Command::Fit(args) => Ok(*args),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    /// Every name and alias of the library's lists is accepted, as the value the library's
+    /// `from_name` gives; a name outside them is a usage error.
+    #[test]
+    fn the_options_take_exactly_the_library_names() {
+        for s in Solver::ALL {
+            for name in std::iter::once(s.name()).chain(s.aliases().iter().copied()) {
+                assert_eq!(fit_with("--solver", name).unwrap().solver, s, "{name}");
+            }
+        }
+        for l in Loss::ALL {
+            for name in std::iter::once(l.name()).chain(l.aliases().iter().copied()) {
+                assert_eq!(fit_with("--loss", name).unwrap().loss(), l, "{name}");
+            }
+        }
+        for i in Init::NAMED {
+            assert_eq!(&fit_with("--init", i.name()).unwrap().init, i);
+        }
+        for o in Orthogonality::ALL {
+            for name in std::iter::once(o.name()).chain(o.aliases().iter().copied()) {
+                assert_eq!(fit_with("--orthogonal", name).unwrap().orthogonal, o);
+            }
+        }
+        for s in Storage::ALL {
+            assert_eq!(fit_with("--storage", s.name()).unwrap().input.storage, s);
+        }
+        for h in HeaderMode::ALL {
+            assert_eq!(fit_with("--header", h.name()).unwrap().input.header, h);
+        }
+        for (option, bad) in [
+            ("--solver", "sgd"),
+            ("--loss", "beta"),
+            ("--init", "custom"),
+            ("--orthogonal", "x"),
+            ("--storage", "csr"),
+            ("--header", "maybe"),
+        ] {
+            assert!(fit_with(option, bad).is_err(), "{option} {bad}");
+        }
+    }
 }

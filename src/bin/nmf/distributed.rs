@@ -23,17 +23,17 @@ use std::time::Instant;
 use nmf_gpu::distributed::mpi::traits::*;
 use nmf_gpu::distributed::{self, Grid, ImageDir, LocalBlock};
 use nmf_gpu::images::SizePolicy;
-use nmf_gpu::io::{write_bytes_atomic, write_npy_atomic, FileFormat, ReadOptions};
-use nmf_gpu::{Checkpoint, Init, Loss, Nmf, NmfError, Orthogonality, Solver};
+use nmf_gpu::io::{write_bytes_atomic, write_npy_atomic, FileFormat, ReadOptions, Storage};
+use nmf_gpu::{Checkpoint, Init, Loss, Nmf, NmfError};
 use serde_json::json;
 
-use crate::args::{BackendArg, FitArgs, SolverArg, StorageArg};
+use crate::args::{BackendArg, FitArgs};
 use crate::backend::backend;
 use crate::error::CliError;
 use crate::print_stdout;
 use crate::resume::{self, Expected};
 use crate::signals::Stop;
-use crate::storage::{choose, Storage};
+use crate::storage::{choose, Holding};
 use crate::summary::{f32_json, shape_json, H_FILE, SUMMARY_FILE, W_FILE};
 
 /// Whether `nmf fit` runs as a rank of an MPI job: when asked, or when a launcher started more
@@ -153,11 +153,7 @@ fn from_lib(e: NmfError, local: bool) -> RankError {
 fn fit<C: Communicator>(args: &FitArgs, world: &C) -> Result<u8, RankError> {
     let (me, p) = (world.rank() as usize, world.size() as usize);
     refuse_unsupported(args).map_err(alike)?;
-    if args.solver != SolverArg::Mu && args.loss == crate::args::LossArg::Kl {
-        return Err(alike(CliError::usage(
-            "--loss kl needs --solver mu (HALS minimises the Frobenius loss only)",
-        )));
-    }
+    crate::fit::rules_admit(args.solver, args.loss(), args.orthogonal).map_err(alike)?;
     let grid = match &args.grid {
         Some(text) => Some(Grid::parse(text).map_err(|e| alike(CliError::usage(e.to_string())))?),
         None => None,
@@ -179,10 +175,10 @@ fn fit<C: Communicator>(args: &FitArgs, world: &C) -> Result<u8, RankError> {
     // with `--backend gpu`, `auto` keeps the blocks dense (the distributed fit runs sparse
     // blocks on the CPU only, and refuses an explicit `--storage sparse` there).
     let storage = match (args.input.storage, args.backend) {
-        (StorageArg::Auto, BackendArg::Gpu(_)) => StorageArg::Dense,
+        (Storage::Auto, BackendArg::Gpu(_)) => Storage::Dense,
         (s, _) => s,
     };
-    let sparse = matches!(choose(storage, path).map_err(alike)?, Storage::Sparse(_));
+    let sparse = matches!(choose(storage, path).map_err(alike)?, Holding::Sparse(_));
     // An image directory: every rank lists the files, then decodes its share.
     // (A directory of TIFF stacks is one stack, read like a file.)
     let images = if path.is_dir() && !matches!(FileFormat::from_path(path), Ok(FileFormat::Tiff)) {
@@ -212,9 +208,9 @@ fn fit<C: Communicator>(args: &FitArgs, world: &C) -> Result<u8, RankError> {
     };
     agree_cli(world, made)?;
 
-    let solver: Solver = args.solver.into();
+    let solver = args.solver;
     let loss: Loss = args.loss();
-    let orthogonal: Orthogonality = args.orthogonal.into();
+    let orthogonal = args.orthogonal;
     // `--resume DIR`: every rank reads the saved model (a directory all ranks see) and starts
     // from it; the ranks agree on any error.
     let saved = match &args.resume {
@@ -246,7 +242,7 @@ fn fit<C: Communicator>(args: &FitArgs, world: &C) -> Result<u8, RankError> {
             w: model.w.clone(),
             h: model.h.clone(),
         },
-        None => args.init.into(),
+        None => args.init.clone(),
     };
     let alpha_h = args.alpha_h.unwrap_or(args.alpha_w);
     // SIGINT / SIGTERM (mpirun passes a signal on to every rank): the fit reads the flags of

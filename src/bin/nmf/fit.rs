@@ -10,7 +10,7 @@ use std::time::Instant;
 use nmf_gpu::{Checkpoint, Init, Loss, Nmf, Orthogonality, Progress, Solver};
 use serde_json::{json, Map, Value};
 
-use crate::args::{loss_flag, FitArgs, OrthogonalArg, SolverArg};
+use crate::args::FitArgs;
 use crate::backend::backend;
 use crate::error::CliError;
 use crate::output::{prepare_dir, stage_model, write_model};
@@ -70,6 +70,15 @@ fn summary_text(base: &Map<String, Value>, s: &State<'_>) -> String {
     text
 }
 
+/// The library's rules of what goes with what (a solver and its losses, orthogonality and
+/// its solver and loss), as usage errors in the library's words.
+pub fn rules_admit(solver: Solver, loss: Loss, orthogonal: Orthogonality) -> Result<(), CliError> {
+    solver
+        .admits(loss)
+        .and_then(|()| orthogonal.admits(solver, loss))
+        .map_err(|e| CliError::usage(e.to_string()))
+}
+
 /// Run `nmf fit`; the exit code (0, or 128 + the signal when interrupted).
 pub fn run(args: &FitArgs) -> Result<u8, CliError> {
     if args.online {
@@ -77,22 +86,10 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
     }
     let orientation = Orientation::from_flag(args.samples_as_rows);
     let loss: Loss = args.loss();
-    if args.solver != SolverArg::Mu && loss != Loss::Frobenius {
-        return Err(CliError::usage(format!(
-            "{} needs --solver mu (HALS minimises the Frobenius loss only)",
-            loss_flag(loss)
-        )));
-    }
-    if args.orthogonal != OrthogonalArg::None
-        && (args.solver != SolverArg::Mu || loss != Loss::Frobenius)
-    {
-        return Err(CliError::usage(
-            "--orthogonal needs --solver mu and --loss frobenius (the orthogonal rules are multiplicative)",
-        ));
-    }
+    rules_admit(args.solver, loss, args.orthogonal)?;
     let stop = Stop::install()?;
-    let solver: Solver = args.solver.into();
-    let orthogonal: Orthogonality = args.orthogonal.into();
+    let solver = args.solver;
+    let orthogonal = args.orthogonal;
     let r = args.rank;
     // A saved model to continue is checked before anything is read.
     let saved_summary = match &args.resume {
@@ -161,7 +158,7 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
         ));
     }
 
-    let init: Init = args.init.into();
+    let init = args.init.clone();
     let init_name = match &saved {
         Some(s) => s.init.clone(),
         None => init.name().to_string(),

@@ -13,10 +13,10 @@ use nmf_gpu::io::{
     read_located, write_npy_atomic, FileFormat, NpyColumnWriter, NpySource, ReadOptions,
 };
 use nmf_gpu::online::{ArraySource, OnlineNmf, OnlineProgress, OnlineStop, Source};
-use nmf_gpu::{Loss, Solver};
+use nmf_gpu::{Loss, Orthogonality, Solver};
 use serde_json::json;
 
-use crate::args::{FitArgs, InitArg, OrthogonalArg, SolverArg};
+use crate::args::FitArgs;
 use crate::backend::backend;
 use crate::error::{at, CliError};
 use crate::output::prepare_dir;
@@ -32,7 +32,7 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
             "--online cannot be combined with --resume or --checkpoint-every (an online fit keeps no H to resume from)",
         ));
     }
-    if args.solver != SolverArg::Mu || args.orthogonal != OrthogonalArg::None {
+    if args.solver != Solver::MultiplicativeUpdate || args.orthogonal != Orthogonality::None {
         return Err(CliError::usage(
             "--online chooses its own updates (HALS encodings and Mairal's dictionary update for frobenius, multiplicative ones for kl); leave out --solver and --orthogonal",
         ));
@@ -82,7 +82,7 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
             )?)
         }
         _ => {
-            let options = ReadOptions::new().header(args.input.header.into());
+            let options = ReadOptions::new().header(args.input.header);
             loaded = read_located(path, &options)?;
             let v = if args.samples_as_rows {
                 loaded.data.t()
@@ -97,10 +97,7 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
     let loss: Loss = args.loss();
     let mut params = OnlineNmf::params(args.rank)
         .loss(loss)
-        .init(match args.init {
-            InitArg::Nndsvda => nmf_gpu::Init::Nndsvda,
-            other => other.into(),
-        })
+        .init(args.init.clone())
         .batch_size(args.batch_size)
         .max_no_improvement((args.max_no_improvement > 0).then_some(args.max_no_improvement))
         .tol(args.tol)

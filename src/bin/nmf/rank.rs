@@ -10,16 +10,16 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use nmf_gpu::io::StagedDir;
+use nmf_gpu::io::{StagedDir, Storage};
 use nmf_gpu::select::{Method, RankSelect, RankSelection, SweepProgress};
 use nmf_gpu::{NmfError, Solver};
 use serde_json::{json, Map, Value};
 
-use crate::args::{MethodArg, RankArgs, StorageArg};
+use crate::args::{MethodArg, RankArgs};
 use crate::backend::backend;
 use crate::error::CliError;
 use crate::signals::Stop;
-use crate::storage::{Input, Storage};
+use crate::storage::{Holding, Input};
 use crate::summary::{f32_json, shape_json, SUMMARY_FILE};
 use crate::{print_stdout, Orientation};
 
@@ -81,7 +81,7 @@ fn progress_callback(
 
 /// Run `nmf rank`; the exit code.
 pub fn run(args: &RankArgs) -> Result<u8, CliError> {
-    if args.input.storage == StorageArg::Sparse {
+    if args.input.storage == Storage::Sparse {
         return Err(CliError::usage(
             "nmf rank holds the data densely (it perturbs and masks it); drop --storage sparse",
         ));
@@ -110,7 +110,7 @@ pub fn run(args: &RankArgs) -> Result<u8, CliError> {
     let stop = Stop::install()?;
     let backend = backend(args.backend)?;
     let chatty = !args.quiet && !args.json;
-    let input = Input::read(&args.input, Storage::Dense, orientation)?;
+    let input = Input::read(&args.input, Holding::Dense, orientation)?;
     let Input::Dense(loaded) = &input else {
         return Err(CliError::new("nmf rank needs the data held densely"));
     };
@@ -128,7 +128,7 @@ pub fn run(args: &RankArgs) -> Result<u8, CliError> {
         MethodArg::Bicv => vec![Method::BiCrossValidation],
         MethodArg::All => Method::ALL.to_vec(),
     };
-    let solver: Solver = args.solver.into();
+    let solver = args.solver;
     let (from, to) = args.ranks;
     let mut params = RankSelect::params(from..=to)
         .runs(args.runs)

@@ -5,17 +5,17 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use nmf_gpu::io::{read_located, read_mtx_sparse, FileFormat, LoadedMatrix, ReadOptions};
+use nmf_gpu::io::{
+    read_located, read_mtx_sparse, FileFormat, LoadedMatrix, ReadOptions, Storage,
+    AUTO_SPARSE_DENSITY,
+};
 use nmf_gpu::ndarray::{Array2, ArrayView2};
 use nmf_gpu::sparse::CsrMatrix;
 use nmf_gpu::{Factorization, NmfError, NmfParams};
 
-use crate::args::{InputArgs, StorageArg};
+use crate::args::InputArgs;
 use crate::error::{at, data_error, located_error, CliError};
 use crate::Orientation;
-
-/// `--storage auto` holds a MatrixMarket coordinate file sparsely below this density.
-pub const AUTO_SPARSE_DENSITY: f64 = 0.1;
 
 /// What the banner and size line of a MatrixMarket file declare.
 #[derive(Debug, Clone, Copy)]
@@ -98,7 +98,7 @@ fn peek_mtx(path: &Path) -> Option<MtxPeek> {
 
 /// How the input will be held, decided before anything is read.
 #[derive(Debug, Clone, Copy)]
-pub enum Storage {
+pub enum Holding {
     Dense,
     /// With what the file's header declares, when it could be read.
     Sparse(Option<MtxPeek>),
@@ -107,28 +107,28 @@ pub enum Storage {
 /// Apply `--storage` to `path`: `sparse` needs a .mtx file; `auto` picks sparse for a
 /// MatrixMarket coordinate file of density below [`AUTO_SPARSE_DENSITY`]. Both engines take
 /// sparse V. Call before opening the GPU, so that the refusal comes first.
-pub fn choose(storage: StorageArg, path: &Path) -> Result<Storage, CliError> {
+pub fn choose(storage: Storage, path: &Path) -> Result<Holding, CliError> {
     let is_mtx = matches!(FileFormat::from_path(path), Ok(FileFormat::MatrixMarket));
     match storage {
-        StorageArg::Dense => Ok(Storage::Dense),
-        StorageArg::Sparse => {
+        Storage::Dense => Ok(Holding::Dense),
+        Storage::Sparse => {
             if !is_mtx {
                 return Err(at(
                     path,
                     "--storage sparse reads MatrixMarket (.mtx) files only; use --storage dense (or auto) for this file, or convert it to .mtx (e.g. scipy.io.mmwrite)",
                 ));
             }
-            Ok(Storage::Sparse(peek_mtx(path)))
+            Ok(Holding::Sparse(peek_mtx(path)))
         }
-        StorageArg::Auto => {
+        Storage::Auto => {
             if !is_mtx {
-                return Ok(Storage::Dense);
+                return Ok(Holding::Dense);
             }
             match peek_mtx(path) {
                 Some(p) if p.coordinate && p.density().is_some_and(|d| d < AUTO_SPARSE_DENSITY) => {
-                    Ok(Storage::Sparse(Some(p)))
+                    Ok(Holding::Sparse(Some(p)))
                 }
-                _ => Ok(Storage::Dense),
+                _ => Ok(Holding::Dense),
             }
         }
     }
@@ -165,14 +165,14 @@ impl Input {
     /// Read `args.input` as `storage` says, oriented as `orientation` says.
     pub fn read(
         args: &InputArgs,
-        storage: Storage,
+        storage: Holding,
         orientation: Orientation,
     ) -> Result<Input, CliError> {
-        let options = ReadOptions::new().header(args.header.into());
+        let options = ReadOptions::new().header(args.header);
         let path = &args.input;
         let input = match storage {
-            Storage::Dense => Input::Dense(read_located(path, &options)?),
-            Storage::Sparse(peek) => {
+            Holding::Dense => Input::Dense(read_located(path, &options)?),
+            Holding::Sparse(peek) => {
                 let mirrored = peek.is_some_and(|p| p.mirrored);
                 let csr = read_mtx_sparse(path, &options).map_err(|e| match e {
                     NmfError::NegativeInput { .. } | NmfError::NonFiniteInput { .. } => {
