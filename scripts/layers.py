@@ -1,16 +1,82 @@
 #!/usr/bin/env python3
-"""Print the import graph between the library's modules and its cycles.
+"""Check the library's layering: the import graph between its modules, against the layer table
+of ARCHITECTURE.md.
 
 Each source file under src/ (binaries excluded) is a node; an edge a -> b means file a names
-`crate::b...` (in a `use` or a path) or `super::`/`self::` paths resolving to b. Exits 1 when
-the graph has a cycle, printing each strongly connected component of more than one file.
-Usage: python3 scripts/layers.py [--edges]
+`crate::b...` (in a `use` or a path) or `super::`/`self::` paths resolving to b. Two checks:
+
+- no cycle between files (each strongly connected component of more than one file is printed);
+- every edge between two top-level modules (folders or files directly under src/) goes down the
+  layer table of ARCHITECTURE.md (the table after the line `<!-- layers -->`, one row per layer,
+  lowest first, its modules lowest first): an edge to a module later in the table, or from or to
+  a module the table does not list, is printed with the file that makes it.
+
+Exits 1 when either check fails.
+Usage: python3 scripts/layers.py [--edges] [--root DIR] [--architecture FILE] | --self-test
 """
 import os
 import re
+import subprocess
 import sys
+import tempfile
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def option(name, default):
+    if name in sys.argv:
+        return sys.argv[sys.argv.index(name) + 1]
+    return default
+
+
+ROOT = option("--root", os.path.join(HERE, "..", "src"))
+ARCHITECTURE = option("--architecture", os.path.join(HERE, "..", "ARCHITECTURE.md"))
+
+
+def self_test():
+    """Run the check on a small tree whose edges the table allows, then on the same tree with
+    one upward edge, an unlisted module and a cycle: the first must pass, the second fail
+    naming each fault."""
+    table = "<!-- layers -->\n| layer | modules |\n|---|---|\n| bottom | error, options |\n| top | io |\n"
+    good = {"lib.rs": "mod error; mod options; mod io;\n", "error.rs": "",
+            "options.rs": "use crate::error::E;\n", "io/mod.rs": "use crate::options::O;\nmod a;\n",
+            "io/a.rs": "use super::B;\n"}
+    bad = dict(good)
+    bad["options.rs"] = "use crate::error::E;\nuse crate::io::R;\n"
+    bad["extra.rs"] = "use crate::error::E;\n"
+    bad["error.rs"] = "use crate::error2::X;\n"
+    bad["error2.rs"] = "use crate::error::E;\n"
+    outcomes = []
+    for files in (good, bad):
+        with tempfile.TemporaryDirectory() as d:
+            src = os.path.join(d, "src")
+            for name, text in files.items():
+                os.makedirs(os.path.dirname(os.path.join(src, name)), exist_ok=True)
+                with open(os.path.join(src, name), "w", encoding="utf-8") as f:
+                    f.write(text)
+            arch = os.path.join(d, "ARCHITECTURE.md")
+            with open(arch, "w", encoding="utf-8") as f:
+                f.write(table)
+            run = subprocess.run([sys.executable, os.path.abspath(__file__), "--root", src,
+                                  "--architecture", arch], capture_output=True, text=True)
+            outcomes.append((run.returncode, run.stdout))
+    (good_code, good_out), (bad_code, bad_out) = outcomes
+    faults = []
+    if good_code != 0:
+        faults.append(f"the allowed tree failed:\n{good_out}")
+    if bad_code != 1:
+        faults.append(f"the faulty tree exited {bad_code}, not 1")
+    for needle in ("up: options -> io", "extra", "cycle: error error2"):
+        if needle not in bad_out:
+            faults.append(f"the faulty tree's report lacks {needle!r}:\n{bad_out}")
+    for fault in faults:
+        print("self-test:", fault)
+    print("self-test:", "failed" if faults else "passed (an allowed tree passes; an upward edge, an unlisted module and a cycle fail)")
+    sys.exit(1 if faults else 0)
+
+
+if "--self-test" in sys.argv:
+    self_test()
 
 
 def module_of(path):
@@ -148,5 +214,50 @@ if "--edges" in sys.argv:
 cycles = [c for c in sccs if len(c) > 1]
 for c in cycles:
     print("cycle:", " ".join(sorted(name(m) for m in c)))
-print(f"{len(mods)} modules, {sum(len(e) for e in edges.values())} edges, {len(cycles)} cycles")
-sys.exit(1 if cycles else 0)
+
+
+def layer_table(path):
+    """The modules of ARCHITECTURE.md's layer table, lowest first, with their layer."""
+    order = []
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().split("<!-- layers -->", 1)
+    if len(lines) < 2:
+        print(f"{path}: no layer table (a line `<!-- layers -->` before it)")
+        sys.exit(1)
+    for line in lines[1].lstrip().splitlines():
+        if not line.startswith("|"):
+            break
+        cells = [c.strip().strip("`") for c in line.strip().strip("|").split("|")]
+        if len(cells) < 2 or set(cells[0]) <= set("-: ") or cells[0] == "layer":
+            continue
+        for module in cells[1].split(","):
+            order.append((module.strip().strip("`"), cells[0]))
+    return order
+
+
+order = layer_table(ARCHITECTURE)
+rank = {m: i for i, (m, _) in enumerate(order)}
+layer_of = dict(order)
+faults = []
+tops = {m[0] for m in mods if m}
+for top in sorted(tops - set(rank)):
+    faults.append(f"unlisted: {top} (src/{top}) is not in the layer table of {os.path.basename(ARCHITECTURE)}")
+for listed in sorted(set(rank) - tops):
+    faults.append(f"stale: {listed} is in the layer table but not under src/")
+for m in sorted(edges):
+    for t in sorted(edges[m]):
+        a, b = m[0] if m else None, t[0] if t else None
+        if a is None or b is None or a == b or a not in rank or b not in rank:
+            continue
+        if rank[b] > rank[a]:
+            faults.append(
+                f"up: {a} -> {b} ({os.path.relpath(files[m], os.path.dirname(ROOT))} names {name(t)}; "
+                f"{b} ({layer_of[b]}) is above {a} ({layer_of[a]}) in the table)"
+            )
+for f in faults:
+    print(f)
+print(
+    f"{len(mods)} modules, {sum(len(e) for e in edges.values())} edges, {len(cycles)} cycles, "
+    f"{len(faults)} edges or modules against the layer table"
+)
+sys.exit(1 if cycles or faults else 0)

@@ -63,6 +63,7 @@ pub mod distributed;
 mod engine;
 mod error;
 mod fit;
+mod gpu_stats;
 pub mod graph;
 #[cfg(feature = "images")]
 pub mod images;

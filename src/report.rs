@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use crate::engine::GpuStats;
+use crate::gpu_stats::GpuStats;
 
 /// What a fit did: losses, iterations, convergence, interruption, engine and timings.
 #[derive(Debug, Clone, PartialEq)]

@@ -10,7 +10,6 @@ pub(crate) mod cpu;
 #[cfg(feature = "gpu")]
 pub(crate) mod gpu;
 mod inner;
-mod stats;
 mod task;
 
 use ndarray::{Array2, ArrayView2};
@@ -22,11 +21,11 @@ pub use self::gpu::GpuContext;
 #[cfg(feature = "gpu")]
 pub use self::gpu::{TuneEffort, TuneRow};
 pub(crate) use self::inner::InnerStop;
-pub use self::stats::{GpuRates, GpuStats};
 #[cfg(feature = "mpi")]
 pub(crate) use self::task::check_sparse_backend;
 pub(crate) use self::task::{check_data, with_engine, with_sparse_engine, EngineTask};
 use crate::error::Result;
+pub use crate::gpu_stats::{GpuRates, GpuStats};
 use crate::options::{Loss, Regularization};
 
 /// Where a factorization runs.

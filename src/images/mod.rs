@@ -33,24 +33,22 @@
 //! # Ok::<(), nmf_gpu::NmfError>(())
 //! ```
 
-mod load;
 mod montage;
 pub mod movie;
 mod pca;
 mod preprocess;
-mod set;
 mod sparseness;
 mod stream;
 mod swimmer;
 mod synthetic;
 
+pub use crate::io::image_dir::{load_dir, load_dir_with, SizePolicy, IMAGE_EXTENSIONS};
+pub(crate) use crate::io::image_dir::{load_dir_block, plan_dir};
+pub use crate::io::image_set::ImageSet;
 pub use image::GrayImage;
-pub use load::{load_dir, load_dir_with, SizePolicy, IMAGE_EXTENSIONS};
-pub(crate) use load::{load_dir_block, plan_dir};
 pub use montage::{montage, save_png, MontageLayout, TileScale};
 pub use pca::{pca, Pca};
 pub use preprocess::Preprocess;
-pub use set::ImageSet;
 pub use sparseness::{column_sparseness, hoyer_sparseness, mean_column_sparseness};
 pub use stream::ImageDirSource;
 pub use swimmer::{read_swimmer, swimmer, swimmer_torso, SwimmerLimb, SWIMMER_LIMBS, SWIMMER_SIDE};

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use ndarray::{Array2, Axis};
 use rayon::prelude::*;
 
-use super::load::{check_target, decode, fit_to_size, list_images, probe_all, SizePolicy};
 use super::preprocess::Preprocess;
 use crate::error::{NmfError, Result};
+use crate::io::image_dir::{check_target, decode, fit_to_size, list_images, probe_all, SizePolicy};
 use crate::io::ReadOptions;
 use crate::online::Source;
 

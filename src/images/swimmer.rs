@@ -24,8 +24,8 @@ use std::path::{Path, PathBuf};
 
 use ndarray::Array2;
 
-use super::set::ImageSet;
 use crate::error::{NmfError, Result};
+use crate::io::image_set::ImageSet;
 
 /// Width and height of a Swimmer image.
 pub const SWIMMER_SIDE: usize = 32;

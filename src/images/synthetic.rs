@@ -26,7 +26,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 
-use super::set::ImageSet;
+use crate::io::image_set::ImageSet;
 
 /// Largest shift of a part from its place, in pixels, in x and in y.
 const JITTER: f32 = 0.75;

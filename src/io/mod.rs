@@ -22,6 +22,10 @@
 //! disk and renames it, so a file with the final name is always complete.
 
 mod csv;
+#[cfg(feature = "images")]
+pub(crate) mod image_dir;
+#[cfg(feature = "images")]
+pub(crate) mod image_set;
 mod limits;
 pub(crate) mod lines;
 mod mtx;
@@ -335,7 +339,7 @@ pub fn read_located(path: impl AsRef<Path>, options: &ReadOptions) -> Result<Loa
 /// [`crate::images::load_dir`] for formats, order and resizing).
 #[cfg(feature = "images")]
 fn read_image_dir(path: &Path, options: &ReadOptions) -> Result<Array2<f32>> {
-    let set = crate::images::load_dir_with(path, crate::images::SizePolicy::Exact, options)?;
+    let set = image_dir::load_dir_with(path, image_dir::SizePolicy::Exact, options)?;
     Ok(set.into_matrix())
 }
 

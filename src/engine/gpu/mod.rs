@@ -45,7 +45,7 @@ pub(crate) use self::context::auto_context;
 pub use self::context::GpuContext;
 pub(crate) use self::state::GpuEngine;
 pub use self::tuner::TuneEffort;
-pub use super::stats::GpuStats;
+pub use crate::gpu_stats::GpuStats;
 
 /// Loss partials (one per matmul workgroup) folded into one value on the device, per chunk.
 const LOSS_CHUNK: usize = 1024;

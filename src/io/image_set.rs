@@ -9,7 +9,7 @@ use crate::error::{NmfError, Result};
 /// `n` images of `width x height` pixels as the columns of `V` (`width·height x n`, f32).
 ///
 /// Pixel `(x, y)` of image `j` is `V[[y·width + x, j]]`. Images read from files or made by
-/// this module's generators hold grey levels `0..=255` until a [`Preprocess`](super::Preprocess)
+/// this module's generators hold grey levels `0..=255` until a [`Preprocess`](crate::images::Preprocess)
 /// rescales them. Each image has a name: its path relative to the directory it was loaded
 /// from, or a made-up one (`synthetic/0001`) for generated images.
 #[derive(Debug, Clone)]
@@ -43,7 +43,7 @@ impl ImageSet {
     }
 
     /// A set whose shape its maker guarantees (`v` is `width·height x names.len()`).
-    pub(super) fn from_parts(
+    pub(crate) fn from_parts(
         v: Array2<f32>,
         width: usize,
         height: usize,
@@ -63,7 +63,7 @@ impl ImageSet {
         self.v.view()
     }
 
-    /// `V`, to rescale in place (see [`Preprocess::apply`](super::Preprocess::apply)).
+    /// `V`, to rescale in place (see [`Preprocess::apply`](crate::images::Preprocess::apply)).
     pub fn matrix_mut(&mut self) -> ArrayViewMut2<'_, f32> {
         self.v.view_mut()
     }

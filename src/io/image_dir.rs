@@ -16,10 +16,10 @@ use image::{GrayImage, ImageDecoder, ImageError, ImageReader, Limits};
 use ndarray::{Array2, Axis};
 use rayon::prelude::*;
 
-use super::set::ImageSet;
+use super::image_set::ImageSet;
+use super::walk::{list_files, Descend};
+use super::ReadOptions;
 use crate::error::{NmfError, Result};
-use crate::io::walk::{list_files, Descend};
-use crate::io::ReadOptions;
 
 /// File extensions read as images (compared without regard to case).
 pub const IMAGE_EXTENSIONS: [&str; 7] = ["pgm", "pnm", "ppm", "pbm", "png", "jpg", "jpeg"];
@@ -110,7 +110,7 @@ pub fn load_dir_with(
 
 /// The image files under `dir` (recursively, in natural order): names relative to `dir`, and
 /// paths.
-pub(super) fn list_images(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+pub(crate) fn list_images(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     let names = list_files(
         dir,
         "open the image directory",
@@ -135,7 +135,7 @@ fn has_image_extension(name: &Path) -> bool {
 }
 
 /// A size to resize or crop to must have at least one pixel.
-pub(super) fn check_target(size: SizePolicy) -> Result<()> {
+pub(crate) fn check_target(size: SizePolicy) -> Result<()> {
     if let Some((w, h)) = size.target() {
         if w == 0 || h == 0 {
             return Err(NmfError::ShapeMismatch {
@@ -193,7 +193,7 @@ fn load_paths(
 /// Pass 1 over `paths`: the headers only, each image's decoded size checked against the
 /// limit, and the size every image will have under `size` (an error names the first image
 /// that does not fit it).
-pub(super) fn probe_all(
+pub(crate) fn probe_all(
     paths: &[PathBuf],
     size: SizePolicy,
     limit: u64,
@@ -254,7 +254,7 @@ fn open(path: &Path) -> Result<ImageReader<BufReader<File>>> {
 }
 
 /// What an image's header declares.
-pub(super) struct Header {
+pub(crate) struct Header {
     width: u32,
     height: u32,
     /// Bytes its decoding holds at once: the decoder's output (`width · height · bytes per
@@ -323,7 +323,7 @@ fn check_total(
 }
 
 /// The decoded image as 8-bit grey, the decoder held to `limit` bytes.
-pub(super) fn decode(path: &Path, limit: u64) -> Result<GrayImage> {
+pub(crate) fn decode(path: &Path, limit: u64) -> Result<GrayImage> {
     let mut reader = open(path)?;
     reader.limits(decoder_limits(limit));
     Ok(reader
@@ -366,7 +366,7 @@ fn one_line(text: &str) -> String {
 }
 
 /// Apply the size policy to one decoded image.
-pub(super) fn fit_to_size(grey: GrayImage, size: SizePolicy, path: &Path) -> Result<GrayImage> {
+pub(crate) fn fit_to_size(grey: GrayImage, size: SizePolicy, path: &Path) -> Result<GrayImage> {
     match size {
         SizePolicy::Exact => Ok(grey),
         SizePolicy::Resize { width, height } => {
