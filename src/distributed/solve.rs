@@ -41,7 +41,8 @@
 //! bandwidth cost `2 r (m/pr)(pc − 1)/pc + 2 r (n/pc)(pr − 1)/pr + O(r²)` per rank, exact for
 //! uneven blocks ([`iteration_bytes`]).
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use mpi::topology::Communicator;
@@ -63,7 +64,7 @@ use crate::options::{Init, Loss, Orthogonality, Regularization, Solver, ValidPar
 use crate::params::NmfParams;
 use crate::report::FitReport;
 use crate::solver::ahals::{inner_budgets, INNER_TOL};
-use crate::solver::history::{History, Verdict};
+use crate::solver::history::{History, Iteration, Verdict};
 use crate::solver::DataScale;
 use crate::solver::{anchor, gram_anchor};
 
@@ -797,42 +798,16 @@ impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
         let t0 = Instant::now();
         let mut opts = self.p.iter.clone();
         let stop = opts.stop.take();
-        let loss0 = self.exact_loss()?;
-        if self.p.loss == Loss::Frobenius {
-            self.wi = None;
-        }
-        let mut history = History::start(loss0, &opts)?;
-        let mut verdict = Verdict::Continue;
-        let mut n_iter = history.first();
-        for it in history.iterations() {
-            self.g.set_phase(Phase::Iteration);
-            self.step()?;
-            n_iter = it;
-            if history.due(it) {
-                self.g.set_phase(Phase::Check);
-                let l = self.check_loss()?;
-                verdict = history.record(it, l)?;
-                let raised = stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed));
-                if self.g.all_max_f32(if raised { 1.0 } else { 0.0 }) > 0.0
-                    && verdict == Verdict::Continue
-                {
-                    verdict = Verdict::Interrupted;
-                }
-                if verdict != Verdict::Continue {
-                    break;
-                }
-            }
-            if history.checkpoint_due(it) {
-                self.g.set_phase(Phase::Check);
-                let saved = match gather_factors(self.g.world, &self.g.layout, &self.w, &self.h) {
-                    Some((w, h)) => history.checkpoint(it, w.view(), h.view()),
-                    None => Ok(()),
-                };
-                agree(self.g.world, saved)?;
-            }
-        }
+        let mut report = History::drive(
+            &mut Collective {
+                fit: &mut self,
+                stop,
+                started: false,
+            },
+            &opts,
+        )?;
+        let n_iter = report.n_iter;
         let iterate_seconds = t0.elapsed().as_secs_f64();
-        let mut report = history.into_report(n_iter, verdict);
         report.engine = String::new();
         Ok(Run {
             iterations: n_iter - opts.resume.map_or(0, |r| r.iterations_done),
@@ -847,6 +822,59 @@ impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
                 comm_seconds: self.g.seconds(),
             },
         })
+    }
+}
+
+/// A rank's iteration for [`History::drive`]: the collective step, the loss all-reduced, the
+/// stop flag and a checkpoint's result agreed by every rank, the factors gathered on rank 0.
+struct Collective<'s, 'a, 'g, 'c, C: Communicator, E: Engine> {
+    fit: &'s mut Iter<'a, 'g, 'c, C, E>,
+    /// This process's stop flag, read collectively at each check.
+    stop: Option<Arc<AtomicBool>>,
+    /// Whether the start's loss has been taken (it is exact; checks may use the trace form).
+    started: bool,
+}
+
+impl<C: Communicator, E: Engine> Iteration for Collective<'_, '_, '_, '_, C, E> {
+    fn step(&mut self, _it: usize) -> Result<()> {
+        self.fit.g.set_phase(Phase::Iteration);
+        self.fit.step()
+    }
+
+    fn loss(&mut self) -> Result<f64> {
+        if self.started {
+            self.fit.g.set_phase(Phase::Check);
+            return self.fit.check_loss();
+        }
+        self.started = true;
+        let loss0 = self.fit.exact_loss()?;
+        if self.fit.p.loss == Loss::Frobenius {
+            self.fit.wi = None;
+        }
+        Ok(loss0)
+    }
+
+    fn factors(&mut self) -> Result<Option<(Array2<f32>, Array2<f32>)>> {
+        let fit = &mut *self.fit;
+        fit.g.set_phase(Phase::Check);
+        Ok(gather_factors(fit.g.world, &fit.g.layout, &fit.w, &fit.h))
+    }
+
+    fn agree_verdict(&mut self, verdict: Verdict) -> Result<Verdict> {
+        let raised = self
+            .stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed));
+        if self.fit.g.all_max_f32(if raised { 1.0 } else { 0.0 }) > 0.0
+            && verdict == Verdict::Continue
+        {
+            return Ok(Verdict::Interrupted);
+        }
+        Ok(verdict)
+    }
+
+    fn agree_saved(&mut self, saved: Result<()>) -> Result<()> {
+        agree(self.fit.g.world, saved)
     }
 }
 

@@ -29,7 +29,7 @@ use crate::engine::{Backend, Engine, FactorSums, MuDenominator, MuRule, Side};
 use crate::error::Result;
 use crate::options::{Init, IterOptions, Regularization};
 use crate::report::FitReport;
-use crate::solver::history::{History, Verdict};
+use crate::solver::history::{History, Iteration};
 
 /// Damping of the row and column offsets of the fill: an offset is the sum of residuals over
 /// (count + this), so rows with few observations stay near the global mean.
@@ -190,14 +190,14 @@ impl EngineTask for Task<'_> {
             Observed::Dense { mask, .. } => Some(e.upload(mask.view())?),
             Observed::Sparse { .. } => None,
         };
-        let mut w = e.upload(w0.view())?;
-        let mut h = e.upload(h0.view())?;
-        let mut num_w = e.zeros(m, r)?;
-        let mut den_w = e.zeros(m, r)?;
-        let mut num_h = e.zeros(r, n)?;
-        let mut den_h = e.zeros(r, n)?;
-        let mut small = e.zeros(r, r)?;
-        let mut sums = e.zeros(r, 1)?;
+        let w = e.upload(w0.view())?;
+        let h = e.upload(h0.view())?;
+        let num_w = e.zeros(m, r)?;
+        let den_w = e.zeros(m, r)?;
+        let num_h = e.zeros(r, n)?;
+        let den_h = e.zeros(r, n)?;
+        let small = e.zeros(r, r)?;
+        let sums = e.zeros(r, 1)?;
 
         // The uniform L2 term rides in mu_step; per-observation weights go in the denominator.
         let weighted = cfg.penalty_scale == PenaltyScale::PerObservation && l2 > 0.0;
@@ -220,136 +220,190 @@ impl EngineTask for Task<'_> {
             None
         };
 
-        let mut objective = |e: &mut E,
-                             w: &E::Mat,
-                             h: &E::Mat,
-                             weights: &mut Option<Weights<E::Mat>>|
-         -> Result<f64> {
-            let mut f = masked_loss(e, &mask, w, h)?;
-            if l2 > 0.0 || l1 > 0.0 {
-                e.gram(w, Side::Left, &mut small)?;
-                let k = e.download(&small)?;
-                e.gram(h, Side::Right, &mut small)?;
-                let g = e.download(&small)?;
-                if l1 > 0.0 {
-                    // ‖H‖₁ from H's row sums; ‖W‖₁ from W's column sums, where the engine
-                    // reports 1 for a zero column (which has a zero Gram diagonal).
-                    e.factor_sums(h, FactorSums::RowsOfH, &mut sums)?;
-                    let sh: f64 = e.download(&sums)?.iter().map(|&x| x as f64).sum();
-                    e.factor_sums(w, FactorSums::ColumnsOfW, &mut sums)?;
-                    let sw: f64 = e
-                        .download(&sums)?
-                        .iter()
-                        .enumerate()
-                        .filter(|&(t, _)| k[[t, t]] != 0.0)
-                        .map(|(_, &x)| x as f64)
-                        .sum();
-                    f += l1 as f64 * (sw + sh);
-                }
-                match weights {
-                    Some(wt) if l2 > 0.0 => {
-                        // ⟨λ₂C ⊙ W, W⟩ = tr((λ₂C ⊙ W)ᵀ W), likewise for H.
-                        weighted_product(
-                            e,
-                            w,
-                            &wt.cw,
-                            &wt.ones_w,
-                            &mut wt.tmp_w,
-                            Side::Left,
-                            cfg.iter.epsilon,
-                        )?;
-                        e.cross(&wt.tmp_w, w, Side::Left, &mut small)?;
-                        let pw = trace(&e.download(&small)?);
-                        weighted_product(
-                            e,
-                            h,
-                            &wt.ch,
-                            &wt.ones_h,
-                            &mut wt.tmp_h,
-                            Side::Right,
-                            cfg.iter.epsilon,
-                        )?;
-                        e.cross(&wt.tmp_h, h, Side::Right, &mut small)?;
-                        let ph = trace(&e.download(&small)?);
-                        f += 0.5 * (pw + ph);
-                    }
-                    _ if l2 > 0.0 => f += 0.5 * l2 as f64 * (trace(&k) + trace(&g)),
-                    _ => {}
-                }
-            }
-            Ok(f)
+        let mut fit = MaskedIteration {
+            e,
+            cfg,
+            mask,
+            w,
+            h,
+            num_w,
+            den_w,
+            num_h,
+            den_h,
+            small,
+            sums,
+            weights,
+            step_reg,
         };
-
-        let mut weights = weights;
-        let f0 = objective(e, &w, &h, &mut weights)?;
-        let mut history = History::start(f0, &cfg.iter)?;
-        let mut verdict = Verdict::Continue;
-        let mut n_iter = history.first();
-        for it in history.iterations() {
-            // W ← W ⊙ ((M⊙V) Hᵀ) ⊘ ((M⊙WH) Hᵀ + λ₁ + λ₂ C W)
-            e.v_ht(&h, &mut num_w)?;
-            masked_product(e, &mask, &w, &h, Side::Left, &mut den_w)?;
-            if let Some(wt) = weights.as_mut() {
-                weighted_product(
-                    e,
-                    &w,
-                    &wt.cw,
-                    &wt.ones_w,
-                    &mut wt.tmp_w,
-                    Side::Left,
-                    cfg.iter.epsilon,
-                )?;
-                e.axpby(1.0, &wt.tmp_w, 1.0, &mut den_w)?;
-            }
-            e.mu_step(
-                &mut w,
-                &num_w,
-                MuDenominator::Elementwise(&den_w),
-                Side::Left,
-                step_reg,
-                cfg.iter.epsilon,
-                MuRule::Plain,
-            )?;
-            // H ← H ⊙ (Wᵀ (M⊙V)) ⊘ (Wᵀ (M⊙WH) + λ₁ + λ₂ H D)
-            e.wt_v(&w, &mut num_h)?;
-            masked_product(e, &mask, &w, &h, Side::Right, &mut den_h)?;
-            if let Some(wt) = weights.as_mut() {
-                weighted_product(
-                    e,
-                    &h,
-                    &wt.ch,
-                    &wt.ones_h,
-                    &mut wt.tmp_h,
-                    Side::Right,
-                    cfg.iter.epsilon,
-                )?;
-                e.axpby(1.0, &wt.tmp_h, 1.0, &mut den_h)?;
-            }
-            e.mu_step(
-                &mut h,
-                &num_h,
-                MuDenominator::Elementwise(&den_h),
-                Side::Right,
-                step_reg,
-                cfg.iter.epsilon,
-                MuRule::Plain,
-            )?;
-            n_iter = it;
-            if history.due(it) {
-                verdict = history.record(it, objective(e, &w, &h, &mut weights)?)?;
-                if verdict != Verdict::Continue {
-                    break;
-                }
-            }
-            if history.checkpoint_due(it) {
-                let (wd, hd) = (e.download(&w)?, e.download(&h)?);
-                history.checkpoint(it, wd.view(), hd.view())?;
-            }
-        }
+        let mut report = History::drive(&mut fit, &cfg.iter)?;
+        let MaskedIteration { e, w, h, .. } = fit;
         let (w, h) = (e.download(&w)?, e.download(&h)?);
-        let mut report = history.into_report(n_iter, verdict);
         report.gpu_stats = e.stats();
         Ok(Output { w, h, report })
+    }
+}
+
+/// A masked fit's iteration for [`History::drive`]: the multiplicative updates of W and H
+/// from the observed entries, and the penalised objective at checks.
+struct MaskedIteration<'a, E: Engine> {
+    e: &'a mut E,
+    cfg: &'a Config,
+    /// The dense mask (a sparse V is its own mask).
+    mask: Option<E::Mat>,
+    w: E::Mat,
+    h: E::Mat,
+    num_w: E::Mat,
+    den_w: E::Mat,
+    num_h: E::Mat,
+    den_h: E::Mat,
+    small: E::Mat,
+    sums: E::Mat,
+    weights: Option<Weights<E::Mat>>,
+    /// The penalty the multiplicative step applies (the uniform L2 term and L1).
+    step_reg: Regularization,
+}
+
+impl<E: Engine> Iteration for MaskedIteration<'_, E> {
+    fn step(&mut self, _it: usize) -> Result<()> {
+        let Self {
+            e,
+            cfg,
+            mask,
+            w,
+            h,
+            num_w,
+            den_w,
+            num_h,
+            den_h,
+            weights,
+            step_reg,
+            ..
+        } = self;
+        let (e, step_reg) = (&mut **e, *step_reg);
+        // W ← W ⊙ ((M⊙V) Hᵀ) ⊘ ((M⊙WH) Hᵀ + λ₁ + λ₂ C W)
+        e.v_ht(&h, num_w)?;
+        masked_product(e, &mask, &w, &h, Side::Left, den_w)?;
+        if let Some(wt) = weights.as_mut() {
+            weighted_product(
+                e,
+                &w,
+                &wt.cw,
+                &wt.ones_w,
+                &mut wt.tmp_w,
+                Side::Left,
+                cfg.iter.epsilon,
+            )?;
+            e.axpby(1.0, &wt.tmp_w, 1.0, den_w)?;
+        }
+        e.mu_step(
+            w,
+            &num_w,
+            MuDenominator::Elementwise(&den_w),
+            Side::Left,
+            step_reg,
+            cfg.iter.epsilon,
+            MuRule::Plain,
+        )?;
+        // H ← H ⊙ (Wᵀ (M⊙V)) ⊘ (Wᵀ (M⊙WH) + λ₁ + λ₂ H D)
+        e.wt_v(&w, num_h)?;
+        masked_product(e, &mask, &w, &h, Side::Right, den_h)?;
+        if let Some(wt) = weights.as_mut() {
+            weighted_product(
+                e,
+                &h,
+                &wt.ch,
+                &wt.ones_h,
+                &mut wt.tmp_h,
+                Side::Right,
+                cfg.iter.epsilon,
+            )?;
+            e.axpby(1.0, &wt.tmp_h, 1.0, den_h)?;
+        }
+        e.mu_step(
+            h,
+            &num_h,
+            MuDenominator::Elementwise(&den_h),
+            Side::Right,
+            step_reg,
+            cfg.iter.epsilon,
+            MuRule::Plain,
+        )?;
+        Ok(())
+    }
+
+    /// `½‖M ⊙ (V − WH)‖² + λ₁(‖W‖₁ + ‖H‖₁) + ½ λ₂ (‖W‖² + ‖H‖²)` (per-observation weights in
+    /// place of the uniform L2 term when asked for).
+    fn loss(&mut self) -> Result<f64> {
+        let Self {
+            e,
+            cfg,
+            mask,
+            w,
+            h,
+            small,
+            sums,
+            weights,
+            ..
+        } = self;
+        let (e, w, h) = (&mut **e, &*w, &*h);
+        let Regularization { l1, l2 } = cfg.reg;
+        let mut f = masked_loss(e, &mask, w, h)?;
+        if l2 > 0.0 || l1 > 0.0 {
+            e.gram(w, Side::Left, small)?;
+            let k = e.download(&small)?;
+            e.gram(h, Side::Right, small)?;
+            let g = e.download(&small)?;
+            if l1 > 0.0 {
+                // ‖H‖₁ from H's row sums; ‖W‖₁ from W's column sums, where the engine
+                // reports 1 for a zero column (which has a zero Gram diagonal).
+                e.factor_sums(h, FactorSums::RowsOfH, sums)?;
+                let sh: f64 = e.download(&sums)?.iter().map(|&x| x as f64).sum();
+                e.factor_sums(w, FactorSums::ColumnsOfW, sums)?;
+                let sw: f64 = e
+                    .download(&sums)?
+                    .iter()
+                    .enumerate()
+                    .filter(|&(t, _)| k[[t, t]] != 0.0)
+                    .map(|(_, &x)| x as f64)
+                    .sum();
+                f += l1 as f64 * (sw + sh);
+            }
+            match weights {
+                Some(wt) if l2 > 0.0 => {
+                    // ⟨λ₂C ⊙ W, W⟩ = tr((λ₂C ⊙ W)ᵀ W), likewise for H.
+                    weighted_product(
+                        e,
+                        w,
+                        &wt.cw,
+                        &wt.ones_w,
+                        &mut wt.tmp_w,
+                        Side::Left,
+                        cfg.iter.epsilon,
+                    )?;
+                    e.cross(&wt.tmp_w, w, Side::Left, small)?;
+                    let pw = trace(&e.download(&small)?);
+                    weighted_product(
+                        e,
+                        h,
+                        &wt.ch,
+                        &wt.ones_h,
+                        &mut wt.tmp_h,
+                        Side::Right,
+                        cfg.iter.epsilon,
+                    )?;
+                    e.cross(&wt.tmp_h, h, Side::Right, small)?;
+                    let ph = trace(&e.download(&small)?);
+                    f += 0.5 * (pw + ph);
+                }
+                _ if l2 > 0.0 => f += 0.5 * l2 as f64 * (trace(&k) + trace(&g)),
+                _ => {}
+            }
+        }
+        Ok(f)
+    }
+
+    fn factors(&mut self) -> Result<Option<(Array2<f32>, Array2<f32>)>> {
+        Ok(Some((self.e.download(&self.w)?, self.e.download(&self.h)?)))
     }
 }
 

@@ -1,5 +1,7 @@
-//! The loss history of a run, the stopping rule every solver shares, and the run's hooks
-//! (progress, stop flag, resumption).
+//! The loss history of a run, the stopping rule every solver shares, the run's hooks
+//! (progress, stop flag, resumption, checkpoints), and the one loop that drives every fit
+//! ([`History::drive`] over an [`Iteration`]): plain, masked, symmetric and distributed fits
+//! supply their step and their loss, and share the checks, the stopping rule and the hooks.
 //!
 //! The loss is recorded at the start and every `check_every` iterations (and after the last
 //! one); with `e = sqrt(2·D)`, the run stops at a check when `(e_prev − e) / e_0 < tol`
@@ -9,6 +11,8 @@
 //! iteration, with its loss recorded.
 
 use std::ops::RangeInclusive;
+
+use ndarray::Array2;
 
 use crate::error::{NmfError, Result};
 use crate::options::{IterOptions, Progress};
@@ -23,6 +27,33 @@ pub(crate) enum Verdict {
     Converged,
     /// The stop flag was raised.
     Interrupted,
+}
+
+/// One fit's iteration, as [`History::drive`] runs it: a step, the objective at a check, and
+/// (where the fit has them) the factors for a checkpoint and an agreement among processes.
+pub(crate) trait Iteration {
+    /// Iteration `it` (1-based, counting a resumed run's earlier iterations).
+    fn step(&mut self, it: usize) -> Result<()>;
+
+    /// The objective at the current factors (after a step, or at the start).
+    fn loss(&mut self) -> Result<f64>;
+
+    /// The current W and H for a checkpoint callback (`None` where this process does not hold
+    /// them, e.g. a distributed rank other than the one that gathers them).
+    fn factors(&mut self) -> Result<Option<(Array2<f32>, Array2<f32>)>> {
+        Ok(None)
+    }
+
+    /// The verdict every process agrees on at a check (a single process: its own). A
+    /// distributed fit stops when any rank's stop flag is raised.
+    fn agree_verdict(&mut self, verdict: Verdict) -> Result<Verdict> {
+        Ok(verdict)
+    }
+
+    /// A checkpoint callback's result, agreed among processes (a single process: as it is).
+    fn agree_saved(&mut self, saved: Result<()>) -> Result<()> {
+        saved
+    }
 }
 
 /// Losses recorded so far, and where the stopping rule stands.
@@ -54,6 +85,45 @@ impl History {
         h.push(first, loss0)?;
         h.prev_err = (2.0 * loss0).sqrt();
         Ok(h)
+    }
+
+    /// Run `fit` from its start to the end of the budget, the stopping rule or a stop:
+    ///
+    /// ```text
+    /// D₀ = fit.loss()                       (recorded as iteration `first`)
+    /// for it in first + 1 ..= max_iter:
+    ///     fit.step(it)
+    ///     at a check (every check_every, the last iteration, a raised stop flag):
+    ///         record D = fit.loss(); stop if (e_prev − e) / e₀ < tol (e = √(2D)) or stopped
+    ///     at a checkpoint: hand fit.factors() to the callback
+    /// ```
+    ///
+    /// The report holds the losses, the iterations done, and whether the rule or a stop ended
+    /// the run (engine, counters and time are filled in by the caller).
+    pub fn drive(fit: &mut impl Iteration, opts: &IterOptions) -> Result<FitReport> {
+        let loss0 = fit.loss()?;
+        let mut history = History::start(loss0, opts)?;
+        let mut verdict = Verdict::Continue;
+        let mut n_iter = history.first();
+        for it in history.iterations() {
+            fit.step(it)?;
+            n_iter = it;
+            if history.due(it) {
+                let own = history.record(it, fit.loss()?)?;
+                verdict = fit.agree_verdict(own)?;
+                if verdict != Verdict::Continue {
+                    break;
+                }
+            }
+            if history.checkpoint_due(it) {
+                let saved = match fit.factors()? {
+                    Some((w, h)) => history.checkpoint(it, w.view(), h.view()),
+                    None => Ok(()),
+                };
+                fit.agree_saved(saved)?;
+            }
+        }
+        Ok(history.into_report(n_iter, verdict))
     }
 
     /// The iterations this run is to do.

@@ -17,7 +17,7 @@ pub(crate) use self::scale::DataScale;
 
 use ndarray::Array2;
 
-use self::history::{History, Verdict};
+use self::history::{History, Iteration};
 use crate::engine::{Engine, Side, FREE};
 use crate::error::Result;
 use crate::options::{Loss, Solver, ValidParams};
@@ -117,6 +117,47 @@ trait Step<E: Engine> {
         -> Result<()>;
 }
 
+/// A plain fit's iteration for [`History::drive`]: the solver's step on the engine's state.
+struct Plain<'a, E: Engine> {
+    e: &'a mut E,
+    s: State<E::Mat>,
+    solver: &'a dyn Step<E>,
+    params: &'a ValidParams,
+    update: Update,
+    /// Whether a step has run (before it, the products do not hold the current factors).
+    stepped: bool,
+}
+
+impl<E: Engine> Iteration for Plain<'_, E> {
+    fn step(&mut self, _it: usize) -> Result<()> {
+        self.solver
+            .step(self.e, &mut self.s, self.params, self.update)?;
+        self.stepped = true;
+        Ok(())
+    }
+
+    fn loss(&mut self) -> Result<f64> {
+        let (e, s, p) = (&mut *self.e, &self.s, self.params);
+        // After a Frobenius step, q = WᵀV and k = WᵀW hold the current W: the loss follows
+        // from them without another pass over V when it is accurate enough.
+        let from_products = match p.loss {
+            Loss::Frobenius if self.stepped => e.loss_from_products(&s.q, &s.k, &s.h)?,
+            _ => None,
+        };
+        match from_products {
+            Some(l) => Ok(l),
+            None => e.loss(&s.w, &s.h, p.loss, p.iter.epsilon),
+        }
+    }
+
+    fn factors(&mut self) -> Result<Option<(Array2<f32>, Array2<f32>)>> {
+        Ok(Some((
+            self.e.download(&self.s.w)?,
+            self.e.download(&self.s.h)?,
+        )))
+    }
+}
+
 /// Run the configured solver from `(w0, h0)`.
 pub(crate) fn run<E: Engine>(
     e: &mut E,
@@ -155,7 +196,7 @@ pub(crate) fn run<E: Engine>(
     let general_beta = matches!(params.loss, Loss::ItakuraSaito | Loss::Beta(_));
     let sums = params.loss == Loss::KullbackLeibler;
     let small = if sums { 1 } else { r };
-    let mut s = State {
+    let s = State {
         w: e.upload(w0.view())?,
         h: e.upload(h0.view())?,
         p: e.zeros(m, r)?,
@@ -182,37 +223,17 @@ pub(crate) fn run<E: Engine>(
         Solver::AcceleratedHals => &ahals::AcceleratedHals,
     };
 
-    let it_opts = &params.iter;
-    let loss0 = e.loss(&s.w, &s.h, params.loss, it_opts.epsilon)?;
-    let mut history = History::start(loss0, it_opts)?;
-    let mut verdict = Verdict::Continue;
-    let mut n_iter = history.first();
-    for it in history.iterations() {
-        step.step(e, &mut s, params, update)?;
-        n_iter = it;
-        if history.due(it) {
-            // After a Frobenius step, q = WᵀV and k = WᵀW hold the current W: the loss
-            // follows from them without another pass over V when it is accurate enough.
-            let from_products = match params.loss {
-                Loss::Frobenius => e.loss_from_products(&s.q, &s.k, &s.h)?,
-                _ => None,
-            };
-            let l = match from_products {
-                Some(l) => l,
-                None => e.loss(&s.w, &s.h, params.loss, it_opts.epsilon)?,
-            };
-            verdict = history.record(it, l)?;
-            if verdict != Verdict::Continue {
-                break;
-            }
-        }
-        if history.checkpoint_due(it) {
-            let (w, h) = (e.download(&s.w)?, e.download(&s.h)?);
-            history.checkpoint(it, w.view(), h.view())?;
-        }
-    }
+    let mut fit = Plain {
+        e,
+        s,
+        solver: step,
+        params,
+        update,
+        stepped: false,
+    };
+    let mut report = History::drive(&mut fit, &params.iter)?;
+    let Plain { e, s, .. } = fit;
     let (w, h) = (e.download(&s.w)?, e.download(&s.h)?);
-    let mut report = history.into_report(n_iter, verdict);
     report.gpu_stats = e.stats();
     Ok(RunOutput { w, h, report })
 }

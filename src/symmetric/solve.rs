@@ -10,7 +10,7 @@ use crate::engine::{Engine, MuDenominator, MuRule, Side};
 use crate::error::{NmfError, Result};
 use crate::options::{IterOptions, Loss, Regularization};
 use crate::report::FitReport;
-use crate::solver::history::{History, Verdict};
+use crate::solver::history::{History, Iteration};
 
 /// Every initialisation of one fit, run on one engine.
 pub(super) struct SymTask {
@@ -109,6 +109,28 @@ impl EngineTask for SymTask {
     }
 }
 
+/// A symmetric run's iteration for [`History::drive`].
+struct SymIteration<'a, E: Engine> {
+    task: &'a SymTask,
+    e: &'a mut E,
+    s: &'a mut Work<E::Mat>,
+}
+
+impl<E: Engine> Iteration for SymIteration<'_, E> {
+    fn step(&mut self, _it: usize) -> Result<()> {
+        let (t, e, s) = (self.task, &mut *self.e, &mut *self.s);
+        match t.method {
+            SymMethod::Anls => t.anls_step(e, s),
+            SymMethod::Multiplicative => t.mu_step(e, s),
+            SymMethod::TriFactor => t.tri_step(e, s),
+        }
+    }
+
+    fn loss(&mut self) -> Result<f64> {
+        self.task.objective(self.e, self.s)
+    }
+}
+
 impl SymTask {
     /// One run from `h0`.
     fn run_one<E: Engine>(
@@ -131,25 +153,7 @@ impl SymTask {
             SymMethod::Multiplicative => {}
         }
 
-        let f0 = self.objective(e, s)?;
-        let mut history = History::start(f0, &self.iter)?;
-        let mut verdict = Verdict::Continue;
-        let mut n_iter = 0;
-        for it in history.iterations() {
-            match self.method {
-                SymMethod::Anls => self.anls_step(e, s)?,
-                SymMethod::Multiplicative => self.mu_step(e, s)?,
-                SymMethod::TriFactor => self.tri_step(e, s)?,
-            }
-            n_iter = it;
-            if history.due(it) {
-                verdict = history.record(it, self.objective(e, s)?)?;
-                if verdict != Verdict::Continue {
-                    break;
-                }
-            }
-        }
-        let report = history.into_report(n_iter, verdict);
+        let report = History::drive(&mut SymIteration { task: self, e, s }, &self.iter)?;
         let residual = self.residual(e, s)?;
         Ok(SymOutput {
             h: e.download(&s.h)?,
