@@ -12,7 +12,7 @@ pub(crate) mod sparse;
 pub(crate) use self::sparse::SparseOp;
 
 use ndarray::parallel::prelude::*;
-use ndarray::{Array2, ArrayView2, Axis, CowArray, Ix2, Zip};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, CowArray, Ix2, Zip};
 
 use super::{Engine, FactorSums, MuDenominator, MuRule, Side, TraceLoss, FREE};
 use crate::error::{NmfError, Result};
@@ -168,10 +168,8 @@ fn row_major(w: &Array2<f32>) -> CowArray<'_, f32, Ix2> {
 
 /// The numerators of the KL and masked updates, block by block so that `Z` is never whole:
 /// `Z = f(W H, D)` with `D` the data (`V` for KL, the mask `M` for masked NMF) and
-/// `f = combine` applied per block (`V ⊘ max(WH, ε)` or `M ⊙ WH`); then
-/// `out = Z Hᵀ` (m x r) for `Side::Left`, per block of rows, with `Hᵀ` packed once into
-/// `scratch_ht`; `out = Wᵀ Z` (r x n) for `Side::Right`, per block of columns. Shapes were
-/// checked by the caller ([`check_factors`]).
+/// `f = combine` applied per block (`V ⊘ max(WH, ε)` or `M ⊙ WH`); then `out = Z Hᵀ` (m x r)
+/// for `Side::Left` or `out = Wᵀ Z` (r x n) for `Side::Right` ([`blocked_products`]).
 fn blocked_numerator(
     data: ArrayView2<'_, f32>,
     scratch_ht: &mut Vec<f32>,
@@ -181,47 +179,15 @@ fn blocked_numerator(
     out: &mut Array2<f32>,
     combine: impl Fn(&mut Array2<f32>, ArrayView2<'_, f32>) + Sync,
 ) -> Result<()> {
-    let (m, n) = data.dim();
-    match side {
-        Side::Left => {
-            let mut ht = std::mem::take(scratch_ht);
-            pack_ht(h, &mut ht);
-            let bs = block_rows(n);
-            let res = data
-                .axis_chunks_iter(Axis(0), bs)
-                .into_par_iter()
-                .zip(w.axis_chunks_iter(Axis(0), bs))
-                .zip(out.axis_chunks_iter_mut(Axis(0), bs))
-                .try_for_each(|((db, wb), ob)| {
-                    let mut z = Array2::<f32>::zeros((db.nrows(), n));
-                    products::at_b(wb.t(), h.view(), z.view_mut())?;
-                    combine(&mut z, db);
-                    products::a_bt_packed(z.view(), h.view(), &ht, ob)
-                });
-            *scratch_ht = ht;
-            res
-        }
-        Side::Right => {
-            let wt = w.t().as_standard_layout().into_owned();
-            let bs = block_rows(m);
-            data.axis_chunks_iter(Axis(1), bs)
-                .into_par_iter()
-                .zip(h.axis_chunks_iter(Axis(1), bs))
-                .zip(out.axis_chunks_iter_mut(Axis(1), bs))
-                .try_for_each(|((db, hb), ob)| {
-                    let mut z = Array2::<f32>::zeros((m, db.ncols()));
-                    products::at_b(wt.view(), hb, z.view_mut())?;
-                    combine(&mut z, db);
-                    products::at_b(w.view(), z.view(), ob)
-                })
-        }
-    }
+    blocked_products(data, scratch_ht, w, h, side, out, None, |z, _, db| {
+        combine(z, db)
+    })
 }
 
 /// The β-divergence products of [`Engine::beta_products`], each block of `Y = W H` formed
 /// once for both: `A = V ⊙ Y₁^(β−2)` and `B = Y₂^(β−1)` (see [`beta_pair`]), then
-/// `num = A Hᵀ`, `den = B Hᵀ` (Left, per block of rows) or `num = Wᵀ A`, `den = Wᵀ B`
-/// (Right, per block of columns). Shapes were checked by the caller.
+/// `num = A Hᵀ`, `den = B Hᵀ` (Left) or `num = Wᵀ A`, `den = Wᵀ B` (Right)
+/// ([`blocked_products`]).
 #[allow(clippy::too_many_arguments)]
 fn blocked_beta(
     data: ArrayView2<'_, f32>,
@@ -233,52 +199,85 @@ fn blocked_beta(
     num: &mut Array2<f32>,
     den: &mut Array2<f32>,
 ) -> Result<()> {
+    blocked_products(data, scratch_ht, w, h, side, num, Some(den), |z, b, vb| {
+        if let Some(b) = b {
+            Zip::from(z).and(b).and(vb).for_each(|y, b, &x| {
+                let (a, d) = beta_pair(*y, beta);
+                *y = x * a;
+                *b = d;
+            })
+        }
+    })
+}
+
+/// The one blocked-products loop: for each block of rows (`Side::Left`, about
+/// [`BLOCK_ENTRIES`] entries) or of columns (`Side::Right`) of the data `D`, form that block of
+/// `Y = W H`, let `combine(Y, B, D)` turn it into `Z` (and, when a second output is asked
+/// for, fill a second block `B`), then write `out = Z Hᵀ` (and `out₂ = B Hᵀ`) for `Left`, with
+/// `Hᵀ` packed once into `scratch_ht`, or `out = Wᵀ Z` (and `out₂ = Wᵀ B`) for `Right`. The
+/// blocks run in parallel; `Y` is never whole. Shapes were checked by the caller
+/// ([`check_factors`]).
+#[allow(clippy::too_many_arguments)]
+fn blocked_products(
+    data: ArrayView2<'_, f32>,
+    scratch_ht: &mut Vec<f32>,
+    w: &Array2<f32>,
+    h: &Array2<f32>,
+    side: Side,
+    out: &mut Array2<f32>,
+    second: Option<&mut Array2<f32>>,
+    combine: impl Fn(&mut Array2<f32>, Option<&mut Array2<f32>>, ArrayView2<'_, f32>) + Sync,
+) -> Result<()> {
     let (m, n) = data.dim();
-    let pair = |z: &mut Array2<f32>, b: &mut Array2<f32>, vb: ArrayView2<'_, f32>| {
-        Zip::from(z).and(b).and(vb).for_each(|y, b, &x| {
-            let (a, d) = beta_pair(*y, beta);
-            *y = x * a;
-            *b = d;
-        })
+    let (axis, bs) = match side {
+        Side::Left => (Axis(0), block_rows(n)),
+        Side::Right => (Axis(1), block_rows(m)),
     };
+    let outs: Vec<_> = out.axis_chunks_iter_mut(axis, bs).collect();
+    let mut seconds: Vec<Option<ArrayViewMut2<'_, f32>>> = match second {
+        Some(s) => s.axis_chunks_iter_mut(axis, bs).map(Some).collect(),
+        None => Vec::new(),
+    };
+    seconds.resize_with(outs.len(), || None);
+    let blocks: Vec<_> = data
+        .axis_chunks_iter(axis, bs)
+        .zip(outs)
+        .zip(seconds)
+        .enumerate()
+        .collect();
     match side {
         Side::Left => {
             let mut ht = std::mem::take(scratch_ht);
             pack_ht(h, &mut ht);
-            let bs = block_rows(n);
-            let res = data
-                .axis_chunks_iter(Axis(0), bs)
-                .into_par_iter()
-                .zip(w.axis_chunks_iter(Axis(0), bs))
-                .zip(num.axis_chunks_iter_mut(Axis(0), bs))
-                .zip(den.axis_chunks_iter_mut(Axis(0), bs))
-                .try_for_each(|(((db, wb), nb), eb)| {
-                    let mut z = Array2::<f32>::zeros((db.nrows(), n));
-                    let mut b = Array2::<f32>::zeros((db.nrows(), n));
-                    products::at_b(wb.t(), h.view(), z.view_mut())?;
-                    pair(&mut z, &mut b, db);
-                    products::a_bt_packed(z.view(), h.view(), &ht, nb)?;
-                    products::a_bt_packed(b.view(), h.view(), &ht, eb)
-                });
+            let res = blocks.into_par_iter().try_for_each(|(k, ((db, ob), sb))| {
+                let wb = w.slice(ndarray::s![k * bs..k * bs + db.nrows(), ..]);
+                let mut z = Array2::<f32>::zeros((db.nrows(), n));
+                let mut b = sb.as_ref().map(|_| Array2::<f32>::zeros((db.nrows(), n)));
+                products::at_b(wb.t(), h.view(), z.view_mut())?;
+                combine(&mut z, b.as_mut(), db);
+                products::a_bt_packed(z.view(), h.view(), &ht, ob)?;
+                match (b, sb) {
+                    (Some(b), Some(sb)) => products::a_bt_packed(b.view(), h.view(), &ht, sb),
+                    _ => Ok(()),
+                }
+            });
             *scratch_ht = ht;
             res
         }
         Side::Right => {
             let wt = w.t().as_standard_layout().into_owned();
-            let bs = block_rows(m);
-            data.axis_chunks_iter(Axis(1), bs)
-                .into_par_iter()
-                .zip(h.axis_chunks_iter(Axis(1), bs))
-                .zip(num.axis_chunks_iter_mut(Axis(1), bs))
-                .zip(den.axis_chunks_iter_mut(Axis(1), bs))
-                .try_for_each(|(((db, hb), nb), eb)| {
-                    let mut z = Array2::<f32>::zeros((m, db.ncols()));
-                    let mut b = Array2::<f32>::zeros((m, db.ncols()));
-                    products::at_b(wt.view(), hb, z.view_mut())?;
-                    pair(&mut z, &mut b, db);
-                    products::at_b(w.view(), z.view(), nb)?;
-                    products::at_b(w.view(), b.view(), eb)
-                })
+            blocks.into_par_iter().try_for_each(|(k, ((db, ob), sb))| {
+                let hb = h.slice(ndarray::s![.., k * bs..k * bs + db.ncols()]);
+                let mut z = Array2::<f32>::zeros((m, db.ncols()));
+                let mut b = sb.as_ref().map(|_| Array2::<f32>::zeros((m, db.ncols())));
+                products::at_b(wt.view(), hb, z.view_mut())?;
+                combine(&mut z, b.as_mut(), db);
+                products::at_b(w.view(), z.view(), ob)?;
+                match (b, sb) {
+                    (Some(b), Some(sb)) => products::at_b(w.view(), b.view(), sb),
+                    _ => Ok(()),
+                }
+            })
         }
     }
 }
