@@ -7,6 +7,7 @@
 mod auto;
 mod choice;
 pub(crate) mod cpu;
+pub(crate) mod divergence;
 #[cfg(feature = "gpu")]
 pub(crate) mod gpu;
 mod inner;

@@ -11,6 +11,7 @@ pub(crate) mod sparse;
 
 pub(crate) use self::sparse::SparseOp;
 
+use super::divergence::{self, beta_entry, beta_pair};
 use ndarray::parallel::prelude::*;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, CowArray, Ix2, Zip};
 
@@ -1034,12 +1035,7 @@ fn block_divergence(v: ArrayView2<'_, f32>, wh: ArrayView2<'_, f32>, loss: Loss,
         Loss::KullbackLeibler => {
             // scikit-learn: the log term only where v > ε, with wh clamped below at ε.
             Zip::from(v).and(wh).for_each(|&v, &p| {
-                let (v, p) = (v as f64, p as f64);
-                if v > eps as f64 {
-                    let q = if p < eps as f64 { eps as f64 } else { p };
-                    acc += v * (v / q).ln() - v;
-                }
-                acc += p;
+                acc += divergence::kl_entry_data(v as f64, p as f64, eps as f64) + p as f64;
             });
             acc
         }
@@ -1051,76 +1047,6 @@ fn block_divergence(v: ArrayView2<'_, f32>, wh: ArrayView2<'_, f32>, loss: Loss,
             acc
         }
     }
-}
-
-/// The guard of the β-divergence products and loss: scikit-learn's `EPSILON`, f32's machine
-/// epsilon.
-const BETA_GUARD: f32 = f32::EPSILON;
-
-/// `(y₁^(β−2), y₂^(β−1))` of the β rules ([`Engine::beta_products`]) with one power: the
-/// second is the first times `y₂` wherever `y₁ = y₂` (everywhere but `y < ε` for
-/// 1 ≤ β < 2, where it is its own power).
-#[inline(always)]
-fn beta_pair(y: f32, beta: f32) -> (f32, f32) {
-    let a = beta_num_power(y, beta);
-    if y < BETA_GUARD {
-        if beta < 1.0 {
-            (a, a * BETA_GUARD)
-        } else {
-            (a, beta_den_power(y, beta))
-        }
-    } else {
-        (a, a * y)
-    }
-}
-
-/// `y₁^(β−2)` of the numerator of the β rules, `y₁ = max(y, ε)` for β < 2.
-#[inline(always)]
-pub(crate) fn beta_num_power(y: f32, beta: f32) -> f32 {
-    let y = if beta < 2.0 && y < BETA_GUARD {
-        BETA_GUARD
-    } else {
-        y
-    };
-    if beta == 0.0 {
-        // scikit-learn's (1/y)² for Itakura–Saito.
-        let inv = 1.0 / y;
-        inv * inv
-    } else {
-        y.powf(beta - 2.0)
-    }
-}
-
-/// `y₂^(β−1)` of the denominator of the β rules, `y₂ = max(y, ε)` for β < 1.
-#[inline(always)]
-pub(crate) fn beta_den_power(y: f32, beta: f32) -> f32 {
-    let y = if beta < 1.0 && y < BETA_GUARD {
-        BETA_GUARD
-    } else {
-        y
-    };
-    y.powf(beta - 1.0)
-}
-
-/// One entry of scikit-learn's β-divergence (β ∉ {1, 2}), in f64, with `q = max(wh, ε)`
-/// where `v > ε` and only the `wh` term elsewhere:
-/// `β = 0`: `v/q − log(v/q) − 1` (and `−1` where `v ≤ ε`, from scikit-learn's `− n·m`);
-/// else `(v^β − β v q^(β−1) + (β−1) wh^β) / (β (β−1))` (and `wh^β / β` where `v ≤ ε`).
-pub(crate) fn beta_entry(v: f32, wh: f32, beta: f32) -> f64 {
-    let (v, wh, b) = (f64::from(v), f64::from(wh), f64::from(beta));
-    let eps = f64::from(BETA_GUARD);
-    if beta == 0.0 {
-        if v <= eps {
-            return -1.0;
-        }
-        let x = v / wh.max(eps);
-        return x - x.ln() - 1.0;
-    }
-    if v <= eps {
-        return wh.powf(b) / b;
-    }
-    let q = wh.max(eps);
-    (v.powf(b) - b * v * q.powf(b - 1.0) + (b - 1.0) * wh.powf(b)) / (b * (b - 1.0))
 }
 
 /// Values below the smallest normal f32 become zero.

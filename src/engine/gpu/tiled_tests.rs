@@ -251,7 +251,7 @@ impl Case {
             Epilogue::LossKl => total(&|i, y| d(i) * (d(i) / y).ln() - d(i) + y),
             Epilogue::LossMasked => total(&|i, y| (f64::from(self.mask[i]) * (d(i) - y)).powi(2)),
             Epilogue::LossBeta => {
-                total(&|i, y| crate::engine::cpu::beta_entry(self.d[i], y as f32, BETA))
+                total(&|i, y| crate::engine::divergence::beta_entry(self.d[i], y as f32, BETA))
             }
         }
     }

@@ -9,6 +9,7 @@ use std::ops::Range;
 use super::super::simd::{self, Level};
 use super::panels::Operand;
 use super::products::dot_f32;
+use crate::engine::divergence;
 use crate::sparse::CsrMatrix;
 
 /// `Σ_t a[t]·b[t]` in f64 (four partial sums, so that the loop vectorises).
@@ -49,8 +50,7 @@ pub(crate) fn kl_term(a: Operand<'_>, w: &[f32], x: &[f32], r: usize, eps: f32) 
         if v > eps {
             // WH in f32, as the dense engine forms it.
             let p = dot_f32(wr, xr) as f64;
-            let q = if p < eps { eps } else { p };
-            (v * (v / q).ln() - v, 0.0)
+            (divergence::kl_entry_data(v, p, eps), 0.0)
         } else {
             (0.0, 0.0)
         }
