@@ -77,10 +77,10 @@ impl NmfParams {
     /// Keep these columns of W at their starting values (known parts, spectra or signatures,
     /// beside free ones): `fix_w(..)` fixes all of W, `fix_w([0, 2])` columns 0 and 2. The
     /// values are those of [`Init::Custom`], which this requires (give the known columns there
-    /// and any nonnegative start for the free ones). Every solver but
-    /// [`Solver::AcceleratedHals`]; the fixed columns end bit for bit as they started, and the
-    /// free ones follow the solver's rule with the fixed ones in place (the MU and HALS
-    /// objectives still never increase). Fixing all of W is what
+    /// and any nonnegative start for the free ones). Every solver (not with an orthogonality
+    /// constraint); the fixed columns end bit for bit as they started, and the free ones
+    /// follow the solver's rule with the fixed ones in place (the MU, HALS and accelerated
+    /// HALS objectives still never increase). Fixing all of W is what
     /// [`Factorization::transform`](crate::Factorization::transform) does.
     pub fn fix_w(mut self, columns: impl Into<Fixed>) -> Self {
         self.fix_w = columns.into();
@@ -234,12 +234,6 @@ impl NmfParams {
             return Err(NmfError::UnsupportedOption {
                 option: "fixed components (fix_w, fix_h)",
                 requires: "Init::Custom holding the fixed columns of W and rows of H",
-            });
-        }
-        if self.solver == Solver::AcceleratedHals {
-            return Err(NmfError::UnsupportedOption {
-                option: "fixed components (fix_w, fix_h)",
-                requires: "Solver::MultiplicativeUpdate or Solver::Hals",
             });
         }
         if self.orthogonality != Orthogonality::None {

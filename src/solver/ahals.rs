@@ -93,8 +93,11 @@ impl<E: Engine> Step<E> for AcceleratedHals {
                 option: "accelerated HALS without its work space",
                 requires: "a run started by solver::run",
             })?;
-        if update == Update::Both {
+        if update.w() {
             e.v_ht_and_gram(&s.h, &mut s.p, &mut s.g)?;
+            if let Some(a) = &s.anchors.gram_w {
+                e.pin(&mut s.g, a)?;
+            }
             sweeps(
                 e,
                 &mut s.w,
@@ -109,11 +112,24 @@ impl<E: Engine> Step<E> for AcceleratedHals {
         }
         e.gram(&s.w, Side::Left, &mut s.k)?;
         e.wt_v(&s.w, &mut s.q)?;
+        if !update.h() {
+            return Ok(());
+        }
+        // The loss reads K = Wᵀ W after the step: with fixed rows of H the sweeps get a
+        // pinned copy.
+        let k = match (&s.anchors.gram_h, &mut s.anchors.scratch) {
+            (Some(a), Some(k)) => {
+                e.axpby(1.0, &s.k, 0.0, k)?;
+                e.pin(k, a)?;
+                &*k
+            }
+            _ => &s.k,
+        };
         sweeps(
             e,
             &mut s.h,
             &s.q,
-            &s.k,
+            k,
             Side::Right,
             p.reg_h,
             budget_h,

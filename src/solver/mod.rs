@@ -177,7 +177,8 @@ pub(crate) fn run<E: Engine>(
     let partly = |fixed: &[usize]| !fixed.is_empty() && fixed.len() < r;
     let pin_w = update.w() && partly(&params.fixed_w);
     let pin_h = update.h() && partly(&params.fixed_h);
-    let hals = params.solver == Solver::Hals;
+    // HALS and accelerated HALS skip a component whose Gram diagonal is pinned.
+    let hals = matches!(params.solver, Solver::Hals | Solver::AcceleratedHals);
     let anchors = Anchors {
         w: pin_w
             .then(|| e.upload(anchor(w0, &params.fixed_w, Side::Left).view()))

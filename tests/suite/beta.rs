@@ -259,6 +259,7 @@ fn fixed_components_do_not_move() {
         (Solver::MultiplicativeUpdate, Loss::ItakuraSaito),
         (Solver::MultiplicativeUpdate, Loss::beta(1.5)),
         (Solver::Hals, Loss::Frobenius),
+        (Solver::AcceleratedHals, Loss::Frobenius),
     ];
     for (solver, loss) in cases {
         let what = format!("{solver:?} {loss}");
@@ -309,7 +310,10 @@ fn fixed_components_are_checked() {
         Err(NmfError::UnsupportedOption { .. })
     ));
     assert!(matches!(
-        p.solver(Solver::AcceleratedHals).fix_h([0]).fit(v.view()),
+        p.solver(Solver::MultiplicativeUpdate)
+            .orthogonal(nmf_gpu::Orthogonality::H)
+            .fix_h([0])
+            .fit(v.view()),
         Err(NmfError::UnsupportedOption { .. })
     ));
 }
@@ -375,7 +379,11 @@ fn gpu_matches_cpu_for_beta_and_fixed_components() {
             );
         }
     }
-    for solver in [Solver::MultiplicativeUpdate, Solver::Hals] {
+    for solver in [
+        Solver::MultiplicativeUpdate,
+        Solver::Hals,
+        Solver::AcceleratedHals,
+    ] {
         let p = params(r, Loss::Frobenius, &w0, &h0, 20)
             .solver(solver)
             .fix_w([1, 3])
