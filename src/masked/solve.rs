@@ -281,12 +281,12 @@ impl<E: Engine> Iteration for MaskedIteration<'_, E> {
         } = self;
         let (e, step_reg) = (&mut **e, *step_reg);
         // W ← W ⊙ ((M⊙V) Hᵀ) ⊘ ((M⊙WH) Hᵀ + λ₁ + λ₂ C W)
-        e.v_ht(&h, num_w)?;
-        masked_product(e, &mask, &w, &h, Side::Left, den_w)?;
+        e.v_ht(h, num_w)?;
+        masked_product(e, mask, w, h, Side::Left, den_w)?;
         if let Some(wt) = weights.as_mut() {
             weighted_product(
                 e,
-                &w,
+                w,
                 &wt.cw,
                 &wt.ones_w,
                 &mut wt.tmp_w,
@@ -297,20 +297,20 @@ impl<E: Engine> Iteration for MaskedIteration<'_, E> {
         }
         e.mu_step(
             w,
-            &num_w,
-            MuDenominator::Elementwise(&den_w),
+            num_w,
+            MuDenominator::Elementwise(den_w),
             Side::Left,
             step_reg,
             cfg.iter.epsilon,
             MuRule::Plain,
         )?;
         // H ← H ⊙ (Wᵀ (M⊙V)) ⊘ (Wᵀ (M⊙WH) + λ₁ + λ₂ H D)
-        e.wt_v(&w, num_h)?;
-        masked_product(e, &mask, &w, &h, Side::Right, den_h)?;
+        e.wt_v(w, num_h)?;
+        masked_product(e, mask, w, h, Side::Right, den_h)?;
         if let Some(wt) = weights.as_mut() {
             weighted_product(
                 e,
-                &h,
+                h,
                 &wt.ch,
                 &wt.ones_h,
                 &mut wt.tmp_h,
@@ -321,8 +321,8 @@ impl<E: Engine> Iteration for MaskedIteration<'_, E> {
         }
         e.mu_step(
             h,
-            &num_h,
-            MuDenominator::Elementwise(&den_h),
+            num_h,
+            MuDenominator::Elementwise(den_h),
             Side::Right,
             step_reg,
             cfg.iter.epsilon,
@@ -347,20 +347,20 @@ impl<E: Engine> Iteration for MaskedIteration<'_, E> {
         } = self;
         let (e, w, h) = (&mut **e, &*w, &*h);
         let Regularization { l1, l2 } = cfg.reg;
-        let mut f = masked_loss(e, &mask, w, h)?;
+        let mut f = masked_loss(e, mask, w, h)?;
         if l2 > 0.0 || l1 > 0.0 {
             e.gram(w, Side::Left, small)?;
-            let k = e.download(&small)?;
+            let k = e.download(small)?;
             e.gram(h, Side::Right, small)?;
-            let g = e.download(&small)?;
+            let g = e.download(small)?;
             if l1 > 0.0 {
                 // ‖H‖₁ from H's row sums; ‖W‖₁ from W's column sums, where the engine
                 // reports 1 for a zero column (which has a zero Gram diagonal).
                 e.factor_sums(h, FactorSums::RowsOfH, sums)?;
-                let sh: f64 = e.download(&sums)?.iter().map(|&x| x as f64).sum();
+                let sh: f64 = e.download(sums)?.iter().map(|&x| x as f64).sum();
                 e.factor_sums(w, FactorSums::ColumnsOfW, sums)?;
                 let sw: f64 = e
-                    .download(&sums)?
+                    .download(sums)?
                     .iter()
                     .enumerate()
                     .filter(|&(t, _)| k[[t, t]] != 0.0)
@@ -381,7 +381,7 @@ impl<E: Engine> Iteration for MaskedIteration<'_, E> {
                         cfg.iter.epsilon,
                     )?;
                     e.cross(&wt.tmp_w, w, Side::Left, small)?;
-                    let pw = trace(&e.download(&small)?);
+                    let pw = trace(&e.download(small)?);
                     weighted_product(
                         e,
                         h,
@@ -392,7 +392,7 @@ impl<E: Engine> Iteration for MaskedIteration<'_, E> {
                         cfg.iter.epsilon,
                     )?;
                     e.cross(&wt.tmp_h, h, Side::Right, small)?;
-                    let ph = trace(&e.download(&small)?);
+                    let ph = trace(&e.download(small)?);
                     f += 0.5 * (pw + ph);
                 }
                 _ if l2 > 0.0 => f += 0.5 * l2 as f64 * (trace(&k) + trace(&g)),
