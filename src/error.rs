@@ -449,6 +449,14 @@ pub enum NmfError {
         reason: String,
     },
 
+    /// A crop or downsampling of frames was asked for, but the frames' height and width are
+    /// neither known to the source nor given ([`frames`](crate::frames)).
+    #[error("the frames' shape is not known ({pixels} pixels per frame) and a crop or downsampling needs it; give it as height x width (FrameSteps::frame_shape, --frame-shape HxW) with height·width = {pixels}")]
+    UnknownFrameShape {
+        /// Pixels per frame (rows of V).
+        pixels: usize,
+    },
+
     /// A long computation was stopped by its stop flag before it finished.
     #[error("{what} was interrupted before it finished; nothing was computed")]
     Interrupted {

@@ -47,6 +47,7 @@
 //! | symmetric NMF `A ≈ HHᵀ` and tri-factor `A ≈ HSHᵀ` | [`symmetric`], with [`graph`] for reading graphs |
 //! | masked NMF `‖M ⊙ (V − WH)‖²` (missing entries, recommendation) | [`masked`] |
 //! | online (mini-batch) NMF: data streamed in batches, larger than memory | [`online`] |
+//! | movies: crop, downsampling and baseline removal of frames as they stream | [`frames`] |
 //! | clustering scores (purity, NMI, ARI) | [`cluster`] |
 //! | choosing the rank: consensus, NMFk, cross-validation | [`select`] |
 //! | topics (tokenising, tf-idf, top terms) | [`text`] |
@@ -64,6 +65,7 @@ mod engine;
 mod error;
 mod fit;
 mod gpu_stats;
+pub mod frames;
 pub mod graph;
 #[cfg(feature = "images")]
 pub mod images;

@@ -142,4 +142,8 @@ impl Source for ImageDirSource {
             None => format!("sample {col}"),
         }
     }
+
+    fn frame_shape(&self) -> Option<(usize, usize)> {
+        Some((self.height, self.width))
+    }
 }

@@ -713,6 +713,10 @@ impl Source for TiffSource {
     fn describe(&self, col: usize) -> String {
         self.stack.describe(col)
     }
+
+    fn frame_shape(&self) -> Option<(usize, usize)> {
+        Some((self.stack.height(), self.stack.width()))
+    }
 }
 
 /// Read the TIFF file or directory of TIFF files `path` as V (pixels x frames).

@@ -29,6 +29,13 @@ pub trait Source: Send {
     fn describe(&self, col: usize) -> String {
         format!("sample (column) {col}")
     }
+    /// `(height, width)` of a sample, where the samples are frames of a known shape
+    /// (`height·width = m`, pixel `(x, y)` at row `y·width + x`): TIFF stacks, image
+    /// directories. `None` (the default) where the source does not know; frame
+    /// preprocessing ([`frames`](crate::frames)) then needs it given.
+    fn frame_shape(&self) -> Option<(usize, usize)> {
+        None
+    }
 }
 
 impl<S: Source + ?Sized> Source for &mut S {
@@ -44,6 +51,9 @@ impl<S: Source + ?Sized> Source for &mut S {
     fn describe(&self, col: usize) -> String {
         (**self).describe(col)
     }
+    fn frame_shape(&self) -> Option<(usize, usize)> {
+        (**self).frame_shape()
+    }
 }
 
 impl<S: Source + ?Sized> Source for Box<S> {
@@ -58,6 +68,9 @@ impl<S: Source + ?Sized> Source for Box<S> {
     }
     fn describe(&self, col: usize) -> String {
         (**self).describe(col)
+    }
+    fn frame_shape(&self) -> Option<(usize, usize)> {
+        (**self).frame_shape()
     }
 }
 

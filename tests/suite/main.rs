@@ -16,6 +16,7 @@ mod cli_beta;
 mod cluster;
 mod control;
 mod extreme;
+mod frames;
 mod fuzz_regressions;
 mod gpu_fit;
 mod gpu_quiet;

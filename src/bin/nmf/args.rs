@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use nmf_gpu::frames::{Baseline, Crop, FrameShape, FrameSteps};
 use nmf_gpu::io::{HeaderMode, Storage};
 use nmf_gpu::{Init, Loss, Orthogonality, Solver};
 
@@ -62,11 +63,92 @@ pub struct InputArgs {
     pub storage: Storage,
 }
 
+/// Frame preprocessing of movies and image stacks (one frame a sample), in this order: crop,
+/// downsample, baseline; recorded in summary.json and applied again by `nmf transform`.
+#[derive(Debug, Clone, Args)]
+pub struct FrameArgs {
+    /// Keep the rectangle X,Y,WIDTH,HEIGHT of each frame (top-left pixel, then size); it must
+    /// lie inside the frame.
+    #[arg(long, value_name = "X,Y,W,H", value_parser = parse_crop)]
+    pub crop: Option<Crop>,
+
+    /// Average blocks of KxK pixels (after the crop); rows and columns that fill no whole
+    /// block (height mod K, width mod K at the bottom and right) are cropped away.
+    #[arg(long, value_name = "K", value_parser = positive_usize, allow_hyphen_values = true)]
+    pub downsample: Option<usize>,
+
+    /// Subtract each pixel's baseline over time (after the crop and downsampling), clamped at
+    /// 0: `min` (exact, one extra pass over the data) or `pQ`, the Q-th percentile, e.g. `p10`
+    /// (two extra passes; within half a histogram bin, exact for 8/16-bit frames spanning
+    /// fewer levels than --baseline-bins).
+    #[arg(long, value_name = "min|pQ", value_parser = parse_baseline)]
+    pub baseline: Option<Baseline>,
+
+    /// Histogram bins per pixel of a percentile --baseline (memory: 4 bytes per bin and pixel).
+    #[arg(long, value_name = "B", default_value_t = nmf_gpu::frames::DEFAULT_BASELINE_BINS, value_parser = positive_usize, allow_hyphen_values = true)]
+    pub baseline_bins: usize,
+
+    /// The frames' HEIGHTxWIDTH, for --crop and --downsample of an input that does not record
+    /// it (a .npy of frames x pixels with --samples-as-rows, or pixels x frames; a TIFF stack
+    /// or an image directory knows its own).
+    #[arg(long, value_name = "HxW", value_parser = parse_frame_shape)]
+    pub frame_shape: Option<FrameShape>,
+}
+
+impl FrameArgs {
+    /// The steps asked for, or `None` when none is (a frame shape alone changes nothing).
+    pub fn steps(&self) -> Option<FrameSteps> {
+        if self.crop.is_none() && self.downsample.is_none_or(|k| k == 1) && self.baseline.is_none()
+        {
+            return None;
+        }
+        let mut steps = FrameSteps::new().baseline_bins(self.baseline_bins);
+        if let Some(shape) = self.frame_shape {
+            steps = steps.frame_shape(shape);
+        }
+        if let Some(crop) = self.crop {
+            steps = steps.crop(crop);
+        }
+        if let Some(k) = self.downsample {
+            steps = steps.downsample(k);
+        }
+        if let Some(b) = self.baseline {
+            steps = steps.baseline(b);
+        }
+        Some(steps)
+    }
+
+    /// Whether any frame option was given.
+    pub fn any(&self) -> bool {
+        self.steps().is_some() || self.frame_shape.is_some()
+    }
+}
+
+fn parse_crop(s: &str) -> Result<Crop, String> {
+    s.parse::<Crop>().map_err(|_| {
+        "must be X,Y,WIDTH,HEIGHT: four whole numbers, a size >= 1, e.g. 0,0,256,256".to_string()
+    })
+}
+
+fn parse_baseline(s: &str) -> Result<Baseline, String> {
+    s.parse::<Baseline>().map_err(|_| {
+        "must be min, or pQ with 0 <= Q < 100 (the Q-th percentile), e.g. p10".to_string()
+    })
+}
+
+fn parse_frame_shape(s: &str) -> Result<FrameShape, String> {
+    s.parse::<FrameShape>()
+        .map_err(|_| "must be HEIGHTxWIDTH, two whole numbers >= 1, e.g. 512x512".to_string())
+}
+
 /// `nmf fit`.
 #[derive(Debug, Args)]
 pub struct FitArgs {
     #[command(flatten)]
     pub input: InputArgs,
+
+    #[command(flatten)]
+    pub frames: FrameArgs,
 
     /// The rank r: the number of basis vectors (components).
     #[arg(long, short = 'r', value_parser = positive_usize, allow_hyphen_values = true)]
@@ -201,7 +283,9 @@ pub struct FitArgs {
 #[derive(Debug, Args)]
 pub struct TransformArgs {
     /// A directory written by `nmf fit` (W.npy and summary.json). The new data must be laid
-    /// out like the data of that fit (the same --samples-as-rows choice is applied).
+    /// out like the data of that fit (the same --samples-as-rows choice is applied), and the
+    /// fit's frame preprocessing (--crop, --downsample, --baseline) is applied to it again (the
+    /// baseline computed from the new data).
     #[arg(long, short = 'm', value_name = "DIR")]
     pub model: PathBuf,
 
@@ -236,6 +320,9 @@ pub struct InfoArgs {
 pub struct RankArgs {
     #[command(flatten)]
     pub input: InputArgs,
+
+    #[command(flatten)]
+    pub frames: FrameArgs,
 
     /// The ranks to compare, both ends included: `2..20` (also `2..=20`, `2-20`, or one rank).
     /// The smallest is 2, the largest min(rows, columns).

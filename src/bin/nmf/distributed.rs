@@ -64,6 +64,9 @@ fn refuse_unsupported(args: &FitArgs) -> Result<(), CliError> {
     if args.samples_as_rows {
         return no("--samples-as-rows (save the transposed matrix instead)");
     }
+    if args.frames.any() {
+        return no("frame preprocessing (--crop, --downsample, --baseline, --frame-shape)");
+    }
     let ext = args.input.input.extension().and_then(|e| e.to_str());
     if !args.input.input.is_dir()
         && !ext.is_some_and(|e| {

@@ -112,6 +112,10 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
 
     let read_start = Instant::now();
     let input = Input::read(&args.input, storage, orientation)?;
+    let input = match args.frames.steps() {
+        Some(steps) => input.preprocess(&steps, orientation)?,
+        None => input,
+    };
     let read_seconds = read_start.elapsed().as_secs_f64();
     // Checked before the fit, so that a long run never ends in "cannot write".
     prepare_dir(&args.output_dir)?;
@@ -128,6 +132,9 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
             file_shape.0,
             file_shape.1,
         );
+    }
+    if let (Some(frames), false) = (input.frames(), args.quiet) {
+        eprintln!("{}", crate::frames::describe(frames));
     }
     if let Some(s) = saved
         .as_ref()
@@ -198,6 +205,12 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
             json!(orientation == Orientation::SamplesAsRows),
         ),
         ("shape", shape_json((m, n))),
+        (
+            crate::frames::KEY,
+            input
+                .frames()
+                .map_or(Value::Null, crate::frames::summary_json),
+        ),
         ("rank", json!(r)),
         ("solver", json!(solver.name())),
         ("loss", json!(loss.to_string())),

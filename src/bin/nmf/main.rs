@@ -11,6 +11,7 @@ mod backend;
 mod distributed;
 mod error;
 mod fit;
+mod frames;
 mod info;
 mod online;
 mod output;

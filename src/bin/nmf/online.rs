@@ -9,11 +9,12 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use nmf_gpu::frames::FrameSource;
 use nmf_gpu::io::{
     read_located, write_npy_atomic, FileFormat, NpyColumnWriter, NpySource, ReadOptions,
 };
 use nmf_gpu::online::{ArraySource, OnlineNmf, OnlineProgress, OnlineStop, Source};
-use nmf_gpu::{Loss, Orthogonality, Solver};
+use nmf_gpu::{Loss, NmfError, Orthogonality, Solver};
 use serde_json::json;
 
 use crate::args::FitArgs;
@@ -92,6 +93,28 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
             Box::new(ArraySource::new(v))
         }
     };
+    // Frame preprocessing: the baseline's passes now, the crop and downsampling batch by batch.
+    let mut frames_record = serde_json::Value::Null;
+    if let Some(steps) = args.frames.steps() {
+        let processed = FrameSource::new(source, &steps.stop_flag(stop.flag())).map_err(|e| {
+            if let NmfError::Interrupted { .. } = e {
+                CliError::with_code(
+                    format!(
+                        "interrupted ({}) during the frames' baseline pass; nothing written",
+                        stop.name()
+                    ),
+                    stop.exit_code(),
+                )
+            } else {
+                at(path, e)
+            }
+        })?;
+        if !args.quiet {
+            eprintln!("{}", crate::frames::describe(processed.frames()));
+        }
+        frames_record = crate::frames::summary_json(processed.frames());
+        source = Box::new(processed);
+    }
     let (m, n) = source.dim();
     let chatty = !args.quiet && !args.json;
     let loss: Loss = args.loss();
@@ -167,6 +190,7 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
         "online": true,
         "input": path.display().to_string(),
         "shape": [m, n],
+        "frame_preprocessing": frames_record,
         "rank": args.rank,
         "loss": loss.name(),
         // What `nmf transform --model` needs to encode new samples as this fit encoded its own:

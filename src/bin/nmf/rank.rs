@@ -111,13 +111,21 @@ pub fn run(args: &RankArgs) -> Result<u8, CliError> {
     let backend = backend(args.backend)?;
     let chatty = !args.quiet && !args.json;
     let input = Input::read(&args.input, Holding::Dense, orientation)?;
-    let Input::Dense(loaded) = &input else {
-        return Err(CliError::new("nmf rank needs the data held densely"));
+    let input = match args.frames.steps() {
+        Some(steps) => input.preprocess(&steps.stop_flag(stop.flag()), orientation)?,
+        None => input,
     };
-    let v = match orientation {
-        Orientation::SamplesAsColumns => loaded.data.view(),
-        Orientation::SamplesAsRows => loaded.data.view().reversed_axes(),
+    let v = match (&input, orientation) {
+        (Input::Dense(loaded), Orientation::SamplesAsColumns) => loaded.data.view(),
+        (Input::Dense(loaded), Orientation::SamplesAsRows) => loaded.data.view().reversed_axes(),
+        (Input::Frames(f), _) => f.v.view(),
+        (Input::Sparse(_), _) => {
+            return Err(CliError::new("nmf rank needs the data held densely"));
+        }
     };
+    if let (Some(frames), true) = (input.frames(), chatty) {
+        eprintln!("{}", crate::frames::describe(frames));
+    }
     let (m, n) = v.dim();
     prepare(&args.output_dir)?;
 
@@ -201,7 +209,13 @@ pub fn run(args: &RankArgs) -> Result<u8, CliError> {
             files.push(HELDOUT_FILE);
         }
     }
-    let summary = summary_json(args, &sel, (m, n), input.path(), &files, solver);
+    let mut summary = summary_json(args, &sel, (m, n), input.path(), &files, solver);
+    if let (Some(frames), Value::Object(map)) = (input.frames(), &mut summary) {
+        map.insert(
+            crate::frames::KEY.into(),
+            crate::frames::summary_json(frames),
+        );
+    }
     let mut text = serde_json::to_string_pretty(&summary).unwrap_or_else(|_| summary.to_string());
     text.push('\n');
     staged.bytes(SUMMARY_FILE, text.as_bytes())?;

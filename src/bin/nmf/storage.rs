@@ -5,6 +5,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
+use nmf_gpu::frames::{FrameSteps, Frames};
 use nmf_gpu::io::{
     read_located, read_mtx_sparse, FileFormat, LoadedMatrix, ReadOptions, Storage,
     AUTO_SPARSE_DENSITY,
@@ -144,11 +145,23 @@ pub struct SparseInput {
     pub v: CsrMatrix,
 }
 
+/// Frames read whole and preprocessed (crop, downsampling, baseline): V is the processed
+/// frames, features x samples.
+pub struct FramesInput {
+    pub path: PathBuf,
+    pub format: FileFormat,
+    /// Rows x columns as stored in the file.
+    pub file_shape: (usize, usize),
+    pub frames: Frames,
+    pub v: Array2<f32>,
+}
+
 /// The data matrix of a run, dense or sparse, with what is needed to report errors in the
 /// file's terms.
 pub enum Input {
     Dense(LoadedMatrix),
     Sparse(SparseInput),
+    Frames(FramesInput),
 }
 
 /// Where entry `(row, col)` (0-based, the file's orientation) of a MatrixMarket file is.
@@ -200,11 +213,52 @@ impl Input {
         Ok(input)
     }
 
+    /// Apply the frame `steps` to a dense input (V read whole): the frame shape from the
+    /// file (a TIFF stack, an image directory) unless given, the baseline from V itself.
+    pub fn preprocess(
+        self,
+        steps: &FrameSteps,
+        orientation: Orientation,
+    ) -> Result<Input, CliError> {
+        let d = match self {
+            Input::Dense(d) => d,
+            Input::Sparse(s) => {
+                return Err(at(
+                    &s.path,
+                    "frame preprocessing (--crop, --downsample, --baseline) needs the data held densely: add --storage dense",
+                ))
+            }
+            frames @ Input::Frames(_) => return Ok(frames),
+        };
+        let known = crate::frames::file_frame_shape(&d.path)?;
+        let v = Self::dense_view(&d, orientation);
+        let frames = steps
+            .plan_matrix(v, known)
+            .and_then(|f| f.apply_matrix(v, None).map(|v| (f, v)))
+            .map_err(|e| at(&d.path, e))?;
+        Ok(Input::Frames(FramesInput {
+            file_shape: d.data.dim(),
+            path: d.path,
+            format: d.format,
+            frames: frames.0,
+            v: frames.1,
+        }))
+    }
+
+    /// The frame preprocessing applied, if any.
+    pub fn frames(&self) -> Option<&Frames> {
+        match self {
+            Input::Frames(f) => Some(&f.frames),
+            _ => None,
+        }
+    }
+
     /// The file read.
     pub fn path(&self) -> &Path {
         match self {
             Input::Dense(d) => &d.path,
             Input::Sparse(s) => &s.path,
+            Input::Frames(f) => &f.path,
         }
     }
 
@@ -213,6 +267,7 @@ impl Input {
         match self {
             Input::Dense(d) => d.data.dim(),
             Input::Sparse(s) => s.file_shape,
+            Input::Frames(f) => f.file_shape,
         }
     }
 
@@ -221,13 +276,14 @@ impl Input {
         match self {
             Input::Dense(d) => d.format.name(),
             Input::Sparse(_) => FileFormat::MatrixMarket.name(),
+            Input::Frames(f) => f.format.name(),
         }
     }
 
     /// `"dense"` or `"sparse"`, as in summary.json.
     pub fn storage_name(&self) -> &'static str {
         match self {
-            Input::Dense(_) => "dense",
+            Input::Dense(_) | Input::Frames(_) => "dense",
             Input::Sparse(_) => "sparse",
         }
     }
@@ -235,7 +291,7 @@ impl Input {
     /// The stored entries and density of a sparse input.
     pub fn sparsity(&self) -> Option<(usize, f64)> {
         match self {
-            Input::Dense(_) => None,
+            Input::Dense(_) | Input::Frames(_) => None,
             Input::Sparse(s) => Some((s.v.nnz(), s.v.density())),
         }
     }
@@ -253,6 +309,7 @@ impl Input {
         match self {
             Input::Dense(d) => Self::dense_view(d, orientation).dim(),
             Input::Sparse(s) => s.v.dim(),
+            Input::Frames(f) => f.v.dim(),
         }
     }
 
@@ -263,6 +320,15 @@ impl Input {
             Input::Sparse(s) => located_error(e, &s.path, s.file_shape, orientation, |r, c| {
                 mtx_place(r, c, s.mirrored)
             }),
+            // Rows are pixels of the processed frames; columns are still the frames.
+            Input::Frames(f) => at(
+                &f.path,
+                format!(
+                    "after the frame preprocessing ({} pixels x {} frames, rows are processed pixels): {e}",
+                    f.v.nrows(),
+                    f.v.ncols()
+                ),
+            ),
         }
     }
 
@@ -275,6 +341,7 @@ impl Input {
         match self {
             Input::Dense(d) => params.fit(Self::dense_view(d, orientation)),
             Input::Sparse(s) => params.fit_sparse(&s.v),
+            Input::Frames(f) => params.fit(f.v.view()),
         }
         .map_err(|e| self.error(e, orientation))
     }
@@ -288,6 +355,7 @@ impl Input {
         match self {
             Input::Dense(d) => fit.relative_error(Self::dense_view(d, orientation)),
             Input::Sparse(s) => fit.relative_error_sparse(&s.v),
+            Input::Frames(f) => fit.relative_error(f.v.view()),
         }
         .map_err(|e| self.error(e, orientation))
     }
@@ -301,6 +369,7 @@ impl Input {
         match self {
             Input::Dense(d) => model.transform(Self::dense_view(d, orientation)),
             Input::Sparse(s) => model.transform_sparse(&s.v),
+            Input::Frames(f) => model.transform(f.v.view()),
         }
         .map_err(|e| self.error(e, orientation))
     }

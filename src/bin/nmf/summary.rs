@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use nmf_gpu::frames::FrameSteps;
 use nmf_gpu::{Loss, Solver};
 use serde_json::{json, Value};
 
@@ -35,6 +36,8 @@ pub struct ModelSettings {
     pub alpha_h: f32,
     pub l1_ratio: f32,
     pub orientation: Orientation,
+    /// The frame preprocessing of the fit, to apply to new data.
+    pub frames: Option<FrameSteps>,
 }
 
 /// Read the settings from `dir/summary.json`.
@@ -91,6 +94,7 @@ pub fn read_settings(dir: &Path) -> Result<ModelSettings, CliError> {
         alpha_h: num_of("alpha_h")? as f32,
         l1_ratio: num_of("l1_ratio")? as f32,
         orientation,
+        frames: crate::frames::read_steps(&value, &path)?,
     })
 }
 

@@ -59,6 +59,26 @@ pub fn run(args: &TransformArgs) -> Result<(), CliError> {
     let model = Factorization::from_w(w, &params).map_err(|e| at(&w_path, e))?;
 
     let input = Input::read(&args.input, storage, settings.orientation)?;
+    let input = match &settings.frames {
+        Some(steps) => {
+            input.preprocess(&steps.clone().stop_flag(stop.flag()), settings.orientation)?
+        }
+        None => input,
+    };
+    if let Some(frames) = input.frames() {
+        if frames.output_pixels() != m {
+            return Err(at(
+                input.path(),
+                format!(
+                    "gives {} pixels per frame after the model's frame preprocessing, but the model's W has {m} rows",
+                    frames.output_pixels()
+                ),
+            ));
+        }
+        if !args.quiet {
+            eprintln!("{} (the model's)", crate::frames::describe(frames));
+        }
+    }
     if input.shape(settings.orientation).0 != m {
         let (fr, fc) = input.file_shape();
         return Err(at(
