@@ -1,17 +1,22 @@
 //! A calcium-imaging movie into neurons: a synthetic multi-page 16-bit TIFF, factorized online
-//! straight from the file, its parts matched to the planted ones.
+//! straight from the file (each pixel's baseline, its 20th percentile over time, subtracted as
+//! the frames stream), its parts matched to the planted ones.
 //!
 //! ```sh
 //! cargo run --release --example movie                                   # 64x64, 1000 frames
 //! cargo run --release --example movie -- --frames 200000 --bigtiff      # 1.6 GB, streamed
 //! cargo run --release --example movie -- --input my_movie.tif --rank 20 # your own movie
+//! cargo run --release --example movie -- --width 512 --height 512 --downsample 2 # 256x256 fit
 //! ```
 //!
 //! Options: `--width W` (64), `--height H` (64), `--frames T` (1000), `--neurons K` (12),
 //! `--radius R` (3 pixels), `--seed S` (0), `--bigtiff` (64-bit offsets: past 4 GiB);
 //! `--input FILE` (a TIFF file or a directory of them to factorize instead of a synthetic movie;
 //! nothing to match then); `--rank R` (K + 1: the neurons and the background),
-//! `--batch-size B` (64), `--epochs E` (60, at most); `--out DIR` (movie-out).
+//! `--batch-size B` (64), `--epochs E` (60, at most); `--baseline min|pQ|none` (p20: each
+//! pixel's 20th percentile over time, subtracted and clamped at 0, which removes most of the
+//! background and leaves its slow drift to one component), `--downsample K` (1: block means of
+//! KxK pixels); `--write-only` (write the movie and stop); `--out DIR` (movie-out).
 //!
 //! Writes `movie.tif` (the synthetic movie), `components.png` (the spatial components, the
 //! columns of W, as a montage; matched ones in the order of the planted neurons, unmatched
@@ -24,6 +29,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
+use nmf_gpu::frames::{Baseline, FrameSource, FrameSteps};
 use nmf_gpu::images::movie::{match_parts, write_synthetic_movie, MovieSpec};
 use nmf_gpu::images::{self, MontageLayout, TileScale};
 use nmf_gpu::io::tiff::TiffSource;
@@ -70,6 +76,16 @@ struct Args {
     /// Passes over the movie at most (the fit stops earlier once the loss stops improving).
     #[arg(long, default_value_t = 60)]
     epochs: usize,
+    /// Per-pixel baseline subtracted as the frames stream: `min`, `pQ` (a percentile) or
+    /// `none`.
+    #[arg(long, default_value = "p20")]
+    baseline: String,
+    /// Downsample the frames by this factor (block means) before the fit.
+    #[arg(long, default_value_t = 1)]
+    downsample: usize,
+    /// Write the synthetic movie, then stop (no fit).
+    #[arg(long)]
+    write_only: bool,
     /// Output directory.
     #[arg(long, default_value = "movie-out")]
     out: PathBuf,
@@ -120,10 +136,30 @@ fn run(args: Args) -> Result<(), NmfError> {
             (path, Some(truth))
         }
     };
-    // The fit, streamed from the file: one batch of frames in memory at a time.
-    let mut source = TiffSource::open(&path, &ReadOptions::new())?;
-    let (width, height) = (source.stack().width(), source.stack().height());
+    if args.write_only {
+        return Ok(());
+    }
+    // The fit, streamed from the file: one batch of frames in memory at a time, less each
+    // pixel's baseline (computed by streaming the file once or twice first), downsampled.
+    let mut steps = FrameSteps::new().downsample(args.downsample);
+    if args.baseline != "none" {
+        steps = steps.baseline(args.baseline.parse::<Baseline>()?);
+    }
+    let start = Instant::now();
+    let mut source = FrameSource::new(TiffSource::open(&path, &ReadOptions::new())?, &steps)?;
+    let frames = source.frames().clone();
+    let (height, width) = source.frame_shape().unwrap_or((1, source.dim().0));
     let (m, n) = source.dim();
+    let input = frames
+        .input_shape()
+        .map_or("?".to_string(), |s| s.to_string());
+    for step in frames.steps() {
+        println!("frame step: {step:?}");
+    }
+    println!(
+        "frames {input} -> {height}x{width} (height x width), prepared in {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
     let rank = args.rank.unwrap_or(spec.neurons + 1);
     let start = Instant::now();
     // NNDSVD with its zeros kept starts from sparse, local parts: neurons are found apart
@@ -157,7 +193,9 @@ fn run(args: Args) -> Result<(), NmfError> {
     let w = model.w();
     let (order, summary) = match &truth {
         Some(truth) => {
-            let matched = match_parts(truth.footprints.view(), w)?;
+            // The planted footprints in the fit's geometry (cropped and downsampled alike).
+            let footprints = frames.resample(truth.footprints.view())?;
+            let matched = match_parts(footprints.view(), w)?;
             let mut order: Vec<usize> = matched.pairs.iter().map(|p| p.1).collect();
             order.extend(matched.unmatched(rank));
             for &(t, f, c) in &matched.pairs {

@@ -474,6 +474,19 @@ impl Frames {
         Ok(out)
     }
 
+    /// The crop and downsampling alone (no baseline) of images in the input frames' geometry
+    /// (`input pixels x k`): planted footprints, masks, a mean image.
+    pub fn resample(&self, images: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
+        if images.nrows() != self.geometry.input_pixels() {
+            return Err(NmfError::ShapeMismatch {
+                what: "images to resample",
+                expected: format!("{} rows (pixels per frame)", self.geometry.input_pixels()),
+                found: format!("{} rows", images.nrows()),
+            });
+        }
+        Ok(self.geometry.apply(images))
+    }
+
     /// [`apply`](Frames::apply) to a whole matrix (`input pixels x n`), its result checked
     /// against the memory limit (`limit` bytes, by default the fit's) before it is allocated.
     pub fn apply_matrix(&self, v: ArrayView2<'_, f32>, limit: Option<u64>) -> Result<Array2<f32>> {
