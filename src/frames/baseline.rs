@@ -7,7 +7,7 @@ use ndarray::{Array2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
 use super::geometry::Geometry;
-use super::Baseline;
+use super::spec::Baseline;
 use crate::error::{NmfError, Result};
 use crate::online::Source;
 

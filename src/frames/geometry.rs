@@ -3,7 +3,7 @@
 use ndarray::{Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 
-use super::{Crop, FrameShape, FrameStep};
+use super::spec::{Crop, FrameShape, FrameStep};
 use crate::error::{NmfError, Result};
 
 /// The crop and downsampling of frames of a known shape, or none of a flat frame.

@@ -2,7 +2,7 @@
 
 use ndarray::Array2;
 
-use super::{FrameSteps, Frames};
+use super::plan::{FrameSteps, Frames};
 use crate::error::Result;
 use crate::online::Source;
 
