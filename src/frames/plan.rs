@@ -120,6 +120,24 @@ impl FrameSteps {
         known: Option<FrameShape>,
     ) -> Result<Frames> {
         let (m, _) = source.dim();
+        if self.downsample == 0 {
+            return Err(NmfError::InvalidParameter {
+                name: "downsample",
+                value: "0".into(),
+                expected: "a whole number >= 1 (1: no downsampling)".into(),
+            });
+        }
+        if let Some(Baseline::Percentile(q)) = self.baseline {
+            if !(q.is_finite() && q > 0.0 && q < 100.0) {
+                return Err(NmfError::InvalidParameter {
+                    name: "baseline",
+                    value: format!("p{q}"),
+                    expected:
+                        "a percentile strictly between 0 and 100 (Baseline::Min for the minimum)"
+                            .into(),
+                });
+            }
+        }
         let input = resolve_shape(self.frame_shape, known, m)?;
         let needs_shape = self.crop.is_some() || self.downsample != 1;
         let geometry = match input {

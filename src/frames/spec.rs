@@ -137,7 +137,7 @@ impl FromStr for Baseline {
             .and_then(|q| q.parse::<f32>().ok())
             .filter(|q| q.is_finite() && (0.0..100.0).contains(q));
         match q {
-            Some(q) if q == 0.0 => Ok(Baseline::Min),
+            Some(0.0) => Ok(Baseline::Min),
             Some(q) => Ok(Baseline::Percentile(q)),
             None => Err(NmfError::InvalidParameter {
                 name: "baseline",

@@ -305,6 +305,7 @@ fn bad_crops_factors_and_shapes_are_typed_errors() {
     }
     // A factor of 0, or larger than the (cropped) frame's smaller side.
     assert_eq!(name_of(plan(shaped().downsample(0))), "downsample");
+    assert_eq!(name_of(plan(FrameSteps::new().downsample(0))), "downsample");
     assert_eq!(name_of(plan(shaped().downsample(10))), "downsample");
     assert_eq!(
         name_of(plan(
@@ -348,6 +349,13 @@ fn bad_crops_factors_and_shapes_are_typed_errors() {
         Err(NmfError::UnknownFrameShape { pixels }) if pixels == FH * FW
     ));
     assert!(plan(FrameSteps::new().baseline(Baseline::Min)).is_ok());
+    // A percentile outside (0, 100).
+    for q in [0.0, 100.0, f32::NAN] {
+        assert_eq!(
+            name_of(plan(FrameSteps::new().baseline(Baseline::Percentile(q)))),
+            "baseline"
+        );
+    }
     // Too few bins.
     assert_eq!(
         name_of(plan(
