@@ -580,8 +580,8 @@ const MOVIE_MIN_MEAN_CORRELATION: f64 = 0.9;
 /// `examples/movie.rs` at test size: a synthetic calcium-imaging movie written as a 16-bit
 /// TIFF, factorized online from the file less each pixel's 20th percentile (rank: the neurons
 /// and the background; the example's baseline, start, batch and epochs), its parts matched to
-/// the planted footprints. (Measured over movie seeds 1, 3, 5, 7: 0.991 to 0.999 with this baseline,
-/// start and batch.)
+/// the planted footprints. (Measured over movie seeds 1, 3, 5, 7: 0.991 to 0.999 with this
+/// baseline, start and batch.)
 #[test]
 fn the_movie_example_recovers_its_planted_footprints() {
     use nmf_gpu::images::movie::{match_parts, write_synthetic_movie, MovieSpec};
