@@ -64,8 +64,8 @@ pub mod distributed;
 mod engine;
 mod error;
 mod fit;
-mod gpu_stats;
 pub mod frames;
+mod gpu_stats;
 pub mod graph;
 #[cfg(feature = "images")]
 pub mod images;
