@@ -57,7 +57,7 @@ pub use self::solve::OnlineStop;
 pub use self::source::{ArraySource, CsrSource, Source};
 
 use self::prefetch::stream;
-use self::solve::{BatchInfo, Mode, Run, RunEnd, Stats, Tracker};
+use self::solve::{BatchInfo, Kept, Mode, Run, RunEnd, Stats, Tracker};
 use crate::engine::with_engine;
 use crate::error::{NmfError, Result};
 use crate::options::{Init, Loss};
@@ -92,6 +92,7 @@ pub struct OnlineReport {
 pub struct OnlineFactorization {
     stats: Stats,
     params: OnlineParams,
+    encodings: Option<Array2<f32>>,
     tracker: Tracker,
     report: OnlineReport,
 }
@@ -106,9 +107,16 @@ impl OnlineParams {
         let start = Instant::now();
         let (m, n) = source.dim();
         self.check(m, n)?;
-        self.check_memory(m)?;
+        self.check_memory(m, n)?;
         let epochs = self.iter.max_iter;
         let batch = self.batch_size.min(n);
+        let mut kept = (!self.fresh_restarts).then(|| Kept {
+            h: self
+                .h_init
+                .clone()
+                .unwrap_or_else(|| Array2::zeros((self.rank, n))),
+            known: self.h_init.is_some(),
+        });
         let ran = stream(source, batch, epochs, |batches| {
             let first = next_or_empty(batches, m, n)?;
             let w0 = self.initial_w(first.data.view())?;
@@ -116,16 +124,22 @@ impl OnlineParams {
                 params: self,
                 first: BatchInfo::of(&first),
                 rest: batches,
-                stats: Stats::start(w0, self.loss),
+                stats: Stats::start(w0, self.rule()),
                 tracker: Tracker {
                     epochs: 1,
                     ..Tracker::default()
                 },
-                mode: Mode::Learn { n, check: true },
+                mode: Mode::Learn {
+                    n,
+                    check: true,
+                    kept: kept.as_mut(),
+                },
             };
             with_engine(first.data.view(), &self.backend, run)
         })?;
-        Ok(self.package(ran, start))
+        let mut model = self.package(ran, start);
+        model.encodings = kept.map(|k| k.h);
+        Ok(model)
     }
 
     /// Fit W to an in-memory matrix (m x n, features x samples), streamed in batches.
@@ -136,14 +150,19 @@ impl OnlineParams {
     /// Start a model from one batch (m x b) of data that arrives over time: W starts from
     /// it (see [`init`](Self::init)) and learns from it once. Continue with
     /// [`OnlineFactorization::partial_fit`].
+    /// The encodings of each batch are solved afresh (`fresh_restarts` and `h_init` do not
+    /// apply).
     pub fn partial_fit(&self, batch: ArrayView2<'_, f32>) -> Result<OnlineFactorization> {
         let (m, b) = batch.dim();
-        self.check(m, b)?;
+        let mut params = self.clone().fresh_restarts(true);
+        params.h_init = None;
+        params.check(m, b)?;
         crate::engine::check_data(batch)?;
-        let w0 = self.initial_w(batch)?;
+        let w0 = params.initial_w(batch)?;
         let mut model = OnlineFactorization {
-            stats: Stats::start(w0, self.loss),
-            params: self.clone(),
+            stats: Stats::start(w0, params.rule()),
+            encodings: None,
+            params,
             tracker: Tracker::default(),
             report: empty_report(),
         };
@@ -177,11 +196,17 @@ impl OnlineParams {
     }
 
     /// Refuse, before reading anything, a fit whose batches and factors exceed the limit.
-    fn check_memory(&self, m: usize) -> Result<()> {
+    fn check_memory(&self, m: usize, n: usize) -> Result<()> {
         let (m, r, b) = (m as u128, self.rank as u128, self.batch_size as u128);
+        let kept = if self.fresh_restarts {
+            0
+        } else {
+            2 * r * n as u128
+        };
         // Three batches (in use, read ahead, being filled) and the first batch's start,
-        // W and the statistics with their work matrices, the encodings of two batch widths.
-        let floats = 4 * m * b + 8 * m * r + 8 * b * r + 4 * r * r;
+        // W and the statistics with their work matrices, the encodings of two batch widths
+        // (and every sample's, when they are kept).
+        let floats = 4 * m * b + 11 * m * r + 8 * b * r + 4 * r * r + kept;
         let need = floats * 4;
         let limit = self.iter.memory_limit();
         if need > u128::from(limit) {
@@ -212,6 +237,7 @@ impl OnlineParams {
         OnlineFactorization {
             stats: end.stats,
             params: self.clone(),
+            encodings: None,
             tracker: end.tracker,
             report,
         }
@@ -258,6 +284,11 @@ impl OnlineFactorization {
     pub fn loss(&self) -> Loss {
         self.params.loss
     }
+    /// The encodings of every sample (r x n) at the end of the fit when they were kept from
+    /// pass to pass (`fresh_restarts(false)`); `None` otherwise.
+    pub fn encodings(&self) -> Option<ArrayView2<'_, f32>> {
+        self.encodings.as_ref().map(|h| h.view())
+    }
     /// What the fit did.
     pub fn report(&self) -> &OnlineReport {
         &self.report
@@ -290,7 +321,11 @@ impl OnlineFactorization {
                 rest: batches,
                 stats,
                 tracker,
-                mode: Mode::Learn { n: b, check: false },
+                mode: Mode::Learn {
+                    n: b,
+                    check: false,
+                    kept: None,
+                },
             };
             with_engine(first.data.view(), &params.backend, run)
         })?;
@@ -317,6 +352,22 @@ impl OnlineFactorization {
             Ok(())
         })?;
         Ok(h)
+    }
+
+    /// The encodings H (r x n') of `v` (m x n') solved all at once, as one batch, with up to
+    /// `max_iter` steps and the relative rule over the whole of H (scikit-learn's
+    /// `MiniBatchNMF.transform`, whose `transform_max_iter` is `max_iter`).
+    pub fn transform_whole(&self, v: ArrayView2<'_, f32>, max_iter: usize) -> Result<Array2<f32>> {
+        let n = v.ncols();
+        let mut whole = self.clone();
+        whole.params = whole
+            .params
+            .batch_size(n.max(1))
+            .inner_max_iter(max_iter)
+            .fresh_restarts(true);
+        whole.params.h_init = None;
+        whole.params.check(v.nrows(), n.max(1))?;
+        whole.transform(v)
     }
 
     /// Stream the encodings of every sample of `source`: `sink(col0, H_b)` receives the

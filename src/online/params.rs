@@ -6,7 +6,9 @@ use ndarray::Array2;
 
 use crate::engine::Backend;
 use crate::error::{Factor, NmfError, Result};
-use crate::options::{check_factor, iter_option_setters, Init, IterOptions, Loss};
+use crate::options::{
+    check_factor, iter_option_setters, Init, IterOptions, Loss, Regularization, Solver,
+};
 
 /// Entry point: `OnlineNmf::params(rank)` starts a builder for online (mini-batch) NMF.
 #[derive(Debug, Clone, Copy)]
@@ -46,6 +48,11 @@ pub type OnlineProgressFn = Arc<dyn Fn(&OnlineProgress) + Send + Sync>;
 /// `stop_flag`, `memory_limit` and `on_progress` (called after each batch with the steps
 /// done and the smoothed cost) work as for [`Nmf`](crate::Nmf); `resume` and `checkpoint`
 /// are refused.
+///
+/// Penalties follow [`NmfParams`](crate::NmfParams)'s objective with each factor's weight
+/// scaled by the other dimension of the data it meets: for a batch of `b` samples,
+/// `b·α_W·(ρ‖W‖₁ + ½(1−ρ)‖W‖²_F) + m·α_H·(ρ‖H_b‖₁ + ½(1−ρ)‖H_b‖²_F)` with `ρ = l1_ratio`
+/// (scikit-learn's `MiniBatchNMF`, whose `alpha_H` is this `alpha_w`: its `H` is this W).
 #[derive(Clone)]
 pub struct OnlineParams {
     pub(crate) rank: usize,
@@ -56,6 +63,12 @@ pub struct OnlineParams {
     pub(crate) forget_factor: f32,
     pub(crate) inner_max_iter: usize,
     pub(crate) max_no_improvement: Option<usize>,
+    pub(crate) solver: Option<Solver>,
+    pub(crate) alpha_w: f32,
+    pub(crate) alpha_h: Option<f32>,
+    pub(crate) l1_ratio: f32,
+    pub(crate) fresh_restarts: bool,
+    pub(crate) h_init: Option<Array2<f32>>,
     pub(crate) backend: Backend,
     pub(crate) on_batch: Option<OnlineProgressFn>,
     pub(crate) iter: IterOptions,
@@ -72,6 +85,12 @@ impl std::fmt::Debug for OnlineParams {
             .field("forget_factor", &self.forget_factor)
             .field("inner_max_iter", &self.inner_max_iter)
             .field("max_no_improvement", &self.max_no_improvement)
+            .field("solver", &self.solver)
+            .field("alpha_w", &self.alpha_w)
+            .field("alpha_h", &self.alpha_h)
+            .field("l1_ratio", &self.l1_ratio)
+            .field("fresh_restarts", &self.fresh_restarts)
+            .field("h_init", &self.h_init.as_ref().map(|h| h.dim()))
             .field("backend", &self.backend)
             .field("iter", &self.iter)
             .finish()
@@ -90,6 +109,12 @@ impl OnlineParams {
             forget_factor: 0.7,
             inner_max_iter: 30,
             max_no_improvement: Some(10),
+            solver: None,
+            alpha_w: 0.0,
+            alpha_h: None,
+            l1_ratio: 0.0,
+            fresh_restarts: true,
+            h_init: None,
             backend: Backend::Cpu,
             on_batch: None,
             iter: IterOptions::new(200, 1e-4),
@@ -137,6 +162,53 @@ impl OnlineParams {
         self.max_no_improvement = batches;
         self
     }
+    /// How W and the encodings are updated:
+    ///
+    /// - [`Solver::Hals`] (the default for Frobenius): HALS sweeps for the encodings and one
+    ///   HALS sweep of W against the statistics `A = Σ ρ H Hᵀ`, `B = Σ ρ V Hᵀ` (Mairal et
+    ///   al. 2010). Frobenius only.
+    /// - [`Solver::MultiplicativeUpdate`] (the default, and the only rule, for KL):
+    ///   scikit-learn's `MiniBatchNMF`. The encodings by multiplicative updates from
+    ///   `sqrt(mean(V_b)/r)`; W by the online multiplicative rule
+    ///   `N ← ρ N + W ⊙ N_b`, `D ← ρ D + D_b`, `W ← N ⊘ D` (`N₀ = W₀`, `D₀ = 1`), where
+    ///   `N_b ⊘ D_b` is the batch's multiplicative ratio for W with its penalty:
+    ///   `N_b = V_b H_bᵀ`, `D_b = W H_b H_bᵀ + l1 + l2 W` (Frobenius) and
+    ///   `N_b = (V_b ⊘ W H_b) H_bᵀ`, `D_b = 1 (H_b 1)ᵀ + l1 + l2 W` (KL).
+    ///
+    /// [`Solver::AcceleratedHals`] is refused by [`check`](Self::check).
+    pub fn solver(mut self, solver: Solver) -> Self {
+        self.solver = Some(solver);
+        self
+    }
+    /// Penalty weight on W (the dictionary), scaled by the batch's samples (default 0).
+    pub fn alpha_w(mut self, alpha: f32) -> Self {
+        self.alpha_w = alpha;
+        self
+    }
+    /// Penalty weight on the encodings H, scaled by the features m (default: `alpha_w`).
+    pub fn alpha_h(mut self, alpha: f32) -> Self {
+        self.alpha_h = Some(alpha);
+        self
+    }
+    /// The L1 share of the penalties, in `[0, 1]` (default 0: pure L2).
+    pub fn l1_ratio(mut self, l1_ratio: f32) -> Self {
+        self.l1_ratio = l1_ratio;
+        self
+    }
+    /// Solve each batch's encodings afresh (default `true`), or keep every sample's encodings
+    /// (r x n, on the host) from one pass to the next and take one update step from them
+    /// (`false`, scikit-learn's `fresh_restarts=False`: cheaper batches, memory `O(r·n)`).
+    /// Without [`h_init`](Self::h_init) the first pass solves them afresh.
+    pub fn fresh_restarts(mut self, fresh: bool) -> Self {
+        self.fresh_restarts = fresh;
+        self
+    }
+    /// The encodings of every sample at the start (r x n) when they are kept
+    /// (`fresh_restarts(false)`); refused otherwise.
+    pub fn h_init(mut self, h: Array2<f32>) -> Self {
+        self.h_init = Some(h);
+        self
+    }
     /// At most this many passes over the data (default 200; the same as `max_iter`).
     pub fn max_epochs(mut self, epochs: usize) -> Self {
         self.iter.max_iter = epochs;
@@ -165,6 +237,32 @@ impl OnlineParams {
         self.batch_size
     }
 
+    /// The update rule: the chosen solver, or the loss's default.
+    pub(crate) fn rule(&self) -> Solver {
+        match (self.solver, self.loss) {
+            (Some(s), _) => s,
+            (None, Loss::Frobenius) => Solver::Hals,
+            (None, _) => Solver::MultiplicativeUpdate,
+        }
+    }
+
+    /// The penalties `(on W, on H_b)` for a batch of `b` samples of `m` features.
+    pub(crate) fn penalties(&self, m: usize, b: usize) -> (Regularization, Regularization) {
+        let rho = self.l1_ratio;
+        let alpha_h = self.alpha_h.unwrap_or(self.alpha_w);
+        let (m, b) = (m as f32, b as f32);
+        (
+            Regularization {
+                l1: b * self.alpha_w * rho,
+                l2: b * self.alpha_w * (1.0 - rho),
+            },
+            Regularization {
+                l1: m * alpha_h * rho,
+                l2: m * alpha_h * (1.0 - rho),
+            },
+        )
+    }
+
     /// Every rule of an online fit, for data with `m` features and `n` samples.
     pub fn check(&self, m: usize, n: usize) -> Result<()> {
         if m == 0 || n == 0 {
@@ -186,6 +284,39 @@ impl OnlineParams {
                 option: "β-divergences (Loss::ItakuraSaito, Loss::Beta) in an online fit",
                 requires: "Loss::Frobenius or Loss::KullbackLeibler, or a batch fit (Nmf::params)",
             });
+        }
+        match (self.rule(), self.loss) {
+            (Solver::AcceleratedHals, _) => {
+                return Err(NmfError::UnsupportedOption {
+                    option: "Solver::AcceleratedHals in an online fit",
+                    requires: "Solver::Hals or Solver::MultiplicativeUpdate",
+                })
+            }
+            (Solver::Hals, Loss::KullbackLeibler) => {
+                return Err(NmfError::UnsupportedLoss {
+                    solver: "Solver::Hals",
+                    loss: "Loss::KullbackLeibler",
+                })
+            }
+            _ => {}
+        }
+        let alpha_h = self.alpha_h.unwrap_or(self.alpha_w);
+        for (name, value) in [("alpha_w", self.alpha_w), ("alpha_h", alpha_h)] {
+            if !value.is_finite() || value < 0.0 {
+                return Err(NmfError::InvalidRegularization { name, value });
+            }
+        }
+        if !(0.0..=1.0).contains(&self.l1_ratio) {
+            return Err(NmfError::InvalidL1Ratio(self.l1_ratio));
+        }
+        if let Some(h) = &self.h_init {
+            if self.fresh_restarts {
+                return Err(NmfError::UnsupportedOption {
+                    option: "h_init (the start of the kept encodings)",
+                    requires: "fresh_restarts(false)",
+                });
+            }
+            check_factor(Factor::H, h.view(), self.rank, n)?;
         }
         if self.iter.resume.is_some() || self.iter.checkpoint.is_some() {
             return Err(NmfError::UnsupportedOption {

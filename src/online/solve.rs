@@ -1,44 +1,55 @@
 //! The online loop on an engine: each batch's encodings, its cost, the statistics and the
 //! dictionary update, and scikit-learn's stopping rules; written once against [`Engine`].
 
-use ndarray::Array2;
+use ndarray::{s, Array2};
 
 use super::params::{OnlineParams, OnlineProgress};
 use super::prefetch::{Batch, Batches};
-use crate::engine::{Engine, EngineTask, FactorSums, InnerStop, MuDenominator, MuRule, Side};
+use crate::engine::{
+    Engine, EngineTask, FactorSums, InnerStop, MuDenominator, MuRule, Side, BETA_FLOOR,
+};
 use crate::error::{NmfError, Result};
-use crate::options::{Loss, Progress, Regularization};
+use crate::options::{Loss, Progress, Regularization, Solver};
 
 /// W and the statistics, on the host between runs.
 #[derive(Debug, Clone)]
 pub(crate) struct Stats {
     /// The dictionary W (m x r).
     pub w: Array2<f32>,
-    /// Frobenius: `A = Σ ρ-weighted H Hᵀ` (r x r). KL: the numerator `Σ W ⊙ (Z Hᵀ)` (m x r).
+    /// HALS: `A = Σ ρ-weighted H Hᵀ` (r x r). Multiplicative: the numerator `N` (m x r).
     pub num: Array2<f32>,
-    /// Frobenius: `B = Σ ρ-weighted V Hᵀ` (m x r). KL: the denominator `Σ H 1` (r x 1).
+    /// HALS: `B = Σ ρ-weighted V Hᵀ` (m x r). Multiplicative: the denominator `D` (m x r).
     pub den: Array2<f32>,
 }
 
 impl Stats {
-    /// The statistics before any batch: zero for Frobenius; scikit-learn's start for KL
-    /// (numerator W₀, denominator 1), so that the first update keeps the scale of W₀.
-    pub fn start(w: Array2<f32>, loss: Loss) -> Stats {
+    /// The statistics before any batch: zero for HALS; scikit-learn's start for the
+    /// multiplicative rule (`N₀ = W₀`, `D₀ = 1`), so that the first update keeps the scale
+    /// of W₀.
+    pub fn start(w: Array2<f32>, rule: Solver) -> Stats {
         let (m, r) = w.dim();
-        match loss {
-            Loss::Frobenius => Stats {
+        match rule {
+            Solver::MultiplicativeUpdate => Stats {
+                num: w.clone(),
+                w,
+                den: Array2::ones((m, r)),
+            },
+            _ => Stats {
                 w,
                 num: Array2::zeros((r, r)),
                 den: Array2::zeros((m, r)),
             },
-            // KL (the other β-divergences are refused by the check).
-            _ => Stats {
-                num: w.clone(),
-                w,
-                den: Array2::ones((r, 1)),
-            },
         }
     }
+}
+
+/// Every sample's encodings, kept from one pass to the next (`fresh_restarts(false)`).
+#[derive(Debug, Clone)]
+pub(crate) struct Kept {
+    /// The encodings (r x n).
+    pub h: Array2<f32>,
+    /// Whether `h` holds a start for the first pass (`h_init`); after it, it always does.
+    pub known: bool,
 }
 
 /// Why a run ended.
@@ -73,8 +84,13 @@ pub(crate) struct Tracker {
 
 /// How a run uses its batches.
 pub(crate) enum Mode<'s> {
-    /// Learn W (fit, partial_fit); `n` samples per pass; `check`: apply the stopping rules.
-    Learn { n: usize, check: bool },
+    /// Learn W (fit, partial_fit); `n` samples per pass; `check`: apply the stopping rules;
+    /// `kept`: the encodings kept between passes.
+    Learn {
+        n: usize,
+        check: bool,
+        kept: Option<&'s mut Kept>,
+    },
     /// Encode each batch with W fixed and hand `(col0, H_b)` to the sink.
     Encode(&'s mut (dyn FnMut(usize, Array2<f32>) -> Result<()> + Send)),
 }
@@ -138,14 +154,19 @@ impl EngineTask for Run<'_, '_> {
             rest,
             stats,
             mut tracker,
-            mut mode,
+            mode,
         } = self;
+        let (n, check, mut kept, mut sink) = match mode {
+            Mode::Learn { n, check, kept } => (n, check, kept, None),
+            Mode::Encode(sink) => (0, false, None, Some(sink)),
+        };
+        let learn = sink.is_none();
         let (m, _) = e.dims();
         let r = params.rank;
         let loss = params.loss;
+        let rule = params.rule();
         let eps = params.iter.epsilon;
         let tol = f64::from(params.iter.tol);
-        let learn = matches!(mode, Mode::Learn { .. });
         let mut w = e.upload(stats.w.view())?;
         let mut num = e.upload(stats.num.view())?;
         let mut den = e.upload(stats.den.view())?;
@@ -155,19 +176,26 @@ impl EngineTask for Run<'_, '_> {
         let mut small = e.zeros(r, r)?;
         let mut p = e.zeros(m, r)?;
         let mut prev_w = e.zeros(m, r)?;
-        let (mut t, ones_mr, mut s) = if kl && learn {
-            (
-                Some(e.zeros(m, r)?),
-                Some(e.upload(Array2::<f32>::ones((m, r)).view())?),
-                Some(e.zeros(r, 1)?),
-            )
+        let ones_mr = if learn {
+            Some(e.upload(Array2::<f32>::ones((m, r)).view())?)
         } else {
-            (None, None, None)
+            None
+        };
+        let mut work = if learn && rule == Solver::MultiplicativeUpdate {
+            let mut first_col = Array2::<f32>::zeros((m, r));
+            first_col.column_mut(0).fill(1.0);
+            Some(MuWork {
+                t: e.zeros(m, r)?,
+                dn: e.zeros(m, r)?,
+                first_col: e.upload(first_col.view())?,
+            })
+        } else {
+            None
         };
         let mut mats: Vec<BatchMats<E::Mat>> = Vec::new();
         let mut w_sq = partner(e, &w, kl, &mut k, &mut small)?;
         let mut info = first;
-        let inner_max = params.inner_max_iter;
+        let (_, reg_h) = params.penalties(m, 1);
         let stop = loop {
             let i = match mats.iter().position(|x| x.cols == info.cols) {
                 Some(i) => i,
@@ -184,104 +212,152 @@ impl EngineTask for Run<'_, '_> {
                 }
             };
             let bm = &mut mats[i];
-            let start = (info.mean.max(0.0) / r as f64).sqrt() as f32;
-            e.axpby(start, &bm.ones, 0.0, &mut bm.h)?;
-            encode(e, loss, eps, tol, inner_max, &w, &k, bm, &mut small)?;
             let b = info.cols;
-            match &mut mode {
-                Mode::Encode(sink) => {
-                    let h = e.download(&bm.h)?;
-                    sink(info.col0, h)?;
-                    tracker.samples += b as u64;
-                    tracker.steps += 1;
-                    if params.iter.stop_requested() {
-                        break OnlineStop::Interrupted;
-                    }
+            let cols = info.col0..info.col0 + b;
+            // The start of the encodings: the kept ones (one step from them), or
+            // sqrt(mean(V_b)/r) everywhere (the whole inner budget).
+            let inner = match kept.as_deref() {
+                Some(kp) if kp.known || info.epoch > 0 => {
+                    bm.h = e.upload(kp.h.slice(s![.., cols.clone()]))?;
+                    1
                 }
-                Mode::Learn { n, check } => {
-                    let (n, check) = (*n, *check);
-                    // The batch's cost with the new encodings and the W they were solved for.
-                    let cost = match loss {
-                        Loss::Frobenius => match e.loss_from_products(&bm.q, &k, &bm.h)? {
-                            Some(l) => l,
-                            None => e.loss(&w, &bm.h, loss, eps)?,
-                        },
-                        _ => e.loss(&w, &bm.h, loss, eps)?,
-                    } / b as f64;
-                    if !cost.is_finite() {
-                        return Err(NmfError::NumericalBreakdown {
-                            iteration: tracker.steps + 1,
-                        });
-                    }
-                    let rho = params.forget_factor.powf(b as f32 / n.max(1) as f32);
-                    let dw_sq = match loss {
-                        Loss::Frobenius => {
-                            // A ← ρA + H Hᵀ, B ← ρB + V Hᵀ, then one HALS sweep over W's
-                            // columns against them (Mairal et al. 2010, Algorithm 2).
-                            e.v_ht_and_gram(&bm.h, &mut p, &mut small)?;
-                            e.axpby(1.0, &small, rho, &mut num)?;
-                            e.axpby(1.0, &p, rho, &mut den)?;
-                            e.hals_step_tracked(
-                                &mut w,
-                                &den,
-                                &num,
-                                Side::Left,
-                                NO_REG,
-                                &mut prev_w,
-                                &mut small,
-                            )?
-                        }
-                        _ => {
-                            let (Some(t), Some(ones), Some(s)) = (&mut t, &ones_mr, &mut s) else {
-                                return Err(missing_kl_work());
-                            };
-                            // A ← ρA + W ⊙ (Z Hᵀ), b ← ρb + H 1, W ← A ⊘ (1 bᵀ)
-                            // (scikit-learn's online multiplicative update).
+                _ => {
+                    let start = (info.mean.max(0.0) / r as f64).sqrt() as f32;
+                    e.axpby(start, &bm.ones, 0.0, &mut bm.h)?;
+                    params.inner_max_iter
+                }
+            };
+            let solve = Solve {
+                loss,
+                rule,
+                reg: reg_h,
+                eps,
+                tol,
+                inner_max: inner,
+            };
+            encode(e, solve, &w, &k, bm, &mut small)?;
+            if let Some(kp) = kept.as_deref_mut() {
+                let h = e.download(&bm.h)?;
+                kp.h.slice_mut(s![.., cols]).assign(&h);
+            }
+            if let Some(sink) = sink.as_mut() {
+                let h = e.download(&bm.h)?;
+                sink(info.col0, h)?;
+                tracker.samples += b as u64;
+                tracker.steps += 1;
+                if params.iter.stop_requested() {
+                    break OnlineStop::Interrupted;
+                }
+            } else {
+                let Some(ones_mr) = &ones_mr else {
+                    return Err(missing_work());
+                };
+                let (reg_w, _) = params.penalties(m, b);
+                // The batch's cost with the new encodings and the W they were solved for,
+                // with the penalties as scikit-learn counts them.
+                let divergence = match loss {
+                    Loss::Frobenius => match e.loss_from_products(&bm.q, &k, &bm.h)? {
+                        Some(l) => l,
+                        None => e.loss(&w, &bm.h, loss, eps)?,
+                    },
+                    _ => e.loss(&w, &bm.h, loss, eps)?,
+                };
+                let mut penalty = 0.0;
+                if reg_h.l1 > 0.0 {
+                    e.cross(&bm.h, &bm.ones, Side::Right, &mut small)?;
+                    penalty += f64::from(reg_h.l1) * trace(e, &small)?;
+                }
+                if reg_h.l2 > 0.0 {
+                    penalty += f64::from(reg_h.l2) * trace_gram(e, &bm.h, Side::Right, &mut small)?;
+                }
+                if reg_w.l1 > 0.0 {
+                    e.cross(&w, ones_mr, Side::Left, &mut small)?;
+                    penalty += f64::from(reg_w.l1) * trace(e, &small)?;
+                }
+                if reg_w.l2 > 0.0 {
+                    penalty += f64::from(reg_w.l2) * w_sq;
+                }
+                let cost = (divergence + penalty) / b as f64;
+                if !cost.is_finite() {
+                    return Err(NmfError::NumericalBreakdown {
+                        iteration: tracker.steps + 1,
+                    });
+                }
+                let rho = params.forget_factor.powf(b as f32 / n.max(1) as f32);
+                let dw_sq = match (&mut work, rule) {
+                    (Some(wk), Solver::MultiplicativeUpdate) => {
+                        // D_b: W (H_b H_bᵀ) (Frobenius) or 1 (H_b 1)ᵀ (KL: the rows of
+                        // 1_r (H_b 1)ᵀ = 1 H_bᵀ, picked by a first column of ones), plus the
+                        // penalty's gradient; N_b = V_b H_bᵀ or (V_b ⊘ W H_b) H_bᵀ.
+                        if kl {
                             e.kl_numerator(&w, &bm.h, Side::Left, &mut p)?;
-                            e.axpby(1.0, &w, 0.0, t)?;
-                            e.mu_step(
-                                t,
-                                &p,
-                                MuDenominator::Elementwise(ones),
-                                Side::Left,
-                                NO_REG,
-                                eps,
-                                MuRule::Plain,
-                            )?;
-                            e.axpby(1.0, t, rho, &mut num)?;
-                            e.factor_sums(&bm.h, FactorSums::RowsOfH, s)?;
-                            e.axpby(1.0, s, rho, &mut den)?;
-                            e.axpby(1.0, &w, 0.0, &mut prev_w)?;
-                            e.axpby(1.0, ones, 0.0, &mut w)?;
-                            e.mu_step(
-                                &mut w,
-                                &num,
-                                MuDenominator::Sums(&den),
-                                Side::Left,
-                                NO_REG,
-                                eps,
-                                MuRule::Plain,
-                            )?;
-                            e.axpby(1.0, &w, -1.0, &mut prev_w)?;
-                            trace_gram(e, &prev_w, Side::Left, &mut small)?
+                            e.cross(&bm.ones, &bm.h, Side::Right, &mut small)?;
+                            e.mul_small(&wk.first_col, &small, Side::Left, &mut wk.dn)?;
+                        } else {
+                            e.v_ht_and_gram(&bm.h, &mut p, &mut small)?;
+                            e.mul_small(&w, &small, Side::Left, &mut wk.dn)?;
                         }
-                    };
-                    w_sq = partner(e, &w, kl, &mut k, &mut small)?;
-                    tracker.samples += b as u64;
-                    let verdict = if check {
-                        tracker.step(params, cost, b, n, dw_sq, w_sq)
-                    } else {
-                        tracker.steps += 1;
-                        tracker.last_cost = cost;
-                        None
-                    };
-                    report(params, &tracker, info, n);
-                    if let Some(v) = verdict {
-                        break v;
+                        if reg_w.l1 > 0.0 {
+                            e.axpby(reg_w.l1, ones_mr, 1.0, &mut wk.dn)?;
+                        }
+                        if reg_w.l2 > 0.0 {
+                            e.axpby(reg_w.l2, &w, 1.0, &mut wk.dn)?;
+                        }
+                        // N ← ρN + W ⊙ N_b, D ← ρD + D_b, W ← N ⊘ D (scikit-learn's online
+                        // multiplicative update; entries below f64's epsilon flushed for KL).
+                        e.axpby(1.0, &w, 0.0, &mut wk.t)?;
+                        let plain = MuDenominator::Elementwise(ones_mr);
+                        e.mu_step(&mut wk.t, &p, plain, Side::Left, NO_REG, eps, MuRule::Plain)?;
+                        e.axpby(1.0, &wk.t, rho, &mut num)?;
+                        e.axpby(1.0, &wk.dn, rho, &mut den)?;
+                        e.axpby(1.0, &w, 0.0, &mut prev_w)?;
+                        e.axpby(1.0, ones_mr, 0.0, &mut w)?;
+                        let flush = if kl {
+                            MuRule::Power {
+                                gamma: 1.0,
+                                floor: BETA_FLOOR,
+                            }
+                        } else {
+                            MuRule::Plain
+                        };
+                        let ratio = MuDenominator::Elementwise(&den);
+                        e.mu_step(&mut w, &num, ratio, Side::Left, NO_REG, eps, flush)?;
+                        e.axpby(1.0, &w, -1.0, &mut prev_w)?;
+                        trace_gram(e, &prev_w, Side::Left, &mut small)?
                     }
-                    if params.iter.stop_requested() {
-                        break OnlineStop::Interrupted;
+                    (_, Solver::MultiplicativeUpdate) => return Err(missing_work()),
+                    _ => {
+                        // A ← ρA + H Hᵀ, B ← ρB + V Hᵀ, then one HALS sweep over W's
+                        // columns against them (Mairal et al. 2010, Algorithm 2).
+                        e.v_ht_and_gram(&bm.h, &mut p, &mut small)?;
+                        e.axpby(1.0, &small, rho, &mut num)?;
+                        e.axpby(1.0, &p, rho, &mut den)?;
+                        e.hals_step_tracked(
+                            &mut w,
+                            &den,
+                            &num,
+                            Side::Left,
+                            reg_w,
+                            &mut prev_w,
+                            &mut small,
+                        )?
                     }
+                };
+                w_sq = partner(e, &w, kl, &mut k, &mut small)?;
+                tracker.samples += b as u64;
+                let verdict = if check {
+                    tracker.step(params, cost, b, n, dw_sq, w_sq)
+                } else {
+                    tracker.steps += 1;
+                    tracker.last_cost = cost;
+                    None
+                };
+                report(params, &tracker, info, n);
+                if let Some(v) = verdict {
+                    break v;
+                }
+                if params.iter.stop_requested() {
+                    break OnlineStop::Interrupted;
                 }
             }
             match rest.recv() {
@@ -311,9 +387,19 @@ impl EngineTask for Run<'_, '_> {
     }
 }
 
-fn missing_kl_work() -> NmfError {
+/// The work matrices of the multiplicative rule (m x r each).
+struct MuWork<M> {
+    /// `W ⊙ N_b`.
+    t: M,
+    /// `D_b`.
+    dn: M,
+    /// Ones in the first column, zeros elsewhere.
+    first_col: M,
+}
+
+fn missing_work() -> NmfError {
     NmfError::GpuInternal {
-        message: "the KL work matrices of an online fit are missing".into(),
+        message: "the work matrices of an online fit are missing".into(),
     }
 }
 
@@ -385,52 +471,68 @@ impl Tracker {
     }
 }
 
+/// How a batch's encodings are solved.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Solve {
+    pub loss: Loss,
+    pub rule: Solver,
+    /// The encodings' penalty.
+    pub reg: Regularization,
+    pub eps: f32,
+    pub tol: f64,
+    pub inner_max: usize,
+}
+
 /// Solve the batch's encodings H (r x b, holding the start) with W fixed: HALS sweeps over
-/// H's rows (Frobenius, with `Q = Wᵀ V_b`, `K = Wᵀ W`) or KL multiplicative updates (with
-/// `K` the column sums of W), until `‖ΔH‖ ≤ tol·‖H‖` or `inner_max` sweeps.
-#[allow(clippy::too_many_arguments)]
+/// H's rows (Frobenius, with `Q = Wᵀ V_b`, `K = Wᵀ W`) or multiplicative updates
+/// (`H ← H ⊙ Q ⊘ (K H + l1 + l2 H)` for Frobenius, `H ← H ⊙ (Wᵀ (V_b ⊘ W H)) ⊘ (Wᵀ 1 + l1 +
+/// l2 H)` for KL), until `‖ΔH‖ ≤ tol·‖H‖` or `inner_max` steps.
 fn encode<E: Engine>(
     e: &mut E,
-    loss: Loss,
-    eps: f32,
-    tol: f64,
-    inner_max: usize,
+    solve: Solve,
     w: &E::Mat,
     k: &E::Mat,
     bm: &mut BatchMats<E::Mat>,
     small: &mut E::Mat,
 ) -> Result<()> {
+    let Solve {
+        loss,
+        rule,
+        reg,
+        eps,
+        tol,
+        inner_max,
+    } = solve;
     if loss == Loss::Frobenius {
-        // The sweeps and their stopping rule in one engine call: the GPU engine decides on
-        // the device, without reading a move back.
         e.wt_v(w, &mut bm.q)?;
-        let stop = InnerStop::Relative { tol };
-        return e.hals_sweeps(
-            &mut bm.h,
-            &bm.q,
-            k,
-            Side::Right,
-            NO_REG,
-            inner_max,
-            stop,
-            &mut bm.prev,
-            small,
-        );
+        if rule != Solver::MultiplicativeUpdate {
+            // The sweeps and their stopping rule in one engine call: the GPU engine decides
+            // on the device, without reading a move back.
+            let stop = InnerStop::Relative { tol };
+            return e.hals_sweeps(
+                &mut bm.h,
+                &bm.q,
+                k,
+                Side::Right,
+                reg,
+                inner_max,
+                stop,
+                &mut bm.prev,
+                small,
+            );
+        }
     }
-    // KL: multiplicative updates, the relative rule after each (on the device on the GPU
-    // engine, which then runs the whole budget, undoing the steps after the rule is met).
+    // Multiplicative updates, the relative rule after each (on the device on the GPU engine,
+    // which then runs the whole budget, undoing the steps after the rule is met).
     for sweep in 0..inner_max {
         e.axpby(1.0, &bm.h, 0.0, &mut bm.prev)?;
-        e.kl_numerator(w, &bm.h, Side::Right, &mut bm.q)?;
-        e.mu_step(
-            &mut bm.h,
-            &bm.q,
-            MuDenominator::Sums(k),
-            Side::Right,
-            NO_REG,
-            eps,
-            MuRule::Plain,
-        )?;
+        let den = if loss == Loss::Frobenius {
+            MuDenominator::Gram(k)
+        } else {
+            e.kl_numerator(w, &bm.h, Side::Right, &mut bm.q)?;
+            MuDenominator::Sums(k)
+        };
+        e.mu_step(&mut bm.h, &bm.q, den, Side::Right, reg, eps, MuRule::Plain)?;
         if tol > 0.0 && e.relative_check(&mut bm.h, &mut bm.prev, Side::Right, sweep, tol, small)? {
             break;
         }

@@ -66,6 +66,135 @@ fn one_batch_with_exact_encodings_is_one_batch_hals_iteration() {
     assert_eq!(online.report().stop, OnlineStop::MaxEpochs);
 }
 
+/// The multiplicative online rule over one batch holding every sample, forgetting the past
+/// (forget factor 0) and keeping the encodings between passes (one step each), is the batch
+/// multiplicative fit of `Vᵀ`: per pass one step of the encodings, then one of the
+/// dictionary, whose penalties (on the dictionary scaled by the n samples, on the encodings by
+/// the m features) are the batch fit's `alpha_h` and `alpha_w` on `Vᵀ`.
+fn online_mu_is_batch_mu(loss: Loss, alpha_w: f32, alpha_h: f32, l1_ratio: f32) {
+    let (m, n, r) = (25, 60, 3);
+    let (v, _, _) = planted(m, n, r, 11);
+    let v = v.mapv(|x| x + 0.05);
+    let w0 = uniform(m, r, 5).mapv(|x| x + 0.1);
+    let h0 = uniform(r, n, 6).mapv(|x| x + 0.1);
+    let epochs = 25;
+    let online = OnlineNmf::params(r)
+        .loss(loss)
+        .solver(Solver::MultiplicativeUpdate)
+        .w_init(w0.clone())
+        .fresh_restarts(false)
+        .h_init(h0.clone())
+        .batch_size(n)
+        .forget_factor(0.0)
+        .alpha_w(alpha_w)
+        .alpha_h(alpha_h)
+        .l1_ratio(l1_ratio)
+        .tol(0.0)
+        .max_no_improvement(None)
+        .max_epochs(epochs)
+        .fit_array(v.view())
+        .unwrap();
+    let vt = v.t().to_owned();
+    let batch = Nmf::params(r)
+        .solver(Solver::MultiplicativeUpdate)
+        .loss(loss)
+        .init(Init::Custom {
+            w: h0.t().to_owned(),
+            h: w0.t().to_owned(),
+        })
+        .alpha_w(alpha_h)
+        .alpha_h(alpha_w)
+        .l1_ratio(l1_ratio)
+        .max_iter(epochs)
+        .tol(0.0)
+        .fit(vt.view())
+        .unwrap();
+    assert_eq!(online.report().steps, epochs);
+    let d = max_rel_diff(&online.w().to_owned(), &batch.h().t().to_owned());
+    assert!(d < SAME_STEP_REL_TOL, "{loss:?}: online W vs batch Hᵀ: {d}");
+    let h = online.encodings().expect("kept encodings").to_owned();
+    let d = max_rel_diff(&h, &batch.w().t().to_owned());
+    assert!(
+        d < SAME_STEP_REL_TOL,
+        "{loss:?}: kept encodings vs batch Wᵀ: {d}"
+    );
+}
+
+#[test]
+fn online_mu_over_one_batch_is_the_batch_mu_fit() {
+    online_mu_is_batch_mu(Loss::Frobenius, 0.0, 0.0, 0.0);
+    online_mu_is_batch_mu(Loss::KullbackLeibler, 0.0, 0.0, 0.0);
+}
+
+#[test]
+fn online_mu_with_penalties_over_one_batch_is_the_penalised_batch_mu_fit() {
+    online_mu_is_batch_mu(Loss::Frobenius, 0.002, 0.01, 0.3);
+    online_mu_is_batch_mu(Loss::KullbackLeibler, 0.003, 0.001, 0.7);
+}
+
+#[test]
+fn penalties_shrink_the_online_factors() {
+    // L1 on the encodings makes them sparser; L2 on the dictionary makes it smaller.
+    let (v, _, _) = planted(30, 200, 4, 2);
+    let base = OnlineNmf::params(4).batch_size(50).max_epochs(20).seed(3);
+    let plain = base.clone().fit_array(v.view()).unwrap();
+    let h_plain = plain.transform(v.view()).unwrap();
+    let sparse = base.clone().alpha_w(0.0).alpha_h(0.05).l1_ratio(1.0);
+    let sparse = sparse.fit_array(v.view()).unwrap();
+    let h_sparse = sparse.transform(v.view()).unwrap();
+    let zeros = |h: &Array2<f32>| h.iter().filter(|&&x| x == 0.0).count();
+    assert!(
+        zeros(&h_sparse) > zeros(&h_plain),
+        "{} vs {}",
+        zeros(&h_sparse),
+        zeros(&h_plain)
+    );
+    let small = base.alpha_w(0.5).alpha_h(0.0).fit_array(v.view()).unwrap();
+    let norm = |w: nmf_gpu::ndarray::ArrayView2<'_, f32>| w.iter().map(|x| x * x).sum::<f32>();
+    assert!(norm(small.w()) < norm(plain.w()));
+}
+
+#[test]
+fn kept_encodings_are_refined_pass_after_pass() {
+    // fresh_restarts(false): the encodings of every sample come back, and they fit V about
+    // as well as a fresh transform does.
+    let (v, _, _) = planted(20, 120, 3, 4);
+    for solver in [Solver::Hals, Solver::MultiplicativeUpdate] {
+        let fit = OnlineNmf::params(3)
+            .solver(solver)
+            .batch_size(40)
+            .fresh_restarts(false)
+            .max_epochs(60)
+            .seed(1)
+            .fit_array(v.view())
+            .unwrap();
+        let h = fit.encodings().expect("kept encodings").to_owned();
+        assert_eq!(h.dim(), (3, 120));
+        let kept = relative_error(v.view(), fit.w(), h.view()).unwrap();
+        let fresh = fit.relative_error(v.view()).unwrap();
+        assert!(
+            kept < 2.0 * fresh + 1e-3,
+            "{solver:?}: kept {kept} vs fresh {fresh}"
+        );
+        assert!(kept < 0.1, "{solver:?}: {kept}");
+    }
+}
+
+#[test]
+fn transform_whole_solves_every_sample_at_once() {
+    let (v, _, _) = planted(20, 90, 3, 8);
+    let fit = OnlineNmf::params(3)
+        .batch_size(30)
+        .max_epochs(30)
+        .fit_array(v.view())
+        .unwrap();
+    let whole = fit.transform_whole(v.view(), 200).unwrap();
+    assert_eq!(whole.dim(), (3, 90));
+    let err = relative_error(v.view(), fit.w(), whole.view()).unwrap();
+    assert!(err < 0.05, "{err}");
+    assert!(fit.transform_whole(v.view(), 0).is_err());
+}
+
 #[test]
 fn converged_single_batch_reaches_the_batch_fit() {
     let (v, _, _) = planted(40, 120, 3, 11);
@@ -248,6 +377,18 @@ fn invalid_options_are_refused() {
         OnlineNmf::params(2).max_epochs(0),
         OnlineNmf::params(2).w_init(Array2::zeros((10, 3))),
         OnlineNmf::params(2).memory_limit(1000),
+        OnlineNmf::params(2).alpha_w(-1.0),
+        OnlineNmf::params(2).alpha_h(f32::NAN),
+        OnlineNmf::params(2).l1_ratio(1.5),
+        OnlineNmf::params(2).solver(Solver::AcceleratedHals),
+        OnlineNmf::params(2)
+            .loss(Loss::KullbackLeibler)
+            .solver(Solver::Hals),
+        // h_init without fresh_restarts(false), and of the wrong shape.
+        OnlineNmf::params(2).h_init(Array2::ones((2, 20))),
+        OnlineNmf::params(2)
+            .fresh_restarts(false)
+            .h_init(Array2::ones((2, 19))),
     ];
     for p in cases {
         assert!(p.fit_array(v.view()).is_err(), "{p:?}");
