@@ -54,13 +54,14 @@ use rand::SeedableRng;
 
 pub use self::params::{OnlineNmf, OnlineParams, OnlineProgress, OnlineProgressFn};
 pub use self::solve::OnlineStop;
+
 pub use self::source::{ArraySource, CsrSource, Source};
 
 use self::prefetch::stream;
 use self::solve::{BatchInfo, Kept, Mode, Run, RunEnd, Stats, Tracker};
 use crate::engine::with_engine;
-use crate::error::{NmfError, Result};
-use crate::options::{Init, Loss};
+use crate::error::{Factor, NmfError, Result};
+use crate::options::{check_factor, Init, Loss, Solver};
 use crate::params::NmfParams;
 
 /// What an online fit did.
@@ -84,6 +85,36 @@ pub struct OnlineReport {
     pub gpu_stats: Option<crate::GpuStats>,
     /// Wall time.
     pub elapsed: Duration,
+}
+
+/// Everything an online model learns from: W, the statistics and the stopping rules' state.
+/// [`OnlineFactorization::state`] takes it out (to save it, or to keep it in another
+/// language's objects) and [`OnlineParams::from_state`] builds the model again, so that
+/// [`partial_fit`](OnlineFactorization::partial_fit) continues exactly where it was.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OnlineState {
+    /// The dictionary W (m x r).
+    pub w: Array2<f32>,
+    /// The statistics' first matrix: `A` (r x r) for HALS, the numerator `N` (m x r) for the
+    /// multiplicative rule.
+    pub num: Array2<f32>,
+    /// The second: `B` (m x r) for HALS, the denominator `D` (m x r) for the multiplicative
+    /// rule.
+    pub den: Array2<f32>,
+    /// Batches learnt from.
+    pub steps: usize,
+    /// Samples learnt from.
+    pub samples: u64,
+    /// Passes begun.
+    pub epochs: usize,
+    /// The smoothed batch cost, its minimum, and the batches since that minimum.
+    pub smoothed_cost: Option<f64>,
+    /// The minimum of the smoothed batch cost.
+    pub smoothed_min: Option<f64>,
+    /// Batches since the smoothed cost's last minimum.
+    pub no_improvement: usize,
+    /// The last batch's cost.
+    pub last_cost: f64,
 }
 
 /// A fitted online model: the dictionary W and the statistics that let it learn more
@@ -140,6 +171,75 @@ impl OnlineParams {
         let mut model = self.package(ran, start);
         model.encodings = kept.map(|k| k.h);
         Ok(model)
+    }
+
+    /// The model of a saved [`OnlineState`], fitted with these parameters (their rank and
+    /// update rule must be the state's: W is m x r, the statistics the rule's shapes).
+    pub fn from_state(&self, state: OnlineState) -> Result<OnlineFactorization> {
+        let (m, r) = state.w.dim();
+        self.check(m, 1)?;
+        check_factor(Factor::W, state.w.view(), m, self.rank)?;
+        let num_shape = match self.rule() {
+            Solver::MultiplicativeUpdate => (m, r),
+            _ => (r, r),
+        };
+        for (what, a, shape) in [
+            ("the state's first statistic", &state.num, num_shape),
+            ("the state's second statistic", &state.den, (m, r)),
+        ] {
+            if a.dim() != shape || a.iter().any(|x| !x.is_finite()) {
+                return Err(NmfError::ShapeMismatch {
+                    what,
+                    expected: format!("{} x {} finite entries", shape.0, shape.1),
+                    found: format!("{} x {}", a.nrows(), a.ncols()),
+                });
+            }
+        }
+        let tracker = Tracker {
+            steps: state.steps,
+            samples: state.samples,
+            ewa: state.smoothed_cost,
+            ewa_min: state.smoothed_min,
+            no_improvement: state.no_improvement,
+            last_cost: state.last_cost,
+            epochs: state.epochs,
+        };
+        let mut report = empty_report();
+        report.epochs = state.epochs;
+        report.steps = state.steps;
+        report.samples = state.samples;
+        report.last_batch_cost = state.last_cost;
+        report.smoothed_cost = state.smoothed_cost;
+        Ok(OnlineFactorization {
+            stats: Stats {
+                w: state.w,
+                num: state.num,
+                den: state.den,
+            },
+            params: self.clone(),
+            encodings: None,
+            tracker,
+            report,
+        })
+    }
+
+    /// A model with the dictionary `w` (m x r) that has learnt nothing yet: its
+    /// [`transform`](OnlineFactorization::transform) encodes with `w`, its
+    /// [`partial_fit`](OnlineFactorization::partial_fit) starts from it.
+    pub fn from_w(&self, w: Array2<f32>) -> Result<OnlineFactorization> {
+        let Stats { w, num, den } = Stats::start(w, self.rule());
+        self.from_state(OnlineState {
+            w,
+            num,
+            den,
+            steps: 0,
+            samples: 0,
+            epochs: 0,
+            smoothed_cost: None,
+            smoothed_min: None,
+            no_improvement: 0,
+            last_cost: 0.0,
+        })
     }
 
     /// Fit W to an in-memory matrix (m x n, features x samples), streamed in batches.
@@ -284,6 +384,21 @@ impl OnlineFactorization {
     pub fn loss(&self) -> Loss {
         self.params.loss
     }
+    /// W, the statistics and the stopping rules' state (see [`OnlineState`]).
+    pub fn state(&self) -> OnlineState {
+        OnlineState {
+            w: self.stats.w.clone(),
+            num: self.stats.num.clone(),
+            den: self.stats.den.clone(),
+            steps: self.tracker.steps,
+            samples: self.tracker.samples,
+            epochs: self.tracker.epochs,
+            smoothed_cost: self.tracker.ewa,
+            smoothed_min: self.tracker.ewa_min,
+            no_improvement: self.tracker.no_improvement,
+            last_cost: self.tracker.last_cost,
+        }
+    }
     /// The encodings of every sample (r x n) at the end of the fit when they were kept from
     /// pass to pass (`fresh_restarts(false)`); `None` otherwise.
     pub fn encodings(&self) -> Option<ArrayView2<'_, f32>> {
@@ -358,7 +473,21 @@ impl OnlineFactorization {
     /// `max_iter` steps and the relative rule over the whole of H (scikit-learn's
     /// `MiniBatchNMF.transform`, whose `transform_max_iter` is `max_iter`).
     pub fn transform_whole(&self, v: ArrayView2<'_, f32>, max_iter: usize) -> Result<Array2<f32>> {
-        let n = v.ncols();
+        self.transform_whole_source(&mut ArraySource::new(v), max_iter)
+    }
+
+    /// [`transform_whole`](Self::transform_whole) of the samples of `source` (one batch of
+    /// all of them: it holds r x n encodings and the m x n data).
+    pub fn transform_whole_source<S: Source + ?Sized>(
+        &self,
+        source: &mut S,
+        max_iter: usize,
+    ) -> Result<Array2<f32>> {
+        let (m, n) = source.dim();
+        self.check_rows(m, "the data in transform_whole")?;
+        if n == 0 {
+            return Err(NmfError::EmptyInput { rows: m, cols: n });
+        }
         let mut whole = self.clone();
         whole.params = whole
             .params
@@ -366,8 +495,14 @@ impl OnlineFactorization {
             .inner_max_iter(max_iter)
             .fresh_restarts(true);
         whole.params.h_init = None;
-        whole.params.check(v.nrows(), n.max(1))?;
-        whole.transform(v)
+        whole.params.check(m, n)?;
+        let mut h = Array2::<f32>::zeros((self.rank(), n));
+        whole.transform_source(source, |col0, hb| {
+            h.slice_mut(ndarray::s![.., col0..col0 + hb.ncols()])
+                .assign(&hb);
+            Ok(())
+        })?;
+        Ok(h)
     }
 
     /// Stream the encodings of every sample of `source`: `sink(col0, H_b)` receives the

@@ -721,3 +721,37 @@ fn cli_fit_online_streams_a_npy_and_writes_w_and_h() {
         assert_eq!(run.status.code(), Some(2), "{bad:?}");
     }
 }
+
+#[test]
+fn a_saved_state_continues_exactly() {
+    let (v, _, _) = planted(20, 90, 3, 9);
+    for solver in [Solver::Hals, Solver::MultiplicativeUpdate] {
+        let params = OnlineNmf::params(3).solver(solver).seed(2);
+        let (a, b) = (v.slice(s![.., ..45]), v.slice(s![.., 45..]));
+        let mut straight = params.partial_fit(a).unwrap();
+        let state = straight.state();
+        straight.partial_fit(b).unwrap();
+        let mut resumed = params.from_state(state).unwrap();
+        resumed.partial_fit(b).unwrap();
+        assert_eq!(resumed.state(), straight.state(), "{solver:?}");
+        // A state of the other rule's shapes, or of another rank, is refused.
+        let other = match solver {
+            Solver::Hals => Solver::MultiplicativeUpdate,
+            _ => Solver::Hals,
+        };
+        assert!(OnlineNmf::params(3)
+            .solver(other)
+            .from_state(straight.state())
+            .is_err());
+        assert!(OnlineNmf::params(2)
+            .solver(solver)
+            .from_state(straight.state())
+            .is_err());
+        // A model from W alone encodes with it.
+        let from_w = params.from_w(straight.w().to_owned()).unwrap();
+        assert_eq!(
+            from_w.transform(v.view()).unwrap(),
+            straight.transform(v.view()).unwrap()
+        );
+    }
+}
