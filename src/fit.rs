@@ -68,6 +68,26 @@ impl NmfParams {
         self.run(Data::Sparse { v, vt: &vt }, valid, start)
     }
 
+    /// The start `(W₀, H₀)` (m x r, r x n) that [`fit`](Self::fit) computes from `v` with these
+    /// parameters (the configured [`Init`](crate::Init) and seed), without iterating: to hand
+    /// it to another model (an online fit started from the whole data's NNDSVD, say).
+    pub fn initial_factors(&self, v: ArrayView2<'_, f32>) -> Result<(Array2<f32>, Array2<f32>)> {
+        let (m, n) = v.dim();
+        let valid = self.check(m, n)?;
+        check_data(v)?;
+        let mut rng = StdRng::seed_from_u64(valid.iter.seed);
+        Ok(initialize(v, &valid, &mut rng))
+    }
+
+    /// [`initial_factors`](Self::initial_factors) of a sparse `v`.
+    pub fn initial_factors_sparse(&self, v: &CsrMatrix) -> Result<(Array2<f32>, Array2<f32>)> {
+        let (m, n) = v.dim();
+        let valid = self.check(m, n)?;
+        let vt = v.transpose();
+        let mut rng = StdRng::seed_from_u64(valid.iter.seed);
+        Ok(first_point(Data::Sparse { v, vt: &vt }, &valid, &mut rng))
+    }
+
     /// Start from the configured point, run the solver on `data` and package the model.
     fn run(&self, data: Data<'_>, valid: ValidParams, start: Instant) -> Result<Factorization> {
         let mut rng = StdRng::seed_from_u64(valid.iter.seed);

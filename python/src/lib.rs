@@ -24,6 +24,9 @@ use nmf_gpu::{
     ndarray, Backend, BackendChoice, CsrMatrix, Factorization, Init, Loss, Nmf, NmfError,
     NmfParams, Orthogonality, Solver,
 };
+
+mod online;
+mod select;
 use numpy::{IntoPyArray, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -49,6 +52,11 @@ struct Config {
     backend: String,
     orthogonal: String,
     verbose: bool,
+    fix_w: Option<Vec<usize>>,
+    fix_h: Option<Vec<usize>>,
+    checkpoint_every: Option<usize>,
+    checkpoint_dir: Option<String>,
+    resume: Option<(usize, f64)>,
 }
 
 /// `ValueError` for what the caller can fix in its input or parameters, `RuntimeError` for the
@@ -110,52 +118,43 @@ fn backend(name: &str) -> PyResult<Backend> {
     }
 }
 
+/// A name the library's parser refused: a ValueError naming the parameter and what it takes.
+fn parsed<T>(value: Option<T>, name: &str, got: &str, expected: &str) -> PyResult<T> {
+    value.ok_or_else(|| bad(format!("{name} must be {expected}, got {got:?}")))
+}
+
+/// The library's loss for its name (`frobenius`, `kl`, `is` or `beta=<β>`).
+fn loss(name: &str) -> PyResult<Loss> {
+    parsed(
+        Loss::from_name(name),
+        "beta_loss",
+        name,
+        "'frobenius' (2), 'kullback-leibler' (1), 'itakura-saito' (0) or a finite number",
+    )
+}
+
 /// The library's parameters from a config (the start is set by the caller).
 fn params(cfg: &Config, stop: &Arc<AtomicBool>) -> PyResult<NmfParams> {
-    let solver = match cfg.solver.as_str() {
-        "mu" => Solver::MultiplicativeUpdate,
-        "cd" | "hals" => Solver::Hals,
-        other => return Err(bad(format!("solver must be 'cd' or 'mu', got {other:?}"))),
-    };
-    let loss = match cfg.loss.as_str() {
-        "frobenius" => Loss::Frobenius,
-        "kullback-leibler" => Loss::KullbackLeibler,
-        "itakura-saito" => Loss::ItakuraSaito,
-        other => match other.strip_prefix("beta=").map(str::parse::<f32>) {
-            Some(Ok(b)) if b.is_finite() => Loss::beta(b),
-            _ => {
-                return Err(bad(format!(
-                    "beta_loss must be 'frobenius' (2), 'kullback-leibler' (1), \
-                     'itakura-saito' (0) or a finite number, got {other:?}"
-                )))
-            }
-        },
-    };
-    let orthogonal = match cfg.orthogonal.as_str() {
-        "none" => Orthogonality::None,
-        "H" => Orthogonality::H,
-        "W" => Orthogonality::W,
-        other => {
-            return Err(bad(format!(
-                "orthogonal must be None, 'H' or 'W', got {other:?}"
-            )))
-        }
-    };
+    let solver = parsed(Solver::from_name(&cfg.solver), "solver", &cfg.solver, "'cd' or 'mu'")?;
+    let orthogonal = parsed(
+        Orthogonality::from_name(&cfg.orthogonal),
+        "orthogonal",
+        &cfg.orthogonal,
+        "None, 'H' or 'W'",
+    )?;
+    // A custom start is set by the caller.
     let init = match cfg.init.as_str() {
-        "random" => Init::Random,
-        "nndsvd" => Init::Nndsvd,
-        "nndsvda" => Init::Nndsvda,
-        "nndsvdar" => Init::Nndsvdar,
-        "custom" => Init::Random, // replaced by the caller
-        other => {
-            return Err(bad(format!(
-                "init must be None, 'random', 'nndsvd', 'nndsvda', 'nndsvdar' or 'custom', got {other:?}"
-            )))
-        }
+        "custom" => Init::Random,
+        name => parsed(
+            Init::from_name(name),
+            "init",
+            name,
+            "None, 'random', 'nndsvd', 'nndsvda', 'nndsvdar' or 'custom'",
+        )?,
     };
     let mut p = Nmf::params(cfg.rank)
         .solver(solver)
-        .loss(loss)
+        .loss(loss(&cfg.loss)?)
         .init(init)
         .orthogonal(orthogonal)
         .max_iter(cfg.max_iter)
@@ -166,6 +165,24 @@ fn params(cfg: &Config, stop: &Arc<AtomicBool>) -> PyResult<NmfParams> {
         .l1_ratio(cfg.l1_ratio)
         .backend(backend(&cfg.backend)?)
         .stop_flag(stop.clone());
+    if let Some(c) = &cfg.fix_w {
+        p = p.fix_w(nmf_gpu::Fixed::Components(c.clone()));
+    }
+    if let Some(c) = &cfg.fix_h {
+        p = p.fix_h(nmf_gpu::Fixed::Components(c.clone()));
+    }
+    if let Some((iterations_done, initial_loss)) = cfg.resume {
+        p = p.resume(nmf_gpu::Resume {
+            iterations_done,
+            initial_loss,
+        });
+    }
+    if let (Some(every), Some(dir)) = (cfg.checkpoint_every, &cfg.checkpoint_dir) {
+        let dir = std::path::PathBuf::from(dir);
+        p = p.checkpoint(every, move |c: &nmf_gpu::Checkpoint<'_>| {
+            write_checkpoint(&dir, c)
+        });
+    }
     if cfg.verbose {
         p = p.on_progress(|pr| {
             println!(
@@ -175,6 +192,22 @@ fn params(cfg: &Config, stop: &Arc<AtomicBool>) -> PyResult<NmfParams> {
         });
     }
     Ok(p)
+}
+
+/// A checkpoint of a fit: the directory `dir` replaced, atomically, by one holding `W.npy`
+/// (samples x r), `H.npy` (r x features) and `state.txt` (`iteration <k>` and
+/// `initial_loss <D₀>`, what a resumed fit needs).
+fn write_checkpoint(dir: &std::path::Path, c: &nmf_gpu::Checkpoint<'_>) -> nmf_gpu::Result<()> {
+    let staged = nmf_gpu::io::StagedDir::new(dir)?;
+    staged.npy("W.npy", &c.w)?;
+    staged.npy("H.npy", &c.h)?;
+    let state = format!(
+        "iteration {}\ninitial_loss {:e}\n",
+        c.iteration, c.initial_loss
+    );
+    staged.bytes("state.txt", state.as_bytes())?;
+    staged.commit()?;
+    Ok(())
 }
 
 /// Run `job` with the GIL released; check for signals every [`SIGNAL_POLL`] and, on a pending
@@ -377,21 +410,17 @@ fn transform_sparse<'py>(
     Ok(h.into_pyarray(py))
 }
 
-/// The GPU adapters the GPU engine searches (wgpu, on the backends it uses): a list of dicts
-/// (name, backend, device_type, driver, driver_info, vendor, device).
+/// The GPU adapters the GPU engine can open, in the order of `backend="gpu:N"`: a list of dicts
+/// (index, name, backend, device_type, driver, driver_info, vendor, device).
 #[pyfunction]
 fn gpu_info(py: Python<'_>) -> PyResult<Vec<Bound<'_, PyDict>>> {
-    let infos = py.allow_threads(|| {
-        let (instance, backends) = nmf_gpu::GpuContext::instance();
-        pollster::block_on(instance.enumerate_adapters(backends))
-            .into_iter()
-            .map(|a| a.get_info())
-            .collect::<Vec<_>>()
-    });
+    let infos = py.allow_threads(nmf_gpu::GpuContext::adapters);
     infos
         .into_iter()
-        .map(|i| {
+        .enumerate()
+        .map(|(index, i)| {
             let d = PyDict::new(py);
+            d.set_item("index", index)?;
             d.set_item("name", i.name)?;
             d.set_item("backend", format!("{:?}", i.backend).to_lowercase())?;
             d.set_item("device_type", format!("{:?}", i.device_type))?;
@@ -656,5 +685,14 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(masked_fit, m)?)?;
     m.add_function(wrap_pyfunction!(sym_fit_sparse, m)?)?;
     m.add_function(wrap_pyfunction!(masked_fit_sparse, m)?)?;
+    m.add_function(wrap_pyfunction!(online::online_fit, m)?)?;
+    m.add_function(wrap_pyfunction!(online::online_fit_sparse, m)?)?;
+    m.add_function(wrap_pyfunction!(online::online_fit_path, m)?)?;
+    m.add_function(wrap_pyfunction!(online::source_shape, m)?)?;
+    m.add_function(wrap_pyfunction!(online::online_partial_fit, m)?)?;
+    m.add_function(wrap_pyfunction!(online::online_transform, m)?)?;
+    m.add_function(wrap_pyfunction!(online::online_transform_sparse, m)?)?;
+    m.add_function(wrap_pyfunction!(select::select_rank, m)?)?;
+    m.add_class::<select::RankSweep>()?;
     Ok(())
 }

@@ -143,6 +143,11 @@ impl Method {
         Method::BiCrossValidation,
     ];
 
+    /// The method whose [`name`](Self::name) is `name`.
+    pub fn from_name(name: &str) -> Option<Method> {
+        Self::ALL.into_iter().find(|m| m.name() == name)
+    }
+
     /// Short name, as used in files and on the command line.
     pub fn name(self) -> &'static str {
         match self {

@@ -76,3 +76,27 @@ fn progress_callback_sees_every_check() {
     let losses: Vec<f64> = seen.iter().map(|x| x.1).collect();
     assert_eq!(fit.losses(), &losses[..]);
 }
+
+#[test]
+fn initial_factors_are_the_fits_start() {
+    let v = common::uniform(30, 25, 4);
+    let csr = nmf_gpu::CsrMatrix::from_dense(v.view()).unwrap();
+    for init in [Init::Nndsvda, Init::Random, Init::Nndsvdar] {
+        let p = Nmf::params(3).init(init).seed(7).max_iter(20).tol(0.0);
+        let (w0, h0) = p.initial_factors(v.view()).unwrap();
+        let (ws, hs) = p.initial_factors_sparse(&csr).unwrap();
+        assert_eq!((w0.dim(), h0.dim()), ((30, 3), (3, 25)));
+        let close = |a: &Array2<f32>, b: &Array2<f32>| {
+            a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-4 * (1.0 + x.abs()))
+        };
+        assert!(close(&w0, &ws) && close(&h0, &hs));
+        let direct = p.fit(v.view()).unwrap();
+        let custom = p
+            .clone()
+            .init(Init::Custom { w: w0, h: h0 })
+            .fit(v.view())
+            .unwrap();
+        assert_eq!(direct.w(), custom.w());
+        assert_eq!(direct.h(), custom.h());
+    }
+}
