@@ -107,8 +107,45 @@ impl Factorization {
         self.encode(Data::Dense(v_new))
     }
 
+    /// [`transform`](Self::transform) with the run's report: the iterations it took
+    /// (`n_iter`) and whether the stopping rule ended it (`converged`), as scikit-learn's
+    /// `non_negative_factorization(update_H=False)` returns them.
+    pub fn transform_with_report(
+        &self,
+        v_new: ArrayView2<'_, f32>,
+    ) -> Result<(Array2<f32>, FitReport)> {
+        self.check_rows(v_new, "V in transform")?;
+        check_data(v_new)?;
+        self.encode_with_report(Data::Dense(v_new))
+    }
+
+    /// [`transform_sparse`](Self::transform_sparse) with the run's report (see
+    /// [`transform_with_report`](Self::transform_with_report)).
+    pub fn transform_sparse_with_report(
+        &self,
+        v_new: &crate::sparse::CsrMatrix,
+    ) -> Result<(Array2<f32>, FitReport)> {
+        let (m, n) = v_new.dim();
+        if m != self.w.nrows() {
+            return Err(NmfError::ShapeMismatch {
+                what: "V in transform_sparse",
+                expected: format!("{} rows (features)", self.w.nrows()),
+                found: format!("{m} x {n}"),
+            });
+        }
+        if n == 0 {
+            return Err(NmfError::EmptyInput { rows: m, cols: n });
+        }
+        let vt = v_new.transpose();
+        self.encode_with_report(Data::Sparse { v: v_new, vt: &vt })
+    }
+
     /// H for `data` with W fixed (the solver sees W at the data's scale).
     fn encode(&self, data: Data<'_>) -> Result<Array2<f32>> {
+        self.encode_with_report(data).map(|(h, _)| h)
+    }
+
+    fn encode_with_report(&self, data: Data<'_>) -> Result<(Array2<f32>, FitReport)> {
         let params = self.transform_params();
         let n = data.dim().1;
         let (out, _) = solve(
@@ -122,7 +159,7 @@ impl Factorization {
             // A partly solved H is no encoding: say so rather than return it.
             return Err(NmfError::Interrupted { what: "transform" });
         }
-        Ok(out.h)
+        Ok((out.h, out.report))
     }
 
     /// A fitted model from a finished run.
@@ -311,8 +348,7 @@ impl Factorization {
         if n == 0 {
             return Err(NmfError::EmptyInput { rows: m, cols: n });
         }
-        let vt = v_new.transpose();
-        self.encode(Data::Sparse { v: v_new, vt: &vt })
+        self.transform_sparse_with_report(v_new).map(|(h, _)| h)
     }
 
     /// [`relative_error`](Self::relative_error) for sparse data `v` (m x n) of the fitted shape:

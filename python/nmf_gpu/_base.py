@@ -223,3 +223,218 @@ def serialised(method):
             return method(self, *args, **kwargs)
 
     return wrapper
+
+
+# ------------------------------------------------------------------ parameters, as scikit-learn
+
+try:  # scikit-learn's own validation: its classes, its wording, its InvalidParameterError
+    from sklearn.utils._param_validation import (  # noqa: F401
+        Interval,
+        InvalidParameterError,
+        StrOptions,
+        validate_parameter_constraints as _sk_validate,
+    )
+except ImportError:  # pragma: no cover - exercised only without scikit-learn
+    _sk_validate = None
+
+    class InvalidParameterError(ValueError, TypeError):
+        """A constructor parameter of the wrong type or value (scikit-learn's class)."""
+
+    class Interval:
+        """Numbers of ``type`` between ``left`` and ``right`` (None: unbounded)."""
+
+        def __init__(self, type, left, right, *, closed):
+            self.type, self.left, self.right, self.closed = type, left, right, closed
+
+        def is_satisfied_by(self, val):
+            if not isinstance(val, self.type) or isinstance(val, bool):
+                return False
+            lo_ok = self.left is None or (
+                val >= self.left if self.closed in ("left", "both") else val > self.left)
+            hi_ok = self.right is None or (
+                val <= self.right if self.closed in ("right", "both") else val < self.right)
+            return lo_ok and hi_ok
+
+        def __str__(self):
+            integral = self.type is numbers.Integral
+            left = "-inf" if self.left is None else (self.left if integral else float(self.left))
+            right = "inf" if self.right is None else (
+                self.right if integral else float(self.right))
+            return (f"{'an int' if integral else 'a float'} in the range "
+                    f"{'[' if self.closed in ('left', 'both') else '('}{left}, {right}"
+                    f"{']' if self.closed in ('right', 'both') else ')'}")
+
+    class StrOptions:
+        """One of a set of strings."""
+
+        def __init__(self, options):
+            self.options = options
+
+        def is_satisfied_by(self, val):
+            return isinstance(val, str) and val in self.options
+
+        def __str__(self):
+            return "a str among {" + ", ".join(repr(o) for o in sorted(self.options)) + "}"
+
+
+def _fallback_satisfied(constraint, value):  # pragma: no cover - without scikit-learn
+    if constraint is None:
+        return value is None
+    if constraint == "boolean":
+        return isinstance(value, (bool, np.bool_))
+    if constraint == "verbose":
+        return isinstance(value, (numbers.Integral, bool, np.bool_))
+    if constraint == "random_state":
+        return value is None or isinstance(value, np.random.RandomState) or (
+            isinstance(value, numbers.Integral) and 0 <= value <= 2**32 - 1)
+    if constraint == "array-like":
+        return hasattr(value, "__len__") or hasattr(value, "shape")
+    if isinstance(constraint, type):
+        return isinstance(value, constraint)
+    return constraint.is_satisfied_by(value)
+
+
+def _fallback_str(constraint):  # pragma: no cover - without scikit-learn
+    return {None: "None", "boolean": "an instance of 'bool'",
+            "verbose": "an int or a bool",
+            "random_state": "an int in the range [0, 4294967295], an instance of "
+                            "'numpy.random.mtrand.RandomState' or None",
+            "array-like": "an array-like"}.get(
+        constraint, f"an instance of {constraint.__name__!r}"
+        if isinstance(constraint, type) else str(constraint))
+
+
+def validate_params(params, constraints, caller):
+    """Raise scikit-learn's InvalidParameterError ("The 'tol' parameter of NMF must be a float
+    in the range [0.0, inf). Got -1 instead.") for the first parameter of ``params`` that meets
+    none of its ``constraints`` (scikit-learn's own check when it is installed)."""
+    if _sk_validate is not None:
+        _sk_validate(constraints, params, caller_name=caller)
+        return
+    for name, value in params.items():  # pragma: no cover - without scikit-learn
+        cons = constraints.get(name)
+        if cons is None or cons == "no_validation":
+            continue
+        if not any(_fallback_satisfied(c, value) for c in cons):
+            strs = [_fallback_str(c) for c in cons]
+            desc = strs[0] if len(strs) == 1 else f"{', '.join(strs[:-1])} or {strs[-1]}"
+            raise InvalidParameterError(
+                f"The {name!r} parameter of {caller} must be {desc}. Got {value!r} instead.")
+
+
+def param_error(estimator, name, expected):
+    """InvalidParameterError in scikit-learn's words for a parameter checked here."""
+    value = getattr(estimator, name)
+    return InvalidParameterError(
+        f"The {name!r} parameter of {type(estimator).__name__} must be {expected}. "
+        f"Got {value!r} instead."
+    )
+
+
+#: The constraints scikit-learn's NMF and MiniBatchNMF share (``_BaseNMF``).
+BASE_CONSTRAINTS = {
+    "n_components": [Interval(numbers.Integral, 1, None, closed="left"), None,
+                     StrOptions({"auto"})],
+    "init": [StrOptions({"random", "nndsvd", "nndsvda", "nndsvdar", "custom"}), None],
+    "beta_loss": [StrOptions({"frobenius", "kullback-leibler", "itakura-saito"}),
+                  numbers.Real],
+    "tol": [Interval(numbers.Real, 0, None, closed="left")],
+    "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+    "random_state": ["random_state"],
+    "alpha_W": [Interval(numbers.Real, 0, None, closed="left")],
+    "alpha_H": [Interval(numbers.Real, 0, None, closed="left"), StrOptions({"same"})],
+    "l1_ratio": [Interval(numbers.Real, 0, 1, closed="both")],
+    "verbose": ["verbose"],
+}
+
+#: scikit-learn's ``beta_loss`` names and their β.
+BETA_NAMES = {"frobenius": 2.0, "kullback-leibler": 1.0, "itakura-saito": 0.0}
+
+
+def beta_of(estimator):
+    """β of ``beta_loss`` (validated before), finite."""
+    b = BETA_NAMES.get(estimator.beta_loss) if isinstance(estimator.beta_loss, str) \
+        else float(estimator.beta_loss)
+    if b is None or not np.isfinite(b):
+        raise param_error(estimator, "beta_loss",
+                          "a str among {'frobenius', 'itakura-saito', 'kullback-leibler'} or "
+                          "a finite float")
+    return b
+
+
+def loss_name(beta):
+    """The engine's name of the β-divergence (``frobenius``, ``kl``, ``is`` or ``beta=<β>``)."""
+    return {2.0: "frobenius", 1.0: "kl", 0.0: "is"}.get(beta, f"beta={beta!r}")
+
+
+def out_dtype(X):
+    """scikit-learn's output dtype: float32 for float32 data, float64 for anything else."""
+    return np.float32 if X.dtype == np.float32 else np.float64
+
+
+def check_init(A, shape, whom):
+    """scikit-learn's ``_check_init``: a 2-D finite array of ``shape`` ("auto" matches any
+    size), nonnegative, not all zero; the wrong dimension is named ("Array with wrong first
+    dimension passed to NMF (input H). Expected 3, but got 4.")."""
+    A = np.asarray(A)
+    if A.ndim != 2:
+        raise ValueError(
+            f"Expected 2D array, got {A.ndim}D array instead for {whom}.")
+    if A.dtype.kind not in "biuf" or not np.isfinite(A).all():
+        raise ValueError(f"Input contains NaN, infinity or a value that is not a number "
+                         f"({whom}).")
+    for axis, word in ((0, "first"), (1, "second")):
+        if shape[axis] != "auto" and A.shape[axis] != shape[axis]:
+            raise ValueError(
+                f"Array with wrong {word} dimension passed to {whom}. Expected "
+                f"{shape[axis]}, but got {A.shape[axis]}."
+            )
+    if A.size and A.min() < 0:
+        raise ValueError(f"Negative values in data passed to {whom}")
+    if not A.size or A.max() == 0:
+        raise ValueError(f"Array passed to {whom} is full of zeros.")
+    return A
+
+
+def check_start_dtype(X, W=None, H=None):
+    """scikit-learn's rule: a custom start has X's dtype, else TypeError."""
+    if W is None:
+        if np.asarray(H).dtype != X.dtype:
+            raise TypeError(
+                f"H should have the same dtype as X. Got H.dtype = {np.asarray(H).dtype}.")
+        return
+    if np.asarray(H).dtype != X.dtype or np.asarray(W).dtype != X.dtype:
+        raise TypeError(
+            "H and W should have the same dtype as X. Got "
+            f"H.dtype = {np.asarray(H).dtype} and W.dtype = {np.asarray(W).dtype}."
+        )
+
+
+def beta_divergence(X, W, H, beta, square_root=False):
+    """scikit-learn's ``_beta_divergence`` of X and W H, in float64 (``sqrt(2 D)`` with
+    ``square_root``): the ``reconstruction_err_`` of its estimators."""
+    eps = np.finfo(np.float32).eps
+    W = np.asarray(W, dtype=np.float64)
+    H = np.asarray(H, dtype=np.float64)
+    if hasattr(X, "toarray"):
+        X = X.toarray()
+    X = np.asarray(X, dtype=np.float64)
+    WH = W @ H
+    if beta == 2:
+        res = 0.5 * np.sum((X - WH) ** 2)
+    else:
+        x = X.ravel()
+        y = WH.ravel()
+        keep = x > eps
+        xk, yk = x[keep], np.maximum(y[keep], eps)
+        if beta == 1:
+            res = float(np.dot(xk, np.log(xk / yk))) + float(W.sum(0) @ H.sum(1)) - xk.sum()
+        elif beta == 0:
+            div = xk / yk
+            res = float(np.sum(div)) - x.size - float(np.sum(np.log(div)))
+        else:
+            res = float(np.sum(xk ** beta)) - beta * float(np.dot(xk, yk ** (beta - 1)))
+            res += float(np.sum(WH ** beta)) * (beta - 1)
+            res /= beta * (beta - 1)
+    res = max(float(res), 0.0)
+    return np.sqrt(2 * res) if square_root else res

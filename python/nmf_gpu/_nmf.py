@@ -1,27 +1,37 @@
-"""``NMF``: scikit-learn's estimator on the nmf-gpu engines."""
+"""``NMF`` and ``non_negative_factorization``: scikit-learn's on the nmf-gpu engines."""
 
 from __future__ import annotations
 
 import numbers
+import os
 import warnings
 
 import numpy as np
 
 from . import _core
 from ._base import (
+    BASE_CONSTRAINTS,
     HAVE_SKLEARN,
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
     ConvergenceWarning,
+    Interval,
+    StrOptions,
     TransformerMixin,
+    beta_of,
     check_count,
+    check_init,
     check_is_fitted,
     check_random_state,
+    check_start_dtype,
+    loss_name,
+    out_dtype,
+    param_error,
     serialised,
     validate_data,
+    validate_params,
 )
 
-_INITS = (None, "random", "nndsvd", "nndsvda", "nndsvdar", "custom")
 _BACKENDS = ("auto", "cpu", "gpu")
 
 
@@ -35,34 +45,17 @@ def _is_backend(backend):
     return head == "gpu" and sep == ":" and index.isdigit() and index.isascii()
 
 
+def check_backend(estimator):
+    """``backend`` as the engine takes it, or scikit-learn's parameter error."""
+    if not _is_backend(estimator.backend):
+        raise param_error(
+            estimator, "backend",
+            "a str among {'auto', 'cpu', 'gpu'} or 'gpu:N' (N an adapter index of gpu_info())")
+    return estimator.backend
+
+
 def _is_sparse(X):
     return hasattr(X, "tocsr") and hasattr(X, "nnz")
-
-
-def _beta_loss_name(beta_loss, solver):
-    """The engine's loss name for scikit-learn's ``beta_loss``: a name, or ``beta=<float>``."""
-    names = {"frobenius": "frobenius", "kullback-leibler": "kullback-leibler",
-             "itakura-saito": "itakura-saito"}
-    if isinstance(beta_loss, str):
-        name = names.get(beta_loss)
-    elif isinstance(beta_loss, numbers.Real) and not isinstance(beta_loss, bool) \
-            and np.isfinite(beta_loss):
-        beta = float(beta_loss)
-        name = {2.0: "frobenius", 1.0: "kullback-leibler", 0.0: "itakura-saito"}.get(
-            beta, f"beta={beta!r}")
-    else:
-        name = None
-    if name is None:
-        raise ValueError(
-            "beta_loss must be 'frobenius' (2), 'kullback-leibler' (1), 'itakura-saito' (0) "
-            f"or a finite number; got {beta_loss!r}"
-        )
-    if solver == "cd" and name != "frobenius":
-        raise ValueError(
-            f"Invalid beta_loss parameter: solver 'cd' does not handle beta_loss = {beta_loss!r}; "
-            "use solver='mu' for other beta-divergences"
-        )
-    return name
 
 
 def _as_csr32(X):
@@ -82,6 +75,41 @@ def _as_f32(X):
     if X.dtype == np.float32 and (X.flags.c_contiguous or X.flags.f_contiguous):
         return X
     return np.asarray(X, dtype=np.float32, order="K")
+
+
+def _f32(A):
+    return np.ascontiguousarray(A, dtype=np.float32)
+
+
+def _indices(estimator, name, r):
+    """``fix_W`` / ``fix_H``: component indices below ``r`` as a list of ints, or None."""
+    value = getattr(estimator, name)
+    if value is None:
+        return None
+    idx = np.asarray(value)
+    if idx.ndim != 1 or (idx.size and idx.dtype.kind not in "iu"):
+        raise param_error(estimator, name, "None or a 1-D sequence of component indices")
+    bad = [int(i) for i in idx if not 0 <= i < r]
+    if bad:
+        raise ValueError(
+            f"{name} names component {bad[0]}, but there are {r} (indices 0 to {r - 1})")
+    return sorted({int(i) for i in idx})
+
+
+def _read_checkpoint(path):
+    """``(W, H, iterations_done, initial_loss)`` of a checkpoint directory written by a fit
+    with ``checkpoint_every``."""
+    path = os.fspath(path)
+    try:
+        with open(os.path.join(path, "state.txt"), encoding="utf-8") as f:
+            state = dict(line.split(None, 1) for line in f if line.strip())
+        W = np.load(os.path.join(path, "W.npy"))
+        H = np.load(os.path.join(path, "H.npy"))
+        return W, H, int(state["iteration"]), float(state["initial_loss"])
+    except (OSError, KeyError, ValueError) as e:
+        raise ValueError(
+            f"resume_from={path!r} is not a checkpoint of nmf_gpu.NMF (a directory with "
+            f"W.npy, H.npy and state.txt written by checkpoint_every): {e}") from e
 
 
 class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -105,9 +133,9 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     Parameters
     ----------
-    n_components : int, "auto" or None, default=None
-        Number of components. None or "auto": the number of features (or the rows of ``H``
-        with ``init="custom"``).
+    n_components : int, "auto" or None, default="auto"
+        Number of components. None: the number of features. "auto": the rows of ``H`` when
+        ``init="custom"``, else the number of features (scikit-learn's rules).
     init : {"random", "nndsvd", "nndsvda", "nndsvdar", "custom"}, default=None
         Start of the iterations. None: "nndsvda" when ``n_components <= min(n_samples,
         n_features)``, else "random". "custom" uses the ``W`` and ``H`` given to
@@ -141,6 +169,19 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     orthogonal : {None, "H", "W"}, default=None
         Orthogonal NMF (``solver="mu"``, Frobenius): "H" constrains ``H Hᵀ = I`` (each
         sample essentially in one component), "W" constrains ``Wᵀ W = I``.
+    fix_W : sequence of int or None, default=None
+        Components (columns of ``W``) kept at their starting values (``init="custom"``).
+    fix_H : sequence of int or None, default=None
+        Components (rows of ``H``) kept at their starting values (``init="custom"``):
+        known spectra or parts, the others learnt around them.
+    checkpoint_every : int or None, default=None
+        Every this many iterations, write the current ``W`` and ``H`` to ``checkpoint_dir``
+        (replaced atomically: ``W.npy``, ``H.npy``, ``state.txt``).
+    checkpoint_dir : str or path, default=None
+        Where the checkpoints go.
+    resume_from : str or path, default=None
+        A checkpoint directory to continue from: its ``W`` and ``H`` are the start (``init``
+        is ignored) and its iterations count toward ``max_iter``.
 
     Attributes
     ----------
@@ -181,7 +222,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     def __init__(
         self,
-        n_components=None,
+        n_components="auto",
         *,
         init=None,
         solver="cd",
@@ -196,6 +237,11 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         shuffle=False,
         backend="auto",
         orthogonal=None,
+        fix_W=None,
+        fix_H=None,
+        checkpoint_every=None,
+        checkpoint_dir=None,
+        resume_from=None,
     ):
         self.n_components = n_components
         self.init = init
@@ -211,42 +257,58 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.shuffle = shuffle
         self.backend = backend
         self.orthogonal = orthogonal
+        self.fix_W = fix_W
+        self.fix_H = fix_H
+        self.checkpoint_every = checkpoint_every
+        self.checkpoint_dir = checkpoint_dir
+        self.resume_from = resume_from
+
+    _parameter_constraints = {
+        **BASE_CONSTRAINTS,
+        "solver": [StrOptions({"mu", "cd"})],
+        "shuffle": ["boolean"],
+        "backend": [str],
+        "orthogonal": [StrOptions({"H", "W"}), None],
+        "fix_W": ["array-like", None],
+        "fix_H": ["array-like", None],
+        "checkpoint_every": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "checkpoint_dir": [str, os.PathLike, None],
+        "resume_from": [str, os.PathLike, None],
+    }
 
     # ----------------------------------------------------------------- parameters
 
-    def _config(self, n_components, init, *, draw_seed=True):
-        """The engine's options (validated: every bad value raises ValueError here)."""
-        if self.solver not in ("cd", "mu"):
-            raise ValueError(f"solver must be 'cd' or 'mu', got {self.solver!r}")
-        loss = _beta_loss_name(self.beta_loss, self.solver)
-        if not _is_backend(self.backend):
-            raise ValueError(
-                f"backend must be 'auto', 'cpu', 'gpu' or 'gpu:N', got {self.backend!r}"
-            )
-        if self.orthogonal not in (None, "H", "W"):
-            raise ValueError(f"orthogonal must be None, 'H' or 'W', got {self.orthogonal!r}")
+    def _validate(self):
+        """Every parameter against scikit-learn's constraints, then the engine's bounds."""
+        validate_params(self.get_params(deep=False), self._parameter_constraints,
+                        type(self).__name__)
+        check_backend(self)
         if self.shuffle:
-            raise ValueError("shuffle=True is not supported: the coordinates are updated in order")
+            raise param_error(self, "shuffle",
+                              "False (the coordinates are updated in order)")
         check_count(self, "max_iter", self.max_iter)
-        for name in ("tol", "alpha_W", "l1_ratio"):
-            value = getattr(self, name)
-            if not isinstance(value, numbers.Real) or isinstance(value, bool) \
-                    or not np.isfinite(value) or value < 0:
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-        if self.l1_ratio > 1:
-            raise ValueError(f"l1_ratio must lie in [0, 1], got {self.l1_ratio!r}")
+        beta = beta_of(self)
+        if self.solver == "cd" and beta != 2:
+            raise ValueError(
+                f"Invalid beta_loss parameter: solver {self.solver!r} does not handle "
+                f"beta_loss = {self.beta_loss!r}"
+            )
+        if self.checkpoint_every is not None and self.checkpoint_dir is None:
+            raise ValueError("checkpoint_every needs checkpoint_dir: where the checkpoints go")
+        return beta
+
+    def _config(self, n_components, init, *, draw_seed=True):
+        """The engine's options (the parameters were validated by ``_validate``)."""
+        beta = beta_of(self)
         alpha_H = self.alpha_W if (isinstance(self.alpha_H, str) and self.alpha_H == "same") \
             else self.alpha_H
-        if not isinstance(alpha_H, numbers.Real) or isinstance(alpha_H, bool) \
-                or not np.isfinite(alpha_H) or alpha_H < 0:
-            raise ValueError(f"alpha_H must be a finite number >= 0 or 'same', got {alpha_H!r}")
         seed = 0
         if draw_seed:
             seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         return {
             "rank": int(n_components),
-            "solver": self.solver,
-            "loss": loss,
+            "solver": "hals" if self.solver == "cd" else "mu",
+            "loss": loss_name(beta),
             "init": init,
             "max_iter": int(self.max_iter),
             "tol": float(self.tol),
@@ -255,34 +317,114 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             "alpha_h": float(alpha_H),
             "l1_ratio": float(self.l1_ratio),
             "backend": self.backend,
-            "orthogonal": "none" if self.orthogonal is None else self.orthogonal,
+            "orthogonal": "none" if self.orthogonal is None else self.orthogonal.lower(),
             "verbose": bool(self.verbose),
+            "fix_w": None,
+            "fix_h": None,
+            "checkpoint_every": self.checkpoint_every,
+            "checkpoint_dir": None if self.checkpoint_dir is None
+            else os.fspath(self.checkpoint_dir),
+            "resume": None,
         }
 
-    def _n_components_for(self, X, H):
-        n = self.n_components
-        if n is None or (isinstance(n, str) and n == "auto"):
-            if self.init == "custom" and H is not None:
-                return np.shape(H)[0]
-            return X.shape[1]
-        return check_count(self, "n_components", n, also=", None or a str among {'auto'}")
-
-    @staticmethod
-    def _check_factor(A, shape, whom):
-        A = np.asarray(A)
-        if A.shape != shape:
-            raise ValueError(
-                f"Array with wrong shape passed to {whom}. Expected {shape}, but got {A.shape} "
-            )
-        if A.dtype.kind not in "biuf" or not np.isfinite(A).all():
-            raise ValueError(f"{whom} must be finite numbers")
-        if A.size and A.min() < 0:
-            raise ValueError(f"Negative values in data passed to {whom}")
-        if A.size and A.max() == 0:
-            raise ValueError(f"Array passed to {whom} is full of zeros.")
-        return np.ascontiguousarray(A, dtype=np.float32)
-
     # ----------------------------------------------------------------- fitting
+
+    def _fit_transform(self, X, W=None, H=None, update_H=True):
+        """scikit-learn's ``_fit_transform``: ``(W, H, n_iter)`` for validated ``X``, with
+        ``update_H=False`` the encodings of ``X`` for the fixed ``H``."""
+        beta = self._validate()
+        n_samples, n_features = X.shape
+        dtype = out_dtype(X)
+        if beta <= 0 and (X.data if _is_sparse(X) else X).size and \
+                (X.min() == 0):
+            raise ValueError(
+                "When beta_loss <= 0 and X contains zeros, the solver may diverge. Please "
+                "add small values to X, or use a positive beta_loss."
+            )
+        n = n_features if self.n_components is None else self.n_components
+        resume = None
+        if self.resume_from is not None and update_H:
+            W, H, done, initial_loss = _read_checkpoint(self.resume_from)
+            resume = (done, initial_loss)
+            H = check_init(H, (n, n_features), "NMF (checkpoint H)")
+            W = check_init(W, (n_samples, H.shape[0]), "NMF (checkpoint W)")
+            n = H.shape[0]
+            init = "custom"
+        elif self.init == "custom" and update_H:
+            if W is None or H is None:
+                raise ValueError("init='custom' needs both W and H: fit_transform(X, W=W, H=H)")
+            H = check_init(H, (n, n_features), "NMF (input H)")
+            W = check_init(W, (n_samples, n), "NMF (input W)")
+            if n == "auto":
+                n = H.shape[0]
+            check_start_dtype(X, W, H)
+            init = "custom"
+        elif not update_H:
+            if W is not None:
+                warnings.warn("When update_H=False, the provided initial W is not used.",
+                              RuntimeWarning)
+            if H is None:
+                raise ValueError("update_H=False needs H: the components to encode X with")
+            H = check_init(H, (n, n_features), "NMF (input H)")
+            if n == "auto":
+                n = H.shape[0]
+            check_start_dtype(X, None, H)
+            init = "random"
+        else:
+            if W is not None or H is not None:
+                warnings.warn(
+                    "When init!='custom', provided W or H are ignored. Set  init='custom' to "
+                    "use them as initialization.",
+                    RuntimeWarning,
+                )
+            if n == "auto":
+                n = n_features
+            init = self.init
+            if init is None:
+                init = "nndsvda" if n <= min(n_samples, n_features) else "random"
+        r = check_count(self, "n_components", n, also=", None or a str among {'auto'}")
+        config = self._config(r, init, draw_seed=update_H)
+        config["fix_w"] = _indices(self, "fix_W", r)
+        config["fix_h"] = _indices(self, "fix_H", r)
+        if (config["fix_w"] or config["fix_h"]) and init != "custom":
+            raise ValueError(
+                "fix_W and fix_H keep components of a custom start: set init='custom' and "
+                "pass W and H to fit_transform (or resume_from a checkpoint)")
+        config["resume"] = resume
+        sparse = _is_sparse(X)
+        if not update_H:
+            comps = _f32(H)
+            if sparse:
+                shape, indptr, indices, data = _as_csr32(X)
+                Ht, n_iter, converged = _core.transform_sparse(
+                    comps, shape, indptr, indices, data, config)
+            else:
+                Ht, n_iter, converged = _core.transform_dense(comps, _as_f32(X).T, config)
+            self._last_info = {"converged": converged, "reconstruction_err": None,
+                               "engine": None, "seconds": None}
+            self._warn_if_unconverged(n_iter, converged)
+            return (np.ascontiguousarray(Ht.T, dtype=dtype),
+                    np.asarray(H).astype(dtype, copy=False), n_iter)
+        w0 = h0 = None
+        if init == "custom":
+            w0, h0 = _f32(W), _f32(H)
+        if sparse:
+            shape, indptr, indices, data = _as_csr32(X)
+            Wf, Hf, info = _core.fit_sparse(shape, indptr, indices, data, config, w0, h0)
+        else:
+            Wf, Hf, info = _core.fit_dense(_as_f32(X), config, w0, h0)
+        self._last_info = info
+        n_iter = int(info["n_iter"])
+        self._warn_if_unconverged(n_iter, info["converged"])
+        return Wf.astype(dtype, copy=False), Hf.astype(dtype, copy=False), n_iter
+
+    def _warn_if_unconverged(self, n_iter, converged):
+        if n_iter == self.max_iter and self.tol > 0 and not converged:
+            warnings.warn(
+                f"Maximum number of iterations {self.max_iter} reached. Increase it to improve "
+                "convergence.",
+                ConvergenceWarning,
+            )
 
     @serialised
     def fit(self, X, y=None, **params):
@@ -317,62 +459,30 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         y : Ignored
             Not used, present for API consistency by convention.
         W : array-like of shape (n_samples, n_components), default=None
-            Start of ``W`` when ``init="custom"``.
+            Start of ``W`` when ``init="custom"`` (X's dtype).
         H : array-like of shape (n_components, n_features), default=None
-            Start of ``H`` when ``init="custom"``.
+            Start of ``H`` when ``init="custom"`` (X's dtype).
 
         Returns
         -------
         W : ndarray of shape (n_samples, n_components)
-            Transformed data (float64 for float64 input, float32 otherwise).
+            Transformed data (float32 for float32 input, float64 otherwise).
         """
-        if self.init not in _INITS:
-            raise ValueError(
-                "init must be None, 'random', 'nndsvd', 'nndsvda', 'nndsvdar' or 'custom', "
-                f"got {self.init!r}"
-            )
+        validate_params(self.get_params(deep=False), self._parameter_constraints,
+                        type(self).__name__)
         X = validate_data(
-            self, X, accept_sparse=("csr", "csc"), dtype=[np.float32, np.float64],
+            self, X, accept_sparse=("csr", "csc"), dtype=[np.float64, np.float32],
             ensure_non_negative=True,
         )
-        out_dtype = np.float64 if X.dtype == np.float64 else np.float32
-        n_samples, n_features = X.shape
-        r = self._n_components_for(X, H)
-        init = self.init
-        if init is None:
-            init = "nndsvda" if r <= min(n_samples, n_features) else "random"
-        w0 = h0 = None
-        if init == "custom":
-            if W is None or H is None:
-                raise ValueError("init='custom' needs both W and H: fit_transform(X, W=W, H=H)")
-            h0 = self._check_factor(H, (r, n_features), "NMF (input H)")
-            w0 = self._check_factor(W, (n_samples, r), "NMF (input W)")
-        elif W is not None or H is not None:
-            warnings.warn(
-                "When init!='custom', provided W or H are ignored. Set init='custom' to use "
-                "them as initialization.",
-                RuntimeWarning,
-            )
-        config = self._config(r, init)
-        if _is_sparse(X):
-            shape, indptr, indices, data = _as_csr32(X)
-            Wf, Hf, info = _core.fit_sparse(shape, indptr, indices, data, config, w0, h0)
-        else:
-            Wf, Hf, info = _core.fit_dense(_as_f32(X), config, w0, h0)
-
+        Wf, Hf, n_iter = self._fit_transform(X, W=W, H=H)
+        info = self._last_info
         self.n_components_ = Hf.shape[0]
-        self.components_ = Hf.astype(out_dtype, copy=False)
+        self.components_ = Hf
         self.reconstruction_err_ = float(info["reconstruction_err"])
-        self.n_iter_ = int(info["n_iter"])
+        self.n_iter_ = n_iter
         self.engine_ = info["engine"]
         self.fit_seconds_ = float(info["seconds"])
-        if self.n_iter_ == self.max_iter and self.tol > 0 and not info["converged"]:
-            warnings.warn(
-                f"Maximum number of iterations {self.max_iter} reached. Increase it to improve "
-                "convergence.",
-                ConvergenceWarning,
-            )
-        return Wf.astype(out_dtype, copy=False)
+        return Wf
 
     @serialised
     def transform(self, X):
@@ -390,18 +500,19 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X = validate_data(
-            self, X, accept_sparse=("csr", "csc"), dtype=[np.float32, np.float64],
+            self, X, accept_sparse=("csr", "csc"), dtype=[np.float64, np.float32],
             reset=False, ensure_non_negative=True,
         )
-        out_dtype = np.float64 if X.dtype == np.float64 else np.float32
+        self._validate()
         config = self._config(self.n_components_, "random", draw_seed=False)
-        comps = np.ascontiguousarray(self.components_, dtype=np.float32)
+        config["checkpoint_every"] = None
+        comps = _f32(self.components_)
         if _is_sparse(X):
             shape, indptr, indices, data = _as_csr32(X)
-            Ht = _core.transform_sparse(comps, shape, indptr, indices, data, config)
+            Ht, _, _ = _core.transform_sparse(comps, shape, indptr, indices, data, config)
         else:
-            Ht = _core.transform_dense(comps, _as_f32(X).T, config)
-        return np.ascontiguousarray(Ht.T, dtype=out_dtype)
+            Ht, _, _ = _core.transform_dense(comps, _as_f32(X).T, config)
+        return np.ascontiguousarray(Ht.T, dtype=out_dtype(X))
 
     @serialised
     def inverse_transform(self, X):
@@ -433,3 +544,68 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             tags.input_tags.sparse = True
             tags.transformer_tags.preserves_dtype = ["float64", "float32"]
             return tags
+
+
+def non_negative_factorization(
+    X,
+    W=None,
+    H=None,
+    n_components="auto",
+    *,
+    init=None,
+    update_H=True,
+    solver="cd",
+    beta_loss="frobenius",
+    tol=1e-4,
+    max_iter=200,
+    alpha_W=0.0,
+    alpha_H="same",
+    l1_ratio=0.0,
+    random_state=None,
+    verbose=0,
+    shuffle=False,
+    backend="auto",
+):
+    """Compute W and H with ``X ≈ W H``: scikit-learn's ``non_negative_factorization`` on the
+    nmf-gpu engines (same parameters and semantics; ``backend`` picks the engine).
+
+    Parameters
+    ----------
+    X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        Nonnegative data.
+    W : array-like of shape (n_samples, n_components), default=None
+        The start of W for ``init="custom"`` (X's dtype); unused (with a warning) when
+        ``update_H=False``.
+    H : array-like of shape (n_components, n_features), default=None
+        The start of H for ``init="custom"``; with ``update_H=False``, the fixed components
+        the encodings W of X are solved for (``NMF.transform``).
+    n_components : int, "auto" or None, default="auto"
+        None: n_features; "auto": the rows of H when it is given (custom start or
+        ``update_H=False``), else n_features.
+    init, solver, beta_loss, tol, max_iter, alpha_W, alpha_H, l1_ratio, random_state, verbose, \
+shuffle, backend
+        As for :class:`NMF`.
+    update_H : bool, default=True
+        False: H is fixed and only W is solved for.
+
+    Returns
+    -------
+    W : ndarray of shape (n_samples, n_components)
+    H : ndarray of shape (n_components, n_features)
+    n_iter : int
+        Iterations run.
+    """
+    est = NMF(
+        n_components=n_components, init=init, solver=solver, beta_loss=beta_loss, tol=tol,
+        max_iter=max_iter, random_state=random_state, alpha_W=alpha_W, alpha_H=alpha_H,
+        l1_ratio=l1_ratio, verbose=verbose, shuffle=shuffle, backend=backend,
+    )
+    validate_params({"update_H": update_H}, {"update_H": ["boolean"]},
+                    "non_negative_factorization")
+    validate_params(est.get_params(deep=False), est._parameter_constraints,
+                    "non_negative_factorization")
+    X = validate_data(
+        est, X, accept_sparse=("csr", "csc"), dtype=[np.float64, np.float32],
+        ensure_non_negative=True,
+    )
+    return est._fit_transform(X, W=W, H=H, update_H=update_H)

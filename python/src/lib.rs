@@ -377,6 +377,10 @@ fn fixed_model(
     Factorization::from_w(w, &p).map_err(to_py)
 }
 
+/// What a transform returns to Python: the encodings (r x samples), the iterations run and
+/// whether the stopping rule ended them.
+type TransformOut<'py> = (Bound<'py, PyArray2<f32>>, usize, bool);
+
 /// Encodings (r x samples) of dense `vt` (features x samples) with the components fixed.
 #[pyfunction]
 fn transform_dense<'py>(
@@ -384,12 +388,12 @@ fn transform_dense<'py>(
     components: PyReadonlyArray2<'py, f32>,
     vt: PyReadonlyArray2<'py, f32>,
     config: Config,
-) -> PyResult<Bound<'py, PyArray2<f32>>> {
+) -> PyResult<TransformOut<'py>> {
     let stop = Arc::new(AtomicBool::new(false));
     let model = fixed_model(components, &config, &stop)?;
     let view = vt.as_array();
-    let h = run_interruptible(py, &stop, || model.transform(view))?;
-    Ok(h.into_pyarray(py))
+    let (h, report) = run_interruptible(py, &stop, || model.transform_with_report(view))?;
+    Ok((h.into_pyarray(py), report.n_iter, report.converged))
 }
 
 /// Encodings (r x samples) of sparse CSR `v` (samples x features) with the components fixed.
@@ -402,12 +406,43 @@ fn transform_sparse<'py>(
     indices: PyReadonlyArray1<'py, i64>,
     data: PyReadonlyArray1<'py, f32>,
     config: Config,
-) -> PyResult<Bound<'py, PyArray2<f32>>> {
+) -> PyResult<TransformOut<'py>> {
     let stop = Arc::new(AtomicBool::new(false));
     let model = fixed_model(components, &config, &stop)?;
     let vt = csr(shape, indptr, indices, data)?.transpose();
-    let h = run_interruptible(py, &stop, || model.transform_sparse(&vt))?;
-    Ok(h.into_pyarray(py))
+    let (h, report) = run_interruptible(py, &stop, || model.transform_sparse_with_report(&vt))?;
+    Ok((h.into_pyarray(py), report.n_iter, report.converged))
+}
+
+/// The start `(W₀, H₀)` a fit of dense `v` (samples x features) computes from its config.
+#[pyfunction]
+fn initial_factors<'py>(
+    py: Python<'py>,
+    v: PyReadonlyArray2<'py, f32>,
+    config: Config,
+) -> PyResult<(Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<f32>>)> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let p = params(&config, &stop)?;
+    let view = v.as_array();
+    let (w, h) = run_interruptible(py, &stop, || p.initial_factors(view))?;
+    Ok((w.into_pyarray(py), h.into_pyarray(py)))
+}
+
+/// [`initial_factors`] of a sparse CSR `v` (samples x features).
+#[pyfunction]
+fn initial_factors_sparse<'py>(
+    py: Python<'py>,
+    shape: (usize, usize),
+    indptr: PyReadonlyArray1<'py, i64>,
+    indices: PyReadonlyArray1<'py, i64>,
+    data: PyReadonlyArray1<'py, f32>,
+    config: Config,
+) -> PyResult<(Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<f32>>)> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let p = params(&config, &stop)?;
+    let v = csr(shape, indptr, indices, data)?;
+    let (w, h) = run_interruptible(py, &stop, || p.initial_factors_sparse(&v))?;
+    Ok((w.into_pyarray(py), h.into_pyarray(py)))
 }
 
 /// The GPU adapters the GPU engine can open, in the order of `backend="gpu:N"`: a list of dicts
@@ -681,6 +716,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(transform_dense, m)?)?;
     m.add_function(wrap_pyfunction!(transform_sparse, m)?)?;
     m.add_function(wrap_pyfunction!(gpu_info, m)?)?;
+    m.add_function(wrap_pyfunction!(initial_factors, m)?)?;
+    m.add_function(wrap_pyfunction!(initial_factors_sparse, m)?)?;
     m.add_function(wrap_pyfunction!(sym_fit, m)?)?;
     m.add_function(wrap_pyfunction!(masked_fit, m)?)?;
     m.add_function(wrap_pyfunction!(sym_fit_sparse, m)?)?;

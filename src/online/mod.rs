@@ -177,7 +177,9 @@ impl OnlineParams {
     /// update rule must be the state's: W is m x r, the statistics the rule's shapes).
     pub fn from_state(&self, state: OnlineState) -> Result<OnlineFactorization> {
         let (m, r) = state.w.dim();
-        self.check(m, 1)?;
+        let mut params = self.clone();
+        params.h_init = None;
+        params.check(m, self.rank.max(1))?;
         check_factor(Factor::W, state.w.view(), m, self.rank)?;
         let num_shape = match self.rule() {
             Solver::MultiplicativeUpdate => (m, r),
@@ -216,7 +218,7 @@ impl OnlineParams {
                 num: state.num,
                 den: state.den,
             },
-            params: self.clone(),
+            params,
             encodings: None,
             tracker,
             report,

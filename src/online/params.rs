@@ -271,11 +271,13 @@ impl OnlineParams {
         if self.rank == 0 {
             return Err(NmfError::ZeroRank);
         }
-        if self.rank > m {
+        // As for a batch fit: any factorization of rank min(m, n) is exact, and far larger
+        // ranks only allocate.
+        if self.rank > m.max(n) {
             return Err(NmfError::InvalidParameter {
                 name: "rank",
                 value: self.rank.to_string(),
-                expected: format!("at most the number of features, {m}"),
+                expected: format!("at most the larger of the features ({m}) and the samples ({n})"),
             });
         }
         self.iter.check()?;

@@ -368,7 +368,7 @@ fn invalid_options_are_refused() {
     let v = uniform(10, 20, 1);
     let cases = [
         OnlineNmf::params(0),
-        OnlineNmf::params(11),
+        OnlineNmf::params(21),
         OnlineNmf::params(2).batch_size(0),
         OnlineNmf::params(2).forget_factor(1.5),
         OnlineNmf::params(2).forget_factor(f32::NAN),
