@@ -55,8 +55,12 @@ def test_custom_init_errors():
     m = NMF(n_components=r, init="custom", backend="cpu")
     with pytest.raises(ValueError, match="needs both W and H"):
         m.fit_transform(X, W=W)
-    with pytest.raises(ValueError, match="wrong shape"):
+    with pytest.raises(ValueError, match=r"wrong second dimension passed to NMF \(input H\). "
+                                         "Expected 8, but got 9"):
         m.fit_transform(X, W=W, H=np.ones((r, 9)))
+    with pytest.raises(ValueError, match=r"wrong first dimension passed to NMF \(input W\). "
+                                         "Expected 12, but got 11"):
+        m.fit_transform(X, W=W[:11], H=H)
     with pytest.raises(ValueError, match="Negative values"):
         m.fit_transform(X, W=-W, H=H)
     with pytest.raises(ValueError, match="full of zeros"):

@@ -18,11 +18,14 @@ from nmf_gpu import NMF
 
 
 def fit_custom(X, w0, h0, **kw):
+    """A fit from the custom start (w0, h0), given in X's dtype as scikit-learn requires
+    (float32 for float32 data, float64 for any other)."""
     params = dict(n_components=w0.shape[1], init="custom", solver="mu", tol=0.0,
                   max_iter=60, backend="cpu")
     params.update(kw)
     model = NMF(**params)
-    W = model.fit_transform(X, W=w0, H=h0)
+    dtype = np.float32 if getattr(X, "dtype", None) == np.float32 else np.float64
+    W = model.fit_transform(X, W=w0.astype(dtype), H=h0.astype(dtype))
     return model, W
 
 
@@ -57,7 +60,8 @@ def test_dtypes(rng, dtype):
     w0, h0 = start(rng, 30, 20, 3)
     ref, W_ref = fit_custom(X32, w0, h0)
     model, W = fit_custom(X32.astype(dtype), w0, h0)
-    assert W.dtype == (np.float64 if dtype == np.float64 else np.float32)
+    # scikit-learn's rule: float32 stays float32, every other dtype gives float64.
+    assert W.dtype == (np.float32 if dtype == np.float32 else np.float64)
     assert model.components_.dtype == W.dtype
     np.testing.assert_allclose(W, W_ref, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(model.components_, ref.components_, rtol=1e-5, atol=1e-6)
