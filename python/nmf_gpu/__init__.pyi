@@ -1,4 +1,5 @@
-from typing import Any, Literal, Optional, Union
+import os
+from typing import Any, Literal, Optional, Sequence, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -24,8 +25,13 @@ class NMF:
     l1_ratio: float
     verbose: int
     shuffle: bool
-    backend: Literal["auto", "cpu", "gpu"]
+    backend: str
     orthogonal: Optional[Literal["H", "W"]]
+    fix_W: Optional[Sequence[int]]
+    fix_H: Optional[Sequence[int]]
+    checkpoint_every: Optional[int]
+    checkpoint_dir: Union[str, os.PathLike[str], None]
+    resume_from: Union[str, os.PathLike[str], None]
 
     components_: npt.NDArray[np.floating[Any]]
     n_components_: int
@@ -38,7 +44,7 @@ class NMF:
 
     def __init__(
         self,
-        n_components: Union[int, Literal["auto"], None] = None,
+        n_components: Union[int, Literal["auto"], None] = "auto",
         *,
         init: Optional[Literal["random", "nndsvd", "nndsvda", "nndsvdar", "custom"]] = None,
         solver: Literal["cd", "mu"] = "cd",
@@ -51,8 +57,13 @@ class NMF:
         l1_ratio: float = 0.0,
         verbose: int = 0,
         shuffle: bool = False,
-        backend: Literal["auto", "cpu", "gpu"] = "auto",
+        backend: str = "auto",
         orthogonal: Optional[Literal["H", "W"]] = None,
+        fix_W: Optional[Sequence[int]] = None,
+        fix_H: Optional[Sequence[int]] = None,
+        checkpoint_every: Optional[int] = None,
+        checkpoint_dir: Union[str, os.PathLike[str], None] = None,
+        resume_from: Union[str, os.PathLike[str], None] = None,
     ) -> None: ...
     def fit(self, X: _ArrayLike, y: Any = None, **params: Any) -> "NMF": ...
     def fit_transform(
@@ -67,6 +78,136 @@ class NMF:
     def get_feature_names_out(self, input_features: Any = None) -> npt.NDArray[np.object_]: ...
     def get_params(self, deep: bool = True) -> dict[str, Any]: ...
     def set_params(self, **params: Any) -> "NMF": ...
+
+class MiniBatchNMF:
+    n_components: Union[int, Literal["auto"], None]
+    init: Optional[Literal["random", "nndsvd", "nndsvda", "nndsvdar", "custom"]]
+    batch_size: int
+    beta_loss: Union[Literal["frobenius", "kullback-leibler"], float]
+    tol: float
+    max_no_improvement: Optional[int]
+    max_iter: int
+    alpha_W: float
+    alpha_H: Union[float, Literal["same"]]
+    l1_ratio: float
+    forget_factor: float
+    fresh_restarts: bool
+    fresh_restarts_max_iter: int
+    transform_max_iter: Optional[int]
+    random_state: Union[int, np.random.RandomState, None]
+    verbose: int
+    backend: str
+    memory_limit: Optional[int]
+
+    components_: npt.NDArray[np.floating[Any]]
+    n_components_: int
+    reconstruction_err_: float
+    n_iter_: int
+    n_steps_: int
+    n_features_in_: int
+    feature_names_in_: npt.NDArray[np.object_]
+    engine_: str
+    fit_seconds_: float
+
+    def __init__(
+        self,
+        n_components: Union[int, Literal["auto"], None] = "auto",
+        *,
+        init: Optional[Literal["random", "nndsvd", "nndsvda", "nndsvdar", "custom"]] = None,
+        batch_size: int = 1024,
+        beta_loss: Union[Literal["frobenius", "kullback-leibler"], float] = "frobenius",
+        tol: float = 1e-4,
+        max_no_improvement: Optional[int] = 10,
+        max_iter: int = 200,
+        alpha_W: float = 0.0,
+        alpha_H: Union[float, Literal["same"]] = "same",
+        l1_ratio: float = 0.0,
+        forget_factor: float = 0.7,
+        fresh_restarts: bool = False,
+        fresh_restarts_max_iter: int = 30,
+        transform_max_iter: Optional[int] = None,
+        random_state: Union[int, np.random.RandomState, None] = None,
+        verbose: int = 0,
+        backend: str = "auto",
+        memory_limit: Optional[int] = None,
+    ) -> None: ...
+    def fit(
+        self,
+        X: Union[_ArrayLike, str, os.PathLike[str]],
+        y: Any = None,
+        W: Optional[npt.ArrayLike] = None,
+        H: Optional[npt.ArrayLike] = None,
+        samples_as_rows: bool = True,
+    ) -> "MiniBatchNMF": ...
+    def fit_transform(
+        self,
+        X: _ArrayLike,
+        y: Any = None,
+        W: Optional[npt.ArrayLike] = None,
+        H: Optional[npt.ArrayLike] = None,
+    ) -> npt.NDArray[np.floating[Any]]: ...
+    def partial_fit(
+        self,
+        X: _ArrayLike,
+        y: Any = None,
+        W: Optional[npt.ArrayLike] = None,
+        H: Optional[npt.ArrayLike] = None,
+    ) -> "MiniBatchNMF": ...
+    def transform(self, X: _ArrayLike) -> npt.NDArray[np.floating[Any]]: ...
+    def inverse_transform(self, X: _ArrayLike) -> npt.NDArray[np.floating[Any]]: ...
+    def get_feature_names_out(self, input_features: Any = None) -> npt.NDArray[np.object_]: ...
+    def get_params(self, deep: bool = True) -> dict[str, Any]: ...
+    def set_params(self, **params: Any) -> "MiniBatchNMF": ...
+
+def non_negative_factorization(
+    X: _ArrayLike,
+    W: Optional[npt.ArrayLike] = None,
+    H: Optional[npt.ArrayLike] = None,
+    n_components: Union[int, Literal["auto"], None] = "auto",
+    *,
+    init: Optional[Literal["random", "nndsvd", "nndsvda", "nndsvdar", "custom"]] = None,
+    update_H: bool = True,
+    solver: Literal["cd", "mu"] = "cd",
+    beta_loss: Union[Literal["frobenius", "kullback-leibler", "itakura-saito"], float] = "frobenius",
+    tol: float = 1e-4,
+    max_iter: int = 200,
+    alpha_W: float = 0.0,
+    alpha_H: Union[float, Literal["same"]] = "same",
+    l1_ratio: float = 0.0,
+    random_state: Union[int, np.random.RandomState, None] = None,
+    verbose: int = 0,
+    shuffle: bool = False,
+    backend: str = "auto",
+) -> tuple[npt.NDArray[np.floating[Any]], npt.NDArray[np.floating[Any]], int]: ...
+
+class RankSelection:
+    table_: dict[str, list[Any]]
+    recommended_rank_: int
+    rule_: str
+    choices_: dict[str, int]
+    reason_: str
+    warnings_: list[str]
+    n_fits_: int
+    seconds_: float
+    def png(self) -> bytes: ...
+    def plot(self) -> Any: ...
+
+def select_rank(
+    X: npt.ArrayLike,
+    ranks: Sequence[int],
+    method: Union[str, Sequence[str]] = "consensus",
+    n_runs: int = 30,
+    *,
+    solver: Literal["cd", "mu"] = "cd",
+    max_iter: int = 50,
+    tol: float = 1e-4,
+    random_state: Union[int, np.random.RandomState, None] = 0,
+    backend: str = "cpu",
+    noise: float = 0.03,
+    silhouette_threshold: float = 0.7,
+    holdout: float = 0.1,
+    cv_repeats: int = 3,
+) -> RankSelection: ...
 
 class SymmetricNMF:
     n_components: int
