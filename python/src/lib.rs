@@ -135,7 +135,12 @@ fn loss(name: &str) -> PyResult<Loss> {
 
 /// The library's parameters from a config (the start is set by the caller).
 fn params(cfg: &Config, stop: &Arc<AtomicBool>) -> PyResult<NmfParams> {
-    let solver = parsed(Solver::from_name(&cfg.solver), "solver", &cfg.solver, "'cd' or 'mu'")?;
+    let solver = parsed(
+        Solver::from_name(&cfg.solver),
+        "solver",
+        &cfg.solver,
+        "'cd' or 'mu'",
+    )?;
     let orthogonal = parsed(
         Orthogonality::from_name(&cfg.orthogonal),
         "orthogonal",
@@ -414,13 +419,16 @@ fn transform_sparse<'py>(
     Ok((h.into_pyarray(py), report.n_iter, report.converged))
 }
 
+/// Two matrices returned to Python.
+type Pair<'py> = (Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<f32>>);
+
 /// The start `(W₀, H₀)` a fit of dense `v` (samples x features) computes from its config.
 #[pyfunction]
 fn initial_factors<'py>(
     py: Python<'py>,
     v: PyReadonlyArray2<'py, f32>,
     config: Config,
-) -> PyResult<(Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<f32>>)> {
+) -> PyResult<Pair<'py>> {
     let stop = Arc::new(AtomicBool::new(false));
     let p = params(&config, &stop)?;
     let view = v.as_array();
@@ -437,7 +445,7 @@ fn initial_factors_sparse<'py>(
     indices: PyReadonlyArray1<'py, i64>,
     data: PyReadonlyArray1<'py, f32>,
     config: Config,
-) -> PyResult<(Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<f32>>)> {
+) -> PyResult<Pair<'py>> {
     let stop = Arc::new(AtomicBool::new(false));
     let p = params(&config, &stop)?;
     let v = csr(shape, indptr, indices, data)?;

@@ -46,7 +46,12 @@ pub(crate) struct OnlineConfig {
 }
 
 fn online_params(cfg: &OnlineConfig, stop: &Arc<AtomicBool>) -> PyResult<OnlineParams> {
-    let solver = parsed(Solver::from_name(&cfg.solver), "solver", &cfg.solver, "'mu' or 'hals'")?;
+    let solver = parsed(
+        Solver::from_name(&cfg.solver),
+        "solver",
+        &cfg.solver,
+        "'mu' or 'hals'",
+    )?;
     let mut p = OnlineNmf::params(cfg.rank)
         .loss(loss(&cfg.loss)?)
         .solver(solver)
@@ -243,9 +248,9 @@ fn open_source(path: &str, samples_as_rows: bool) -> PyResult<Box<dyn Source>> {
         }
     };
     Ok(match format {
-        FileFormat::Npy => Box::new(
-            nmf_gpu::io::NpySource::open(&path, samples_as_rows).map_err(to_py)?,
-        ),
+        FileFormat::Npy => {
+            Box::new(nmf_gpu::io::NpySource::open(&path, samples_as_rows).map_err(to_py)?)
+        }
         FileFormat::Tiff => {
             whole_image("a TIFF stack")?;
             Box::new(
@@ -376,7 +381,10 @@ pub(crate) fn online_transform<'py>(
     let v: ArrayView2<'_, f32> = x.as_array().reversed_axes();
     let max_iter = config.inner_max_iter;
     let h = run_interruptible(py, &stop, || model.transform_whole(v, max_iter))?;
-    Ok(h.reversed_axes().as_standard_layout().into_owned().into_pyarray(py))
+    Ok(h.reversed_axes()
+        .as_standard_layout()
+        .into_owned()
+        .into_pyarray(py))
 }
 
 /// [`online_transform`] of sparse CSR `x` (samples x features).
@@ -401,5 +409,8 @@ pub(crate) fn online_transform_sparse<'py>(
     let h = run_interruptible(py, &stop, || {
         model.transform_whole_source(&mut CsrSource::new(&v), max_iter)
     })?;
-    Ok(h.reversed_axes().as_standard_layout().into_owned().into_pyarray(py))
+    Ok(h.reversed_axes()
+        .as_standard_layout()
+        .into_owned()
+        .into_pyarray(py))
 }

@@ -84,7 +84,10 @@ impl RankSweep {
         if !s.nmfk.is_empty() {
             let get = |r: usize| s.nmfk.iter().find(|c| c.rank == r);
             d.set_item("min_silhouette", col(&|r| get(r).map(|c| c.min_silhouette)))?;
-            d.set_item("mean_silhouette", col(&|r| get(r).map(|c| c.mean_silhouette)))?;
+            d.set_item(
+                "mean_silhouette",
+                col(&|r| get(r).map(|c| c.mean_silhouette)),
+            )?;
             d.set_item(
                 "nmfk_relative_error",
                 col(&|r| get(r).map(|c| c.mean_relative_error)),

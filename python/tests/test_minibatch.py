@@ -217,3 +217,22 @@ def test_stream_a_npy_larger_than_the_memory_limit(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "whole: MemoryError" in out.stdout, out.stdout
     assert f"streamed: (4, {cols}) {rows // 512}" in out.stdout, out.stdout
+
+
+def test_gpu_engine_fits_as_the_cpu_engine(rng):
+    from conftest import require_gpu
+
+    adapters = require_gpu()
+    X = rng.random((96, 24)).astype(np.float32)
+    w0, h0 = start(rng, 96, 24, 3)
+    kw = dict(n_components=3, init="custom", batch_size=32, max_iter=10, alpha_W=0.01,
+              l1_ratio=0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cpu = nmf_gpu.MiniBatchNMF(backend="cpu", **kw)
+        W_cpu = cpu.fit_transform(X, W=w0.copy(), H=h0.copy())
+        gpu = nmf_gpu.MiniBatchNMF(backend=f"gpu:{len(adapters) - 1}", **kw)
+        W_gpu = gpu.fit_transform(X, W=w0.copy(), H=h0.copy())
+    assert gpu.engine_.startswith("gpu"), gpu.engine_
+    rel = np.linalg.norm(W_gpu @ gpu.components_ - W_cpu @ cpu.components_) / np.linalg.norm(X)
+    assert rel < 2e-3

@@ -87,7 +87,9 @@ fn initial_factors_are_the_fits_start() {
         let (ws, hs) = p.initial_factors_sparse(&csr).unwrap();
         assert_eq!((w0.dim(), h0.dim()), ((30, 3), (3, 25)));
         let close = |a: &Array2<f32>, b: &Array2<f32>| {
-            a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-4 * (1.0 + x.abs()))
+            a.iter()
+                .zip(b)
+                .all(|(x, y)| (x - y).abs() <= 1e-4 * (1.0 + x.abs()))
         };
         assert!(close(&w0, &ws) && close(&h0, &hs));
         let direct = p.fit(v.view()).unwrap();

@@ -441,6 +441,35 @@ fn gpu_online_equals_cpu_online() {
     }
 }
 
+/// scikit-learn's multiplicative rule with penalties and kept encodings runs on the GPU
+/// engine as on the CPU engine.
+#[test]
+fn gpu_online_mu_with_penalties_equals_cpu() {
+    let Some(ctx) = gpu_or_skip() else { return };
+    let (v, _, _) = planted(40, 300, 3, 17);
+    let v = v.mapv(|x| x + 0.01);
+    let w0 = uniform(40, 3, 9).mapv(|x| x + 0.1);
+    for loss in [Loss::Frobenius, Loss::KullbackLeibler] {
+        for fresh in [true, false] {
+            let [cpu, gpu] = gpu_params(&ctx, loss, &w0).map(|p| {
+                p.solver(Solver::MultiplicativeUpdate)
+                    .alpha_w(0.01)
+                    .alpha_h(0.005)
+                    .l1_ratio(0.5)
+                    .fresh_restarts(fresh)
+            });
+            let a = cpu.fit_array(v.view()).unwrap();
+            let b = gpu.fit_array(v.view()).unwrap();
+            let d = max_rel_diff(&b.w().to_owned(), &a.w().to_owned());
+            assert!(d < GPU_REL_TOL, "{loss:?}, fresh {fresh}: W differs by {d}");
+            if let (Some(ha), Some(hb)) = (a.encodings(), b.encodings()) {
+                let d = max_rel_diff(&hb.to_owned(), &ha.to_owned());
+                assert!(d < GPU_REL_TOL, "{loss:?}: kept encodings differ by {d}");
+            }
+        }
+    }
+}
+
 /// A `.npy` of float32 with the given shape and order (`data` in that order).
 fn write_npy(path: &std::path::Path, data: &[f32], shape: (usize, usize), fortran: bool) {
     let dict = format!(

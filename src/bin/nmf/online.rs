@@ -38,11 +38,6 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
             "--online chooses its own updates (HALS encodings and Mairal's dictionary update for frobenius, multiplicative ones for kl); leave out --solver and --orthogonal",
         ));
     }
-    if args.alpha_w != 0.0 || args.alpha_h.is_some_and(|a| a != 0.0) {
-        return Err(CliError::usage(
-            "--online does not take --alpha-w / --alpha-h",
-        ));
-    }
     let stop = Stop::install()?;
     let backend = backend(args.backend)?;
     let path = &args.input.input;
@@ -122,11 +117,16 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
         .loss(loss)
         .init(args.init.clone())
         .batch_size(args.batch_size)
+        .alpha_w(args.alpha_w)
+        .l1_ratio(args.l1_ratio)
         .max_no_improvement((args.max_no_improvement > 0).then_some(args.max_no_improvement))
         .tol(args.tol)
         .seed(args.seed)
         .backend(backend)
         .stop_flag(stop.flag());
+    if let Some(alpha) = args.alpha_h {
+        params = params.alpha_h(alpha);
+    }
     if let Some(e) = args.epochs {
         params = params.max_epochs(e);
     }
@@ -194,12 +194,13 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
         "rank": args.rank,
         "loss": loss.name(),
         // What `nmf transform --model` needs to encode new samples as this fit encoded its own:
-        // HALS encodings for Frobenius, multiplicative ones for KL, no penalty.
+        // HALS encodings for Frobenius, multiplicative ones for KL, the encodings' penalty
+        // (scaled by the features in both).
         "solver": if loss == Loss::Frobenius { Solver::Hals.name() } else { Solver::MultiplicativeUpdate.name() },
         "samples_as_rows": args.samples_as_rows,
         "max_iter": args.max_iter,
         "tol": f32_json(args.tol),
-        "alpha_h": 0.0,
+        "alpha_h": f32_json(args.alpha_h.unwrap_or(args.alpha_w)),
         "l1_ratio": f32_json(args.l1_ratio),
         "batch_size": args.batch_size,
         "max_epochs": max_epochs,
