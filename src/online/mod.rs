@@ -52,12 +52,12 @@ use ndarray::{Array2, ArrayView2};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-pub use self::params::{OnlineNmf, OnlineParams, OnlineProgress, OnlineProgressFn};
+pub use self::params::{OnlineNmf, OnlineParams, OnlineProgress, OnlineProgressFn, OnlineStateFn};
 pub use self::solve::OnlineStop;
 
 pub use self::source::{ArraySource, CsrSource, Source};
 
-use self::prefetch::stream;
+use self::prefetch::{stream, stream_from};
 use self::solve::{BatchInfo, Kept, Mode, Run, RunEnd, Stats, Tracker};
 use crate::engine::with_engine;
 use crate::error::{Factor, NmfError, Result};
@@ -141,25 +141,54 @@ impl OnlineParams {
         self.check_memory(m, n)?;
         let epochs = self.iter.max_iter;
         let batch = self.batch_size.min(n);
+        // A resumed fit: its model, and where in which pass it stopped.
+        let resumed = match &self.resume_state {
+            Some(state) => Some(self.from_state((**state).clone())?),
+            None => None,
+        };
+        let at = resumed.as_ref().map_or((0, 0), |r| {
+            let done = usize::try_from(r.tracker.samples).unwrap_or(usize::MAX);
+            (done / n, done % n)
+        });
         let mut kept = (!self.fresh_restarts).then(|| Kept {
             h: self
                 .h_init
                 .clone()
                 .unwrap_or_else(|| Array2::zeros((self.rank, n))),
-            known: self.h_init.is_some(),
+            seen: match (&self.h_init, &resumed) {
+                (None, _) => 0,
+                (Some(_), Some(_)) if at.0 == 0 => at.1,
+                (Some(_), _) => n,
+            },
         });
-        let ran = stream(source, batch, epochs, |batches| {
+        if at.0 >= epochs {
+            // Every pass of the budget was done before the interruption.
+            let mut model = resumed.ok_or(NmfError::EmptyInput { rows: m, cols: n })?;
+            model.encodings = kept.map(|k| k.h);
+            return Ok(model);
+        }
+        let ran = stream_from(source, batch, at, epochs, |batches| {
             let first = next_or_empty(batches, m, n)?;
-            let w0 = self.initial_w(first.data.view())?;
+            let (stats, tracker) = match &resumed {
+                Some(r) => {
+                    let mut tracker = r.tracker.clone();
+                    tracker.epochs = tracker.epochs.max(first.epoch + 1);
+                    (r.stats.clone(), tracker)
+                }
+                None => (
+                    Stats::start(self.initial_w(first.data.view())?, self.rule()),
+                    Tracker {
+                        epochs: 1,
+                        ..Tracker::default()
+                    },
+                ),
+            };
             let run = Run {
                 params: self,
                 first: BatchInfo::of(&first),
                 rest: batches,
-                stats: Stats::start(w0, self.rule()),
-                tracker: Tracker {
-                    epochs: 1,
-                    ..Tracker::default()
-                },
+                stats,
+                tracker,
                 mode: Mode::Learn {
                     n,
                     check: true,
@@ -179,6 +208,7 @@ impl OnlineParams {
         let (m, r) = state.w.dim();
         let mut params = self.clone();
         params.h_init = None;
+        params.resume_state = None;
         params.check(m, self.rank.max(1))?;
         check_factor(Factor::W, state.w.view(), m, self.rank)?;
         let num_shape = match self.rule() {

@@ -4,6 +4,9 @@ use std::sync::Arc;
 
 use ndarray::Array2;
 
+use ndarray::ArrayView2;
+
+use super::OnlineState;
 use crate::engine::Backend;
 use crate::error::{Factor, NmfError, Result};
 use crate::options::{
@@ -43,6 +46,12 @@ pub struct OnlineProgress {
 /// A callback called after every batch.
 pub type OnlineProgressFn = Arc<dyn Fn(&OnlineProgress) + Send + Sync>;
 
+/// A checkpoint callback: the model's state and, when they are kept
+/// (`fresh_restarts(false)`), every sample's encodings (r x n); an error it returns ends the
+/// fit with that error.
+pub type OnlineStateFn =
+    Arc<dyn Fn(&OnlineState, Option<ArrayView2<'_, f32>>) -> Result<()> + Send + Sync>;
+
 /// Builder of an online (mini-batch) NMF fit; see the [module docs](crate::online) for the
 /// algorithm. `max_iter` counts epochs (passes over the data); `tol` and `seed`, `epsilon`,
 /// `stop_flag`, `memory_limit` and `on_progress` (called after each batch with the steps
@@ -69,6 +78,8 @@ pub struct OnlineParams {
     pub(crate) l1_ratio: f32,
     pub(crate) fresh_restarts: bool,
     pub(crate) h_init: Option<Array2<f32>>,
+    pub(crate) resume_state: Option<Box<OnlineState>>,
+    pub(crate) on_state: Option<(usize, OnlineStateFn)>,
     pub(crate) backend: Backend,
     pub(crate) on_batch: Option<OnlineProgressFn>,
     pub(crate) iter: IterOptions,
@@ -91,6 +102,8 @@ impl std::fmt::Debug for OnlineParams {
             .field("l1_ratio", &self.l1_ratio)
             .field("fresh_restarts", &self.fresh_restarts)
             .field("h_init", &self.h_init.as_ref().map(|h| h.dim()))
+            .field("resume_state", &self.resume_state.as_ref().map(|s| s.steps))
+            .field("checkpoint_state", &self.on_state.as_ref().map(|c| c.0))
             .field("backend", &self.backend)
             .field("iter", &self.iter)
             .finish()
@@ -115,6 +128,8 @@ impl OnlineParams {
             l1_ratio: 0.0,
             fresh_restarts: true,
             h_init: None,
+            resume_state: None,
+            on_state: None,
             backend: Backend::Cpu,
             on_batch: None,
             iter: IterOptions::new(200, 1e-4),
@@ -207,6 +222,25 @@ impl OnlineParams {
     /// (`fresh_restarts(false)`); refused otherwise.
     pub fn h_init(mut self, h: Array2<f32>) -> Self {
         self.h_init = Some(h);
+        self
+    }
+    /// Call `f` with the model's state (and the kept encodings) after every `every` batches:
+    /// to save it, and continue later with [`resume_state`](Self::resume_state).
+    pub fn checkpoint_state(
+        mut self,
+        every: usize,
+        f: impl Fn(&OnlineState, Option<ArrayView2<'_, f32>>) -> Result<()> + Send + Sync + 'static,
+    ) -> Self {
+        self.on_state = Some((every, Arc::new(f)));
+        self
+    }
+    /// Continue a fit from a state saved by [`checkpoint_state`](Self::checkpoint_state):
+    /// [`fit`](Self::fit) starts from its W and statistics, at the sample after the last one
+    /// it learnt from (the batches before it are read and dropped), and runs until
+    /// `max_epochs` passes in all, as the interrupted fit would have. With
+    /// `fresh_restarts(false)` the saved encodings must be given as [`h_init`](Self::h_init).
+    pub fn resume_state(mut self, state: OnlineState) -> Self {
+        self.resume_state = Some(Box::new(state));
         self
     }
     /// At most this many passes over the data (default 200; the same as `max_iter`).
@@ -310,6 +344,19 @@ impl OnlineParams {
         }
         if !(0.0..=1.0).contains(&self.l1_ratio) {
             return Err(NmfError::InvalidL1Ratio(self.l1_ratio));
+        }
+        if self.on_state.as_ref().is_some_and(|(every, _)| *every == 0) {
+            return Err(NmfError::InvalidParameter {
+                name: "checkpoint_state",
+                value: "0".into(),
+                expected: "a checkpoint every 1 or more batches".into(),
+            });
+        }
+        if self.resume_state.is_some() && !self.fresh_restarts && self.h_init.is_none() {
+            return Err(NmfError::UnsupportedOption {
+                option: "resume_state with fresh_restarts(false)",
+                requires: "h_init: the kept encodings saved with the state",
+            });
         }
         if let Some(h) = &self.h_init {
             if self.fresh_restarts {

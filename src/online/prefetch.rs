@@ -35,9 +35,21 @@ pub(crate) fn stream<S: Source + ?Sized, T>(
     epochs: usize,
     consume: impl FnOnce(&Batches) -> Result<T>,
 ) -> Result<T> {
+    stream_from(source, max_cols, (0, 0), epochs, consume)
+}
+
+/// [`stream`] from sample `start.1` of pass `start.0` (a resumed fit): the batches before it
+/// are read and dropped, so that the ones after lie where they lay in the first run.
+pub(crate) fn stream_from<S: Source + ?Sized, T>(
+    source: &mut S,
+    max_cols: usize,
+    start: (usize, usize),
+    epochs: usize,
+    consume: impl FnOnce(&Batches) -> Result<T>,
+) -> Result<T> {
     let (tx, rx) = sync_channel(0);
     std::thread::scope(|scope| {
-        scope.spawn(move || produce(source, max_cols, epochs, tx));
+        scope.spawn(move || produce(source, max_cols, start, epochs, tx));
         let out = consume(&rx);
         drop(rx); // unblocks the reader, which then ends
         out
@@ -47,10 +59,11 @@ pub(crate) fn stream<S: Source + ?Sized, T>(
 fn produce<S: Source + ?Sized>(
     source: &mut S,
     max_cols: usize,
+    start: (usize, usize),
     epochs: usize,
     tx: SyncSender<Result<Batch>>,
 ) {
-    for epoch in 0..epochs {
+    for epoch in start.0..epochs {
         let read = |source: &mut S, col0: usize| -> Result<Option<Array2<f32>>> {
             if epoch > 0 && col0 == 0 {
                 source.rewind().map_err(|e| in_stream(source, 0, e))?;
@@ -64,6 +77,19 @@ fn produce<S: Source + ?Sized>(
             })
         };
         let mut col0 = 0;
+        if epoch == start.0 {
+            // A resumed fit: skip the samples already learnt from in this pass.
+            while col0 < start.1 {
+                match read(source, col0) {
+                    Ok(Some(data)) => col0 += data.ncols(),
+                    Ok(None) => break,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                }
+            }
+        }
         loop {
             let next = match read(source, col0) {
                 Ok(b) => b,

@@ -5,6 +5,7 @@ use ndarray::{s, Array2};
 
 use super::params::{OnlineParams, OnlineProgress};
 use super::prefetch::{Batch, Batches};
+use super::OnlineState;
 use crate::engine::{
     Engine, EngineTask, FactorSums, InnerStop, MuDenominator, MuRule, Side, BETA_FLOOR,
 };
@@ -48,8 +49,9 @@ impl Stats {
 pub(crate) struct Kept {
     /// The encodings (r x n).
     pub h: Array2<f32>,
-    /// Whether `h` holds a start for the first pass (`h_init`); after it, it always does.
-    pub known: bool,
+    /// The samples of the first pass whose encodings `h` holds (all with `h_init`, those
+    /// before the resumed sample for a resumed fit); after the first pass it holds all.
+    pub seen: usize,
 }
 
 /// Why a run ended.
@@ -217,7 +219,7 @@ impl EngineTask for Run<'_, '_> {
             // The start of the encodings: the kept ones (one step from them), or
             // sqrt(mean(V_b)/r) everywhere (the whole inner budget).
             let inner = match kept.as_deref() {
-                Some(kp) if kp.known || info.epoch > 0 => {
+                Some(kp) if info.epoch > 0 || info.col0 < kp.seen => {
                     bm.h = e.upload(kp.h.slice(s![.., cols.clone()]))?;
                     1
                 }
@@ -353,6 +355,23 @@ impl EngineTask for Run<'_, '_> {
                     None
                 };
                 report(params, &tracker, info, n);
+                if let Some((every, f)) = &params.on_state {
+                    if tracker.steps % every.max(&1) == 0 {
+                        let state = OnlineState {
+                            w: e.download(&w)?,
+                            num: e.download(&num)?,
+                            den: e.download(&den)?,
+                            steps: tracker.steps,
+                            samples: tracker.samples,
+                            epochs: tracker.epochs,
+                            smoothed_cost: tracker.ewa,
+                            smoothed_min: tracker.ewa_min,
+                            no_improvement: tracker.no_improvement,
+                            last_cost: tracker.last_cost,
+                        };
+                        f(&state, kept.as_deref().map(|k| k.h.view()))?;
+                    }
+                }
                 if let Some(v) = verdict {
                     break v;
                 }

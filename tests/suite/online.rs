@@ -784,3 +784,55 @@ fn a_saved_state_continues_exactly() {
         );
     }
 }
+
+#[test]
+fn a_fit_resumed_from_a_checkpoint_ends_as_the_uninterrupted_fit() {
+    use std::sync::{Arc, Mutex};
+    let (v, _, _) = planted(20, 100, 3, 21);
+    for fresh in [true, false] {
+        let base = OnlineNmf::params(3)
+            .solver(Solver::MultiplicativeUpdate)
+            .batch_size(30)
+            .fresh_restarts(fresh)
+            .tol(0.0)
+            .max_no_improvement(None)
+            .max_epochs(6)
+            .seed(4);
+        let saved = Arc::new(Mutex::new(Vec::new()));
+        let sink = saved.clone();
+        let whole = base
+            .clone()
+            .checkpoint_state(5, move |state, h| {
+                sink.lock()
+                    .unwrap()
+                    .push((state.clone(), h.map(|h| h.to_owned())));
+                Ok(())
+            })
+            .fit_array(v.view())
+            .unwrap();
+        let saved = saved.lock().unwrap();
+        assert_eq!(saved.len(), 24 / 5, "fresh {fresh}");
+        // Resume from the checkpoint after 10 batches (in the third pass, mid-pass) and from
+        // the one after 5 (in the second).
+        for (state, h) in saved.iter().take(2) {
+            let mut p = base.clone().resume_state(state.clone());
+            if let Some(h) = h {
+                p = p.h_init(h.clone());
+            }
+            let resumed = p.fit_array(v.view()).unwrap();
+            assert_eq!(
+                resumed.state(),
+                whole.state(),
+                "fresh {fresh}, from {}",
+                state.steps
+            );
+            assert_eq!(resumed.encodings(), whole.encodings());
+        }
+    }
+    // Kept encodings cannot resume without them.
+    let state = OnlineNmf::params(3).partial_fit(v.view()).unwrap().state();
+    let p = OnlineNmf::params(3)
+        .fresh_restarts(false)
+        .resume_state(state);
+    assert!(p.fit_array(v.view()).is_err());
+}
