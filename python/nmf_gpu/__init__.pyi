@@ -98,6 +98,9 @@ class MiniBatchNMF:
     verbose: int
     backend: str
     memory_limit: Optional[int]
+    checkpoint_every: Optional[int]
+    checkpoint_dir: Union[str, os.PathLike[str], None]
+    resume_from: Union[str, os.PathLike[str], None]
 
     components_: npt.NDArray[np.floating[Any]]
     n_components_: int
@@ -130,6 +133,9 @@ class MiniBatchNMF:
         verbose: int = 0,
         backend: str = "auto",
         memory_limit: Optional[int] = None,
+        checkpoint_every: Optional[int] = None,
+        checkpoint_dir: Union[str, os.PathLike[str], None] = None,
+        resume_from: Union[str, os.PathLike[str], None] = None,
     ) -> None: ...
     def fit(
         self,

@@ -102,6 +102,14 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     memory_limit : int or None, default=None
         Bytes a fit may take (None: the memory available); a fit that would take more is
         refused before it reads anything.
+    checkpoint_every : int or None, default=None
+        Every this many batches, write the model's state (and the kept encodings) to
+        ``checkpoint_dir``, replaced atomically.
+    checkpoint_dir : str or path, default=None
+        Where the checkpoints go.
+    resume_from : str or path, default=None
+        A checkpoint directory: ``fit`` continues from it, at the sample after the last one
+        it learnt from, and ends as the uninterrupted fit would (same data, same parameters).
 
     Attributes
     ----------
@@ -128,6 +136,9 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         "transform_max_iter": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "backend": [str],
         "memory_limit": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "checkpoint_every": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "checkpoint_dir": [str, os.PathLike, None],
+        "resume_from": [str, os.PathLike, None],
     }
 
     def __init__(
@@ -151,6 +162,9 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         verbose=0,
         backend="auto",
         memory_limit=None,
+        checkpoint_every=None,
+        checkpoint_dir=None,
+        resume_from=None,
     ):
         self.n_components = n_components
         self.init = init
@@ -170,6 +184,9 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.verbose = verbose
         self.backend = backend
         self.memory_limit = memory_limit
+        self.checkpoint_every = checkpoint_every
+        self.checkpoint_dir = checkpoint_dir
+        self.resume_from = resume_from
 
     # ----------------------------------------------------------------- parameters
 
@@ -179,6 +196,8 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         check_backend(self)
         for name in ("max_iter", "batch_size", "fresh_restarts_max_iter"):
             check_count(self, name, getattr(self, name))
+        if self.checkpoint_every is not None and self.checkpoint_dir is None:
+            raise ValueError("checkpoint_every needs checkpoint_dir: where the checkpoints go")
         beta = beta_of(self)
         if beta not in (1.0, 2.0):
             raise ValueError(
@@ -214,10 +233,41 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             "backend": self.backend,
             "memory_limit": self.memory_limit,
             "verbose": bool(self.verbose),
+            "checkpoint_every": self.checkpoint_every,
+            "checkpoint_dir": None if self.checkpoint_dir is None
+            else os.fspath(self.checkpoint_dir),
         }
+
+    def _resume(self):
+        """``(state, kept encodings or None)`` of the checkpoint ``resume_from``, or
+        ``(None, None)``."""
+        if self.resume_from is None:
+            return None, None
+        path = os.fspath(self.resume_from)
+        try:
+            state = {}
+            with open(os.path.join(path, "state.txt"), encoding="utf-8") as f:
+                for line in f:
+                    if line.strip():
+                        key, value = line.split(None, 1)
+                        value = value.strip()
+                        state[key] = None if value == "none" else (
+                            float(value) if key in ("smoothed_cost", "smoothed_min",
+                                                    "last_cost") else int(value))
+            for key in ("w", "num", "den"):
+                state[key] = np.load(os.path.join(path, f"{key}.npy"))
+            enc_path = os.path.join(path, "encodings.npy")
+            enc = np.load(enc_path) if os.path.exists(enc_path) else None
+        except (OSError, ValueError) as e:
+            raise ValueError(
+                f"resume_from={path!r} is not a checkpoint of nmf_gpu.MiniBatchNMF (a directory "
+                f"with w.npy, num.npy, den.npy and state.txt written by checkpoint_every): {e}"
+            ) from e
+        return state, enc
 
     def _transform_config(self):
         config = self._online_config(self.n_components_, "custom")
+        config["checkpoint_every"] = None
         config["inner_max_iter"] = int(
             self.max_iter if self.transform_max_iter is None else self.transform_max_iter)
         return config
@@ -324,11 +374,15 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             components = _f32(H)
         elif n == "auto":
             n = n_features
+        state0, enc0 = self._resume()
+        if state0 is not None:
+            n, init, components = state0["w"].shape[1], "custom", None
         r = check_count(self, "n_components", n, also=", None or a str among {'auto'}")
         if init is None:
             init = "nndsvda"
         config = self._online_config(r, init, self._seed())
-        state, _, info = _core.online_fit_path(path, bool(samples_as_rows), config, components)
+        state, _, info = _core.online_fit_path(path, bool(samples_as_rows), config, components,
+                                               enc0, state0)
         self.n_features_in_ = n_features
         if hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
@@ -360,15 +414,19 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         beta = self._validate()
         dtype = out_dtype(X)
         n_samples = X.shape[0]
-        r, W0, H0 = self._start(X, W, H, whole=True)
+        state0, enc0 = self._resume()
+        if state0 is None:
+            r, W0, H0 = self._start(X, W, H, whole=True)
+            kept = None if self.fresh_restarts else W0
+        else:
+            r, H0, kept = state0["w"].shape[1], None, enc0
         config = self._online_config(r, "custom", self._seed())
-        kept = None if self.fresh_restarts else W0
         if _is_sparse(X):
             shape, indptr, indices, data = _as_csr32(X)
             state, enc, info = _core.online_fit_sparse(
-                shape, indptr, indices, data, config, H0, kept)
+                shape, indptr, indices, data, config, H0, kept, state0)
         else:
-            state, enc, info = _core.online_fit(_as_f32(X), config, H0, kept)
+            state, enc, info = _core.online_fit(_as_f32(X), config, H0, kept, state0)
         self._set_fitted(state, info, dtype)
         if self.fresh_restarts:
             Wout = self._encode(X)

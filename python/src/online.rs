@@ -43,6 +43,8 @@ pub(crate) struct OnlineConfig {
     backend: String,
     memory_limit: Option<u64>,
     verbose: bool,
+    checkpoint_every: Option<usize>,
+    checkpoint_dir: Option<String>,
 }
 
 fn online_params(cfg: &OnlineConfig, stop: &Arc<AtomicBool>) -> PyResult<OnlineParams> {
@@ -79,6 +81,12 @@ fn online_params(cfg: &OnlineConfig, stop: &Arc<AtomicBool>) -> PyResult<OnlineP
     if let Some(limit) = cfg.memory_limit {
         p = p.memory_limit(limit);
     }
+    if let (Some(every), Some(dir)) = (cfg.checkpoint_every, &cfg.checkpoint_dir) {
+        let dir = PathBuf::from(dir);
+        p = p.checkpoint_state(every, move |state, kept| {
+            write_checkpoint(&dir, state, kept)
+        });
+    }
     if cfg.verbose {
         p = p.on_batch(|pr| {
             println!(
@@ -93,6 +101,37 @@ fn online_params(cfg: &OnlineConfig, stop: &Arc<AtomicBool>) -> PyResult<OnlineP
         });
     }
     Ok(p)
+}
+
+/// A checkpoint of an online fit: the directory `dir` replaced, atomically, by one holding
+/// `w.npy`, `num.npy`, `den.npy` (the library's orientation), `encodings.npy` (samples x r,
+/// when kept) and `state.txt` (the counters, one `name value` a line).
+fn write_checkpoint(
+    dir: &std::path::Path,
+    state: &OnlineState,
+    kept: Option<ArrayView2<'_, f32>>,
+) -> nmf_gpu::Result<()> {
+    let staged = nmf_gpu::io::StagedDir::new(dir)?;
+    staged.npy("w.npy", &state.w)?;
+    staged.npy("num.npy", &state.num)?;
+    staged.npy("den.npy", &state.den)?;
+    if let Some(h) = kept {
+        staged.npy("encodings.npy", &h.t().as_standard_layout())?;
+    }
+    let opt = |x: Option<f64>| x.map_or("none".to_string(), |v| format!("{v:e}"));
+    let text = format!(
+        "steps {}\nsamples {}\nepochs {}\nsmoothed_cost {}\nsmoothed_min {}\nno_improvement {}\nlast_cost {:e}\n",
+        state.steps,
+        state.samples,
+        state.epochs,
+        opt(state.smoothed_cost),
+        opt(state.smoothed_min),
+        state.no_improvement,
+        state.last_cost
+    );
+    staged.bytes("state.txt", text.as_bytes())?;
+    staged.commit()?;
+    Ok(())
 }
 
 /// The custom starts: the components (r x features, the library's `Wᵀ`) and the encodings
@@ -149,9 +188,17 @@ pub(crate) struct StateIn<'py> {
     den: PyReadonlyArray2<'py, f32>,
 }
 
+/// The parameters continuing from `resume` when there is one.
+fn resuming(p: OnlineParams, resume: Option<StateIn<'_>>) -> OnlineParams {
+    match resume {
+        Some(s) => p.resume_state(s.state()),
+        None => p,
+    }
+}
+
 impl StateIn<'_> {
-    fn model(&self, p: &OnlineParams) -> PyResult<OnlineFactorization> {
-        p.from_state(OnlineState {
+    fn state(&self) -> OnlineState {
+        OnlineState {
             w: self.w.as_array().to_owned(),
             num: self.num.as_array().to_owned(),
             den: self.den.as_array().to_owned(),
@@ -162,8 +209,11 @@ impl StateIn<'_> {
             smoothed_min: self.smoothed_min,
             no_improvement: self.no_improvement,
             last_cost: self.last_cost,
-        })
-        .map_err(to_py)
+        }
+    }
+
+    fn model(&self, p: &OnlineParams) -> PyResult<OnlineFactorization> {
+        p.from_state(self.state()).map_err(to_py)
     }
 }
 
@@ -195,23 +245,27 @@ fn fit_source<'py, S: Source + ?Sized>(
 
 /// Fit the online model to dense `x` (samples x features), streamed in batches of samples.
 #[pyfunction]
-#[pyo3(signature = (x, config, components=None, encodings=None))]
+#[pyo3(signature = (x, config, components=None, encodings=None, resume=None))]
 pub(crate) fn online_fit<'py>(
     py: Python<'py>,
     x: PyReadonlyArray2<'py, f32>,
     config: OnlineConfig,
     components: Option<PyReadonlyArray2<'py, f32>>,
     encodings: Option<PyReadonlyArray2<'py, f32>>,
+    resume: Option<StateIn<'py>>,
 ) -> PyResult<OnlineOut<'py>> {
     let stop = Arc::new(AtomicBool::new(false));
-    let p = with_start(online_params(&config, &stop)?, components, encodings);
+    let p = resuming(
+        with_start(online_params(&config, &stop)?, components, encodings),
+        resume,
+    );
     let v: ArrayView2<'_, f32> = x.as_array().reversed_axes();
     fit_source(py, p, &stop, &mut ArraySource::new(v))
 }
 
 /// Fit the online model to sparse CSR `x` (samples x features); each batch is made dense.
 #[pyfunction]
-#[pyo3(signature = (shape, indptr, indices, data, config, components=None, encodings=None))]
+#[pyo3(signature = (shape, indptr, indices, data, config, components=None, encodings=None, resume=None))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn online_fit_sparse<'py>(
     py: Python<'py>,
@@ -222,9 +276,13 @@ pub(crate) fn online_fit_sparse<'py>(
     config: OnlineConfig,
     components: Option<PyReadonlyArray2<'py, f32>>,
     encodings: Option<PyReadonlyArray2<'py, f32>>,
+    resume: Option<StateIn<'py>>,
 ) -> PyResult<OnlineOut<'py>> {
     let stop = Arc::new(AtomicBool::new(false));
-    let p = with_start(online_params(&config, &stop)?, components, encodings);
+    let p = resuming(
+        with_start(online_params(&config, &stop)?, components, encodings),
+        resume,
+    );
     // CsrSource takes V (features x samples) and keeps Vᵀ = X, one row per sample.
     let v = csr(shape, indptr, indices, data)?.transpose();
     fit_source(py, p, &stop, &mut CsrSource::new(&v))
@@ -318,16 +376,22 @@ impl Source for OwnedSource {
 /// Fit the online model to the samples of a file or directory (see [`open_source`]), read a
 /// batch at a time.
 #[pyfunction]
-#[pyo3(signature = (path, samples_as_rows, config, components=None))]
+#[pyo3(signature = (path, samples_as_rows, config, components=None, encodings=None, resume=None))]
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn online_fit_path<'py>(
     py: Python<'py>,
     path: &str,
     samples_as_rows: bool,
     config: OnlineConfig,
     components: Option<PyReadonlyArray2<'py, f32>>,
+    encodings: Option<PyReadonlyArray2<'py, f32>>,
+    resume: Option<StateIn<'py>>,
 ) -> PyResult<OnlineOut<'py>> {
     let stop = Arc::new(AtomicBool::new(false));
-    let p = with_start(online_params(&config, &stop)?, components, None);
+    let p = resuming(
+        with_start(online_params(&config, &stop)?, components, encodings),
+        resume,
+    );
     let mut source = open_source(path, samples_as_rows)?;
     fit_source(py, p, &stop, &mut source)
 }

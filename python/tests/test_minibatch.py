@@ -236,3 +236,28 @@ def test_gpu_engine_fits_as_the_cpu_engine(rng):
     assert gpu.engine_.startswith("gpu"), gpu.engine_
     rel = np.linalg.norm(W_gpu @ gpu.components_ - W_cpu @ cpu.components_) / np.linalg.norm(X)
     assert rel < 2e-3
+
+
+@pytest.mark.parametrize("fresh_restarts", [True, False])
+def test_checkpoint_and_resume_end_as_the_whole_fit(tmp_path, rng, fresh_restarts):
+    X = rng.random((90, 12)).astype(np.float32)
+    kw = dict(n_components=3, batch_size=30, max_iter=8, tol=0.0, max_no_improvement=None,
+              fresh_restarts=fresh_restarts, random_state=0, backend="cpu")
+    ckpt = tmp_path / "ckpt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        whole = nmf_gpu.MiniBatchNMF(**kw)
+        W_whole = whole.fit_transform(X)
+        # The same fit, stopped after 10 batches (its checkpoint), then resumed.
+        first = nmf_gpu.MiniBatchNMF(checkpoint_every=10, checkpoint_dir=ckpt,
+                                     **{**kw, "max_iter": 4})
+        first.fit(X)
+        assert (ckpt / "state.txt").exists()
+        assert (ckpt / "encodings.npy").exists() == (not fresh_restarts)
+        resumed = nmf_gpu.MiniBatchNMF(resume_from=ckpt, **kw)
+        W = resumed.fit_transform(X)
+    assert resumed.n_steps_ == whole.n_steps_ == 24
+    np.testing.assert_allclose(resumed.components_, whole.components_, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(W, W_whole, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="not a checkpoint"):
+        nmf_gpu.MiniBatchNMF(resume_from=tmp_path / "none", **kw).fit(X)
