@@ -45,6 +45,7 @@ mod params;
 mod prefetch;
 mod solve;
 pub mod source;
+mod state;
 
 use std::time::{Duration, Instant};
 
@@ -54,6 +55,7 @@ use rand::SeedableRng;
 
 pub use self::params::{OnlineNmf, OnlineParams, OnlineProgress, OnlineProgressFn, OnlineStateFn};
 pub use self::solve::OnlineStop;
+pub use self::state::OnlineState;
 
 pub use self::source::{ArraySource, CsrSource, Source};
 
@@ -85,36 +87,6 @@ pub struct OnlineReport {
     pub gpu_stats: Option<crate::GpuStats>,
     /// Wall time.
     pub elapsed: Duration,
-}
-
-/// Everything an online model learns from: W, the statistics and the stopping rules' state.
-/// [`OnlineFactorization::state`] takes it out (to save it, or to keep it in another
-/// language's objects) and [`OnlineParams::from_state`] builds the model again, so that
-/// [`partial_fit`](OnlineFactorization::partial_fit) continues exactly where it was.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OnlineState {
-    /// The dictionary W (m x r).
-    pub w: Array2<f32>,
-    /// The statistics' first matrix: `A` (r x r) for HALS, the numerator `N` (m x r) for the
-    /// multiplicative rule.
-    pub num: Array2<f32>,
-    /// The second: `B` (m x r) for HALS, the denominator `D` (m x r) for the multiplicative
-    /// rule.
-    pub den: Array2<f32>,
-    /// Batches learnt from.
-    pub steps: usize,
-    /// Samples learnt from.
-    pub samples: u64,
-    /// Passes begun.
-    pub epochs: usize,
-    /// The smoothed batch cost, its minimum, and the batches since that minimum.
-    pub smoothed_cost: Option<f64>,
-    /// The minimum of the smoothed batch cost.
-    pub smoothed_min: Option<f64>,
-    /// Batches since the smoothed cost's last minimum.
-    pub no_improvement: usize,
-    /// The last batch's cost.
-    pub last_cost: f64,
 }
 
 /// A fitted online model: the dictionary W and the statistics that let it learn more

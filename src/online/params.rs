@@ -6,7 +6,7 @@ use ndarray::Array2;
 
 use ndarray::ArrayView2;
 
-use super::OnlineState;
+use super::state::OnlineState;
 use crate::engine::Backend;
 use crate::error::{Factor, NmfError, Result};
 use crate::options::{

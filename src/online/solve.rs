@@ -5,7 +5,7 @@ use ndarray::{s, Array2};
 
 use super::params::{OnlineParams, OnlineProgress};
 use super::prefetch::{Batch, Batches};
-use super::OnlineState;
+use super::state::OnlineState;
 use crate::engine::{
     Engine, EngineTask, FactorSums, InnerStop, MuDenominator, MuRule, Side, BETA_FLOOR,
 };
