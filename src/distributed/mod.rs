@@ -164,12 +164,22 @@ pub fn read_npy_block(path: &Path, layout: &Layout, options: &ReadOptions) -> Re
         .map(LocalBlock::Dense)
 }
 
-/// The shape of a `.npy` or MatrixMarket (`.mtx`) file, from its header, or of a TIFF stack
-/// (a `.tif` file or a directory of them, feature `images`) from its page directories.
+/// The shape of a `.npy` or MatrixMarket (`.mtx`) file, from its header, of a TIFF stack
+/// (a `.tif` file or a directory of them, feature `images`) from its page directories, or of
+/// an HDF5 dataset (feature `hdf5`) or Zarr array (feature `zarr`) from its metadata (the
+/// dataset [`ReadOptions::dataset`] names).
 pub fn input_shape(path: &Path, options: &ReadOptions) -> Result<(usize, usize)> {
     #[cfg(feature = "images")]
-    if is_tiff(path) {
+    if is_format(path, crate::io::FileFormat::Tiff) {
         return crate::io::tiff::TiffStack::open(path, options).map(|s| s.shape());
+    }
+    #[cfg(feature = "hdf5")]
+    if is_format(path, crate::io::FileFormat::Hdf5) {
+        return crate::io::hdf5::Hdf5Dataset::open(path, options).map(|d| d.shape());
+    }
+    #[cfg(feature = "zarr")]
+    if is_format(path, crate::io::FileFormat::Zarr) {
+        return crate::io::zarr::ZarrArray::open(path, options).map(|a| a.shape());
     }
     match extension(path).as_deref() {
         Some("npy") => crate::io::npy_shape(path),
@@ -188,10 +198,32 @@ pub fn read_block(
     options: &ReadOptions,
 ) -> Result<LocalBlock> {
     let (rows, cols) = (layout.rows.clone(), layout.cols.clone());
-    // A TIFF stack: the rank decodes only the frames of its column block.
+    // A TIFF stack, an HDF5 dataset, a Zarr array: the rank reads only its block (the frames
+    // of its columns; the hyperslab or chunks of its block).
+    let mut dense: Option<Result<ndarray::Array2<f32>>> = None;
     #[cfg(feature = "images")]
-    if is_tiff(path) {
-        let dense = crate::io::tiff::TiffStack::open(path, options)?.read_block(rows, cols)?;
+    if is_format(path, crate::io::FileFormat::Tiff) {
+        dense = Some(
+            crate::io::tiff::TiffStack::open(path, options)
+                .and_then(|s| s.read_block(rows.clone(), cols.clone())),
+        );
+    }
+    #[cfg(feature = "hdf5")]
+    if is_format(path, crate::io::FileFormat::Hdf5) {
+        dense = Some(
+            crate::io::hdf5::Hdf5Dataset::open(path, options)
+                .and_then(|d| d.read_block(rows.clone(), cols.clone())),
+        );
+    }
+    #[cfg(feature = "zarr")]
+    if is_format(path, crate::io::FileFormat::Zarr) {
+        dense = Some(
+            crate::io::zarr::ZarrArray::open(path, options)
+                .and_then(|a| a.read_block(rows.clone(), cols.clone())),
+        );
+    }
+    if let Some(dense) = dense {
+        let dense = dense?;
         return if sparse {
             CsrMatrix::from_dense(dense.view()).map(LocalBlock::Sparse)
         } else {
@@ -262,10 +294,10 @@ impl ImageDir {
     }
 }
 
-/// Whether `path` is a TIFF stack (a `.tif` / `.tiff` file or a directory of them).
-#[cfg(feature = "images")]
-fn is_tiff(path: &Path) -> bool {
-    crate::io::FileFormat::from_path(path).is_ok_and(|f| f == crate::io::FileFormat::Tiff)
+/// Whether `path` is of `format` (a TIFF stack, an HDF5 file, a Zarr store).
+#[cfg(any(feature = "images", feature = "hdf5", feature = "zarr"))]
+fn is_format(path: &Path, format: crate::io::FileFormat) -> bool {
+    crate::io::FileFormat::from_path(path).is_ok_and(|f| f == format)
 }
 
 fn extension(path: &Path) -> Option<String> {
@@ -277,7 +309,7 @@ fn extension(path: &Path) -> Option<String> {
 fn unsupported(path: &Path) -> crate::NmfError {
     crate::NmfError::UnsupportedInput {
         path: path.to_path_buf(),
-        reason: "a distributed fit reads .npy files and TIFF stacks (only each rank's block) and MatrixMarket coordinate .mtx files; convert the matrix with numpy.save or scipy.io.mmwrite".into(),
+        reason: "a distributed fit reads .npy files, TIFF stacks, HDF5 datasets and Zarr arrays (only each rank's block) and MatrixMarket coordinate .mtx files; convert the matrix with numpy.save or scipy.io.mmwrite".into(),
     }
 }
 

@@ -9,6 +9,8 @@
 //! | `.mtx` | MatrixMarket: `coordinate` (real, integer, pattern; general, symmetric, skew-symmetric) or `array` |
 //! | a directory | images, one per column: grey levels `0..=255`, all the same size ([`crate::images::load_dir`]) |
 //! | `.tif`, `.tiff`, or a directory of them | multi-page TIFF / BigTIFF stacks, one frame per column ([`tiff`], feature `images`) |
+//! | `.h5`, `.hdf5`, `.hdf` | an HDF5 dataset named by [`ReadOptions::dataset`]: first axis samples (columns), the others flattened as features (rows) (`hdf5`, feature `hdf5`) |
+//! | a Zarr store or array (`.zarr` directory, `zarr.json`, `.zarray`) | a Zarr v2 / v3 array, oriented as HDF5 datasets are (`zarr`, feature `zarr`) |
 //!
 //! Every file reader refuses a matrix larger than [`ReadOptions::max_bytes`] *before* allocating it
 //! (an image directory from the sizes in the image headers, before any pixel is decoded), and
@@ -22,6 +24,8 @@
 //! disk and renames it, so a file with the final name is always complete.
 
 mod csv;
+#[cfg(feature = "hdf5")]
+pub mod hdf5;
 #[cfg(feature = "images")]
 pub(crate) mod image_dir;
 #[cfg(feature = "images")]
@@ -32,11 +36,15 @@ mod mtx;
 mod npy;
 mod npy_stream;
 mod storage;
+#[cfg(any(feature = "hdf5", feature = "zarr"))]
+pub(crate) mod samples;
 #[cfg(feature = "images")]
 pub mod tiff;
 #[cfg(any(feature = "images", feature = "text"))]
 pub(crate) mod walk;
 mod write;
+#[cfg(feature = "zarr")]
+pub mod zarr;
 pub(crate) use self::mtx::{read_sparse_block as read_mtx_block, shape as mtx_shape};
 pub(crate) use self::npy::{read_block as read_npy_block, shape as npy_shape};
 
@@ -68,6 +76,12 @@ pub enum FileFormat {
     /// A multi-page TIFF / BigTIFF file (`.tif`, `.tiff`), or a directory of them: one sample
     /// per frame ([`tiff`]).
     Tiff,
+    /// An HDF5 file (`.h5`, `.hdf5`, `.hdf`): the dataset [`ReadOptions::dataset`] names, one
+    /// sample per index of its first axis (`hdf5`, feature `hdf5`).
+    Hdf5,
+    /// A Zarr store, array directory or array metadata file: the array, one sample per index of
+    /// its first axis (`zarr`, feature `zarr`).
+    Zarr,
 }
 
 impl FileFormat {
@@ -75,6 +89,9 @@ impl FileFormat {
     /// (case-insensitive) decides. An unknown or missing extension is an error that lists the
     /// supported ones.
     pub fn from_path(path: &Path) -> Result<FileFormat> {
+        if looks_like_zarr(path) {
+            return Ok(FileFormat::Zarr);
+        }
         if path.is_dir() {
             #[cfg(feature = "images")]
             if tiff::dir_has_tiff(path) {
@@ -92,10 +109,11 @@ impl FileFormat {
             Some("tsv") | Some("tab") => Ok(FileFormat::Tsv),
             Some("mtx") => Ok(FileFormat::MatrixMarket),
             Some("tif") | Some("tiff") => Ok(FileFormat::Tiff),
+            Some("h5") | Some("hdf5") | Some("hdf") | Some("he5") => Ok(FileFormat::Hdf5),
             other => Err(NmfError::UnsupportedInput {
                 path: path.to_path_buf(),
                 reason: format!(
-                    "{}; supported inputs are .npy, .csv, .tsv, .mtx and .tif/.tiff files (rename the file if its extension is wrong)",
+                    "{}; supported inputs are .npy, .csv, .tsv, .mtx, .tif/.tiff and .h5/.hdf5 files and Zarr stores (rename the file if its extension is wrong)",
                     match other {
                         Some(e) => format!("unknown file extension \".{e}\""),
                         None => "the file name has no extension".to_string(),
@@ -114,8 +132,27 @@ impl FileFormat {
             FileFormat::MatrixMarket => "mtx",
             FileFormat::ImageDir => "image directory",
             FileFormat::Tiff => "tiff",
+            FileFormat::Hdf5 => "hdf5",
+            FileFormat::Zarr => "zarr",
         }
     }
+}
+
+/// Whether `path` names a Zarr store, array or metadata file (from names only): a directory
+/// holding `zarr.json`, `.zarray` or `.zgroup`, or whose name ends in `.zarr`; a file named
+/// `zarr.json` or `.zarray`.
+pub(crate) fn looks_like_zarr(path: &Path) -> bool {
+    if path.is_dir() {
+        let named = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("zarr"));
+        return named
+            || ["zarr.json", ".zarray", ".zgroup"]
+                .iter()
+                .any(|f| path.join(f).is_file());
+    }
+    path.file_name()
+        .is_some_and(|n| n == "zarr.json" || n == ".zarray")
 }
 
 /// Whether the first line of a `.csv` / `.tsv` file is a header.
@@ -188,6 +225,7 @@ pub struct ReadOptions {
     header: HeaderMode,
     max_bytes: u64,
     max_line: usize,
+    dataset: Option<String>,
 }
 
 impl Default for ReadOptions {
@@ -196,6 +234,7 @@ impl Default for ReadOptions {
             header: HeaderMode::Auto,
             max_bytes: default_max_bytes(),
             max_line: DEFAULT_MAX_LINE_BYTES,
+            dataset: None,
         }
     }
 }
@@ -221,6 +260,18 @@ impl ReadOptions {
     pub fn max_line_bytes(mut self, max_line_bytes: usize) -> Self {
         self.max_line = max_line_bytes;
         self
+    }
+    /// The dataset to read from a container of several: an HDF5 dataset's path
+    /// (`/group/name`) or a Zarr array's path inside its store (`group/name`). Other formats
+    /// ignore it. Without it, an HDF5 file must hold exactly one dataset and a Zarr path must
+    /// be an array.
+    pub fn dataset(mut self, name: impl Into<String>) -> Self {
+        self.dataset = Some(name.into());
+        self
+    }
+    /// The dataset name, if set.
+    pub fn dataset_name(&self) -> Option<&str> {
+        self.dataset.as_deref()
     }
     /// The line bound in bytes.
     pub fn line_limit_bytes(&self) -> usize {
@@ -325,6 +376,8 @@ pub fn read_located(path: impl AsRef<Path>, options: &ReadOptions) -> Result<Loa
         }
         FileFormat::ImageDir => (read_image_dir(path, options)?, SourceMap::Npy),
         FileFormat::Tiff => (read_tiff(path, options)?, SourceMap::Npy),
+        FileFormat::Hdf5 => (read_hdf5(path, options)?, SourceMap::Npy),
+        FileFormat::Zarr => (read_zarr(path, options)?, SourceMap::Npy),
     };
     Ok(LoadedMatrix {
         data,
@@ -364,6 +417,36 @@ fn read_tiff(path: &Path, _options: &ReadOptions) -> Result<Array2<f32>> {
     Err(NmfError::UnsupportedInput {
         path: path.to_path_buf(),
         reason: "TIFF stacks need the `images` feature of nmf-gpu (on by default)".into(),
+    })
+}
+
+/// An HDF5 dataset as V ([`hdf5`](self::hdf5)).
+#[cfg(feature = "hdf5")]
+fn read_hdf5(path: &Path, options: &ReadOptions) -> Result<Array2<f32>> {
+    hdf5::read(path, options)
+}
+
+/// Without the `hdf5` feature, an HDF5 file is refused with the reason.
+#[cfg(not(feature = "hdf5"))]
+fn read_hdf5(path: &Path, _options: &ReadOptions) -> Result<Array2<f32>> {
+    Err(NmfError::UnsupportedInput {
+        path: path.to_path_buf(),
+        reason: "HDF5 files need the `hdf5` feature of nmf-gpu (and the system HDF5 library, e.g. libhdf5-dev): build with --features hdf5".into(),
+    })
+}
+
+/// A Zarr array as V ([`zarr`](self::zarr)).
+#[cfg(feature = "zarr")]
+fn read_zarr(path: &Path, options: &ReadOptions) -> Result<Array2<f32>> {
+    zarr::read(path, options)
+}
+
+/// Without the `zarr` feature, a Zarr store is refused with the reason.
+#[cfg(not(feature = "zarr"))]
+fn read_zarr(path: &Path, _options: &ReadOptions) -> Result<Array2<f32>> {
+    Err(NmfError::UnsupportedInput {
+        path: path.to_path_buf(),
+        reason: "Zarr arrays need the `zarr` feature of nmf-gpu (on by default)".into(),
     })
 }
 

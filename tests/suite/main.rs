@@ -23,6 +23,8 @@ mod gpu_quiet;
 mod gpu_tuner;
 mod graph;
 mod hals;
+#[cfg(feature = "hdf5")]
+mod hdf5;
 mod images;
 mod interrupt;
 mod io;
@@ -43,3 +45,5 @@ mod symmetric_sparse;
 mod text;
 mod tiff;
 mod validation;
+#[cfg(feature = "zarr")]
+mod zarr;

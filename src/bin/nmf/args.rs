@@ -44,9 +44,18 @@ pub enum Command {
 pub struct InputArgs {
     /// The data matrix: .npy (float32/float64, C or Fortran order), .csv, .tsv or .mtx
     /// (MatrixMarket coordinate or array); a .tif/.tiff stack or a directory of them (one frame
-    /// per column, streamed with --online); a directory of images (one image per column).
+    /// per column, streamed with --online); a directory of images (one image per column); an
+    /// HDF5 file (.h5/.hdf5, with --dataset; feature hdf5) or a Zarr store or array (a .zarr
+    /// directory, zarr.json or .zarray), one sample per index of the first axis.
     #[arg(long, short = 'i', value_name = "FILE")]
     pub input: PathBuf,
+
+    /// The dataset to read from an HDF5 file (`/group/name`) or the array inside a Zarr store
+    /// (`group/name`): its first axis is the samples (columns of V), the other axes flattened
+    /// are the features. Without it, an HDF5 file must hold one dataset and a Zarr path must be
+    /// an array.
+    #[arg(long, value_name = "NAME")]
+    pub dataset: Option<String>,
 
     /// Whether the first line of a .csv/.tsv file is a header. `auto` treats a first line
     /// with no number in it as a header; `--header` alone means `yes`.
@@ -61,6 +70,17 @@ pub struct InputArgs {
     /// reads every input as a dense matrix.
     #[arg(long, value_enum, value_name = "HOW", default_value = "auto")]
     pub storage: Storage,
+}
+
+impl InputArgs {
+    /// The read options these arguments set (header mode, dataset).
+    pub fn read_options(&self) -> nmf_gpu::io::ReadOptions {
+        let options = nmf_gpu::io::ReadOptions::new().header(self.header);
+        match &self.dataset {
+            Some(name) => options.dataset(name.clone()),
+            None => options,
+        }
+    }
 }
 
 /// Frame preprocessing of movies and image stacks (one frame a sample), in this order: crop,

@@ -70,13 +70,15 @@ fn refuse_unsupported(args: &FitArgs) -> Result<(), CliError> {
     let ext = args.input.input.extension().and_then(|e| e.to_str());
     if !args.input.input.is_dir()
         && !ext.is_some_and(|e| {
-            ["npy", "mtx", "tif", "tiff"]
-                .iter()
-                .any(|known| e.eq_ignore_ascii_case(known))
+            [
+                "npy", "mtx", "tif", "tiff", "h5", "hdf5", "hdf", "he5", "zarr", "json", "zarray",
+            ]
+            .iter()
+            .any(|known| e.eq_ignore_ascii_case(known))
         })
     {
         return Err(CliError::usage(format!(
-            "{}: a distributed fit reads .npy files and TIFF stacks (each rank reads only its block), MatrixMarket coordinate .mtx files and image directories; convert the matrix with numpy.save or scipy.io.mmwrite",
+            "{}: a distributed fit reads .npy files, TIFF stacks, HDF5 datasets and Zarr arrays (each rank reads only its block), MatrixMarket coordinate .mtx files and image directories; convert the matrix with numpy.save or scipy.io.mmwrite",
             args.input.input.display()
         )));
     }
@@ -173,7 +175,7 @@ fn fit<C: Communicator>(args: &FitArgs, world: &C) -> Result<u8, RankError> {
     // Which adapter every rank opened (rank 0 records them in summary.json).
     let adapters = gather_adapters(world, &backend);
     let path = args.input.input.as_path();
-    let options = ReadOptions::default();
+    let options = args.input.read_options();
     // `--storage`: sparse blocks (CPU engine) for .mtx files as a single-process fit chooses;
     // with `--backend gpu`, `auto` keeps the blocks dense (the distributed fit runs sparse
     // blocks on the CPU only, and refuses an explicit `--storage sparse` there).
@@ -184,7 +186,11 @@ fn fit<C: Communicator>(args: &FitArgs, world: &C) -> Result<u8, RankError> {
     let sparse = matches!(choose(storage, path).map_err(alike)?, Holding::Sparse(_));
     // An image directory: every rank lists the files, then decodes its share.
     // (A directory of TIFF stacks is one stack, read like a file.)
-    let images = if path.is_dir() && !matches!(FileFormat::from_path(path), Ok(FileFormat::Tiff)) {
+    let images = if path.is_dir()
+        && !matches!(
+            FileFormat::from_path(path),
+            Ok(FileFormat::Tiff | FileFormat::Zarr)
+        ) {
         let set = ImageDir::open(path, SizePolicy::Exact, &options);
         Some(distributed::agree(world, set).map_err(|e| from_lib(e, true))?)
     } else {
@@ -275,7 +281,12 @@ fn fit<C: Communicator>(args: &FitArgs, world: &C) -> Result<u8, RankError> {
     let settings = json!({
         "nmf_version": env!("CARGO_PKG_VERSION"),
         "input": path.display().to_string(),
-        "format": if images.is_some() { "images" } else { path.extension().and_then(|e| e.to_str()).unwrap_or("npy") },
+        "dataset": args.input.dataset,
+        "format": match FileFormat::from_path(path) {
+            _ if images.is_some() => "images",
+            Ok(f @ (FileFormat::Hdf5 | FileFormat::Zarr)) => f.name(),
+            _ => path.extension().and_then(|e| e.to_str()).unwrap_or("npy"),
+        },
         "storage": if sparse { "sparse" } else { "dense" },
         "shape": shape_json(shape),
         "rank": args.rank,

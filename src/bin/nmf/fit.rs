@@ -197,6 +197,7 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
     for (key, value) in [
         ("nmf_version", json!(env!("CARGO_PKG_VERSION"))),
         ("input", json!(input.path().display().to_string())),
+        ("dataset", json!(args.input.dataset)),
         ("format", json!(input.format_name())),
         ("storage", json!(input.storage_name())),
         ("file_shape", shape_json(file_shape)),

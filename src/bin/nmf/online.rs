@@ -64,6 +64,31 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
                 &ReadOptions::new(),
             )?)
         }
+        // HDF5 datasets and Zarr arrays: chunk-aligned batches of samples (first axis).
+        #[cfg(feature = "hdf5")]
+        FileFormat::Hdf5 => {
+            if args.samples_as_rows {
+                return Err(CliError::usage(
+                    "--samples-as-rows does not apply to an HDF5 dataset (the first axis is the samples)",
+                ));
+            }
+            Box::new(nmf_gpu::io::hdf5::Hdf5Source::open(
+                path,
+                &args.input.read_options(),
+            )?)
+        }
+        #[cfg(feature = "zarr")]
+        FileFormat::Zarr => {
+            if args.samples_as_rows {
+                return Err(CliError::usage(
+                    "--samples-as-rows does not apply to a Zarr array (the first axis is the samples)",
+                ));
+            }
+            Box::new(nmf_gpu::io::zarr::ZarrSource::open(
+                path,
+                &args.input.read_options(),
+            )?)
+        }
         #[cfg(feature = "images")]
         FileFormat::ImageDir => {
             if args.samples_as_rows {
@@ -78,8 +103,7 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
             )?)
         }
         _ => {
-            let options = ReadOptions::new().header(args.input.header);
-            loaded = read_located(path, &options)?;
+            loaded = read_located(path, &args.input.read_options())?;
             let v = if args.samples_as_rows {
                 loaded.data.t()
             } else {
@@ -189,6 +213,7 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
     let summary = json!({
         "online": true,
         "input": path.display().to_string(),
+        "dataset": args.input.dataset,
         "shape": [m, n],
         "frame_preprocessing": frames_record,
         "rank": args.rank,

@@ -333,6 +333,7 @@ fn summary_json(
     for (key, value) in [
         ("nmf_version", json!(env!("CARGO_PKG_VERSION"))),
         ("input", json!(input.display().to_string())),
+        ("dataset", json!(args.input.dataset)),
         ("shape", shape_json(shape)),
         ("samples_as_rows", json!(args.samples_as_rows)),
         ("ranks", json!(sel.ranks)),

@@ -181,7 +181,7 @@ impl Input {
         storage: Holding,
         orientation: Orientation,
     ) -> Result<Input, CliError> {
-        let options = ReadOptions::new().header(args.header);
+        let options = args.read_options();
         let path = &args.input;
         let input = match storage {
             Holding::Dense => Input::Dense(read_located(path, &options)?),
