@@ -15,6 +15,9 @@
 //! mpi_check compare A.npy B.npy TOL       relative Frobenius difference of two matrices < TOL
 //! mpi_check write-images DIR NPY         12 PGM images, and the V load_dir reads from them
 //! mpi_check write-mtx FILE               the test matrix as a MatrixMarket coordinate file
+//! mpi_check write-zarr DIR               the test matrix as a Zarr array (feature zarr): its
+//!                                         17 samples on the first axis, Blosc-compressed chunks
+//! mpi_check write-h5 FILE                the same as the dataset /v of an HDF5 file (feature hdf5)
 //! mpi_check write-random FILE M N R       a benchmark matrix of rank R plus 1% noise
 //! ```
 //!
@@ -423,6 +426,49 @@ fn main() -> ExitCode {
                         .map_err(|e| e.to_string())?;
                     write_npy_atomic(arg(2), &set.matrix()).map_err(|e| e.to_string())
                 });
+            return match written {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        #[cfg(feature = "zarr")]
+        "write-zarr" => {
+            use nmf_gpu::io::zarr::meta::ZarrKind;
+            use nmf_gpu::io::zarr::{ZarrCompression, ZarrDtype, ZarrSpec, ZarrWriter};
+            // V's columns are the samples: the array is Vᵀ, in chunks of 5 samples.
+            let v = test_matrix();
+            let dtype = ZarrDtype {
+                kind: ZarrKind::Float,
+                size: 4,
+                big_endian: false,
+            };
+            let mut spec = ZarrSpec::new(2, &[N as u64, M as u64], &[5, M as u64], dtype);
+            spec.compression = ZarrCompression::BloscLz4;
+            let data = v.t().mapv(f64::from).into_dyn();
+            let written = ZarrWriter::create(arg(1), spec).and_then(|w| w.write_array(data.view()));
+            return match written {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        #[cfg(feature = "hdf5")]
+        "write-h5" => {
+            // Vᵀ as the chunked, deflated dataset /v.
+            let vt = test_matrix().t().as_standard_layout().to_owned();
+            let written = hdf5_metno::File::create(arg(1)).and_then(|f| {
+                f.new_dataset_builder()
+                    .with_data(&vt)
+                    .chunk([4, M])
+                    .deflate(4)
+                    .create("v")
+                    .map(|_| ())
+            });
             return match written {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

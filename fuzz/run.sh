@@ -18,7 +18,7 @@ RUNS=${1:-1000000}
 shift || true
 TARGETS=("$@")
 if [ ${#TARGETS[@]} -eq 0 ]; then
-    TARGETS=(npy npy_stream csv mtx pgm image_dir ratings gml edge_list npy_block mtx_block image_stream tiff)
+    TARGETS=(npy npy_stream csv mtx pgm image_dir ratings gml edge_list npy_block mtx_block image_stream tiff zarr zarr_codec hdf5_header)
 fi
 SANITIZER=${SANITIZER:-none}
 

@@ -179,6 +179,62 @@ def main():
     put("tiff", "big-deflate", b"\x15" + tiff([f0, f1, f0], big=True, deflate=True))
     put("tiff", "tiles", b"\x26" + tiff([f0, f1], tiles=16))
     put("tiff", "big-tiles", b"\x3b" + tiff([f1], big=True, tiles=16, deflate=True))
+    zarr_seeds()
+    hdf5_seeds()
+
+
+def crc32c(data):
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
+    return crc ^ 0xFFFFFFFF
+
+
+def zarr_seeds():
+    """Zarr arrays (see common::zarr: a choice byte, the metadata, a NUL, the first chunk) and
+    chunk streams (common::zarr_codec: codecs, decoded size, the stream)."""
+    import gzip
+    import json
+    raw = b"".join(struct.pack("<H", (i * 37) % 1000) for i in range(12))
+    v2 = lambda comp, order="C": json.dumps({
+        "zarr_format": 2, "shape": [3, 2, 2], "chunks": [3, 2, 2], "dtype": "<u2",
+        "compressor": comp, "fill_value": 0, "order": order, "filters": None}).encode()
+    put("zarr", "v2-raw", b"\x00" + v2(None) + b"\x00" + raw)
+    put("zarr", "v2-zlib-f", b"\x2a" + v2({"id": "zlib", "level": 1}, "F") + b"\x00" + zlib.compress(raw))
+    put("zarr", "v2-gzip", b"\x50" + v2({"id": "gzip", "level": 1}) + b"\x00" + gzip.compress(raw))
+    put("zarr", "v2-lz4", b"\x00" + v2({"id": "lz4"}) + b"\x00" + struct.pack("<I", len(raw)) + bytes([0xF0, len(raw) - 15]) + raw)
+    v3 = lambda codecs, dtype="uint16": json.dumps({
+        "zarr_format": 3, "node_type": "array", "shape": [3, 2, 2], "data_type": dtype,
+        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [3, 2, 2]}},
+        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+        "fill_value": 0, "codecs": codecs}).encode()
+    little = {"name": "bytes", "configuration": {"endian": "little"}}
+    put("zarr", "v3-raw", b"\x01" + v3([little]) + b"\x00" + raw)
+    put("zarr", "v3-gzip", b"\x33" + v3([little, {"name": "gzip", "configuration": {"level": 1}}]) + b"\x00" + gzip.compress(raw))
+    put("zarr", "v3-crc-transpose", b"\x4d" + v3([{"name": "transpose", "configuration": {"order": [2, 0, 1]}}, little, {"name": "crc32c"}]) + b"\x00" + raw + struct.pack("<I", crc32c(raw)))
+    fixture = os.path.join(os.path.dirname(ROOT), "..", "tests", "fixtures", "zarr", "v2.zarr")
+    for name in ("blosc_lz4_u2", "blosc_zstd_f4", "blosc_zlib_i2"):
+        with open(os.path.join(fixture, name, ".zarray"), "rb") as f:
+            meta = f.read()
+        with open(os.path.join(fixture, name, "0.0.0"), "rb") as f:
+            chunk = f.read()
+        put("zarr", name, b"\x00" + meta + b"\x00" + chunk)
+        put("zarr_codec", name, bytes([(6 << 3) | 3]) + struct.pack("<H", 4 * 8 * 8 * (4 if "f4" in name else 2)) + chunk)
+    size = struct.pack("<H", len(raw))
+    put("zarr_codec", "zlib", bytes([(6 << 3) | 0]) + size + zlib.compress(raw))
+    put("zarr_codec", "gzip", bytes([(6 << 3) | 1]) + size + gzip.compress(raw))
+    put("zarr_codec", "lz4", bytes([(6 << 3) | 4]) + size + struct.pack("<I", len(raw)) + bytes([0xF0, len(raw) - 15]) + raw)
+    put("zarr_codec", "crc-zlib", bytes([(0 << 3) | 5]) + size + zlib.compress(raw + struct.pack("<I", crc32c(raw))))
+
+
+def hdf5_seeds():
+    """Dataset headers (see common::hdf5_header)."""
+    dims = lambda *d: b"".join(struct.pack("<Q", x) for x in d)
+    put("hdf5_header", "movie", bytes([3, 0, 1 | (20 << 3), (2 << 4) | 1, 3, 40, 2, 1]) + dims(100, 8, 8) + dims(10, 8, 8))
+    put("hdf5_header", "table", bytes([2, 0, 0, (4 << 4) | 2, 0, 3, 0, 0]) + dims(1000, 30))
+    put("hdf5_header", "line", bytes([1, 0, 1, (8 << 4) | 0, 0, 0, 5, 9]) + dims(77) + dims(7))
 
 
 if __name__ == "__main__":

@@ -431,3 +431,194 @@ pub fn tiff(data: &[u8]) {
         check(source.rewind());
     }
 }
+
+/// Every batch of two streaming passes over `source`: each of `m` rows and 1 to `batch`
+/// columns, `n` columns in all, the passes equal bit for bit.
+fn two_passes(source: &mut dyn nmf_gpu::online::Source, batch: usize) {
+    let (m, n) = source.dim();
+    let mut first_pass: Vec<Array2<f32>> = Vec::new();
+    for pass in 0..2 {
+        let mut seen = 0;
+        let mut k = 0;
+        loop {
+            match source.next_batch(batch) {
+                Ok(Some(b)) => {
+                    assert_eq!(b.nrows(), m);
+                    assert!(b.ncols() >= 1 && b.ncols() <= batch);
+                    seen += b.ncols();
+                    if pass == 0 {
+                        first_pass.push(b);
+                    } else {
+                        let same = b.dim() == first_pass[k].dim()
+                            && b.iter()
+                                .zip(first_pass[k].iter())
+                                .all(|(x, y)| x.to_bits() == y.to_bits());
+                        assert!(same, "the passes differ");
+                    }
+                    k += 1;
+                }
+                Ok(None) => break,
+                Err(e) => return check::<()>(Err(e)),
+            }
+        }
+        assert_eq!(seen, n);
+        check(source.rewind());
+    }
+}
+
+/// A Zarr array: the first byte chooses v2 (bit 0 clear: `.zarray`) or v3 (`zarr.json`), the
+/// block's first row (bits 1-2) and column (bits 3-4) and the batch (bits 5-6, 1 to 4
+/// samples); the rest is the metadata text up to the first NUL byte, then the bytes of the
+/// array's first chunk (at the key its metadata gives, when it parses). Read through the
+/// whole-matrix reader, the block reader (which must equal the whole matrix's block) and the
+/// streaming source (two passes, which must agree).
+#[cfg(feature = "zarr")]
+pub fn zarr(data: &[u8]) {
+    use nmf_gpu::io::zarr::meta::ArrayMeta;
+    use nmf_gpu::io::zarr::{ZarrArray, ZarrSource};
+    let Some((&first, rest)) = data.split_first() else {
+        return;
+    };
+    let (meta, chunk) = match rest.iter().position(|&b| b == 0) {
+        Some(i) => (&rest[..i], &rest[i + 1..]),
+        None => (rest, &[][..]),
+    };
+    let dir = scratch().join("zarr").join("array");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a scratch subdirectory");
+    let v3 = first & 1 == 1;
+    let name = if v3 { "zarr.json" } else { ".zarray" };
+    std::fs::write(dir.join(name), meta).expect("the metadata written");
+    let parsed = if v3 {
+        ArrayMeta::parse_v3(&dir, meta)
+    } else {
+        ArrayMeta::parse_v2(&dir, meta)
+    };
+    if let Ok(m) = &parsed {
+        let key = m.keys.key(&vec![0; m.shape.len()]);
+        let path = dir.join(key);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("the chunk's directory");
+        }
+        std::fs::write(&path, chunk).expect("the chunk written");
+    }
+    let whole = io::read_matrix(&dir, options());
+    let array = match ZarrArray::open(&dir, options()) {
+        Ok(a) => a,
+        Err(e) => return check::<()>(Err(e)),
+    };
+    let (m, n) = array.shape();
+    let (r0, c0) = (
+        usize::from((first >> 1) & 3).min(m),
+        usize::from((first >> 3) & 3).min(n),
+    );
+    match array.read_block(r0..m, c0..n) {
+        Ok(b) => {
+            assert_eq!(b.dim(), (m - r0, n - c0));
+            if let Ok(w) = &whole {
+                assert!(
+                    same_values(&b, &slice_of(w, &(r0..m), &(c0..n)).expect("inside")),
+                    "the block differs from the whole matrix's"
+                );
+            }
+        }
+        Err(e) => check::<()>(Err(e)),
+    }
+    check(whole);
+    let batch = usize::from((first >> 5) & 3) + 1;
+    two_passes(&mut ZarrSource::new(array), batch);
+}
+
+/// Zarr's chunk decoders on their own: the first byte chooses the codecs (bits 0-2 the last,
+/// bits 3-5 one before it, 6 or 7 for none), the next two the decoded size (little-endian);
+/// the rest is the stored chunk. A decode that succeeds has exactly that size.
+#[cfg(feature = "zarr")]
+pub fn zarr_codec(data: &[u8]) {
+    use nmf_gpu::io::zarr::codec::{decode, DecodeError};
+    use nmf_gpu::io::zarr::meta::ByteCodec;
+    let Some((head, rest)) = data.split_first_chunk::<3>() else {
+        return;
+    };
+    let pick = |k: u8| match k {
+        0 => Some(ByteCodec::Zlib),
+        1 => Some(ByteCodec::Gzip),
+        2 => Some(ByteCodec::Zstd),
+        3 => Some(ByteCodec::Blosc),
+        4 => Some(ByteCodec::Lz4),
+        5 => Some(ByteCodec::Crc32c),
+        _ => None,
+    };
+    let codecs: Vec<ByteCodec> = [pick((head[0] >> 3) & 7), pick(head[0] & 7)]
+        .into_iter()
+        .flatten()
+        .collect();
+    let expected = usize::from(u16::from_le_bytes([head[1], head[2]]));
+    match decode(&codecs, rest.to_vec(), expected, 1 << 20) {
+        Ok(out) => assert_eq!(out.len(), expected),
+        Err(DecodeError::Corrupt(m) | DecodeError::Unsupported(m)) => {
+            assert!(!m.contains('\n'), "a message spans lines: {m:?}")
+        }
+    }
+}
+
+/// The HDF5 reader's header checks and block plan (`io::hdf5::header`; the HDF5 library itself
+/// is not fuzzed in process): the bytes give the axes (first byte mod 34), each extent (8
+/// bytes, little-endian, the top bits cleared by the second byte), the chunk extents (when the
+/// third byte is odd), the element type (fourth byte) and a block; a header that passes the
+/// check gives slabs that cover the block in whole chunks of the first axis.
+#[cfg(feature = "hdf5")]
+pub fn hdf5_header(data: &[u8]) {
+    use nmf_gpu::io::hdf5::header::{check as check_header, slabs, Hdf5Element, Hdf5Header};
+    let Some((head, mut rest)) = data.split_first_chunk::<8>() else {
+        return;
+    };
+    let axes = usize::from(head[0] % 34);
+    let mask = u64::MAX >> (head[1] % 64);
+    let mut take = || -> u64 {
+        let Some((x, r)) = rest.split_first_chunk::<8>() else {
+            return 1;
+        };
+        rest = r;
+        u64::from_le_bytes(*x) & mask
+    };
+    let shape: Vec<u64> = (0..axes).map(|_| take()).collect();
+    let chunk = (head[2] & 1 == 1).then(|| (0..axes).map(|_| take()).collect::<Vec<u64>>());
+    let bytes = usize::from(head[3] >> 4);
+    let element = match head[3] & 3 {
+        0 => Hdf5Element::Int(bytes),
+        1 => Hdf5Element::UInt(bytes),
+        2 => Hdf5Element::Float(bytes),
+        _ => Hdf5Element::Other("compound".into()),
+    };
+    let header = Hdf5Header {
+        shape: shape.clone(),
+        chunk,
+        element,
+    };
+    let plan = match check_header(Path::new("fuzz.h5"), &header, MAX_BYTES) {
+        Ok(p) => p,
+        Err(e) => return check::<()>(Err(e)),
+    };
+    let (m, n) = plan.v;
+    assert!((m as u128) * 4 <= u128::from(MAX_BYTES));
+    let r0 = usize::from(head[4]) % m;
+    let r1 = (r0 + 1 + usize::from(head[5])).min(m);
+    let c0 = usize::from(head[6]) % n;
+    let c1 = (c0 + 1 + usize::from(head[7]) * 97).min(n);
+    let stage = 4 << (head[2] >> 3);
+    let parts = slabs(&shape, plan.chunk_samples, r0..r1, c0..c1, stage);
+    let inner: u128 = shape.iter().skip(2).map(|&d| u128::from(d)).product();
+    let mut j = c0;
+    for p in &parts {
+        assert_eq!(p.samples.start, j);
+        assert!(p.samples.end > j && p.samples.end <= c1);
+        assert!(p.samples.end == c1 || p.samples.end % plan.chunk_samples.max(1) == 0);
+        if shape.len() >= 2 {
+            assert!(p.axis1.start as u128 * inner <= r0 as u128);
+            assert!(p.axis1.end as u128 * inner >= r1 as u128);
+            assert!(p.axis1.end as u64 <= shape[1]);
+        }
+        j = p.samples.end;
+    }
+    assert_eq!(j, c1);
+}
