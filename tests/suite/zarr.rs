@@ -665,3 +665,135 @@ fn nmf_fit_reads_and_streams_a_zarr_array() {
     assert!(!run.status.success());
     assert!(String::from_utf8_lossy(&run.stderr).contains("movie"));
 }
+
+/// Streaming throughput of a 16-bit movie as Zarr arrays (uncompressed, Blosc-LZ4, Zstandard;
+/// chunks of 16 frames) and, with the feature `hdf5`, as HDF5 datasets (contiguous; chunks of
+/// 16 frames, shuffled and deflated), beside the same movie as a float32 `.npy` (one pass,
+/// batches of 256 frames, files fresh in the page cache); prints frames/s and MB/s of file.
+/// `cargo test --release --features hdf5 --test suite zarr::stream_throughput -- --ignored
+/// --nocapture` (`NMF_BENCH_FRAMES` frames of 256x256, default 2000).
+#[test]
+#[ignore = "a measurement, not a check"]
+fn stream_throughput() {
+    use nmf_gpu::io::NpyColumnWriter;
+    let frames: usize = std::env::var("NMF_BENCH_FRAMES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2000);
+    let side = 256usize;
+    let px = |i: usize, j: usize| (((i % 251) * (j % 7) + (i / 256) * 3 + j) % 4000) as u16;
+    let dir = tempfile::tempdir().unwrap();
+    let npy = dir.path().join("movie.npy");
+    let mut npy_w = NpyColumnWriter::create(&npy, side * side, frames).unwrap();
+    let mut column = Array2::<f32>::zeros((side * side, 1));
+    for j in 0..frames {
+        for (i, dst) in column.iter_mut().enumerate() {
+            *dst = f32::from(px(i, j));
+        }
+        npy_w.append(column.view()).unwrap();
+    }
+    npy_w.commit().unwrap();
+    let chunk = 16usize;
+    let mut cases: Vec<(String, PathBuf, ReadOptions)> = Vec::new();
+    for (name, c) in [
+        ("zarr u16", ZarrCompression::None),
+        ("zarr u16 blosc-lz4", ZarrCompression::BloscLz4),
+        ("zarr u16 zstd", ZarrCompression::Zstd),
+    ] {
+        let path = dir.path().join(format!("{}.zarr", name.replace(' ', "-")));
+        let mut spec = ZarrSpec::new(
+            2,
+            &[frames as u64, side as u64, side as u64],
+            &[chunk as u64, side as u64, side as u64],
+            dtype(ZarrKind::UInt, 2, false),
+        );
+        spec.compression = c;
+        let w = ZarrWriter::create(&path, spec).unwrap();
+        let mut values = vec![0f64; chunk * side * side];
+        for k in 0..frames.div_ceil(chunk) {
+            for (t, v) in values.chunks_mut(side * side).enumerate() {
+                for (i, x) in v.iter_mut().enumerate() {
+                    *x = f64::from(px(i, k * chunk + t));
+                }
+            }
+            w.write_chunk(&[k as u64, 0, 0], &values).unwrap();
+        }
+        cases.push((name.to_string(), path, ReadOptions::new()));
+    }
+    #[cfg(feature = "hdf5")]
+    {
+        use hdf5_metno as h5;
+        let dims = [frames, side, side];
+        for name in ["plain", "deflate"] {
+            let path = dir.path().join(format!("movie-{name}.h5"));
+            let f = h5::File::create(&path).unwrap();
+            let ds = if name == "plain" {
+                f.new_dataset::<u16>().shape(dims).create("movie").unwrap()
+            } else {
+                f.new_dataset::<u16>()
+                    .shape(dims)
+                    .chunk([chunk, side, side])
+                    .shuffle()
+                    .deflate(1)
+                    .create("movie")
+                    .unwrap()
+            };
+            for k in 0..frames.div_ceil(chunk) {
+                let n = chunk.min(frames - k * chunk);
+                let slab = ArrayD::from_shape_fn(IxDyn(&[n, side, side]), |ix| {
+                    px(ix[1] * side + ix[2], k * chunk + ix[0])
+                });
+                ds.write_slice(&slab, s![k * chunk..k * chunk + n, .., ..])
+                    .unwrap();
+            }
+            drop(f);
+            cases.push((format!("hdf5 u16 {name}"), path, ReadOptions::new()));
+        }
+    }
+    let pass = |src: &mut dyn Source| -> f64 {
+        let start = std::time::Instant::now();
+        let mut n = 0;
+        while let Some(b) = src.next_batch(256).unwrap() {
+            n += b.ncols();
+        }
+        assert_eq!(n, frames);
+        start.elapsed().as_secs_f64()
+    };
+    let size = |p: &Path| -> f64 {
+        if p.is_dir() {
+            std::fs::read_dir(p)
+                .unwrap()
+                .map(|e| e.unwrap().metadata().unwrap().len() as f64)
+                .sum::<f64>()
+                / 1e6
+        } else {
+            std::fs::metadata(p).unwrap().len() as f64 / 1e6
+        }
+    };
+    let report = |name: &str, mb: f64, s: f64| {
+        println!(
+            "{name:>22}: {:>8.0} frames/s, {:>7.0} MB/s of file ({mb:.0} MB), {s:.2} s",
+            frames as f64 / s,
+            mb / s
+        );
+    };
+    let mut src = NpySource::open(&npy, false).unwrap();
+    pass(&mut src);
+    src.rewind().unwrap();
+    report("npy f32", size(&npy), pass(&mut src));
+    for (name, path, options) in &cases {
+        let mut src: Box<dyn Source> = if name.starts_with("zarr") {
+            Box::new(ZarrSource::open(path, options).unwrap())
+        } else {
+            #[cfg(feature = "hdf5")]
+            {
+                Box::new(nmf_gpu::io::hdf5::Hdf5Source::open(path, options).unwrap())
+            }
+            #[cfg(not(feature = "hdf5"))]
+            unreachable!()
+        };
+        pass(&mut *src);
+        src.rewind().unwrap();
+        report(name, size(path), pass(&mut *src));
+    }
+}
