@@ -49,6 +49,7 @@ mod solve;
 #[cfg(feature = "mpi")]
 mod start;
 
+use std::ops::Range;
 use std::path::Path;
 
 #[cfg(feature = "mpi")]
@@ -200,28 +201,7 @@ pub fn read_block(
     let (rows, cols) = (layout.rows.clone(), layout.cols.clone());
     // A TIFF stack, an HDF5 dataset, a Zarr array: the rank reads only its block (the frames
     // of its columns; the hyperslab or chunks of its block).
-    let mut dense: Option<Result<ndarray::Array2<f32>>> = None;
-    #[cfg(feature = "images")]
-    if is_format(path, crate::io::FileFormat::Tiff) {
-        dense = Some(
-            crate::io::tiff::TiffStack::open(path, options)
-                .and_then(|s| s.read_block(rows.clone(), cols.clone())),
-        );
-    }
-    #[cfg(feature = "hdf5")]
-    if is_format(path, crate::io::FileFormat::Hdf5) {
-        dense = Some(
-            crate::io::hdf5::Hdf5Dataset::open(path, options)
-                .and_then(|d| d.read_block(rows.clone(), cols.clone())),
-        );
-    }
-    #[cfg(feature = "zarr")]
-    if is_format(path, crate::io::FileFormat::Zarr) {
-        dense = Some(
-            crate::io::zarr::ZarrArray::open(path, options)
-                .and_then(|a| a.read_block(rows.clone(), cols.clone())),
-        );
-    }
+    let dense = read_array_block(path, options, &rows, &cols);
     if let Some(dense) = dense {
         let dense = dense?;
         return if sparse {
@@ -243,6 +223,39 @@ pub fn read_block(
             .map(|v| LocalBlock::Dense(v.to_dense())),
         _ => Err(unsupported(path)),
     }
+}
+
+/// The block `rows x cols` of a TIFF stack, an HDF5 dataset or a Zarr array (those of the
+/// features built), or `None` for another input.
+#[allow(unused_variables)]
+fn read_array_block(
+    path: &Path,
+    options: &ReadOptions,
+    rows: &Range<usize>,
+    cols: &Range<usize>,
+) -> Option<Result<Array2<f32>>> {
+    #[cfg(feature = "images")]
+    if is_format(path, crate::io::FileFormat::Tiff) {
+        return Some(
+            crate::io::tiff::TiffStack::open(path, options)
+                .and_then(|s| s.read_block(rows.clone(), cols.clone())),
+        );
+    }
+    #[cfg(feature = "hdf5")]
+    if is_format(path, crate::io::FileFormat::Hdf5) {
+        return Some(
+            crate::io::hdf5::Hdf5Dataset::open(path, options)
+                .and_then(|d| d.read_block(rows.clone(), cols.clone())),
+        );
+    }
+    #[cfg(feature = "zarr")]
+    if is_format(path, crate::io::FileFormat::Zarr) {
+        return Some(
+            crate::io::zarr::ZarrArray::open(path, options)
+                .and_then(|a| a.read_block(rows.clone(), cols.clone())),
+        );
+    }
+    None
 }
 
 /// The images of a directory as V (pixels x images, as

@@ -797,3 +797,122 @@ fn stream_throughput() {
         report(name, size(path), pass(&mut *src));
     }
 }
+
+// ---- streaming memory --------------------------------------------------------------------
+
+/// The movie streamed: 64x64 16-bit frames, 4000 of them in chunks of 50 (33 MB on disk,
+/// 66 MB as float32), through one online epoch in batches of 128 frames.
+const STREAM_SIDE: usize = 64;
+const STREAM_FRAMES: usize = 4000;
+const STREAM_CHUNK: usize = 50;
+const STREAM_BATCH: usize = 128;
+/// The read limit of the child: the whole matrix would exceed it.
+const STREAM_LIMIT: u64 = 48 << 20;
+/// One batch as float32 (bytes).
+const STREAM_BATCH_BYTES: u64 = (STREAM_SIDE * STREAM_SIDE * STREAM_BATCH * 4) as u64;
+/// The growth of resident memory (VmHWM at the end less VmRSS once the source is opened) of a
+/// child streaming the array through one online epoch stays under this bound: the batch being
+/// fitted, the batch read ahead and the fit's copies and products of a batch (6 batches, as
+/// for TIFF stacks), the source's chunk-aligned assembly (2·m·(b + c − 1)·4 bytes), one stored
+/// and one decoded chunk, and 8 MiB of slack (thread stacks, allocator).
+const STREAM_PEAK_BYTES: u64 = 6 * STREAM_BATCH_BYTES
+    + (2 * STREAM_SIDE * STREAM_SIDE * (STREAM_BATCH + STREAM_CHUNK - 1) * 4) as u64
+    + (2 * STREAM_CHUNK * STREAM_SIDE * STREAM_SIDE * 2) as u64
+    + (8 << 20);
+
+fn status_bytes(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+    let kb: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kb * 1024
+}
+
+/// The child half of `streaming_a_large_array_keeps_memory_bounded` (does nothing unless the
+/// parent set the array to stream).
+#[test]
+fn zarr_stream_child() {
+    let Some(path) = std::env::var_os("NMF_ZARR_STREAM_DIR") else {
+        return;
+    };
+    let options = ReadOptions::new().max_bytes(STREAM_LIMIT);
+    assert!(matches!(
+        read_matrix(&path, &options),
+        Err(NmfError::TooLarge { .. })
+    ));
+    let mut src = ZarrSource::open(&path, &options).unwrap();
+    assert_eq!(src.dim(), (STREAM_SIDE * STREAM_SIDE, STREAM_FRAMES));
+    println!("\nBASE={}", status_bytes("VmRSS:"));
+    let model = OnlineNmf::params(4)
+        .batch_size(STREAM_BATCH)
+        .max_epochs(1)
+        .inner_max_iter(3)
+        .fit(&mut src)
+        .unwrap();
+    assert_eq!(model.report().samples, STREAM_FRAMES as u64);
+    println!("\nVMHWM={}", status_bytes("VmHWM:"));
+}
+
+#[test]
+fn streaming_a_large_array_keeps_memory_bounded() {
+    #[cfg(not(target_os = "linux"))]
+    return;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("large.zarr");
+    let mut spec = ZarrSpec::new(
+        3,
+        &[STREAM_FRAMES as u64, STREAM_SIDE as u64, STREAM_SIDE as u64],
+        &[STREAM_CHUNK as u64, STREAM_SIDE as u64, STREAM_SIDE as u64],
+        dtype(ZarrKind::UInt, 2, false),
+    );
+    spec.compression = ZarrCompression::None;
+    let w = ZarrWriter::create(&path, spec).unwrap();
+    let frame = STREAM_SIDE * STREAM_SIDE;
+    let mut values = vec![0f64; STREAM_CHUNK * frame];
+    for k in 0..STREAM_FRAMES / STREAM_CHUNK {
+        for (t, v) in values.chunks_mut(frame).enumerate() {
+            let j = k * STREAM_CHUNK + t;
+            for (i, x) in v.iter_mut().enumerate() {
+                *x = (((i % 7) * (j % 5) + (i % 3) * (j % 11)) * 100 + (i * j) % 13) as f64;
+            }
+        }
+        w.write_chunk(&[k as u64, 0, 0], &values).unwrap();
+    }
+    let float_bytes = (frame * STREAM_FRAMES * 4) as u64;
+    assert!(float_bytes > STREAM_LIMIT);
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "zarr::zarr_stream_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("NMF_ZARR_STREAM_DIR", &path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let field = |name: &str| -> u64 {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .expect("the child ran")
+            .parse()
+            .unwrap()
+    };
+    let (base, peak) = (field("BASE="), field("VMHWM="));
+    eprintln!(
+        "streaming: {} MiB at open, peak {} MiB",
+        base >> 20,
+        peak >> 20
+    );
+    assert!(
+        peak.saturating_sub(base) < STREAM_PEAK_BYTES,
+        "resident memory grew by {} MiB streaming a {} MiB (as float32) array",
+        (peak - base) >> 20,
+        float_bytes >> 20
+    );
+}

@@ -67,16 +67,16 @@ fn refuse_unsupported(args: &FitArgs) -> Result<(), CliError> {
     if args.frames.any() {
         return no("frame preprocessing (--crop, --downsample, --baseline, --frame-shape)");
     }
-    let ext = args.input.input.extension().and_then(|e| e.to_str());
-    if !args.input.input.is_dir()
-        && !ext.is_some_and(|e| {
-            [
-                "npy", "mtx", "tif", "tiff", "h5", "hdf5", "hdf", "he5", "zarr", "json", "zarray",
-            ]
-            .iter()
-            .any(|known| e.eq_ignore_ascii_case(known))
-        })
-    {
+    let readable = matches!(
+        FileFormat::from_path(&args.input.input),
+        Ok(FileFormat::Npy
+            | FileFormat::MatrixMarket
+            | FileFormat::ImageDir
+            | FileFormat::Tiff
+            | FileFormat::Hdf5
+            | FileFormat::Zarr)
+    );
+    if !args.input.input.is_dir() && !readable {
         return Err(CliError::usage(format!(
             "{}: a distributed fit reads .npy files, TIFF stacks, HDF5 datasets and Zarr arrays (each rank reads only its block), MatrixMarket coordinate .mtx files and image directories; convert the matrix with numpy.save or scipy.io.mmwrite",
             args.input.input.display()
