@@ -35,9 +35,9 @@ pub(crate) mod lines;
 mod mtx;
 mod npy;
 mod npy_stream;
-mod storage;
 #[cfg(any(feature = "hdf5", feature = "zarr"))]
 pub(crate) mod samples;
+mod storage;
 #[cfg(feature = "images")]
 pub mod tiff;
 #[cfg(any(feature = "images", feature = "text"))]

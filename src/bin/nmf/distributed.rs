@@ -23,7 +23,7 @@ use std::time::Instant;
 use nmf_gpu::distributed::mpi::traits::*;
 use nmf_gpu::distributed::{self, Grid, ImageDir, LocalBlock};
 use nmf_gpu::images::SizePolicy;
-use nmf_gpu::io::{write_bytes_atomic, write_npy_atomic, FileFormat, ReadOptions, Storage};
+use nmf_gpu::io::{write_bytes_atomic, write_npy_atomic, FileFormat, Storage};
 use nmf_gpu::{Checkpoint, Init, Loss, Nmf, NmfError};
 use serde_json::json;
 

@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 
 use nmf_gpu::frames::{FrameSteps, Frames};
 use nmf_gpu::io::{
-    read_located, read_mtx_sparse, FileFormat, LoadedMatrix, ReadOptions, Storage,
-    AUTO_SPARSE_DENSITY,
+    read_located, read_mtx_sparse, FileFormat, LoadedMatrix, Storage, AUTO_SPARSE_DENSITY,
 };
 use nmf_gpu::ndarray::{Array2, ArrayView2};
 use nmf_gpu::sparse::CsrMatrix;
