@@ -185,6 +185,33 @@ impl Stream {
     }
 }
 
+/// Write `count` samples of `src` (sample-major: sample `t` is `src[t·span..(t + 1)·span]`)
+/// into the columns `col0..col0 + count` of `out`, row `r` of `out` taking value `off + r` of
+/// each sample. Tiles of samples keep the reads in cache while the writes run along `out`'s
+/// rows.
+pub(crate) fn scatter(
+    src: &[f32],
+    span: usize,
+    count: usize,
+    off: usize,
+    out: &mut ArrayViewMut2<'_, f32>,
+    col0: usize,
+) {
+    const TILE: usize = 64;
+    let m = out.nrows();
+    let mut t0 = 0;
+    while t0 < count {
+        let t1 = (t0 + TILE).min(count);
+        for r in 0..m {
+            let mut row = out.row_mut(r);
+            for t in t0..t1 {
+                row[col0 + t] = src[t * span + off + r];
+            }
+        }
+        t0 = t1;
+    }
+}
+
 /// A format error naming `path`, its message on one line.
 pub(crate) fn format_error(path: &Path, message: impl Into<String>) -> NmfError {
     let message: String = message.into();

@@ -814,10 +814,12 @@ const STREAM_BATCH_BYTES: u64 = (STREAM_SIDE * STREAM_SIDE * STREAM_BATCH * 4) a
 /// child streaming the array through one online epoch stays under this bound: the batch being
 /// fitted, the batch read ahead and the fit's copies and products of a batch (6 batches, as
 /// for TIFF stacks), the source's chunk-aligned assembly (2·m·(b + c − 1)·4 bytes), one stored
-/// and one decoded chunk, and 8 MiB of slack (thread stacks, allocator).
+/// and one decoded chunk, one chunk row staged as float32, and 8 MiB of slack (thread stacks,
+/// allocator).
 const STREAM_PEAK_BYTES: u64 = 6 * STREAM_BATCH_BYTES
     + (2 * STREAM_SIDE * STREAM_SIDE * (STREAM_BATCH + STREAM_CHUNK - 1) * 4) as u64
     + (2 * STREAM_CHUNK * STREAM_SIDE * STREAM_SIDE * 2) as u64
+    + (STREAM_CHUNK * STREAM_SIDE * STREAM_SIDE * 4) as u64
     + (8 << 20);
 
 fn status_bytes(field: &str) -> u64 {

@@ -262,14 +262,16 @@ impl SampleArray for Hdf5Dataset {
                     ),
                 ));
             }
+            // The slab's features start at `first`, at or before rows.start; it covers `rows`.
             let first = if k >= 2 { slab.axis1.start * inner } else { 0 };
-            let (a, b) = (rows.start.max(first), rows.end.min(first + span));
-            for (t, sample) in buf.chunks_exact(span).enumerate() {
-                let col = slab.samples.start + t - cols.start;
-                for f in a..b {
-                    out[[f - rows.start, col]] = sample[f - first];
-                }
-            }
+            samples::scatter(
+                buf,
+                span,
+                slab.samples.len(),
+                rows.start - first,
+                &mut out,
+                slab.samples.start - cols.start,
+            );
         }
         Ok(())
     }

@@ -22,10 +22,13 @@
 //! format error naming it; nothing panics.
 //!
 //! **Memory.** The block reader ([`ZarrArray::read_block`], distributed fits) decodes the
-//! chunks that meet the block one at a time: it holds the result, one stored chunk and one
-//! decoded chunk. The streaming source ([`ZarrSource`], online fits) reads chunk-aligned (see
-//! [`samples`](super::samples)): at most `2·m·(b + c − 1)·4` bytes of batches for `m` features,
-//! batches of `b` samples and chunks of `c` samples, plus one stored and one decoded chunk.
+//! chunks that meet the block one at a time, a chunk row (the chunks of one index of the first
+//! axis) after another, gathering the row's samples in a staging buffer of at most
+//! [`STAGE_BYTES`] before writing them into the result: it holds the result, the staging
+//! buffer, one stored chunk and one decoded chunk. The streaming source ([`ZarrSource`],
+//! online fits) reads chunk-aligned (see [`samples`](super::samples)): at most
+//! `2·m·(b + c − 1)·4` bytes of batches for `m` features, batches of `b` samples and chunks of
+//! `c` samples, plus the block reader's buffers.
 
 pub mod codec;
 pub mod meta;
@@ -47,6 +50,10 @@ use crate::online::Source;
 
 pub use self::meta::ZarrDtype;
 pub use self::write::{ZarrCompression, ZarrSpec, ZarrWriter};
+
+/// The largest staging buffer of the block reader (float32 bytes): the samples of one chunk row
+/// are gathered there before they are written into the result's rows, unless they need more.
+pub const STAGE_BYTES: usize = 64 << 20;
 
 /// The largest metadata file read (bytes).
 pub const MAX_METADATA_BYTES: u64 = 1 << 20;
@@ -287,95 +294,129 @@ impl SampleArray for ZarrArray {
             acc *= shape[d];
         }
         // The selection: samples `cols` on axis 0, the rows of axis 1 covering `rows`, the
-        // whole of the others.
+        // whole of the others: features `fbase..fbase + span` of each sample.
         let mut lo: Vec<usize> = vec![0; k];
         let mut hi: Vec<usize> = shape.clone();
         lo[0] = cols.start;
         hi[0] = cols.end;
-        if k >= 2 {
+        let (fbase, span) = if k >= 2 {
             lo[1] = rows.start / fstride[1];
             hi[1] = (rows.end - 1) / fstride[1] + 1;
-        }
+            (lo[1] * fstride[1], (hi[1] - lo[1]) * fstride[1])
+        } else {
+            (0, 1)
+        };
         let first: Vec<usize> = (0..k).map(|d| lo[d] / chunks[d]).collect();
         let last: Vec<usize> = (0..k).map(|d| (hi[d] - 1) / chunks[d]).collect();
         let cstride = meta.chunk_strides();
         let size = meta.dtype.size;
         let dtype = meta.dtype;
         let mut run: Vec<f32> = Vec::new();
-        let mut idx = first.clone();
-        loop {
-            let index: Vec<u64> = idx.iter().map(|&i| i as u64).collect();
-            let data = self.chunk(&index)?;
-            let origin: Vec<usize> = (0..k).map(|d| idx[d] * chunks[d]).collect();
-            let blo: Vec<usize> = (0..k).map(|d| lo[d].max(origin[d])).collect();
-            let bhi: Vec<usize> = (0..k).map(|d| hi[d].min(origin[d] + chunks[d])).collect();
-            let inner = k - 1;
-            let mut pos = blo.clone();
+        let mut stage: Vec<f32> = Vec::new();
+        // One chunk row (the chunks of one index of axis 0) at a time: its samples are staged
+        // sample-major (runs along the last axis are contiguous there), then written into
+        // `out` by rows, unless the stage would pass STAGE_BYTES: then written directly.
+        for i0 in first[0]..=last[0] {
+            let s_lo = lo[0].max(i0 * chunks[0]);
+            let s_hi = hi[0].min((i0 + 1) * chunks[0]);
+            let staged = (s_hi - s_lo) as u128 * span as u128 * 4 <= STAGE_BYTES as u128;
+            if staged {
+                stage.clear();
+                stage.resize((s_hi - s_lo) * span, meta.fill_value);
+            }
+            let mut idx = first.clone();
+            idx[0] = i0;
             loop {
-                // One run along the last axis.
-                let count = bhi[inner] - blo[inner];
-                let mut off = 0usize;
-                for d in 0..inner {
-                    off += (pos[d] - origin[d]) * cstride[d];
-                }
-                off += (blo[inner] - origin[inner]) * cstride[inner];
-                run.clear();
-                match &data {
-                    Some(bytes) => {
-                        convert_run(dtype, bytes, off, cstride[inner], count, size, &mut run)
+                let index: Vec<u64> = idx.iter().map(|&i| i as u64).collect();
+                let data = self.chunk(&index)?;
+                let origin: Vec<usize> = (0..k).map(|d| idx[d] * chunks[d]).collect();
+                let blo: Vec<usize> = (0..k).map(|d| lo[d].max(origin[d])).collect();
+                let bhi: Vec<usize> = (0..k).map(|d| hi[d].min(origin[d] + chunks[d])).collect();
+                let inner = k - 1;
+                let mut pos = blo.clone();
+                loop {
+                    // One run along the last axis.
+                    let count = bhi[inner] - blo[inner];
+                    let mut off = 0usize;
+                    for d in 0..inner {
+                        off += (pos[d] - origin[d]) * cstride[d];
                     }
-                    None => run.resize(count, meta.fill_value),
-                }
-                if k == 1 {
-                    if rows.start == 0 {
-                        for (t, &v) in run.iter().enumerate() {
-                            out[[0, blo[0] + t - cols.start]] = v;
+                    off += (blo[inner] - origin[inner]) * cstride[inner];
+                    run.clear();
+                    match &data {
+                        Some(bytes) => {
+                            convert_run(dtype, bytes, off, cstride[inner], count, size, &mut run)
+                        }
+                        None => run.resize(count, meta.fill_value),
+                    }
+                    if k == 1 {
+                        // The run is along the samples; V has one row.
+                        if staged {
+                            stage[blo[0] - s_lo..blo[0] - s_lo + count].copy_from_slice(&run);
+                        } else if rows.start == 0 {
+                            for (t, &v) in run.iter().enumerate() {
+                                out[[0, blo[0] + t - cols.start]] = v;
+                            }
+                        }
+                    } else {
+                        // The run's features f0.. are consecutive (the last axis's stride is 1).
+                        let mut f0 = 0usize;
+                        for d in 1..inner {
+                            f0 += pos[d] * fstride[d];
+                        }
+                        f0 += blo[inner] * fstride[inner];
+                        if staged {
+                            let at = (pos[0] - s_lo) * span + f0 - fbase;
+                            stage[at..at + count].copy_from_slice(&run);
+                        } else {
+                            let sample = pos[0] - cols.start;
+                            let (a, b) = (f0.max(rows.start), (f0 + count).min(rows.end));
+                            for f in a..b {
+                                out[[f - rows.start, sample]] = run[f - f0];
+                            }
                         }
                     }
-                } else {
-                    let sample = pos[0] - cols.start;
-                    let mut f0 = 0usize;
-                    for d in 1..inner {
-                        f0 += pos[d] * fstride[d];
+                    // Next position of the outer axes (0..inner) within the box, the last
+                    // fastest.
+                    let mut advanced = false;
+                    for d in (0..inner).rev() {
+                        pos[d] += 1;
+                        if pos[d] < bhi[d] {
+                            advanced = true;
+                            break;
+                        }
+                        pos[d] = blo[d];
                     }
-                    f0 += blo[inner] * fstride[inner];
-                    // The run's features are f0.., consecutive (the last axis's stride is 1),
-                    // except for a 2-D array whose last axis is axis 1 (also stride 1).
-                    let (a, b) = (f0.max(rows.start), (f0 + count).min(rows.end));
-                    for f in a..b {
-                        out[[f - rows.start, sample]] = run[f - f0];
+                    if !advanced {
+                        break;
                     }
                 }
-                // Next position of the outer axes (0..inner) within the box, the last fastest.
+                // Next chunk of this chunk row (axes 1.., the last fastest).
                 let mut advanced = false;
-                for d in (0..inner).rev() {
-                    pos[d] += 1;
-                    if pos[d] < bhi[d] {
+                for d in (1..k).rev() {
+                    idx[d] += 1;
+                    if idx[d] <= last[d] {
                         advanced = true;
                         break;
                     }
-                    pos[d] = blo[d];
+                    idx[d] = first[d];
                 }
                 if !advanced {
                     break;
                 }
             }
-            // Next chunk.
-            let mut d = k;
-            let mut done = true;
-            while d > 0 {
-                d -= 1;
-                idx[d] += 1;
-                if idx[d] <= last[d] {
-                    done = false;
-                    break;
-                }
-                idx[d] = first[d];
-            }
-            if done {
-                return Ok(());
+            if staged {
+                samples::scatter(
+                    &stage,
+                    span,
+                    s_hi - s_lo,
+                    rows.start - fbase,
+                    &mut out,
+                    s_lo - cols.start,
+                );
             }
         }
+        Ok(())
     }
 }
 
