@@ -191,7 +191,7 @@ fn a_lone_dataset_needs_no_name_and_2d_and_1d_datasets_are_oriented() {
     let line = ArrayD::from_shape_fn(IxDyn(&[7]), |i| i[0] as f64);
     {
         let f = h5::File::create(&path).unwrap();
-        put(&f, "x", &line, |x| x as f64, None, false);
+        put(&f, "x", &line, |x| x, None, false);
     }
     assert_eq!(
         read_matrix(&path, &ReadOptions::new()).unwrap(),

@@ -317,7 +317,7 @@ fn unshuffle(src: &[u8], dst: &mut [u8], typesize: usize) {
     dst[done..].copy_from_slice(&src[done..]);
 }
 
-/// Blosc's byte shuffle of one block (the inverse of [`unshuffle`]), for the writer.
+/// Blosc's byte shuffle of one block (the inverse of what the decoder undoes), for the writer.
 pub fn shuffle(src: &[u8], typesize: usize) -> Vec<u8> {
     let elements = src.len() / typesize;
     let mut dst = vec![0u8; src.len()];

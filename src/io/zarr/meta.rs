@@ -142,11 +142,11 @@ impl ZarrDtype {
             buf[..n].reverse();
         }
         let u = u64::from_le_bytes(buf);
-        self.from_bits(u)
+        self.value_of_bits(u)
     }
 
     /// The float32 value of an element whose little-endian bits are `u`.
-    fn from_bits(&self, u: u64) -> f32 {
+    fn value_of_bits(&self, u: u64) -> f32 {
         match (self.kind, self.size) {
             (ZarrKind::Bool, _) => f32::from(u8::from(u & 0xff != 0)),
             (ZarrKind::UInt, _) => u as f32,
@@ -664,7 +664,7 @@ fn fill(path: &Path, v: Option<&Value>, dtype: &ZarrDtype) -> Result<f32> {
             hex if hex.starts_with("0x") => {
                 let bits = u64::from_str_radix(&hex[2..], 16)
                     .map_err(|_| format_error(path, format!("the fill value {hex:?}")))?;
-                Ok(dtype.from_bits(bits))
+                Ok(dtype.value_of_bits(bits))
             }
             other => Err(format_error(path, format!("the fill value {other:?}"))),
         },
