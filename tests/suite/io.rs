@@ -705,12 +705,20 @@ fn format_from_path() {
         FileFormat::from_path(Path::new("a.TIFF")).unwrap(),
         FileFormat::Tiff
     );
+    assert_eq!(
+        FileFormat::from_path(Path::new("a.H5")).unwrap(),
+        FileFormat::Hdf5
+    );
+    assert_eq!(
+        FileFormat::from_path(Path::new("store/zarr.json")).unwrap(),
+        FileFormat::Zarr
+    );
     for name in ["a.xlsx", "noext"] {
         let p = write(dir.path(), name, b"1,2\n");
         let e = err_of(&p, &opts());
         assert!(
             e.to_string()
-                .contains(".npy, .csv, .tsv, .mtx and .tif/.tiff"),
+                .contains(".npy, .csv, .tsv, .mtx, .tif/.tiff and .h5/.hdf5 files and Zarr stores"),
             "{e}"
         );
     }
