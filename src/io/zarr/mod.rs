@@ -26,10 +26,10 @@
 //! axis) after another, gathering the row's samples in a staging buffer of at most
 //! [`STAGE_BYTES`] before writing them into the result: it holds the result, the staging
 //! buffer, one stored chunk and one decoded chunk. The streaming source ([`ZarrSource`],
-//! online fits) reads chunk-aligned (each read runs to a chunk boundary of the first axis, the samples past
-//! the batch kept for the next): at most
-//! `2·m·(b + c − 1)·4` bytes of batches for `m` features, batches of `b` samples and chunks of
-//! `c` samples, plus the block reader's buffers.
+//! online fits) reads chunk-aligned (each read runs to a chunk boundary of the first axis, the
+//! samples past the batch kept for the next): at most `2·m·(b + c − 1)·4` bytes of batches for
+//! `m` features, batches of `b` samples and chunks of `c` samples, plus the block reader's
+//! buffers.
 
 pub mod codec;
 pub mod meta;
