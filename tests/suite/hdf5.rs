@@ -257,6 +257,7 @@ fn chunk_aligned_streaming_equals_the_whole_read() {
     for k in 0..chunks.len() {
         let mut src = Hdf5Source::open(&path, &named(&format!("d{k}"))).unwrap();
         assert_eq!(src.dim(), (15, 23));
+        assert_eq!(src.frame_shape(), Some((3, 5)));
         for batch in [1, 2, 4, 5, 100] {
             src.rewind().unwrap();
             let mut j = 0;

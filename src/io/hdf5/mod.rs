@@ -350,6 +350,13 @@ impl Source for Hdf5Source {
     fn describe(&self, col: usize) -> String {
         self.dataset.describe(col)
     }
+    /// `(height, width)` of a 3-D dataset `(frames, height, width)`.
+    fn frame_shape(&self) -> Option<(usize, usize)> {
+        match self.dataset.header.shape.as_slice() {
+            &[_, h, w] => Some((h as usize, w as usize)),
+            _ => None,
+        }
+    }
 }
 
 /// Read the dataset of the HDF5 file `path` that `options` names as V.

@@ -586,6 +586,13 @@ impl Source for ZarrSource {
     fn describe(&self, col: usize) -> String {
         self.array.describe(col)
     }
+    /// `(height, width)` of a 3-D array `(frames, height, width)`.
+    fn frame_shape(&self) -> Option<(usize, usize)> {
+        match self.array.meta.shape.as_slice() {
+            &[_, h, w] => Some((h as usize, w as usize)),
+            _ => None,
+        }
+    }
 }
 
 /// Read the Zarr array at `path` (with `options`' dataset) as V.
