@@ -290,7 +290,8 @@ pub(crate) fn online_fit_sparse<'py>(
 
 /// The source of a file or directory: a `.npy` read a batch at a time (`samples_as_rows`: its
 /// rows are the samples, scikit-learn's orientation), a TIFF stack or a directory of TIFF
-/// files (one frame per sample), a directory of images (one image per sample, grey levels as
+/// files (one frame per sample), a Zarr array (its first axis the samples, read chunk by
+/// chunk), a directory of images (one image per sample, grey levels as
 /// they are), or any other format the library reads, loaded whole.
 fn open_source(path: &str, samples_as_rows: bool) -> PyResult<Box<dyn Source>> {
     use nmf_gpu::io::{FileFormat, ReadOptions};
@@ -313,6 +314,12 @@ fn open_source(path: &str, samples_as_rows: bool) -> PyResult<Box<dyn Source>> {
             whole_image("a TIFF stack")?;
             Box::new(
                 nmf_gpu::io::tiff::TiffSource::open(&path, &ReadOptions::new()).map_err(to_py)?,
+            )
+        }
+        FileFormat::Zarr => {
+            whole_image("a Zarr array")?;
+            Box::new(
+                nmf_gpu::io::zarr::ZarrSource::open(&path, &ReadOptions::new()).map_err(to_py)?,
             )
         }
         FileFormat::ImageDir => {

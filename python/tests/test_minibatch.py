@@ -162,6 +162,25 @@ def test_fit_from_a_npy_path_equals_the_array_fit(tmp_path, rng):
     assert from_path.n_features_in_ == 16 and from_path.n_steps_ == from_array.n_steps_
 
 
+def test_fit_from_a_zarr_array_equals_the_array_fit(rng):
+    # A Blosc-LZ4 uint16 array written by zarr-python (tests/fixtures/zarr): 10 samples of 8x8,
+    # value ((s * 7 + y * 8 + x) * 3) % 251, read chunk by chunk.
+    store = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests",
+                         "fixtures", "zarr", "v2.zarr", "blosc_lz4_u2")
+    if not os.path.isdir(store):
+        pytest.skip(f"no Zarr fixture at {store} (run from a checkout)")
+    s, y, x = np.meshgrid(np.arange(10), np.arange(8), np.arange(8), indexing="ij")
+    X = (((s * 7 + y * 8 + x) * 3) % 251).reshape(10, 64).astype(np.float32)
+    h0 = start(rng, 10, 64, 3)[1]
+    kw = dict(n_components=3, init="custom", batch_size=4, max_iter=5, fresh_restarts=True,
+              backend="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from_store = nmf_gpu.MiniBatchNMF(**kw).fit(store, H=h0)
+        from_array = nmf_gpu.MiniBatchNMF(**kw).fit(X, W=np.ones((10, 3), np.float32), H=h0)
+    np.testing.assert_allclose(from_store.components_, from_array.components_, rtol=1e-5)
+
+
 def test_fit_from_an_image_directory(tmp_path, rng):
     # Four grey 6x5 PGM images: one sample each, 30 pixels as features.
     for i in range(4):
