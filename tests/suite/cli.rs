@@ -1723,3 +1723,58 @@ fn transform_takes_a_model_fitted_online() {
         "transform {err}, the fit's own H {fit_err}"
     );
 }
+
+// ---------- --memory-limit ----------
+
+/// `--memory-limit` bounds the reader (half of it) and the fit (all of it), each refused with
+/// the need and the limit before anything is allocated; a limit that leaves room lets the fit
+/// run; a malformed size is a usage error.
+#[test]
+fn memory_limit_bounds_the_reader_and_the_fit() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("v.npy");
+    write_npy_atomic(&p, &Array2::<f32>::from_elem((600, 600), 1.0)).unwrap();
+    let out = dir.path().join("out");
+    let fit = |limit: &str| {
+        nmf(&[
+            "fit",
+            "-i",
+            s(&p),
+            "-o",
+            s(&out),
+            "-r",
+            "4",
+            "--backend",
+            "cpu",
+            "--max-iter",
+            "5",
+            "-q",
+            "--memory-limit",
+            limit,
+        ])
+    };
+    // 1.4 MiB of data: the reader's half of 2 MiB is too little.
+    let o = fit("2M");
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("more than the input limit of 1.000 MiB"),
+        "{}",
+        stderr(&o)
+    );
+    // The reader fits in 4 MiB of 8, the fit's work space does not.
+    let o = fit("8M");
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("the fit needs about"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("more than the limit of 8.000 MiB"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.exists(), "a refused fit wrote its output directory");
+    let o = fit("1G");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(out.join("W.npy").exists());
+    let o = fit("12X");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--memory-limit"), "{}", stderr(&o));
+}

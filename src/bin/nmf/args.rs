@@ -70,12 +70,22 @@ pub struct InputArgs {
     /// reads every input as a dense matrix.
     #[arg(long, value_enum, value_name = "HOW", default_value = "auto")]
     pub storage: Storage,
+
+    /// The most memory the command may take: bytes, or with a unit (512M, 8G, 1.5GiB; K, M, G
+    /// and T are powers of 1024). The reader may take half of it and the fit all of it; a file
+    /// or a fit that needs more is refused before anything is allocated. Default: the memory
+    /// available when the command starts. Never above `ulimit -v` / `-d` or the cgroup's limit.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub memory_limit: Option<u64>,
 }
 
 impl InputArgs {
     /// The read options these arguments set (header mode, dataset).
     pub fn read_options(&self) -> nmf_gpu::io::ReadOptions {
-        let options = nmf_gpu::io::ReadOptions::new().header(self.header);
+        let mut options = nmf_gpu::io::ReadOptions::new().header(self.header);
+        if let Some(bytes) = self.memory_limit {
+            options = options.max_bytes(bytes / 2);
+        }
         match &self.dataset {
             Some(name) => options.dataset(name.clone()),
             None => options,
@@ -116,6 +126,16 @@ pub struct FrameArgs {
 }
 
 impl FrameArgs {
+    /// The steps asked for within `memory_limit` (`--memory-limit`, when given), or `None`
+    /// when none is (a frame shape alone changes nothing).
+    pub fn steps_within(&self, memory_limit: Option<u64>) -> Option<FrameSteps> {
+        let steps = self.steps()?;
+        Some(match memory_limit {
+            Some(bytes) => steps.memory_limit(bytes),
+            None => steps,
+        })
+    }
+
     /// The steps asked for, or `None` when none is (a frame shape alone changes nothing).
     pub fn steps(&self) -> Option<FrameSteps> {
         if self.crop.is_none() && self.downsample.is_none_or(|k| k == 1) && self.baseline.is_none()
@@ -479,6 +499,37 @@ pub fn loss_flag(loss: Loss) -> String {
 /// `--backend`: the library's one list of engine names (`cpu`, `gpu`, `gpu:N`, `auto`).
 pub use nmf_gpu::BackendChoice as BackendArg;
 
+/// A size in bytes: a whole number, or a number with a unit K, M, G, T (powers of 1024; `KB`,
+/// `KiB`, `k` alike), e.g. `512M`, `1.5GiB`; at least 1 MiB.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let bad = || format!("expected a size such as 512M, 8G or 1.5GiB, found {s:?}");
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: f64 = number.parse().map_err(|_| bad())?;
+    let unit = unit.trim().to_ascii_lowercase();
+    let scale: f64 = match unit.trim_end_matches("ib").trim_end_matches('b') {
+        "" => 1.0,
+        "k" => 1024.0,
+        "m" => 1024.0 * 1024.0,
+        "g" => 1024.0 * 1024.0 * 1024.0,
+        "t" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return Err(bad()),
+    };
+    let bytes = number * scale;
+    if !bytes.is_finite() || bytes >= u64::MAX as f64 {
+        return Err(bad());
+    }
+    if bytes < (1u64 << 20) as f64 {
+        return Err(format!(
+            "{s:?} is below 1 MiB: too little memory for any fit"
+        ));
+    }
+    Ok(bytes as u64)
+}
+
 /// A whole number >= 1 (a rank, an iteration count).
 pub fn positive_usize(s: &str) -> Result<usize, String> {
     match s.trim().parse::<usize>() {
@@ -566,6 +617,23 @@ mod tests {
         }
         for h in HeaderMode::ALL {
             assert_eq!(fit_with("--header", h.name()).unwrap().input.header, h);
+        }
+        for (text, bytes) in [
+            ("2097152", 2u64 << 20),
+            ("512M", 512 << 20),
+            ("8G", 8 << 30),
+            ("1.5GiB", 3 << 29),
+            ("64 MB", 64 << 20),
+            ("1t", 1 << 40),
+        ] {
+            assert_eq!(parse_size(text), Ok(bytes), "{text}");
+            assert_eq!(
+                fit_with("--memory-limit", text).unwrap().input.memory_limit,
+                Some(bytes)
+            );
+        }
+        for bad in ["", "G", "12X", "-1G", "100", "1e9", "nan"] {
+            assert!(parse_size(bad).is_err(), "{bad:?}");
         }
         for (option, bad) in [
             ("--solver", "sgd"),

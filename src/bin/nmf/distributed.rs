@@ -271,6 +271,9 @@ fn fit<C: Communicator>(args: &FitArgs, world: &C) -> Result<u8, RankError> {
         .orthogonal(orthogonal)
         .stop_flag(stop.flag())
         .backend(backend);
+    if let Some(bytes) = args.input.memory_limit {
+        params = params.memory_limit(bytes);
+    }
     if let Some(model) = &saved {
         params = params.resume(model.resume);
     }

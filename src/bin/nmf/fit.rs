@@ -112,7 +112,7 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
 
     let read_start = Instant::now();
     let input = Input::read(&args.input, storage, orientation)?;
-    let input = match args.frames.steps() {
+    let input = match args.frames.steps_within(args.input.memory_limit) {
         Some(steps) => input.preprocess(&steps, orientation)?,
         None => input,
     };
@@ -183,6 +183,9 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
         .orthogonal(orthogonal)
         .backend(backend)
         .stop_flag(stop.flag());
+    if let Some(bytes) = args.input.memory_limit {
+        params = params.memory_limit(bytes);
+    }
     params = match &saved {
         Some(s) => params
             .init(Init::Custom {

@@ -114,7 +114,7 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
     };
     // Frame preprocessing: the baseline's passes now, the crop and downsampling batch by batch.
     let mut frames_record = serde_json::Value::Null;
-    if let Some(steps) = args.frames.steps() {
+    if let Some(steps) = args.frames.steps_within(args.input.memory_limit) {
         let processed = FrameSource::new(source, &steps.stop_flag(stop.flag())).map_err(|e| {
             if let NmfError::Interrupted { .. } = e {
                 CliError::with_code(
@@ -153,6 +153,9 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
     }
     if let Some(e) = args.epochs {
         params = params.max_epochs(e);
+    }
+    if let Some(bytes) = args.input.memory_limit {
+        params = params.memory_limit(bytes);
     }
     let max_epochs = params.iter_options().max_iter();
     let display = Display::choose(!chatty);

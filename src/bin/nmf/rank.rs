@@ -111,7 +111,7 @@ pub fn run(args: &RankArgs) -> Result<u8, CliError> {
     let backend = backend(args.backend)?;
     let chatty = !args.quiet && !args.json;
     let input = Input::read(&args.input, Holding::Dense, orientation)?;
-    let input = match args.frames.steps() {
+    let input = match args.frames.steps_within(args.input.memory_limit) {
         Some(steps) => input.preprocess(&steps.stop_flag(stop.flag()), orientation)?,
         None => input,
     };
@@ -151,6 +151,9 @@ pub fn run(args: &RankArgs) -> Result<u8, CliError> {
         .cv_repeats(args.cv_repeats)
         .backend(backend)
         .stop_flag(stop.flag());
+    if let Some(bytes) = args.input.memory_limit {
+        params = params.memory_limit(bytes);
+    }
     let total = params.total_fits();
     let (bar, callback) = progress_callback(!chatty, total);
     if let Some(cb) = callback {

@@ -46,7 +46,7 @@ pub fn run(args: &TransformArgs) -> Result<(), CliError> {
             ),
         ));
     }
-    let params = Nmf::params(settings.rank)
+    let mut params = Nmf::params(settings.rank)
         .solver(settings.solver)
         .loss(settings.loss)
         .max_iter(settings.max_iter)
@@ -55,6 +55,9 @@ pub fn run(args: &TransformArgs) -> Result<(), CliError> {
         .l1_ratio(settings.l1_ratio)
         .backend(backend)
         .stop_flag(stop.flag());
+    if let Some(bytes) = args.input.memory_limit {
+        params = params.memory_limit(bytes);
+    }
     let m = w.nrows();
     let model = Factorization::from_w(w, &params).map_err(|e| at(&w_path, e))?;
 
