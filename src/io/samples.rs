@@ -123,6 +123,41 @@ pub(crate) fn read_block<A: SampleArray>(
     Ok(out)
 }
 
+/// `impl online::Source` for a streamed array's source `$ty`, a struct holding the array in
+/// `$field` (with inherent `shape()` and `describe(col)`) and a [`Stream`] in `stream`; the
+/// frame shape `(height, width)` is that of a 3-D array `(frames, height, width)`, whose
+/// stored dimensions `$dims` reads from the array `$a`.
+macro_rules! sample_source {
+    ($ty:ident, $field:ident, |$a:ident| $dims:expr) => {
+        impl crate::online::Source for $ty {
+            fn dim(&self) -> (usize, usize) {
+                self.$field.shape()
+            }
+            fn rewind(&mut self) -> crate::error::Result<()> {
+                self.stream.rewind();
+                Ok(())
+            }
+            fn next_batch(
+                &mut self,
+                max_cols: usize,
+            ) -> crate::error::Result<Option<ndarray::Array2<f32>>> {
+                self.stream.next_batch(&self.$field, max_cols)
+            }
+            fn describe(&self, col: usize) -> String {
+                self.$field.describe(col)
+            }
+            fn frame_shape(&self) -> Option<(usize, usize)> {
+                let $a = &self.$field;
+                match $dims {
+                    &[_, h, w] => Some((h as usize, w as usize)),
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+pub(crate) use sample_source;
+
 /// The chunk-aligned batches of a streamed array (see the module docs).
 #[derive(Debug, Default)]
 pub(crate) struct Stream {

@@ -42,7 +42,6 @@ use super::limits::check_dims;
 use super::samples::{self, format_error, SampleArray, Stream};
 use super::ReadOptions;
 use crate::error::{NmfError, Result};
-use crate::online::Source;
 
 /// The largest hyperslab read at once (float32 bytes), unless one chunk's samples need more.
 pub const STAGE_BYTES: usize = 8 << 20;
@@ -336,28 +335,7 @@ impl Hdf5Source {
     }
 }
 
-impl Source for Hdf5Source {
-    fn dim(&self) -> (usize, usize) {
-        self.dataset.shape()
-    }
-    fn rewind(&mut self) -> Result<()> {
-        self.stream.rewind();
-        Ok(())
-    }
-    fn next_batch(&mut self, max_cols: usize) -> Result<Option<Array2<f32>>> {
-        self.stream.next_batch(&self.dataset, max_cols)
-    }
-    fn describe(&self, col: usize) -> String {
-        self.dataset.describe(col)
-    }
-    /// `(height, width)` of a 3-D dataset `(frames, height, width)`.
-    fn frame_shape(&self) -> Option<(usize, usize)> {
-        match self.dataset.header.shape.as_slice() {
-            &[_, h, w] => Some((h as usize, w as usize)),
-            _ => None,
-        }
-    }
-}
+samples::sample_source!(Hdf5Source, dataset, |a| a.header.shape.as_slice());
 
 /// Read the dataset of the HDF5 file `path` that `options` names as V.
 pub(crate) fn read(path: &Path, options: &ReadOptions) -> Result<Array2<f32>> {

@@ -47,7 +47,6 @@ use super::limits::check_dims;
 use super::samples::{self, format_error, SampleArray, Stream};
 use super::ReadOptions;
 use crate::error::{NmfError, Result};
-use crate::online::Source;
 
 pub use self::meta::ZarrDtype;
 pub use self::write::{ZarrCompression, ZarrSpec, ZarrWriter};
@@ -572,28 +571,7 @@ impl ZarrSource {
     }
 }
 
-impl Source for ZarrSource {
-    fn dim(&self) -> (usize, usize) {
-        self.array.shape()
-    }
-    fn rewind(&mut self) -> Result<()> {
-        self.stream.rewind();
-        Ok(())
-    }
-    fn next_batch(&mut self, max_cols: usize) -> Result<Option<Array2<f32>>> {
-        self.stream.next_batch(&self.array, max_cols)
-    }
-    fn describe(&self, col: usize) -> String {
-        self.array.describe(col)
-    }
-    /// `(height, width)` of a 3-D array `(frames, height, width)`.
-    fn frame_shape(&self) -> Option<(usize, usize)> {
-        match self.array.meta.shape.as_slice() {
-            &[_, h, w] => Some((h as usize, w as usize)),
-            _ => None,
-        }
-    }
-}
+samples::sample_source!(ZarrSource, array, |a| a.meta.shape.as_slice());
 
 /// Read the Zarr array at `path` (with `options`' dataset) as V.
 pub(crate) fn read(path: &Path, options: &ReadOptions) -> Result<Array2<f32>> {
