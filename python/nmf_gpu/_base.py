@@ -438,3 +438,40 @@ def beta_divergence(X, W, H, beta, square_root=False):
             res /= beta * (beta - 1)
     res = max(float(res), 0.0)
     return np.sqrt(2 * res) if square_root else res
+
+
+class ComponentsMixin:
+    """What NMF and MiniBatchNMF share once fitted (``X ≈ W H``, ``H = components_``): the
+    inverse transform, the output width and scikit-learn's tags. Listed before scikit-learn's
+    bases, so that its tags extend theirs."""
+
+    @serialised
+    def inverse_transform(self, X):
+        """Transform data back to its original space: ``X @ components_``.
+
+        Parameters
+        ----------
+        X : {ndarray, sparse matrix} of shape (n_samples, n_components)
+            Transformed data.
+
+        Returns
+        -------
+        X_original : ndarray of shape (n_samples, n_features)
+            Data of the original shape.
+        """
+        check_is_fitted(self)
+        return X @ self.components_
+
+    @property
+    def _n_features_out(self):
+        """Number of transformed output features."""
+        return self.components_.shape[0]
+
+    if HAVE_SKLEARN:
+
+        def __sklearn_tags__(self):
+            tags = super().__sklearn_tags__()
+            tags.input_tags.positive_only = True
+            tags.input_tags.sparse = True
+            tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+            return tags

@@ -12,7 +12,7 @@ import numpy as np
 from . import _core
 from ._base import (
     BASE_CONSTRAINTS,
-    HAVE_SKLEARN,
+    ComponentsMixin,
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
     ConvergenceWarning,
@@ -38,7 +38,7 @@ def _is_path(X):
     return isinstance(X, (str, os.PathLike))
 
 
-class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class MiniBatchNMF(ComponentsMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Mini-batch Non-Negative Matrix Factorization on the nmf-gpu online engine.
 
     scikit-learn's :class:`sklearn.decomposition.MiniBatchNMF`, with its parameters, methods
@@ -501,31 +501,3 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                           ensure_non_negative=True)
         self._validate()
         return self._encode(X)
-
-    @serialised
-    def inverse_transform(self, X):
-        """Transform data back to its original space: ``X @ components_``.
-
-        Parameters
-        ----------
-        X : {ndarray, sparse matrix} of shape (n_samples, n_components)
-
-        Returns
-        -------
-        X_original : ndarray of shape (n_samples, n_features)
-        """
-        check_is_fitted(self)
-        return X @ self.components_
-
-    @property
-    def _n_features_out(self):
-        return self.components_.shape[0]
-
-    if HAVE_SKLEARN:
-
-        def __sklearn_tags__(self):
-            tags = super().__sklearn_tags__()
-            tags.input_tags.positive_only = True
-            tags.input_tags.sparse = True
-            tags.transformer_tags.preserves_dtype = ["float64", "float32"]
-            return tags

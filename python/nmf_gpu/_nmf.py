@@ -11,7 +11,7 @@ import numpy as np
 from . import _core
 from ._base import (
     BASE_CONSTRAINTS,
-    HAVE_SKLEARN,
+    ComponentsMixin,
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
     ConvergenceWarning,
@@ -112,7 +112,7 @@ def _read_checkpoint(path):
             f"W.npy, H.npy and state.txt written by checkpoint_every): {e}") from e
 
 
-class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class NMF(ComponentsMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Non-Negative Matrix Factorization on the nmf-gpu engines.
 
     Finds nonnegative ``W`` (n_samples x n_components) and ``H`` (n_components x n_features)
@@ -513,37 +513,6 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         else:
             Ht, _, _ = _core.transform_dense(comps, _as_f32(X).T, config)
         return np.ascontiguousarray(Ht.T, dtype=out_dtype(X))
-
-    @serialised
-    def inverse_transform(self, X):
-        """Transform data back to its original space: ``X @ components_``.
-
-        Parameters
-        ----------
-        X : {ndarray, sparse matrix} of shape (n_samples, n_components)
-            Transformed data.
-
-        Returns
-        -------
-        X_original : ndarray of shape (n_samples, n_features)
-            Data of the original shape.
-        """
-        check_is_fitted(self)
-        return X @ self.components_
-
-    @property
-    def _n_features_out(self):
-        """Number of transformed output features."""
-        return self.components_.shape[0]
-
-    if HAVE_SKLEARN:
-
-        def __sklearn_tags__(self):
-            tags = super().__sklearn_tags__()
-            tags.input_tags.positive_only = True
-            tags.input_tags.sparse = True
-            tags.transformer_tags.preserves_dtype = ["float64", "float32"]
-            return tags
 
 
 def non_negative_factorization(
