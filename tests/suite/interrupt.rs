@@ -258,6 +258,8 @@ fn rank_stopped_writes_the_ranks_finished() {
     let input = random_npy(d, "v.npy", (120, 200), 3);
     let out = d.join("sel");
     // One worker, so that the fits finish in job order: the largest rank first, two runs each.
+    // Each fit is long enough (20000 iterations) that the sweep cannot end between the progress
+    // line read below (printed at most once a second) and the signal, however fast the machine.
     let mut child = spawn(
         &[
             "rank",
@@ -270,7 +272,7 @@ fn rank_stopped_writes_the_ranks_finished() {
             "--method",
             "consensus",
             "--max-iter",
-            "3000",
+            "20000",
             "--tol",
             "0",
             "-o",
