@@ -5,6 +5,10 @@
 //!                                         (same start, 50 iterations, relative difference
 //!                                         < 1e-5), with dense and with sparse blocks, and the
 //!                                         bytes per iteration match the formula
+//! mpirun -np P mpi_check device GRID      one GPU engine per rank (any adapter, shared): W, H
+//!                                         equal the single-process fit, and every iteration
+//!                                         after the first copies the formula's bytes between
+//!                                         host and device, allocating nothing
 //! mpirun -np P mpi_check fail RANK        a negative entry in RANK's block: that rank reports
 //!                                         it, the others see PeerFailed; exits 1
 //! mpirun -np P mpi_check abort RANK       RANK aborts mid-collective: the job ends, non-zero
@@ -26,7 +30,7 @@
 use std::process::ExitCode;
 
 use nmf_gpu::distributed::mpi::traits::*;
-use nmf_gpu::distributed::{self, iteration_bytes, Grid, Layout, LocalBlock};
+use nmf_gpu::distributed::{self, device_bytes, iteration_bytes, Grid, Layout, LocalBlock};
 use nmf_gpu::io::{read_matrix, write_npy_atomic, ReadOptions};
 use nmf_gpu::ndarray::{s, Array2, ArrayView2};
 use nmf_gpu::{Backend, CsrMatrix, Init, Loss, Nmf, NmfError, NmfParams, Orthogonality, Solver};
@@ -350,12 +354,7 @@ fn parity<C: Communicator>(world: &C, grid: Grid) -> Result<bool, NmfError> {
                 other => other,
             };
             let sparse = distributed::fit(world, &params, layout.clone(), sparse_block)?;
-            if let Some((w, h)) = sparse.gather(world) {
-                let (dw, dh) = (
-                    rel_diff(w.view(), single.w()),
-                    rel_diff(h.view(), single.h()),
-                );
-                let pass = dw < TOL && dh < TOL;
+            if let Some((dw, dh, pass)) = against(world, &sparse, &single) {
                 println!(
                     "{} {name:22} grid {grid}, sparse blocks: rel diff W {dw:.2e}, H {dh:.2e}",
                     if pass { "ok  " } else { "FAIL" }
@@ -363,14 +362,9 @@ fn parity<C: Communicator>(world: &C, grid: Grid) -> Result<bool, NmfError> {
                 ok &= pass;
             }
         }
-        if let Some((w, h)) = fit.gather(world) {
-            let (dw, dh) = (
-                rel_diff(w.view(), single.w()),
-                rel_diff(h.view(), single.h()),
-            );
+        if let Some((dw, dh, pass)) = against(world, &fit, &single) {
             let dl = (fit.report.final_loss() - single.report().final_loss()).abs()
                 / single.report().final_loss().max(1e-30);
-            let pass = dw < TOL && dh < TOL;
             println!(
                 "{} {name:22} grid {grid} on {p} ranks: rel diff W {dw:.2e}, H {dh:.2e}, loss {dl:.2e}; {total} bytes/iteration",
                 if pass { "ok  " } else { "FAIL" }
@@ -378,17 +372,104 @@ fn parity<C: Communicator>(world: &C, grid: Grid) -> Result<bool, NmfError> {
             ok &= pass;
         }
     }
-    // Every rank's verdict.
-    let mut all = 0i32;
-    world.all_reduce_into(
-        &i32::from(!ok),
-        &mut all,
-        distributed::mpi::collective::SystemOperation::max(),
-    );
-    if root && all == 0 {
+    let all = every_rank(world, ok);
+    if root && all {
         println!("parity: all cases passed on grid {grid}");
     }
-    Ok(all == 0)
+    Ok(all)
+}
+
+/// One GPU engine per rank: the factors of the single-process fit, and the counters of the
+/// iterations after the first against [`device_bytes`] (no buffer allocated, no bind group
+/// built, one read-back per partial product).
+fn device<C: Communicator>(world: &C, grid: Grid) -> Result<bool, NmfError> {
+    let v = test_matrix();
+    let layout = distributed::layout(world, Some(grid), (M, N))?;
+    let gpu = Backend::Gpu(distributed::agree(world, nmf_gpu::GpuContext::new())?);
+    let mut ok = true;
+    for (name, solver, loss) in [
+        (
+            "mu frobenius",
+            Solver::MultiplicativeUpdate,
+            Loss::Frobenius,
+        ),
+        ("hals frobenius", Solver::Hals, Loss::Frobenius),
+        ("mu kl", Solver::MultiplicativeUpdate, Loss::KullbackLeibler),
+        (
+            "mu itakura-saito",
+            Solver::MultiplicativeUpdate,
+            Loss::ItakuraSaito,
+        ),
+    ] {
+        let params = Nmf::params(R)
+            .solver(solver)
+            .loss(loss)
+            .init(Init::Nndsvda)
+            .max_iter(20)
+            .tol(0.0)
+            .check_every(5)
+            .backend(Backend::Cpu);
+        let single = params.fit(v.view())?;
+        let params = params.backend(gpu.clone());
+        let fit = distributed::fit(world, &params, layout.clone(), block_of(&v, &layout))?;
+        let Some(d) = fit.device else {
+            eprintln!("FAIL {name}: rank {} has no device counters", layout.rank);
+            return Ok(false);
+        };
+        let (up, down) = device_bytes(&layout, R, loss);
+        let k = d.steady_iterations;
+        let products = if down == up { 2 } else { 4 };
+        let s = d.steady;
+        let counted = (s.bytes_uploaded, s.bytes_read_back, s.read_backs);
+        if k != 19
+            || counted != (k * up, k * down, k * products)
+            || s.buffers_created != 0
+            || s.bind_groups_created != 0
+        {
+            eprintln!(
+                "FAIL {name} grid {grid} rank {}: {k} later iterations moved (up, down, read-backs) {counted:?}, the formula {:?}; {} buffers and {} bind groups created",
+                layout.rank,
+                (k * up, k * down, k * products),
+                s.buffers_created,
+                s.bind_groups_created
+            );
+            ok = false;
+        }
+        if let Some((dw, dh, pass)) = against(world, &fit, &single) {
+            println!(
+                "{} {name:17} grid {grid}, GPU ranks: rel diff W {dw:.2e}, H {dh:.2e}; rank 0 copies {up} B up, {down} B down per iteration",
+                if pass { "ok  " } else { "FAIL" }
+            );
+            ok &= pass;
+        }
+    }
+    Ok(every_rank(world, ok))
+}
+
+/// Whether `ok` holds on every rank (collective).
+fn every_rank<C: Communicator>(world: &C, ok: bool) -> bool {
+    let mut any_failed = 0i32;
+    world.all_reduce_into(
+        &i32::from(!ok),
+        &mut any_failed,
+        distributed::mpi::collective::SystemOperation::max(),
+    );
+    any_failed == 0
+}
+
+/// On rank 0: the relative differences of the gathered W and H from the single-process
+/// fit's, and whether both are below [`TOL`] (collective; `None` on the other ranks).
+fn against<C: Communicator>(
+    world: &C,
+    fit: &distributed::DistFit,
+    single: &nmf_gpu::Factorization,
+) -> Option<(f64, f64, bool)> {
+    let (w, h) = fit.gather(world)?;
+    let (dw, dh) = (
+        rel_diff(w.view(), single.w()),
+        rel_diff(h.view(), single.h()),
+    );
+    Some((dw, dh, dw < TOL && dh < TOL))
 }
 
 fn main() -> ExitCode {
@@ -551,6 +632,7 @@ fn main() -> ExitCode {
     let result = match arg(0) {
         "parity" => Grid::parse(arg(1)).and_then(|g| parity(&world, g)),
         "control" => Grid::parse(arg(1)).and_then(|g| control(&world, g)),
+        "device" => Grid::parse(arg(1)).and_then(|g| device(&world, g)),
         "badgrid" => {
             let shape = match (arg(2).parse(), arg(3).parse()) {
                 (Ok(m), Ok(n)) => (m, n),

@@ -69,7 +69,7 @@ pub use mpi;
 pub use self::comm::{abort, agree, fail_together, write_error_line, JobFailure};
 pub use self::grid::{split, Grid, Layout};
 #[cfg(feature = "mpi")]
-pub use self::solve::iteration_bytes;
+pub use self::solve::{device_bytes, iteration_bytes};
 use crate::error::Result;
 use crate::io::ReadOptions;
 #[cfg(feature = "mpi")]
@@ -137,6 +137,27 @@ pub struct DistFit {
     pub comm: CommStats,
     /// Time spent.
     pub timings: Timings,
+    /// A GPU rank's device counters (`None` on the CPU engine).
+    pub device: Option<DeviceStats>,
+}
+
+#[cfg(feature = "mpi")]
+/// The host↔device traffic and device work of a GPU rank (see `solve`'s module docs for the
+/// formula of [`device_bytes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DeviceStats {
+    /// The whole fit: V's upload, the start, the iterations, the loss checks.
+    pub fit: crate::GpuStats,
+    /// The first iteration alone (it allocates the matrices the later ones reuse).
+    pub first_iteration: crate::GpuStats,
+    /// The iterations after the first, summed.
+    pub steady: crate::GpuStats,
+    /// How many iterations `steady` sums.
+    pub steady_iterations: u64,
+    /// Bytes copied host → device per iteration, by the formula ([`device_bytes`]).
+    pub upload_bytes_per_iteration: u64,
+    /// Bytes copied device → host per iteration, by the formula.
+    pub read_back_bytes_per_iteration: u64,
 }
 
 #[cfg(feature = "mpi")]
@@ -347,6 +368,45 @@ impl DistFit {
     /// Gather W (m x r) and H (r x n) on rank 0 (collective): `Some` there, `None` elsewhere.
     pub fn gather<C: Communicator>(&self, world: &C) -> Option<(Array2<f32>, Array2<f32>)> {
         gather_factors(world, &self.layout, &self.w, &self.h)
+    }
+
+    /// Every rank's [`DeviceStats`] on rank 0, by rank (`None` for a CPU rank); `None` on the
+    /// other ranks (collective).
+    pub fn gather_device<C: Communicator>(&self, world: &C) -> Option<Vec<Option<DeviceStats>>> {
+        let d = self.device.unwrap_or_default();
+        let mut mine = vec![u64::from(self.device.is_some())];
+        for stats in [d.fit, d.first_iteration, d.steady] {
+            mine.extend(stats.to_array());
+        }
+        mine.extend([
+            d.steady_iterations,
+            d.upload_bytes_per_iteration,
+            d.read_back_bytes_per_iteration,
+        ]);
+        let root = world.process_at_rank(0);
+        if world.rank() != 0 {
+            root.gather_into(&mine[..]);
+            return None;
+        }
+        let mut all = vec![0u64; mine.len() * world.size() as usize];
+        root.gather_into_root(&mine[..], &mut all[..]);
+        let stats = |v: &[u64]| {
+            crate::GpuStats::from_array(std::array::from_fn(|k| v.get(k).copied().unwrap_or(0)))
+        };
+        Some(
+            all.chunks_exact(mine.len())
+                .map(|v| {
+                    (v[0] == 1).then(|| DeviceStats {
+                        fit: stats(&v[1..]),
+                        first_iteration: stats(&v[9..]),
+                        steady: stats(&v[17..]),
+                        steady_iterations: v[25],
+                        upload_bytes_per_iteration: v[26],
+                        read_back_bytes_per_iteration: v[27],
+                    })
+                })
+                .collect(),
+        )
     }
 
     /// Every rank's timings and bytes on rank 0 (collective): `Some` there, in rank order.

@@ -40,6 +40,24 @@
 //! summed over the ranks: `2 r ((pc − 1) m + (pr − 1) n) + 4 (P − 1) T` words. This is MPI-FAUN's
 //! bandwidth cost `2 r (m/pr)(pc − 1)/pc + 2 r (n/pc)(pr − 1)/pr + O(r²)` per rank, exact for
 //! uneven blocks ([`iteration_bytes`]).
+//!
+//! **On a GPU rank** `V_ij` is uploaded once and stays on the device. Only what the collectives
+//! exchange crosses the bus, through the same device matrices every iteration (uploaded into
+//! with [`Engine::upload_into`], computed into, read back; none is allocated after the first
+//! iteration): per iteration, with every loss (the KL and β rules reuse the `W_i` of the H
+//! update in the next W update),
+//!
+//! ```text
+//! host → device:  W_i (m_i x r) + H_j (r x n_j)                 = 4 r (m_i + n_j) bytes
+//! device → host:  (V Hᵀ)_partial (m_i x r) + (Wᵀ V)_partial (r x n_j)
+//!                                                               = 4 r (m_i + n_j) bytes
+//!                 (β-divergences: numerator and denominator, 8 r (m_i + n_j) bytes)
+//! ```
+//!
+//! the all-gathers' outputs up and the reduce-scatters' inputs down ([`device_bytes`]); the
+//! Grams and sums are formed on the host from the pieces. Loss checks add their own (an exact
+//! loss uploads `H_j` again and reads a few partial sums). [`DistFit::device`] holds the
+//! counters of the fit, of its first iteration and of the later ones.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -53,10 +71,10 @@ use rand::SeedableRng;
 use super::comm::{abort, agree, GridComm, Group, Phase};
 use super::grid::{split, Layout};
 use super::start::{random_pieces, DistOp};
-use super::{gather_factors, CommStats, DistFit, LocalBlock, Timings};
+use super::{gather_factors, CommStats, DeviceStats, DistFit, LocalBlock, Timings};
 use crate::engine::cpu::{CpuEngine, SparseOp};
 use crate::engine::{
-    check_data, with_engine, Engine, EngineTask, MuDenominator, MuRule, Side, BETA_FLOOR,
+    check_data, with_engine, Engine, EngineTask, GpuStats, MuDenominator, MuRule, Side, BETA_FLOOR,
 };
 use crate::error::{NmfError, Result};
 use crate::linalg::LinearOperator;
@@ -89,6 +107,18 @@ pub fn iteration_bytes(layout: &Layout, r: usize, loss: Loss) -> u64 {
     let factor_words = passes * r * (layout.rows.len() - layout.w_rows.len())
         + passes * r * (layout.cols.len() - layout.h_cols.len());
     (factor_words * 4 + 4 * (t - share) * small_bytes) as u64
+}
+
+/// The bytes a GPU rank copies per iteration between host and device, `(up, down)` (see the
+/// module docs): up `4 r (m_i + n_j)`, `W_i` and `H_j` once each; down `4 r (m_i + n_j)`, the
+/// partial products (twice that for the β-divergences, numerator and denominator).
+pub fn device_bytes(layout: &Layout, r: usize, loss: Loss) -> (u64, u64) {
+    let words = (r * (layout.rows.len() + layout.cols.len())) as u64;
+    let products = match loss {
+        Loss::Frobenius | Loss::KullbackLeibler => 1,
+        Loss::ItakuraSaito | Loss::Beta(_) => 2,
+    };
+    (4 * words, 4 * products * words)
 }
 
 /// Move a block-local entry error to global coordinates.
@@ -221,6 +251,7 @@ pub(crate) fn fit<C: Communicator>(
         engine: out.engine,
         comm: stats,
         timings: out.timings,
+        device: out.device,
     })
 }
 
@@ -232,6 +263,70 @@ struct Run {
     iterations: usize,
     engine: String,
     timings: Timings,
+    device: Option<DeviceStats>,
+}
+
+/// The engine matrices a rank reuses every iteration, by role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    /// `W_i` (m_i x r), gathered and uploaded into.
+    Wi,
+    /// `H_j` (r x n_j), gathered and uploaded into.
+    Hj,
+    /// A partial product with m_i rows (`V Hᵀ`, a KL or β numerator), and the β denominator.
+    Rows,
+    Rows2,
+    /// A partial product with n_j columns (`Wᵀ V`, a KL or β numerator), and the β denominator.
+    Cols,
+    Cols2,
+}
+
+/// The matrices of [`Slot`] between two uses (none before the first).
+struct Spare<M> {
+    kept: [Option<M>; 6],
+}
+
+impl<M> Default for Spare<M> {
+    fn default() -> Self {
+        Spare {
+            kept: std::array::from_fn(|_| None),
+        }
+    }
+}
+
+impl<M> Spare<M> {
+    fn take(&mut self, slot: Slot) -> Option<M> {
+        self.kept[slot as usize].take()
+    }
+
+    fn put(&mut self, slot: Slot, m: M) {
+        self.kept[slot as usize] = Some(m);
+    }
+}
+
+/// The engine's counters over the iteration steps: the first apart (it allocates the reused
+/// matrices and builds their bind groups), the others summed.
+#[derive(Default)]
+struct DeviceSteps {
+    first: Option<GpuStats>,
+    steady: GpuStats,
+    steady_steps: u64,
+}
+
+impl DeviceSteps {
+    /// Add one step, between the readings `before` and `after` (nothing on a CPU engine).
+    fn record(&mut self, before: Option<GpuStats>, after: Option<GpuStats>) {
+        let (Some(before), Some(after)) = (before, after) else {
+            return;
+        };
+        let step = after.since(&before);
+        if self.first.is_none() {
+            self.first = Some(step);
+        } else {
+            self.steady = self.steady.plus(&step);
+            self.steady_steps += 1;
+        }
+    }
 }
 
 struct Task<'a, 'g, 'c, C: Communicator, A> {
@@ -276,6 +371,10 @@ struct Iter<'a, 'g, 'c, C: Communicator, E: Engine> {
     h: Array2<f32>,
     /// W_i gathered for the current W, if it is (KL reuses it).
     wi: Option<E::Mat>,
+    /// The engine matrices reused by every iteration (uploaded into, computed into).
+    spare: Spare<E::Mat>,
+    /// The engine's counters over the iterations.
+    device: DeviceSteps,
     /// The last (Wᵀ V) piece (r x h) and K = WᵀW of the current W (Frobenius trace loss).
     q: Array2<f32>,
     k: Array2<f32>,
@@ -384,6 +483,8 @@ impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
             w,
             h,
             wi: None,
+            spare: Spare::default(),
+            device: DeviceSteps::default(),
             v_sq_norm: sums[1],
             init_seconds: t0.elapsed().as_secs_f64(),
         })
@@ -417,8 +518,10 @@ impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
         );
         let wi = ArrayView2::from_shape((self.g.layout.rows.len(), self.r), &all[..])
             .map_err(|e| shape_error("W_i", e))?;
-        let mat = self.e.upload(wi);
-        self.local_ok(mat)
+        let mut mat = self.staged(Slot::Wi, wi.nrows(), self.r);
+        let res = self.e.upload_into(wi, &mut mat);
+        self.local_ok(res)?;
+        Ok(mat)
     }
 
     /// H_j (r x n_j) on the engine: all-gather of the H pieces (as Hᵀ rows) over the column.
@@ -431,8 +534,19 @@ impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
         );
         let hjt = ArrayView2::from_shape((self.g.layout.cols.len(), self.r), &all[..])
             .map_err(|e| shape_error("H_j", e))?;
-        let mat = self.e.upload(hjt.t());
-        self.local_ok(mat)
+        let mut mat = self.staged(Slot::Hj, self.r, hjt.nrows());
+        let res = self.e.upload_into(hjt.t(), &mut mat);
+        self.local_ok(res)?;
+        Ok(mat)
+    }
+
+    /// The engine matrix kept in `slot` (`rows x cols`), or a new one the first time.
+    fn staged(&mut self, slot: Slot, rows: usize, cols: usize) -> E::Mat {
+        let kept = self.spare.take(slot);
+        match kept {
+            Some(m) => m,
+            None => or_abort(self.g.world, self.e.zeros(rows, cols)),
+        }
     }
 
     fn local_ok<T>(&self, r: Result<T>) -> Result<T> {
@@ -620,10 +734,12 @@ impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
                 // The W-orthogonal rule needs Wᵀ P instead of H Hᵀ (the same r x r volume).
                 let gmat = (ortho != Orthogonality::W).then(|| self.gram(Side::Right));
                 let hj = self.gather_h()?;
-                let mut part = or_abort(self.g.world, self.e.zeros(mi, r));
+                let mut part = self.staged(Slot::Rows, mi, r);
                 let res = self.e.v_ht(&hj, &mut part);
                 or_abort(self.g.world, res);
                 let num = self.scatter_rows(&part)?;
+                self.spare.put(Slot::Rows, part);
+                self.spare.put(Slot::Hj, hj);
                 match gmat {
                     Some(gmat) => self.update(Side::Left, &num, &gmat),
                     None => self.orthogonal_update(Side::Left, &num),
@@ -635,10 +751,12 @@ impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
                     self.k = self.gram(Side::Left);
                 }
                 let wi = self.gather_w()?;
-                let mut part = or_abort(self.g.world, self.e.zeros(r, nj));
+                let mut part = self.staged(Slot::Cols, r, nj);
                 let res = self.e.wt_v(&wi, &mut part);
                 or_abort(self.g.world, res);
                 self.q = self.scatter_cols(&part)?;
+                self.spare.put(Slot::Cols, part);
+                self.spare.put(Slot::Wi, wi);
                 let q = self.q.clone();
                 if ortho == Orthogonality::H {
                     self.orthogonal_update(Side::Right, &q);
@@ -654,18 +772,22 @@ impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
                     None => self.gather_w()?,
                 };
                 let hj = self.gather_h()?;
-                let mut part = or_abort(self.g.world, self.e.zeros(mi, r));
+                let mut part = self.staged(Slot::Rows, mi, r);
                 let res = self.e.kl_numerator(&wi, &hj, Side::Left, &mut part);
                 or_abort(self.g.world, res);
                 let num = self.scatter_rows(&part)?;
+                self.spare.put(Slot::Rows, part);
+                self.spare.put(Slot::Wi, wi);
                 let sums = self.kl_sums(Side::Right);
                 self.update(Side::Left, &num, &sums);
                 let sums = self.kl_sums(Side::Left);
                 let wi = self.gather_w()?;
-                let mut part = or_abort(self.g.world, self.e.zeros(r, nj));
+                let mut part = self.staged(Slot::Cols, r, nj);
                 let res = self.e.kl_numerator(&wi, &hj, Side::Right, &mut part);
                 or_abort(self.g.world, res);
                 let num = self.scatter_cols(&part)?;
+                self.spare.put(Slot::Cols, part);
+                self.spare.put(Slot::Hj, hj);
                 self.update(Side::Right, &num, &sums);
                 self.wi = Some(wi);
             }
@@ -694,13 +816,17 @@ impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
             None => self.gather_w()?,
         };
         let hj = self.gather_h()?;
-        let mut num = or_abort(self.g.world, self.e.zeros(mi, r));
-        let mut den = or_abort(self.g.world, self.e.zeros(mi, r));
+        let mut num = self.staged(Slot::Rows, mi, r);
+        let mut den = self.staged(Slot::Rows2, mi, r);
         let res = self
             .e
             .beta_products(&wi, &hj, Side::Left, beta, &mut num, &mut den);
         or_abort(self.g.world, res);
-        let (num, den) = (self.scatter_rows(&num)?, self.scatter_rows(&den)?);
+        let (num_d, den_d) = (num, den);
+        let (num, den) = (self.scatter_rows(&num_d)?, self.scatter_rows(&den_d)?);
+        self.spare.put(Slot::Rows, num_d);
+        self.spare.put(Slot::Rows2, den_d);
+        self.spare.put(Slot::Wi, wi);
         if !self.fixed.all_w {
             let res = self.host.mu_step(
                 &mut self.w,
@@ -715,13 +841,17 @@ impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
             self.pin(Side::Left);
         }
         let wi = self.gather_w()?;
-        let mut num = or_abort(self.g.world, self.e.zeros(r, nj));
-        let mut den = or_abort(self.g.world, self.e.zeros(r, nj));
+        let mut num = self.staged(Slot::Cols, r, nj);
+        let mut den = self.staged(Slot::Cols2, r, nj);
         let res = self
             .e
             .beta_products(&wi, &hj, Side::Right, beta, &mut num, &mut den);
         or_abort(self.g.world, res);
-        let (num, den) = (self.scatter_cols(&num)?, self.scatter_cols(&den)?);
+        let (num_d, den_d) = (num, den);
+        let (num, den) = (self.scatter_cols(&num_d)?, self.scatter_cols(&den_d)?);
+        self.spare.put(Slot::Cols, num_d);
+        self.spare.put(Slot::Cols2, den_d);
+        self.spare.put(Slot::Hj, hj);
         if !self.fixed.all_h {
             let res = self.host.mu_step(
                 &mut self.h,
@@ -748,8 +878,11 @@ impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
         let hj = self.gather_h()?;
         let l = self.e.loss(&wi, &hj, self.p.loss, self.p.iter.epsilon);
         let mut total = [or_abort(self.g.world, l)];
+        self.spare.put(Slot::Hj, hj);
         if self.p.loss != Loss::Frobenius {
             self.wi = Some(wi);
+        } else {
+            self.spare.put(Slot::Wi, wi);
         }
         self.g.all_reduce_f64(&mut total);
         Ok(total[0])
@@ -809,7 +942,17 @@ impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
         let n_iter = report.n_iter;
         let iterate_seconds = t0.elapsed().as_secs_f64();
         report.engine = String::new();
+        let (up, down) = device_bytes(&self.g.layout, self.r, self.p.loss);
+        let device = self.e.stats().map(|fit| DeviceStats {
+            fit,
+            first_iteration: self.device.first.unwrap_or_default(),
+            steady: self.device.steady,
+            steady_iterations: self.device.steady_steps,
+            upload_bytes_per_iteration: up,
+            read_back_bytes_per_iteration: down,
+        });
         Ok(Run {
+            device,
             iterations: n_iter - opts.resume.map_or(0, |r| r.iterations_done),
             w: self.w,
             h: self.h,
@@ -838,7 +981,10 @@ struct Collective<'s, 'a, 'g, 'c, C: Communicator, E: Engine> {
 impl<C: Communicator, E: Engine> Iteration for Collective<'_, '_, '_, '_, C, E> {
     fn step(&mut self, _it: usize) -> Result<()> {
         self.fit.g.set_phase(Phase::Iteration);
-        self.fit.step()
+        let before = self.fit.e.stats();
+        self.fit.step()?;
+        self.fit.device.record(before, self.fit.e.stats());
+        Ok(())
     }
 
     fn loss(&mut self) -> Result<f64> {
@@ -849,7 +995,9 @@ impl<C: Communicator, E: Engine> Iteration for Collective<'_, '_, '_, '_, C, E> 
         self.started = true;
         let loss0 = self.fit.exact_loss()?;
         if self.fit.p.loss == Loss::Frobenius {
-            self.fit.wi = None;
+            if let Some(wi) = self.fit.wi.take() {
+                self.fit.spare.put(Slot::Wi, wi);
+            }
         }
         Ok(loss0)
     }

@@ -151,6 +151,13 @@ pub(crate) trait Engine {
     fn dims(&self) -> (usize, usize);
     /// Copy a host matrix into the engine.
     fn upload(&mut self, a: ArrayView2<'_, f32>) -> Result<Self::Mat>;
+    /// Copy a host matrix into `out`, an engine matrix of the same shape, reusing its storage
+    /// (no allocation on an engine that keeps its matrices on a device; work already recorded
+    /// on `out` sees its old contents). This default replaces `out` by a fresh upload.
+    fn upload_into(&mut self, a: ArrayView2<'_, f32>, out: &mut Self::Mat) -> Result<()> {
+        *out = self.upload(a)?;
+        Ok(())
+    }
     /// A zero matrix of the given shape.
     fn zeros(&mut self, rows: usize, cols: usize) -> Result<Self::Mat>;
     /// Copy an engine matrix back to the host.

@@ -346,6 +346,7 @@ fn fit<C: Communicator>(args: &FitArgs, world: &C) -> Result<u8, RankError> {
         fit.gather(world)
     };
     let stats = fit.gather_stats(world);
+    let device = fit.gather_device(world).unwrap_or_default();
     let Some(stats) = stats else {
         // Rank 0's write of the model is agreed below.
         if !args.output_parts {
@@ -379,6 +380,7 @@ fn fit<C: Communicator>(args: &FitArgs, world: &C) -> Result<u8, RankError> {
                 "measured_bytes_per_iteration": c.measured_iteration_bytes,
                 "check_bytes": c.check_bytes,
                 "inner_sweep_bytes": c.inner_bytes,
+                "device": device.get(k).copied().flatten().map(device_json),
             })
         })
         .collect();
@@ -545,6 +547,33 @@ fn gather_adapters<C: Communicator>(world: &C, backend: &nmf_gpu::Backend) -> se
         })
         .collect();
     serde_json::Value::Array(names)
+}
+
+/// A GPU rank's device counters: the fit's, the first iteration's, the later iterations' (sum),
+/// and the bytes per later iteration, counted and by the formula.
+fn device_json(d: nmf_gpu::distributed::DeviceStats) -> serde_json::Value {
+    let stats = |s: nmf_gpu::GpuStats| {
+        json!({
+            "submissions": s.submissions,
+            "dispatches": s.dispatches,
+            "bind_groups_created": s.bind_groups_created,
+            "buffers_created": s.buffers_created,
+            "bytes_uploaded": s.bytes_uploaded,
+            "read_backs": s.read_backs,
+            "bytes_read_back": s.bytes_read_back,
+        })
+    };
+    let k = d.steady_iterations.max(1);
+    json!({
+        "fit": stats(d.fit),
+        "first_iteration": stats(d.first_iteration),
+        "later_iterations": stats(d.steady),
+        "later_iteration_count": d.steady_iterations,
+        "upload_bytes_per_iteration": d.upload_bytes_per_iteration,
+        "read_back_bytes_per_iteration": d.read_back_bytes_per_iteration,
+        "measured_upload_bytes_per_iteration": d.steady.bytes_uploaded / k,
+        "measured_read_back_bytes_per_iteration": d.steady.bytes_read_back / k,
+    })
 }
 
 /// `head` with the fields of `tail` appended (both JSON objects), in order.

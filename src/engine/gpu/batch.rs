@@ -1,4 +1,6 @@
-//! Replacing V batch by batch (online fits): two sets of panel buffers alternate, so that the
+//! Writing host data into matrices the device already holds: a factor block uploaded into
+//! the same buffer every iteration ([`GpuEngine::write_matrix`], the distributed fits' gathered
+//! blocks), and V replaced batch by batch (online fits): two sets of panel buffers alternate, so that the
 //! upload of batch k+1 is queued into one set while the work recorded on batch k still reads
 //! the other. Uploads are applied in queue order before the next submission, and the work
 //! recorded on the set being overwritten was submitted before the upload is queued, so a
@@ -6,11 +8,32 @@
 
 use ndarray::{s, ArrayView2};
 
-use super::buffers::storage_buffer;
+use super::buffers::{check_shape, storage_buffer, GpuMat};
 use super::state::{GpuEngine, Panel};
 use crate::error::{NmfError, Result};
 
 impl GpuEngine {
+    /// Copy `a` into `out` (the same shape), into its buffer: the work recorded so far is
+    /// submitted first, so it reads the old contents (queued writes land before the next
+    /// submission).
+    pub(super) fn write_matrix(&mut self, a: ArrayView2<'_, f32>, out: &mut GpuMat) -> Result<()> {
+        check_shape("the matrix uploaded into", out, a.nrows(), a.ncols())?;
+        self.sched.submit(&self.ctx)?;
+        self.upload_view(&out.buf, a);
+        Ok(())
+    }
+
+    /// Queue the upload of `a` (any memory layout) into `buf`.
+    pub(super) fn upload_view(&mut self, buf: &wgpu::Buffer, a: ArrayView2<'_, f32>) {
+        let a = a.as_standard_layout();
+        match a.as_slice() {
+            Some(data) => self.sched.upload(&self.ctx, buf, data),
+            None => self
+                .sched
+                .upload(&self.ctx, buf, &a.iter().copied().collect::<Vec<_>>()),
+        }
+    }
+
     /// Make `v` (m x n', the same m) the engine's V, in the spare panel set; the panels of the
     /// current V become the spare set. Buffers of the spare set are reused when their panel
     /// sizes match, which they do for every full batch.

@@ -58,6 +58,7 @@ pub(crate) fn buffer(
         usage,
         mapped_at_creation: false,
     });
+    ctx.count_buffer();
     let invalid = pollster::block_on(validation.pop());
     let out_of_memory = pollster::block_on(oom.pop());
     if out_of_memory.is_some() {

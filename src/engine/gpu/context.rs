@@ -2,6 +2,7 @@
 //! the pipeline cache, and the record of asynchronous device faults.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use super::pipelines::{Compiled, Kernel, PipelineCache, TileWg};
@@ -100,6 +101,8 @@ pub(crate) struct ContextInner {
     pub faults: Arc<Faults>,
     /// The matmul configurations chosen on this adapter (autotune.rs).
     pub tuner: Tuner,
+    /// Device buffers allocated through this context ([`super::buffers::buffer`]).
+    pub buffers_created: AtomicU64,
 }
 
 /// Errors the device reports asynchronously (outside any error scope) and device loss.
@@ -258,6 +261,16 @@ impl GpuContext {
     /// Largest buffer that can be bound as one storage binding.
     pub(crate) fn max_binding_bytes(&self) -> u64 {
         binding_ceiling(&self.inner.limits)
+    }
+
+    /// Device buffers allocated on this context's device so far.
+    pub(crate) fn buffers_created(&self) -> u64 {
+        self.inner.buffers_created.load(Ordering::Relaxed)
+    }
+
+    /// Count one device buffer allocation.
+    pub(crate) fn count_buffer(&self) {
+        self.inner.buffers_created.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Fail with the first asynchronous fault (device lost, uncaptured error), if any.
@@ -471,6 +484,7 @@ async fn open(index: Option<usize>) -> Result<GpuContext> {
             tuning,
             pipelines: PipelineCache::default(),
             faults,
+            buffers_created: AtomicU64::new(0),
         }),
         budget,
         tune: TuneOptions::from_env(),

@@ -269,13 +269,7 @@ impl Engine for GpuEngine {
     fn upload(&mut self, a: ArrayView2<'_, f32>) -> Result<GpuMat> {
         let (rows, cols) = a.dim();
         let buf = storage_buffer(&self.ctx, rows * cols, "a factor")?;
-        let a = a.as_standard_layout();
-        match a.as_slice() {
-            Some(data) => self.sched.upload(&self.ctx, &buf, data),
-            None => self
-                .sched
-                .upload(&self.ctx, &buf, &a.iter().copied().collect::<Vec<_>>()),
-        }
+        self.upload_view(&buf, a);
         Ok(GpuMat { buf, rows, cols })
     }
 
@@ -831,7 +825,11 @@ impl Engine for GpuEngine {
     }
 
     fn stats(&self) -> Option<GpuStats> {
-        Some(self.sched.stats)
+        Some(self.sched.snapshot(&self.ctx))
+    }
+
+    fn upload_into(&mut self, a: ArrayView2<'_, f32>, out: &mut GpuMat) -> Result<()> {
+        self.write_matrix(a, out)
     }
 
     fn pattern_product(

@@ -42,6 +42,8 @@ pub(crate) struct Scheduler {
     pending: usize,
     staging: Option<wgpu::Buffer>,
     pub stats: GpuStats,
+    /// The context's buffer count when this scheduler (its engine) started.
+    buffers_base: u64,
 }
 
 /// Workgroup counts `(x, y, z)` of one dispatch.
@@ -50,6 +52,7 @@ pub(crate) struct Groups(pub u32, pub u32, pub u32);
 
 impl Scheduler {
     pub fn new(ctx: &GpuContext) -> Result<Self> {
+        let buffers_base = ctx.buffers_created();
         let align = u64::from(ctx.inner.limits.min_uniform_buffer_offset_alignment).max(256);
         let arena = buffer(
             ctx,
@@ -67,7 +70,17 @@ impl Scheduler {
             pending: 0,
             staging: None,
             stats: GpuStats::default(),
+            buffers_base,
         })
+    }
+
+    /// The counters now, with the buffers allocated on the context since this scheduler
+    /// started (an engine's own, when no other engine allocates on the context meanwhile).
+    pub fn snapshot(&self, ctx: &GpuContext) -> GpuStats {
+        GpuStats {
+            buffers_created: ctx.buffers_created().saturating_sub(self.buffers_base),
+            ..self.stats
+        }
     }
 
     fn encoder(&mut self, ctx: &GpuContext) -> &mut wgpu::CommandEncoder {
