@@ -93,7 +93,7 @@ mod vocabulary;
 #[cfg(feature = "gpu")]
 pub use engine::GpuContext;
 pub use engine::{
-    Backend, BackendChoice, DataSize, GpuRates, GpuStats, AUTO_GPU_MIN_DENSE_ENTRIES,
+    AdapterList, Backend, BackendChoice, DataSize, GpuRates, GpuStats, AUTO_GPU_MIN_DENSE_ENTRIES,
     AUTO_GPU_MIN_SPARSE_NNZ,
 };
 #[cfg(feature = "gpu")]

@@ -106,14 +106,15 @@ fn gpu_context(index: Option<usize>) -> PyResult<nmf_gpu::GpuContext> {
 }
 
 /// `backend=`: the library's names (`auto`, `cpu`, `gpu`, `gpu:N` for the adapter of index N
-/// in `gpu_info()`), parsed by the library.
+/// in `gpu_info()`, `gpu:N,M,...` or `gpu:all` for several), parsed by the library.
 fn backend(name: &str) -> PyResult<Backend> {
     match name.parse::<BackendChoice>() {
         Ok(BackendChoice::Cpu) => Ok(Backend::Cpu),
         Ok(BackendChoice::Auto) => Ok(Backend::Auto),
         Ok(BackendChoice::Gpu(index)) => Ok(Backend::Gpu(gpu_context(index)?)),
+        Ok(several) => several.open().map_err(to_py),
         Err(_) => Err(bad(format!(
-            "backend must be 'auto', 'cpu', 'gpu' or 'gpu:N' (N an adapter index of gpu_info()), got {name:?}"
+            "backend must be 'auto', 'cpu', 'gpu', 'gpu:N' (N an adapter index of gpu_info()), 'gpu:N,M,...' or 'gpu:all', got {name:?}"
         ))),
     }
 }

@@ -16,7 +16,7 @@ mod task;
 use ndarray::{Array2, ArrayView2};
 
 pub use self::auto::{DataSize, AUTO_GPU_MIN_DENSE_ENTRIES, AUTO_GPU_MIN_SPARSE_NNZ};
-pub use self::choice::BackendChoice;
+pub use self::choice::{AdapterList, BackendChoice};
 #[cfg(feature = "gpu")]
 pub use self::gpu::GpuContext;
 #[cfg(feature = "gpu")]
@@ -39,6 +39,12 @@ pub enum Backend {
     /// The GPU engine on this device context (wgpu compute shaders; V, W and H stay on the device).
     #[cfg(feature = "gpu")]
     Gpu(GpuContext),
+    /// Several GPUs working on one fit, one context each (two contexts may share an adapter):
+    /// V split into row panels across the devices, the products per panel, the small sums on
+    /// the host (see docs/engines.md). `BackendChoice`'s
+    /// `gpu:all` and `gpu:0,1` open one.
+    #[cfg(feature = "gpu")]
+    MultiGpu(Vec<GpuContext>),
     /// A hardware GPU when one is usable and the data is large enough to gain from it
     /// ([`DataSize::large_enough_for_gpu`]: 2²² dense entries or stored entries), otherwise the
     /// CPU; software adapters such as lavapipe are never chosen. The choice is logged.
@@ -154,6 +160,7 @@ pub(crate) trait Engine {
     /// Copy a host matrix into `out`, an engine matrix of the same shape, reusing its storage
     /// (no allocation on an engine that keeps its matrices on a device; work already recorded
     /// on `out` sees its old contents). This default replaces `out` by a fresh upload.
+    #[cfg_attr(not(any(feature = "gpu", feature = "mpi")), allow(dead_code))]
     fn upload_into(&mut self, a: ArrayView2<'_, f32>, out: &mut Self::Mat) -> Result<()> {
         *out = self.upload(a)?;
         Ok(())

@@ -71,8 +71,13 @@ pub(crate) fn with_engine<T: EngineTask>(
 ) -> Result<(T::Output, String)> {
     #[cfg(feature = "gpu")]
     {
+        if let Backend::MultiGpu(contexts) = backend {
+            let mut engine = super::gpu::MultiGpuEngine::new(contexts, v)?;
+            let name = engine.name();
+            return Ok((task.run(&mut engine)?, name));
+        }
         let gpu = match backend {
-            Backend::Cpu => None,
+            Backend::Cpu | Backend::MultiGpu(_) => None,
             Backend::Gpu(ctx) => Some(ctx.clone()),
             Backend::Auto => auto_gpu(DataSize::Dense {
                 rows: v.nrows(),
@@ -106,6 +111,7 @@ pub(crate) fn with_sparse_engine<T: EngineTask>(
     {
         let gpu = match backend {
             Backend::Cpu => None,
+            Backend::MultiGpu(_) => return Err(multi_gpu_sparse()),
             Backend::Gpu(ctx) => Some(ctx.clone()),
             Backend::Auto => auto_gpu(DataSize::Sparse {
                 rows: v.rows(),
@@ -132,10 +138,19 @@ pub(crate) fn with_sparse_engine<T: EngineTask>(
 pub(crate) fn check_sparse_backend(backend: &Backend) -> Result<()> {
     match backend {
         #[cfg(feature = "gpu")]
-        Backend::Gpu(_) => Err(NmfError::UnsupportedOption {
+        Backend::Gpu(_) | Backend::MultiGpu(_) => Err(NmfError::UnsupportedOption {
             option: "sparse V in a distributed fit",
             requires: "Backend::Cpu (or Backend::Auto, which runs sparse data on the CPU)",
         }),
         _ => Ok(()),
+    }
+}
+
+/// The error of sparse V on [`Backend::MultiGpu`]: one device runs it.
+#[cfg(feature = "gpu")]
+fn multi_gpu_sparse() -> NmfError {
+    NmfError::UnsupportedOption {
+        option: "sparse V on several GPUs",
+        requires: "one GPU (Backend::Gpu, --backend gpu or gpu:N) or the CPU",
     }
 }

@@ -32,6 +32,7 @@ mod kernels_shapes;
 mod masked;
 mod masked_sparse;
 mod mu;
+mod multi_gpu;
 mod online;
 mod orthogonal;
 mod reliability;

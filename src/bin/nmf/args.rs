@@ -246,7 +246,11 @@ pub struct FitArgs {
     pub orthogonal: Orthogonality,
 
     /// Where the iterations run.
-    #[arg(long, default_value = "auto", value_name = "cpu|gpu|gpu:N|auto")]
+    #[arg(
+        long,
+        default_value = "auto",
+        value_name = "cpu|gpu|gpu:N|gpu:N,M|gpu:all|auto"
+    )]
     pub backend: BackendArg,
 
     /// Write the current model (W.npy, H.npy, summary.json with "checkpoint": true) to the
@@ -337,7 +341,11 @@ pub struct TransformArgs {
     pub output: PathBuf,
 
     /// Where the iterations run.
-    #[arg(long, default_value = "auto", value_name = "cpu|gpu|gpu:N|auto")]
+    #[arg(
+        long,
+        default_value = "auto",
+        value_name = "cpu|gpu|gpu:N|gpu:N,M|gpu:all|auto"
+    )]
     pub backend: BackendArg,
 
     /// Print nothing but errors.
@@ -418,7 +426,11 @@ pub struct RankArgs {
 
     /// Where the fits run (on a GPU they are queued on one device; on the CPU they run side
     /// by side, one per thread).
-    #[arg(long, default_value = "auto", value_name = "cpu|gpu|gpu:N|auto")]
+    #[arg(
+        long,
+        default_value = "auto",
+        value_name = "cpu|gpu|gpu:N|gpu:N,M|gpu:all|auto"
+    )]
     pub backend: BackendArg,
 
     /// The file holds one sample per row (scikit-learn's X); it is transposed first.
@@ -496,7 +508,8 @@ pub fn loss_flag(loss: Loss) -> String {
     }
 }
 
-/// `--backend`: the library's one list of engine names (`cpu`, `gpu`, `gpu:N`, `auto`).
+/// `--backend`: the library's one list of engine names (`cpu`, `gpu`, `gpu:N`, `gpu:N,M,…`,
+/// `gpu:all`, `auto`).
 pub use nmf_gpu::BackendChoice as BackendArg;
 
 /// A size in bytes: a whole number, or a number with a unit K, M, G, T (powers of 1024; `KB`,

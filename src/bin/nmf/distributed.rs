@@ -180,7 +180,7 @@ fn fit<C: Communicator>(args: &FitArgs, world: &C) -> Result<u8, RankError> {
     // with `--backend gpu`, `auto` keeps the blocks dense (the distributed fit runs sparse
     // blocks on the CPU only, and refuses an explicit `--storage sparse` there).
     let storage = match (args.input.storage, args.backend) {
-        (Storage::Auto, BackendArg::Gpu(_)) => Storage::Dense,
+        (Storage::Auto, b) if b.is_gpu() => Storage::Dense,
         (s, _) => s,
     };
     let sparse = matches!(choose(storage, path).map_err(alike)?, Holding::Sparse(_));

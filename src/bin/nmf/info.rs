@@ -38,7 +38,7 @@ fn gpu_lines(out: &mut String) {
         .map(|(name, _)| name.to_lowercase())
         .collect();
     out.push_str(&format!(
-        "GPU adapters: {} found on {} (WGPU_BACKEND changes the backends searched; [K] is the index that --backend gpu:K and NMF_GPU_ADAPTER=K select)\n",
+        "GPU adapters: {} found on {} (WGPU_BACKEND changes the backends searched; [K] is the index that --backend gpu:K and NMF_GPU_ADAPTER=K select; gpu:K,L or gpu:all run one fit on several)\n",
         adapters.len(),
         searched.join(", ")
     ));

@@ -35,6 +35,8 @@ pub struct GpuContext {
     pub(crate) budget: Budget,
     /// What this context asks of the matmul tuner (effort, cache directory).
     pub(crate) tune: TuneOptions,
+    /// The device's speed relative to the others of a multi-GPU fit, when known.
+    pub(crate) speed: Option<f64>,
 }
 
 /// Size ceilings for the data a fit keeps on the device.
@@ -233,6 +235,20 @@ impl GpuContext {
     pub fn with_kl_block_bytes(mut self, bytes: u64) -> GpuContext {
         self.budget.kl_block_bytes = bytes.max(4);
         self
+    }
+
+    /// This context with a speed relative to the other devices of a multi-GPU fit
+    /// ([`Backend::MultiGpu`](crate::Backend::MultiGpu)), e.g. its GFLOP/s in `nmf info
+    /// --tune`: V's rows are split in proportion to the speeds when every device has one, in
+    /// equal panels otherwise. A value that is not a positive finite number means unknown.
+    pub fn with_relative_speed(mut self, speed: f64) -> GpuContext {
+        self.speed = (speed.is_finite() && speed > 0.0).then_some(speed);
+        self
+    }
+
+    /// The speed given by [`GpuContext::with_relative_speed`], if any.
+    pub fn relative_speed(&self) -> Option<f64> {
+        self.speed
     }
 
     /// Rows and columns of C covered by one matmul workgroup on large square outputs.
@@ -488,6 +504,7 @@ async fn open(index: Option<usize>) -> Result<GpuContext> {
         }),
         budget,
         tune: TuneOptions::from_env(),
+        speed: None,
     })
 }
 
