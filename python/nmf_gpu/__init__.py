@@ -3,7 +3,7 @@
 ``nmf_gpu.NMF``, ``nmf_gpu.MiniBatchNMF`` and ``nmf_gpu.non_negative_factorization`` are
 drop-ins for scikit-learn's (same parameters, same orientation: ``X`` is samples x features)
 whose iterations run in the Rust engines of nmf-gpu, on the CPU or on a GPU
-(``backend="auto" | "cpu" | "gpu" | "gpu:N"``). ``gpu_info()`` lists the GPU adapters,
+(``backend="auto" | "cpu" | "gpu" | "gpu:N" | "gpu:all"``). ``gpu_info()`` lists the GPU adapters,
 ``select_rank`` compares ranks.
 """
 

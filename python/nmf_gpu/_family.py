@@ -32,7 +32,7 @@ def _check_nonneg(name, value):
 
 def _check_backend(backend):
     if not _is_backend(backend):
-        raise ValueError(f"backend must be 'auto', 'cpu', 'gpu' or 'gpu:N', got {backend!r}")
+        raise ValueError(f"backend must be 'auto', 'cpu', 'gpu', 'gpu:N', 'gpu:N,M,...' or 'gpu:all', got {backend!r}")
     return backend
 
 
@@ -62,7 +62,7 @@ class SymmetricNMF(BaseEstimator):
         Stopping tolerance on the relative decrease of the objective.
     random_state : int, RandomState instance or None, default=None
         Seed of the starts.
-    backend : {"auto", "cpu", "gpu"} or "gpu:N", default="auto"
+    backend : {"auto", "cpu", "gpu", "gpu:all"}, "gpu:N" or "gpu:N,M,...", default="auto"
         Where the iterations run.
 
     Attributes
@@ -175,7 +175,7 @@ class MaskedNMF(BaseEstimator):
         Stopping tolerance.
     random_state : int, RandomState instance or None, default=None
         Seed of the random start.
-    backend : {"auto", "cpu", "gpu"} or "gpu:N", default="auto"
+    backend : {"auto", "cpu", "gpu", "gpu:all"}, "gpu:N" or "gpu:N,M,...", default="auto"
         Where the iterations run.
 
     Attributes

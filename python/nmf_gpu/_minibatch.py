@@ -97,7 +97,7 @@ class MiniBatchNMF(ComponentsMixin, ClassNamePrefixFeaturesOutMixin, Transformer
         Seed of the random starts.
     verbose : int, default=0
         Print the cost after every batch.
-    backend : {"auto", "cpu", "gpu"} or "gpu:N", default="auto"
+    backend : {"auto", "cpu", "gpu", "gpu:all"}, "gpu:N" or "gpu:N,M,...", default="auto"
         The engine.
     memory_limit : int or None, default=None
         Bytes a fit may take (None: the memory available); a fit that would take more is

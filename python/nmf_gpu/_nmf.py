@@ -36,13 +36,16 @@ _BACKENDS = ("auto", "cpu", "gpu")
 
 
 def _is_backend(backend):
-    """``auto``, ``cpu``, ``gpu``, or ``gpu:N`` (the adapter of index N in ``gpu_info()``)."""
+    """``auto``, ``cpu``, ``gpu``, ``gpu:N`` (the adapter of index N in ``gpu_info()``),
+    ``gpu:N,M,...`` (one fit over several adapters) or ``gpu:all``."""
     if not isinstance(backend, str):
         return False
     if backend in _BACKENDS:
         return True
-    head, sep, index = backend.partition(":")
-    return head == "gpu" and sep == ":" and index.isdigit() and index.isascii()
+    head, sep, rest = backend.partition(":")
+    if head != "gpu" or sep != ":":
+        return False
+    return rest == "all" or all(k.isdigit() and k.isascii() for k in rest.split(","))
 
 
 def check_backend(estimator):
@@ -50,7 +53,8 @@ def check_backend(estimator):
     if not _is_backend(estimator.backend):
         raise param_error(
             estimator, "backend",
-            "a str among {'auto', 'cpu', 'gpu'} or 'gpu:N' (N an adapter index of gpu_info())")
+            "a str among {'auto', 'cpu', 'gpu', 'gpu:all'}, 'gpu:N' or 'gpu:N,M,...' "
+            "(N, M adapter indices of gpu_info())")
     return estimator.backend
 
 
@@ -163,7 +167,7 @@ class NMF(ComponentsMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         Print the loss at each check.
     shuffle : bool, default=False
         Only False is supported (the coordinates are updated in order).
-    backend : {"auto", "cpu", "gpu"} or "gpu:N", default="auto"
+    backend : {"auto", "cpu", "gpu", "gpu:all"}, "gpu:N" or "gpu:N,M,...", default="auto"
         The engine: "auto" takes a hardware GPU when there is one, else the CPU; sparse input
         runs on the CPU with "auto", on the GPU with "gpu".
     orthogonal : {None, "H", "W"}, default=None

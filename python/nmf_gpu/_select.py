@@ -139,7 +139,7 @@ def select_rank(
         The inner fits' budget and stopping rule.
     random_state : int, RandomState or None, default=0
         Seed of the sweep (the result is the same for the same seed).
-    backend : {"auto", "cpu", "gpu"} or "gpu:N", default="cpu"
+    backend : {"auto", "cpu", "gpu", "gpu:all"}, "gpu:N" or "gpu:N,M,...", default="cpu"
     noise : float, default=0.03
         NMFk's multiplicative noise.
     silhouette_threshold : float, default=0.7
@@ -169,7 +169,7 @@ def select_rank(
     if solver not in ("cd", "mu"):
         raise ValueError(f"solver must be 'cd' or 'mu', got {solver!r}")
     if not _is_backend(backend):
-        raise ValueError(f"backend must be 'auto', 'cpu', 'gpu' or 'gpu:N', got {backend!r}")
+        raise ValueError(f"backend must be 'auto', 'cpu', 'gpu', 'gpu:N', 'gpu:N,M,...' or 'gpu:all', got {backend!r}")
     if not isinstance(n_runs, numbers.Integral) or isinstance(n_runs, bool):
         raise ValueError(f"n_runs must be an int, got {n_runs!r}")
     X = np.asarray(X)

@@ -287,6 +287,11 @@ def test_backend_names_an_adapter_by_its_index():
     assert adapters[last]["name"] in m.engine_
     with pytest.raises(RuntimeError, match=f"there is no adapter {len(adapters)}"):
         nmf_gpu.NMF(n_components=3, backend=f"gpu:{len(adapters)}").fit(X)
-    for bad in ("gpu:", "gpu:x", "gpu:-1", "tpu"):
+    for bad in ("gpu:", "gpu:x", "gpu:-1", "tpu", "gpu:0,x", "gpu:al"):
         with pytest.raises(ValueError, match="gpu:N"):
             nmf_gpu.NMF(n_components=3, backend=bad).fit(X)
+    # Two contexts on one adapter stand in for two GPUs: the fit of one device, to f32 sums.
+    one = nmf_gpu.NMF(n_components=3, max_iter=20, random_state=0, backend="gpu:0").fit(X)
+    two = nmf_gpu.NMF(n_components=3, max_iter=20, random_state=0, backend="gpu:0,0").fit(X)
+    assert two.engine_.startswith("gpu x2"), two.engine_
+    np.testing.assert_allclose(two.components_, one.components_, rtol=1e-4, atol=1e-6)

@@ -144,3 +144,37 @@ fn adapter_lists_open_every_device_or_name_the_adapters() {
         "{e:?}"
     );
 }
+
+/// Per iteration of a Frobenius fit, the devices exchange only the host sums: each reads back
+/// its `W_dᵀ V_d` (r x n) and `W_dᵀ W_d` (r x r), and each is written the sums,
+/// `D·4·r·(n + r)` bytes each way; V, W and H stay where they are.
+#[test]
+fn the_devices_exchange_only_the_small_sums() {
+    let Some((_, two)) = two_devices() else {
+        return;
+    };
+    let (m, n, r, d) = (21, 13, 3, two.len() as u64);
+    let v = low_rank_plus_noise(m, n, r, 0.1, 9);
+    for solver in [Solver::MultiplicativeUpdate, Solver::Hals] {
+        let stats = |iters| {
+            Nmf::params(r)
+                .solver(solver)
+                .max_iter(iters)
+                .tol(0.0)
+                .check_every(1000)
+                .backend(Backend::MultiGpu(two.clone()))
+                .fit(v.view())
+                .expect("fit")
+                .gpu_stats()
+                .expect("counters")
+        };
+        let ten = stats(20).since(&stats(10));
+        let bytes = 10 * d * 4 * (r * (n + r)) as u64;
+        assert_eq!(
+            (ten.bytes_uploaded, ten.bytes_read_back, ten.read_backs),
+            (bytes, bytes, 10 * 2 * d),
+            "{solver:?}: 10 iterations moved {ten:?}"
+        );
+        assert_eq!(ten.buffers_created, 0, "{solver:?}: {ten:?}");
+    }
+}

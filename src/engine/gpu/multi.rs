@@ -18,9 +18,9 @@
 //! A host sum is written back into every device's copy. The updates of W (multiplicative, HALS)
 //! act on each row of W from that row's products and an r x r matrix, so each device updates
 //! its panel; the updates of H run on every device's copy from the same summed inputs, so the
-//! copies stay equal. Per iteration of a Frobenius fit the devices exchange, through the host,
-//! `(D + 1)·4·r·n` bytes for `Wᵀ V` (D pieces down, the sum up to each device is counted once
-//! per device: `D·4·r·n` up) and the same with `r x r` for `Wᵀ W`; V and W never move.
+//! copies stay equal. Per iteration of a Frobenius fit (MU or HALS) the devices read back
+//! `D·4·r·(n + r)` bytes (each its `W_dᵀ V_d` and `W_dᵀ W_d`) and are written as many (the sums);
+//! V, W and H never move.
 //!
 //! The results equal one device's up to the order of f32 sums (the panels' partial products
 //! are added on the host). A matrix found in the other layout than an operation needs (a
