@@ -40,9 +40,10 @@ pub enum Backend {
     #[cfg(feature = "gpu")]
     Gpu(GpuContext),
     /// Several GPUs working on one fit, one context each (two contexts may share an adapter):
-    /// V split into row panels across the devices, the products per panel, the small sums on
-    /// the host (see docs/engines.md). `BackendChoice`'s
-    /// `gpu:all` and `gpu:0,1` open one.
+    /// V split into row panels across the devices (in proportion to
+    /// [`GpuContext::with_relative_speed`] when every context has one), the products per
+    /// panel, the small sums on the host (see docs/engines.md). [`BackendChoice`]'s `gpu:all`
+    /// and `gpu:0,1` open one. Dense V only.
     #[cfg(feature = "gpu")]
     MultiGpu(Vec<GpuContext>),
     /// A hardware GPU when one is usable and the data is large enough to gain from it

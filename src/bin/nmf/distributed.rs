@@ -501,9 +501,12 @@ fn gather_adapters<C: Communicator>(world: &C, backend: &nmf_gpu::Backend) -> se
     // which two empty Rust buffers are. The first byte is a marker, dropped on rank 0.
     let mine = match backend {
         #[cfg(feature = "gpu")]
-        nmf_gpu::Backend::Gpu(ctx) => {
-            let info = ctx.adapter_info();
-            format!("+{} ({:?})", info.name, info.backend)
+        nmf_gpu::Backend::Gpu(ctx) => format!("+{}", adapter_name(ctx)),
+        // Several devices: every one, in the order of V's row panels.
+        #[cfg(feature = "gpu")]
+        nmf_gpu::Backend::MultiGpu(contexts) => {
+            let names: Vec<String> = contexts.iter().map(adapter_name).collect();
+            format!("+{}", names.join(" + "))
         }
         _ => "-".to_string(),
     };
@@ -574,6 +577,13 @@ fn device_json(d: nmf_gpu::distributed::DeviceStats) -> serde_json::Value {
         "measured_upload_bytes_per_iteration": d.steady.bytes_uploaded / k,
         "measured_read_back_bytes_per_iteration": d.steady.bytes_read_back / k,
     })
+}
+
+/// An adapter's name and backend, as summary.json lists it.
+#[cfg(feature = "gpu")]
+fn adapter_name(ctx: &nmf_gpu::GpuContext) -> String {
+    let info = ctx.adapter_info();
+    format!("{} ({:?})", info.name, info.backend)
 }
 
 /// `head` with the fields of `tail` appended (both JSON objects), in order.
