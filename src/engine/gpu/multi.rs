@@ -76,14 +76,9 @@ pub(crate) struct MultiGpuEngine {
 /// at least one row; with more devices than rows, the last devices get no panel.
 pub(crate) fn row_panels(m: usize, weights: &[f64]) -> Vec<Range<usize>> {
     let d = weights.len().min(m).max(1);
-    let usable = weights[..d.min(weights.len())]
-        .iter()
-        .all(|w| w.is_finite() && *w > 0.0)
-        && weights.len() >= d;
-    let w: Vec<f64> = if usable {
-        weights[..d].to_vec()
-    } else {
-        vec![1.0; d]
+    let w: Vec<f64> = match weights.get(..d) {
+        Some(w) if w.iter().all(|w| w.is_finite() && *w > 0.0) => w.to_vec(),
+        _ => vec![1.0; d],
     };
     let total: f64 = w.iter().sum();
     let mut panels = Vec::with_capacity(d);
