@@ -22,7 +22,8 @@ pub struct GpuStats {
     /// same buffers).
     pub bind_groups_created: u64,
     /// Device buffers allocated on the engine's device since the engine started (V's panels,
-    /// factors, products, scratch and staging buffers).
+    /// factors, products, scratch and staging buffers), counted by its context: engines
+    /// sharing one context at the same time (threads) count each other's too.
     pub buffers_created: u64,
     /// Bytes of matrix data copied from the host to the device.
     pub bytes_uploaded: u64,
