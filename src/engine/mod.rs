@@ -41,7 +41,8 @@ pub enum Backend {
     Gpu(GpuContext),
     /// Several GPUs working on one fit, one context each (two contexts may share an adapter):
     /// V split into row panels across the devices (in proportion to
-    /// [`GpuContext::with_relative_speed`] when every context has one), the products per
+    /// [`GpuContext::with_relative_speed`] when every context has one, measured when the
+    /// devices differ), the products per
     /// panel, the small sums on the host (see docs/engines.md). [`BackendChoice`]'s `gpu:all`
     /// and `gpu:0,1` open one. Dense V only.
     #[cfg(feature = "gpu")]

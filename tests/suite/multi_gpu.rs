@@ -122,9 +122,14 @@ fn adapter_lists_open_every_device_or_name_the_adapters() {
     if gpu_or_skip().is_none() {
         return;
     }
-    // The one adapter twice: two devices.
+    // The one adapter twice: two devices, each of which can measure its speed (the weight of
+    // its panel beside a device of another kind).
     match "gpu:0,0".parse::<BackendChoice>().and_then(|c| c.open()) {
-        Ok(Backend::MultiGpu(devices)) => assert_eq!(devices.len(), 2),
+        Ok(Backend::MultiGpu(devices)) => {
+            assert_eq!(devices.len(), 2);
+            let speed = devices[0].measure_speed().expect("a timed probe product");
+            assert!(speed.is_finite() && speed > 0.0, "{speed} GFLOP/s");
+        }
         other => panic!("gpu:0,0 opened {other:?}"),
     }
     // Sparse V stays on one device.

@@ -119,6 +119,33 @@ impl GpuContext {
     }
 }
 
+/// The product a device's speed is measured on by [`GpuContext::measure_speed`]: a V Hᵀ-like
+/// panel `(rows, r, k)` with V's rows stored (layout `ABt`), the shape class of a fit's largest
+/// product at rank 64.
+const SPEED_PROBE: (usize, usize, usize) = (2048, 64, 2048);
+/// The probe on a software adapter, kept small.
+const SPEED_PROBE_SOFTWARE: (usize, usize, usize) = (256, 16, 256);
+
+impl GpuContext {
+    /// This device's speed in GFLOP/s (`2·rows·cols·k / time`) on a V Hᵀ-like product with the
+    /// configuration a fit would run it with (the fixed heuristic's), timed for about
+    /// [`QUICK_MS`] ms after a warm-up run: the weight of its row panel in a multi-GPU fit
+    /// ([`Backend::MultiGpu`](crate::Backend::MultiGpu)) when the devices differ.
+    pub fn measure_speed(&self) -> Result<f64> {
+        let mut engine = GpuEngine::new(self, Array2::<f32>::zeros((1, 1)).view())?;
+        let dims = if self.is_software() {
+            SPEED_PROBE_SOFTWARE
+        } else {
+            SPEED_PROBE
+        };
+        let layout = Some(Layout::ABt);
+        let config = engine.fixed_config(layout, dims.0, dims.1);
+        let timed = engine.time_configs(layout, dims, &[config], QUICK_MS)?;
+        let ms = timed.first().map_or(f64::NAN, |&(_, ms)| ms);
+        Ok(gflops(dims, ms))
+    }
+}
+
 fn gflops((rows, cols, k): (usize, usize, usize), ms: f64) -> f64 {
     2.0 * rows as f64 * cols as f64 * k as f64 / (ms.max(1e-9) * 1e6)
 }

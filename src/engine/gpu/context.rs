@@ -239,8 +239,10 @@ impl GpuContext {
 
     /// This context with a speed relative to the other devices of a multi-GPU fit
     /// ([`Backend::MultiGpu`](crate::Backend::MultiGpu)), e.g. its GFLOP/s in `nmf info
-    /// --tune`: V's rows are split in proportion to the speeds when every device has one, in
-    /// equal panels otherwise. A value that is not a positive finite number means unknown.
+    /// --tune` or [`GpuContext::measure_speed`]: V's rows are split in proportion to the
+    /// speeds when every device has one; otherwise in equal panels on devices of one kind, and
+    /// by speeds measured when the fit opens on different devices. A value that is not a
+    /// positive finite number means unknown.
     pub fn with_relative_speed(mut self, speed: f64) -> GpuContext {
         self.speed = (speed.is_finite() && speed > 0.0).then_some(speed);
         self

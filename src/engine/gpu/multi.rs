@@ -2,8 +2,9 @@
 //! row panels, one per device, each device a [`GpuEngine`] over its panel.
 //!
 //! With D devices and V's rows split `V = [V_1; …; V_D]` (device d holds `V_d`, m_d x n, in
-//! proportion to the devices' relative speeds, [`GpuContext::with_relative_speed`], equal
-//! when any is unknown), a factor W (m x r) lies in the same row panels `W = [W_1; …; W_D]`
+//! proportion to the devices' relative speeds: those given with
+//! [`GpuContext::with_relative_speed`], else equal on devices of one kind, else each device's
+//! [`GpuContext::measure_speed`]), a factor W (m x r) lies in the same row panels `W = [W_1; …; W_D]`
 //! and every other matrix (H, the Grams, the r x n products) has a whole copy on every device:
 //!
 //! ```text
@@ -97,6 +98,30 @@ pub(crate) fn row_panels(m: usize, weights: &[f64]) -> Vec<Range<usize>> {
     panels
 }
 
+/// The weights of the devices' row panels: the speeds given with
+/// [`GpuContext::with_relative_speed`] when every device has one; equal on devices of one kind
+/// (the same adapter name, vendor and device id, driver and API: their speeds are the same);
+/// else each device's [`GpuContext::measure_speed`], timed now.
+fn panel_weights(contexts: &[GpuContext]) -> Result<Vec<f64>> {
+    if let Some(given) = contexts.iter().map(GpuContext::relative_speed).collect() {
+        return Ok(given);
+    }
+    let kind = |c: &GpuContext| {
+        let i = c.adapter_info();
+        (i.name, i.vendor, i.device, i.driver, i.backend)
+    };
+    let first = contexts.first().map(kind);
+    if contexts.iter().all(|c| Some(kind(c)) == first) {
+        return Ok(vec![1.0; contexts.len()]);
+    }
+    let speeds = contexts
+        .iter()
+        .map(GpuContext::measure_speed)
+        .collect::<Result<Vec<f64>>>()?;
+    log::info!("multi-GPU engine: measured speeds {speeds:?} GFLOP/s");
+    Ok(speeds)
+}
+
 fn no_device() -> NmfError {
     NmfError::GpuNoAdapter {
         reason: "the multi-GPU engine was given no device".into(),
@@ -122,10 +147,7 @@ impl MultiGpuEngine {
             return Err(no_device());
         }
         let (m, n) = v.dim();
-        let weights: Vec<f64> = contexts
-            .iter()
-            .map(|c| c.relative_speed().unwrap_or(f64::NAN))
-            .collect();
+        let weights = panel_weights(contexts)?;
         let bounds = row_panels(m, &weights);
         let devices = bounds
             .iter()
