@@ -85,6 +85,13 @@ pub(crate) fn beta_entry(v: f32, wh: f32, beta: f32) -> f64 {
     (v.powf(b) - b * v * q.powf(b - 1.0) + (b - 1.0) * wh.powf(b)) / (b * (b - 1.0))
 }
 
+/// The ratio of the KL numerators, `v / max(y, ε)` with `ε` = [`BETA_GUARD`] (scikit-learn's
+/// guard; the vector kernels of `cpu::elementwise` and `shaders/gemm.wgsl` apply the same).
+#[inline(always)]
+pub(crate) fn kl_ratio(v: f32, y: f32) -> f32 {
+    v / if y < BETA_GUARD { BETA_GUARD } else { y }
+}
+
 /// The part of one KL entry that reads the data: `v log(v / q) − v` with `q = max(p, ε)`,
 /// where `v > ε`, and 0 elsewhere (scikit-learn's rule; the `+ wh` term is the caller's).
 #[inline(always)]

@@ -7,6 +7,7 @@
 mod auto;
 mod choice;
 pub(crate) mod cpu;
+pub(crate) mod data;
 pub(crate) mod divergence;
 #[cfg(feature = "gpu")]
 pub(crate) mod gpu;
@@ -17,6 +18,7 @@ use ndarray::{Array2, ArrayView2};
 
 pub use self::auto::{DataSize, AUTO_GPU_MIN_DENSE_ENTRIES, AUTO_GPU_MIN_SPARSE_NNZ};
 pub use self::choice::{AdapterList, BackendChoice};
+pub(crate) use self::data::{Blocks, Measure, Product, Shaped};
 #[cfg(feature = "gpu")]
 pub use self::gpu::GpuContext;
 #[cfg(feature = "gpu")]
@@ -151,7 +153,7 @@ impl MuRule {
 /// The operations every solver is built from.
 pub(crate) trait Engine {
     /// A dense matrix living wherever the engine computes.
-    type Mat;
+    type Mat: Shaped;
 
     /// Human-readable name (e.g. "cpu (2 threads)"), stored in the result.
     fn name(&self) -> String;
@@ -172,10 +174,26 @@ pub(crate) trait Engine {
     /// Copy an engine matrix back to the host.
     fn download(&mut self, a: &Self::Mat) -> Result<Array2<f32>>;
 
+    /// `out = p`: the product with V that `p` names (see [`Product`]), its shapes checked by
+    /// [`Product::check`], computed by the engine's data operator for its representation of V.
+    fn product(&mut self, p: Product<'_, Self::Mat>, out: &mut Self::Mat) -> Result<()>;
+    /// The number `what` names from V, `w` (m x r) and `h` (r x n) (see [`Measure`]),
+    /// accumulated in f64, computed by the engine's data operator.
+    fn measure(
+        &mut self,
+        w: &Self::Mat,
+        h: &Self::Mat,
+        what: Measure<'_, Self::Mat>,
+    ) -> Result<f64>;
+
     /// `out = V Hᵀ` (m x r).
-    fn v_ht(&mut self, h: &Self::Mat, out: &mut Self::Mat) -> Result<()>;
+    fn v_ht(&mut self, h: &Self::Mat, out: &mut Self::Mat) -> Result<()> {
+        self.product(Product::VHt(h), out)
+    }
     /// `out = Wᵀ V` (r x n).
-    fn wt_v(&mut self, w: &Self::Mat, out: &mut Self::Mat) -> Result<()>;
+    fn wt_v(&mut self, w: &Self::Mat, out: &mut Self::Mat) -> Result<()> {
+        self.product(Product::WtV(w), out)
+    }
     /// Gram matrix of a factor (r x r): `Wᵀ W` for `Side::Left`, `H Hᵀ` for `Side::Right`.
     fn gram(&mut self, x: &Self::Mat, side: Side, out: &mut Self::Mat) -> Result<()>;
     /// Both products the W update needs: `p = V Hᵀ` and `g = H Hᵀ` (an engine may share work).
@@ -191,7 +209,9 @@ pub(crate) trait Engine {
         h: &Self::Mat,
         side: Side,
         out: &mut Self::Mat,
-    ) -> Result<()>;
+    ) -> Result<()> {
+        self.product(Product::Kl(Blocks { w, h, side }), out)
+    }
     /// The two products of the β-divergence multiplicative rules (β ∉ {1, 2}), with
     /// `Y = W H` formed block by block (never whole) and `ε = f32::EPSILON`:
     /// `A = V ⊙ Y₁^(β−2)`, `B = Y₂^(β−1)` where `Y₁ = max(Y, ε)` for β < 2 (`Y` else) and
@@ -261,9 +281,13 @@ pub(crate) trait Engine {
         h: &Self::Mat,
         side: Side,
         out: &mut Self::Mat,
-    ) -> Result<()>;
+    ) -> Result<()> {
+        self.product(Product::Masked(mask, Blocks { w, h, side }), out)
+    }
     /// `½ ‖M ⊙ (V − W H)‖²_F`, accumulated in f64.
-    fn masked_loss(&mut self, mask: &Self::Mat, w: &Self::Mat, h: &Self::Mat) -> Result<f64>;
+    fn masked_loss(&mut self, mask: &Self::Mat, w: &Self::Mat, h: &Self::Mat) -> Result<f64> {
+        self.measure(w, h, Measure::Masked(mask))
+    }
 
     /// HALS sweep in place over the r components t = 0..r, in order:
     /// Left (x = W, num = V Hᵀ, gram = H Hᵀ):
@@ -342,7 +366,9 @@ pub(crate) trait Engine {
     }
 
     /// The divergence `D(V ‖ WH)` (without penalty terms), accumulated in f64.
-    fn loss(&mut self, w: &Self::Mat, h: &Self::Mat, loss: Loss, eps: f32) -> Result<f64>;
+    fn loss(&mut self, w: &Self::Mat, h: &Self::Mat, loss: Loss, eps: f32) -> Result<f64> {
+        self.measure(w, h, Measure::Divergence(loss, eps))
+    }
 
     /// Replace V by `v`, a matrix with the same number of rows (features) and any number of
     /// columns: online fits hand the engine one batch of samples after another, while the
@@ -374,25 +400,17 @@ pub(crate) trait Engine {
     /// [`NmfError::UnsupportedOption`](crate::NmfError::UnsupportedOption).
     fn pattern_product(
         &mut self,
-        _w: &Self::Mat,
-        _h: &Self::Mat,
-        _side: Side,
-        _out: &mut Self::Mat,
+        w: &Self::Mat,
+        h: &Self::Mat,
+        side: Side,
+        out: &mut Self::Mat,
     ) -> Result<()> {
-        Err(pattern_unsupported())
+        self.product(Product::Pattern(Blocks { w, h, side }), out)
     }
 
     /// `½ ‖P ⊙ (V − W H)‖²_F` over the stored entries of the engine's sparse V, in f64.
-    fn pattern_loss(&mut self, _w: &Self::Mat, _h: &Self::Mat) -> Result<f64> {
-        Err(pattern_unsupported())
-    }
-}
-
-/// The error of the pattern operations on an engine over a dense V.
-pub(crate) fn pattern_unsupported() -> crate::error::NmfError {
-    crate::error::NmfError::UnsupportedOption {
-        option: "a mask given by the stored entries of V",
-        requires: "a sparse V (CSR)",
+    fn pattern_loss(&mut self, w: &Self::Mat, h: &Self::Mat) -> Result<f64> {
+        self.measure(w, h, Measure::Pattern)
     }
 }
 

@@ -9,7 +9,8 @@
 use ndarray::{s, ArrayView2};
 
 use super::buffers::{check_shape, storage_buffer, GpuMat};
-use super::state::{GpuEngine, Panel};
+use super::state::{DeviceData, GpuEngine, Panel};
+use crate::engine::data::{unsupported, DataOp};
 use crate::error::{NmfError, Result};
 
 impl GpuEngine {
@@ -39,7 +40,7 @@ impl GpuEngine {
     /// sizes match, which they do for every full batch.
     pub(super) fn replace_data(&mut self, v: ArrayView2<'_, f32>) -> Result<()> {
         let (m, n) = v.dim();
-        if m != self.m || n == 0 || self.sparse.is_some() {
+        if m != self.m || n == 0 {
             return Err(NmfError::ShapeMismatch {
                 what: "a batch of samples",
                 expected: format!(
@@ -54,7 +55,10 @@ impl GpuEngine {
         self.sched.submit(&self.ctx)?;
         let per_col = (m.max(1) as u64) * 4;
         let panel_cols = ((self.ctx.budget.panel_bytes / per_col).max(1) as usize).min(n);
-        let mut spare = std::mem::take(&mut self.spare_panels);
+        let DeviceData::Dense(dense) = &mut self.data else {
+            return Err(unsupported(DataOp::Batch));
+        };
+        let mut spare = std::mem::take(&mut dense.spare);
         let mut panels = Vec::new();
         let mut c0 = 0;
         while c0 < n {
@@ -79,7 +83,7 @@ impl GpuEngine {
             panels.push(Panel { buf, c0, cols });
             c0 += cols;
         }
-        self.spare_panels = std::mem::replace(&mut self.panels, panels);
+        dense.spare = std::mem::replace(&mut dense.panels, panels);
         self.n = n;
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! Device matrices and storage buffer allocation (inside an out-of-memory error scope).
 
 use super::context::GpuContext;
+use crate::engine::Shaped;
 use crate::error::{NmfError, Result};
 
 /// A dense row-major f32 matrix in a device storage buffer.
@@ -9,6 +10,12 @@ pub(crate) struct GpuMat {
     pub buf: wgpu::Buffer,
     pub rows: usize,
     pub cols: usize,
+}
+
+impl Shaped for GpuMat {
+    fn shape(&self) -> (usize, usize) {
+        (self.rows, self.cols)
+    }
 }
 
 impl GpuMat {

@@ -12,6 +12,8 @@ mod autotune;
 mod batch;
 mod buffers;
 mod context;
+mod data;
+mod dense;
 mod matmul_plan;
 mod multi;
 mod pipelines;
@@ -31,15 +33,16 @@ mod uniforms;
 
 use ndarray::{s, Array2, ArrayView2};
 
-use self::buffers::{check_factors, check_shape, storage_buffer, GpuMat};
+use self::buffers::{check_shape, storage_buffer, GpuMat};
 use self::matmul_plan::Operand;
 use self::pipelines::{Epilogue, Kernel};
 use self::scheduler::{Groups, Scheduler};
-use self::state::{index, Panel};
+use self::state::{index, DensePanels, DeviceData, Panel};
+use super::{Blocks, Measure, Product};
 use super::{Engine, FactorSums, InnerStop, MuDenominator, MuRule, Side};
 use crate::error::{NmfError, Result};
 use crate::linalg::gemm::Accum;
-use crate::options::{Loss, Regularization};
+use crate::options::Regularization;
 
 pub use self::autotune::TuneRow;
 pub(crate) use self::context::auto_context;
@@ -79,8 +82,10 @@ impl GpuEngine {
             ctx: ctx.clone(),
             m,
             n,
-            panels,
-            spare_panels: Vec::new(),
+            data: DeviceData::Dense(DensePanels {
+                panels,
+                spare: Vec::new(),
+            }),
             sched,
             spares: Vec::new(),
             block: None,
@@ -88,20 +93,13 @@ impl GpuEngine {
             slices: None,
             loss_sums: None,
             track: None,
-            sparse: None,
         })
     }
 
     /// Number of column panels V is stored in.
     #[cfg(test)]
     pub(crate) fn panel_count(&self) -> usize {
-        self.panels.len()
-    }
-
-    /// Rows of V ⊘ WH (or M ⊙ WH) formed at once for a panel of `cols` columns.
-    fn kl_rows(&self, cols: usize) -> usize {
-        let entries = (self.ctx.budget.kl_block_bytes / 4) as usize;
-        (entries / cols.max(1)).clamp(1, self.m.max(1))
+        self.dense_panels().map_or(0, |p| p.len())
     }
 
     fn take_spare(&mut self, rows: usize, cols: usize) -> Result<GpuMat> {
@@ -119,104 +117,19 @@ impl GpuEngine {
         }
     }
 
-    /// Products with a block matrix `Z` formed block by block (never whole) from `W H`:
-    /// `Z = V ⊘ max(WH, ε)` without a mask, `Z = M ⊙ WH` with one (M m x n, row-major);
-    /// `out = Z Hᵀ` (m x r) for `Side::Left`, `out = Wᵀ Z` (r x n) for `Side::Right`.
-    /// Z is formed per V panel and per block of rows by the matmul with a fused epilogue, then
-    /// multiplied into `out` by the plain matmul.
-    fn blockwise(
-        &mut self,
-        mask: Option<&wgpu::Buffer>,
-        w: &GpuMat,
-        h: &GpuMat,
-        side: Side,
-        out: &mut GpuMat,
-    ) -> Result<()> {
-        let epilogue = match mask {
-            None => Epilogue::KlRatio,
-            Some(_) => Epilogue::Masked,
-        };
-        self.blockwise_with(epilogue, 0.0, mask, w, h, side, out)
-    }
-
-    /// [`blockwise`](Self::blockwise) with the block `Z` formed by any elementwise epilogue
-    /// (`scalar` its parameter: β for the β-divergence blocks).
-    #[allow(clippy::too_many_arguments)]
-    fn blockwise_with(
-        &mut self,
-        epilogue: Epilogue,
-        scalar: f32,
-        mask: Option<&wgpu::Buffer>,
-        w: &GpuMat,
-        h: &GpuMat,
-        side: Side,
-        out: &mut GpuMat,
-    ) -> Result<()> {
-        let (m, n, r) = (self.m, self.n, w.cols);
-        for (p, panel) in self.panels.clone().iter().enumerate() {
-            let nc = panel.cols;
-            let bm = self.kl_rows(nc);
-            let z = Self::scratch(
-                &self.ctx,
-                &mut self.block,
-                bm * nc,
-                "a block of V ⊘ WH or M ⊙ WH",
-            )?;
-            for (blk, i0) in (0..m).step_by(bm).enumerate() {
-                let rows = bm.min(m - i0);
-                // Z = V_p[i0.., :] ⊘ max(W[i0.., :] H_p, ε)  or  M[i0.., panel] ⊙ W[i0.., :] H_p
-                let d = match mask {
-                    None => Operand::rows(&panel.buf, i0 * nc, nc),
-                    Some(mk) => Operand::rows(mk, i0 * n + panel.c0, n),
-                };
-                self.product(
-                    epilogue,
-                    (rows, nc, r),
-                    Operand::rows(&w.buf, i0 * r, r),
-                    Operand::rows(&h.buf, panel.c0, n),
-                    Operand::rows(&z, 0, nc),
-                    d,
-                    None,
-                    Accum::Replace,
-                    scalar,
-                )?;
-                let zr = Operand::rows(&z, 0, nc);
-                match side {
-                    // out[i0.., :] (+)= Z H_pᵀ
-                    Side::Left => self.product(
-                        Epilogue::Store,
-                        (rows, r, nc),
-                        zr,
-                        Operand::transposed(&h.buf, panel.c0, n),
-                        Operand::rows(&out.buf, i0 * r, r),
-                        zr,
-                        None,
-                        if p == 0 { Accum::Replace } else { Accum::Add },
-                        0.0,
-                    )?,
-                    // out[:, panel] (+)= W[i0.., :]ᵀ Z
-                    Side::Right => self.product(
-                        Epilogue::Store,
-                        (r, nc, rows),
-                        Operand::transposed(&w.buf, i0 * r, r),
-                        zr,
-                        Operand::rows(&out.buf, panel.c0, n),
-                        zr,
-                        None,
-                        if blk == 0 { Accum::Replace } else { Accum::Add },
-                        0.0,
-                    )?,
-                };
-            }
-        }
-        Ok(())
-    }
-
     /// The sum of the first `count` per-workgroup loss partials in `partials`: folded in chunks
     /// on the device, so only a few values are read back; the host adds those in f64.
     fn fold_partials(&mut self, partials: &wgpu::Buffer, count: usize) -> Result<f64> {
+        let sums = self.fold_chunks(partials, count)?;
+        Ok(sums.iter().map(|&s| f64::from(s)).sum())
+    }
+
+    /// The sums of `count` partials in chunks of [`LOSS_CHUNK`], folded on the device and read
+    /// back (one value per chunk).
+    fn fold_chunks(&mut self, partials: &wgpu::Buffer, count: usize) -> Result<Vec<f32>> {
         let chunks = count.div_ceil(LOSS_CHUNK);
-        let folded = Self::scratch(&self.ctx, &mut self.loss_sums, chunks, "loss sums")?;
+        let ctx = self.ctx.clone();
+        let folded = Self::scratch(&ctx, &mut self.loss_sums, chunks, "loss sums")?;
         let params = uniforms::Sums {
             count: index(chunks)?,
             len: index(LOSS_CHUNK)?,
@@ -233,8 +146,7 @@ impl GpuEngine {
             &params,
             Groups(params.count, 1, 1),
         )?;
-        let sums = self.sched.read_back(&self.ctx, &folded, chunks)?;
-        Ok(sums.iter().map(|&s| f64::from(s)).sum())
+        self.sched.read_back(&self.ctx, &folded, chunks)
     }
 
     /// Encode an elementwise kernel over the `rows x cols` entries of its output.
@@ -249,10 +161,15 @@ impl GpuEngine {
         self.sched
             .dispatch(&self.ctx, kernel, &[x, y], &params, groups)
     }
+}
 
-    /// `Ok` when `a` (named `what`) has V's shape m x n, as a mask must.
-    fn check_data_shaped(&self, what: &'static str, a: &GpuMat) -> Result<()> {
-        check_shape(what, a, self.m, self.n)
+impl GpuEngine {
+    /// The data operator of this engine's V: the one place the representation is looked at.
+    fn op(&self) -> &'static dyn data::DataOperator {
+        match self.data {
+            DeviceData::Dense(_) => &dense::Dense,
+            DeviceData::Sparse(_) => &sparse::Csr,
+        }
     }
 }
 
@@ -291,72 +208,21 @@ impl Engine for GpuEngine {
     }
 
     fn set_batch(&mut self, v: Array2<f32>) -> Result<()> {
-        self.replace_data(v.view())
+        self.op().set_batch(self, v.view())
     }
 
-    fn v_ht(&mut self, h: &GpuMat, out: &mut GpuMat) -> Result<()> {
-        if self.sparse.is_some() {
-            return self.sparse_v_ht(h, out);
-        }
-        let (m, n, r) = (self.m, self.n, h.rows);
-        check_shape("H (r x n) in V Hᵀ", h, r, n)?;
-        check_shape("the output of V Hᵀ", out, m, r)?;
-        for (p, panel) in self.panels.clone().iter().enumerate() {
-            let a = Operand::rows(&panel.buf, 0, panel.cols);
-            let accum = if p == 0 { Accum::Replace } else { Accum::Add };
-            self.product(
-                Epilogue::Store,
-                (m, r, panel.cols),
-                a,
-                Operand::transposed(&h.buf, panel.c0, n),
-                Operand::rows(&out.buf, 0, r),
-                a,
-                None,
-                accum,
-                0.0,
-            )?;
-        }
-        Ok(())
+    fn product(&mut self, p: Product<'_, GpuMat>, out: &mut GpuMat) -> Result<()> {
+        p.check(self.dims(), out)?;
+        self.op().product(self, p, out)
     }
 
-    fn wt_v(&mut self, w: &GpuMat, out: &mut GpuMat) -> Result<()> {
-        if self.sparse.is_some() {
-            return self.sparse_wt_v(w, out);
-        }
-        let (m, n, r) = (self.m, self.n, w.cols);
-        check_shape("W (m x r) in Wᵀ V", w, m, r)?;
-        check_shape("the output of Wᵀ V", out, r, n)?;
-        for panel in self.panels.clone().iter() {
-            let a = Operand::transposed(&w.buf, 0, r);
-            self.product(
-                Epilogue::Store,
-                (r, panel.cols, m),
-                a,
-                Operand::rows(&panel.buf, 0, panel.cols),
-                Operand::rows(&out.buf, panel.c0, n),
-                a,
-                None,
-                Accum::Replace,
-                0.0,
-            )?;
-        }
-        Ok(())
+    fn measure(&mut self, w: &GpuMat, h: &GpuMat, what: Measure<'_, GpuMat>) -> Result<f64> {
+        what.check(self.dims(), w, h)?;
+        self.op().measure(self, w, h, what)
     }
 
     fn gram(&mut self, x: &GpuMat, side: Side, out: &mut GpuMat) -> Result<()> {
         self.cross(x, x, side, out)
-    }
-
-    fn kl_numerator(&mut self, w: &GpuMat, h: &GpuMat, side: Side, out: &mut GpuMat) -> Result<()> {
-        let r = check_factors(self.m, self.n, w, h)?;
-        match side {
-            Side::Left => check_shape("the KL numerator of W", out, self.m, r)?,
-            Side::Right => check_shape("the KL numerator of H", out, r, self.n)?,
-        }
-        if self.sparse.is_some() {
-            return self.sparse_kl_numerator(w, h, side, out);
-        }
-        self.blockwise(None, w, h, side, out)
     }
 
     fn beta_products(
@@ -368,18 +234,10 @@ impl Engine for GpuEngine {
         num: &mut GpuMat,
         den: &mut GpuMat,
     ) -> Result<()> {
-        if self.sparse.is_some() {
-            return Err(sparse::unsupported("a β-divergence update with sparse V"));
-        }
-        let r = check_factors(self.m, self.n, w, h)?;
-        let (rows, cols) = match side {
-            Side::Left => (self.m, r),
-            Side::Right => (r, self.n),
-        };
-        check_shape("the numerator of a β-divergence update", num, rows, cols)?;
-        check_shape("the denominator of a β-divergence update", den, rows, cols)?;
-        self.blockwise_with(Epilogue::BetaNum, beta, None, w, h, side, num)?;
-        self.blockwise_with(Epilogue::BetaDen, beta, None, w, h, side, den)
+        let f = Blocks { w, h, side };
+        Product::Kl(f).check(self.dims(), num)?;
+        Product::Kl(f).check(self.dims(), den)?;
+        self.op().beta(self, f, beta, (num, den))
     }
 
     fn pin(&mut self, x: &mut GpuMat, anchor: &GpuMat) -> Result<()> {
@@ -529,53 +387,6 @@ impl Engine for GpuEngine {
             b,
         };
         self.elementwise(Kernel::Axpby, &x.buf, &y.buf, params)
-    }
-
-    fn masked_product(
-        &mut self,
-        mask: &GpuMat,
-        w: &GpuMat,
-        h: &GpuMat,
-        side: Side,
-        out: &mut GpuMat,
-    ) -> Result<()> {
-        self.check_data_shaped("the mask (m x n)", mask)?;
-        if self.sparse.is_some() {
-            return Err(sparse::unsupported("a dense mask with sparse V"));
-        }
-        let r = check_factors(self.m, self.n, w, h)?;
-        match side {
-            Side::Left => check_shape("the masked product (M ⊙ WH) Hᵀ", out, self.m, r)?,
-            Side::Right => check_shape("the masked product Wᵀ (M ⊙ WH)", out, r, self.n)?,
-        }
-        self.blockwise(Some(&mask.buf), w, h, side, out)
-    }
-
-    fn masked_loss(&mut self, mask: &GpuMat, w: &GpuMat, h: &GpuMat) -> Result<f64> {
-        self.check_data_shaped("the mask (m x n)", mask)?;
-        if self.sparse.is_some() {
-            return Err(sparse::unsupported("a dense mask with sparse V"));
-        }
-        let r = check_factors(self.m, self.n, w, h)?;
-        let (m, n) = (self.m, self.n);
-        let panels = self.panels.clone();
-        let count: usize = panels.iter().map(|p| self.product_groups(m, p.cols)).sum();
-        let partials = Self::scratch(&self.ctx, &mut self.partials, count, "loss partial sums")?;
-        let mut base = 0;
-        for panel in &panels {
-            base += self.product(
-                Epilogue::LossMasked,
-                (m, panel.cols, r),
-                Operand::rows(&w.buf, 0, r),
-                Operand::rows(&h.buf, panel.c0, n),
-                Operand::rows(&partials, base, 0),
-                Operand::rows(&panel.buf, 0, panel.cols),
-                Some(Operand::rows(&mask.buf, panel.c0, n)),
-                Accum::Replace,
-                0.0,
-            )?;
-        }
-        Ok(0.5 * self.fold_partials(&partials, base)?)
     }
 
     fn mu_step(
@@ -788,69 +599,11 @@ impl Engine for GpuEngine {
         Ok(false)
     }
 
-    fn loss(&mut self, w: &GpuMat, h: &GpuMat, loss: Loss, eps: f32) -> Result<f64> {
-        if self.sparse.is_some() {
-            return self.sparse_loss(w, h, loss, eps);
-        }
-        let r = check_factors(self.m, self.n, w, h)?;
-        let (m, n) = (self.m, self.n);
-        let loss = loss.canonical();
-        // The β epilogue reads β where the others read ε (its guard is ε_f32, scikit-learn's).
-        let (kernel, eps) = match loss {
-            Loss::Frobenius => (Epilogue::LossFrobenius, eps),
-            Loss::KullbackLeibler => (Epilogue::LossKl, eps),
-            Loss::ItakuraSaito | Loss::Beta(_) => (Epilogue::LossBeta, loss.beta_value()),
-        };
-        let panels = self.panels.clone();
-        let count: usize = panels.iter().map(|p| self.product_groups(m, p.cols)).sum();
-        let partials = Self::scratch(&self.ctx, &mut self.partials, count, "loss partial sums")?;
-        let mut base = 0;
-        for panel in &panels {
-            let wa = Operand::rows(&w.buf, 0, r);
-            base += self.product(
-                kernel,
-                (m, panel.cols, r),
-                wa,
-                Operand::rows(&h.buf, panel.c0, n),
-                Operand::rows(&partials, base, 0),
-                Operand::rows(&panel.buf, 0, panel.cols),
-                None,
-                Accum::Replace,
-                eps,
-            )?;
-        }
-        let total = self.fold_partials(&partials, base)?;
-        Ok(match loss {
-            Loss::Frobenius => 0.5 * total,
-            _ => total,
-        })
-    }
-
     fn stats(&self) -> Option<GpuStats> {
         Some(self.sched.snapshot(&self.ctx))
     }
 
     fn upload_into(&mut self, a: ArrayView2<'_, f32>, out: &mut GpuMat) -> Result<()> {
         self.write_matrix(a, out)
-    }
-
-    fn pattern_product(
-        &mut self,
-        w: &GpuMat,
-        h: &GpuMat,
-        side: Side,
-        out: &mut GpuMat,
-    ) -> Result<()> {
-        if self.sparse.is_none() {
-            return Err(super::pattern_unsupported());
-        }
-        self.sparse_pattern_product(w, h, side, out)
-    }
-
-    fn pattern_loss(&mut self, w: &GpuMat, h: &GpuMat) -> Result<f64> {
-        if self.sparse.is_none() {
-            return Err(super::pattern_unsupported());
-        }
-        self.sparse_pattern_loss(w, h)
     }
 }

@@ -37,7 +37,8 @@ use super::buffers::GpuMat;
 use super::context::GpuContext;
 use super::state::GpuEngine;
 use super::GpuStats;
-use crate::engine::{Engine, FactorSums, MuDenominator, MuRule, Side};
+use crate::engine::data::{unsupported, DataOp};
+use crate::engine::{Engine, FactorSums, Measure, MuDenominator, MuRule, Product, Shaped, Side};
 use crate::error::{NmfError, Result};
 use crate::options::{Loss, Regularization};
 
@@ -57,6 +58,12 @@ pub(crate) struct MultiMat {
     cols: usize,
     spread: Spread,
     parts: Vec<GpuMat>,
+}
+
+impl Shaped for MultiMat {
+    fn shape(&self) -> (usize, usize) {
+        (self.rows, self.cols)
+    }
 }
 
 /// The engine over one V split across several devices.
@@ -435,6 +442,26 @@ impl Engine for MultiGpuEngine {
                     message: format!("joining the row panels of a matrix: {e}"),
                 })
             }
+        }
+    }
+
+    /// The products with V through this engine's own operations below (each device's engine
+    /// holds its rows of V behind its data operator).
+    fn product(&mut self, p: Product<'_, MultiMat>, out: &mut MultiMat) -> Result<()> {
+        match p {
+            Product::VHt(h) => self.v_ht(h, out),
+            Product::WtV(w) => self.wt_v(w, out),
+            Product::Kl(f) => self.kl_numerator(f.w, f.h, f.side, out),
+            Product::Masked(mask, f) => self.masked_product(mask, f.w, f.h, f.side, out),
+            Product::Pattern(_) => Err(unsupported(DataOp::Pattern)),
+        }
+    }
+
+    fn measure(&mut self, w: &MultiMat, h: &MultiMat, what: Measure<'_, MultiMat>) -> Result<f64> {
+        match what {
+            Measure::Divergence(loss, eps) => self.loss(w, h, loss, eps),
+            Measure::Masked(mask) => self.masked_loss(mask, w, h),
+            Measure::Pattern => Err(unsupported(DataOp::Pattern)),
         }
     }
 

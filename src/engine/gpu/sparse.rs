@@ -18,13 +18,15 @@
 //! panel by panel, each writing its own rows (of `V Hᵀ`) or columns (of `Wᵀ V`). A single row
 //! (or column) with more stored entries than one binding holds is a typed error.
 
-use super::buffers::{check_factors, check_shape, storage_buffer, GpuMat};
+use super::buffers::{check_factors, storage_buffer, GpuMat};
 use super::context::GpuContext;
+use super::data::{DataOperator, M};
 use super::pipelines::Kernel;
 use super::scheduler::{Groups, Scheduler};
-use super::state::{index, GpuEngine, SparsePanel, SparseV};
+use super::state::{index, DeviceData, GpuEngine, SparsePanel, SparseV};
 use super::uniforms;
-use crate::engine::{FactorSums, Side};
+use crate::engine::data::{unsupported, DataOp};
+use crate::engine::{Blocks, FactorSums, Measure, Product, Side};
 use crate::error::{NmfError, Result};
 use crate::options::Loss;
 use crate::sparse::CsrMatrix;
@@ -133,8 +135,6 @@ impl GpuEngine {
             ctx: ctx.clone(),
             m,
             n,
-            panels: Vec::new(),
-            spare_panels: Vec::new(),
             sched,
             spares: Vec::new(),
             block: None,
@@ -142,7 +142,7 @@ impl GpuEngine {
             slices: None,
             loss_sums: None,
             track: None,
-            sparse: Some(SparseV {
+            data: DeviceData::Sparse(SparseV {
                 csr,
                 csc,
                 ht: None,
@@ -154,16 +154,10 @@ impl GpuEngine {
     /// Number of row panels of sparse V and of Vᵀ (`(0, 0)` for dense V).
     #[cfg(test)]
     pub(crate) fn sparse_panel_counts(&self) -> (usize, usize) {
-        self.sparse
-            .as_ref()
-            .map_or((0, 0), |s| (s.csr.len(), s.csc.len()))
-    }
-
-    /// The sparse V, or an internal error when V is dense.
-    fn sparse_v(&mut self) -> Result<&mut SparseV> {
-        self.sparse.as_mut().ok_or_else(|| NmfError::GpuInternal {
-            message: "a sparse operation on a dense V".into(),
-        })
+        match &self.data {
+            DeviceData::Sparse(s) => (s.csr.len(), s.csc.len()),
+            DeviceData::Dense(_) => (0, 0),
+        }
     }
 
     /// `Hᵀ` (n x r) of `h` (r x n) in the scratch buffer, returned.
@@ -257,10 +251,8 @@ impl GpuEngine {
     }
 
     /// `out = V Hᵀ` (m x r) for sparse V.
-    pub(super) fn sparse_v_ht(&mut self, h: &GpuMat, out: &mut GpuMat) -> Result<()> {
-        let (m, n, r) = (self.m, self.n, h.rows);
-        check_shape("H (r x n) in V Hᵀ", h, r, n)?;
-        check_shape("the output of V Hᵀ", out, m, r)?;
+    fn sparse_v_ht(&mut self, h: &GpuMat, out: &mut GpuMat) -> Result<()> {
+        let r = h.rows;
         let ht = self.sparse_ht(h)?;
         for panel in self.csr_panels()? {
             let params = row_major_x(r, (r, 1))?;
@@ -270,10 +262,8 @@ impl GpuEngine {
     }
 
     /// `out = Wᵀ V` (r x n) for sparse V, column by column of V.
-    pub(super) fn sparse_wt_v(&mut self, w: &GpuMat, out: &mut GpuMat) -> Result<()> {
-        let (m, n, r) = (self.m, self.n, w.cols);
-        check_shape("W (m x r) in Wᵀ V", w, m, r)?;
-        check_shape("the output of Wᵀ V", out, r, n)?;
+    fn sparse_wt_v(&mut self, w: &GpuMat, out: &mut GpuMat) -> Result<()> {
+        let (n, r) = (self.n, w.cols);
         for panel in self.csc_panels()? {
             let params = row_major_x(r, (1, n))?;
             self.spmm_panel(&panel, None, &w.buf, &out.buf, r, params)?;
@@ -283,35 +273,18 @@ impl GpuEngine {
 
     /// The KL numerators for sparse V: `Z Hᵀ` (Left) or `Wᵀ Z` (Right), with
     /// `Z = V ⊘ max(WH, ε)` (`ε = f32::EPSILON`) at the stored entries.
-    pub(super) fn sparse_kl_numerator(
-        &mut self,
-        w: &GpuMat,
-        h: &GpuMat,
-        side: Side,
-        out: &mut GpuMat,
-    ) -> Result<()> {
-        self.entry_product(w, h, side, out, uniforms::SparseMode::KlRatio)
+    fn sparse_kl_numerator(&mut self, f: Blocks<'_, GpuMat>, out: &mut GpuMat) -> Result<()> {
+        self.entry_product(f, out, uniforms::SparseMode::KlRatio)
     }
 
     /// Masked products with the pattern of V as the mask: `(P ⊙ WH) Hᵀ` (Left) or
     /// `Wᵀ (P ⊙ WH)` (Right), the model formed at the stored entries only.
-    pub(super) fn sparse_pattern_product(
-        &mut self,
-        w: &GpuMat,
-        h: &GpuMat,
-        side: Side,
-        out: &mut GpuMat,
-    ) -> Result<()> {
-        let r = check_factors(self.m, self.n, w, h)?;
-        match side {
-            Side::Left => check_shape("the pattern product (P ⊙ WH) Hᵀ", out, self.m, r)?,
-            Side::Right => check_shape("the pattern product Wᵀ (P ⊙ WH)", out, r, self.n)?,
-        }
-        self.entry_product(w, h, side, out, uniforms::SparseMode::Model)
+    fn sparse_pattern_product(&mut self, f: Blocks<'_, GpuMat>, out: &mut GpuMat) -> Result<()> {
+        self.entry_product(f, out, uniforms::SparseMode::Model)
     }
 
     /// `½ Σ_nz (v − wh)²` over the stored entries.
-    pub(super) fn sparse_pattern_loss(&mut self, w: &GpuMat, h: &GpuMat) -> Result<f64> {
+    fn sparse_pattern_loss(&mut self, w: &GpuMat, h: &GpuMat) -> Result<f64> {
         let (stored, _) = self.stored_terms(w, h, Loss::Frobenius, 0.0)?;
         Ok(0.5 * stored)
     }
@@ -320,13 +293,12 @@ impl GpuEngine {
     /// `Z Hᵀ` (Left) or `Wᵀ Z` (Right).
     fn entry_product(
         &mut self,
-        w: &GpuMat,
-        h: &GpuMat,
-        side: Side,
+        f: Blocks<'_, GpuMat>,
         out: &mut GpuMat,
         mode: uniforms::SparseMode,
     ) -> Result<()> {
-        let r = check_factors(self.m, self.n, w, h)?;
+        let Blocks { w, h, side } = f;
+        let r = w.cols;
         let n = self.n;
         let ht = self.sparse_ht(h)?;
         let (panels, a, b, out_strides) = match side {
@@ -360,17 +332,11 @@ impl GpuEngine {
 
     /// The loss `D(V ‖ WH)` for sparse V (see the module's formulas), in f64 on the host from
     /// partial sums folded on the device.
-    pub(super) fn sparse_loss(
-        &mut self,
-        w: &GpuMat,
-        h: &GpuMat,
-        loss: Loss,
-        eps: f32,
-    ) -> Result<f64> {
+    fn sparse_loss(&mut self, w: &GpuMat, h: &GpuMat, loss: Loss, eps: f32) -> Result<f64> {
         let r = check_factors(self.m, self.n, w, h)?;
         let loss = loss.canonical();
         if matches!(loss, Loss::ItakuraSaito | Loss::Beta(_)) {
-            return Err(unsupported("a β-divergence loss with sparse V"));
+            return Err(unsupported(DataOp::Beta));
         }
         let (stored, sq) = self.stored_terms(w, h, loss, eps)?;
         Ok(match loss {
@@ -395,9 +361,7 @@ impl GpuEngine {
         let (mode, len) = match loss {
             Loss::Frobenius => (uniforms::SparseMode::Frobenius, half + m),
             Loss::KullbackLeibler => (uniforms::SparseMode::KlLoss, m),
-            Loss::ItakuraSaito | Loss::Beta(_) => {
-                return Err(unsupported("a β-divergence loss with sparse V"))
-            }
+            Loss::ItakuraSaito | Loss::Beta(_) => return Err(unsupported(DataOp::Beta)),
         };
         let ctx = self.ctx.clone();
         let partials = Self::scratch(&ctx, &mut self.partials, len, "loss partial sums")?;
@@ -463,31 +427,6 @@ impl GpuEngine {
             .map(|(&x, &y)| f64::from(x) * f64::from(y))
             .sum())
     }
-
-    /// The sums of `count` partials in chunks of [`LOSS_CHUNK`], folded on the device and read
-    /// back (one value per chunk).
-    fn fold_chunks(&mut self, partials: &wgpu::Buffer, count: usize) -> Result<Vec<f32>> {
-        let chunks = count.div_ceil(LOSS_CHUNK);
-        let ctx = self.ctx.clone();
-        let folded = Self::scratch(&ctx, &mut self.loss_sums, chunks, "loss sums")?;
-        let params = uniforms::Sums {
-            count: index(chunks)?,
-            len: index(LOSS_CHUNK)?,
-            outer: index(LOSS_CHUNK)?,
-            inner: 1,
-            zero_to_one: 0,
-            bound: index(count)?,
-            ..Default::default()
-        };
-        self.sched.dispatch(
-            &self.ctx,
-            Kernel::AxisSums,
-            &[partials, &folded],
-            &params,
-            Groups(params.count, 1, 1),
-        )?;
-        self.sched.read_back(&self.ctx, &folded, chunks)
-    }
 }
 
 /// The parameters of `spmm_rows` with `x` read row-major (`x_rs = r`, `x_cs = 1`) and the
@@ -502,10 +441,25 @@ fn row_major_x(r: usize, (out_rs, out_cs): (usize, usize)) -> Result<uniforms::S
     })
 }
 
-/// The error for an operation the GPU engine does not run on a sparse V.
-pub(super) fn unsupported(op: &'static str) -> NmfError {
-    NmfError::UnsupportedOption {
-        option: op,
-        requires: "a dense V on the GPU engine (or the CPU engine)",
+/// The operator of a sparse V in CSR and CSC row panels.
+pub(super) struct Csr;
+
+impl DataOperator for Csr {
+    fn product(&self, e: &mut GpuEngine, p: Product<'_, M>, out: &mut M) -> Result<()> {
+        match p {
+            Product::VHt(h) => e.sparse_v_ht(h, out),
+            Product::WtV(w) => e.sparse_wt_v(w, out),
+            Product::Kl(f) => e.sparse_kl_numerator(f, out),
+            Product::Masked(..) => Err(unsupported(DataOp::DenseMask)),
+            Product::Pattern(f) => e.sparse_pattern_product(f, out),
+        }
+    }
+
+    fn measure(&self, e: &mut GpuEngine, w: &M, h: &M, what: Measure<'_, M>) -> Result<f64> {
+        match what {
+            Measure::Divergence(loss, eps) => e.sparse_loss(w, h, loss, eps),
+            Measure::Masked(_) => Err(unsupported(DataOp::DenseMask)),
+            Measure::Pattern => e.sparse_pattern_loss(w, h),
+        }
     }
 }

@@ -21,10 +21,9 @@ pub(crate) struct GpuEngine {
     pub(super) ctx: GpuContext,
     pub(super) m: usize,
     pub(super) n: usize,
-    pub(super) panels: Vec<Panel>,
-    /// The other set of panel buffers of an online fit: the next batch is uploaded into it
-    /// while the current one is in use, then the two sets swap (see `batch.rs`).
-    pub(super) spare_panels: Vec<Panel>,
+    /// V on the device, dense or sparse; the operations read it through its data operator
+    /// ([`GpuEngine::op`]).
+    pub(super) data: DeviceData,
     pub(super) sched: Scheduler,
     /// Buffers the multiplicative update writes into before swapping them with the factor.
     pub(super) spares: Vec<GpuMat>,
@@ -35,8 +34,22 @@ pub(crate) struct GpuEngine {
     pub(super) loss_sums: Option<(wgpu::Buffer, usize)>,
     /// The flag, first move and per-invocation moves of inner sweeps decided on the device.
     pub(super) track: Option<(wgpu::Buffer, usize)>,
-    /// V in CSR and CSC row panels when it is sparse (then `panels` is empty).
-    pub(super) sparse: Option<SparseV>,
+}
+
+/// V as the engine holds it on the device.
+pub(super) enum DeviceData {
+    /// Dense column panels.
+    Dense(DensePanels),
+    /// CSR and CSC row panels.
+    Sparse(SparseV),
+}
+
+/// A dense V in column panels, with the spare set of an online fit.
+pub(super) struct DensePanels {
+    pub(super) panels: Vec<Panel>,
+    /// The other set of panel buffers of an online fit: the next batch is uploaded into it
+    /// while the current one is in use, then the two sets swap (see `batch.rs`).
+    pub(super) spare: Vec<Panel>,
 }
 
 /// One row panel `A[row0 .. row0 + rows, :]` of a CSR matrix on the device: `rows + 1` row
@@ -62,6 +75,13 @@ pub(crate) struct SparseV {
     pub(super) z: Option<(wgpu::Buffer, usize)>,
 }
 
+/// The error of an operation reaching the other representation's storage.
+fn internal(what: &str) -> NmfError {
+    NmfError::GpuInternal {
+        message: what.into(),
+    }
+}
+
 pub(super) fn index(x: usize) -> Result<u32> {
     u32::try_from(x).map_err(|_| NmfError::GpuBufferTooLarge {
         what: "a matrix index".into(),
@@ -71,6 +91,23 @@ pub(super) fn index(x: usize) -> Result<u32> {
 }
 
 impl GpuEngine {
+    /// The column panels of a dense V (an internal error for a sparse V, whose operator never
+    /// asks).
+    pub(super) fn dense_panels(&self) -> Result<Vec<Panel>> {
+        match &self.data {
+            DeviceData::Dense(d) => Ok(d.panels.clone()),
+            DeviceData::Sparse(_) => Err(internal("dense panels of a sparse V")),
+        }
+    }
+
+    /// The sparse V (an internal error for a dense V, whose operator never asks).
+    pub(super) fn sparse_v(&mut self) -> Result<&mut SparseV> {
+        match &mut self.data {
+            DeviceData::Sparse(s) => Ok(s),
+            DeviceData::Dense(_) => Err(internal("a sparse operation on a dense V")),
+        }
+    }
+
     /// Workgroups for a one-dimensional kernel over `count` items (split over two grid
     /// dimensions when one is not enough).
     pub(super) fn linear(&self, count: usize) -> Result<Groups> {

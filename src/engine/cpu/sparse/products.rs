@@ -7,6 +7,7 @@ use rayon::prelude::*;
 
 use super::super::simd::{self, Level};
 use super::panels::{Index, Operand, Start};
+use crate::engine::divergence;
 use crate::error::{NmfError, Result};
 
 /// Rows `row0..row0 + out.len()/r` of `A X` into `out`.
@@ -300,7 +301,6 @@ pub(super) fn kl_rows_kernel_at<I: Index>(
             }
         }
     }
-    let eps = f32::EPSILON;
     for (i, orow) in out.chunks_exact_mut(r).enumerate() {
         if let Start::Zero = start {
             orow.fill(0.0);
@@ -309,7 +309,7 @@ pub(super) fn kl_rows_kernel_at<I: Index>(
         for k in ptr[i]..ptr[i + 1] {
             let xr = &x[idx[k].at() * r..(idx[k].at() + 1) * r];
             let p = dot_f32(yr, xr);
-            let z = val[k] / if p < eps { eps } else { p };
+            let z = divergence::kl_ratio(val[k], p);
             for (o, &xv) in orow.iter_mut().zip(xr) {
                 *o += z * xv;
             }

@@ -1,0 +1,57 @@
+//! The layouts and shape checks the CPU engine's products share: packed `Hᵀ`, row-major
+//! views and slices, scratch matrices, and the checks that factors and outputs fit V.
+
+use ndarray::{Array2, CowArray, Ix2};
+
+use super::skinny;
+use crate::engine::Shaped;
+
+impl Shaped for Array2<f32> {
+    fn shape(&self) -> (usize, usize) {
+        self.dim()
+    }
+}
+
+/// Pack `Hᵀ` (n x r, row-major) of `h` (r x n) into `scratch`.
+pub(super) fn pack_ht(h: &Array2<f32>, scratch: &mut Vec<f32>) {
+    let (r, n) = h.dim();
+    scratch.clear();
+    scratch.resize(n * r, 0.0);
+    skinny::transpose_into(h.view(), scratch);
+}
+
+/// `W` (m x r) as a row-major slice, borrowed when it is one already.
+pub(super) fn row_major(w: &Array2<f32>) -> CowArray<'_, f32, Ix2> {
+    w.as_standard_layout()
+}
+
+/// The elements of a row-major (standard layout) matrix.
+pub(super) fn as_slice<'b>(a: &'b CowArray<'_, f32, Ix2>) -> &'b [f32] {
+    debug_assert!(a.is_standard_layout());
+    a.as_slice().unwrap_or(&[])
+}
+
+/// The elements of a freshly allocated (standard layout) matrix.
+pub(super) fn as_slice_mut(a: &mut Array2<f32>) -> &mut [f32] {
+    debug_assert!(a.is_standard_layout());
+    a.as_slice_mut().unwrap_or(&mut [])
+}
+
+pub(super) use crate::engine::data::check_dims as check_same;
+
+/// Take (or create) a scratch matrix of the given shape.
+pub(super) fn take_scratch(slot: &mut Option<Array2<f32>>, shape: (usize, usize)) -> Array2<f32> {
+    match slot.take() {
+        Some(a) if a.dim() == shape => a,
+        _ => Array2::zeros(shape),
+    }
+}
+
+/// `v` itself when it is row- or column-contiguous, else a row-major copy.
+pub(super) fn contiguous(v: Array2<f32>) -> Array2<f32> {
+    if v.is_standard_layout() || v.t().is_standard_layout() {
+        v
+    } else {
+        v.as_standard_layout().into_owned()
+    }
+}
