@@ -60,7 +60,7 @@ pub use self::state::OnlineState;
 pub use self::source::{ArraySource, CsrSource, Source};
 
 use self::prefetch::{stream, stream_from};
-use self::solve::{BatchInfo, Kept, Mode, Run, RunEnd, Stats, Tracker};
+use self::solve::{BatchInfo, Kept, Mode, Run, RunEnd, Statistics, Stats, Tracker};
 use crate::engine::with_engine;
 use crate::error::{Factor, NmfError, Result};
 use crate::options::{check_factor, Init, Loss, Solver};
@@ -217,8 +217,7 @@ impl OnlineParams {
         Ok(OnlineFactorization {
             stats: Stats {
                 w: state.w,
-                num: state.num,
-                den: state.den,
+                sums: Statistics::from_pair(self.rule(), state.num, state.den),
             },
             params,
             encodings: None,
@@ -231,7 +230,8 @@ impl OnlineParams {
     /// [`transform`](OnlineFactorization::transform) encodes with `w`, its
     /// [`partial_fit`](OnlineFactorization::partial_fit) starts from it.
     pub fn from_w(&self, w: Array2<f32>) -> Result<OnlineFactorization> {
-        let Stats { w, num, den } = Stats::start(w, self.rule());
+        let Stats { w, sums } = Stats::start(w, self.rule());
+        let (num, den) = sums.into_pair();
         self.from_state(OnlineState {
             w,
             num,
@@ -390,10 +390,11 @@ impl OnlineFactorization {
     }
     /// W, the statistics and the stopping rules' state (see [`OnlineState`]).
     pub fn state(&self) -> OnlineState {
+        let (first, second) = self.stats.sums.clone().into_pair();
         OnlineState {
             w: self.stats.w.clone(),
-            num: self.stats.num.clone(),
-            den: self.stats.den.clone(),
+            num: first,
+            den: second,
             steps: self.tracker.steps,
             samples: self.tracker.samples,
             epochs: self.tracker.epochs,

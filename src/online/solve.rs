@@ -11,36 +11,99 @@ use crate::engine::{
 };
 use crate::error::{NmfError, Result};
 use crate::options::{Loss, Progress, Regularization, Solver};
+use crate::solver::{hals, mu};
 
 /// W and the statistics, on the host between runs.
 #[derive(Debug, Clone)]
 pub(crate) struct Stats {
     /// The dictionary W (m x r).
     pub w: Array2<f32>,
-    /// HALS: `A = Σ ρ-weighted H Hᵀ` (r x r). Multiplicative: the numerator `N` (m x r).
-    pub num: Array2<f32>,
-    /// HALS: `B = Σ ρ-weighted V Hᵀ` (m x r). Multiplicative: the denominator `D` (m x r).
-    pub den: Array2<f32>,
+    /// What the fit has accumulated, by update rule.
+    pub sums: Statistics<Array2<f32>>,
+}
+
+/// What an online fit accumulates over its batches, each batch's term weighted by
+/// `ρ = forget_factor^(b/n)` once per later batch, by update rule.
+#[derive(Debug, Clone)]
+pub(crate) enum Statistics<M> {
+    /// HALS (Mairal et al. 2010, Algorithm 2): `hht = Σ ρ H_b H_bᵀ` (r x r) and
+    /// `vht = Σ ρ V_b H_bᵀ` (m x r), the Gram matrix and numerator of W's sweep
+    /// ([`hals::update_w`]).
+    Hals { hht: M, vht: M },
+    /// The multiplicative rule (scikit-learn's online rule): `numerator = Σ ρ W ⊙ N_b` and
+    /// `denominator = Σ ρ D_b` (m x r each), with `N_b`, `D_b` the batch rule's numerator and
+    /// denominator of W; W is their ratio.
+    Mu { numerator: M, denominator: M },
+}
+
+impl Statistics<Array2<f32>> {
+    /// The statistics before any batch: zero for HALS; scikit-learn's start for the
+    /// multiplicative rule (`numerator₀ = W₀`, `denominator₀ = 1`), so that the first update
+    /// keeps the scale of W₀.
+    pub fn start(w: &Array2<f32>, rule: Solver) -> Self {
+        let (m, r) = w.dim();
+        match rule {
+            Solver::MultiplicativeUpdate => Statistics::Mu {
+                numerator: w.clone(),
+                denominator: Array2::ones((m, r)),
+            },
+            _ => Statistics::Hals {
+                hht: Array2::zeros((r, r)),
+                vht: Array2::zeros((m, r)),
+            },
+        }
+    }
+
+    /// The statistics of `rule` from the pair [`OnlineState`] stores.
+    pub fn from_pair(rule: Solver, first: Array2<f32>, second: Array2<f32>) -> Self {
+        match rule {
+            Solver::MultiplicativeUpdate => Statistics::Mu {
+                numerator: first,
+                denominator: second,
+            },
+            _ => Statistics::Hals {
+                hht: first,
+                vht: second,
+            },
+        }
+    }
+}
+
+impl<M> Statistics<M> {
+    /// The pair as [`OnlineState`] stores it: `(hht, vht)` or `(numerator, denominator)`.
+    pub fn into_pair(self) -> (M, M) {
+        match self {
+            Statistics::Hals { hht, vht } => (hht, vht),
+            Statistics::Mu {
+                numerator,
+                denominator,
+            } => (numerator, denominator),
+        }
+    }
+
+    /// Each matrix through `f` (to the engine and back).
+    fn try_map<N>(&self, mut f: impl FnMut(&M) -> Result<N>) -> Result<Statistics<N>> {
+        Ok(match self {
+            Statistics::Hals { hht, vht } => Statistics::Hals {
+                hht: f(hht)?,
+                vht: f(vht)?,
+            },
+            Statistics::Mu {
+                numerator,
+                denominator,
+            } => Statistics::Mu {
+                numerator: f(numerator)?,
+                denominator: f(denominator)?,
+            },
+        })
+    }
 }
 
 impl Stats {
-    /// The statistics before any batch: zero for HALS; scikit-learn's start for the
-    /// multiplicative rule (`N₀ = W₀`, `D₀ = 1`), so that the first update keeps the scale
-    /// of W₀.
+    /// W₀ and the statistics before any batch ([`Statistics::start`]).
     pub fn start(w: Array2<f32>, rule: Solver) -> Stats {
-        let (m, r) = w.dim();
-        match rule {
-            Solver::MultiplicativeUpdate => Stats {
-                num: w.clone(),
-                w,
-                den: Array2::ones((m, r)),
-            },
-            _ => Stats {
-                w,
-                num: Array2::zeros((r, r)),
-                den: Array2::zeros((m, r)),
-            },
-        }
+        let sums = Statistics::start(&w, rule);
+        Stats { w, sums }
     }
 }
 
@@ -170,8 +233,7 @@ impl EngineTask for Run<'_, '_> {
         let eps = params.iter.epsilon;
         let tol = f64::from(params.iter.tol);
         let mut w = e.upload(stats.w.view())?;
-        let mut num = e.upload(stats.num.view())?;
-        let mut den = e.upload(stats.den.view())?;
+        let mut sums = stats.sums.try_map(|a| e.upload(a.view()))?;
         let kl = loss == Loss::KullbackLeibler;
         // K = WᵀW (Frobenius) or the column sums of W (KL), for the encodings.
         let mut k = e.zeros(r, if kl { 1 } else { r })?;
@@ -286,8 +348,14 @@ impl EngineTask for Run<'_, '_> {
                     });
                 }
                 let rho = params.forget_factor.powf(b as f32 / n.max(1) as f32);
-                let dw_sq = match (&mut work, rule) {
-                    (Some(wk), Solver::MultiplicativeUpdate) => {
+                let dw_sq = match &mut sums {
+                    Statistics::Mu {
+                        numerator,
+                        denominator,
+                    } => {
+                        let Some(wk) = &mut work else {
+                            return Err(missing_work());
+                        };
                         // D_b: W (H_b H_bᵀ) (Frobenius) or 1 (H_b 1)ᵀ (KL: the rows of
                         // 1_r (H_b 1)ᵀ = 1 H_bᵀ, picked by a first column of ones), plus the
                         // penalty's gradient; N_b = V_b H_bᵀ or (V_b ⊘ W H_b) H_bᵀ.
@@ -305,13 +373,14 @@ impl EngineTask for Run<'_, '_> {
                         if reg_w.l2 > 0.0 {
                             e.axpby(reg_w.l2, &w, 1.0, &mut wk.dn)?;
                         }
-                        // N ← ρN + W ⊙ N_b, D ← ρD + D_b, W ← N ⊘ D (scikit-learn's online
+                        // numerator ← ρ·numerator + W ⊙ N_b, denominator ← ρ·denominator +
+                        // D_b, W ← numerator ⊘ denominator (scikit-learn's online
                         // multiplicative update; entries below f64's epsilon flushed for KL).
                         e.axpby(1.0, &w, 0.0, &mut wk.t)?;
                         let plain = MuDenominator::Elementwise(ones_mr);
                         e.mu_step(&mut wk.t, &p, plain, Side::Left, NO_REG, eps, MuRule::Plain)?;
-                        e.axpby(1.0, &wk.t, rho, &mut num)?;
-                        e.axpby(1.0, &wk.dn, rho, &mut den)?;
+                        e.axpby(1.0, &wk.t, rho, numerator)?;
+                        e.axpby(1.0, &wk.dn, rho, denominator)?;
                         e.axpby(1.0, &w, 0.0, &mut prev_w)?;
                         e.axpby(1.0, ones_mr, 0.0, &mut w)?;
                         let flush = if kl {
@@ -322,27 +391,19 @@ impl EngineTask for Run<'_, '_> {
                         } else {
                             MuRule::Plain
                         };
-                        let ratio = MuDenominator::Elementwise(&den);
-                        e.mu_step(&mut w, &num, ratio, Side::Left, NO_REG, eps, flush)?;
+                        let ratio = MuDenominator::Elementwise(denominator);
+                        e.mu_step(&mut w, numerator, ratio, Side::Left, NO_REG, eps, flush)?;
                         e.axpby(1.0, &w, -1.0, &mut prev_w)?;
                         trace_gram(e, &prev_w, Side::Left, &mut small)?
                     }
-                    (_, Solver::MultiplicativeUpdate) => return Err(missing_work()),
-                    _ => {
-                        // A ← ρA + H Hᵀ, B ← ρB + V Hᵀ, then one HALS sweep over W's
-                        // columns against them (Mairal et al. 2010, Algorithm 2).
+                    Statistics::Hals { hht, vht } => {
+                        // hht ← ρ·hht + H Hᵀ, vht ← ρ·vht + V Hᵀ, then the batch fit's W
+                        // sweep against them (Mairal et al. 2010, Algorithm 2).
                         e.v_ht_and_gram(&bm.h, &mut p, &mut small)?;
-                        e.axpby(1.0, &small, rho, &mut num)?;
-                        e.axpby(1.0, &p, rho, &mut den)?;
-                        e.hals_step_tracked(
-                            &mut w,
-                            &den,
-                            &num,
-                            Side::Left,
-                            reg_w,
-                            &mut prev_w,
-                            &mut small,
-                        )?
+                        e.axpby(1.0, &small, rho, hht)?;
+                        e.axpby(1.0, &p, rho, vht)?;
+                        let moved = Some((&mut prev_w, &mut small));
+                        hals::update_w(e, &mut w, vht, hht, reg_w, moved)?
                     }
                 };
                 w_sq = partner(e, &w, kl, &mut k, &mut small)?;
@@ -357,10 +418,11 @@ impl EngineTask for Run<'_, '_> {
                 report(params, &tracker, info, n);
                 if let Some((every, f)) = &params.on_state {
                     if tracker.steps % every.max(&1) == 0 {
+                        let (num, den) = sums.try_map(|a| e.download(a))?.into_pair();
                         let state = OnlineState {
                             w: e.download(&w)?,
-                            num: e.download(&num)?,
-                            den: e.download(&den)?,
+                            num,
+                            den,
                             steps: tracker.steps,
                             samples: tracker.samples,
                             epochs: tracker.epochs,
@@ -394,8 +456,7 @@ impl EngineTask for Run<'_, '_> {
         let _ = w_sq;
         let stats = Stats {
             w: e.download(&w)?,
-            num: e.download(&num)?,
-            den: e.download(&den)?,
+            sums: sums.try_map(|a| e.download(a))?,
         };
         Ok(RunEnd {
             stats,
@@ -541,17 +602,12 @@ fn encode<E: Engine>(
             );
         }
     }
-    // Multiplicative updates, the relative rule after each (on the device on the GPU engine,
-    // which then runs the whole budget, undoing the steps after the rule is met).
+    // The batch fit's multiplicative H update, the relative rule after each (on the device on
+    // the GPU engine, which then runs the whole budget, undoing the steps after the rule is
+    // met).
     for sweep in 0..inner_max {
         e.axpby(1.0, &bm.h, 0.0, &mut bm.prev)?;
-        let den = if loss == Loss::Frobenius {
-            MuDenominator::Gram(k)
-        } else {
-            e.kl_numerator(w, &bm.h, Side::Right, &mut bm.q)?;
-            MuDenominator::Sums(k)
-        };
-        e.mu_step(&mut bm.h, &bm.q, den, Side::Right, reg, eps, MuRule::Plain)?;
+        mu::update_h(e, w, &mut bm.h, &mut bm.q, k, loss, reg, eps)?;
         if tol > 0.0 && e.relative_check(&mut bm.h, &mut bm.prev, Side::Right, sweep, tol, small)? {
             break;
         }

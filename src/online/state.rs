@@ -12,11 +12,11 @@ use ndarray::Array2;
 pub struct OnlineState {
     /// The dictionary W (m x r).
     pub w: Array2<f32>,
-    /// The statistics' first matrix: `A` (r x r) for HALS, the numerator `N` (m x r) for the
-    /// multiplicative rule.
+    /// The statistics' first matrix: for HALS `Σ ρ H_b H_bᵀ` (r x r), for the multiplicative
+    /// rule the numerator `Σ ρ W ⊙ N_b` (m x r).
     pub num: Array2<f32>,
-    /// The second: `B` (m x r) for HALS, the denominator `D` (m x r) for the multiplicative
-    /// rule.
+    /// The second: for HALS `Σ ρ V_b H_bᵀ` (m x r), for the multiplicative rule the
+    /// denominator `Σ ρ D_b` (m x r).
     pub den: Array2<f32>,
     /// Batches learnt from.
     pub steps: usize,

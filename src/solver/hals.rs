@@ -12,7 +12,7 @@
 use super::{State, Step, Update};
 use crate::engine::{Engine, Side};
 use crate::error::Result;
-use crate::options::ValidParams;
+use crate::options::{Regularization, ValidParams};
 
 pub(super) struct Hals;
 
@@ -29,7 +29,7 @@ impl<E: Engine> Step<E> for Hals {
             if let Some(a) = &s.anchors.gram_w {
                 e.pin(&mut s.g, a)?;
             }
-            e.hals_step(&mut s.w, &s.p, &s.g, Side::Left, p.reg_w)?;
+            update_w(e, &mut s.w, &s.p, &s.g, p.reg_w, None)?;
         }
         e.gram(&s.w, Side::Left, &mut s.k)?;
         e.wt_v(&s.w, &mut s.q)?;
@@ -46,5 +46,23 @@ impl<E: Engine> Step<E> for Hals {
             _ => e.hals_step(&mut s.h, &s.q, &s.k, Side::Right, p.reg_h)?,
         }
         Ok(())
+    }
+}
+
+/// W's HALS sweep against `p` (`V Hᵀ`, or the online fit's statistic `Σ ρ V_b H_bᵀ`) and `g`
+/// (`H Hᵀ`, or `Σ ρ H_b H_bᵀ`): the batch fit's W update and the online fit's dictionary
+/// update. With work space `moved` (m x r, r x r) it returns how far W moved, `‖ΔW‖²_F`
+/// ([`Engine::hals_step_tracked`]); without, 0.
+pub(crate) fn update_w<E: Engine>(
+    e: &mut E,
+    w: &mut E::Mat,
+    p: &E::Mat,
+    g: &E::Mat,
+    reg: Regularization,
+    moved: Option<(&mut E::Mat, &mut E::Mat)>,
+) -> Result<f64> {
+    match moved {
+        Some((prev, small)) => e.hals_step_tracked(w, p, g, Side::Left, reg, prev, small),
+        None => e.hals_step(w, p, g, Side::Left, reg).map(|()| 0.0),
     }
 }

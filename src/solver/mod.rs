@@ -6,10 +6,10 @@
 
 pub(crate) mod ahals;
 mod budget;
-mod hals;
+pub(crate) mod hals;
 pub(crate) mod history;
 mod launch;
-mod mu;
+pub(crate) mod mu;
 mod scale;
 
 pub(crate) use self::launch::{check_sparse_budget, solve, Data};

@@ -27,7 +27,7 @@
 use super::{State, Step, Update};
 use crate::engine::{Engine, FactorSums, MuDenominator, MuRule, Side, BETA_FLOOR};
 use crate::error::Result;
-use crate::options::{Loss, Orthogonality, ValidParams};
+use crate::options::{Loss, Orthogonality, Regularization, ValidParams};
 
 pub(super) struct Mu;
 
@@ -90,15 +90,7 @@ impl<E: Engine> Step<E> for Mu {
                         MuRule::Sqrt,
                     )?;
                 } else {
-                    e.mu_step(
-                        &mut s.h,
-                        &s.q,
-                        MuDenominator::Gram(&s.k),
-                        Side::Right,
-                        p.reg_h,
-                        eps,
-                        MuRule::Plain,
-                    )?;
+                    update_h(e, &s.w, &mut s.h, &mut s.q, &s.k, p.loss, p.reg_h, eps)?;
                 }
             }
             Loss::KullbackLeibler => {
@@ -120,16 +112,7 @@ impl<E: Engine> Step<E> for Mu {
                     return Ok(());
                 }
                 e.factor_sums(&s.w, FactorSums::ColumnsOfW, &mut s.k)?;
-                e.kl_numerator(&s.w, &s.h, Side::Right, &mut s.q)?;
-                e.mu_step(
-                    &mut s.h,
-                    &s.q,
-                    MuDenominator::Sums(&s.k),
-                    Side::Right,
-                    p.reg_h,
-                    eps,
-                    MuRule::Plain,
-                )?;
+                update_h(e, &s.w, &mut s.h, &mut s.q, &s.k, p.loss, p.reg_h, eps)?;
             }
             Loss::ItakuraSaito | Loss::Beta(_) => {
                 let beta = p.loss.beta_value();
@@ -179,6 +162,31 @@ impl<E: Engine> Step<E> for Mu {
         }
         Ok(())
     }
+}
+
+/// The plain rule's update of H with W fixed, for the Frobenius and KL losses:
+/// Frobenius `H ← H ⊙ Q ⊘ (K H + l1 + l2 H)` with `q = Q = Wᵀ V` and `k = K = Wᵀ W` given;
+/// KL `H ← H ⊙ (Wᵀ (V ⊘ W H)) ⊘ (k 1ᵀ + l1 + l2 H)` with `k` the column sums of W given and
+/// the numerator formed here into `q`. The batch fit's H update and the online fit's
+/// encodings (each inner step) are this function.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn update_h<E: Engine>(
+    e: &mut E,
+    w: &E::Mat,
+    h: &mut E::Mat,
+    q: &mut E::Mat,
+    k: &E::Mat,
+    loss: Loss,
+    reg: Regularization,
+    eps: f32,
+) -> Result<()> {
+    let den = if loss == Loss::KullbackLeibler {
+        e.kl_numerator(w, h, Side::Right, q)?;
+        MuDenominator::Sums(k)
+    } else {
+        MuDenominator::Gram(k)
+    };
+    e.mu_step(h, q, den, Side::Right, reg, eps, MuRule::Plain)
 }
 
 /// Set the fixed columns of W back to their starting values.

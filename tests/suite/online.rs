@@ -66,26 +66,46 @@ fn one_batch_with_exact_encodings_is_one_batch_hals_iteration() {
     assert_eq!(online.report().stop, OnlineStop::MaxEpochs);
 }
 
-/// The multiplicative online rule over one batch holding every sample, forgetting the past
-/// (forget factor 0) and keeping the encodings between passes (one step each), is the batch
-/// multiplicative fit of `Vᵀ`: per pass one step of the encodings, then one of the
-/// dictionary, whose penalties (on the dictionary scaled by the n samples, on the encodings by
-/// the m features) are the batch fit's `alpha_h` and `alpha_w` on `Vᵀ`.
-fn online_mu_is_batch_mu(loss: Loss, alpha_w: f32, alpha_h: f32, l1_ratio: f32) {
+/// Online HALS over one batch holding every sample, remembering the past in full (forget
+/// factor 1), is batch HALS: its statistics start at zero, so after the pass they hold exactly
+/// `H₁H₁ᵀ` and `V H₁ᵀ` of this pass's encodings whatever the forget factor, and W's sweep
+/// against them is the batch fit's W update (the same function). With the encodings kept from
+/// `H₀` (one sweep, the batch fit's H update), the pass is one batch HALS iteration on `Vᵀ` from
+/// `(H₀ᵀ, W₀ᵀ)` (its first update is the encodings', its second the dictionary's). One pass:
+/// with forget factor 1 a second pass adds to the first pass's statistics, which a batch
+/// iteration forgets (forget factor 0 makes every pass a batch iteration, as the
+/// multiplicative tests below show).
+#[test]
+fn online_hals_pass_with_forget_factor_one_is_a_batch_hals_iteration() {
+    online_passes_are_batch_iterations(Solver::Hals, Loss::Frobenius, 1.0, 1, [0.0; 3]);
+}
+
+/// `epochs` online passes of `rule` over one batch holding every sample, with the forget
+/// factor `forget`, the penalties `[alpha_w, alpha_h, l1_ratio]` and the encodings kept
+/// between passes (one step each), against `epochs` batch iterations on `Vᵀ` from
+/// `(H₀ᵀ, W₀ᵀ)`: per pass one step of the encodings, then one of the dictionary, whose
+/// penalties (on the dictionary scaled by the n samples, on the encodings by the m features)
+/// are the batch fit's `alpha_h` and `alpha_w` on `Vᵀ`.
+fn online_passes_are_batch_iterations(
+    rule: Solver,
+    loss: Loss,
+    forget: f32,
+    epochs: usize,
+    [alpha_w, alpha_h, l1_ratio]: [f32; 3],
+) {
     let (m, n, r) = (25, 60, 3);
     let (v, _, _) = planted(m, n, r, 11);
     let v = v.mapv(|x| x + 0.05);
     let w0 = uniform(m, r, 5).mapv(|x| x + 0.1);
     let h0 = uniform(r, n, 6).mapv(|x| x + 0.1);
-    let epochs = 25;
     let online = OnlineNmf::params(r)
         .loss(loss)
-        .solver(Solver::MultiplicativeUpdate)
+        .solver(rule)
         .w_init(w0.clone())
         .fresh_restarts(false)
         .h_init(h0.clone())
         .batch_size(n)
-        .forget_factor(0.0)
+        .forget_factor(forget)
         .alpha_w(alpha_w)
         .alpha_h(alpha_h)
         .l1_ratio(l1_ratio)
@@ -96,7 +116,7 @@ fn online_mu_is_batch_mu(loss: Loss, alpha_w: f32, alpha_h: f32, l1_ratio: f32) 
         .unwrap();
     let vt = v.t().to_owned();
     let batch = Nmf::params(r)
-        .solver(Solver::MultiplicativeUpdate)
+        .solver(rule)
         .loss(loss)
         .init(Init::Custom {
             w: h0.t().to_owned(),
@@ -118,18 +138,25 @@ fn online_mu_is_batch_mu(loss: Loss, alpha_w: f32, alpha_h: f32, l1_ratio: f32) 
         d < SAME_STEP_REL_TOL,
         "{loss:?}: kept encodings vs batch Wᵀ: {d}"
     );
+    // W moved: the comparison is not of two starts.
+    assert!(max_rel_diff(&online.w().to_owned(), &w0) > 1e-2);
 }
 
+/// The multiplicative online rule forgetting the past (forget factor 0) is the batch
+/// multiplicative fit of `Vᵀ`, pass after pass: its statistics are then the batch rule's
+/// `W ⊙ N_b` and `D_b`, whose ratio is the batch update of W.
 #[test]
 fn online_mu_over_one_batch_is_the_batch_mu_fit() {
-    online_mu_is_batch_mu(Loss::Frobenius, 0.0, 0.0, 0.0);
-    online_mu_is_batch_mu(Loss::KullbackLeibler, 0.0, 0.0, 0.0);
+    let mu = Solver::MultiplicativeUpdate;
+    online_passes_are_batch_iterations(mu, Loss::Frobenius, 0.0, 25, [0.0; 3]);
+    online_passes_are_batch_iterations(mu, Loss::KullbackLeibler, 0.0, 25, [0.0; 3]);
 }
 
 #[test]
 fn online_mu_with_penalties_over_one_batch_is_the_penalised_batch_mu_fit() {
-    online_mu_is_batch_mu(Loss::Frobenius, 0.002, 0.01, 0.3);
-    online_mu_is_batch_mu(Loss::KullbackLeibler, 0.003, 0.001, 0.7);
+    let mu = Solver::MultiplicativeUpdate;
+    online_passes_are_batch_iterations(mu, Loss::Frobenius, 0.0, 25, [0.002, 0.01, 0.3]);
+    online_passes_are_batch_iterations(mu, Loss::KullbackLeibler, 0.0, 25, [0.003, 0.001, 0.7]);
 }
 
 #[test]
