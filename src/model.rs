@@ -7,7 +7,7 @@ use crate::engine::{cpu::CpuEngine, Backend, Engine};
 use crate::error::{NmfError, Result};
 use crate::linalg::gemm::matmul;
 use crate::options::{Loss, Orthogonality, Solver, ValidParams};
-use crate::report::{report_accessors, FitReport};
+use crate::report::{factor_accessors, report_accessors, FitReport};
 use crate::solver::{solve, Data, DataScale, RunOutput, Update};
 
 /// A fitted factorization `V ≈ W H`: W (m x r) holds the basis vectors ("parts") in its
@@ -55,22 +55,10 @@ impl Factorization {
         }
     }
 
-    /// The basis matrix W (m x r).
-    pub fn w(&self) -> ArrayView2<'_, f32> {
-        self.w.view()
-    }
-    /// The encoding matrix H (r x n).
-    pub fn h(&self) -> ArrayView2<'_, f32> {
-        self.h.view()
-    }
-    /// Take ownership of `(W, H)`.
-    pub fn into_parts(self) -> (Array2<f32>, Array2<f32>) {
-        (self.w, self.h)
-    }
-    /// The rank r.
-    pub fn rank(&self) -> usize {
-        self.w.ncols()
-    }
+    factor_accessors!(
+        "The basis matrix W (m x r).",
+        "The encoding matrix H (r x n)."
+    );
     report_accessors!();
     /// `sqrt(2·D)`: `‖V − WH‖_F` for Frobenius (scikit-learn's `reconstruction_err_`).
     pub fn reconstruction_err(&self) -> f64 {
@@ -337,17 +325,6 @@ impl Factorization {
     /// the same encodings as `transform` of the dense matrix up to float rounding.
     /// A model whose backend is [`Backend::Gpu`] encodes on that device.
     pub fn transform_sparse(&self, v_new: &crate::sparse::CsrMatrix) -> Result<Array2<f32>> {
-        let (m, n) = v_new.dim();
-        if m != self.w.nrows() {
-            return Err(NmfError::ShapeMismatch {
-                what: "V in transform_sparse",
-                expected: format!("{} rows (features)", self.w.nrows()),
-                found: format!("{m} x {n}"),
-            });
-        }
-        if n == 0 {
-            return Err(NmfError::EmptyInput { rows: m, cols: n });
-        }
         self.transform_sparse_with_report(v_new).map(|(h, _)| h)
     }
 

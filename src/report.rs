@@ -56,6 +56,29 @@ impl FitReport {
     }
 }
 
+/// The factors' accessors on a result type with fields `w` (m x r) and `h` (r x n), with
+/// the docs of W and H.
+macro_rules! factor_accessors {
+    ($w:literal, $h:literal) => {
+        #[doc = $w]
+        pub fn w(&self) -> ndarray::ArrayView2<'_, f32> {
+            self.w.view()
+        }
+        #[doc = $h]
+        pub fn h(&self) -> ndarray::ArrayView2<'_, f32> {
+            self.h.view()
+        }
+        /// Take ownership of `(W, H)`.
+        pub fn into_parts(self) -> (ndarray::Array2<f32>, ndarray::Array2<f32>) {
+            (self.w, self.h)
+        }
+        /// The rank r.
+        pub fn rank(&self) -> usize {
+            self.w.ncols()
+        }
+    };
+}
+
 /// The report's accessors on a result type with a field `report: FitReport`.
 macro_rules! report_accessors {
     () => {
@@ -102,4 +125,5 @@ macro_rules! report_accessors {
         }
     };
 }
+pub(crate) use factor_accessors;
 pub(crate) use report_accessors;

@@ -87,7 +87,7 @@ use crate::engine::Backend;
 use crate::error::{Factor, NmfError, Result};
 use crate::linalg::gemm::matmul;
 use crate::options::{check_factor, iter_option_setters, IterOptions, Loss, Regularization};
-use crate::report::{report_accessors, FitReport};
+use crate::report::{factor_accessors, report_accessors, FitReport};
 use crate::solver::DataScale;
 use crate::sparse::CsrMatrix;
 
@@ -481,22 +481,7 @@ pub struct MaskedFactorization {
 }
 
 impl MaskedFactorization {
-    /// The row factor W (m x r).
-    pub fn w(&self) -> ArrayView2<'_, f32> {
-        self.w.view()
-    }
-    /// The column factor H (r x n).
-    pub fn h(&self) -> ArrayView2<'_, f32> {
-        self.h.view()
-    }
-    /// Take ownership of `(W, H)`.
-    pub fn into_parts(self) -> (Array2<f32>, Array2<f32>) {
-        (self.w, self.h)
-    }
-    /// The rank r.
-    pub fn rank(&self) -> usize {
-        self.w.ncols()
-    }
+    factor_accessors!("The row factor W (m x r).", "The column factor H (r x n).");
     /// The shape `(m, n)` of the completed matrix.
     pub fn dim(&self) -> (usize, usize) {
         (self.w.nrows(), self.h.ncols())

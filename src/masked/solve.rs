@@ -283,52 +283,18 @@ impl<E: Engine> Iteration for MaskedIteration<'_, E> {
         // W ← W ⊙ ((M⊙V) Hᵀ) ⊘ ((M⊙WH) Hᵀ + λ₁ + λ₂ C W)
         e.v_ht(h, num_w)?;
         masked_product(e, mask, w, h, Side::Left, den_w)?;
-        if let Some(wt) = weights.as_mut() {
-            weighted_product(
-                e,
-                w,
-                &wt.cw,
-                &wt.ones_w,
-                &mut wt.tmp_w,
-                Side::Left,
-                cfg.iter.epsilon,
-            )?;
-            e.axpby(1.0, &wt.tmp_w, 1.0, den_w)?;
-        }
-        e.mu_step(
-            w,
-            num_w,
-            MuDenominator::Elementwise(den_w),
-            Side::Left,
-            step_reg,
-            cfg.iter.epsilon,
-            MuRule::Plain,
-        )?;
+        let weight = weights
+            .as_mut()
+            .map(|wt| (&wt.cw, &wt.ones_w, &mut wt.tmp_w));
+        let eps = cfg.iter.epsilon;
+        weighted_step(e, w, num_w, den_w, weight, Side::Left, step_reg, eps)?;
         // H ← H ⊙ (Wᵀ (M⊙V)) ⊘ (Wᵀ (M⊙WH) + λ₁ + λ₂ H D)
         e.wt_v(w, num_h)?;
         masked_product(e, mask, w, h, Side::Right, den_h)?;
-        if let Some(wt) = weights.as_mut() {
-            weighted_product(
-                e,
-                h,
-                &wt.ch,
-                &wt.ones_h,
-                &mut wt.tmp_h,
-                Side::Right,
-                cfg.iter.epsilon,
-            )?;
-            e.axpby(1.0, &wt.tmp_h, 1.0, den_h)?;
-        }
-        e.mu_step(
-            h,
-            num_h,
-            MuDenominator::Elementwise(den_h),
-            Side::Right,
-            step_reg,
-            cfg.iter.epsilon,
-            MuRule::Plain,
-        )?;
-        Ok(())
+        let weight = weights
+            .as_mut()
+            .map(|wt| (&wt.ch, &wt.ones_h, &mut wt.tmp_h));
+        weighted_step(e, h, num_h, den_h, weight, Side::Right, step_reg, eps)
     }
 
     /// `½‖M ⊙ (V − WH)‖² + λ₁(‖W‖₁ + ‖H‖₁) + ½ λ₂ (‖W‖² + ‖H‖²)` (per-observation weights in
@@ -405,6 +371,28 @@ impl<E: Engine> Iteration for MaskedIteration<'_, E> {
     fn factors(&mut self) -> Result<Option<(Array2<f32>, Array2<f32>)>> {
         Ok(Some((self.e.download(&self.w)?, self.e.download(&self.h)?)))
     }
+}
+
+/// The multiplicative update of one factor `x` from its numerator `num` and its masked
+/// product `den`: `x ← x ⊙ num ⊘ (den + x ⊙ c + λ₁ + λ₂ x)`, the weight term `x ⊙ c`
+/// (formed in `tmp`) only with per-observation weights `(c, ones, tmp)`.
+#[allow(clippy::too_many_arguments)]
+fn weighted_step<E: Engine>(
+    e: &mut E,
+    x: &mut E::Mat,
+    num: &E::Mat,
+    den: &mut E::Mat,
+    weight: Option<(&E::Mat, &E::Mat, &mut E::Mat)>,
+    side: Side,
+    reg: Regularization,
+    eps: f32,
+) -> Result<()> {
+    if let Some((c, ones, tmp)) = weight {
+        weighted_product(e, x, c, ones, tmp, side, eps)?;
+        e.axpby(1.0, tmp, 1.0, den)?;
+    }
+    let den = MuDenominator::Elementwise(den);
+    e.mu_step(x, num, den, side, reg, eps, MuRule::Plain)
 }
 
 /// `out ← x ⊙ c`, as the multiplicative step `out ← out ⊙ c ⊘ 1` from `out = x`

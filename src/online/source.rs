@@ -38,41 +38,29 @@ pub trait Source: Send {
     }
 }
 
-impl<S: Source + ?Sized> Source for &mut S {
-    fn dim(&self) -> (usize, usize) {
-        (**self).dim()
-    }
-    fn rewind(&mut self) -> Result<()> {
-        (**self).rewind()
-    }
-    fn next_batch(&mut self, max_cols: usize) -> Result<Option<Array2<f32>>> {
-        (**self).next_batch(max_cols)
-    }
-    fn describe(&self, col: usize) -> String {
-        (**self).describe(col)
-    }
-    fn frame_shape(&self) -> Option<(usize, usize)> {
-        (**self).frame_shape()
-    }
+/// A source through a reference or a box is the source itself.
+macro_rules! forward_source {
+    ($($t:ty),*) => {$(
+        impl<S: Source + ?Sized> Source for $t {
+            fn dim(&self) -> (usize, usize) {
+                (**self).dim()
+            }
+            fn rewind(&mut self) -> Result<()> {
+                (**self).rewind()
+            }
+            fn next_batch(&mut self, max_cols: usize) -> Result<Option<Array2<f32>>> {
+                (**self).next_batch(max_cols)
+            }
+            fn describe(&self, col: usize) -> String {
+                (**self).describe(col)
+            }
+            fn frame_shape(&self) -> Option<(usize, usize)> {
+                (**self).frame_shape()
+            }
+        }
+    )*};
 }
-
-impl<S: Source + ?Sized> Source for Box<S> {
-    fn dim(&self) -> (usize, usize) {
-        (**self).dim()
-    }
-    fn rewind(&mut self) -> Result<()> {
-        (**self).rewind()
-    }
-    fn next_batch(&mut self, max_cols: usize) -> Result<Option<Array2<f32>>> {
-        (**self).next_batch(max_cols)
-    }
-    fn describe(&self, col: usize) -> String {
-        (**self).describe(col)
-    }
-    fn frame_shape(&self) -> Option<(usize, usize)> {
-        (**self).frame_shape()
-    }
-}
+forward_source!(&mut S, Box<S>);
 
 /// An in-memory matrix (features x samples) as a source; each batch is a copy of its columns.
 #[derive(Debug, Clone)]

@@ -77,13 +77,7 @@ fn sweeps<E: Engine>(
 }
 
 impl<E: Engine> Step<E> for AcceleratedHals {
-    fn step(
-        &self,
-        e: &mut E,
-        s: &mut State<E::Mat>,
-        p: &ValidParams,
-        update: Update,
-    ) -> Result<()> {
+    fn step(&self, e: &mut E, s: &mut State<E::Mat>, p: &ValidParams, u: Update) -> Result<()> {
         let (m, n) = e.dims();
         let (budget_w, budget_h) = inner_budgets(m, n, p.rank);
         let work = s
@@ -93,7 +87,7 @@ impl<E: Engine> Step<E> for AcceleratedHals {
                 option: "accelerated HALS without its work space",
                 requires: "a run started by solver::run",
             })?;
-        if update.w() {
+        if u.w() {
             e.v_ht_and_gram(&s.h, &mut s.p, &mut s.g)?;
             if let Some(a) = &s.anchors.gram_w {
                 e.pin(&mut s.g, a)?;
@@ -112,7 +106,7 @@ impl<E: Engine> Step<E> for AcceleratedHals {
         }
         e.gram(&s.w, Side::Left, &mut s.k)?;
         e.wt_v(&s.w, &mut s.q)?;
-        if !update.h() {
+        if !u.h() {
             return Ok(());
         }
         // The loss reads K = Wᵀ W after the step: with fixed rows of H the sweeps get a

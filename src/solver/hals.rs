@@ -17,14 +17,8 @@ use crate::options::{Regularization, ValidParams};
 pub(super) struct Hals;
 
 impl<E: Engine> Step<E> for Hals {
-    fn step(
-        &self,
-        e: &mut E,
-        s: &mut State<E::Mat>,
-        p: &ValidParams,
-        update: Update,
-    ) -> Result<()> {
-        if update.w() {
+    fn step(&self, e: &mut E, s: &mut State<E::Mat>, p: &ValidParams, u: Update) -> Result<()> {
+        if u.w() {
             e.v_ht_and_gram(&s.h, &mut s.p, &mut s.g)?;
             if let Some(a) = &s.anchors.gram_w {
                 e.pin(&mut s.g, a)?;
@@ -33,7 +27,7 @@ impl<E: Engine> Step<E> for Hals {
         }
         e.gram(&s.w, Side::Left, &mut s.k)?;
         e.wt_v(&s.w, &mut s.q)?;
-        if !update.h() {
+        if !u.h() {
             return Ok(());
         }
         match (&s.anchors.gram_h, &mut s.anchors.scratch) {

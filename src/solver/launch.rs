@@ -87,7 +87,7 @@ pub(crate) fn solve(
     budget::check(m, n, valid, data.storage(), !scale.is_identity())?;
     let (mut out, name) = if scale.is_identity() {
         let (w0, h0) = start(data, valid, scale);
-        run_data(data, backend, valid, &w0, &h0, update)?
+        run_on_backend(data, backend, valid, &w0, &h0, update)?
     } else {
         let p = scale.params(valid);
         match data {
@@ -95,13 +95,13 @@ pub(crate) fn solve(
                 let vs = scale.dense(v);
                 let d = Data::Dense(vs.view());
                 let (w0, h0) = start(d, &p, scale);
-                run_data(d, backend, &p, &w0, &h0, update)?
+                run_on_backend(d, backend, &p, &w0, &h0, update)?
             }
             Data::Sparse { v, vt } => {
                 let (vs, vts) = (scale.csr(v)?, scale.csr(vt)?);
                 let d = Data::Sparse { v: &vs, vt: &vts };
                 let (w0, h0) = start(d, &p, scale);
-                run_data(d, backend, &p, &w0, &h0, update)?
+                run_on_backend(d, backend, &p, &w0, &h0, update)?
             }
         }
     };
@@ -109,17 +109,6 @@ pub(crate) fn solve(
     scale.factor_out(&mut out.h);
     scale.report(&mut out.report, valid.loss);
     Ok((out, name))
-}
-
-fn run_data(
-    data: Data<'_>,
-    backend: &Backend,
-    params: &ValidParams,
-    w0: &Array2<f32>,
-    h0: &Array2<f32>,
-    update: Update,
-) -> Result<(RunOutput, String)> {
-    run_on_backend(data, backend, params, w0, h0, update)
 }
 
 /// Build the engine for `backend` over `data` and run the solver.

@@ -113,8 +113,8 @@ pub(crate) struct State<M> {
 
 /// One solver iteration on an engine.
 trait Step<E: Engine> {
-    fn step(&self, e: &mut E, s: &mut State<E::Mat>, p: &ValidParams, update: Update)
-        -> Result<()>;
+    /// One iteration of the factors `u` names on `s`, with the parameters `p`.
+    fn step(&self, e: &mut E, s: &mut State<E::Mat>, p: &ValidParams, u: Update) -> Result<()>;
 }
 
 /// A plain fit's iteration for [`History::drive`]: the solver's step on the engine's state.

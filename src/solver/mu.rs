@@ -32,18 +32,12 @@ use crate::options::{Loss, Orthogonality, Regularization, ValidParams};
 pub(super) struct Mu;
 
 impl<E: Engine> Step<E> for Mu {
-    fn step(
-        &self,
-        e: &mut E,
-        s: &mut State<E::Mat>,
-        p: &ValidParams,
-        update: Update,
-    ) -> Result<()> {
+    fn step(&self, e: &mut E, s: &mut State<E::Mat>, p: &ValidParams, u: Update) -> Result<()> {
         let eps = p.iter.epsilon;
         match p.loss {
             Loss::Frobenius => {
                 let ortho = p.orthogonality;
-                if update.w() {
+                if u.w() {
                     if ortho == Orthogonality::W {
                         // W ← W ⊙ √(P ⊘ (W (Wᵀ P))), P = V Hᵀ; g holds the r x r Wᵀ P.
                         e.v_ht(&s.h, &mut s.p)?;
@@ -73,10 +67,10 @@ impl<E: Engine> Step<E> for Mu {
                 }
                 e.gram(&s.w, Side::Left, &mut s.k)?;
                 e.wt_v(&s.w, &mut s.q)?;
-                if !update.h() {
+                if !u.h() {
                     return Ok(());
                 }
-                if ortho == Orthogonality::H && update == Update::Both {
+                if ortho == Orthogonality::H && u == Update::Both {
                     // H ← H ⊙ √(Q ⊘ ((Q Hᵀ) H)), Q = Wᵀ V; g (free after the W update)
                     // holds the r x r Q Hᵀ.
                     e.cross(&s.q, &s.h, Side::Right, &mut s.g)?;
@@ -94,7 +88,7 @@ impl<E: Engine> Step<E> for Mu {
                 }
             }
             Loss::KullbackLeibler => {
-                if update.w() {
+                if u.w() {
                     e.kl_numerator(&s.w, &s.h, Side::Left, &mut s.p)?;
                     e.factor_sums(&s.h, FactorSums::RowsOfH, &mut s.g)?;
                     e.mu_step(
@@ -108,7 +102,7 @@ impl<E: Engine> Step<E> for Mu {
                     )?;
                     pin_w(e, s)?;
                 }
-                if !update.h() {
+                if !u.h() {
                     return Ok(());
                 }
                 e.factor_sums(&s.w, FactorSums::ColumnsOfW, &mut s.k)?;
@@ -126,7 +120,7 @@ impl<E: Engine> Step<E> for Mu {
                 let Some((dw, _)) = s.beta_den.as_mut() else {
                     return Ok(());
                 };
-                if update.w() {
+                if u.w() {
                     e.beta_products(&s.w, &s.h, Side::Left, beta, &mut s.p, dw)?;
                     e.mu_step(
                         &mut s.w,
@@ -139,7 +133,7 @@ impl<E: Engine> Step<E> for Mu {
                     )?;
                     pin_w(e, s)?;
                 }
-                if !update.h() {
+                if !u.h() {
                     return Ok(());
                 }
                 let Some((_, dh)) = s.beta_den.as_mut() else {

@@ -141,10 +141,7 @@ impl Engine for CpuEngine<'_> {
     }
 
     fn gram(&mut self, x: &Array2<f32>, side: Side, out: &mut Array2<f32>) -> Result<()> {
-        match side {
-            Side::Left => products::at_b(x.view(), x.view(), out.view_mut()),
-            Side::Right => products::a_bt(x.view(), x.view(), out.view_mut(), &mut self.scratch.ht),
-        }
+        self.cross(x, x, side, out)
     }
 
     fn v_ht_and_gram(

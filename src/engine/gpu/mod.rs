@@ -78,14 +78,20 @@ impl GpuEngine {
             c0 += cols;
         }
         log::debug!("gpu engine: V {m} x {n} in {} panel(s)", panels.len());
-        Ok(GpuEngine {
+        let data = DeviceData::Dense(DensePanels {
+            panels,
+            spare: Vec::new(),
+        });
+        Ok(GpuEngine::over(ctx, sched, (m, n), data))
+    }
+
+    /// The engine over `data` (m x n), with no work buffers yet.
+    fn over(ctx: &GpuContext, sched: Scheduler, (m, n): (usize, usize), data: DeviceData) -> Self {
+        GpuEngine {
             ctx: ctx.clone(),
             m,
             n,
-            data: DeviceData::Dense(DensePanels {
-                panels,
-                spare: Vec::new(),
-            }),
+            data,
             sched,
             spares: Vec::new(),
             block: None,
@@ -93,7 +99,7 @@ impl GpuEngine {
             slices: None,
             loss_sums: None,
             track: None,
-        })
+        }
     }
 
     /// Number of column panels V is stored in.
@@ -115,6 +121,20 @@ impl GpuEngine {
                 cols,
             }),
         }
+    }
+
+    /// `out = a b` for a product of `shape` (rows, cols, inner), stored whole.
+    fn store_product(
+        &mut self,
+        shape: (usize, usize, usize),
+        a: Operand<'_>,
+        b: Operand<'_>,
+        out: &GpuMat,
+    ) -> Result<()> {
+        let c = Operand::rows(&out.buf, 0, shape.1);
+        let replace = Accum::Replace;
+        self.product(Epilogue::Store, shape, a, b, c, a, None, replace, 0.0)?;
+        Ok(())
     }
 
     /// The sum of the first `count` per-workgroup loss partials in `partials`: folded in chunks
@@ -311,19 +331,7 @@ impl Engine for GpuEngine {
             }
         };
         check_shape("the output of a small product", out, shape.0, shape.1)?;
-        let c = Operand::rows(&out.buf, 0, shape.1);
-        self.product(
-            Epilogue::Store,
-            shape,
-            a,
-            b,
-            c,
-            a,
-            None,
-            Accum::Replace,
-            0.0,
-        )?;
-        Ok(())
+        self.store_product(shape, a, b, out)
     }
 
     fn mul_small(&mut self, x: &GpuMat, s: &GpuMat, side: Side, out: &mut GpuMat) -> Result<()> {
@@ -353,19 +361,7 @@ impl Engine for GpuEngine {
             x.rows,
             x.cols,
         )?;
-        let c = Operand::rows(&out.buf, 0, shape.1);
-        self.product(
-            Epilogue::Store,
-            shape,
-            a,
-            b,
-            c,
-            a,
-            None,
-            Accum::Replace,
-            0.0,
-        )?;
-        Ok(())
+        self.store_product(shape, a, b, out)
     }
 
     fn transpose(&mut self, x: &GpuMat, out: &mut GpuMat) -> Result<()> {

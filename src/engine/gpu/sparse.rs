@@ -131,24 +131,13 @@ impl GpuEngine {
             csr.len(),
             csc.len()
         );
-        Ok(GpuEngine {
-            ctx: ctx.clone(),
-            m,
-            n,
-            sched,
-            spares: Vec::new(),
-            block: None,
-            partials: None,
-            slices: None,
-            loss_sums: None,
-            track: None,
-            data: DeviceData::Sparse(SparseV {
-                csr,
-                csc,
-                ht: None,
-                z: None,
-            }),
-        })
+        let data = DeviceData::Sparse(SparseV {
+            csr,
+            csc,
+            ht: None,
+            z: None,
+        });
+        Ok(GpuEngine::over(ctx, sched, (m, n), data))
     }
 
     /// Number of row panels of sparse V and of Vᵀ (`(0, 0)` for dense V).

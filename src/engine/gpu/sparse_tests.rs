@@ -3,6 +3,7 @@
 
 use ndarray::Array2;
 
+use super::tests::upload_pair;
 use super::{GpuContext, GpuEngine};
 use crate::engine::cpu::CpuEngine;
 use crate::engine::{Engine, Side};
@@ -65,14 +66,7 @@ fn compare(ctx: &GpuContext, v: &CsrMatrix, r: usize, tag: &str) {
     let mut cpu = CpuEngine::new_sparse(v, &vt);
     let mut gpu = GpuEngine::new_sparse(ctx, v, &vt).expect("gpu engine");
     let (w0, h0) = (dense(m, r, 5), dense(r, n, 7));
-    let (cw, ch) = (
-        cpu.upload(w0.view()).unwrap(),
-        cpu.upload(h0.view()).unwrap(),
-    );
-    let (gw, gh) = (
-        gpu.upload(w0.view()).unwrap(),
-        gpu.upload(h0.view()).unwrap(),
-    );
+    let ((cw, ch), (gw, gh)) = upload_pair(&mut cpu, &mut gpu, &w0, &h0);
 
     let (mut c, mut g) = (cpu.zeros(m, r).unwrap(), gpu.zeros(m, r).unwrap());
     cpu.v_ht(&ch, &mut c).unwrap();

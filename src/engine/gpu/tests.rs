@@ -2,6 +2,7 @@
 
 use ndarray::Array2;
 
+use super::buffers::GpuMat;
 use super::{GpuContext, GpuEngine};
 use crate::engine::cpu::CpuEngine;
 use crate::engine::{Engine, FactorSums, MuDenominator, MuRule, Side};
@@ -63,6 +64,31 @@ fn edge_shapes(ctx: &GpuContext) -> Vec<(usize, usize, usize)> {
     ]
 }
 
+/// `w` and `h` uploaded to both engines: `((cpu W, cpu H), (gpu W, gpu H))`.
+pub(super) fn upload_pair(
+    cpu: &mut CpuEngine<'_>,
+    gpu: &mut GpuEngine,
+    w: &Array2<f32>,
+    h: &Array2<f32>,
+) -> ((Array2<f32>, Array2<f32>), (GpuMat, GpuMat)) {
+    let c = (cpu.upload(w.view()).unwrap(), cpu.upload(h.view()).unwrap());
+    let g = (gpu.upload(w.view()).unwrap(), gpu.upload(h.view()).unwrap());
+    (c, g)
+}
+
+/// A context whose V panels hold 6 columns of an m-row V and whose KL blocks hold 9 rows of
+/// 6 columns, checked on an m x n V.
+fn small_panels(ctx: &GpuContext, m: usize, n: usize) -> GpuContext {
+    let small = ctx
+        .clone()
+        .with_max_panel_bytes((m * 4 * 6) as u64)
+        .with_kl_block_bytes(6 * 4 * 9);
+    let v = pseudo(m, n, 5, 0.0);
+    let e = GpuEngine::new(&small, v.view()).unwrap();
+    assert_eq!(e.panel_count(), n.div_ceil(6));
+    small
+}
+
 /// Run every engine operation on both engines from the same inputs and compare.
 fn compare_all_ops(ctx: &GpuContext, m: usize, n: usize, r: usize) {
     let v = pseudo(m, n, 1 + (m * 31 + n) as u32, 0.0);
@@ -72,14 +98,7 @@ fn compare_all_ops(ctx: &GpuContext, m: usize, n: usize, r: usize) {
     let mut gpu = GpuEngine::new(ctx, v.view()).expect("gpu engine");
     let tag = format!("{m}x{n} r{r}");
 
-    let (cw, ch) = (
-        cpu.upload(w0.view()).unwrap(),
-        cpu.upload(h0.view()).unwrap(),
-    );
-    let (gw, gh) = (
-        gpu.upload(w0.view()).unwrap(),
-        gpu.upload(h0.view()).unwrap(),
-    );
+    let ((cw, ch), (gw, gh)) = upload_pair(&mut cpu, &mut gpu, &w0, &h0);
 
     // Products with V.
     let (mut cp, mut gp) = (cpu.zeros(m, r).unwrap(), gpu.zeros(m, r).unwrap());
@@ -223,13 +242,7 @@ fn every_kernel_matches_cpu_with_panels_and_kl_blocks() {
     let Some(ctx) = gpu_or_skip() else { return };
     // Panels of a few columns and KL blocks of a few rows.
     let (m, n, r) = (70, 53, 4);
-    let small = ctx
-        .with_max_panel_bytes((m * 4 * 6) as u64)
-        .with_kl_block_bytes(6 * 4 * 9);
-    let v = pseudo(m, n, 5, 0.0);
-    let e = GpuEngine::new(&small, v.view()).unwrap();
-    assert_eq!(e.panel_count(), n.div_ceil(6));
-    compare_all_ops(&small, m, n, r);
+    compare_all_ops(&small_panels(&ctx, m, n), m, n, r);
 }
 
 #[test]
@@ -243,8 +256,7 @@ fn kl_loss_handles_zeros_in_v_and_wh() {
     let h = pseudo(r, n, 11, 0.1);
     let mut cpu = CpuEngine::new(v.view());
     let mut gpu = GpuEngine::new(&ctx, v.view()).unwrap();
-    let (cw, ch) = (cpu.upload(w.view()).unwrap(), cpu.upload(h.view()).unwrap());
-    let (gw, gh) = (gpu.upload(w.view()).unwrap(), gpu.upload(h.view()).unwrap());
+    let ((cw, ch), (gw, gh)) = upload_pair(&mut cpu, &mut gpu, &w, &h);
     let c = cpu.loss(&cw, &ch, Loss::KullbackLeibler, 1e-6).unwrap();
     let g = gpu.loss(&gw, &gh, Loss::KullbackLeibler, 1e-6).unwrap();
     assert!((g - c).abs() <= LOSS_REL_TOL * c.abs(), "gpu {g} cpu {c}");
@@ -322,14 +334,7 @@ fn loss_folds_more_partials_than_one_chunk() {
     let (w0, h0) = (pseudo(m, r, 15, 0.1), pseudo(r, n, 16, 0.1));
     let mut cpu = CpuEngine::new(v.view());
     let mut gpu = GpuEngine::new(&ctx, v.view()).unwrap();
-    let (cw, ch) = (
-        cpu.upload(w0.view()).unwrap(),
-        cpu.upload(h0.view()).unwrap(),
-    );
-    let (gw, gh) = (
-        gpu.upload(w0.view()).unwrap(),
-        gpu.upload(h0.view()).unwrap(),
-    );
+    let ((cw, ch), (gw, gh)) = upload_pair(&mut cpu, &mut gpu, &w0, &h0);
     for loss in [Loss::Frobenius, Loss::KullbackLeibler] {
         let c = cpu.loss(&cw, &ch, loss, f32::EPSILON).unwrap();
         let before = gpu.sched.stats.bytes_read_back;
@@ -409,14 +414,7 @@ fn zero_gram_diagonals_and_zero_denominators_match_cpu() {
     let mut cpu = CpuEngine::new(v.view());
     let mut gpu = GpuEngine::new(&ctx, v.view()).unwrap();
     let none = Regularization::default();
-    let (cw, ch) = (
-        cpu.upload(w0.view()).unwrap(),
-        cpu.upload(h0.view()).unwrap(),
-    );
-    let (gw, gh) = (
-        gpu.upload(w0.view()).unwrap(),
-        gpu.upload(h0.view()).unwrap(),
-    );
+    let ((cw, ch), (gw, gh)) = upload_pair(&mut cpu, &mut gpu, &w0, &h0);
     // K = Wᵀ W has a zero diagonal entry: HALS leaves row 1 of H alone.
     let (mut ck, mut gk) = (cpu.zeros(r, r).unwrap(), gpu.zeros(r, r).unwrap());
     cpu.gram(&cw, Side::Left, &mut ck).unwrap();
@@ -717,13 +715,7 @@ fn small_products_and_masked_ops_match_cpu() {
 fn masked_ops_match_cpu_with_panels_and_blocks() {
     let Some(ctx) = gpu_or_skip() else { return };
     let (m, n, r) = (37, 53, 5);
-    let small = ctx
-        .with_max_panel_bytes((m * 4 * 6) as u64)
-        .with_kl_block_bytes(6 * 4 * 9);
-    let v = pseudo(m, n, 5, 0.0);
-    let e = GpuEngine::new(&small, v.view()).unwrap();
-    assert_eq!(e.panel_count(), n.div_ceil(6));
-    compare_new_ops(&small, m, n, r);
+    compare_new_ops(&small_panels(&ctx, m, n), m, n, r);
 }
 
 #[test]
