@@ -321,20 +321,22 @@ impl OnlineParams {
                 requires: "Loss::Frobenius or Loss::KullbackLeibler, or a batch fit (Nmf::params)",
             });
         }
-        match (self.rule(), self.loss) {
-            (Solver::AcceleratedHals, _) => {
+        // Every solver named, so that a new one is a compile error here until online fits
+        // run it or refuse it.
+        match self.rule() {
+            Solver::AcceleratedHals => {
                 return Err(NmfError::UnsupportedOption {
                     option: "Solver::AcceleratedHals in an online fit",
                     requires: "Solver::Hals or Solver::MultiplicativeUpdate",
                 })
             }
-            (Solver::Hals, Loss::KullbackLeibler) => {
+            Solver::Hals if self.loss == Loss::KullbackLeibler => {
                 return Err(NmfError::UnsupportedLoss {
                     solver: "Solver::Hals",
                     loss: "Loss::KullbackLeibler",
                 })
             }
-            _ => {}
+            Solver::Hals | Solver::MultiplicativeUpdate => {}
         }
         let alpha_h = self.alpha_h.unwrap_or(self.alpha_w);
         for (name, value) in [("alpha_w", self.alpha_w), ("alpha_h", alpha_h)] {
