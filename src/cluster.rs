@@ -71,15 +71,7 @@ struct Contingency {
 
 impl Contingency {
     fn new(pred: &[usize], truth: &[usize]) -> Result<Self> {
-        if pred.len() != truth.len() {
-            return Err(NmfError::LabelLengthMismatch {
-                pred: pred.len(),
-                truth: truth.len(),
-            });
-        }
-        if pred.is_empty() {
-            return Err(NmfError::EmptyLabels);
-        }
+        check_labels(pred, truth)?;
         let dense = |labels: &[usize]| -> (Vec<usize>, Vec<u64>) {
             let mut ids: HashMap<usize, usize> = HashMap::new();
             let mut sizes = Vec::new();
@@ -132,15 +124,7 @@ impl Contingency {
 /// compare partitions with the same number of clusters, or prefer
 /// [`normalized_mutual_info`] / [`adjusted_rand_index`].
 pub fn purity(pred: &[usize], truth: &[usize]) -> Result<f64> {
-    if pred.len() != truth.len() {
-        return Err(NmfError::LabelLengthMismatch {
-            pred: pred.len(),
-            truth: truth.len(),
-        });
-    }
-    if pred.is_empty() {
-        return Err(NmfError::EmptyLabels);
-    }
+    check_labels(pred, truth)?;
     let mut table: HashMap<usize, HashMap<usize, u64>> = HashMap::new();
     for (&a, &b) in pred.iter().zip(truth) {
         *table.entry(a).or_default().entry(b).or_insert(0) += 1;
@@ -219,6 +203,20 @@ pub fn adjusted_rand_index(pred: &[usize], truth: &[usize]) -> Result<f64> {
     let num = 2.0 * (tp * tn - fn_ * fp);
     let den = (tp + fn_) * (fn_ + tn) + (tp + fp) * (fp + tn);
     Ok(num / den)
+}
+
+/// `Ok` when the two labelings are of the same, nonzero number of items.
+fn check_labels(pred: &[usize], truth: &[usize]) -> Result<()> {
+    if pred.len() != truth.len() {
+        return Err(NmfError::LabelLengthMismatch {
+            pred: pred.len(),
+            truth: truth.len(),
+        });
+    }
+    if pred.is_empty() {
+        return Err(NmfError::EmptyLabels);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

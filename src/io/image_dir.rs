@@ -108,16 +108,22 @@ pub fn load_dir_with(
     load_paths(dir, &paths, names, size, options.limit_bytes())
 }
 
+/// The names (relative to `dir`) of the image files under `dir`, recursively, in natural order.
+fn image_names(dir: &Path) -> Result<Vec<PathBuf>> {
+    let what = ("open the image directory", "the images");
+    list_files(
+        dir,
+        what.0,
+        what.1,
+        Descend::Recursive,
+        &has_image_extension,
+    )
+}
+
 /// The image files under `dir` (recursively, in natural order): names relative to `dir`, and
 /// paths.
 pub(crate) fn list_images(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
-    let names = list_files(
-        dir,
-        "open the image directory",
-        "the images",
-        Descend::Recursive,
-        &has_image_extension,
-    )?;
+    let names = image_names(dir)?;
     if names.is_empty() {
         return Err(NmfError::NoImages {
             dir: dir.to_path_buf(),
@@ -401,13 +407,7 @@ pub(crate) fn plan_dir(
     size: SizePolicy,
     options: &ReadOptions,
 ) -> Result<(Vec<PathBuf>, (usize, usize))> {
-    let names = list_files(
-        dir,
-        "open the image directory",
-        "the images",
-        Descend::Recursive,
-        &has_image_extension,
-    )?;
+    let names = image_names(dir)?;
     let Some(first) = names.first() else {
         return Err(NmfError::NoImages {
             dir: dir.to_path_buf(),

@@ -19,14 +19,18 @@ const MAX_HEADER_LEN: usize = 1 << 20;
 /// Nesting deeper than this in the header literal is refused as corrupt.
 const MAX_DEPTH: usize = 8;
 
+/// The length of `file` when it is a regular file (not a pipe or a device).
+fn regular_file_len(file: &std::fs::File) -> Option<u64> {
+    file.metadata()
+        .ok()
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+}
+
 /// Read a 2-D `.npy` file as a row-major float32 matrix.
 pub(crate) fn read(path: &Path, options: &ReadOptions) -> Result<Array2<f32>> {
     let file = open(path)?;
-    let file_len = file
-        .metadata()
-        .ok()
-        .filter(|m| m.is_file())
-        .map(|m| m.len());
+    let file_len = regular_file_len(&file);
     let mut reader = BufReader::new(file);
     let header = read_header(path, &mut reader)?;
     let (rows, cols) = header.shape;
@@ -128,11 +132,7 @@ pub(crate) struct Layout {
 /// the header is read).
 pub(crate) fn open_layout(path: &Path) -> Result<(std::fs::File, Layout)> {
     let file = open(path)?;
-    let file_len = file
-        .metadata()
-        .ok()
-        .filter(|m| m.is_file())
-        .map(|m| m.len());
+    let file_len = regular_file_len(&file);
     let header = read_header(path, &mut BufReader::new(&file))?;
     let (rows, cols) = header.shape;
     let too_large = || {

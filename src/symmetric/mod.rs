@@ -289,18 +289,8 @@ impl SymNmfParams {
                 expected: "a matrix with at least one positive entry (a graph with at least one edge with a weight > 0)".into(),
             });
         }
-        let alpha = self.penalty(max)?;
-        let mean = crate::init::mean(a_t.view());
-        let scale = (2.0 * (mean / self.k as f64).sqrt()) as f32;
-        let task = solve::SymTask {
-            method: self.method,
-            k: self.k,
-            alpha,
-            iter: self.iter.clone(),
-            n_init: self.n_init,
-            init_scale: scale,
-            rng: StdRng::seed_from_u64(self.iter.seed),
-        };
+        let task = self.task(max, crate::init::mean(a_t.view()))?;
+        let alpha = task.alpha;
         let (out, engine_name) = with_engine(a_t.view(), &self.backend, task)?;
         let a_sq: f64 = a_t.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
         let mut report = out.report;
@@ -322,6 +312,22 @@ impl SymNmfParams {
     /// The ANLS penalty weight: the one set, or `max(Ã)²` (computed in f64). For ANLS it must
     /// leave room in f32 for `α H`, whose entries are about `α sqrt(max(Ã))` (the scale of H
     /// when `H Hᵀ ≈ Ã`), with a margin of 16; the other methods ignore it.
+    /// The solve of Ã, whose largest entry is `max` and mean `mean`: its penalty, and its
+    /// starts scaled by `2 sqrt(mean / k)`.
+    fn task(&self, max: f32, mean: f64) -> Result<solve::SymTask> {
+        let alpha = self.penalty(max)?;
+        let scale = (2.0 * (mean / self.k as f64).sqrt()) as f32;
+        Ok(solve::SymTask {
+            method: self.method,
+            k: self.k,
+            alpha,
+            iter: self.iter.clone(),
+            n_init: self.n_init,
+            init_scale: scale,
+            rng: StdRng::seed_from_u64(self.iter.seed),
+        })
+    }
+
     fn penalty(&self, max: f32) -> Result<f32> {
         let max = f64::from(max);
         let alpha = self.alpha.map_or(max * max, f64::from);

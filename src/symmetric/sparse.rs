@@ -8,10 +8,7 @@
 
 use std::time::Instant;
 
-use rand::rngs::StdRng;
-use rand::SeedableRng;
-
-use super::{solve, Preprocess, SymFactorization, SymNmfParams};
+use super::{Preprocess, SymFactorization, SymNmfParams};
 use crate::engine::with_sparse_engine;
 use crate::error::{NmfError, Result};
 use crate::sparse::CsrMatrix;
@@ -38,18 +35,8 @@ impl SymNmfParams {
                 expected: "a matrix with at least one positive entry (a graph with at least one edge with a weight > 0)".into(),
             });
         }
-        let alpha = self.penalty(max)?;
-        let mean = a_t.sum() / ((n as f64) * (n as f64));
-        let scale = (2.0 * (mean / self.k as f64).sqrt()) as f32;
-        let task = solve::SymTask {
-            method: self.method,
-            k: self.k,
-            alpha,
-            iter: self.iter.clone(),
-            n_init: self.n_init,
-            init_scale: scale,
-            rng: StdRng::seed_from_u64(self.iter.seed),
-        };
+        let task = self.task(max, a_t.sum() / ((n as f64) * (n as f64)))?;
+        let alpha = task.alpha;
         // Ã is symmetric: it is its own transpose (the CSC form the products read).
         let (out, engine_name) = with_sparse_engine(&a_t, &a_t, &self.backend, task)?;
         let mut report = out.report;
