@@ -137,14 +137,7 @@ pub fn heldout_block_error(
         norm += f64::from(x) * f64::from(x);
     }
     let count = a.len().max(1) as f64;
-    let relative = if norm > 0.0 {
-        (sq / norm).sqrt()
-    } else if sq == 0.0 {
-        0.0
-    } else {
-        f64::INFINITY
-    };
-    ((sq / count).sqrt(), relative)
+    ((sq / count).sqrt(), super::cv::relative_to_norm(sq, norm))
 }
 
 #[cfg(test)]

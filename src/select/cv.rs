@@ -58,12 +58,17 @@ pub fn heldout_error(
     } else {
         (sq / count as f64).sqrt()
     };
-    let relative = if norm > 0.0 {
+    (rmse, relative_to_norm(sq, norm))
+}
+
+/// `sqrt(sq / norm)`, the error relative to the data's norm: 0 for no error, infinite for an
+/// error on zero data.
+pub(crate) fn relative_to_norm(sq: f64, norm: f64) -> f64 {
+    if norm > 0.0 {
         (sq / norm).sqrt()
     } else if sq == 0.0 {
         0.0
     } else {
         f64::INFINITY
-    };
-    (rmse, relative)
+    }
 }
