@@ -129,7 +129,7 @@ const SPEED_PROBE_SOFTWARE: (usize, usize, usize) = (256, 16, 256);
 impl GpuContext {
     /// This device's speed in GFLOP/s (`2·rows·cols·k / time`) on a V Hᵀ-like product with the
     /// configuration a fit would run it with (the fixed heuristic's), timed for about
-    /// [`QUICK_MS`] ms after a warm-up run: the weight of its row panel in a multi-GPU fit
+    /// a few ms after a warm-up run: the weight of its row panel in a multi-GPU fit
     /// ([`Backend::MultiGpu`](crate::Backend::MultiGpu)) when the devices differ.
     pub fn measure_speed(&self) -> Result<f64> {
         let mut engine = GpuEngine::new(self, Array2::<f32>::zeros((1, 1)).view())?;
