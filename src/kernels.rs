@@ -3,7 +3,7 @@
 
 use ndarray::{Array2, ArrayView2};
 
-use crate::engine::cpu::CpuEngine;
+use crate::engine::cpu::{simd, CpuEngine};
 use crate::engine::{Engine, Side};
 use crate::error::Result;
 
@@ -35,4 +35,34 @@ impl<'a> CpuProducts<'a> {
     pub fn wt_w(&mut self, w: &Array2<f32>, out: &mut Array2<f32>) -> Result<()> {
         self.engine.gram(w, Side::Left, out)
     }
+}
+
+/// The vector level of the CPU kernels: `avx512`, `avx2` or `none` (the CPU's best, capped by
+/// `NMF_SIMD`).
+pub fn simd_level() -> &'static str {
+    match simd::level() {
+        simd::Level::Avx512 => "avx512",
+        simd::Level::Avx2 => "avx2",
+        simd::Level::None => "none",
+    }
+}
+
+/// The FMA peak of `threads` threads at [`simd_level`], GFLOP/s: independent multiply-adds in
+/// registers on every thread at once, the best of `tries` runs of about `reps` steps each.
+pub fn fma_peak_gflops(threads: usize, reps: usize, tries: usize) -> f64 {
+    let level = simd::level();
+    let mut best = 0.0f64;
+    for _ in 0..tries.max(1) {
+        let start = std::time::Instant::now();
+        let flops: f64 = std::thread::scope(|s| {
+            let runs: Vec<_> = (0..threads.max(1))
+                .map(|_| s.spawn(move || simd::fma_peak(level, reps)))
+                .collect();
+            runs.into_iter()
+                .map(|h| h.join().map_or(0.0, |(f, x)| f + 0.0 * f64::from(x)))
+                .sum()
+        });
+        best = best.max(flops / start.elapsed().as_secs_f64() / 1e9);
+    }
+    best
 }

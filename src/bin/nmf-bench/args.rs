@@ -34,6 +34,14 @@ SPARSE CASES:
                initial loss); median, min and max over the timed fits
     set-up ms  the fit of 1 iteration less one iteration
 
+PROFILE (--profile):
+    ms         best of --repeats calls of one product after a warm-up
+    GFLOP/s    2mnr (V Hᵀ, Wᵀ V), 2nr² (H Hᵀ), 2mr² (Wᵀ W) over ms
+    % peak     GFLOP/s over the FMA peak measured first (all threads, registers only)
+    % iter     ms over one MU Frobenius iteration, (fastest fit of N − fastest fit of 1) /
+               (N − 1), without the set-up; `rest` is the iteration less the four products
+               (elementwise passes, the products with r x r Grams, loss checks)
+
 EXIT STATUS:
     0 all measurements ran (GPU rows may be unavailable), 1 a fit or output failed,
     2 invalid arguments";
@@ -107,6 +115,12 @@ pub struct Options {
     /// CPU threads (sets RAYON_NUM_THREADS and the global rayon pool).
     #[arg(long, value_name = "T", value_parser = positive)]
     pub threads: Option<usize>,
+
+    /// Instead of whole fits: the CPU products one by one (V Hᵀ, Wᵀ V, H Hᵀ, Wᵀ W) in GFLOP/s
+    /// beside the FMA peak measured on this machine, and their share of one MU Frobenius
+    /// iteration (best of --repeats; --iterations per timed fit).
+    #[arg(long)]
+    pub profile: bool,
 }
 
 /// A finite value > 0.

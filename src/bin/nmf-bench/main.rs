@@ -6,6 +6,7 @@
 mod args;
 mod cases;
 mod measure;
+mod profile;
 mod report;
 mod time_to_error;
 
@@ -193,6 +194,14 @@ fn run(opts: &Options) -> ExitCode {
     );
     println!();
 
+    if opts.profile {
+        let ok = profile::run(&opts.cases(), threads, opts.repeats, opts.iterations());
+        return if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        };
+    }
     if let Some(target) = opts.time_to_error {
         return if time_to_error::run(opts, target) {
             ExitCode::SUCCESS

@@ -9,7 +9,7 @@ mod elementwise;
 mod hals;
 mod layout;
 mod products;
-mod simd;
+pub(crate) mod simd;
 mod skinny;
 mod small;
 pub(crate) mod sparse;

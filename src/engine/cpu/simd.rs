@@ -134,6 +134,118 @@ pub(crate) trait Isa: Copy {
     unsafe fn prefetch(p: *const f32);
 }
 
+/// L2 size assumed where the CPU does not report one (the smallest of current x86 cores).
+const DEFAULT_L2_BYTES: usize = 256 << 10;
+
+/// The L2 cache of one core in bytes, read once from the CPU (`cpuid` leaf 4, the
+/// deterministic cache parameters: ways x partitions x line size x sets of the level-2 data or
+/// unified cache); [`DEFAULT_L2_BYTES`] where it reports none. The kernels size their blocks
+/// from it.
+pub(crate) fn l2_bytes() -> usize {
+    static L2: OnceLock<usize> = OnceLock::new();
+    *L2.get_or_init(|| read_l2().unwrap_or(DEFAULT_L2_BYTES))
+}
+
+#[cfg(target_arch = "x86_64")]
+fn read_l2() -> Option<usize> {
+    use std::arch::x86_64::{__cpuid, __cpuid_count};
+    // cpuid exists on every x86_64 CPU; leaf 4 is read only where leaf 0 lists it.
+    {
+        if __cpuid(0).eax < 4 {
+            return None;
+        }
+        for i in 0..16 {
+            let c = __cpuid_count(4, i);
+            let kind = c.eax & 0x1f; // 0: no more caches, 1: data, 2: instruction, 3: unified
+            if kind == 0 {
+                break;
+            }
+            let level = (c.eax >> 5) & 0x7;
+            if level == 2 && (kind == 1 || kind == 3) {
+                let ways = ((c.ebx >> 22) & 0x3ff) as usize + 1;
+                let parts = ((c.ebx >> 12) & 0x3ff) as usize + 1;
+                let line = (c.ebx & 0xfff) as usize + 1;
+                let sets = c.ecx as usize + 1;
+                return Some(ways * parts * line * sets);
+            }
+        }
+    }
+    None
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn read_l2() -> Option<usize> {
+    None
+}
+
+/// Independent accumulators of [`fma_peak`]: more than the FMA latency times the FMA ports
+/// (4 cycles x 2 ports), so the chains never wait on each other.
+const PEAK_CHAINS: usize = 12;
+
+/// `reps` steps of `PEAK_CHAINS` independent FMAs (`a ← a·b + c`) at the level's vector width:
+/// the multiply-adds a core can retire without touching memory. Returns the floating-point
+/// operations done (2 per lane per FMA) and a sum of the accumulators (kept live).
+pub(crate) fn fma_peak(level: Level, reps: usize) -> (f64, f32) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: each kernel runs only where its instruction set was detected.
+        unsafe {
+            if level == Level::Avx512 && Level::Avx512.supported() {
+                return (peak_flops::<Avx512>(reps), peak_avx512(reps));
+            }
+            if level >= Level::Avx2 && Level::Avx2.supported() {
+                return (peak_flops::<Avx2>(reps), peak_avx2(reps));
+            }
+        }
+    }
+    let mut acc = [0.5f32; PEAK_CHAINS];
+    for _ in 0..reps {
+        for a in &mut acc {
+            *a = std::hint::black_box(*a).mul_add(0.999_999, 1e-7);
+        }
+    }
+    ((2 * PEAK_CHAINS * reps) as f64, acc.iter().sum())
+}
+
+#[cfg(target_arch = "x86_64")]
+fn peak_flops<S: Isa>(reps: usize) -> f64 {
+    (2 * PEAK_CHAINS * S::LANES * reps) as f64
+}
+
+/// The body of [`fma_peak`] for one set.
+///
+/// # Safety
+/// The set `S` must be available.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn peak_body<S: Isa>(reps: usize) -> f32 {
+    // SAFETY: guaranteed by the caller; no memory is touched.
+    unsafe {
+        let (b, c) = (S::splat(0.999_999), S::splat(1e-7));
+        let mut acc = [S::splat(0.5); PEAK_CHAINS];
+        for _ in 0..reps {
+            for a in &mut acc {
+                *a = S::fmadd(*a, b, c);
+            }
+        }
+        acc.iter().fold(0.0, |s, &a| s + S::sum(a))
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn peak_avx512(reps: usize) -> f32 {
+    // SAFETY: AVX-512F is enabled here.
+    unsafe { peak_body::<Avx512>(reps) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn peak_avx2(reps: usize) -> f32 {
+    // SAFETY: AVX2 and FMA are enabled here.
+    unsafe { peak_body::<Avx2>(reps) }
+}
+
 #[cfg(target_arch = "x86_64")]
 pub(crate) use self::x86::{Avx2, Avx512};
 
@@ -376,6 +488,22 @@ mod tests {
                 let got = unsafe { dot_avx512(&a, &b) };
                 assert!((got - want).abs() <= 1e-4 * (1.0 + want.abs()), "{len}");
             }
+        }
+    }
+
+    #[test]
+    fn the_l2_size_is_a_plausible_cache_and_the_peak_counts_its_flops() {
+        let l2 = l2_bytes();
+        assert!((64 << 10..=1 << 30).contains(&l2), "{l2} bytes");
+        for level in Level::all_supported() {
+            let (flops, sum) = fma_peak(level, 10);
+            let lanes = match level {
+                Level::Avx512 => 16,
+                Level::Avx2 => 8,
+                Level::None => 1,
+            };
+            assert_eq!(flops, (2 * PEAK_CHAINS * lanes * 10) as f64, "{level:?}");
+            assert!(sum.is_finite() && sum > 0.0, "{level:?}: {sum}");
         }
     }
 

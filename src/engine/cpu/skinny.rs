@@ -1,20 +1,27 @@
 //! Vector kernels for the two large products of every NMF iteration, where one side is skinny:
 //!
 //! - `P = V Hᵀ` (m x r): `P[i, t..] += V[i, k] · Hᵀ[k, t..]` over k, with `Hᵀ` packed once (n x r);
-//! - `Q = Wᵀ V` (r x n): `Q[t, j..] += W[i, t] · V[i, j..]` over i, blocked over i so a panel of V
-//!   stays in L2 while every block of t is swept.
+//! - `Q = Wᵀ V` (r x n): `Q[t, j..] += W[i, t] · V[i, j..]` over i, blocked over i; each task
+//!   copies a block of rows of V for a group of panels row by row (one contiguous run per row,
+//!   which the hardware prefetchers follow) and sweeps every block of t over it.
 //!
-//! Both are one outer-product microkernel: `MR` broadcast scalars times `NV` vectors of
-//! `LANES` floats, `MR·NV` accumulators held in registers, masked loads and stores at the edges
-//! (no reads past the end of any row). The kernel is written once over `simd::Isa` and compiled per
-//! instruction set, each with its own register blocking (`kernel::Tiling`):
+//! Both are one outer-product microkernel: `M` broadcast scalars times `V` vectors of `LANES`
+//! floats, `M·V` accumulators held in registers. Only the last vector of a panel whose width is
+//! not a whole number of vectors is loaded or stored under a mask (no reads past the end of any
+//! row); every other load is plain: a masked load costs more than a plain one on both sets
+//! (on a Sapphire Rapids core, AVX-512 masked loads everywhere held `V Hᵀ` at 2/3 of the
+//! speed of plain ones). The kernel is written once over `simd::Isa` and compiled per
+//! instruction set, each with its own register blocking (`kernel::Tiling::ROWS`):
 //!
-//! - AVX-512F (32 zmm of 16 lanes): `8 x 3` vectors (24 accumulators), `12 x 2` for narrow panels;
+//! - AVX-512F (32 zmm of 16 lanes): `6 x 4` vectors (24 accumulators, 4 loaded vectors, 1
+//!   broadcast), `8 x 3`, `12 x 2` and `12 x 1` for narrower panels;
 //! - AVX2 + FMA (16 ymm of 8 lanes): `6 x 2` (12 accumulators, 2 loaded vectors, 1 broadcast;
 //!   `4 x 3` fits 16 registers on paper but the compiler spills one), `12 x 1` for narrow
 //!   panels. The skinny operand (`Hᵀ`, `W`) is first copied to contiguous panels, and stores
 //!   are whole vectors wherever the destination has room: AVX2 masks live in vector registers
 //!   and a masked store is microcoded on AMD cores.
+//!
+//! Blocks are sized from the L2 size the CPU reports ([`simd::l2_bytes`]).
 //!
 //! Used at the level [`simd::level`] chooses when the operands are row-contiguous; at
 //! [`Level::None`] (or on other architectures) the caller falls back to the general GEMM.
@@ -257,32 +264,30 @@ mod kernel {
     use ndarray::{ArrayView2, ArrayViewMut2};
     use rayon::prelude::*;
 
+    use super::simd;
     use super::simd::{Avx2, Avx512, Isa};
 
     /// The register blocking of one instruction set, and its compiled microkernels.
     pub(super) trait Tiling: Isa {
-        /// Broadcast rows per microkernel call with `NV` vectors.
-        const MR: usize;
-        /// Broadcast rows per microkernel call with at most `NV − 1` vectors.
-        const MR_NARROW: usize;
+        /// Broadcast rows per microkernel call with `v` vectors, at `ROWS[v]` (`1 ≤ v ≤ NV`):
+        /// `rows · v` accumulators, `v` loaded vectors and one broadcast fit the registers.
+        /// `ROWS[1]` is the most; with PACK every entry divides it.
+        const ROWS: [usize; 5];
         /// Most vectors per microkernel call.
         const NV: usize;
         /// Most columns covered by one panel.
         const PANEL: usize = Self::NV * Self::LANES;
-        /// Whether a masked load costs what a plain one does (AVX-512's `k` masks); otherwise
-        /// only the last vector of a panel whose width is not a whole number of vectors is
-        /// masked, and the others use plain loads (AVX2's masks take vector registers and
-        /// `vmaskmovps` is slower than `vmovups`).
-        const CHEAP_MASKS: bool;
         /// Whether the skinny operands are copied to contiguous panels first: `Hᵀ` per panel
         /// of columns in `a_bt`, `W` per block of `MR` columns in `at_b` (and every block of V).
         /// With 16 registers the microkernel reloads its vectors from L1 at every step, so
         /// they must stream from contiguous memory.
         const PACK: bool;
+        /// Rows of V per task in `a_bt`; 0: as many as a quarter of L2 holds (see `a_bt`).
+        const TASK_ROWS: usize;
+        /// Most panels of V per task in `at_b` (fewer where half of L2 does not hold them).
+        const GROUP: usize;
         /// Depth of one block in `a_bt` (the packed `Hᵀ` panel of one block stays in L1/L2).
         const KC_DEEP: usize;
-        /// Panels of V per pass over a block of the packed `W` in `at_b` (with PACK).
-        const GROUP: usize;
 
         /// [`micro`] compiled for this set.
         ///
@@ -294,89 +299,69 @@ mod kernel {
         ///
         /// # Safety
         /// As [`pack_panel`]; the set must be available.
-        unsafe fn pack_panel(src: *const f32, ld: usize, rows: usize, cols: usize, dst: *mut f32);
+        unsafe fn pack_panel(b: Pack<'_>);
     }
 
-    impl Tiling for Avx512 {
-        const MR: usize = 8;
-        const MR_NARROW: usize = 12;
-        const NV: usize = 3;
-        const CHEAP_MASKS: bool = true;
+    /// The [`Tiling`] of one set: its constants, and [`micro`] and [`pack_panel`] compiled
+    /// with its features by `#[target_feature]` entry points.
+    macro_rules! tiling {
+        ($isa:ident, $features:literal, { $($consts:tt)* }) => {
+            impl Tiling for $isa {
+                $($consts)*
+
+                #[inline(always)]
+                unsafe fn micro<const M: usize, const V: usize, const FULL: bool>(t: Tile) {
+                    #[inline]
+                    #[target_feature(enable = $features)]
+                    unsafe fn entry<const M: usize, const V: usize, const FULL: bool>(t: Tile) {
+                        // SAFETY: the set is enabled here; the rest is guaranteed by the caller.
+                        unsafe { micro::<$isa, M, V, FULL>(t) }
+                    }
+                    // SAFETY: guaranteed by the caller.
+                    unsafe { entry::<M, V, FULL>(t) }
+                }
+
+                #[inline(always)]
+                unsafe fn pack_panel(b: Pack<'_>) {
+                    #[inline]
+                    #[target_feature(enable = $features)]
+                    unsafe fn entry(b: Pack<'_>) {
+                        // SAFETY: the set is enabled here; the rest is guaranteed by the caller.
+                        unsafe { pack_panel::<$isa>(b) }
+                    }
+                    // SAFETY: guaranteed by the caller.
+                    unsafe { entry(b) }
+                }
+            }
+        };
+    }
+
+    tiling!(Avx512, "avx512f", {
+        const ROWS: [usize; 5] = [0, 12, 12, 8, 6];
+        const NV: usize = 4;
         const PACK: bool = false;
         const KC_DEEP: usize = 512;
-        const GROUP: usize = 1;
+        const TASK_ROWS: usize = 0;
+        const GROUP: usize = 16;
+    });
 
-        #[inline(always)]
-        unsafe fn micro<const M: usize, const V: usize, const FULL: bool>(t: Tile) {
-            // SAFETY: guaranteed by the caller.
-            unsafe { micro_avx512::<M, V, FULL>(t) }
-        }
-        #[inline(always)]
-        unsafe fn pack_panel(src: *const f32, ld: usize, rows: usize, cols: usize, dst: *mut f32) {
-            // SAFETY: guaranteed by the caller.
-            unsafe { pack_panel_avx512(src, ld, rows, cols, dst) }
-        }
-    }
-
-    impl Tiling for Avx2 {
-        const MR: usize = 6;
-        const MR_NARROW: usize = 12;
+    tiling!(Avx2, "avx2,fma", {
+        const ROWS: [usize; 5] = [0, 12, 6, 0, 0];
         const NV: usize = 2;
-        const CHEAP_MASKS: bool = false;
         const PACK: bool = true;
         const KC_DEEP: usize = 256;
+        const TASK_ROWS: usize = 48;
         const GROUP: usize = 4;
-
-        #[inline(always)]
-        unsafe fn micro<const M: usize, const V: usize, const FULL: bool>(t: Tile) {
-            // SAFETY: guaranteed by the caller.
-            unsafe { micro_avx2::<M, V, FULL>(t) }
-        }
-        #[inline(always)]
-        unsafe fn pack_panel(src: *const f32, ld: usize, rows: usize, cols: usize, dst: *mut f32) {
-            // SAFETY: guaranteed by the caller.
-            unsafe { pack_panel_avx2(src, ld, rows, cols, dst) }
-        }
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn micro_avx512<const M: usize, const V: usize, const FULL: bool>(t: Tile) {
-        // SAFETY: AVX-512F is enabled here; the rest is guaranteed by the caller.
-        unsafe { micro::<Avx512, M, V, FULL>(t) }
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn micro_avx2<const M: usize, const V: usize, const FULL: bool>(t: Tile) {
-        // SAFETY: AVX2 and FMA are enabled here; the rest is guaranteed by the caller.
-        unsafe { micro::<Avx2, M, V, FULL>(t) }
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn pack_panel_avx512(
-        src: *const f32,
-        ld: usize,
-        rows: usize,
-        cols: usize,
-        dst: *mut f32,
-    ) {
-        // SAFETY: AVX-512F is enabled here; the rest is guaranteed by the caller.
-        unsafe { pack_panel::<Avx512>(src, ld, rows, cols, dst) }
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn pack_panel_avx2(src: *const f32, ld: usize, rows: usize, cols: usize, dst: *mut f32) {
-        // SAFETY: AVX2 and FMA are enabled here; the rest is guaranteed by the caller.
-        unsafe { pack_panel::<Avx2>(src, ld, rows, cols, dst) }
-    }
+    });
 
     /// Rows of the long dimension per block in `at_b` (a packed block of V stays in L1).
     const KC: usize = 128;
-    /// Most panels per group in `at_b` ([`Tiling::GROUP`]).
-    const MAX_GROUP: usize = 8;
+    /// Most panels per group in `at_b`.
+    const MAX_GROUP: usize = 16;
+    /// Rows per task in `a_bt` are a multiple of this (of every `ROWS` entry).
+    const ROW_STEP: usize = 24;
+    /// Most rows per task in `a_bt`.
+    const MAX_CHUNK: usize = 480;
 
     thread_local! {
         /// The packed skinny operand of the product this thread is running.
@@ -420,11 +405,7 @@ mod kernel {
 
     /// Broadcast rows to pair with a panel of `width` columns.
     fn rows_for<S: Tiling>(width: usize) -> usize {
-        if width > (S::NV - 1) * S::LANES {
-            S::MR
-        } else {
-            S::MR_NARROW
-        }
+        S::ROWS[width.div_ceil(S::LANES).clamp(1, S::NV)]
     }
 
     /// A raw pointer that may cross threads: each task writes a disjoint part of the output.
@@ -488,7 +469,7 @@ mod kernel {
         } = t;
         // Vector v is masked when masks are cheap, or when it is the last one and partial;
         // the others lie inside the first `cols` columns whole (cols > (V − 1)·LANES).
-        let masked = |v: usize| S::CHEAP_MASKS || (!FULL && v + 1 == V);
+        let masked = |v: usize| !FULL && v + 1 == V;
         // SAFETY (whole body): the caller guarantees the set and the extents above; every
         // load and store touches only the first `cols` columns.
         unsafe {
@@ -539,7 +520,7 @@ mod kernel {
                 for (v, r) in row.iter().enumerate() {
                     let p = c.add(a * ldc + v * S::LANES);
                     // A masked store is slow where masks are not cheap: skipped when C has room.
-                    if masked(v) && (!c_padded || S::CHEAP_MASKS) {
+                    if masked(v) && !c_padded {
                         S::store_masked(p, masks[v], *r);
                     } else {
                         S::store(p, *r);
@@ -549,32 +530,51 @@ mod kernel {
         }
     }
 
-    /// Copy `rows` rows of `cols ≤ PANEL` floats, `ld` apart, to `dst` (rows PANEL apart; the
-    /// lanes of the last vector past `cols` are written as 0).
-    ///
-    /// # Safety
-    /// The set `S` must be available; the rows of `src` and `dst` must exist.
-    #[inline(always)]
-    unsafe fn pack_panel<S: Tiling>(
+    /// A copy of a block of rows for [`pack_panel`]: `rows` rows of the `panels` (start
+    /// column, width ≤ PANEL) of `src` (rows `ld` apart) to `dst`, panel `p` at `p·part`, its
+    /// rows PANEL apart.
+    #[derive(Clone, Copy)]
+    pub(super) struct Pack<'p> {
         src: *const f32,
         ld: usize,
         rows: usize,
-        cols: usize,
+        panels: &'p [(usize, usize)],
         dst: *mut f32,
-    ) {
-        // SAFETY: guaranteed by the caller; loads and stores are masked to `cols`.
+        part: usize,
+    }
+
+    /// Copy a block ([`Pack`]); the lanes of the last vector past a panel's width are written
+    /// as 0. Row by row across the panels, so `src` is read as one contiguous run per row (what
+    /// the hardware prefetchers follow).
+    ///
+    /// # Safety
+    /// The set `S` must be available; the rows and panels of `src` and the parts of `dst` must
+    /// exist.
+    #[inline(always)]
+    unsafe fn pack_panel<S: Tiling>(b: Pack<'_>) {
+        let Pack {
+            src,
+            ld,
+            rows,
+            panels,
+            dst,
+            part,
+        } = b;
+        // SAFETY: guaranteed by the caller; loads are masked to each panel's width.
         unsafe {
             for i in 0..rows {
-                let s = src.add(i * ld);
-                let d = dst.add(i * S::PANEL);
-                // Whole vectors are stored (the rows of dst are PANEL long): a masked store is
-                // slow on AVX2 machines (microcoded on AMD), a masked load is not.
-                for v in 0..S::NV {
-                    if cols >= (v + 1) * S::LANES {
-                        S::store(d.add(v * S::LANES), S::load(s.add(v * S::LANES)));
-                    } else if cols > v * S::LANES {
-                        let mk = S::mask(cols - v * S::LANES);
-                        S::store(d.add(v * S::LANES), S::load_masked(mk, s.add(v * S::LANES)));
+                for (p, &(j0, cols)) in panels.iter().enumerate() {
+                    let s = src.add(i * ld + j0);
+                    let d = dst.add(p * part + i * S::PANEL);
+                    // Whole vectors are stored (the rows of dst are PANEL long): a masked store
+                    // is slow on AVX2 machines (microcoded on AMD), a masked load is not.
+                    for v in 0..S::NV {
+                        if cols >= (v + 1) * S::LANES {
+                            S::store(d.add(v * S::LANES), S::load(s.add(v * S::LANES)));
+                        } else if cols > v * S::LANES {
+                            let mk = S::mask(cols - v * S::LANES);
+                            S::store(d.add(v * S::LANES), S::load_masked(mk, s.add(v * S::LANES)));
+                        }
                     }
                 }
             }
@@ -584,10 +584,10 @@ mod kernel {
     /// Dispatch on the (runtime) tail sizes to a monomorphised microkernel.
     ///
     /// # Safety
-    /// As [`micro`], with `rows ≤ MR_NARROW`, and `rows ≤ MR` when `cols > (NV − 1)·LANES`.
+    /// As [`micro`], with `rows ≤ rows_for(cols)`.
     #[inline(always)]
     unsafe fn micro_any<S: Tiling>(rows: usize, t: Tile) {
-        let full = !S::CHEAP_MASKS && t.cols.is_multiple_of(S::LANES);
+        let full = t.cols.is_multiple_of(S::LANES);
         macro_rules! go {
             ($m:literal, $v:literal) => {
                 // SAFETY: guaranteed by the caller; `full` only when cols = V·LANES.
@@ -600,41 +600,25 @@ mod kernel {
                 }
             };
         }
-        macro_rules! by_v {
-            ($m:literal) => {
-                match t.cols.div_ceil(S::LANES) {
-                    1 => go!($m, 1),
-                    2 => go!($m, 2),
-                    _ => go!($m, 3),
+        // Rows 1 to the last listed for `v` vectors (the last arm takes the rest: the caller
+        // keeps `rows` within `ROWS[v]`).
+        macro_rules! by_rows {
+            ($v:literal: $($m:literal)* ; $last:literal) => {
+                match rows {
+                    $($m => go!($m, $v),)*
+                    _ => go!($last, $v),
                 }
             };
         }
-        macro_rules! narrow {
-            ($m:literal) => {
-                match t.cols.div_ceil(S::LANES) {
-                    1 => go!($m, 1),
-                    _ => go!($m, 2),
-                }
-            };
-        }
-        debug_assert!(t.cols.div_ceil(S::LANES) <= S::NV && S::NV <= 3);
-        match rows {
-            1 => by_v!(1),
-            2 => by_v!(2),
-            3 => by_v!(3),
-            4 => by_v!(4),
-            5 if S::MR >= 5 => by_v!(5),
-            6 if S::MR >= 6 => by_v!(6),
-            7 if S::MR >= 7 => by_v!(7),
-            8 if S::MR >= 8 => by_v!(8),
-            5 => narrow!(5),
-            6 => narrow!(6),
-            7 => narrow!(7),
-            8 => narrow!(8),
-            9 => narrow!(9),
-            10 => narrow!(10),
-            11 => narrow!(11),
-            _ => narrow!(12),
+        let v = t.cols.div_ceil(S::LANES);
+        debug_assert!(v <= S::NV && rows <= S::ROWS[v.max(1)]);
+        match v {
+            0 | 1 => by_rows!(1: 1 2 3 4 5 6 7 8 9 10 11; 12),
+            2 if S::ROWS[2] > 6 => by_rows!(2: 1 2 3 4 5 6 7 8 9 10 11; 12),
+            2 => by_rows!(2: 1 2 3 4 5; 6),
+            3 if S::NV >= 3 => by_rows!(3: 1 2 3 4 5 6 7; 8),
+            _ if S::NV >= 4 => by_rows!(4: 1 2 3 4 5; 6),
+            _ => {}
         }
     }
 
@@ -675,8 +659,18 @@ mod kernel {
         };
         let bt_ptr = bt.as_ptr() as usize;
         let bp_ptr = packed_bt.as_ptr() as usize;
-        // Rows per task: several microkernel blocks, so each task reuses an Hᵀ block from L2.
-        let chunk = 48;
+        // Rows per task: with TASK_ROWS 0, as many as fill a quarter of L2 with one block of V
+        // (KC_DEEP columns), so each Hᵀ block is fetched into L2 once per task, in whole
+        // multiples of every row blocking, and at most a share of m that leaves two tasks per
+        // thread.
+        let chunk = if S::TASK_ROWS > 0 {
+            S::TASK_ROWS
+        } else {
+            (simd::l2_bytes() / 4 / (S::KC_DEEP * 4))
+                .min(m.div_ceil(2 * rayon::current_num_threads()))
+                .next_multiple_of(ROW_STEP)
+                .clamp(ROW_STEP, MAX_CHUNK)
+        };
         let tasks = m.div_ceil(chunk);
         let run = |task: usize| {
             let i_end = m.min((task + 1) * chunk);
@@ -758,14 +752,11 @@ mod kernel {
         let b_ptr = b.as_ptr() as usize;
         let out = Out(q.as_mut_ptr());
         let panels = panels::<S>(n);
-        // Rows of b whose stride is a multiple of 1 KiB fall into a handful of L1 sets: copy
-        // each block of the panel to contiguous memory first. Other strides are read in place.
-        let packed = S::PACK || (n * std::mem::size_of::<f32>()).is_multiple_of(1024);
         // With PACK, a is copied once to blocks of MR_NARROW columns: block `bi` holds k rows of
         // MR_NARROW floats at bi·k·MR_NARROW, so the broadcasts of one microkernel call stream
         // from one contiguous run (rows of a that are a power of two apart would otherwise use a
         // fraction of the L1 sets).
-        let nb = S::MR_NARROW;
+        let nb = S::ROWS[1];
         let packed_a = if S::PACK {
             let mut ap = take(&OPERAND, r.div_ceil(nb) * k * nb);
             for (bi, blk) in ap.chunks_exact_mut(k * nb).enumerate() {
@@ -782,52 +773,50 @@ mod kernel {
             Vec::new()
         };
         let ap_ptr = packed_a.as_ptr() as usize;
-        // Panels per pass over a block of a: each block of packed a (in L1) serves GROUP panels.
+        // Panels per task (a group): each block of rows of b is copied for the whole group, row
+        // by row, so it is read as one contiguous run per row, which the hardware prefetchers
+        // follow (a single panel is a few lines per row, each row a new page). The group's
+        // copy (KC rows) and accumulators (r rows) fill at most half of L2; fewer panels where
+        // there would be too few groups to keep every thread busy (a Gram matrix Hᵀ·Hᵀᵀ has
+        // only a few panels).
+        let per_thread = panels.len().div_ceil(2 * rayon::current_num_threads());
+        let fits = simd::l2_bytes() / 2 / ((KC + r) * S::PANEL * 4);
         const { assert!(S::GROUP >= 1 && S::GROUP <= MAX_GROUP) };
-        // Fewer panels per group where there would be too few groups to keep every thread busy
-        // (a Gram matrix Hᵀ·Hᵀᵀ has only a few panels).
-        let group = if S::PACK {
-            let per_thread = panels.len().div_ceil(2 * rayon::current_num_threads());
-            S::GROUP.min(per_thread.max(1))
-        } else {
-            1
-        };
+        let group = fits.clamp(1, S::GROUP).min(per_thread.max(1));
         let run = |grp: &[(usize, usize)]| {
             let g = grp.len();
-            let pack_len = if packed { KC * S::PANEL * g } else { 0 };
+            let pack_len = KC * S::PANEL * g;
             let acc_len = r * S::PANEL * g;
             let mut buf = take(&BLOCK, pack_len + acc_len);
             let (pack, rest) = buf.split_at_mut(pack_len);
             let acc = &mut rest[..acc_len];
             // The panels of q, accumulated contiguously (rows of q are n apart too): panel gi
             // at gi·r·PANEL.
-            let mut ys = [(std::ptr::null::<f32>(), 0usize); MAX_GROUP];
             // Blocks of rows of q: with PACK, one block of the packed a (nb rows) at a time,
             // swept over every panel of the group; otherwise all r rows at once.
             let tb = if S::PACK { nb } else { r };
             let mut i0 = 0;
             while i0 < k {
                 let kc = KC.min(k - i0);
-                for (gi, &(j0, cols)) in grp.iter().enumerate() {
-                    ys[gi] = if packed {
-                        // SAFETY: rows i0..i0+kc of b have columns j0..j0+cols; pack part gi
-                        // holds KC rows of PANEL.
-                        unsafe {
-                            let dst = pack.as_mut_ptr().add(gi * KC * S::PANEL);
-                            S::pack_panel((b_ptr as *const f32).add(i0 * n + j0), n, kc, cols, dst);
-                            (dst as *const f32, S::PANEL)
-                        }
-                    } else {
-                        // SAFETY: row i0 of b has columns j0..j0+cols.
-                        (unsafe { (b_ptr as *const f32).add(i0 * n + j0) }, n)
-                    };
+                // SAFETY: rows i0..i0+kc of b hold the group's columns; pack part gi holds KC
+                // rows of PANEL.
+                unsafe {
+                    S::pack_panel(Pack {
+                        src: (b_ptr as *const f32).add(i0 * n),
+                        ld: n,
+                        rows: kc,
+                        panels: grp,
+                        dst: pack.as_mut_ptr(),
+                        part: KC * S::PANEL,
+                    });
                 }
                 let mut tb0 = 0;
                 while tb0 < r {
                     let tb1 = (tb0 + tb).min(r);
                     for (gi, &(_, cols)) in grp.iter().enumerate() {
                         let mr = rows_for::<S>(cols);
-                        let (y, yk) = ys[gi];
+                        // SAFETY: part gi of the pack exists.
+                        let y = unsafe { pack.as_ptr().add(gi * KC * S::PANEL) };
                         let mut t0 = tb0;
                         while t0 < tb1 {
                             let rows = mr.min(tb1 - t0);
@@ -850,7 +839,7 @@ mod kernel {
                                         xa: 1,
                                         xk,
                                         y,
-                                        yk,
+                                        yk: S::PANEL,
                                         c: acc.as_mut_ptr().add((gi * r + t0) * S::PANEL),
                                         ldc: S::PANEL,
                                         cols,
@@ -963,10 +952,18 @@ mod tests {
     }
 
     #[test]
-    fn at_b_packed_path_for_strides_that_alias() {
+    fn at_b_groups_of_panels_at_strides_that_alias_and_not() {
+        // n = 256 and 512: rows of b a multiple of 1 KiB apart; n = 1037: groups of several
+        // panels, the last one partial. (k, r, n):
+        let cases = [
+            [300, 17, 256],
+            [129, 64, 512],
+            [7, 1, 256],
+            [130, 49, 256],
+            [131, 49, 1037],
+        ];
         for level in kernel_levels() {
-            // n = 256 and 512: rows of b are a multiple of 1 KiB apart, so blocks are packed.
-            for &(k, r, n) in &[(300, 17, 256), (129, 64, 512), (7, 1, 256), (130, 49, 256)] {
+            for &[k, r, n] in &cases {
                 let a = pseudo(k, r, 3);
                 let b = pseudo(k, n, 4);
                 let mut q = Array2::<f32>::from_elem((r, n), f32::NAN);
