@@ -4,6 +4,9 @@
 //! `cargo run --release --example parity -- DIR [ITERATIONS]`: MU Frobenius, MU KL and HALS for
 //! ITERATIONS (default 200) with `tol = 0`; final relative error, loss and ms per iteration.
 //!
+//! `cargo run --release --example parity -- DIR ITERATIONS --only mu_frobenius,hals`: only those
+//! of the three (keys as in the JSON).
+//!
 //! `cargo run --release --example parity -- DIR BUDGET --time-to-error E`: HALS and accelerated
 //! HALS (at most BUDGET iterations, the loss checked after every iteration): the wall time from
 //! the call of `fit` until the relative error `‖V − WH‖_F / ‖V‖_F` first reaches E, and the
@@ -23,20 +26,22 @@ type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
 fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: parity DIR [ITERATIONS] [--time-to-error E]";
+    let usage = "usage: parity DIR [ITERATIONS] [--time-to-error E | --only KEY,KEY]";
     let dir = PathBuf::from(args.first().ok_or(usage)?);
     let iters: usize = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(200);
-    let target: Option<f64> = match args.get(2).map(String::as_str) {
-        Some("--time-to-error") => Some(args.get(3).ok_or(usage)?.parse()?),
+    let (mut target, mut only) = (None::<f64>, None::<String>);
+    match args.get(2).map(String::as_str) {
+        Some("--time-to-error") => target = Some(args.get(3).ok_or(usage)?.parse()?),
+        Some("--only") => only = Some(args.get(3).ok_or(usage)?.clone()),
         Some(_) => return Err(usage.into()),
-        None => None,
-    };
+        None => {}
+    }
     let v: Array2<f32> = read_npy(dir.join("V.npy"))?;
     let w0: Array2<f32> = read_npy(dir.join("W0.npy"))?;
     let h0: Array2<f32> = read_npy(dir.join("H0.npy"))?;
     let start = Init::Custom { w: w0, h: h0 };
     let line = match target {
-        None => fixed_iterations(&v, &start, iters)?,
+        None => fixed_iterations(&v, &start, iters, only.as_deref())?,
         Some(e) => time_to_error(&v, &start, iters, e)?,
     };
     println!("{{{}}}", line.join(", "));
@@ -56,7 +61,12 @@ fn params(start: &Init, solver: Solver, loss: Loss, iters: usize) -> nmf_gpu::Nm
         .tol(0.0)
 }
 
-fn fixed_iterations(v: &Array2<f32>, start: &Init, iters: usize) -> Res<Vec<String>> {
+fn fixed_iterations(
+    v: &Array2<f32>,
+    start: &Init,
+    iters: usize,
+    only: Option<&str>,
+) -> Res<Vec<String>> {
     let mut parts = Vec::new();
     for (key, solver, loss) in [
         (
@@ -67,6 +77,9 @@ fn fixed_iterations(v: &Array2<f32>, start: &Init, iters: usize) -> Res<Vec<Stri
         ("mu_kl", Solver::MultiplicativeUpdate, Loss::KullbackLeibler),
         ("hals", Solver::Hals, Loss::Frobenius),
     ] {
+        if only.is_some_and(|keys| !keys.split(',').any(|k| k == key)) {
+            continue;
+        }
         let fit = params(start, solver, loss, iters).fit(v.view())?;
         let rel = fit.relative_error(v.view())?;
         let ms = fit.elapsed().as_secs_f64() * 1e3 / iters as f64;
