@@ -9,7 +9,7 @@
 //! differs from the portable sum by a few f32 ulps of a partial sum.
 
 use super::flush_subnormal;
-use super::simd::{self, Level};
+use super::simd::{self, isa_entries, Level};
 #[cfg(target_arch = "x86_64")]
 use super::simd::{Avx2, Avx512, Isa};
 use crate::engine::MuRule;
@@ -118,35 +118,11 @@ fn mu_at<F: Fn(f32) -> f32>(
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn mu_avx2<F: Fn(f32) -> f32>(
-    x: &mut [f32],
-    num: &[f32],
-    den: Den<'_>,
-    l1: f32,
-    l2: f32,
-    eps: f32,
-    f: F,
-) {
-    mu_body(x, num, den, l1, l2, eps, f)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx512f")]
-unsafe fn mu_avx512<F: Fn(f32) -> f32>(
-    x: &mut [f32],
-    num: &[f32],
-    den: Den<'_>,
-    l1: f32,
-    l2: f32,
-    eps: f32,
-    f: F,
-) {
-    mu_body(x, num, den, l1, l2, eps, f)
-}
+isa_entries!(
+    [mu_avx512, mu_avx2] [F: Fn(f32) -> f32]
+    (x: &mut [f32], num: &[f32], den: Den<'_>, l1: f32, l2: f32, eps: f32, f: F),
+    |S| mu_body(x, num, den, l1, l2, eps, f)
+);
 
 /// The update loop of [`mu_chunk`] for the rules without a floor of their own.
 #[allow(clippy::too_many_arguments)]
@@ -197,17 +173,7 @@ pub(super) fn ratio_row(level: Level, z: &mut [f32], v: &[f32]) {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn ratio_avx2(z: &mut [f32], v: &[f32]) {
-    ratio_body(z, v)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn ratio_avx512(z: &mut [f32], v: &[f32]) {
-    ratio_body(z, v)
-}
+isa_entries!([ratio_avx512, ratio_avx2] [] (z: &mut [f32], v: &[f32]), |S| ratio_body(z, v));
 
 #[inline(always)]
 fn ratio_body(z: &mut [f32], v: &[f32]) {
@@ -259,19 +225,7 @@ fn sum_sq_portable(a: &[f32], b: &[f32]) -> f64 {
     total
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn sum_sq_avx2(a: &[f32], b: &[f32]) -> f64 {
-    // SAFETY: forwarded contract.
-    unsafe { sum_sq_body::<Avx2>(a, b) }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn sum_sq_avx512(a: &[f32], b: &[f32]) -> f64 {
-    // SAFETY: forwarded contract.
-    unsafe { sum_sq_body::<Avx512>(a, b) }
-}
+isa_entries!([sum_sq_avx512, sum_sq_avx2] [] (a: &[f32], b: &[f32]) -> f64, |S| sum_sq_body::<S>(a, b));
 
 /// [`sum_sq_diff`] in `S`'s lanes: blocks of `SUM_TERMS · LANES` entries, each lane of two
 /// accumulators summing at most `SUM_TERMS / 2` terms per block.

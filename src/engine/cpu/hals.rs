@@ -14,9 +14,7 @@ use rayon::prelude::*;
 use super::elementwise;
 #[cfg(target_arch = "x86_64")]
 use super::elementwise::IsaExt;
-use super::simd::{self, Level};
-#[cfg(target_arch = "x86_64")]
-use super::simd::{Avx2, Avx512};
+use super::simd::{self, isa_entries, Level};
 use crate::options::Regularization;
 
 /// Samples per block: enough for long vector loops, small enough to stay in L1.
@@ -170,33 +168,12 @@ pub(super) fn sweep_block(
     sweep_block_portable(x, n, b, gram, reg);
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn sweep_block_avx512(
-    x: &mut [f32],
-    n: &[f32],
-    b: usize,
-    g: &[f32],
-    r: usize,
-    reg: Regularization,
-) {
-    // SAFETY: forwarded contract; 4 zmm vectors cover a block of 64 samples.
-    unsafe { sweep_block_simd::<Avx512, 4>(x, n, b, g, r, reg) }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn sweep_block_avx2(
-    x: &mut [f32],
-    n: &[f32],
-    b: usize,
-    g: &[f32],
-    r: usize,
-    reg: Regularization,
-) {
-    // SAFETY: forwarded contract; 8 ymm vectors cover a block of 64 samples.
-    unsafe { sweep_block_simd::<Avx2, 8>(x, n, b, g, r, reg) }
-}
+// A block of 64 samples: 4 zmm or 8 ymm vectors.
+isa_entries!(
+    [sweep_block_avx512, sweep_block_avx2] []
+    (x: &mut [f32], n: &[f32], b: usize, g: &[f32], r: usize, reg: Regularization),
+    |S| sweep_block_simd::<S, { 64 / <S as simd::Isa>::LANES }>(x, n, b, g, r, reg)
+);
 
 /// [`sweep_block_portable`] on `S`'s registers, `G` vectors of samples at a time: per
 /// component t, `grad = (l1 − n_t) + l2·x_t` then `grad += G[t,k]·x_k` (fused) for every k with

@@ -83,6 +83,42 @@ pub(crate) fn level() -> Level {
     })
 }
 
+/// `#[target_feature]` entry points of one kernel, one per instruction set: `$avx512` and
+/// `$avx2`, with the generic parameters in brackets, the arguments and the return type given
+/// once, run `$call` with their set enabled and the type `$s` naming it ([`Avx512`], [`Avx2`]).
+/// Calling one is `unsafe`: the set must be available, and the kernel's own contract holds.
+macro_rules! isa_entries {
+    (
+        [$avx512:ident, $avx2:ident] [$($gen:tt)*] ($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?,
+        |$s:ident| $call:expr
+    ) => {
+        $crate::engine::cpu::simd::isa_entries!(
+            @one $avx512, "avx512f", Avx512, [$($gen)*] ($($arg: $ty),*) $(-> $ret)?, |$s| $call
+        );
+        $crate::engine::cpu::simd::isa_entries!(
+            @one $avx2, "avx2,fma", Avx2, [$($gen)*] ($($arg: $ty),*) $(-> $ret)?, |$s| $call
+        );
+    };
+    (
+        @one $name:ident, $features:literal, $isa:ident, [$($gen:tt)*] ($($arg:ident: $ty:ty),*)
+        $(-> $ret:ty)?, |$s:ident| $call:expr
+    ) => {
+        #[cfg(target_arch = "x86_64")]
+        #[allow(clippy::too_many_arguments)]
+        #[target_feature(enable = $features)]
+        unsafe fn $name<$($gen)*>($($arg: $ty),*) $(-> $ret)? {
+            #[allow(dead_code)]
+            type $s = $crate::engine::cpu::simd::$isa;
+            // SAFETY: the set is enabled here; the rest is the caller's contract, forwarded.
+            #[allow(unused_unsafe)]
+            unsafe {
+                $call
+            }
+        }
+    };
+}
+pub(crate) use isa_entries;
+
 /// One vector instruction set: a vector of [`Isa::LANES`] f32 lanes and the operations the
 /// kernels use. Every method is `#[inline(always)]` and `unsafe`: calling one requires the
 /// instruction set to be available, which the `#[target_feature]` entry points guarantee.
@@ -232,19 +268,7 @@ unsafe fn peak_body<S: Isa>(reps: usize) -> f32 {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn peak_avx512(reps: usize) -> f32 {
-    // SAFETY: AVX-512F is enabled here.
-    unsafe { peak_body::<Avx512>(reps) }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn peak_avx2(reps: usize) -> f32 {
-    // SAFETY: AVX2 and FMA are enabled here.
-    unsafe { peak_body::<Avx2>(reps) }
-}
+isa_entries!([peak_avx512, peak_avx2] [] (reps: usize) -> f32, |S| peak_body::<S>(reps));
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) use self::x86::{Avx2, Avx512};

@@ -9,9 +9,9 @@
 use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
-use super::simd::{self, Level};
+use super::simd::{self, isa_entries, Level};
 #[cfg(target_arch = "x86_64")]
-use super::simd::{Avx2, Avx512, Isa};
+use super::simd::Isa;
 use crate::error::{NmfError, Result};
 
 /// Columns per block (a block of X, r x 64 floats, stays in L1 for r ≤ 64).
@@ -90,35 +90,12 @@ fn times_wide_at(
     Ok(true)
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn block_avx512(
-    p: &[f32],
-    r: usize,
-    x: *const f32,
-    ldx: usize,
-    out: *mut f32,
-    ldo: usize,
-    b: usize,
-) {
-    // SAFETY: forwarded contract; 4 zmm vectors cover a block of 64 columns.
-    unsafe { block::<Avx512, 4>(p, r, x, ldx, out, ldo, b) }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn block_avx2(
-    p: &[f32],
-    r: usize,
-    x: *const f32,
-    ldx: usize,
-    out: *mut f32,
-    ldo: usize,
-    b: usize,
-) {
-    // SAFETY: forwarded contract; 8 ymm vectors cover a block of 64 columns.
-    unsafe { block::<Avx2, 8>(p, r, x, ldx, out, ldo, b) }
-}
+// A block of 64 columns: 4 zmm or 8 ymm vectors.
+isa_entries!(
+    [block_avx512, block_avx2] []
+    (p: &[f32], r: usize, x: *const f32, ldx: usize, out: *mut f32, ldo: usize, b: usize),
+    |S| block::<S, { 64 / <S as Isa>::LANES }>(p, r, x, ldx, out, ldo, b)
+);
 
 /// `out[t, 0..b] = Σ_k p[t·r + k] · x[k·ldx + 0..b]` for every t < r, `G` vectors of columns at
 /// a time (then one masked vector at a time).
