@@ -11,7 +11,8 @@ For each solver (MU Frobenius, MU KL, HALS vs scikit-learn's CD) it prints the f
 error ||V - WH|| / ||V|| of both and their gap, and the milliseconds per iteration of both:
 the best of --repeats fits, taken in turns (scikit-learn's fit of each case, then ours), so that
 both sides see the same load on a shared machine. --only keeps some of the cases
-(mu_frobenius, mu_kl, hals).
+(mu_frobenius, mu_kl, hals). NMF_PARITY=PATH runs that parity binary instead of
+`cargo run --example parity`.
 
 With --time-to-error it runs scikit-learn's CD for --iterations (tol 0) and takes the relative
 error E it reaches; then it times how long nmf-gpu's HALS and accelerated HALS take (from the
@@ -109,8 +110,11 @@ def run_parity(v, w0, h0, extra):
         for name, a in (("V", v), ("W0", w0), ("H0", h0)):
             np.save(os.path.join(d, f"{name}.npy"), a)
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        # NMF_PARITY: a parity binary built beforehand (the tree may change while this runs).
+        cmd = os.environ.get("NMF_PARITY")
+        cmd = [cmd] if cmd else ["cargo", "run", "--quiet", "--release", "--example", "parity", "--"]
         out = subprocess.run(
-            ["cargo", "run", "--quiet", "--release", "--example", "parity", "--", d] + extra,
+            cmd + [d] + extra,
             cwd=root, check=True, capture_output=True, text=True,
         ).stdout
         return json.loads(out.strip().splitlines()[-1])
