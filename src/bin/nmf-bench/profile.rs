@@ -34,11 +34,15 @@ fn best_ms(repeats: usize, mut f: impl FnMut() -> Result<(), NmfError>) -> Resul
 
 /// Print the profile of every case; whether everything ran.
 pub fn run(cases: &[Shape], threads: usize, repeats: usize, iterations: usize) -> bool {
-    let peak_one = fma_peak_gflops(1, PEAK_REPS, 5);
     let peak = fma_peak_gflops(threads, PEAK_REPS, 5);
+    let one = if threads > 1 {
+        format!(" ({:.1} on 1 thread)", fma_peak_gflops(1, PEAK_REPS, 5))
+    } else {
+        String::new()
+    };
     println!(
-        "profile: kernels {}, FMA peak measured here: {peak_one:.1} GFLOP/s on 1 thread, \
-         {peak:.1} on {threads} (best of 5)",
+        "profile: kernels {}, FMA peak measured here: {peak:.1} GFLOP/s on {threads} \
+         thread(s){one}, best of 5",
         simd_level()
     );
     println!(

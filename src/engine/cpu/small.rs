@@ -9,9 +9,9 @@
 use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
-use super::simd::{self, isa_entries, Level};
 #[cfg(target_arch = "x86_64")]
 use super::simd::Isa;
+use super::simd::{self, isa_entries, Level};
 use crate::error::{NmfError, Result};
 
 /// Columns per block (a block of X, r x 64 floats, stays in L1 for r ≤ 64).
