@@ -28,12 +28,7 @@ pub(crate) fn orthogonality_residual(x: ArrayView2<'_, f32>, rows: bool) -> f64 
     let mut sq = 0.0f64;
     for i in 0..r {
         for j in i..r {
-            let dot: f64 = x
-                .row(i)
-                .iter()
-                .zip(x.row(j))
-                .map(|(&a, &b)| a as f64 * b as f64)
-                .sum();
+            let dot = crate::linalg::dot_in_order(x.row(i), x.row(j));
             let d = if i == j { dot - 1.0 } else { dot };
             sq += if i == j { d * d } else { 2.0 * d * d };
         }
@@ -158,9 +153,7 @@ impl Factorization {
         engine: String,
         start: std::time::Instant,
     ) -> Factorization {
-        let mut report = out.report;
-        report.engine = engine;
-        report.elapsed = start.elapsed();
+        let report = out.report.finished(engine, start);
         Factorization {
             w: out.w,
             h: out.h,

@@ -708,6 +708,30 @@ macro_rules! iter_option_setters {
 }
 pub(crate) use iter_option_setters;
 
+/// Builder setters that store their argument in the field of their name: `name: T;` makes
+/// `pub fn name(mut self, name: T) -> Self` setting `self.name = name`, `name: Some(T);` one
+/// setting `self.name = Some(name)`; each keeps the doc comment written above it.
+macro_rules! field_setters {
+    () => {};
+    ($(#[$doc:meta])* $name:ident: Some($ty:ty); $($rest:tt)*) => {
+        $(#[$doc])*
+        pub fn $name(mut self, $name: $ty) -> Self {
+            self.$name = Some($name);
+            self
+        }
+        $crate::options::field_setters!($($rest)*);
+    };
+    ($(#[$doc:meta])* $name:ident: $ty:ty; $($rest:tt)*) => {
+        $(#[$doc])*
+        pub fn $name(mut self, $name: $ty) -> Self {
+            self.$name = $name;
+            self
+        }
+        $crate::options::field_setters!($($rest)*);
+    };
+}
+pub(crate) use field_setters;
+
 pub(crate) fn check_factor(
     factor: Factor,
     a: ArrayView2<'_, f32>,

@@ -99,40 +99,21 @@ impl NmfParams {
         self
     }
 
-    /// The update algorithm.
-    pub fn solver(mut self, solver: Solver) -> Self {
-        self.solver = solver;
-        self
-    }
-    /// The divergence to minimise.
-    pub fn loss(mut self, loss: Loss) -> Self {
-        self.loss = loss;
-        self
-    }
-    /// The initialisation.
-    pub fn init(mut self, init: Init) -> Self {
-        self.init = init;
-        self
-    }
-    /// Regularisation strength on W (scaled by n, see the type's docs). Default 0.
-    pub fn alpha_w(mut self, alpha: f32) -> Self {
-        self.alpha_w = alpha;
-        self
-    }
-    /// Regularisation strength on H (scaled by m). Default: the same as `alpha_w`.
-    pub fn alpha_h(mut self, alpha: f32) -> Self {
-        self.alpha_h = Some(alpha);
-        self
-    }
-    /// Share of L1 in the penalty: 0 = pure L2 (ridge), 1 = pure L1 (lasso). Default 0.
-    pub fn l1_ratio(mut self, l1_ratio: f32) -> Self {
-        self.l1_ratio = l1_ratio;
-        self
-    }
-    /// Where the iterations run.
-    pub fn backend(mut self, backend: Backend) -> Self {
-        self.backend = backend;
-        self
+    crate::options::field_setters! {
+        /// The update algorithm.
+        solver: Solver;
+        /// The divergence to minimise.
+        loss: Loss;
+        /// The initialisation.
+        init: Init;
+        /// Regularisation strength on W (scaled by n, see the type's docs). Default 0.
+        alpha_w: f32;
+        /// Regularisation strength on H (scaled by m). Default: the same as `alpha_w`.
+        alpha_h: Some(f32);
+        /// Share of L1 in the penalty: 0 = pure L2 (ridge), 1 = pure L1 (lasso). Default 0.
+        l1_ratio: f32;
+        /// Where the iterations run.
+        backend: Backend;
     }
 
     iter_option_setters!();

@@ -35,6 +35,12 @@ pub struct FitReport {
 }
 
 impl FitReport {
+    /// This report with the engine that ran the fit and the time since `start`.
+    pub(crate) fn finished(mut self, engine: String, start: std::time::Instant) -> Self {
+        self.engine = engine;
+        self.elapsed = start.elapsed();
+        self
+    }
     /// An empty report (no iterations, no losses), e.g. of a model built from given factors.
     pub(crate) fn empty(engine: &str) -> Self {
         FitReport {

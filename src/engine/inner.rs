@@ -1,13 +1,12 @@
 //! Inner HALS sweeps on fixed products, with a stopping rule ([`InnerStop`]): the loop of
 //! accelerated HALS (several sweeps per product) and of online NMF's encodings (sweeps until the
-//! encodings settle). [`host_sweeps`] is the loop every engine gets by default: it reads each
+//! encodings settle). [`Engine::hals_sweeps`]'s default is the loop every engine gets: it reads each
 //! sweep's move back and decides on the host, which costs nothing on the CPU engine. The GPU
-//! engine overrides [`Engine::hals_sweeps`] and decides on the device (a flag the next sweeps
+//! engine overrides it and decides on the device (a flag the next sweeps
 //! read), so the sweeps never wait for a read-back.
 
 use super::{Engine, Side};
 use crate::error::Result;
-use crate::options::Regularization;
 
 /// When inner sweeps stop. `Δ_j = ‖x^(j+1) − x^(j)‖²_F` is the squared move of sweep `j`
 /// (from 0); after the sweep that meets the rule no further sweep runs.
@@ -31,55 +30,6 @@ impl InnerStop {
     }
 }
 
-/// Up to `budget` HALS sweeps of `x` on fixed `num` and `gram`, stopping by `stop`; each
-/// sweep's move is read back to the host (`prev`, m x r or r x n like `x`, and `small`, r x r,
-/// are work space).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn host_sweeps<E: Engine + ?Sized>(
-    e: &mut E,
-    x: &mut E::Mat,
-    num: &E::Mat,
-    gram: &E::Mat,
-    side: Side,
-    reg: Regularization,
-    budget: usize,
-    stop: InnerStop,
-    prev: &mut E::Mat,
-    small: &mut E::Mat,
-) -> Result<()> {
-    if !stop.tracks(budget) {
-        for _ in 0..budget {
-            e.hals_step(x, num, gram, side, reg)?;
-        }
-        return Ok(());
-    }
-    let mut first = None;
-    for _ in 0..budget {
-        let moved = e.hals_step_tracked(x, num, gram, side, reg, prev, small)?;
-        let done = match stop {
-            InnerStop::FirstMove { tol } => match first {
-                None => {
-                    first = Some(moved);
-                    false
-                }
-                Some(f) => moved <= tol * tol * f,
-            },
-            InnerStop::Relative { tol } => {
-                e.gram(x, side, small)?;
-                let s = e.download(small)?;
-                let x_sq: f64 = (0..s.nrows().min(s.ncols()))
-                    .map(|t| f64::from(s[[t, t]]))
-                    .sum();
-                moved <= tol * tol * x_sq
-            }
-        };
-        if done {
-            break;
-        }
-    }
-    Ok(())
-}
-
 /// After one inner step of `x` (H, r x n) by another update (online KL encodings), `prev`
 /// holding `x` as it was before the step: whether the relative rule
 /// `‖x − prev‖² ≤ tol² ‖x‖²` stops the loop. On the host: the move is formed in `prev` and
@@ -99,7 +49,7 @@ pub(crate) fn host_relative_check<E: Engine + ?Sized>(
 }
 
 /// `‖x‖²_F` as the trace of its Gram matrix (formed in `small`, r x r, and read back).
-fn trace_of_gram<E: Engine + ?Sized>(
+pub(super) fn trace_of_gram<E: Engine + ?Sized>(
     e: &mut E,
     x: &E::Mat,
     side: Side,

@@ -305,7 +305,7 @@ pub(crate) trait Engine {
 
     /// Up to `budget` HALS sweeps of `x` on fixed `num` and `gram`, stopping by `stop`
     /// (`prev` like `x` and `small` r x r are work space). This default decides on the host
-    /// after each sweep ([`inner::host_sweeps`]); the GPU engine decides on the device.
+    /// after each sweep, reading each sweep's move back; the GPU engine decides on the device.
     #[allow(clippy::too_many_arguments)]
     fn hals_sweeps(
         &mut self,
@@ -319,7 +319,32 @@ pub(crate) trait Engine {
         prev: &mut Self::Mat,
         small: &mut Self::Mat,
     ) -> Result<()> {
-        inner::host_sweeps(self, x, num, gram, side, reg, budget, stop, prev, small)
+        if !stop.tracks(budget) {
+            for _ in 0..budget {
+                self.hals_step(x, num, gram, side, reg)?;
+            }
+            return Ok(());
+        }
+        let mut first = None;
+        for _ in 0..budget {
+            let moved = self.hals_step_tracked(x, num, gram, side, reg, prev, small)?;
+            let done = match stop {
+                InnerStop::FirstMove { tol } => match first {
+                    None => {
+                        first = Some(moved);
+                        false
+                    }
+                    Some(f) => moved <= tol * tol * f,
+                },
+                InnerStop::Relative { tol } => {
+                    moved <= tol * tol * inner::trace_of_gram(self, x, side, small)?
+                }
+            };
+            if done {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// After inner step number `sweep` of `x` by an update other than HALS (online KL

@@ -44,50 +44,25 @@ impl FrameSteps {
         }
     }
 
-    /// The frames' shape, where the source does not know it (a `.npy` file); checked against
-    /// the source's own shape where it does.
-    pub fn frame_shape(mut self, shape: FrameShape) -> Self {
-        self.frame_shape = Some(shape);
-        self
-    }
-
-    /// Keep only this rectangle of each frame.
-    pub fn crop(mut self, crop: Crop) -> Self {
-        self.crop = Some(crop);
-        self
-    }
-
-    /// Average blocks of `factor x factor` pixels (1: no downsampling).
-    pub fn downsample(mut self, factor: usize) -> Self {
-        self.downsample = factor;
-        self
-    }
-
-    /// Subtract this per-pixel baseline (and clamp at zero).
-    pub fn baseline(mut self, baseline: Baseline) -> Self {
-        self.baseline = Some(baseline);
-        self
-    }
-
-    /// Histogram bins per pixel of a percentile baseline (at least 2; default
-    /// [`DEFAULT_BASELINE_BINS`]): more bins, a smaller error and more memory.
-    pub fn baseline_bins(mut self, bins: usize) -> Self {
-        self.baseline_bins = bins;
-        self
-    }
-
-    /// The memory the baseline's pass may take (bytes), instead of the fit's default limit
-    /// (never above the process's hard limits).
-    pub fn memory_limit(mut self, bytes: u64) -> Self {
-        self.memory_limit = Some(bytes);
-        self
-    }
-
-    /// A flag that stops the baseline's pass after its current batch
-    /// ([`NmfError::Interrupted`]).
-    pub fn stop_flag(mut self, flag: Arc<AtomicBool>) -> Self {
-        self.stop_flag = Some(flag);
-        self
+    crate::options::field_setters! {
+        /// The frames' shape, where the source does not know it (a `.npy` file); checked against
+        /// the source's own shape where it does.
+        frame_shape: Some(FrameShape);
+        /// Keep only this rectangle of each frame.
+        crop: Some(Crop);
+        /// Average blocks of `factor x factor` pixels (1: no downsampling).
+        downsample: usize;
+        /// Subtract this per-pixel baseline (and clamp at zero).
+        baseline: Some(Baseline);
+        /// Histogram bins per pixel of a percentile baseline (at least 2; default
+        /// [`DEFAULT_BASELINE_BINS`]): more bins, a smaller error and more memory.
+        baseline_bins: usize;
+        /// The memory the baseline's pass may take (bytes), instead of the fit's default limit
+        /// (never above the process's hard limits).
+        memory_limit: Some(u64);
+        /// A flag that stops the baseline's pass after its current batch
+        /// ([`NmfError::Interrupted`]).
+        stop_flag: Some(Arc<AtomicBool>);
     }
 
     /// Whether no step is asked for.

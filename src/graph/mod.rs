@@ -174,21 +174,14 @@ impl Default for EdgeOptions {
 }
 
 impl EdgeOptions {
-    /// How repeated edges combine (default [`Duplicates::Max`]).
-    pub fn duplicates(mut self, duplicates: Duplicates) -> Self {
-        self.duplicates = duplicates;
-        self
-    }
-    /// What self loops do (default [`SelfLoops::Keep`]).
-    pub fn self_loops(mut self, self_loops: SelfLoops) -> Self {
-        self.self_loops = self_loops;
-        self
-    }
-    /// The largest adjacency matrix to allocate, in bytes (4·n²); default
-    /// [`crate::io::default_max_bytes`].
-    pub fn max_bytes(mut self, max_bytes: u64) -> Self {
-        self.max_bytes = Some(max_bytes);
-        self
+    crate::options::field_setters! {
+        /// How repeated edges combine (default [`Duplicates::Max`]).
+        duplicates: Duplicates;
+        /// What self loops do (default [`SelfLoops::Keep`]).
+        self_loops: SelfLoops;
+        /// The largest adjacency matrix to allocate, in bytes (4·n²); default
+        /// [`crate::io::default_max_bytes`].
+        max_bytes: Some(u64);
     }
     /// The longest line (bytes before its `\n`) a reader accepts; a longer one is
     /// [`NmfError::LineTooLong`]. Default [`DEFAULT_MAX_LINE_BYTES`].

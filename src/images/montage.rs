@@ -49,16 +49,11 @@ impl MontageLayout {
         }
     }
 
-    /// The grey level of the gaps and of empty cells.
-    pub fn background(mut self, level: u8) -> Self {
-        self.background = level;
-        self
-    }
-
-    /// Pixels between tiles and around the grid.
-    pub fn spacing(mut self, pixels: u32) -> Self {
-        self.spacing = pixels;
-        self
+    crate::options::field_setters! {
+        /// The grey level of the gaps and of empty cells.
+        background: u8;
+        /// Pixels between tiles and around the grid.
+        spacing: u32;
     }
 
     /// Draw each image pixel as a `factor x factor` block (at least 1).

@@ -114,6 +114,7 @@ fn check_length(path: &Path, file_len: Option<u64>, header: &Header, elements: u
 
 /// Where and how the values of a 2-D `.npy` file lie, for readers that take it piece by piece
 /// (see `io::NpySource`).
+#[derive(Debug)]
 pub(crate) struct Layout {
     /// Rows and columns as stored.
     pub rows: usize,

@@ -30,12 +30,8 @@ const READ_CHUNK: usize = 1 << 20;
 pub struct NpySource {
     path: PathBuf,
     file: File,
-    rows: usize,
-    cols: usize,
-    fortran: bool,
-    item: usize,
-    decode: fn(&[u8]) -> f32,
-    data_offset: u64,
+    /// The header: shape as stored, order, value type and where the values start.
+    layout: Layout,
     samples_as_rows: bool,
     next: usize,
     buf: Vec<u8>,
@@ -48,29 +44,15 @@ impl NpySource {
     /// file's length must match it.
     pub fn open(path: impl AsRef<Path>, samples_as_rows: bool) -> Result<NpySource> {
         let path = path.as_ref();
-        let (
-            file,
-            Layout {
-                rows,
-                cols,
-                fortran,
-                item,
-                decode,
-                data_offset,
-            },
-        ) = open_layout(path)?;
+        let (file, layout) = open_layout(path)?;
+        let (rows, cols) = (layout.rows, layout.cols);
         if rows == 0 || cols == 0 {
             return Err(NmfError::EmptyInput { rows, cols });
         }
         Ok(NpySource {
             path: path.to_path_buf(),
             file,
-            rows,
-            cols,
-            fortran,
-            item,
-            decode,
-            data_offset,
+            layout,
             samples_as_rows,
             next: 0,
             buf: Vec::new(),
@@ -80,22 +62,22 @@ impl NpySource {
     /// `(features, samples)`.
     fn shape(&self) -> (usize, usize) {
         if self.samples_as_rows {
-            (self.cols, self.rows)
+            (self.layout.cols, self.layout.rows)
         } else {
-            (self.rows, self.cols)
+            (self.layout.rows, self.layout.cols)
         }
     }
 
     /// Whether each sample's features are contiguous in the file.
     fn samples_contiguous(&self) -> bool {
-        self.samples_as_rows != self.fortran
+        self.samples_as_rows != self.layout.fortran
     }
 
     /// Fill `self.buf` with the `len` values at value index `at`.
     fn read_at(&mut self, at: u64, len: usize) -> Result<()> {
-        let bytes = len * self.item;
+        let bytes = len * self.layout.item;
         self.buf.resize(bytes, 0);
-        let offset = self.data_offset + at * self.item as u64;
+        let offset = self.layout.data_offset + at * self.layout.item as u64;
         self.file
             .read_exact_at(&mut self.buf[..bytes], offset)
             .map_err(|e| {
@@ -131,8 +113,8 @@ impl Source for NpySource {
         let j0 = self.next;
         let b = max_cols.max(1).min(n - j0);
         let mut out = Array2::<f32>::zeros((m, b));
-        let decode = self.decode;
-        let item = self.item;
+        let decode = self.layout.decode;
+        let item = self.layout.item;
         if self.samples_contiguous() {
             // Samples j0 .. j0 + b, each m values in a row: read whole samples, in pieces.
             let per_read = (READ_CHUNK / (m * item).max(1)).max(1);

@@ -123,12 +123,47 @@ pub(crate) fn read_block<A: SampleArray>(
     Ok(out)
 }
 
-/// `impl online::Source` for a streamed array's source `$ty`, a struct holding the array in
-/// `$field` (with inherent `shape()` and `describe(col)`) and a [`Stream`] in `stream`; the
-/// frame shape `(height, width)` is that of a 3-D array `(frames, height, width)`, whose
-/// stored dimensions `$dims` reads from the array `$a`.
+/// `impl online::Source` for a streamed array's source `$ty`, a struct holding the array (a
+/// `$array` with inherent `open(path, options)`, `shape()`, `describe(col)` and `read_all()`)
+/// in `$field` and a [`Stream`] in `stream`; the frame shape `(height, width)` is that of a 3-D
+/// array `(frames, height, width)`, whose stored dimensions `$dims` reads from the array `$a`.
+/// With it: the source's `open`, `new` and accessor `$field`, and the module's `read` of a
+/// whole array as V.
 macro_rules! sample_source {
-    ($ty:ident, $field:ident, |$a:ident| $dims:expr) => {
+    ($ty:ident, $field:ident: $array:ident, |$a:ident| $dims:expr) => {
+        impl $ty {
+            /// Open the array of `path` that `options` names (a dataset name where the file
+            /// holds several), with its limits.
+            pub fn open(
+                path: impl AsRef<std::path::Path>,
+                options: &crate::io::ReadOptions,
+            ) -> crate::error::Result<$ty> {
+                Ok($ty::new($array::open(path, options)?))
+            }
+            /// Stream an opened array.
+            pub fn new($field: $array) -> $ty {
+                $ty {
+                    $field,
+                    stream: crate::io::samples::Stream::default(),
+                }
+            }
+            /// The array streamed.
+            pub fn $field(&self) -> &$array {
+                &self.$field
+            }
+        }
+
+        /// Read the array of the file `path` that `options` names as V, within its limits.
+        pub(crate) fn read(
+            path: &std::path::Path,
+            options: &crate::io::ReadOptions,
+        ) -> crate::error::Result<ndarray::Array2<f32>> {
+            let array = $array::open(path, options)?;
+            let (m, n) = array.shape();
+            crate::io::limits::check_dims(path, m as u64, n as u64, options.limit_bytes())?;
+            array.read_all()
+        }
+
         impl crate::online::Source for $ty {
             fn dim(&self) -> (usize, usize) {
                 self.$field.shape()

@@ -47,6 +47,7 @@ use tiff::tags::Tag;
 use tiff::{ColorType, TiffError};
 
 use super::limits::check_dims;
+use super::samples::format_error;
 use super::walk::{list_files, Descend};
 use super::{open, ReadOptions};
 use crate::error::{NmfError, Result};
@@ -746,18 +747,6 @@ fn tiff_error(path: &Path, at: &str, e: TiffError) -> NmfError {
             format!("{at}: a directory value or strip larger than the reader's limits (a corrupt header, or raise the memory limit)"),
         ),
         other => format_error(path, format!("{at}: {other}")),
-    }
-}
-
-/// A format error naming `path`; the message on one line (the decoder's own messages may
-/// span lines).
-fn format_error(path: &Path, message: impl Into<String>) -> NmfError {
-    let message: String = message.into();
-    NmfError::Format {
-        path: path.to_path_buf(),
-        line: None,
-        column: None,
-        message: message.split_whitespace().collect::<Vec<_>>().join(" "),
     }
 }
 

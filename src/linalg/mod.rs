@@ -23,3 +23,14 @@ pub(crate) use eigen::symmetric_eigen;
 pub(crate) use qr::orthonormalize;
 #[allow(unused_imports)]
 pub(crate) use svd::{auto_power_iters, randomized_svd, LinearOperator, Svd};
+
+/// `Σ xᵢ yᵢ` in `f64`, term by term in order (the sum of one row by one column of a product).
+pub(crate) fn dot_in_order<'a, 'b>(
+    x: impl IntoIterator<Item = &'a f32>,
+    y: impl IntoIterator<Item = &'b f32>,
+) -> f64 {
+    x.into_iter()
+        .zip(y)
+        .map(|(&a, &b)| f64::from(a) * f64::from(b))
+        .sum()
+}

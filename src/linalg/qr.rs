@@ -248,12 +248,7 @@ mod tests {
         let mut worst = 0.0f64;
         for i in 0..k {
             for j in 0..k {
-                let d: f64 = q
-                    .column(i)
-                    .iter()
-                    .zip(q.column(j))
-                    .map(|(a, b)| *a as f64 * *b as f64)
-                    .sum();
+                let d = crate::linalg::dot_in_order(q.column(i), q.column(j));
                 let want = if i == j { 1.0 } else { 0.0 };
                 worst = worst.max((d - want).abs());
             }

@@ -302,13 +302,7 @@ mod tests {
         for (j, &want) in s0.iter().enumerate().take(k) {
             let rel = ((svd.s[j] - want) / want).abs();
             assert!(rel < 1e-4, "σ{j}: {} vs {want}", svd.s[j]);
-            let dot: f64 = svd
-                .u
-                .column(j)
-                .iter()
-                .zip(u0.column(j))
-                .map(|(x, y)| *x as f64 * *y as f64)
-                .sum();
+            let dot = crate::linalg::dot_in_order(svd.u.column(j), u0.column(j));
             assert!(dot.abs() > 0.999, "u{j}·u0{j} = {dot}");
             // svd_flip: largest-|·| entry of u_j is positive.
             let col = svd.u.column(j);

@@ -198,30 +198,18 @@ impl MaskedParams {
             iter: IterOptions::new(DEFAULT_MAX_ITER, DEFAULT_TOL),
         }
     }
-    /// The L2 (ridge) penalty `λ₂`, weighted as set by [`penalty_scale`](Self::penalty_scale).
-    pub fn l2(mut self, l2: f32) -> Self {
-        self.l2 = l2;
-        self
-    }
-    /// The L1 (sparsity) penalty `λ₁` on every entry of W and H. Default 0.
-    pub fn l1(mut self, l1: f32) -> Self {
-        self.l1 = l1;
-        self
-    }
-    /// How the L2 penalty weighs rows of W and columns of H. Default per observation.
-    pub fn penalty_scale(mut self, scale: PenaltyScale) -> Self {
-        self.penalty_scale = scale;
-        self
-    }
-    /// The initialisation.
-    pub fn init(mut self, init: MaskedInit) -> Self {
-        self.init = init;
-        self
-    }
-    /// Where the iterations run.
-    pub fn backend(mut self, backend: Backend) -> Self {
-        self.backend = backend;
-        self
+
+    crate::options::field_setters! {
+        /// The L2 (ridge) penalty `λ₂`, weighted as set by [`penalty_scale`](Self::penalty_scale).
+        l2: f32;
+        /// The L1 (sparsity) penalty `λ₁` on every entry of W and H. Default 0.
+        l1: f32;
+        /// How the L2 penalty weighs rows of W and columns of H. Default per observation.
+        penalty_scale: PenaltyScale;
+        /// The initialisation.
+        init: MaskedInit;
+        /// Where the iterations run.
+        backend: Backend;
     }
 
     iter_option_setters!();
@@ -324,15 +312,12 @@ impl MaskedParams {
         scale.factor_out(&mut out.w);
         scale.factor_out(&mut out.h);
         scale.report(&mut out.report, Loss::Frobenius);
-        let mut report = out.report;
-        report.engine = engine_name;
-        report.elapsed = start.elapsed();
         Ok(MaskedFactorization {
             w: out.w,
             h: out.h,
             row_counts: data.row_counts,
             col_counts: data.col_counts,
-            report,
+            report: out.report.finished(engine_name, start),
         })
     }
 
@@ -506,13 +491,7 @@ impl MaskedFactorization {
                 found: format!("row {i}, column {j}"),
             });
         }
-        Ok(self
-            .w
-            .row(i)
-            .iter()
-            .zip(self.h.column(j))
-            .map(|(&a, &b)| a as f64 * b as f64)
-            .sum::<f64>() as f32)
+        Ok(crate::linalg::dot_in_order(self.w.row(i), self.h.column(j)) as f32)
     }
 
     /// The completed matrix `WH` (m x n): a prediction for every entry, observed or not.

@@ -141,88 +141,55 @@ impl OnlineParams {
         self.loss = loss.canonical();
         self
     }
-    /// How W starts, computed from the first batch: [`Init::Nndsvda`] (default; random when
-    /// the first batch has fewer samples than the rank), [`Init::Random`], ... A custom start
-    /// is given with [`w_init`](Self::w_init) instead.
-    pub fn init(mut self, init: Init) -> Self {
-        self.init = init;
-        self
-    }
-    /// Start from this W (m x r, finite, nonnegative, not all zero).
-    pub fn w_init(mut self, w: Array2<f32>) -> Self {
-        self.w_init = Some(w);
-        self
-    }
-    /// Samples per batch (default 1024); the last batch of a pass may be smaller.
-    pub fn batch_size(mut self, batch_size: usize) -> Self {
-        self.batch_size = batch_size;
-        self
-    }
-    /// How much of the past the statistics keep, in `[0, 1]` (default 0.7): after each batch of
-    /// `b` samples out of `n` they are scaled by `ρ = forget_factor^(b/n)` (scikit-learn's
-    /// rule), so a whole pass scales the past by `forget_factor`. 0 keeps only the last batch.
-    pub fn forget_factor(mut self, forget_factor: f32) -> Self {
-        self.forget_factor = forget_factor;
-        self
-    }
-    /// At most this many sweeps of each batch's encoding solve (default 30, scikit-learn's
-    /// `fresh_restarts_max_iter`); the solve stops earlier once `‖ΔH‖ ≤ tol·‖H‖`.
-    pub fn inner_max_iter(mut self, inner_max_iter: usize) -> Self {
-        self.inner_max_iter = inner_max_iter;
-        self
-    }
-    /// Stop after this many consecutive batches without a new minimum of the smoothed batch
-    /// cost (default 10); `None` turns the rule off.
-    pub fn max_no_improvement(mut self, batches: Option<usize>) -> Self {
-        self.max_no_improvement = batches;
-        self
-    }
-    /// How W and the encodings are updated:
-    ///
-    /// - [`Solver::Hals`] (the default for Frobenius): HALS sweeps for the encodings and one
-    ///   HALS sweep of W against the statistics `A = Σ ρ H Hᵀ`, `B = Σ ρ V Hᵀ` (Mairal et
-    ///   al. 2010). Frobenius only.
-    /// - [`Solver::MultiplicativeUpdate`] (the default, and the only rule, for KL):
-    ///   scikit-learn's `MiniBatchNMF`. The encodings by multiplicative updates from
-    ///   `sqrt(mean(V_b)/r)`; W by the online multiplicative rule
-    ///   `N ← ρ N + W ⊙ N_b`, `D ← ρ D + D_b`, `W ← N ⊘ D` (`N₀ = W₀`, `D₀ = 1`), where
-    ///   `N_b ⊘ D_b` is the batch's multiplicative ratio for W with its penalty:
-    ///   `N_b = V_b H_bᵀ`, `D_b = W H_b H_bᵀ + l1 + l2 W` (Frobenius) and
-    ///   `N_b = (V_b ⊘ W H_b) H_bᵀ`, `D_b = 1 (H_b 1)ᵀ + l1 + l2 W` (KL).
-    ///
-    /// [`Solver::AcceleratedHals`] is refused by [`check`](Self::check).
-    pub fn solver(mut self, solver: Solver) -> Self {
-        self.solver = Some(solver);
-        self
-    }
-    /// Penalty weight on W (the dictionary), scaled by the batch's samples (default 0).
-    pub fn alpha_w(mut self, alpha: f32) -> Self {
-        self.alpha_w = alpha;
-        self
-    }
-    /// Penalty weight on the encodings H, scaled by the features m (default: `alpha_w`).
-    pub fn alpha_h(mut self, alpha: f32) -> Self {
-        self.alpha_h = Some(alpha);
-        self
-    }
-    /// The L1 share of the penalties, in `[0, 1]` (default 0: pure L2).
-    pub fn l1_ratio(mut self, l1_ratio: f32) -> Self {
-        self.l1_ratio = l1_ratio;
-        self
-    }
-    /// Solve each batch's encodings afresh (default `true`), or keep every sample's encodings
-    /// (r x n, on the host) from one pass to the next and take one update step from them
-    /// (`false`, scikit-learn's `fresh_restarts=False`: cheaper batches, memory `O(r·n)`).
-    /// Without [`h_init`](Self::h_init) the first pass solves them afresh.
-    pub fn fresh_restarts(mut self, fresh: bool) -> Self {
-        self.fresh_restarts = fresh;
-        self
-    }
-    /// The encodings of every sample at the start (r x n) when they are kept
-    /// (`fresh_restarts(false)`); refused otherwise.
-    pub fn h_init(mut self, h: Array2<f32>) -> Self {
-        self.h_init = Some(h);
-        self
+
+    crate::options::field_setters! {
+        /// How W starts, computed from the first batch: [`Init::Nndsvda`] (default; random when
+        /// the first batch has fewer samples than the rank), [`Init::Random`], ... A custom start
+        /// is given with [`w_init`](Self::w_init) instead.
+        init: Init;
+        /// Start from this W (m x r, finite, nonnegative, not all zero).
+        w_init: Some(Array2<f32>);
+        /// Samples per batch (default 1024); the last batch of a pass may be smaller.
+        batch_size: usize;
+        /// How much of the past the statistics keep, in `[0, 1]` (default 0.7): after each batch of
+        /// `b` samples out of `n` they are scaled by `ρ = forget_factor^(b/n)` (scikit-learn's
+        /// rule), so a whole pass scales the past by `forget_factor`. 0 keeps only the last batch.
+        forget_factor: f32;
+        /// At most this many sweeps of each batch's encoding solve (default 30, scikit-learn's
+        /// `fresh_restarts_max_iter`); the solve stops earlier once `‖ΔH‖ ≤ tol·‖H‖`.
+        inner_max_iter: usize;
+        /// Stop after this many consecutive batches without a new minimum of the smoothed batch
+        /// cost (default 10); `None` turns the rule off.
+        max_no_improvement: Option<usize>;
+        /// How W and the encodings are updated:
+        ///
+        /// - [`Solver::Hals`] (the default for Frobenius): HALS sweeps for the encodings and one
+        ///   HALS sweep of W against the statistics `A = Σ ρ H Hᵀ`, `B = Σ ρ V Hᵀ` (Mairal et
+        ///   al. 2010). Frobenius only.
+        /// - [`Solver::MultiplicativeUpdate`] (the default, and the only rule, for KL):
+        ///   scikit-learn's `MiniBatchNMF`. The encodings by multiplicative updates from
+        ///   `sqrt(mean(V_b)/r)`; W by the online multiplicative rule
+        ///   `N ← ρ N + W ⊙ N_b`, `D ← ρ D + D_b`, `W ← N ⊘ D` (`N₀ = W₀`, `D₀ = 1`), where
+        ///   `N_b ⊘ D_b` is the batch's multiplicative ratio for W with its penalty:
+        ///   `N_b = V_b H_bᵀ`, `D_b = W H_b H_bᵀ + l1 + l2 W` (Frobenius) and
+        ///   `N_b = (V_b ⊘ W H_b) H_bᵀ`, `D_b = 1 (H_b 1)ᵀ + l1 + l2 W` (KL).
+        ///
+        /// [`Solver::AcceleratedHals`] is refused by [`check`](Self::check).
+        solver: Some(Solver);
+        /// Penalty weight on W (the dictionary), scaled by the batch's samples (default 0).
+        alpha_w: f32;
+        /// Penalty weight on the encodings H, scaled by the features m (default: `alpha_w`).
+        alpha_h: Some(f32);
+        /// The L1 share of the penalties, in `[0, 1]` (default 0: pure L2).
+        l1_ratio: f32;
+        /// Solve each batch's encodings afresh (default `true`), or keep every sample's encodings
+        /// (r x n, on the host) from one pass to the next and take one update step from them
+        /// (`false`, scikit-learn's `fresh_restarts=False`: cheaper batches, memory `O(r·n)`).
+        /// Without [`h_init`](Self::h_init) the first pass solves them afresh.
+        fresh_restarts: bool;
+        /// The encodings of every sample at the start (r x n) when they are kept
+        /// (`fresh_restarts(false)`); refused otherwise.
+        h_init: Some(Array2<f32>);
     }
     /// Call `f` with the model's state (and the kept encodings) after every `every` batches:
     /// to save it, and continue later with [`resume_state`](Self::resume_state).

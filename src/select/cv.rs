@@ -42,12 +42,7 @@ pub fn heldout_error(
         if !held_out[[i, j]] {
             continue;
         }
-        let pred: f64 = w
-            .row(i)
-            .iter()
-            .zip(h.column(j))
-            .map(|(&a, &b)| a as f64 * b as f64)
-            .sum();
+        let pred = crate::linalg::dot_in_order(w.row(i), h.column(j));
         let d = x as f64 - pred;
         sq += d * d;
         norm += x as f64 * x as f64;

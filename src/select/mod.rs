@@ -266,51 +266,27 @@ impl SelectParams {
             .collect();
         self
     }
-    /// The solver of the inner fits (consensus and NMFk). Default HALS.
-    pub fn solver(mut self, solver: Solver) -> Self {
-        self.solver = solver;
-        self
-    }
-    /// Iteration budget of each inner fit (cross-validation's masked fits get [`CV_BUDGET`]
-    /// times it).
-    pub fn max_iter(mut self, max_iter: usize) -> Self {
-        self.max_iter = max_iter;
-        self
-    }
-    /// Stopping tolerance of each inner fit (see [`IterOptions`](crate::IterOptions)).
-    pub fn tol(mut self, tol: f32) -> Self {
-        self.tol = tol;
-        self
-    }
-    /// Seed of every random choice of the sweep.
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
-        self
-    }
-    /// Where the fits run ([`Backend::Auto`] is resolved once for the whole sweep).
-    pub fn backend(mut self, backend: Backend) -> Self {
-        self.backend = backend;
-        self
-    }
-    /// NMFk's noise level δ: entries are multiplied by `1 + U(−δ, δ)`; in `[0, 1)`.
-    pub fn noise(mut self, noise: f32) -> Self {
-        self.noise = noise;
-        self
-    }
-    /// NMFk's threshold on the minimum silhouette, in `[−1, 1]`.
-    pub fn silhouette_threshold(mut self, threshold: f64) -> Self {
-        self.silhouette_threshold = threshold;
-        self
-    }
-    /// Share of the entries held out by cross-validation, in `(0, 0.5]`.
-    pub fn holdout(mut self, fraction: f64) -> Self {
-        self.holdout = fraction;
-        self
-    }
-    /// Masked fits per rank for cross-validation (each with its own hold-out mask).
-    pub fn cv_repeats(mut self, repeats: usize) -> Self {
-        self.cv_repeats = repeats;
-        self
+
+    crate::options::field_setters! {
+        /// The solver of the inner fits (consensus and NMFk). Default HALS.
+        solver: Solver;
+        /// Iteration budget of each inner fit (cross-validation's masked fits get [`CV_BUDGET`]
+        /// times it).
+        max_iter: usize;
+        /// Stopping tolerance of each inner fit (see [`IterOptions`](crate::IterOptions)).
+        tol: f32;
+        /// Seed of every random choice of the sweep.
+        seed: u64;
+        /// Where the fits run ([`Backend::Auto`] is resolved once for the whole sweep).
+        backend: Backend;
+        /// NMFk's noise level δ: entries are multiplied by `1 + U(−δ, δ)`; in `[0, 1)`.
+        noise: f32;
+        /// NMFk's threshold on the minimum silhouette, in `[−1, 1]`.
+        silhouette_threshold: f64;
+        /// Share of the entries held out by cross-validation, in `(0, 0.5]`.
+        holdout: f64;
+        /// Masked fits per rank for cross-validation (each with its own hold-out mask).
+        cv_repeats: usize;
     }
     /// Called after each fit with the fits done and the total.
     pub fn on_progress(mut self, f: impl Fn(SweepProgress) + Send + Sync + 'static) -> Self {

@@ -31,7 +31,7 @@
 use super::{State, Step, Update};
 use crate::engine::{Engine, InnerStop, Side};
 use crate::error::Result;
-use crate::options::{Regularization, ValidParams};
+use crate::options::ValidParams;
 
 /// Weight of the cost ratio in the inner sweep budget (`α`; see the module docs).
 pub(super) const INNER_BUDGET_WEIGHT: f64 = 0.5;
@@ -57,24 +57,10 @@ pub(crate) fn inner_budgets(m: usize, n: usize, r: usize) -> (usize, usize) {
     (budget(rho_w), budget(rho_h))
 }
 
-/// Up to `budget` HALS sweeps of `x` on fixed products, stopping when a sweep moves `x` by
-/// less than [`INNER_TOL`] times the first sweep's move ([`InnerStop::FirstMove`]; decided on
-/// the device by the GPU engine, so the sweeps never wait for a read-back).
-#[allow(clippy::too_many_arguments)]
-fn sweeps<E: Engine>(
-    e: &mut E,
-    x: &mut E::Mat,
-    num: &E::Mat,
-    gram: &E::Mat,
-    side: Side,
-    reg: Regularization,
-    budget: usize,
-    prev: &mut E::Mat,
-    small: &mut E::Mat,
-) -> Result<()> {
-    let stop = InnerStop::FirstMove { tol: INNER_TOL };
-    e.hals_sweeps(x, num, gram, side, reg, budget, stop, prev, small)
-}
+/// The inner sweeps' rule: stop when a sweep moves `x` by less than [`INNER_TOL`] times the
+/// first sweep's move (decided on the device by the GPU engine, so the sweeps never wait for a
+/// read-back).
+const STOP: InnerStop = InnerStop::FirstMove { tol: INNER_TOL };
 
 impl<E: Engine> Step<E> for AcceleratedHals {
     fn step(&self, e: &mut E, s: &mut State<E::Mat>, p: &ValidParams, u: Update) -> Result<()> {
@@ -92,14 +78,14 @@ impl<E: Engine> Step<E> for AcceleratedHals {
             if let Some(a) = &s.anchors.gram_w {
                 e.pin(&mut s.g, a)?;
             }
-            sweeps(
-                e,
+            e.hals_sweeps(
                 &mut s.w,
                 &s.p,
                 &s.g,
                 Side::Left,
                 p.reg_w,
                 budget_w,
+                STOP,
                 &mut work.prev_w,
                 &mut work.small,
             )?;
@@ -119,14 +105,14 @@ impl<E: Engine> Step<E> for AcceleratedHals {
             }
             _ => &s.k,
         };
-        sweeps(
-            e,
+        e.hals_sweeps(
             &mut s.h,
             &s.q,
             k,
             Side::Right,
             p.reg_h,
             budget_h,
+            STOP,
             &mut work.prev_h,
             &mut work.small,
         )
@@ -137,6 +123,7 @@ impl<E: Engine> Step<E> for AcceleratedHals {
 mod tests {
     use super::*;
     use crate::engine::cpu::CpuEngine;
+    use crate::options::Regularization;
     use ndarray::Array2;
 
     /// The move is summed in f32 partial sums of a few dozen terms, then in f64.

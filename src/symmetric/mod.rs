@@ -169,39 +169,24 @@ impl SymNmfParams {
             iter: IterOptions::new(500, 1e-4),
         }
     }
-    /// The algorithm.
-    pub fn method(mut self, method: SymMethod) -> Self {
-        self.method = method;
-        self
-    }
-    /// How `A` is transformed before the fit.
-    pub fn preprocess(mut self, preprocess: Preprocess) -> Self {
-        self.preprocess = preprocess;
-        self
-    }
-    /// Number of random initialisations; the run with the lowest final residual is kept.
-    /// Default 1.
-    pub fn n_init(mut self, n_init: usize) -> Self {
-        self.n_init = n_init;
-        self
-    }
-    /// The ANLS penalty weight `α` on `‖W − H‖²` (default `max(Ã)²`). Larger values tie W
-    /// and H sooner; ignored by the other methods. `fit` refuses a weight (given or default)
-    /// so large that the ANLS terms `α H` would overflow f32.
-    pub fn alpha(mut self, alpha: f32) -> Self {
-        self.alpha = Some(alpha);
-        self
-    }
-    /// `A` is accepted as symmetric when `|A[i,j] − A[j,i]| ≤ symmetry_tol · max(A)` for all
-    /// pairs (default 1e-5); it is then replaced by `(A + Aᵀ)/2`.
-    pub fn symmetry_tol(mut self, symmetry_tol: f32) -> Self {
-        self.symmetry_tol = symmetry_tol;
-        self
-    }
-    /// Where the iterations run.
-    pub fn backend(mut self, backend: Backend) -> Self {
-        self.backend = backend;
-        self
+
+    crate::options::field_setters! {
+        /// The algorithm.
+        method: SymMethod;
+        /// How `A` is transformed before the fit.
+        preprocess: Preprocess;
+        /// Number of random initialisations; the run with the lowest final residual is kept.
+        /// Default 1.
+        n_init: usize;
+        /// The ANLS penalty weight `α` on `‖W − H‖²` (default `max(Ã)²`). Larger values tie W
+        /// and H sooner; ignored by the other methods. `fit` refuses a weight (given or default)
+        /// so large that the ANLS terms `α H` would overflow f32.
+        alpha: Some(f32);
+        /// `A` is accepted as symmetric when `|A[i,j] − A[j,i]| ≤ symmetry_tol · max(A)` for all
+        /// pairs (default 1e-5); it is then replaced by `(A + Aᵀ)/2`.
+        symmetry_tol: f32;
+        /// Where the iterations run.
+        backend: Backend;
     }
 
     iter_option_setters!();
@@ -293,20 +278,30 @@ impl SymNmfParams {
         let alpha = task.alpha;
         let (out, engine_name) = with_engine(a_t.view(), &self.backend, task)?;
         let a_sq: f64 = a_t.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
-        let mut report = out.report;
-        report.engine = engine_name;
-        report.elapsed = start.elapsed();
-        Ok(SymFactorization {
+        Ok(self.factorization(out, engine_name, start, alpha, a_sq))
+    }
+
+    /// The model of the kept run `out` on Ã (`‖Ã‖²_F = a_sq_norm`, penalty `alpha`), run by
+    /// `engine` since `start`.
+    fn factorization(
+        &self,
+        out: solve::SymOutput,
+        engine: String,
+        start: Instant,
+        alpha: f32,
+        a_sq_norm: f64,
+    ) -> SymFactorization {
+        SymFactorization {
             h: out.h,
             s: out.s,
             residual: out.residual,
-            a_sq_norm: a_sq,
+            a_sq_norm,
             best_init: out.best_init,
             method: self.method,
             preprocess: self.preprocess,
             alpha,
-            report,
-        })
+            report: out.report.finished(engine, start),
+        }
     }
 
     /// The ANLS penalty weight: the one set, or `max(Ã)²` (computed in f64). For ANLS it must

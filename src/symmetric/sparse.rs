@@ -39,20 +39,7 @@ impl SymNmfParams {
         let alpha = task.alpha;
         // Ã is symmetric: it is its own transpose (the CSC form the products read).
         let (out, engine_name) = with_sparse_engine(&a_t, &a_t, &self.backend, task)?;
-        let mut report = out.report;
-        report.engine = engine_name;
-        report.elapsed = start.elapsed();
-        Ok(SymFactorization {
-            h: out.h,
-            s: out.s,
-            residual: out.residual,
-            a_sq_norm: a_t.sq_norm(),
-            best_init: out.best_init,
-            method: self.method,
-            preprocess: self.preprocess,
-            alpha,
-            report,
-        })
+        Ok(self.factorization(out, engine_name, start, alpha, a_t.sq_norm()))
     }
 }
 

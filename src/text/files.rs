@@ -66,15 +66,12 @@ impl TextDirOptions {
     pub fn line_limit_bytes(&self) -> usize {
         self.max_line
     }
-    /// Whether subdirectories are read.
-    pub fn recursion(mut self, recursion: Recursion) -> Self {
-        self.recursion = recursion;
-        self
-    }
-    /// What to do with bytes that are not UTF-8.
-    pub fn invalid_utf8(mut self, invalid_utf8: InvalidUtf8) -> Self {
-        self.invalid_utf8 = invalid_utf8;
-        self
+
+    crate::options::field_setters! {
+        /// Whether subdirectories are read.
+        recursion: Recursion;
+        /// What to do with bytes that are not UTF-8.
+        invalid_utf8: InvalidUtf8;
     }
     /// The recursion setting.
     pub fn recursion_mode(&self) -> Recursion {

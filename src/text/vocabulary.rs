@@ -93,25 +93,16 @@ impl VocabularyOptions {
     pub fn new() -> Self {
         Self::default()
     }
-    /// Tokens dropped before counting.
-    pub fn stop_words(mut self, stop_words: StopWords) -> Self {
-        self.stop_words = stop_words;
-        self
-    }
-    /// Keep only terms in at least this many documents (drops rare terms and typos).
-    pub fn min_df(mut self, min_df: DocFrequency) -> Self {
-        self.min_df = min_df;
-        self
-    }
-    /// Keep only terms in at most this many documents (drops corpus-specific stop words).
-    pub fn max_df(mut self, max_df: DocFrequency) -> Self {
-        self.max_df = max_df;
-        self
-    }
-    /// Cap the number of terms, applied after the document-frequency filters.
-    pub fn max_features(mut self, max_features: MaxFeatures) -> Self {
-        self.max_features = max_features;
-        self
+
+    crate::options::field_setters! {
+        /// Tokens dropped before counting.
+        stop_words: StopWords;
+        /// Keep only terms in at least this many documents (drops rare terms and typos).
+        min_df: DocFrequency;
+        /// Keep only terms in at most this many documents (drops corpus-specific stop words).
+        max_df: DocFrequency;
+        /// Cap the number of terms, applied after the document-frequency filters.
+        max_features: MaxFeatures;
     }
     /// The stop words.
     pub fn stop_word_list(&self) -> &StopWords {

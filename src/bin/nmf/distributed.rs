@@ -24,7 +24,7 @@ use nmf_gpu::distributed::mpi::traits::*;
 use nmf_gpu::distributed::{self, Grid, ImageDir, LocalBlock};
 use nmf_gpu::images::SizePolicy;
 use nmf_gpu::io::{write_bytes_atomic, write_npy_atomic, FileFormat, Storage};
-use nmf_gpu::{Checkpoint, Init, Loss, Nmf, NmfError};
+use nmf_gpu::{Checkpoint, Init, Loss, NmfError};
 use serde_json::json;
 
 use crate::args::{BackendArg, FitArgs};
@@ -258,22 +258,7 @@ fn fit<C: Communicator>(args: &FitArgs, world: &C) -> Result<u8, RankError> {
     // all ranks at each loss check and stops together; the model reached is written, marked
     // interrupted, and every rank exits with 128 + the signal.
     let stop = agree_cli(world, Stop::install())?;
-    let mut params = Nmf::params(args.rank)
-        .solver(solver)
-        .loss(loss)
-        .init(init.clone())
-        .max_iter(args.max_iter)
-        .tol(args.tol)
-        .seed(args.seed)
-        .alpha_w(args.alpha_w)
-        .alpha_h(alpha_h)
-        .l1_ratio(args.l1_ratio)
-        .orthogonal(orthogonal)
-        .stop_flag(stop.flag())
-        .backend(backend);
-    if let Some(bytes) = args.input.memory_limit {
-        params = params.memory_limit(bytes);
-    }
+    let mut params = crate::fit::fit_params(args, args.rank, backend, &stop).init(init.clone());
     if let Some(model) = &saved {
         params = params.resume(model.resume);
     }

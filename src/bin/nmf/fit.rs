@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use nmf_gpu::{Checkpoint, Init, Loss, Nmf, Orthogonality, Progress, Solver};
+use nmf_gpu::{Backend, Checkpoint, Init, Loss, Nmf, NmfParams, Orthogonality, Progress, Solver};
 use serde_json::{json, Map, Value};
 
 use crate::args::FitArgs;
@@ -80,6 +80,28 @@ pub fn rules_admit(solver: Solver, loss: Loss, orthogonal: Orthogonality) -> Res
 }
 
 /// Run `nmf fit`; the exit code (0, or 128 + the signal when interrupted).
+/// The fit's settings from the command line at rank `r` (one process or every MPI rank):
+/// solver, loss, iterations, tolerance, seed, regularization, orthogonality, backend, the stop
+/// flag of `stop` and the memory limit; the start (`init`, `resume`) is the caller's.
+pub fn fit_params(args: &FitArgs, r: usize, backend: Backend, stop: &Stop) -> NmfParams {
+    let params = Nmf::params(r)
+        .solver(args.solver)
+        .loss(args.loss())
+        .max_iter(args.max_iter)
+        .tol(args.tol)
+        .seed(args.seed)
+        .alpha_w(args.alpha_w)
+        .alpha_h(args.alpha_h.unwrap_or(args.alpha_w))
+        .l1_ratio(args.l1_ratio)
+        .orthogonal(args.orthogonal)
+        .backend(backend)
+        .stop_flag(stop.flag());
+    match args.input.memory_limit {
+        Some(bytes) => params.memory_limit(bytes),
+        None => params,
+    }
+}
+
 pub fn run(args: &FitArgs) -> Result<u8, CliError> {
     if args.online {
         return crate::online::run(args);
@@ -171,21 +193,7 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
         None => init.name().to_string(),
     };
     let alpha_h = args.alpha_h.unwrap_or(args.alpha_w);
-    let mut params = Nmf::params(r)
-        .solver(solver)
-        .loss(loss)
-        .max_iter(args.max_iter)
-        .tol(args.tol)
-        .seed(args.seed)
-        .alpha_w(args.alpha_w)
-        .alpha_h(alpha_h)
-        .l1_ratio(args.l1_ratio)
-        .orthogonal(orthogonal)
-        .backend(backend)
-        .stop_flag(stop.flag());
-    if let Some(bytes) = args.input.memory_limit {
-        params = params.memory_limit(bytes);
-    }
+    let mut params = fit_params(args, r, backend, &stop);
     params = match &saved {
         Some(s) => params
             .init(Init::Custom {

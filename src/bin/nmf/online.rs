@@ -8,7 +8,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 use nmf_gpu::frames::FrameSource;
 use nmf_gpu::io::{
     read_located, write_npy_atomic, FileFormat, NpyColumnWriter, NpySource, ReadOptions,
@@ -296,17 +296,10 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
 /// A bar counting samples over `epochs` passes, on a terminal.
 fn samples_bar(display: Display, n: usize, epochs: usize) -> Option<ProgressBar> {
     (display == Display::Bar).then(|| {
-        let bar = ProgressBar::with_draw_target(
-            Some((n as u64).saturating_mul(epochs as u64)),
-            ProgressDrawTarget::stderr(),
-        );
-        let style = ProgressStyle::with_template(
+        crate::progress::stderr_bar(
+            (n as u64).saturating_mul(epochs as u64),
             "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} samples  {msg}  {per_sec}",
         )
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
-        bar.set_style(style);
-        bar.enable_steady_tick(Duration::from_millis(200));
-        bar
     })
 }
 

@@ -37,21 +37,25 @@ pub struct Reporter {
     display: Display,
 }
 
+/// A bar of `len` steps on standard error drawn by `template` (indicatif's), ticking five
+/// times a second.
+pub fn stderr_bar(len: u64, template: &str) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    let style =
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
 impl Reporter {
     /// A reporter for a fit of at most `max_iter` iterations.
     pub fn new(display: Display, max_iter: usize) -> Reporter {
         let bar = (display == Display::Bar).then(|| {
-            let bar = ProgressBar::with_draw_target(
-                Some(max_iter as u64),
-                ProgressDrawTarget::stderr(),
-            );
-            let style = ProgressStyle::with_template(
+            stderr_bar(
+                max_iter as u64,
                 "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} iterations  loss {msg}  ETA {eta}",
             )
-            .unwrap_or_else(|_| ProgressStyle::default_bar());
-            bar.set_style(style);
-            bar.enable_steady_tick(Duration::from_millis(200));
-            bar
         });
         Reporter { bar, display }
     }

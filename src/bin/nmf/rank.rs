@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 use nmf_gpu::io::{StagedDir, Storage};
 use nmf_gpu::select::{Method, RankSelect, RankSelection, SweepProgress};
 use nmf_gpu::{NmfError, Solver};
@@ -50,14 +50,10 @@ fn progress_callback(
         return (None, None);
     }
     let bar = std::io::stderr().is_terminal().then(|| {
-        let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
-        let style = ProgressStyle::with_template(
+        crate::progress::stderr_bar(
+            total as u64,
             "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} fits  ETA {eta}",
         )
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
-        bar.set_style(style);
-        bar.enable_steady_tick(Duration::from_millis(200));
-        bar
     });
     let shown = bar.clone();
     let last: Mutex<Option<Instant>> = Mutex::new(None);

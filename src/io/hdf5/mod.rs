@@ -317,30 +317,4 @@ pub struct Hdf5Source {
     stream: Stream,
 }
 
-impl Hdf5Source {
-    /// Open the dataset of `path` that `options` names, with its limits.
-    pub fn open(path: impl AsRef<Path>, options: &ReadOptions) -> Result<Hdf5Source> {
-        Ok(Hdf5Source::new(Hdf5Dataset::open(path, options)?))
-    }
-    /// Stream an opened dataset.
-    pub fn new(dataset: Hdf5Dataset) -> Hdf5Source {
-        Hdf5Source {
-            dataset,
-            stream: Stream::default(),
-        }
-    }
-    /// The dataset streamed.
-    pub fn dataset(&self) -> &Hdf5Dataset {
-        &self.dataset
-    }
-}
-
-samples::sample_source!(Hdf5Source, dataset, |a| a.header.shape.as_slice());
-
-/// Read the dataset of the HDF5 file `path` that `options` names as V.
-pub(crate) fn read(path: &Path, options: &ReadOptions) -> Result<Array2<f32>> {
-    let dataset = Hdf5Dataset::open(path, options)?;
-    let (m, n) = dataset.shape();
-    check_dims(path, m as u64, n as u64, options.limit_bytes())?;
-    dataset.read_all()
-}
+samples::sample_source!(Hdf5Source, dataset: Hdf5Dataset, |a| a.header.shape.as_slice());

@@ -43,7 +43,6 @@ use ndarray::{Array2, ArrayViewMut2};
 
 use self::codec::DecodeError;
 use self::meta::{ArrayMeta, ZarrKind};
-use super::limits::check_dims;
 use super::samples::{self, format_error, SampleArray, Stream};
 use super::ReadOptions;
 use crate::error::{NmfError, Result};
@@ -553,30 +552,4 @@ pub struct ZarrSource {
     stream: Stream,
 }
 
-impl ZarrSource {
-    /// Open the array at `path` with the limits (and dataset name) of `options`.
-    pub fn open(path: impl AsRef<Path>, options: &ReadOptions) -> Result<ZarrSource> {
-        Ok(ZarrSource::new(ZarrArray::open(path, options)?))
-    }
-    /// Stream an opened array.
-    pub fn new(array: ZarrArray) -> ZarrSource {
-        ZarrSource {
-            array,
-            stream: Stream::default(),
-        }
-    }
-    /// The array streamed.
-    pub fn array(&self) -> &ZarrArray {
-        &self.array
-    }
-}
-
-samples::sample_source!(ZarrSource, array, |a| a.meta.shape.as_slice());
-
-/// Read the Zarr array at `path` (with `options`' dataset) as V.
-pub(crate) fn read(path: &Path, options: &ReadOptions) -> Result<Array2<f32>> {
-    let array = ZarrArray::open(path, options)?;
-    let (m, n) = array.shape();
-    check_dims(path, m as u64, n as u64, options.limit_bytes())?;
-    array.read_all()
-}
+samples::sample_source!(ZarrSource, array: ZarrArray, |a| a.meta.shape.as_slice());
