@@ -594,3 +594,28 @@ fn human_bytes(bytes: u128) -> String {
 
 /// Shorthand for results of this crate.
 pub type Result<T, E = NmfError> = std::result::Result<T, E>;
+
+/// `Err(InvalidParameter)` naming `name` when `value` is 0; `expected` says what it must be.
+pub(crate) fn check_nonzero(value: usize, name: &'static str, expected: &str) -> Result<()> {
+    if value == 0 {
+        return Err(NmfError::InvalidParameter {
+            name,
+            value: "0".into(),
+            expected: expected.into(),
+        });
+    }
+    Ok(())
+}
+
+/// `Err(FitTooLarge)` when `need` bytes exceed `limit`; `detail()` says what needs them and
+/// what to change.
+pub(crate) fn check_need(need: u128, limit: u64, detail: impl FnOnce() -> String) -> Result<()> {
+    if need > u128::from(limit) {
+        return Err(NmfError::FitTooLarge {
+            need: u64::try_from(need).unwrap_or(u64::MAX),
+            limit,
+            detail: detail(),
+        });
+    }
+    Ok(())
+}

@@ -580,6 +580,15 @@ impl IterOptions {
         crate::memory::fit_limit(self.memory_limit)
     }
 
+    /// Refuse a resumption or checkpoints where the fit offers neither (`option` names them,
+    /// `requires` says what does offer them).
+    pub(crate) fn refuse_resume(&self, option: &'static str, requires: &'static str) -> Result<()> {
+        if self.resume.is_some() || self.checkpoint.is_some() {
+            return Err(NmfError::UnsupportedOption { option, requires });
+        }
+        Ok(())
+    }
+
     /// The one check of the shared options.
     pub(crate) fn check(&self) -> Result<()> {
         if self.max_iter == 0 {
@@ -731,6 +740,20 @@ macro_rules! field_setters {
     };
 }
 pub(crate) use field_setters;
+
+/// The penalty's strengths `alpha_w`, `alpha_h` (finite, ≥ 0) and its share of L1, `l1_ratio`
+/// (in `[0, 1]`).
+pub(crate) fn check_penalty(alpha_w: f32, alpha_h: f32, l1_ratio: f32) -> Result<()> {
+    for (name, value) in [("alpha_w", alpha_w), ("alpha_h", alpha_h)] {
+        if !value.is_finite() || value < 0.0 {
+            return Err(NmfError::InvalidRegularization { name, value });
+        }
+    }
+    if !(0.0..=1.0).contains(&l1_ratio) {
+        return Err(NmfError::InvalidL1Ratio(l1_ratio));
+    }
+    Ok(())
+}
 
 pub(crate) fn check_factor(
     factor: Factor,

@@ -5,8 +5,8 @@
 use crate::engine::Backend;
 use crate::error::{Factor, NmfError, Result};
 use crate::options::{
-    check_factor, iter_option_setters, Fixed, Init, IterOptions, Loss, Orthogonality,
-    Regularization, Solver, ValidParams,
+    check_factor, check_penalty, iter_option_setters, Fixed, Init, IterOptions, Loss,
+    Orthogonality, Regularization, Solver, ValidParams,
 };
 
 /// Entry point: `Nmf::params(rank)` starts a builder.
@@ -128,14 +128,7 @@ impl NmfParams {
         }
         self.iter.check()?;
         let alpha_h = self.alpha_h.unwrap_or(self.alpha_w);
-        for (name, value) in [("alpha_w", self.alpha_w), ("alpha_h", alpha_h)] {
-            if !value.is_finite() || value < 0.0 {
-                return Err(NmfError::InvalidRegularization { name, value });
-            }
-        }
-        if !(0.0..=1.0).contains(&self.l1_ratio) {
-            return Err(NmfError::InvalidL1Ratio(self.l1_ratio));
-        }
+        check_penalty(self.alpha_w, alpha_h, self.l1_ratio)?;
         let loss = self.loss.canonical();
         if let Loss::Beta(b) = loss {
             if !b.is_finite() {

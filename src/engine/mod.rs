@@ -194,8 +194,11 @@ pub(crate) trait Engine {
     fn wt_v(&mut self, w: &Self::Mat, out: &mut Self::Mat) -> Result<()> {
         self.product(Product::WtV(w), out)
     }
-    /// Gram matrix of a factor (r x r): `Wᵀ W` for `Side::Left`, `H Hᵀ` for `Side::Right`.
-    fn gram(&mut self, x: &Self::Mat, side: Side, out: &mut Self::Mat) -> Result<()>;
+    /// Gram matrix of a factor (r x r): `Wᵀ W` for `Side::Left`, `H Hᵀ` for `Side::Right`
+    /// ([`cross`](Engine::cross) of `x` with itself).
+    fn gram(&mut self, x: &Self::Mat, side: Side, out: &mut Self::Mat) -> Result<()> {
+        self.cross(x, x, side, out)
+    }
     /// Both products the W update needs: `p = V Hᵀ` and `g = H Hᵀ` (an engine may share work).
     fn v_ht_and_gram(&mut self, h: &Self::Mat, p: &mut Self::Mat, g: &mut Self::Mat) -> Result<()> {
         self.v_ht(h, p)?;

@@ -64,15 +64,11 @@ pub(crate) fn compute<S: Source + ?Sized>(
         }
     };
     let need = state_bytes + batch_bytes;
-    if need > u128::from(limit) {
-        return Err(NmfError::FitTooLarge {
-            need: u64::try_from(need).unwrap_or(u64::MAX),
-            limit,
-            detail: format!(
-                "the baseline: {what}, and a batch of {batch} frames; crop or downsample the frames, or use fewer bins (baseline_bins, --baseline-bins)"
-            ),
-        });
-    }
+    crate::error::check_need(need, limit, || {
+        format!(
+            "the baseline: {what}, and a batch of {batch} frames; crop or downsample the frames, or use fewer bins (baseline_bins, --baseline-bins)"
+        )
+    })?;
     let mut pass = Pass {
         source,
         geometry,

@@ -95,13 +95,11 @@ impl FrameSteps {
         known: Option<FrameShape>,
     ) -> Result<Frames> {
         let (m, _) = source.dim();
-        if self.downsample == 0 {
-            return Err(NmfError::InvalidParameter {
-                name: "downsample",
-                value: "0".into(),
-                expected: "a whole number >= 1 (1: no downsampling)".into(),
-            });
-        }
+        crate::error::check_nonzero(
+            self.downsample,
+            "downsample",
+            "a whole number >= 1 (1: no downsampling)",
+        )?;
         if let Some(Baseline::Percentile(q)) = self.baseline {
             if !(q.is_finite() && q > 0.0 && q < 100.0) {
                 return Err(NmfError::InvalidParameter {
@@ -217,13 +215,7 @@ impl Frames {
     /// Process a batch of input frames (`input pixels x b`): its output frames (`output
     /// pixels x b`). The batch's row count must be the input frame's pixels.
     pub fn apply(&self, batch: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
-        if batch.nrows() != self.geometry.input_pixels() {
-            return Err(NmfError::ShapeMismatch {
-                what: "a batch of frames",
-                expected: format!("{} rows (pixels per frame)", self.geometry.input_pixels()),
-                found: format!("{} rows", batch.nrows()),
-            });
-        }
+        self.check_rows(batch, "a batch of frames")?;
         let mut out = self.geometry.apply(batch);
         if let Some(b) = &self.baseline {
             baseline::subtract(out.view_mut(), &b.values);
@@ -234,14 +226,20 @@ impl Frames {
     /// The crop and downsampling alone (no baseline) of images in the input frames' geometry
     /// (`input pixels x k`): planted footprints, masks, a mean image.
     pub fn resample(&self, images: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
-        if images.nrows() != self.geometry.input_pixels() {
+        self.check_rows(images, "images to resample")?;
+        Ok(self.geometry.apply(images))
+    }
+
+    /// `x` (`what`) has a row per pixel of an input frame.
+    fn check_rows(&self, x: ArrayView2<'_, f32>, what: &'static str) -> Result<()> {
+        if x.nrows() != self.geometry.input_pixels() {
             return Err(NmfError::ShapeMismatch {
-                what: "images to resample",
+                what,
                 expected: format!("{} rows (pixels per frame)", self.geometry.input_pixels()),
-                found: format!("{} rows", images.nrows()),
+                found: format!("{} rows", x.nrows()),
             });
         }
-        Ok(self.geometry.apply(images))
+        Ok(())
     }
 
     /// [`apply`](Frames::apply) to a whole matrix (`input pixels x n`), its result checked
@@ -249,17 +247,13 @@ impl Frames {
     pub fn apply_matrix(&self, v: ArrayView2<'_, f32>, limit: Option<u64>) -> Result<Array2<f32>> {
         let need = (self.output_pixels() as u128) * (v.ncols() as u128) * 4;
         let limit = crate::memory::fit_limit(limit);
-        if need > u128::from(limit) {
-            return Err(NmfError::FitTooLarge {
-                need: u64::try_from(need).unwrap_or(u64::MAX),
-                limit,
-                detail: format!(
-                    "the preprocessed frames, {} pixels x {} frames as float32; crop or downsample more, or stream the frames (online)",
-                    self.output_pixels(),
-                    v.ncols()
-                ),
-            });
-        }
+        crate::error::check_need(need, limit, || {
+            format!(
+                "the preprocessed frames, {} pixels x {} frames as float32; crop or downsample more, or stream the frames (online)",
+                self.output_pixels(),
+                v.ncols()
+            )
+        })?;
         self.apply(v)
     }
 }

@@ -130,10 +130,7 @@ pub fn read_gml_with(
     let path = path.as_ref();
     let bytes = read_text_bounded(path, "open the input", options.max_line)?;
     let text = std::str::from_utf8(&bytes).map_err(|e| {
-        let line = 1 + bytes[..e.valid_up_to()]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count();
+        let line = crate::io::lines::utf8_error_line(&bytes, &e);
         format_error(
             path,
             Some(line),

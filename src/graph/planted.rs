@@ -42,20 +42,8 @@ pub fn planted_partition(
     p_out: f64,
     seed: u64,
 ) -> Result<PlantedPartition> {
-    if k == 0 {
-        return Err(NmfError::InvalidParameter {
-            name: "k",
-            value: "0".into(),
-            expected: "the number of groups must be at least 1".into(),
-        });
-    }
-    if group_size == 0 {
-        return Err(NmfError::InvalidParameter {
-            name: "group_size",
-            value: "0".into(),
-            expected: "each group needs at least 1 node".into(),
-        });
-    }
+    crate::error::check_nonzero(k, "k", "the number of groups must be at least 1")?;
+    crate::error::check_nonzero(group_size, "group_size", "each group needs at least 1 node")?;
     for (name, p) in [("p_in", p_in), ("p_out", p_out)] {
         if !(0.0..=1.0).contains(&p) {
             return Err(NmfError::InvalidParameter {

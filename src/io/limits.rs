@@ -14,6 +14,26 @@ pub fn default_max_bytes() -> u64 {
     crate::memory::default_read_limit()
 }
 
+/// `Err(Format)` unless the block `rows x cols` lies within the `m x n` `what` (matrix,
+/// array) of the file `path`.
+pub(crate) fn check_block(
+    path: &Path,
+    (rows, cols): (&std::ops::Range<usize>, &std::ops::Range<usize>),
+    (m, n): (u64, u64),
+    what: &str,
+) -> Result<()> {
+    if rows.end as u64 > m || cols.end as u64 > n || rows.start > rows.end || cols.start > cols.end
+    {
+        return Err(super::format_error(
+            path,
+            None,
+            None,
+            format!("the block rows {rows:?} x columns {cols:?} lies outside the {m} x {n} {what}"),
+        ));
+    }
+    Ok(())
+}
+
 /// Check that a declared `rows x cols` float32 matrix fits in `max_bytes`; return its element count.
 pub(crate) fn check_dims(path: &Path, rows: u64, cols: u64, max_bytes: u64) -> Result<usize> {
     let elements = u128::from(rows) * u128::from(cols);

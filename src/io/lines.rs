@@ -140,6 +140,14 @@ pub(crate) fn read_bounded(mut reader: impl Read, path: &Path, max_line: usize) 
     Ok(out)
 }
 
+/// The line (from 1) of `bytes` where the UTF-8 error `e` is.
+pub(crate) fn utf8_error_line(bytes: &[u8], e: &std::str::Utf8Error) -> usize {
+    1 + bytes[..e.valid_up_to()]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+}
+
 /// [`read_bounded`] of the file at `path`; `action` words a failure to open it.
 pub(crate) fn read_text_bounded(
     path: &Path,

@@ -405,50 +405,48 @@ fn read_image_dir(path: &Path, _options: &ReadOptions) -> Result<Array2<f32>> {
     })
 }
 
-/// A TIFF stack: one frame per column ([`tiff`](self::tiff)).
-#[cfg(feature = "images")]
-fn read_tiff(path: &Path, options: &ReadOptions) -> Result<Array2<f32>> {
-    tiff::read(path, options)
+/// `fn $name(path, options)`: `$module::read` where the feature `$feature` is on; without it,
+/// the input is refused with `$reason`.
+macro_rules! feature_reader {
+    ($(#[$doc:meta])* $name:ident, $feature:literal, $module:ident, $reason:literal) => {
+        $(#[$doc])*
+        #[cfg(feature = $feature)]
+        fn $name(path: &Path, options: &ReadOptions) -> Result<Array2<f32>> {
+            $module::read(path, options)
+        }
+
+        /// Without the feature, the input is refused with the reason.
+        #[cfg(not(feature = $feature))]
+        fn $name(path: &Path, _options: &ReadOptions) -> Result<Array2<f32>> {
+            Err(NmfError::UnsupportedInput {
+                path: path.to_path_buf(),
+                reason: $reason.into(),
+            })
+        }
+    };
 }
 
-/// Without the `images` feature, a TIFF file is refused with the reason.
-#[cfg(not(feature = "images"))]
-fn read_tiff(path: &Path, _options: &ReadOptions) -> Result<Array2<f32>> {
-    Err(NmfError::UnsupportedInput {
-        path: path.to_path_buf(),
-        reason: "TIFF stacks need the `images` feature of nmf-gpu (on by default)".into(),
-    })
-}
-
-/// An HDF5 dataset as V ([`hdf5`](self::hdf5)).
-#[cfg(feature = "hdf5")]
-fn read_hdf5(path: &Path, options: &ReadOptions) -> Result<Array2<f32>> {
-    hdf5::read(path, options)
-}
-
-/// Without the `hdf5` feature, an HDF5 file is refused with the reason.
-#[cfg(not(feature = "hdf5"))]
-fn read_hdf5(path: &Path, _options: &ReadOptions) -> Result<Array2<f32>> {
-    Err(NmfError::UnsupportedInput {
-        path: path.to_path_buf(),
-        reason: "HDF5 files need the `hdf5` feature of nmf-gpu (and the system HDF5 library, e.g. libhdf5-dev): build with --features hdf5".into(),
-    })
-}
-
-/// A Zarr array as V ([`zarr`](self::zarr)).
-#[cfg(feature = "zarr")]
-fn read_zarr(path: &Path, options: &ReadOptions) -> Result<Array2<f32>> {
-    zarr::read(path, options)
-}
-
-/// Without the `zarr` feature, a Zarr store is refused with the reason.
-#[cfg(not(feature = "zarr"))]
-fn read_zarr(path: &Path, _options: &ReadOptions) -> Result<Array2<f32>> {
-    Err(NmfError::UnsupportedInput {
-        path: path.to_path_buf(),
-        reason: "Zarr arrays need the `zarr` feature of nmf-gpu (on by default)".into(),
-    })
-}
+feature_reader!(
+    /// A TIFF stack: one frame per column ([`tiff`](self::tiff)).
+    read_tiff,
+    "images",
+    tiff,
+    "TIFF stacks need the `images` feature of nmf-gpu (on by default)"
+);
+feature_reader!(
+    /// An HDF5 dataset as V ([`hdf5`](self::hdf5)).
+    read_hdf5,
+    "hdf5",
+    hdf5,
+    "HDF5 files need the `hdf5` feature of nmf-gpu (and the system HDF5 library, e.g. libhdf5-dev): build with --features hdf5"
+);
+feature_reader!(
+    /// A Zarr array as V ([`zarr`](self::zarr)).
+    read_zarr,
+    "zarr",
+    zarr,
+    "Zarr arrays need the `zarr` feature of nmf-gpu (on by default)"
+);
 
 /// The error for a line or field of a text file.
 pub(crate) fn format_error(

@@ -637,15 +637,7 @@ pub(crate) fn read_sparse_block(
         ));
     }
     let (m, n) = (header.rows, header.cols);
-    if rows.end as u64 > m || cols.end as u64 > n || rows.start > rows.end || cols.start > cols.end
-    {
-        return Err(format_error(
-            path,
-            None,
-            None,
-            format!("the block rows {rows:?} x columns {cols:?} lies outside the {m} x {n} matrix"),
-        ));
-    }
+    super::limits::check_block(path, (&rows, &cols), (m, n), "matrix")?;
     let (br, bc) = (rows.len(), cols.len());
     if u32::try_from(br).is_err() || u32::try_from(bc).is_err() {
         return Err(format_error(

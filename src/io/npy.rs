@@ -625,14 +625,7 @@ pub(crate) fn read_block(
     let file_len = file.metadata().map_err(|e| read_error(path, e))?.len();
     let header = read_header(path, &mut BufReader::new(&file))?;
     let (m, n) = (header.shape.0 as usize, header.shape.1 as usize);
-    if rows.end > m || cols.end > n || rows.start > rows.end || cols.start > cols.end {
-        return Err(format_error(
-            path,
-            None,
-            None,
-            format!("the block rows {rows:?} x columns {cols:?} lies outside the {m} x {n} array"),
-        ));
-    }
+    super::limits::check_block(path, (&rows, &cols), (m as u64, n as u64), "array")?;
     let (br, bc) = (rows.len(), cols.len());
     let elements = check_dims(path, br as u64, bc as u64, options.limit_bytes())?;
     let item = header.dtype.size as u64;

@@ -313,15 +313,9 @@ impl OnlineParams {
         let floats = 4 * m * b + 11 * m * r + 8 * b * r + 4 * r * r + kept;
         let need = floats * 4;
         let limit = self.iter.memory_limit();
-        if need > u128::from(limit) {
-            return Err(NmfError::FitTooLarge {
-                need: u64::try_from(need).unwrap_or(u64::MAX),
-                limit,
-                detail: format!(
-                    "online: batches of {b} samples of {m} features, rank {r}; lower batch_size"
-                ),
-            });
-        }
+        crate::error::check_need(need, limit, || {
+            format!("online: batches of {b} samples of {m} features, rank {r}; lower batch_size")
+        })?;
         Ok(())
     }
 

@@ -10,7 +10,8 @@ use super::state::OnlineState;
 use crate::engine::Backend;
 use crate::error::{Factor, NmfError, Result};
 use crate::options::{
-    check_factor, iter_option_setters, Init, IterOptions, Loss, Regularization, Solver,
+    check_factor, check_penalty, iter_option_setters, Init, IterOptions, Loss, Regularization,
+    Solver,
 };
 
 /// Entry point: `OnlineNmf::params(rank)` starts a builder for online (mini-batch) NMF.
@@ -306,14 +307,7 @@ impl OnlineParams {
             Solver::Hals | Solver::MultiplicativeUpdate => {}
         }
         let alpha_h = self.alpha_h.unwrap_or(self.alpha_w);
-        for (name, value) in [("alpha_w", self.alpha_w), ("alpha_h", alpha_h)] {
-            if !value.is_finite() || value < 0.0 {
-                return Err(NmfError::InvalidRegularization { name, value });
-            }
-        }
-        if !(0.0..=1.0).contains(&self.l1_ratio) {
-            return Err(NmfError::InvalidL1Ratio(self.l1_ratio));
-        }
+        check_penalty(self.alpha_w, alpha_h, self.l1_ratio)?;
         if self.on_state.as_ref().is_some_and(|(every, _)| *every == 0) {
             return Err(NmfError::InvalidParameter {
                 name: "checkpoint_state",
@@ -336,19 +330,11 @@ impl OnlineParams {
             }
             check_factor(Factor::H, h.view(), self.rank, n)?;
         }
-        if self.iter.resume.is_some() || self.iter.checkpoint.is_some() {
-            return Err(NmfError::UnsupportedOption {
-                option: "resume and checkpoint",
-                requires: "a batch fit (Nmf::params); an online fit keeps only W and its statistics (OnlineFactorization::partial_fit continues one)",
-            });
-        }
-        if self.batch_size == 0 {
-            return Err(NmfError::InvalidParameter {
-                name: "batch_size",
-                value: "0".into(),
-                expected: "at least 1 sample per batch".into(),
-            });
-        }
+        self.iter.refuse_resume(
+            "resume and checkpoint",
+            "a batch fit (Nmf::params); an online fit keeps only W and its statistics (OnlineFactorization::partial_fit continues one)",
+        )?;
+        crate::error::check_nonzero(self.batch_size, "batch_size", "at least 1 sample per batch")?;
         if !(0.0..=1.0).contains(&self.forget_factor) {
             return Err(NmfError::InvalidParameter {
                 name: "forget_factor",
@@ -356,13 +342,11 @@ impl OnlineParams {
                 expected: "a number in [0, 1]".into(),
             });
         }
-        if self.inner_max_iter == 0 {
-            return Err(NmfError::InvalidParameter {
-                name: "inner_max_iter",
-                value: "0".into(),
-                expected: "at least 1 sweep per batch".into(),
-            });
-        }
+        crate::error::check_nonzero(
+            self.inner_max_iter,
+            "inner_max_iter",
+            "at least 1 sweep per batch",
+        )?;
         if self.max_no_improvement == Some(0) {
             return Err(NmfError::InvalidParameter {
                 name: "max_no_improvement",

@@ -200,19 +200,11 @@ impl SymNmfParams {
             return Err(NmfError::ZeroRank);
         }
         self.iter.check()?;
-        if self.iter.resume.is_some() || self.iter.checkpoint.is_some() {
-            return Err(NmfError::UnsupportedOption {
-                option: "resume or checkpoint in a symmetric factorization",
-                requires: "NmfParams or MaskedParams (a symmetric fit restarts instead)",
-            });
-        }
-        if self.n_init == 0 {
-            return Err(NmfError::InvalidParameter {
-                name: "n_init",
-                value: "0".into(),
-                expected: "at least 1 initialisation".into(),
-            });
-        }
+        self.iter.refuse_resume(
+            "resume or checkpoint in a symmetric factorization",
+            "NmfParams or MaskedParams (a symmetric fit restarts instead)",
+        )?;
+        crate::error::check_nonzero(self.n_init, "n_init", "at least 1 initialisation")?;
         if let Some(alpha) = self.alpha {
             if !alpha.is_finite() || alpha < 0.0 {
                 return Err(NmfError::InvalidRegularization {

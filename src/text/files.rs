@@ -162,10 +162,7 @@ fn read_text(path: &Path, invalid: InvalidUtf8, max_line: usize) -> Result<Strin
             Ok(String::from_utf8_lossy(bytes).into_owned())
         }
         Err(e) => {
-            let line = 1 + bytes[..e.valid_up_to()]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count();
+            let line = crate::io::lines::utf8_error_line(bytes, &e);
             Err(NmfError::Format {
                 path: path.to_path_buf(),
                 line: Some(line),
@@ -272,10 +269,7 @@ pub fn read_terms_with(path: impl AsRef<Path>, options: &ReadOptions) -> Result<
         message,
     };
     let text = std::str::from_utf8(bytes).map_err(|e| {
-        let line = 1 + bytes[..e.valid_up_to()]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count();
+        let line = crate::io::lines::utf8_error_line(bytes, &e);
         format(
             line,
             "the terms file is not valid UTF-8; convert it to UTF-8 (e.g. `iconv -f latin1 -t utf-8`)"

@@ -140,17 +140,5 @@ pub fn tfidf(counts: ArrayView2<'_, f32>, tf: TermFrequency) -> Result<Array2<f3
 }
 
 fn check_counts(counts: ArrayView2<'_, f32>) -> Result<()> {
-    let (rows, cols) = counts.dim();
-    if rows == 0 || cols == 0 {
-        return Err(NmfError::EmptyInput { rows, cols });
-    }
-    for ((row, col), &value) in counts.indexed_iter() {
-        if !value.is_finite() {
-            return Err(NmfError::NonFiniteInput { row, col, value });
-        }
-        if value < 0.0 {
-            return Err(NmfError::NegativeInput { row, col, value });
-        }
-    }
-    Ok(())
+    crate::engine::check_data(counts)
 }

@@ -49,59 +49,47 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
             format!("could not create the output directory: {e}"),
         )
     })?;
+    // Streamed sources take the samples as they lie (the first axis, a frame, an image).
+    let samples_lie_in = match format {
+        FileFormat::Tiff => Some("a TIFF stack (one frame is one sample)"),
+        #[cfg(feature = "hdf5")]
+        FileFormat::Hdf5 => Some("an HDF5 dataset (the first axis is the samples)"),
+        #[cfg(feature = "zarr")]
+        FileFormat::Zarr => Some("a Zarr array (the first axis is the samples)"),
+        #[cfg(feature = "images")]
+        FileFormat::ImageDir => Some("an image directory (one image is one sample)"),
+        _ => None,
+    };
+    if let (true, Some(what)) = (args.samples_as_rows, samples_lie_in) {
+        return Err(CliError::usage(format!(
+            "--samples-as-rows does not apply to {what}"
+        )));
+    }
     // The source: streamed from disk for .npy, TIFF stacks and image directories, else from memory.
     let loaded;
     let mut source: Box<dyn Source> = match format {
         FileFormat::Npy => Box::new(NpySource::open(path, args.samples_as_rows)?),
-        FileFormat::Tiff => {
-            if args.samples_as_rows {
-                return Err(CliError::usage(
-                    "--samples-as-rows does not apply to a TIFF stack (one frame is one sample)",
-                ));
-            }
-            Box::new(nmf_gpu::io::tiff::TiffSource::open(
-                path,
-                &ReadOptions::new(),
-            )?)
-        }
+        FileFormat::Tiff => Box::new(nmf_gpu::io::tiff::TiffSource::open(
+            path,
+            &ReadOptions::new(),
+        )?),
         // HDF5 datasets and Zarr arrays: chunk-aligned batches of samples (first axis).
         #[cfg(feature = "hdf5")]
-        FileFormat::Hdf5 => {
-            if args.samples_as_rows {
-                return Err(CliError::usage(
-                    "--samples-as-rows does not apply to an HDF5 dataset (the first axis is the samples)",
-                ));
-            }
-            Box::new(nmf_gpu::io::hdf5::Hdf5Source::open(
-                path,
-                &args.input.read_options(),
-            )?)
-        }
+        FileFormat::Hdf5 => Box::new(nmf_gpu::io::hdf5::Hdf5Source::open(
+            path,
+            &args.input.read_options(),
+        )?),
         #[cfg(feature = "zarr")]
-        FileFormat::Zarr => {
-            if args.samples_as_rows {
-                return Err(CliError::usage(
-                    "--samples-as-rows does not apply to a Zarr array (the first axis is the samples)",
-                ));
-            }
-            Box::new(nmf_gpu::io::zarr::ZarrSource::open(
-                path,
-                &args.input.read_options(),
-            )?)
-        }
+        FileFormat::Zarr => Box::new(nmf_gpu::io::zarr::ZarrSource::open(
+            path,
+            &args.input.read_options(),
+        )?),
         #[cfg(feature = "images")]
-        FileFormat::ImageDir => {
-            if args.samples_as_rows {
-                return Err(CliError::usage(
-                    "--samples-as-rows does not apply to an image directory (one image is one sample)",
-                ));
-            }
-            Box::new(nmf_gpu::images::ImageDirSource::open(
-                path,
-                nmf_gpu::images::SizePolicy::Exact,
-                nmf_gpu::images::Preprocess::None,
-            )?)
-        }
+        FileFormat::ImageDir => Box::new(nmf_gpu::images::ImageDirSource::open(
+            path,
+            nmf_gpu::images::SizePolicy::Exact,
+            nmf_gpu::images::Preprocess::None,
+        )?),
         _ => {
             loaded = read_located(path, &args.input.read_options())?;
             let v = if args.samples_as_rows {

@@ -84,15 +84,7 @@ pub(crate) fn buffer(
 
 /// `Ok` when `a` is `rows x cols`, else [`NmfError::ShapeMismatch`] naming `what`.
 pub(super) fn check_shape(what: &'static str, a: &GpuMat, rows: usize, cols: usize) -> Result<()> {
-    if a.rows == rows && a.cols == cols {
-        Ok(())
-    } else {
-        Err(NmfError::ShapeMismatch {
-            what,
-            expected: format!("{rows} x {cols}"),
-            found: format!("{} x {}", a.rows, a.cols),
-        })
-    }
+    crate::engine::data::check_shape(what, a, (rows, cols))
 }
 
 /// `Ok(r)` when the factors `w` (m x r) and `h` (r x n) fit V (m x n) and each other.

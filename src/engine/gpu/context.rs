@@ -344,6 +344,15 @@ fn instance() -> wgpu::Instance {
     wgpu::Instance::new(desc)
 }
 
+/// `names` joined by commas, or `none`.
+fn listing(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
 /// The adapter at `index` of the enumeration, or an error listing every adapter with its index.
 async fn adapter_at(instance: &wgpu::Instance, index: usize) -> Result<wgpu::Adapter> {
     let mut adapters = instance.enumerate_adapters(backends()).await;
@@ -364,11 +373,7 @@ async fn adapter_at(instance: &wgpu::Instance, index: usize) -> Result<wgpu::Ada
     Err(NmfError::GpuNoAdapter {
         reason: format!(
             "there is no adapter {index}; the adapters are {} (`nmf info` lists them)",
-            if listed.is_empty() {
-                "none".to_string()
-            } else {
-                listed.join(", ")
-            }
+            listing(&listed)
         ),
     })
 }
@@ -397,11 +402,7 @@ async fn choose_adapter(instance: &wgpu::Instance, index: Option<usize>) -> Resu
             .ok_or_else(|| NmfError::GpuNoAdapter {
                 reason: format!(
                     "WGPU_ADAPTER_NAME={wanted:?} matches none of the adapters found ({})",
-                    if names.is_empty() {
-                        "none".to_string()
-                    } else {
-                        names.join(", ")
-                    }
+                    listing(&names)
                 ),
             });
     }

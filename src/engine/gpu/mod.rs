@@ -241,10 +241,6 @@ impl Engine for GpuEngine {
         self.op().measure(self, w, h, what)
     }
 
-    fn gram(&mut self, x: &GpuMat, side: Side, out: &mut GpuMat) -> Result<()> {
-        self.cross(x, x, side, out)
-    }
-
     fn beta_products(
         &mut self,
         w: &GpuMat,

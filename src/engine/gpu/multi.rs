@@ -136,15 +136,7 @@ fn no_device() -> NmfError {
 }
 
 fn shape(what: &'static str, x: &MultiMat, rows: usize, cols: usize) -> Result<()> {
-    if x.rows == rows && x.cols == cols {
-        Ok(())
-    } else {
-        Err(NmfError::ShapeMismatch {
-            what,
-            expected: format!("{rows} x {cols}"),
-            found: format!("{} x {}", x.rows, x.cols),
-        })
-    }
+    crate::engine::data::check_shape(what, x, (rows, cols))
 }
 
 impl MultiGpuEngine {
@@ -484,10 +476,6 @@ impl Engine for MultiGpuEngine {
         let mut pieces = self.take_scratch(r, self.n)?;
         self.each(|d, dev| dev.wt_v(&w.parts[d], &mut pieces[d]))?;
         self.reduce(pieces, out, |_| {})
-    }
-
-    fn gram(&mut self, x: &MultiMat, side: Side, out: &mut MultiMat) -> Result<()> {
-        self.cross(x, x, side, out)
     }
 
     fn kl_numerator(

@@ -381,10 +381,7 @@ impl GpuEngine {
         self.gram(w, Side::Left, &mut k)?;
         self.gram(h, Side::Right, &mut g)?;
         let (k, g) = (self.download(&k)?, self.download(&g)?);
-        Ok(k.iter()
-            .zip(g.iter())
-            .map(|(&a, &b)| f64::from(a) * f64::from(b))
-            .sum())
+        Ok(crate::linalg::dot_in_order(k.iter(), g.iter()))
     }
 
     /// `Σ_all WH = Σ_t (Σ_i W_it)(Σ_j H_tj)`: the sums on the device, their products in f64.
@@ -411,10 +408,7 @@ impl GpuEngine {
         )?;
         self.factor_sums(h, FactorSums::RowsOfH, &mut hs)?;
         let (a, b) = (self.download(&ws)?, self.download(&hs)?);
-        Ok(a.iter()
-            .zip(b.iter())
-            .map(|(&x, &y)| f64::from(x) * f64::from(y))
-            .sum())
+        Ok(crate::linalg::dot_in_order(a.iter(), b.iter()))
     }
 }
 

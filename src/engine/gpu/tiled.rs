@@ -104,21 +104,19 @@ impl Layout {
     ) -> Option<Layout> {
         // Row-major when the column stride is 1 (or there is one column); transposed when the
         // row stride is 1 (or there is one row).
-        let a_t = if a_cs == 1 || k == 1 {
-            false
-        } else if a_rs == 1 || rows == 1 {
-            true
-        } else {
-            return None;
+        let transposed = |(rs, cs): (usize, usize), n_rows: usize, n_cols: usize| {
+            if cs == 1 || n_cols == 1 {
+                Some(false)
+            } else if rs == 1 || n_rows == 1 {
+                Some(true)
+            } else {
+                None
+            }
         };
-        let b_t = if b_cs == 1 || cols == 1 {
-            false
-        } else if b_rs == 1 || k == 1 {
-            true
-        } else {
-            return None;
-        };
-        Some(Layout::from_flags(a_t, b_t))
+        Some(Layout::from_flags(
+            transposed((a_rs, a_cs), rows, k)?,
+            transposed((b_rs, b_cs), k, cols)?,
+        ))
     }
 
     fn from_flags(a_t: bool, b_t: bool) -> Layout {
