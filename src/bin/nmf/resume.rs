@@ -76,14 +76,16 @@ pub fn read_summary(dir: &Path, expected: Expected) -> Result<Value, CliError> {
             format!("--rank {}", expected.rank),
         ));
     }
-    let solver = str_of("solver")?;
-    if solver != expected.solver.name() {
-        return Err(mismatch(
-            "solver",
-            solver.to_string(),
-            format!("--solver {}", expected.solver.name()),
-        ));
-    }
+    // A setting saved by name, checked against the one asked for with `flag`.
+    let same_name = |key: &str, what: &str, want: &str, flag: &str| {
+        let saved = str_of(key)?;
+        if saved == want {
+            Ok(())
+        } else {
+            Err(mismatch(what, saved.to_string(), format!("{flag} {want}")))
+        }
+    };
+    same_name("solver", "solver", expected.solver.name(), "--solver")?;
     let loss = str_of("loss")?;
     if Loss::from_name(loss) != Some(expected.loss) {
         return Err(mismatch(
@@ -92,14 +94,12 @@ pub fn read_summary(dir: &Path, expected: Expected) -> Result<Value, CliError> {
             crate::args::loss_flag(expected.loss),
         ));
     }
-    let orthogonal = str_of("orthogonal")?;
-    if orthogonal != expected.orthogonal.name() {
-        return Err(mismatch(
-            "--orthogonal",
-            orthogonal.to_string(),
-            format!("--orthogonal {}", expected.orthogonal.name()),
-        ));
-    }
+    same_name(
+        "orthogonal",
+        "--orthogonal",
+        expected.orthogonal.name(),
+        "--orthogonal",
+    )?;
     let rows = value
         .get("samples_as_rows")
         .and_then(Value::as_bool)

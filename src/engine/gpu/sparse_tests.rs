@@ -68,21 +68,30 @@ fn compare(ctx: &GpuContext, v: &CsrMatrix, r: usize, tag: &str) {
     let (w0, h0) = (dense(m, r, 5), dense(r, n, 7));
     let ((cw, ch), (gw, gh)) = upload_pair(&mut cpu, &mut gpu, &w0, &h0);
 
-    let (mut c, mut g) = (cpu.zeros(m, r).unwrap(), gpu.zeros(m, r).unwrap());
-    cpu.v_ht(&ch, &mut c).unwrap();
-    gpu.v_ht(&gh, &mut g).unwrap();
-    assert_close(&format!("V Hᵀ {tag}"), &gpu.download(&g).unwrap(), &c);
-    cpu.kl_numerator(&cw, &ch, Side::Left, &mut c).unwrap();
-    gpu.kl_numerator(&gw, &gh, Side::Left, &mut g).unwrap();
-    assert_close(&format!("Z Hᵀ {tag}"), &gpu.download(&g).unwrap(), &c);
-
-    let (mut c, mut g) = (cpu.zeros(r, n).unwrap(), gpu.zeros(r, n).unwrap());
-    cpu.wt_v(&cw, &mut c).unwrap();
-    gpu.wt_v(&gw, &mut g).unwrap();
-    assert_close(&format!("Wᵀ V {tag}"), &gpu.download(&g).unwrap(), &c);
-    cpu.kl_numerator(&cw, &ch, Side::Right, &mut c).unwrap();
-    gpu.kl_numerator(&gw, &gh, Side::Right, &mut g).unwrap();
-    assert_close(&format!("Wᵀ Z {tag}"), &gpu.download(&g).unwrap(), &c);
+    // The products with V, then the KL numerators (V ⊘ WH in place of V), on each side.
+    for (side, (rows, cols), product, kl) in [
+        (Side::Left, (m, r), "V Hᵀ", "Z Hᵀ"),
+        (Side::Right, (r, n), "Wᵀ V", "Wᵀ Z"),
+    ] {
+        let (mut c, mut g) = (
+            cpu.zeros(rows, cols).unwrap(),
+            gpu.zeros(rows, cols).unwrap(),
+        );
+        match side {
+            Side::Left => {
+                cpu.v_ht(&ch, &mut c).unwrap();
+                gpu.v_ht(&gh, &mut g).unwrap();
+            }
+            Side::Right => {
+                cpu.wt_v(&cw, &mut c).unwrap();
+                gpu.wt_v(&gw, &mut g).unwrap();
+            }
+        }
+        assert_close(&format!("{product} {tag}"), &gpu.download(&g).unwrap(), &c);
+        cpu.kl_numerator(&cw, &ch, side, &mut c).unwrap();
+        gpu.kl_numerator(&gw, &gh, side, &mut g).unwrap();
+        assert_close(&format!("{kl} {tag}"), &gpu.download(&g).unwrap(), &c);
+    }
 
     for loss in [Loss::Frobenius, Loss::KullbackLeibler] {
         let a = cpu.loss(&cw, &ch, loss, f32::EPSILON).unwrap();
