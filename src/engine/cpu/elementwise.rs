@@ -9,7 +9,7 @@
 //! differs from the portable sum by a few f32 ulps of a partial sum.
 
 use super::flush_subnormal;
-use super::simd::{self, isa_entries, Level};
+use super::simd::{self, isa_call, isa_entries, Level};
 #[cfg(target_arch = "x86_64")]
 use super::simd::{Avx2, Avx512, Isa};
 use crate::engine::MuRule;
@@ -107,15 +107,12 @@ fn mu_at<F: Fn(f32) -> f32>(
     eps: f32,
     f: F,
 ) {
-    match level {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the level is supported (checked by mu_chunk).
-        Level::Avx512 => unsafe { mu_avx512(x, num, den, l1, l2, eps, f) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as above.
-        Level::Avx2 => unsafe { mu_avx2(x, num, den, l1, l2, eps, f) },
-        _ => mu_body(x, num, den, l1, l2, eps, f),
-    }
+    // SAFETY: the level is supported (checked by mu_chunk).
+    isa_call!(
+        unsafe level,
+        [mu_avx512, mu_avx2](x, num, den, l1, l2, eps, f),
+        mu_body(x, num, den, l1, l2, eps, f)
+    )
 }
 
 isa_entries!(
@@ -162,15 +159,8 @@ fn mu_body<F: Fn(f32) -> f32>(
 pub(super) fn ratio_row(level: Level, z: &mut [f32], v: &[f32]) {
     assert_eq!(z.len(), v.len());
     assert!(level.supported());
-    match level {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the level is supported (asserted above).
-        Level::Avx512 => unsafe { ratio_avx512(z, v) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as above.
-        Level::Avx2 => unsafe { ratio_avx2(z, v) },
-        _ => ratio_body(z, v),
-    }
+    // SAFETY: the level is supported (asserted above).
+    isa_call!(unsafe level, [ratio_avx512, ratio_avx2](z, v), ratio_body(z, v))
 }
 
 isa_entries!([ratio_avx512, ratio_avx2] [] (z: &mut [f32], v: &[f32]), |S| ratio_body(z, v));
@@ -196,15 +186,8 @@ pub(super) fn sum_sq_diff(a: &[f32], b: &[f32]) -> f64 {
 pub(super) fn sum_sq_diff_at(level: Level, a: &[f32], b: &[f32]) -> f64 {
     assert!(b.is_empty() || b.len() == a.len());
     assert!(level.supported());
-    match level {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the level is supported and b is empty or as long as a (asserted above).
-        Level::Avx512 => unsafe { sum_sq_avx512(a, b) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as above.
-        Level::Avx2 => unsafe { sum_sq_avx2(a, b) },
-        _ => sum_sq_portable(a, b),
-    }
+    // SAFETY: the level is supported and b is empty or as long as a (asserted above).
+    isa_call!(unsafe level, [sum_sq_avx512, sum_sq_avx2](a, b), sum_sq_portable(a, b))
 }
 
 /// The portable [`sum_sq_diff`]: one f32 partial sum per [`SUM_TERMS`] terms.

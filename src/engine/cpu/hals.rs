@@ -31,45 +31,28 @@ pub(crate) fn sweep_rows(
     track: bool,
 ) -> f64 {
     let r = g.nrows();
-    let g = g.as_standard_layout();
-    let g = g.view();
-    let level = simd::level();
-    let mut w = w;
-    w.axis_chunks_iter_mut(Axis(0), BLOCK)
-        .into_par_iter()
-        .zip(p.axis_chunks_iter(Axis(0), BLOCK))
-        .map(|(mut wb, pb)| {
-            let b = wb.nrows();
-            let mut buf = vec![0.0f32; 3 * r * b];
-            let (x, rest) = buf.split_at_mut(r * b);
-            let (n, old) = rest.split_at_mut(r * b);
-            transpose_block(wb.view(), x);
+    sweep(
+        (w, p, g, reg, track),
+        Axis(0),
+        |wb, pb, x, n| {
+            transpose_block(wb, x);
             transpose_block(pb, n);
-            if track {
-                old.copy_from_slice(x);
-            }
-            sweep_block(level, x, n, b, g, reg);
-            match wb.as_slice_mut() {
-                Some(ws) => {
-                    for (i, wr) in ws.chunks_exact_mut(r).enumerate() {
-                        for (t, w) in wr.iter_mut().enumerate() {
-                            *w = x[t * b + i];
-                        }
-                    }
-                }
-                None => {
-                    for ((i, t), w) in wb.indexed_iter_mut() {
+        },
+        |wb, x, b| match wb.as_slice_mut() {
+            Some(ws) => {
+                for (i, wr) in ws.chunks_exact_mut(r).enumerate() {
+                    for (t, w) in wr.iter_mut().enumerate() {
                         *w = x[t * b + i];
                     }
                 }
             }
-            if track {
-                elementwise::sum_sq_diff_at(level, x, old)
-            } else {
-                0.0
+            None => {
+                for ((i, t), w) in wb.indexed_iter_mut() {
+                    *w = x[t * b + i];
+                }
             }
-        })
-        .sum()
+        },
+    )
 }
 
 /// Sweep the columns of `h` (r x n) with `q = Wᵀ V` (r x n) and `k = Wᵀ W`; with `track`,
@@ -82,18 +65,11 @@ pub(crate) fn sweep_cols(
     track: bool,
 ) -> f64 {
     let r = k.nrows();
-    let k = k.as_standard_layout();
-    let k = k.view();
-    let level = simd::level();
-    let mut h = h;
-    h.axis_chunks_iter_mut(Axis(1), BLOCK)
-        .into_par_iter()
-        .zip(q.axis_chunks_iter(Axis(1), BLOCK))
-        .map(|(mut hb, qb)| {
+    sweep(
+        (h, q, k, reg, track),
+        Axis(1),
+        |hb, qb, x, n| {
             let b = hb.ncols();
-            let mut buf = vec![0.0f32; 3 * r * b];
-            let (x, rest) = buf.split_at_mut(r * b);
-            let (n, old) = rest.split_at_mut(r * b);
             for t in 0..r {
                 for (dst, src) in x[t * b..(t + 1) * b].iter_mut().zip(hb.row(t)) {
                     *dst = *src;
@@ -102,17 +78,56 @@ pub(crate) fn sweep_cols(
                     *dst = *src;
                 }
             }
-            if track {
-                old.copy_from_slice(x);
-            }
-            sweep_block(level, x, n, b, k, reg);
+        },
+        |hb, x, b| {
             for t in 0..r {
                 for (dst, src) in hb.row_mut(t).iter_mut().zip(&x[t * b..(t + 1) * b]) {
                     *dst = *src;
                 }
             }
+        },
+    )
+}
+
+/// The arguments of [`sweep_rows`] and [`sweep_cols`]: the factor, its numerators, the Gram
+/// matrix, the penalties and whether to track the change.
+type SweepArgs<'x, 'n, 'g> = (
+    ArrayViewMut2<'x, f32>,
+    ArrayView2<'n, f32>,
+    ArrayView2<'g, f32>,
+    Regularization,
+    bool,
+);
+
+/// The sweep of [`sweep_rows`] and [`sweep_cols`]: blocks of [`BLOCK`] samples of `x` (along
+/// `samples`) in parallel, each `load`ed with its numerators into component-major buffers
+/// (r x b), swept with `gram` and `store`d back.
+fn sweep<L, T>(args: SweepArgs<'_, '_, '_>, samples: Axis, load: L, store: T) -> f64
+where
+    L: Fn(ArrayView2<'_, f32>, ArrayView2<'_, f32>, &mut [f32], &mut [f32]) + Sync,
+    T: Fn(&mut ArrayViewMut2<'_, f32>, &[f32], usize) + Sync,
+{
+    let (mut x, num, gram, reg, track) = args;
+    let r = gram.nrows();
+    let gram = gram.as_standard_layout();
+    let gram = gram.view();
+    let level = simd::level();
+    x.axis_chunks_iter_mut(samples, BLOCK)
+        .into_par_iter()
+        .zip(num.axis_chunks_iter(samples, BLOCK))
+        .map(|(mut xb, nb)| {
+            let b = xb.len_of(samples);
+            let mut buf = vec![0.0f32; 3 * r * b];
+            let (xs, rest) = buf.split_at_mut(r * b);
+            let (n, old) = rest.split_at_mut(r * b);
+            load(xb.view(), nb, xs, n);
             if track {
-                elementwise::sum_sq_diff_at(level, x, old)
+                old.copy_from_slice(xs);
+            }
+            sweep_block(level, xs, n, b, gram, reg);
+            store(&mut xb, xs, b);
+            if track {
+                elementwise::sum_sq_diff_at(level, xs, old)
             } else {
                 0.0
             }

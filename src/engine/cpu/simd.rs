@@ -119,6 +119,25 @@ macro_rules! isa_entries {
 }
 pub(crate) use isa_entries;
 
+/// A pair of [`isa_entries!`] called at `$level`: `$avx512(args)` at `Level::Avx512`,
+/// `$avx2(args)` at `Level::Avx2`, `$portable` at `Level::None` (and off x86-64). The `unsafe`
+/// written in the call is the caller's promise (with its `SAFETY` comment) that `$level` is
+/// supported and the rest of the entries' contract holds.
+macro_rules! isa_call {
+    (unsafe $level:expr, [$avx512:ident, $avx2:ident] ($($arg:expr),* $(,)?), $portable:expr) => {
+        match $level {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the caller's, written `unsafe` in the call.
+            $crate::engine::cpu::simd::Level::Avx512 => unsafe { $avx512($($arg),*) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            $crate::engine::cpu::simd::Level::Avx2 => unsafe { $avx2($($arg),*) },
+            _ => $portable,
+        }
+    };
+}
+pub(crate) use isa_call;
+
 /// One vector instruction set: a vector of [`Isa::LANES`] f32 lanes and the operations the
 /// kernels use. Every method is `#[inline(always)]` and `unsafe`: calling one requires the
 /// instruction set to be available, which the `#[target_feature]` entry points guarantee.

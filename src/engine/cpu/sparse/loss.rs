@@ -6,7 +6,7 @@ use rayon::prelude::*;
 
 use std::ops::Range;
 
-use super::super::simd::{self, Level};
+use super::super::simd::{self, isa_call, isa_entries};
 use super::panels::Operand;
 use super::products::dot_f32;
 use crate::engine::divergence;
@@ -72,44 +72,21 @@ where
         .into_par_iter()
         .map(|t| {
             let block = t * br..((t + 1) * br).min(rows);
-            match level {
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: the level is supported (simd::level never exceeds the CPU's).
-                Level::Avx512 => unsafe { block_sums_avx512(a, block, w, x, r, &term) },
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: as above.
-                Level::Avx2 => unsafe { block_sums_avx2(a, block, w, x, r, &term) },
-                _ => block_sums(a, block, w, x, r, &term),
-            }
+            // SAFETY: the level is supported (simd::level never exceeds the CPU's).
+            isa_call!(
+                unsafe level,
+                [block_sums_avx512, block_sums_avx2](a, block, w, x, r, &term),
+                block_sums(a, block, w, x, r, &term)
+            )
         })
         .reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn block_sums_avx2<F: Fn(f32, &[f32], &[f32]) -> (f64, f64)>(
-    a: Operand<'_>,
-    rows: Range<usize>,
-    w: &[f32],
-    x: &[f32],
-    r: usize,
-    term: &F,
-) -> (f64, f64) {
-    block_sums(a, rows, w, x, r, term)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn block_sums_avx512<F: Fn(f32, &[f32], &[f32]) -> (f64, f64)>(
-    a: Operand<'_>,
-    rows: Range<usize>,
-    w: &[f32],
-    x: &[f32],
-    r: usize,
-    term: &F,
-) -> (f64, f64) {
-    block_sums(a, rows, w, x, r, term)
-}
+isa_entries!(
+    [block_sums_avx512, block_sums_avx2] [F: Fn(f32, &[f32], &[f32]) -> (f64, f64)]
+    (a: Operand<'_>, rows: Range<usize>, w: &[f32], x: &[f32], r: usize, term: &F) -> (f64, f64),
+    |S| block_sums(a, rows, w, x, r, term)
+);
 
 /// The sums of [`entry_sums`] over the entries of `rows`.
 #[inline(always)]

@@ -7,8 +7,8 @@
 
 use rayon::prelude::*;
 
-use super::panels::{Index, Operand, Start, TASK_ROWS};
-use super::products::dot_f32;
+use super::panels::{Operand, TASK_ROWS};
+use super::products::{block_rows, Weight};
 use crate::error::{NmfError, Result};
 
 /// `out = (P ⊙ Y Xᵀ) X` (a.rows x r, row-major) with `y` (a.rows x r) and `x` (a.cols x r)
@@ -41,55 +41,6 @@ pub(crate) fn pattern_spmm(
     }
     out.par_chunks_mut(TASK_ROWS * r)
         .enumerate()
-        .for_each(|(b, ob)| {
-            let i0 = b * TASK_ROWS;
-            let yb = &y[i0 * r..i0 * r + ob.len()];
-            let n = ob.len() / r;
-            match a {
-                Operand::Csr(a) => {
-                    let ptr = &a.indptr()[i0..=i0 + n];
-                    pattern_rows(ptr, a.indices(), x, yb, r, Start::Zero, ob);
-                }
-                Operand::Panels(p) => {
-                    if p.panels.is_empty() {
-                        ob.fill(0.0);
-                    }
-                    for (k, panel) in p.panels.iter().enumerate() {
-                        let xp = &x[panel.col0 * r..(panel.col0 + panel.cols) * r];
-                        let start = if k == 0 { Start::Zero } else { Start::Out };
-                        let ptr = &panel.indptr[i0..=i0 + n];
-                        pattern_rows(ptr, &panel.indices, xp, yb, r, start, ob);
-                    }
-                }
-            }
-        });
+        .for_each(|(b, ob)| block_rows(a, b * TASK_ROWS, x, Weight::Dot(y), r, ob));
     Ok(())
-}
-
-/// Rows of the pattern product: `out[i, :] (+)= Σ_k (y[i, :]·x[idx[k], :]) x[idx[k], :]`
-/// for `k` in `ptr[i]..ptr[i + 1]` (`ptr` as long as the block's rows plus one, `y` and
-/// `out` the block's rows; lengths checked by the caller).
-fn pattern_rows<I: Index>(
-    ptr: &[usize],
-    idx: &[I],
-    x: &[f32],
-    y: &[f32],
-    r: usize,
-    start: Start,
-    out: &mut [f32],
-) {
-    for (i, orow) in out.chunks_exact_mut(r).enumerate() {
-        if let Start::Zero = start {
-            orow.fill(0.0);
-        }
-        let yr = &y[i * r..(i + 1) * r];
-        for jk in &idx[ptr[i]..ptr[i + 1]] {
-            let j = jk.at();
-            let xr = &x[j * r..(j + 1) * r];
-            let z = dot_f32(yr, xr);
-            for (o, &xv) in orow.iter_mut().zip(xr) {
-                *o += z * xv;
-            }
-        }
-    }
 }

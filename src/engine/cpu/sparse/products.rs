@@ -10,46 +10,104 @@ use super::panels::{Index, Operand, Start};
 use crate::engine::divergence;
 use crate::error::{NmfError, Result};
 
-/// Rows `row0..row0 + out.len()/r` of `A X` into `out`.
-///
-/// With `y` (A.rows x r) given, the rows are those of the KL numerator `Z X` instead, with
-/// `z_ij = a_ij / max(y[i,:]·x[j,:], ε)` at the stored entries (`ε = f32::EPSILON`, as in the
-/// dense engine). The caller has checked the lengths ([`Operand::check`]).
-fn block_rows(
+/// What each stored entry's row `x[j, :]` of row `i` is weighted by.
+#[derive(Clone, Copy)]
+pub(super) enum Weight<'a> {
+    /// The entry's value `a_ij`: `A X`.
+    Value,
+    /// `a_ij / max(y[i, :]·x[j, :], ε)` (`ε = f32::EPSILON`, as in the dense engine): the KL
+    /// numerator `Z X`. `y` holds the rows of the whole matrix, or of the block the kernels run.
+    KlRatio(&'a [f32]),
+    /// `y[i, :]·x[j, :]`, the value not read: the pattern product ([`super::pattern`]).
+    Dot(&'a [f32]),
+}
+
+impl<'a> Weight<'a> {
+    /// The same weight over rows `row0..row0 + rows` only.
+    fn rows(self, row0: usize, rows: usize, r: usize) -> Weight<'a> {
+        match self {
+            Weight::Value => Weight::Value,
+            Weight::KlRatio(y) => Weight::KlRatio(&y[row0 * r..(row0 + rows) * r]),
+            Weight::Dot(y) => Weight::Dot(&y[row0 * r..(row0 + rows) * r]),
+        }
+    }
+}
+
+/// The operands of the row kernels: `out[i, :] = start[i, :] + Σ_k w_k · x[idx[k], :]` for
+/// `k in ptr[i]..ptr[i+1]`, `w_k` as [`Weight`] says, for the `out.len() / r` rows whose
+/// offsets `ptr` holds (absolute positions in `idx` and `val`). Every `idx[k]` must index a
+/// row of `x` (an invariant of the matrix the caller passes).
+#[derive(Clone, Copy)]
+pub(super) struct Gather<'a, I> {
+    pub(super) ptr: &'a [usize],
+    pub(super) idx: &'a [I],
+    pub(super) val: &'a [f32],
+    pub(super) x: &'a [f32],
+    /// The weights, `y` as long as `out`.
+    pub(super) w: Weight<'a>,
+    pub(super) r: usize,
+    pub(super) start: Start,
+}
+
+impl<'a, I> Gather<'a, I> {
+    /// The fields in their order.
+    pub(super) fn new(
+        ptr: &'a [usize],
+        idx: &'a [I],
+        val: &'a [f32],
+        x: &'a [f32],
+        w: Weight<'a>,
+        r: usize,
+        start: Start,
+    ) -> Self {
+        Gather {
+            ptr,
+            idx,
+            val,
+            x,
+            w,
+            r,
+            start,
+        }
+    }
+}
+
+/// Rows `row0..row0 + out.len()/r` of `A X` (or of the product `w` names, `y` over all rows
+/// of `A`) into `out`. The caller has checked the lengths ([`Operand::check`]).
+pub(super) fn block_rows(
     a: Operand<'_>,
     row0: usize,
     x: &[f32],
-    y: Option<&[f32]>,
+    w: Weight<'_>,
     r: usize,
     out: &mut [f32],
 ) {
     let rows = out.len() / r;
-    let yb = y.map(|y| &y[row0 * r..(row0 + rows) * r]);
+    let w = w.rows(row0, rows, r);
     match a {
         Operand::Csr(a) => {
             let ptr = &a.indptr()[row0..row0 + rows + 1];
-            let (idx, val) = (a.indices(), a.values());
-            match yb {
-                None => rows_kernel(ptr, idx, val, x, r, Start::Zero, out),
-                Some(yb) => kl_rows_kernel(ptr, idx, val, x, yb, r, Start::Zero, out),
-            }
+            let (idx, val, start) = (a.indices(), a.values(), Start::Zero);
+            rows_kernel(Gather::new(ptr, idx, val, x, w, r, start), out);
         }
         Operand::Panels(a) => {
             if a.panels.is_empty() {
                 out.fill(0.0);
             }
             for (p, panel) in a.panels.iter().enumerate() {
-                let xp = &x[panel.col0 * r..(panel.col0 + panel.cols) * r];
+                let x = &x[panel.col0 * r..(panel.col0 + panel.cols) * r];
                 let start = if p == 0 { Start::Zero } else { Start::Out };
                 let ptr = &panel.indptr[row0..row0 + rows + 1];
                 let (idx, val) = (&panel.indices[..], &panel.values[..]);
-                match yb {
-                    None => rows_kernel(ptr, idx, val, xp, r, start, out),
-                    Some(yb) => kl_rows_kernel(ptr, idx, val, xp, yb, r, start, out),
-                }
+                rows_kernel(Gather::new(ptr, idx, val, x, w, r, start), out);
             }
         }
     }
+}
+
+/// The weight of a product: `Z X` with `y`, `A X` without.
+fn weight(y: Option<&[f32]>) -> Weight<'_> {
+    y.map_or(Weight::Value, Weight::KlRatio)
 }
 
 /// `out = A X` (or the KL numerator `Z X`, with `y`) with `x` (A.cols x r) and `out`
@@ -62,7 +120,7 @@ fn products(a: Operand<'_>, x: &[f32], y: Option<&[f32]>, r: usize, out: &mut [f
     let br = a.block_rows();
     out.par_chunks_mut(br * r)
         .enumerate()
-        .for_each(|(t, ob)| block_rows(a, t * br, x, y, r, ob));
+        .for_each(|(t, ob)| block_rows(a, t * br, x, weight(y), r, ob));
     Ok(())
 }
 
@@ -93,7 +151,7 @@ fn products_t(
         .enumerate()
         .for_each(|(t, mut ob)| {
             let mut buf = vec![0.0f32; ob.ncols() * r];
-            block_rows(a, t * br, x, y, r, &mut buf);
+            block_rows(a, t * br, x, weight(y), r, &mut buf);
             write_transposed(&buf, r, &mut ob);
         });
     Ok(())
@@ -150,166 +208,66 @@ fn write_transposed(buf: &[f32], r: usize, ob: &mut ArrayViewMut2<'_, f32>) {
     }
 }
 
-/// `out[i, :] = start[i, :] + Σ_k val[k] · x[idx[k], :]` for `k in ptr[i]..ptr[i+1]`, for the
-/// `out.len() / r` rows whose offsets `ptr` holds (absolute positions in `idx` and `val`).
-/// Every `idx[k]` must index a row of `x` (an invariant of the matrix the caller passes).
-fn rows_kernel<I: Index>(
-    ptr: &[usize],
-    idx: &[I],
-    val: &[f32],
-    x: &[f32],
-    r: usize,
-    start: Start,
-    out: &mut [f32],
-) {
-    rows_kernel_at(simd::level(), ptr, idx, val, x, r, start, out)
+/// The row kernel of [`Gather`] at [`simd::level`].
+fn rows_kernel<I: Index>(g: Gather<'_, I>, out: &mut [f32]) {
+    rows_kernel_at(simd::level(), g, out)
 }
 
 /// [`rows_kernel`] with the vector kernels of `level` (which the CPU must support), the
-/// portable loop for `Level::None` or r > 64.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn rows_kernel_at<I: Index>(
-    level: Level,
-    ptr: &[usize],
-    idx: &[I],
-    val: &[f32],
-    x: &[f32],
-    r: usize,
-    start: Start,
-    out: &mut [f32],
-) {
-    assert_eq!(ptr.len(), out.len() / r + 1);
+/// portable loop for `Level::None`, r > 64 or [`Weight::Dot`].
+pub(super) fn rows_kernel_at<I: Index>(level: Level, g: Gather<'_, I>, out: &mut [f32]) {
+    let r = g.r;
+    assert_eq!(g.ptr.len(), out.len() / r + 1);
+    if let Weight::KlRatio(y) | Weight::Dot(y) = g.w {
+        assert_eq!(y.len(), out.len());
+    }
     assert!(level.supported());
     #[cfg(target_arch = "x86_64")]
     {
-        use super::rows::{avx2_in_flight as e2, rows_avx2 as v2, rows_avx512 as v16};
-        // SAFETY: the level's instruction set is available (asserted above). Every idx[k]
-        // indexes a row of x: the public products assert x.len() = A.cols·r
-        // (Operand::check), and the column indices of a CsrMatrix are below A.cols (an
-        // invariant of its constructors), as are those of a panel relative to its slice of x
-        // (Panels::new). ptr holds out.len()/r + 1 offsets (asserted above), each at most
-        // idx.len() = val.len() (the same invariants). Each arm's NV satisfies
-        // LANES·(NV−1) < r ≤ LANES·NV.
-        let a = (ptr, idx, val, x, r, start);
-        unsafe {
-            match (level, r) {
-                (_, 0) | (_, 65..) | (Level::None, _) => {}
-                (Level::Avx512, _) => {
-                    match r.div_ceil(16) {
-                        1 => v16::<1, I>(a.0, a.1, a.2, a.3, a.4, a.5, out),
-                        2 => v16::<2, I>(a.0, a.1, a.2, a.3, a.4, a.5, out),
-                        3 => v16::<3, I>(a.0, a.1, a.2, a.3, a.4, a.5, out),
-                        _ => v16::<4, I>(a.0, a.1, a.2, a.3, a.4, a.5, out),
-                    }
-                    return;
-                }
-                (Level::Avx2, _) => {
-                    match r.div_ceil(8) {
-                        1 => v2::<1, { e2(1) }, I>(a.0, a.1, a.2, a.3, a.4, a.5, out),
-                        2 => v2::<2, { e2(2) }, I>(a.0, a.1, a.2, a.3, a.4, a.5, out),
-                        3 => v2::<3, { e2(3) }, I>(a.0, a.1, a.2, a.3, a.4, a.5, out),
-                        4 => v2::<4, { e2(4) }, I>(a.0, a.1, a.2, a.3, a.4, a.5, out),
-                        5 => v2::<5, { e2(5) }, I>(a.0, a.1, a.2, a.3, a.4, a.5, out),
-                        6 => v2::<6, { e2(6) }, I>(a.0, a.1, a.2, a.3, a.4, a.5, out),
-                        7 => v2::<7, { e2(7) }, I>(a.0, a.1, a.2, a.3, a.4, a.5, out),
-                        _ => v2::<8, { e2(8) }, I>(a.0, a.1, a.2, a.3, a.4, a.5, out),
-                    }
-                    return;
-                }
-            }
+        if level != Level::None && (1..=64).contains(&r) && !matches!(g.w, Weight::Dot(_)) {
+            // SAFETY: the level's instruction set is available (asserted above). Every idx[k]
+            // indexes a row of x: the public products assert x.len() = A.cols·r
+            // (Operand::check), and the column indices of a CsrMatrix are below A.cols (an
+            // invariant of its constructors), as are those of a panel relative to its slice
+            // of x (Panels::new). ptr holds out.len()/r + 1 offsets (asserted above), each at
+            // most idx.len() = val.len() (the same invariants); y is as long as out (asserted
+            // above), 0 < r ≤ 64.
+            unsafe { super::rows::vector_rows(level, &g, out) };
+            return;
         }
     }
-    for (i, orow) in out.chunks_exact_mut(r).enumerate() {
-        match start {
-            Start::Zero => orow.fill(0.0),
-            Start::Out => {}
-        }
-        for k in ptr[i]..ptr[i + 1] {
-            let j = idx[k].at();
-            let v = val[k];
-            for (o, &xv) in orow.iter_mut().zip(&x[j * r..(j + 1) * r]) {
-                *o += v * xv;
-            }
-        }
+    let val = g.val;
+    match g.w {
+        Weight::Value => axpy_rows(&g, out, |_| move |k: usize, _: &[f32]| val[k]),
+        Weight::KlRatio(y) => axpy_rows(&g, out, |i| {
+            let yr = &y[i * r..(i + 1) * r];
+            move |k: usize, xr: &[f32]| divergence::kl_ratio(val[k], dot_f32(yr, xr))
+        }),
+        Weight::Dot(y) => axpy_rows(&g, out, |i| {
+            let yr = &y[i * r..(i + 1) * r];
+            move |_: usize, xr: &[f32]| dot_f32(yr, xr)
+        }),
     }
 }
 
-/// Rows of the KL numerator: `out[i, :] = start[i, :] + Σ_k z_k · x[idx[k], :]` with
-/// `z_k = val[k] / max(y[i, :]·x[idx[k], :], ε)`, `ε = f32::EPSILON`; `y` holds the rows of
-/// this block (as long as `out`). Indices as in [`rows_kernel`].
-#[allow(clippy::too_many_arguments)]
-fn kl_rows_kernel<I: Index>(
-    ptr: &[usize],
-    idx: &[I],
-    val: &[f32],
-    x: &[f32],
-    y: &[f32],
-    r: usize,
-    start: Start,
+/// The portable row loop of [`Gather`]: `weight(i)` gives row `i`'s weight of entry `k` with
+/// the row `x[idx[k], :]`.
+#[inline(always)]
+fn axpy_rows<I: Index, F: Fn(usize, &[f32]) -> f32>(
+    g: &Gather<'_, I>,
     out: &mut [f32],
+    weight: impl Fn(usize) -> F,
 ) {
-    kl_rows_kernel_at(simd::level(), ptr, idx, val, x, y, r, start, out)
-}
-
-/// [`kl_rows_kernel`] with the vector kernels of `level` (which the CPU must support), the
-/// portable loop for `Level::None` or r > 64.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn kl_rows_kernel_at<I: Index>(
-    level: Level,
-    ptr: &[usize],
-    idx: &[I],
-    val: &[f32],
-    x: &[f32],
-    y: &[f32],
-    r: usize,
-    start: Start,
-    out: &mut [f32],
-) {
-    assert_eq!(ptr.len(), out.len() / r + 1);
-    assert_eq!(y.len(), out.len());
-    assert!(level.supported());
-    #[cfg(target_arch = "x86_64")]
-    {
-        use super::rows::{avx2_kl_in_flight as e2, kl_rows_avx2 as v2, kl_rows_avx512 as v16};
-        // SAFETY: as in rows_kernel_at; y is as long as out (asserted above).
-        let a = (ptr, idx, val, x, y, r, start);
-        unsafe {
-            match (level, r) {
-                (_, 0) | (_, 65..) | (Level::None, _) => {}
-                (Level::Avx512, _) => {
-                    match r.div_ceil(16) {
-                        1 => v16::<1, I>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, out),
-                        2 => v16::<2, I>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, out),
-                        3 => v16::<3, I>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, out),
-                        _ => v16::<4, I>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, out),
-                    }
-                    return;
-                }
-                (Level::Avx2, _) => {
-                    match r.div_ceil(8) {
-                        1 => v2::<1, { e2(1) }, I>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, out),
-                        2 => v2::<2, { e2(2) }, I>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, out),
-                        3 => v2::<3, { e2(3) }, I>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, out),
-                        4 => v2::<4, { e2(4) }, I>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, out),
-                        5 => v2::<5, { e2(5) }, I>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, out),
-                        6 => v2::<6, { e2(6) }, I>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, out),
-                        7 => v2::<7, { e2(7) }, I>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, out),
-                        _ => v2::<8, { e2(8) }, I>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, out),
-                    }
-                    return;
-                }
-            }
-        }
-    }
+    let r = g.r;
     for (i, orow) in out.chunks_exact_mut(r).enumerate() {
-        if let Start::Zero = start {
+        if let Start::Zero = g.start {
             orow.fill(0.0);
         }
-        let yr = &y[i * r..(i + 1) * r];
-        for k in ptr[i]..ptr[i + 1] {
-            let xr = &x[idx[k].at() * r..(idx[k].at() + 1) * r];
-            let p = dot_f32(yr, xr);
-            let z = divergence::kl_ratio(val[k], p);
+        let w = weight(i);
+        for k in g.ptr[i]..g.ptr[i + 1] {
+            let j = g.idx[k].at();
+            let xr = &g.x[j * r..(j + 1) * r];
+            let z = w(k, xr);
             for (o, &xv) in orow.iter_mut().zip(xr) {
                 *o += z * xv;
             }

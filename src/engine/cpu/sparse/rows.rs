@@ -1,33 +1,44 @@
 //! Vector row kernels of the sparse products, written once over [`Isa`] and compiled for
 //! AVX-512F and for AVX2 + FMA: the r ≤ 8·LANES components of a row of the result held in
 //! `NV` vector registers, `E` stored entries in flight into separate accumulator sets, the
-//! rows of `X` prefetched [`PF`] entries ahead.
+//! rows of `X` prefetched [`PF`] entries ahead (for `A X`; the KL numerator's dot products
+//! leave no room for it).
 //!
-//! The register budget sets `E`: AVX-512 (32 zmm) keeps four entries in flight for every
-//! `NV ≤ 4` (r ≤ 64); AVX2 (16 ymm) needs `E·NV` accumulators plus `E` broadcasts, so it keeps
-//! four entries for `NV ≤ 2`, two for `NV ≤ 6` and one beyond ([`avx2_in_flight`]).
+//! The register budget sets `E` ([`avx512_in_flight`], [`avx2_in_flight`]): AVX-512 (32 zmm)
+//! keeps four entries in flight for every `NV ≤ 4` (r ≤ 64), two for the KL numerator; AVX2
+//! (16 ymm) needs `E·NV` accumulators plus `E` broadcasts, so it keeps four entries for
+//! `NV ≤ 2`, two for `NV ≤ 6` and one beyond, and for the KL numerator (`NV` more registers
+//! hold the row of `y`) two for `NV ≤ 4` and one beyond.
 
-use super::super::simd::{Avx2, Avx512, Isa};
+use super::super::simd::{isa_entries, Isa, Level};
 use super::panels::{Index, Start};
+use super::products::{Gather, Weight};
 
 /// How many entries ahead the rows of `x` are prefetched.
 const PF: usize = 16;
 
-/// Entries in flight of the AVX2 [`rows`] kernel with `nv` vectors per row: `E·NV`
-/// accumulators, `E` broadcast values and one loaded operand within 16 registers.
-pub(super) const fn avx2_in_flight(nv: usize) -> usize {
-    if nv <= 2 {
-        4
-    } else if nv <= 6 {
+/// Entries in flight of the AVX-512 kernel: of the KL numerator's (`kl`) or the product's.
+pub(super) const fn avx512_in_flight(kl: bool) -> usize {
+    if kl {
         2
     } else {
-        1
+        4
     }
 }
 
-/// Entries in flight of the AVX2 [`kl_rows`] kernel: `NV` registers hold the row of `y`.
-pub(super) const fn avx2_kl_in_flight(nv: usize) -> usize {
-    if nv <= 4 {
+/// Entries in flight of the AVX2 kernel with `nv` vectors per row: `E·NV` accumulators, `E`
+/// broadcast values and one loaded operand within 16 registers, and for the KL numerator
+/// (`kl`) `NV` registers holding the row of `y`.
+pub(super) const fn avx2_in_flight(nv: usize, kl: bool) -> usize {
+    if kl {
+        if nv <= 4 {
+            2
+        } else {
+            1
+        }
+    } else if nv <= 2 {
+        4
+    } else if nv <= 6 {
         2
     } else {
         1
@@ -81,130 +92,35 @@ unsafe fn sum_sets<S: Isa, const NV: usize, const E: usize>(a: &[[S::V; NV]; E],
     }
 }
 
-/// [`super::products`]' row kernel: `out[i, :] = start[i, :] + Σ_k val[k] · x[idx[k], :]`
-/// with `NV` vectors per row of `LANES·(NV−1) < r ≤ LANES·NV` floats, `E` entries at a time
-/// into separate accumulators.
+/// [`super::products`]' row kernel: `out[i, :] = start[i, :] + Σ_k w_k · x[idx[k], :]` with
+/// `NV` vectors per row of `LANES·(NV−1) < r ≤ LANES·NV` floats, `E` entries at a time into
+/// separate accumulators. `w_k = val[k]` (`A X`), or with `KL` (and [`Weight::KlRatio`])
+/// `w_k = val[k] / max(y[i, :]·x[idx[k], :], ε)`, the row of `y` held in registers.
 ///
 /// # Safety
 /// `S`'s instruction set must be available; `LANES·(NV−1) < r ≤ LANES·NV`; every `idx[k]` in
 /// the ranges must index a row of `x` (`x.len() ≥ (idx[k]+1)·r`); every `ptr` offset at most
-/// `idx.len() = val.len()`; `out.len() = (ptr.len() − 1)·r`.
+/// `idx.len() = val.len()`; `out.len() = (ptr.len() − 1)·r`; with `KL`, `y.len() = out.len()`.
 // The accumulator sets are indexed in lockstep.
 #[allow(clippy::needless_range_loop)]
 #[inline(always)]
-unsafe fn rows_body<S: Isa, const NV: usize, const E: usize, I: Index>(
-    ptr: &[usize],
-    idx: &[I],
-    val: &[f32],
-    x: &[f32],
-    r: usize,
-    start: Start,
+unsafe fn rows_body<S: Isa, const NV: usize, const E: usize, const KL: bool, I: Index>(
+    g: &Gather<'_, I>,
     out: &mut [f32],
 ) {
-    // SAFETY: the caller's contract above covers every pointer formed below.
-    unsafe {
-        let mask = S::mask(r - S::LANES * (NV - 1));
-        let xp = x.as_ptr();
-        for (i, orow) in out.chunks_exact_mut(r).enumerate() {
-            let (s, e) = (ptr[i], ptr[i + 1]);
-            let op = orow.as_mut_ptr();
-            let mut a = [[S::zero(); NV]; E];
-            if let Start::Out = start {
-                for q in 0..NV {
-                    a[0][q] = load_q::<S, NV>(op, q, mask);
-                }
-            }
-            let mut k = s;
-            while k + E <= e {
-                if k + PF + E <= e {
-                    for d in 0..E {
-                        let pp = xp.add(idx.get_unchecked(k + PF + d).at() * r);
-                        S::prefetch(pp);
-                        S::prefetch((pp as *const u8).add(4 * r - 1) as *const f32);
-                    }
-                }
-                let mut xs = [xp; E];
-                let mut vs = [S::zero(); E];
-                for d in 0..E {
-                    xs[d] = xp.add(idx.get_unchecked(k + d).at() * r);
-                    vs[d] = S::splat(*val.get_unchecked(k + d));
-                }
-                for q in 0..NV {
-                    for d in 0..E {
-                        a[d][q] = S::fmadd(vs[d], load_q::<S, NV>(xs[d], q, mask), a[d][q]);
-                    }
-                }
-                k += E;
-            }
-            while k < e {
-                let x0 = xp.add(idx.get_unchecked(k).at() * r);
-                let v = S::splat(*val.get_unchecked(k));
-                for q in 0..NV {
-                    a[0][q] = S::fmadd(v, load_q::<S, NV>(x0, q, mask), a[0][q]);
-                }
-                k += 1;
-            }
-            for q in 0..NV {
-                store_q::<S, NV>(op, q, mask, sum_sets::<S, NV, E>(&a, q));
-            }
-        }
-    }
-}
-
-/// [`rows_body`] on zmm registers (16 lanes), four entries in flight.
-///
-/// # Safety
-/// AVX-512F must be available; the rest as for [`rows_body`] with `LANES = 16`.
-#[target_feature(enable = "avx512f")]
-pub(super) unsafe fn rows_avx512<const NV: usize, I: Index>(
-    ptr: &[usize],
-    idx: &[I],
-    val: &[f32],
-    x: &[f32],
-    r: usize,
-    start: Start,
-    out: &mut [f32],
-) {
-    // SAFETY: forwarded contract.
-    unsafe { rows_body::<Avx512, NV, 4, I>(ptr, idx, val, x, r, start, out) }
-}
-
-/// [`rows_body`] on ymm registers (8 lanes), `E` entries in flight ([`avx2_in_flight`]).
-///
-/// # Safety
-/// AVX2 and FMA must be available; the rest as for [`rows_body`] with `LANES = 8`.
-#[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn rows_avx2<const NV: usize, const E: usize, I: Index>(
-    ptr: &[usize],
-    idx: &[I],
-    val: &[f32],
-    x: &[f32],
-    r: usize,
-    start: Start,
-    out: &mut [f32],
-) {
-    // SAFETY: forwarded contract.
-    unsafe { rows_body::<Avx2, NV, E, I>(ptr, idx, val, x, r, start, out) }
-}
-
-/// [`super::products`]' KL row kernel: `out[i, :] = start[i, :] + Σ_k z_k · x[idx[k], :]`,
-/// `z_k = val[k] / max(y[i, :]·x[idx[k], :], ε)`, with `NV` vectors per row, the row of `y`
-/// held in registers, `E` entries at a time.
-///
-/// # Safety
-/// As for [`rows_body`], and `y.len() = out.len()`.
-#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
-#[inline(always)]
-unsafe fn kl_rows_body<S: Isa, const NV: usize, const E: usize, I: Index>(
-    ptr: &[usize],
-    idx: &[I],
-    val: &[f32],
-    x: &[f32],
-    y: &[f32],
-    r: usize,
-    start: Start,
-    out: &mut [f32],
-) {
+    let Gather {
+        ptr,
+        idx,
+        val,
+        x,
+        w,
+        r,
+        start,
+    } = *g;
+    let y: &[f32] = match w {
+        Weight::KlRatio(y) if KL => y,
+        _ => &[],
+    };
     // SAFETY: the caller's contract above covers every pointer formed below.
     unsafe {
         let mask = S::mask(r - S::LANES * (NV - 1));
@@ -220,11 +136,23 @@ unsafe fn kl_rows_body<S: Isa, const NV: usize, const E: usize, I: Index>(
         for (i, orow) in out.chunks_exact_mut(r).enumerate() {
             let (s, e) = (ptr[i], ptr[i + 1]);
             let op = orow.as_mut_ptr();
-            let yp = y.as_ptr().add(i * r);
             let mut yv = [S::zero(); NV];
-            for q in 0..NV {
-                yv[q] = load_q::<S, NV>(yp, q, mask);
+            if KL {
+                let yp = y.as_ptr().add(i * r);
+                for q in 0..NV {
+                    yv[q] = load_q::<S, NV>(yp, q, mask);
+                }
             }
+            // The weight of entry k, whose row of x is at p.
+            let weight = |k: usize, p: *const f32| -> f32 {
+                let v = *val.get_unchecked(k);
+                if KL {
+                    let p = dot(&yv, p);
+                    v / if p < eps { eps } else { p }
+                } else {
+                    v
+                }
+            };
             let mut a = [[S::zero(); NV]; E];
             if let Start::Out = start {
                 for q in 0..NV {
@@ -233,28 +161,33 @@ unsafe fn kl_rows_body<S: Isa, const NV: usize, const E: usize, I: Index>(
             }
             let mut k = s;
             while k + E <= e {
+                if !KL && k + PF + E <= e {
+                    for d in 0..E {
+                        let pp = xp.add(idx.get_unchecked(k + PF + d).at() * r);
+                        S::prefetch(pp);
+                        S::prefetch((pp as *const u8).add(4 * r - 1) as *const f32);
+                    }
+                }
                 let mut xs = [xp; E];
-                let mut zs = [S::zero(); E];
+                let mut ws = [S::zero(); E];
                 for d in 0..E {
                     xs[d] = xp.add(idx.get_unchecked(k + d).at() * r);
                 }
                 for d in 0..E {
-                    let p = dot(&yv, xs[d]);
-                    zs[d] = S::splat(*val.get_unchecked(k + d) / if p < eps { eps } else { p });
+                    ws[d] = S::splat(weight(k + d, xs[d]));
                 }
                 for q in 0..NV {
                     for d in 0..E {
-                        a[d][q] = S::fmadd(zs[d], load_q::<S, NV>(xs[d], q, mask), a[d][q]);
+                        a[d][q] = S::fmadd(ws[d], load_q::<S, NV>(xs[d], q, mask), a[d][q]);
                     }
                 }
                 k += E;
             }
             while k < e {
                 let x0 = xp.add(idx.get_unchecked(k).at() * r);
-                let p = dot(&yv, x0);
-                let z = S::splat(*val.get_unchecked(k) / if p < eps { eps } else { p });
+                let w = S::splat(weight(k, x0));
                 for q in 0..NV {
-                    a[0][q] = S::fmadd(z, load_q::<S, NV>(x0, q, mask), a[0][q]);
+                    a[0][q] = S::fmadd(w, load_q::<S, NV>(x0, q, mask), a[0][q]);
                 }
                 k += 1;
             }
@@ -265,42 +198,49 @@ unsafe fn kl_rows_body<S: Isa, const NV: usize, const E: usize, I: Index>(
     }
 }
 
-/// [`kl_rows_body`] on zmm registers, two entries in flight.
-///
-/// # Safety
-/// AVX-512F must be available; the rest as for [`kl_rows_body`] with `LANES = 16`.
-#[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx512f")]
-pub(super) unsafe fn kl_rows_avx512<const NV: usize, I: Index>(
-    ptr: &[usize],
-    idx: &[I],
-    val: &[f32],
-    x: &[f32],
-    y: &[f32],
-    r: usize,
-    start: Start,
-    out: &mut [f32],
-) {
-    // SAFETY: forwarded contract.
-    unsafe { kl_rows_body::<Avx512, NV, 2, I>(ptr, idx, val, x, y, r, start, out) }
+isa_entries!(
+    [rows_avx512, rows_avx2] [const NV: usize, const E: usize, const KL: bool, I: Index]
+    (g: &Gather<'_, I>, out: &mut [f32]),
+    |S| rows_body::<S, NV, E, KL, I>(g, out)
+);
+
+/// The kernels of `KL` (a literal) at `level`: `⌈r/16⌉` zmm or `⌈r/8⌉` ymm vectors a row.
+macro_rules! at_level {
+    ($level:expr, $kl:literal, $g:expr, $out:expr) => {{
+        let (g, out) = ($g, $out);
+        match $level {
+            Level::None => {}
+            Level::Avx512 => match g.r.div_ceil(16) {
+                1 => rows_avx512::<1, { avx512_in_flight($kl) }, $kl, I>(g, out),
+                2 => rows_avx512::<2, { avx512_in_flight($kl) }, $kl, I>(g, out),
+                3 => rows_avx512::<3, { avx512_in_flight($kl) }, $kl, I>(g, out),
+                _ => rows_avx512::<4, { avx512_in_flight($kl) }, $kl, I>(g, out),
+            },
+            Level::Avx2 => match g.r.div_ceil(8) {
+                1 => rows_avx2::<1, { avx2_in_flight(1, $kl) }, $kl, I>(g, out),
+                2 => rows_avx2::<2, { avx2_in_flight(2, $kl) }, $kl, I>(g, out),
+                3 => rows_avx2::<3, { avx2_in_flight(3, $kl) }, $kl, I>(g, out),
+                4 => rows_avx2::<4, { avx2_in_flight(4, $kl) }, $kl, I>(g, out),
+                5 => rows_avx2::<5, { avx2_in_flight(5, $kl) }, $kl, I>(g, out),
+                6 => rows_avx2::<6, { avx2_in_flight(6, $kl) }, $kl, I>(g, out),
+                7 => rows_avx2::<7, { avx2_in_flight(7, $kl) }, $kl, I>(g, out),
+                _ => rows_avx2::<8, { avx2_in_flight(8, $kl) }, $kl, I>(g, out),
+            },
+        }
+    }};
 }
 
-/// [`kl_rows_body`] on ymm registers, `E` entries in flight ([`avx2_kl_in_flight`]).
+/// [`rows_body`] at `level` with the `NV` that r needs: the KL numerator's kernel for
+/// [`Weight::KlRatio`], the product's for the rest.
 ///
 /// # Safety
-/// AVX2 and FMA must be available; the rest as for [`kl_rows_body`] with `LANES = 8`.
-#[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn kl_rows_avx2<const NV: usize, const E: usize, I: Index>(
-    ptr: &[usize],
-    idx: &[I],
-    val: &[f32],
-    x: &[f32],
-    y: &[f32],
-    r: usize,
-    start: Start,
-    out: &mut [f32],
-) {
-    // SAFETY: forwarded contract.
-    unsafe { kl_rows_body::<Avx2, NV, E, I>(ptr, idx, val, x, y, r, start, out) }
+/// `level`'s instruction set must be available; `0 < r ≤ 64`; the rest as for [`rows_body`].
+pub(super) unsafe fn vector_rows<I: Index>(level: Level, g: &Gather<'_, I>, out: &mut [f32]) {
+    // SAFETY: forwarded contract; each arm's NV satisfies LANES·(NV−1) < r ≤ LANES·NV.
+    unsafe {
+        match g.w {
+            Weight::KlRatio(_) => at_level!(level, true, g, out),
+            _ => at_level!(level, false, g, out),
+        }
+    }
 }

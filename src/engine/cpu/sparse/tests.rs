@@ -253,7 +253,7 @@ fn raw_rows(rows: usize, cols: usize, seed: u64) -> (Vec<usize>, Vec<u32>, Vec<f
 fn row_kernels_match_the_portable_loop_at_every_level() {
     use super::super::simd::Level;
     use super::panels::Start;
-    use super::products::{kl_rows_kernel_at, rows_kernel_at};
+    use super::products::{rows_kernel_at, Gather, Weight};
     let (rows, cols) = (37, 50);
     let (ptr, idx, val) = raw_rows(rows, cols, 11);
     let idx16: Vec<u16> = idx.iter().map(|&j| j as u16).collect();
@@ -264,19 +264,18 @@ fn row_kernels_match_the_portable_loop_at_every_level() {
         for start in [Start::Zero, Start::Out] {
             let run = |level: Level, kl: bool, narrow: bool| {
                 let mut out = init.clone();
-                match (kl, narrow) {
-                    (false, false) => {
-                        rows_kernel_at(level, &ptr, &idx, &val, &x, r, start, &mut out)
-                    }
-                    (false, true) => {
-                        rows_kernel_at(level, &ptr, &idx16, &val, &x, r, start, &mut out)
-                    }
-                    (true, false) => {
-                        kl_rows_kernel_at(level, &ptr, &idx, &val, &x, &y, r, start, &mut out)
-                    }
-                    (true, true) => {
-                        kl_rows_kernel_at(level, &ptr, &idx16, &val, &x, &y, r, start, &mut out)
-                    }
+                let w = if kl {
+                    Weight::KlRatio(&y)
+                } else {
+                    Weight::Value
+                };
+                let (ptr, val, x) = (&ptr[..], &val[..], &x[..]);
+                if narrow {
+                    let idx = &idx16[..];
+                    rows_kernel_at(level, Gather::new(ptr, idx, val, x, w, r, start), &mut out);
+                } else {
+                    let idx = &idx[..];
+                    rows_kernel_at(level, Gather::new(ptr, idx, val, x, w, r, start), &mut out);
                 }
                 out
             };
