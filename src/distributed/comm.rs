@@ -213,20 +213,21 @@ impl<'c, C: Communicator> GridComm<'c, C> {
 
     /// Sum `buf` over every rank, in place.
     pub fn all_reduce_f32(&self, buf: &mut [f32]) {
-        let start = Instant::now();
-        let send = buf.to_vec();
-        self.world
-            .all_reduce_into(&send[..], buf, SystemOperation::sum());
-        self.charge_all_reduce(buf.len(), 4, start);
+        self.all_reduce_sum(buf);
     }
 
     /// Sum `buf` over every rank, in place (f64).
     pub fn all_reduce_f64(&self, buf: &mut [f64]) {
+        self.all_reduce_sum(buf);
+    }
+
+    /// Sum `buf` over every rank, in place, counted as words of `T`'s size.
+    fn all_reduce_sum<T: Equivalence + Clone>(&self, buf: &mut [T]) {
         let start = Instant::now();
         let send = buf.to_vec();
         self.world
             .all_reduce_into(&send[..], buf, SystemOperation::sum());
-        self.charge_all_reduce(buf.len(), 8, start);
+        self.charge_all_reduce(buf.len(), std::mem::size_of::<T>(), start);
     }
 
     /// The largest `x` over every rank.

@@ -150,23 +150,23 @@ impl Layout {
 
     /// The pieces of W in this rank's grid row (in grid-column order), as global row ranges.
     pub fn w_pieces(&self) -> Vec<Range<usize>> {
-        (0..self.grid.cols)
-            .map(|j| {
-                let p = split(self.rows.len(), self.grid.cols, j);
-                self.rows.start + p.start..self.rows.start + p.end
-            })
-            .collect()
+        pieces(&self.rows, self.grid.cols)
     }
 
     /// The pieces of H in this rank's grid column (in grid-row order), as global column ranges.
     pub fn h_pieces(&self) -> Vec<Range<usize>> {
-        (0..self.grid.rows)
-            .map(|i| {
-                let p = split(self.cols.len(), self.grid.rows, i);
-                self.cols.start + p.start..self.cols.start + p.end
-            })
-            .collect()
+        pieces(&self.cols, self.grid.rows)
     }
+}
+
+/// `whole` split into `parts` pieces ([`split`]), in order, as ranges of the whole index space.
+fn pieces(whole: &Range<usize>, parts: usize) -> Vec<Range<usize>> {
+    (0..parts)
+        .map(|k| {
+            let p = split(whole.len(), parts, k);
+            whole.start + p.start..whole.start + p.end
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -490,52 +490,46 @@ impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
         })
     }
 
-    fn w_counts(&self) -> Vec<usize> {
-        self.g
-            .layout
-            .w_pieces()
-            .iter()
-            .map(|p| p.len() * self.r)
-            .collect()
+    /// The lengths of the pieces of W (`Side::Left`, over the grid row) or of Hᵀ (`Right`, over
+    /// the grid column) in the collectives: r per row.
+    fn counts(&self, side: Side) -> Vec<usize> {
+        let pieces = match side {
+            Side::Left => self.g.layout.w_pieces(),
+            Side::Right => self.g.layout.h_pieces(),
+        };
+        pieces.iter().map(|p| p.len() * self.r).collect()
     }
 
-    fn h_counts(&self) -> Vec<usize> {
-        self.g
-            .layout
-            .h_pieces()
-            .iter()
-            .map(|p| p.len() * self.r)
-            .collect()
-    }
-
-    /// W_i (m_i x r) on the engine: all-gather of the W pieces over the grid row.
-    fn gather_w(&mut self) -> Result<E::Mat> {
-        let local = self.w.as_standard_layout();
+    /// W_i (m_i x r, `Side::Left`: all-gather of the W pieces over the grid row) or H_j
+    /// (r x n_j, `Right`: of the H pieces, as Hᵀ rows, over the grid column) on the engine.
+    fn gather(&mut self, side: Side) -> Result<E::Mat> {
+        let (group, len, what, slot) = match side {
+            Side::Left => (Group::Row, self.g.layout.rows.len(), "W_i", Slot::Wi),
+            Side::Right => (Group::Col, self.g.layout.cols.len(), "H_j", Slot::Hj),
+        };
+        let x = match side {
+            Side::Left => self.w.view(),
+            Side::Right => self.h.t(),
+        };
+        let local = x.as_standard_layout();
         let flat = local.as_slice().unwrap_or(&[]);
         let all = or_abort(
             self.g.world,
-            self.g.all_gather(Group::Row, flat, &self.w_counts()),
+            self.g.all_gather(group, flat, &self.counts(side)),
         );
-        let wi = ArrayView2::from_shape((self.g.layout.rows.len(), self.r), &all[..])
-            .map_err(|e| shape_error("W_i", e))?;
-        let mut mat = self.staged(Slot::Wi, wi.nrows(), self.r);
-        let res = self.e.upload_into(wi, &mut mat);
-        self.local_ok(res)?;
-        Ok(mat)
-    }
-
-    /// H_j (r x n_j) on the engine: all-gather of the H pieces (as Hᵀ rows) over the column.
-    fn gather_h(&mut self) -> Result<E::Mat> {
-        let ht = self.h.t().as_standard_layout().into_owned();
-        let flat = ht.as_slice().unwrap_or(&[]);
-        let all = or_abort(
-            self.g.world,
-            self.g.all_gather(Group::Col, flat, &self.h_counts()),
-        );
-        let hjt = ArrayView2::from_shape((self.g.layout.cols.len(), self.r), &all[..])
-            .map_err(|e| shape_error("H_j", e))?;
-        let mut mat = self.staged(Slot::Hj, self.r, hjt.nrows());
-        let res = self.e.upload_into(hjt.t(), &mut mat);
+        let rows =
+            ArrayView2::from_shape((len, self.r), &all[..]).map_err(|e| shape_error(what, e))?;
+        let (mut mat, res);
+        match side {
+            Side::Left => {
+                mat = self.staged(slot, rows.nrows(), self.r);
+                res = self.e.upload_into(rows, &mut mat);
+            }
+            Side::Right => {
+                mat = self.staged(slot, self.r, rows.nrows());
+                res = self.e.upload_into(rows.t(), &mut mat);
+            }
+        }
         self.local_ok(res)?;
         Ok(mat)
     }
@@ -553,33 +547,26 @@ impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
         Ok(or_abort(self.g.world, r))
     }
 
-    /// This rank's rows of Σ_row (m_i x r partial products).
-    fn scatter_rows(&mut self, part: &E::Mat) -> Result<Array2<f32>> {
+    /// This rank's rows of Σ_row (`Side::Left`: m_i x r partial products) or columns of
+    /// Σ_column (`Right`: r x n_j).
+    fn scatter(&mut self, side: Side, part: &E::Mat) -> Result<Array2<f32>> {
         let full = self.e.download(part);
         let full = or_abort(self.g.world, full);
-        let full = full.as_standard_layout();
+        let (group, len, what, x) = match side {
+            Side::Left => (Group::Row, self.w.nrows(), "W piece", full.view()),
+            Side::Right => (Group::Col, self.h.ncols(), "H piece", full.t()),
+        };
+        let x = x.as_standard_layout();
         let piece = or_abort(
             self.g.world,
             self.g
-                .reduce_scatter(Group::Row, full.as_slice().unwrap_or(&[]), &self.w_counts()),
+                .reduce_scatter(group, x.as_slice().unwrap_or(&[]), &self.counts(side)),
         );
-        Array2::from_shape_vec((self.w.nrows(), self.r), piece)
-            .map_err(|e| shape_error("W piece", e))
-    }
-
-    /// This rank's columns of Σ_column (r x n_j partial products).
-    fn scatter_cols(&mut self, part: &E::Mat) -> Result<Array2<f32>> {
-        let full = self.e.download(part);
-        let full = or_abort(self.g.world, full);
-        let ft = full.t().as_standard_layout().into_owned();
-        let piece = or_abort(
-            self.g.world,
-            self.g
-                .reduce_scatter(Group::Col, ft.as_slice().unwrap_or(&[]), &self.h_counts()),
-        );
-        let pt = Array2::from_shape_vec((self.h.ncols(), self.r), piece)
-            .map_err(|e| shape_error("H piece", e))?;
-        Ok(pt.reversed_axes().as_standard_layout().into_owned())
+        let p = Array2::from_shape_vec((len, self.r), piece).map_err(|e| shape_error(what, e))?;
+        Ok(match side {
+            Side::Left => p,
+            Side::Right => p.reversed_axes().as_standard_layout().into_owned(),
+        })
     }
 
     /// Σ over ranks of a local r x r Gram (Side::Left: WᵀW of the W piece; Right: H Hᵀ).
@@ -733,11 +720,11 @@ impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
                 let ortho = self.p.orthogonality;
                 // The W-orthogonal rule needs Wᵀ P instead of H Hᵀ (the same r x r volume).
                 let gmat = (ortho != Orthogonality::W).then(|| self.gram(Side::Right));
-                let hj = self.gather_h()?;
+                let hj = self.gather(Side::Right)?;
                 let mut part = self.staged(Slot::Rows, mi, r);
                 let res = self.e.v_ht(&hj, &mut part);
                 or_abort(self.g.world, res);
-                let num = self.scatter_rows(&part)?;
+                let num = self.scatter(Side::Left, &part)?;
                 self.spare.put(Slot::Rows, part);
                 self.spare.put(Slot::Hj, hj);
                 match gmat {
@@ -750,11 +737,11 @@ impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
                 if self.k_current {
                     self.k = self.gram(Side::Left);
                 }
-                let wi = self.gather_w()?;
+                let wi = self.gather(Side::Left)?;
                 let mut part = self.staged(Slot::Cols, r, nj);
                 let res = self.e.wt_v(&wi, &mut part);
                 or_abort(self.g.world, res);
-                self.q = self.scatter_cols(&part)?;
+                self.q = self.scatter(Side::Right, &part)?;
                 self.spare.put(Slot::Cols, part);
                 self.spare.put(Slot::Wi, wi);
                 let q = self.q.clone();
@@ -769,23 +756,23 @@ impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
             Loss::KullbackLeibler => {
                 let wi = match self.wi.take() {
                     Some(wi) => wi,
-                    None => self.gather_w()?,
+                    None => self.gather(Side::Left)?,
                 };
-                let hj = self.gather_h()?;
+                let hj = self.gather(Side::Right)?;
                 let mut part = self.staged(Slot::Rows, mi, r);
                 let res = self.e.kl_numerator(&wi, &hj, Side::Left, &mut part);
                 or_abort(self.g.world, res);
-                let num = self.scatter_rows(&part)?;
+                let num = self.scatter(Side::Left, &part)?;
                 self.spare.put(Slot::Rows, part);
                 self.spare.put(Slot::Wi, wi);
                 let sums = self.kl_sums(Side::Right);
                 self.update(Side::Left, &num, &sums);
                 let sums = self.kl_sums(Side::Left);
-                let wi = self.gather_w()?;
+                let wi = self.gather(Side::Left)?;
                 let mut part = self.staged(Slot::Cols, r, nj);
                 let res = self.e.kl_numerator(&wi, &hj, Side::Right, &mut part);
                 or_abort(self.g.world, res);
-                let num = self.scatter_cols(&part)?;
+                let num = self.scatter(Side::Right, &part)?;
                 self.spare.put(Slot::Cols, part);
                 self.spare.put(Slot::Hj, hj);
                 self.update(Side::Right, &num, &sums);
@@ -813,9 +800,9 @@ impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
         };
         let wi = match self.wi.take() {
             Some(wi) => wi,
-            None => self.gather_w()?,
+            None => self.gather(Side::Left)?,
         };
-        let hj = self.gather_h()?;
+        let hj = self.gather(Side::Right)?;
         let mut num = self.staged(Slot::Rows, mi, r);
         let mut den = self.staged(Slot::Rows2, mi, r);
         let res = self
@@ -823,7 +810,10 @@ impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
             .beta_products(&wi, &hj, Side::Left, beta, &mut num, &mut den);
         or_abort(self.g.world, res);
         let (num_d, den_d) = (num, den);
-        let (num, den) = (self.scatter_rows(&num_d)?, self.scatter_rows(&den_d)?);
+        let (num, den) = (
+            self.scatter(Side::Left, &num_d)?,
+            self.scatter(Side::Left, &den_d)?,
+        );
         self.spare.put(Slot::Rows, num_d);
         self.spare.put(Slot::Rows2, den_d);
         self.spare.put(Slot::Wi, wi);
@@ -840,7 +830,7 @@ impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
             or_abort(self.g.world, res);
             self.pin(Side::Left);
         }
-        let wi = self.gather_w()?;
+        let wi = self.gather(Side::Left)?;
         let mut num = self.staged(Slot::Cols, r, nj);
         let mut den = self.staged(Slot::Cols2, r, nj);
         let res = self
@@ -848,7 +838,10 @@ impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
             .beta_products(&wi, &hj, Side::Right, beta, &mut num, &mut den);
         or_abort(self.g.world, res);
         let (num_d, den_d) = (num, den);
-        let (num, den) = (self.scatter_cols(&num_d)?, self.scatter_cols(&den_d)?);
+        let (num, den) = (
+            self.scatter(Side::Right, &num_d)?,
+            self.scatter(Side::Right, &den_d)?,
+        );
         self.spare.put(Slot::Cols, num_d);
         self.spare.put(Slot::Cols2, den_d);
         self.spare.put(Slot::Hj, hj);
@@ -873,9 +866,9 @@ impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
     fn exact_loss(&mut self) -> Result<f64> {
         let wi = match self.wi.take() {
             Some(wi) => wi,
-            None => self.gather_w()?,
+            None => self.gather(Side::Left)?,
         };
-        let hj = self.gather_h()?;
+        let hj = self.gather(Side::Right)?;
         let l = self.e.loss(&wi, &hj, self.p.loss, self.p.iter.epsilon);
         let mut total = [or_abort(self.g.world, l)];
         self.spare.put(Slot::Hj, hj);

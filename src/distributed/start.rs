@@ -48,6 +48,16 @@ impl<C: Communicator, A: LinearOperator + Clone> DistOp<'_, '_, C, A> {
         self.sum(full)
     }
 
+    /// `V x` (`vx`) or `xᵀ V`, transposed (into standard layout) when this is Vᵀ.
+    fn product(&self, x: ArrayView2<'_, f32>, vx: bool) -> Array2<f32> {
+        let p = if vx { self.v_x(x) } else { self.xt_v(x) };
+        if self.t {
+            p.reversed_axes().as_standard_layout().into_owned()
+        } else {
+            p
+        }
+    }
+
     fn sum(&self, mut full: Array2<f32>) -> Array2<f32> {
         if let Some(buf) = full.as_slice_mut() {
             self.g.all_reduce_f32(buf);
@@ -77,27 +87,13 @@ impl<C: Communicator, A: LinearOperator + Clone> LinearOperator for DistOp<'_, '
     }
 
     fn mul(&self, x: ArrayView2<'_, f32>) -> Array2<f32> {
-        if self.t {
-            // Vᵀ x = (xᵀ V)ᵀ.
-            self.xt_v(x)
-                .reversed_axes()
-                .as_standard_layout()
-                .into_owned()
-        } else {
-            self.v_x(x)
-        }
+        // Vᵀ x = (xᵀ V)ᵀ.
+        self.product(x, !self.t)
     }
 
     fn t_mul(&self, x: ArrayView2<'_, f32>) -> Array2<f32> {
-        if self.t {
-            // xᵀ Vᵀ = (V x)ᵀ.
-            self.v_x(x)
-                .reversed_axes()
-                .as_standard_layout()
-                .into_owned()
-        } else {
-            self.xt_v(x)
-        }
+        // xᵀ Vᵀ = (V x)ᵀ.
+        self.product(x, self.t)
     }
 
     fn transposed(&self) -> Self {
