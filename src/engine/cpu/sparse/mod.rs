@@ -19,11 +19,13 @@
 //!
 //! - [`panels`]: the layouts ([`Panels`], [`Operand`]);
 //! - [`products`]: the products and their shape checks;
+//! - `gather`: the row kernels' operands (which rows are gathered, what weighs them);
 //! - `rows`: the row kernels on zmm (AVX-512) or ymm (AVX2) registers;
 //! - [`loss`]: the loss terms over the stored entries;
 //! - [`op`]: the sparse matrix as an operator for the randomized SVD;
 //! - [`pattern`]: products at the stored entries' pattern (masked NMF with the pattern as mask).
 
+mod gather;
 pub(crate) mod loss;
 pub(crate) mod op;
 pub(crate) mod panels;

@@ -7,8 +7,9 @@
 
 use rayon::prelude::*;
 
+use super::gather::Weight;
 use super::panels::{Operand, TASK_ROWS};
-use super::products::{block_rows, Weight};
+use super::products::block_rows;
 use crate::error::{NmfError, Result};
 
 /// `out = (P ⊙ Y Xᵀ) X` (a.rows x r, row-major) with `y` (a.rows x r) and `x` (a.cols x r)

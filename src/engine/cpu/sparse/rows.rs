@@ -11,8 +11,8 @@
 //! hold the row of `y`) two for `NV ≤ 4` and one beyond.
 
 use super::super::simd::{isa_entries, Isa, Level};
+use super::gather::{Gather, Weight};
 use super::panels::{Index, Start};
-use super::products::{Gather, Weight};
 
 /// How many entries ahead the rows of `x` are prefetched.
 const PF: usize = 16;

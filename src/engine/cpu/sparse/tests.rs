@@ -252,8 +252,9 @@ fn raw_rows(rows: usize, cols: usize, seed: u64) -> (Vec<usize>, Vec<u32>, Vec<f
 #[test]
 fn row_kernels_match_the_portable_loop_at_every_level() {
     use super::super::simd::Level;
+    use super::gather::{Gather, Weight};
     use super::panels::Start;
-    use super::products::{rows_kernel_at, Gather, Weight};
+    use super::products::rows_kernel_at;
     let (rows, cols) = (37, 50);
     let (ptr, idx, val) = raw_rows(rows, cols, 11);
     let idx16: Vec<u16> = idx.iter().map(|&j| j as u16).collect();
