@@ -193,6 +193,9 @@ def test_gil_released_and_ctrl_c_stops_a_fit(rng):
 
     counter = threading.Thread(target=count)
     counter.start()
+    # Python's own Ctrl-C handler, also where the process started with SIGINT ignored (as a
+    # background job of a non-interactive shell does), in which case Python installs none.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT))
     timer.start()
     try:
@@ -202,6 +205,7 @@ def test_gil_released_and_ctrl_c_stops_a_fit(rng):
         stop.set()
         timer.cancel()
         counter.join()
+        signal.signal(signal.SIGINT, previous)
     assert len(ticks) > 10
     assert not hasattr(model, "components_")
 
