@@ -14,6 +14,12 @@
 //!   β rules      numerator V ⊙ y₁^(β−2), denominator y₂^(β−1), y₁ = max(y, ε) for β < 2,
 //!                y₂ = max(y, ε) for β < 1 (scikit-learn's guards)
 //! ```
+//!
+//! The powers are [`vmath::pow`] (within [`vmath::POW_ULPS`]), so the CPU engine's row
+//! kernels (`cpu::divergence_rows`) vectorise them; the f64 entries here are the references
+//! the vector loss rows are tested against.
+
+use crate::engine::vmath;
 
 /// The guard of the β-divergence products and loss: scikit-learn's `EPSILON`, f32's machine
 /// epsilon.
@@ -49,7 +55,7 @@ pub(crate) fn beta_num_power(y: f32, beta: f32) -> f32 {
         let inv = 1.0 / y;
         inv * inv
     } else {
-        y.powf(beta - 2.0)
+        vmath::pow(y, beta - 2.0)
     }
 }
 
@@ -61,7 +67,7 @@ pub(crate) fn beta_den_power(y: f32, beta: f32) -> f32 {
     } else {
         y
     };
-    y.powf(beta - 1.0)
+    vmath::pow(y, beta - 1.0)
 }
 
 /// One entry of scikit-learn's β-divergence (β ∉ {1, 2}), in f64, with `q = max(wh, ε)`

@@ -13,6 +13,7 @@ pub(crate) mod divergence;
 pub(crate) mod gpu;
 mod inner;
 mod task;
+pub(crate) mod vmath;
 
 use ndarray::{Array2, ArrayView2};
 

@@ -4,9 +4,12 @@
 //! divergence of one block for the exact losses.
 
 use ndarray::parallel::prelude::*;
-use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
+use std::borrow::Cow;
+
+use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis, Zip};
 
 use super::data::{DataOperator, Pair};
+use super::divergence_rows::{self, RowLoss};
 use super::layout::pack_ht;
 use super::{elementwise, products, simd};
 use crate::engine::divergence::{self, beta_entry, beta_pair};
@@ -45,11 +48,19 @@ pub(super) fn blocked_beta(
 ) -> Result<()> {
     blocked_products(data, scratch_ht, f, num, Some(den), |z, b, vb| {
         if let Some(b) = b {
-            Zip::from(z).and(b).and(vb).for_each(|y, b, &x| {
-                let (a, d) = beta_pair(*y, beta);
-                *y = x * a;
-                *b = d;
-            })
+            for ((mut yr, mut br), vr) in z.rows_mut().into_iter().zip(b.rows_mut()).zip(vb.rows())
+            {
+                match (yr.as_slice_mut(), br.as_slice_mut(), vr.as_slice()) {
+                    (Some(ys), Some(bs), Some(vs)) => {
+                        divergence_rows::beta_pair_row(ys, bs, vs, beta)
+                    }
+                    _ => Zip::from(yr).and(br).and(vr).for_each(|y, b, &x| {
+                        let (a, d) = beta_pair(*y, beta);
+                        *y = x * a;
+                        *b = d;
+                    }),
+                }
+            }
         }
     })
 }
@@ -177,20 +188,34 @@ pub(super) fn block_divergence(
             }
             0.5 * acc
         }
-        Loss::KullbackLeibler => {
-            // scikit-learn: the log term only where v > ε, with wh clamped below at ε.
-            Zip::from(v).and(wh).for_each(|&v, &p| {
-                acc += divergence::kl_entry_data(v as f64, p as f64, eps as f64) + p as f64;
-            });
-            acc
-        }
-        Loss::ItakuraSaito | Loss::Beta(_) => {
+        // scikit-learn's rules: the log term only where v > ε, with wh clamped below at ε.
+        Loss::KullbackLeibler => rows_loss(v, wh, RowLoss::KullbackLeibler(eps)),
+        Loss::ItakuraSaito => rows_loss(v, wh, RowLoss::ItakuraSaito(divergence::BETA_GUARD)),
+        Loss::Beta(_) => {
             let beta = loss.beta_value();
             Zip::from(v)
                 .and(wh)
                 .for_each(|&v, &p| acc += beta_entry(v, p, beta));
             acc
         }
+    }
+}
+
+/// The sum of [`divergence_rows::loss_row`] over the rows of a block (rows copied where they
+/// are not contiguous).
+fn rows_loss(v: ArrayView2<'_, f32>, wh: ArrayView2<'_, f32>, loss: RowLoss) -> f64 {
+    v.rows()
+        .into_iter()
+        .zip(wh.rows())
+        .map(|(vr, pr)| divergence_rows::loss_row(&contiguous(vr), &contiguous(pr), loss))
+        .sum()
+}
+
+/// The entries of a row as one slice: the row itself where it is contiguous, else a copy.
+fn contiguous<'a>(r: ArrayView1<'a, f32>) -> Cow<'a, [f32]> {
+    match r.to_slice() {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(r.to_vec()),
     }
 }
 

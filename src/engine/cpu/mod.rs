@@ -5,6 +5,7 @@ mod blocked;
 mod csr;
 mod data;
 mod dense;
+mod divergence_rows;
 mod elementwise;
 mod hals;
 mod layout;
