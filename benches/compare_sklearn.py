@@ -7,11 +7,12 @@ OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE for itself):
         [--shape 361,2429,49 | --faces DIR --rank 49] [--iterations 200] [--threads 2] \
         [--repeats 3] [--only mu_frobenius,hals] [--time-to-error]
 
-For each solver (MU Frobenius, MU KL, HALS vs scikit-learn's CD) it prints the final relative
+For each case (MU with the Frobenius, KL, Itakura–Saito and β = 1.5 losses; HALS vs
+scikit-learn's CD) it prints the final relative
 error ||V - WH|| / ||V|| of both and their gap, and the milliseconds per iteration of both:
 the best of --repeats fits, taken in turns (scikit-learn's fit of each case, then ours), so that
 both sides see the same load on a shared machine. --only keeps some of the cases
-(mu_frobenius, mu_kl, hals). NMF_PARITY=PATH runs that parity binary instead of
+(mu_frobenius, mu_kl, mu_is, mu_beta1.5, hals; the default leaves out the last two MU ones). NMF_PARITY=PATH runs that parity binary instead of
 `cargo run --example parity`.
 
 With --time-to-error it runs scikit-learn's CD for --iterations (tol 0) and takes the relative
@@ -46,7 +47,8 @@ def main():
     ap.add_argument("--faces", help="a directory of PGM images: V = pixels x images")
     ap.add_argument("--rank", type=int, default=49, help="the rank with --faces")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--only", default="mu_frobenius,mu_kl,hals")
+    ap.add_argument("--only", default="mu_frobenius,mu_kl,hals",
+                    help="cases: mu_frobenius, mu_kl, mu_is, mu_beta1.5, hals")
     ap.add_argument("--time-to-error", action="store_true")
     args = ap.parse_args()
     # OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE may force slow OpenBLAS kernels on these machines:
@@ -72,7 +74,8 @@ def main():
 
     if args.time_to_error:
         return time_to_error(args, v, w0, h0, NMF)
-    cases = [("mu_frobenius", "mu", "frobenius"), ("mu_kl", "mu", "kullback-leibler"), ("hals", "cd", "frobenius")]
+    cases = [("mu_frobenius", "mu", "frobenius"), ("mu_kl", "mu", "kullback-leibler"),
+             ("mu_is", "mu", "itakura-saito"), ("mu_beta1.5", "mu", 1.5), ("hals", "cd", "frobenius")]
     cases = [c for c in cases if c[0] in args.only.split(",")]
     keys = ",".join(c[0] for c in cases)
     sk_best = {key: (float("inf"), None) for key, _, _ in cases}

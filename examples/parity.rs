@@ -1,11 +1,12 @@
 //! Fit V.npy from a given start W0.npy, H0.npy with each solver and print the results as JSON:
 //! the Rust half of `benches/compare_sklearn.py`.
 //!
-//! `cargo run --release --example parity -- DIR [ITERATIONS]`: MU Frobenius, MU KL and HALS for
-//! ITERATIONS (default 200) with `tol = 0`; final relative error, loss and ms per iteration.
+//! `cargo run --release --example parity -- DIR [ITERATIONS]`: MU Frobenius, KL, Itakura–Saito
+//! and β = 1.5, and HALS, for ITERATIONS (default 200) with `tol = 0`; final relative error,
+//! loss and ms per iteration.
 //!
 //! `cargo run --release --example parity -- DIR ITERATIONS --only mu_frobenius,hals`: only those
-//! of the three (keys as in the JSON).
+//! cases (keys as in the JSON).
 //!
 //! `cargo run --release --example parity -- DIR BUDGET --time-to-error E`: HALS and accelerated
 //! HALS (at most BUDGET iterations, the loss checked after every iteration): the wall time from
@@ -75,6 +76,8 @@ fn fixed_iterations(
             Loss::Frobenius,
         ),
         ("mu_kl", Solver::MultiplicativeUpdate, Loss::KullbackLeibler),
+        ("mu_is", Solver::MultiplicativeUpdate, Loss::ItakuraSaito),
+        ("mu_beta1.5", Solver::MultiplicativeUpdate, Loss::Beta(1.5)),
         ("hals", Solver::Hals, Loss::Frobenius),
     ] {
         if only.is_some_and(|keys| !keys.split(',').any(|k| k == key)) {

@@ -12,7 +12,7 @@ use super::data::{DataOperator, Pair};
 use super::divergence_rows::{self, RowLoss};
 use super::layout::pack_ht;
 use super::{elementwise, products, simd};
-use crate::engine::divergence::{self, beta_entry, beta_pair};
+use crate::engine::divergence::{self, beta_pair};
 use crate::engine::{Blocks, Side};
 use crate::error::Result;
 use crate::options::Loss;
@@ -191,13 +191,7 @@ pub(super) fn block_divergence(
         // scikit-learn's rules: the log term only where v > ε, with wh clamped below at ε.
         Loss::KullbackLeibler => rows_loss(v, wh, RowLoss::KullbackLeibler(eps)),
         Loss::ItakuraSaito => rows_loss(v, wh, RowLoss::ItakuraSaito(divergence::BETA_GUARD)),
-        Loss::Beta(_) => {
-            let beta = loss.beta_value();
-            Zip::from(v)
-                .and(wh)
-                .for_each(|&v, &p| acc += beta_entry(v, p, beta));
-            acc
-        }
+        Loss::Beta(_) => rows_loss(v, wh, RowLoss::Beta(loss.beta_value())),
     }
 }
 

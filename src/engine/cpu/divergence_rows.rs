@@ -19,7 +19,7 @@
 
 use super::elementwise::SUM_TERMS;
 use super::simd::{self, isa_call, isa_entries, Level};
-use crate::engine::divergence::{beta_pair, BETA_GUARD};
+use crate::engine::divergence::{beta_entry, beta_pair, BETA_GUARD};
 use crate::engine::vmath;
 
 /// The partial sums of the loss rows: one per f32 lane of the widest vector (AVX-512).
@@ -35,6 +35,8 @@ pub(super) enum RowLoss {
     KullbackLeibler(f32),
     /// Itakura–Saito (β = 0), with its guard `ε`.
     ItakuraSaito(f32),
+    /// The β-divergence of any other β (not 0, 1 or 2), guard [`BETA_GUARD`].
+    Beta(f32),
 }
 
 /// `Σ_j entry(v_j, p_j)` over one row of `V` and of `W H` (as long as each other), in f64, at
@@ -75,10 +77,84 @@ fn loss_body(v: &[f32], p: &[f32], loss: RowLoss) -> f64 {
                     *o = if v > eps { entry } else { -1.0 };
                 }
             }
+            RowLoss::Beta(beta) => {
+                let series = BetaSeries::new(beta);
+                for ((o, &v), &p) in out.iter_mut().zip(vc).zip(pc) {
+                    *o = series.entry(v, p) as f32;
+                }
+                // The entries with wh < ε (rare): their whole entry in f64.
+                for (&v, &p) in vc.iter().zip(pc) {
+                    if p < BETA_GUARD {
+                        total += beta_entry(v, p, beta);
+                    }
+                }
+            }
         }
         total += lane_sum(out);
     }
     total
+}
+
+/// One entry of the β-divergence (β ∉ {0, 1, 2}) with `q = max(wh, ε)`, written so that
+/// nothing cancels as `v → q`. With `x = v / q = 1 + d`:
+///
+/// ```text
+///   v > ε:  q^β · g(d) / (β (β − 1)),   g(d) = x^β − 1 − β d = Σ_{k≥2} C(β, k) d^k
+///   v ≤ ε:  q^β / β
+/// ```
+///
+/// `g` is summed as that series (to `k = 10`) for `|d| ≤ 1/8`, else as `(e^(β ln x) − 1) − β d`
+/// ([`vmath::exp_m1_wide`], [`vmath::ln_ratio`]); `q^β` is [`vmath::pow_wide`]. Where
+/// `wh < ε` the last term of scikit-learn's entry holds `wh^β`, not `q^β`: those (rare)
+/// entries are 0 here and the caller adds [`beta_entry`]'s.
+struct BetaSeries {
+    beta: f32,
+    /// `C(β, k)` for `k = 2 … 10`.
+    c: [f64; 9],
+}
+
+impl BetaSeries {
+    /// `|d|` up to which `g` is summed as its series (the first term left out is below
+    /// `d^8 ≈ 6·10⁻⁸` of the first).
+    const SERIES_D: f32 = 0.125;
+
+    fn new(beta: f32) -> BetaSeries {
+        let b = f64::from(beta);
+        let mut c = [0.0; 9];
+        let mut ck = b * (b - 1.0) / 2.0;
+        for (k, slot) in (2..).zip(c.iter_mut()) {
+            *slot = ck;
+            ck *= (b - f64::from(k)) / f64::from(k + 1);
+        }
+        BetaSeries { beta, c }
+    }
+
+    /// The entry of `v` and `p` (see the type), 0 where `p < ε`.
+    #[inline(always)]
+    fn entry(&self, v: f32, p: f32) -> f64 {
+        let eps = BETA_GUARD;
+        let b = f64::from(self.beta);
+        let q = if p < eps { eps } else { p };
+        let qb = vmath::pow_wide(q, self.beta);
+        let d = (v - q) / q;
+        let g = if d.abs() <= Self::SERIES_D {
+            let d = f64::from(d);
+            let mut s = self.c[8];
+            for &ck in self.c[..8].iter().rev() {
+                s = s * d + ck;
+            }
+            d * d * s
+        } else {
+            vmath::exp_m1_wide(b * f64::from(vmath::ln_ratio(v, q))) - b * f64::from(d)
+        };
+        if p < eps {
+            0.0
+        } else if v > eps {
+            qb * g / (b * (b - 1.0))
+        } else {
+            qb / b
+        }
+    }
 }
 
 /// `Σ x` in f64 from [`LANES`] f32 partial sums (lane `j` sums the entries `j`, `j + LANES`,
@@ -159,7 +235,7 @@ fn pair_loop(y: &mut [f32], b: &mut [f32], v: &[f32], pair: impl Fn(f32) -> (f32
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::divergence::{beta_entry, kl_entry_data};
+    use crate::engine::divergence::kl_entry_data;
 
     /// Relative agreement of the row sums with the f64 entries: a few units of 2⁻²⁴ per entry
     /// ([`vmath::LN_RATIO_ABS`] and the f32 rounding of the entry and its partial sum).
@@ -184,6 +260,7 @@ mod tests {
                 let p = match i % 5 {
                     0 => v,
                     1 => 1e-12,
+                    2 => v * (1.0 + 1e-3 * (next() - 0.5)),
                     _ => v * (0.5 + next()) + next(),
                 };
                 (v, p)
@@ -204,6 +281,8 @@ mod tests {
                 })
                 .sum();
             let is: f64 = v.iter().zip(&p).map(|(&v, &p)| beta_entry(v, p, 0.0)).sum();
+            let b15: f64 = v.iter().zip(&p).map(|(&v, &p)| beta_entry(v, p, 1.5)).sum();
+            let bh: f64 = v.iter().zip(&p).map(|(&v, &p)| beta_entry(v, p, 0.5)).sum();
             let scale_is: f64 = v
                 .iter()
                 .zip(&p)
@@ -224,7 +303,17 @@ mod tests {
                     (got_is - is).abs() <= ROW_SUM_REL_TOL * scale_is,
                     "IS n {n}: {got_is} vs {is}"
                 );
-                seen.push((got_kl.to_bits(), got_is.to_bits()));
+                let got_b15 = loss_row_at(level, &v, &p, RowLoss::Beta(1.5));
+                let got_bh = loss_row_at(level, &v, &p, RowLoss::Beta(0.5));
+                assert!(
+                    (got_b15 - b15).abs() <= ROW_SUM_REL_TOL * b15.abs(),
+                    "β 1.5 n {n}: {got_b15} vs {b15}"
+                );
+                assert!(
+                    (got_bh - bh).abs() <= ROW_SUM_REL_TOL * bh.abs(),
+                    "β 0.5 n {n}: {got_bh} vs {bh}"
+                );
+                seen.push([got_kl, got_is, got_b15, got_bh].map(f64::to_bits));
             }
             assert!(
                 seen.windows(2).all(|w| w[0] == w[1]),
