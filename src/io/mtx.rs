@@ -82,6 +82,73 @@ struct Header {
     size_line: usize,
 }
 
+impl Header {
+    /// A format error unless the `nnz` entries the size line declares fit in the
+    /// `rows x cols` matrix.
+    fn check_entries_fit(&self, path: &Path) -> Result<()> {
+        let Header {
+            rows, cols, nnz, ..
+        } = *self;
+        if u128::from(nnz) > u128::from(rows) * u128::from(cols) {
+            return Err(line_error(path)(
+                self.size_line,
+                Some(3),
+                format!(
+                    "malformed size line: {nnz} entries cannot fit in a {rows} x {cols} matrix"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A format error for a skew-symmetric file read as nonnegative entries.
+    fn refuse_skew_symmetric(&self, path: &Path) -> Result<()> {
+        if self.symmetry == Symmetry::SkewSymmetric {
+            return Err(format_error(
+                path,
+                Some(1),
+                None,
+                "the header declares a skew-symmetric matrix, whose mirrored entries are the negated stored ones (a_ji = -a_ij); NMF needs every entry >= 0",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The format error at a line (and column) of `path`.
+fn line_error(path: &Path) -> impl Fn(usize, Option<usize>, String) -> NmfError + '_ {
+    move |line, col, msg| format_error(path, Some(line), col, msg)
+}
+
+/// A format error unless the file (of `file_len` bytes, when known) can hold the `values` the
+/// size line declares at `min_bytes` bytes each at the least.
+fn check_length(path: &Path, file_len: Option<u64>, values: u128, min_bytes: u128) -> Result<()> {
+    if let Some(len) = file_len {
+        if values.saturating_mul(min_bytes) > u128::from(len) {
+            return Err(format_error(
+                path,
+                None,
+                None,
+                format!("truncated: the size line declares {values} values but the file is only {len} bytes long"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Why an entry `v` of a file read as nonnegative is refused (`at` names the entry), if it is.
+fn negative_or_non_finite(v: f32, at: impl FnOnce() -> String) -> Option<String> {
+    if v.is_finite() && v >= 0.0 {
+        return None;
+    }
+    let at = at();
+    Some(if v.is_finite() {
+        format!("negative value {v} at {at}; NMF needs every entry >= 0 (clip, shift or take absolute values first)")
+    } else {
+        format!("non-finite value {v} at {at} (NaN, infinite, or beyond float32); remove or impute it first")
+    })
+}
+
 /// Open `path`, read its banner and size line; returns the lines that follow and the file's
 /// length (when it is a regular file).
 fn open_header<'p>(
@@ -97,8 +164,7 @@ fn open_header<'p>(
     let mut lines = Lines {
         inner: LineReader::new(BufReader::new(file), path, options.line_limit_bytes()),
     };
-    let err =
-        |line: usize, col: Option<usize>, msg: String| format_error(path, Some(line), col, msg);
+    let err = line_error(path);
 
     // The banner.
     let Some((_, banner)) = lines.next_line()? else {
@@ -181,8 +247,7 @@ pub(crate) fn read(path: &Path, options: &ReadOptions) -> Result<MtxMatrix> {
         nnz,
         size_line,
     } = header;
-    let err =
-        |line: usize, col: Option<usize>, msg: String| format_error(path, Some(line), col, msg);
+    let err = line_error(path);
     let elements = check_dims(path, rows, cols, options.limit_bytes())?;
     let (r, c) = (rows as usize, cols as usize);
 
@@ -193,25 +258,12 @@ pub(crate) fn read(path: &Path, options: &ReadOptions) -> Result<MtxMatrix> {
         (Layout::Array, Symmetry::Symmetric) => (r as u128) * (r as u128 + 1) / 2,
         (Layout::Array, Symmetry::SkewSymmetric) => (r as u128) * (r as u128).saturating_sub(1) / 2,
     };
-    if layout == Layout::Coordinate && u128::from(nnz) > elements as u128 {
-        return Err(err(
-            size_line,
-            Some(3),
-            format!("malformed size line: {nnz} entries cannot fit in a {rows} x {cols} matrix"),
-        ));
+    if layout == Layout::Coordinate {
+        header.check_entries_fit(path)?;
     }
     // Each coordinate entry takes at least 4 bytes ("1 1\n"), each array value 2 ("0\n").
     let min_bytes = if layout == Layout::Coordinate { 4 } else { 2 };
-    if let Some(len) = file_len {
-        if expected.saturating_mul(min_bytes) > u128::from(len) {
-            return Err(format_error(
-                path,
-                None,
-                None,
-                format!("truncated: the size line declares {expected} values but the file is only {len} bytes long"),
-            ));
-        }
-    }
+    check_length(path, file_len, expected, min_bytes)?;
 
     let mut data = Array2::<f32>::zeros((r, c));
     match layout {
@@ -322,14 +374,7 @@ fn sparse_bytes(stored: u128, rows: u64, cols: u64) -> u128 {
 /// has negative entries.
 pub(crate) fn read_sparse(path: &Path, options: &ReadOptions) -> Result<CsrMatrix> {
     let (mut lines, header, file_len) = open_header(path, options)?;
-    if header.symmetry == Symmetry::SkewSymmetric {
-        return Err(format_error(
-            path,
-            Some(1),
-            None,
-            "the header declares a skew-symmetric matrix, whose mirrored entries are the negated stored ones (a_ji = -a_ij); NMF needs every entry >= 0",
-        ));
-    }
+    header.refuse_skew_symmetric(path)?;
     if header.layout == Layout::Array {
         drop(lines);
         return CsrMatrix::from_dense(read(path, options)?.data.view());
@@ -342,8 +387,7 @@ pub(crate) fn read_sparse(path: &Path, options: &ReadOptions) -> Result<CsrMatri
         size_line,
         ..
     } = header;
-    let err =
-        |line: usize, col: Option<usize>, msg: String| format_error(path, Some(line), col, msg);
+    let err = line_error(path);
     for (k, (n, what)) in [(rows, "rows"), (cols, "columns")].into_iter().enumerate() {
         if u32::try_from(n).is_err() {
             return Err(err(
@@ -356,13 +400,7 @@ pub(crate) fn read_sparse(path: &Path, options: &ReadOptions) -> Result<CsrMatri
             ));
         }
     }
-    if u128::from(nnz) > u128::from(rows) * u128::from(cols) {
-        return Err(err(
-            size_line,
-            Some(3),
-            format!("malformed size line: {nnz} entries cannot fit in a {rows} x {cols} matrix"),
-        ));
-    }
+    header.check_entries_fit(path)?;
     let stored = if symmetry == Symmetry::General {
         u128::from(nnz)
     } else {
@@ -379,21 +417,12 @@ pub(crate) fn read_sparse(path: &Path, options: &ReadOptions) -> Result<CsrMatri
             limit: options.limit_bytes(),
         });
     }
-    if let Some(len) = file_len {
-        if u128::from(nnz) * 4 > u128::from(len) {
-            return Err(format_error(
-                path,
-                None,
-                None,
-                format!("truncated: the size line declares {nnz} values but the file is only {len} bytes long"),
-            ));
-        }
-    }
+    check_length(path, file_len, u128::from(nnz), 4)?;
     // `stored` fits in usize: its bytes do (checked above).
     let mut triplets: Vec<(u32, u32, f32)> = Vec::with_capacity(stored as usize);
     read_entries(&mut lines, &header, path, |no, i, j, v| {
-        if !v.is_finite() || v < 0.0 {
-            let at = if symmetry == Symmetry::Symmetric && i != j {
+        let at = || {
+            if symmetry == Symmetry::Symmetric && i != j {
                 format!(
                     "entry ({}, {}) or its mirror ({}, {})",
                     i + 1,
@@ -403,12 +432,9 @@ pub(crate) fn read_sparse(path: &Path, options: &ReadOptions) -> Result<CsrMatri
                 )
             } else {
                 format!("entry ({}, {})", i + 1, j + 1)
-            };
-            let msg = if v.is_finite() {
-                format!("negative value {v} at {at}; NMF needs every entry >= 0 (clip, shift or take absolute values first)")
-            } else {
-                format!("non-finite value {v} at {at} (NaN, infinite, or beyond float32); remove or impute it first")
-            };
+            }
+        };
+        if let Some(msg) = negative_or_non_finite(v, at) {
             return Err(err(no, Some(3), msg));
         }
         // Both fit in u32 (the dimensions were checked above).
@@ -440,8 +466,7 @@ fn read_entries<R: BufRead>(
         size_line,
         ..
     } = *header;
-    let err =
-        |line: usize, col: Option<usize>, msg: String| format_error(path, Some(line), col, msg);
+    let err = line_error(path);
     let fields = if field == Field::Pattern { 2 } else { 3 };
     let mut found: u64 = 0;
     while let Some((no, line)) = lines.next_content()? {
@@ -518,11 +543,7 @@ fn parse_banner(line: &str) -> std::result::Result<(Layout, Field, Symmetry), Ba
     let layout = match words[2].as_str() {
         "coordinate" => Layout::Coordinate,
         "array" => Layout::Array,
-        other => {
-            return Err(Malformed(format!(
-                "unknown format '{other}' (expected coordinate or array)"
-            )))
-        }
+        other => return Err(unknown_word("format", other, "coordinate or array")),
     };
     let field = match words[3].as_str() {
         "real" | "double" => Field::Real,
@@ -533,33 +554,29 @@ fn parse_banner(line: &str) -> std::result::Result<(Layout, Field, Symmetry), Ba
                 "the pattern field is only valid with the coordinate format".into(),
             ))
         }
-        "complex" => {
-            return Err(Unsupported(
-                "holds a complex matrix; NMF needs real nonnegative values".into(),
-            ))
-        }
-        other => {
-            return Err(Malformed(format!(
-                "unknown field '{other}' (expected real, integer or pattern)"
-            )))
-        }
+        "complex" => return Err(complex_values("complex")),
+        other => return Err(unknown_word("field", other, "real, integer or pattern")),
     };
     let symmetry = match words[4].as_str() {
         "general" => Symmetry::General,
         "symmetric" => Symmetry::Symmetric,
         "skew-symmetric" => Symmetry::SkewSymmetric,
-        "hermitian" => {
-            return Err(Unsupported(
-                "holds a hermitian (complex) matrix; NMF needs real nonnegative values".into(),
-            ))
-        }
-        other => {
-            return Err(Malformed(format!(
-                "unknown symmetry '{other}' (expected general or symmetric)"
-            )))
-        }
+        "hermitian" => return Err(complex_values("hermitian (complex)")),
+        other => return Err(unknown_word("symmetry", other, "general or symmetric")),
     };
     Ok((layout, field, symmetry))
+}
+
+/// A banner word `word` in the place of `what` that names nothing known (`expected`: what does).
+fn unknown_word(what: &str, word: &str, expected: &str) -> BannerProblem {
+    BannerProblem::Malformed(format!("unknown {what} '{word}' (expected {expected})"))
+}
+
+/// A banner that declares complex values (`kind`: how it says so).
+fn complex_values(kind: &str) -> BannerProblem {
+    BannerProblem::Unsupported(format!(
+        "holds a {kind} matrix; NMF needs real nonnegative values"
+    ))
 }
 
 fn symmetry_name(s: Symmetry) -> &'static str {
@@ -628,14 +645,7 @@ pub(crate) fn read_sparse_block(
             reason: "a MatrixMarket array file is dense: a distributed fit reads its block from a .npy file (numpy.save) or a coordinate .mtx file".into(),
         });
     }
-    if header.symmetry == Symmetry::SkewSymmetric {
-        return Err(format_error(
-            path,
-            Some(1),
-            None,
-            "the header declares a skew-symmetric matrix, whose mirrored entries are the negated stored ones (a_ji = -a_ij); NMF needs every entry >= 0",
-        ));
-    }
+    header.refuse_skew_symmetric(path)?;
     let (m, n) = (header.rows, header.cols);
     super::limits::check_block(path, (&rows, &cols), (m, n), "matrix")?;
     let (br, bc) = (rows.len(), cols.len());
@@ -650,15 +660,9 @@ pub(crate) fn read_sparse_block(
     let symmetric = header.symmetry == Symmetry::Symmetric;
     let limit = u128::from(options.limit_bytes());
     let mut triplets: Vec<(u32, u32, f32)> = Vec::new();
-    let err =
-        |line: usize, col: Option<usize>, msg: String| format_error(path, Some(line), col, msg);
+    let err = line_error(path);
     read_entries(&mut lines, &header, path, |no, i, j, v| {
-        if !v.is_finite() || v < 0.0 {
-            let msg = if v.is_finite() {
-                format!("negative value {v} at entry ({}, {}); NMF needs every entry >= 0 (clip, shift or take absolute values first)", i + 1, j + 1)
-            } else {
-                format!("non-finite value {v} at entry ({}, {}) (NaN, infinite, or beyond float32); remove or impute it first", i + 1, j + 1)
-            };
+        if let Some(msg) = negative_or_non_finite(v, || format!("entry ({}, {})", i + 1, j + 1)) {
             return Err(err(no, Some(3), msg));
         }
         let mut keep = |a: usize, b: usize| -> Result<()> {

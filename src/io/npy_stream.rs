@@ -18,6 +18,7 @@ use ndarray::Array2;
 
 use super::npy::{open_layout, Layout};
 use super::read_error;
+use super::write::PartialFile;
 use crate::error::{NmfError, Result};
 use crate::online::Source;
 
@@ -174,8 +175,7 @@ fn internal(path: &Path) -> NmfError {
 /// written; a writer dropped before that removes it, so `path` never holds a partial matrix.
 #[derive(Debug)]
 pub struct NpyColumnWriter {
-    path: PathBuf,
-    tmp: PathBuf,
+    file: PartialFile,
     out: Option<std::io::BufWriter<File>>,
     rows: usize,
     cols: usize,
@@ -186,18 +186,7 @@ impl NpyColumnWriter {
     /// Start writing a `rows x cols` matrix to `path`.
     pub fn create(path: impl AsRef<Path>, rows: usize, cols: usize) -> Result<NpyColumnWriter> {
         use std::io::Write;
-        let path = path.as_ref().to_path_buf();
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "out.npy".into());
-        let tmp = path.with_file_name(format!(".{name}.partial"));
-        let write_err = |tmp: &Path, source: std::io::Error| NmfError::Io {
-            path: tmp.to_path_buf(),
-            action: "write the file",
-            source,
-        };
-        let file = File::create(&tmp).map_err(|e| write_err(&tmp, e))?;
+        let (partial, file) = PartialFile::create(path.as_ref(), "out.npy")?;
         let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
         let dict =
             format!("{{'descr': '<f4', 'fortran_order': True, 'shape': ({rows}, {cols}), }}");
@@ -214,10 +203,9 @@ impl NpyColumnWriter {
         out.write_all(b"\x93NUMPY\x01\x00")
             .and_then(|_| out.write_all(&len.to_le_bytes()))
             .and_then(|_| out.write_all(&header))
-            .map_err(|e| write_err(&tmp, e))?;
+            .map_err(|e| partial.write_error(e))?;
         Ok(NpyColumnWriter {
-            path,
-            tmp,
+            file: partial,
             out: Some(out),
             rows,
             cols,
@@ -248,11 +236,8 @@ impl NpyColumnWriter {
                 bytes.extend_from_slice(&x.to_le_bytes());
             }
         }
-        out.write_all(&bytes).map_err(|source| NmfError::Io {
-            path: self.tmp.clone(),
-            action: "write the file",
-            source,
-        })?;
+        out.write_all(&bytes)
+            .map_err(|e| self.file.write_error(e))?;
         self.written += block.ncols();
         Ok(())
     }
@@ -271,21 +256,13 @@ impl NpyColumnWriter {
                 found: format!("{}", self.written),
             });
         }
-        let io = |path: &Path, action: &'static str, source: std::io::Error| NmfError::Io {
-            path: path.to_path_buf(),
-            action,
-            source,
-        };
         if let Some(out) = self.out.take() {
             let file = out
                 .into_inner()
-                .map_err(|e| io(&self.tmp, "write the file", e.into_error()))?;
-            file.sync_all()
-                .map_err(|e| io(&self.tmp, "write the file", e))?;
+                .map_err(|e| self.file.write_error(e.into_error()))?;
+            self.file.sync(&file)?;
         }
-        std::fs::rename(&self.tmp, &self.path)
-            .map_err(|e| io(&self.path, "move the finished file into place", e))?;
-        Ok(())
+        self.file.rename()
     }
 }
 
@@ -296,11 +273,6 @@ impl NpyColumnWriter {
     /// [`commit`](Self::commit). Returns the columns kept.
     pub fn commit_partial(mut self) -> Result<usize> {
         use std::io::{Seek, SeekFrom, Write};
-        let io = |path: &Path, action: &'static str, source: std::io::Error| NmfError::Io {
-            path: path.to_path_buf(),
-            action,
-            source,
-        };
         let dict = |cols: usize| {
             format!(
                 "{{'descr': '<f4', 'fortran_order': True, 'shape': ({}, {cols}), }}",
@@ -319,14 +291,13 @@ impl NpyColumnWriter {
         if let Some(out) = self.out.take() {
             let mut file = out
                 .into_inner()
-                .map_err(|e| io(&self.tmp, "write the file", e.into_error()))?;
+                .map_err(|e| self.file.write_error(e.into_error()))?;
             file.seek(SeekFrom::Start(10))
                 .and_then(|_| file.write_all(&header))
-                .and_then(|_| file.sync_all())
-                .map_err(|e| io(&self.tmp, "write the file", e))?;
+                .map_err(|e| self.file.write_error(e))?;
+            self.file.sync(&file)?;
         }
-        std::fs::rename(&self.tmp, &self.path)
-            .map_err(|e| io(&self.path, "move the finished file into place", e))?;
+        self.file.rename()?;
         Ok(self.written)
     }
 }
@@ -334,7 +305,7 @@ impl NpyColumnWriter {
 impl Drop for NpyColumnWriter {
     fn drop(&mut self) {
         if self.out.take().is_some() {
-            let _ = std::fs::remove_file(&self.tmp);
+            self.file.remove();
         }
     }
 }

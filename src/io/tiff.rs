@@ -49,6 +49,7 @@ use tiff::{ColorType, TiffError};
 use super::limits::check_dims;
 use super::samples::format_error;
 use super::walk::{list_files, Descend};
+use super::write::PartialFile;
 use super::{open, ReadOptions};
 use crate::error::{NmfError, Result};
 use crate::online::Source;
@@ -860,8 +861,7 @@ fn write_page<K: tiff::encoder::TiffKind>(
 /// beside the final one until [`finish`](Self::finish) renames it; a writer dropped before
 /// that removes it.
 pub struct TiffWriter {
-    path: PathBuf,
-    tmp: PathBuf,
+    file: PartialFile,
     encoder: Option<Encoder>,
     sink: Sink,
     width: u32,
@@ -872,7 +872,7 @@ pub struct TiffWriter {
 impl std::fmt::Debug for TiffWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TiffWriter")
-            .field("path", &self.path)
+            .field("path", &self.file.path())
             .field("width", &self.width)
             .field("height", &self.height)
             .field("frames", &self.frames)
@@ -890,17 +890,7 @@ impl TiffWriter {
         bigtiff: bool,
         compression: TiffCompression,
     ) -> Result<TiffWriter> {
-        let path = path.as_ref().to_path_buf();
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "out.tif".into());
-        let tmp = path.with_file_name(format!(".{name}.partial"));
-        let file = File::create(&tmp).map_err(|source| NmfError::Io {
-            path: tmp.clone(),
-            action: "write the file",
-            source,
-        })?;
+        let (partial, file) = PartialFile::create(path.as_ref(), "out.tif")?;
         let sink = Sink(Arc::new(Mutex::new(BufWriter::with_capacity(
             1 << 20,
             file,
@@ -919,10 +909,9 @@ impl TiffWriter {
             tiff::encoder::TiffEncoder::new(sink.clone())
                 .map(|e| Encoder::Standard(e.with_compression(compression)))
         };
-        let encoder = encoder.map_err(|e| write_error(&tmp, e))?;
+        let encoder = encoder.map_err(|e| write_error(partial.tmp(), e))?;
         Ok(TiffWriter {
-            path,
-            tmp,
+            file: partial,
             encoder: Some(encoder),
             sink,
             width,
@@ -947,7 +936,7 @@ impl TiffWriter {
             Some(Encoder::Big(e)) => write_page(e, w, h, frame),
             None => Ok(()),
         };
-        written.map_err(|e| write_error(&self.tmp, e))?;
+        written.map_err(|e| write_error(self.file.tmp(), e))?;
         self.frames += 1;
         Ok(())
     }
@@ -959,11 +948,6 @@ impl TiffWriter {
 
     /// Flush, sync and rename the file to its final path.
     pub fn finish(mut self) -> Result<()> {
-        let io = |path: &Path, action: &'static str, source: std::io::Error| NmfError::Io {
-            path: path.to_path_buf(),
-            action,
-            source,
-        };
         if self.encoder.take().is_none() {
             return Ok(());
         }
@@ -973,18 +957,16 @@ impl TiffWriter {
                 out.flush()?;
                 out.get_ref().try_clone()
             })
-            .map_err(|e| io(&self.tmp, "write the file", e))?;
-        file.sync_all()
-            .map_err(|e| io(&self.tmp, "write the file", e))?;
-        std::fs::rename(&self.tmp, &self.path)
-            .map_err(|e| io(&self.path, "move the finished file into place", e))
+            .map_err(|e| self.file.write_error(e))?;
+        self.file.sync(&file)?;
+        self.file.rename()
     }
 }
 
 impl Drop for TiffWriter {
     fn drop(&mut self) {
         if self.encoder.take().is_some() {
-            let _ = std::fs::remove_file(&self.tmp);
+            self.file.remove();
         }
     }
 }

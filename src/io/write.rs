@@ -102,6 +102,71 @@ fn temp_name(target: &Path) -> PathBuf {
     sibling_name(target, "tmp")
 }
 
+/// An output streamed into the hidden file `.<name>.partial` beside its final path and renamed
+/// there once finished ([`sync`](Self::sync), then [`rename`](Self::rename)); its owner
+/// [`remove`](Self::remove)s it when dropped unfinished, so the final path never holds a
+/// partial file.
+#[derive(Debug)]
+pub(crate) struct PartialFile {
+    path: PathBuf,
+    tmp: PathBuf,
+}
+
+impl PartialFile {
+    /// Create the partial file of `path` (`<name>`: the file name of `path`, `default`
+    /// without one).
+    pub(crate) fn create(path: &Path, default: &str) -> Result<(PartialFile, File)> {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| default.into());
+        let partial = PartialFile {
+            path: path.to_path_buf(),
+            tmp: path.with_file_name(format!(".{name}.partial")),
+        };
+        let file = File::create(&partial.tmp).map_err(|e| partial.write_error(e))?;
+        Ok((partial, file))
+    }
+
+    /// The final path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The partial file's path.
+    pub(crate) fn tmp(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// The error of a failed write to the partial file.
+    pub(crate) fn write_error(&self, source: std::io::Error) -> NmfError {
+        NmfError::Io {
+            path: self.tmp.clone(),
+            action: "write the file",
+            source,
+        }
+    }
+
+    /// Flush `file` (the partial file, written) to disk.
+    pub(crate) fn sync(&self, file: &File) -> Result<()> {
+        file.sync_all().map_err(|e| self.write_error(e))
+    }
+
+    /// Rename the partial file to the final path.
+    pub(crate) fn rename(&self) -> Result<()> {
+        std::fs::rename(&self.tmp, &self.path).map_err(|source| NmfError::Io {
+            path: self.path.clone(),
+            action: "move the finished file into place",
+            source,
+        })
+    }
+
+    /// Remove the partial file (of an output left unfinished).
+    pub(crate) fn remove(&self) {
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+}
+
 /// A hidden, unique name `.<name>.<pid>-<host>.<n>.<suffix>` beside `target` (`<host>`: see
 /// [`host_tag`]).
 fn sibling_name(target: &Path, suffix: &str) -> PathBuf {
