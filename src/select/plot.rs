@@ -17,7 +17,7 @@ use plotters::style::FontStyle;
 
 use super::consensus::Consensus;
 use super::decide::DOMINANCE_THRESHOLD;
-use super::{Method, RankSelection};
+use super::{ConsensusScore, Method, RankSelection};
 use crate::error::{NmfError, Result};
 
 /// Width and height of one panel of [`curves`], in pixels.
@@ -45,6 +45,34 @@ fn draw_error(path: &Path) -> impl Fn(String) -> NmfError + '_ {
     }
 }
 
+/// The legend's mark of a series drawn in `style`: a short horizontal stroke.
+fn swatch(style: impl Into<ShapeStyle>) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
+    let style = style.into();
+    move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], style)
+}
+
+/// Draw the legend of `chart` at `position`, on a translucent white box.
+fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> std::result::Result<(), String> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK.mix(0.3))
+        .position(position)
+        .draw()
+        .map_err(|e| e.to_string())
+}
+
+/// The y range of a panel: the values' `[lo, hi]` (`lo` infinite: no finite value, taken as
+/// `[0, 1]`) widened on each side by `pad = max(0.08·(hi − lo), 10⁻³·max(|hi|, 10⁻⁹))`.
+fn padded((lo, hi): (f64, f64)) -> (f64, f64) {
+    let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
+    let pad = ((hi - lo) * 0.08).max(1e-3 * hi.abs().max(1e-9));
+    (lo - pad, hi + pad)
+}
+
 /// A series of a panel: `(label, points, colour)`.
 type Series = (&'static str, Vec<(f64, f64)>, RGBColor);
 
@@ -56,6 +84,23 @@ struct Panel {
     reference: Option<f64>,
     /// The method whose choice is marked on the panel.
     method: Option<Method>,
+}
+
+impl Panel {
+    /// A panel of one curve, `label` through `points`, marked with the choice of `method`.
+    fn curve(
+        title: &'static str,
+        label: &'static str,
+        points: Vec<(f64, f64)>,
+        method: Method,
+    ) -> Panel {
+        Panel {
+            title,
+            series: vec![(label, points, C1)],
+            reference: None,
+            method: Some(method),
+        }
+    }
 }
 
 const C1: RGBColor = RGBColor(31, 119, 180);
@@ -76,36 +121,17 @@ pub fn curves(sel: &RankSelection, path: &Path) -> Result<()> {
     };
     if !sel.consensus.is_empty() {
         let c = &sel.consensus;
-        panels.push(Panel {
-            title: "cophenetic correlation",
-            series: vec![(
-                "cophenetic",
-                pts(&|k| c.get(k).map(|s| (s.rank as f64, s.cophenetic))),
-                C1,
-            )],
-            reference: None,
-            method: Some(Method::Consensus),
-        });
-        panels.push(Panel {
-            title: "dispersion",
-            series: vec![(
-                "dispersion",
-                pts(&|k| c.get(k).map(|s| (s.rank as f64, s.dispersion))),
-                C1,
-            )],
-            reference: None,
-            method: Some(Method::Consensus),
-        });
-        panels.push(Panel {
-            title: "explained variance (best run)",
-            series: vec![(
-                "explained variance",
-                pts(&|k| c.get(k).map(|s| (s.rank as f64, s.explained_variance))),
-                C1,
-            )],
-            reference: None,
-            method: Some(Method::Consensus),
-        });
+        let measures: [(&str, &str, fn(&ConsensusScore) -> f64); 3] = [
+            ("cophenetic correlation", "cophenetic", |s| s.cophenetic),
+            ("dispersion", "dispersion", |s| s.dispersion),
+            ("explained variance (best run)", "explained variance", |s| {
+                s.explained_variance
+            }),
+        ];
+        for (title, label, value) in measures {
+            let points = pts(&|k| c.get(k).map(|s| (s.rank as f64, value(s))));
+            panels.push(Panel::curve(title, label, points, Method::Consensus));
+        }
     }
     if !sel.nmfk.is_empty() {
         let s = &sel.nmfk;
@@ -127,31 +153,25 @@ pub fn curves(sel: &RankSelection, path: &Path) -> Result<()> {
             method: Some(Method::Nmfk),
         });
     }
-    if !sel.cv.is_empty() {
-        let c = &sel.cv;
-        panels.push(Panel {
-            title: "held-out RMSE (cross-validation)",
-            series: vec![(
-                "held-out RMSE",
-                pts(&|k| c.get(k).map(|s| (s.rank as f64, s.heldout_rmse))),
-                C1,
-            )],
-            reference: None,
-            method: Some(Method::CrossValidation),
-        });
-    }
-    if !sel.bicv.is_empty() {
-        let c = &sel.bicv;
-        panels.push(Panel {
-            title: "held-out block RMSE (bi-cross-validation)",
-            series: vec![(
-                "held-out block RMSE",
-                pts(&|k| c.get(k).map(|s| (s.rank as f64, s.heldout_rmse))),
-                C1,
-            )],
-            reference: None,
-            method: Some(Method::BiCrossValidation),
-        });
+    let held_out = [
+        (
+            &sel.cv,
+            "held-out RMSE (cross-validation)",
+            "held-out RMSE",
+            Method::CrossValidation,
+        ),
+        (
+            &sel.bicv,
+            "held-out block RMSE (bi-cross-validation)",
+            "held-out block RMSE",
+            Method::BiCrossValidation,
+        ),
+    ];
+    for (c, title, label, method) in held_out {
+        if !c.is_empty() {
+            let points = pts(&|k| c.get(k).map(|s| (s.rank as f64, s.heldout_rmse)));
+            panels.push(Panel::curve(title, label, points, method));
+        }
     }
     if !sel.dominance.is_empty() {
         panels.push(Panel {
@@ -202,15 +222,11 @@ pub fn curves(sel: &RankSelection, path: &Path) -> Result<()> {
                 .flat_map(|s| s.1.iter().map(|p| p.1))
                 .chain(panel.reference)
                 .filter(|y| y.is_finite());
-            let (mut ymin, mut ymax) = values
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| {
+            let (ymin, ymax) = padded(
+                values.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| {
                     (a.min(y), b.max(y))
-                });
-            if !ymin.is_finite() {
-                (ymin, ymax) = (0.0, 1.0);
-            }
-            let pad = ((ymax - ymin) * 0.08).max(1e-3 * ymax.abs().max(1e-9));
-            let (ymin, ymax) = (ymin - pad, ymax + pad);
+                }),
+            );
             let mut chart = ChartBuilder::on(area)
                 .caption(panel.title, ("sans-serif", 16))
                 .margin(10)
@@ -282,21 +298,13 @@ pub fn curves(sel: &RankSelection, path: &Path) -> Result<()> {
                     .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
                     .map_err(|e| err(e.to_string()))?
                     .label(*label)
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2))
-                    });
+                    .legend(swatch(colour.stroke_width(2)));
                 chart
                     .draw_series(points.iter().map(|&p| Circle::new(p, 3, colour.filled())))
                     .map_err(|e| err(e.to_string()))?;
             }
             if panel.series.len() > 1 {
-                chart
-                    .configure_series_labels()
-                    .background_style(WHITE.mix(0.8))
-                    .border_style(BLACK.mix(0.3))
-                    .position(SeriesLabelPosition::LowerLeft)
-                    .draw()
-                    .map_err(|e| err(e.to_string()))?;
+                legend(&mut chart, SeriesLabelPosition::LowerLeft).map_err(&err)?;
             }
         }
         root.present().map_err(|e| err(e.to_string()))?;
@@ -329,7 +337,7 @@ pub fn heldout(sel: &RankSelection, path: &Path) -> Result<()> {
         root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
         let lo = cv.first().map_or(0.0, |s| s.rank as f64) - 0.5;
         let hi = cv.last().map_or(0.0, |s| s.rank as f64) + 0.5;
-        let (mut ymin, mut ymax) = cv.iter().filter(|s| s.heldout_rmse.is_finite()).fold(
+        let (ymin, ymax) = padded(cv.iter().filter(|s| s.heldout_rmse.is_finite()).fold(
             (f64::INFINITY, f64::NEG_INFINITY),
             |(a, b), s| {
                 (
@@ -337,12 +345,7 @@ pub fn heldout(sel: &RankSelection, path: &Path) -> Result<()> {
                     b.max(s.heldout_rmse + s.heldout_rmse_se),
                 )
             },
-        );
-        if !ymin.is_finite() {
-            (ymin, ymax) = (0.0, 1.0);
-        }
-        let pad = ((ymax - ymin) * 0.08).max(1e-3 * ymax.abs().max(1e-9));
-        let (ymin, ymax) = (ymin - pad, ymax + pad);
+        ));
         let best = cv
             .iter()
             .filter(|s| s.heldout_rmse.is_finite())
@@ -389,7 +392,7 @@ pub fn heldout(sel: &RankSelection, path: &Path) -> Result<()> {
                 }))
                 .map_err(|e| err(e.to_string()))?
                 .label("lowest + one standard error")
-                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK.mix(0.5)));
+                .legend(swatch(BLACK.mix(0.5)));
         }
         if let Some(r) = cv_rank {
             let x = r as f64;
@@ -400,9 +403,7 @@ pub fn heldout(sel: &RankSelection, path: &Path) -> Result<()> {
                 ))
                 .map_err(|e| err(e.to_string()))?
                 .label(format!("{}'s choice", method.name()))
-                .legend(|(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 16, y)], CHOICE.stroke_width(2))
-                });
+                .legend(swatch(CHOICE.stroke_width(2)));
         }
         let chosen = sel.recommended().rank as f64;
         chart
@@ -412,7 +413,7 @@ pub fn heldout(sel: &RankSelection, path: &Path) -> Result<()> {
             ))
             .map_err(|e| err(e.to_string()))?
             .label("recommended")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], MARK.stroke_width(2)));
+            .legend(swatch(MARK.stroke_width(2)));
         // Each bar: the vertical stroke from mean − se to mean + se, its two caps, the mean.
         let cap = 0.15;
         chart
@@ -443,14 +444,8 @@ pub fn heldout(sel: &RankSelection, path: &Path) -> Result<()> {
             ))
             .map_err(|e| err(e.to_string()))?
             .label("mean over the repeats")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], C1.stroke_width(2)));
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK.mix(0.3))
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(|e| err(e.to_string()))?;
+            .legend(swatch(C1.stroke_width(2)));
+        legend(&mut chart, SeriesLabelPosition::UpperRight).map_err(&err)?;
         root.present().map_err(|e| err(e.to_string()))?;
     }
     save_png(path, &buf, size)
