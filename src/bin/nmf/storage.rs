@@ -331,18 +331,28 @@ impl Input {
         }
     }
 
+    /// `dense(V)` or `sparse(V)` as V is held, with its error in the file's terms.
+    fn apply<T>(
+        &self,
+        orientation: Orientation,
+        dense: impl FnOnce(ArrayView2<'_, f32>) -> nmf_gpu::Result<T>,
+        sparse: impl FnOnce(&CsrMatrix) -> nmf_gpu::Result<T>,
+    ) -> Result<T, CliError> {
+        match self {
+            Input::Dense(d) => dense(Self::dense_view(d, orientation)),
+            Input::Sparse(s) => sparse(&s.v),
+            Input::Frames(f) => dense(f.v.view()),
+        }
+        .map_err(|e| self.error(e, orientation))
+    }
+
     /// Fit V with `params`.
     pub fn fit(
         &self,
         params: &NmfParams,
         orientation: Orientation,
     ) -> Result<Factorization, CliError> {
-        match self {
-            Input::Dense(d) => params.fit(Self::dense_view(d, orientation)),
-            Input::Sparse(s) => params.fit_sparse(&s.v),
-            Input::Frames(f) => params.fit(f.v.view()),
-        }
-        .map_err(|e| self.error(e, orientation))
+        self.apply(orientation, |v| params.fit(v), |v| params.fit_sparse(v))
     }
 
     /// ‖V − WH‖_F / ‖V‖_F of a fit of V.
@@ -351,12 +361,11 @@ impl Input {
         fit: &Factorization,
         orientation: Orientation,
     ) -> Result<f64, CliError> {
-        match self {
-            Input::Dense(d) => fit.relative_error(Self::dense_view(d, orientation)),
-            Input::Sparse(s) => fit.relative_error_sparse(&s.v),
-            Input::Frames(f) => fit.relative_error(f.v.view()),
-        }
-        .map_err(|e| self.error(e, orientation))
+        self.apply(
+            orientation,
+            |v| fit.relative_error(v),
+            |v| fit.relative_error_sparse(v),
+        )
     }
 
     /// H of V's samples with the W of `model` fixed.
@@ -365,11 +374,10 @@ impl Input {
         model: &Factorization,
         orientation: Orientation,
     ) -> Result<Array2<f32>, CliError> {
-        match self {
-            Input::Dense(d) => model.transform(Self::dense_view(d, orientation)),
-            Input::Sparse(s) => model.transform_sparse(&s.v),
-            Input::Frames(f) => model.transform(f.v.view()),
-        }
-        .map_err(|e| self.error(e, orientation))
+        self.apply(
+            orientation,
+            |v| model.transform(v),
+            |v| model.transform_sparse(v),
+        )
     }
 }
