@@ -270,13 +270,8 @@ pub struct FitArgs {
     #[arg(long)]
     pub samples_as_rows: bool,
 
-    /// Print nothing but errors (and the summary with --json).
-    #[arg(long, short = 'q')]
-    pub quiet: bool,
-
-    /// Print the summary as JSON on standard output.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub print: PrintArgs,
 
     /// Run as one rank of an MPI job (also chosen by --grid, --output-parts, or when mpirun /
     /// srun started the process): each rank reads its block of a .npy file.
@@ -321,6 +316,25 @@ pub struct FitArgs {
     /// pass over the data).
     #[arg(long, requires = "online")]
     pub no_h: bool,
+}
+
+/// What `fit` and `rank` print besides their files.
+#[derive(Debug, Args)]
+pub struct PrintArgs {
+    /// Print nothing but errors (and the summary with --json).
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+
+    /// Print the summary as JSON on standard output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl PrintArgs {
+    /// Whether progress and the readable summary are printed: neither --quiet nor --json.
+    pub fn chatty(&self) -> bool {
+        !self.quiet && !self.json
+    }
 }
 
 /// `nmf transform`.
@@ -437,13 +451,8 @@ pub struct RankArgs {
     #[arg(long)]
     pub samples_as_rows: bool,
 
-    /// Print nothing but errors (and the summary with --json).
-    #[arg(long, short = 'q')]
-    pub quiet: bool,
-
-    /// Print the summary as JSON on standard output.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub print: PrintArgs,
 }
 
 /// `--method`.

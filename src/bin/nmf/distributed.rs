@@ -235,7 +235,7 @@ fn fit<C: Communicator>(args: &FitArgs, world: &C) -> Result<u8, RankError> {
             let model = agree_cli(world, resume::load(saved_dir, &summary, shape))?;
             if resume::already_converged(&summary, args.tol, args.max_iter) {
                 let done = if me == 0 {
-                    resume::finish_converged(&model, &summary, dir, args.json, args.quiet)
+                    resume::finish_converged(&model, &summary, dir, &args.print)
                 } else {
                     Ok(())
                 };
@@ -429,9 +429,9 @@ fn fit<C: Communicator>(args: &FitArgs, world: &C) -> Result<u8, RankError> {
         None => write_bytes_atomic(dir.join(SUMMARY_FILE), text.as_bytes())
             .map_err(|e| from_lib(e, true))?,
     }
-    if args.json {
+    if args.print.json {
         print_stdout(&text);
-    } else if !args.quiet {
+    } else if !args.print.quiet {
         eprintln!(
             "fitted {m} x {n}, rank {r}, on {p} ranks (grid {}x{}): {} iterations, loss {:.6e}, {:.3} s; {} bytes communicated per iteration; wrote {}",
             grid.rows,

@@ -130,7 +130,7 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
     // Before the GPU is opened: a refused `--storage` comes first.
     let storage = choose(args.input.storage, &args.input.input)?;
     let backend = backend(args.backend)?;
-    let chatty = !args.quiet && !args.json;
+    let chatty = args.print.chatty();
 
     let read_start = Instant::now();
     let input = Input::read(&args.input, storage, orientation)?;
@@ -147,7 +147,7 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
         (Some(dir), Some(summary)) => Some(resume::load(dir, summary, (m, n))?),
         _ => None,
     };
-    if orientation == Orientation::SamplesAsRows && !args.quiet {
+    if orientation == Orientation::SamplesAsRows && !args.print.quiet {
         eprintln!(
             "note: --samples-as-rows: {} is {} samples x {} features (scikit-learn's X); factorizing its transpose V ({m} features x {n} samples), so W.npy is {m} x {r} (basis vectors) and H.npy is {r} x {n} (one column per sample); scikit-learn's components_ is W.T and its transform(X) is H.T",
             input.path().display(),
@@ -155,14 +155,14 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
             file_shape.1,
         );
     }
-    if let (Some(frames), false) = (input.frames(), args.quiet) {
+    if let (Some(frames), false) = (input.frames(), args.print.quiet) {
         eprintln!("{}", crate::frames::describe(frames));
     }
     if let Some(s) = saved
         .as_ref()
         .filter(|s| s.resume.iterations_done >= args.max_iter)
     {
-        if !args.quiet {
+        if !args.print.quiet {
             eprintln!(
                 "note: {} has done {} iterations, no fewer than --max-iter {}: no iteration is run (--max-iter is the total budget; raise it to continue)",
                 s.dir.display(),
@@ -173,7 +173,7 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
     }
     if let (Some(s), Some(summary)) = (&saved, &saved_summary) {
         if resume::already_converged(summary, args.tol, args.max_iter) {
-            resume::finish_converged(s, summary, &args.output_dir, args.json, args.quiet)?;
+            resume::finish_converged(s, summary, &args.output_dir, &args.print)?;
             return Ok(0);
         }
     }
@@ -253,7 +253,7 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
 
     // Every recorded loss, for the summaries of checkpoints; then the progress display.
     let recorded: Recorded = Arc::new(Mutex::new(Vec::new()));
-    let reporter = Reporter::new(Display::choose(args.quiet), args.max_iter);
+    let reporter = Reporter::new(Display::choose(args.print.quiet), args.max_iter);
     let show = reporter.callback();
     let record = recorded.clone();
     params = params.on_progress(move |p: &Progress| {
@@ -331,7 +331,7 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
     let dir = &args.output_dir;
     write_model(dir, fit.w(), fit.h(), &text)?;
 
-    if args.json {
+    if args.print.json {
         print_stdout(&text);
     } else if chatty {
         let status = if report.interrupted {
@@ -378,7 +378,7 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
         ));
     }
     if report.interrupted {
-        if !args.quiet {
+        if !args.print.quiet {
             eprintln!(
                 "interrupted by {} at iteration {} of {}: wrote the model reached to {}; add `--resume {}` to the same command to finish the fit",
                 stop.name(),

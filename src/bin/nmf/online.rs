@@ -116,14 +116,14 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
                 at(path, e)
             }
         })?;
-        if !args.quiet {
+        if !args.print.quiet {
             eprintln!("{}", crate::frames::describe(processed.frames()));
         }
         frames_record = crate::frames::summary_json(processed.frames());
         source = Box::new(processed);
     }
     let (m, n) = source.dim();
-    let chatty = !args.quiet && !args.json;
+    let chatty = args.print.chatty();
     let loss: Loss = args.loss();
     let mut params = OnlineNmf::params(args.rank)
         .loss(loss)
@@ -249,7 +249,7 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
     let summary_path = args.output_dir.join(SUMMARY_FILE);
     nmf_gpu::io::write_bytes_atomic(&summary_path, text.as_bytes())
         .map_err(|e| at(&summary_path, e))?;
-    if args.json {
+    if args.print.json {
         print_stdout(&text);
     } else if chatty {
         print_stdout(&format!(
@@ -264,7 +264,7 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
         ));
     }
     if interrupted {
-        if !args.quiet {
+        if !args.print.quiet {
             let h = match h_columns {
                 Some(cols) => format!(" and the H of the first {cols} of {n} samples"),
                 None => String::new(),

@@ -105,7 +105,7 @@ pub fn run(args: &RankArgs) -> Result<u8, CliError> {
     let orientation = Orientation::from_flag(args.samples_as_rows);
     let stop = Stop::install()?;
     let backend = backend(args.backend)?;
-    let chatty = !args.quiet && !args.json;
+    let chatty = args.print.chatty();
     let input = Input::read(&args.input, Holding::Dense, orientation)?;
     let input = match args.frames.steps_within(args.input.memory_limit) {
         Some(steps) => input.preprocess(&steps.stop_flag(stop.flag()), orientation)?,
@@ -221,14 +221,14 @@ pub fn run(args: &RankArgs) -> Result<u8, CliError> {
     staged.commit()?;
 
     // The disagreement, the ambiguity and the methods set aside, as warnings.
-    if !args.quiet {
+    if !args.print.quiet {
         for w in &sel.decision.warnings {
             eprintln!("warning: {w}");
         }
     }
-    if args.json {
+    if args.print.json {
         print_stdout(&text);
-    } else if !args.quiet {
+    } else if !args.print.quiet {
         print_stdout(&table(&sel));
         print_stdout(&format!(
             "recommended rank: {chosen} ({})\nwrote {} ({}) in {:.1} s\n",
@@ -239,7 +239,7 @@ pub fn run(args: &RankArgs) -> Result<u8, CliError> {
         ));
     }
     if sel.interrupted {
-        if !args.quiet {
+        if !args.print.quiet {
             eprintln!(
                 "interrupted by {}: wrote the {} rank(s) finished ({}) of {from}..{to} to {}",
                 stop.name(),

@@ -8,6 +8,7 @@ use nmf_gpu::ndarray::Array2;
 use nmf_gpu::{Loss, Orthogonality, Resume, Solver};
 use serde_json::Value;
 
+use crate::args::PrintArgs;
 use crate::error::{at, CliError};
 use crate::summary::{H_FILE, SUMMARY_FILE, W_FILE};
 
@@ -213,8 +214,7 @@ pub fn finish_converged(
     saved: &SavedModel,
     summary: &Value,
     output_dir: &Path,
-    json_out: bool,
-    quiet: bool,
+    print: &PrintArgs,
 ) -> Result<(), CliError> {
     let iterations = summary
         .get("iterations")
@@ -230,9 +230,9 @@ pub fn finish_converged(
     if !same_dir {
         crate::output::write_model(output_dir, saved.w.view(), saved.h.view(), &text)?;
     }
-    if json_out {
+    if print.json {
         crate::print_stdout(&text);
-    } else if !quiet {
+    } else if !print.quiet {
         let wrote = if same_dir {
             "nothing changed".to_string()
         } else {
