@@ -631,8 +631,6 @@ impl SelectParams {
                 };
                 Ok((cons, nmfk))
             },
-            || {},
-            || false,
         )?;
         let mut consensus_scores = Vec::new();
         let mut nmfk_scores = Vec::new();

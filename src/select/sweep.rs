@@ -9,25 +9,20 @@ use std::sync::Mutex;
 
 use crate::error::{NmfError, Result};
 
-/// Run `job(0..n_jobs)` on `workers` threads (each single-threaded when `single_threaded`),
-/// calling `done()` after each job; the results in job order, or the error of the first failed
-/// job (by index) — remaining jobs are skipped once one fails or `stop()` is true, and a
-/// skipped job is [`NmfError::Interrupted`].
-pub(crate) fn run_jobs<T, J, D, S>(
+/// Run `job(0..n_jobs)` on `workers` threads (each single-threaded when `single_threaded`);
+/// the results in job order, or the error of the first failed job (by index) — remaining jobs
+/// are skipped once one fails.
+pub(crate) fn run_jobs<T, J>(
     n_jobs: usize,
     workers: usize,
     single_threaded: bool,
     job: J,
-    done: D,
-    stop: S,
 ) -> Result<Vec<T>>
 where
     T: Send,
     J: Fn(usize) -> Result<T> + Sync,
-    D: Fn() + Sync,
-    S: Fn() -> bool + Sync,
 {
-    run_jobs_until_stopped(n_jobs, workers, single_threaded, job, done, stop)?
+    run_jobs_until_stopped(n_jobs, workers, single_threaded, job, || {}, || false)?
         .into_iter()
         .map(|x| {
             x.ok_or(NmfError::Interrupted {
@@ -37,9 +32,10 @@ where
         .collect()
 }
 
-/// [`run_jobs`], keeping what finished when `stop()` ends the run early: the result of each job
-/// in job order, `None` for a job skipped because of the stop (the jobs already running finish
-/// first); the error of the first failed job (by index) as in `run_jobs`.
+/// [`run_jobs`], calling `done()` after each job and keeping what finished when `stop()` ends
+/// the run early: the result of each job in job order, `None` for a job skipped because of the
+/// stop (the jobs already running finish first); the error of the first failed job (by index)
+/// as in `run_jobs`.
 pub(crate) fn run_jobs_until_stopped<T, J, D, S>(
     n_jobs: usize,
     workers: usize,
