@@ -550,42 +550,21 @@ impl SelectParams {
             let Some(k) = index(jobs[i].1) else {
                 continue;
             };
-            match outcomes[i].take() {
-                Some(Outcome::Consensus {
-                    labels: l,
-                    rss: e,
-                    dominance,
-                }) => {
+            let Some(outcome) = outcomes[i].take() else {
+                continue;
+            };
+            dominances[k].push(outcome.dominance);
+            match outcome.figures {
+                Figures::Consensus { labels: l, rss: e } => {
                     labels[k].push(l);
                     rss[k].push(e);
-                    dominances[k].push(dominance);
                 }
-                Some(Outcome::Nmfk {
-                    w,
-                    relative_error,
-                    dominance,
-                }) => {
+                Figures::Nmfk { w, relative_error } => {
                     bases[k].push(w);
                     nmfk_err[k].push(relative_error);
-                    dominances[k].push(dominance);
                 }
-                Some(Outcome::Cv {
-                    rmse,
-                    relative,
-                    dominance,
-                }) => {
-                    cv_err[k].push((rmse, relative));
-                    dominances[k].push(dominance);
-                }
-                Some(Outcome::Bicv {
-                    rmse,
-                    relative,
-                    dominance,
-                }) => {
-                    bicv_err[k].push((rmse, relative));
-                    dominances[k].push(dominance);
-                }
-                None => {}
+                Figures::Cv { rmse, relative } => cv_err[k].push((rmse, relative)),
+                Figures::Bicv { rmse, relative } => bicv_err[k].push((rmse, relative)),
             }
         }
 
@@ -722,18 +701,18 @@ impl SelectParams {
         if let Some(stop) = &self.stop {
             params = params.stop_flag(stop.clone());
         }
-        let outcome = match method {
+        let (figures, dominance) = match method {
             Method::Consensus => {
                 let fit = params.fit(v)?;
                 if fit.interrupted() {
                     return Ok(None);
                 }
                 let rss = 2.0 * fit.final_loss();
-                Outcome::Consensus {
+                let figures = Figures::Consensus {
                     labels: labels_from_columns(fit.h()),
                     rss,
-                    dominance: decide::dominance(fit.h()),
-                }
+                };
+                (figures, decide::dominance(fit.h()))
             }
             Method::Nmfk => {
                 let mut rng = StdRng::seed_from_u64(seed ^ 0x6e6d_666b);
@@ -743,11 +722,11 @@ impl SelectParams {
                     return Ok(None);
                 }
                 let relative_error = fit.relative_error(noisy.view())?;
-                Outcome::Nmfk {
+                let figures = Figures::Nmfk {
                     w: nmfk::unit_columns(fit.w()),
                     relative_error,
-                    dominance: decide::dominance(fit.h()),
-                }
+                };
+                (figures, decide::dominance(fit.h()))
             }
             Method::CrossValidation => {
                 // Repeat `run` hides the same entries at every rank.
@@ -769,11 +748,7 @@ impl SelectParams {
                     return Ok(None);
                 }
                 let (rmse, relative) = cv::heldout_error(v, fit.w(), fit.h(), held.view());
-                Outcome::Cv {
-                    rmse,
-                    relative,
-                    dominance: decide::dominance(fit.h()),
-                }
+                (Figures::Cv { rmse, relative }, decide::dominance(fit.h()))
             }
             Method::BiCrossValidation => {
                 // Repeat `run` holds out the same rows and columns at every rank.
@@ -792,39 +767,31 @@ impl SelectParams {
                     return Ok(None);
                 }
                 let (rmse, relative) = bicv::heldout_block_error(v, &split, fit.w(), fit.h());
-                Outcome::Bicv {
-                    rmse,
-                    relative,
-                    dominance: decide::dominance(fit.h()),
-                }
+                (Figures::Bicv { rmse, relative }, decide::dominance(fit.h()))
             }
         };
-        Ok(Some(outcome))
+        Ok(Some(Outcome { figures, dominance }))
     }
 }
 
 /// What one fit of a sweep leaves.
-enum Outcome {
-    Consensus {
-        labels: Vec<usize>,
-        rss: f64,
-        dominance: f64,
-    },
-    Nmfk {
-        w: Array2<f32>,
-        relative_error: f64,
-        dominance: f64,
-    },
-    Cv {
-        rmse: f64,
-        relative: f64,
-        dominance: f64,
-    },
-    Bicv {
-        rmse: f64,
-        relative: f64,
-        dominance: f64,
-    },
+struct Outcome {
+    /// What its method measures.
+    figures: Figures,
+    /// The normalised cluster dominance `D̃` of its `H` ([`decide::dominance`]).
+    dominance: f64,
+}
+
+/// The figures of one fit that its method measures.
+enum Figures {
+    /// The sample clustering of `H` and the residual sum of squares `‖V − WH‖²_F`.
+    Consensus { labels: Vec<usize>, rss: f64 },
+    /// The unit-column `W` of the fit of the perturbed data and its relative error.
+    Nmfk { w: Array2<f32>, relative_error: f64 },
+    /// The held-out RMSE and relative error of a masked fit.
+    Cv { rmse: f64, relative: f64 },
+    /// The held-out block's RMSE and relative error.
+    Bicv { rmse: f64, relative: f64 },
 }
 
 /// [`Backend::Auto`] resolved once: a usable hardware GPU, or the CPU.
