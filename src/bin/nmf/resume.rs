@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::args::PrintArgs;
 use crate::error::{at, CliError};
-use crate::summary::{H_FILE, SUMMARY_FILE, W_FILE};
+use crate::summary::{SavedSummary, H_FILE, SUMMARY_FILE, W_FILE};
 
 /// What a resumed fit starts from.
 #[derive(Debug)]
@@ -37,39 +37,23 @@ pub struct Expected {
 /// Read the summary of the model in `dir` and check it against `expected` (before the data is
 /// read, so that a mismatch is reported at once).
 pub fn read_summary(dir: &Path, expected: Expected) -> Result<Value, CliError> {
-    let path = dir.join(SUMMARY_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        at(
-            &path,
-            format!("cannot resume: could not read the model's summary: {e} (--resume takes a directory written by `nmf fit`)"),
-        )
-    })?;
-    let value: Value = serde_json::from_str(&text)
-        .map_err(|e| at(&path, format!("cannot resume: not valid JSON: {e}")))?;
+    let summary = SavedSummary::read(
+        dir,
+        "cannot resume: ",
+        "--resume takes a directory written by `nmf fit`",
+    )?;
     let mismatch = |what: &str, saved: String, asked: String| {
-        at(
-            &path,
-            format!(
-                "cannot resume: the saved model has {what} {saved} but this command asks for {asked}; --resume continues a fit with the same shape, rank, solver, loss, --orthogonal and --samples-as-rows"
-            ),
-        )
+        summary.error(format!(
+            "cannot resume: the saved model has {what} {saved} but this command asks for {asked}; --resume continues a fit with the same shape, rank, solver, loss, --orthogonal and --samples-as-rows"
+        ))
     };
     let missing = |key: &str| {
-        at(
-            &path,
-            format!("cannot resume: '{key}' is missing or malformed in the saved summary"),
-        )
+        summary.error(format!(
+            "cannot resume: '{key}' is missing or malformed in the saved summary"
+        ))
     };
-    let str_of = |key: &str| {
-        value
-            .get(key)
-            .and_then(Value::as_str)
-            .ok_or_else(|| missing(key))
-    };
-    let rank = value
-        .get("rank")
-        .and_then(Value::as_u64)
-        .ok_or_else(|| missing("rank"))?;
+    let str_of = |key: &str| summary.str(key).ok_or_else(|| missing(key));
+    let rank = summary.u64("rank").ok_or_else(|| missing("rank"))?;
     if rank != expected.rank as u64 {
         return Err(mismatch(
             "rank",
@@ -101,9 +85,8 @@ pub fn read_summary(dir: &Path, expected: Expected) -> Result<Value, CliError> {
         expected.orthogonal.name(),
         "--orthogonal",
     )?;
-    let rows = value
-        .get("samples_as_rows")
-        .and_then(Value::as_bool)
+    let rows = summary
+        .bool("samples_as_rows")
         .ok_or_else(|| missing("samples_as_rows"))?;
     if rows != expected.samples_as_rows {
         let say = |b: bool| {
@@ -119,7 +102,7 @@ pub fn read_summary(dir: &Path, expected: Expected) -> Result<Value, CliError> {
             say(expected.samples_as_rows).to_string(),
         ));
     }
-    Ok(value)
+    Ok(summary.value)
 }
 
 /// Load W and H of the model in `dir` whose summary is `summary`, for data V of shape
