@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 use crate::args::FitArgs;
 use crate::backend::backend;
 use crate::error::CliError;
-use crate::output::{prepare_dir, stage_model, write_model};
+use crate::output::{prepare_dir, stage_model};
 use crate::progress::{Display, Reporter};
 use crate::resume::{self, Expected};
 use crate::signals::Stop;
@@ -329,7 +329,7 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
     );
     // Written into a temporary directory, then renamed into place as a unit.
     let dir = &args.output_dir;
-    write_model(dir, fit.w(), fit.h(), &text)?;
+    stage_model(dir, fit.w(), fit.h(), &text)?;
 
     if args.print.json {
         print_stdout(&text);

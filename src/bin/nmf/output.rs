@@ -128,16 +128,6 @@ fn check_path(dir: &Path) -> Result<(), CliError> {
     Ok(())
 }
 
-/// [`stage_model`] with the command's error.
-pub fn write_model(
-    dir: &Path,
-    w: ArrayView2<'_, f32>,
-    h: ArrayView2<'_, f32>,
-    summary: &str,
-) -> Result<(), CliError> {
-    Ok(stage_model(dir, w, h, summary)?)
-}
-
 /// Check that the directory that will hold `file` exists and is writable.
 pub fn check_parent(file: &Path) -> Result<(), CliError> {
     let parent = match file.parent() {

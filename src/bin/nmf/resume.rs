@@ -211,7 +211,7 @@ pub fn finish_converged(
     let mut text = serde_json::to_string_pretty(summary).unwrap_or_else(|_| summary.to_string());
     text.push('\n');
     if !same_dir {
-        crate::output::write_model(output_dir, saved.w.view(), saved.h.view(), &text)?;
+        crate::output::stage_model(output_dir, saved.w.view(), saved.h.view(), &text)?;
     }
     if print.json {
         crate::print_stdout(&text);
