@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 use super::preprocess::Preprocess;
 use crate::error::{NmfError, Result};
-use crate::io::image_dir::{check_target, decode, fit_to_size, list_images, probe_all, SizePolicy};
+use crate::io::image_dir::{copy_levels, decode, fit_to_size, list_images, probe_all, SizePolicy};
 use crate::io::ReadOptions;
 use crate::online::Source;
 
@@ -46,8 +46,7 @@ impl ImageDirSource {
         options: &ReadOptions,
     ) -> Result<Self> {
         let dir = dir.as_ref();
-        check_target(size)?;
-        let (names, paths) = list_images(dir)?;
+        let (names, paths) = list_images(dir, size)?;
         let limit = options.limit_bytes();
         let (_, (width, height)) = probe_all(&paths, size, limit)?;
         Ok(ImageDirSource {
@@ -102,7 +101,7 @@ impl Source for ImageDirSource {
             .zip(self.paths[j0..j0 + b].par_chunks(IMAGES_PER_TASK))
             .enumerate()
             .map(|(task, (mut block, paths))| {
-                for (k, (mut row, path)) in block.axis_iter_mut(Axis(0)).zip(paths).enumerate() {
+                for (k, (row, path)) in block.axis_iter_mut(Axis(0)).zip(paths).enumerate() {
                     let col = j0 + task * IMAGES_PER_TASK + k;
                     let grey = decode(path, limit)
                         .and_then(|g| fit_to_size(g, size, path))
@@ -110,19 +109,7 @@ impl Source for ImageDirSource {
                             origin: format!("{} (sample {col})", path.display()),
                             source: Box::new(e),
                         })?;
-                    if (grey.width() as usize, grey.height() as usize) != (width, height) {
-                        return Err(NmfError::UndecodableImage {
-                            path: path.clone(),
-                            reason: format!(
-                                "decoded as {}x{} though the images are {width}x{height}",
-                                grey.width(),
-                                grey.height()
-                            ),
-                        });
-                    }
-                    for (dst, &level) in row.iter_mut().zip(grey.as_raw()) {
-                        *dst = f32::from(level);
-                    }
+                    copy_levels(&grey, path, (width, height), "the images are", row)?;
                 }
                 Ok(())
             })

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use image::imageops::{self, FilterType};
 use image::{GrayImage, ImageDecoder, ImageError, ImageReader, Limits};
-use ndarray::{Array2, Axis};
+use ndarray::{Array2, ArrayViewMut1, Axis};
 use rayon::prelude::*;
 
 use super::image_set::ImageSet;
@@ -103,8 +103,7 @@ pub fn load_dir_with(
     options: &ReadOptions,
 ) -> Result<ImageSet> {
     let dir = dir.as_ref();
-    check_target(size)?;
-    let (names, paths) = list_images(dir)?;
+    let (names, paths) = list_images(dir, size)?;
     load_paths(dir, &paths, names, size, options.limit_bytes())
 }
 
@@ -120,9 +119,10 @@ fn image_names(dir: &Path) -> Result<Vec<PathBuf>> {
     )
 }
 
-/// The image files under `dir` (recursively, in natural order): names relative to `dir`, and
-/// paths.
-pub(crate) fn list_images(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+/// The image files under `dir` (recursively, in natural order) to read at `size` (whose target,
+/// if any, is checked first): names relative to `dir`, and paths.
+pub(crate) fn list_images(dir: &Path, size: SizePolicy) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+    check_target(size)?;
     let names = image_names(dir)?;
     if names.is_empty() {
         return Err(NmfError::NoImages {
@@ -141,7 +141,7 @@ fn has_image_extension(name: &Path) -> bool {
 }
 
 /// A size to resize or crop to must have at least one pixel.
-pub(crate) fn check_target(size: SizePolicy) -> Result<()> {
+fn check_target(size: SizePolicy) -> Result<()> {
     if let Some((w, h)) = size.target() {
         if w == 0 || h == 0 {
             return Err(NmfError::ShapeMismatch {
@@ -172,21 +172,9 @@ fn load_paths(
         .into_par_iter()
         .zip(paths.par_chunks(COLUMNS_PER_TASK))
         .map(|(mut block, block_paths)| {
-            for (mut column, path) in block.axis_iter_mut(Axis(1)).zip(block_paths) {
+            for (column, path) in block.axis_iter_mut(Axis(1)).zip(block_paths) {
                 let grey = fit_to_size(decode(path, limit)?, size, path)?;
-                if (grey.width() as usize, grey.height() as usize) != (width, height) {
-                    return Err(NmfError::UndecodableImage {
-                        path: path.clone(),
-                        reason: format!(
-                            "decoded as {}x{} though its header says {width}x{height}",
-                            grey.width(),
-                            grey.height()
-                        ),
-                    });
-                }
-                for (dst, &level) in column.iter_mut().zip(grey.as_raw()) {
-                    *dst = f32::from(level);
-                }
+                copy_levels(&grey, path, (width, height), "its header says", column)?;
             }
             Ok(())
         })
@@ -194,6 +182,31 @@ fn load_paths(
         .into_iter()
         .collect::<Result<()>>()?;
     ImageSet::new(v, width, height, names)
+}
+
+/// Copy the grey levels of `grey`, decoded from `path`, into `out` (row by row), refusing an
+/// image that is not `width x height` (`expected`: whose size that is, "the images are").
+pub(crate) fn copy_levels(
+    grey: &GrayImage,
+    path: &Path,
+    (width, height): (usize, usize),
+    expected: &str,
+    mut out: ArrayViewMut1<'_, f32>,
+) -> Result<()> {
+    if (grey.width() as usize, grey.height() as usize) != (width, height) {
+        return Err(NmfError::UndecodableImage {
+            path: path.to_path_buf(),
+            reason: format!(
+                "decoded as {}x{} though {expected} {width}x{height}",
+                grey.width(),
+                grey.height()
+            ),
+        });
+    }
+    for (dst, &level) in out.iter_mut().zip(grey.as_raw()) {
+        *dst = f32::from(level);
+    }
+    Ok(())
 }
 
 /// Pass 1 over `paths`: the headers only, each image's decoded size checked against the
