@@ -34,6 +34,27 @@ pub(crate) fn check_block(
     Ok(())
 }
 
+/// A declared shape `(rows, cols)` as `usize`s; one that does not fit in memory addresses is a
+/// format error of `path` (at `line`, where the shape is declared on one).
+pub(crate) fn addressable_shape(
+    path: &Path,
+    line: Option<usize>,
+    (rows, cols): (u64, u64),
+) -> Result<(usize, usize)> {
+    let too_big = || {
+        super::format_error(
+            path,
+            line,
+            None,
+            "the declared shape does not fit in memory addresses",
+        )
+    };
+    Ok((
+        usize::try_from(rows).map_err(|_| too_big())?,
+        usize::try_from(cols).map_err(|_| too_big())?,
+    ))
+}
+
 /// Check that a declared `rows x cols` float32 matrix fits in `max_bytes`; return its element count.
 pub(crate) fn check_dims(path: &Path, rows: u64, cols: u64, max_bytes: u64) -> Result<usize> {
     let elements = u128::from(rows) * u128::from(cols);

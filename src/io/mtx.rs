@@ -11,7 +11,7 @@ use std::path::Path;
 
 use ndarray::Array2;
 
-use super::limits::check_dims;
+use super::limits::{addressable_shape, check_dims};
 use super::lines::LineReader;
 use super::{format_error, open, ReadOptions};
 use crate::error::{NmfError, Result};
@@ -613,18 +613,7 @@ fn parse_value(s: &str, field: Field) -> std::result::Result<f32, String> {
 /// The shape `(rows, cols)` a MatrixMarket file declares (its header only).
 pub(crate) fn shape(path: &Path, options: &ReadOptions) -> Result<(usize, usize)> {
     let (_, header, _) = open_header(path, options)?;
-    let too_big = || {
-        format_error(
-            path,
-            Some(header.size_line),
-            None,
-            "the declared shape does not fit in memory addresses".to_string(),
-        )
-    };
-    Ok((
-        usize::try_from(header.rows).map_err(|_| too_big())?,
-        usize::try_from(header.cols).map_err(|_| too_big())?,
-    ))
+    addressable_shape(path, Some(header.size_line), (header.rows, header.cols))
 }
 
 /// Read the block `rows x cols` of a MatrixMarket coordinate file as CSR: every entry of the

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use ndarray::Array2;
 
-use super::limits::check_dims;
+use super::limits::{addressable_shape, check_dims};
 use super::{format_error, open, read_error, ReadOptions};
 use crate::error::{NmfError, Result};
 
@@ -595,19 +595,7 @@ impl<'a> PyParser<'a> {
 pub(crate) fn shape(path: &Path) -> Result<(usize, usize)> {
     let mut reader = BufReader::new(open(path)?);
     let header = read_header(path, &mut reader)?;
-    let (rows, cols) = header.shape;
-    let too_big = || {
-        format_error(
-            path,
-            None,
-            None,
-            "the declared shape does not fit in memory addresses".to_string(),
-        )
-    };
-    Ok((
-        usize::try_from(rows).map_err(|_| too_big())?,
-        usize::try_from(cols).map_err(|_| too_big())?,
-    ))
+    addressable_shape(path, None, header.shape)
 }
 
 /// Read the block `rows x cols` of a 2-D `.npy` file as a row-major float32 matrix, reading
