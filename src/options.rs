@@ -644,32 +644,19 @@ impl IterOptions {
 /// The setters of [`IterOptions`] on a builder with a field `iter: IterOptions`.
 macro_rules! iter_option_setters {
     () => {
-        /// Maximum number of iterations (the whole budget: resumed iterations count).
-        pub fn max_iter(mut self, max_iter: usize) -> Self {
-            self.iter.max_iter = max_iter;
-            self
-        }
-        /// Stop when `(e_prev − e) / e₀ < tol` at a check, `e = sqrt(2·D)` (scikit-learn's
-        /// rule); `0` runs the whole budget.
-        pub fn tol(mut self, tol: f32) -> Self {
-            self.iter.tol = tol;
-            self
-        }
-        /// Compute the loss (and test convergence) every this many iterations (default 10).
-        pub fn check_every(mut self, check_every: usize) -> Self {
-            self.iter.check_every = check_every;
-            self
-        }
-        /// Seed of the random parts (initialisation). Default 0.
-        pub fn seed(mut self, seed: u64) -> Self {
-            self.iter.seed = seed;
-            self
-        }
-        /// The value that replaces zero denominators of the multiplicative updates
-        /// (default [`DEFAULT_EPSILON`](crate::DEFAULT_EPSILON)).
-        pub fn epsilon(mut self, epsilon: f32) -> Self {
-            self.iter.epsilon = epsilon;
-            self
+        $crate::options::field_setters! {
+            /// Maximum number of iterations (the whole budget: resumed iterations count).
+            iter.max_iter: usize;
+            /// Stop when `(e_prev − e) / e₀ < tol` at a check, `e = sqrt(2·D)` (scikit-learn's
+            /// rule); `0` runs the whole budget.
+            iter.tol: f32;
+            /// Compute the loss (and test convergence) every this many iterations (default 10).
+            iter.check_every: usize;
+            /// Seed of the random parts (initialisation). Default 0.
+            iter.seed: u64;
+            /// The value that replaces zero denominators of the multiplicative updates
+            /// (default [`DEFAULT_EPSILON`](crate::DEFAULT_EPSILON)).
+            iter.epsilon: f32;
         }
         /// Called at every loss check with the iteration and the loss.
         pub fn on_progress(
@@ -686,11 +673,10 @@ macro_rules! iter_option_setters {
             self.iter.stop = Some(flag);
             self
         }
-        /// Continue an interrupted fit from its saved factors (given as the custom start);
-        /// see [`Resume`](crate::Resume).
-        pub fn resume(mut self, resume: $crate::Resume) -> Self {
-            self.iter.resume = Some(resume);
-            self
+        $crate::options::field_setters! {
+            /// Continue an interrupted fit from its saved factors (given as the custom start);
+            /// see [`Resume`](crate::Resume).
+            iter.resume: Some($crate::Resume);
         }
         /// Call `f` with the current factors every `every` iterations (e.g. to save them).
         /// An error from `f` ends the fit with that error.
@@ -702,12 +688,12 @@ macro_rules! iter_option_setters {
             self.iter.checkpoint = Some((every, std::sync::Arc::new(f)));
             self
         }
-        /// The most memory the fit may take, in bytes (default: the memory available when it
-        /// starts). The fit estimates its peak from the shapes first and refuses with
-        /// [`NmfError::FitTooLarge`](crate::NmfError::FitTooLarge) when it would exceed this.
-        pub fn memory_limit(mut self, bytes: u64) -> Self {
-            self.iter.memory_limit = Some(bytes);
-            self
+        $crate::options::field_setters! {
+            /// The most memory the fit may take, in bytes (default: the memory available when
+            /// it starts). The fit estimates its peak from the shapes first and refuses with
+            /// [`NmfError::FitTooLarge`](crate::NmfError::FitTooLarge) when it would exceed
+            /// this.
+            iter.memory_limit: Some(u64);
         }
         /// The iteration options as set.
         pub fn iter_options(&self) -> &$crate::IterOptions {
@@ -719,9 +705,26 @@ pub(crate) use iter_option_setters;
 
 /// Builder setters that store their argument in the field of their name: `name: T;` makes
 /// `pub fn name(mut self, name: T) -> Self` setting `self.name = name`, `name: Some(T);` one
-/// setting `self.name = Some(name)`; each keeps the doc comment written above it.
+/// setting `self.name = Some(name)`; `group.name: T;` and `group.name: Some(T);` set the field
+/// `self.group.name` likewise. Each keeps the doc comment written above it.
 macro_rules! field_setters {
     () => {};
+    ($(#[$doc:meta])* $group:ident . $name:ident: Some($ty:ty); $($rest:tt)*) => {
+        $(#[$doc])*
+        pub fn $name(mut self, $name: $ty) -> Self {
+            self.$group.$name = Some($name);
+            self
+        }
+        $crate::options::field_setters!($($rest)*);
+    };
+    ($(#[$doc:meta])* $group:ident . $name:ident: $ty:ty; $($rest:tt)*) => {
+        $(#[$doc])*
+        pub fn $name(mut self, $name: $ty) -> Self {
+            self.$group.$name = $name;
+            self
+        }
+        $crate::options::field_setters!($($rest)*);
+    };
     ($(#[$doc:meta])* $name:ident: Some($ty:ty); $($rest:tt)*) => {
         $(#[$doc])*
         pub fn $name(mut self, $name: $ty) -> Self {
@@ -792,7 +795,7 @@ pub(crate) struct Regularization {
 }
 
 /// Parameters that passed [`NmfParams::check`](crate::NmfParams::check) for a given data shape.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct ValidParams {
     pub(crate) rank: usize,
     pub(crate) solver: Solver,
@@ -806,23 +809,6 @@ pub struct ValidParams {
     pub(crate) fixed_w: Vec<usize>,
     /// The fixed rows of H (sorted; every row: H is not updated).
     pub(crate) fixed_h: Vec<usize>,
-}
-
-impl fmt::Debug for ValidParams {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ValidParams")
-            .field("rank", &self.rank)
-            .field("solver", &self.solver)
-            .field("loss", &self.loss)
-            .field("init", &self.init)
-            .field("reg_w", &self.reg_w)
-            .field("reg_h", &self.reg_h)
-            .field("orthogonality", &self.orthogonality)
-            .field("iter", &self.iter)
-            .field("fixed_w", &self.fixed_w)
-            .field("fixed_h", &self.fixed_h)
-            .finish()
-    }
 }
 
 impl ValidParams {
