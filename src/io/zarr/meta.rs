@@ -264,17 +264,7 @@ pub struct ArrayMeta {
 impl ArrayMeta {
     /// Parse `.zarray` (v2) text.
     pub fn parse_v2(path: &Path, text: &[u8]) -> Result<ArrayMeta> {
-        let v = parse_json(path, text)?;
-        let obj = object(path, &v, "the metadata")?;
-        match obj.get("zarr_format").and_then(Value::as_u64) {
-            Some(2) => {}
-            other => {
-                return Err(format_error(
-                    path,
-                    format!("zarr_format is {other:?}, not 2, in a .zarray file"),
-                ))
-            }
-        }
+        let obj = &metadata(path, text, 2, ".zarray")?;
         let shape = extents(path, obj.get("shape"), "shape")?;
         let chunks = extents(path, obj.get("chunks"), "chunks")?;
         check_chunks(path, &shape, &chunks)?;
@@ -358,17 +348,7 @@ impl ArrayMeta {
 
     /// Parse `zarr.json` (v3) text.
     pub fn parse_v3(path: &Path, text: &[u8]) -> Result<ArrayMeta> {
-        let v = parse_json(path, text)?;
-        let obj = object(path, &v, "the metadata")?;
-        match obj.get("zarr_format").and_then(Value::as_u64) {
-            Some(3) => {}
-            other => {
-                return Err(format_error(
-                    path,
-                    format!("zarr_format is {other:?}, not 3, in a zarr.json file"),
-                ))
-            }
-        }
+        let obj = &metadata(path, text, 3, "zarr.json")?;
         match obj.get("node_type").and_then(Value::as_str) {
             Some("array") => {}
             Some("group") => return Err(unsupported(
@@ -555,6 +535,26 @@ impl ArrayMeta {
 
 fn parse_json(path: &Path, text: &[u8]) -> Result<Value> {
     serde_json::from_slice(text).map_err(|e| format_error(path, format!("not valid JSON: {e}")))
+}
+
+/// The metadata object of a `file` (`.zarray`, `zarr.json`), parsed from `text`, that must
+/// declare `zarr_format` `format`.
+fn metadata(
+    path: &Path,
+    text: &[u8],
+    format: u64,
+    file: &str,
+) -> Result<serde_json::Map<String, Value>> {
+    let Value::Object(obj) = parse_json(path, text)? else {
+        return Err(format_error(path, "the metadata is not a JSON object"));
+    };
+    match obj.get("zarr_format").and_then(Value::as_u64) {
+        Some(f) if f == format => Ok(obj),
+        other => Err(format_error(
+            path,
+            format!("zarr_format is {other:?}, not {format}, in a {file} file"),
+        )),
+    }
 }
 
 fn object<'a>(path: &Path, v: &'a Value, what: &str) -> Result<&'a serde_json::Map<String, Value>> {
