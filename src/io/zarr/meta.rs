@@ -268,18 +268,7 @@ impl ArrayMeta {
         let shape = extents(path, obj.get("shape"), "shape")?;
         let chunks = extents(path, obj.get("chunks"), "chunks")?;
         check_chunks(path, &shape, &chunks)?;
-        let dtype = match obj.get("dtype") {
-            Some(Value::String(s)) => ZarrDtype::from_v2(s).ok_or_else(|| {
-                unsupported(path, format!("the dtype {s:?} is not read; numeric types are (bool, int8-64, uint8-64, float16-64, such as \"<f4\" or \"|u1\")"))
-            })?,
-            Some(other) => {
-                return Err(unsupported(
-                    path,
-                    format!("the dtype {other} (a structured type) is not read; numeric types are"),
-                ))
-            }
-            None => return Err(format_error(path, "the metadata has no dtype")),
-        };
+        let dtype = element_type(path, obj, 2)?;
         let storage_order: Vec<usize> = match obj.get("order").and_then(Value::as_str) {
             Some("C") | None => (0..shape.len()).collect(),
             Some("F") => (0..shape.len()).rev().collect(),
@@ -375,18 +364,7 @@ impl ArrayMeta {
         let conf = grid.get("configuration").unwrap_or(&Value::Null);
         let chunks = extents(path, conf.get("chunk_shape"), "chunk_shape")?;
         check_chunks(path, &shape, &chunks)?;
-        let mut dtype = match obj.get("data_type") {
-            Some(Value::String(s)) => ZarrDtype::from_v3(s).ok_or_else(|| {
-                unsupported(path, format!("the data type {s:?} is not read; bool, int8-64, uint8-64 and float16-64 are"))
-            })?,
-            Some(other) => {
-                return Err(unsupported(
-                    path,
-                    format!("the data type {other} is not read"),
-                ))
-            }
-            None => return Err(format_error(path, "the metadata has no data_type")),
-        };
+        let mut dtype = element_type(path, obj, 3)?;
         match obj.get("storage_transformers") {
             None | Some(Value::Null) => {}
             Some(Value::Array(a)) if a.is_empty() => {}
@@ -554,6 +532,43 @@ fn metadata(
             path,
             format!("zarr_format is {other:?}, not {format}, in a {file} file"),
         )),
+    }
+}
+
+/// The element type the metadata `obj` of Zarr format `zarr_format` declares: a v2 `dtype`
+/// ([`ZarrDtype::from_v2`]) or a v3 `data_type` ([`ZarrDtype::from_v3`]); a numeric type is
+/// read, any other refused.
+fn element_type(
+    path: &Path,
+    obj: &serde_json::Map<String, Value>,
+    zarr_format: u8,
+) -> Result<ZarrDtype> {
+    type FromName = fn(&str) -> Option<ZarrDtype>;
+    // The key, its name in messages, its parser, then what a message on a name not read and
+    // one on a value that is no name end with.
+    let (key, what, from_name, read, not_a_name): (&str, &str, FromName, &str, &str) =
+        if zarr_format == 2 {
+            (
+                "dtype",
+                "dtype",
+                ZarrDtype::from_v2,
+                "numeric types are (bool, int8-64, uint8-64, float16-64, such as \"<f4\" or \"|u1\")",
+                " (a structured type) is not read; numeric types are",
+            )
+        } else {
+            (
+                "data_type",
+                "data type",
+                ZarrDtype::from_v3,
+                "bool, int8-64, uint8-64 and float16-64 are",
+                " is not read",
+            )
+        };
+    match obj.get(key) {
+        Some(Value::String(s)) => from_name(s)
+            .ok_or_else(|| unsupported(path, format!("the {what} {s:?} is not read; {read}"))),
+        Some(other) => Err(unsupported(path, format!("the {what} {other}{not_a_name}"))),
+        None => Err(format_error(path, format!("the metadata has no {key}"))),
     }
 }
 
