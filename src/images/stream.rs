@@ -13,6 +13,7 @@ use super::preprocess::Preprocess;
 use crate::error::{NmfError, Result};
 use crate::io::image_dir::{copy_levels, decode, fit_to_size, list_images, probe_all, SizePolicy};
 use crate::io::ReadOptions;
+use crate::online::source::Pass;
 use crate::online::Source;
 
 /// Images decoded at once by one task.
@@ -28,7 +29,7 @@ pub struct ImageDirSource {
     size: SizePolicy,
     preprocess: Preprocess,
     limit: u64,
-    next: usize,
+    pass: Pass,
 }
 
 impl ImageDirSource {
@@ -57,7 +58,7 @@ impl ImageDirSource {
             size,
             preprocess,
             limit,
-            next: 0,
+            pass: Pass::default(),
         })
     }
 
@@ -81,46 +82,41 @@ impl Source for ImageDirSource {
     }
 
     fn rewind(&mut self) -> Result<()> {
-        self.next = 0;
-        Ok(())
+        self.pass.rewind()
     }
 
     fn next_batch(&mut self, max_cols: usize) -> Result<Option<Array2<f32>>> {
-        let n = self.paths.len();
-        if self.next >= n {
-            return Ok(None);
-        }
-        let j0 = self.next;
-        let b = max_cols.max(1).min(n - j0);
         let (width, height) = (self.width, self.height);
         let (size, limit) = (self.size, self.limit);
-        // Decoded column-major (one image per row of `t`), then transposed once in memory.
-        let mut t = Array2::<f32>::zeros((b, width * height));
-        t.axis_chunks_iter_mut(Axis(0), IMAGES_PER_TASK)
-            .into_par_iter()
-            .zip(self.paths[j0..j0 + b].par_chunks(IMAGES_PER_TASK))
-            .enumerate()
-            .map(|(task, (mut block, paths))| {
-                for (k, (row, path)) in block.axis_iter_mut(Axis(0)).zip(paths).enumerate() {
-                    let col = j0 + task * IMAGES_PER_TASK + k;
-                    let grey = decode(path, limit)
-                        .and_then(|g| fit_to_size(g, size, path))
-                        .map_err(|e| NmfError::InStream {
-                            origin: format!("{} (sample {col})", path.display()),
-                            source: Box::new(e),
-                        })?;
-                    copy_levels(&grey, path, (width, height), "the images are", row)?;
-                }
-                Ok(())
-            })
-            .collect::<Vec<Result<()>>>()
-            .into_iter()
-            .collect::<Result<()>>()?;
-        let mut batch = t.t().as_standard_layout().into_owned();
-        drop(t);
-        self.preprocess.apply(batch.view_mut());
-        self.next = j0 + b;
-        Ok(Some(batch))
+        self.pass.next_batch(self.paths.len(), max_cols, |cols| {
+            let (j0, b) = (cols.start, cols.len());
+            // Decoded column-major (one image per row of `t`), then transposed once in memory.
+            let mut t = Array2::<f32>::zeros((b, width * height));
+            t.axis_chunks_iter_mut(Axis(0), IMAGES_PER_TASK)
+                .into_par_iter()
+                .zip(self.paths[cols].par_chunks(IMAGES_PER_TASK))
+                .enumerate()
+                .map(|(task, (mut block, paths))| {
+                    for (k, (row, path)) in block.axis_iter_mut(Axis(0)).zip(paths).enumerate() {
+                        let col = j0 + task * IMAGES_PER_TASK + k;
+                        let grey = decode(path, limit)
+                            .and_then(|g| fit_to_size(g, size, path))
+                            .map_err(|e| NmfError::InStream {
+                                origin: format!("{} (sample {col})", path.display()),
+                                source: Box::new(e),
+                            })?;
+                        copy_levels(&grey, path, (width, height), "the images are", row)?;
+                    }
+                    Ok(())
+                })
+                .collect::<Vec<Result<()>>>()
+                .into_iter()
+                .collect::<Result<()>>()?;
+            let mut batch = t.t().as_standard_layout().into_owned();
+            drop(t);
+            self.preprocess.apply(batch.view_mut());
+            Ok(batch)
+        })
     }
 
     fn describe(&self, col: usize) -> String {

@@ -11,6 +11,7 @@
 //! Either way the batch arrives as m x b (features x samples) without transposing the file.
 
 use std::fs::File;
+use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -20,6 +21,7 @@ use super::npy::{open_layout, Layout};
 use super::read_error;
 use super::write::PartialFile;
 use crate::error::{NmfError, Result};
+use crate::online::source::Pass;
 use crate::online::Source;
 
 /// Read buffer per positioned read of the contiguous layout (bytes), so a batch of large
@@ -34,7 +36,7 @@ pub struct NpySource {
     /// The header: shape as stored, order, value type and where the values start.
     layout: Layout,
     samples_as_rows: bool,
-    next: usize,
+    pass: Pass,
     buf: Vec<u8>,
 }
 
@@ -55,7 +57,7 @@ impl NpySource {
             file,
             layout,
             samples_as_rows,
-            next: 0,
+            pass: Pass::default(),
             buf: Vec::new(),
         })
     }
@@ -94,25 +96,11 @@ impl NpySource {
                 }
             })
     }
-}
 
-impl Source for NpySource {
-    fn dim(&self) -> (usize, usize) {
-        self.shape()
-    }
-
-    fn rewind(&mut self) -> Result<()> {
-        self.next = 0;
-        Ok(())
-    }
-
-    fn next_batch(&mut self, max_cols: usize) -> Result<Option<Array2<f32>>> {
+    /// The samples `cols` (m x cols.len()), by positioned reads.
+    fn read_columns(&mut self, cols: Range<usize>) -> Result<Array2<f32>> {
         let (m, n) = self.shape();
-        if self.next >= n {
-            return Ok(None);
-        }
-        let j0 = self.next;
-        let b = max_cols.max(1).min(n - j0);
+        let (j0, b) = (cols.start, cols.len());
         let mut out = Array2::<f32>::zeros((m, b));
         let decode = self.layout.decode;
         let item = self.layout.item;
@@ -141,8 +129,25 @@ impl Source for NpySource {
                 }
             }
         }
-        self.next = j0 + b;
-        Ok(Some(out))
+        Ok(out)
+    }
+}
+
+impl Source for NpySource {
+    fn dim(&self) -> (usize, usize) {
+        self.shape()
+    }
+
+    fn rewind(&mut self) -> Result<()> {
+        self.pass.rewind()
+    }
+
+    fn next_batch(&mut self, max_cols: usize) -> Result<Option<Array2<f32>>> {
+        // The read borrows all of `self`: the pass is advanced on a copy.
+        let mut pass = self.pass;
+        let batch = pass.next_batch(self.shape().1, max_cols, |cols| self.read_columns(cols));
+        self.pass = pass;
+        batch
     }
 
     fn describe(&self, col: usize) -> String {

@@ -52,6 +52,7 @@ use super::walk::{list_files, Descend};
 use super::write::PartialFile;
 use super::{open, ReadOptions};
 use crate::error::{NmfError, Result};
+use crate::online::source::Pass;
 use crate::online::Source;
 
 /// File extensions read as TIFF (compared without regard to case).
@@ -656,14 +657,14 @@ fn convert(d: &DecodingResult, rows: Range<usize>, dst: &mut [f32]) {
 pub struct TiffSource {
     stack: TiffStack,
     reader: FrameReader,
-    next: usize,
+    pass: Pass,
 }
 
 impl std::fmt::Debug for TiffSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TiffSource")
             .field("stack", &self.stack)
-            .field("next", &self.next)
+            .field("pass", &self.pass)
             .finish()
     }
 }
@@ -678,7 +679,7 @@ impl TiffSource {
         TiffSource {
             stack,
             reader: FrameReader::default(),
-            next: 0,
+            pass: Pass::default(),
         }
     }
     /// The stack streamed.
@@ -693,23 +694,18 @@ impl Source for TiffSource {
     }
 
     fn rewind(&mut self) -> Result<()> {
-        self.next = 0;
-        Ok(())
+        self.pass.rewind()
     }
 
     fn next_batch(&mut self, max_cols: usize) -> Result<Option<Array2<f32>>> {
-        let (m, n) = self.stack.shape();
-        if self.next >= n {
-            return Ok(None);
-        }
-        let j0 = self.next;
-        let b = max_cols.max(1).min(n - j0);
-        check_dims(&self.stack.files[0], m as u64, b as u64, self.stack.limit)?;
-        let mut out = Array2::<f32>::zeros((m, b));
-        self.reader
-            .fill(&self.stack, 0..m, j0..j0 + b, out.view_mut())?;
-        self.next = j0 + b;
-        Ok(Some(out))
+        let (stack, reader) = (&self.stack, &mut self.reader);
+        let (m, n) = stack.shape();
+        self.pass.next_batch(n, max_cols, |cols| {
+            check_dims(&stack.files[0], m as u64, cols.len() as u64, stack.limit)?;
+            let mut out = Array2::<f32>::zeros((m, cols.len()));
+            reader.fill(stack, 0..m, cols, out.view_mut())?;
+            Ok(out)
+        })
     }
 
     fn describe(&self, col: usize) -> String {

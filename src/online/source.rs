@@ -6,6 +6,8 @@
 //! ([`io::NpySource`](crate::io::NpySource)) and a directory of images decoded lazily
 //! (`images::ImageDirSource`, feature `images`).
 
+use std::ops::Range;
+
 use ndarray::{s, Array2, ArrayView2};
 
 use crate::error::{NmfError, Result};
@@ -62,17 +64,54 @@ macro_rules! forward_source {
 }
 forward_source!(&mut S, Box<S>);
 
+/// How far a pass over the `n` columns of a source read by column ranges has got: what its
+/// [`Source::rewind`] and [`Source::next_batch`] keep track of.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Pass {
+    /// The first column not yet handed out.
+    next: usize,
+}
+
+impl Pass {
+    /// Back to the first column ([`Source::rewind`]).
+    pub(crate) fn rewind(&mut self) -> Result<()> {
+        self.next = 0;
+        Ok(())
+    }
+
+    /// The next batch of a pass over `n` columns ([`Source::next_batch`]): `read` of the next
+    /// `b = min(max(max_cols, 1), columns left)` columns, after which the pass is past them;
+    /// `None` once all `n` were handed out.
+    pub(crate) fn next_batch(
+        &mut self,
+        n: usize,
+        max_cols: usize,
+        read: impl FnOnce(Range<usize>) -> Result<Array2<f32>>,
+    ) -> Result<Option<Array2<f32>>> {
+        if self.next >= n {
+            return Ok(None);
+        }
+        let end = self.next + max_cols.max(1).min(n - self.next);
+        let batch = read(self.next..end)?;
+        self.next = end;
+        Ok(Some(batch))
+    }
+}
+
 /// An in-memory matrix (features x samples) as a source; each batch is a copy of its columns.
 #[derive(Debug, Clone)]
 pub struct ArraySource<'a> {
     v: ArrayView2<'a, f32>,
-    next: usize,
+    pass: Pass,
 }
 
 impl<'a> ArraySource<'a> {
     /// Stream the columns of `v` (m x n).
     pub fn new(v: ArrayView2<'a, f32>) -> Self {
-        ArraySource { v, next: 0 }
+        ArraySource {
+            v,
+            pass: Pass::default(),
+        }
     }
 }
 
@@ -81,22 +120,13 @@ impl Source for ArraySource<'_> {
         self.v.dim()
     }
     fn rewind(&mut self) -> Result<()> {
-        self.next = 0;
-        Ok(())
+        self.pass.rewind()
     }
     fn next_batch(&mut self, max_cols: usize) -> Result<Option<Array2<f32>>> {
-        let n = self.v.ncols();
-        if self.next >= n {
-            return Ok(None);
-        }
-        let end = n.min(self.next + max_cols.max(1));
-        let batch = self
-            .v
-            .slice(s![.., self.next..end])
-            .as_standard_layout()
-            .into_owned();
-        self.next = end;
-        Ok(Some(batch))
+        let v = self.v;
+        self.pass.next_batch(v.ncols(), max_cols, |cols| {
+            Ok(v.slice(s![.., cols]).as_standard_layout().into_owned())
+        })
     }
 }
 
@@ -107,7 +137,7 @@ impl Source for ArraySource<'_> {
 pub struct CsrSource {
     /// Vᵀ (n x m): row j holds sample j.
     vt: CsrMatrix,
-    next: usize,
+    pass: Pass,
 }
 
 impl CsrSource {
@@ -115,7 +145,7 @@ impl CsrSource {
     pub fn new(v: &CsrMatrix) -> Self {
         CsrSource {
             vt: v.transpose(),
-            next: 0,
+            pass: Pass::default(),
         }
     }
 }
@@ -126,29 +156,26 @@ impl Source for CsrSource {
         (m, n)
     }
     fn rewind(&mut self) -> Result<()> {
-        self.next = 0;
-        Ok(())
+        self.pass.rewind()
     }
     fn next_batch(&mut self, max_cols: usize) -> Result<Option<Array2<f32>>> {
-        let (n, m) = self.vt.dim();
-        if self.next >= n {
-            return Ok(None);
-        }
-        let end = n.min(self.next + max_cols.max(1));
-        let mut batch = Array2::<f32>::zeros((m, end - self.next));
-        for (c, j) in (self.next..end).enumerate() {
-            let (idx, vals) = self.vt.row(j);
-            for (&i, &x) in idx.iter().zip(vals) {
-                let i = i as usize;
-                if i >= m {
-                    return Err(NmfError::InvalidSparse {
-                        reason: format!("column index {i} of sample {j} is out of range"),
-                    });
+        let vt = &self.vt;
+        let (n, m) = vt.dim();
+        self.pass.next_batch(n, max_cols, |cols| {
+            let mut batch = Array2::<f32>::zeros((m, cols.len()));
+            for (c, j) in cols.enumerate() {
+                let (idx, vals) = vt.row(j);
+                for (&i, &x) in idx.iter().zip(vals) {
+                    let i = i as usize;
+                    if i >= m {
+                        return Err(NmfError::InvalidSparse {
+                            reason: format!("column index {i} of sample {j} is out of range"),
+                        });
+                    }
+                    batch[[i, c]] = x;
                 }
-                batch[[i, c]] = x;
             }
-        }
-        self.next = end;
-        Ok(Some(batch))
+            Ok(batch)
+        })
     }
 }
