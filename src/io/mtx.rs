@@ -90,8 +90,9 @@ impl Header {
             rows, cols, nnz, ..
         } = *self;
         if u128::from(nnz) > u128::from(rows) * u128::from(cols) {
-            return Err(line_error(path)(
-                self.size_line,
+            return Err(format_error(
+                path,
+                Some(self.size_line),
                 Some(3),
                 format!(
                     "malformed size line: {nnz} entries cannot fit in a {rows} x {cols} matrix"
