@@ -73,6 +73,18 @@ fn padded((lo, hi): (f64, f64)) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
+/// A figure of the consensus scores of a rank.
+type ConsensusFigure = fn(&ConsensusScore) -> f64;
+
+/// The consensus panels of [`curves`]: title, curve label and the figure drawn.
+const CONSENSUS_PANELS: [(&str, &str, ConsensusFigure); 3] = [
+    ("cophenetic correlation", "cophenetic", |s| s.cophenetic),
+    ("dispersion", "dispersion", |s| s.dispersion),
+    ("explained variance (best run)", "explained variance", |s| {
+        s.explained_variance
+    }),
+];
+
 /// A series of a panel: `(label, points, colour)`.
 type Series = (&'static str, Vec<(f64, f64)>, RGBColor);
 
@@ -121,14 +133,7 @@ pub fn curves(sel: &RankSelection, path: &Path) -> Result<()> {
     };
     if !sel.consensus.is_empty() {
         let c = &sel.consensus;
-        let measures: [(&str, &str, fn(&ConsensusScore) -> f64); 3] = [
-            ("cophenetic correlation", "cophenetic", |s| s.cophenetic),
-            ("dispersion", "dispersion", |s| s.dispersion),
-            ("explained variance (best run)", "explained variance", |s| {
-                s.explained_variance
-            }),
-        ];
-        for (title, label, value) in measures {
+        for (title, label, value) in CONSENSUS_PANELS {
             let points = pts(&|k| c.get(k).map(|s| (s.rank as f64, value(s))));
             panels.push(Panel::curve(title, label, points, Method::Consensus));
         }
