@@ -99,8 +99,10 @@ pub(crate) fn kl_ratio(v: f32, y: f32) -> f32 {
 }
 
 /// The part of one KL entry that reads the data: `v log(v / q) − v` with `q = max(p, ε)`,
-/// where `v > ε`, and 0 elsewhere (scikit-learn's rule; the `+ wh` term is the caller's).
-#[inline(always)]
+/// where `v > ε`, and 0 elsewhere (scikit-learn's rule; the `+ wh` term is the caller's), in
+/// f64: the reference the engines' loss rows (`cpu::divergence_rows`, the sparse KL term) are
+/// tested against.
+#[cfg(test)]
 pub(crate) fn kl_entry_data(v: f64, p: f64, eps: f64) -> f64 {
     if v > eps {
         let q = if p < eps { eps } else { p };

@@ -9,7 +9,7 @@ use std::ops::Range;
 use super::super::simd::{self, isa_call, isa_entries};
 use super::panels::Operand;
 use super::products::dot_f32;
-use crate::engine::divergence;
+use crate::engine::vmath;
 use crate::sparse::CsrMatrix;
 
 /// `Σ_t a[t]·b[t]` in f64 (four partial sums, so that the loop vectorises).
@@ -44,13 +44,14 @@ pub(crate) fn frobenius_terms(a: Operand<'_>, w: &[f32], x: &[f32], r: usize) ->
 /// `Σ_{a_ij > ε} [a_ij log(a_ij / max(wh_ij, ε)) − a_ij]` over the stored entries, the part of
 /// the KL divergence that reads V (the rest is `Σ WH`); shapes as in [`frobenius_terms`].
 pub(crate) fn kl_term(a: Operand<'_>, w: &[f32], x: &[f32], r: usize, eps: f32) -> f64 {
-    let eps = eps as f64;
     let (kl, _) = entry_sums(a, w, x, r, |v, wr, xr| {
-        let v = v as f64;
         if v > eps {
-            // WH in f32, as the dense engine forms it.
-            let p = dot_f32(wr, xr) as f64;
-            (divergence::kl_entry_data(v, p, eps), 0.0)
+            // WH in f32, as the dense engine forms it; the logarithm as its loss rows take it
+            // (vmath::ln_ratio, within LN_RATIO_ABS).
+            let p = dot_f32(wr, xr);
+            let q = if p < eps { eps } else { p };
+            let v64 = f64::from(v);
+            (v64 * f64::from(vmath::ln_ratio(v, q)) - v64, 0.0)
         } else {
             (0.0, 0.0)
         }
