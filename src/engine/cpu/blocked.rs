@@ -118,16 +118,28 @@ pub(super) fn blocked_products(
             res
         }
         Side::Right => {
+            // Every operand row-major, so that both products take the skinny kernels: the
+            // block of H's columns copied, the outputs formed whole and copied into place.
             let wt = w.t().as_standard_layout().into_owned();
+            let w = w.as_standard_layout();
+            let w_times_into = |z: &Array2<f32>, mut o: ArrayViewMut2<'_, f32>| -> Result<()> {
+                let mut whole = Array2::<f32>::zeros(o.dim());
+                products::at_b(w.view(), z.view(), whole.view_mut())?;
+                o.assign(&whole);
+                Ok(())
+            };
             blocks.into_par_iter().try_for_each(|(k, ((db, ob), sb))| {
-                let hb = h.slice(ndarray::s![.., k * bs..k * bs + db.ncols()]);
+                let hb = h
+                    .slice(ndarray::s![.., k * bs..k * bs + db.ncols()])
+                    .as_standard_layout()
+                    .into_owned();
                 let mut z = Array2::<f32>::zeros((m, db.ncols()));
                 let mut b = sb.as_ref().map(|_| Array2::<f32>::zeros((m, db.ncols())));
-                products::at_b(wt.view(), hb, z.view_mut())?;
+                products::at_b(wt.view(), hb.view(), z.view_mut())?;
                 combine(&mut z, b.as_mut(), db);
-                products::at_b(w.view(), z.view(), ob)?;
+                w_times_into(&z, ob)?;
                 match (b, sb) {
-                    (Some(b), Some(sb)) => products::at_b(w.view(), b.view(), sb),
+                    (Some(b), Some(sb)) => w_times_into(&b, sb),
                     _ => Ok(()),
                 }
             })
