@@ -10,7 +10,7 @@
 //! | dense V neither row- nor column-contiguous (the engine's copy) | `4·m·n` |
 //! | sparse V: the engine's transposed copy and panels | `24·nnz + 8·(m + n + 2)` |
 //! | data scaled into the safe range ([`super::scale`]) | `4·m·n`, or `16·nnz` sparse |
-//! | the engines' fixed work space (blocks, scratch) | 64 MiB |
+//! | the engines' fixed work space (blocks, scratch; a dense V's panel copy for `Wᵀ V`, made only up to 32 MiB) | 96 MiB |
 //!
 //! `V` itself is the caller's and is not counted. A GPU fit holds the same on the host (the
 //! device's own memory is checked by the GPU engine as it allocates).
@@ -28,7 +28,7 @@ pub(crate) enum Storage {
 }
 
 /// The fixed work space of the engines.
-const FIXED_BYTES: f64 = 64.0 * 1024.0 * 1024.0;
+const FIXED_BYTES: f64 = 96.0 * 1024.0 * 1024.0;
 
 /// The estimated peak bytes of a fit of `m x n` data, and what they are made of.
 pub(crate) fn fit_bytes(

@@ -13,13 +13,33 @@ use super::blocked::{
 };
 use super::data::{DataOperator, Mat, Pair, Scratch};
 use super::products;
+use super::skinny::{self, PackedPanels};
 use crate::engine::data::{unsupported, DataOp};
 use crate::engine::{Blocks, Measure, Product};
 use crate::error::Result;
 use crate::options::Loss;
 
-/// A dense V, borrowed or (when it was not contiguous, or is a batch) owned.
-pub(super) struct DenseV<'a>(pub(super) CowArray<'a, f32, Ix2>);
+/// A dense V, borrowed or (when it was not contiguous, or is a batch) owned, and the copy of
+/// it `Wᵀ V` reads, once made ([`DenseV::packed`]).
+pub(super) struct DenseV<'a>(pub(super) CowArray<'a, f32, Ix2>, pub(super) Packed);
+
+/// The largest copy of V made for `Wᵀ V`: the fits' estimate counts it in the engines' fixed
+/// work space (solver/budget.rs). Measured on one core of a Sapphire Rapids Xeon, the
+/// copy took `Wᵀ V` at 361 x 2429, r 49 from 0.80 to 0.67 ms (the per-call copy of each
+/// block of V was a fifth of it); at 4096², where V comes from memory either way, it gained
+/// nothing measurable.
+pub(super) const PACKED_MAX_BYTES: usize = 32 << 20;
+
+/// Whether a dense V may be copied into the panels of `Wᵀ V` ([`skinny::PackedPanels`]), and
+/// the copy once made.
+pub(super) enum Packed {
+    /// Not copied: too large, no vector level, or a batch (used for one product only).
+    Never,
+    /// Copied at the first `Wᵀ V`, where the copy is at most [`PACKED_MAX_BYTES`].
+    Allowed,
+    /// The copy.
+    Made(PackedPanels),
+}
 
 impl DenseV<'_> {
     /// `D(V ‖ WH)`, a block of rows of `W H` at a time ([`block_divergence`]).
@@ -64,7 +84,22 @@ impl DataOperator for DenseV<'_> {
         let v = self.0.view();
         match p {
             Product::VHt(h) => products::a_bt(v, h.view(), out.view_mut(), &mut s.ht),
-            Product::WtV(w) => products::at_b(w.view(), v, out.view_mut()),
+            Product::WtV(w) => {
+                if matches!(self.1, Packed::Allowed) {
+                    let (m, n) = v.dim();
+                    self.1 = if PackedPanels::bytes(m, n) <= PACKED_MAX_BYTES {
+                        PackedPanels::new(v).map_or(Packed::Never, Packed::Made)
+                    } else {
+                        Packed::Never
+                    };
+                }
+                if let Packed::Made(p) = &self.1 {
+                    if skinny::at_b_packed(w.view(), v, p, out.view_mut())? {
+                        return Ok(());
+                    }
+                }
+                products::at_b(w.view(), v, out.view_mut())
+            }
             Product::Kl(f) => blocked_numerator(v, &mut s.ht, f, out, ratio_in_place),
             Product::Masked(mask, f) => masked_numerator(mask, f, out, &mut s.ht),
             Product::Pattern(_) => Err(unsupported(DataOp::Pattern)),

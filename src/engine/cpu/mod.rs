@@ -27,7 +27,7 @@ use crate::options::Regularization;
 use crate::sparse::CsrMatrix;
 use csr::CsrV;
 use data::{DataOperator, Scratch};
-use dense::DenseV;
+use dense::{DenseV, Packed};
 use layout::{check_same, contiguous, pack_ht, take_scratch};
 
 /// The CPU engine over a borrowed (or, when not contiguous, copied) data matrix, held as a
@@ -48,7 +48,7 @@ impl<'a> CpuEngine<'a> {
         } else {
             CowArray::from(v.as_standard_layout().into_owned())
         };
-        Self::with_data(Box::new(DenseV(v)))
+        Self::with_data(Box::new(DenseV(v, Packed::Allowed)))
     }
 
     /// Wrap a sparse `v` and its transpose `vt` (`v.transpose()`, the CSC form of `v`).
@@ -136,7 +136,7 @@ impl Engine for CpuEngine<'_> {
                 found: format!("{} x {}", v.nrows(), v.ncols()),
             });
         }
-        self.v = Box::new(DenseV(CowArray::from(contiguous(v))));
+        self.v = Box::new(DenseV(CowArray::from(contiguous(v)), Packed::Never));
         self.v_sq_norm = None;
         Ok(())
     }

@@ -212,6 +212,108 @@ pub(crate) fn transpose_into(b: ArrayView2<'_, f32>, out: &mut [f32]) {
     }
 }
 
+/// A row-major `B` (k x n) copied once into the panels [`at_b_packed`] reads, at the SIMD
+/// level of the moment it was made: `Wᵀ V` then reads its blocks of V in place instead of
+/// copying each one on every call (V is the same for a whole fit). About V's size again
+/// ([`PackedPanels::bytes`]).
+pub(crate) struct PackedPanels {
+    level: Level,
+    dim: (usize, usize),
+    data: Vec<f32>,
+}
+
+impl PackedPanels {
+    /// The bytes of the copy of a k x n matrix at [`simd::level`] (0 where no vector level
+    /// runs, and no copy is made).
+    pub(crate) fn bytes(k: usize, n: usize) -> usize {
+        Self::floats(simd::level(), k, n).saturating_mul(4)
+    }
+
+    fn floats(level: Level, k: usize, n: usize) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use simd::{Avx2, Avx512};
+            match level {
+                Level::Avx512 => kernel::whole_len::<Avx512>(k, n),
+                Level::Avx2 => kernel::whole_len::<Avx2>(k, n),
+                Level::None => 0,
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (level, k, n);
+            0
+        }
+    }
+
+    /// The copy of `b` at [`simd::level`]; `None` where no vector level runs or `b` is not
+    /// row-major.
+    pub(crate) fn new(b: ArrayView2<'_, f32>) -> Option<PackedPanels> {
+        let level = simd::level();
+        let (k, n) = b.dim();
+        if !runs(level) || !b.is_standard_layout() || k == 0 || n == 0 {
+            return None;
+        }
+        let mut data = vec![0.0f32; Self::floats(level, k, n)];
+        #[cfg(target_arch = "x86_64")]
+        {
+            use simd::{Avx2, Avx512};
+            // SAFETY: the level's set was detected (`runs`); b is row-major and data holds
+            // whole_len floats.
+            unsafe {
+                match level {
+                    Level::Avx512 => kernel::pack_whole::<Avx512>(b, &mut data),
+                    Level::Avx2 => kernel::pack_whole::<Avx2>(b, &mut data),
+                    Level::None => return None,
+                }
+            }
+        }
+        Some(PackedPanels {
+            level,
+            dim: (k, n),
+            data,
+        })
+    }
+}
+
+/// [`at_b`] with `b` read from its [`PackedPanels`] copy (`b` itself given for the shape
+/// check). `Ok(false)` (nothing done) where the copy was made at another level or of another
+/// shape, or `a` or `q` are not row-major.
+pub(crate) fn at_b_packed(
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    packed: &PackedPanels,
+    q: ArrayViewMut2<'_, f32>,
+) -> Result<bool> {
+    check_at_b(a.dim(), b.dim(), q.dim())?;
+    let level = simd::level();
+    if level != packed.level
+        || packed.dim != b.dim()
+        || !(runs(level) && a.is_standard_layout() && q.is_standard_layout())
+    {
+        return Ok(false);
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        use simd::{Avx2, Avx512};
+        // SAFETY: the level's set was detected (`runs`); a and q are row-major with shapes
+        // conforming to b's, whose packed copy at this level holds every panel.
+        unsafe {
+            match level {
+                Level::Avx512 => kernel::at_b::<Avx512>(a, b, Some(&packed.data), q),
+                Level::Avx2 => kernel::at_b::<Avx2>(a, b, Some(&packed.data), q),
+                Level::None => return Ok(false),
+            }
+        }
+        Ok(true)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (a, b, q);
+        Ok(false)
+    }
+}
+
 /// `q = aᵀ b` for row-major `a` (k x r) and `b` (k x n), `q` (r x n).
 /// Shapes that do not conform are an error; `Ok(false)` (doing nothing) when the kernels cannot
 /// run on these operands (level [`Level::None`], or an operand not row-major).
@@ -242,8 +344,8 @@ fn at_b_at(
         // row-major with conforming shapes (checked above).
         unsafe {
             match level {
-                Level::Avx512 => kernel::at_b::<Avx512>(a, b, q),
-                Level::Avx2 => kernel::at_b::<Avx2>(a, b, q),
+                Level::Avx512 => kernel::at_b::<Avx512>(a, b, None, q),
+                Level::Avx2 => kernel::at_b::<Avx2>(a, b, None, q),
                 Level::None => return Ok(false),
             }
         }
@@ -737,10 +839,12 @@ mod kernel {
     pub(super) unsafe fn at_b<S: Tiling>(
         a: ArrayView2<'_, f32>,
         b: ArrayView2<'_, f32>,
+        pre: Option<&[f32]>,
         mut q: ArrayViewMut2<'_, f32>,
     ) {
         let (k, r) = a.dim();
         let n = b.ncols();
+        let pre_ptr = pre.map(|p| p.as_ptr() as usize);
         if r == 0 || n == 0 {
             return;
         }
@@ -783,9 +887,14 @@ mod kernel {
         let fits = simd::l2_bytes() / 2 / ((KC + r) * S::PANEL * 4);
         const { assert!(S::GROUP >= 1 && S::GROUP <= MAX_GROUP) };
         let group = fits.clamp(1, S::GROUP).min(per_thread.max(1));
-        let run = |grp: &[(usize, usize)]| {
+        let run = |(first, grp): (usize, &[(usize, usize)])| {
             let g = grp.len();
-            let pack_len = KC * S::PANEL * g;
+            // With V packed once ([`pack_whole`]) the blocks are read in place.
+            let pack_len = if pre_ptr.is_some() {
+                0
+            } else {
+                KC * S::PANEL * g
+            };
             let acc_len = r * S::PANEL * g;
             let mut buf = take(&BLOCK, pack_len + acc_len);
             let (pack, rest) = buf.split_at_mut(pack_len);
@@ -798,25 +907,39 @@ mod kernel {
             let mut i0 = 0;
             while i0 < k {
                 let kc = KC.min(k - i0);
-                // SAFETY: rows i0..i0+kc of b hold the group's columns; pack part gi holds KC
-                // rows of PANEL.
-                unsafe {
-                    S::pack_panel(Pack {
-                        src: (b_ptr as *const f32).add(i0 * n),
-                        ld: n,
-                        rows: kc,
-                        panels: grp,
-                        dst: pack.as_mut_ptr(),
-                        part: KC * S::PANEL,
-                    });
-                }
+                // The block of panel gi: in the pre-packed V (panel first + gi at
+                // (first + gi)·k·PANEL, row i0 on) or in this task's copy.
+                let (blk, part) = match pre_ptr {
+                    // SAFETY: the pre-packed V holds every panel's k rows.
+                    Some(pp) => unsafe {
+                        (
+                            (pp as *const f32).add((first * k + i0) * S::PANEL),
+                            k * S::PANEL,
+                        )
+                    },
+                    None => {
+                        // SAFETY: rows i0..i0+kc of b hold the group's columns; pack part gi
+                        // holds KC rows of PANEL.
+                        unsafe {
+                            S::pack_panel(Pack {
+                                src: (b_ptr as *const f32).add(i0 * n),
+                                ld: n,
+                                rows: kc,
+                                panels: grp,
+                                dst: pack.as_mut_ptr(),
+                                part: KC * S::PANEL,
+                            });
+                        }
+                        (pack.as_ptr(), KC * S::PANEL)
+                    }
+                };
                 let mut tb0 = 0;
                 while tb0 < r {
                     let tb1 = (tb0 + tb).min(r);
                     for (gi, &(_, cols)) in grp.iter().enumerate() {
                         let mr = rows_for::<S>(cols);
-                        // SAFETY: part gi of the pack exists.
-                        let y = unsafe { pack.as_ptr().add(gi * KC * S::PANEL) };
+                        // SAFETY: part gi of the block exists.
+                        let y = unsafe { blk.add(gi * part) };
                         let mut t0 = tb0;
                         while t0 < tb1 {
                             let rows = mr.min(tb1 - t0);
@@ -866,12 +989,46 @@ mod kernel {
             give_back(&BLOCK, buf);
         };
         if k * n * r >= 1 << 17 {
-            panels.par_chunks(group).for_each(run);
+            panels
+                .par_chunks(group)
+                .enumerate()
+                .for_each(|(g, grp)| run((g * group, grp)));
         } else {
-            panels.chunks(group).for_each(run);
+            panels
+                .chunks(group)
+                .enumerate()
+                .for_each(|(g, grp)| run((g * group, grp)));
         }
         if S::PACK {
             give_back(&OPERAND, packed_a);
+        }
+    }
+
+    /// Floats of [`pack_whole`]'s copy of a k x n matrix.
+    pub(super) fn whole_len<S: Tiling>(k: usize, n: usize) -> usize {
+        panels::<S>(n).len() * k * S::PANEL
+    }
+
+    /// `b` (k x n, row-major) copied once into the blocks [`at_b`] reads: panel p of
+    /// [`panels`] at p·k·PANEL, its k rows PANEL apart, the lanes past its width 0; `out` is
+    /// [`whole_len`] floats.
+    ///
+    /// # Safety
+    /// The set `S` must be available; `b` row-major.
+    pub(super) unsafe fn pack_whole<S: Tiling>(b: ArrayView2<'_, f32>, out: &mut [f32]) {
+        let (k, n) = b.dim();
+        let panels = panels::<S>(n);
+        assert_eq!(out.len(), panels.len() * k * S::PANEL);
+        // SAFETY: b has k rows of n floats (row-major), and out holds every panel's k rows.
+        unsafe {
+            S::pack_panel(Pack {
+                src: b.as_ptr(),
+                ld: n,
+                rows: k,
+                panels: &panels,
+                dst: out.as_mut_ptr(),
+                part: k * S::PANEL,
+            });
         }
     }
 }
@@ -973,6 +1130,35 @@ mod tests {
                     "{level:?} at_b {k}x{r} n{n}"
                 );
             }
+        }
+    }
+
+    /// Reading V from its packed copy is the same kernel over the same blocks: bit for bit
+    /// the product of `at_b`, at the level of the moment (groups of panels, a last partial
+    /// panel, k past one block).
+    #[test]
+    fn at_b_from_the_packed_copy_is_at_b() {
+        for &[k, r, n] in &[[300, 17, 256], [131, 49, 1037], [7, 1, 5], [129, 64, 64]] {
+            let a = pseudo(k, r, 5);
+            let b = pseudo(k, n, 6);
+            let Some(packed) = PackedPanels::new(b.view()) else {
+                assert_eq!(
+                    PackedPanels::bytes(k, n),
+                    0,
+                    "a vector level runs: a copy is made"
+                );
+                return;
+            };
+            assert_eq!(packed.data.len() * 4, PackedPanels::bytes(k, n));
+            let mut q = Array2::<f32>::from_elem((r, n), f32::NAN);
+            let mut want = q.clone();
+            assert!(at_b_packed(a.view(), b.view(), &packed, q.view_mut()).unwrap());
+            assert!(at_b(a.view(), b.view(), want.view_mut()).unwrap());
+            assert_eq!(q, want, "at_b from the packed copy {k}x{r} n{n}");
+            // Another shape is refused, not read out of bounds.
+            let other = pseudo(k, n + 1, 7);
+            let mut q2 = Array2::<f32>::zeros((r, n + 1));
+            assert!(!at_b_packed(a.view(), other.view(), &packed, q2.view_mut()).unwrap());
         }
     }
 
