@@ -120,6 +120,8 @@ mod tests {
     use super::*;
     use ndarray::Array2;
 
+    use crate::linalg::xorshift::XorShift;
+
     fn naive(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Array2<f64> {
         let mut c = Array2::<f64>::zeros((a.nrows(), b.ncols()));
         for i in 0..a.nrows() {
@@ -135,13 +137,7 @@ mod tests {
     }
 
     fn pseudo(rows: usize, cols: usize, seed: u32) -> Array2<f32> {
-        let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
-        Array2::from_shape_fn((rows, cols), |_| {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            (s % 1000) as f32 / 1000.0
-        })
+        XorShift::seeded(seed, 1, 1000).matrix(rows, cols, 0.0)
     }
 
     /// One GEMM against the f64 naive product: relative error ~1e-4 or better.

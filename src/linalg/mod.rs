@@ -13,6 +13,8 @@ mod eigen;
 pub(crate) mod gemm;
 mod qr;
 mod svd;
+#[cfg(test)]
+pub(crate) mod xorshift;
 
 pub use self::assign::assign_max;
 

@@ -81,14 +81,10 @@ mod tests {
     use super::*;
     use ndarray::{Array2, ShapeBuilder};
 
+    use crate::linalg::xorshift::XorShift;
+
     fn pseudo(rows: usize, cols: usize, seed: u32) -> Array2<f32> {
-        let mut s = seed.wrapping_mul(2654435761).wrapping_add(7);
-        Array2::from_shape_fn((rows, cols), |_| {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            (s % 1000) as f32 / 1000.0
-        })
+        XorShift::seeded(seed, 7, 1000).matrix(rows, cols, 0.0)
     }
 
     fn close(a: &Array2<f32>, b: &Array2<f32>) -> bool {

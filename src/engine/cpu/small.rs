@@ -160,14 +160,10 @@ mod tests {
 
     use super::*;
 
+    use crate::linalg::xorshift::XorShift;
+
     fn pseudo(rows: usize, cols: usize, seed: u32) -> Array2<f32> {
-        let mut s = seed.wrapping_mul(2654435761).wrapping_add(99);
-        Array2::from_shape_fn((rows, cols), |_| {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            (s % 1000) as f32 / 1000.0
-        })
+        XorShift::seeded(seed, 99, 1000).matrix(rows, cols, 0.0)
     }
 
     /// Every level against the f64 product, around the vector groups and the block edge, with

@@ -8,6 +8,7 @@ use super::{GpuContext, GpuEngine};
 use crate::engine::cpu::CpuEngine;
 use crate::engine::{Engine, Side};
 use crate::error::NmfError;
+use crate::linalg::xorshift::XorShift;
 use crate::options::Loss;
 use crate::sparse::CsrMatrix;
 
@@ -19,18 +20,12 @@ const REL_TOL: f32 = 1e-4;
 /// A pseudo-random sparse matrix with about `density` of its entries stored, and every
 /// third row and every fourth column empty.
 fn sparse(rows: usize, cols: usize, density: f32, seed: u32) -> CsrMatrix {
-    let mut s = seed.wrapping_mul(2654435761).wrapping_add(11);
-    let mut next = move || {
-        s ^= s << 13;
-        s ^= s >> 17;
-        s ^= s << 5;
-        (s % 100_000) as f32 / 100_000.0
-    };
+    let mut stream = XorShift::seeded(seed, 11, 100_000);
     let mut t = Vec::new();
     for i in 0..rows {
         for j in 0..cols {
-            let keep = next() < density;
-            let value = 0.05 + next();
+            let keep = stream.next_unit() < density;
+            let value = 0.05 + stream.next_unit();
             if keep && i % 3 != 1 && j % 4 != 2 {
                 t.push((i, j, value));
             }
@@ -40,13 +35,7 @@ fn sparse(rows: usize, cols: usize, density: f32, seed: u32) -> CsrMatrix {
 }
 
 fn dense(rows: usize, cols: usize, seed: u32) -> Array2<f32> {
-    let mut s = seed.wrapping_mul(747796405).wrapping_add(3);
-    Array2::from_shape_fn((rows, cols), |_| {
-        s ^= s << 13;
-        s ^= s >> 17;
-        s ^= s << 5;
-        0.05 + (s % 10_000) as f32 / 10_000.0
-    })
+    XorShift::new(seed.wrapping_mul(747796405).wrapping_add(3), 10_000).matrix(rows, cols, 0.05)
 }
 
 fn assert_close(what: &str, gpu: &Array2<f32>, cpu: &Array2<f32>) {

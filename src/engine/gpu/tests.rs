@@ -6,6 +6,7 @@ use super::buffers::GpuMat;
 use super::{GpuContext, GpuEngine};
 use crate::engine::cpu::CpuEngine;
 use crate::engine::{Engine, FactorSums, MuDenominator, MuRule, Side};
+use crate::linalg::xorshift::XorShift;
 use crate::options::{Loss, Regularization};
 
 include!("../../../tests/suite/common/gpu_available.rs");
@@ -16,13 +17,7 @@ const KERNEL_REL_TOL: f32 = 1e-4;
 const LOSS_REL_TOL: f64 = 1e-4;
 
 fn pseudo(rows: usize, cols: usize, seed: u32, offset: f32) -> Array2<f32> {
-    let mut s = seed.wrapping_mul(2654435761).wrapping_add(7);
-    Array2::from_shape_fn((rows, cols), |_| {
-        s ^= s << 13;
-        s ^= s >> 17;
-        s ^= s << 5;
-        offset + (s % 10_000) as f32 / 10_000.0
-    })
+    XorShift::seeded(seed, 7, 10_000).matrix(rows, cols, offset)
 }
 
 fn assert_close(what: &str, gpu: &Array2<f32>, cpu: &Array2<f32>) {

@@ -13,6 +13,7 @@ use super::tiled::Layout;
 use super::tuner::{self, MatmulConfig, MatmulKernel, TuneEffort};
 use super::GpuContext;
 use crate::linalg::gemm::Accum;
+use crate::linalg::xorshift::XorShift;
 
 include!("../../../tests/suite/common/gpu_available.rs");
 
@@ -31,15 +32,7 @@ const EDGES: [usize; 8] = [1, 3, 7, 17, 63, 64, 65, 129];
 
 /// Values in [0.05, 1.05), a different stream per seed.
 fn pseudo(len: usize, seed: u32) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(12_345);
-    (0..len)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            0.05 + (s % 10_000) as f32 / 10_000.0
-        })
-        .collect()
+    XorShift::seeded(seed, 12_345, 10_000).vec(len, 0.05)
 }
 
 /// Every configuration a product of `dims` may run with: the tuner's whole table (fitting the
