@@ -140,6 +140,21 @@ impl Filled {
     }
 }
 
+/// `(1ᵀ X, aᵀ X)` in f64 for `x` (rows x l) and one weight `a[i]` a row: the column sums of
+/// `x` and their sums weighted by `a`, accumulated row by row.
+fn column_sums(x: ArrayView2<'_, f32>, a: &[f32]) -> (Vec<f64>, Vec<f64>) {
+    let l = x.ncols();
+    let mut ones_x = vec![0.0f64; l];
+    let mut a_x = vec![0.0f64; l];
+    for (row, &ai) in x.rows().into_iter().zip(a) {
+        for (k, &xv) in row.iter().enumerate() {
+            ones_x[k] += xv as f64;
+            a_x[k] += ai as f64 * xv as f64;
+        }
+    }
+    (ones_x, a_x)
+}
+
 impl LinearOperator for FilledOp<'_> {
     fn dim(&self) -> (usize, usize) {
         self.s.dim()
@@ -147,15 +162,7 @@ impl LinearOperator for FilledOp<'_> {
     /// `F X = S X + u (1ᵀ X) + 1 (cᵀ X)`.
     fn mul(&self, x: ArrayView2<'_, f32>) -> Array2<f32> {
         let mut out = self.s.mul(x);
-        let l = x.ncols();
-        let mut ones_x = vec![0.0f64; l];
-        let mut c_x = vec![0.0f64; l];
-        for (row, &cj) in x.rows().into_iter().zip(self.c) {
-            for (k, &xv) in row.iter().enumerate() {
-                ones_x[k] += xv as f64;
-                c_x[k] += cj as f64 * xv as f64;
-            }
-        }
+        let (ones_x, c_x) = column_sums(x, self.c);
         for (mut orow, &ui) in out.rows_mut().into_iter().zip(self.u) {
             for (k, o) in orow.iter_mut().enumerate() {
                 *o += (ui as f64 * ones_x[k] + c_x[k]) as f32;
@@ -166,15 +173,7 @@ impl LinearOperator for FilledOp<'_> {
     /// `Xᵀ F = Xᵀ S + (Xᵀ u) 1ᵀ + (Xᵀ 1) cᵀ`.
     fn t_mul(&self, x: ArrayView2<'_, f32>) -> Array2<f32> {
         let mut out = self.s.t_mul(x);
-        let l = x.ncols();
-        let mut x_u = vec![0.0f64; l];
-        let mut x_1 = vec![0.0f64; l];
-        for (row, &ui) in x.rows().into_iter().zip(self.u) {
-            for (k, &xv) in row.iter().enumerate() {
-                x_u[k] += ui as f64 * xv as f64;
-                x_1[k] += xv as f64;
-            }
-        }
+        let (x_1, x_u) = column_sums(x, self.u);
         for (k, mut orow) in out.rows_mut().into_iter().enumerate() {
             for (o, &cj) in orow.iter_mut().zip(self.c) {
                 *o += (x_u[k] + x_1[k] * cj as f64) as f32;
