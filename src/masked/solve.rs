@@ -167,15 +167,47 @@ struct Task<'a> {
     h0: Array2<f32>,
 }
 
-/// Per-observation L2 weights on the engine: `λ₂ c` broadcast to m x r and `λ₂ d` to r x n,
-/// with ones matrices of both shapes and scratch for the products.
+/// One factor's per-observation L2 weight on the engine: `λ₂ c` (W, m x r) or `λ₂ d` (H,
+/// r x n) broadcast to the factor's shape, a ones matrix of that shape and scratch for the
+/// products.
+struct Weight<M> {
+    c: M,
+    ones: M,
+    tmp: M,
+}
+
+impl<M> Weight<M> {
+    /// `c` (the broadcast weights) on the engine, with its ones and scratch.
+    fn upload<E: Engine<Mat = M>>(e: &mut E, c: Array2<f32>) -> Result<Weight<M>> {
+        let dim = c.dim();
+        Ok(Weight {
+            c: e.upload(c.view())?,
+            ones: e.upload(Array2::from_elem(dim, 1.0f32).view())?,
+            tmp: e.zeros(dim.0, dim.1)?,
+        })
+    }
+}
+
+/// Per-observation L2 weights of W and of H.
 struct Weights<M> {
-    cw: M,
-    ch: M,
-    ones_w: M,
-    ones_h: M,
-    tmp_w: M,
-    tmp_h: M,
+    w: Weight<M>,
+    h: Weight<M>,
+}
+
+/// The numerator and the masked product (the denominator) of one factor's update, each shaped
+/// like the factor.
+struct Ratio<M> {
+    num: M,
+    den: M,
+}
+
+impl<M> Ratio<M> {
+    fn zeros<E: Engine<Mat = M>>(e: &mut E, rows: usize, cols: usize) -> Result<Ratio<M>> {
+        Ok(Ratio {
+            num: e.zeros(rows, cols)?,
+            den: e.zeros(rows, cols)?,
+        })
+    }
 }
 
 impl EngineTask for Task<'_> {
@@ -192,10 +224,8 @@ impl EngineTask for Task<'_> {
         };
         let w = e.upload(w0.view())?;
         let h = e.upload(h0.view())?;
-        let num_w = e.zeros(m, r)?;
-        let den_w = e.zeros(m, r)?;
-        let num_h = e.zeros(r, n)?;
-        let den_h = e.zeros(r, n)?;
+        let ratio_w = Ratio::zeros(e, m, r)?;
+        let ratio_h = Ratio::zeros(e, r, n)?;
         let small = e.zeros(r, r)?;
         let sums = e.zeros(r, 1)?;
 
@@ -209,12 +239,8 @@ impl EngineTask for Task<'_> {
             let cw = Array2::from_shape_fn((m, r), |(i, _)| l2 * data.row_counts[i] as f32);
             let ch = Array2::from_shape_fn((r, n), |(_, j)| l2 * data.col_counts[j] as f32);
             Some(Weights {
-                cw: e.upload(cw.view())?,
-                ch: e.upload(ch.view())?,
-                ones_w: e.upload(Array2::from_elem((m, r), 1.0f32).view())?,
-                ones_h: e.upload(Array2::from_elem((r, n), 1.0f32).view())?,
-                tmp_w: e.zeros(m, r)?,
-                tmp_h: e.zeros(r, n)?,
+                w: Weight::upload(e, cw)?,
+                h: Weight::upload(e, ch)?,
             })
         } else {
             None
@@ -226,10 +252,8 @@ impl EngineTask for Task<'_> {
             mask,
             w,
             h,
-            num_w,
-            den_w,
-            num_h,
-            den_h,
+            ratio_w,
+            ratio_h,
             small,
             sums,
             weights,
@@ -252,10 +276,8 @@ struct MaskedIteration<'a, E: Engine> {
     mask: Option<E::Mat>,
     w: E::Mat,
     h: E::Mat,
-    num_w: E::Mat,
-    den_w: E::Mat,
-    num_h: E::Mat,
-    den_h: E::Mat,
+    ratio_w: Ratio<E::Mat>,
+    ratio_h: Ratio<E::Mat>,
     small: E::Mat,
     sums: E::Mat,
     weights: Option<Weights<E::Mat>>,
@@ -265,36 +287,10 @@ struct MaskedIteration<'a, E: Engine> {
 
 impl<E: Engine> Iteration for MaskedIteration<'_, E> {
     fn step(&mut self, _it: usize) -> Result<()> {
-        let Self {
-            e,
-            cfg,
-            mask,
-            w,
-            h,
-            num_w,
-            den_w,
-            num_h,
-            den_h,
-            weights,
-            step_reg,
-            ..
-        } = self;
-        let (e, step_reg) = (&mut **e, *step_reg);
         // W ← W ⊙ ((M⊙V) Hᵀ) ⊘ ((M⊙WH) Hᵀ + λ₁ + λ₂ C W)
-        e.v_ht(h, num_w)?;
-        masked_product(e, mask, w, h, Side::Left, den_w)?;
-        let weight = weights
-            .as_mut()
-            .map(|wt| (&wt.cw, &wt.ones_w, &mut wt.tmp_w));
-        let eps = cfg.iter.epsilon;
-        weighted_step(e, w, num_w, den_w, weight, Side::Left, step_reg, eps)?;
+        self.update(Side::Left)?;
         // H ← H ⊙ (Wᵀ (M⊙V)) ⊘ (Wᵀ (M⊙WH) + λ₁ + λ₂ H D)
-        e.wt_v(w, num_h)?;
-        masked_product(e, mask, w, h, Side::Right, den_h)?;
-        let weight = weights
-            .as_mut()
-            .map(|wt| (&wt.ch, &wt.ones_h, &mut wt.tmp_h));
-        weighted_step(e, h, num_h, den_h, weight, Side::Right, step_reg, eps)
+        self.update(Side::Right)
     }
 
     /// `½‖M ⊙ (V − WH)‖² + λ₁(‖W‖₁ + ‖H‖₁) + ½ λ₂ (‖W‖² + ‖H‖²)` (per-observation weights in
@@ -337,28 +333,9 @@ impl<E: Engine> Iteration for MaskedIteration<'_, E> {
             match weights {
                 Some(wt) if l2 > 0.0 => {
                     // ⟨λ₂C ⊙ W, W⟩ = tr((λ₂C ⊙ W)ᵀ W), likewise for H.
-                    weighted_product(
-                        e,
-                        w,
-                        &wt.cw,
-                        &wt.ones_w,
-                        &mut wt.tmp_w,
-                        Side::Left,
-                        cfg.iter.epsilon,
-                    )?;
-                    e.cross(&wt.tmp_w, w, Side::Left, small)?;
-                    let pw = trace(&e.download(small)?);
-                    weighted_product(
-                        e,
-                        h,
-                        &wt.ch,
-                        &wt.ones_h,
-                        &mut wt.tmp_h,
-                        Side::Right,
-                        cfg.iter.epsilon,
-                    )?;
-                    e.cross(&wt.tmp_h, h, Side::Right, small)?;
-                    let ph = trace(&e.download(small)?);
+                    let eps = cfg.iter.epsilon;
+                    let pw = weighted_norm(e, w, &mut wt.w, Side::Left, eps, small)?;
+                    let ph = weighted_norm(e, h, &mut wt.h, Side::Right, eps, small)?;
                     f += 0.5 * (pw + ph);
                 }
                 _ if l2 > 0.0 => f += 0.5 * l2 as f64 * (trace(&k) + trace(&g)),
@@ -373,26 +350,62 @@ impl<E: Engine> Iteration for MaskedIteration<'_, E> {
     }
 }
 
+impl<E: Engine> MaskedIteration<'_, E> {
+    /// The update of W (`Side::Left`) or H (`Right`): its numerator `(M⊙V) Hᵀ` or
+    /// `Wᵀ (M⊙V)`, its masked product, then [`weighted_step`].
+    fn update(&mut self, side: Side) -> Result<()> {
+        let e = &mut *self.e;
+        let eps = self.cfg.iter.epsilon;
+        let (ratio, weight) = match side {
+            Side::Left => (&mut self.ratio_w, self.weights.as_mut().map(|wt| &mut wt.w)),
+            Side::Right => (&mut self.ratio_h, self.weights.as_mut().map(|wt| &mut wt.h)),
+        };
+        match side {
+            Side::Left => e.v_ht(&self.h, &mut ratio.num)?,
+            Side::Right => e.wt_v(&self.w, &mut ratio.num)?,
+        }
+        masked_product(e, &self.mask, &self.w, &self.h, side, &mut ratio.den)?;
+        let x = match side {
+            Side::Left => &mut self.w,
+            Side::Right => &mut self.h,
+        };
+        weighted_step(e, x, ratio, weight, side, self.step_reg, eps)
+    }
+}
+
 /// The multiplicative update of one factor `x` from its numerator `num` and its masked
-/// product `den`: `x ← x ⊙ num ⊘ (den + x ⊙ c + λ₁ + λ₂ x)`, the weight term `x ⊙ c`
-/// (formed in `tmp`) only with per-observation weights `(c, ones, tmp)`.
-#[allow(clippy::too_many_arguments)]
+/// product `den` (`ratio`): `x ← x ⊙ num ⊘ (den + x ⊙ c + λ₁ + λ₂ x)`, the weight term
+/// `x ⊙ c` (formed in its `tmp`) only with a per-observation `weight`.
 fn weighted_step<E: Engine>(
     e: &mut E,
     x: &mut E::Mat,
-    num: &E::Mat,
-    den: &mut E::Mat,
-    weight: Option<(&E::Mat, &E::Mat, &mut E::Mat)>,
+    ratio: &mut Ratio<E::Mat>,
+    weight: Option<&mut Weight<E::Mat>>,
     side: Side,
     reg: Regularization,
     eps: f32,
 ) -> Result<()> {
-    if let Some((c, ones, tmp)) = weight {
-        weighted_product(e, x, c, ones, tmp, side, eps)?;
-        e.axpby(1.0, tmp, 1.0, den)?;
+    if let Some(wt) = weight {
+        weighted_product(e, x, &wt.c, &wt.ones, &mut wt.tmp, side, eps)?;
+        e.axpby(1.0, &wt.tmp, 1.0, &mut ratio.den)?;
     }
-    let den = MuDenominator::Elementwise(den);
-    e.mu_step(x, num, den, side, reg, eps, MuRule::Plain)
+    let den = MuDenominator::Elementwise(&ratio.den);
+    e.mu_step(x, &ratio.num, den, side, reg, eps, MuRule::Plain)
+}
+
+/// `⟨c ⊙ x, x⟩ = tr((c ⊙ x)ᵀ x)` for one factor `x` and its `weight` (`small`, r x r, is
+/// work space).
+fn weighted_norm<E: Engine>(
+    e: &mut E,
+    x: &E::Mat,
+    weight: &mut Weight<E::Mat>,
+    side: Side,
+    eps: f32,
+    small: &mut E::Mat,
+) -> Result<f64> {
+    weighted_product(e, x, &weight.c, &weight.ones, &mut weight.tmp, side, eps)?;
+    e.cross(&weight.tmp, x, side, small)?;
+    Ok(trace(&e.download(small)?))
 }
 
 /// `out ← x ⊙ c`, as the multiplicative step `out ← out ⊙ c ⊘ 1` from `out = x`
