@@ -34,123 +34,74 @@ pub(super) struct Mu;
 impl<E: Engine> Step<E> for Mu {
     fn step(&self, e: &mut E, s: &mut State<E::Mat>, p: &ValidParams, u: Update) -> Result<()> {
         let eps = p.iter.epsilon;
-        match p.loss {
-            Loss::Frobenius => {
-                let ortho = p.orthogonality;
-                if u.w() {
-                    if ortho == Orthogonality::W {
-                        // W ← W ⊙ √(P ⊘ (W (Wᵀ P))), P = V Hᵀ; g holds the r x r Wᵀ P.
-                        e.v_ht(&s.h, &mut s.p)?;
-                        e.cross(&s.w, &s.p, Side::Left, &mut s.g)?;
-                        e.mu_step(
-                            &mut s.w,
-                            &s.p,
-                            MuDenominator::Product(&s.g),
-                            Side::Left,
-                            p.reg_w,
-                            eps,
-                            MuRule::Sqrt,
-                        )?;
-                    } else {
-                        e.v_ht_and_gram(&s.h, &mut s.p, &mut s.g)?;
-                        e.mu_step(
-                            &mut s.w,
-                            &s.p,
-                            MuDenominator::Gram(&s.g),
-                            Side::Left,
-                            p.reg_w,
-                            eps,
-                            MuRule::Plain,
-                        )?;
-                    }
-                    pin_w(e, s)?;
+        let ortho = p.orthogonality;
+        let beta = p.loss.beta_value();
+        let beta_rule = MuRule::Power {
+            gamma: p.loss.mu_exponent(),
+            floor: if beta < 1.0 { BETA_FLOOR } else { 0.0 },
+        };
+        if matches!(p.loss, Loss::ItakuraSaito | Loss::Beta(_)) && s.beta_den.is_none() {
+            let ((m, n), r) = (e.dims(), p.rank);
+            s.beta_den = Some((e.zeros(m, r)?, e.zeros(r, n)?));
+        }
+        if u.w() {
+            let (den, rule) = match p.loss {
+                Loss::Frobenius if ortho == Orthogonality::W => {
+                    // W ← W ⊙ √(P ⊘ (W (Wᵀ P))), P = V Hᵀ; g holds the r x r Wᵀ P.
+                    e.v_ht(&s.h, &mut s.p)?;
+                    e.cross(&s.w, &s.p, Side::Left, &mut s.g)?;
+                    (MuDenominator::Product(&s.g), MuRule::Sqrt)
                 }
-                e.gram(&s.w, Side::Left, &mut s.k)?;
-                e.wt_v(&s.w, &mut s.q)?;
-                if !u.h() {
-                    return Ok(());
+                Loss::Frobenius => {
+                    e.v_ht_and_gram(&s.h, &mut s.p, &mut s.g)?;
+                    (MuDenominator::Gram(&s.g), MuRule::Plain)
                 }
-                if ortho == Orthogonality::H && u == Update::Both {
-                    // H ← H ⊙ √(Q ⊘ ((Q Hᵀ) H)), Q = Wᵀ V; g (free after the W update)
-                    // holds the r x r Q Hᵀ.
-                    e.cross(&s.q, &s.h, Side::Right, &mut s.g)?;
-                    e.mu_step(
-                        &mut s.h,
-                        &s.q,
-                        MuDenominator::Product(&s.g),
-                        Side::Right,
-                        p.reg_h,
-                        eps,
-                        MuRule::Sqrt,
-                    )?;
-                } else {
-                    update_h(e, &s.w, &mut s.h, &mut s.q, &s.k, p.loss, p.reg_h, eps)?;
-                }
-            }
-            Loss::KullbackLeibler => {
-                if u.w() {
+                Loss::KullbackLeibler => {
                     e.kl_numerator(&s.w, &s.h, Side::Left, &mut s.p)?;
                     e.factor_sums(&s.h, FactorSums::RowsOfH, &mut s.g)?;
-                    e.mu_step(
-                        &mut s.w,
-                        &s.p,
-                        MuDenominator::Sums(&s.g),
-                        Side::Left,
-                        p.reg_w,
-                        eps,
-                        MuRule::Plain,
-                    )?;
-                    pin_w(e, s)?;
+                    (MuDenominator::Sums(&s.g), MuRule::Plain)
                 }
-                if !u.h() {
-                    return Ok(());
+                Loss::ItakuraSaito | Loss::Beta(_) => {
+                    let Some((dw, _)) = s.beta_den.as_mut() else {
+                        return Ok(());
+                    };
+                    e.beta_products(&s.w, &s.h, Side::Left, beta, &mut s.p, dw)?;
+                    (MuDenominator::Elementwise(&*dw), beta_rule)
                 }
-                e.factor_sums(&s.w, FactorSums::ColumnsOfW, &mut s.k)?;
-                update_h(e, &s.w, &mut s.h, &mut s.q, &s.k, p.loss, p.reg_h, eps)?;
+            };
+            e.mu_step(&mut s.w, &s.p, den, Side::Left, p.reg_w, eps, rule)?;
+            pin_w(e, s)?;
+        }
+        if p.loss == Loss::Frobenius {
+            e.gram(&s.w, Side::Left, &mut s.k)?;
+            e.wt_v(&s.w, &mut s.q)?;
+        }
+        if !u.h() {
+            return Ok(());
+        }
+        let (den, rule) = match p.loss {
+            Loss::Frobenius if ortho == Orthogonality::H && u == Update::Both => {
+                // H ← H ⊙ √(Q ⊘ ((Q Hᵀ) H)), Q = Wᵀ V; g (free after the W update)
+                // holds the r x r Q Hᵀ.
+                e.cross(&s.q, &s.h, Side::Right, &mut s.g)?;
+                (MuDenominator::Product(&s.g), MuRule::Sqrt)
+            }
+            Loss::Frobenius | Loss::KullbackLeibler => {
+                if p.loss == Loss::KullbackLeibler {
+                    e.factor_sums(&s.w, FactorSums::ColumnsOfW, &mut s.k)?;
+                }
+                let den = plain_denominator_h(e, &s.w, &s.h, &mut s.q, &s.k, p.loss)?;
+                (den, MuRule::Plain)
             }
             Loss::ItakuraSaito | Loss::Beta(_) => {
-                let beta = p.loss.beta_value();
-                let gamma = p.loss.mu_exponent();
-                let floor = if beta < 1.0 { BETA_FLOOR } else { 0.0 };
-                let rule = MuRule::Power { gamma, floor };
-                if s.beta_den.is_none() {
-                    let ((m, n), r) = (e.dims(), p.rank);
-                    s.beta_den = Some((e.zeros(m, r)?, e.zeros(r, n)?));
-                }
-                let Some((dw, _)) = s.beta_den.as_mut() else {
-                    return Ok(());
-                };
-                if u.w() {
-                    e.beta_products(&s.w, &s.h, Side::Left, beta, &mut s.p, dw)?;
-                    e.mu_step(
-                        &mut s.w,
-                        &s.p,
-                        MuDenominator::Elementwise(dw),
-                        Side::Left,
-                        p.reg_w,
-                        eps,
-                        rule,
-                    )?;
-                    pin_w(e, s)?;
-                }
-                if !u.h() {
-                    return Ok(());
-                }
                 let Some((_, dh)) = s.beta_den.as_mut() else {
                     return Ok(());
                 };
                 e.beta_products(&s.w, &s.h, Side::Right, beta, &mut s.q, dh)?;
-                e.mu_step(
-                    &mut s.h,
-                    &s.q,
-                    MuDenominator::Elementwise(dh),
-                    Side::Right,
-                    p.reg_h,
-                    eps,
-                    rule,
-                )?;
+                (MuDenominator::Elementwise(&*dh), beta_rule)
             }
-        }
+        };
+        e.mu_step(&mut s.h, &s.q, den, Side::Right, p.reg_h, eps, rule)?;
         if let Some(a) = &s.anchors.h {
             e.pin(&mut s.h, a)?;
         }
@@ -161,8 +112,8 @@ impl<E: Engine> Step<E> for Mu {
 /// The plain rule's update of H with W fixed, for the Frobenius and KL losses:
 /// Frobenius `H ← H ⊙ Q ⊘ (K H + l1 + l2 H)` with `q = Q = Wᵀ V` and `k = K = Wᵀ W` given;
 /// KL `H ← H ⊙ (Wᵀ (V ⊘ W H)) ⊘ (k 1ᵀ + l1 + l2 H)` with `k` the column sums of W given and
-/// the numerator formed here into `q`. The batch fit's H update and the online fit's
-/// encodings (each inner step) are this function.
+/// the numerator formed here into `q`. The batch fit's H update (through
+/// [`plain_denominator_h`]) and the online fit's encodings (each inner step) are this update.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn update_h<E: Engine>(
     e: &mut E,
@@ -174,13 +125,26 @@ pub(crate) fn update_h<E: Engine>(
     reg: Regularization,
     eps: f32,
 ) -> Result<()> {
-    let den = if loss == Loss::KullbackLeibler {
+    let den = plain_denominator_h(e, w, h, q, k, loss)?;
+    e.mu_step(h, q, den, Side::Right, reg, eps, MuRule::Plain)
+}
+
+/// The denominator of [`update_h`]: `Gram(k)` for Frobenius; for KL `Sums(k)`, after forming
+/// the numerator `Wᵀ (V ⊘ W H)` into `q`.
+fn plain_denominator_h<'k, E: Engine>(
+    e: &mut E,
+    w: &E::Mat,
+    h: &E::Mat,
+    q: &mut E::Mat,
+    k: &'k E::Mat,
+    loss: Loss,
+) -> Result<MuDenominator<'k, E::Mat>> {
+    Ok(if loss == Loss::KullbackLeibler {
         e.kl_numerator(w, h, Side::Right, q)?;
         MuDenominator::Sums(k)
     } else {
         MuDenominator::Gram(k)
-    };
-    e.mu_step(h, q, den, Side::Right, reg, eps, MuRule::Plain)
+    })
 }
 
 /// Set the fixed columns of W back to their starting values.
