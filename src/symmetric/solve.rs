@@ -188,39 +188,42 @@ impl SymTask {
         e.transpose(&s.h, &mut s.ht)
     }
 
+    /// The multiplicative update `x ← x ⊙ f(num ⊘ den)` of [`Engine::mu_step`] on the left,
+    /// without penalties, `f` by `rule`.
+    fn update<E: Engine>(
+        &self,
+        e: &mut E,
+        x: &mut E::Mat,
+        num: &E::Mat,
+        den: MuDenominator<'_, E::Mat>,
+        rule: MuRule,
+    ) -> Result<()> {
+        let none = Regularization::default();
+        e.mu_step(x, num, den, Side::Left, none, self.iter.epsilon, rule)
+    }
+
     /// One multiplicative step `H ← H ⊙ (½ + ½ (Ã H) ⊘ (H HᵀH))`.
     fn mu_step<E: Engine>(&self, e: &mut E, s: &mut Work<E::Mat>) -> Result<()> {
         e.v_ht(&s.ht, &mut s.p)?;
         e.gram(&s.h, Side::Left, &mut s.g)?;
-        e.mu_step(
-            &mut s.h,
-            &s.p,
-            MuDenominator::Gram(&s.g),
-            Side::Left,
-            Regularization::default(),
-            self.iter.epsilon,
-            MuRule::Damped,
-        )?;
+        self.update(e, &mut s.h, &s.p, MuDenominator::Gram(&s.g), MuRule::Damped)?;
         e.transpose(&s.h, &mut s.ht)
     }
 
     /// One tri-factor step: `S ← S ⊙ (HᵀÃH) ⊘ (G S G)`, then
     /// `H ← H ⊙ √((Ã H S) ⊘ (H S G S))`, with `G = HᵀH`.
     fn tri_step<E: Engine>(&self, e: &mut E, s: &mut Work<E::Mat>) -> Result<()> {
-        let none = Regularization::default();
         // S update.
         e.v_ht(&s.ht, &mut s.p)?; // Ã H
         e.cross(&s.h, &s.p, Side::Left, &mut s.sn)?; // Hᵀ Ã H
         e.gram(&s.h, Side::Left, &mut s.g)?; // G = HᵀH
         e.mul_small(&s.g, &s.s, Side::Left, &mut s.t1)?; // G S
         e.mul_small(&s.t1, &s.g, Side::Left, &mut s.t2)?; // G S G
-        e.mu_step(
+        self.update(
+            e,
             &mut s.s,
             &s.sn,
             MuDenominator::Elementwise(&s.t2),
-            Side::Left,
-            none,
-            self.iter.epsilon,
             MuRule::Plain,
         )?;
         // H update with the new S (G is still HᵀH).
@@ -229,13 +232,11 @@ impl SymTask {
         e.v_ht(&s.wt, &mut s.p)?; // Ã H S
         e.mul_small(&s.s, &s.g, Side::Left, &mut s.t1)?; // S G
         e.mul_small(&s.t1, &s.s, Side::Left, &mut s.t2)?; // S G S
-        e.mu_step(
+        self.update(
+            e,
             &mut s.h,
             &s.p,
             MuDenominator::Product(&s.t2),
-            Side::Left,
-            none,
-            self.iter.epsilon,
             MuRule::Sqrt,
         )?;
         e.transpose(&s.h, &mut s.ht)
