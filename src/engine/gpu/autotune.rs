@@ -260,84 +260,81 @@ impl GpuEngine {
         configs: &[MatmulConfig],
         target_ms: f64,
     ) -> Result<Vec<(MatmulConfig, f64)>> {
-        let ctx = self.ctx.clone();
-        let own = Scheduler::new(&ctx)?;
-        let saved = std::mem::replace(&mut self.sched, own);
-        let timed = self.time_on_own_scheduler(layout, (rows, cols, k), configs, target_ms);
-        self.sched = saved;
-        timed
+        self.on_own_scheduler(|engine| {
+            let ctx = engine.ctx.clone();
+            let pattern = |len: usize| -> Vec<f32> {
+                (0..len)
+                    .map(|i| ((i * 7919) % 101) as f32 / 101.0 + 0.01)
+                    .collect()
+            };
+            let a_buf = storage_buffer(&ctx, rows * k, "a tuning operand")?;
+            let b_buf = storage_buffer(&ctx, k * cols, "a tuning operand")?;
+            let c_buf = storage_buffer(&ctx, rows * cols, "a tuning output")?;
+            engine.sched.upload(&ctx, &a_buf, &pattern(rows * k));
+            engine.sched.upload(&ctx, &b_buf, &pattern(k * cols));
+            let layout_used = layout.unwrap_or(Layout::AB);
+            let a = if layout_used.a_t() {
+                Operand::transposed(&a_buf, 0, rows)
+            } else {
+                Operand::rows(&a_buf, 0, k)
+            };
+            let b = if layout_used.b_t() {
+                Operand::transposed(&b_buf, 0, k)
+            } else {
+                Operand::rows(&b_buf, 0, cols)
+            };
+            let c = Operand::rows(&c_buf, 0, cols);
+            let mut out = Vec::with_capacity(configs.len());
+            for &config in configs {
+                let run = |engine: &mut GpuEngine, reps: usize| -> Result<f64> {
+                    let start = Instant::now();
+                    for _ in 0..reps {
+                        engine.product_with(
+                            config,
+                            Epilogue::Store,
+                            (rows, cols, k),
+                            a,
+                            b,
+                            c,
+                            // D is not read by the store epilogue; any buffer but C.
+                            a,
+                            None,
+                            Accum::Replace,
+                            0.0,
+                        )?;
+                    }
+                    engine.sched.submit(&ctx)?;
+                    ctx.device()
+                        .poll(wgpu::PollType::wait_indefinitely())
+                        .map_err(|e| NmfError::GpuInternal {
+                            message: format!("waiting for the device while tuning: {e}"),
+                        })?;
+                    ctx.check_faults()?;
+                    Ok(start.elapsed().as_secs_f64() * 1e3)
+                };
+                // Warm-up (compiles the pipelines), a first timing, then enough repetitions.
+                run(engine, 1)?;
+                let once = run(engine, 1)?;
+                let reps = ((target_ms / once.max(1e-3)) as usize).clamp(1, MAX_REPS);
+                let ms = if reps > 1 {
+                    run(engine, reps)? / reps as f64
+                } else {
+                    once
+                };
+                out.push((config, ms));
+            }
+            Ok(out)
+        })
     }
 
-    fn time_on_own_scheduler(
-        &mut self,
-        layout: Option<Layout>,
-        (rows, cols, k): (usize, usize, usize),
-        configs: &[MatmulConfig],
-        target_ms: f64,
-    ) -> Result<Vec<(MatmulConfig, f64)>> {
-        let ctx = self.ctx.clone();
-        let pattern = |len: usize| -> Vec<f32> {
-            (0..len)
-                .map(|i| ((i * 7919) % 101) as f32 / 101.0 + 0.01)
-                .collect()
-        };
-        let a_buf = storage_buffer(&ctx, rows * k, "a tuning operand")?;
-        let b_buf = storage_buffer(&ctx, k * cols, "a tuning operand")?;
-        let c_buf = storage_buffer(&ctx, rows * cols, "a tuning output")?;
-        self.sched.upload(&ctx, &a_buf, &pattern(rows * k));
-        self.sched.upload(&ctx, &b_buf, &pattern(k * cols));
-        let layout_used = layout.unwrap_or(Layout::AB);
-        let a = if layout_used.a_t() {
-            Operand::transposed(&a_buf, 0, rows)
-        } else {
-            Operand::rows(&a_buf, 0, k)
-        };
-        let b = if layout_used.b_t() {
-            Operand::transposed(&b_buf, 0, k)
-        } else {
-            Operand::rows(&b_buf, 0, cols)
-        };
-        let c = Operand::rows(&c_buf, 0, cols);
-        let mut out = Vec::with_capacity(configs.len());
-        for &config in configs {
-            let run = |engine: &mut GpuEngine, reps: usize| -> Result<f64> {
-                let start = Instant::now();
-                for _ in 0..reps {
-                    engine.product_with(
-                        config,
-                        Epilogue::Store,
-                        (rows, cols, k),
-                        a,
-                        b,
-                        c,
-                        // D is not read by the store epilogue; any buffer but C.
-                        a,
-                        None,
-                        Accum::Replace,
-                        0.0,
-                    )?;
-                }
-                engine.sched.submit(&ctx)?;
-                ctx.device()
-                    .poll(wgpu::PollType::wait_indefinitely())
-                    .map_err(|e| NmfError::GpuInternal {
-                        message: format!("waiting for the device while tuning: {e}"),
-                    })?;
-                ctx.check_faults()?;
-                Ok(start.elapsed().as_secs_f64() * 1e3)
-            };
-            // Warm-up (compiles the pipelines), a first timing, then enough repetitions.
-            run(self, 1)?;
-            let once = run(self, 1)?;
-            let reps = ((target_ms / once.max(1e-3)) as usize).clamp(1, MAX_REPS);
-            let ms = if reps > 1 {
-                run(self, reps)? / reps as f64
-            } else {
-                once
-            };
-            out.push((config, ms));
-        }
-        Ok(out)
+    /// `f` on a scheduler of the engine's own making, the engine's scheduler (its pending work
+    /// and its counters) set aside meanwhile and put back after.
+    fn on_own_scheduler<T>(&mut self, f: impl FnOnce(&mut GpuEngine) -> Result<T>) -> Result<T> {
+        let own = Scheduler::new(&self.ctx)?;
+        let saved = std::mem::replace(&mut self.sched, own);
+        let out = f(self);
+        self.sched = saved;
+        out
     }
 }
 
