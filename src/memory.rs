@@ -355,75 +355,80 @@ mod tests {
         root
     }
 
+    /// [`cgroup_room`] of `proc_cgroup` over a tree of `files` (see [`tree`]).
+    fn room(files: &[(&str, &str)], proc_cgroup: &str) -> Option<Budget> {
+        cgroup_room(proc_cgroup, tree(files).path())
+    }
+
+    /// The room a cgroup leaves: `bytes` under `bound`.
+    fn limit(bytes: u64, bound: Bound) -> Option<Budget> {
+        Some(Budget { bytes, bound })
+    }
+
     #[test]
     fn v2_limit_less_usage_of_the_own_cgroup() {
-        let root = tree(&[
+        let files = [
             ("job/memory.max", "1000000\n"),
             ("job/memory.current", "250000\n"),
-        ]);
-        let b = cgroup_room("0::/job\n", root.path()).unwrap();
-        assert_eq!(b.bytes, 750_000);
-        assert_eq!(b.bound, Bound::CgroupV2);
+        ];
+        assert_eq!(room(&files, "0::/job\n"), limit(750_000, Bound::CgroupV2));
     }
 
     #[test]
     fn v2_max_means_no_limit_but_an_ancestor_still_applies() {
-        let root = tree(&[
+        let files = [
             ("slurm/memory.max", "5000\n"),
             ("slurm/memory.current", "1000\n"),
             ("slurm/step/memory.max", "max\n"),
             ("slurm/step/memory.current", "900\n"),
-        ]);
-        let b = cgroup_room("0::/slurm/step\n", root.path()).unwrap();
-        assert_eq!(b.bytes, 4000);
-        let unlimited = tree(&[("a/memory.max", "max\n"), ("a/memory.current", "7\n")]);
-        assert_eq!(cgroup_room("0::/a\n", unlimited.path()), None);
+        ];
+        assert_eq!(
+            room(&files, "0::/slurm/step\n"),
+            limit(4000, Bound::CgroupV2)
+        );
+        let unlimited = [("a/memory.max", "max\n"), ("a/memory.current", "7\n")];
+        assert_eq!(room(&unlimited, "0::/a\n"), None);
     }
 
     #[test]
     fn v2_namespaced_root_and_missing_files() {
         // A cgroup namespace: /proc/self/cgroup says "/" and the limit is at the mount's root.
-        let root = tree(&[("memory.max", "4096\n"), ("memory.current", "1024\n")]);
-        assert_eq!(cgroup_room("0::/\n", root.path()).unwrap().bytes, 3072);
+        let files = [("memory.max", "4096\n"), ("memory.current", "1024\n")];
+        assert_eq!(room(&files, "0::/\n"), limit(3072, Bound::CgroupV2));
         // A path not mounted here falls back to the root.
-        assert_eq!(
-            cgroup_room("0::/not/here\n", root.path()).unwrap().bytes,
-            3072
-        );
-        let empty = tree(&[]);
-        assert_eq!(cgroup_room("0::/job\n", empty.path()), None);
-        assert_eq!(cgroup_room("", empty.path()), None);
-        assert_eq!(cgroup_room("garbage line\n", empty.path()), None);
+        assert_eq!(room(&files, "0::/not/here\n"), limit(3072, Bound::CgroupV2));
+        for text in ["0::/job\n", "", "garbage line\n"] {
+            assert_eq!(room(&[], text), None);
+        }
         // Unparsable numbers are no limit, not an error.
-        let bad = tree(&[("memory.max", "lots\n")]);
-        assert_eq!(cgroup_room("0::/\n", bad.path()), None);
+        assert_eq!(room(&[("memory.max", "lots\n")], "0::/\n"), None);
     }
 
     #[test]
     fn v1_memory_controller_limit_and_unlimited_marker() {
-        let root = tree(&[
+        let files = [
             ("memory/job/memory.limit_in_bytes", "2000000\n"),
             ("memory/job/memory.usage_in_bytes", "500000\n"),
             ("memory/memory.limit_in_bytes", "9223372036854771712\n"),
-        ]);
+        ];
         let text = "9:name=systemd:/\n4:cpuacct,memory:/job\n0::/\n";
-        let b = cgroup_room(text, root.path()).unwrap();
-        assert_eq!(b.bytes, 1_500_000);
-        assert_eq!(b.bound, Bound::CgroupV1);
-        let unlimited = tree(&[("memory/memory.limit_in_bytes", "9223372036854771712\n")]);
-        assert_eq!(cgroup_room("4:memory:/\n", unlimited.path()), None);
+        assert_eq!(room(&files, text), limit(1_500_000, Bound::CgroupV1));
+        let unlimited = [("memory/memory.limit_in_bytes", "9223372036854771712\n")];
+        assert_eq!(room(&unlimited, "4:memory:/\n"), None);
     }
 
     #[test]
     fn the_smaller_of_v1_and_v2_wins() {
-        let root = tree(&[
+        let files = [
             ("memory/memory.limit_in_bytes", "100\n"),
             ("memory/memory.usage_in_bytes", "40\n"),
             ("memory.max", "1000\n"),
             ("memory.current", "10\n"),
-        ]);
-        let b = cgroup_room("4:memory:/\n0::/\n", root.path()).unwrap();
-        assert_eq!((b.bytes, b.bound), (60, Bound::CgroupV1));
+        ];
+        assert_eq!(
+            room(&files, "4:memory:/\n0::/\n"),
+            limit(60, Bound::CgroupV1)
+        );
     }
 
     #[test]
