@@ -20,7 +20,18 @@ fn pseudo(rows: usize, cols: usize, seed: u32, offset: f32) -> Array2<f32> {
     XorShift::seeded(seed, 7, 10_000).matrix(rows, cols, offset)
 }
 
-fn assert_close(what: &str, gpu: &Array2<f32>, cpu: &Array2<f32>) {
+/// One kernel's result against the CPU's, within [`KERNEL_REL_TOL`].
+pub(super) fn assert_close(what: &str, gpu: &Array2<f32>, cpu: &Array2<f32>) {
+    assert_close_tol(what, gpu, cpu, KERNEL_REL_TOL);
+}
+
+/// The GPU engine's matrix `g` against the CPU's `cpu`, within [`KERNEL_REL_TOL`].
+fn assert_gpu_close(gpu: &mut GpuEngine, what: &str, g: &GpuMat, cpu: &Array2<f32>) {
+    assert_close(what, &gpu.download(g).unwrap(), cpu);
+}
+
+/// `max |gpu − cpu| ≤ tol · max |cpu|`.
+fn assert_close_tol(what: &str, gpu: &Array2<f32>, cpu: &Array2<f32>, tol: f32) {
     assert_eq!(gpu.dim(), cpu.dim(), "{what}: shape");
     let scale = cpu
         .iter()
@@ -31,9 +42,17 @@ fn assert_close(what: &str, gpu: &Array2<f32>, cpu: &Array2<f32>) {
         .zip(cpu.iter())
         .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
     assert!(
-        err <= KERNEL_REL_TOL * scale,
+        err <= tol * scale,
         "{what}: max abs error {err} vs scale {scale} (shape {:?})",
         cpu.dim()
+    );
+}
+
+/// A loss against the CPU's, within [`LOSS_REL_TOL`].
+fn assert_loss_close(what: &str, gpu: f64, cpu: f64) {
+    assert!(
+        (gpu - cpu).abs() <= LOSS_REL_TOL * cpu.abs(),
+        "{what}: gpu {gpu} cpu {cpu}"
     );
 }
 
@@ -66,9 +85,38 @@ pub(super) fn upload_pair(
     w: &Array2<f32>,
     h: &Array2<f32>,
 ) -> ((Array2<f32>, Array2<f32>), (GpuMat, GpuMat)) {
-    let c = (cpu.upload(w.view()).unwrap(), cpu.upload(h.view()).unwrap());
-    let g = (gpu.upload(w.view()).unwrap(), gpu.upload(h.view()).unwrap());
-    (c, g)
+    let (cw, gw) = upload_both(cpu, gpu, w);
+    let (ch, gh) = upload_both(cpu, gpu, h);
+    ((cw, ch), (gw, gh))
+}
+
+/// `a` uploaded to both engines: `(cpu, gpu)`.
+fn upload_both(
+    cpu: &mut CpuEngine<'_>,
+    gpu: &mut GpuEngine,
+    a: &Array2<f32>,
+) -> (Array2<f32>, GpuMat) {
+    (cpu.upload(a.view()).unwrap(), gpu.upload(a.view()).unwrap())
+}
+
+/// A `rows x cols` zero matrix on both engines: `(cpu, gpu)`.
+fn zeros_both(
+    cpu: &mut CpuEngine<'_>,
+    gpu: &mut GpuEngine,
+    rows: usize,
+    cols: usize,
+) -> (Array2<f32>, GpuMat) {
+    (
+        cpu.zeros(rows, cols).unwrap(),
+        gpu.zeros(rows, cols).unwrap(),
+    )
+}
+
+/// The plain multiplicative update of W without penalties, `ε = f32::EPSILON`.
+fn plain_mu_w<E: Engine>(e: &mut E, x: &mut E::Mat, num: &E::Mat, den: MuDenominator<'_, E::Mat>) {
+    let none = Regularization::default();
+    e.mu_step(x, num, den, Side::Left, none, f32::EPSILON, MuRule::Plain)
+        .unwrap();
 }
 
 /// A context whose V panels hold 6 columns of an m-row V and whose KL blocks hold 9 rows of
@@ -96,62 +144,46 @@ fn compare_all_ops(ctx: &GpuContext, m: usize, n: usize, r: usize) {
     let ((cw, ch), (gw, gh)) = upload_pair(&mut cpu, &mut gpu, &w0, &h0);
 
     // Products with V.
-    let (mut cp, mut gp) = (cpu.zeros(m, r).unwrap(), gpu.zeros(m, r).unwrap());
+    let (mut cp, mut gp) = zeros_both(&mut cpu, &mut gpu, m, r);
     cpu.v_ht(&ch, &mut cp).unwrap();
     gpu.v_ht(&gh, &mut gp).unwrap();
-    assert_close(&format!("v_ht {tag}"), &gpu.download(&gp).unwrap(), &cp);
-    let (mut cq, mut gq) = (cpu.zeros(r, n).unwrap(), gpu.zeros(r, n).unwrap());
+    assert_gpu_close(&mut gpu, &format!("v_ht {tag}"), &gp, &cp);
+    let (mut cq, mut gq) = zeros_both(&mut cpu, &mut gpu, r, n);
     cpu.wt_v(&cw, &mut cq).unwrap();
     gpu.wt_v(&gw, &mut gq).unwrap();
-    assert_close(&format!("wt_v {tag}"), &gpu.download(&gq).unwrap(), &cq);
+    assert_gpu_close(&mut gpu, &format!("wt_v {tag}"), &gq, &cq);
 
     // Gram matrices.
-    let (mut cg, mut gg) = (cpu.zeros(r, r).unwrap(), gpu.zeros(r, r).unwrap());
-    let (mut ck, mut gk) = (cpu.zeros(r, r).unwrap(), gpu.zeros(r, r).unwrap());
+    let (mut cg, mut gg) = zeros_both(&mut cpu, &mut gpu, r, r);
+    let (mut ck, mut gk) = zeros_both(&mut cpu, &mut gpu, r, r);
     cpu.gram(&ch, Side::Right, &mut cg).unwrap();
     gpu.gram(&gh, Side::Right, &mut gg).unwrap();
-    assert_close(&format!("gram HHt {tag}"), &gpu.download(&gg).unwrap(), &cg);
+    assert_gpu_close(&mut gpu, &format!("gram HHt {tag}"), &gg, &cg);
     cpu.gram(&cw, Side::Left, &mut ck).unwrap();
     gpu.gram(&gw, Side::Left, &mut gk).unwrap();
-    assert_close(&format!("gram WtW {tag}"), &gpu.download(&gk).unwrap(), &ck);
+    assert_gpu_close(&mut gpu, &format!("gram WtW {tag}"), &gk, &ck);
 
     // KL numerators and sums.
-    let (mut ckp, mut gkp) = (cpu.zeros(m, r).unwrap(), gpu.zeros(m, r).unwrap());
+    let (mut ckp, mut gkp) = zeros_both(&mut cpu, &mut gpu, m, r);
     cpu.kl_numerator(&cw, &ch, Side::Left, &mut ckp).unwrap();
     gpu.kl_numerator(&gw, &gh, Side::Left, &mut gkp).unwrap();
-    assert_close(
-        &format!("kl num W {tag}"),
-        &gpu.download(&gkp).unwrap(),
-        &ckp,
-    );
-    let (mut ckq, mut gkq) = (cpu.zeros(r, n).unwrap(), gpu.zeros(r, n).unwrap());
+    assert_gpu_close(&mut gpu, &format!("kl num W {tag}"), &gkp, &ckp);
+    let (mut ckq, mut gkq) = zeros_both(&mut cpu, &mut gpu, r, n);
     cpu.kl_numerator(&cw, &ch, Side::Right, &mut ckq).unwrap();
     gpu.kl_numerator(&gw, &gh, Side::Right, &mut gkq).unwrap();
-    assert_close(
-        &format!("kl num H {tag}"),
-        &gpu.download(&gkq).unwrap(),
-        &ckq,
-    );
-    let (mut cs_l, mut gs_l) = (cpu.zeros(r, 1).unwrap(), gpu.zeros(r, 1).unwrap());
+    assert_gpu_close(&mut gpu, &format!("kl num H {tag}"), &gkq, &ckq);
+    let (mut cs_l, mut gs_l) = zeros_both(&mut cpu, &mut gpu, r, 1);
     cpu.factor_sums(&ch, FactorSums::RowsOfH, &mut cs_l)
         .unwrap();
     gpu.factor_sums(&gh, FactorSums::RowsOfH, &mut gs_l)
         .unwrap();
-    assert_close(
-        &format!("sums H {tag}"),
-        &gpu.download(&gs_l).unwrap(),
-        &cs_l,
-    );
-    let (mut cs_r, mut gs_r) = (cpu.zeros(r, 1).unwrap(), gpu.zeros(r, 1).unwrap());
+    assert_gpu_close(&mut gpu, &format!("sums H {tag}"), &gs_l, &cs_l);
+    let (mut cs_r, mut gs_r) = zeros_both(&mut cpu, &mut gpu, r, 1);
     cpu.factor_sums(&cw, FactorSums::ColumnsOfW, &mut cs_r)
         .unwrap();
     gpu.factor_sums(&gw, FactorSums::ColumnsOfW, &mut gs_r)
         .unwrap();
-    assert_close(
-        &format!("sums W {tag}"),
-        &gpu.download(&gs_r).unwrap(),
-        &cs_r,
-    );
+    assert_gpu_close(&mut gpu, &format!("sums W {tag}"), &gs_r, &cs_r);
 
     // Multiplicative updates (Gram and Sums denominators, with penalties).
     let reg = Regularization { l1: 0.01, l2: 0.02 };
@@ -167,10 +199,7 @@ fn compare_all_ops(ctx: &GpuContext, m: usize, n: usize, r: usize) {
             Side::Left => &w0,
             Side::Right => &h0,
         };
-        let (mut cx, mut gx) = (
-            cpu.upload(x0.view()).unwrap(),
-            gpu.upload(x0.view()).unwrap(),
-        );
+        let (mut cx, mut gx) = upload_both(&mut cpu, &mut gpu, x0);
         let pick = || match (side, gram) {
             (Side::Left, true) => (&cp, &gp, MuDenominator::Gram(&cg), MuDenominator::Gram(&gg)),
             (Side::Right, true) => (&cq, &gq, MuDenominator::Gram(&ck), MuDenominator::Gram(&gk)),
@@ -195,7 +224,7 @@ fn compare_all_ops(ctx: &GpuContext, m: usize, n: usize, r: usize) {
             gpu.mu_step(&mut gx, gnum, gden, side, reg, eps, MuRule::Plain)
                 .unwrap();
         }
-        assert_close(&format!("{name} {tag}"), &gpu.download(&gx).unwrap(), &cx);
+        assert_gpu_close(&mut gpu, &format!("{name} {tag}"), &gx, &cx);
     }
 
     // HALS sweeps.
@@ -204,23 +233,17 @@ fn compare_all_ops(ctx: &GpuContext, m: usize, n: usize, r: usize) {
             Side::Left => (&w0, &cp, &gp, &cg, &gg),
             Side::Right => (&h0, &cq, &gq, &ck, &gk),
         };
-        let (mut cx, mut gx) = (
-            cpu.upload(x0.view()).unwrap(),
-            gpu.upload(x0.view()).unwrap(),
-        );
+        let (mut cx, mut gx) = upload_both(&mut cpu, &mut gpu, x0);
         cpu.hals_step(&mut cx, cnum, cgram, side, reg).unwrap();
         gpu.hals_step(&mut gx, gnum, ggram, side, reg).unwrap();
-        assert_close(&format!("{name} {tag}"), &gpu.download(&gx).unwrap(), &cx);
+        assert_gpu_close(&mut gpu, &format!("{name} {tag}"), &gx, &cx);
     }
 
     // Exact divergences.
     for loss in [Loss::Frobenius, Loss::KullbackLeibler] {
         let c = cpu.loss(&cw, &ch, loss, eps).unwrap();
         let g = gpu.loss(&gw, &gh, loss, eps).unwrap();
-        assert!(
-            (g - c).abs() <= LOSS_REL_TOL * c.abs(),
-            "loss {loss:?} {tag}: gpu {g} cpu {c}"
-        );
+        assert_loss_close(&format!("loss {loss:?} {tag}"), g, c);
     }
 }
 
@@ -254,7 +277,7 @@ fn kl_loss_handles_zeros_in_v_and_wh() {
     let ((cw, ch), (gw, gh)) = upload_pair(&mut cpu, &mut gpu, &w, &h);
     let c = cpu.loss(&cw, &ch, Loss::KullbackLeibler, 1e-6).unwrap();
     let g = gpu.loss(&gw, &gh, Loss::KullbackLeibler, 1e-6).unwrap();
-    assert!((g - c).abs() <= LOSS_REL_TOL * c.abs(), "gpu {g} cpu {c}");
+    assert_loss_close("kl loss", g, c);
 }
 
 /// Throughput of the matmul kernel on `V Hᵀ` and `Wᵀ V` (run with `--ignored --nocapture`).
@@ -316,7 +339,7 @@ fn small_outputs_with_long_inner_dimension_are_split() {
         "partial products, then their sum"
     );
     cpu.gram(&cw, Side::Left, &mut ck).unwrap();
-    assert_close("split gram", &gpu.download(&k).unwrap(), &ck);
+    assert_gpu_close(&mut gpu, "split gram", &k, &ck);
 }
 
 #[test]
@@ -339,10 +362,7 @@ fn loss_folds_more_partials_than_one_chunk() {
             8,
             "two folded chunks"
         );
-        assert!(
-            (g - c).abs() <= LOSS_REL_TOL * c.abs(),
-            "{loss:?}: gpu {g} cpu {c}"
-        );
+        assert_loss_close(&format!("{loss:?}"), g, c);
     }
 }
 
@@ -411,51 +431,26 @@ fn zero_gram_diagonals_and_zero_denominators_match_cpu() {
     let none = Regularization::default();
     let ((cw, ch), (gw, gh)) = upload_pair(&mut cpu, &mut gpu, &w0, &h0);
     // K = Wᵀ W has a zero diagonal entry: HALS leaves row 1 of H alone.
-    let (mut ck, mut gk) = (cpu.zeros(r, r).unwrap(), gpu.zeros(r, r).unwrap());
+    let (mut ck, mut gk) = zeros_both(&mut cpu, &mut gpu, r, r);
     cpu.gram(&cw, Side::Left, &mut ck).unwrap();
     gpu.gram(&gw, Side::Left, &mut gk).unwrap();
-    let (mut cq, mut gq) = (cpu.zeros(r, n).unwrap(), gpu.zeros(r, n).unwrap());
+    let (mut cq, mut gq) = zeros_both(&mut cpu, &mut gpu, r, n);
     cpu.wt_v(&cw, &mut cq).unwrap();
     gpu.wt_v(&gw, &mut gq).unwrap();
-    let (mut cx, mut gx) = (
-        cpu.upload(h0.view()).unwrap(),
-        gpu.upload(h0.view()).unwrap(),
-    );
+    let (mut cx, mut gx) = upload_both(&mut cpu, &mut gpu, &h0);
     cpu.hals_step(&mut cx, &cq, &ck, Side::Right, none).unwrap();
     gpu.hals_step(&mut gx, &gq, &gk, Side::Right, none).unwrap();
-    assert_close("hals H, zero diagonal", &gpu.download(&gx).unwrap(), &cx);
+    assert_gpu_close(&mut gpu, "hals H, zero diagonal", &gx, &cx);
     // Row 0 of W G is zero: the MU denominator becomes ε and the row stays zero.
-    let (mut cg, mut gg) = (cpu.zeros(r, r).unwrap(), gpu.zeros(r, r).unwrap());
+    let (mut cg, mut gg) = zeros_both(&mut cpu, &mut gpu, r, r);
     cpu.gram(&ch, Side::Right, &mut cg).unwrap();
     gpu.gram(&gh, Side::Right, &mut gg).unwrap();
-    let (mut cp, mut gp) = (cpu.zeros(m, r).unwrap(), gpu.zeros(m, r).unwrap());
+    let (mut cp, mut gp) = zeros_both(&mut cpu, &mut gpu, m, r);
     cpu.v_ht(&ch, &mut cp).unwrap();
     gpu.v_ht(&gh, &mut gp).unwrap();
-    let (mut cx, mut gx) = (
-        cpu.upload(w0.view()).unwrap(),
-        gpu.upload(w0.view()).unwrap(),
-    );
-    let eps = f32::EPSILON;
-    cpu.mu_step(
-        &mut cx,
-        &cp,
-        MuDenominator::Gram(&cg),
-        Side::Left,
-        none,
-        eps,
-        MuRule::Plain,
-    )
-    .unwrap();
-    gpu.mu_step(
-        &mut gx,
-        &gp,
-        MuDenominator::Gram(&gg),
-        Side::Left,
-        none,
-        eps,
-        MuRule::Plain,
-    )
-    .unwrap();
+    let (mut cx, mut gx) = upload_both(&mut cpu, &mut gpu, &w0);
+    plain_mu_w(&mut cpu, &mut cx, &cp, MuDenominator::Gram(&cg));
+    plain_mu_w(&mut gpu, &mut gx, &gp, MuDenominator::Gram(&gg));
     let gx = gpu.download(&gx).unwrap();
     assert_close("mu W, zero denominators", &gx, &cx);
     assert!(gx.iter().all(|x| x.is_finite()));
@@ -463,23 +458,6 @@ fn zero_gram_diagonals_and_zero_denominators_match_cpu() {
 
 /// An elementwise result against the CPU: `max |gpu − cpu| ≤ ELEMENTWISE_REL_TOL · max |cpu|`.
 const ELEMENTWISE_REL_TOL: f32 = 1e-5;
-
-fn assert_close_tol(what: &str, gpu: &Array2<f32>, cpu: &Array2<f32>, tol: f32) {
-    assert_eq!(gpu.dim(), cpu.dim(), "{what}: shape");
-    let scale = cpu
-        .iter()
-        .fold(0.0f32, |m, x| m.max(x.abs()))
-        .max(f32::MIN_POSITIVE);
-    let err = gpu
-        .iter()
-        .zip(cpu.iter())
-        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
-    assert!(
-        err <= tol * scale,
-        "{what}: max abs error {err} vs scale {scale} (shape {:?})",
-        cpu.dim()
-    );
-}
 
 /// A 0/1 mask with about 30% zeros.
 fn mask(rows: usize, cols: usize, seed: u32) -> Array2<f32> {
@@ -528,10 +506,7 @@ fn compare_mu_steps(ctx: &GpuContext, m: usize, n: usize, r: usize) {
         let product = pseudo(r, r, 25, 0.1);
         let sums = pseudo(r, 1, 26, 0.5);
         let full = pseudo(shape.0, shape.1, 27, 0.2);
-        let (cnum, gnum) = (
-            cpu.upload(num.view()).unwrap(),
-            gpu.upload(num.view()).unwrap(),
-        );
+        let (cnum, gnum) = upload_both(&mut cpu, &mut gpu, &num);
         for den in [Den::Gram, Den::Sums, Den::Product, Den::Elementwise] {
             let d = match den {
                 Den::Gram => &gram,
@@ -539,16 +514,13 @@ fn compare_mu_steps(ctx: &GpuContext, m: usize, n: usize, r: usize) {
                 Den::Product => &product,
                 Den::Elementwise => &full,
             };
-            let (cd, gd) = (cpu.upload(d.view()).unwrap(), gpu.upload(d.view()).unwrap());
+            let (cd, gd) = upload_both(&mut cpu, &mut gpu, d);
             let tol = match den {
                 Den::Gram | Den::Product => KERNEL_REL_TOL,
                 Den::Sums | Den::Elementwise => ELEMENTWISE_REL_TOL,
             };
             for rule in [MuRule::Plain, MuRule::Sqrt, MuRule::Damped] {
-                let (mut cx, mut gx) = (
-                    cpu.upload(x0.view()).unwrap(),
-                    gpu.upload(x0.view()).unwrap(),
-                );
+                let (mut cx, mut gx) = upload_both(&mut cpu, &mut gpu, &x0);
                 for _ in 0..2 {
                     cpu.mu_step(&mut cx, &cnum, den.of(&cd), side, reg, eps, rule)
                         .unwrap();
@@ -577,54 +549,37 @@ fn compare_new_ops(ctx: &GpuContext, m: usize, n: usize, r: usize) {
     let (h0, h1) = (pseudo(r, n, 34, 0.05), pseudo(r, n, 35, 0.0));
     let s0 = pseudo(r, r, 36, 0.0);
     let mk = mask(m, n, 37);
-    let up = |cpu: &mut CpuEngine, gpu: &mut GpuEngine, a: &Array2<f32>| {
-        (cpu.upload(a.view()).unwrap(), gpu.upload(a.view()).unwrap())
-    };
-    let (cw0, gw0) = up(&mut cpu, &mut gpu, &w0);
-    let (cw1, gw1) = up(&mut cpu, &mut gpu, &w1);
-    let (ch0, gh0) = up(&mut cpu, &mut gpu, &h0);
-    let (ch1, gh1) = up(&mut cpu, &mut gpu, &h1);
-    let (cs, gs) = up(&mut cpu, &mut gpu, &s0);
-    let (cm, gm) = up(&mut cpu, &mut gpu, &mk);
+    let (cw0, gw0) = upload_both(&mut cpu, &mut gpu, &w0);
+    let (cw1, gw1) = upload_both(&mut cpu, &mut gpu, &w1);
+    let (ch0, gh0) = upload_both(&mut cpu, &mut gpu, &h0);
+    let (ch1, gh1) = upload_both(&mut cpu, &mut gpu, &h1);
+    let (cs, gs) = upload_both(&mut cpu, &mut gpu, &s0);
+    let (cm, gm) = upload_both(&mut cpu, &mut gpu, &mk);
 
     // Small products of two different factors.
     for (side, (cx, gx), (cy, gy)) in [
         (Side::Left, (&cw0, &gw0), (&cw1, &gw1)),
         (Side::Right, (&ch0, &gh0), (&ch1, &gh1)),
     ] {
-        let (mut co, mut go) = (cpu.zeros(r, r).unwrap(), gpu.zeros(r, r).unwrap());
+        let (mut co, mut go) = zeros_both(&mut cpu, &mut gpu, r, r);
         cpu.cross(cx, cy, side, &mut co).unwrap();
         gpu.cross(gx, gy, side, &mut go).unwrap();
-        assert_close(
-            &format!("cross {side:?} {tag}"),
-            &gpu.download(&go).unwrap(),
-            &co,
-        );
+        assert_gpu_close(&mut gpu, &format!("cross {side:?} {tag}"), &go, &co);
     }
 
     // Products with a small (non-symmetric) matrix.
     for (side, (cx, gx)) in [(Side::Left, (&cw0, &gw0)), (Side::Right, (&ch0, &gh0))] {
         let (rows, cols) = (cx.nrows(), cx.ncols());
-        let (mut co, mut go) = (
-            cpu.zeros(rows, cols).unwrap(),
-            gpu.zeros(rows, cols).unwrap(),
-        );
+        let (mut co, mut go) = zeros_both(&mut cpu, &mut gpu, rows, cols);
         cpu.mul_small(cx, &cs, side, &mut co).unwrap();
         gpu.mul_small(gx, &gs, side, &mut go).unwrap();
-        assert_close(
-            &format!("mul_small {side:?} {tag}"),
-            &gpu.download(&go).unwrap(),
-            &co,
-        );
+        assert_gpu_close(&mut gpu, &format!("mul_small {side:?} {tag}"), &go, &co);
     }
 
     // Transposes of both factor shapes.
     for (cx, gx) in [(&cw0, &gw0), (&ch0, &gh0)] {
         let (rows, cols) = (cx.nrows(), cx.ncols());
-        let (mut co, mut go) = (
-            cpu.zeros(cols, rows).unwrap(),
-            gpu.zeros(cols, rows).unwrap(),
-        );
+        let (mut co, mut go) = zeros_both(&mut cpu, &mut gpu, cols, rows);
         cpu.transpose(cx, &mut co).unwrap();
         gpu.transpose(gx, &mut go).unwrap();
         assert_eq!(
@@ -635,7 +590,7 @@ fn compare_new_ops(ctx: &GpuContext, m: usize, n: usize, r: usize) {
     }
 
     // y ← a x + b y, twice (b = 0 included).
-    let (mut cy, mut gy) = up(&mut cpu, &mut gpu, &h1);
+    let (mut cy, mut gy) = upload_both(&mut cpu, &mut gpu, &h1);
     for (a, b) in [(0.7, -1.3), (2.0, 0.0)] {
         cpu.axpby(a, &ch0, b, &mut cy).unwrap();
         gpu.axpby(a, &gh0, b, &mut gy).unwrap();
@@ -648,32 +603,21 @@ fn compare_new_ops(ctx: &GpuContext, m: usize, n: usize, r: usize) {
     );
 
     // Masked products and the masked loss.
-    let (mut cp, mut gp) = (cpu.zeros(m, r).unwrap(), gpu.zeros(m, r).unwrap());
+    let (mut cp, mut gp) = zeros_both(&mut cpu, &mut gpu, m, r);
     cpu.masked_product(&cm, &cw0, &ch0, Side::Left, &mut cp)
         .unwrap();
     gpu.masked_product(&gm, &gw0, &gh0, Side::Left, &mut gp)
         .unwrap();
-    assert_close(
-        &format!("masked product W {tag}"),
-        &gpu.download(&gp).unwrap(),
-        &cp,
-    );
-    let (mut cq, mut gq) = (cpu.zeros(r, n).unwrap(), gpu.zeros(r, n).unwrap());
+    assert_gpu_close(&mut gpu, &format!("masked product W {tag}"), &gp, &cp);
+    let (mut cq, mut gq) = zeros_both(&mut cpu, &mut gpu, r, n);
     cpu.masked_product(&cm, &cw0, &ch0, Side::Right, &mut cq)
         .unwrap();
     gpu.masked_product(&gm, &gw0, &gh0, Side::Right, &mut gq)
         .unwrap();
-    assert_close(
-        &format!("masked product H {tag}"),
-        &gpu.download(&gq).unwrap(),
-        &cq,
-    );
+    assert_gpu_close(&mut gpu, &format!("masked product H {tag}"), &gq, &cq);
     let c = cpu.masked_loss(&cm, &cw0, &ch0).unwrap();
     let g = gpu.masked_loss(&gm, &gw0, &gh0).unwrap();
-    assert!(
-        (g - c).abs() <= LOSS_REL_TOL * c.abs(),
-        "masked loss {tag}: gpu {g} cpu {c}"
-    );
+    assert_loss_close(&format!("masked loss {tag}"), g, c);
 }
 
 /// Odd sizes (tile edges) and sizes around the matmul tile.
@@ -725,37 +669,11 @@ fn mu_step_flushes_subnormal_results() {
     x0.row_mut(0).fill(1e-37);
     let num = Array2::<f32>::from_elem((m, r), 1e-3);
     let den = Array2::<f32>::ones((m, r));
-    let (mut cx, cn, cd) = (
-        cpu.upload(x0.view()).unwrap(),
-        cpu.upload(num.view()).unwrap(),
-        cpu.upload(den.view()).unwrap(),
-    );
-    let (mut gx, gn, gd) = (
-        gpu.upload(x0.view()).unwrap(),
-        gpu.upload(num.view()).unwrap(),
-        gpu.upload(den.view()).unwrap(),
-    );
-    let none = Regularization::default();
-    cpu.mu_step(
-        &mut cx,
-        &cn,
-        MuDenominator::Elementwise(&cd),
-        Side::Left,
-        none,
-        f32::EPSILON,
-        MuRule::Plain,
-    )
-    .unwrap();
-    gpu.mu_step(
-        &mut gx,
-        &gn,
-        MuDenominator::Elementwise(&gd),
-        Side::Left,
-        none,
-        f32::EPSILON,
-        MuRule::Plain,
-    )
-    .unwrap();
+    let (mut cx, mut gx) = upload_both(&mut cpu, &mut gpu, &x0);
+    let (cn, gn) = upload_both(&mut cpu, &mut gpu, &num);
+    let (cd, gd) = upload_both(&mut cpu, &mut gpu, &den);
+    plain_mu_w(&mut cpu, &mut cx, &cn, MuDenominator::Elementwise(&cd));
+    plain_mu_w(&mut gpu, &mut gx, &gn, MuDenominator::Elementwise(&gd));
     let gx = gpu.download(&gx).unwrap();
     assert!(gx.row(0).iter().all(|&x| x == 0.0), "{gx:?}");
     assert!(cx.row(0).iter().all(|&x| x == 0.0));

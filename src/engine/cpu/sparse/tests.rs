@@ -42,6 +42,11 @@ fn reference(a: &CsrMatrix, x: &[f32], r: usize) -> Vec<f64> {
     out
 }
 
+/// `y[i,:] · x[j,:]` in f64, for `y` and `x` row-major with `r` columns.
+fn row_dot(y: &[f32], i: usize, x: &[f32], j: usize, r: usize) -> f64 {
+    crate::linalg::dot_in_order(&y[i * r..(i + 1) * r], &x[j * r..(j + 1) * r])
+}
+
 fn close(got: impl Iterator<Item = f32>, want: &[f64], what: &str) {
     let scale = want.iter().fold(1e-30f64, |m, x| m.max(x.abs()));
     let mut n = 0;
@@ -100,9 +105,7 @@ fn kl_numerators_match_the_definition() {
         for i in 0..1100 {
             let (idx, val) = a.row(i);
             for (&j, &v) in idx.iter().zip(val) {
-                let p: f64 = (0..r)
-                    .map(|t| w[i * r + t] as f64 * ht[j as usize * r + t] as f64)
-                    .sum();
+                let p = row_dot(&w, i, &ht, j as usize, r);
                 z.push((i, j as usize, v / (p as f32).max(f32::EPSILON)));
             }
         }
@@ -195,9 +198,7 @@ fn pattern_products_match_the_definition() {
         for i in 0..1100 {
             let (idx, _) = a.row(i);
             for &j in idx {
-                let p: f64 = (0..r)
-                    .map(|s| y[i * r + s] as f64 * x[j as usize * r + s] as f64)
-                    .sum();
+                let p = row_dot(&y, i, &x, j as usize, r);
                 t.push((i, j as usize, p as f32));
             }
         }
@@ -318,9 +319,7 @@ fn loss_terms_are_the_same_through_panels() {
         for i in 0..2100 {
             let (idx, val) = a.row(i);
             for (&j, &v) in idx.iter().zip(val) {
-                let p: f64 = (0..r)
-                    .map(|t| w[i * r + t] as f64 * x[j as usize * r + t] as f64)
-                    .sum();
+                let p = row_dot(&w, i, &x, j as usize, r);
                 res += (v as f64 - p).powi(2);
                 sq += p * p;
                 let q = p.max(f32::EPSILON as f64);
