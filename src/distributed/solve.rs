@@ -569,6 +569,36 @@ impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
         })
     }
 
+    /// The shape of a partial product on this rank's block: m_i x r for `Side::Left` (a
+    /// product for the W update), r x n_j for `Right`.
+    fn part_shape(&self, side: Side) -> (usize, usize) {
+        match side {
+            Side::Left => (self.g.layout.rows.len(), self.r),
+            Side::Right => (self.r, self.g.layout.cols.len()),
+        }
+    }
+
+    /// The partial product `product` forms on this rank's block (in the engine matrix of
+    /// [`Slot::Rows`] for `Side::Left`, [`Slot::Cols`] for `Right`), reduce-scattered to this
+    /// rank's piece ([`scatter`](Self::scatter)).
+    fn reduced(
+        &mut self,
+        side: Side,
+        product: impl FnOnce(&mut E, &mut E::Mat) -> Result<()>,
+    ) -> Result<Array2<f32>> {
+        let slot = match side {
+            Side::Left => Slot::Rows,
+            Side::Right => Slot::Cols,
+        };
+        let (rows, cols) = self.part_shape(side);
+        let mut part = self.staged(slot, rows, cols);
+        let res = product(self.e, &mut part);
+        or_abort(self.g.world, res);
+        let piece = self.scatter(side, &part)?;
+        self.spare.put(slot, part);
+        Ok(piece)
+    }
+
     /// Σ over ranks of a local r x r Gram (Side::Left: WᵀW of the W piece; Right: H Hᵀ).
     fn gram(&mut self, side: Side) -> Array2<f32> {
         let r = self.r;
@@ -641,24 +671,15 @@ impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
                 };
                 inner_sweeps(&mut self.host, self.g, x, num, den, side, reg, budget)
             }
-            (_, Loss::Frobenius) => self.host.mu_step(
-                x,
-                num,
-                MuDenominator::Gram(den),
-                side,
-                reg,
-                p.iter.epsilon,
-                MuRule::Plain,
-            ),
-            (_, _) => self.host.mu_step(
-                x,
-                num,
-                MuDenominator::Sums(den),
-                side,
-                reg,
-                p.iter.epsilon,
-                MuRule::Plain,
-            ),
+            (_, loss) => {
+                let den = match loss {
+                    Loss::Frobenius => MuDenominator::Gram(den),
+                    _ => MuDenominator::Sums(den),
+                };
+                let eps = p.iter.epsilon;
+                self.host
+                    .mu_step(x, num, den, side, reg, eps, MuRule::Plain)
+            }
         };
         or_abort(self.g.world, res);
         self.pin(side);
@@ -713,19 +734,13 @@ impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
 
     /// One iteration: W, then H.
     fn step(&mut self) -> Result<()> {
-        let (mi, nj) = (self.g.layout.rows.len(), self.g.layout.cols.len());
-        let r = self.r;
         match self.p.loss {
             Loss::Frobenius => {
                 let ortho = self.p.orthogonality;
                 // The W-orthogonal rule needs Wᵀ P instead of H Hᵀ (the same r x r volume).
                 let gmat = (ortho != Orthogonality::W).then(|| self.gram(Side::Right));
                 let hj = self.gather(Side::Right)?;
-                let mut part = self.staged(Slot::Rows, mi, r);
-                let res = self.e.v_ht(&hj, &mut part);
-                or_abort(self.g.world, res);
-                let num = self.scatter(Side::Left, &part)?;
-                self.spare.put(Slot::Rows, part);
+                let num = self.reduced(Side::Left, |e, part| e.v_ht(&hj, part))?;
                 self.spare.put(Slot::Hj, hj);
                 match gmat {
                     Some(gmat) => self.update(Side::Left, &num, &gmat),
@@ -738,11 +753,7 @@ impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
                     self.k = self.gram(Side::Left);
                 }
                 let wi = self.gather(Side::Left)?;
-                let mut part = self.staged(Slot::Cols, r, nj);
-                let res = self.e.wt_v(&wi, &mut part);
-                or_abort(self.g.world, res);
-                self.q = self.scatter(Side::Right, &part)?;
-                self.spare.put(Slot::Cols, part);
+                self.q = self.reduced(Side::Right, |e, part| e.wt_v(&wi, part))?;
                 self.spare.put(Slot::Wi, wi);
                 let q = self.q.clone();
                 if ortho == Orthogonality::H {
@@ -759,21 +770,17 @@ impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
                     None => self.gather(Side::Left)?,
                 };
                 let hj = self.gather(Side::Right)?;
-                let mut part = self.staged(Slot::Rows, mi, r);
-                let res = self.e.kl_numerator(&wi, &hj, Side::Left, &mut part);
-                or_abort(self.g.world, res);
-                let num = self.scatter(Side::Left, &part)?;
-                self.spare.put(Slot::Rows, part);
+                let num = self.reduced(Side::Left, |e, part| {
+                    e.kl_numerator(&wi, &hj, Side::Left, part)
+                })?;
                 self.spare.put(Slot::Wi, wi);
                 let sums = self.kl_sums(Side::Right);
                 self.update(Side::Left, &num, &sums);
                 let sums = self.kl_sums(Side::Left);
                 let wi = self.gather(Side::Left)?;
-                let mut part = self.staged(Slot::Cols, r, nj);
-                let res = self.e.kl_numerator(&wi, &hj, Side::Right, &mut part);
-                or_abort(self.g.world, res);
-                let num = self.scatter(Side::Right, &part)?;
-                self.spare.put(Slot::Cols, part);
+                let num = self.reduced(Side::Right, |e, part| {
+                    e.kl_numerator(&wi, &hj, Side::Right, part)
+                })?;
                 self.spare.put(Slot::Hj, hj);
                 self.update(Side::Right, &num, &sums);
                 self.wi = Some(wi);
@@ -789,8 +796,6 @@ impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
     /// `X ← X ⊙ (N ⊘ D)^γ(β)` on the host, as a single process does. `W_i` is gathered once
     /// per iteration (after the W update, and reused by the next W update), `H_j` once.
     fn beta_step(&mut self) -> Result<()> {
-        let (mi, nj) = (self.g.layout.rows.len(), self.g.layout.cols.len());
-        let r = self.r;
         let p = self.p;
         let beta = p.loss.beta_value();
         let floor = if beta < 1.0 { BETA_FLOOR } else { 0.0 };
@@ -803,62 +808,55 @@ impl<'a, 'g, 'c, C: Communicator, E: Engine> Iter<'a, 'g, 'c, C, E> {
             None => self.gather(Side::Left)?,
         };
         let hj = self.gather(Side::Right)?;
-        let mut num = self.staged(Slot::Rows, mi, r);
-        let mut den = self.staged(Slot::Rows2, mi, r);
-        let res = self
-            .e
-            .beta_products(&wi, &hj, Side::Left, beta, &mut num, &mut den);
-        or_abort(self.g.world, res);
-        let (num_d, den_d) = (num, den);
-        let (num, den) = (
-            self.scatter(Side::Left, &num_d)?,
-            self.scatter(Side::Left, &den_d)?,
-        );
-        self.spare.put(Slot::Rows, num_d);
-        self.spare.put(Slot::Rows2, den_d);
+        self.beta_update(Side::Left, &wi, &hj, beta, rule)?;
         self.spare.put(Slot::Wi, wi);
-        if !self.fixed.all_w {
-            let res = self.host.mu_step(
-                &mut self.w,
-                &num,
-                MuDenominator::Elementwise(&den),
-                Side::Left,
-                p.reg_w,
-                p.iter.epsilon,
-                rule,
-            );
-            or_abort(self.g.world, res);
-            self.pin(Side::Left);
-        }
         let wi = self.gather(Side::Left)?;
-        let mut num = self.staged(Slot::Cols, r, nj);
-        let mut den = self.staged(Slot::Cols2, r, nj);
+        self.beta_update(Side::Right, &wi, &hj, beta, rule)?;
+        self.spare.put(Slot::Hj, hj);
+        self.wi = Some(wi);
+        Ok(())
+    }
+
+    /// The β update of the piece on `side` (see [`beta_step`](Self::beta_step)) from the
+    /// blocks `W_i` and `H_j`: the block's numerator and denominator products, each
+    /// reduce-scattered, then `X ← X ⊙ (N ⊘ D)^γ(β)` by `rule` unless every component of X is
+    /// fixed.
+    fn beta_update(
+        &mut self,
+        side: Side,
+        wi: &E::Mat,
+        hj: &E::Mat,
+        beta: f32,
+        rule: MuRule,
+    ) -> Result<()> {
+        let (rows, cols) = self.part_shape(side);
+        let slots = match side {
+            Side::Left => (Slot::Rows, Slot::Rows2),
+            Side::Right => (Slot::Cols, Slot::Cols2),
+        };
+        let mut num_d = self.staged(slots.0, rows, cols);
+        let mut den_d = self.staged(slots.1, rows, cols);
         let res = self
             .e
-            .beta_products(&wi, &hj, Side::Right, beta, &mut num, &mut den);
+            .beta_products(wi, hj, side, beta, &mut num_d, &mut den_d);
         or_abort(self.g.world, res);
-        let (num_d, den_d) = (num, den);
-        let (num, den) = (
-            self.scatter(Side::Right, &num_d)?,
-            self.scatter(Side::Right, &den_d)?,
-        );
-        self.spare.put(Slot::Cols, num_d);
-        self.spare.put(Slot::Cols2, den_d);
-        self.spare.put(Slot::Hj, hj);
-        if !self.fixed.all_h {
-            let res = self.host.mu_step(
-                &mut self.h,
-                &num,
-                MuDenominator::Elementwise(&den),
-                Side::Right,
-                p.reg_h,
-                p.iter.epsilon,
-                rule,
-            );
-            or_abort(self.g.world, res);
-            self.pin(Side::Right);
+        let (num, den) = (self.scatter(side, &num_d)?, self.scatter(side, &den_d)?);
+        self.spare.put(slots.0, num_d);
+        self.spare.put(slots.1, den_d);
+        if self.fixed.all(side) {
+            return Ok(());
         }
-        self.wi = Some(wi);
+        let p = self.p;
+        let (x, reg) = match side {
+            Side::Left => (&mut self.w, p.reg_w),
+            Side::Right => (&mut self.h, p.reg_h),
+        };
+        let den = MuDenominator::Elementwise(&den);
+        let res = self
+            .host
+            .mu_step(x, &num, den, side, reg, p.iter.epsilon, rule);
+        or_abort(self.g.world, res);
+        self.pin(side);
         Ok(())
     }
 
