@@ -40,10 +40,6 @@ impl<E: Engine> Step<E> for Mu {
             gamma: p.loss.mu_exponent(),
             floor: if beta < 1.0 { BETA_FLOOR } else { 0.0 },
         };
-        if matches!(p.loss, Loss::ItakuraSaito | Loss::Beta(_)) && s.beta_den.is_none() {
-            let ((m, n), r) = (e.dims(), p.rank);
-            s.beta_den = Some((e.zeros(m, r)?, e.zeros(r, n)?));
-        }
         if u.w() {
             let (den, rule) = match p.loss {
                 Loss::Frobenius if ortho == Orthogonality::W => {
@@ -62,9 +58,7 @@ impl<E: Engine> Step<E> for Mu {
                     (MuDenominator::Sums(&s.g), MuRule::Plain)
                 }
                 Loss::ItakuraSaito | Loss::Beta(_) => {
-                    let Some((dw, _)) = s.beta_den.as_mut() else {
-                        return Ok(());
-                    };
+                    let (dw, _) = beta_work(e, &mut s.beta_den, p.rank)?;
                     e.beta_products(&s.w, &s.h, Side::Left, beta, &mut s.p, dw)?;
                     (MuDenominator::Elementwise(&*dw), beta_rule)
                 }
@@ -94,9 +88,7 @@ impl<E: Engine> Step<E> for Mu {
                 (den, MuRule::Plain)
             }
             Loss::ItakuraSaito | Loss::Beta(_) => {
-                let Some((_, dh)) = s.beta_den.as_mut() else {
-                    return Ok(());
-                };
+                let (_, dh) = beta_work(e, &mut s.beta_den, p.rank)?;
                 e.beta_products(&s.w, &s.h, Side::Right, beta, &mut s.q, dh)?;
                 (MuDenominator::Elementwise(&*dh), beta_rule)
             }
@@ -145,6 +137,23 @@ fn plain_denominator_h<'k, E: Engine>(
     } else {
         MuDenominator::Gram(k)
     })
+}
+
+/// The denominators of the β rules' W (m x r) and H (r x n) updates, allocated in `work` on
+/// first use.
+fn beta_work<'w, E: Engine>(
+    e: &mut E,
+    work: &'w mut Option<(E::Mat, E::Mat)>,
+    r: usize,
+) -> Result<&'w mut (E::Mat, E::Mat)> {
+    let dens = match work.take() {
+        Some(dens) => dens,
+        None => {
+            let (m, n) = e.dims();
+            (e.zeros(m, r)?, e.zeros(r, n)?)
+        }
+    };
+    Ok(work.insert(dens))
 }
 
 /// Set the fixed columns of W back to their starting values.
