@@ -137,6 +137,49 @@ impl GpuEngine {
         Ok(())
     }
 
+    /// `out = op(a) op(b)`, `op` the transpose where its flag is set, stored whole; `out` must
+    /// have the product's shape (`what` names it in the error).
+    fn small_product(
+        &mut self,
+        (a, at): (&GpuMat, bool),
+        (b, bt): (&GpuMat, bool),
+        what: &'static str,
+        out: &GpuMat,
+    ) -> Result<()> {
+        let (rows, inner) = if at {
+            (a.cols, a.rows)
+        } else {
+            (a.rows, a.cols)
+        };
+        let cols = if bt { b.rows } else { b.cols };
+        check_shape(what, out, rows, cols)?;
+        let (a, b) = (operand(a, at), operand(b, bt));
+        self.store_product((rows, cols, inner), a, b, out)
+    }
+
+    /// The tracking buffer of the inner loops decided on the device, for `count` invocations
+    /// ([`uniforms::TRACK_HEAD`] entries, then a move and a norm per invocation).
+    fn track_buffer(&mut self, count: usize, what: &str) -> Result<wgpu::Buffer> {
+        let len = uniforms::TRACK_HEAD + 2 * count;
+        Self::scratch(&self.ctx, &mut self.track, len, what)
+    }
+
+    /// `kernel` (a tracked sweep or `track_cols`) over `groups`, then `hals_stop` (one
+    /// workgroup) on the moves it wrote, with the same bindings and parameters.
+    fn dispatch_then_stop(
+        &mut self,
+        kernel: Kernel,
+        buffers: &[&wgpu::Buffer],
+        params: &uniforms::Hals,
+        groups: Groups,
+    ) -> Result<()> {
+        self.sched
+            .dispatch(&self.ctx, kernel, buffers, params, groups)?;
+        let one = Groups(1, 1, 1);
+        self.sched
+            .dispatch(&self.ctx, Kernel::HalsStop, buffers, params, one)
+    }
+
     /// The sum of the first `count` per-workgroup loss partials in `partials`: folded in chunks
     /// on the device, so only a few values are read back; the host adds those in f64.
     fn fold_partials(&mut self, partials: &wgpu::Buffer, count: usize) -> Result<f64> {
@@ -169,17 +212,25 @@ impl GpuEngine {
         self.sched.read_back(&self.ctx, &folded, chunks)
     }
 
-    /// Encode an elementwise kernel over the `rows x cols` entries of its output.
+    /// Encode the elementwise kernel `kernel` over the entries of `x` (its shape in the
+    /// parameters, with the coefficients `(a, b)`, zero for a kernel that takes none), reading
+    /// `x` and writing `y`.
     fn elementwise(
         &mut self,
         kernel: Kernel,
-        x: &wgpu::Buffer,
+        x: &GpuMat,
         y: &wgpu::Buffer,
-        params: uniforms::Ew,
+        (a, b): (f32, f32),
     ) -> Result<()> {
-        let groups = self.linear(params.rows as usize * params.cols as usize)?;
+        let params = uniforms::Ew {
+            rows: index(x.rows)?,
+            cols: index(x.cols)?,
+            a,
+            b,
+        };
+        let groups = self.linear(x.len())?;
         self.sched
-            .dispatch(&self.ctx, kernel, &[x, y], &params, groups)
+            .dispatch(&self.ctx, kernel, &[&x.buf, y], &params, groups)
     }
 }
 
@@ -258,12 +309,7 @@ impl Engine for GpuEngine {
 
     fn pin(&mut self, x: &mut GpuMat, anchor: &GpuMat) -> Result<()> {
         check_shape("the anchor of pinned entries", anchor, x.rows, x.cols)?;
-        let params = uniforms::Ew {
-            rows: index(x.rows)?,
-            cols: index(x.cols)?,
-            ..Default::default()
-        };
-        self.elementwise(Kernel::Pin, &anchor.buf, &x.buf, params)
+        self.elementwise(Kernel::Pin, anchor, &x.buf, (0.0, 0.0))
     }
 
     fn factor_sums(&mut self, x: &GpuMat, which: FactorSums, out: &mut GpuMat) -> Result<()> {
@@ -306,79 +352,35 @@ impl Engine for GpuEngine {
     }
 
     fn cross(&mut self, x: &GpuMat, y: &GpuMat, side: Side, out: &mut GpuMat) -> Result<()> {
-        let (a, b, shape) = match side {
-            // xᵀ y: (r x m)(m x r')
-            Side::Left => {
-                check_shape("the second factor of xᵀ y", y, x.rows, y.cols)?;
-                (
-                    Operand::transposed(&x.buf, 0, x.cols),
-                    Operand::rows(&y.buf, 0, y.cols),
-                    (x.cols, y.cols, x.rows),
-                )
-            }
-            // x yᵀ: (r x n)(n x r')
-            Side::Right => {
-                check_shape("the second factor of x yᵀ", y, y.rows, x.cols)?;
-                (
-                    Operand::rows(&x.buf, 0, x.cols),
-                    Operand::transposed(&y.buf, 0, y.cols),
-                    (x.rows, y.rows, x.cols),
-                )
-            }
+        // xᵀ y: (r x m)(m x r') on the left, x yᵀ: (r x n)(n x r') on the right.
+        let left = side == Side::Left;
+        let (what, rows, cols) = match side {
+            Side::Left => ("the second factor of xᵀ y", x.rows, y.cols),
+            Side::Right => ("the second factor of x yᵀ", y.rows, x.cols),
         };
-        check_shape("the output of a small product", out, shape.0, shape.1)?;
-        self.store_product(shape, a, b, out)
+        check_shape(what, y, rows, cols)?;
+        self.small_product((x, left), (y, !left), "the output of a small product", out)
     }
 
     fn mul_small(&mut self, x: &GpuMat, s: &GpuMat, side: Side, out: &mut GpuMat) -> Result<()> {
-        let (a, b, shape) = match side {
-            // x s: (m x r)(r x r)
-            Side::Left => {
-                check_shape("the small factor of x s", s, x.cols, x.cols)?;
-                (
-                    Operand::rows(&x.buf, 0, x.cols),
-                    Operand::rows(&s.buf, 0, s.cols),
-                    (x.rows, s.cols, x.cols),
-                )
-            }
-            // s x: (r x r)(r x n)
-            Side::Right => {
-                check_shape("the small factor of s x", s, x.rows, x.rows)?;
-                (
-                    Operand::rows(&s.buf, 0, s.cols),
-                    Operand::rows(&x.buf, 0, x.cols),
-                    (s.rows, x.cols, s.cols),
-                )
-            }
+        // x s: (m x r)(r x r) on the left, s x: (r x r)(r x n) on the right.
+        let (what, r, (a, b)) = match side {
+            Side::Left => ("the small factor of x s", x.cols, (x, s)),
+            Side::Right => ("the small factor of s x", x.rows, (s, x)),
         };
-        check_shape(
-            "the output of a product with a small matrix",
-            out,
-            x.rows,
-            x.cols,
-        )?;
-        self.store_product(shape, a, b, out)
+        check_shape(what, s, r, r)?;
+        let what = "the output of a product with a small matrix";
+        self.small_product((a, false), (b, false), what, out)
     }
 
     fn transpose(&mut self, x: &GpuMat, out: &mut GpuMat) -> Result<()> {
         check_shape("the output of a transpose", out, x.cols, x.rows)?;
-        let params = uniforms::Ew {
-            rows: index(x.rows)?,
-            cols: index(x.cols)?,
-            ..Default::default()
-        };
-        self.elementwise(Kernel::Transpose, &x.buf, &out.buf, params)
+        self.elementwise(Kernel::Transpose, x, &out.buf, (0.0, 0.0))
     }
 
     fn axpby(&mut self, a: f32, x: &GpuMat, b: f32, y: &mut GpuMat) -> Result<()> {
         check_shape("y in a x + b y", y, x.rows, x.cols)?;
-        let params = uniforms::Ew {
-            rows: index(x.rows)?,
-            cols: index(x.cols)?,
-            a,
-            b,
-        };
-        self.elementwise(Kernel::Axpby, &x.buf, &y.buf, params)
+        self.elementwise(Kernel::Axpby, x, &y.buf, (a, b))
     }
 
     fn mu_step(
@@ -455,12 +457,11 @@ impl Engine for GpuEngine {
         side: Side,
         reg: Regularization,
     ) -> Result<()> {
-        let (kernel, count, r) = match side {
-            Side::Left => (Kernel::HalsRows, x.rows, x.cols),
-            Side::Right => (Kernel::HalsCols, x.cols, x.rows),
+        let (count, r) = hals_shape(x, num, gram, side)?;
+        let kernel = match side {
+            Side::Left => Kernel::HalsRows,
+            Side::Right => Kernel::HalsCols,
         };
-        check_shape("the numerator of a HALS sweep", num, x.rows, x.cols)?;
-        check_shape("the Gram matrix of a HALS sweep", gram, r, r)?;
         let params = uniforms::Hals {
             rows: index(x.rows)?,
             cols: index(x.cols)?,
@@ -501,22 +502,16 @@ impl Engine for GpuEngine {
             }
             return Ok(());
         }
-        let (kernel, count, r) = match side {
-            Side::Left => (Kernel::HalsRowsTracked, x.rows, x.cols),
-            Side::Right => (Kernel::HalsColsTracked, x.cols, x.rows),
+        let (count, r) = hals_shape(x, num, gram, side)?;
+        let kernel = match side {
+            Side::Left => Kernel::HalsRowsTracked,
+            Side::Right => Kernel::HalsColsTracked,
         };
-        check_shape("the numerator of a HALS sweep", num, x.rows, x.cols)?;
-        check_shape("the Gram matrix of a HALS sweep", gram, r, r)?;
         let (rule, tol) = match stop {
             InnerStop::FirstMove { tol } => (uniforms::StopRule::FirstMove, tol),
             InnerStop::Relative { tol } => (uniforms::StopRule::Relative, tol),
         };
-        let track = Self::scratch(
-            &self.ctx,
-            &mut self.track,
-            uniforms::TRACK_HEAD + 2 * count,
-            "the moves of inner HALS sweeps",
-        )?;
+        let track = self.track_buffer(count, "the moves of inner HALS sweeps")?;
         let groups = self.linear(count)?;
         let buffers = [&x.buf, &num.buf, &gram.buf, &track];
         for sweep in 0..budget {
@@ -532,15 +527,7 @@ impl Engine for GpuEngine {
                 count: index(count)?,
                 ..Default::default()
             };
-            self.sched
-                .dispatch(&self.ctx, kernel, &buffers, &params, groups)?;
-            self.sched.dispatch(
-                &self.ctx,
-                Kernel::HalsStop,
-                &buffers,
-                &params,
-                Groups(1, 1, 1),
-            )?;
+            self.dispatch_then_stop(kernel, &buffers, &params, groups)?;
         }
         Ok(())
     }
@@ -560,12 +547,7 @@ impl Engine for GpuEngine {
         }
         check_shape("the previous H of an inner check", prev, x.rows, x.cols)?;
         let count = x.cols;
-        let track = Self::scratch(
-            &self.ctx,
-            &mut self.track,
-            uniforms::TRACK_HEAD + 2 * count,
-            "the moves of inner sweeps",
-        )?;
+        let track = self.track_buffer(count, "the moves of inner sweeps")?;
         let params = uniforms::Hals {
             rows: index(x.rows)?,
             cols: index(x.cols)?,
@@ -579,15 +561,7 @@ impl Engine for GpuEngine {
         // The Gram binding is not read by these two kernels; `prev` fills it.
         let buffers = [&x.buf, &prev.buf, &prev.buf, &track];
         let groups = self.linear(count)?;
-        self.sched
-            .dispatch(&self.ctx, Kernel::TrackCols, &buffers, &params, groups)?;
-        self.sched.dispatch(
-            &self.ctx,
-            Kernel::HalsStop,
-            &buffers,
-            &params,
-            Groups(1, 1, 1),
-        )?;
+        self.dispatch_then_stop(Kernel::TrackCols, &buffers, &params, groups)?;
         Ok(false)
     }
 
@@ -598,4 +572,25 @@ impl Engine for GpuEngine {
     fn upload_into(&mut self, a: ArrayView2<'_, f32>, out: &mut GpuMat) -> Result<()> {
         self.write_matrix(a, out)
     }
+}
+
+/// `m` as an operand of a product: itself (row-major), or its transpose when `transposed`.
+fn operand(m: &GpuMat, transposed: bool) -> Operand<'_> {
+    if transposed {
+        Operand::transposed(&m.buf, 0, m.cols)
+    } else {
+        Operand::rows(&m.buf, 0, m.cols)
+    }
+}
+
+/// The invocations (rows of W, columns of H) and the rank of a HALS sweep of `x` on `side`,
+/// with `num` (shaped like `x`) and `gram` (r x r) checked.
+fn hals_shape(x: &GpuMat, num: &GpuMat, gram: &GpuMat, side: Side) -> Result<(usize, usize)> {
+    let (count, r) = match side {
+        Side::Left => (x.rows, x.cols),
+        Side::Right => (x.cols, x.rows),
+    };
+    check_shape("the numerator of a HALS sweep", num, x.rows, x.cols)?;
+    check_shape("the Gram matrix of a HALS sweep", gram, r, r)?;
+    Ok((count, r))
 }

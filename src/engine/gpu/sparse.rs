@@ -153,12 +153,7 @@ impl GpuEngine {
     fn sparse_ht(&mut self, h: &GpuMat) -> Result<wgpu::Buffer> {
         let ctx = self.ctx.clone();
         let ht = Self::scratch(&ctx, &mut self.sparse_v()?.ht, h.len(), "Hᵀ")?;
-        let params = uniforms::Ew {
-            rows: index(h.rows)?,
-            cols: index(h.cols)?,
-            ..Default::default()
-        };
-        self.elementwise(Kernel::Transpose, &h.buf, &ht, params)?;
+        self.elementwise(Kernel::Transpose, h, &ht, (0.0, 0.0))?;
         Ok(ht)
     }
 
