@@ -3,7 +3,7 @@
 
 use ndarray::Array2;
 
-use super::tests::upload_pair;
+use super::tests::{assert_gpu_close, upload_pair, zeros_both};
 use super::{GpuContext, GpuEngine};
 use crate::engine::cpu::CpuEngine;
 use crate::engine::{Engine, Side};
@@ -13,9 +13,6 @@ use crate::options::Loss;
 use crate::sparse::CsrMatrix;
 
 include!("../../../tests/suite/common/gpu_available.rs");
-
-/// One product against the CPU: `max |gpu − cpu| ≤ 1e-4 · max |cpu|`.
-const REL_TOL: f32 = 1e-4;
 
 /// A pseudo-random sparse matrix with about `density` of its entries stored, and every
 /// third row and every fourth column empty.
@@ -38,16 +35,6 @@ fn dense(rows: usize, cols: usize, seed: u32) -> Array2<f32> {
     XorShift::new(seed.wrapping_mul(747796405).wrapping_add(3), 10_000).matrix(rows, cols, 0.05)
 }
 
-fn assert_close(what: &str, gpu: &Array2<f32>, cpu: &Array2<f32>) {
-    assert_eq!(gpu.dim(), cpu.dim(), "{what}: shape");
-    let scale = cpu.iter().fold(f32::MIN_POSITIVE, |m, x| m.max(x.abs()));
-    let err = gpu
-        .iter()
-        .zip(cpu)
-        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
-    assert!(err <= REL_TOL * scale, "{what}: error {err}, scale {scale}");
-}
-
 /// Every operation that reads sparse V, on both engines from the same factors.
 fn compare(ctx: &GpuContext, v: &CsrMatrix, r: usize, tag: &str) {
     let (m, n) = v.dim();
@@ -62,10 +49,7 @@ fn compare(ctx: &GpuContext, v: &CsrMatrix, r: usize, tag: &str) {
         (Side::Left, (m, r), "V Hᵀ", "Z Hᵀ"),
         (Side::Right, (r, n), "Wᵀ V", "Wᵀ Z"),
     ] {
-        let (mut c, mut g) = (
-            cpu.zeros(rows, cols).unwrap(),
-            gpu.zeros(rows, cols).unwrap(),
-        );
+        let (mut c, mut g) = zeros_both(&mut cpu, &mut gpu, rows, cols);
         match side {
             Side::Left => {
                 cpu.v_ht(&ch, &mut c).unwrap();
@@ -76,10 +60,10 @@ fn compare(ctx: &GpuContext, v: &CsrMatrix, r: usize, tag: &str) {
                 gpu.wt_v(&gw, &mut g).unwrap();
             }
         }
-        assert_close(&format!("{product} {tag}"), &gpu.download(&g).unwrap(), &c);
+        assert_gpu_close(&mut gpu, &format!("{product} {tag}"), &g, &c);
         cpu.kl_numerator(&cw, &ch, side, &mut c).unwrap();
         gpu.kl_numerator(&gw, &gh, side, &mut g).unwrap();
-        assert_close(&format!("{kl} {tag}"), &gpu.download(&g).unwrap(), &c);
+        assert_gpu_close(&mut gpu, &format!("{kl} {tag}"), &g, &c);
     }
 
     for loss in [Loss::Frobenius, Loss::KullbackLeibler] {

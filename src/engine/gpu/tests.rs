@@ -21,12 +21,12 @@ fn pseudo(rows: usize, cols: usize, seed: u32, offset: f32) -> Array2<f32> {
 }
 
 /// One kernel's result against the CPU's, within [`KERNEL_REL_TOL`].
-pub(super) fn assert_close(what: &str, gpu: &Array2<f32>, cpu: &Array2<f32>) {
+fn assert_close(what: &str, gpu: &Array2<f32>, cpu: &Array2<f32>) {
     assert_close_tol(what, gpu, cpu, KERNEL_REL_TOL);
 }
 
 /// The GPU engine's matrix `g` against the CPU's `cpu`, within [`KERNEL_REL_TOL`].
-fn assert_gpu_close(gpu: &mut GpuEngine, what: &str, g: &GpuMat, cpu: &Array2<f32>) {
+pub(super) fn assert_gpu_close(gpu: &mut GpuEngine, what: &str, g: &GpuMat, cpu: &Array2<f32>) {
     assert_close(what, &gpu.download(g).unwrap(), cpu);
 }
 
@@ -100,7 +100,7 @@ fn upload_both(
 }
 
 /// A `rows x cols` zero matrix on both engines: `(cpu, gpu)`.
-fn zeros_both(
+pub(super) fn zeros_both(
     cpu: &mut CpuEngine<'_>,
     gpu: &mut GpuEngine,
     rows: usize,
