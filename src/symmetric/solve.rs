@@ -217,8 +217,7 @@ impl SymTask {
         e.v_ht(&s.ht, &mut s.p)?; // Ã H
         e.cross(&s.h, &s.p, Side::Left, &mut s.sn)?; // Hᵀ Ã H
         e.gram(&s.h, Side::Left, &mut s.g)?; // G = HᵀH
-        e.mul_small(&s.g, &s.s, Side::Left, &mut s.t1)?; // G S
-        e.mul_small(&s.t1, &s.g, Side::Left, &mut s.t2)?; // G S G
+        sandwich(e, &s.g, &s.s, &mut s.t1, &mut s.t2)?; // G S G
         self.update(
             e,
             &mut s.s,
@@ -230,8 +229,7 @@ impl SymTask {
         e.mul_small(&s.h, &s.s, Side::Left, &mut s.w)?; // H S
         e.transpose(&s.w, &mut s.wt)?;
         e.v_ht(&s.wt, &mut s.p)?; // Ã H S
-        e.mul_small(&s.s, &s.g, Side::Left, &mut s.t1)?; // S G
-        e.mul_small(&s.t1, &s.s, Side::Left, &mut s.t2)?; // S G S
+        sandwich(e, &s.s, &s.g, &mut s.t1, &mut s.t2)?; // S G S
         self.update(
             e,
             &mut s.h,
@@ -270,4 +268,16 @@ impl SymTask {
             _ => e.loss(&s.h, &s.ht, Loss::Frobenius, self.iter.epsilon),
         }
     }
+}
+
+/// `out = a b a` for k x k `a` and `b`, through `a b` in `ab`.
+fn sandwich<E: Engine>(
+    e: &mut E,
+    a: &E::Mat,
+    b: &E::Mat,
+    ab: &mut E::Mat,
+    out: &mut E::Mat,
+) -> Result<()> {
+    e.mul_small(a, b, Side::Left, ab)?;
+    e.mul_small(ab, a, Side::Left, out)
 }
