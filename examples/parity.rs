@@ -3,7 +3,7 @@
 //!
 //! `cargo run --release --example parity -- DIR [ITERATIONS]`: MU Frobenius, KL, Itakura–Saito
 //! and β = 1.5, and HALS, for ITERATIONS (default 200) with `tol = 0`; final relative error,
-//! loss and ms per iteration.
+//! loss and ms per iteration of a fit that follows a 5-iteration warm-up fit of the same case.
 //!
 //! `cargo run --release --example parity -- DIR ITERATIONS --only mu_frobenius,hals`: only those
 //! cases (keys as in the JSON).
@@ -83,6 +83,9 @@ fn fixed_iterations(
         if only.is_some_and(|keys| !keys.split(',').any(|k| k == key)) {
             continue;
         }
+        // A short warm-up fit first (thread pool, first-touch pages), as the other side's
+        // fits run in a process that has already run one.
+        params(start, solver, loss, iters.min(5)).fit(v.view())?;
         let fit = params(start, solver, loss, iters).fit(v.view())?;
         let rel = fit.relative_error(v.view())?;
         let ms = fit.elapsed().as_secs_f64() * 1e3 / iters as f64;
