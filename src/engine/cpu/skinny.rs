@@ -1097,6 +1097,19 @@ mod tests {
     }
 
     /// The levels whose kernels run here (the GEMM fallback is tested in `products`).
+    /// `at_b` at `level` on pseudo-random `a` (k x r) and `b` (k x n) of the given seeds
+    /// against the f64 product.
+    fn assert_at_b(level: Level, (k, r, n): (usize, usize, usize), (sa, sb): (u32, u32)) {
+        let a = pseudo(k, r, sa);
+        let b = pseudo(k, n, sb);
+        let mut q = Array2::<f32>::from_elem((r, n), f32::NAN);
+        assert!(at_b_at(level, a.view(), b.view(), q.view_mut()).unwrap());
+        assert!(
+            close(&q, &naive(&a.t().to_owned(), &b)),
+            "{level:?} at_b {k}x{r} n{n}"
+        );
+    }
+
     fn kernel_levels() -> Vec<Level> {
         let levels: Vec<Level> = Level::all_supported()
             .into_iter()
@@ -1121,14 +1134,7 @@ mod tests {
         ];
         for level in kernel_levels() {
             for &[k, r, n] in &cases {
-                let a = pseudo(k, r, 3);
-                let b = pseudo(k, n, 4);
-                let mut q = Array2::<f32>::from_elem((r, n), f32::NAN);
-                assert!(at_b_at(level, a.view(), b.view(), q.view_mut()).unwrap());
-                assert!(
-                    close(&q, &naive(&a.t().to_owned(), &b)),
-                    "{level:?} at_b {k}x{r} n{n}"
-                );
+                assert_at_b(level, (k, r, n), (3, 4));
             }
         }
     }
@@ -1183,14 +1189,7 @@ mod tests {
                             "{level:?} a_bt {m}x{k} r{r}"
                         );
                         // at_b with a: k x r, b: k x m
-                        let a2 = pseudo(k, r, (k + r) as u32);
-                        let b2 = pseudo(k, m, (k * 3 + m) as u32);
-                        let mut q = Array2::<f32>::from_elem((r, m), f32::NAN);
-                        assert!(at_b_at(level, a2.view(), b2.view(), q.view_mut()).unwrap());
-                        assert!(
-                            close(&q, &naive(&a2.t().to_owned(), &b2)),
-                            "{level:?} at_b {k}x{r} n{m}"
-                        );
+                        assert_at_b(level, (k, r, m), ((k + r) as u32, (k * 3 + m) as u32));
                     }
                 }
             }
