@@ -26,7 +26,8 @@
 //! Used at the level [`simd::level`] chooses when the operands are row-contiguous; at
 //! [`Level::None`] (or on other architectures) the caller falls back to the general GEMM.
 
-use ndarray::{ArrayView2, ArrayViewMut2};
+use ndarray::{s, Array2, ArrayView2, ArrayViewMut2};
+use rayon::prelude::*;
 
 use super::simd::{self, Level};
 use crate::error::{NmfError, Result};
@@ -337,24 +338,92 @@ fn at_b_at(
     {
         return Ok(false);
     }
+    match depth_parts(level, a.dim(), b.ncols()) {
+        Some(parts) => at_b_by_depth(level, a, b, q, parts),
+        None => at_b_whole(level, a, b, q),
+    }
+    Ok(true)
+}
+
+/// Depth (rows of `a` and `b`) each part of a split [`at_b`] takes at least.
+const PART_DEPTH: usize = 512;
+
+/// How many parts [`at_b`] splits the long dimension k into: one per thread where the output
+/// has fewer panels than there are threads (a Gram matrix `H Hᵀ` at r ≤ 64 is one panel, which
+/// the panel-parallel kernel runs on one thread) and each part is at least [`PART_DEPTH`]
+/// deep; `None` otherwise.
+fn depth_parts(level: Level, (k, r): (usize, usize), n: usize) -> Option<usize> {
+    let threads = rayon::current_num_threads();
+    #[cfg(target_arch = "x86_64")]
+    let panel = match level {
+        Level::Avx512 => <simd::Avx512 as kernel::Tiling>::PANEL,
+        _ => <simd::Avx2 as kernel::Tiling>::PANEL,
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let panel = {
+        let _ = level;
+        1
+    };
+    let parts = threads.min(k / PART_DEPTH);
+    (threads > 1 && n.div_ceil(panel) < threads && parts > 1 && r > 0 && n > 0).then_some(parts)
+}
+
+/// `q = aᵀ b` as the sum of `parts` products over consecutive rows of `a` and `b`, in
+/// parallel, each into its own r x n buffer (small: the output has fewer panels than there
+/// are threads), summed in the order of the parts.
+fn at_b_by_depth(
+    level: Level,
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    mut q: ArrayViewMut2<'_, f32>,
+    parts: usize,
+) {
+    let k = a.nrows();
+    let step = k.div_ceil(parts);
+    let partial: Vec<Array2<f32>> = (0..parts)
+        .into_par_iter()
+        .map(|t| {
+            let rows = (t * step).min(k)..((t + 1) * step).min(k);
+            let mut part = Array2::<f32>::zeros(q.dim());
+            at_b_whole(
+                level,
+                a.slice(s![rows.clone(), ..]),
+                b.slice(s![rows, ..]),
+                part.view_mut(),
+            );
+            part
+        })
+        .collect();
+    q.fill(0.0);
+    for part in &partial {
+        q += part;
+    }
+}
+
+/// The kernel of [`at_b`] over the whole of k, for operands its caller checked (row-major,
+/// conforming, at a level that runs).
+fn at_b_whole(
+    level: Level,
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    q: ArrayViewMut2<'_, f32>,
+) {
     #[cfg(target_arch = "x86_64")]
     {
         use simd::{Avx2, Avx512};
-        // SAFETY: the level's instruction set was detected (`runs`); all three operands are
-        // row-major with conforming shapes (checked above).
+        // SAFETY: the level's instruction set was detected (`runs`, checked by the caller);
+        // all three operands are row-major with conforming shapes (checked by the caller).
         unsafe {
             match level {
                 Level::Avx512 => kernel::at_b::<Avx512>(a, b, None, q),
                 Level::Avx2 => kernel::at_b::<Avx2>(a, b, None, q),
-                Level::None => return Ok(false),
+                Level::None => {}
             }
         }
-        Ok(true)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (a, b, q);
-        Ok(false)
+        let _ = (level, a, b, q);
     }
 }
 
@@ -1135,6 +1204,24 @@ mod tests {
         for level in kernel_levels() {
             for &[k, r, n] in &cases {
                 assert_at_b(level, (k, r, n), (3, 4));
+            }
+        }
+    }
+
+    /// A Gram-shaped `aᵀ b` (one output panel, k long) split over the depth equals the
+    /// product, at every level, for any number of parts.
+    #[test]
+    fn at_b_split_over_the_depth_matches_the_product() {
+        for level in kernel_levels() {
+            for &(k, r, n) in &[(2000, 49, 49), (1500, 7, 3), (1025, 64, 64)] {
+                let a = pseudo(k, r, 8);
+                let b = pseudo(k, n, 9);
+                let want = naive(&a.t().to_owned(), &b);
+                for parts in [2, 3, 4] {
+                    let mut q = Array2::<f32>::from_elem((r, n), f32::NAN);
+                    at_b_by_depth(level, a.view(), b.view(), q.view_mut(), parts);
+                    assert!(close(&q, &want), "{level:?} {k}x{r} n{n} in {parts} parts");
+                }
             }
         }
     }
