@@ -5,7 +5,7 @@ Usage (in a throwaway virtualenv with numpy and scikit-learn; the script drops
 OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE for itself):
     python benches/compare_sklearn.py \
         [--shape 361,2429,49 | --faces DIR --rank 49] [--iterations 200] [--threads 2] \
-        [--repeats 3] [--only mu_frobenius,hals] [--time-to-error]
+        [--repeats 3] [--only mu_frobenius,hals] [--time-to-error] [--blas-haswell]
 
 For each case (MU with the Frobenius, KL, Itakura–Saito and β = 1.5 losses; HALS vs
 scikit-learn's CD) it prints the final relative
@@ -50,11 +50,18 @@ def main():
     ap.add_argument("--only", default="mu_frobenius,mu_kl,hals",
                     help="cases: mu_frobenius, mu_kl, mu_is, mu_beta1.5, hals")
     ap.add_argument("--time-to-error", action="store_true")
+    ap.add_argument("--blas-haswell", action="store_true",
+                    help="run scikit-learn on OpenBLAS's AVX2 (Haswell) kernels")
     args = ap.parse_args()
     # OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE may force slow OpenBLAS kernels on these machines:
-    # restart once without them, before numpy loads OpenBLAS.
-    if any(v in os.environ for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")):
+    # restart once without them, before numpy loads OpenBLAS; with --blas-haswell, with
+    # OPENBLAS_CORETYPE=Haswell alone (OpenBLAS's AVX2 kernels, to compare with NMF_SIMD=avx2
+    # as an AVX2 machine would).
+    want = {"OPENBLAS_CORETYPE": "Haswell"} if args.blas_haswell else {}
+    have = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
+    if have != want:
         env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+        env.update(want)
         os.execve(sys.executable, [sys.executable] + sys.argv, env)
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
     os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)
