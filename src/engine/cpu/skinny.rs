@@ -290,29 +290,13 @@ pub(crate) fn at_b_packed(
     let level = simd::level();
     if level != packed.level
         || packed.dim != b.dim()
-        || !(runs(level) && a.is_standard_layout() && q.is_standard_layout())
+        || !(runs(level) && a.is_standard_layout() && b.is_standard_layout())
+        || !q.is_standard_layout()
     {
         return Ok(false);
     }
-    #[cfg(target_arch = "x86_64")]
-    {
-        use simd::{Avx2, Avx512};
-        // SAFETY: the level's set was detected (`runs`); a and q are row-major with shapes
-        // conforming to b's, whose packed copy at this level holds every panel.
-        unsafe {
-            match level {
-                Level::Avx512 => kernel::at_b::<Avx512>(a, b, Some(&packed.data), q),
-                Level::Avx2 => kernel::at_b::<Avx2>(a, b, Some(&packed.data), q),
-                Level::None => return Ok(false),
-            }
-        }
-        Ok(true)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = (a, b, q);
-        Ok(false)
-    }
+    at_b_whole(level, a, b, Some(packed), q);
+    Ok(true)
 }
 
 /// `q = aᵀ b` for row-major `a` (k x r) and `b` (k x n), `q` (r x n).
@@ -340,7 +324,7 @@ fn at_b_at(
     }
     match depth_parts(level, a.dim(), b.ncols()) {
         Some(parts) => at_b_by_depth(level, a, b, q, parts),
-        None => at_b_whole(level, a, b, q),
+        None => at_b_whole(level, a, b, None, q),
     }
     Ok(true)
 }
@@ -389,6 +373,7 @@ fn at_b_by_depth(
                 level,
                 a.slice(s![rows.clone(), ..]),
                 b.slice(s![rows, ..]),
+                None,
                 part.view_mut(),
             );
             part
@@ -400,30 +385,37 @@ fn at_b_by_depth(
     }
 }
 
-/// The kernel of [`at_b`] over the whole of k, for operands its caller checked (row-major,
-/// conforming, at a level that runs).
+/// The kernel of [`at_b`] over the whole of k, `b` read from its packed copy `pre` when
+/// given. The callers have checked the operands; the shapes, layouts, level and copy the
+/// kernel relies on are asserted again here.
 fn at_b_whole(
     level: Level,
     a: ArrayView2<'_, f32>,
     b: ArrayView2<'_, f32>,
+    pre: Option<&PackedPanels>,
     q: ArrayViewMut2<'_, f32>,
 ) {
+    assert!(runs(level) && a.nrows() == b.nrows() && q.dim() == (a.ncols(), b.ncols()));
+    assert!(a.is_standard_layout() && b.is_standard_layout() && q.is_standard_layout());
+    assert!(pre.is_none_or(|p| p.level == level && p.dim == b.dim()));
     #[cfg(target_arch = "x86_64")]
     {
         use simd::{Avx2, Avx512};
-        // SAFETY: the level's instruction set was detected (`runs`, checked by the caller);
-        // all three operands are row-major with conforming shapes (checked by the caller).
+        let pre = pre.map(|p| &p.data[..]);
+        // SAFETY: the level's instruction set was detected (`runs`); all three operands are
+        // row-major with conforming shapes, and a packed copy of b is of b at this level
+        // (asserted above).
         unsafe {
             match level {
-                Level::Avx512 => kernel::at_b::<Avx512>(a, b, None, q),
-                Level::Avx2 => kernel::at_b::<Avx2>(a, b, None, q),
+                Level::Avx512 => kernel::at_b::<Avx512>(a, b, pre, q),
+                Level::Avx2 => kernel::at_b::<Avx2>(a, b, pre, q),
                 Level::None => {}
             }
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (level, a, b, q);
+        let _ = (level, a, b, pre, q);
     }
 }
 
