@@ -4,8 +4,9 @@
 use ndarray::{Array2, ArrayView2};
 
 use crate::engine::cpu::{simd, CpuEngine};
-use crate::engine::{Engine, Side};
+use crate::engine::{Engine, MuDenominator, MuRule, Side};
 use crate::error::Result;
+use crate::options::Regularization;
 
 /// The products one Frobenius iteration computes on the CPU, over a borrowed V.
 pub struct CpuProducts<'a> {
@@ -34,6 +35,26 @@ impl<'a> CpuProducts<'a> {
     /// `out = Wᵀ W` (r x r).
     pub fn wt_w(&mut self, w: &Array2<f32>, out: &mut Array2<f32>) -> Result<()> {
         self.engine.gram(w, Side::Left, out)
+    }
+    /// The MU Frobenius update of W in place: `W ← W ⊙ P ⊘ (W G)`, `P = V Hᵀ`, `G = H Hᵀ`.
+    pub fn mu_w(&mut self, w: &mut Array2<f32>, p: &Array2<f32>, g: &Array2<f32>) -> Result<()> {
+        self.mu(w, p, g, Side::Left)
+    }
+    /// The MU Frobenius update of H in place: `H ← H ⊙ Q ⊘ (K H)`, `Q = Wᵀ V`, `K = Wᵀ W`.
+    pub fn mu_h(&mut self, h: &mut Array2<f32>, q: &Array2<f32>, k: &Array2<f32>) -> Result<()> {
+        self.mu(h, q, k, Side::Right)
+    }
+    fn mu(
+        &mut self,
+        x: &mut Array2<f32>,
+        num: &Array2<f32>,
+        g: &Array2<f32>,
+        side: Side,
+    ) -> Result<()> {
+        let reg = Regularization { l1: 0.0, l2: 0.0 };
+        let den = MuDenominator::Gram(g);
+        self.engine
+            .mu_step(x, num, den, side, reg, f32::EPSILON, MuRule::Plain)
     }
 }
 

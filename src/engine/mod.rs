@@ -27,7 +27,7 @@ pub use self::gpu::{TuneEffort, TuneRow};
 pub(crate) use self::inner::InnerStop;
 #[cfg(feature = "mpi")]
 pub(crate) use self::task::check_sparse_backend;
-pub(crate) use self::task::{check_data, with_engine, with_sparse_engine, EngineTask};
+pub(crate) use self::task::{check_data, on_pool, with_engine, with_sparse_engine, EngineTask};
 use crate::error::Result;
 pub use crate::gpu_stats::{GpuRates, GpuStats};
 use crate::options::{Loss, Regularization};

@@ -6,7 +6,7 @@ use ndarray::{Array2, ArrayView2};
 use super::budget::{self, Storage};
 use super::scale::DataScale;
 use super::{run, RunOutput, Update};
-use crate::engine::{with_engine, with_sparse_engine, Backend, Engine, EngineTask};
+use crate::engine::{on_pool, with_engine, with_sparse_engine, Backend, Engine, EngineTask};
 use crate::error::Result;
 use crate::options::ValidParams;
 use crate::sparse::CsrMatrix;
@@ -79,7 +79,18 @@ pub(crate) fn solve(
     data: Data<'_>,
     backend: &Backend,
     valid: &ValidParams,
-    start: impl FnOnce(Data<'_>, &ValidParams, DataScale) -> (Array2<f32>, Array2<f32>),
+    start: impl FnOnce(Data<'_>, &ValidParams, DataScale) -> (Array2<f32>, Array2<f32>) + Send,
+    update: Update,
+) -> Result<(RunOutput, String)> {
+    on_pool(|| solve_here(data, backend, valid, start, update))
+}
+
+/// [`solve`] on the calling thread.
+fn solve_here(
+    data: Data<'_>,
+    backend: &Backend,
+    valid: &ValidParams,
+    start: impl FnOnce(Data<'_>, &ValidParams, DataScale) -> (Array2<f32>, Array2<f32>) + Send,
     update: Update,
 ) -> Result<(RunOutput, String)> {
     let (m, n) = data.dim();
