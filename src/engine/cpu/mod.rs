@@ -267,6 +267,17 @@ impl Engine for CpuEngine<'_> {
             *x = rule.flush(*x * rule.apply(n / d));
         };
         match den {
+            // H ← H ⊙ f(Q ⊘ (K H + …)): the product and the update span by span.
+            MuDenominator::Gram(g) | MuDenominator::Product(g)
+                if side == Side::Right
+                    && small::times_wide_update(
+                        g.view(),
+                        x.view_mut(),
+                        num.view(),
+                        reg,
+                        eps,
+                        rule,
+                    )? => {}
             MuDenominator::Gram(g) | MuDenominator::Product(g) => {
                 let slot = match side {
                     Side::Left => &mut self.scratch.left,

@@ -9,10 +9,13 @@
 use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
+use super::elementwise::{self, Den};
 #[cfg(target_arch = "x86_64")]
 use super::simd::Isa;
 use super::simd::{self, isa_entries, Level};
+use crate::engine::MuRule;
 use crate::error::{NmfError, Result};
+use crate::options::Regularization;
 
 /// Columns per block (a block of X, r x 64 floats, stays in L1 for r ≤ 64).
 const BLOCK: usize = 64;
@@ -90,22 +93,149 @@ fn times_wide_at(
     Ok(true)
 }
 
+/// Columns per task of [`times_wide_update`]: its buffer of `P X` (r x SPAN floats, 64 KiB
+/// at r = 64) stays in L2 between the product and the update.
+const SPAN: usize = 256;
+
+/// The multiplicative update whose denominator is `P X`, fused with that product:
+/// `x ← flush(x ⊙ f(num ⊘ (P x + l1 + l2·x)))` (a zero denominator becomes `eps`; `f` and the
+/// flush are `rule`'s, as [`elementwise::mu_chunk`]), for `p` (r x r) and `x`, `num` (r x n).
+///
+/// Span by span of [`SPAN`] columns: the span's `P x` (every row of it, from the old `x`) goes
+/// to a buffer that stays in cache, and the update of the span reads it there, so the
+/// denominator is never written to memory and read back. The result is bit for bit
+/// [`times_wide`] followed by the elementwise update. Shapes that do not conform are an error;
+/// `Ok(false)` (nothing done) where [`times_wide`] would not run or `num` does not have
+/// contiguous rows.
+pub(crate) fn times_wide_update(
+    p: ArrayView2<'_, f32>,
+    x: ArrayViewMut2<'_, f32>,
+    num: ArrayView2<'_, f32>,
+    reg: Regularization,
+    eps: f32,
+    rule: MuRule,
+) -> Result<bool> {
+    times_wide_update_at(simd::level(), p, x, num, reg, eps, rule)
+}
+
+/// [`times_wide_update`] at `level` (`Ok(false)` where the CPU does not support it).
+fn times_wide_update_at(
+    level: Level,
+    p: ArrayView2<'_, f32>,
+    mut x: ArrayViewMut2<'_, f32>,
+    num: ArrayView2<'_, f32>,
+    reg: Regularization,
+    eps: f32,
+    rule: MuRule,
+) -> Result<bool> {
+    let (r, n) = x.dim();
+    if p.dim() != (r, r) || num.dim() != (r, n) {
+        return Err(NmfError::ShapeMismatch {
+            what: "the operands of the update with denominator P X",
+            expected: format!("P {r} x {r} and a numerator {r} x {n} (as X)"),
+            found: format!(
+                "P {} x {}, numerator {} x {}",
+                p.nrows(),
+                p.ncols(),
+                num.nrows(),
+                num.ncols()
+            ),
+        });
+    }
+    let rows_contiguous = |s: &[isize]| s[1] == 1 || n <= 1;
+    if level == Level::None
+        || !level.supported()
+        || !rows_contiguous(x.strides())
+        || !rows_contiguous(num.strides())
+    {
+        return Ok(false);
+    }
+    if r == 0 || n == 0 {
+        return Ok(true);
+    }
+    let p = p.as_standard_layout();
+    let ps = p.as_slice().unwrap_or(&[]);
+    let ldx = x.strides()[0] as usize;
+    let run = |(mut xs, ns): (ArrayViewMut2<'_, f32>, ArrayView2<'_, f32>)| {
+        let w = xs.ncols();
+        let mut d = vec![0.0f32; r * w];
+        let xp = xs.as_ptr();
+        for j0 in (0..w).step_by(BLOCK) {
+            let b = BLOCK.min(w - j0);
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as in times_wide: the level is supported, p holds r x r floats, columns
+            // j0..j0+b of the span's r rows (ldx apart) exist, and d holds r rows of w floats.
+            unsafe {
+                let (xj, dj) = (xp.add(j0), d.as_mut_ptr().add(j0));
+                match level {
+                    Level::Avx512 => block_avx512(ps, r, xj, ldx, dj, w, b),
+                    Level::Avx2 => block_avx2(ps, r, xj, ldx, dj, w, b),
+                    Level::None => {}
+                }
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            let _ = (ps, xp, ldx, b);
+        }
+        for ((mut xr, nr), dr) in xs.rows_mut().into_iter().zip(ns.rows()).zip(d.chunks(w)) {
+            if let (Some(xr), Some(nr)) = (xr.as_slice_mut(), nr.as_slice()) {
+                elementwise::mu_chunk(level, xr, nr, Den::Each(dr), reg, eps, rule);
+            }
+        }
+    };
+    let (xs, ns) = (
+        x.axis_chunks_iter_mut(Axis(1), SPAN),
+        num.axis_chunks_iter(Axis(1), SPAN),
+    );
+    if r * r * n >= 1 << 17 {
+        xs.into_par_iter().zip(ns).for_each(run);
+    } else {
+        xs.zip(ns).for_each(run);
+    }
+    Ok(true)
+}
+
 // A block of 64 columns: 4 zmm or 8 ymm vectors.
 isa_entries!(
     [block_avx512, block_avx2] []
     (p: &[f32], r: usize, x: *const f32, ldx: usize, out: *mut f32, ldo: usize, b: usize),
-    |S| block::<S, { 64 / <S as Isa>::LANES }>(p, r, x, ldx, out, ldo, b)
+    |S| block::<S>(p, r, x, ldx, out, ldo, b)
 );
 
-/// `out[t, 0..b] = Σ_k p[t·r + k] · x[k·ldx + 0..b]` for every t < r, `G` vectors of columns at
-/// a time (then one masked vector at a time).
+/// The register blocking of [`block`] on one instruction set: `ROWS` rows of P times `VECS`
+/// vectors of columns, `ROWS·VECS` accumulators beside `VECS` loaded vectors and one broadcast.
+#[cfg(target_arch = "x86_64")]
+trait Blocking: Isa {
+    /// Rows of P per register block.
+    const ROWS: usize;
+    /// Vectors of columns per register block.
+    const VECS: usize;
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Blocking for simd::Avx512 {
+    // 24 of the 32 zmm registers accumulate, 4 hold X, 1 the broadcast.
+    const ROWS: usize = 6;
+    const VECS: usize = 4;
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Blocking for simd::Avx2 {
+    // 12 of the 16 ymm registers accumulate, 2 hold X, 1 the broadcast.
+    const ROWS: usize = 6;
+    const VECS: usize = 2;
+}
+
+/// `out[t, 0..b] = Σ_k p[t·r + k] · x[k·ldx + 0..b]` for every t < r: `ROWS` rows of P by
+/// `VECS` vectors of columns at a time (each vector of X loaded once per k for `ROWS` rows),
+/// then the columns left one masked vector at a time. Each entry is the sum over k in order,
+/// one fused multiply-add per term from zero.
 ///
 /// # Safety
 /// `S`'s instruction set must be available; `p.len() ≥ r·r`; `x` and `out` point at r rows of
 /// b floats, `ldx` and `ldo` apart.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn block<S: Isa, const G: usize>(
+unsafe fn block<S: Blocking>(
     p: &[f32],
     r: usize,
     x: *const f32,
@@ -114,42 +244,88 @@ unsafe fn block<S: Isa, const G: usize>(
     ldo: usize,
     b: usize,
 ) {
-    let group = G * S::LANES;
-    // SAFETY: every pointer is x + k·ldx + i or out + t·ldo + i with k, t < r and i + LANES ≤ b
-    // (or a mask of the b − i < LANES columns left), inside the block (caller's contract).
+    assert!(p.len() >= r * r);
+    let mut t0 = 0;
+    while t0 < r {
+        let rows = S::ROWS.min(r - t0);
+        // SAFETY: rows t0..t0+rows of p and out exist; the caller's contract for x and out.
+        unsafe {
+            match rows {
+                1 => rows_block::<S, 1>(p, r, t0, x, ldx, out, ldo, b),
+                2 => rows_block::<S, 2>(p, r, t0, x, ldx, out, ldo, b),
+                3 => rows_block::<S, 3>(p, r, t0, x, ldx, out, ldo, b),
+                4 => rows_block::<S, 4>(p, r, t0, x, ldx, out, ldo, b),
+                5 => rows_block::<S, 5>(p, r, t0, x, ldx, out, ldo, b),
+                _ => rows_block::<S, 6>(p, r, t0, x, ldx, out, ldo, b),
+            }
+        }
+        t0 += rows;
+    }
+}
+
+/// Rows `t0..t0 + T` of [`block`] (`T ≤ ROWS`, checked against the registers by the
+/// `ROWS·VECS` budget of [`Blocking`]).
+///
+/// # Safety
+/// As [`block`], with `t0 + T ≤ r`.
+#[cfg(target_arch = "x86_64")]
+// k indexes the T rows of P and the rows of X at once.
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+#[inline(always)]
+unsafe fn rows_block<S: Blocking, const T: usize>(
+    p: &[f32],
+    r: usize,
+    t0: usize,
+    x: *const f32,
+    ldx: usize,
+    out: *mut f32,
+    ldo: usize,
+    b: usize,
+) {
+    let prow: [&[f32]; T] = std::array::from_fn(|a| &p[(t0 + a) * r..(t0 + a + 1) * r]);
+    // SAFETY: every pointer is x + k·ldx + i or out + t·ldo + i with k, t < r and
+    // i + LANES ≤ b (or a mask of the b − i < LANES columns left), inside the block (caller's
+    // contract).
     unsafe {
-        for t in 0..r {
-            let prow = &p[t * r..(t + 1) * r];
-            let ot = out.add(t * ldo);
-            let mut i = 0;
-            while i + group <= b {
-                let mut acc = [S::zero(); G];
-                for (k, &pk) in prow.iter().enumerate() {
-                    if pk == 0.0 {
-                        continue;
-                    }
-                    let pv = S::splat(pk);
-                    let xk = x.add(k * ldx + i);
-                    for (j, a) in acc.iter_mut().enumerate() {
-                        *a = S::fmadd(pv, S::load(xk.add(j * S::LANES)), *a);
+        let group = S::VECS * S::LANES;
+        let mut i = 0;
+        while i + group <= b {
+            // At most 4 vectors (the AVX-512 blocking); VECS of them used.
+            let mut acc = [[S::zero(); 4]; T];
+            for k in 0..r {
+                let xk = x.add(k * ldx + i);
+                let mut xv = [S::zero(); 4];
+                for (j, v) in xv.iter_mut().enumerate().take(S::VECS) {
+                    *v = S::load(xk.add(j * S::LANES));
+                }
+                for (a, row) in acc.iter_mut().enumerate() {
+                    let pv = S::splat(prow[a][k]);
+                    for (j, v) in row.iter_mut().enumerate().take(S::VECS) {
+                        *v = S::fmadd(pv, xv[j], *v);
                     }
                 }
-                for (j, a) in acc.iter().enumerate() {
-                    S::store(ot.add(i + j * S::LANES), *a);
-                }
-                i += group;
             }
-            while i < b {
-                let m = S::mask(b - i);
-                let mut acc = S::zero();
-                for (k, &pk) in prow.iter().enumerate() {
-                    if pk != 0.0 {
-                        acc = S::fmadd(S::splat(pk), S::load_masked(m, x.add(k * ldx + i)), acc);
-                    }
+            for (a, row) in acc.iter().enumerate() {
+                let ot = out.add((t0 + a) * ldo + i);
+                for (j, v) in row.iter().enumerate().take(S::VECS) {
+                    S::store(ot.add(j * S::LANES), *v);
                 }
-                S::store_masked(ot.add(i), m, acc);
-                i += S::LANES;
             }
+            i += group;
+        }
+        while i < b {
+            let m = S::mask(b - i);
+            let mut acc = [S::zero(); T];
+            for k in 0..r {
+                let xv = S::load_masked(m, x.add(k * ldx + i));
+                for (a, v) in acc.iter_mut().enumerate() {
+                    *v = S::fmadd(S::splat(prow[a][k]), xv, *v);
+                }
+            }
+            for (a, v) in acc.iter().enumerate() {
+                S::store_masked(out.add((t0 + a) * ldo + i), m, *v);
+            }
+            i += S::LANES;
         }
     }
 }
@@ -193,6 +369,83 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The fused update equals the product followed by the elementwise update bit for bit, at
+    /// every level and rule, across the span and block edges, with and without penalties.
+    #[test]
+    fn the_fused_update_is_the_product_then_the_update() {
+        let rules = [
+            MuRule::Plain,
+            MuRule::Sqrt,
+            MuRule::Damped,
+            MuRule::Power {
+                gamma: 0.5,
+                floor: 1e-20,
+            },
+        ];
+        let regs = [
+            Regularization { l1: 0.0, l2: 0.0 },
+            Regularization { l1: 0.1, l2: 0.3 },
+        ];
+        for (r, n) in [(1, 1), (7, 65), (49, 300), (64, 257), (9, 2 * SPAN + 3)] {
+            let mut p = pseudo(r, r, (r * 7 + n) as u32);
+            p[[0, 0]] = 0.0;
+            let x0 = pseudo(r, n, (r + 3 * n) as u32);
+            let num = pseudo(r, n, (2 * r + n) as u32);
+            let mut cases = Vec::new();
+            for level in Level::all_supported() {
+                for rule in rules {
+                    for reg in regs {
+                        if level != Level::None {
+                            cases.push((level, rule, reg));
+                        }
+                    }
+                }
+            }
+            for (level, rule, reg) in cases {
+                let mut d = Array2::<f32>::zeros((r, n));
+                assert!(times_wide_at(level, p.view(), x0.view(), d.view_mut()).unwrap());
+                let mut want = x0.clone();
+                elementwise::mu_chunk(
+                    level,
+                    want.as_slice_mut().unwrap(),
+                    num.as_slice().unwrap(),
+                    Den::Each(d.as_slice().unwrap()),
+                    reg,
+                    f32::EPSILON,
+                    rule,
+                );
+                let mut got = x0.clone();
+                let ran = times_wide_update_at(
+                    level,
+                    p.view(),
+                    got.view_mut(),
+                    num.view(),
+                    reg,
+                    f32::EPSILON,
+                    rule,
+                )
+                .unwrap();
+                assert!(ran);
+                let same = got
+                    .iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "{level:?} r {r} n {n} {rule:?} {reg:?}");
+            }
+        }
+        let x = pseudo(3, 10, 2);
+        let mut y = x.clone();
+        let bad = times_wide_update(
+            pseudo(3, 3, 1).view(),
+            y.view_mut(),
+            x.slice(ndarray::s![.., ..9]),
+            Regularization { l1: 0.0, l2: 0.0 },
+            f32::EPSILON,
+            MuRule::Plain,
+        );
+        assert!(bad.is_err());
     }
 
     #[test]
