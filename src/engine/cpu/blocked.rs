@@ -102,11 +102,12 @@ pub(super) fn blocked_products(
         Side::Left => {
             let mut ht = std::mem::take(scratch_ht);
             pack_ht(h, &mut ht);
+            let wide = products::WideFactor::new(h.view());
             let res = blocks.into_par_iter().try_for_each(|(k, ((db, ob), sb))| {
                 let wb = w.slice(ndarray::s![k * bs..k * bs + db.nrows(), ..]);
                 let mut z = Array2::<f32>::zeros((db.nrows(), n));
                 let mut b = sb.as_ref().map(|_| Array2::<f32>::zeros((db.nrows(), n)));
-                products::at_b(wb.t(), h.view(), z.view_mut())?;
+                wide.times(wb, z.view_mut())?;
                 combine(&mut z, b.as_mut(), db);
                 products::a_bt_packed(z.view(), h.view(), &ht, ob)?;
                 match (b, sb) {

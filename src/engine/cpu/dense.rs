@@ -47,12 +47,13 @@ impl DenseV<'_> {
         let v = &self.0;
         let n = v.ncols();
         let bs = block_rows(n);
+        let wide = products::WideFactor::new(h.view());
         v.axis_chunks_iter(Axis(0), bs)
             .into_par_iter()
             .zip(w.axis_chunks_iter(Axis(0), bs))
             .map(|(vb, wb)| {
                 let mut wh = Array2::<f32>::zeros((vb.nrows(), n));
-                products::at_b(wb.t(), h.view(), wh.view_mut())?;
+                wide.times(wb, wh.view_mut())?;
                 Ok(block_divergence(vb, wh.view(), loss, eps))
             })
             .try_reduce(|| 0.0, |a, b| Ok(a + b))

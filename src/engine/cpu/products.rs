@@ -7,7 +7,8 @@
 //! - [`at_b`]: `C = Aᵀ B` (`Wᵀ V`, `Wᵀ W`, `W H` as `(Wᵀ)ᵀ H`);
 //! - [`a_bt`]: `C = A Bᵀ` (`V Hᵀ`, `H Hᵀ`, `X G` as `X (Gᵀ)ᵀ`);
 //! - [`a_bt_packed`]: `C = A Bᵀ` with `Bᵀ` already packed row-major (reused across blocks);
-//! - [`square_times`]: `C = P X` for a small square `P` (r x r) and a wide `X` (`K H`, `S H`).
+//! - [`square_times`]: `C = P X` for a small square `P` (r x r) and a wide `X` (`K H`, `S H`);
+//! - [`WideFactor`]: `W_b H` for many blocks `W_b` of rows of W, H's panels copied once.
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 
@@ -30,6 +31,48 @@ pub(crate) fn at_b(
         }
     }
     gemm_into(c, a.t(), b, Accum::Replace)
+}
+
+/// The largest copy of a wide factor [`WideFactor`] makes; inside the engines' fixed work
+/// space beside V's copy (solver/budget.rs).
+const WIDE_COPY_MAX_BYTES: usize = 16 << 20;
+
+/// A wide factor `H` (r x n) for the products `W_b H` of blocks of rows of W (the blocks of
+/// `W H` the KL and β updates and the loss at a check form): its panels are copied once
+/// ([`skinny::PackedPanels`], where the copy is at most [`WIDE_COPY_MAX_BYTES`]) instead of
+/// once per block and group of panels.
+pub(crate) struct WideFactor<'a> {
+    h: ArrayView2<'a, f32>,
+    packed: Option<skinny::PackedPanels>,
+}
+
+impl<'a> WideFactor<'a> {
+    /// `h` (r x n), copied where the vector kernels run and the copy is small enough.
+    pub(crate) fn new(h: ArrayView2<'a, f32>) -> Self {
+        let (r, n) = h.dim();
+        let packed = if skinny::PackedPanels::bytes(r, n) <= WIDE_COPY_MAX_BYTES {
+            skinny::PackedPanels::new(h)
+        } else {
+            None
+        };
+        WideFactor { h, packed }
+    }
+
+    /// `c = w h` for a block `w` (rows x r) of W, `c` (rows x n).
+    pub(crate) fn times(
+        &self,
+        w: ArrayView2<'_, f32>,
+        mut c: ArrayViewMut2<'_, f32>,
+    ) -> Result<()> {
+        if let Some(p) = &self.packed {
+            let wt = w.t();
+            let wt = wt.as_standard_layout();
+            if skinny::at_b_packed(wt.view(), self.h, p, c.view_mut())? {
+                return Ok(());
+            }
+        }
+        at_b(w.t(), self.h, c)
+    }
 }
 
 /// `c = p x` for a square `p` (r x r) and `x`, `c` (r x n): block by block in vector registers

@@ -956,7 +956,10 @@ mod kernel {
             } else {
                 KC * S::PANEL * g
             };
-            let acc_len = r * S::PANEL * g;
+            // A product no deeper than one block (W H in the KL and β blocks: depth r) is
+            // written straight into q; deeper ones accumulate in contiguous panels first.
+            let direct = k <= KC;
+            let acc_len = if direct { 0 } else { r * S::PANEL * g };
             let mut buf = take(&BLOCK, pack_len + acc_len);
             let (pack, rest) = buf.split_at_mut(pack_len);
             let acc = &mut rest[..acc_len];
@@ -997,7 +1000,7 @@ mod kernel {
                 let mut tb0 = 0;
                 while tb0 < r {
                     let tb1 = (tb0 + tb).min(r);
-                    for (gi, &(_, cols)) in grp.iter().enumerate() {
+                    for (gi, &(j0, cols)) in grp.iter().enumerate() {
                         let mr = rows_for::<S>(cols);
                         // SAFETY: part gi of the block exists.
                         let y = unsafe { blk.add(gi * part) };
@@ -1007,8 +1010,14 @@ mod kernel {
                             // SAFETY: rows i0..i0+kc and columns t0..t0+rows of a (in place,
                             // or in block t0 / nb of the packed copy: mr divides nb, so the
                             // columns lie in one block), the block of b, and rows t0..t0+rows
-                            // of panel gi of the accumulator exist.
+                            // of panel gi of the accumulator (or columns j0..j0+cols of those
+                            // rows of q, which no other group writes) exist.
                             unsafe {
+                                let (c, ldc) = if direct {
+                                    (out.at(t0 * n + j0), n)
+                                } else {
+                                    (acc.as_mut_ptr().add((gi * r + t0) * S::PANEL), S::PANEL)
+                                };
                                 let (x, xk) = if S::PACK {
                                     let (bi, off) = (t0 / nb, t0 % nb);
                                     ((ap_ptr as *const f32).add((bi * k + i0) * nb + off), nb)
@@ -1024,11 +1033,11 @@ mod kernel {
                                         xk,
                                         y,
                                         yk: S::PANEL,
-                                        c: acc.as_mut_ptr().add((gi * r + t0) * S::PANEL),
-                                        ldc: S::PANEL,
+                                        c,
+                                        ldc,
                                         cols,
                                         accumulate: i0 > 0,
-                                        c_padded: true,
+                                        c_padded: !direct || cols == S::PANEL,
                                     },
                                 );
                             }
@@ -1039,7 +1048,7 @@ mod kernel {
                 }
                 i0 += kc;
             }
-            for (gi, &(j0, cols)) in grp.iter().enumerate() {
+            for (gi, &(j0, cols)) in grp.iter().enumerate().filter(|_| !direct) {
                 let part = &acc[gi * r * S::PANEL..(gi + 1) * r * S::PANEL];
                 for (t, row) in part.chunks_exact(S::PANEL).enumerate() {
                     // SAFETY: row t of q has columns j0..j0+cols; panels are disjoint.
@@ -1185,13 +1194,17 @@ mod tests {
     #[test]
     fn at_b_groups_of_panels_at_strides_that_alias_and_not() {
         // n = 256 and 512: rows of b a multiple of 1 KiB apart; n = 1037: groups of several
-        // panels, the last one partial. (k, r, n):
+        // panels, the last one partial; k ≤ KC (one block, written straight into q: W H with
+        // depth r) with partial panels and many rows. (k, r, n):
         let cases = [
             [300, 17, 256],
             [129, 64, 512],
             [7, 1, 256],
             [130, 49, 256],
             [131, 49, 1037],
+            [64, 131, 1037],
+            [128, 49, 300],
+            [1, 5, 17],
         ];
         for level in kernel_levels() {
             for &[k, r, n] in &cases {
