@@ -103,18 +103,21 @@ pub(super) fn blocked_products(
             let mut ht = std::mem::take(scratch_ht);
             pack_ht(h, &mut ht);
             let wide = products::WideFactor::new(h.view());
-            let res = blocks.into_par_iter().try_for_each(|(k, ((db, ob), sb))| {
-                let wb = w.slice(ndarray::s![k * bs..k * bs + db.nrows(), ..]);
-                let mut z = Array2::<f32>::zeros((db.nrows(), n));
-                let mut b = sb.as_ref().map(|_| Array2::<f32>::zeros((db.nrows(), n)));
-                wide.times(wb, z.view_mut())?;
-                combine(&mut z, b.as_mut(), db);
-                products::a_bt_packed(z.view(), h.view(), &ht, ob)?;
-                match (b, sb) {
-                    (Some(b), Some(sb)) => products::a_bt_packed(b.view(), h.view(), &ht, sb),
-                    _ => Ok(()),
-                }
-            });
+            let res = blocks.into_par_iter().try_for_each_init(
+                || (Array2::zeros((0, 0)), Array2::zeros((0, 0))),
+                |(z, b), (k, ((db, ob), sb))| {
+                    let wb = w.slice(ndarray::s![k * bs..k * bs + db.nrows(), ..]);
+                    let z = sized(z, (db.nrows(), n));
+                    let mut b = sb.as_ref().map(|_| sized(b, (db.nrows(), n)));
+                    wide.times(wb, z.view_mut())?;
+                    combine(z, b.as_deref_mut(), db);
+                    products::a_bt_packed(z.view(), h.view(), &ht, ob)?;
+                    match (b, sb) {
+                        (Some(b), Some(sb)) => products::a_bt_packed(b.view(), h.view(), &ht, sb),
+                        _ => Ok(()),
+                    }
+                },
+            );
             *scratch_ht = ht;
             res
         }
@@ -129,27 +132,40 @@ pub(super) fn blocked_products(
                 o.assign(&whole);
                 Ok(())
             };
-            blocks.into_par_iter().try_for_each(|(k, ((db, ob), sb))| {
-                let hb = h
-                    .slice(ndarray::s![.., k * bs..k * bs + db.ncols()])
-                    .as_standard_layout()
-                    .into_owned();
-                let mut z = Array2::<f32>::zeros((m, db.ncols()));
-                let mut b = sb.as_ref().map(|_| Array2::<f32>::zeros((m, db.ncols())));
-                products::at_b(wt.view(), hb.view(), z.view_mut())?;
-                combine(&mut z, b.as_mut(), db);
-                w_times_into(&z, ob)?;
-                match (b, sb) {
-                    (Some(b), Some(sb)) => w_times_into(&b, sb),
-                    _ => Ok(()),
-                }
-            })
+            blocks.into_par_iter().try_for_each_init(
+                || (Array2::zeros((0, 0)), Array2::zeros((0, 0))),
+                |(z, b), (k, ((db, ob), sb))| {
+                    let hb = h
+                        .slice(ndarray::s![.., k * bs..k * bs + db.ncols()])
+                        .as_standard_layout()
+                        .into_owned();
+                    let z = sized(z, (m, db.ncols()));
+                    let mut b = sb.as_ref().map(|_| sized(b, (m, db.ncols())));
+                    products::at_b(wt.view(), hb.view(), z.view_mut())?;
+                    combine(z, b.as_deref_mut(), db);
+                    w_times_into(z, ob)?;
+                    match (b, sb) {
+                        (Some(b), Some(sb)) => w_times_into(b, sb),
+                        _ => Ok(()),
+                    }
+                },
+            )
         }
     }
 }
 
 /// Rows (or columns) of a block of `V` or `M` processed at once when the other dimension is
 /// `cols`: about [`BLOCK_ENTRIES`] entries.
+/// A thread's block buffer at `dim`, reallocated only when its shape changes (the last block
+/// of a call). Its entries are whatever the previous block left: the products write every
+/// entry of a block before anything reads it.
+fn sized(buf: &mut Array2<f32>, dim: (usize, usize)) -> &mut Array2<f32> {
+    if buf.dim() != dim {
+        *buf = Array2::zeros(dim);
+    }
+    buf
+}
+
 pub(super) fn block_rows(cols: usize) -> usize {
     (BLOCK_ENTRIES / cols.max(1)).clamp(4, 4096)
 }
