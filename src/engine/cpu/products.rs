@@ -113,7 +113,7 @@ pub(crate) fn a_bt_packed(
         // The GEMM below reports the mismatch.
         return gemm_into(c, a, b.t(), Accum::Replace);
     }
-    if skinny::a_bt_packed(a, bt, c.view_mut())? {
+    if skinny::a_bt_packed(a, Some(b), bt, c.view_mut())? {
         return Ok(());
     }
     gemm_into(c, a, b.t(), Accum::Replace)

@@ -104,7 +104,7 @@ fn a_bt_at(
     scratch.clear();
     scratch.resize(k * r, 0.0);
     transpose_into(b, scratch);
-    a_bt_packed_at(level, a, scratch, p)
+    a_bt_packed_at(level, a, Some(b), scratch, p)
 }
 
 /// `p = a btᵀ…`: `p[i, t] = Σ_k a[i, k] · bt[k·r + t]` with `bt` an already packed `bᵀ`
@@ -112,16 +112,18 @@ fn a_bt_at(
 /// Shapes that do not conform are an error; `Ok(false)` when the kernels cannot run.
 pub(crate) fn a_bt_packed(
     a: ArrayView2<'_, f32>,
+    b: Option<ArrayView2<'_, f32>>,
     bt: &[f32],
     p: ArrayViewMut2<'_, f32>,
 ) -> Result<bool> {
-    a_bt_packed_at(simd::level(), a, bt, p)
+    a_bt_packed_at(simd::level(), a, b, bt, p)
 }
 
 /// [`a_bt_packed`] with the kernels of `level` (`Ok(false)` when this CPU cannot run them).
 fn a_bt_packed_at(
     level: Level,
     a: ArrayView2<'_, f32>,
+    b: Option<ArrayView2<'_, f32>>,
     bt: &[f32],
     p: ArrayViewMut2<'_, f32>,
 ) -> Result<bool> {
@@ -144,15 +146,18 @@ fn a_bt_packed_at(
     if !(runs(level) && a.is_standard_layout() && p.is_standard_layout()) {
         return Ok(false);
     }
+    // B's rows, for the tail columns' dot products, where B is as bt says and row-major.
+    let b = b.filter(|b| b.dim() == (r, k) && b.is_standard_layout());
     #[cfg(target_arch = "x86_64")]
     {
         use simd::{Avx2, Avx512};
         // SAFETY: the level's instruction set was detected (`runs`); a (m x k) and p (m x r)
-        // are row-major and bt holds k x r floats (checked above).
+        // are row-major, bt holds k x r floats (checked above) and b, when given, is r x k
+        // row-major.
         unsafe {
             match level {
-                Level::Avx512 => kernel::a_bt::<Avx512>(a, bt, p),
-                Level::Avx2 => kernel::a_bt::<Avx2>(a, bt, p),
+                Level::Avx512 => kernel::a_bt::<Avx512>(a, b, bt, p),
+                Level::Avx2 => kernel::a_bt::<Avx2>(a, b, bt, p),
                 Level::None => return Ok(false),
             }
         }
@@ -160,7 +165,7 @@ fn a_bt_packed_at(
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (a, bt, p);
+        let _ = (a, b, bt, p);
         Ok(false)
     }
 }
@@ -463,6 +468,12 @@ mod kernel {
         /// # Safety
         /// As [`pack_panel`]; the set must be available.
         unsafe fn pack_panel(b: Pack<'_>);
+
+        /// [`tail_dots`] compiled for this set.
+        ///
+        /// # Safety
+        /// As [`tail_dots`]; the set must be available.
+        unsafe fn tail_dots(d: Dots);
     }
 
     /// The [`Tiling`] of one set: its constants, and [`micro`] and [`pack_panel`] compiled
@@ -494,6 +505,18 @@ mod kernel {
                     }
                     // SAFETY: guaranteed by the caller.
                     unsafe { entry(b) }
+                }
+
+                #[inline(always)]
+                unsafe fn tail_dots(d: Dots) {
+                    #[inline]
+                    #[target_feature(enable = $features)]
+                    unsafe fn entry(d: Dots) {
+                        // SAFETY: the set is enabled here; the rest is guaranteed by the caller.
+                        unsafe { tail_dots::<$isa>(d) }
+                    }
+                    // SAFETY: guaranteed by the caller.
+                    unsafe { entry(d) }
                 }
             }
         };
@@ -791,6 +814,7 @@ mod kernel {
     /// The set `S` must be available; the shapes must conform and `a`, `p` be row-major.
     pub(super) unsafe fn a_bt<S: Tiling>(
         a: ArrayView2<'_, f32>,
+        b: Option<ArrayView2<'_, f32>>,
         bt: &[f32],
         mut p: ArrayViewMut2<'_, f32>,
     ) {
@@ -806,7 +830,15 @@ mod kernel {
         let a_ptr = a.as_ptr() as usize;
         let lda = a.strides()[0] as usize;
         let out = Out(p.as_mut_ptr());
-        let panels = panels::<S>(r);
+        // The last `tail` columns (a few past a whole number of vectors) as dot products of
+        // rows of a and b, where b is given: in the panels they would fill a vector of mostly
+        // idle lanes at every step (r = 49 on AVX-512: 49 of 64 lanes busy).
+        let tail = match b {
+            Some(_) if r > S::LANES && r % S::LANES <= TAIL_MAX => r % S::LANES,
+            _ => 0,
+        };
+        let b_ptr = b.map_or(0, |b| b.as_ptr() as usize);
+        let panels = panels::<S>(r - tail);
         // With PACK, panel `pi` of Hᵀ is k rows of PANEL floats (zero-padded) at pi·k·PANEL.
         let packed_bt = if S::PACK {
             let mut bp = take(&OPERAND, panels.len() * k * S::PANEL);
@@ -882,6 +914,23 @@ mod kernel {
                 }
                 k0 += kc;
             }
+            if tail > 0 {
+                let i0 = task * chunk;
+                // SAFETY: rows i0..i_end of a (k long) and of p, and the last `tail` rows of
+                // b (k long, b given when tail > 0) exist; tasks write disjoint rows of p.
+                unsafe {
+                    S::tail_dots(Dots {
+                        a: (a_ptr as *const f32).add(i0 * lda),
+                        lda,
+                        rows: i_end - i0,
+                        b: (b_ptr as *const f32).add((r - tail) * k),
+                        tail,
+                        k,
+                        p: out.at(i0 * r + r - tail),
+                        ldp: r,
+                    });
+                }
+            }
         };
         if m * k * r >= 1 << 17 {
             (0..tasks).into_par_iter().for_each(run);
@@ -890,6 +939,73 @@ mod kernel {
         }
         if S::PACK {
             give_back(&OPERAND, packed_bt);
+        }
+    }
+
+    /// Most columns [`a_bt`] computes as dot products past a whole number of vectors.
+    const TAIL_MAX: usize = 3;
+
+    /// The tail of [`a_bt`]: `p[i·ldp + t] = Σ_kk a[i·lda + kk] · b[t·k + kk]` for
+    /// `i < rows`, `t < tail ≤ TAIL_MAX`.
+    #[derive(Clone, Copy)]
+    pub(super) struct Dots {
+        a: *const f32,
+        lda: usize,
+        rows: usize,
+        b: *const f32,
+        tail: usize,
+        k: usize,
+        p: *mut f32,
+        ldp: usize,
+    }
+
+    /// Compute [`Dots`]: each row of a loaded once per vector for every tail column, two
+    /// accumulators per column (a lone chain would wait on the multiply-add's latency), the
+    /// last partial vector masked, the lanes summed at the end.
+    ///
+    /// # Safety
+    /// The set `S` must be available; the rows of a, b and p named by `d` must exist.
+    #[inline(always)]
+    unsafe fn tail_dots<S: Tiling>(d: Dots) {
+        let Dots {
+            a,
+            lda,
+            rows,
+            b,
+            tail,
+            k,
+            p,
+            ldp,
+        } = d;
+        debug_assert!(tail <= TAIL_MAX);
+        // SAFETY: guaranteed by the caller; loads stay inside the first k floats of each row.
+        unsafe {
+            for i in 0..rows {
+                let ai = a.add(i * lda);
+                let mut acc = [[S::zero(); 2]; TAIL_MAX];
+                let mut kk = 0;
+                while kk + 2 * S::LANES <= k {
+                    let x0 = S::load(ai.add(kk));
+                    let x1 = S::load(ai.add(kk + S::LANES));
+                    for (t, c) in acc.iter_mut().enumerate().take(tail) {
+                        let bt = b.add(t * k + kk);
+                        c[0] = S::fmadd(x0, S::load(bt), c[0]);
+                        c[1] = S::fmadd(x1, S::load(bt.add(S::LANES)), c[1]);
+                    }
+                    kk += 2 * S::LANES;
+                }
+                while kk < k {
+                    let mk = S::mask(k - kk);
+                    let x = S::load_masked(mk, ai.add(kk));
+                    for (t, c) in acc.iter_mut().enumerate().take(tail) {
+                        c[0] = S::fmadd(x, S::load_masked(mk, b.add(t * k + kk)), c[0]);
+                    }
+                    kk += S::LANES;
+                }
+                for (t, c) in acc.iter().enumerate().take(tail) {
+                    *p.add(i * ldp + t) = S::sum(S::add(c[0], c[1]));
+                }
+            }
         }
     }
 
@@ -1152,10 +1268,10 @@ mod tests {
         let wide = pseudo(3, 5, 3);
         assert!(a_bt(a.view(), wide.view(), p.view_mut(), &mut s).is_err());
         // Packed Bᵀ: 4 x 3 floats, one short, one over.
-        assert!(a_bt_packed(a.view(), &[0.0; 12], p.view_mut()).is_ok());
-        assert!(a_bt_packed(a.view(), &[0.0; 11], p.view_mut()).is_err());
-        assert!(a_bt_packed(a.view(), &[0.0; 13], p.view_mut()).is_err());
-        assert!(a_bt_packed(a.view(), &[0.0; 12], small.view_mut()).is_err());
+        assert!(a_bt_packed(a.view(), None, &[0.0; 12], p.view_mut()).is_ok());
+        assert!(a_bt_packed(a.view(), None, &[0.0; 11], p.view_mut()).is_err());
+        assert!(a_bt_packed(a.view(), None, &[0.0; 13], p.view_mut()).is_err());
+        assert!(a_bt_packed(a.view(), None, &[0.0; 12], small.view_mut()).is_err());
         // aᵀ b: a 6 x 4, b 6 x 2, q 4 x 2.
         let b2 = pseudo(6, 2, 4);
         let mut q = Array2::<f32>::zeros((4, 2));
@@ -1265,7 +1381,9 @@ mod tests {
         let dims = [
             1, 7, 8, 9, 15, 16, 17, 47, 48, 49, 127, 128, 129, 255, 256, 257, 513,
         ];
-        let ranks = [1, 7, 8, 9, 15, 16, 17, 24, 25, 48, 49, 64, 65, 100, 128];
+        let ranks = [
+            1, 7, 8, 9, 10, 11, 15, 16, 17, 18, 19, 24, 25, 48, 49, 50, 51, 64, 65, 100, 128,
+        ];
         let mut scratch = Vec::new();
         for level in kernel_levels() {
             for &m in &[1, 5, 8, 9, 13, 33, 50] {
