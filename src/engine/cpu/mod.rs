@@ -278,6 +278,17 @@ impl Engine for CpuEngine<'_> {
                         eps,
                         rule,
                     )? => {}
+            // W ← W ⊙ f(P ⊘ (W G + …)): the product and the update block by block of rows.
+            MuDenominator::Gram(g) | MuDenominator::Product(g)
+                if side == Side::Left
+                    && small::tall_times_update(
+                        x.view_mut(),
+                        g.view(),
+                        num.view(),
+                        reg,
+                        eps,
+                        rule,
+                    )? => {}
             MuDenominator::Gram(g) | MuDenominator::Product(g) => {
                 let slot = match side {
                     Side::Left => &mut self.scratch.left,

@@ -6,13 +6,14 @@
 //! L1 while every row of `P` sweeps it, `D[t, block] = Σ_k P[t,k] · X[k, block]` summed in
 //! vector registers, as the HALS sweeps of `hals.rs` form their gradients.
 
-use ndarray::{ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
 use super::elementwise::{self, Den};
 #[cfg(target_arch = "x86_64")]
 use super::simd::Isa;
 use super::simd::{self, isa_entries, Level};
+use super::skinny;
 use crate::engine::MuRule;
 use crate::error::{NmfError, Result};
 use crate::options::Regularization;
@@ -190,6 +191,79 @@ fn times_wide_update_at(
         xs.into_par_iter().zip(ns).for_each(run);
     } else {
         xs.zip(ns).for_each(run);
+    }
+    Ok(true)
+}
+
+/// Rows per task of [`tall_times_update`]: its buffer of `X P` (ROWS_PER_TASK x r floats, 64
+/// KiB at r = 64) stays in L2 between the product and the update.
+const ROWS_PER_TASK: usize = 256;
+
+/// The multiplicative update whose denominator is `X P`, fused with that product: the
+/// mirror of [`times_wide_update`] for a tall `x` (m x r), `num` (m x r) and `p` (r x r):
+/// `x ← flush(x ⊙ f(num ⊘ (x P + l1 + l2·x)))`, block by block of [`ROWS_PER_TASK`] rows (each
+/// row of `x P` needs only that row of `x`). The product is the skinny `A Bᵀ` kernel with
+/// `Bᵀ = P` as [`skinny::a_bt_packed`] reads it; the result is bit for bit that product over
+/// the whole of `x` followed by the elementwise update. Shapes that do not conform are an
+/// error; `Ok(false)` (nothing done) where the kernels do not run or an operand is not
+/// row-major.
+pub(crate) fn tall_times_update(
+    mut x: ArrayViewMut2<'_, f32>,
+    p: ArrayView2<'_, f32>,
+    num: ArrayView2<'_, f32>,
+    reg: Regularization,
+    eps: f32,
+    rule: MuRule,
+) -> Result<bool> {
+    let level = simd::level();
+    let (m, r) = x.dim();
+    if p.dim() != (r, r) || num.dim() != (m, r) {
+        return Err(NmfError::ShapeMismatch {
+            what: "the operands of the update with denominator X P",
+            expected: format!("P {r} x {r} and a numerator {m} x {r} (as X)"),
+            found: format!(
+                "P {} x {}, numerator {} x {}",
+                p.nrows(),
+                p.ncols(),
+                num.nrows(),
+                num.ncols()
+            ),
+        });
+    }
+    if level == Level::None
+        || !level.supported()
+        || !x.is_standard_layout()
+        || !num.is_standard_layout()
+    {
+        return Ok(false);
+    }
+    if m == 0 || r == 0 {
+        return Ok(true);
+    }
+    let p = p.as_standard_layout();
+    let ps = p.as_slice().unwrap_or(&[]);
+    let run = |(mut xs, ns): (ArrayViewMut2<'_, f32>, ArrayView2<'_, f32>)| -> Result<()> {
+        let mut d = Array2::<f32>::zeros(xs.dim());
+        if !skinny::a_bt_packed(xs.view(), None, ps, d.view_mut())? {
+            return Err(NmfError::ShapeMismatch {
+                what: "a block of the update with denominator X P",
+                expected: "row-major operands".into(),
+                found: "another layout".into(),
+            });
+        }
+        if let (Some(xr), Some(nr), Some(dr)) = (xs.as_slice_mut(), ns.as_slice(), d.as_slice()) {
+            elementwise::mu_chunk(level, xr, nr, Den::Each(dr), reg, eps, rule);
+        }
+        Ok(())
+    };
+    let (xs, ns) = (
+        x.axis_chunks_iter_mut(Axis(0), ROWS_PER_TASK),
+        num.axis_chunks_iter(Axis(0), ROWS_PER_TASK),
+    );
+    if m * r * r >= 1 << 17 {
+        xs.into_par_iter().zip(ns).try_for_each(run)?;
+    } else {
+        xs.zip(ns).try_for_each(run)?;
     }
     Ok(true)
 }
@@ -441,6 +515,64 @@ mod tests {
             pseudo(3, 3, 1).view(),
             y.view_mut(),
             x.slice(ndarray::s![.., ..9]),
+            Regularization { l1: 0.0, l2: 0.0 },
+            f32::EPSILON,
+            MuRule::Plain,
+        );
+        assert!(bad.is_err());
+    }
+
+    /// The fused update of a tall factor equals the skinny product over the whole factor
+    /// followed by the elementwise update, bit for bit, across the task edge.
+    #[test]
+    fn the_fused_tall_update_is_the_product_then_the_update() {
+        if simd::level() == Level::None {
+            println!("skipping: no vector kernels on this CPU");
+            return;
+        }
+        let reg = Regularization { l1: 0.05, l2: 0.2 };
+        for (m, r) in [(1, 1), (7, 3), (300, 49), (2 * ROWS_PER_TASK + 5, 17)] {
+            let g = pseudo(r, r, (m + r) as u32);
+            let x0 = pseudo(m, r, (3 * m + r) as u32);
+            let num = pseudo(m, r, (m + 5 * r) as u32);
+            for rule in [MuRule::Plain, MuRule::Sqrt] {
+                let mut d = Array2::<f32>::zeros((m, r));
+                let mut bt = vec![0.0; r * r];
+                skinny::transpose_into(g.t(), &mut bt);
+                assert!(skinny::a_bt_packed(x0.view(), None, &bt, d.view_mut()).unwrap());
+                let mut want = x0.clone();
+                elementwise::mu_chunk(
+                    simd::level(),
+                    want.as_slice_mut().unwrap(),
+                    num.as_slice().unwrap(),
+                    Den::Each(d.as_slice().unwrap()),
+                    reg,
+                    f32::EPSILON,
+                    rule,
+                );
+                let mut got = x0.clone();
+                let ran = tall_times_update(
+                    got.view_mut(),
+                    g.view(),
+                    num.view(),
+                    reg,
+                    f32::EPSILON,
+                    rule,
+                );
+                assert!(ran.unwrap());
+                let same = got
+                    .iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "m {m} r {r} {rule:?}");
+            }
+        }
+        let x = pseudo(10, 3, 2);
+        let mut y = x.clone();
+        let bad = tall_times_update(
+            y.view_mut(),
+            pseudo(3, 3, 1).view(),
+            x.slice(ndarray::s![..9, ..]),
             Regularization { l1: 0.0, l2: 0.0 },
             f32::EPSILON,
             MuRule::Plain,
