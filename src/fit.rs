@@ -62,7 +62,7 @@ impl NmfParams {
                 requires: "dense data (fit, not fit_sparse)",
             });
         }
-        check_sparse_budget(v, &valid)?;
+        check_sparse_budget(v, &valid, self.sparse_order)?;
         // The values were checked (finite, >= 0) when the CsrMatrix was built.
         let vt = v.transpose();
         self.run(Data::Sparse { v, vt: &vt }, valid, start)
@@ -97,6 +97,7 @@ impl NmfParams {
             &valid,
             |d, p, _| first_point(d, p, &mut rng),
             Update::Both,
+            self.sparse_order,
         )?;
         Ok(Factorization::from_run(
             out,

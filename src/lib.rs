@@ -105,7 +105,7 @@ pub use online::{OnlineFactorization, OnlineNmf, OnlineParams};
 pub use options::Fixed;
 pub use options::{
     Checkpoint, CheckpointFn, Init, IterOptions, Loss, Orthogonality, Progress, ProgressFn, Resume,
-    Solver, ValidParams, DEFAULT_EPSILON,
+    Solver, SparseOrder, ValidParams, DEFAULT_EPSILON,
 };
 pub use params::{Nmf, NmfParams};
 pub use report::FitReport;

@@ -6,7 +6,7 @@ use crate::engine::check_data;
 use crate::engine::{cpu::CpuEngine, Backend, Engine};
 use crate::error::{NmfError, Result};
 use crate::linalg::gemm::matmul;
-use crate::options::{Loss, Orthogonality, Solver, ValidParams};
+use crate::options::{Loss, Orthogonality, Solver, SparseOrder, ValidParams};
 use crate::report::{factor_accessors, report_accessors, FitReport};
 use crate::solver::{solve, Data, DataScale, RunOutput, Update};
 
@@ -137,6 +137,7 @@ impl Factorization {
             &params,
             |d, _, scale| (scale.factor_in(&self.w), self.transform_start(n, d.mean())),
             Update::HOnly,
+            SparseOrder::Stored,
         )?;
         if out.report.interrupted {
             // A partly solved H is no encoding: say so rather than return it.

@@ -6,7 +6,7 @@ use crate::engine::Backend;
 use crate::error::{Factor, NmfError, Result};
 use crate::options::{
     check_factor, check_penalty, iter_option_setters, Fixed, Init, IterOptions, Loss,
-    Orthogonality, Regularization, Solver, ValidParams,
+    Orthogonality, Regularization, Solver, SparseOrder, ValidParams,
 };
 
 /// Entry point: `Nmf::params(rank)` starts a builder.
@@ -53,6 +53,7 @@ pub struct NmfParams {
     pub(crate) iter: IterOptions,
     pub(crate) fix_w: Fixed,
     pub(crate) fix_h: Fixed,
+    pub(crate) sparse_order: SparseOrder,
 }
 
 impl NmfParams {
@@ -71,6 +72,7 @@ impl NmfParams {
             iter: IterOptions::new(200, 1e-4),
             fix_w: Fixed::None,
             fix_h: Fixed::None,
+            sparse_order: SparseOrder::default(),
         }
     }
 
@@ -114,6 +116,9 @@ impl NmfParams {
         l1_ratio: f32;
         /// Where the iterations run.
         backend: Backend;
+        /// The order in which [`fit_sparse`](Self::fit_sparse) holds V's rows and columns
+        /// while it iterates (speed only; see [`SparseOrder`]). Default: as stored.
+        sparse_order: SparseOrder;
     }
 
     iter_option_setters!();

@@ -10,6 +10,7 @@
 //! | dense V neither row- nor column-contiguous (the engine's copy) | `4·m·n` |
 //! | sparse V: the engine's transposed copy and panels | `24·nnz + 8·(m + n + 2)` |
 //! | data scaled into the safe range ([`super::scale`]) | `4·m·n`, or `16·nnz` sparse |
+//! | sparse V renumbered ([`super::order`]): the permuted V and Vᵀ, the permutations | `16·nnz + 24·(m + n) + 16` |
 //! | the engines' fixed work space (blocks, scratch; a dense V's panel copy for `Wᵀ V`, made only up to 32 MiB) | 96 MiB |
 //!
 //! `V` itself is the caller's and is not counted. A GPU fit holds the same on the host (the
@@ -23,8 +24,9 @@ use crate::options::{Init, Loss, ValidParams};
 pub(crate) enum Storage {
     /// Dense; `copied` when the engine has to copy it (neither layout contiguous).
     Dense { copied: bool },
-    /// CSR with `nnz` stored entries.
-    Sparse { nnz: usize },
+    /// CSR with `nnz` stored entries; `reordered` when the fit renumbers its rows and columns
+    /// ([`super::order`]).
+    Sparse { nnz: usize, reordered: bool },
 }
 
 /// The fixed work space of the engines.
@@ -66,9 +68,16 @@ pub(crate) fn fit_bytes(
             let scale = if scaled { 4.0 * mf * nf } else { 0.0 };
             copy + scale
         }
-        Storage::Sparse { nnz } => {
+        Storage::Sparse { nnz, reordered } => {
             let nnz = nnz as f64;
-            24.0 * nnz + 8.0 * (mf + nf + 2.0) + if scaled { 16.0 * nnz } else { 0.0 }
+            24.0 * nnz
+                + 8.0 * (mf + nf + 2.0)
+                + if scaled { 16.0 * nnz } else { 0.0 }
+                + if reordered {
+                    16.0 * nnz + 24.0 * (mf + nf) + 16.0
+                } else {
+                    0.0
+                }
         }
     };
     if data > 0.0 {

@@ -10,6 +10,7 @@ pub(crate) mod hals;
 pub(crate) mod history;
 mod launch;
 pub(crate) mod mu;
+mod order;
 mod scale;
 
 pub(crate) use self::launch::{check_sparse_budget, solve, Data};

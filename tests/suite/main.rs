@@ -40,6 +40,7 @@ mod select;
 mod select_planted;
 mod shaders_validate;
 mod sparse;
+mod sparse_order;
 mod swimmer;
 mod symmetric;
 mod symmetric_sparse;
