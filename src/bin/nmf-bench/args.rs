@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
-use nmf_gpu::{Loss, Solver};
+use nmf_gpu::{Loss, Solver, SparseOrder};
 
 use crate::cases::{Shape, SparseCase, DEFAULT_CASES, QUICK_CASES};
 
@@ -60,6 +60,24 @@ pub struct Options {
     /// --shape or --quick, no dense case runs.
     #[arg(long, value_name = "M,N,D,R", value_parser = parse_sparse)]
     pub sparse: Vec<SparseCase>,
+
+    /// Where the sparse cases' entries fall: uniform (every position alike) or zipf (row i
+    /// and column j drawn with weights 1/rank, ranks shuffled over the rows and columns: a
+    /// few rows and columns dense, most nearly empty, as in a term-document matrix; repeats
+    /// summed, so fewer than D·M·N entries are stored).
+    #[arg(long, value_name = "LAW", value_enum, default_value_t = SparseLaw::Uniform)]
+    pub sparse_law: SparseLaw,
+
+    /// Comma-separated orders of a sparse V during the fit (NmfParams::sparse_order): stored,
+    /// degree; with several, each round of timed fits runs one fit per order in turn.
+    #[arg(
+        long,
+        value_name = "ORDER",
+        value_delimiter = ',',
+        value_parser = parse_sparse_order,
+        default_value = "stored"
+    )]
+    pub sparse_order: Vec<SparseOrder>,
 
     /// Two small cases (361x2429 r49, 1024x1024 r32), about 10 s on 2 cores.
     #[arg(long)]
@@ -123,12 +141,29 @@ pub struct Options {
     pub profile: bool,
 }
 
+/// A [`SparseOrder`] by name.
+fn parse_sparse_order(s: &str) -> Result<SparseOrder, String> {
+    SparseOrder::from_name(s.trim()).ok_or_else(|| {
+        let names: Vec<&str> = SparseOrder::ALL.iter().map(|o| o.name()).collect();
+        format!("expected one of {}, found {s:?}", names.join(", "))
+    })
+}
+
 /// A finite value > 0.
 fn positive_f64(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
         _ => Err(format!("expected a number > 0, found {s:?}")),
     }
+}
+
+/// `--sparse-law`: how a sparse case's positions are drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SparseLaw {
+    /// Rows and columns uniform.
+    Uniform,
+    /// Rows and columns with power-law (Zipf, exponent 1) weights.
+    Zipf,
 }
 
 /// `--backend`: where a row runs.

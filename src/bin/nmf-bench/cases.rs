@@ -3,7 +3,10 @@
 use nmf_gpu::ndarray::Array2;
 use nmf_gpu::sparse::CsrMatrix;
 use nmf_gpu::NmfError;
+
+use crate::args::SparseLaw;
 use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 
@@ -89,16 +92,26 @@ pub fn case_data(shape: Shape) -> CaseData {
 }
 
 /// A sparse case's data: V with `density·m·n` entries drawn at random positions (repeats
-/// summed), values uniform in [0, 1) (StdRng seed 0); W0, H0 as for the dense cases.
-pub fn sparse_case_data(c: SparseCase) -> Result<(CsrMatrix, Array2<f32>, Array2<f32>), NmfError> {
+/// summed), values uniform in [0, 1) (StdRng seed 0); W0, H0 as for the dense cases. Under
+/// [`SparseLaw::Uniform`] every position is alike; under [`SparseLaw::Zipf`] row `i` is drawn
+/// with weight `1 / (ρ(i) + 1)` and column `j` with `1 / (σ(j) + 1)`, `ρ` and `σ` random
+/// permutations (the heavy rows and columns scattered, as a corpus's vocabulary is).
+pub fn sparse_case_data(
+    c: SparseCase,
+    law: SparseLaw,
+) -> Result<(CsrMatrix, Array2<f32>, Array2<f32>), NmfError> {
     let SparseCase { m, n, density, r } = c;
     let mut rng = StdRng::seed_from_u64(0);
     let count = (density * m as f64 * n as f64).round() as usize;
+    let (rows, cols) = match law {
+        SparseLaw::Uniform => (Draw::Uniform(m), Draw::Uniform(n)),
+        SparseLaw::Zipf => (Draw::zipf(m, &mut rng), Draw::zipf(n, &mut rng)),
+    };
     let triplets: Vec<(usize, usize, f32)> = (0..count)
         .map(|_| {
             (
-                rng.random_range(0..m),
-                rng.random_range(0..n),
+                rows.sample(&mut rng),
+                cols.sample(&mut rng),
                 rng.random::<f32>(),
             )
         })
@@ -107,6 +120,42 @@ pub fn sparse_case_data(c: SparseCase) -> Result<(CsrMatrix, Array2<f32>, Array2
     let mean = v.values().iter().map(|&x| x as f64).sum::<f64>() / (m as f64 * n as f64);
     let (w0, h0) = start(m, n, r, mean);
     Ok((v, w0, h0))
+}
+
+/// How one index (a row or a column) of a sparse case is drawn.
+enum Draw {
+    /// Uniform in `0..k`.
+    Uniform(usize),
+    /// Index `t` with weight `1 / (rank(t) + 1)`: the cumulative weights, in index order.
+    Weighted(Vec<f64>),
+}
+
+impl Draw {
+    /// Zipf weights over `0..k`, the ranks shuffled.
+    fn zipf(k: usize, rng: &mut StdRng) -> Draw {
+        let mut rank: Vec<usize> = (0..k).collect();
+        rank.shuffle(rng);
+        let mut total = 0.0;
+        Draw::Weighted(
+            rank.iter()
+                .map(|&q| {
+                    total += 1.0 / (q + 1) as f64;
+                    total
+                })
+                .collect(),
+        )
+    }
+
+    fn sample(&self, rng: &mut StdRng) -> usize {
+        match self {
+            Draw::Uniform(k) => rng.random_range(0..*k),
+            Draw::Weighted(cum) => {
+                let total = cum.last().copied().unwrap_or(0.0);
+                let u = rng.random::<f64>() * total;
+                cum.partition_point(|&c| c <= u).min(cum.len() - 1)
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ fn run_sparse_cases(opts: &Options) -> bool {
     let mut ok = true;
     for &case in &opts.sparse {
         eprintln!("nmf-bench: generating sparse {}", case.name());
-        let (v, w0, h0) = match sparse_case_data(case) {
+        let (v, w0, h0) = match sparse_case_data(case, opts.sparse_law) {
             Ok(d) => d,
             Err(e) => {
                 println!("sparse {}: cannot build: {e}", case.name());
@@ -36,27 +36,34 @@ fn run_sparse_cases(opts: &Options) -> bool {
             }
         };
         println!(
-            "sparse {}x{} r{}: {} stored entries ({:.3}%), {iterations} iterations, {} timed fits",
+            "sparse {}x{} r{} {:?}: {} stored entries ({:.3}%), {iterations} iterations, {} timed fits",
             case.m,
             case.n,
             case.r,
+            opts.sparse_law,
             v.nnz(),
             100.0 * v.density(),
             opts.repeats
         );
+        let orders = &opts.sparse_order;
         for &(solver, loss) in &opts.combos() {
-            match measure_sparse(&v, &w0, &h0, solver, loss, iterations, opts.repeats) {
-                Ok(t) => println!(
-                    "  {:<4} {:<9} {}: {} ms/iter (min {}, max {}), set-up {} ms, rel error {:.6}",
-                    solver.name(),
-                    loss.name(),
-                    t.engine,
-                    fmt_ms(t.ms[0]),
-                    fmt_ms(t.ms[1]),
-                    fmt_ms(t.ms[2]),
-                    fmt_ms(t.setup_ms),
-                    t.rel_error
-                ),
+            match measure_sparse(&v, &w0, &h0, solver, loss, iterations, opts.repeats, orders) {
+                Ok(timings) => {
+                    for (t, order) in timings.iter().zip(orders) {
+                        println!(
+                            "  {:<4} {:<9} {:<6} {}: {} ms/iter (min {}, max {}), set-up {} ms, rel error {:.6}",
+                            solver.name(),
+                            loss.name(),
+                            order.name(),
+                            t.engine,
+                            fmt_ms(t.ms[0]),
+                            fmt_ms(t.ms[1]),
+                            fmt_ms(t.ms[2]),
+                            fmt_ms(t.setup_ms),
+                            t.rel_error
+                        );
+                    }
+                }
                 Err(e) => {
                     ok = false;
                     println!("  {:<4} {:<9} failed: {e}", solver.name(), loss.name());

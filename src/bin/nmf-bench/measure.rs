@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use nmf_gpu::ndarray::{Array2, ArrayView2};
 use nmf_gpu::sparse::CsrMatrix;
-use nmf_gpu::{Backend, Init, Loss, Nmf, NmfError, Solver};
+use nmf_gpu::{Backend, Init, Loss, Nmf, NmfError, Solver, SparseOrder};
 
 use crate::cases::{CaseData, Shape};
 
@@ -106,8 +106,11 @@ pub fn measure(
     })
 }
 
-/// One fit of 1 iteration (set-up + one iteration, best of two), then `repeats` fits of
-/// `iterations`: per iteration = (T − T₁) / (iterations − 1).
+/// For each order of V: one fit of 1 iteration (set-up + one iteration, best of two); then
+/// `repeats` rounds of one fit of `iterations` per order, the orders taking turns (so that a
+/// change in the machine's load touches them alike): per iteration = (T − T₁) /
+/// (iterations − 1). One timing per order, in the order given.
+#[allow(clippy::too_many_arguments)]
 pub fn measure_sparse(
     v: &CsrMatrix,
     w0: &Array2<f32>,
@@ -116,43 +119,55 @@ pub fn measure_sparse(
     loss: Loss,
     iterations: usize,
     repeats: usize,
-) -> Result<SparseTiming, NmfError> {
-    let mut t1 = f64::INFINITY;
-    for _ in 0..2 {
+    orders: &[SparseOrder],
+) -> Result<Vec<SparseTiming>, NmfError> {
+    let fit = |order: SparseOrder, iterations: usize| {
         let start = Instant::now();
-        drop(params(w0, h0, solver, loss, 1).fit_sparse(v)?);
-        t1 = t1.min(start.elapsed().as_secs_f64() * 1e3);
-    }
-    let mut ms = Vec::with_capacity(repeats);
-    let mut last = None;
-    for _ in 0..repeats {
-        drop(last.take());
-        let start = Instant::now();
-        let fit = params(w0, h0, solver, loss, iterations).fit_sparse(v)?;
-        let total = start.elapsed().as_secs_f64() * 1e3;
-        ms.push(if iterations > 1 {
-            (total - t1) / (iterations - 1) as f64
-        } else {
-            total
-        });
-        last = Some(fit);
-    }
-    ms.sort_by(f64::total_cmp);
-    let per_iter = median(&ms);
-    let (rel_error, engine) = match &last {
-        Some(fit) => (fit.relative_error_sparse(v)?, fit.engine().to_string()),
-        None => (f64::NAN, String::new()),
+        let fit = params(w0, h0, solver, loss, iterations)
+            .sparse_order(order)
+            .fit_sparse(v)?;
+        Ok::<_, NmfError>((start.elapsed().as_secs_f64() * 1e3, fit))
     };
-    Ok(SparseTiming {
-        ms: [
-            per_iter,
-            ms.first().copied().unwrap_or(f64::NAN),
-            ms.last().copied().unwrap_or(f64::NAN),
-        ],
-        setup_ms: t1 - if iterations > 1 { per_iter } else { 0.0 },
-        rel_error,
-        engine,
-    })
+    let mut t1 = vec![f64::INFINITY; orders.len()];
+    for _ in 0..2 {
+        for (t, &order) in t1.iter_mut().zip(orders) {
+            *t = t.min(fit(order, 1)?.0);
+        }
+    }
+    let mut ms = vec![Vec::with_capacity(repeats); orders.len()];
+    let mut last: Vec<_> = orders.iter().map(|_| None).collect();
+    for _ in 0..repeats {
+        for (k, &order) in orders.iter().enumerate() {
+            drop(last[k].take());
+            let (total, f) = fit(order, iterations)?;
+            ms[k].push(if iterations > 1 {
+                (total - t1[k]) / (iterations - 1) as f64
+            } else {
+                total
+            });
+            last[k] = Some(f);
+        }
+    }
+    let mut out = Vec::with_capacity(orders.len());
+    for ((mut ms, last), t1) in ms.into_iter().zip(last).zip(t1) {
+        ms.sort_by(f64::total_cmp);
+        let per_iter = median(&ms);
+        let (rel_error, engine) = match &last {
+            Some(fit) => (fit.relative_error_sparse(v)?, fit.engine().to_string()),
+            None => (f64::NAN, String::new()),
+        };
+        out.push(SparseTiming {
+            ms: [
+                per_iter,
+                ms.first().copied().unwrap_or(f64::NAN),
+                ms.last().copied().unwrap_or(f64::NAN),
+            ],
+            setup_ms: t1 - if iterations > 1 { per_iter } else { 0.0 },
+            rel_error,
+            engine,
+        });
+    }
+    Ok(out)
 }
 
 /// Without the `gpu` feature every GPU row is unavailable.
