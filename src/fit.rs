@@ -48,6 +48,11 @@ impl NmfParams {
     /// a very wide matrix) is read unsplit. In all, at most 24 bytes per stored entry plus
     /// `8·(n + 1)` on top of `v` (about 20 per entry on typical data: 2.5 times `v`).
     ///
+    /// With [`SparseOrder::Degree`](crate::SparseOrder::Degree) (see
+    /// [`sparse_order`](Self::sparse_order)) the fit runs on V with its rows and columns renumbered by descending number of stored
+    /// entries (faster on power-law data), which takes a permuted copy of V and its transpose
+    /// (16 bytes per stored entry more); W and H come back in V's order.
+    ///
     /// On [`Backend::Gpu`](crate::Backend) V and its transpose are uploaded once in CSR form
     /// (8 bytes per stored entry each, plus 4 per row and per column), split into row panels of
     /// at most one storage binding, and every product runs over the stored entries on the

@@ -74,10 +74,13 @@ impl Reorder {
     /// `(V', V'ᵀ)`, `V' = P V Q`: `V'[p, q] = V[rows[p], cols[q]]`, from V and `vt = Vᵀ`.
     pub fn data(&self, v: &CsrMatrix, vt: &CsrMatrix) -> (CsrMatrix, CsrMatrix) {
         let narrow = |at: &[usize]| at.iter().map(|&t| t as u32).collect::<Vec<u32>>();
-        // Row q of Vᵀ' is column cols[q] of V; its entries' rows renamed to their places.
-        let v_new = vt.permuted_transpose(&self.cols, &narrow(&self.row_at));
-        let vt_new = v.permuted_transpose(&self.rows, &narrow(&self.col_at));
-        (v_new, vt_new)
+        // V' is the transpose of Vᵀ with its rows (V's columns) taken in the new column order
+        // and its entries' rows renamed to their new places; V'ᵀ likewise from V. The two
+        // counting passes are independent.
+        rayon::join(
+            || vt.permuted_transpose(&self.cols, &narrow(&self.row_at)),
+            || v.permuted_transpose(&self.rows, &narrow(&self.col_at)),
+        )
     }
 
     /// `W' = P W` (the rows of W, m x r, in the new order).

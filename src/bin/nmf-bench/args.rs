@@ -410,6 +410,19 @@ mod tests {
         for bad in ["1,2,3", "0,2,0.1,1", "5,5,0,1", "5,5,1.5,1", "5,5,x,1"] {
             assert!(parse(&["--sparse", bad]).is_err(), "{bad}");
         }
+        assert_eq!(
+            (o.sparse_law, o.sparse_order.clone()),
+            (SparseLaw::Uniform, vec![SparseOrder::Stored])
+        );
+        let o = parse(&["--sparse-law", "zipf", "--sparse-order", "degree,stored"]).unwrap();
+        assert_eq!(
+            (o.sparse_law, o.sparse_order),
+            (
+                SparseLaw::Zipf,
+                vec![SparseOrder::Degree, SparseOrder::Stored]
+            )
+        );
+        assert!(parse(&["--sparse-order", "rcm"]).is_err());
     }
 
     #[test]

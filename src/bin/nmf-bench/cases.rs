@@ -163,6 +163,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn zipf_cases_have_power_law_degrees() {
+        let c = SparseCase {
+            m: 400,
+            n: 600,
+            density: 0.02,
+            r: 3,
+        };
+        let (u, _, _) = sparse_case_data(c, SparseLaw::Uniform).unwrap();
+        let (z, w0, h0) = sparse_case_data(c, SparseLaw::Zipf).unwrap();
+        assert_eq!((w0.dim(), h0.dim()), ((400, 3), (3, 600)));
+        let heaviest_row = |v: &CsrMatrix| (0..v.rows()).map(|i| v.row(i).0.len()).max();
+        // Uniform: about 12 entries a row; Zipf: the first-ranked row draws a sixth of all
+        // the draws (about 260 distinct columns among them).
+        assert!(heaviest_row(&u) < Some(40));
+        assert!(heaviest_row(&z) > Some(120));
+        assert_eq!(z, sparse_case_data(c, SparseLaw::Zipf).unwrap().0);
+    }
+
+    #[test]
     fn flops() {
         assert_eq!(Shape::new(2, 3, 1).flops_per_iter(), 4.0 * 6.0 + 4.0 * 5.0);
     }
