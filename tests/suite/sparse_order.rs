@@ -185,3 +185,25 @@ fn checkpoints_and_fixed_columns_see_v_order() {
     let (dw, sw) = (degree.w().to_owned(), stored.w().to_owned());
     assert!(max_rel_diff(&dw, &sw) < ORDER_REL_TOL);
 }
+
+#[test]
+fn degree_order_on_data_scaled_into_range() {
+    // max(V) ≈ 1e30 is fitted as V / s (solver/scale.rs); the renumbering applies to V / s.
+    let v = power_law();
+    let big = CsrMatrix::from_parts(
+        v.rows(),
+        v.cols(),
+        v.indptr().to_vec(),
+        v.indices().to_vec(),
+        v.values().iter().map(|&x| x * 1e30).collect(),
+    )
+    .unwrap();
+    let p = params(
+        3,
+        Solver::MultiplicativeUpdate,
+        Loss::Frobenius,
+        Init::Nndsvd,
+    );
+    let (_, degree) = assert_orders_agree(&p, &big, "scaled by 1e30");
+    assert!(degree.final_loss().is_finite() && degree.final_loss() > 0.0);
+}
