@@ -52,7 +52,10 @@ pub fn run(cases: &[Shape], threads: usize, repeats: usize, iterations: usize) -
     );
     let mut ok = true;
     for &shape in cases {
-        if let Err(e) = profile_case(shape, peak, repeats, iterations) {
+        // On a thread of rayon's pool, as the fits run (`engine::on_pool`): the products'
+        // parallel loops then split in place instead of being handed to the pool.
+        let res = rayon::scope(|_| profile_case(shape, peak, repeats, iterations));
+        if let Err(e) = res {
             println!("{:<16}failed: {e}", shape.name());
             ok = false;
         }
