@@ -12,11 +12,13 @@
 //! | data scaled into the safe range ([`super::scale`]) | `4·m·n`, or `16·nnz` sparse |
 //! | sparse V renumbered ([`super::order`]): the permuted V and Vᵀ, the permutations | `16·nnz + 24·(m + n) + 16` |
 //! | the engines' fixed work space (blocks, scratch; a dense V's panel copy for `Wᵀ V`, made only up to 32 MiB) | 96 MiB |
+//! | dense KL and β-divergence fits: each thread's blocks of `W H` for the H update (two for β) | `threads·2·4 MiB` |
 //!
 //! `V` itself is the caller's and is not counted. A GPU fit holds the same on the host (the
 //! device's own memory is checked by the GPU engine as it allocates).
 
 use crate::error::{NmfError, Result};
+use crate::engine::cpu::COLUMN_BLOCK_ENTRIES;
 use crate::options::{Init, Loss, ValidParams};
 
 /// How the data is stored.
@@ -83,6 +85,11 @@ pub(crate) fn fit_bytes(
     if data > 0.0 {
         parts.push(format!("copies of V {}", mib(data)));
         total += data;
+    }
+    if p.loss != Loss::Frobenius && matches!(storage, Storage::Dense { .. }) {
+        let blocks = rayon::current_num_threads() as f64 * 2.0 * 4.0 * COLUMN_BLOCK_ENTRIES as f64;
+        parts.push(format!("blocks of W H {}", mib(blocks)));
+        total += blocks;
     }
     (total, parts.join(", "))
 }

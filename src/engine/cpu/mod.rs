@@ -15,6 +15,7 @@ mod skinny;
 mod small;
 pub(crate) mod sparse;
 
+pub(crate) use self::blocked::COLUMN_BLOCK_ENTRIES;
 pub(crate) use self::sparse::SparseOp;
 
 use ndarray::parallel::prelude::*;
