@@ -329,6 +329,17 @@ impl SparseOrder {
     pub fn from_name(name: &str) -> Option<SparseOrder> {
         Self::ALL.into_iter().find(|o| o.name() == name)
     }
+
+    /// One line on what it does, for help texts.
+    pub fn help(self) -> &'static str {
+        match self {
+            SparseOrder::Stored => "V's rows and columns as stored",
+            SparseOrder::Degree => {
+                "rows and columns by descending number of stored entries during the fit \
+                 (faster on power-law data; W and H come back in V's order)"
+            }
+        }
+    }
 }
 
 /// An orthogonality constraint on one factor (orthogonal NMF, Ding, Li, Peng & Park, KDD 2006).

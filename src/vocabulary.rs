@@ -1,6 +1,6 @@
 //! The command-line values of the library's option enums (feature `cli`): each enum's own
 //! names, aliases and help lines ([`Solver`], [`Loss`], [`Init`], [`Orthogonality`],
-//! [`Storage`], [`HeaderMode`]) as `clap::ValueEnum`, so that `nmf`, `nmf-bench` and the
+//! [`SparseOrder`], [`Storage`], [`HeaderMode`]) as `clap::ValueEnum`, so that `nmf`, `nmf-bench` and the
 //! examples accept exactly the library's list and no front end writes it again.
 //! [`BackendChoice`](crate::BackendChoice) takes `gpu:N`, which no fixed list holds: front ends
 //! parse it with its `FromStr`.
@@ -9,7 +9,7 @@ use clap::builder::PossibleValue;
 use clap::ValueEnum;
 
 use crate::io::{HeaderMode, Storage};
-use crate::options::{Init, Loss, Orthogonality, Solver};
+use crate::options::{Init, Loss, Orthogonality, Solver, SparseOrder};
 
 /// `ValueEnum` for an enum with `name`, `aliases` (or none) and `help`, over `$values`.
 macro_rules! value_enum {
@@ -45,6 +45,7 @@ value_enum!(Solver, &Solver::ALL, aliases);
 value_enum!(Orthogonality, &Orthogonality::ALL, aliases);
 value_enum!(Init, Init::NAMED);
 value_enum!(Storage, &Storage::ALL);
+value_enum!(SparseOrder, &SparseOrder::ALL);
 value_enum!(HeaderMode, &HeaderMode::ALL);
 
 /// The named losses; a β without a name is `--beta B` (it has no fixed value to list).

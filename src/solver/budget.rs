@@ -17,8 +17,8 @@
 //! `V` itself is the caller's and is not counted. A GPU fit holds the same on the host (the
 //! device's own memory is checked by the GPU engine as it allocates).
 
-use crate::error::{NmfError, Result};
 use crate::engine::cpu::COLUMN_BLOCK_ENTRIES;
+use crate::error::{NmfError, Result};
 use crate::options::{Init, Loss, ValidParams};
 
 /// How the data is stored.

@@ -1778,3 +1778,46 @@ fn memory_limit_bounds_the_reader_and_the_fit() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("--memory-limit"), "{}", stderr(&o));
 }
+
+/// `--sparse-order degree` renumbers a sparse V's rows and columns during the fit only: W and H
+/// come back in V's order, equal to the stored order's fit to float rounding, and the summary
+/// records the order.
+#[test]
+fn sparse_order_degree_gives_the_stored_orders_factors() {
+    let dir = tempfile::tempdir().unwrap();
+    // Rows and columns of uneven degrees: entry (i, j) dropped unless (i·j) % 5 < 2 + i % 3.
+    let mut v = v();
+    for ((i, j), x) in v.indexed_iter_mut() {
+        if (i * j) % 5 >= 2 + i % 3 {
+            *x = 0.0;
+        }
+    }
+    let file = put(dir.path(), "uneven.mtx", mtx_coord(&v, "real", false));
+    let (out_s, out_d) = (dir.path().join("stored"), dir.path().join("degree"));
+    let sparse = ["--storage", "sparse"];
+    let (ws, hs) = fit_ok(&file, &out_s, &sparse);
+    let (wd, hd) = fit_ok(
+        &file,
+        &out_d,
+        &["--storage", "sparse", "--sparse-order", "degree"],
+    );
+    assert!(rel(&wd, &ws) < 1e-4, "W differs by {}", rel(&wd, &ws));
+    assert!(rel(&hd, &hs) < 1e-4, "H differs by {}", rel(&hd, &hs));
+    let summary = std::fs::read_to_string(out_d.join("summary.json")).unwrap();
+    assert!(
+        summary.contains("\"sparse_order\": \"degree\""),
+        "{summary}"
+    );
+    assert!(summary.contains("\"storage\": \"sparse\""), "{summary}");
+    let bad = nmf(&[
+        "fit",
+        "--input",
+        s(&file),
+        "--rank",
+        "3",
+        "--sparse-order",
+        "rcm",
+    ]);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("degree"), "{}", stderr(&bad));
+}

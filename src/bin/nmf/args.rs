@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use nmf_gpu::frames::{Baseline, Crop, FrameShape, FrameSteps};
 use nmf_gpu::io::{HeaderMode, Storage};
-use nmf_gpu::{Init, Loss, Orthogonality, Solver};
+use nmf_gpu::{Init, Loss, Orthogonality, Solver, SparseOrder};
 
 /// Nonnegative matrix factorization V ≈ W H of a matrix stored in a file.
 ///
@@ -252,6 +252,11 @@ pub struct FitArgs {
         value_name = "cpu|gpu|gpu:N|gpu:N,M|gpu:all|auto"
     )]
     pub backend: BackendArg,
+
+    /// The order of a sparse V's rows and columns during a single-process fit (a matter of
+    /// speed: the result is V's order, equal to the stored order's to float rounding).
+    #[arg(long, value_enum, default_value = "stored")]
+    pub sparse_order: SparseOrder,
 
     /// Write the current model (W.npy, H.npy, summary.json with "checkpoint": true) to the
     /// output directory every N iterations, as a unit; `--resume` continues from it.

@@ -94,6 +94,7 @@ pub fn fit_params(args: &FitArgs, r: usize, backend: Backend, stop: &Stop) -> Nm
         .alpha_h(args.alpha_h.unwrap_or(args.alpha_w))
         .l1_ratio(args.l1_ratio)
         .orthogonal(args.orthogonal)
+        .sparse_order(args.sparse_order)
         .backend(backend)
         .stop_flag(stop.flag());
     match args.input.memory_limit {
@@ -234,6 +235,7 @@ pub fn run(args: &FitArgs) -> Result<u8, CliError> {
         ("alpha_h", f32_json(alpha_h)),
         ("l1_ratio", f32_json(args.l1_ratio)),
         ("orthogonal", json!(orthogonal.name())),
+        ("sparse_order", json!(args.sparse_order.name())),
         ("backend", json!(args.backend.name())),
         ("checkpoint_every", json!(args.checkpoint_every)),
         (
