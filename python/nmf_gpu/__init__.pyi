@@ -27,6 +27,7 @@ class NMF:
     shuffle: bool
     backend: str
     orthogonal: Optional[Literal["H", "W"]]
+    sparse_order: Literal["stored", "degree"]
     fix_W: Optional[Sequence[int]]
     fix_H: Optional[Sequence[int]]
     checkpoint_every: Optional[int]
@@ -59,6 +60,7 @@ class NMF:
         shuffle: bool = False,
         backend: str = "auto",
         orthogonal: Optional[Literal["H", "W"]] = None,
+        sparse_order: Literal["stored", "degree"] = "stored",
         fix_W: Optional[Sequence[int]] = None,
         fix_H: Optional[Sequence[int]] = None,
         checkpoint_every: Optional[int] = None,

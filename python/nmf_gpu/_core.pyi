@@ -18,6 +18,7 @@ class _Config(TypedDict):
     l1_ratio: float
     backend: str
     orthogonal: str
+    sparse_order: str
     verbose: bool
     fix_w: Optional[list[int]]
     fix_h: Optional[list[int]]

@@ -303,7 +303,8 @@ class MiniBatchNMF(ComponentsMixin, ClassNamePrefixFeaturesOutMixin, Transformer
         config = {
             "rank": r, "solver": "mu", "loss": loss_name(beta_of(self)), "init": init,
             "max_iter": 1, "tol": 0.0, "seed": self._seed(), "alpha_w": 0.0, "alpha_h": 0.0,
-            "l1_ratio": 0.0, "backend": "cpu", "orthogonal": "none", "verbose": False,
+            "l1_ratio": 0.0, "backend": "cpu", "orthogonal": "none", "sparse_order": "stored",
+            "verbose": False,
             "fix_w": None, "fix_h": None, "checkpoint_every": None, "checkpoint_dir": None,
             "resume": None,
         }

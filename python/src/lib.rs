@@ -22,7 +22,7 @@ use std::time::Duration;
 use ndarray::{Array2, ArrayView2};
 use nmf_gpu::{
     ndarray, Backend, BackendChoice, CsrMatrix, Factorization, Init, Loss, Nmf, NmfError,
-    NmfParams, Orthogonality, Solver,
+    NmfParams, Orthogonality, Solver, SparseOrder,
 };
 
 mod online;
@@ -51,6 +51,7 @@ struct Config {
     l1_ratio: f32,
     backend: String,
     orthogonal: String,
+    sparse_order: String,
     verbose: bool,
     fix_w: Option<Vec<usize>>,
     fix_h: Option<Vec<usize>>,
@@ -148,6 +149,12 @@ fn params(cfg: &Config, stop: &Arc<AtomicBool>) -> PyResult<NmfParams> {
         &cfg.orthogonal,
         "None, 'H' or 'W'",
     )?;
+    let sparse_order = parsed(
+        SparseOrder::from_name(&cfg.sparse_order),
+        "sparse_order",
+        &cfg.sparse_order,
+        "'stored' or 'degree'",
+    )?;
     // A custom start is set by the caller.
     let init = match cfg.init.as_str() {
         "custom" => Init::Random,
@@ -163,6 +170,7 @@ fn params(cfg: &Config, stop: &Arc<AtomicBool>) -> PyResult<NmfParams> {
         .loss(loss(&cfg.loss)?)
         .init(init)
         .orthogonal(orthogonal)
+        .sparse_order(sparse_order)
         .max_iter(cfg.max_iter)
         .tol(cfg.tol)
         .seed(cfg.seed)

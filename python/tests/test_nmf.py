@@ -177,6 +177,25 @@ def test_orthogonal_h(rng):
     assert np.isfinite(H).all() and (H >= 0).all()
 
 
+def test_sparse_order_degree_equals_stored(rng):
+    sp = pytest.importorskip("scipy.sparse")
+    # Rows and columns of very different degrees (power-law-like), and an empty column.
+    X = rng.random((60, 40)) * (rng.random((60, 40)) < np.linspace(0.05, 0.9, 40))
+    X[:, 7] = 0.0
+    Xs = sp.csr_matrix(X)
+    kw = dict(n_components=4, solver="mu", beta_loss="kullback-leibler", max_iter=150,
+              tol=0.0, random_state=0, backend="cpu")
+    stored = NMF(**kw)
+    W_s = stored.fit_transform(Xs)
+    degree = NMF(sparse_order="degree", **kw)
+    W_d = degree.fit_transform(Xs)
+    assert degree.get_params()["sparse_order"] == "degree"
+    np.testing.assert_allclose(W_d, W_s, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(degree.components_, stored.components_, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="sparse_order"):
+        NMF(sparse_order="rcm", **kw).fit(Xs)
+
+
 def test_gil_released_and_ctrl_c_stops_a_fit(rng):
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("signals reach the main thread only")
