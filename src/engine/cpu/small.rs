@@ -40,25 +40,9 @@ fn times_wide_at(
     mut out: ArrayViewMut2<'_, f32>,
 ) -> Result<bool> {
     let r = x.nrows();
-    if p.dim() != (r, r) || out.dim() != x.dim() {
-        return Err(NmfError::ShapeMismatch {
-            what: "the operands of P X",
-            expected: format!("P {r} x {r} and an output {} x {}", r, x.ncols()),
-            found: format!(
-                "P {} x {}, output {} x {}",
-                p.nrows(),
-                p.ncols(),
-                out.nrows(),
-                out.ncols()
-            ),
-        });
-    }
-    let rows_contiguous = |s: &[isize]| s[1] == 1 || x.ncols() <= 1;
-    if level == Level::None
-        || !level.supported()
-        || !rows_contiguous(x.strides())
-        || !rows_contiguous(out.strides())
-    {
+    let what = "the operands of P X";
+    check_operands(what, (p.dim(), r), "output", x.dim(), out.dim())?;
+    if !vector_rows(level, &[x.strides(), out.strides()], x.ncols()) {
         return Ok(false);
     }
     if r == 0 || x.ncols() == 0 {
@@ -92,6 +76,31 @@ fn times_wide_at(
         xs.zip(os).for_each(run);
     }
     Ok(true)
+}
+
+/// `p` r x r and `other` (the output or numerator, named `name`) shaped as X (`x`), or a
+/// [`NmfError::ShapeMismatch`] that names all three.
+fn check_operands(
+    what: &'static str,
+    (p, r): ((usize, usize), usize),
+    name: &str,
+    x: (usize, usize),
+    other: (usize, usize),
+) -> Result<()> {
+    if p == (r, r) && other == x {
+        return Ok(());
+    }
+    Err(NmfError::ShapeMismatch {
+        what,
+        expected: format!("P {r} x {r} and a {name} {} x {} (as X)", x.0, x.1),
+        found: format!("P {} x {}, {name} {} x {}", p.0, p.1, other.0, other.1),
+    })
+}
+
+/// Whether the vector kernels run at `level` on matrices whose rows (`cols` long) are
+/// contiguous, as each of `strides` says.
+fn vector_rows(level: Level, strides: &[&[isize]], cols: usize) -> bool {
+    level != Level::None && level.supported() && strides.iter().all(|s| s[1] == 1 || cols <= 1)
 }
 
 /// Columns per task of [`times_wide_update`]: its buffer of `P X` (r x SPAN floats, 64 KiB
@@ -130,25 +139,9 @@ fn times_wide_update_at(
     rule: MuRule,
 ) -> Result<bool> {
     let (r, n) = x.dim();
-    if p.dim() != (r, r) || num.dim() != (r, n) {
-        return Err(NmfError::ShapeMismatch {
-            what: "the operands of the update with denominator P X",
-            expected: format!("P {r} x {r} and a numerator {r} x {n} (as X)"),
-            found: format!(
-                "P {} x {}, numerator {} x {}",
-                p.nrows(),
-                p.ncols(),
-                num.nrows(),
-                num.ncols()
-            ),
-        });
-    }
-    let rows_contiguous = |s: &[isize]| s[1] == 1 || n <= 1;
-    if level == Level::None
-        || !level.supported()
-        || !rows_contiguous(x.strides())
-        || !rows_contiguous(num.strides())
-    {
+    let what = "the operands of the update with denominator P X";
+    check_operands(what, (p.dim(), r), "numerator", x.dim(), num.dim())?;
+    if !vector_rows(level, &[x.strides(), num.strides()], n) {
         return Ok(false);
     }
     if r == 0 || n == 0 {
@@ -217,24 +210,9 @@ pub(crate) fn tall_times_update(
 ) -> Result<bool> {
     let level = simd::level();
     let (m, r) = x.dim();
-    if p.dim() != (r, r) || num.dim() != (m, r) {
-        return Err(NmfError::ShapeMismatch {
-            what: "the operands of the update with denominator X P",
-            expected: format!("P {r} x {r} and a numerator {m} x {r} (as X)"),
-            found: format!(
-                "P {} x {}, numerator {} x {}",
-                p.nrows(),
-                p.ncols(),
-                num.nrows(),
-                num.ncols()
-            ),
-        });
-    }
-    if level == Level::None
-        || !level.supported()
-        || !x.is_standard_layout()
-        || !num.is_standard_layout()
-    {
+    let what = "the operands of the update with denominator X P";
+    check_operands(what, (p.dim(), r), "numerator", x.dim(), num.dim())?;
+    if !(vector_rows(level, &[], r) && x.is_standard_layout() && num.is_standard_layout()) {
         return Ok(false);
     }
     if m == 0 || r == 0 {
