@@ -423,81 +423,82 @@ mod tests {
         }
     }
 
+    /// The rules and penalties the fused updates are checked with.
+    fn rules_and_penalties() -> Vec<(MuRule, Regularization)> {
+        let power = MuRule::Power {
+            gamma: 0.5,
+            floor: 1e-20,
+        };
+        let mut out = Vec::new();
+        for rule in [MuRule::Plain, MuRule::Sqrt, MuRule::Damped, power] {
+            for (l1, l2) in [(0.0, 0.0), (0.1, 0.3)] {
+                out.push((rule, Regularization { l1, l2 }));
+            }
+        }
+        out
+    }
+
+    /// `fused` (the update under test, on a copy of `x0`) against the elementwise update of
+    /// `x0` with the denominator `d`, bit for bit.
+    fn assert_fused(
+        level: Level,
+        (x0, num, d): (&Array2<f32>, &Array2<f32>, &Array2<f32>),
+        (rule, reg): (MuRule, Regularization),
+        fused: impl FnOnce(ArrayViewMut2<'_, f32>) -> Result<bool>,
+        what: &str,
+    ) {
+        let mut want = x0.clone();
+        let (n, den) = (num.as_slice().unwrap(), d.as_slice().unwrap());
+        let w = want.as_slice_mut().unwrap();
+        elementwise::mu_chunk(level, w, n, Den::Each(den), reg, f32::EPSILON, rule);
+        let mut got = x0.clone();
+        assert!(fused(got.view_mut()).unwrap(), "{what}");
+        let same = got
+            .iter()
+            .zip(&want)
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(same, "{what} {rule:?} {reg:?}");
+    }
+
     /// The fused update equals the product followed by the elementwise update bit for bit, at
     /// every level and rule, across the span and block edges, with and without penalties.
     #[test]
     fn the_fused_update_is_the_product_then_the_update() {
-        let rules = [
-            MuRule::Plain,
-            MuRule::Sqrt,
-            MuRule::Damped,
-            MuRule::Power {
-                gamma: 0.5,
-                floor: 1e-20,
-            },
-        ];
-        let regs = [
-            Regularization { l1: 0.0, l2: 0.0 },
-            Regularization { l1: 0.1, l2: 0.3 },
-        ];
         for (r, n) in [(1, 1), (7, 65), (49, 300), (64, 257), (9, 2 * SPAN + 3)] {
             let mut p = pseudo(r, r, (r * 7 + n) as u32);
             p[[0, 0]] = 0.0;
             let x0 = pseudo(r, n, (r + 3 * n) as u32);
             let num = pseudo(r, n, (2 * r + n) as u32);
-            let mut cases = Vec::new();
-            for level in Level::all_supported() {
-                for rule in rules {
-                    for reg in regs {
-                        if level != Level::None {
-                            cases.push((level, rule, reg));
-                        }
-                    }
-                }
-            }
-            for (level, rule, reg) in cases {
+            for level in Level::all_supported()
+                .into_iter()
+                .filter(|&l| l != Level::None)
+            {
                 let mut d = Array2::<f32>::zeros((r, n));
                 assert!(times_wide_at(level, p.view(), x0.view(), d.view_mut()).unwrap());
-                let mut want = x0.clone();
-                elementwise::mu_chunk(
-                    level,
-                    want.as_slice_mut().unwrap(),
-                    num.as_slice().unwrap(),
-                    Den::Each(d.as_slice().unwrap()),
-                    reg,
-                    f32::EPSILON,
-                    rule,
-                );
-                let mut got = x0.clone();
-                let ran = times_wide_update_at(
-                    level,
-                    p.view(),
-                    got.view_mut(),
-                    num.view(),
-                    reg,
-                    f32::EPSILON,
-                    rule,
-                )
-                .unwrap();
-                assert!(ran);
-                let same = got
-                    .iter()
-                    .zip(&want)
-                    .all(|(a, b)| a.to_bits() == b.to_bits());
-                assert!(same, "{level:?} r {r} n {n} {rule:?} {reg:?}");
+                for (rule, reg) in rules_and_penalties() {
+                    let fused = |x: ArrayViewMut2<'_, f32>| {
+                        times_wide_update_at(
+                            level,
+                            p.view(),
+                            x,
+                            num.view(),
+                            reg,
+                            f32::EPSILON,
+                            rule,
+                        )
+                    };
+                    let what = format!("{level:?} r {r} n {n}");
+                    assert_fused(level, (&x0, &num, &d), (rule, reg), fused, &what);
+                }
             }
         }
         let x = pseudo(3, 10, 2);
         let mut y = x.clone();
-        let bad = times_wide_update(
-            pseudo(3, 3, 1).view(),
-            y.view_mut(),
-            x.slice(ndarray::s![.., ..9]),
-            Regularization { l1: 0.0, l2: 0.0 },
-            f32::EPSILON,
-            MuRule::Plain,
-        );
-        assert!(bad.is_err());
+        let none = Regularization { l1: 0.0, l2: 0.0 };
+        let eps = f32::EPSILON;
+        let num = x.slice(ndarray::s![.., ..9]);
+        let p = pseudo(3, 3, 1);
+        assert!(times_wide_update(p.view(), y.view_mut(), num, none, eps, MuRule::Plain).is_err());
     }
 
     /// The fused update of a tall factor equals the skinny product over the whole factor
@@ -508,54 +509,33 @@ mod tests {
             println!("skipping: no vector kernels on this CPU");
             return;
         }
-        let reg = Regularization { l1: 0.05, l2: 0.2 };
         for (m, r) in [(1, 1), (7, 3), (300, 49), (2 * ROWS_PER_TASK + 5, 17)] {
             let g = pseudo(r, r, (m + r) as u32);
             let x0 = pseudo(m, r, (3 * m + r) as u32);
             let num = pseudo(m, r, (m + 5 * r) as u32);
-            for rule in [MuRule::Plain, MuRule::Sqrt] {
-                let mut d = Array2::<f32>::zeros((m, r));
-                let mut bt = vec![0.0; r * r];
-                skinny::transpose_into(g.t(), &mut bt);
-                assert!(skinny::a_bt_packed(x0.view(), None, &bt, d.view_mut()).unwrap());
-                let mut want = x0.clone();
-                elementwise::mu_chunk(
-                    simd::level(),
-                    want.as_slice_mut().unwrap(),
-                    num.as_slice().unwrap(),
-                    Den::Each(d.as_slice().unwrap()),
-                    reg,
-                    f32::EPSILON,
-                    rule,
-                );
-                let mut got = x0.clone();
-                let ran = tall_times_update(
-                    got.view_mut(),
-                    g.view(),
-                    num.view(),
-                    reg,
-                    f32::EPSILON,
-                    rule,
-                );
-                assert!(ran.unwrap());
-                let same = got
-                    .iter()
-                    .zip(&want)
-                    .all(|(a, b)| a.to_bits() == b.to_bits());
-                assert!(same, "m {m} r {r} {rule:?}");
+            let mut d = Array2::<f32>::zeros((m, r));
+            let mut bt = vec![0.0; r * r];
+            skinny::transpose_into(g.t(), &mut bt);
+            assert!(skinny::a_bt_packed(x0.view(), None, &bt, d.view_mut()).unwrap());
+            for (rule, reg) in rules_and_penalties() {
+                let fused = |x: ArrayViewMut2<'_, f32>| {
+                    tall_times_update(x, g.view(), num.view(), reg, f32::EPSILON, rule)
+                };
+                let what = format!("m {m} r {r}");
+                assert_fused(simd::level(), (&x0, &num, &d), (rule, reg), fused, &what);
             }
         }
         let x = pseudo(10, 3, 2);
         let mut y = x.clone();
-        let bad = tall_times_update(
-            y.view_mut(),
-            pseudo(3, 3, 1).view(),
-            x.slice(ndarray::s![..9, ..]),
-            Regularization { l1: 0.0, l2: 0.0 },
-            f32::EPSILON,
-            MuRule::Plain,
-        );
-        assert!(bad.is_err());
+        let none = Regularization { l1: 0.0, l2: 0.0 };
+        let eps = f32::EPSILON;
+        let num = x.slice(ndarray::s![..9, ..]);
+        let p = pseudo(3, 3, 1);
+        assert!(tall_times_update(y.view_mut(), p.view(), num, none, eps, MuRule::Plain).is_err());
+        // P of another size than X's rank.
+        let num = x.view();
+        let p4 = pseudo(4, 4, 1);
+        assert!(tall_times_update(y.view_mut(), p4.view(), num, none, eps, MuRule::Plain).is_err());
     }
 
     #[test]
