@@ -5,6 +5,7 @@
 
 use ndarray::parallel::prelude::*;
 use std::borrow::Cow;
+use std::sync::Mutex;
 
 use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis, Zip};
 
@@ -14,7 +15,7 @@ use super::layout::pack_ht;
 use super::{elementwise, products, simd};
 use crate::engine::divergence::{self, beta_pair};
 use crate::engine::{Blocks, Side};
-use crate::error::Result;
+use crate::error::{NmfError, Result};
 use crate::options::Loss;
 
 /// Target number of f32 entries in one block of `V` processed at once by blocked kernels
@@ -30,7 +31,7 @@ pub(super) fn blocked_numerator(
     scratch_ht: &mut Vec<f32>,
     f: Blocks<'_, Array2<f32>>,
     out: &mut Array2<f32>,
-    combine: impl Fn(&mut Array2<f32>, ArrayView2<'_, f32>) + Sync,
+    combine: impl Fn(ArrayViewMut2<'_, f32>, ArrayView2<'_, f32>) + Sync,
 ) -> Result<()> {
     blocked_products(data, scratch_ht, f, out, None, |z, _, db| combine(z, db))
 }
@@ -46,8 +47,8 @@ pub(super) fn blocked_beta(
     beta: f32,
     (num, den): Pair<'_>,
 ) -> Result<()> {
-    blocked_products(data, scratch_ht, f, num, Some(den), |z, b, vb| {
-        if let Some(b) = b {
+    blocked_products(data, scratch_ht, f, num, Some(den), |mut z, b, vb| {
+        if let Some(mut b) = b {
             for ((mut yr, mut br), vr) in z.rows_mut().into_iter().zip(b.rows_mut()).zip(vb.rows())
             {
                 match (yr.as_slice_mut(), br.as_slice_mut(), vr.as_slice()) {
@@ -78,7 +79,7 @@ pub(super) fn blocked_products(
     f: Blocks<'_, Array2<f32>>,
     out: &mut Array2<f32>,
     second: Option<&mut Array2<f32>>,
-    combine: impl Fn(&mut Array2<f32>, Option<&mut Array2<f32>>, ArrayView2<'_, f32>) + Sync,
+    combine: impl Fn(ArrayViewMut2<'_, f32>, Option<ArrayViewMut2<'_, f32>>, ArrayView2<'_, f32>) + Sync,
 ) -> Result<()> {
     let Blocks { w, h, side } = f;
     let (m, n) = data.dim();
@@ -103,21 +104,21 @@ pub(super) fn blocked_products(
             let mut ht = std::mem::take(scratch_ht);
             pack_ht(h, &mut ht);
             let wide = products::WideFactor::new(h.view());
-            let res = blocks.into_par_iter().try_for_each_init(
-                || (Array2::zeros((0, 0)), Array2::zeros((0, 0))),
-                |(z, b), (k, ((db, ob), sb))| {
+            let buffers = ThreadBuffers::new();
+            let res = blocks.into_par_iter().try_for_each(|(k, ((db, ob), sb))| {
+                buffers.with(|bufs| {
                     let wb = w.slice(ndarray::s![k * bs..k * bs + db.nrows(), ..]);
-                    let z = sized(z, (db.nrows(), n));
-                    let mut b = sb.as_ref().map(|_| sized(b, (db.nrows(), n)));
+                    let dim = (db.nrows(), n);
+                    let (mut z, mut b) = bufs.blocks(dim, sb.is_some())?;
                     wide.times(wb, z.view_mut())?;
-                    combine(z, b.as_deref_mut(), db);
+                    combine(z.view_mut(), b.as_mut().map(|b| b.view_mut()), db);
                     products::a_bt_packed(z.view(), h.view(), &ht, ob)?;
                     match (b, sb) {
                         (Some(b), Some(sb)) => products::a_bt_packed(b.view(), h.view(), &ht, sb),
                         _ => Ok(()),
                     }
-                },
-            );
+                })
+            });
             *scratch_ht = ht;
             res
         }
@@ -125,45 +126,107 @@ pub(super) fn blocked_products(
             // Every operand row-major, so that both products take the skinny kernels: the
             // block of H's columns copied, the outputs formed whole and copied into place.
             let wt = w.t().as_standard_layout().into_owned();
+            let buffers = ThreadBuffers::new();
             let w = w.as_standard_layout();
-            let w_times_into = |z: &Array2<f32>, mut o: ArrayViewMut2<'_, f32>| -> Result<()> {
-                let mut whole = Array2::<f32>::zeros(o.dim());
-                products::at_b(w.view(), z.view(), whole.view_mut())?;
+            let w_times_into = |z: ArrayView2<'_, f32>,
+                                mut o: ArrayViewMut2<'_, f32>,
+                                whole: &mut Vec<f32>|
+             -> Result<()> {
+                let mut whole = Buffers::view(whole, o.dim())?;
+                products::at_b(w.view(), z, whole.view_mut())?;
                 o.assign(&whole);
                 Ok(())
             };
-            blocks.into_par_iter().try_for_each_init(
-                || (Array2::zeros((0, 0)), Array2::zeros((0, 0))),
-                |(z, b), (k, ((db, ob), sb))| {
+            blocks.into_par_iter().try_for_each(|(k, ((db, ob), sb))| {
+                buffers.with(|bufs| {
                     let hb = h
                         .slice(ndarray::s![.., k * bs..k * bs + db.ncols()])
                         .as_standard_layout()
                         .into_owned();
-                    let z = sized(z, (m, db.ncols()));
-                    let mut b = sb.as_ref().map(|_| sized(b, (m, db.ncols())));
+                    let Buffers { z, b, out } = bufs;
+                    let mut z = Buffers::view(z, (m, db.ncols()))?;
+                    let mut b = match sb {
+                        Some(_) => Some(Buffers::view(b, (m, db.ncols()))?),
+                        None => None,
+                    };
                     products::at_b(wt.view(), hb.view(), z.view_mut())?;
-                    combine(z, b.as_deref_mut(), db);
-                    w_times_into(z, ob)?;
+                    combine(z.view_mut(), b.as_mut().map(|b| b.view_mut()), db);
+                    w_times_into(z.view(), ob, out)?;
                     match (b, sb) {
-                        (Some(b), Some(sb)) => w_times_into(b, sb),
+                        (Some(b), Some(sb)) => w_times_into(b.view(), sb, out),
                         _ => Ok(()),
                     }
-                },
-            )
+                })
+            })
         }
     }
 }
 
 /// Rows (or columns) of a block of `V` or `M` processed at once when the other dimension is
 /// `cols`: about [`BLOCK_ENTRIES`] entries.
-/// A thread's block buffer at `dim`, reallocated only when its shape changes (the last block
-/// of a call). Its entries are whatever the previous block left: the products write every
-/// entry of a block before anything reads it.
-fn sized(buf: &mut Array2<f32>, dim: (usize, usize)) -> &mut Array2<f32> {
-    if buf.dim() != dim {
-        *buf = Array2::zeros(dim);
+/// A thread's buffers for the blocks of one call: `W H` (`z`), the β denominator's block
+/// (`b`) and a product's output before it is copied into place (`out`). Each grows to the
+/// largest block it has held, reused whatever the shape as a row-major view of its first
+/// entries; those hold what the previous block left, and the
+/// products write every entry of a block before anything reads it.
+#[derive(Default)]
+struct Buffers {
+    z: Vec<f32>,
+    b: Vec<f32>,
+    out: Vec<f32>,
+}
+
+/// One [`Buffers`] per thread of the pool for the blocks of one call, freed when it ends.
+struct ThreadBuffers(Vec<Mutex<Buffers>>);
+
+impl ThreadBuffers {
+    fn new() -> Self {
+        let threads = rayon::current_num_threads().max(1);
+        ThreadBuffers((0..threads).map(|_| Mutex::default()).collect())
     }
-    buf
+
+    /// Run `f` with this thread's buffers (a block that starts on this thread while another
+    /// waits here for stolen work finds them taken and gets fresh ones).
+    fn with<R>(&self, f: impl FnOnce(&mut Buffers) -> R) -> R {
+        let i = rayon::current_thread_index().unwrap_or(0) % self.0.len();
+        match self.0[i].try_lock() {
+            Ok(mut bufs) => f(&mut bufs),
+            Err(_) => f(&mut Buffers::default()),
+        }
+    }
+}
+
+impl Buffers {
+    /// The first `rows · cols` entries of `buf` as a `rows x cols` row-major block.
+    fn view(buf: &mut Vec<f32>, (rows, cols): (usize, usize)) -> Result<ArrayViewMut2<'_, f32>> {
+        let len = rows.saturating_mul(cols);
+        if buf.len() < len {
+            buf.resize(len, 0.0);
+        }
+        let have = buf.len();
+        ArrayViewMut2::from_shape((rows, cols), &mut buf[..len]).map_err(|_| {
+            NmfError::ShapeMismatch {
+                what: "a block of the blocked products",
+                expected: format!("{rows} x {cols}"),
+                found: format!("{have} floats"),
+            }
+        })
+    }
+
+    /// The blocks `z` and, when `second`, `b`, both `dim`.
+    fn blocks(
+        &mut self,
+        dim: (usize, usize),
+        second: bool,
+    ) -> Result<(ArrayViewMut2<'_, f32>, Option<ArrayViewMut2<'_, f32>>)> {
+        let z = Self::view(&mut self.z, dim)?;
+        let b = if second {
+            Some(Self::view(&mut self.b, dim)?)
+        } else {
+            None
+        };
+        Ok((z, b))
+    }
 }
 
 /// Most entries of one block of columns of the H update (`W H_b`, m x columns): 4 MiB.
@@ -188,7 +251,7 @@ pub(super) fn block_rows(cols: usize) -> usize {
 
 /// `z ← V ⊘ max(z, ε)` with `ε = f32::EPSILON` (the KL ratio, scikit-learn's guard), row by
 /// row at [`simd::level`] where the rows are contiguous.
-pub(super) fn ratio_in_place(z: &mut Array2<f32>, v: ArrayView2<'_, f32>) {
+pub(super) fn ratio_in_place(mut z: ArrayViewMut2<'_, f32>, v: ArrayView2<'_, f32>) {
     let level = simd::level();
     if z.dim() == v.dim() && v.ncols() > 0 {
         let rows_contiguous = z.rows().into_iter().all(|r| r.as_slice().is_some())
@@ -266,7 +329,7 @@ pub(super) fn masked_numerator(
     out: &mut Array2<f32>,
     scratch_ht: &mut Vec<f32>,
 ) -> Result<()> {
-    blocked_numerator(mask.view(), scratch_ht, f, out, |z, mb| *z *= &mb)
+    blocked_numerator(mask.view(), scratch_ht, f, out, |mut z, mb| z *= &mb)
 }
 
 /// `½ ‖M ⊙ (V − W H)‖²_F` in f64, with the rows of V a block at a time from `v`

@@ -15,7 +15,8 @@ impl Shaped for Array2<f32> {
 /// Pack `Hᵀ` (n x r, row-major) of `h` (r x n) into `scratch`.
 pub(super) fn pack_ht(h: &Array2<f32>, scratch: &mut Vec<f32>) {
     let (r, n) = h.dim();
-    scratch.clear();
+    // No clearing: transpose_into writes all n·r entries (resizing to the same length writes
+    // nothing).
     scratch.resize(n * r, 0.0);
     skinny::transpose_into(h.view(), scratch);
 }
