@@ -161,8 +161,8 @@ fn run_in_order(
     let (w0, h0) = (reorder.w_in(w0), reorder.h_in(h0));
     let data = Data::Sparse { v: &v, vt: &vt };
     let (mut out, name) = run_on_backend(data, backend, &p, &w0, &h0, update)?;
-    out.w = reorder.w_out(&out.w);
-    out.h = reorder.h_out(&out.h);
+    out.w = reorder.w_out(out.w.view());
+    out.h = reorder.h_out(out.h.view());
     Ok((out, name))
 }
 

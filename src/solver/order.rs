@@ -26,7 +26,7 @@
 
 use std::sync::Arc;
 
-use ndarray::{Array2, Axis};
+use ndarray::{Array2, ArrayView2, Axis};
 
 use crate::options::{Checkpoint, IterOptions, SparseOrder};
 use crate::sparse::CsrMatrix;
@@ -94,12 +94,12 @@ impl Reorder {
     }
 
     /// `W = Pᵀ W'` (back in V's row order).
-    pub fn w_out(&self, w: &Array2<f32>) -> Array2<f32> {
+    pub fn w_out(&self, w: ArrayView2<'_, f32>) -> Array2<f32> {
         w.select(Axis(0), &self.row_at)
     }
 
     /// `H = H' Qᵀ` (back in V's column order).
-    pub fn h_out(&self, h: &Array2<f32>) -> Array2<f32> {
+    pub fn h_out(&self, h: ArrayView2<'_, f32>) -> Array2<f32> {
         h.select(Axis(1), &self.col_at)
     }
 
@@ -111,8 +111,7 @@ impl Reorder {
             q.checkpoint = Some((
                 every,
                 Arc::new(move |cp: &Checkpoint<'_>| {
-                    let (w, h) = (cp.w.to_owned(), cp.h.to_owned());
-                    let (w, h) = (order.w_out(&w), order.h_out(&h));
+                    let (w, h) = (order.w_out(cp.w), order.h_out(cp.h));
                     f(&Checkpoint {
                         w: w.view(),
                         h: h.view(),
@@ -195,8 +194,8 @@ mod tests {
         let r = Reorder::of(SparseOrder::Degree, &v, &v.transpose()).expect("not the identity");
         let w = Array2::from_shape_fn((4, 2), |(i, t)| (10 * i + t) as f32);
         let h = Array2::from_shape_fn((2, 5), |(t, j)| (10 * t + j) as f32);
-        assert_eq!(r.w_out(&r.w_in(&w)), w);
-        assert_eq!(r.h_out(&r.h_in(&h)), h);
+        assert_eq!(r.w_out(r.w_in(&w).view()), w);
+        assert_eq!(r.h_out(r.h_in(&h).view()), h);
         assert_ne!(r.w_in(&w), w);
     }
 

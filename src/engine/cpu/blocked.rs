@@ -11,11 +11,11 @@ use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis, Zip};
 
 use super::data::{DataOperator, Pair};
 use super::divergence_rows::{self, RowLoss};
-use super::layout::pack_ht;
+use super::layout::{pack_ht, scratch_block};
 use super::{elementwise, products, simd};
 use crate::engine::divergence::{self, beta_pair};
 use crate::engine::{Blocks, Side};
-use crate::error::{NmfError, Result};
+use crate::error::Result;
 use crate::options::Loss;
 
 /// Target number of f32 entries in one block of `V` processed at once by blocked kernels
@@ -132,7 +132,7 @@ pub(super) fn blocked_products(
                                 mut o: ArrayViewMut2<'_, f32>,
                                 whole: &mut Vec<f32>|
              -> Result<()> {
-                let mut whole = Buffers::view(whole, o.dim())?;
+                let mut whole = scratch_block(whole, o.dim())?;
                 products::at_b(w.view(), z, whole.view_mut())?;
                 o.assign(&whole);
                 Ok(())
@@ -144,9 +144,9 @@ pub(super) fn blocked_products(
                         .as_standard_layout()
                         .into_owned();
                     let Buffers { z, b, out } = bufs;
-                    let mut z = Buffers::view(z, (m, db.ncols()))?;
+                    let mut z = scratch_block(z, (m, db.ncols()))?;
                     let mut b = match sb {
-                        Some(_) => Some(Buffers::view(b, (m, db.ncols()))?),
+                        Some(_) => Some(scratch_block(b, (m, db.ncols()))?),
                         None => None,
                     };
                     products::at_b(wt.view(), hb.view(), z.view_mut())?;
@@ -197,31 +197,15 @@ impl ThreadBuffers {
 }
 
 impl Buffers {
-    /// The first `rows · cols` entries of `buf` as a `rows x cols` row-major block.
-    fn view(buf: &mut Vec<f32>, (rows, cols): (usize, usize)) -> Result<ArrayViewMut2<'_, f32>> {
-        let len = rows.saturating_mul(cols);
-        if buf.len() < len {
-            buf.resize(len, 0.0);
-        }
-        let have = buf.len();
-        ArrayViewMut2::from_shape((rows, cols), &mut buf[..len]).map_err(|_| {
-            NmfError::ShapeMismatch {
-                what: "a block of the blocked products",
-                expected: format!("{rows} x {cols}"),
-                found: format!("{have} floats"),
-            }
-        })
-    }
-
     /// The blocks `z` and, when `second`, `b`, both `dim`.
     fn blocks(
         &mut self,
         dim: (usize, usize),
         second: bool,
     ) -> Result<(ArrayViewMut2<'_, f32>, Option<ArrayViewMut2<'_, f32>>)> {
-        let z = Self::view(&mut self.z, dim)?;
+        let z = scratch_block(&mut self.z, dim)?;
         let b = if second {
-            Some(Self::view(&mut self.b, dim)?)
+            Some(scratch_block(&mut self.b, dim)?)
         } else {
             None
         };

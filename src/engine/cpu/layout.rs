@@ -1,15 +1,36 @@
 //! The layouts and shape checks the CPU engine's products share: packed `Hᵀ`, row-major
 //! views and slices, scratch matrices, and the checks that factors and outputs fit V.
 
-use ndarray::{Array2, CowArray, Ix2};
+use ndarray::{Array2, ArrayViewMut2, CowArray, Ix2};
 
 use super::skinny;
 use crate::engine::Shaped;
+use crate::error::{NmfError, Result};
 
 impl Shaped for Array2<f32> {
     fn shape(&self) -> (usize, usize) {
         self.dim()
     }
+}
+
+/// The first `rows · cols` entries of `buf` as a `rows x cols` row-major block, `buf` grown
+/// (never shrunk) to hold them: a scratch block reused across the blocks of a call whatever
+/// their shape. Its entries are whatever the previous block left, so the caller writes every
+/// entry before it reads one.
+pub(super) fn scratch_block(
+    buf: &mut Vec<f32>,
+    (rows, cols): (usize, usize),
+) -> Result<ArrayViewMut2<'_, f32>> {
+    let len = rows.saturating_mul(cols);
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+    let have = buf.len();
+    ArrayViewMut2::from_shape((rows, cols), &mut buf[..len]).map_err(|_| NmfError::ShapeMismatch {
+        what: "a scratch block",
+        expected: format!("{rows} x {cols}"),
+        found: format!("{have} floats"),
+    })
 }
 
 /// Pack `Hᵀ` (n x r, row-major) of `h` (r x n) into `scratch`.

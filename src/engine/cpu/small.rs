@@ -6,10 +6,11 @@
 //! L1 while every row of `P` sweeps it, `D[t, block] = Σ_k P[t,k] · X[k, block]` summed in
 //! vector registers, as the HALS sweeps of `hals.rs` form their gradients.
 
-use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
 use super::elementwise::{self, Den};
+use super::layout::scratch_block;
 #[cfg(target_arch = "x86_64")]
 use super::simd::Isa;
 use super::simd::{self, isa_entries, Level};
@@ -37,7 +38,7 @@ fn times_wide_at(
     level: Level,
     p: ArrayView2<'_, f32>,
     x: ArrayView2<'_, f32>,
-    mut out: ArrayViewMut2<'_, f32>,
+    out: ArrayViewMut2<'_, f32>,
 ) -> Result<bool> {
     let r = x.nrows();
     let what = "the operands of P X";
@@ -50,31 +51,11 @@ fn times_wide_at(
     }
     let p = p.as_standard_layout();
     let ps = p.as_slice().unwrap_or(&[]);
-    let (ldx, ldo) = (x.strides()[0] as usize, out.strides()[0] as usize);
-    let run = |(xb, mut ob): (ArrayView2<'_, f32>, ArrayViewMut2<'_, f32>)| {
-        let b = xb.ncols();
-        let (xp, op) = (xb.as_ptr(), ob.as_mut_ptr());
-        #[cfg(target_arch = "x86_64")]
-        match level {
-            // SAFETY: AVX-512F is available (a supported level); p holds r x r floats, and the
-            // block has r rows of b floats, ldx (ldo) apart, in x (out), checked above.
-            Level::Avx512 => unsafe { block_avx512(ps, r, xp, ldx, op, ldo, b) },
-            // SAFETY: as above, AVX2 and FMA.
-            Level::Avx2 => unsafe { block_avx2(ps, r, xp, ldx, op, ldo, b) },
-            Level::None => {}
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = (ps, xp, op, ldx, ldo, b);
-    };
-    let (xs, os) = (
-        x.axis_chunks_iter(Axis(1), BLOCK),
-        out.axis_chunks_iter_mut(Axis(1), BLOCK),
-    );
-    if r * r * x.ncols() >= 1 << 17 {
-        xs.into_par_iter().zip(os).for_each(run);
-    } else {
-        xs.zip(os).for_each(run);
-    }
+    let parallel = r * r * x.ncols() >= 1 << 17;
+    over_chunks(out, x, (Axis(1), BLOCK), parallel, |_, ob, xb| {
+        product_span(level, ps, xb, ob);
+        Ok(())
+    })?;
     Ok(true)
 }
 
@@ -101,6 +82,63 @@ fn check_operands(
 /// contiguous, as each of `strides` says.
 fn vector_rows(level: Level, strides: &[&[isize]], cols: usize) -> bool {
     level != Level::None && level.supported() && strides.iter().all(|s| s[1] == 1 || cols <= 1)
+}
+
+/// `run(scratch, a_chunk, b_chunk)` over the chunks of `size` along `axis` of `a` and `b`
+/// (the same shape), in parallel when `parallel`; `scratch` is a buffer each worker reuses
+/// across its chunks ([`scratch_block`]).
+fn over_chunks<F>(
+    mut a: ArrayViewMut2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    (axis, size): (Axis, usize),
+    parallel: bool,
+    run: F,
+) -> Result<()>
+where
+    F: Fn(&mut Vec<f32>, ArrayViewMut2<'_, f32>, ArrayView2<'_, f32>) -> Result<()> + Sync + Send,
+{
+    let (ac, bc) = (
+        a.axis_chunks_iter_mut(axis, size),
+        b.axis_chunks_iter(axis, size),
+    );
+    if parallel {
+        ac.into_par_iter()
+            .zip(bc)
+            .try_for_each_init(Vec::new, |buf, (a, b)| run(buf, a, b))
+    } else {
+        let mut buf = Vec::new();
+        ac.zip(bc).try_for_each(|(a, b)| run(&mut buf, a, b))
+    }
+}
+
+/// `out = P x` over a span of columns, [`BLOCK`] at a time (each block of `x` stays in L1
+/// while every row of P sweeps it), at `level`, for `p` the r x r row-major P.
+///
+/// # Panics
+/// When `level` is not supported, `p` holds fewer than r·r floats, `x` and `out` differ in
+/// shape or their rows are not contiguous (the kernels' contract, checked here).
+fn product_span(level: Level, p: &[f32], x: ArrayView2<'_, f32>, mut out: ArrayViewMut2<'_, f32>) {
+    let (r, w) = x.dim();
+    assert!(level.supported() && p.len() >= r * r && out.dim() == (r, w));
+    assert!(vector_rows(level, &[x.strides(), out.strides()], w));
+    let (ldx, ldo) = (x.strides()[0] as usize, out.strides()[0] as usize);
+    let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
+    for j0 in (0..w).step_by(BLOCK) {
+        let b = BLOCK.min(w - j0);
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the level is supported, p holds r x r floats, and columns j0..j0+b of the r
+        // rows of x (ldx apart) and of out (ldo apart) exist (asserted above).
+        unsafe {
+            let (xj, oj) = (xp.add(j0), op.add(j0));
+            match level {
+                Level::Avx512 => block_avx512(p, r, xj, ldx, oj, ldo, b),
+                Level::Avx2 => block_avx2(p, r, xj, ldx, oj, ldo, b),
+                Level::None => {}
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (xp, op, ldx, ldo, b);
+    }
 }
 
 /// Columns per task of [`times_wide_update`]: its buffer of `P X` (r x SPAN floats, 64 KiB
@@ -132,7 +170,7 @@ pub(crate) fn times_wide_update(
 fn times_wide_update_at(
     level: Level,
     p: ArrayView2<'_, f32>,
-    mut x: ArrayViewMut2<'_, f32>,
+    x: ArrayViewMut2<'_, f32>,
     num: ArrayView2<'_, f32>,
     reg: Regularization,
     eps: f32,
@@ -149,42 +187,20 @@ fn times_wide_update_at(
     }
     let p = p.as_standard_layout();
     let ps = p.as_slice().unwrap_or(&[]);
-    let ldx = x.strides()[0] as usize;
-    let run = |(mut xs, ns): (ArrayViewMut2<'_, f32>, ArrayView2<'_, f32>)| {
+    let parallel = r * r * n >= 1 << 17;
+    over_chunks(x, num, (Axis(1), SPAN), parallel, |buf, mut xs, ns| {
         let w = xs.ncols();
-        let mut d = vec![0.0f32; r * w];
-        let xp = xs.as_ptr();
-        for j0 in (0..w).step_by(BLOCK) {
-            let b = BLOCK.min(w - j0);
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: as in times_wide: the level is supported, p holds r x r floats, columns
-            // j0..j0+b of the span's r rows (ldx apart) exist, and d holds r rows of w floats.
-            unsafe {
-                let (xj, dj) = (xp.add(j0), d.as_mut_ptr().add(j0));
-                match level {
-                    Level::Avx512 => block_avx512(ps, r, xj, ldx, dj, w, b),
-                    Level::Avx2 => block_avx2(ps, r, xj, ldx, dj, w, b),
-                    Level::None => {}
-                }
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            let _ = (ps, xp, ldx, b);
-        }
-        for ((mut xr, nr), dr) in xs.rows_mut().into_iter().zip(ns.rows()).zip(d.chunks(w)) {
-            if let (Some(xr), Some(nr)) = (xr.as_slice_mut(), nr.as_slice()) {
+        let mut d = scratch_block(buf, (r, w))?;
+        product_span(level, ps, xs.view(), d.view_mut());
+        for ((mut xr, nr), dr) in xs.rows_mut().into_iter().zip(ns.rows()).zip(d.rows()) {
+            if let (Some(xr), Some(nr), Some(dr)) =
+                (xr.as_slice_mut(), nr.as_slice(), dr.to_slice())
+            {
                 elementwise::mu_chunk(level, xr, nr, Den::Each(dr), reg, eps, rule);
             }
         }
-    };
-    let (xs, ns) = (
-        x.axis_chunks_iter_mut(Axis(1), SPAN),
-        num.axis_chunks_iter(Axis(1), SPAN),
-    );
-    if r * r * n >= 1 << 17 {
-        xs.into_par_iter().zip(ns).for_each(run);
-    } else {
-        xs.zip(ns).for_each(run);
-    }
+        Ok(())
+    })?;
     Ok(true)
 }
 
@@ -201,7 +217,7 @@ const ROWS_PER_TASK: usize = 256;
 /// error; `Ok(false)` (nothing done) where the kernels do not run or an operand is not
 /// row-major.
 pub(crate) fn tall_times_update(
-    mut x: ArrayViewMut2<'_, f32>,
+    x: ArrayViewMut2<'_, f32>,
     p: ArrayView2<'_, f32>,
     num: ArrayView2<'_, f32>,
     reg: Regularization,
@@ -220,29 +236,28 @@ pub(crate) fn tall_times_update(
     }
     let p = p.as_standard_layout();
     let ps = p.as_slice().unwrap_or(&[]);
-    let run = |(mut xs, ns): (ArrayViewMut2<'_, f32>, ArrayView2<'_, f32>)| -> Result<()> {
-        let mut d = Array2::<f32>::zeros(xs.dim());
-        if !skinny::a_bt_packed(xs.view(), None, ps, d.view_mut())? {
-            return Err(NmfError::ShapeMismatch {
-                what: "a block of the update with denominator X P",
-                expected: "row-major operands".into(),
-                found: "another layout".into(),
-            });
-        }
-        if let (Some(xr), Some(nr), Some(dr)) = (xs.as_slice_mut(), ns.as_slice(), d.as_slice()) {
-            elementwise::mu_chunk(level, xr, nr, Den::Each(dr), reg, eps, rule);
-        }
-        Ok(())
-    };
-    let (xs, ns) = (
-        x.axis_chunks_iter_mut(Axis(0), ROWS_PER_TASK),
-        num.axis_chunks_iter(Axis(0), ROWS_PER_TASK),
-    );
-    if m * r * r >= 1 << 17 {
-        xs.into_par_iter().zip(ns).try_for_each(run)?;
-    } else {
-        xs.zip(ns).try_for_each(run)?;
-    }
+    let parallel = m * r * r >= 1 << 17;
+    over_chunks(
+        x,
+        num,
+        (Axis(0), ROWS_PER_TASK),
+        parallel,
+        |buf, mut xs, ns| {
+            let mut d = scratch_block(buf, xs.dim())?;
+            if !skinny::a_bt_packed(xs.view(), None, ps, d.view_mut())? {
+                return Err(NmfError::ShapeMismatch {
+                    what: "a block of the update with denominator X P",
+                    expected: "row-major operands".into(),
+                    found: "another layout".into(),
+                });
+            }
+            if let (Some(xr), Some(nr), Some(dr)) = (xs.as_slice_mut(), ns.as_slice(), d.as_slice())
+            {
+                elementwise::mu_chunk(level, xr, nr, Den::Each(dr), reg, eps, rule);
+            }
+            Ok(())
+        },
+    )?;
     Ok(true)
 }
 
